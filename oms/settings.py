@@ -236,3 +236,5 @@ LOGGING = {
 OMS_PRICE_STALE_DAYS = env.int("OMS_PRICE_STALE_DAYS", default=7)
 # Seconds the simulated broker waits before acknowledging and before filling.
 OMS_SIMULATED_BROKER_LATENCY = env.float("OMS_SIMULATED_BROKER_LATENCY", default=0.2)
+# Runs of up to this many accounts are computed in the request; larger ones by the worker.
+OMS_REBALANCE_INLINE_LIMIT = env.int("OMS_REBALANCE_INLINE_LIMIT", default=50)

@@ -1,0 +1,91 @@
+from django.contrib import admin
+
+from oms.admin import AuditedModelAdmin, ReadOnlyModelAdmin
+
+from .models import (
+    CashBalance,
+    FxRate,
+    ModelPortfolio,
+    ModelTarget,
+    Portfolio,
+    Position,
+    Price,
+    RebalanceRun,
+    Security,
+    TaxLot,
+)
+
+
+@admin.register(Security)
+class SecurityAdmin(AuditedModelAdmin):
+    list_display = [
+        "ticker",
+        "name",
+        "asset_class",
+        "currency",
+        "sector",
+        "country",
+        "round_lot",
+        "is_active",
+    ]
+    list_filter = ["asset_class", "currency", "sector", "is_active"]
+    search_fields = ["ticker", "name", "isin", "cusip", "figi"]
+
+
+@admin.register(Price)
+class PriceAdmin(AuditedModelAdmin):
+    list_display = ["security", "as_of", "price", "source"]
+    list_filter = ["as_of"]
+    search_fields = ["security__ticker"]
+    list_select_related = ["security"]
+
+
+@admin.register(FxRate)
+class FxRateAdmin(AuditedModelAdmin):
+    list_display = ["currency", "quote", "as_of", "rate"]
+    list_filter = ["currency", "quote"]
+
+
+class ModelTargetInline(admin.TabularInline):
+    model = ModelTarget
+    autocomplete_fields = ["security"]
+    extra = 0
+
+
+@admin.register(ModelPortfolio)
+class ModelPortfolioAdmin(AuditedModelAdmin):
+    list_display = ["name", "cash_weight", "band_absolute", "band_relative"]
+    inlines = [ModelTargetInline]
+
+
+@admin.register(Portfolio)
+class PortfolioAdmin(AuditedModelAdmin):
+    list_display = ["code", "name", "base_currency", "manager", "model", "cash_floor", "is_active"]
+    list_filter = ["base_currency", "model", "is_active"]
+    search_fields = ["code", "name"]
+    list_select_related = ["manager", "model"]
+
+
+@admin.register(CashBalance)
+class CashBalanceAdmin(ReadOnlyModelAdmin):
+    list_display = ["portfolio", "currency", "amount"]
+    list_select_related = ["portfolio"]
+
+
+@admin.register(Position)
+class PositionAdmin(ReadOnlyModelAdmin):
+    list_display = ["portfolio", "security", "quantity"]
+    list_select_related = ["portfolio", "security"]
+    search_fields = ["portfolio__code", "security__ticker"]
+
+
+@admin.register(TaxLot)
+class TaxLotAdmin(ReadOnlyModelAdmin):
+    list_display = ["portfolio", "security", "quantity", "unit_cost", "acquired_on"]
+    list_select_related = ["portfolio", "security"]
+
+
+@admin.register(RebalanceRun)
+class RebalanceRunAdmin(ReadOnlyModelAdmin):
+    list_display = ["pk", "status", "created_by", "created_at"]
+    list_filter = ["status"]

@@ -1,0 +1,288 @@
+"""Reference data and holdings: securities, prices, FX, accounts, models, rebalance runs."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import OuterRef, Subquery
+from django.urls import reverse
+
+from oms.numbers import ZERO
+
+
+def quantity_field(**kwargs) -> models.DecimalField:
+    return models.DecimalField(max_digits=24, decimal_places=6, **kwargs)
+
+
+def price_field(**kwargs) -> models.DecimalField:
+    return models.DecimalField(max_digits=24, decimal_places=8, **kwargs)
+
+
+def money_field(**kwargs) -> models.DecimalField:
+    return models.DecimalField(max_digits=24, decimal_places=4, **kwargs)
+
+
+def weight_field(**kwargs) -> models.DecimalField:
+    return models.DecimalField(max_digits=12, decimal_places=8, **kwargs)
+
+
+class AssetClass(models.TextChoices):
+    EQUITY = "equity", "Equity"
+    ETF = "etf", "Exchange-traded fund"
+    FIXED_INCOME = "fixed_income", "Fixed income"
+    MONEY_MARKET = "money_market", "Money market"
+
+
+class SecurityQuerySet(models.QuerySet):
+    def with_latest_price(self) -> SecurityQuerySet:
+        latest = Price.objects.filter(security=OuterRef("pk")).order_by("-as_of")
+        return self.annotate(
+            latest_price=Subquery(latest.values("price")[:1]),
+            latest_price_date=Subquery(latest.values("as_of")[:1]),
+        )
+
+
+class Security(models.Model):
+    """An instrument that can be held and traded."""
+
+    ticker = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=200)
+    asset_class = models.CharField(max_length=20, choices=AssetClass.choices)
+    currency = models.CharField(max_length=3)
+    isin = models.CharField("ISIN", max_length=12, blank=True, db_index=True)
+    cusip = models.CharField("CUSIP", max_length=9, blank=True, db_index=True)
+    figi = models.CharField("FIGI", max_length=12, blank=True, db_index=True)
+    sector = models.CharField(max_length=100, blank=True)
+    issuer = models.CharField(max_length=200, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    round_lot = quantity_field(
+        default=Decimal(1), validators=[MinValueValidator(Decimal("0.000001"))]
+    )
+    min_quantity = quantity_field(default=Decimal(1), validators=[MinValueValidator(ZERO)])
+    tick_size = price_field(
+        default=Decimal("0.01"), validators=[MinValueValidator(Decimal("0.00000001"))]
+    )
+    multiplier = quantity_field(
+        default=Decimal(1), validators=[MinValueValidator(Decimal("0.000001"))]
+    )
+    fractional = models.BooleanField(default=False, help_text="Quantities below one lot allowed")
+    is_active = models.BooleanField(default=True)
+
+    objects = SecurityQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["ticker"]
+        verbose_name_plural = "securities"
+
+    def __str__(self) -> str:
+        return self.ticker
+
+
+class Price(models.Model):
+    """A closing (or latest) price of a security on a date, in the security's currency."""
+
+    security = models.ForeignKey(Security, on_delete=models.CASCADE, related_name="prices")
+    as_of = models.DateField()
+    price = price_field(validators=[MinValueValidator(Decimal("0.00000001"))])
+    source = models.CharField(max_length=50, blank=True)
+
+    class Meta:
+        ordering = ["security", "-as_of"]
+        constraints = [
+            models.UniqueConstraint(fields=["security", "as_of"], name="price_unique_per_day"),
+            models.CheckConstraint(condition=models.Q(price__gt=0), name="price_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.security} {self.as_of} {self.price}"
+
+
+class FxRate(models.Model):
+    """One unit of `currency` is worth `rate` units of `quote` on `as_of`."""
+
+    currency = models.CharField(max_length=3)
+    quote = models.CharField(max_length=3)
+    as_of = models.DateField()
+    rate = models.DecimalField(max_digits=20, decimal_places=10)
+
+    class Meta:
+        ordering = ["currency", "quote", "-as_of"]
+        verbose_name = "FX rate"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["currency", "quote", "as_of"], name="fx_unique_per_day"
+            ),
+            models.CheckConstraint(condition=models.Q(rate__gt=0), name="fx_rate_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.currency}/{self.quote} {self.as_of} {self.rate}"
+
+
+class ModelPortfolio(models.Model):
+    """Target weights (securities and cash) with tolerance bands."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    cash_weight = weight_field(default=ZERO, validators=[MinValueValidator(ZERO)])
+    band_absolute = weight_field(
+        default=Decimal("0.02"), help_text="Tolerance band in weight points, e.g. 0.02 = ±2%"
+    )
+    band_relative = weight_field(
+        default=ZERO, help_text="Tolerance band relative to the target, e.g. 0.25 = ±25% of it"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "model portfolio"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("portfolios:model-detail", args=[self.pk])
+
+
+class ModelTarget(models.Model):
+    model = models.ForeignKey(ModelPortfolio, on_delete=models.CASCADE, related_name="targets")
+    security = models.ForeignKey(Security, on_delete=models.PROTECT, related_name="+")
+    weight = weight_field(validators=[MinValueValidator(ZERO)])
+
+    class Meta:
+        ordering = ["model", "-weight"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "security"], name="target_unique_per_model")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model}: {self.security} {self.weight}"
+
+
+class Portfolio(models.Model):
+    """An account: holdings and cash in a base currency, run against a model."""
+
+    code = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=200)
+    base_currency = models.CharField(max_length=3, default="USD")
+    manager = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="managed_portfolios"
+    )
+    model = models.ForeignKey(
+        ModelPortfolio, null=True, blank=True, on_delete=models.SET_NULL, related_name="portfolios"
+    )
+    cash_floor = money_field(default=ZERO, validators=[MinValueValidator(ZERO)])
+    long_only = models.BooleanField(default=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+    def get_absolute_url(self) -> str:
+        return reverse("portfolios:portfolio-detail", args=[self.pk])
+
+
+class CashBalance(models.Model):
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="cash_balances")
+    currency = models.CharField(max_length=3)
+    amount = money_field(default=ZERO)
+
+    class Meta:
+        ordering = ["portfolio", "currency"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["portfolio", "currency"], name="cash_unique_per_currency"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.portfolio} {self.currency} {self.amount}"
+
+
+class Position(models.Model):
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="positions")
+    security = models.ForeignKey(Security, on_delete=models.PROTECT, related_name="positions")
+    quantity = quantity_field(default=ZERO)
+
+    class Meta:
+        ordering = ["portfolio", "security__ticker"]
+        constraints = [
+            models.UniqueConstraint(fields=["portfolio", "security"], name="position_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.portfolio} {self.security} {self.quantity}"
+
+
+class TaxLot(models.Model):
+    """A purchase still (partly) held: what was paid and when, for gains and lot selection."""
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="tax_lots")
+    security = models.ForeignKey(Security, on_delete=models.PROTECT, related_name="+")
+    quantity = quantity_field(help_text="Quantity still open")
+    original_quantity = quantity_field()
+    unit_cost = price_field()
+    acquired_on = models.DateField()
+
+    class Meta:
+        ordering = ["portfolio", "security", "acquired_on", "pk"]
+        indexes = [models.Index(fields=["portfolio", "security"])]
+
+    def __str__(self) -> str:
+        return f"{self.portfolio} {self.security} {self.quantity}@{self.unit_cost}"
+
+
+class RebalanceRun(models.Model):
+    """One rebalance of a set of accounts: its parameters, what-if and proposed orders."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        RUNNING = "running", "Running"
+        PROPOSED = "proposed", "Proposed"
+        APPROVED = "approved", "Approved"
+        RELEASED = "released", "Released"
+        CANCELLED = "cancelled", "Cancelled"
+        FAILED = "failed", "Failed"
+
+    TRANSITIONS = {
+        Status.DRAFT: frozenset({Status.RUNNING, Status.CANCELLED}),
+        Status.RUNNING: frozenset({Status.PROPOSED, Status.FAILED}),
+        Status.PROPOSED: frozenset({Status.APPROVED, Status.CANCELLED}),
+        Status.APPROVED: frozenset({Status.RELEASED, Status.CANCELLED}),
+        Status.RELEASED: frozenset(),
+        Status.CANCELLED: frozenset(),
+        Status.FAILED: frozenset(),
+    }
+
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    portfolios = models.ManyToManyField(Portfolio, related_name="rebalance_runs")
+    parameters = models.JSONField(default=dict, blank=True)
+    summary = models.JSONField(default=dict, blank=True, help_text="What-if per account")
+    skipped = models.JSONField(
+        default=dict, blank=True, help_text="Accounts skipped, with the reason"
+    )
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Rebalance #{self.pk}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("portfolios:run-detail", args=[self.pk])

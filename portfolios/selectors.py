@@ -1,0 +1,189 @@
+"""Reads shared by pages, the API and tasks: holdings as frames for the engines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+
+import pandas as pd
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from oms.roles import sees_all_portfolios
+
+from .models import (
+    CashBalance,
+    FxRate,
+    ModelPortfolio,
+    ModelTarget,
+    Portfolio,
+    Position,
+    Security,
+    TaxLot,
+)
+from .rebalance import Book
+
+
+def portfolios_visible_to(user) -> QuerySet[Portfolio]:
+    qs = Portfolio.objects.select_related("manager", "model")
+    if sees_all_portfolios(user):
+        return qs
+    return qs.filter(manager=user)
+
+
+class FxTable:
+    """Latest FX rates, with inverse and cross (through USD or EUR) conversions."""
+
+    def __init__(self, rates: dict[tuple[str, str], float]) -> None:
+        self.rates = dict(rates)
+        for (a, b), rate in list(rates.items()):
+            self.rates.setdefault((b, a), 1.0 / rate)
+
+    @classmethod
+    def latest(cls) -> FxTable:
+        rates: dict[tuple[str, str], float] = {}
+        for currency, quote, rate in FxRate.objects.order_by(
+            "currency", "quote", "-as_of"
+        ).values_list("currency", "quote", "rate"):
+            rates.setdefault((currency, quote), float(rate))
+        return cls(rates)
+
+    def rate(self, currency: str, base: str) -> float | None:
+        if currency == base:
+            return 1.0
+        direct = self.rates.get((currency, base))
+        if direct is not None:
+            return direct
+        for via in ("USD", "EUR"):
+            first, second = self.rates.get((currency, via)), self.rates.get((via, base))
+            if first is not None and second is not None:
+                return first * second
+        return None
+
+    def frame(self, currencies: Iterable[str], bases: Iterable[str]) -> pd.DataFrame:
+        rows = [
+            (c, b, r)
+            for c in set(currencies)
+            for b in set(bases)
+            if c != b and (r := self.rate(c, b)) is not None
+        ]
+        return pd.DataFrame(rows, columns=["currency", "base", "rate"])
+
+
+def latest_prices(security_ids: Iterable[int] | None = None) -> dict[int, tuple[Decimal, object]]:
+    """security id → (latest price, its date), in one query."""
+    qs = Security.objects.with_latest_price()
+    if security_ids is not None:
+        qs = qs.filter(pk__in=list(security_ids))
+    return {
+        pk: (price, as_of)
+        for pk, price, as_of in qs.values_list("pk", "latest_price", "latest_price_date")
+        if price is not None
+    }
+
+
+def load_book(portfolio_ids: Iterable[int]) -> Book:
+    """The engine's input for these accounts, in a fixed number of queries."""
+    portfolio_ids = list(portfolio_ids)
+    portfolios = list(
+        Portfolio.objects.filter(pk__in=portfolio_ids).values(
+            "pk", "model_id", "base_currency", "cash_floor", "long_only"
+        )
+    )
+    model_ids = {p["model_id"] for p in portfolios if p["model_id"]}
+    targets = list(
+        ModelTarget.objects.filter(model_id__in=model_ids).values_list(
+            "model_id", "security_id", "weight"
+        )
+    )
+    holdings = list(
+        Position.objects.filter(portfolio_id__in=portfolio_ids)
+        .exclude(quantity=0)
+        .values_list("portfolio_id", "security_id", "quantity")
+    )
+    security_ids = {s for _, s, _ in targets} | {s for _, s, _ in holdings}
+    securities = list(
+        Security.objects.filter(pk__in=security_ids)
+        .with_latest_price()
+        .values(
+            "pk",
+            "currency",
+            "round_lot",
+            "min_quantity",
+            "fractional",
+            "latest_price",
+            "latest_price_date",
+        )
+    )
+    fx = FxTable.latest()
+    base_of = {p["pk"]: p["base_currency"] for p in portfolios}
+    cash: dict[int, float] = dict.fromkeys(base_of, 0.0)
+    for portfolio_id, currency, amount in CashBalance.objects.filter(
+        portfolio_id__in=portfolio_ids
+    ).values_list("portfolio_id", "currency", "amount"):
+        rate = fx.rate(currency, base_of[portfolio_id])
+        if rate is None:
+            raise ValueError(f"no FX rate from {currency} to {base_of[portfolio_id]}")
+        cash[portfolio_id] += float(amount) * rate
+    currency_of = {s["pk"]: s["currency"] for s in securities}
+    lots = [
+        (
+            portfolio_id,
+            security_id,
+            float(quantity),
+            float(quantity * unit_cost)
+            * (fx.rate(currency_of[security_id], base_of[portfolio_id]) or float("nan")),
+            acquired_on,
+        )
+        for portfolio_id, security_id, quantity, unit_cost, acquired_on in TaxLot.objects.filter(
+            portfolio_id__in=portfolio_ids, quantity__gt=0
+        ).values_list("portfolio_id", "security_id", "quantity", "unit_cost", "acquired_on")
+    ]
+    models = ModelPortfolio.objects.filter(pk__in=model_ids).values_list(
+        "pk", "cash_weight", "band_absolute", "band_relative"
+    )
+    today = timezone.now().date()
+    stale_before = today - pd.Timedelta(days=settings.OMS_PRICE_STALE_DAYS)
+    return Book(
+        securities=pd.DataFrame(
+            {
+                "security": [s["pk"] for s in securities],
+                "price": [
+                    float(s["latest_price"]) if s["latest_price"] else float("nan")
+                    for s in securities
+                ],
+                "currency": [s["currency"] for s in securities],
+                "lot": [float(s["round_lot"]) for s in securities],
+                "min_qty": [float(s["min_quantity"]) for s in securities],
+                "fractional": [bool(s["fractional"]) for s in securities],
+                "stale": [
+                    s["latest_price_date"] is None or s["latest_price_date"] < stale_before
+                    for s in securities
+                ],
+            }
+        ),
+        accounts=pd.DataFrame(
+            {
+                "account": [p["pk"] for p in portfolios],
+                "model": [p["model_id"] for p in portfolios],
+                "cash": [cash[p["pk"]] for p in portfolios],
+                "base_currency": [p["base_currency"] for p in portfolios],
+                "cash_floor": [float(p["cash_floor"]) for p in portfolios],
+                "long_only": [bool(p["long_only"]) for p in portfolios],
+            }
+        ),
+        holdings=pd.DataFrame(
+            [(a, s, float(q)) for a, s, q in holdings], columns=["account", "security", "quantity"]
+        ),
+        models=pd.DataFrame(
+            [(m, s, float(w)) for m, s, w in targets], columns=["model", "security", "weight"]
+        ),
+        model_cash=pd.DataFrame(
+            [(m, float(c), float(ba), float(br)) for m, c, ba, br in models],
+            columns=["model", "cash", "band_abs", "band_rel"],
+        ),
+        fx=fx.frame(currency_of.values(), base_of.values()),
+        lots=pd.DataFrame(lots, columns=["account", "security", "quantity", "cost", "acquired"]),
+        as_of=today,
+    )

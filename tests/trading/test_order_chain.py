@@ -1,0 +1,126 @@
+"""The trading chain through the services, with tasks run eagerly on commit."""
+
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from compliance.models import AuditEvent
+from compliance.services import verify_audit_chain
+from portfolios.models import CashBalance, Position, TaxLot
+from trading import services
+from trading.brokers import ExecutionReport
+from trading.models import Allocation, Block, Execution, Order, Route
+
+pytestmark = pytest.mark.django_db
+
+
+def _order(pm, book, ticker="AAA", side="buy", quantity="100", account=0):
+    return services.order_create(
+        actor=pm,
+        portfolio=book["accounts"][account],
+        security=book["securities"][ticker],
+        side=side,
+        quantity=Decimal(quantity),
+    )
+
+
+def test_orders_flow_from_draft_to_allocated(
+    pm, trader, book, eager_celery, django_capture_on_commit_callbacks
+):
+    first = _order(pm, book, quantity="100", account=0)
+    second = _order(pm, book, quantity="50", account=1)
+    services.orders_approve(actor=pm, order_ids=[first.pk, second.pk])
+    services.orders_release(actor=pm, order_ids=[first.pk, second.pk])
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.block_id == second.block_id, "same security and side share one block"
+    block = first.block
+    assert block.quantity == Decimal(150)
+    assert block.status == Block.Status.OPEN
+
+    with django_capture_on_commit_callbacks(execute=True):
+        route = services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
+
+    route.refresh_from_db()
+    block.refresh_from_db()
+    assert route.status == Route.Status.FILLED
+    assert route.filled_quantity == Decimal(150)
+    assert block.status == Block.Status.ALLOCATED
+    assert block.average_price == Decimal(100)
+    assert Execution.objects.filter(route=route, exec_type="trade").count() == 2
+
+    allocations = {a.order_id: a for a in Allocation.objects.all()}
+    assert allocations[first.pk].quantity == Decimal(100)
+    assert allocations[second.pk].quantity == Decimal(50)
+    first.refresh_from_db()
+    assert first.status == Order.Status.ALLOCATED
+    assert first.average_price == Decimal(100)
+
+    acc1, acc2 = book["accounts"]
+    assert Position.objects.get(portfolio=acc1, security__ticker="AAA").quantity == Decimal(700)
+    assert Position.objects.get(portfolio=acc2, security__ticker="AAA").quantity == Decimal(150)
+    assert CashBalance.objects.get(portfolio=acc1, currency="USD").amount == Decimal("10000")
+    assert TaxLot.objects.filter(portfolio=acc1, security__ticker="AAA").count() == 2
+
+    kinds = list(AuditEvent.objects.order_by("pk").values_list("kind", flat=True))
+    for expected in (
+        "order.created",
+        "order.approved",
+        "order.released",
+        "route.created",
+        "route.sent",
+        "execution.trade",
+        "order.allocated",
+        "block.allocated",
+    ):
+        assert expected in kinds
+    assert verify_audit_chain().ok
+
+
+def test_same_execution_twice_changes_nothing(pm, trader, book, eager_celery):
+    order = _order(pm, book, quantity="100")
+    services.orders_approve(actor=pm, order_ids=[order.pk])
+    services.orders_release(actor=pm, order_ids=[order.pk])
+    order.refresh_from_db()
+    route = services.route_create(actor=trader, block_id=order.block_id, broker=book["broker"])
+    from django.utils import timezone
+
+    report = ExecutionReport(
+        broker="SIM",
+        cl_ord_id=route.cl_ord_id,
+        exec_id="X1",
+        exec_type="trade",
+        ord_status="partially_filled",
+        transact_time=timezone.now(),
+        last_quantity=Decimal(40),
+        last_price=Decimal("99.5"),
+        cumulative_quantity=Decimal(40),
+        leaves_quantity=Decimal(60),
+    )
+    assert services.execution_apply(report) is not None
+    events = AuditEvent.objects.count()
+    assert services.execution_apply(report) is None
+    route.refresh_from_db()
+    assert route.filled_quantity == Decimal(40)
+    assert route.status == Route.Status.PARTIALLY_FILLED
+    assert Execution.objects.count() == 1
+    assert AuditEvent.objects.count() == events
+
+
+def test_sell_more_than_held_is_refused(pm, book):
+    with pytest.raises(ValidationError) as error:
+        _order(pm, book, ticker="AAA", side="sell", quantity="601")
+    assert "quantity" in error.value.message_dict
+    assert not Order.objects.exists()
+
+
+def test_other_managers_account_is_refused(other_pm, book):
+    with pytest.raises(PermissionDenied):
+        _order(other_pm, book)
+
+
+def test_trader_cannot_create_orders(trader, book):
+    with pytest.raises(PermissionDenied):
+        _order(trader, book)

@@ -1,0 +1,111 @@
+"""The broker interface. Plain data in and out, no Django."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class RouteTicket:
+    """What an adapter needs to know of a route: the FIX NewOrderSingle's content."""
+
+    broker: str
+    cl_ord_id: str
+    symbol: str
+    side: str  # trading.models.Side values
+    quantity: Decimal
+    order_type: str  # trading.models.OrderType values
+    time_in_force: str
+    limit_price: Decimal | None = None
+    filled_quantity: Decimal = Decimal(0)
+    settings: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExecutionReport:
+    """One execution report, as FIX's ExecutionReport (35=8) carries it.
+
+    `exec_type` and `ord_status` use the values of trading.models.Execution.ExecType
+    and Route.Status. `exec_id` is unique per broker: applying the same report
+    twice changes nothing the second time.
+    """
+
+    broker: str
+    cl_ord_id: str
+    exec_id: str
+    exec_type: str
+    ord_status: str
+    transact_time: datetime
+    last_quantity: Decimal = Decimal(0)
+    last_price: Decimal | None = None
+    cumulative_quantity: Decimal = Decimal(0)
+    average_price: Decimal | None = None
+    leaves_quantity: Decimal = Decimal(0)
+    order_id: str = ""
+    text: str = ""
+
+
+ReportSink = Callable[[ExecutionReport], object]
+
+
+class BrokerAdapter(ABC):
+    """Reaches one broker. Reports, now or later, go to `self.sink`."""
+
+    def __init__(self, sink: ReportSink) -> None:
+        self.sink = sink
+
+    @abstractmethod
+    def send(self, ticket: RouteTicket) -> None:
+        """Place a new order (FIX NewOrderSingle)."""
+
+    @abstractmethod
+    def cancel(self, ticket: RouteTicket) -> None:
+        """Ask to cancel what is left of the order (OrderCancelRequest)."""
+
+    @abstractmethod
+    def replace(
+        self, ticket: RouteTicket, *, quantity: Decimal, limit_price: Decimal | None
+    ) -> None:
+        """Ask to change quantity or limit price (OrderCancelReplaceRequest)."""
+
+    @abstractmethod
+    def status(self, ticket: RouteTicket) -> None:
+        """Ask for the order's current state (OrderStatusRequest)."""
+
+
+def report_to_dict(report: ExecutionReport) -> dict:
+    """A JSON-safe form of a report, to travel as a task argument."""
+    data = {}
+    for name, value in report.__dict__.items():
+        if isinstance(value, Decimal):
+            value = str(value)
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        data[name] = value
+    return data
+
+
+def report_from_dict(data: dict) -> ExecutionReport:
+    def dec(name: str) -> Decimal | None:
+        value = data.get(name)
+        return None if value is None else Decimal(value)
+
+    return ExecutionReport(
+        broker=data["broker"],
+        cl_ord_id=data["cl_ord_id"],
+        exec_id=data["exec_id"],
+        exec_type=data["exec_type"],
+        ord_status=data["ord_status"],
+        transact_time=datetime.fromisoformat(data["transact_time"]),
+        last_quantity=dec("last_quantity") or Decimal(0),
+        last_price=dec("last_price"),
+        cumulative_quantity=dec("cumulative_quantity") or Decimal(0),
+        average_price=dec("average_price"),
+        leaves_quantity=dec("leaves_quantity") or Decimal(0),
+        order_id=data.get("order_id", ""),
+        text=data.get("text", ""),
+    )

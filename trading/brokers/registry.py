@@ -1,0 +1,22 @@
+"""Which adapter reaches which broker."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from .base import BrokerAdapter, ReportSink
+
+
+def adapter_for(broker, sink: ReportSink) -> BrokerAdapter:
+    from trading.models import Broker
+    from trading.selectors import latest_price_by_ticker
+
+    if broker.adapter == Broker.Adapter.SIMULATED:
+        from .simulated import SimulatedBroker
+
+        return SimulatedBroker(
+            sink,
+            price_of=latest_price_by_ticker,
+            default_latency=settings.OMS_SIMULATED_BROKER_LATENCY,
+        )
+    raise ValueError(f"broker {broker.code} has no adapter for {broker.adapter!r}")

@@ -1,0 +1,39 @@
+"""The row locks of the trading domain, always taken in one order.
+
+Block, then Route, then Order (each ordered by pk), then holdings. Every writer
+takes them through these helpers so that two writers never wait on each other
+in opposite orders. On SQLite select_for_update is a no-op: there, the settings
+start every transaction with BEGIN IMMEDIATE, which serialises writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .models import Block, Order, Route
+
+
+def lock_block(pk: int) -> Block:
+    return Block.objects.select_for_update().select_related("security").get(pk=pk)
+
+
+def lock_route(pk: int) -> Route:
+    return Route.objects.select_for_update().select_related("broker").get(pk=pk)
+
+
+def lock_orders(pks: Iterable[int]) -> list[Order]:
+    return list(
+        Order.objects.select_for_update()
+        .select_related("portfolio", "security")
+        .filter(pk__in=list(pks))
+        .order_by("pk")
+    )
+
+
+def lock_block_orders(block: Block) -> list[Order]:
+    return list(
+        Order.objects.select_for_update()
+        .select_related("portfolio", "security")
+        .filter(block=block)
+        .order_by("pk")
+    )

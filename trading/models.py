@@ -1,0 +1,443 @@
+"""Orders and their lifecycle: orders, blocks, routes to brokers, executions, allocations.
+
+Each of Order, Block and Route carries its transition map; services enforce it
+(`oms.state.check_transition`) and nothing else changes a status.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.urls import reverse
+
+from oms.numbers import ZERO
+from portfolios.models import (
+    Portfolio,
+    RebalanceRun,
+    Security,
+    money_field,
+    price_field,
+    quantity_field,
+)
+
+
+class Side(models.TextChoices):
+    BUY = "buy", "Buy"
+    SELL = "sell", "Sell"
+    SELL_SHORT = "sell_short", "Sell short"
+    BUY_TO_COVER = "buy_to_cover", "Buy to cover"
+
+    @property
+    def is_buy(self) -> bool:
+        return self in (Side.BUY, Side.BUY_TO_COVER)
+
+
+class OrderType(models.TextChoices):
+    MARKET = "market", "Market"
+    LIMIT = "limit", "Limit"
+    STOP = "stop", "Stop"
+    STOP_LIMIT = "stop_limit", "Stop limit"
+
+
+class TimeInForce(models.TextChoices):
+    DAY = "day", "Day"
+    GTC = "gtc", "Good till cancel"
+    IOC = "ioc", "Immediate or cancel"
+    FOK = "fok", "Fill or kill"
+    OPG = "opg", "At the opening"
+    CLS = "cls", "At the close"
+    GTD = "gtd", "Good till date"
+
+
+class Broker(models.Model):
+    """A counterparty orders are routed to, and the adapter that reaches it."""
+
+    class Adapter(models.TextChoices):
+        # The FIX adapter arrives with the FIX gateway (trading/fix/ is the engine).
+        SIMULATED = "simulated", "Simulated broker"
+
+    code = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=200)
+    adapter = models.CharField(max_length=20, choices=Adapter.choices, default=Adapter.SIMULATED)
+    settings = models.JSONField(default=dict, blank=True, help_text="Adapter settings")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Block(models.Model):
+    """Released orders for one security and side (and terms), traded as one."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        WORKING = "working", "Working"
+        PARTIALLY_FILLED = "partially_filled", "Partially filled"
+        FILLED = "filled", "Filled"
+        CANCELLED = "cancelled", "Cancelled"
+        DONE_FOR_DAY = "done_for_day", "Done for day"
+        ALLOCATED = "allocated", "Allocated"
+
+    TRANSITIONS = {
+        Status.OPEN: frozenset({Status.WORKING, Status.CANCELLED}),
+        Status.WORKING: frozenset(
+            {
+                Status.OPEN,
+                Status.PARTIALLY_FILLED,
+                Status.FILLED,
+                Status.CANCELLED,
+                Status.DONE_FOR_DAY,
+            }
+        ),
+        Status.PARTIALLY_FILLED: frozenset(
+            {Status.FILLED, Status.CANCELLED, Status.DONE_FOR_DAY, Status.ALLOCATED}
+        ),
+        Status.FILLED: frozenset({Status.ALLOCATED}),
+        Status.CANCELLED: frozenset({Status.ALLOCATED}),
+        Status.DONE_FOR_DAY: frozenset({Status.ALLOCATED}),
+        Status.ALLOCATED: frozenset(),
+    }
+    OPEN_STATES = frozenset({Status.OPEN, Status.WORKING, Status.PARTIALLY_FILLED})
+
+    security = models.ForeignKey(Security, on_delete=models.PROTECT, related_name="blocks")
+    side = models.CharField(max_length=20, choices=Side.choices)
+    order_type = models.CharField(
+        max_length=20, choices=OrderType.choices, default=OrderType.MARKET
+    )
+    limit_price = price_field(null=True, blank=True)
+    time_in_force = models.CharField(
+        max_length=10, choices=TimeInForce.choices, default=TimeInForce.DAY
+    )
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.OPEN, db_index=True
+    )
+    quantity = quantity_field(default=ZERO)
+    routed_quantity = quantity_field(default=ZERO)
+    filled_quantity = quantity_field(default=ZERO)
+    average_price = price_field(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Block #{self.pk} {self.get_side_display()} {self.quantity} {self.security}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("trading:block-detail", args=[self.pk])
+
+    @property
+    def unrouted_quantity(self):
+        return self.quantity - self.routed_quantity
+
+    @property
+    def fill_ratio(self) -> float:
+        return float(self.filled_quantity / self.quantity) if self.quantity else 0.0
+
+
+class Order(models.Model):
+    """An instruction to buy or sell one security for one account."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        PENDING_COMPLIANCE = "pending_compliance", "Pending compliance"
+        NEEDS_OVERRIDE = "needs_override", "Needs override"
+        REJECTED = "rejected", "Rejected"
+        APPROVED = "approved", "Approved"
+        RELEASED = "released", "Released"
+        WORKING = "working", "Working"
+        PARTIALLY_FILLED = "partially_filled", "Partially filled"
+        FILLED = "filled", "Filled"
+        CANCELLED = "cancelled", "Cancelled"
+        EXPIRED = "expired", "Expired"
+        DONE_FOR_DAY = "done_for_day", "Done for day"
+        ALLOCATED = "allocated", "Allocated"
+
+    TRANSITIONS = {
+        Status.DRAFT: frozenset({Status.PENDING_COMPLIANCE, Status.APPROVED, Status.CANCELLED}),
+        Status.PENDING_COMPLIANCE: frozenset(
+            {Status.APPROVED, Status.NEEDS_OVERRIDE, Status.REJECTED, Status.CANCELLED}
+        ),
+        Status.NEEDS_OVERRIDE: frozenset({Status.APPROVED, Status.REJECTED, Status.CANCELLED}),
+        Status.REJECTED: frozenset(),
+        Status.APPROVED: frozenset({Status.RELEASED, Status.CANCELLED}),
+        Status.RELEASED: frozenset({Status.WORKING, Status.CANCELLED}),
+        Status.WORKING: frozenset(
+            {
+                Status.RELEASED,
+                Status.PARTIALLY_FILLED,
+                Status.FILLED,
+                Status.CANCELLED,
+                Status.EXPIRED,
+                Status.DONE_FOR_DAY,
+            }
+        ),
+        Status.PARTIALLY_FILLED: frozenset(
+            {Status.FILLED, Status.CANCELLED, Status.EXPIRED, Status.DONE_FOR_DAY}
+        ),
+        Status.FILLED: frozenset({Status.ALLOCATED}),
+        Status.CANCELLED: frozenset({Status.ALLOCATED}),
+        Status.EXPIRED: frozenset({Status.ALLOCATED}),
+        Status.DONE_FOR_DAY: frozenset({Status.ALLOCATED}),
+        Status.ALLOCATED: frozenset(),
+    }
+    # States in which the order is on the trading desk (in a block).
+    DESK_STATES = frozenset({Status.RELEASED, Status.WORKING, Status.PARTIALLY_FILLED})
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="orders")
+    security = models.ForeignKey(Security, on_delete=models.PROTECT, related_name="orders")
+    side = models.CharField(max_length=20, choices=Side.choices)
+    order_type = models.CharField(
+        max_length=20, choices=OrderType.choices, default=OrderType.MARKET
+    )
+    time_in_force = models.CharField(
+        max_length=10, choices=TimeInForce.choices, default=TimeInForce.DAY
+    )
+    expire_at = models.DateTimeField(null=True, blank=True, help_text="For good-till-date orders")
+    quantity = quantity_field(validators=[MinValueValidator(ZERO)])
+    limit_price = price_field(null=True, blank=True)
+    stop_price = price_field(null=True, blank=True)
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.DRAFT, db_index=True
+    )
+    filled_quantity = quantity_field(default=ZERO)
+    average_price = price_field(null=True, blank=True)
+    estimated_price = price_field(null=True, blank=True, help_text="Price used to size the order")
+    rebalance_run = models.ForeignKey(
+        RebalanceRun, null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+    )
+    block = models.ForeignKey(
+        Block, null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+    )
+    notes = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(quantity__gt=0), name="order_quantity_positive"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(order_type__in=["limit", "stop_limit"])
+                | models.Q(limit_price__gt=0),
+                name="order_limit_price_needed",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(order_type__in=["stop", "stop_limit"])
+                | models.Q(stop_price__gt=0),
+                name="order_stop_price_needed",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Order #{self.pk} {self.get_side_display()} {self.quantity} {self.security}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("trading:order-detail", args=[self.pk])
+
+
+class Route(models.Model):
+    """One order message chain to one broker for (part of) a block. States follow FIX OrdStatus."""
+
+    class Status(models.TextChoices):
+        PENDING_NEW = "pending_new", "Pending new"
+        NEW = "new", "New"
+        PARTIALLY_FILLED = "partially_filled", "Partially filled"
+        FILLED = "filled", "Filled"
+        PENDING_CANCEL = "pending_cancel", "Pending cancel"
+        CANCELLED = "cancelled", "Cancelled"
+        PENDING_REPLACE = "pending_replace", "Pending replace"
+        REPLACED = "replaced", "Replaced"
+        REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired"
+        DONE_FOR_DAY = "done_for_day", "Done for day"
+        UNCONFIRMED = "unconfirmed", "Unconfirmed"
+
+    S = Status
+    TRANSITIONS = {
+        S.PENDING_NEW: frozenset(
+            {
+                S.NEW,
+                S.REJECTED,
+                S.PARTIALLY_FILLED,
+                S.FILLED,
+                S.PENDING_CANCEL,
+                S.CANCELLED,
+                S.UNCONFIRMED,
+            }
+        ),
+        S.NEW: frozenset(
+            {
+                S.PARTIALLY_FILLED,
+                S.FILLED,
+                S.PENDING_CANCEL,
+                S.PENDING_REPLACE,
+                S.CANCELLED,
+                S.EXPIRED,
+                S.DONE_FOR_DAY,
+                S.UNCONFIRMED,
+            }
+        ),
+        S.PARTIALLY_FILLED: frozenset(
+            {
+                S.FILLED,
+                S.PENDING_CANCEL,
+                S.PENDING_REPLACE,
+                S.CANCELLED,
+                S.EXPIRED,
+                S.DONE_FOR_DAY,
+                S.UNCONFIRMED,
+            }
+        ),
+        # A fill after a cancel request is legal; a cancel reject restores the prior state.
+        S.PENDING_CANCEL: frozenset(
+            {S.CANCELLED, S.NEW, S.PARTIALLY_FILLED, S.FILLED, S.UNCONFIRMED}
+        ),
+        S.PENDING_REPLACE: frozenset(
+            {S.REPLACED, S.NEW, S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.UNCONFIRMED}
+        ),
+        S.REPLACED: frozenset(
+            {S.NEW, S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.PENDING_REPLACE, S.CANCELLED}
+        ),
+        # Sent, outcome unknown after a disconnect: only the broker's answer settles it.
+        S.UNCONFIRMED: frozenset(
+            {
+                S.NEW,
+                S.PARTIALLY_FILLED,
+                S.FILLED,
+                S.CANCELLED,
+                S.REJECTED,
+                S.EXPIRED,
+                S.DONE_FOR_DAY,
+            }
+        ),
+        S.FILLED: frozenset(),
+        S.CANCELLED: frozenset(),
+        S.REJECTED: frozenset(),
+        S.EXPIRED: frozenset(),
+        S.DONE_FOR_DAY: frozenset(),
+    }
+    del S
+    TERMINAL_STATES = frozenset(state for state, targets in TRANSITIONS.items() if not targets)
+
+    block = models.ForeignKey(Block, on_delete=models.PROTECT, related_name="routes")
+    broker = models.ForeignKey(Broker, on_delete=models.PROTECT, related_name="routes")
+    cl_ord_id = models.CharField("ClOrdID", max_length=64, unique=True)
+    broker_order_id = models.CharField("OrderID", max_length=64, blank=True)
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.PENDING_NEW, db_index=True
+    )
+    status_before_pending = models.CharField(max_length=20, choices=Status.choices, blank=True)
+    quantity = quantity_field(validators=[MinValueValidator(ZERO)])
+    order_type = models.CharField(
+        max_length=20, choices=OrderType.choices, default=OrderType.MARKET
+    )
+    limit_price = price_field(null=True, blank=True)
+    time_in_force = models.CharField(
+        max_length=10, choices=TimeInForce.choices, default=TimeInForce.DAY
+    )
+    filled_quantity = quantity_field(default=ZERO)
+    average_price = price_field(null=True, blank=True)
+    text = models.CharField(max_length=500, blank=True, help_text="Broker's last free text")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(quantity__gt=0), name="route_quantity_positive"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Route {self.cl_ord_id} → {self.broker}"
+
+    @property
+    def leaves_quantity(self):
+        if self.status in self.TERMINAL_STATES:
+            return ZERO
+        return self.quantity - self.filled_quantity
+
+
+class Execution(models.Model):
+    """An execution report from a broker, applied once (unique per broker and ExecID)."""
+
+    class ExecType(models.TextChoices):
+        NEW = "new", "New"
+        TRADE = "trade", "Trade"
+        CANCELED = "canceled", "Canceled"
+        REPLACED = "replaced", "Replaced"
+        REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired"
+        DONE_FOR_DAY = "done_for_day", "Done for day"
+        PENDING_CANCEL = "pending_cancel", "Pending cancel"
+        PENDING_REPLACE = "pending_replace", "Pending replace"
+        ORDER_STATUS = "order_status", "Order status"
+        CANCEL_REJECT = "cancel_reject", "Cancel reject"
+
+    route = models.ForeignKey(Route, on_delete=models.PROTECT, related_name="executions")
+    broker = models.ForeignKey(Broker, on_delete=models.PROTECT, related_name="+")
+    exec_id = models.CharField("ExecID", max_length=64)
+    exec_type = models.CharField(max_length=20, choices=ExecType.choices)
+    ord_status = models.CharField(max_length=20, choices=Route.Status.choices)
+    last_quantity = quantity_field(default=ZERO)
+    last_price = price_field(null=True, blank=True)
+    cumulative_quantity = quantity_field(default=ZERO)
+    average_price = price_field(null=True, blank=True)
+    leaves_quantity = quantity_field(default=ZERO)
+    text = models.CharField(max_length=500, blank=True)
+    transact_time = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["broker", "exec_id"], name="execution_unique_per_broker"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.broker} {self.exec_id} {self.exec_type} {self.last_quantity}@{self.last_price}"
+        )
+
+
+class Allocation(models.Model):
+    """The share of a block's fills booked to one account order, at the block's average price."""
+
+    block = models.ForeignKey(Block, on_delete=models.PROTECT, related_name="allocations")
+    order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="allocation")
+    quantity = quantity_field()
+    price = price_field()
+    gross_amount = money_field(
+        help_text="Quantity × price × multiplier, in the security's currency"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["block", "order"]
+
+    def __str__(self) -> str:
+        return f"{self.order} ← {self.quantity}@{self.price}"

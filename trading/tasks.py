@@ -1,0 +1,53 @@
+"""Thin Celery tasks: take ids (or a report), load, call a service."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import OperationalError
+
+from oms.context import origin
+
+from . import services
+from .brokers import adapter_for
+from .brokers.base import ExecutionReport, report_from_dict, report_to_dict
+from .models import Route
+
+log = logging.getLogger(__name__)
+
+# Only a database that is briefly unavailable or locked is worth a retry.
+TRANSIENT = (OperationalError,)
+
+
+def enqueue_report(report: ExecutionReport) -> None:
+    """The report sink of adapters: each report is applied by the executions queue."""
+    apply_execution_report.delay(report_to_dict(report))
+
+
+@shared_task(autoretry_for=TRANSIENT, retry_backoff=True, max_retries=8)
+def route_send(route_id: int) -> None:
+    with origin("task", "route_send"):
+        route = (
+            Route.objects.select_related("broker", "block__security").filter(pk=route_id).first()
+        )
+        if route is None or not services.route_claim_for_sending(route_id):
+            return  # gone, or already sent by an earlier delivery of this task
+        try:
+            adapter_for(route.broker, enqueue_report).send(services.route_ticket(route))
+        except Exception as exc:
+            # The broker may or may not have the order: say so, never drop it silently.
+            log.exception("sending route %s failed", route.cl_ord_id)
+            services.route_mark_unconfirmed(route_id, f"send failed: {exc}")
+
+
+@shared_task(autoretry_for=TRANSIENT, retry_backoff=True, max_retries=8)
+def apply_execution_report(report: dict) -> None:
+    with origin("task", "apply_execution_report"):
+        services.execution_apply(report_from_dict(report))
+
+
+@shared_task(autoretry_for=TRANSIENT, retry_backoff=True, max_retries=8)
+def allocate_block(block_id: int) -> None:
+    with origin("task", "allocate_block"):
+        services.block_allocate(block_id=block_id)
