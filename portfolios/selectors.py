@@ -187,3 +187,22 @@ def load_book(portfolio_ids: Iterable[int]) -> Book:
         lots=pd.DataFrame(lots, columns=["account", "security", "quantity", "cost", "acquired"]),
         as_of=today,
     )
+
+
+def drift_by_account(portfolio_ids: Iterable[int]) -> dict[int, dict]:
+    """account id → its drift figures (value, cash weight, drift, out of band, reason)."""
+    from .rebalance import compute_drift
+
+    portfolio_ids = list(portfolio_ids)
+    if not portfolio_ids:
+        return {}
+    accounts = compute_drift(load_book(portfolio_ids)).accounts
+    return {row["account"]: row for row in accounts.to_dict("records")}
+
+
+def drift_of_positions(portfolio_id: int) -> list[dict]:
+    """Weights against the model, one row per security held or in the model."""
+    from .rebalance import compute_drift
+
+    positions = compute_drift(load_book([portfolio_id])).positions
+    return positions.sort_values("value", ascending=False).to_dict("records")

@@ -196,8 +196,6 @@ def _run_set_status(run: RebalanceRun, target: str, *, actor, kind: str, **field
 
 def rebalance_run_execute(*, run_id: int) -> RebalanceRun | None:
     """Compute the proposed orders of a draft run. Idempotent: only a draft run is claimed."""
-    import pandas as pd
-
     from trading.models import Side
     from trading.services import order_create
 
@@ -250,12 +248,11 @@ def rebalance_run_execute(*, run_id: int) -> RebalanceRun | None:
                 )
             summary = {
                 portfolios[row["account"]].code: {
-                    k: (None if pd.isna(v) else float(v)) for k, v in row.items() if k != "account"
+                    key: _plain(value) for key, value in row.items() if key != "account"
                 }
-                for row in result.accounts.reset_index().to_dict("records")
-                if row["account"] in portfolios
+                for row in result.accounts.to_dict("records")
             }
-            skipped = {portfolios[a].code: reason for a, reason in result.skipped.items()}
+            skipped = {portfolios[a].code: reason for a, reason in result.skipped_reasons().items()}
             _run_set_status(
                 run,
                 RebalanceRun.Status.PROPOSED,
@@ -321,6 +318,19 @@ def rebalance_run_cancel(*, actor, run_id: int) -> RebalanceRun:
         ).values_list("pk", flat=True):
             order_cancel(actor=actor, order_id=order_id, reason=f"Rebalance #{run.pk} cancelled")
     return run
+
+
+def _plain(value):
+    """A what-if figure as plain JSON: floats rounded for display, NaN as None."""
+    import math
+
+    if isinstance(value, bool | str) or value is None:
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return None if math.isnan(number) else round(number, 6)
 
 
 def _ensure_run_owner(actor, run: RebalanceRun) -> None:
