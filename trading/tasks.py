@@ -51,3 +51,24 @@ def apply_execution_report(report: dict) -> None:
 def allocate_block(block_id: int) -> None:
     with origin("task", "allocate_block"):
         services.block_allocate(block_id=block_id)
+
+
+@shared_task
+def resend_unsent_routes(older_than_seconds: float = 30.0) -> int:
+    """Enqueue the send of routes created but never claimed for sending.
+
+    route_send claims a route once, so a route enqueued twice is still sent once.
+    """
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    stale = list(
+        Route.objects.filter(
+            status=Route.Status.PENDING_NEW, sent_at__isnull=True, created_at__lt=cutoff
+        ).values_list("pk", flat=True)
+    )
+    for route_id in stale:
+        route_send.delay(route_id)
+    return len(stale)
