@@ -67,13 +67,13 @@ def test_map_covers_every_state_and_every_state_is_reachable(name):
 def test_terminal_states():
     assert terminal_states(Order.TRANSITIONS) == {Order.Status.REJECTED, Order.Status.ALLOCATED}
     assert terminal_states(Block.TRANSITIONS) == {Block.Status.ALLOCATED}
-    assert Route.TERMINAL_STATES == {
+    assert {
         Route.Status.FILLED,
         Route.Status.CANCELLED,
         Route.Status.REJECTED,
         Route.Status.EXPIRED,
         Route.Status.DONE_FOR_DAY,
-    }
+    } == Route.TERMINAL_STATES
 
 
 def test_route_rules_from_the_fix_state_matrices():
