@@ -253,7 +253,8 @@ def prepare(book: Book, options: Options) -> Prepared:
     S64 = np.int64(max(S, 1))
     tgt_key = tgt_acct.astype(np.int64) * S64 + tgt_sec
     hold_key = hold_acct.astype(np.int64) * S64 + hold_s
-    keys = np.union1d(tgt_key, hold_key)
+    keys = np.sort(np.concatenate([tgt_key, hold_key]))
+    keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
     R = len(keys)
     r_acct = (keys // S64).astype(np.int64)
     r_sec = (keys % S64).astype(np.int64)

@@ -149,82 +149,25 @@ def solve(
     P = np.bincount(acc, weights=pos_b, minlength=n_acc)
     N = np.bincount(acc, weights=neg_b, minlength=n_acc)
     flipped = np.zeros(R, dtype=bool)
-
-    # 1. greedy prefix by ratio
     fi = np.flatnonzero(flip_ok)
     if len(fi):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(dP[fi] > 0, dN[fi] / dP[fi], np.inf)
-        order = np.lexsort((-ratio, acc[fi]))
-        idx = fi[order]
-        a = acc[idx]
-        Pk = P[a] + seg_cumsum(dP[idx], a)
-        Nk = N[a] - seg_cumsum(dN[idx], a)
-        fk = np.where(Pk - Nk <= slack[a] + tol[a], np.maximum(Pk, Nk), np.inf)
-        f0 = np.where(slack + tol >= P - N, np.maximum(P, N), np.inf)
-        fmin, arg = first_min_per_segment(fk, a, n_acc)
-        better = (arg >= 0) & (fmin < f0 - tol)
-        rank = seg_rank(a)
-        kstar = np.full(n_acc, -1, dtype=np.int64)
-        kstar[better] = rank[arg[better]]
-        take = rank <= kstar[a]
-        flipped[idx[take]] = True
-        P = P + np.bincount(a[take], weights=dP[idx[take]], minlength=n_acc)
-        N = N - np.bincount(a[take], weights=dN[idx[take]], minlength=n_acc)
-
-    # 2. local search: best single or pair toggle per account, per round
-    for _ in range(rounds):
-        if not len(fi):
-            break
-        tP = np.where(flipped[fi], -dP[fi], dP[fi])
-        tN = np.where(flipped[fi], dN[fi], -dN[fi])
-        a = acc[fi]
-        nP, nN = P[a] + tP, N[a] + tN
-        f_any = np.maximum(nP, nN)
-        f1 = np.where(nP - nN <= slack[a] + tol[a], f_any, np.inf)
-        cur = np.where(slack + tol >= P - N, np.maximum(P, N), np.inf)
-        best1, arg1 = first_min_per_segment(f1, a, n_acc)
-        # pair candidates: the most promising toggles of each account
-        m = pair_candidates
-        order = np.lexsort((f_any, a))
-        rk = seg_rank(a[order])
-        sel = order[rk < m]
-        best2 = np.full(n_acc, np.inf)
-        pair = np.full((n_acc, 2), -1, dtype=np.int64)
-        if len(sel) and m > 1:
-            sa = a[sel]
-            act = np.unique(sa)
-            pos_in = np.searchsorted(act, sa)
-            slot = seg_rank(sa)
-            dTP = np.zeros((len(act), m))
-            dTN = np.zeros((len(act), m))
-            valid = np.zeros((len(act), m), dtype=bool)
-            rows = np.full((len(act), m), -1, dtype=np.int64)
-            dTP[pos_in, slot] = tP[sel]
-            dTN[pos_in, slot] = tN[sel]
-            valid[pos_in, slot] = True
-            rows[pos_in, slot] = sel
-            pP = P[act][:, None, None] + dTP[:, :, None] + dTP[:, None, :]
-            pN = N[act][:, None, None] + dTN[:, :, None] + dTN[:, None, :]
-            ok = valid[:, :, None] & valid[:, None, :] & np.triu(np.ones((m, m), bool), 1)[None]
-            ok &= pP - pN <= (slack[act] + tol[act])[:, None, None]
-            f2 = np.where(ok, np.maximum(pP, pN), np.inf).reshape(len(act), m * m)
-            j = np.argmin(f2, axis=1)
-            best2[act] = f2[np.arange(len(act)), j]
-            pair[act, 0] = rows[np.arange(len(act)), j // m]
-            pair[act, 1] = rows[np.arange(len(act)), j % m]
-        use2 = best2 < best1 - tol
-        use1 = ~use2 & (arg1 >= 0) & (best1 < cur - tol)
-        use2 &= best2 < cur - tol
-        if not (use1.any() or use2.any()):
-            break
-        moves = np.concatenate([arg1[use1], pair[use2, 0], pair[use2, 1]])
-        # moves index into fi
-        r = fi[moves]
-        sign = np.where(flipped[r], -1.0, 1.0)
-        P = P + np.bincount(acc[r], weights=sign * dP[r], minlength=n_acc)
-        N = N - np.bincount(acc[r], weights=sign * dN[r], minlength=n_acc)
-        flipped[r] = ~flipped[r]
+        fa = acc[fi]
+        for rows_sel, accs in _chunks(fa):
+            sub = fi[rows_sel]
+            flipped[sub] = _choose(
+                fa[rows_sel],
+                accs,
+                dP[sub],
+                dN[sub],
+                P[accs],
+                N[accs],
+                slack[accs],
+                tol[accs],
+                rounds,
+                pair_candidates,
+            )
+    P = P + np.bincount(acc[flipped], weights=dP[flipped], minlength=n_acc)
+    N = N - np.bincount(acc[flipped], weights=dN[flipped], minlength=n_acc)
 
     q = np.where(flipped, hi, base)
 
@@ -237,6 +180,128 @@ def solve(
         closeout = (h > 0) & (qh <= -h + EPS)
         q, short = _raise_cash(acc, n_acc, p, h, target, q, qh, step, minq, closeout, short, tol)
     return q, short
+
+
+MAX_CELLS = 2_000_000
+
+
+def _chunks(fa: np.ndarray):
+    """Split the sorted account ids ``fa`` into groups of accounts whose dense
+    (accounts x positions) matrix stays small; yields (row selector, accounts)."""
+    starts = seg_starts(fa)
+    counts = np.diff(np.r_[starts, len(fa)])
+    accs = fa[starts]
+    order = np.argsort(counts, kind="stable")
+    i = 0
+    n = len(order)
+    while i < n:
+        j = i + 1
+        width = counts[order[i]]
+        while j < n and max(width, counts[order[j]]) * (j - i + 1) <= MAX_CELLS:
+            width = max(width, counts[order[j]])
+            j += 1
+        group = np.sort(order[i:j])
+        if j - i == n:
+            rows_sel = np.arange(len(fa))
+        else:
+            sel = np.zeros(len(accs), dtype=bool)
+            sel[group] = True
+            rows_sel = np.flatnonzero(np.repeat(sel, counts))
+        yield rows_sel, accs[group]
+        i = j
+
+
+def _choose(fa, accs, dP, dN, P, N, slack, tol, rounds, m):
+    """For the flippable rows of the accounts ``accs`` (rows sorted by account ``fa``),
+    which to move from lo to hi. Dense: one line per account, one column per row."""
+    n = len(accs)
+    line = np.searchsorted(accs, fa)
+    col = seg_rank(fa)
+    K = int(col.max()) + 1
+    DP = np.zeros((n, K))
+    DN = np.zeros((n, K))
+    valid = np.zeros((n, K), dtype=bool)
+    DP[line, col] = dP
+    DN[line, col] = dN
+    valid[line, col] = True
+    ar = np.arange(n)
+    lim = (slack + tol)[:, None]
+
+    # 1. greedy: the best prefix in the order of dN / dP
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(DP > 0, DN / DP, np.inf)
+    ratio = np.where(valid, ratio, -np.inf)
+    order = np.argsort(-ratio, axis=1, kind="stable")
+    sP = np.take_along_axis(DP, order, 1)
+    sN = np.take_along_axis(DN, order, 1)
+    Pk = P[:, None] + np.cumsum(sP, axis=1)
+    Nk = N[:, None] - np.cumsum(sN, axis=1)
+    fk = np.where(Pk - Nk <= lim, np.maximum(Pk, Nk), np.inf)
+    f0 = np.where(slack + tol >= P - N, np.maximum(P, N), np.inf)
+    k = np.argmin(fk, axis=1)
+    better = fk[ar, k] < f0 - tol
+    kstar = np.where(better, k, -1)
+    flipped_sorted = np.arange(K)[None, :] <= kstar[:, None]
+    flipped = np.zeros((n, K), dtype=bool)
+    np.put_along_axis(flipped, order, flipped_sorted, 1)
+    flipped &= valid
+    Pbase, Nbase = P, N
+    P = Pbase + (DP * flipped).sum(1)
+    N = Nbase - (DN * flipped).sum(1)
+
+    # 2. local search on the accounts that still improve
+    live = ar
+    m = min(m, K)
+    tri = np.triu(np.ones((m, m), dtype=bool), 1)[None]
+    for _ in range(rounds):
+        if not len(live):
+            break
+        fl = flipped[live]
+        dp, dn, va = DP[live], DN[live], valid[live]
+        Pl, Nl, li = P[live], N[live], lim[live]
+        tP = np.where(fl, -dp, dp)
+        tN = np.where(fl, dn, -dn)
+        nP = Pl[:, None] + tP
+        nN = Nl[:, None] + tN
+        f_any = np.where(va, np.maximum(nP, nN), np.inf)
+        f1 = np.where(nP - nN <= li, f_any, np.inf)
+        j1 = np.argmin(f1, axis=1)
+        al = np.arange(len(live))
+        best1 = f1[al, j1]
+        cur = np.where(Pl - Nl <= li[:, 0], np.maximum(Pl, Nl), np.inf)
+        if m > 1:
+            if m < K:
+                cand = np.argpartition(f_any, m - 1, axis=1)[:, :m]
+            else:
+                cand = np.broadcast_to(np.arange(K), (len(live), K))
+            cP = np.take_along_axis(tP, cand, 1)
+            cN = np.take_along_axis(tN, cand, 1)
+            cv = np.take_along_axis(va, cand, 1)
+            pP = Pl[:, None, None] + cP[:, :, None] + cP[:, None, :]
+            pN = Nl[:, None, None] + cN[:, :, None] + cN[:, None, :]
+            ok = cv[:, :, None] & cv[:, None, :] & tri & (pP - pN <= li[:, :, None])
+            f2 = np.where(ok, np.maximum(pP, pN), np.inf).reshape(len(live), m * m)
+            j2 = np.argmin(f2, axis=1)
+            best2 = f2[al, j2]
+            pa = cand[al, j2 // m]
+            pb = cand[al, j2 % m]
+        else:
+            best2 = np.full(len(live), np.inf)
+            pa = pb = j1
+        tl = tol[live]
+        use2 = (best2 < best1 - tl) & (best2 < cur - tl)
+        use1 = ~use2 & (best1 < cur - tl)
+        if not (use1.any() or use2.any()):
+            break
+        i1 = live[use1]
+        flipped[i1, j1[use1]] ^= True
+        i2 = live[use2]
+        flipped[i2, pa[use2]] ^= True
+        flipped[i2, pb[use2]] ^= True
+        live = np.sort(np.concatenate([i1, i2]))
+        P[live] = Pbase[live] + (DP[live] * flipped[live]).sum(1)
+        N[live] = Nbase[live] - (DN[live] * flipped[live]).sum(1)
+    return flipped[line, col]
 
 
 def _raise_cash(acc, n_acc, p, h, target, q, qmin, step, minq, closeout, short, tol):
