@@ -39,7 +39,9 @@ def test_drift_figures(book):
 
 def test_rebalance_proposes_orders_that_reduce_drift(pm, book):
     acc1, acc2 = book["accounts"]
-    run = services.rebalance_run_create(actor=pm, portfolios=[acc1, acc2], parameters={"min_trade_value": 100})
+    run = services.rebalance_run_create(
+        actor=pm, portfolios=[acc1, acc2], parameters={"min_trade_value": 100}
+    )
     assert run.status == RebalanceRun.Status.PROPOSED
     orders = list(run.orders.select_related("security", "portfolio"))
     assert orders and all(o.status == Order.Status.DRAFT for o in orders)
@@ -50,7 +52,12 @@ def test_rebalance_proposes_orders_that_reduce_drift(pm, book):
         assert figures["drift_after"] < figures["drift_before"], code
         assert figures["cash_after"] >= 500 - 1e-6  # the cash floor
     kinds = set(AuditEvent.objects.values_list("kind", flat=True))
-    assert {"rebalance.created", "rebalance.started", "rebalance.proposed", "order.created"} <= kinds
+    assert {
+        "rebalance.created",
+        "rebalance.started",
+        "rebalance.proposed",
+        "order.created",
+    } <= kinds
 
 
 def test_approve_then_release_puts_orders_in_blocks(pm, book):
@@ -82,7 +89,9 @@ def test_account_with_a_missing_price_is_skipped_with_the_reason(pm, book):
 def test_bad_parameters_are_refused_and_nothing_is_written(pm, book):
     with pytest.raises(ValidationError) as error:
         services.rebalance_run_create(
-            actor=pm, portfolios=book["accounts"], parameters={"trade_to": "moon", "min_trade_value": -5, "x": 1}
+            actor=pm,
+            portfolios=book["accounts"],
+            parameters={"trade_to": "moon", "min_trade_value": -5, "x": 1},
         )
     assert set(error.value.message_dict) == {"trade_to", "min_trade_value", "x"}
     assert not RebalanceRun.objects.exists()
@@ -101,7 +110,9 @@ def test_cancel_a_proposed_run_cancels_its_orders(pm, book):
     assert set(run.orders.values_list("status", flat=True)) == {Order.Status.CANCELLED}
 
 
-def test_large_runs_go_to_the_worker(pm, book, settings, eager_celery, django_capture_on_commit_callbacks):
+def test_large_runs_go_to_the_worker(
+    pm, book, settings, eager_celery, django_capture_on_commit_callbacks
+):
     settings.OMS_REBALANCE_INLINE_LIMIT = 1
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         run = services.rebalance_run_create(actor=pm, portfolios=book["accounts"])
