@@ -119,9 +119,14 @@ class PortfolioViewSet(*READ, OMSViewSet):
 
     def retrieve(self, request, pk=None):
         portfolio = self.get_object()
-        context = self._context(
-            drift=drift_by_account([portfolio.pk]), weights=drift_of_positions(portfolio.pk)
+        weights = drift_of_positions(portfolio.pk)
+        tickers = dict(
+            Security.objects.filter(pk__in=[w["security"] for w in weights]).values_list(
+                "pk", "ticker"
+            )
         )
+        weights = [w | {"security": tickers.get(w["security"])} for w in weights]
+        context = self._context(drift=drift_by_account([portfolio.pk]), weights=weights)
         return Response(self.get_serializer(portfolio, context=context).data)
 
     def _context(self, **extra) -> dict:
