@@ -140,9 +140,17 @@ class PortfolioViewSet(*READ, OMSViewSet):
         portfolio = self.get_object()
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        run = services.rebalance_run_create(
-            actor=request.user, portfolios=[portfolio], parameters=serializer.validated_data
-        )
+        try:
+            run = services.rebalance_run_create(
+                actor=request.user, portfolios=[portfolio], parameters=serializer.validated_data
+            )
+        except ValueError as error:
+            # The book cannot be rebalanced as it stands (a missing FX rate, a bad price):
+            # the run is recorded as failed, with the reason, and the answer says why.
+            return Response(
+                {"detail": f"The rebalance failed: {error}"},
+                status=status.HTTP_422_UNPROCESSABLE_ENTITY,
+            )
         run = rebalance_runs_visible_to(request.user).get(pk=run.pk)
         return Response(s.RebalanceRunSerializer(run).data, status=status.HTTP_201_CREATED)
 
