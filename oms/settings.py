@@ -24,7 +24,7 @@ SECRET_KEY = env.str(
     default=(
         Path(env.str("SECRET_KEY_FILE")).read_text().strip()
         if env.str("SECRET_KEY_FILE", default="")
-        else "insecure-embedded-default-key-do-not-use-in-production"
+        else "django-insecure-embedded-default-key-never-use-in-production"
     ),
 )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
