@@ -133,6 +133,7 @@ def _runs_visible_to(user):
 @action_required(Action.REBALANCE_RUN)
 def run_list(request: HttpRequest) -> HttpResponse:
     runs = _runs_visible_to(request.user).annotate(order_count=Count("orders", distinct=True))
+    runs = runs.order_by("-created_at", "-pk")
     filterset = RebalanceRunFilter(
         request.GET or None, queryset=runs.prefetch_related("portfolios")
     )

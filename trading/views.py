@@ -203,6 +203,7 @@ def block_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _fills_context(block: Block, context: dict) -> dict:
     return context | {
+        "blk": block,
         "routes": selectors.routes_with_broker().filter(block=block),
         "executions": selectors.executions_with_route().filter(route__block=block),
         "allocations": block.allocations.select_related("order__portfolio"),
