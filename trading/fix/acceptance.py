@@ -234,7 +234,9 @@ async def run_scenario(
                 try:
                     frame = await c.next_frame(timeout)
                 except TimeoutError:
-                    raise AssertionError(f"line {step.line}: timed out waiting for a message") from None
+                    raise AssertionError(
+                        f"line {step.line}: timed out waiting for a message"
+                    ) from None
                 if frame is None:
                     raise AssertionError(f"line {step.line}: connection closed, expected a message")
                 transcript.append(f"< {frame!r}")
@@ -249,7 +251,9 @@ async def run_scenario(
                 except TimeoutError:
                     raise AssertionError(f"line {step.line}: connection not closed") from None
                 if frame is not None:
-                    raise AssertionError(f"line {step.line}: expected disconnect, received {frame!r}")
+                    raise AssertionError(
+                        f"line {step.line}: expected disconnect, received {frame!r}"
+                    )
                 c.close()
                 conns.pop(step.conn)
             done += 1

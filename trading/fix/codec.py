@@ -77,7 +77,9 @@ class Message:
         self.begin_string = begin_string
         self.msg_type = msg_type
         self.header: list[tuple[int, str]] = list(header)
-        self.body: list[tuple[int, str]] = [(t, v if isinstance(v, str) else str(v)) for t, v in body]
+        self.body: list[tuple[int, str]] = [
+            (t, v if isinstance(v, str) else str(v)) for t, v in body
+        ]
         self.trailer: list[tuple[int, str]] = list(trailer)
         self.out_of_order = 0  # first tag found outside its section (0: none)
         self._idx: dict[int, str] | None = None
@@ -148,7 +150,13 @@ class Message:
 
     def fields(self) -> list[tuple[int, str]]:
         """All fields in wire order, including 8, 35 (not 9/10)."""
-        return [(8, self.begin_string), (35, self.msg_type), *self.header, *self.body, *self.trailer]
+        return [
+            (8, self.begin_string),
+            (35, self.msg_type),
+            *self.header,
+            *self.body,
+            *self.trailer,
+        ]
 
     def __repr__(self) -> str:
         return "Message(" + "|".join(f"{t}={v}" for t, v in self.fields()) + ")"
@@ -215,7 +223,10 @@ def _split_slow(text: str) -> list[tuple[int, str]]:
         if eq < 0:
             raise GarbledMessage("field without '='")
         tag_s = text[pos:eq]
-        if not (tag_s.isdigit() or (tag_s[:1] == "-" and tag_s[1:].isdigit())) or not tag_s.isascii():
+        if (
+            not (tag_s.isdigit() or (tag_s[:1] == "-" and tag_s[1:].isdigit()))
+            or not tag_s.isascii()
+        ):
             raise GarbledMessage(f"invalid tag {tag_s!r}")
         tag = int(tag_s)
         if tag in pending_len:

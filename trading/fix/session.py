@@ -24,7 +24,14 @@ from typing import NamedTuple, Protocol
 
 from . import dictionary
 from .clock import Clock, SystemClock
-from .codec import GarbledMessage, Message, decode, encode_fields, parse_utc_timestamp, utc_timestamp
+from .codec import (
+    GarbledMessage,
+    Message,
+    decode,
+    encode_fields,
+    parse_utc_timestamp,
+    utc_timestamp,
+)
 from .dictionary import REASON_TEXT, DataDictionary, Reason, ValidationError
 from .store import MemoryStore, MessageStore
 
@@ -73,19 +80,19 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-class DoNotSend(Exception):  # noqa: N818 - FIX vocabulary
+class DoNotSend(Exception):
     """Raised by ``Application.to_app`` to veto sending (also on resend)."""
 
 
-class RejectLogon(Exception):  # noqa: N818
+class RejectLogon(Exception):
     """Raised by ``Application.from_admin`` on a Logon to refuse it."""
 
 
-class UnsupportedMessageType(Exception):  # noqa: N818
+class UnsupportedMessageType(Exception):
     """Raised by ``Application.from_app``: answered with BusinessMessageReject 380=3."""
 
 
-class BusinessReject(Exception):  # noqa: N818
+class BusinessReject(Exception):
     """Raised by ``Application.from_app`` to answer with a BusinessMessageReject."""
 
     def __init__(self, reason: int, text: str = "", ref_id: str | None = None):
@@ -202,7 +209,9 @@ class Session:
         except (DoNotSend, RejectLogon, UnsupportedMessageType, BusinessReject):
             raise
         except Exception:
-            log.exception("%s: application callback %s failed", self.sid, getattr(fn, "__name__", fn))
+            log.exception(
+                "%s: application callback %s failed", self.sid, getattr(fn, "__name__", fn)
+            )
             return False
 
     # ------------------------------------------------------------ connection
@@ -368,10 +377,10 @@ class Session:
         if check_low and seq < expected:
             self.do_target_too_low(msg, seq)
             return False
-        if (check_high or check_low) and self.resend_range is not None:
-            if seq >= self.resend_range[1]:
-                self.event(f"ResendRequest {self.resend_range} satisfied")
-                self.resend_range = None
+        rr = self.resend_range
+        if (check_high or check_low) and rr is not None and seq >= rr[1]:
+            self.event(f"ResendRequest {rr} satisfied")
+            self.resend_range = None
         self.last_received = self.clock.monotonic()
         self.test_request = 0
         return True
@@ -380,10 +389,10 @@ class Session:
         self.event(f"MsgSeqNum too high, expecting {self.store.next_target} but received {seq}")
         self.queue[seq] = msg
         self.last_received = self.clock.monotonic()
-        if self.resend_range is not None and not self.settings.send_redundant_resend_requests:
-            if seq >= self.resend_range[0]:
-                self.event("Already sent ResendRequest, not sending another")
-                return
+        rr = self.resend_range
+        if rr is not None and not self.settings.send_redundant_resend_requests and seq >= rr[0]:
+            self.event("Already sent ResendRequest, not sending another")
+            return
         self.generate_resend_request(self.store.next_target, seq)
 
     def do_target_too_low(self, msg: Message, seq: int) -> None:
@@ -561,9 +570,12 @@ class Session:
             if self.settings.initiator and self.sent_logon:
                 if now - self.logon_sent_at >= self.settings.logon_timeout:
                     self.disconnect("Timed out waiting for logon response")
-            elif not self.settings.initiator and not self.received_logon:
-                if now - self.connected_at >= self.settings.logon_timeout:
-                    self.disconnect("Timed out waiting for logon")
+            elif (
+                not self.settings.initiator
+                and not self.received_logon
+                and now - self.connected_at >= self.settings.logon_timeout
+            ):
+                self.disconnect("Timed out waiting for logon")
             return
         if self.sent_logout:
             if now - self.logout_sent_at >= self.settings.logout_timeout:
@@ -603,9 +615,7 @@ class Session:
     def _send(self, msg: Message, resend_seq: int | None = None) -> bool:
         admin = msg.msg_type in ADMIN
         seq = resend_seq or self.store.next_sender
-        extra = [
-            f for f in msg.header if f[0] not in (8, 9, 34, 35, 49, 52, 56) and f[0] != 10
-        ]
+        extra = [f for f in msg.header if f[0] not in (8, 9, 34, 35, 49, 52, 56) and f[0] != 10]
         header = self._header(seq)
         if extra:
             header = sorted(header + extra, key=lambda f: f[0])

@@ -216,7 +216,11 @@ class DataDictionary:
         return True
 
     def _iterate(
-        self, fields: list[tuple[int, str]], block: _Block, allow_unknown: bool, header: bool = False
+        self,
+        fields: list[tuple[int, str]],
+        block: _Block,
+        allow_unknown: bool,
+        header: bool = False,
     ) -> int:
         """Validate ``fields`` against ``block``; returns how many fields were consumed."""
         seen: set[int] = set()
