@@ -237,10 +237,10 @@ class Session:
             self._safe(self.app.on_logout, self)
 
     def disconnect(self, reason: str = "") -> None:
-        if reason:
-            self.event(reason)
         t = self.transport
         if t is not None:
+            if reason:
+                self.event(reason)
             try:
                 t.close()
             finally:

@@ -201,7 +201,7 @@ class SimulatedBroker(Application):
             except Exception:
                 log.exception("simulator action failed")
 
-        if delay <= 0 and self._schedule is None:
+        if delay <= 0:
             run()
             return
         if self._schedule is not None:
