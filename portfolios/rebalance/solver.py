@@ -272,7 +272,8 @@ def _choose(fa, accs, dP, dN, P, N, slack, tol, rounds, m, coarse=8, coarse_gap=
     # enough to matter: larger than the gap to that bound)
     if coarse > 0 and K > 1:
         bound = _lp_bound(DP, DN, valid, ratio, Pbase, Nbase, lim[:, 0])
-        gap = np.where(np.isfinite(best_f) & np.isfinite(bound), best_f - bound, 0.0)
+        with np.errstate(invalid="ignore"):
+            gap = np.where(np.isfinite(best_f) & np.isfinite(bound), best_f - bound, 0.0)
         big = (valid & (gap[:, None] < DP + DN)).sum(1)
         want = np.where(gap > tol * coarse_gap, np.minimum(big, coarse), 0)
         want = np.minimum(want, K)
