@@ -58,18 +58,24 @@ def solve_exact(prep, a: int, max_trades: int, time_limit: float, return_q: bool
     V = prep.value[a]
     p = prep.p[rows]
     h = prep.h[rows]
-    step = prep.step[rows]
+    # fractional securities (steps below one unit) trade continuously here: the optimum
+    # is then a lower bound, a little in its own favour
+    frac = prep.step[rows] < 1
+    step = np.where(frac, 1.0, prep.step[rows])
     T = prep.t[rows] * V
     Tc = prep.cash_target[a] * V
     cash = prep.cash[a]
     long_only = prep.long_only[a]
-    sv = step * p  # value of one step
+    sv = step * p  # value of one unit of trade
     min_trade = max(prep.min_trade_value[a], 0.0)
-    min_steps = np.ceil(np.maximum(prep.min_qty[rows], min_trade / p) / step - 1e-9)
-    big = np.floor(2 * V / sv) + 1
-    up_max = np.where(prep.dnb[rows], 0.0, big)
-    lo_max = np.where(prep.dns[rows], 0.0, np.floor(h / step + 1e-9) if long_only else big)
-    lo_max = np.maximum(lo_max, 0.0)
+    min_steps = np.maximum(prep.min_qty[rows], min_trade / p) / step
+    min_steps = np.where(frac, min_steps, np.ceil(min_steps - 1e-9))
+    # no optimum buys more than a step past the target (or the minimum trade): selling that
+    # step back lowers the overweight and raises cash
+    up_max = np.maximum(np.ceil(np.maximum(T - h * p, 0.0) / sv) + 1, min_steps)
+    up_max = np.where(prep.dnb[rows], 0.0, up_max)
+    lo_max = np.floor(h / step + 1e-9) if long_only else np.floor(2 * V / sv) + 1
+    lo_max = np.where(prep.dns[rows], 0.0, np.maximum(lo_max, 0.0))
     # columns: u (n, int), l (n, int), bu (n, bin), bl (n, bin), e (n), ec
     nc = 4 * n + n + 1
     iu, il, ibu, ibl, ie, iec = 0, n, 2 * n, 3 * n, 4 * n, 5 * n
@@ -129,12 +135,14 @@ def solve_exact(prep, a: int, max_trades: int, time_limit: float, return_q: bool
         np.concatenate(rows_val),
     )
     integrality = np.ones(4 * n, dtype=np.uint8)
+    integrality[:n][frac] = 0
+    integrality[n : 2 * n][frac] = 0
     hs.changeColsIntegrality(4 * n, np.arange(4 * n, dtype=np.int32), integrality)
     hs.run()
     status = hs.modelStatusToString(hs.getModelStatus())
     x = np.array(hs.getSolution().col_value)
     q = (x[iu : iu + n] - x[il : il + n]) * step
-    q = np.round(q / step) * step
+    q = np.where(frac, q, np.round(q / step) * step)
     after = (h + q) * p
     cash_after = cash - (q * p).sum()
     drift = (np.abs(after - T).sum() + abs(cash_after - Tc)) / V
@@ -149,6 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--positions", type=int, default=30)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--time-limit", type=float, default=10.0, help="per account, seconds")
+    ap.add_argument("--verbose", action="store_true")
     ap.add_argument("--cache", help="pickle file caching exact solutions between runs")
     args = ap.parse_args(argv)
 
@@ -194,6 +203,11 @@ def main(argv: list[str] | None = None) -> dict:
     )
     print(f"mean drift before: {acc['drift_before'].mean():.6f}")
     print(f"worst account gap: {eng[worst] - opt[worst]:.6f} ({acc.index[worst]})")
+    if args.verbose:
+        diff = eng - opt
+        for i in np.argsort(diff)[:5].tolist() + np.argsort(diff)[-5:].tolist():
+            print(f"  {acc.index[i]}: engine {eng[i]:.6f} optimum {opt[i]:.6f} "
+                  f"trades {eng_trades[i]}/{opt_trades[i]}")
     print(f"trades: engine {sum(eng_trades)}  optimum {sum(opt_trades)}")
     print(f"rule violations: {len(violations)}")
     if len(violations):
