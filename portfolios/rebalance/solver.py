@@ -176,9 +176,13 @@ def solve(
     short = np.maximum(S - slack, 0.0)
     short[short <= tol] = 0.0
     if short.any():
-        qh = qmin if qmin_hard is None else qmin_hard
-        closeout = (h > 0) & (qh <= -h + EPS)
-        q, short = _raise_cash(acc, n_acc, p, h, target, q, qh, step, minq, closeout, short, tol)
+        # within the bands first; positions inside their band only if that is not enough
+        q, short = _raise_cash(acc, n_acc, p, h, target, q, qmin, step, minq, closeout, short, tol)
+        if qmin_hard is not None and short.any():
+            closeout = (h > 0) & (qmin_hard <= -h + EPS)
+            q, short = _raise_cash(
+                acc, n_acc, p, h, target, q, qmin_hard, step, minq, closeout, short, tol
+            )
     return q, short
 
 
