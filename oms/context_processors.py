@@ -1,4 +1,5 @@
-"""Navigation by role, for the base template."""
+"""Navigation by role, for the base template: an entry shows only to the roles
+whose permission check of that page's action passes."""
 
 from __future__ import annotations
 
@@ -20,8 +21,12 @@ def navigation(request) -> dict:
     if user is None or not user.is_authenticated:
         return {"nav_items": [], "user_roles": []}
     items = [
-        {"label": label, "url": reverse(name), "active": request.path.startswith(reverse(name))}
+        {"label": label, "url": reverse(name), "active": False}
         for label, name, action in _NAV
         if can(user, action)
     ]
+    # The entry whose address is the longest prefix of this page's is the active one.
+    matching = [item for item in items if request.path.startswith(item["url"])]
+    if matching:
+        max(matching, key=lambda item: len(item["url"]))["active"] = True
     return {"nav_items": items, "user_roles": sorted(role.value for role in roles_of(user))}

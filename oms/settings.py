@@ -24,7 +24,7 @@ SECRET_KEY = env.str(
     default=(
         Path(env.str("SECRET_KEY_FILE")).read_text().strip()
         if env.str("SECRET_KEY_FILE", default="")
-        else "insecure-embedded-default-key-do-not-use-in-production"
+        else "django-insecure-embedded-default-key-never-use-in-production"
     ),
 )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
@@ -228,6 +228,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a "status": name each choice set after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "trading.models.Order.Status",
+        "BlockStatusEnum": "trading.models.Block.Status",
+        "RouteStatusEnum": "trading.models.Route.Status",
+        "RebalanceRunStatusEnum": "portfolios.models.RebalanceRun.Status",
+    },
 }
 
 # --- Logging --------------------------------------------------------------------

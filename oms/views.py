@@ -1,14 +1,69 @@
+"""The home redirect, the health check, and what every page view shares.
+
+Page views are thin: they parse input, call one service (or read through a
+selector), and render. The helpers here keep that shape the same everywhere:
+one permission check per action, one way to page a list, one way to put a
+service's ValidationError onto a form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Page, Paginator
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 
-from oms.roles import Action, can
+from oms.roles import Action, can, require
+
+PAGE_SIZE = 50
+
+
+def action_required(action: Action) -> Callable:
+    """Log in, then the one permission check of the action (PermissionDenied → 403)."""
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            require(request.user, action)
+            return view(request, *args, **kwargs)
+
+        return login_required(wrapped)
+
+    return decorator
+
+
+def paginate(request: HttpRequest, items, per_page: int = PAGE_SIZE) -> Page:
+    return Paginator(items, per_page).get_page(request.GET.get("page"))
+
+
+def add_service_errors(form, error: ValidationError) -> None:
+    """Show a service's ValidationError on the form: on its field where the form has
+    one, above the form otherwise."""
+    if hasattr(error, "error_dict"):
+        for field, messages in error.message_dict.items():
+            target = field if field in form.fields else None
+            for message in messages:
+                form.add_error(target, message if target else f"{field}: {message}")
+    else:
+        for message in error.messages:
+            form.add_error(None, message)
+
+
+def partial_or_page(request: HttpRequest, page: str, partial: str, context: dict, **kwargs):
+    """NetBox-style lists: an HTMX request (filtering, paging) gets the table only."""
+    htmx = getattr(request, "htmx", None)
+    template = partial if htmx and not htmx.boosted and htmx.target else page
+    return render(request, template, context, **kwargs)
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """Each role lands on its own first page."""
+    """Each role lands on its own first page; a user without a role is told so."""
     user = request.user
     for action, url in (
         (Action.REBALANCE_RUN, "portfolios:portfolio-list"),
@@ -19,13 +74,7 @@ def home(request: HttpRequest) -> HttpResponse:
     ):
         if can(user, action):
             return redirect(url)
-    return (
-        redirect("no-role")
-        if False
-        else HttpResponse(
-            "Your account has no role yet: ask operations to add you to a group.", status=403
-        )
-    )
+    return render(request, "no_role.html", status=403)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -1,3 +1,18 @@
+from django.urls import path
+
+from . import views
+
 app_name = "trading"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("orders/", views.order_list, name="order-list"),
+    path("orders/new/", views.order_create, name="order-create"),
+    path("orders/<int:pk>/", views.order_detail, name="order-detail"),
+    path("orders/<int:pk>/approve/", views.order_approve, name="order-approve"),
+    path("orders/<int:pk>/release/", views.order_release, name="order-release"),
+    path("orders/<int:pk>/cancel/", views.order_cancel, name="order-cancel"),
+    path("blotter/", views.blotter, name="blotter"),
+    path("blocks/<int:pk>/", views.block_detail, name="block-detail"),
+    path("blocks/<int:pk>/row/", views.block_row, name="block-row"),
+    path("blocks/<int:pk>/route/", views.block_route, name="block-route"),
+]

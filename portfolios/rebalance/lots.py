@@ -138,18 +138,24 @@ def cap_limits(
     rate = _seg_cummax(rate, c_row)
     acc = r_acct[c_row]
     o2 = np.lexsort((np.arange(len(c_row)), rate, acc))
-    cum = seg_cumsum(c_gain[o2], acc[o2])
-    # keep the chunks while the running gain stays within the room
-    keep = cum <= cap_room[acc[o2]] + 1e-9
-    # once a chunk is dropped, drop every chunk of that account at the same rate or more,
-    # so that what is kept of each row is a prefix of its lots
-    dropped = ~keep
-    first_drop = np.full(len(cap_room), np.inf)
-    if dropped.any():
-        np.minimum.at(first_drop, acc[o2][dropped], rate[o2][dropped])
-    keep = keep & (rate[o2] < first_drop[acc[o2]])
-    limit = np.bincount(c_row[o2][keep], weights=c_qty[o2][keep], minlength=n)
-    return limit
+    g, qy, rw, ac = c_gain[o2], c_qty[o2], c_row[o2], acc[o2]
+    cum = seg_cumsum(g, ac)
+    room = cap_room[ac]
+    # keep the chunks while the running gain stays within the room; the first chunk that
+    # would pass it is kept in part, and everything after it is dropped, so that what is
+    # kept of each row is a prefix of its lots
+    over = cum > room + 1e-9
+    pos = np.arange(len(g))
+    first = np.full(len(cap_room), len(g))
+    if over.any():
+        np.minimum.at(first, ac[over], pos[over])
+    cut = first[ac]
+    qty = np.where(pos < cut, qy, 0.0)
+    at_cut = pos == cut
+    with np.errstate(divide="ignore", invalid="ignore"):
+        part = np.clip((room - (cum - g)) / (g / qy), 0.0, qy)
+    qty = np.where(at_cut & (g > 0), part, qty)
+    return np.bincount(rw, weights=qty, minlength=n)
 
 
 def _seg_cummax(values: np.ndarray, seg: np.ndarray) -> np.ndarray:

@@ -176,9 +176,13 @@ def solve(
     short = np.maximum(S - slack, 0.0)
     short[short <= tol] = 0.0
     if short.any():
-        qh = qmin if qmin_hard is None else qmin_hard
-        closeout = (h > 0) & (qh <= -h + EPS)
-        q, short = _raise_cash(acc, n_acc, p, h, target, q, qh, step, minq, closeout, short, tol)
+        # within the bands first; positions inside their band only if that is not enough
+        q, short = _raise_cash(acc, n_acc, p, h, target, q, qmin, step, minq, closeout, short, tol)
+        if qmin_hard is not None and short.any():
+            closeout = (h > 0) & (qmin_hard <= -h + EPS)
+            q, short = _raise_cash(
+                acc, n_acc, p, h, target, q, qmin_hard, step, minq, closeout, short, tol
+            )
     return q, short
 
 
@@ -211,7 +215,7 @@ def _chunks(fa: np.ndarray):
         i = j
 
 
-def _choose(fa, accs, dP, dN, P, N, slack, tol, rounds, m):
+def _choose(fa, accs, dP, dN, P, N, slack, tol, rounds, m, coarse=8, coarse_gap=1e5):
     """For the flippable rows of the accounts ``accs`` (rows sorted by account ``fa``),
     which to move from lo to hi. Dense: one line per account, one column per row."""
     n = len(accs)
@@ -227,25 +231,64 @@ def _choose(fa, accs, dP, dN, P, N, slack, tol, rounds, m):
     ar = np.arange(n)
     lim = (slack + tol)[:, None]
 
-    # 1. greedy: the best prefix in the order of dN / dP
+    # 1. greedy passes in several orders (the most underweight removed per overweight added
+    # first, the largest moves first, the smallest first), skipping a move that would break
+    # the cash floor or not improve; keep the best per account
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(DP > 0, DN / DP, np.inf)
-    ratio = np.where(valid, ratio, -np.inf)
-    order = np.argsort(-ratio, axis=1, kind="stable")
-    sP = np.take_along_axis(DP, order, 1)
-    sN = np.take_along_axis(DN, order, 1)
-    Pk = P[:, None] + np.cumsum(sP, axis=1)
-    Nk = N[:, None] - np.cumsum(sN, axis=1)
-    fk = np.where(Pk - Nk <= lim, np.maximum(Pk, Nk), np.inf)
-    f0 = np.where(slack + tol >= P - N, np.maximum(P, N), np.inf)
-    k = np.argmin(fk, axis=1)
-    better = fk[ar, k] < f0 - tol
-    kstar = np.where(better, k, -1)
-    flipped_sorted = np.arange(K)[None, :] <= kstar[:, None]
-    flipped = np.zeros((n, K), dtype=bool)
-    np.put_along_axis(flipped, order, flipped_sorted, 1)
-    flipped &= valid
+    size = DP + DN
+    keys = (
+        np.where(valid, -ratio, np.inf),
+        np.where(valid, -DN, np.inf),
+        np.where(valid, -size, np.inf),
+        np.where(valid, size, np.inf),
+    )
     Pbase, Nbase = P, N
+    best_f = np.full(n, np.inf)
+    flipped = np.zeros((n, K), dtype=bool)
+    for key in keys:
+        order = np.argsort(key, axis=1, kind="stable")
+        sP = np.take_along_axis(DP, order, 1)
+        sN = np.take_along_axis(DN, order, 1)
+        sv = np.take_along_axis(valid, order, 1)
+        Pc, Nc = Pbase.copy(), Nbase.copy()
+        fc = np.maximum(Pc, Nc)
+        taken = np.zeros((n, K), dtype=bool)
+        for k in range(K):
+            nP = Pc + sP[:, k]
+            nN = Nc - sN[:, k]
+            nf = np.maximum(nP, nN)
+            ok = sv[:, k] & (nP - nN <= lim[:, 0]) & (nf < fc - tol)
+            Pc = np.where(ok, nP, Pc)
+            Nc = np.where(ok, nN, Nc)
+            fc = np.where(ok, nf, fc)
+            taken[:, k] = ok
+        fc = np.where(Pc - Nc <= lim[:, 0], fc, np.inf)
+        win = fc < best_f - tol
+        if win.any():
+            fl = np.zeros((n, K), dtype=bool)
+            np.put_along_axis(fl, order, taken, 1)
+            flipped[win] = fl[win]
+            best_f = np.where(win, fc, best_f)
+    # 1b. every subset of the few largest moves, each completed by the best prefix of
+    # the others in ratio order (a near-exact knapsack where lots are coarse)
+    # (only where the greedy is not already at the LP bound, and only over the moves large
+    # enough to matter: larger than the gap to that bound)
+    if coarse > 0 and K > 1:
+        bound = _lp_bound(DP, DN, valid, ratio, Pbase, Nbase, lim[:, 0])
+        with np.errstate(invalid="ignore"):
+            gap = np.where(np.isfinite(best_f) & np.isfinite(bound), best_f - bound, 0.0)
+        big = (valid & (gap[:, None] < DP + DN)).sum(1)
+        want = np.where(gap > tol * coarse_gap, np.minimum(big, coarse), 0)
+        want = np.minimum(want, K)
+        for c in np.unique(want[want > 1]):
+            g = np.flatnonzero(want == c)
+            fl, f = _coarse_subsets(
+                DP[g], DN[g], valid[g], ratio[g], Pbase[g], Nbase[g], lim[g, 0], int(c)
+            )
+            win = f < best_f[g] - tol[g]
+            flipped[g[win]] = fl[win]
+            best_f[g[win]] = f[win]
     P = Pbase + (DP * flipped).sum(1)
     N = Nbase - (DN * flipped).sum(1)
 
@@ -302,6 +345,95 @@ def _choose(fa, accs, dP, dN, P, N, slack, tol, rounds, m):
         P[live] = Pbase[live] + (DP[live] * flipped[live]).sum(1)
         N[live] = Nbase[live] - (DN[live] * flipped[live]).sum(1)
     return flipped[line, col]
+
+
+def _lp_bound(DP, DN, valid, ratio, P0, N0, lim):
+    """The optimum of the relaxation where moves may be taken in part (a lower bound)."""
+    n, K = DP.shape
+    order = np.argsort(np.where(valid, -ratio, np.inf), axis=1, kind="stable")
+    sv = np.take_along_axis(valid, order, 1)
+    sP = np.where(sv, np.take_along_axis(DP, order, 1), 0.0)
+    sN = np.where(sv, np.take_along_axis(DN, order, 1), 0.0)
+    z = np.zeros((n, 1))
+    cP = np.concatenate([z, np.cumsum(sP, axis=1)], axis=1)
+    cN = np.concatenate([z, np.cumsum(sN, axis=1)], axis=1)
+    S = (P0 - N0)[:, None] + cP + cN  # non-decreasing
+    goal = np.minimum(0.0, lim)[:, None]
+    k = np.clip((goal >= S).sum(1) - 1, 0, K)  # last prefix not beyond the goal
+    ar = np.arange(n)
+    k1 = np.minimum(k + 1, K)
+    step = S[ar, k1] - S[ar, k]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alpha = np.where(step > 0, (goal[:, 0] - S[ar, k]) / step, 0.0)
+    alpha = np.clip(alpha, 0.0, 1.0)
+    P = P0 + cP[ar, k] + alpha * (cP[ar, k1] - cP[ar, k])
+    N = N0 - cN[ar, k] - alpha * (cN[ar, k1] - cN[ar, k])
+    f = np.maximum(P, N)
+    return np.where(lim + 1e-9 >= P0 - N0, f, np.inf)
+
+
+def _coarse_subsets(DP, DN, valid, ratio, P0, N0, lim, C):
+    """Try every subset of each account's C largest moves, completing each with the best
+    prefix of the other moves in the order of dN / dP. Returns (flipped, objective)."""
+    n, K = DP.shape
+    size = np.where(valid, DP + DN, -1.0)
+    cidx = np.argpartition(-size, C - 1, axis=1)[:, :C]
+    cvalid = np.take_along_axis(valid, cidx, 1)
+    cP = np.where(cvalid, np.take_along_axis(DP, cidx, 1), 0.0)
+    cN = np.where(cvalid, np.take_along_axis(DN, cidx, 1), 0.0)
+    is_coarse = np.zeros((n, K), dtype=bool)
+    np.put_along_axis(is_coarse, cidx, True, 1)
+    fine = valid & ~is_coarse
+    order = np.argsort(np.where(fine, -ratio, np.inf), axis=1, kind="stable")
+    sf = np.take_along_axis(fine, order, 1)
+    fP = np.where(sf, np.take_along_axis(DP, order, 1), 0.0)
+    fN = np.where(sf, np.take_along_axis(DN, order, 1), 0.0)
+    z = np.zeros((n, 1))
+    cPf = np.concatenate([z, np.cumsum(fP, axis=1)], axis=1)  # n x (K+1)
+    cNf = np.concatenate([z, np.cumsum(fN, axis=1)], axis=1)
+    cv = cPf + cNf
+    bits = ((np.arange(2**C)[:, None] >> np.arange(C)[None, :]) & 1).astype(float)  # 2^C x C
+    Ps = P0[:, None] + cP @ bits.T  # n x 2^C
+    Ns = N0[:, None] - cN @ bits.T
+    # the fine prefix: k_c = first k where the overweights catch up with the underweights,
+    # k_b = the longest prefix the cash allows
+    W = K + 1
+    span = float(cv[:, -1].max()) + 1.0
+    base = np.arange(n)[:, None] * W
+    offs = np.arange(n)[:, None] * (span * 4.0)
+    flat = (cv + offs).ravel()
+    gap = Ns - Ps
+    q = np.minimum(np.maximum(gap, -1.0), span)
+    q += offs
+    kc = np.searchsorted(flat, q.ravel(), side="left").reshape(n, -1)
+    q = np.minimum(np.maximum(gap + lim[:, None], -1.0), span)
+    q += offs
+    kb = np.searchsorted(flat, q.ravel(), side="right").reshape(n, -1) - 1
+    feasible = kb >= base
+    kb = np.maximum(kb, base)
+    kc = np.minimum(np.maximum(kc, base), base + K)
+    kP, kN, kv = cPf.ravel(), cNf.ravel(), cv.ravel()
+    lim_s = lim[:, None] + 1e-9 + gap
+    best = np.full(Ps.shape, np.inf)
+    bestk = np.zeros(Ps.shape, dtype=np.int64)
+    for k in (np.minimum(kc, kb), np.minimum(np.maximum(kc - 1, base), kb)):
+        f = np.maximum(Ps + kP[k], Ns - kN[k])
+        f[~(feasible & (kv[k] <= lim_s))] = np.inf
+        w = f < best
+        best[w] = f[w]
+        bestk[w] = k[w]
+    bestk -= base
+    j = np.argmin(best, axis=1)
+    ar = np.arange(n)
+    f = best[ar, j]
+    k = bestk[ar, j]
+    flipped = np.zeros((n, K), dtype=bool)
+    chosen = bits[j].astype(bool) & cvalid
+    np.put_along_axis(flipped, cidx, chosen, 1)
+    prefix = (np.arange(K)[None, :] < k[:, None]) & sf
+    fl2 = np.zeros((n, K), dtype=bool)
+    np.put_along_axis(fl2, order, prefix, 1)
+    return flipped | fl2, f
 
 
 def _raise_cash(acc, n_acc, p, h, target, q, qmin, step, minq, closeout, short, tol):

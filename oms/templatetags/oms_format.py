@@ -1,0 +1,116 @@
+"""Display helpers for money, quantities, prices, weights and status badges.
+
+Figures are formatted once, here, so that every page shows them the same way:
+thousands separated, right-aligned by the stylesheet, a dash for a missing value.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from decimal import Decimal, InvalidOperation
+
+from django import template
+from django.utils.html import format_html
+
+register = template.Library()
+
+DASH = "—"
+
+
+def _number(value) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+    except (InvalidOperation, ValueError, TypeError):
+        return None
+    if number.is_nan() or number.is_infinite():
+        return None
+    return number
+
+
+@register.filter
+def money(value, places: int = 2) -> str:
+    """1234567.891 → 1,234,567.89"""
+    number = _number(value)
+    if number is None:
+        return DASH
+    return f"{number:,.{int(places)}f}"
+
+
+@register.filter
+def qty(value) -> str:
+    """A quantity without trailing zeros: 1200.000000 → 1,200; 0.500000 → 0.5"""
+    number = _number(value)
+    if number is None:
+        return DASH
+    text = f"{number:,.6f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+@register.filter
+def price(value) -> str:
+    """A price with two to six decimals: 101.50000000 → 101.50; 0.12345 → 0.12345"""
+    number = _number(value)
+    if number is None:
+        return DASH
+    text = f"{number:,.6f}".rstrip("0")
+    whole, _, decimals = text.partition(".")
+    return f"{whole}.{decimals.ljust(2, '0')}"
+
+
+@register.filter
+def pct(value, places: int = 2) -> str:
+    """A weight as a percentage: 0.1234 → 12.34%"""
+    number = _number(value)
+    if number is None:
+        return DASH
+    return f"{number * 100:,.{int(places)}f}%"
+
+
+@register.filter
+def pct_signed(value, places: int = 2) -> str:
+    """A drift as a signed percentage: 0.0123 → +1.23%, -0.0123 → −1.23%"""
+    number = _number(value)
+    if number is None:
+        return DASH
+    text = f"{abs(number) * 100:,.{int(places)}f}%"
+    if round(number * 100, int(places)) == 0:
+        return text
+    return ("+" if number > 0 else "−") + text
+
+
+@register.filter
+def is_number(value) -> bool:
+    number = _number(value)
+    return number is not None and not math.isnan(float(number))
+
+
+@register.filter
+def pretty_json(value) -> str:
+    if not value:
+        return ""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+@register.simple_tag
+def badge(obj_or_status, label: str | None = None) -> str:
+    """A status badge: {% badge order %} or {% badge "proposed" "Proposed" %}."""
+    if hasattr(obj_or_status, "status"):
+        status = obj_or_status.status
+        label = label or obj_or_status.get_status_display()
+    else:
+        status = str(obj_or_status)
+        label = label or status.replace("_", " ").capitalize()
+    return format_html('<span class="badge badge-{}">{}</span>', status, label)
+
+
+@register.simple_tag
+def side(value: str, label: str | None = None) -> str:
+    buying = value in ("buy", "buy_to_cover")
+    return format_html(
+        '<span class="side side-{}">{}</span>',
+        "buy" if buying else "sell",
+        label or value.replace("_", " ").capitalize(),
+    )

@@ -1,0 +1,122 @@
+"""The whole chain in a real browser: the PM rebalances an account and releases the
+orders, the trader routes the block and sees it fill without a reload, the
+account's positions and cash change, and compliance finds every step in the trail."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from portfolios.models import CashBalance, Position
+from trading.models import Block, Order
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+def holdings(account) -> dict[str, object]:
+    return dict(
+        Position.objects.filter(portfolio=account).values_list("security__ticker", "quantity")
+    )
+
+
+def test_drift_to_fills_in_the_browser(
+    book, pm, trader, compliance_officer, eager_celery, log_in, live_server
+):
+    account = book["accounts"][0]
+    before = holdings(account)
+    cash_before = CashBalance.objects.get(portfolio=account, currency="USD").amount
+
+    # --- The PM sees drifting accounts and rebalances one.
+    page = log_in(pm)
+    expect(page.locator("h1")).to_have_text("Accounts")
+    row = page.locator("tr", has=page.locator(f'a:text-is("{account.code}")'))
+    expect(row).to_contain_text("Out of band")
+    row.locator('input[name="portfolios"]').check()
+    page.click("text=Rebalance selected")
+    expect(page.locator("h1")).to_have_text("Rebalance")
+    page.click("text=Propose orders")
+    expect(page.locator("h1")).to_contain_text("Proposed")
+    expect(page.locator("#what-if")).to_contain_text(account.code)
+    orders = page.locator("#orders tbody tr")
+    count = orders.count()
+    assert count > 0
+    expect(orders.first).to_contain_text("Draft")
+
+    page.click("#approve")
+    expect(page.locator("h1")).to_contain_text("Approved")
+    page.click("#release")
+    expect(page.locator("h1")).to_contain_text("Released")
+    expect(page.locator(".message-success")).to_contain_text("released")
+    released = list(Order.objects.filter(portfolio=account, status=Order.Status.RELEASED))
+    assert len(released) == count
+
+    # --- The trader finds them in blocks on the blotter and routes each to SIM.
+    desk = log_in(trader)
+    expect(desk.locator("h1")).to_have_text("Blotter")
+    desk.evaluate("window.__not_reloaded = true")
+    block_ids = sorted({order.block_id for order in released})
+    for block_id in block_ids:
+        block_row = desk.locator(f"#block-{block_id}")
+        expect(block_row).to_contain_text(account.code)
+        expect(block_row.locator("[data-col=status]")).to_contain_text("Open")
+        block_row.locator("select[name=broker]").select_option(label="SIM · Simulated")
+        block_row.locator("button", has_text="Route").click()
+        # The row is swapped in place by HTMX and refreshed until the fill is allocated.
+        expect(desk.locator(f"#block-{block_id} [data-col=status]")).to_contain_text("Allocated")
+        block = Block.objects.get(pk=block_id)
+        expect(desk.locator(f"#block-{block_id} [data-col=filled]")).to_have_text(
+            f"{block.quantity:,.0f}"
+        )
+    assert desk.evaluate("window.__not_reloaded === true"), "the blotter was reloaded"
+
+    # --- The account's positions and cash changed by the allocated fills.
+    after = holdings(account)
+    for order in released:
+        order.refresh_from_db()
+        assert order.status == Order.Status.ALLOCATED
+        sign = 1 if order.side == "buy" else -1
+        ticker = order.security.ticker
+        assert after[ticker] == before.get(ticker, 0) + sign * order.quantity
+    cash_after = CashBalance.objects.get(portfolio=account, currency="USD").amount
+    assert cash_after != cash_before
+    page.goto(f"{live_server.url}{account.get_absolute_url()}")
+    in_model = {target.security.ticker for target in book["model"].targets.all()}
+    for order in released:
+        ticker = order.security.ticker
+        quantity = page.locator(f'#holdings tr[data-ticker="{ticker}"] [data-col=quantity]')
+        if after[ticker] == 0 and ticker not in in_model:
+            expect(quantity).to_have_count(0)  # sold out of a security the model does not hold
+        else:
+            expect(quantity).to_have_text(f"{after[ticker]:,.0f}")
+    expect(page.locator('#cash tr[data-currency="USD"] [data-col=amount]')).to_have_text(
+        f"{cash_after:,.2f}"
+    )
+
+    # --- Compliance finds every step in the audit trail, with its actor.
+    audit = log_in(compliance_officer)
+    expect(audit.locator("h1")).to_have_text("Audit trail")
+    steps = {
+        "pm": [
+            "rebalance.created",
+            "rebalance.proposed",
+            "rebalance.approved",
+            "order.approved",
+            "rebalance.released",
+            "order.released",
+        ],
+        "trader": ["route.created", "block.routed"],
+        "broker:SIM": ["route.sent", "execution.trade"],
+        "system": ["order.allocated", "block.allocated"],
+    }
+    for actor, kinds in steps.items():
+        audit.fill("#id_actor", actor)
+        audit.fill("#id_kind", "")
+        audit.click("form.filters button[type=submit]")
+        table = audit.locator("#audit")
+        for kind in kinds:
+            event = table.locator(f'tr[data-kind="{kind}"]').first
+            expect(event).to_be_visible()
+            expect(event.locator(".actor")).to_have_text(actor)
+    audit.goto(f"{live_server.url}/compliance/audit/verify/")
+    audit.click("#verify")
+    expect(audit.locator("#verify-result")).to_contain_text("Chain intact.")

@@ -1,0 +1,227 @@
+"""Orders and the trader's blotter: manual orders, routing a block, fills without a reload."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from compliance.models import AuditEvent
+from trading import services
+from trading.models import Block, Order, Route
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HX-Request": "true"}
+
+
+def order_data(book, **overrides) -> dict:
+    data = {
+        "portfolio": book["accounts"][0].pk,
+        "security": book["securities"]["BBB"].pk,
+        "side": "buy",
+        "quantity": "10",
+        "order_type": "market",
+        "time_in_force": "day",
+    }
+    return data | overrides
+
+
+def test_manual_order_is_created_as_a_draft_then_approved_and_released(pm, book, client_for):
+    client = client_for(pm)
+    response = client.post(reverse("trading:order-create"), order_data(book))
+    order = Order.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == order.get_absolute_url()
+    assert order.status == Order.Status.DRAFT
+    assert order.created_by == pm
+
+    page = client.get(order.get_absolute_url())
+    assert page.context["can_approve"] and not page.context["can_release"]
+    client.post(reverse("trading:order-approve", args=[order.pk]))
+    client.post(reverse("trading:order-release", args=[order.pk]))
+    order.refresh_from_db()
+    assert order.status == Order.Status.RELEASED
+    assert order.block is not None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"quantity": "-3"}, "quantity"),
+        ({"quantity": "2.5"}, "quantity"),  # whole units only: the service says so
+        ({"side": "sell", "quantity": "601", "security": None}, "quantity"),  # more than held
+        ({"order_type": "limit"}, "limit_price"),
+        ({"side": "sideways"}, "side"),
+    ],
+)
+def test_order_form_shows_errors_and_writes_nothing(pm, book, client_for, overrides, field):
+    if overrides.get("security", "") is None:
+        overrides = overrides | {"security": book["securities"]["AAA"].pk}
+    events = AuditEvent.objects.count()
+    response = client_for(pm).post(reverse("trading:order-create"), order_data(book, **overrides))
+    assert response.status_code == 422
+    assert field in response.context["form"].errors
+    assert not Order.objects.exists()
+    assert AuditEvent.objects.count() == events
+
+
+def test_order_form_offers_only_the_pms_accounts(other_pm, book, client_for):
+    response = client_for(other_pm).post(reverse("trading:order-create"), order_data(book))
+    assert response.status_code == 422
+    assert "portfolio" in response.context["form"].errors
+    assert not Order.objects.exists()
+
+
+def test_order_list_filters_with_the_shared_filter(pm, released_block, client_for):
+    client = client_for(pm)
+    everything = client.get(reverse("trading:order-list"))
+    assert len(everything.context["page"].object_list) == 2
+    one = client.get(reverse("trading:order-list"), {"portfolio": "ACC2"})
+    assert [o.portfolio.code for o in one.context["page"].object_list] == ["ACC2"]
+
+
+def test_blotter_shows_the_block_with_its_accounts_and_a_route_form(
+    trader, released_block, client_for
+):
+    response = client_for(trader).get(reverse("trading:blotter"))
+    assert response.status_code == 200
+    [row] = response.context["rows"]
+    assert row["block"] == released_block
+    assert row["can_route"] is True
+    html = response.content.decode()
+    assert f'id="block-{released_block.pk}"' in html
+    assert "ACC1" in html and "ACC2" in html
+    assert 'name="quantity" value="150"' in html  # defaults to what is left to route
+    assert "every 1s" not in html  # nothing is working: no polling
+
+
+def test_compliance_sees_the_blotter_without_route_forms(
+    compliance_officer, released_block, client_for
+):
+    response = client_for(compliance_officer).get(reverse("trading:blotter"))
+    assert response.status_code == 200
+    assert response.context["rows"][0]["can_route"] is False
+    assert b"route-form" not in response.content
+
+
+def test_blotter_filters_by_status(trader, released_block, client_for):
+    client = client_for(trader)
+    assert len(client.get(reverse("trading:blotter"), {"status": "open"}).context["rows"]) == 1
+    assert client.get(reverse("trading:blotter"), {"status": "filled"}).context["rows"] == []
+
+
+def test_routing_from_the_blotter_answers_with_the_live_row(
+    trader, book, released_block, client_for, settings
+):
+    # No worker here: the route waits to be sent, so the block stays working.
+    response = client_for(trader).post(
+        reverse("trading:block-route", args=[released_block.pk]),
+        {"broker": book["broker"].pk, "quantity": "100"},
+        headers=HTMX,
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.lstrip().startswith(f'<tbody id="block-{released_block.pk}"')
+    assert "every 1s" in html  # working: the row polls for fills
+    assert reverse("trading:block-row", args=[released_block.pk]) in html
+    route = Route.objects.get()
+    assert route.quantity == Decimal(100)
+    assert route.created_by == trader
+    released_block.refresh_from_db()
+    assert released_block.status == Block.Status.WORKING
+    assert 'name="quantity" value="50"' in html  # the rest can still be routed
+
+
+def test_polled_row_shows_the_fill_and_stops_polling_when_done(
+    trader, book, released_block, client_for, eager_celery, django_capture_on_commit_callbacks
+):
+    client = client_for(trader)
+    with django_capture_on_commit_callbacks(execute=True):
+        route = services.route_create(
+            actor=trader, block_id=released_block.pk, broker=book["broker"]
+        )
+    route.refresh_from_db()
+    assert route.status == Route.Status.FILLED
+    row = client.get(reverse("trading:block-row", args=[released_block.pk]), headers=HTMX)
+    html = row.content.decode()
+    assert "Allocated" in html
+    assert "every 1s" not in html
+    assert 'data-col="filled">150<' in html
+
+
+@pytest.mark.parametrize(
+    ("quantity", "message"),
+    [("500", b"Only 150.000000 of the block is left to route."), ("0", b"greater than or equal")],
+)
+def test_route_errors_show_on_the_row_and_write_nothing(
+    trader, book, released_block, client_for, quantity, message
+):
+    events = AuditEvent.objects.count()
+    response = client_for(trader).post(
+        reverse("trading:block-route", args=[released_block.pk]),
+        {"broker": book["broker"].pk, "quantity": quantity},
+        headers=HTMX,
+    )
+    assert response.status_code == 422
+    assert message in response.content
+    assert not Route.objects.exists()
+    assert AuditEvent.objects.count() == events
+
+
+def test_route_without_htmx_redirects_to_the_block(trader, book, released_block, client_for):
+    response = client_for(trader).post(
+        reverse("trading:block-route", args=[released_block.pk]),
+        {"broker": book["broker"].pk},
+    )
+    assert response.status_code == 302
+    assert response["Location"] == released_block.get_absolute_url()
+    assert Route.objects.get().quantity == Decimal(150)
+
+
+def test_a_pm_cannot_route(pm, book, released_block, client_for):
+    response = client_for(pm).post(
+        reverse("trading:block-route", args=[released_block.pk]),
+        {"broker": book["broker"].pk},
+    )
+    assert response.status_code == 403
+    assert not Route.objects.exists()
+
+
+def test_block_detail_shows_routes_executions_and_allocations(
+    trader, book, released_block, client_for, eager_celery, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        services.route_create(actor=trader, block_id=released_block.pk, broker=book["broker"])
+    response = client_for(trader).get(released_block.get_absolute_url())
+    assert response.status_code == 200
+    assert len(response.context["executions"]) >= 2
+    assert {a.order.portfolio.code for a in response.context["allocations"]} == {"ACC1", "ACC2"}
+    assert b"Block #%d" % released_block.pk in response.content
+
+
+def test_blotter_query_count_does_not_grow_with_blocks(
+    pm, trader, book, client_for, django_assert_max_num_queries
+):
+    orders = []
+    for ticker in ("AAA", "BBB", "CCC", "DDD", "EEE"):
+        for account in book["accounts"]:
+            orders.append(
+                services.order_create(
+                    actor=pm,
+                    portfolio=account,
+                    security=book["securities"][ticker],
+                    side="buy",
+                    quantity=Decimal(10),
+                )
+            )
+    ids = [o.pk for o in orders]
+    services.orders_approve(actor=pm, order_ids=ids)
+    services.orders_release(actor=pm, order_ids=ids)
+    for block in Block.objects.all()[:3]:
+        services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
+    client = client_for(trader)
+    with django_assert_max_num_queries(10):
+        response = client.get(reverse("trading:blotter"))
+    assert len(response.context["rows"]) == 5

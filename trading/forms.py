@@ -1,0 +1,47 @@
+"""Forms of the trading pages: they parse input; the services validate and write."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+
+from portfolios.models import Security
+
+from .models import Broker, OrderType, Side, TimeInForce
+
+
+class OrderForm(forms.Form):
+    """A manual order for one account (the service checks its terms)."""
+
+    portfolio = forms.ModelChoiceField(queryset=None, label="Account")
+    security = forms.ModelChoiceField(
+        queryset=Security.objects.filter(is_active=True), label="Security"
+    )
+    side = forms.ChoiceField(choices=Side.choices)
+    quantity = forms.DecimalField(min_value=Decimal("0.000001"), decimal_places=6)
+    order_type = forms.ChoiceField(choices=OrderType.choices, initial=OrderType.MARKET)
+    time_in_force = forms.ChoiceField(choices=TimeInForce.choices, initial=TimeInForce.DAY)
+    limit_price = forms.DecimalField(required=False, decimal_places=8)
+    stop_price = forms.DecimalField(required=False, decimal_places=8)
+    expire_at = forms.DateTimeField(
+        required=False,
+        label="Expires at (UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        help_text="Good-till-date orders only.",
+    )
+    notes = forms.CharField(required=False, max_length=500)
+
+    def __init__(self, *args, portfolios, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["portfolio"].queryset = portfolios
+
+    def order_terms(self) -> dict:
+        return dict(self.cleaned_data)
+
+
+class RouteForm(forms.Form):
+    """Route (part of) a block to a broker; no quantity routes what is left."""
+
+    broker = forms.ModelChoiceField(queryset=Broker.objects.filter(is_active=True))
+    quantity = forms.DecimalField(required=False, min_value=Decimal("0.000001"), decimal_places=6)

@@ -1,0 +1,242 @@
+"""Trading pages: orders, the trader's blotter of blocks, routing, fills.
+
+Thin views: parse input, call one service (or read through a selector), render.
+The blotter refreshes each working block's row from a server-rendered fragment
+(Healthchecks-style) until the block is done: the fills come from the worker.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db.models import Prefetch
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from oms.roles import Action, can
+from oms.state import TransitionError
+from oms.views import action_required, add_service_errors, paginate, partial_or_page
+from portfolios.models import Portfolio
+
+from . import selectors, services
+from .filters import BlockFilter, OrderFilter
+from .forms import OrderForm, RouteForm
+from .models import Block, Broker, Order
+
+# A block whose fills (or allocation) are still to come from the worker.
+LIVE_BLOCK_STATES = frozenset(
+    {Block.Status.WORKING, Block.Status.PARTIALLY_FILLED, Block.Status.FILLED}
+)
+ROUTABLE_BLOCK_STATES = frozenset(
+    {Block.Status.OPEN, Block.Status.WORKING, Block.Status.PARTIALLY_FILLED}
+)
+
+
+# --- Orders ------------------------------------------------------------------------
+
+
+@action_required(Action.ORDER_VIEW)
+def order_list(request: HttpRequest) -> HttpResponse:
+    filterset = OrderFilter(request.GET or None, queryset=selectors.orders_visible_to(request.user))
+    context = {
+        "filterset": filterset,
+        "page": paginate(request, filterset.qs),
+        "can_create": can(request.user, Action.ORDER_CREATE),
+    }
+    return partial_or_page(
+        request, "trading/order_list.html", "trading/partials/order_table.html", context
+    )
+
+
+def _order_actions(user, order: Order) -> dict:
+    manages = order.portfolio.manager_id == user.pk
+    block_open = order.block is None or order.block.status == Block.Status.OPEN
+    return {
+        "can_approve": can(user, Action.ORDER_APPROVE)
+        and manages
+        and order.status == Order.Status.DRAFT,
+        "can_release": can(user, Action.ORDER_RELEASE)
+        and manages
+        and order.status == Order.Status.APPROVED,
+        "can_cancel": can(user, Action.ORDER_CANCEL)
+        and block_open
+        and Order.Status.CANCELLED in Order.TRANSITIONS[order.status],
+    }
+
+
+@action_required(Action.ORDER_VIEW)
+def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    order = get_object_or_404(selectors.orders_visible_to(request.user), pk=pk)
+    context = {
+        "order": order,
+        "perms_block": can(request.user, Action.BLOCK_VIEW),
+        **_order_actions(request.user, order),
+    }
+    if hasattr(order, "allocation"):
+        context["allocation"] = order.allocation
+    return render(request, "trading/order_detail.html", context)
+
+
+@action_required(Action.ORDER_CREATE)
+def order_create(request: HttpRequest) -> HttpResponse:
+    """A manual order: it starts as a draft, to approve and release like any other."""
+    mine = Portfolio.objects.filter(manager=request.user, is_active=True)
+    if request.method == "POST":
+        form = OrderForm(request.POST, portfolios=mine)
+        if form.is_valid():
+            try:
+                order = services.order_create(actor=request.user, **form.order_terms())
+            except ValidationError as error:
+                add_service_errors(form, error)
+            else:
+                messages.success(request, f"{order} created as a draft.")
+                return redirect(order)
+        status = 422
+    else:
+        form = OrderForm(initial={"portfolio": request.GET.get("portfolio")}, portfolios=mine)
+        status = 200
+    return render(request, "trading/order_form.html", {"form": form}, status=status)
+
+
+def _order_step(request: HttpRequest, pk: int, step) -> HttpResponse:
+    order = get_object_or_404(selectors.orders_visible_to(request.user), pk=pk)
+    try:
+        message = step(order)
+    except TransitionError as error:
+        messages.error(request, f"{order} is {error.current}: it cannot be {error.target} now.")
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, message)
+    return redirect(order)
+
+
+@require_POST
+@action_required(Action.ORDER_APPROVE)
+def order_approve(request: HttpRequest, pk: int) -> HttpResponse:
+    def step(order):
+        services.orders_approve(actor=request.user, order_ids=[order.pk])
+        return f"{order} approved."
+
+    return _order_step(request, pk, step)
+
+
+@require_POST
+@action_required(Action.ORDER_RELEASE)
+def order_release(request: HttpRequest, pk: int) -> HttpResponse:
+    def step(order):
+        services.orders_release(actor=request.user, order_ids=[order.pk])
+        return f"{order} released to the trading desk."
+
+    return _order_step(request, pk, step)
+
+
+@require_POST
+@action_required(Action.ORDER_CANCEL)
+def order_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    def step(order):
+        services.order_cancel(
+            actor=request.user, order_id=order.pk, reason=request.POST.get("reason", "")
+        )
+        return f"{order} cancelled."
+
+    return _order_step(request, pk, step)
+
+
+# --- Blotter and blocks -------------------------------------------------------------
+
+
+def _blocks():
+    """Blocks with everything a blotter row shows, in a fixed number of queries."""
+    account_orders = Order.objects.select_related("portfolio").order_by("portfolio__code", "pk")
+    return selectors.blotter_blocks().prefetch_related(Prefetch("orders", queryset=account_orders))
+
+
+def _row_context(request: HttpRequest, block: Block, brokers, **extra) -> dict:
+    can_route = can(request.user, Action.BLOCK_ROUTE)
+    return {
+        "block": block,
+        "live": block.status in LIVE_BLOCK_STATES,
+        "brokers": brokers,
+        "can_route": can_route
+        and block.status in ROUTABLE_BLOCK_STATES
+        and block.unrouted_quantity > 0,
+        **extra,
+    }
+
+
+@action_required(Action.BLOCK_VIEW)
+def blotter(request: HttpRequest) -> HttpResponse:
+    """Blocks of released orders, their routes and fills; route a block to a broker."""
+    filterset = BlockFilter(request.GET or None, queryset=_blocks())
+    page = paginate(request, filterset.qs, per_page=25)
+    brokers = list(Broker.objects.filter(is_active=True))
+    rows = [_row_context(request, block, brokers) for block in page.object_list]
+    context = {
+        "filterset": filterset,
+        "page": page,
+        "rows": rows,
+        "statuses": Block.Status.choices,
+        "current_status": request.GET.getlist("status"),
+    }
+    return render(request, "trading/blotter.html", context)
+
+
+@action_required(Action.BLOCK_VIEW)
+def block_row(request: HttpRequest, pk: int) -> HttpResponse:
+    """One blotter row, polled while the block is working."""
+    block = get_object_or_404(_blocks(), pk=pk)
+    brokers = list(Broker.objects.filter(is_active=True))
+    return render(request, "trading/partials/block_row.html", _row_context(request, block, brokers))
+
+
+@action_required(Action.BLOCK_VIEW)
+def block_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    block = get_object_or_404(_blocks(), pk=pk)
+    brokers = list(Broker.objects.filter(is_active=True))
+    context = _row_context(request, block, brokers)
+    if request.htmx and request.GET.get("fills"):
+        return render(request, "trading/partials/block_fills.html", _fills_context(block, context))
+    return render(request, "trading/block_detail.html", _fills_context(block, context))
+
+
+def _fills_context(block: Block, context: dict) -> dict:
+    return context | {
+        "blk": block,
+        "routes": selectors.routes_with_broker().filter(block=block),
+        "executions": selectors.executions_with_route().filter(route__block=block),
+        "allocations": block.allocations.select_related("order__portfolio"),
+    }
+
+
+@require_POST
+@action_required(Action.BLOCK_ROUTE)
+def block_route(request: HttpRequest, pk: int) -> HttpResponse:
+    """Route (part of) a block. From the blotter (HTMX) the answer is the block's row."""
+    block = get_object_or_404(Block, pk=pk)
+    form = RouteForm(request.POST)
+    if form.is_valid():
+        try:
+            route = services.route_create(
+                actor=request.user,
+                block_id=block.pk,
+                broker=form.cleaned_data["broker"],
+                quantity=form.cleaned_data["quantity"],
+            )
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            if not request.htmx:
+                messages.success(request, f"Routed {route.quantity:f} to {route.broker}.")
+                return redirect(block)
+            return block_row(request, pk)
+    errors = [str(e) for field in form.errors.values() for e in field]
+    if request.htmx:
+        block = get_object_or_404(_blocks(), pk=pk)
+        brokers = list(Broker.objects.filter(is_active=True))
+        context = _row_context(request, block, brokers, route_errors=errors, posted=request.POST)
+        return render(request, "trading/partials/block_row.html", context, status=422)
+    for error in errors:
+        messages.error(request, error)
+    return redirect(block)
