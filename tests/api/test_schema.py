@@ -12,7 +12,9 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from django.contrib.auth.models import Group
+from django.core import signals
 from django.core.management import call_command
+from django.db import close_old_connections
 from hypothesis import HealthCheck, Phase, settings
 from rest_framework.authtoken.models import Token
 
@@ -84,7 +86,19 @@ def test_the_schema_generates_without_errors_or_warnings(tmp_path):
 
 
 @pytest.fixture
-def integrator_token(pm, book):
+def in_test_transaction():
+    """Requests reach the WSGI application directly, not through Django's test client:
+    like the test client, keep Django from closing the connection at the end of each
+    request, which would close the test's transaction with it (on PostgreSQL)."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def integrator_token(in_test_transaction, pm, book):
     """The book's PM, given every other role too, so that every operation is reachable."""
     for role in Role:
         pm.groups.add(Group.objects.get(name=role.value))
@@ -92,7 +106,8 @@ def integrator_token(pm, book):
 
 
 # The application runs in this thread, on this test's database connection: it sees the
-# test's data without a commit, and what it writes is rolled back after each operation.
+# test's data without a commit, and what it writes is rolled back after each operation
+# (the equivalent of a transactional test, without emptying every table each time).
 @pytest.mark.django_db
 @schema.parametrize()
 @settings(
