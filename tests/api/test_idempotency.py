@@ -138,3 +138,48 @@ def test_unusable_keys_are_bad_input(key, pm, book, client_for):
     assert response.status_code == 400
     assert "Idempotency-Key" in response.json()
     assert not Order.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_requests_with_one_key_create_once(pm, book, client_for, monkeypatch):
+    """Both requests find no key, then both create: the second to commit its key hits
+    the unique constraint, is rolled back whole and answers with the first's answer."""
+    import threading
+
+    from django.db import connection
+
+    from tests.conftest import service_missing
+    from trading import services
+
+    if connection.vendor != "postgresql":
+        service_missing("PostgreSQL: two writers at once (SQLite serialises whole requests)")
+    both_looked = threading.Barrier(2, timeout=20)
+    create = services.order_create
+
+    def create_after_both_looked(**kwargs):
+        both_looked.wait()  # each request has found no stored key
+        return create(**kwargs)
+
+    monkeypatch.setattr(services, "order_create", create_after_both_looked)
+    answers = []
+
+    def post():
+        try:
+            answers.append(
+                client_for(pm).post(
+                    f"{API}/orders/", _order_body(book), format="json", HTTP_IDEMPOTENCY_KEY="race"
+                )
+            )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert [a.status_code for a in answers] == [201, 201]
+    assert answers[0].json() == answers[1].json()
+    assert sorted(a.has_header("Idempotent-Replayed") for a in answers) == [False, True]
+    assert Order.objects.count() == 1
+    assert AuditEvent.objects.filter(kind="order.created").count() == 1
