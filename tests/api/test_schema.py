@@ -128,3 +128,15 @@ def test_no_request_gets_a_server_error(case, integrator_token, fast_password_ha
         f"{case.method} {case.formatted_path} → {response.status_code}\n"
         f"{case.as_curl_command()}\n{response.text[:2000]}"
     )
+
+
+def test_the_interactive_docs_work_offline(client, settings):
+    settings.STORAGES = settings.STORAGES | {
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+    }
+    response = client.get("/api/docs/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "drf_spectacular_sidecar/swagger-ui-dist/" in page
+    assert "cdn" not in page.lower()
+    assert client.get("/api/schema/?format=json").json()["info"]["title"] == "OMS API"
