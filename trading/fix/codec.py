@@ -387,11 +387,19 @@ class Framer:
         return len(self._buf)
 
 
+_ts_cache: list = [None, ""]  # (whole second, "YYYYMMDD-HH:MM:SS")
+
+
 def utc_timestamp(dt: datetime | None = None, precision: int = 3) -> str:
     """FIX UTCTimestamp: ``YYYYMMDD-HH:MM:SS[.sss|.ssssss]``."""
     if dt is None:
         dt = datetime.now(UTC)
-    s = dt.strftime("%Y%m%d-%H:%M:%S")
+    key = dt.replace(microsecond=0)
+    if _ts_cache[0] == key:
+        s = _ts_cache[1]
+    else:
+        s = f"{dt.year:04d}{dt.month:02d}{dt.day:02d}-{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
+        _ts_cache[0], _ts_cache[1] = key, s
     if precision == 3:
         return f"{s}.{dt.microsecond // 1000:03d}"
     if precision == 6:
@@ -400,8 +408,22 @@ def utc_timestamp(dt: datetime | None = None, precision: int = 3) -> str:
 
 
 def parse_utc_timestamp(value: str) -> datetime:
-    base = datetime.strptime(value[:17], "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC)
-    frac = value[18:] if len(value) > 18 and value[17] == "." else ""
-    if frac:
-        base = base.replace(microsecond=int((frac + "000000")[:6]))
-    return base
+    """Parse ``YYYYMMDD-HH:MM:SS[.fff...]`` (ValueError if malformed)."""
+    if len(value) < 17 or value[8] != "-" or value[11] != ":" or value[14] != ":":
+        raise ValueError(f"bad UTCTimestamp {value!r}")
+    micro = 0
+    if len(value) > 17:
+        frac = value[18:]
+        if value[17] != "." or not frac.isdigit() or len(frac) > 9:
+            raise ValueError(f"bad UTCTimestamp {value!r}")
+        micro = int((frac + "000000")[:6])
+    return datetime(
+        int(value[0:4]),
+        int(value[4:6]),
+        int(value[6:8]),
+        int(value[9:11]),
+        int(value[12:14]),
+        int(value[15:17]),
+        micro,
+        tzinfo=UTC,
+    )
