@@ -219,6 +219,7 @@ def qf_broker_child() -> None:
                 "SocketAcceptAddress=127.0.0.1",
                 "StartTime=00:00:00",
                 "EndTime=00:00:00",
+                "SocketNodelay=Y",
                 f"FileStorePath={tmp}/store",
                 "UseDataDictionary=Y",
                 f"DataDictionary={spec}/FIX44.xml",
