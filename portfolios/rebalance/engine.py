@@ -127,6 +127,8 @@ def _run(prep: Prepared, lots: LotTable | None, options: Options) -> RebalanceRe
             slack,
             prep.value[acc_sel],
             rounds=options.local_search_rounds,
+            pair_candidates=options.pair_candidates,
+            coarse=options.subset_moves,
             qmin_hard=lo_hard[row_sel],
         )
         q[row_sel] = qq

@@ -116,8 +116,9 @@ def solve(
     minq: np.ndarray,
     slack: np.ndarray,
     scale: np.ndarray,
-    rounds: int = 8,
-    pair_candidates: int = 10,
+    rounds: int = 4,
+    pair_candidates: int = 6,
+    coarse: int = 6,
     qmin_hard: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Trades for rows sorted by account ``acc`` (0..n_acc-1).
@@ -165,6 +166,7 @@ def solve(
                 tol[accs],
                 rounds,
                 pair_candidates,
+                coarse,
             )
     P = P + np.bincount(acc[flipped], weights=dP[flipped], minlength=n_acc)
     N = N - np.bincount(acc[flipped], weights=dN[flipped], minlength=n_acc)
