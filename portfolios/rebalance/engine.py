@@ -172,7 +172,22 @@ def _run(prep: Prepared, lots: LotTable | None, options: Options) -> RebalanceRe
     q = np.where(ok[prep.r_acct], q, 0.0)
     q = np.round(q, 9)
     q[np.abs(q) < 1e-12] = 0.0
+    # never leave an account further from its model than trading nothing would, when
+    # trading nothing breaks no rule
+    worse = _drift_after(prep, q) > drift_before + 1e-12
+    worse &= prep.cash >= prep.floor - 1e-9
+    q[worse[prep.r_acct]] = 0.0
     return _results(prep, lots, q, reason, ok, w, cw, drift_before, max_before, acc_out)
+
+
+def _drift_after(prep: Prepared, q: np.ndarray) -> np.ndarray:
+    A = prep.n_accounts
+    cash_after = prep.cash - np.bincount(prep.r_acct, weights=q * prep.p, minlength=A)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w_after = (prep.h + q) * prep.p / prep.value[prep.r_acct]
+        cw_after = cash_after / prep.value
+    dev = np.abs(w_after - prep.t)
+    return np.bincount(prep.r_acct, weights=dev, minlength=A) + np.abs(cw_after - prep.cash_target)
 
 
 def _results(prep, lots, q, reason, ok, w, cw, drift_before, max_before, acc_out):
