@@ -228,8 +228,8 @@ def _results(prep, lots, q, reason, ok, w, cw, drift_before, max_before, acc_out
         lr = lots.row[t_sel]
         lot_frame = pd.DataFrame(
             {
-                "account": prep.acct_ids[ra[lr]],
-                "security": prep.sec_ids[prep.r_sec[lr]],
+                "account": prep.accounts_at(ra[lr]),
+                "security": prep.securities_at(prep.r_sec[lr]),
                 "lot": lots.lot_id[t_sel],
                 "quantity": take[t_sel],
                 "unit_cost": lots.unit_cost[t_sel],
@@ -251,8 +251,8 @@ def _results(prep, lots, q, reason, ok, w, cw, drift_before, max_before, acc_out
             lots_col[pos[b0]] = tuple(zip(ids[b0:b1].tolist(), qty[b0:b1].tolist(), strict=True))
     trades = pd.DataFrame(
         {
-            "account": prep.acct_ids[ra[ti]],
-            "security": prep.sec_ids[prep.r_sec[ti]],
+            "account": prep.accounts_at(ra[ti]),
+            "security": prep.securities_at(prep.r_sec[ti]),
             "side": np.where(q[ti] > 0, "buy", "sell"),
             "quantity": q[ti],
             "price": prep.price[ti],
@@ -271,7 +271,7 @@ def _results(prep, lots, q, reason, ok, w, cw, drift_before, max_before, acc_out
     keep = np.flatnonzero(ok)
     accounts = pd.DataFrame(
         {
-            "account": prep.acct_ids[keep],
+            "account": prep.accounts_at(keep),
             "base_currency": prep.base_ccy[keep],
             "model": prep.model_ids[keep],
             "value": V[keep],
@@ -293,5 +293,5 @@ def _results(prep, lots, q, reason, ok, w, cw, drift_before, max_before, acc_out
         }
     )
     sk = np.flatnonzero(~ok)
-    skipped = pd.DataFrame({"account": prep.acct_ids[sk], "reason": reason[sk].astype(object)})
+    skipped = pd.DataFrame({"account": prep.accounts_at(sk), "reason": reason[sk].astype(object)})
     return RebalanceResult(trades=trades, accounts=accounts, skipped=skipped, lots=lot_frame)

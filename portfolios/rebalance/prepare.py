@@ -54,9 +54,20 @@ class Prepared:
     dns: np.ndarray
     in_model: np.ndarray
 
+    acct_index: pd.Index | None = None
+    sec_index: pd.Index | None = None
+
     @property
     def n_accounts(self) -> int:
         return len(self.acct_ids)
+
+    def accounts_at(self, idx: np.ndarray) -> pd.Index:
+        """Account ids at these positions, in the dtype they came in."""
+        return self.acct_index.take(idx)
+
+    def securities_at(self, idx: np.ndarray) -> pd.Index:
+        """Security ids at these positions, in the dtype they came in."""
+        return self.sec_index.take(idx)
 
 
 def _require(frame: pd.DataFrame | None, name: str, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -420,6 +431,8 @@ def prepare(book: Book, options: Options) -> Prepared:
         dnb=dnb,
         dns=dns,
         in_model=in_model,
+        acct_index=acct_index,
+        sec_index=sec_index,
     )
 
 

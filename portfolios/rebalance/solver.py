@@ -234,7 +234,7 @@ def _choose(fa, accs, dP, dN, P, N, slack, tol, rounds, m, coarse=8, coarse_gap=
     lim = (slack + tol)[:, None]
 
     # 1. greedy passes in several orders (the most underweight removed per overweight added
-    # first, the largest moves first, the smallest first), skipping a move that would break
+    # first, the largest underweight first, the largest move first), skipping a move that would break
     # the cash floor or not improve; keep the best per account
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(DP > 0, DN / DP, np.inf)
@@ -243,7 +243,6 @@ def _choose(fa, accs, dP, dN, P, N, slack, tol, rounds, m, coarse=8, coarse_gap=
         np.where(valid, -ratio, np.inf),
         np.where(valid, -DN, np.inf),
         np.where(valid, -size, np.inf),
-        np.where(valid, size, np.inf),
     )
     Pbase, Nbase = P, N
     best_f = np.full(n, np.inf)
