@@ -247,23 +247,26 @@ def _choose(fa, accs, dP, dN, P, N, slack, tol, rounds, m, coarse=8, coarse_gap=
     Pbase, Nbase = P, N
     best_f = np.full(n, np.inf)
     flipped = np.zeros((n, K), dtype=bool)
+    limv = lim[:, 0]
     for key in keys:
         order = np.argsort(key, axis=1, kind="stable")
-        sP = np.take_along_axis(DP, order, 1)
-        sN = np.take_along_axis(DN, order, 1)
-        sv = np.take_along_axis(valid, order, 1)
+        # columns as contiguous rows: one pass per position
+        sP = np.ascontiguousarray(np.take_along_axis(DP, order, 1).T)
+        sN = np.ascontiguousarray(np.take_along_axis(DN, order, 1).T)
+        sv = np.ascontiguousarray(np.take_along_axis(valid, order, 1).T)
         Pc, Nc = Pbase.copy(), Nbase.copy()
         fc = np.maximum(Pc, Nc)
-        taken = np.zeros((n, K), dtype=bool)
+        taken_t = np.zeros((K, n), dtype=bool)
         for k in range(K):
-            nP = Pc + sP[:, k]
-            nN = Nc - sN[:, k]
+            nP = Pc + sP[k]
+            nN = Nc - sN[k]
             nf = np.maximum(nP, nN)
-            ok = sv[:, k] & (nP - nN <= lim[:, 0]) & (nf < fc - tol)
-            Pc = np.where(ok, nP, Pc)
-            Nc = np.where(ok, nN, Nc)
-            fc = np.where(ok, nf, fc)
-            taken[:, k] = ok
+            ok = sv[k] & (nP - nN <= limv) & (nf < fc - tol)
+            np.copyto(Pc, nP, where=ok)
+            np.copyto(Nc, nN, where=ok)
+            np.copyto(fc, nf, where=ok)
+            taken_t[k] = ok
+        taken = taken_t.T
         fc = np.where(Pc - Nc <= lim[:, 0], fc, np.inf)
         win = fc < best_f - tol
         if win.any():
