@@ -231,7 +231,10 @@ def prepare(book: Book, options: Options) -> Prepared:
     hold_acct, hold_sec_raw, hold_q = hold_acct[keep], hold_sec_raw[keep], hold_q[keep]
 
     # unknown securities (in a model or a holding): appended without a price
-    extra = pd.Index(np.concatenate([mod_sec_raw, hold_sec_raw])).difference(sec_index)
+    mod_s = sec_index.get_indexer(mod_sec_raw)
+    hold_s = sec_index.get_indexer(hold_sec_raw)
+    unknown = np.concatenate([mod_sec_raw[mod_s < 0], hold_sec_raw[hold_s < 0]])
+    extra = pd.Index(unknown).unique() if len(unknown) else pd.Index([])
     if len(extra):
         sec_ids = np.concatenate([sec_ids, extra.to_numpy(dtype=object)])
         sec_index = pd.Index(sec_ids)
@@ -241,9 +244,9 @@ def prepare(book: Book, options: Options) -> Prepared:
         min_qty = np.concatenate([min_qty, np.zeros(n)])
         stale = np.concatenate([stale, np.zeros(n, bool)])
         sec_ccy = np.concatenate([sec_ccy, np.full(n, None, dtype=object)])
+        mod_s = sec_index.get_indexer(mod_sec_raw)
+        hold_s = sec_index.get_indexer(hold_sec_raw)
     S = len(sec_ids)
-    mod_s = sec_index.get_indexer(mod_sec_raw)
-    hold_s = sec_index.get_indexer(hold_sec_raw)
 
     m_sum = np.bincount(mod_m, weights=mod_w, minlength=M) + m_cash
 

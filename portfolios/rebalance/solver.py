@@ -217,7 +217,7 @@ def _chunks(fa: np.ndarray):
         i = j
 
 
-def _choose(fa, accs, dP, dN, P, N, slack, tol, rounds, m, coarse=8, coarse_gap=1e5):
+def _choose(fa, accs, dP, dN, P, N, slack, tol, rounds, m, coarse=8, coarse_gap=1e6):
     """For the flippable rows of the accounts ``accs`` (rows sorted by account ``fa``),
     which to move from lo to hi. Dense: one line per account, one column per row."""
     n = len(accs)
