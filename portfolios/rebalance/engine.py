@@ -19,7 +19,7 @@ __all__ = ["RebalanceResult", "rebalance"]
 @dataclass
 class RebalanceResult:
     """``trades`` -- one row per proposed trade:
-        ``account``, ``security``, ``side`` (``"buy"``/``"sell"``), ``quantity`` (signed:
+        ``account``, ``security``, ``side`` (``"buy"``/``"sell"``, categorical), ``quantity`` (signed:
         > 0 buys, < 0 sells), ``price`` (per unit, security currency), ``currency`` (of
         the security; None when not given), ``fx`` (base units per unit of it),
         ``value`` (estimated absolute value in the account's base currency),
@@ -180,6 +180,12 @@ def _run(prep: Prepared, lots: LotTable | None, options: Options) -> RebalanceRe
     return _results(prep, lots, q, reason, ok, w, cw, drift_before, max_before, acc_out)
 
 
+def _categories(values: np.ndarray, idx: np.ndarray) -> pd.Categorical:
+    """``values[idx]`` as a categorical (cheap for long columns of few distinct values)."""
+    codes, cats = pd.factorize(pd.Series(values, dtype=object))
+    return pd.Categorical.from_codes(codes[idx], cats)
+
+
 def _drift_after(prep: Prepared, q: np.ndarray) -> np.ndarray:
     A = prep.n_accounts
     cash_after = prep.cash - np.bincount(prep.r_acct, weights=q * prep.p, minlength=A)
@@ -242,7 +248,7 @@ def _results(prep, lots, q, reason, ok, w, cw, drift_before, max_before, acc_out
 
     ti = np.flatnonzero(traded)
     lots_col = np.empty(len(ti), dtype=object)
-    lots_col[:] = [()] * len(ti)
+    lots_col.fill(())
     if row_lots is not None and len(row_lots[0]):
         lr, ids, qty = row_lots
         pos = np.searchsorted(ti, lr)
@@ -253,13 +259,13 @@ def _results(prep, lots, q, reason, ok, w, cw, drift_before, max_before, acc_out
         {
             "account": prep.accounts_at(ra[ti]),
             "security": prep.securities_at(prep.r_sec[ti]),
-            "side": np.where(q[ti] > 0, "buy", "sell"),
+            "side": pd.Categorical.from_codes((q[ti] < 0).astype(np.int8), ["buy", "sell"]),
             "quantity": q[ti],
             "price": prep.price[ti],
-            "currency": prep.sec_ccy[prep.r_sec[ti]],
+            "currency": _categories(prep.sec_ccy, prep.r_sec[ti]),
             "fx": prep.fx[ti],
             "value": np.abs(tv[ti]),
-            "base_currency": prep.base_ccy[ra[ti]],
+            "base_currency": _categories(prep.base_ccy, ra[ti]),
             "weight_before": w[ti],
             "weight_after": w_after[ti],
             "target": prep.t[ti],
