@@ -37,7 +37,7 @@ demo: install
 	$(MANAGE) collectstatic --noinput --verbosity 0
 	$(MANAGE) load_demo_data
 	$(MANAGE) demo_banner
-	$(VENV)/bin/honcho start --procfile Procfile --env /dev/null --port $${PORT:-8000}
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start --procfile Procfile --port $${PORT:-8000}
 
 test: install-dev
 	$(PY) -m pytest $(PYTEST_ARGS)

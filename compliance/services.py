@@ -3,7 +3,9 @@ inside its own transaction, so that the change and its event commit together."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -29,6 +31,20 @@ def _lock_chain() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_AUDIT_CHAIN_LOCK])
+
+
+@contextlib.contextmanager
+def audited_transaction() -> Iterator[None]:
+    """The transaction of a service that appends audit events.
+
+    The chain's lock is taken first, before any row lock: a writer that took row
+    locks and then waited for the chain could deadlock with one that holds the
+    chain and waits for those rows. Audited writes therefore commit one at a time
+    on PostgreSQL, as they do on SQLite; see docs/architecture.md.
+    """
+    with transaction.atomic():
+        _lock_chain()
+        yield
 
 
 def audit_record(

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.db import transaction
 from django.forms.models import model_to_dict
 
-from compliance.services import audit_record
+from compliance.services import audit_record, audited_transaction
 
 
 class AuditedModelAdmin(admin.ModelAdmin):
@@ -14,7 +13,7 @@ class AuditedModelAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         before = model_to_dict(type(obj).objects.get(pk=obj.pk)) if change and obj.pk else {}
-        with transaction.atomic():
+        with audited_transaction():
             super().save_model(request, obj, form, change)
             audit_record(
                 actor=request.user,
@@ -26,12 +25,12 @@ class AuditedModelAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         before = _plain(model_to_dict(obj))
-        with transaction.atomic():
+        with audited_transaction():
             audit_record(actor=request.user, kind="admin.deleted", obj=obj, before=before)
             super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):
-        with transaction.atomic():
+        with audited_transaction():
             for obj in queryset:
                 self.delete_model(request, obj)
 

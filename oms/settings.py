@@ -24,7 +24,7 @@ SECRET_KEY = env.str(
     default=(
         Path(env.str("SECRET_KEY_FILE")).read_text().strip()
         if env.str("SECRET_KEY_FILE", default="")
-        else "insecure-embedded-default-key-do-not-use-in-production"
+        else "django-insecure-embedded-default-key-never-use-in-production"
     ),
 )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
@@ -134,6 +134,8 @@ else:
     # The embedded default: kombu's filesystem transport, a real broker that
     # needs no server (queues are folders of message files under var/).
     _celery_dir = VAR_DIR / "celery"
+    for _folder in ("queue", "processed"):
+        (_celery_dir / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_celery_dir / "queue"),
@@ -156,8 +158,15 @@ CELERY_TASK_ROUTES = {
     "trading.tasks.reconcile_*": {"queue": "reconciliation"},
     "trading.tasks.expire_*": {"queue": "reconciliation"},
 }
-CELERY_QUEUES = ["default", "rebalance", "routing", "executions", "reconciliation"]
+OMS_QUEUES = ["default", "rebalance", "routing", "executions", "reconciliation"]
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    # A route whose send task was lost (the broker was down at commit) is sent again.
+    "resend-unsent-routes": {
+        "task": "trading.tasks.resend_unsent_routes",
+        "schedule": env.float("OMS_RESEND_UNSENT_EVERY", default=30.0),
+    },
+}
 CELERY_TIMEZONE = "UTC"
 
 # --- Auth -----------------------------------------------------------------------

@@ -12,10 +12,9 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import transaction
 from django.utils import timezone
 
-from compliance.services import audit_record
+from compliance.services import audit_record, audited_transaction
 from oms.numbers import money
 from oms.numbers import price as round_price
 from oms.roles import Role
@@ -180,7 +179,7 @@ def demo_loaded() -> bool:
     return Security.objects.filter(ticker="AAPL").exists() and Portfolio.objects.exists()
 
 
-@transaction.atomic
+@audited_transaction()
 def load_demo_data(*, seed: int = 2026, accounts: int = 20, days: int = 30) -> dict:
     """Load the demo book. Returns what was created."""
     rng = random.Random(seed)

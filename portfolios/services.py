@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
-from compliance.services import audit_record
+from compliance.services import audit_record, audited_transaction
 from oms.numbers import money
 from oms.roles import Action, require, sees_all_portfolios
 
@@ -159,7 +159,7 @@ def rebalance_run_create(
         if portfolio.manager_id != actor.pk:
             raise PermissionDenied(f"You do not manage account {portfolio.code}.")
     clean = rebalance_parameters_check(parameters)
-    with transaction.atomic():
+    with audited_transaction():
         run = RebalanceRun.objects.create(created_by=actor, parameters=clean)
         run.portfolios.set(portfolios)
         audit_record(
@@ -202,7 +202,7 @@ def rebalance_run_execute(*, run_id: int) -> RebalanceRun | None:
     from .rebalance import Options, rebalance
     from .selectors import load_book
 
-    with transaction.atomic():
+    with audited_transaction():
         run = (
             RebalanceRun.objects.select_for_update()
             .select_related("created_by")
@@ -232,7 +232,7 @@ def rebalance_run_execute(*, run_id: int) -> RebalanceRun | None:
         securities = {
             s.pk: s for s in Security.objects.filter(pk__in=set(result.trades["security"]))
         }
-        with transaction.atomic():
+        with audited_transaction():
             run = RebalanceRun.objects.select_for_update().get(pk=run_id)
             for trade in result.trades.itertuples(index=False):
                 quantity = Decimal(repr(abs(float(trade.quantity))))
@@ -262,7 +262,7 @@ def rebalance_run_execute(*, run_id: int) -> RebalanceRun | None:
                 skipped=skipped,
             )
     except Exception as exc:
-        with transaction.atomic():
+        with audited_transaction():
             run = RebalanceRun.objects.select_for_update().get(pk=run_id)
             if run.status == RebalanceRun.Status.RUNNING:
                 _run_set_status(
@@ -281,7 +281,7 @@ def rebalance_run_approve(*, actor, run_id: int) -> RebalanceRun:
     from trading.models import Order
     from trading.services import orders_approve
 
-    with transaction.atomic():
+    with audited_transaction():
         run = RebalanceRun.objects.select_for_update().get(pk=run_id)
         _ensure_run_owner(actor, run)
         _run_set_status(run, RebalanceRun.Status.APPROVED, actor=actor, kind="rebalance.approved")
@@ -295,7 +295,7 @@ def rebalance_run_release(*, actor, run_id: int) -> RebalanceRun:
     from trading.models import Order
     from trading.services import orders_release
 
-    with transaction.atomic():
+    with audited_transaction():
         run = RebalanceRun.objects.select_for_update().get(pk=run_id)
         _ensure_run_owner(actor, run)
         _run_set_status(run, RebalanceRun.Status.RELEASED, actor=actor, kind="rebalance.released")
@@ -309,7 +309,7 @@ def rebalance_run_cancel(*, actor, run_id: int) -> RebalanceRun:
     from trading.models import Order
     from trading.services import order_cancel
 
-    with transaction.atomic():
+    with audited_transaction():
         run = RebalanceRun.objects.select_for_update().get(pk=run_id)
         _ensure_run_owner(actor, run)
         _run_set_status(run, RebalanceRun.Status.CANCELLED, actor=actor, kind="rebalance.cancelled")

@@ -27,6 +27,12 @@ def service_missing(reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # The real hashers are slow by design; tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def make_user(django_user_model):
     def make(username: str, role: Role | None = None, **extra):
@@ -34,7 +40,8 @@ def make_user(django_user_model):
             username=username, password="pw-" + username, **extra
         )
         if role is not None:
-            user.groups.add(Group.objects.get(name=role.value))
+            # get_or_create: a transactional test flushes the groups the migration made.
+            user.groups.add(Group.objects.get_or_create(name=role.value)[0])
         return user
 
     return make

@@ -18,7 +18,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from compliance.services import audit_record
+from compliance.services import audit_record, audited_transaction
 from oms.numbers import ZERO
 from oms.numbers import price as round_price
 from oms.numbers import qty as round_qty
@@ -169,7 +169,7 @@ def order_create(
         stop_price=stop_price,
         expire_at=expire_at,
     )
-    with transaction.atomic():
+    with audited_transaction():
         order = Order.objects.create(
             portfolio=portfolio,
             security=security,
@@ -207,7 +207,7 @@ def order_create(
 def orders_approve(*, actor, order_ids: list[int]) -> list[Order]:
     """Approve draft orders for release to the desk, in one transaction."""
     require(actor, Action.ORDER_APPROVE)
-    with transaction.atomic():
+    with audited_transaction():
         orders = locks.lock_orders(order_ids)
         _ensure_found(orders, order_ids)
         for order in orders:
@@ -266,7 +266,7 @@ def _open_block_for(order: Order) -> Block:
 def orders_release(*, actor, order_ids: list[int]) -> list[Order]:
     """Release approved orders to the trading desk, aggregating them into blocks."""
     require(actor, Action.ORDER_RELEASE)
-    with transaction.atomic():
+    with audited_transaction():
         orders = locks.lock_orders(order_ids)
         _ensure_found(orders, order_ids)
         for order in orders:
@@ -306,7 +306,7 @@ def orders_release(*, actor, order_ids: list[int]) -> list[Order]:
 def order_cancel(*, actor, order_id: int, reason: str = "") -> Order:
     """Cancel an order that has not reached a broker."""
     require(actor, Action.ORDER_CANCEL)
-    with transaction.atomic():
+    with audited_transaction():
         order = Order.objects.select_related("portfolio", "block").get(pk=order_id)
         block = locks.lock_block(order.block_id) if order.block_id else None
         [order] = locks.lock_orders([order_id])
@@ -356,7 +356,7 @@ def route_create(*, actor, block_id: int, broker: Broker, quantity: Decimal | No
     require(actor, Action.BLOCK_ROUTE)
     from .tasks import route_send
 
-    with transaction.atomic():
+    with audited_transaction():
         block = locks.lock_block(block_id)
         if block.status not in (
             Block.Status.OPEN,
@@ -424,7 +424,7 @@ def route_create(*, actor, block_id: int, broker: Broker, quantity: Decimal | No
 
 def route_claim_for_sending(route_id: int) -> bool:
     """Claim a route for its one send. True for the caller that won the claim."""
-    with transaction.atomic():
+    with audited_transaction():
         won = (
             Route.objects.filter(pk=route_id, sent_at__isnull=True).update(sent_at=timezone.now())
             == 1
@@ -443,7 +443,7 @@ def route_claim_for_sending(route_id: int) -> bool:
 
 def route_mark_unconfirmed(route_id: int, reason: str) -> None:
     """The send's outcome is unknown (the adapter failed mid-way): never silently failed."""
-    with transaction.atomic():
+    with audited_transaction():
         route = locks.lock_route(route_id)
         if Route.Status.UNCONFIRMED not in Route.TRANSITIONS[route.status]:
             return
@@ -491,7 +491,7 @@ def execution_apply(report: ExecutionReport) -> Execution | None:
     if report.exec_type not in _EXEC_TYPES or report.ord_status not in _ORD_STATUSES:
         raise ValueError(f"unknown exec type {report.exec_type!r} or status {report.ord_status!r}")
     try:
-        with transaction.atomic():
+        with audited_transaction():
             route_ref = Route.objects.select_related("broker").get(cl_ord_id=report.cl_ord_id)
             if route_ref.broker.code != report.broker:
                 raise ValueError(
@@ -600,6 +600,13 @@ def _weighted(filled: Decimal, average: Decimal | None, execution: Execution) ->
 
 
 def _refresh_block(block: Block, *, actor_name: str, before: dict) -> None:
+    if block.status not in Block.OPEN_STATES:
+        # Filled, allocated or closed: a late report (an acknowledgement that arrives
+        # after the fills, say) is recorded on its route but moves the block no more.
+        block.save(
+            update_fields=["routed_quantity", "filled_quantity", "average_price", "updated_at"]
+        )
+        return
     live = block.routes.exclude(status__in=Route.TERMINAL_STATES).exists()
     if block.filled_quantity >= block.quantity:
         target = Block.Status.FILLED
@@ -670,7 +677,7 @@ def block_allocate(*, block_id: int) -> list[Allocation]:
 
     Idempotent: a block already allocated is left alone.
     """
-    with transaction.atomic():
+    with audited_transaction():
         block = locks.lock_block(block_id)
         if block.status == Block.Status.ALLOCATED or block.filled_quantity == 0:
             return []

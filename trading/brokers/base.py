@@ -75,37 +75,3 @@ class BrokerAdapter(ABC):
     @abstractmethod
     def status(self, ticket: RouteTicket) -> None:
         """Ask for the order's current state (OrderStatusRequest)."""
-
-
-def report_to_dict(report: ExecutionReport) -> dict:
-    """A JSON-safe form of a report, to travel as a task argument."""
-    data = {}
-    for name, value in report.__dict__.items():
-        if isinstance(value, Decimal):
-            value = str(value)
-        elif isinstance(value, datetime):
-            value = value.isoformat()
-        data[name] = value
-    return data
-
-
-def report_from_dict(data: dict) -> ExecutionReport:
-    def dec(name: str) -> Decimal | None:
-        value = data.get(name)
-        return None if value is None else Decimal(value)
-
-    return ExecutionReport(
-        broker=data["broker"],
-        cl_ord_id=data["cl_ord_id"],
-        exec_id=data["exec_id"],
-        exec_type=data["exec_type"],
-        ord_status=data["ord_status"],
-        transact_time=datetime.fromisoformat(data["transact_time"]),
-        last_quantity=dec("last_quantity") or Decimal(0),
-        last_price=dec("last_price"),
-        cumulative_quantity=dec("cumulative_quantity") or Decimal(0),
-        average_price=dec("average_price"),
-        leaves_quantity=dec("leaves_quantity") or Decimal(0),
-        order_id=data.get("order_id", ""),
-        text=data.get("text", ""),
-    )

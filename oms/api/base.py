@@ -1,0 +1,109 @@
+"""Base classes of every API viewset: the role check, the schema, the lookups.
+
+A viewset declares the action a reader needs (`read_action`) and, per write, the
+action its service requires (`action_permissions`). The role check runs before
+any object is looked up or any input read, so that a forbidden action is a 403
+whatever the input; the services check again, since they are the rule. Objects
+outside what the user may see are filtered out by the viewset's queryset (a
+selector), so that they are a 404, never a 403 that would confirm they exist.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, inline_serializer
+from rest_framework import serializers, viewsets
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import BasePermission, IsAuthenticated
+
+from oms.roles import Action, can
+
+from . import idempotency
+
+
+class RolePermission(BasePermission):
+    """The user's role must allow the viewset's action (oms.roles, one place per action)."""
+
+    def has_permission(self, request, view) -> bool:
+        action = view.required_action()
+        if action is not None and not can(request.user, action):
+            raise PermissionDenied(f"Your role does not allow {action.value}.")
+        return True
+
+
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    name=idempotency.HEADER,
+    type=OpenApiTypes.STR,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "Any unique string (a UUID) of up to 255 characters. A retry with the same key "
+        "returns the first answer (status and body) and changes nothing; the same key "
+        "with another request is refused with 422."
+    ),
+)
+
+Error = inline_serializer("Error", fields={"detail": serializers.CharField()})
+FieldErrors = inline_serializer(
+    "FieldErrors",
+    fields={
+        "field_name": serializers.ListField(
+            child=serializers.CharField(), help_text="Messages for this field (one key per field)"
+        )
+    },
+)
+
+
+class OMSAutoSchema(AutoSchema):
+    """Every operation documents its error answers; every POST its Idempotency-Key."""
+
+    def get_override_parameters(self):
+        parameters = list(super().get_override_parameters())
+        if self.method == "POST":
+            parameters.append(IDEMPOTENCY_PARAMETER)
+        return parameters
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        errors = [
+            ("401", Error, "Not authenticated: send `Authorization: Token <key>`."),
+            ("403", Error, "Your role does not allow this action."),
+        ]
+        if "{" in self.path:
+            errors.append(("404", Error, "No such object among those you may see."))
+        if self.method == "POST":
+            errors += [
+                ("400", FieldErrors, "Bad input: messages per field."),
+                ("409", Error, "The object's state does not allow this transition."),
+                ("422", Error, "Idempotency-Key reused with another request."),
+            ]
+        elif self._is_list_view():
+            errors.append(("400", FieldErrors, "Bad filter: messages per field."))
+        for code, serializer, description in errors:
+            if code not in responses:
+                responses[code] = self._get_response_for_code(serializer, code)
+                responses[code]["description"] = description
+        return responses
+
+
+class OMSViewSet(viewsets.GenericViewSet):
+    """A resource of the API: role-checked, looked up by numeric id, documented."""
+
+    permission_classes = [IsAuthenticated, RolePermission]
+    schema = OMSAutoSchema()
+    lookup_value_regex = "[0-9]+"
+    read_action: Action | None = None
+    action_permissions: dict[str, Action] = {}
+
+    def required_action(self) -> Action | None:
+        return self.action_permissions.get(self.action, self.read_action)
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset.none()  # the schema generator has no user: the model is enough
+        return self.visible_to(self.request.user)
+
+    def visible_to(self, user):
+        """What this user may see; a viewset scoped by user overrides it with a selector."""
+        return self.queryset.all()

@@ -1,0 +1,236 @@
+"""Serializers of reference data, portfolios, models and rebalance runs: shapes only."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from portfolios.models import (
+    CashBalance,
+    ModelPortfolio,
+    ModelTarget,
+    Portfolio,
+    Position,
+    Price,
+    RebalanceRun,
+    Security,
+)
+from trading.models import Order
+
+
+def plain_figures(row: dict) -> dict:
+    """Engine output as JSON: numbers as floats (NaN as null), the rest as is."""
+    out = {}
+    for key, value in row.items():
+        if value is None or isinstance(value, bool | str):
+            out[key] = value
+        elif hasattr(value, "item"):  # numpy scalars
+            value = value.item()
+            out[key] = None if isinstance(value, float) and math.isnan(value) else value
+        elif isinstance(value, float):
+            out[key] = None if math.isnan(value) else value
+        elif isinstance(value, int | Decimal):
+            out[key] = value
+        else:
+            out[key] = str(value)
+    return out
+
+
+class SecuritySerializer(serializers.ModelSerializer):
+    latest_price = serializers.DecimalField(
+        max_digits=24, decimal_places=8, read_only=True, allow_null=True
+    )
+    latest_price_date = serializers.DateField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Security
+        fields = [
+            "id",
+            "ticker",
+            "name",
+            "asset_class",
+            "currency",
+            "isin",
+            "cusip",
+            "figi",
+            "sector",
+            "issuer",
+            "country",
+            "round_lot",
+            "min_quantity",
+            "tick_size",
+            "multiplier",
+            "fractional",
+            "is_active",
+            "latest_price",
+            "latest_price_date",
+        ]
+
+
+class PriceSerializer(serializers.ModelSerializer):
+    security = serializers.SlugRelatedField(slug_field="ticker", queryset=Security.objects.all())
+
+    class Meta:
+        model = Price
+        fields = ["id", "security", "as_of", "price", "source"]
+        # Duplicates are the service's to find (in the load and in the database).
+        validators: list = []
+
+
+class PositionSerializer(serializers.ModelSerializer):
+    security = serializers.SlugRelatedField(slug_field="ticker", read_only=True)
+
+    class Meta:
+        model = Position
+        fields = ["security", "quantity"]
+
+
+class CashBalanceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CashBalance
+        fields = ["currency", "amount"]
+
+
+class PortfolioSerializer(serializers.ModelSerializer):
+    manager = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    model = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    model_id = serializers.IntegerField(read_only=True, allow_null=True)
+    positions = PositionSerializer(many=True, read_only=True)
+    cash = CashBalanceSerializer(source="cash_balances", many=True, read_only=True)
+    drift = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Portfolio
+        fields = [
+            "id",
+            "code",
+            "name",
+            "base_currency",
+            "manager",
+            "model",
+            "model_id",
+            "cash_floor",
+            "long_only",
+            "is_active",
+            "created_at",
+            "positions",
+            "cash",
+            "drift",
+        ]
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "nullable": True,
+            "additionalProperties": True,
+            "description": "Drift figures of the account against its model (engine output): "
+            "value, weights, drift, whether it is out of band and why not, when skipped.",
+        }
+    )
+    def get_drift(self, portfolio) -> dict | None:
+        row = self.context.get("drift", {}).get(portfolio.pk)
+        return plain_figures(row) if row is not None else None
+
+
+class PortfolioDetailSerializer(PortfolioSerializer):
+    weights = serializers.SerializerMethodField()
+
+    class Meta(PortfolioSerializer.Meta):
+        fields = [*PortfolioSerializer.Meta.fields, "weights"]
+
+    @extend_schema_field(
+        {
+            "type": "array",
+            "items": {"type": "object", "additionalProperties": True},
+            "description": "Weights against the model, one row per security held or targeted.",
+        }
+    )
+    def get_weights(self, portfolio) -> list[dict]:
+        return [plain_figures(row) for row in self.context.get("weights", [])]
+
+
+class ModelTargetSerializer(serializers.ModelSerializer):
+    security = serializers.SlugRelatedField(slug_field="ticker", read_only=True)
+
+    class Meta:
+        model = ModelTarget
+        fields = ["security", "weight"]
+
+
+class ModelPortfolioSerializer(serializers.ModelSerializer):
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    targets = ModelTargetSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = ModelPortfolio
+        fields = [
+            "id",
+            "name",
+            "description",
+            "cash_weight",
+            "band_absolute",
+            "band_relative",
+            "owner",
+            "created_at",
+            "targets",
+        ]
+
+
+class RunOrderSerializer(serializers.ModelSerializer):
+    portfolio = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    security = serializers.SlugRelatedField(slug_field="ticker", read_only=True)
+
+    class Meta:
+        model = Order
+        fields = ["id", "portfolio", "security", "side", "quantity", "estimated_price", "status"]
+
+
+class RebalanceRunSerializer(serializers.ModelSerializer):
+    portfolios = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    orders = RunOrderSerializer(many=True, read_only=True)
+    summary = serializers.JSONField(read_only=True, help_text="What-if per account code")
+    skipped = serializers.JSONField(read_only=True, help_text="Account code → why it was skipped")
+    parameters = serializers.JSONField(read_only=True)
+
+    class Meta:
+        model = RebalanceRun
+        fields = [
+            "id",
+            "status",
+            "portfolios",
+            "parameters",
+            "summary",
+            "skipped",
+            "error",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "orders",
+        ]
+
+
+class RebalanceRequestSerializer(serializers.Serializer):
+    """The parameters of a rebalance; the service checks their values."""
+
+    trade_to = serializers.CharField(
+        required=False, max_length=20, help_text="'target' (default) or 'band_edge'"
+    )
+    min_trade_value = serializers.FloatField(
+        required=False,
+        min_value=0,
+        max_value=1e12,
+        help_text="Skip trades worth less than this (base currency); default 0",
+    )
+    lot_selection = serializers.CharField(
+        required=False, max_length=20, help_text="'fifo' (default), 'hifo' or 'min_tax'"
+    )
+    cash_need = serializers.FloatField(
+        required=False,
+        min_value=-1e12,
+        max_value=1e12,
+        help_text="Cash to raise (positive) or to invest (negative), base currency; default 0",
+    )

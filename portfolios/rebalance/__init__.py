@@ -1,0 +1,29 @@
+"""Rebalance engine: drift and lot-rounded trades for many accounts at once.
+
+A pure library (pandas and numpy, no Django). The public API:
+
+- :class:`Book` -- the input frames (securities, accounts, holdings, models, model_cash,
+  fx, lots, restrictions, sales) and ``as_of``; see its docstring for every column.
+- :class:`Options` -- run parameters (trade to target or band edge, bands, lot selection,
+  gains cap, wash-sale window, ...).
+- :func:`compute_drift` -> :class:`DriftResult` (``positions``, ``accounts`` frames).
+- :func:`rebalance` -> :class:`RebalanceResult` (``trades``, ``accounts``, ``skipped``,
+  ``lots`` frames).
+- :class:`BookError` -- raised on a malformed book.
+
+Run ``python -m portfolios.rebalance BOOK.json`` to rebalance a book kept in a JSON file.
+"""
+
+from .book import Book, BookError, Options
+from .drift import DriftResult, compute_drift
+from .engine import RebalanceResult, rebalance
+
+__all__ = [
+    "Book",
+    "BookError",
+    "DriftResult",
+    "Options",
+    "RebalanceResult",
+    "compute_drift",
+    "rebalance",
+]

@@ -1,0 +1,171 @@
+"""Tax lots: which lots a sell takes, the realised gain, the wash-sale limits on sells."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .book import Book, BookError, Options
+from .prepare import Prepared, _col, _days_before
+from .solver import EPS, seg_cumsum
+
+
+@dataclass
+class LotTable:
+    """Lots matched to the prepared rows, sorted by row then by the order sells take them.
+
+    The quantity of a row not covered by its lots is an extra, last "untracked" lot with
+    an unknown basis (cost = price: no gain)."""
+
+    row: np.ndarray
+    lot_id: np.ndarray
+    qty: np.ndarray
+    unit_cost: np.ndarray  # base currency per unit
+    blocked: np.ndarray  # loss lot of a security bought within the wash-sale window
+    untracked: np.ndarray  # per row
+
+    def sellable(self, n_rows: int) -> np.ndarray:
+        """Quantity each row may sell (unblocked lots + untracked)."""
+        ok = ~self.blocked
+        return np.bincount(self.row[ok], weights=self.qty[ok], minlength=n_rows) + self.untracked
+
+
+def build_lots(book: Book, prep: Prepared, options: Options) -> LotTable | None:
+    if book.lots is None or len(book.lots) == 0:
+        return None
+    lots = book.lots
+    for c in ("account", "security", "quantity", "cost"):
+        if c not in lots.columns:
+            raise BookError(f"book.lots lacks column {c}")
+    S64 = np.int64(max(len(prep.sec_ids), 1))
+    la = pd.Index(prep.acct_ids).get_indexer(lots["account"].to_numpy(dtype=object))
+    ls = pd.Index(prep.sec_ids).get_indexer(lots["security"].to_numpy(dtype=object))
+    qty = _col(lots, "quantity", np.nan)
+    cost = _col(lots, "cost", np.nan)
+    bad = np.flatnonzero(~(qty >= 0) | ~(cost >= 0))
+    if len(bad):
+        raise BookError(
+            f"tax lot of {lots['security'].iloc[bad[0]]!r} in account "
+            f"{lots['account'].iloc[bad[0]]!r} has a negative or missing quantity or cost"
+        )
+    keys = prep.r_acct.astype(np.int64) * S64 + prep.r_sec
+    lk = la.astype(np.int64) * S64 + ls
+    pos = np.searchsorted(keys, lk)
+    pos = np.minimum(pos, max(len(keys) - 1, 0))
+    found = (la >= 0) & (ls >= 0) & (len(keys) > 0)
+    found &= keys[pos] == lk if len(keys) else found
+    keep = found & (qty > 0)
+    row = pos[keep]
+    qty, cost = qty[keep], cost[keep]
+    lot_id = (
+        lots["lot"].to_numpy(dtype=object)[keep]
+        if "lot" in lots.columns
+        else np.flatnonzero(keep).astype(object)
+    )
+    unit_cost = cost / qty
+    if "acquired" in lots.columns:
+        age = _days_before(prep.as_of, lots["acquired"].reset_index(drop=True))[keep]
+    else:
+        age = np.full(len(row), np.inf)
+    age = np.where(np.isnan(age), np.inf, age)
+    gain_u = prep.p[row] - unit_cost
+    if options.lot_selection == "fifo":
+        key = -age
+    elif options.lot_selection == "hifo":
+        key = -unit_cost
+    else:
+        rate = np.where(
+            age >= options.long_term_days, options.long_term_rate, options.short_term_rate
+        )
+        key = gain_u * rate
+    order = np.lexsort((key, row))
+    row, lot_id, qty, unit_cost, age = (
+        row[order],
+        lot_id[order],
+        qty[order],
+        unit_cost[order],
+        age[order],
+    )
+    gain_u = gain_u[order]
+    blocked = np.zeros(len(row), dtype=bool)
+    if options.wash_sale_days > 0:
+        recent = age <= options.wash_sale_days
+        recent_row = np.zeros(len(prep.h), dtype=bool)
+        recent_row[row[recent]] = True
+        blocked = recent_row[row] & (gain_u < -EPS)
+    covered = np.bincount(row, weights=qty, minlength=len(prep.h))
+    untracked = np.maximum(prep.h - covered, 0.0)
+    return LotTable(row, lot_id, qty, unit_cost, blocked, untracked)
+
+
+def take_lots(table: LotTable, sell_qty: np.ndarray, p: np.ndarray):
+    """Allocate each row's sell quantity to its lots in order.
+
+    Returns (lot take per lot, gain per lot, untracked take per row, gain per row)."""
+    ok = ~table.blocked
+    q = np.where(ok, table.qty, 0.0)
+    cum = seg_cumsum(q, table.row)
+    want = sell_qty[table.row]
+    take = np.clip(want - (cum - q), 0.0, q)
+    gain = take * (p[table.row] - table.unit_cost)
+    row_gain = np.bincount(table.row, weights=gain, minlength=len(sell_qty))
+    taken = np.bincount(table.row, weights=take, minlength=len(sell_qty))
+    untracked_take = np.clip(sell_qty - taken, 0.0, None)
+    return take, gain, untracked_take, row_gain
+
+
+def cap_limits(
+    table: LotTable, sell_qty: np.ndarray, p: np.ndarray, r_acct: np.ndarray, cap_room: np.ndarray
+) -> np.ndarray:
+    """Per row, the largest quantity it may sell so that the account's net realised gain
+    stays within ``cap_room`` (per account), keeping the lowest-gain lots first."""
+    take, gain, untracked_take, _ = take_lots(table, sell_qty, p)
+    n = len(sell_qty)
+    # chunks: every lot taken, plus the untracked take (gain 0)
+    c_row = np.concatenate([table.row, np.arange(n)])
+    c_qty = np.concatenate([take, untracked_take])
+    c_gain = np.concatenate([gain, np.zeros(n)])
+    # untracked comes after the lots of its row: give it an order after them
+    c_seq = np.concatenate([np.arange(len(table.row)), np.full(n, len(table.row)) + np.arange(n)])
+    sel = c_qty > 0
+    c_row, c_qty, c_gain, c_seq = c_row[sel], c_qty[sel], c_gain[sel], c_seq[sel]
+    o = np.lexsort((c_seq, c_row))
+    c_row, c_qty, c_gain = c_row[o], c_qty[o], c_gain[o]
+    rate = c_gain / (c_qty * p[c_row])
+    # a row's lots must be sold in order: make the rate non-decreasing along the row
+    rate = _seg_cummax(rate, c_row)
+    acc = r_acct[c_row]
+    o2 = np.lexsort((np.arange(len(c_row)), rate, acc))
+    g, qy, rw, ac = c_gain[o2], c_qty[o2], c_row[o2], acc[o2]
+    cum = seg_cumsum(g, ac)
+    room = cap_room[ac]
+    # keep the chunks while the running gain stays within the room; the first chunk that
+    # would pass it is kept in part, and everything after it is dropped, so that what is
+    # kept of each row is a prefix of its lots
+    over = cum > room + 1e-9
+    pos = np.arange(len(g))
+    first = np.full(len(cap_room), len(g))
+    if over.any():
+        np.minimum.at(first, ac[over], pos[over])
+    cut = first[ac]
+    qty = np.where(pos < cut, qy, 0.0)
+    at_cut = pos == cut
+    with np.errstate(divide="ignore", invalid="ignore"):
+        part = np.clip((room - (cum - g)) / (g / qy), 0.0, qy)
+    qty = np.where(at_cut & (g > 0), part, qty)
+    return np.bincount(rw, weights=qty, minlength=n)
+
+
+def _seg_cummax(values: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    if len(values) == 0:
+        return values
+    out = values.copy()
+    # small loops over position within the segment: segments are a handful of lots
+    starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
+    counts = np.diff(np.r_[starts, len(values)])
+    for k in range(1, int(counts.max())):
+        idx = starts[counts > k] + k
+        out[idx] = np.maximum(out[idx], out[idx - 1])
+    return out

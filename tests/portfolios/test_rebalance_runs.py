@@ -1,0 +1,122 @@
+"""Rebalance runs: from drifting accounts to proposed, approved and released orders."""
+
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from compliance.models import AuditEvent
+from portfolios import services
+from portfolios.models import Price, RebalanceRun
+from portfolios.selectors import drift_by_account, drift_of_positions, load_book
+from trading.models import Block, Order
+
+pytestmark = pytest.mark.django_db
+
+
+def test_load_book_converts_cash_and_reads_latest_prices(book):
+    acc1, acc2 = book["accounts"]
+    frames = load_book([acc1.pk, acc2.pk])
+    prices = dict(zip(frames.securities["security"], frames.securities["price"], strict=True))
+    assert prices[book["securities"]["AAA"].pk] == 100.0  # the latest, not yesterday's 99
+    cash = dict(zip(frames.accounts["account"], frames.accounts["cash"], strict=True))
+    assert cash == {acc1.pk: 20000.0, acc2.pk: 5000.0}
+    fx = frames.fx.set_index(["currency", "base"])["rate"].to_dict()
+    assert fx[("EUR", "USD")] == pytest.approx(1.1)
+
+
+def test_drift_figures(book):
+    acc1, _ = book["accounts"]
+    drift = drift_by_account([acc1.pk])[acc1.pk]
+    # ACC1: AAA 600×100 + BBB 100×50 + EEE 500×10 + cash 20000 = 90000
+    assert drift["value"] == pytest.approx(90000.0)
+    assert drift["out_of_band"]
+    rows = {r["security"]: r for r in drift_of_positions(acc1.pk)}
+    aaa = rows[book["securities"]["AAA"].pk]
+    assert aaa["weight"] == pytest.approx(60000 / 90000)
+    assert aaa["target"] == pytest.approx(0.40)
+
+
+def test_rebalance_proposes_orders_that_reduce_drift(pm, book):
+    acc1, acc2 = book["accounts"]
+    run = services.rebalance_run_create(
+        actor=pm, portfolios=[acc1, acc2], parameters={"min_trade_value": 100}
+    )
+    assert run.status == RebalanceRun.Status.PROPOSED
+    orders = list(run.orders.select_related("security", "portfolio"))
+    assert orders and all(o.status == Order.Status.DRAFT for o in orders)
+    # ACC1 is overweight AAA and holds EEE, which is not in the model: both are sold.
+    sells = {(o.portfolio.code, o.security.ticker) for o in orders if o.side == "sell"}
+    assert ("ACC1", "AAA") in sells and ("ACC1", "EEE") in sells
+    for code, figures in run.summary.items():
+        assert figures["drift_after"] < figures["drift_before"], code
+        assert figures["cash_after"] >= 500 - 1e-6  # the cash floor
+    kinds = set(AuditEvent.objects.values_list("kind", flat=True))
+    assert {
+        "rebalance.created",
+        "rebalance.started",
+        "rebalance.proposed",
+        "order.created",
+    } <= kinds
+
+
+def test_approve_then_release_puts_orders_in_blocks(pm, book):
+    acc1, acc2 = book["accounts"]
+    run = services.rebalance_run_create(actor=pm, portfolios=[acc1, acc2])
+    services.rebalance_run_approve(actor=pm, run_id=run.pk)
+    assert set(run.orders.values_list("status", flat=True)) == {Order.Status.APPROVED}
+    services.rebalance_run_release(actor=pm, run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == RebalanceRun.Status.RELEASED
+    orders = list(run.orders.all())
+    assert all(o.status == Order.Status.RELEASED and o.block_id for o in orders)
+    # one block per security and side
+    keys = {(o.security_id, o.side) for o in orders}
+    assert Block.objects.count() == len(keys)
+    for block in Block.objects.all():
+        assert block.quantity == sum(o.quantity for o in orders if o.block_id == block.pk)
+
+
+def test_account_with_a_missing_price_is_skipped_with_the_reason(pm, book):
+    acc1, acc2 = book["accounts"]
+    Price.objects.filter(security=book["securities"]["CCC"]).delete()
+    run = services.rebalance_run_create(actor=pm, portfolios=[acc1, acc2])
+    assert run.status == RebalanceRun.Status.PROPOSED
+    assert set(run.skipped) == {"ACC1", "ACC2"}  # CCC is in the model of both
+    assert not run.orders.exists()
+
+
+def test_bad_parameters_are_refused_and_nothing_is_written(pm, book):
+    with pytest.raises(ValidationError) as error:
+        services.rebalance_run_create(
+            actor=pm,
+            portfolios=book["accounts"],
+            parameters={"trade_to": "moon", "min_trade_value": -5, "x": 1},
+        )
+    assert set(error.value.message_dict) == {"trade_to", "min_trade_value", "x"}
+    assert not RebalanceRun.objects.exists()
+
+
+def test_only_the_accounts_manager_rebalances(other_pm, trader, book):
+    for user in (other_pm, trader):
+        with pytest.raises(PermissionDenied):
+            services.rebalance_run_create(actor=user, portfolios=book["accounts"])
+    assert not RebalanceRun.objects.exists()
+
+
+def test_cancel_a_proposed_run_cancels_its_orders(pm, book):
+    run = services.rebalance_run_create(actor=pm, portfolios=book["accounts"][:1])
+    services.rebalance_run_cancel(actor=pm, run_id=run.pk)
+    assert set(run.orders.values_list("status", flat=True)) == {Order.Status.CANCELLED}
+
+
+def test_large_runs_go_to_the_worker(
+    pm, book, settings, eager_celery, django_capture_on_commit_callbacks
+):
+    settings.OMS_REBALANCE_INLINE_LIMIT = 1
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        run = services.rebalance_run_create(actor=pm, portfolios=book["accounts"])
+    assert len(callbacks) == 1
+    run.refresh_from_db()
+    assert run.status == RebalanceRun.Status.PROPOSED
+    assert Decimal(0) not in set(run.orders.values_list("quantity", flat=True))

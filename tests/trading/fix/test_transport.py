@@ -1,0 +1,131 @@
+"""asyncio transport over loopback: our initiator against our simulated broker."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from itertools import islice
+
+from trading.fix.messages import ExecutionReport, NewOrderSingle, OrdType
+from trading.fix.session import Application, Session, SessionSettings
+from trading.fix.simulator import build_simulator
+from trading.fix.store import FileStore, MemoryStore
+from trading.fix.transport import Initiator, backoff_delays
+
+
+class Client(Application):
+    def __init__(self):
+        self.reports: list[ExecutionReport] = []
+        self.event = asyncio.Event()
+
+    def from_app(self, msg, session):
+        if msg.msg_type == "8":
+            self.reports.append(ExecutionReport.parse(msg))
+            self.event.set()
+
+    async def wait_for(self, n, timeout=10):
+        async def go():
+            while len(self.reports) < n:
+                self.event.clear()
+                await self.event.wait()
+
+        await asyncio.wait_for(go(), timeout)
+
+
+def client(port, target="OMS", begin="FIX.4.4", store=None, **kw):
+    app = Client()
+    s = Session(
+        SessionSettings(begin, target, "BROKER", initiator=True, heartbeat_interval=30, **kw),
+        app,
+        store or MemoryStore(),
+    )
+    return Initiator(s, port=port, reconnect_base=0.05, reconnect_cap=0.2), app
+
+
+def order(cl, qty=10):
+    return NewOrderSingle(
+        cl_ord_id=cl, symbol="IBM", order_qty=Decimal(qty), ord_type=OrdType.MARKET
+    )
+
+
+def test_backoff_delays():
+    assert list(islice(backoff_delays(0.5, 4), 6)) == [0.5, 1, 2, 4, 4, 4]
+
+
+def test_initiator_trades_with_simulator_and_logs_out():
+    async def go():
+        acc, broker = build_simulator(0, sessions=[("FIX.4.4", "OMS")])
+        await acc.start()
+        ini, app = client(acc.port)
+        await ini.start()
+        await ini.wait_logged_on()
+        ini.session.send(order("c1").to_message())
+        await app.wait_for(2)
+        await ini.stop()
+        srv = acc.sessions[next(iter(acc.sessions))]
+        await asyncio.sleep(0.05)
+        await acc.stop()
+        return app, srv, ini
+
+    app, srv, ini = asyncio.run(go())
+    assert [r.exec_type for r in app.reports] == ["0", "F"]
+    assert not srv.connected and "Received logout request" in srv.events
+    assert "Received logout response" in ini.session.events
+
+
+def test_one_port_many_sessions():
+    async def go():
+        names = [f"C{i}" for i in range(4)]
+        acc, broker = build_simulator(
+            0, sessions=[("FIX.4.4", n) for n in names] + [("FIX.4.2", "C42")]
+        )
+        await acc.start()
+        clients = [client(acc.port, n) for n in names] + [client(acc.port, "C42", "FIX.4.2")]
+        for ini, _ in clients:
+            await ini.start()
+        for ini, _ in clients:
+            await ini.wait_logged_on()
+        for i, (ini, _) in enumerate(clients):
+            ini.session.send(order(f"o{i}").to_message(ini.session.sid.begin_string))
+        for _, app in clients:
+            await app.wait_for(2)
+        # a second connection for a session already logged on is refused
+        dup, _ = client(acc.port, "C0")
+        await dup.start()
+        await asyncio.sleep(0.3)
+        refused = not dup.session.logged_on
+        await dup.stop()
+        for ini, _ in clients:
+            await ini.stop()
+        await acc.stop()
+        return clients, refused
+
+    clients, refused = asyncio.run(go())
+    assert all(len(app.reports) == 2 for _, app in clients)
+    assert refused
+
+
+def test_reconnect_and_resend_after_connection_drop(tmp_path):
+    async def go():
+        acc, broker = build_simulator(0, sessions=[("FIX.4.4", "OMS")], reset_on_logon=False)
+        await acc.start()
+        ini, app = client(acc.port, store=FileStore(tmp_path, "oms"))
+        await ini.start()
+        await ini.wait_logged_on()
+        ini.session.send(order("a").to_message())
+        await app.wait_for(2)
+        srv = next(iter(acc.sessions.values()))
+        srv.disconnect("test: drop")
+        await asyncio.sleep(0.01)
+        # sent while disconnected: stored, delivered after reconnect through resend
+        ini.session.send(order("b").to_message())
+        await ini.wait_logged_on()
+        await app.wait_for(4)
+        await ini.stop()
+        await acc.stop()
+        return ini, app
+
+    ini, app = asyncio.run(go())
+    assert ini.connects >= 2
+    assert [r.cl_ord_id for r in app.reports] == ["a", "a", "b", "b"]
+    assert len({r.exec_id for r in app.reports}) == 4

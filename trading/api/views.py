@@ -1,0 +1,177 @@
+"""API views of orders, blocks, routes, executions, allocations and brokers: parse,
+call one service, render."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from oms.api.base import OMSViewSet
+from oms.api.idempotency import idempotent
+from oms.roles import Action
+from portfolios.selectors import portfolios_visible_to
+from trading import services
+from trading.filters import BlockFilter, ExecutionFilter, OrderFilter, RouteFilter
+from trading.models import Allocation, Block, Broker, Execution, Order, Route
+from trading.selectors import (
+    blotter_blocks,
+    executions_with_route,
+    orders_visible_to,
+    routes_with_broker,
+)
+
+from . import serializers as s
+
+READ = (mixins.ListModelMixin, mixins.RetrieveModelMixin)
+
+
+class OrderViewSet(*READ, OMSViewSet):
+    """Orders, one account and one security each. Portfolio managers see the orders of
+    the accounts they manage; the desk, compliance and operations see all."""
+
+    serializer_class = s.OrderSerializer
+    filterset_class = OrderFilter
+    read_action = Action.ORDER_VIEW
+    action_permissions = {
+        "create": Action.ORDER_CREATE,
+        "approve": Action.ORDER_APPROVE,
+        "release": Action.ORDER_RELEASE,
+        "cancel": Action.ORDER_CANCEL,
+    }
+
+    queryset = Order.objects.all()
+
+    def visible_to(self, user):
+        return orders_visible_to(user)
+
+    def _render(self, order, code=status.HTTP_200_OK) -> Response:
+        return Response(self.get_serializer(self.get_queryset().get(pk=order.pk)).data, code)
+
+    @extend_schema(request=s.OrderCreateSerializer, responses={201: s.OrderSerializer})
+    @idempotent
+    def create(self, request):
+        """Create a draft order."""
+        serializer = s.OrderCreateSerializer(
+            data=request.data, portfolios=portfolios_visible_to(request.user)
+        )
+        serializer.is_valid(raise_exception=True)
+        order = services.order_create(actor=request.user, **serializer.validated_data)
+        return self._render(order, status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: s.OrderSerializer})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def approve(self, request, pk=None):
+        """Approve a draft order for release to the desk."""
+        order = self.get_object()
+        services.orders_approve(actor=request.user, order_ids=[order.pk])
+        return self._render(order)
+
+    @extend_schema(request=None, responses={200: s.OrderSerializer})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def release(self, request, pk=None):
+        """Release an approved order to the trading desk: it joins a block."""
+        order = self.get_object()
+        services.orders_release(actor=request.user, order_ids=[order.pk])
+        return self._render(order)
+
+    @extend_schema(request=s.ReasonSerializer, responses={200: s.OrderSerializer})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def cancel(self, request, pk=None):
+        """Cancel an order that has not reached a broker."""
+        order = self.get_object()
+        serializer = s.ReasonSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.order_cancel(
+            actor=request.user,
+            order_id=order.pk,
+            reason=serializer.validated_data.get("reason", ""),
+        )
+        return self._render(order)
+
+
+class BlockViewSet(*READ, OMSViewSet):
+    """Blocks: released orders for one security and side, traded as one."""
+
+    serializer_class = s.BlockSerializer
+    filterset_class = BlockFilter
+    read_action = Action.BLOCK_VIEW
+    action_permissions = {"route": Action.BLOCK_ROUTE}
+
+    queryset = Block.objects.all()
+
+    def visible_to(self, user):
+        return blotter_blocks().prefetch_related(
+            Prefetch("orders", queryset=Order.objects.only("pk", "block_id").order_by("pk"))
+        )
+
+    @extend_schema(request=s.RouteRequestSerializer, responses={201: s.RouteSerializer})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def route(self, request, pk=None):
+        """Route all or part of the block to a broker; the routing worker sends it."""
+        block = self.get_object()
+        serializer = s.RouteRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        route = services.route_create(
+            actor=request.user,
+            block_id=block.pk,
+            broker=serializer.validated_data["broker"],
+            quantity=serializer.validated_data.get("quantity"),
+        )
+        route = routes_with_broker().get(pk=route.pk)
+        return Response(s.RouteSerializer(route).data, status=status.HTTP_201_CREATED)
+
+
+class RouteViewSet(*READ, OMSViewSet):
+    """Routes: one order message chain to one broker for (part of) a block."""
+
+    serializer_class = s.RouteSerializer
+    filterset_class = RouteFilter
+    read_action = Action.BLOCK_VIEW
+
+    queryset = Route.objects.all()
+
+    def visible_to(self, user):
+        return routes_with_broker()
+
+
+class ExecutionViewSet(*READ, OMSViewSet):
+    """Execution reports (fills and status changes) as the brokers sent them."""
+
+    serializer_class = s.ExecutionSerializer
+    filterset_class = ExecutionFilter
+    read_action = Action.EXECUTION_VIEW
+
+    queryset = Execution.objects.all()
+
+    def visible_to(self, user):
+        return executions_with_route()
+
+
+class AllocationViewSet(*READ, OMSViewSet):
+    """Fills booked to account orders, at the block's average price."""
+
+    serializer_class = s.AllocationSerializer
+    filterset_fields = ["block", "order"]
+    read_action = Action.ORDER_VIEW
+
+    queryset = Allocation.objects.all()
+
+    def visible_to(self, user):
+        return Allocation.objects.select_related("block__security", "order__portfolio").filter(
+            order__in=orders_visible_to(user).values("pk")
+        )
+
+
+class BrokerViewSet(*READ, OMSViewSet):
+    """Brokers that blocks can be routed to."""
+
+    queryset = Broker.objects.all()
+    serializer_class = s.BrokerSerializer
+    read_action = Action.REFERENCE_VIEW

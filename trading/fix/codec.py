@@ -1,0 +1,392 @@
+"""FIX tag=value codec on bytes: message model, encoder, decoder and stream framer.
+
+The codec knows nothing about sessions.  ``decode`` checks what a frame must
+satisfy to be a FIX message at all (BeginString, BodyLength, MsgType as the
+first three fields, a correct BodyLength and CheckSum, integer tags); anything
+else raises :class:`GarbledMessage`, which a session ignores.  Semantic checks
+against the data dictionary live in :mod:`trading.fix.dictionary`.
+
+Values are ``str`` (the wire bytes decoded as Latin-1, so every byte round-trips).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+SOH = "\x01"
+SOH_B = b"\x01"
+
+# Header fields of FIX 4.2 and 4.4 (union), trailer fields.  Used to split a
+# decoded message into header / body / trailer without a dictionary at hand.
+HEADER_TAGS = frozenset(
+    {8, 9, 35, 34, 43, 49, 50, 52, 56, 57, 90, 91, 97, 115, 116, 122, 128, 129, 142, 143, 144, 145}
+    | {212, 213, 347, 369, 370, 627, 628, 629, 630}
+)
+TRAILER_TAGS = frozenset({93, 89, 10})
+
+# Length field -> data field whose value may contain SOH.
+DATA_LENGTH_TAGS = {
+    90: 91,
+    93: 89,
+    95: 96,
+    212: 213,
+    348: 349,
+    350: 351,
+    352: 353,
+    354: 355,
+    356: 357,
+    358: 359,
+    360: 361,
+    362: 363,
+    364: 365,
+    445: 446,
+    618: 619,
+    621: 622,
+}
+_DATA_TAGS = frozenset(DATA_LENGTH_TAGS.values())
+
+ADMIN_TYPES = frozenset({"0", "1", "2", "3", "4", "5", "A"})
+
+_SIMPLE_FRAME = re.compile(r"(?:-?[0-9]+=[^\x01]*\x01)+")
+
+
+class GarbledMessage(ValueError):
+    """The bytes are not a well-formed FIX message (ignored by a session)."""
+
+
+class Message:
+    """A FIX message: BeginString, MsgType, and ordered header/body/trailer fields.
+
+    ``header``, ``body`` and ``trailer`` are lists of ``(tag, value)``; they never
+    contain BeginString (8), BodyLength (9), MsgType (35) or CheckSum (10).
+    """
+
+    __slots__ = ("begin_string", "msg_type", "header", "body", "trailer", "out_of_order", "_idx")
+
+    def __init__(
+        self,
+        msg_type: str,
+        body: Iterable[tuple[int, str]] = (),
+        *,
+        begin_string: str = "",
+        header: Iterable[tuple[int, str]] = (),
+        trailer: Iterable[tuple[int, str]] = (),
+    ):
+        self.begin_string = begin_string
+        self.msg_type = msg_type
+        self.header: list[tuple[int, str]] = list(header)
+        self.body: list[tuple[int, str]] = [
+            (t, v if isinstance(v, str) else str(v)) for t, v in body
+        ]
+        self.trailer: list[tuple[int, str]] = list(trailer)
+        self.out_of_order = 0  # first tag found outside its section (0: none)
+        self._idx: dict[int, str] | None = None
+
+    # -- access -----------------------------------------------------------
+    def _index(self) -> dict[int, str]:
+        idx = self._idx
+        if idx is None:
+            idx = {}
+            for part in (self.trailer, self.body, self.header):
+                for t, v in reversed(part):
+                    idx[t] = v
+            idx[8] = self.begin_string
+            idx[35] = self.msg_type
+            self._idx = idx
+        return idx
+
+    def get(self, tag: int, default: str | None = None) -> str | None:
+        return self._index().get(tag, default)
+
+    def __getitem__(self, tag: int) -> str:
+        return self._index()[tag]
+
+    def __contains__(self, tag: int) -> bool:
+        return tag in self._index()
+
+    def get_all(self, tag: int) -> list[str]:
+        return [v for part in (self.header, self.body, self.trailer) for t, v in part if t == tag]
+
+    def get_int(self, tag: int, default: int | None = None) -> int | None:
+        v = self._index().get(tag)
+        if v is None or v == "":
+            return default
+        try:
+            return int(v)
+        except ValueError:
+            return default
+
+    def set_header(self, tag: int, value: str) -> None:
+        self._set(self.header, tag, value)
+
+    def set(self, tag: int, value) -> None:
+        self._set(self.body, tag, value if isinstance(value, str) else str(value))
+
+    def remove_header(self, tag: int) -> None:
+        self.header = [(t, v) for t, v in self.header if t != tag]
+        self._idx = None
+
+    def _set(self, part: list, tag: int, value: str) -> None:
+        for i, (t, _) in enumerate(part):
+            if t == tag:
+                part[i] = (tag, value)
+                break
+        else:
+            part.append((tag, value))
+        self._idx = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.msg_type in ADMIN_TYPES
+
+    def copy(self) -> Message:
+        m = Message(self.msg_type, begin_string=self.begin_string)
+        m.header = list(self.header)
+        m.body = list(self.body)
+        m.trailer = list(self.trailer)
+        return m
+
+    def fields(self) -> list[tuple[int, str]]:
+        """All fields in wire order, including 8, 35 (not 9/10)."""
+        return [
+            (8, self.begin_string),
+            (35, self.msg_type),
+            *self.header,
+            *self.body,
+            *self.trailer,
+        ]
+
+    def __repr__(self) -> str:
+        return "Message(" + "|".join(f"{t}={v}" for t, v in self.fields()) + ")"
+
+    # -- encoding ---------------------------------------------------------
+    def encode(self, sort_header: bool = True) -> bytes:
+        header = sorted(self.header, key=_tag_key) if sort_header else self.header
+        return encode_fields(self.begin_string, self.msg_type, header, self.body, self.trailer)
+
+
+def _tag_key(f: tuple[int, str]) -> int:
+    return f[0]
+
+
+def encode_fields(
+    begin_string: str,
+    msg_type: str,
+    header: Iterable[tuple[int, str]],
+    body: Iterable[tuple[int, str]],
+    trailer: Iterable[tuple[int, str]] = (),
+) -> bytes:
+    """Encode fields into a complete FIX message with BodyLength and CheckSum."""
+    parts = [f"35={msg_type}"]
+    parts += [f"{t}={v}" for t, v in header]
+    parts += [f"{t}={v}" for t, v in body]
+    if trailer:
+        parts += [f"{t}={v}" for t, v in trailer]
+    parts.append("")
+    payload = SOH.join(parts).encode("latin-1")
+    head = f"8={begin_string}\x019={len(payload)}\x01".encode("latin-1")
+    data = head + payload
+    return data + b"10=%03d\x01" % (sum(data) & 255)
+
+
+def checksum(data: bytes) -> int:
+    return sum(data) & 255
+
+
+def decode(frame: bytes) -> Message:
+    """Decode one complete frame.  Raises :class:`GarbledMessage` if malformed."""
+    try:
+        text = frame.decode("latin-1")
+    except Exception as exc:  # pragma: no cover - latin-1 never fails on bytes
+        raise GarbledMessage(str(exc)) from exc
+    if not text.startswith("8=") or not text.endswith(SOH):
+        raise GarbledMessage("message must start with 8= and end with SOH")
+    if _SIMPLE_FRAME.fullmatch(text) is not None:
+        pairs = []
+        for f in text[:-1].split(SOH):
+            t, _, v = f.partition("=")
+            pairs.append((int(t), v))
+        if _DATA_TAGS.isdisjoint(t for t, _ in pairs):
+            return _build(text, pairs)
+    return _build(text, _split_slow(text))
+
+
+def _split_slow(text: str) -> list[tuple[int, str]]:
+    pairs: list[tuple[int, str]] = []
+    pos = 0
+    n = len(text)
+    pending_len: dict[int, int] = {}
+    while pos < n:
+        eq = text.find("=", pos)
+        if eq < 0:
+            raise GarbledMessage("field without '='")
+        tag_s = text[pos:eq]
+        if (
+            not (tag_s.isdigit() or (tag_s[:1] == "-" and tag_s[1:].isdigit()))
+            or not tag_s.isascii()
+        ):
+            raise GarbledMessage(f"invalid tag {tag_s!r}")
+        tag = int(tag_s)
+        if tag in pending_len:
+            length = pending_len.pop(tag)
+            end = eq + 1 + length
+            if end >= n or text[end] != SOH:
+                raise GarbledMessage(f"data field {tag} length mismatch")
+        else:
+            end = text.find(SOH, eq + 1)
+            if end < 0:
+                raise GarbledMessage("missing SOH")
+        value = text[eq + 1 : end]
+        if tag in DATA_LENGTH_TAGS and value.isdigit():
+            pending_len[DATA_LENGTH_TAGS[tag]] = int(value)
+        pairs.append((tag, value))
+        pos = end + 1
+    return pairs
+
+
+def _build(text: str, pairs: list[tuple[int, str]]) -> Message:
+    if len(pairs) < 4 or pairs[0][0] != 8 or pairs[1][0] != 9 or pairs[2][0] != 35:
+        raise GarbledMessage("BeginString, BodyLength and MsgType must be the first three fields")
+    if pairs[-1][0] != 10:
+        raise GarbledMessage("CheckSum must be the last field")
+    # BodyLength: from after the 9= field up to (not including) 10=
+    body_start = text.index(SOH, text.index(SOH) + 1) + 1
+    cks_pos = len(text) - len(pairs[-1][1]) - 4
+    try:
+        declared = int(pairs[1][1])
+    except ValueError as exc:
+        raise GarbledMessage("BodyLength not an integer") from exc
+    if declared != cks_pos - body_start:
+        raise GarbledMessage(f"BodyLength {declared} != {cks_pos - body_start}")
+    cks = pairs[-1][1]
+    if len(cks) != 3 or not cks.isdigit():
+        raise GarbledMessage("CheckSum must be three digits")
+    if int(cks) != (sum(text[:cks_pos].encode("latin-1")) & 255):
+        raise GarbledMessage("CheckSum mismatch")
+    msg = Message.__new__(Message)
+    msg.begin_string = pairs[0][1]
+    msg.msg_type = pairs[2][1]
+    msg._idx = None
+    header: list[tuple[int, str]] = []
+    body: list[tuple[int, str]] = []
+    trailer: list[tuple[int, str]] = []
+    out_of_order = 0
+    section = 0  # 0 header, 1 body, 2 trailer
+    for f in pairs[3:-1]:
+        t = f[0]
+        if t in HEADER_TAGS:
+            if section and not out_of_order:
+                out_of_order = t
+            header.append(f)
+        elif t in TRAILER_TAGS:
+            section = 2
+            trailer.append(f)
+        else:
+            if section == 2 and not out_of_order:
+                out_of_order = t
+            section = max(section, 1)
+            body.append(f)
+    msg.header = header
+    msg.body = body
+    msg.trailer = trailer
+    msg.out_of_order = out_of_order
+    return msg
+
+
+def peek_header(frame: bytes) -> dict[int, str]:
+    """Best-effort read of the first header fields of a frame (for routing)."""
+    out: dict[int, str] = {}
+    for f in frame.decode("latin-1").split(SOH)[:16]:
+        t, sep, v = f.partition("=")
+        if sep and t.isdigit():
+            out.setdefault(int(t), v)
+    return out
+
+
+class Framer:
+    """Finds FIX message boundaries in a TCP byte stream.
+
+    Like QuickFIX: look for ``8=``, read BodyLength, then find the CheckSum
+    field at or after the declared end.  A frame with a wrong BodyLength is
+    still delimited (by the next CheckSum) and later rejected by ``decode``.
+    """
+
+    def __init__(self, max_size: int = 1 << 20):
+        self._buf = bytearray()
+        self.max_size = max_size
+
+    def feed(self, data: bytes) -> list[bytes]:
+        buf = self._buf
+        buf += data
+        out: list[bytes] = []
+        while True:
+            start = buf.find(b"8=")
+            if start < 0:
+                # keep a trailing '8' that may start the next message
+                del buf[: max(0, len(buf) - 1)]
+                return out
+            if start:
+                del buf[:start]
+            p9 = buf.find(b"\x019=")
+            first_soh = buf.find(SOH_B)
+            if p9 >= 0 and first_soh != p9:
+                del buf[:2]  # '8=' that is not followed by BodyLength: not a message start
+                continue
+            if p9 < 0:
+                if len(buf) > 64:
+                    del buf[:2]  # no BodyLength near the start: resynchronise
+                    continue
+                return out
+            len_end = buf.find(SOH_B, p9 + 3)
+            if len_end < 0:
+                if len(buf) - p9 > 16:
+                    del buf[:2]
+                    continue
+                return out
+            length_s = bytes(buf[p9 + 3 : len_end])
+            if not length_s.isdigit() or len(length_s) > 9:
+                del buf[:2]
+                continue
+            body_end = len_end + 1 + int(length_s)
+            if len(buf) < body_end:
+                if body_end > self.max_size:
+                    del buf[:2]
+                    continue
+                return out
+            cks = buf.find(b"\x0110=", body_end - 1)
+            if cks < 0:
+                if len(buf) > self.max_size:
+                    del buf[:2]
+                    continue
+                return out
+            end = buf.find(SOH_B, cks + 4)
+            if end < 0:
+                return out
+            out.append(bytes(buf[: end + 1]))
+            del buf[: end + 1]
+
+    @property
+    def pending(self) -> int:
+        return len(self._buf)
+
+
+def utc_timestamp(dt: datetime | None = None, precision: int = 3) -> str:
+    """FIX UTCTimestamp: ``YYYYMMDD-HH:MM:SS[.sss|.ssssss]``."""
+    if dt is None:
+        dt = datetime.now(UTC)
+    s = dt.strftime("%Y%m%d-%H:%M:%S")
+    if precision == 3:
+        return f"{s}.{dt.microsecond // 1000:03d}"
+    if precision == 6:
+        return f"{s}.{dt.microsecond:06d}"
+    return s
+
+
+def parse_utc_timestamp(value: str) -> datetime:
+    base = datetime.strptime(value[:17], "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC)
+    frac = value[18:] if len(value) > 18 and value[17] == "." else ""
+    if frac:
+        base = base.replace(microsecond=int((frac + "000000")[:6]))
+    return base

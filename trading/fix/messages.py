@@ -1,0 +1,322 @@
+"""Typed application messages: builders (``to_message``) and parsers (``parse``).
+
+Quantities and prices are :class:`~decimal.Decimal`; times are timezone-aware
+UTC datetimes.  The same classes serve FIX 4.2 and 4.4; version differences
+(ExecTransType, ExecType for fills, HandlInst) are handled here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from .codec import Message, parse_utc_timestamp, utc_timestamp
+
+
+def _tag(tag: int, default: Any = None, kind: str = "str"):
+    return field(default=default, metadata={"tag": tag, "kind": kind})
+
+
+class Side:
+    BUY = "1"
+    SELL = "2"
+    SELL_SHORT = "5"
+
+
+class OrdType:
+    MARKET = "1"
+    LIMIT = "2"
+    STOP = "3"
+    STOP_LIMIT = "4"
+
+
+class TimeInForce:
+    DAY = "0"
+    GTC = "1"
+    IOC = "3"
+    FOK = "4"
+
+
+class OrdStatus:
+    NEW = "0"
+    PARTIALLY_FILLED = "1"
+    FILLED = "2"
+    DONE_FOR_DAY = "3"
+    CANCELED = "4"
+    REPLACED = "5"  # FIX 4.2 only
+    PENDING_CANCEL = "6"
+    REJECTED = "8"
+    PENDING_NEW = "A"
+    EXPIRED = "C"
+    PENDING_REPLACE = "E"
+
+
+class ExecType:
+    NEW = "0"
+    PARTIAL_FILL = "1"  # FIX 4.2
+    FILL = "2"  # FIX 4.2
+    DONE_FOR_DAY = "3"
+    CANCELED = "4"
+    REPLACED = "5"
+    PENDING_CANCEL = "6"
+    REJECTED = "8"
+    PENDING_NEW = "A"
+    EXPIRED = "C"
+    PENDING_REPLACE = "E"
+    TRADE = "F"  # FIX 4.4
+    ORDER_STATUS = "I"  # FIX 4.4
+
+
+def _fmt(value: Any, kind: str) -> str:
+    if kind == "time":
+        return utc_timestamp(value)
+    if kind == "decimal":
+        d = Decimal(value)
+        s = format(d, "f")
+        if "." in s:
+            s = s.rstrip("0").rstrip(".")
+        return s or "0"
+    if kind == "bool":
+        return "Y" if value else "N"
+    return str(value)
+
+
+def _parse(value: str, kind: str) -> Any:
+    if kind == "time":
+        return parse_utc_timestamp(value)
+    if kind == "decimal":
+        return Decimal(value)
+    if kind == "int":
+        return int(value)
+    if kind == "bool":
+        return value == "Y"
+    return value
+
+
+class AppMessage:
+    MSG_TYPE: ClassVar[str] = ""
+
+    def _pairs(self) -> list[tuple[int, str]]:
+        out = []
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            tag = f.metadata.get("tag")
+            v = getattr(self, f.name)
+            if tag is None or v is None:
+                continue
+            out.append((tag, _fmt(v, f.metadata["kind"])))
+        return out
+
+    def to_message(self, begin_string: str = "FIX.4.4") -> Message:
+        pairs = dict(self._pairs())
+        self._adapt(pairs, begin_string)
+        return Message(self.MSG_TYPE, sorted(pairs.items()), begin_string=begin_string)
+
+    def _adapt(self, pairs: dict[int, str], begin_string: str) -> None:
+        pass
+
+    @classmethod
+    def parse(cls, msg: Message):
+        if msg.msg_type != cls.MSG_TYPE:
+            raise ValueError(f"{cls.__name__} expects MsgType {cls.MSG_TYPE}, got {msg.msg_type}")
+        kwargs = {}
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            tag = f.metadata.get("tag")
+            if tag is None:
+                continue
+            v = msg.get(tag)
+            if v is not None and v != "":
+                kwargs[f.name] = _parse(v, f.metadata["kind"])
+        obj = cls(**kwargs)
+        obj._post_parse(msg)
+        return obj
+
+    def _post_parse(self, msg: Message) -> None:
+        pass
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class NewOrderSingle(AppMessage):
+    MSG_TYPE: ClassVar[str] = "D"
+    cl_ord_id: str = _tag(11, "")
+    symbol: str = _tag(55, "")
+    side: str = _tag(54, Side.BUY)
+    order_qty: Decimal = _tag(38, Decimal(0), "decimal")
+    ord_type: str = _tag(40, OrdType.MARKET)
+    price: Decimal | None = _tag(44, None, "decimal")
+    stop_px: Decimal | None = _tag(99, None, "decimal")
+    time_in_force: str | None = _tag(59, None)
+    account: str | None = _tag(1, None)
+    currency: str | None = _tag(15, None)
+    handl_inst: str | None = _tag(21, None)
+    ex_destination: str | None = _tag(100, None)
+    text: str | None = _tag(58, None)
+    transact_time: datetime = field(default_factory=_now, metadata={"tag": 60, "kind": "time"})
+
+    def _adapt(self, pairs, begin_string):
+        if begin_string <= "FIX.4.2":
+            pairs.setdefault(21, "1")
+
+
+@dataclass
+class OrderCancelRequest(AppMessage):
+    MSG_TYPE: ClassVar[str] = "F"
+    orig_cl_ord_id: str = _tag(41, "")
+    cl_ord_id: str = _tag(11, "")
+    symbol: str = _tag(55, "")
+    side: str = _tag(54, Side.BUY)
+    order_qty: Decimal | None = _tag(38, None, "decimal")
+    order_id: str | None = _tag(37, None)
+    account: str | None = _tag(1, None)
+    text: str | None = _tag(58, None)
+    transact_time: datetime = field(default_factory=_now, metadata={"tag": 60, "kind": "time"})
+
+
+@dataclass
+class OrderCancelReplaceRequest(AppMessage):
+    MSG_TYPE: ClassVar[str] = "G"
+    orig_cl_ord_id: str = _tag(41, "")
+    cl_ord_id: str = _tag(11, "")
+    symbol: str = _tag(55, "")
+    side: str = _tag(54, Side.BUY)
+    order_qty: Decimal = _tag(38, Decimal(0), "decimal")
+    ord_type: str = _tag(40, OrdType.LIMIT)
+    price: Decimal | None = _tag(44, None, "decimal")
+    order_id: str | None = _tag(37, None)
+    time_in_force: str | None = _tag(59, None)
+    account: str | None = _tag(1, None)
+    handl_inst: str | None = _tag(21, None)
+    transact_time: datetime = field(default_factory=_now, metadata={"tag": 60, "kind": "time"})
+
+    def _adapt(self, pairs, begin_string):
+        if begin_string <= "FIX.4.2":
+            pairs.setdefault(21, "1")
+
+
+@dataclass
+class OrderCancelReject(AppMessage):
+    MSG_TYPE: ClassVar[str] = "9"
+    order_id: str = _tag(37, "NONE")
+    cl_ord_id: str = _tag(11, "")
+    orig_cl_ord_id: str = _tag(41, "")
+    ord_status: str = _tag(39, OrdStatus.REJECTED)
+    cxl_rej_response_to: str = _tag(434, "1")  # 1 cancel, 2 cancel/replace
+    cxl_rej_reason: int | None = _tag(102, None, "int")  # 0 too late, 1 unknown order, ...
+    text: str | None = _tag(58, None)
+    transact_time: datetime | None = _tag(60, None, "time")
+
+
+@dataclass
+class ExecutionReport(AppMessage):
+    MSG_TYPE: ClassVar[str] = "8"
+    order_id: str = _tag(37, "")
+    exec_id: str = _tag(17, "")
+    exec_type: str = _tag(150, ExecType.NEW)
+    ord_status: str = _tag(39, OrdStatus.NEW)
+    symbol: str = _tag(55, "")
+    side: str = _tag(54, Side.BUY)
+    leaves_qty: Decimal = _tag(151, Decimal(0), "decimal")
+    cum_qty: Decimal = _tag(14, Decimal(0), "decimal")
+    avg_px: Decimal = _tag(6, Decimal(0), "decimal")
+    cl_ord_id: str | None = _tag(11, None)
+    orig_cl_ord_id: str | None = _tag(41, None)
+    order_qty: Decimal | None = _tag(38, None, "decimal")
+    ord_type: str | None = _tag(40, None)
+    price: Decimal | None = _tag(44, None, "decimal")
+    time_in_force: str | None = _tag(59, None)
+    last_qty: Decimal | None = _tag(32, None, "decimal")  # LastShares in 4.2
+    last_px: Decimal | None = _tag(31, None, "decimal")
+    exec_ref_id: str | None = _tag(19, None)
+    ord_rej_reason: int | None = _tag(103, None, "int")
+    account: str | None = _tag(1, None)
+    text: str | None = _tag(58, None)
+    transact_time: datetime | None = _tag(60, None, "time")
+    poss_dup: bool = False
+    poss_resend: bool = False
+
+    @property
+    def is_fill(self) -> bool:
+        return self.exec_type in (ExecType.TRADE, ExecType.PARTIAL_FILL, ExecType.FILL)
+
+    def _adapt(self, pairs, begin_string):
+        et = pairs[150]
+        if begin_string <= "FIX.4.2":
+            pairs.setdefault(20, "0")  # ExecTransType New
+            if et == ExecType.TRADE:
+                filled = Decimal(pairs.get(151, "0")) == 0
+                pairs[150] = ExecType.FILL if filled else ExecType.PARTIAL_FILL
+            elif et == ExecType.ORDER_STATUS:
+                pairs[150] = pairs[39]
+        else:
+            if et in (ExecType.PARTIAL_FILL, ExecType.FILL):
+                pairs[150] = ExecType.TRADE
+            if pairs.get(39) == OrdStatus.REPLACED:
+                pairs[39] = OrdStatus.NEW
+
+    def _post_parse(self, msg):
+        self.poss_dup = msg.get(43) == "Y"
+        self.poss_resend = msg.get(97) == "Y"
+        if self.exec_type in (ExecType.PARTIAL_FILL, ExecType.FILL):
+            self.exec_type = ExecType.TRADE  # one vocabulary for callers
+
+
+@dataclass
+class OrderStatusRequest(AppMessage):
+    MSG_TYPE: ClassVar[str] = "H"
+    cl_ord_id: str = _tag(11, "")
+    symbol: str = _tag(55, "")
+    side: str = _tag(54, Side.BUY)
+    order_id: str | None = _tag(37, None)
+
+
+@dataclass
+class DontKnowTrade(AppMessage):
+    MSG_TYPE: ClassVar[str] = "Q"
+    order_id: str = _tag(37, "")
+    exec_id: str = _tag(17, "")
+    dk_reason: str = _tag(127, "Z")  # A unknown symbol ... D no matching order, Z other
+    symbol: str = _tag(55, "")
+    side: str = _tag(54, Side.BUY)
+    order_qty: Decimal | None = _tag(38, None, "decimal")
+    last_qty: Decimal | None = _tag(32, None, "decimal")
+    last_px: Decimal | None = _tag(31, None, "decimal")
+    text: str | None = _tag(58, None)
+
+
+@dataclass
+class BusinessMessageReject(AppMessage):
+    MSG_TYPE: ClassVar[str] = "j"
+    ref_msg_type: str = _tag(372, "")
+    business_reject_reason: int = _tag(380, 0, "int")
+    ref_seq_num: int | None = _tag(45, None, "int")
+    business_reject_ref_id: str | None = _tag(379, None)
+    text: str | None = _tag(58, None)
+
+
+TYPES: dict[str, type[AppMessage]] = {
+    c.MSG_TYPE: c
+    for c in (
+        NewOrderSingle,
+        OrderCancelRequest,
+        OrderCancelReplaceRequest,
+        OrderCancelReject,
+        ExecutionReport,
+        OrderStatusRequest,
+        DontKnowTrade,
+        BusinessMessageReject,
+    )
+}
+
+
+def parse(msg: Message) -> AppMessage:
+    """Parse a decoded message into its typed class (ValueError if unknown)."""
+    cls = TYPES.get(msg.msg_type)
+    if cls is None:
+        raise ValueError(f"no typed class for MsgType {msg.msg_type}")
+    return cls.parse(msg)
