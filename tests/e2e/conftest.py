@@ -46,10 +46,6 @@ def role_groups(transactional_db):
 
 @pytest.fixture(autouse=True)
 def e2e_settings(settings):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 

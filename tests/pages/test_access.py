@@ -136,3 +136,12 @@ def test_wrong_password_shows_an_error(pm, client_for):
     response = client_for(None).post(reverse("login"), {"username": "pm", "password": "nope"})
     assert response.status_code == 200
     assert b"Please enter a correct username and password" in response.content
+
+
+@pytest.mark.django_db
+def test_error_pages_render_without_collected_static_files(pm, client_for):
+    # The manifest storage has no manifest before collectstatic: the page still renders.
+    response = client_for(pm).get("/no/such/page/")
+    assert response.status_code == 404
+    assert b"Not found" in response.content
+    assert b"/static/css/oms.css" in response.content
