@@ -47,6 +47,7 @@ lint: install-dev
 	$(VENV)/bin/ruff format --check .
 	$(MANAGE) check --fail-level WARNING
 	$(MANAGE) makemigrations --check --dry-run
+	$(MANAGE) spectacular --validate --fail-on-warn --file /dev/null
 
 format: install-dev
 	$(VENV)/bin/ruff check --fix .

@@ -206,8 +206,10 @@ def main(argv: list[str] | None = None) -> dict:
     if args.verbose:
         diff = eng - opt
         for i in np.argsort(diff)[:5].tolist() + np.argsort(diff)[-5:].tolist():
-            print(f"  {acc.index[i]}: engine {eng[i]:.6f} optimum {opt[i]:.6f} "
-                  f"trades {eng_trades[i]}/{opt_trades[i]}")
+            print(
+                f"  {acc.index[i]}: engine {eng[i]:.6f} optimum {opt[i]:.6f} "
+                f"trades {eng_trades[i]}/{opt_trades[i]}"
+            )
     print(f"trades: engine {sum(eng_trades)}  optimum {sum(opt_trades)}")
     print(f"rule violations: {len(violations)}")
     if len(violations):

@@ -228,6 +228,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a "status": name each choice set after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "trading.models.Order.Status",
+        "BlockStatusEnum": "trading.models.Block.Status",
+        "RouteStatusEnum": "trading.models.Route.Status",
+        "RebalanceRunStatusEnum": "portfolios.models.RebalanceRun.Status",
+    },
 }
 
 # --- Logging --------------------------------------------------------------------

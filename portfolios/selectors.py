@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pandas as pd
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import FloatField, QuerySet
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from oms.roles import sees_all_portfolios
@@ -97,10 +98,13 @@ def load_book(portfolio_ids: Iterable[int]) -> Book:
             "model_id", "security_id", "weight"
         )
     )
+    # Cast in the database: building half a million Decimals only to make floats of
+    # them is most of the cost of loading a large book.
     holdings = list(
         Position.objects.filter(portfolio_id__in=portfolio_ids)
         .exclude(quantity=0)
-        .values_list("portfolio_id", "security_id", "quantity")
+        .annotate(quantity_float=Cast("quantity", FloatField()))
+        .values_list("portfolio_id", "security_id", "quantity_float")
     )
     security_ids = {s for _, s, _ in targets} | {s for _, s, _ in holdings}
     securities = list(
@@ -173,9 +177,7 @@ def load_book(portfolio_ids: Iterable[int]) -> Book:
                 "long_only": [bool(p["long_only"]) for p in portfolios],
             }
         ),
-        holdings=pd.DataFrame(
-            [(a, s, float(q)) for a, s, q in holdings], columns=["account", "security", "quantity"]
-        ),
+        holdings=pd.DataFrame(holdings, columns=["account", "security", "quantity"]),
         models=pd.DataFrame(
             [(m, s, float(w)) for m, s, w in targets], columns=["model", "security", "weight"]
         ),

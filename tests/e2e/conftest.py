@@ -49,8 +49,10 @@ def e2e_settings(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Module scope: playwright's sync API keeps an event loop running on this thread
+    # until it stops, and later tests (the FIX engine's) run their own asyncio loops.
     path = os.environ.get("OMS_BROWSER", "/usr/bin/chromium")
     if not Path(path).exists():
         service_missing(f"no browser at {path} (set OMS_BROWSER)")

@@ -17,11 +17,9 @@ PRINT = (
 
 
 def _run(args, **env):
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG")
-    }
+    # A clean environment: nothing of the caller's services or test switches.
+    unset = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    base = {k: v for k, v in os.environ.items() if k not in unset}
     base["DJANGO_SETTINGS_MODULE"] = "oms.settings"
     return subprocess.run(
         [sys.executable, *args],
