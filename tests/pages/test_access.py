@@ -38,6 +38,8 @@ PAGES = {
         expect({"pm": 200, "other_pm": 404, "trader": 200, "compliance": 200, "ops": 200}),
     ),
     "trading:blotter": ((), expect({"trader", "compliance", "ops"})),
+    # Without its ?since= the news fragment is a bad request, once the role may ask.
+    "trading:blotter-news": ((), expect({"trader": 400, "compliance": 400, "ops": 400})),
     "trading:block-detail": (("block",), expect({"trader", "compliance", "ops"})),
     "trading:block-row": (("block",), expect({"trader", "compliance", "ops"})),
     "compliance:audit-list": ((), expect({"compliance", "ops"})),
