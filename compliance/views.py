@@ -34,7 +34,11 @@ EXPORT_COLUMNS = [
 
 
 def _filtered(request: HttpRequest) -> AuditEventFilter:
-    return AuditEventFilter(request.GET or None, queryset=AuditEvent.objects.order_by("-pk"))
+    filterset = AuditEventFilter(request.GET or None, queryset=AuditEvent.objects.order_by("-pk"))
+    for name in ("occurred_from", "occurred_to"):
+        # The browser's date-time picker; the filter reads its value as ISO 8601 (UTC).
+        filterset.form.fields[name].widget.input_type = "datetime-local"
+    return filterset
 
 
 @action_required(Action.AUDIT_VIEW)

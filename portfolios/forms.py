@@ -43,6 +43,7 @@ class RebalanceForm(forms.Form):
     def __init__(self, *args, portfolios, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["portfolios"].queryset = portfolios
+        self.fields["portfolios"].label_from_instance = lambda p: f"{p.code} · {p.name}"
 
     def parameters(self) -> dict:
         data = self.cleaned_data

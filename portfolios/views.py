@@ -18,12 +18,23 @@ from django_htmx.http import HttpResponseClientRefresh
 from oms.roles import Action, can
 from oms.state import TransitionError
 from oms.views import action_required, add_service_errors, paginate, partial_or_page
+from trading.models import Order
 from trading.selectors import orders_visible_to
 
 from . import selectors, services
 from .filters import PortfolioFilter, RebalanceRunFilter
 from .forms import RebalanceForm
 from .models import ModelPortfolio, Portfolio, RebalanceRun, Security
+
+# Orders still on their way through the desk (a filled order awaits its allocation).
+LIVE_ORDER_STATES = frozenset(
+    {
+        Order.Status.RELEASED,
+        Order.Status.WORKING,
+        Order.Status.PARTIALLY_FILLED,
+        Order.Status.FILLED,
+    }
+)
 
 # Sort keys of the accounts list: the column and whether a missing figure sorts last.
 ACCOUNT_SORTS = {
@@ -181,8 +192,14 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     orders = run.orders.select_related("portfolio", "security", "block").order_by(
         "portfolio__code", "side", "security__ticker"
     )
+    orders_live = any(order.status in LIVE_ORDER_STATES for order in orders)
+    if request.htmx and request.GET.get("orders"):
+        # Released orders: the page follows them through the desk until allocated.
+        context = {"run": run, "orders": orders, "orders_live": orders_live}
+        return render(request, "portfolios/partials/run_orders.html", context)
     summary = sorted(run.summary.items())
     context = {
+        "orders_live": orders_live,
         "run": run,
         "running": running,
         "orders": orders,

@@ -35,6 +35,8 @@ class OrderForm(forms.Form):
     def __init__(self, *args, portfolios, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["portfolio"].queryset = portfolios
+        self.fields["portfolio"].label_from_instance = lambda p: f"{p.code} · {p.name}"
+        self.fields["security"].label_from_instance = lambda s: f"{s.ticker} · {s.name}"
 
     def order_terms(self) -> dict:
         return dict(self.cleaned_data)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
 from oms.roles import Action, can
@@ -177,10 +179,28 @@ def blotter(request: HttpRequest) -> HttpResponse:
         "filterset": filterset,
         "page": page,
         "rows": rows,
+        "since": timezone.now().isoformat(),
         "statuses": Block.Status.choices,
         "current_status": request.GET.getlist("status"),
     }
     return render(request, "trading/blotter.html", context)
+
+
+@action_required(Action.BLOCK_VIEW)
+def blotter_news(request: HttpRequest) -> HttpResponse:
+    """Polled by the blotter: blocks that arrived or grew since the page was drawn.
+
+    Working blocks refresh their own rows; this tells the trader that orders were
+    released (a new block, or more orders in an open one) and offers a refresh.
+    """
+    since = parse_datetime(request.GET.get("since", ""))
+    if since is None:
+        return HttpResponse(status=400)
+    changed = Block.objects.filter(
+        Q(created_at__gt=since) | Q(status=Block.Status.OPEN, updated_at__gt=since)
+    ).count()
+    context = {"since": request.GET["since"], "changed": changed}
+    return render(request, "trading/partials/blotter_news.html", context)
 
 
 @action_required(Action.BLOCK_VIEW)

@@ -7,13 +7,18 @@ thousands separated, right-aligned by the stylesheet, a dash for a missing value
 from __future__ import annotations
 
 import json
+import logging
 import math
 from decimal import Decimal, InvalidOperation
 
 from django import template
+from django.conf import settings
+from django.templatetags.static import static
 from django.utils.html import format_html
+from django_htmx.templatetags.django_htmx import htmx_script
 
 register = template.Library()
+log = logging.getLogger(__name__)
 
 DASH = "—"
 
@@ -114,3 +119,27 @@ def side(value: str, label: str | None = None) -> str:
         "buy" if buying else "sell",
         label or value.replace("_", " ").capitalize(),
     )
+
+
+def _asset_url(path: str) -> str:
+    """The static URL of an asset; without a manifest entry (no collectstatic yet, as in
+    tests) the plain URL, so that a page, and above all an error page, still renders."""
+    try:
+        return static(path)
+    except ValueError:
+        log.warning("static asset %s is missing from the manifest: run collectstatic", path)
+        return f"{settings.STATIC_URL}{path}"
+
+
+@register.simple_tag
+def asset(path: str) -> str:
+    return _asset_url(path)
+
+
+@register.simple_tag(takes_context=True)
+def htmx_assets(context) -> str:
+    """django-htmx's own htmx script tag, falling back to the plain asset URL."""
+    try:
+        return htmx_script(context)
+    except ValueError:
+        return format_html('<script src="{}"></script>', _asset_url("django_htmx/htmx-2.min.js"))

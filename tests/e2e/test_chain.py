@@ -8,6 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from portfolios.models import CashBalance, Position
+from tests.conftest import service_missing
 from trading.models import Block, Order
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -120,3 +121,50 @@ def test_drift_to_fills_in_the_browser(
     audit.goto(f"{live_server.url}/compliance/audit/verify/")
     audit.click("#verify")
     expect(audit.locator("#verify-result")).to_contain_text("Chain intact.")
+
+
+def test_blotter_row_follows_fills_that_arrive_later_from_the_worker(
+    book, pm, trader, eager_celery, log_in, monkeypatch
+):
+    """The routing worker sends the route after the trader's request has returned: the
+    block's row polls its fragment and shows the fills as they land, with no reload."""
+    from django.db import connection
+
+    from trading import services, tasks
+
+    if connection.vendor != "postgresql":
+        # The live server shares one in-memory SQLite connection across its threads:
+        # a worker writing from this thread while the page polls would race on it.
+        service_missing("PostgreSQL (DATABASE_URL): a worker writing beside the live server")
+    orders = [
+        services.order_create(
+            actor=pm,
+            portfolio=account,
+            security=book["securities"]["BBB"],
+            side="buy",
+            quantity=quantity,
+        )
+        for account, quantity in zip(book["accounts"], (30, 20), strict=True)
+    ]
+    ids = [order.pk for order in orders]
+    services.orders_approve(actor=pm, order_ids=ids)
+    services.orders_release(actor=pm, order_ids=ids)
+    block = Block.objects.get()
+    queue: list[int] = []  # the routing queue, drained below by "the worker"
+    monkeypatch.setattr(tasks.route_send, "delay", queue.append)
+
+    desk = log_in(trader)
+    row = desk.locator(f"#block-{block.pk}")
+    expect(row).to_contain_text("ACC1")
+    expect(row).to_contain_text("ACC2")  # two accounts' orders in one block
+    desk.evaluate("window.__not_reloaded = true")
+    row.locator("button", has_text="Route").click()
+    status = desk.locator(f"#block-{block.pk} [data-col=status]")
+    expect(status).to_contain_text("Working")
+    assert len(queue) == 1
+
+    tasks.route_send(queue.pop())  # the worker sends it; the fills apply and allocate
+
+    expect(status).to_contain_text("Allocated", timeout=10_000)
+    expect(desk.locator(f"#block-{block.pk} [data-col=filled]")).to_have_text("50")
+    assert desk.evaluate("window.__not_reloaded === true"), "the blotter was reloaded"

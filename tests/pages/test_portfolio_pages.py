@@ -233,3 +233,29 @@ def test_model_page_lists_targets(pm, book, client_for):
     response = client_for(pm).get(book["model"].get_absolute_url())
     assert response.status_code == 200
     assert [t.security.ticker for t in response.context["targets"]] == ["AAA", "BBB", "CCC", "DDD"]
+
+
+def test_released_run_follows_its_orders_until_allocated(
+    pm, trader, book, proposed_run, client_for, eager_celery, django_capture_on_commit_callbacks
+):
+    from portfolios import services as portfolio_services
+    from trading import services as trading_services
+
+    client = client_for(pm)
+    before = client.get(proposed_run.get_absolute_url())
+    assert before.context["orders_live"] is False  # drafts wait for the PM, not the desk
+    portfolio_services.rebalance_run_approve(actor=pm, run_id=proposed_run.pk)
+    portfolio_services.rebalance_run_release(actor=pm, run_id=proposed_run.pk)
+    url = proposed_run.get_absolute_url()
+    page = client.get(url)
+    assert page.context["orders_live"] is True
+    assert f"{url}?orders=1".encode() in page.content
+    partial = client.get(url, {"orders": "1"}, headers={"HX-Request": "true"})
+    assert b"<html" not in partial.content and b"every 2s" in partial.content
+
+    for block_id in set(proposed_run.orders.values_list("block_id", flat=True)):
+        with django_capture_on_commit_callbacks(execute=True):
+            trading_services.route_create(actor=trader, block_id=block_id, broker=book["broker"])
+    done = client.get(url, {"orders": "1"}, headers={"HX-Request": "true"})
+    assert b"every 2s" not in done.content
+    assert {o.status for o in done.context["orders"]} == {Order.Status.ALLOCATED}

@@ -225,3 +225,28 @@ def test_blotter_query_count_does_not_grow_with_blocks(
     with django_assert_max_num_queries(10):
         response = client.get(reverse("trading:blotter"))
     assert len(response.context["rows"]) == 5
+
+
+def test_blotter_tells_the_trader_when_blocks_arrive(pm, trader, book, released_block, client_for):
+    client = client_for(trader)
+    page = client.get(reverse("trading:blotter"))
+    since = page.context["since"]
+    assert reverse("trading:blotter-news").encode() in page.content
+    news = reverse("trading:blotter-news")
+    quiet = client.get(news, {"since": since}, headers=HTMX)
+    assert quiet.context["changed"] == 0
+    assert b"arrived" not in quiet.content
+
+    order = services.order_create(
+        actor=pm,
+        portfolio=book["accounts"][0],
+        security=book["securities"]["CCC"],
+        side="buy",
+        quantity=Decimal(5),
+    )
+    services.orders_approve(actor=pm, order_ids=[order.pk])
+    services.orders_release(actor=pm, order_ids=[order.pk])
+    loud = client.get(news, {"since": since}, headers=HTMX)
+    assert loud.context["changed"] == 1
+    assert b"1 block arrived or grew" in loud.content
+    assert client.get(news, {"since": "yesterday"}).status_code == 400
