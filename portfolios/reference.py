@@ -1,4 +1,4 @@
-"""Writes to reference data from the API: securities and prices.
+"""Writes to reference data from the API: securities, prices and model portfolios.
 
 Each write is checked against the actor's role, validated against the model's
 own rules, and recorded in the audit trail in the same (audited) transaction.
@@ -13,9 +13,10 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 
 from compliance.services import audit_record, audited_transaction
+from oms.numbers import ZERO
 from oms.roles import Action, require
 
-from .models import Price, Security
+from .models import ModelPortfolio, ModelTarget, Price, Security
 
 SECURITY_FIELDS = (
     "ticker",
@@ -126,3 +127,70 @@ def prices_create(*, actor, prices: list[dict]) -> list[Price]:
                 },
             )
     return created
+
+
+def model_create(
+    *,
+    actor,
+    name: str,
+    targets: list[dict],
+    cash_weight: Decimal = ZERO,
+    band_absolute: Decimal = Decimal("0.02"),
+    band_relative: Decimal = ZERO,
+    description: str = "",
+) -> ModelPortfolio:
+    """Add a model portfolio: target weights (each a dict of security and weight) and a
+    cash weight that add up to exactly one, with its tolerance bands."""
+    require(actor, Action.MODEL_MANAGE)
+    errors: dict[str, list[str]] = defaultdict(list)
+    model = ModelPortfolio(
+        name=name,
+        description=description,
+        cash_weight=cash_weight,
+        band_absolute=band_absolute,
+        band_relative=band_relative,
+        owner=actor,
+    )
+    try:
+        model.full_clean()
+    except ValidationError as error:
+        for field, messages in error.message_dict.items():
+            errors[field] += messages
+    for field in ("band_absolute", "band_relative"):
+        if getattr(model, field) < 0:
+            errors[field].append("Must be zero or more.")
+    if not targets:
+        errors["targets"].append("A model needs at least one target.")
+    seen: set[int] = set()
+    for number, target in enumerate(targets):
+        security, weight = target["security"], target["weight"]
+        if weight <= 0:
+            errors["targets"].append(f"Row {number}: the weight of {security} must be positive.")
+        if security.pk in seen:
+            errors["targets"].append(f"Row {number}: {security} is already a target.")
+        if not security.is_active:
+            errors["targets"].append(f"Row {number}: {security} is not active.")
+        seen.add(security.pk)
+    total = cash_weight + sum((t["weight"] for t in targets), ZERO)
+    if targets and total != 1:
+        errors["targets"].append(f"Target weights and cash add up to {total}, not 1.")
+    if errors:
+        raise ValidationError(dict(errors))
+    with audited_transaction():
+        model.save(force_insert=True)
+        ModelTarget.objects.bulk_create(
+            ModelTarget(model=model, security=t["security"], weight=t["weight"]) for t in targets
+        )
+        audit_record(
+            actor=actor,
+            kind="model.created",
+            obj=model,
+            after={
+                "name": model.name,
+                "cash_weight": model.cash_weight,
+                "band_absolute": model.band_absolute,
+                "band_relative": model.band_relative,
+                "targets": {t["security"].ticker: t["weight"] for t in targets},
+            },
+        )
+    return model

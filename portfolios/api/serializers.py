@@ -204,6 +204,23 @@ class ModelPortfolioSerializer(serializers.ModelSerializer):
         ]
 
 
+class ModelTargetWriteSerializer(serializers.Serializer):
+    security = serializers.SlugRelatedField(
+        slug_field="ticker", queryset=Security.objects.all(), help_text="Ticker"
+    )
+    weight = serializers.DecimalField(max_digits=12, decimal_places=8)
+
+
+class ModelPortfolioCreateSerializer(serializers.ModelSerializer):
+    """A new model: its targets and cash weight add up to exactly 1."""
+
+    targets = ModelTargetWriteSerializer(many=True, allow_empty=False, max_length=1000)
+
+    class Meta:
+        model = ModelPortfolio
+        fields = ["name", "description", "cash_weight", "band_absolute", "band_relative", "targets"]
+
+
 class RunOrderSerializer(serializers.ModelSerializer):
     portfolio = serializers.SlugRelatedField(slug_field="code", read_only=True)
     security = serializers.SlugRelatedField(slug_field="ticker", read_only=True)

@@ -164,6 +164,19 @@ class ModelPortfolioViewSet(*READ, OMSViewSet):
     serializer_class = s.ModelPortfolioSerializer
     filterset_class = ModelPortfolioFilter
     read_action = Action.REFERENCE_VIEW
+    action_permissions = {"create": Action.MODEL_MANAGE}
+
+    @extend_schema(
+        request=s.ModelPortfolioCreateSerializer, responses={201: s.ModelPortfolioSerializer}
+    )
+    @idempotent
+    def create(self, request):
+        """Add a model portfolio with its target weights."""
+        serializer = s.ModelPortfolioCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        model = reference.model_create(actor=request.user, **serializer.validated_data)
+        model = self.get_queryset().get(pk=model.pk)
+        return Response(self.get_serializer(model).data, status=status.HTTP_201_CREATED)
 
 
 def rebalance_runs_visible_to(user):

@@ -227,3 +227,41 @@ def test_a_book_that_cannot_be_rebalanced_is_refused_with_the_reason(pm, book, c
     run = RebalanceRun.objects.get()
     assert run.status == RebalanceRun.Status.FAILED
     assert "FX" in run.error
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"targets": [{"security": "AAA", "weight": "0.5"}]}, "targets", "add up to 0.5"),
+        (
+            {
+                "targets": [
+                    {"security": "AAA", "weight": "0.5"},
+                    {"security": "AAA", "weight": "0.5"},
+                ]
+            },
+            "targets",
+            "already a target",
+        ),
+        (
+            {"targets": [{"security": "AAA", "weight": "0"}, {"security": "BBB", "weight": "1"}]},
+            "targets",
+            "must be positive",
+        ),
+        ({"targets": [{"security": "NOPE", "weight": "1"}]}, "targets", "does not exist"),
+        ({"targets": []}, "targets", "empty"),
+        ({"name": "Core", "targets": [{"security": "AAA", "weight": "1"}]}, "name", "exists"),
+        (
+            {"band_absolute": "-0.1", "targets": [{"security": "AAA", "weight": "1"}]},
+            "band_absolute",
+            "zero or more",
+        ),
+    ],
+)
+def test_bad_models_are_refused(body, field, message, pm, book, client_for):
+    from portfolios.models import ModelPortfolio
+
+    response = client_for(pm).post(f"{API}/models/", {"name": "New"} | body, format="json")
+    assert response.status_code == 400, response.content
+    assert message in str(response.json()[field])
+    assert ModelPortfolio.objects.count() == 1

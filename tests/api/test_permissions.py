@@ -67,6 +67,14 @@ def _prices(ctx):
     return "prices/", [{"security": "EEE", "as_of": "2020-01-02", "price": "9.5"}]
 
 
+def _model(ctx):
+    return "models/", {
+        "name": "Balanced",
+        "cash_weight": "0.1",
+        "targets": [{"security": "AAA", "weight": "0.5"}, {"security": "CCC", "weight": "0.4"}],
+    }
+
+
 def _order_create(ctx):
     account = ctx["book"]["accounts"][0]
     return "orders/", {"portfolio": account.code, "security": "AAA", "side": "buy", "quantity": 5}
@@ -112,6 +120,7 @@ def _block_route(ctx):
 WRITES = {
     "securities.create": (_security, (403, 403, 403, 201, 403)),
     "prices.create": (_prices, (403, 403, 403, 201, 403)),
+    "models.create": (_model, (201, 403, 403, 201, 403)),
     "orders.create": (_order_create, (201, 403, 403, 403, 403)),
     "orders.approve": (_order_approve, (200, 403, 403, 403, 403)),
     "orders.release": (_order_release, (200, 403, 403, 403, 403)),

@@ -121,6 +121,33 @@ def test_models_with_targets(pm, book, client_for):
     ]
 
 
+def test_a_pm_adds_a_model(pm, book, client_for):
+    response = client_for(pm).post(
+        f"{API}/models/",
+        {
+            "name": "Income",
+            "description": "Bonds first",
+            "cash_weight": "0.05",
+            "band_absolute": "0.03",
+            "targets": [
+                {"security": "CCC", "weight": "0.6"},
+                {"security": "AAA", "weight": "0.35"},
+            ],
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["name"], body["owner"], body["band_absolute"]) == ("Income", "pm", "0.03000000")
+    assert [(t["security"], t["weight"]) for t in body["targets"]] == [
+        ("CCC", "0.60000000"),
+        ("AAA", "0.35000000"),
+    ]
+    event = AuditEvent.objects.get(kind="model.created", object_id=str(body["id"]))
+    assert event.actor == pm
+    assert event.after["targets"] == {"CCC": "0.60000000", "AAA": "0.35000000"}
+
+
 def test_a_pm_creates_an_order(pm, book, client_for):
     response = client_for(pm).post(
         f"{API}/orders/",
