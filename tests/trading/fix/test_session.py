@@ -378,3 +378,12 @@ def test_reject_reason_field_by_version(begin):
 def test_peer_helper_is_consistent():
     s, t, peer, *_ = make_session()
     assert isinstance(peer, Peer)
+
+
+def test_initiator_logon_refused_with_logout():
+    s, t, peer, clock, app = make_session(initiator=True)
+    s.connect(t)
+    t.take()
+    peer.send("5", [(58, "unknown account")])
+    assert t.closed and not s.logged_on
+    assert any("unknown account" in e for e in s.events)
