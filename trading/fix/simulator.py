@@ -552,6 +552,9 @@ def main(argv: list[str] | None = None) -> int:
         "--price-tick", type=float, default=1.0, help="seconds between random-walk steps"
     )
     p.add_argument(
+        "--pending-acks", action="store_true", help="send Pending Cancel/Replace before the outcome"
+    )
+    p.add_argument(
         "--store-dir", type=Path, default=None, help="file message store (default: memory)"
     )
     p.add_argument("--no-reset-on-logon", action="store_true")
