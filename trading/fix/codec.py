@@ -95,7 +95,10 @@ class Message:
         return idx
 
     def get(self, tag: int, default: str | None = None) -> str | None:
-        return self._index().get(tag, default)
+        idx = self._idx
+        if idx is None:
+            idx = self._index()
+        return idx.get(tag, default)
 
     def __getitem__(self, tag: int) -> str:
         return self._index()[tag]

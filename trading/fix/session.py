@@ -281,7 +281,10 @@ class Session:
                 self._unsupported_version(msg)
                 return
             if not self.received_logon and mt != "A":
-                self.disconnect("First message is not a Logon")
+                if mt == "5":
+                    self.disconnect(f"Logout before logon completed: {msg.get(58) or ''}")
+                else:
+                    self.disconnect("First message is not a Logon")
                 return
             if self.settings.validate:
                 self.dd.validate(msg, self.settings.allow_unknown_fields)

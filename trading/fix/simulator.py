@@ -92,6 +92,7 @@ class BrokerConfig:
     skip_seq_every: int = 0  # skip a sequence number after every N app messages (0: never)
     repeat_rate: float = 0.0  # probability of sending an execution report twice
     session_end: time | None = None  # UTC time at which DAY orders expire
+    pending_acks: bool = False  # send Pending Cancel / Pending Replace before the outcome
     seed: int = 1
 
 
@@ -360,11 +361,22 @@ class SimulatedBroker(Application):
         elif req.cl_ord_id in book.by_cl:
             self._cancel_reject(session, req, o, "1", 0, "Duplicate ClOrdID")
         else:
+            if self.config.pending_acks:
+                self._pending(session, o, req, OrdStatus.PENDING_CANCEL, ExecType.PENDING_CANCEL)
             o.orig_cl_ord_id = o.cl_ord_id
             o.cl_ord_id = req.cl_ord_id
             book.by_cl[o.cl_ord_id] = o
             o.status = OrdStatus.CANCELED
             self._exec(session, o, ExecType.CANCELED)
+
+    def _pending(self, session: Session, o: Order, req, status: str, exec_type: str) -> None:
+        """Pending Cancel / Pending Replace: echo the request's ClOrdIDs, keep the state."""
+        saved = (o.status, o.cl_ord_id, o.orig_cl_ord_id)
+        o.status, o.cl_ord_id, o.orig_cl_ord_id = status, req.cl_ord_id, o.cl_ord_id
+        try:
+            self._exec(session, o, exec_type)
+        finally:
+            o.status, o.cl_ord_id, o.orig_cl_ord_id = saved
 
     def _replace(self, msg: Message, session: Session) -> None:
         req = OrderCancelReplaceRequest.parse(msg)
@@ -385,6 +397,8 @@ class SimulatedBroker(Application):
         if req.ord_type == OrdType.LIMIT and (req.price is None or req.price <= 0):
             self._cancel_reject(session, req, o, "2", 0, "Limit order needs a positive price")
             return
+        if self.config.pending_acks:
+            self._pending(session, o, req, OrdStatus.PENDING_REPLACE, ExecType.PENDING_REPLACE)
         o.orig_cl_ord_id = o.cl_ord_id
         o.cl_ord_id = req.cl_ord_id
         book.by_cl[o.cl_ord_id] = o
@@ -538,6 +552,9 @@ def main(argv: list[str] | None = None) -> int:
         "--price-tick", type=float, default=1.0, help="seconds between random-walk steps"
     )
     p.add_argument(
+        "--pending-acks", action="store_true", help="send Pending Cancel/Replace before the outcome"
+    )
+    p.add_argument(
         "--store-dir", type=Path, default=None, help="file message store (default: memory)"
     )
     p.add_argument("--no-reset-on-logon", action="store_true")
@@ -559,6 +576,7 @@ def main(argv: list[str] | None = None) -> int:
         skip_seq_every=args.skip_seq_every,
         repeat_rate=args.repeat_rate,
         session_end=args.session_end,
+        pending_acks=args.pending_acks,
         seed=args.seed,
     )
 

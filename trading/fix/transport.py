@@ -69,7 +69,9 @@ class Acceptor:
         host: str = "127.0.0.1",
         port: int = 0,
         tick: float = 0.2,
+        logon_timeout: float = 10.0,
     ):
+        self.logon_timeout = logon_timeout  # a connection must log on within this time
         self.sessions: dict[SessionID, Session] = {}
         for s in sessions:
             self.add_session(s)
@@ -118,7 +120,14 @@ class Acceptor:
         session: Session | None = None
         try:
             while not conn.closed:
-                data = await reader.read(65536)
+                if session is None:
+                    try:
+                        data = await asyncio.wait_for(reader.read(65536), self.logon_timeout)
+                    except TimeoutError:
+                        log.info("no logon within %ss; disconnecting", self.logon_timeout)
+                        return
+                else:
+                    data = await reader.read(65536)
                 if not data:
                     break
                 for frame in framer.feed(data):

@@ -378,3 +378,35 @@ def test_reject_reason_field_by_version(begin):
 def test_peer_helper_is_consistent():
     s, t, peer, *_ = make_session()
     assert isinstance(peer, Peer)
+
+
+def test_initiator_logon_refused_with_logout():
+    s, t, peer, clock, app = make_session(initiator=True)
+    s.connect(t)
+    t.take()
+    peer.send("5", [(58, "unknown account")])
+    assert t.closed and not s.logged_on
+    assert any("unknown account" in e for e in s.events)
+
+
+def test_application_can_refuse_a_logon():
+    from trading.fix.session import RejectLogon
+
+    class Gate(RecordingApp):
+        def from_admin(self, msg, session):
+            if msg.msg_type == "A" and msg.get(554) != "secret":
+                raise RejectLogon("bad password")
+
+    s, t, peer, clock, app = make_session(app=Gate())
+    s.connect(t)
+    peer.send("A", [(98, "0"), (108, "30"), (554, "wrong")])
+    (lo,) = t.take()
+    assert lo.msg_type == "5" and lo[58] == "bad password"
+    assert t.closed and not s.logged_on and app.logons == 0
+
+
+def test_zero_heartbeat_interval_sends_no_heartbeats():
+    s, t, peer, clock, _ = logged_on_acceptor(hb=0)
+    clock.advance(3600)
+    s.on_timer()
+    assert t.take() == [] and not t.closed

@@ -314,3 +314,34 @@ def test_unsupported_message_gets_business_reject():
     peer.send("R", [(131, "q1"), (146, "1"), (55, "IBM")])
     (bmr,) = t.take()
     assert bmr.msg_type == "j" and bmr[380] == "3"
+
+
+def test_pending_acks_before_cancel_and_replace():
+    b, s, t, peer, _ = broker(pending_acks=True)
+    b.set_price("IBM", Decimal("101"))
+    send(peer, nos(cl="a", ord_type=OrdType.LIMIT, price="100"))
+    t.take()
+    send(
+        peer,
+        OrderCancelReplaceRequest(
+            orig_cl_ord_id="a",
+            cl_ord_id="b",
+            symbol="IBM",
+            side="1",
+            order_qty=Decimal(50),
+            ord_type=OrdType.LIMIT,
+            price=Decimal("99"),
+        ),
+    )
+    pend, rep = reports(t)
+    assert (pend.exec_type, pend.ord_status, pend.cl_ord_id, pend.orig_cl_ord_id) == (
+        "E",
+        "E",
+        "b",
+        "a",
+    )
+    assert pend.order_qty == 100 and rep.exec_type == "5" and rep.order_qty == 50
+    send(peer, OrderCancelRequest(orig_cl_ord_id="b", cl_ord_id="c", symbol="IBM", side="1"))
+    pend, cxl = reports(t)
+    assert (pend.exec_type, pend.ord_status, pend.cl_ord_id) == ("6", "6", "c")
+    assert (cxl.exec_type, cxl.ord_status, cxl.orig_cl_ord_id) == ("4", "4", "b")

@@ -174,3 +174,17 @@ def test_simulator_cli_runs_standalone():
 
     app = asyncio.run(go())
     assert [r.ord_status for r in app.reports] == ["0", "1", "2"]
+
+
+def test_acceptor_drops_connection_that_never_logs_on():
+    async def go():
+        acc, broker = build_simulator(0, sessions=[("FIX.4.4", "OMS")])
+        acc.logon_timeout = 0.2
+        await acc.start()
+        r, w = await asyncio.open_connection("127.0.0.1", acc.port)
+        data = await asyncio.wait_for(r.read(100), 10)  # EOF once the acceptor gives up
+        w.close()
+        await acc.stop()
+        return data
+
+    assert asyncio.run(go()) == b""
