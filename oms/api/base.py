@@ -107,3 +107,16 @@ class OMSViewSet(viewsets.GenericViewSet):
     def visible_to(self, user):
         """What this user may see; a viewset scoped by user overrides it with a selector."""
         return self.queryset.all()
+
+
+class CodeField(serializers.SlugRelatedField):
+    """An object named by its code (ticker, account or broker code).
+
+    Text that cannot be a code is refused before it reaches the database:
+    PostgreSQL refuses NUL characters in text, which would otherwise be a 500.
+    """
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("invalid")
+        return super().to_internal_value(data)

@@ -64,8 +64,8 @@ def run_once(request, handler) -> Response:
     if key is None:
         return handler()
     key = key.strip()
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise ValidationError({HEADER: [f"Must be 1 to {MAX_KEY_LENGTH} characters."]})
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise ValidationError({HEADER: [f"Must be 1 to {MAX_KEY_LENGTH} printable characters."]})
     fingerprint = _fingerprint(request)
     keys = IdempotencyKey.objects.filter(user=request.user, key=key)
     try:

@@ -8,6 +8,7 @@ from decimal import Decimal
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from oms.api.base import CodeField
 from portfolios.models import (
     CashBalance,
     ModelPortfolio,
@@ -71,7 +72,7 @@ class SecuritySerializer(serializers.ModelSerializer):
 
 
 class PriceSerializer(serializers.ModelSerializer):
-    security = serializers.SlugRelatedField(slug_field="ticker", queryset=Security.objects.all())
+    security = CodeField(slug_field="ticker", queryset=Security.objects.all())
 
     class Meta:
         model = Price
@@ -205,9 +206,7 @@ class ModelPortfolioSerializer(serializers.ModelSerializer):
 
 
 class ModelTargetWriteSerializer(serializers.Serializer):
-    security = serializers.SlugRelatedField(
-        slug_field="ticker", queryset=Security.objects.all(), help_text="Ticker"
-    )
+    security = CodeField(slug_field="ticker", queryset=Security.objects.all(), help_text="Ticker")
     weight = serializers.DecimalField(max_digits=12, decimal_places=8)
 
 

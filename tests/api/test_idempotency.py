@@ -130,7 +130,7 @@ def test_a_retried_route_sends_one_route(trader, make_order, client_for):
     assert Route.objects.count() == 1
 
 
-@pytest.mark.parametrize("key", ["", "   ", "x" * 256])
+@pytest.mark.parametrize("key", ["", "   ", "x" * 256, "a\x00b", "tab\there"])
 def test_unusable_keys_are_bad_input(key, pm, book, client_for):
     response = client_for(pm).post(
         f"{API}/orders/", _order_body(book), format="json", HTTP_IDEMPOTENCY_KEY=key

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from oms.api.base import CodeField
 from portfolios.models import Portfolio, Security, price_field, quantity_field
 from trading.models import (
     Allocation,
@@ -60,12 +61,10 @@ class OrderSerializer(serializers.ModelSerializer):
 class OrderCreateSerializer(serializers.Serializer):
     """A new order for one account. Accounts are named by code, securities by ticker."""
 
-    portfolio = serializers.SlugRelatedField(
+    portfolio = CodeField(
         slug_field="code", queryset=Portfolio.objects.none(), help_text="Account code"
     )
-    security = serializers.SlugRelatedField(
-        slug_field="ticker", queryset=Security.objects.all(), help_text="Ticker"
-    )
+    security = CodeField(slug_field="ticker", queryset=Security.objects.all(), help_text="Ticker")
     side = serializers.ChoiceField(choices=Side.choices)
     quantity = serializers.DecimalField(**QTY)
     order_type = serializers.ChoiceField(choices=OrderType.choices, default=OrderType.MARKET)
@@ -125,7 +124,7 @@ class BlockSerializer(serializers.ModelSerializer):
 
 
 class RouteRequestSerializer(serializers.Serializer):
-    broker = serializers.SlugRelatedField(
+    broker = CodeField(
         slug_field="code", queryset=Broker.objects.all(), help_text="Broker code, e.g. SIM"
     )
     quantity = serializers.DecimalField(
