@@ -12,12 +12,6 @@ from rest_framework.test import APIClient
 from trading import services as trading
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hasher(settings):
-    """Personas get passwords; the production hasher would take seconds per user."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def client_for():
     """A client that sends the user's API token; None for an anonymous one."""

@@ -122,7 +122,7 @@ def integrator_token(in_test_transaction, pm, book):
         HealthCheck.data_too_large,
     ],
 )
-def test_no_request_gets_a_server_error(case, integrator_token, fast_password_hasher):
+def test_no_request_gets_a_server_error(case, integrator_token):
     response = case.call(headers={"Authorization": f"Token {integrator_token}"})
     assert response.status_code < 500, (
         f"{case.method} {case.formatted_path} → {response.status_code}\n"
