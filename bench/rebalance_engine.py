@@ -39,12 +39,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--securities", type=int, default=100)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--options", default="{}", help="engine Options as JSON")
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
     book = synthetic_book(args.accounts, args.positions, args.models, args.securities, args.seed)
     build = time.perf_counter() - t0
-    opts = Options()
+    opts = Options(**json.loads(args.options))
     rows = len(book.holdings)
     print(f"book: {args.accounts} accounts, {rows} holdings, built in {build:.2f}s")
 

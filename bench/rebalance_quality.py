@@ -158,11 +158,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--time-limit", type=float, default=10.0, help="per account, seconds")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--options", default="{}", help="engine Options as JSON")
     ap.add_argument("--cache", help="pickle file caching exact solutions between runs")
     args = ap.parse_args(argv)
 
     book = quality_book(args.accounts, args.positions, args.seed)
-    opts = Options()
+    opts = Options(**json.loads(args.options))
     t0 = time.perf_counter()
     res = rebalance(book, opts)
     engine_s = time.perf_counter() - t0

@@ -7,6 +7,8 @@ from django.forms.models import model_to_dict
 
 from compliance.services import audit_record, audited_transaction
 
+from .models import IdempotencyKey
+
 
 class AuditedModelAdmin(admin.ModelAdmin):
     """Every add, change and delete made in the admin appends an audit event."""
@@ -57,3 +59,13 @@ def _plain(data: dict) -> dict:
         key: [getattr(v, "pk", v) for v in value] if isinstance(value, list) else value
         for key, value in data.items()
     }
+
+
+@admin.register(IdempotencyKey)
+class IdempotencyKeyAdmin(ReadOnlyModelAdmin):
+    """The API's stored first answers: shown to operations, written only by the API."""
+
+    list_display = ["key", "user", "method", "path", "status_code", "created_at"]
+    list_filter = ["method", "status_code"]
+    search_fields = ["key", "user__username", "path"]
+    list_select_related = ["user"]

@@ -1,7 +1,7 @@
 """Writes to reference data from the API: securities and prices.
 
 Each write is checked against the actor's role, validated against the model's
-own rules, and recorded in the audit trail in the same transaction.
+own rules, and recorded in the audit trail in the same (audited) transaction.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from datetime import date
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 
-from compliance.services import audit_record
+from compliance.services import audit_record, audited_transaction
 from oms.roles import Action, require
 
 from .models import Price, Security
@@ -47,7 +46,7 @@ def security_create(*, actor, ticker: str, name: str, **fields) -> Security:
         raise ValidationError({name: ["Unknown field."] for name in sorted(unknown)})
     security = Security(ticker=ticker, name=name, **fields)
     security.full_clean()
-    with transaction.atomic():
+    with audited_transaction():
         security.save(force_insert=True)
         audit_record(
             actor=actor,
@@ -112,7 +111,7 @@ def prices_create(*, actor, prices: list[dict]) -> list[Price]:
                 )
     if errors:
         raise ValidationError(dict(errors))
-    with transaction.atomic():
+    with audited_transaction():
         created = Price.objects.bulk_create(rows)
         for price in created:
             audit_record(

@@ -94,6 +94,45 @@ class CashBalanceSerializer(serializers.ModelSerializer):
         fields = ["currency", "amount"]
 
 
+def _figure(**kwargs) -> serializers.FloatField:
+    return serializers.FloatField(read_only=True, allow_null=True, **kwargs)
+
+
+class DriftSerializer(serializers.Serializer):
+    """An account against its model, in its base currency (the drift engine's figures)."""
+
+    value = _figure(help_text="Holdings and cash")
+    cash = _figure()
+    cash_weight = _figure()
+    cash_target = _figure()
+    drift = _figure(help_text="Sum of absolute weight differences; null when not computable")
+    max_abs_drift = _figure(help_text="Largest absolute weight difference")
+    out_of_band = serializers.BooleanField(read_only=True)
+    reason = serializers.CharField(
+        read_only=True, allow_blank=True, help_text="Why drift was not computed, if it was not"
+    )
+
+    def to_representation(self, instance):
+        return super().to_representation(plain_figures(instance))
+
+
+class WeightSerializer(serializers.Serializer):
+    """One security held or targeted: its weight against the model's."""
+
+    security = serializers.CharField(read_only=True, help_text="Ticker")
+    quantity = _figure()
+    price = _figure(help_text="Latest price, in the account's base currency")
+    value = _figure()
+    weight = _figure()
+    target = _figure()
+    drift = _figure(help_text="Weight minus target")
+    tolerance = _figure()
+    out_of_band = serializers.BooleanField(read_only=True)
+
+    def to_representation(self, instance):
+        return super().to_representation(plain_figures(instance))
+
+
 class PortfolioSerializer(serializers.ModelSerializer):
     manager = serializers.SlugRelatedField(slug_field="username", read_only=True)
     model = serializers.SlugRelatedField(slug_field="name", read_only=True)
@@ -121,18 +160,10 @@ class PortfolioSerializer(serializers.ModelSerializer):
             "drift",
         ]
 
-    @extend_schema_field(
-        {
-            "type": "object",
-            "nullable": True,
-            "additionalProperties": True,
-            "description": "Drift figures of the account against its model (engine output): "
-            "value, weights, drift, whether it is out of band and why not, when skipped.",
-        }
-    )
+    @extend_schema_field(DriftSerializer(allow_null=True))
     def get_drift(self, portfolio) -> dict | None:
         row = self.context.get("drift", {}).get(portfolio.pk)
-        return plain_figures(row) if row is not None else None
+        return DriftSerializer(row).data if row is not None else None
 
 
 class PortfolioDetailSerializer(PortfolioSerializer):
@@ -141,15 +172,9 @@ class PortfolioDetailSerializer(PortfolioSerializer):
     class Meta(PortfolioSerializer.Meta):
         fields = [*PortfolioSerializer.Meta.fields, "weights"]
 
-    @extend_schema_field(
-        {
-            "type": "array",
-            "items": {"type": "object", "additionalProperties": True},
-            "description": "Weights against the model, one row per security held or targeted.",
-        }
-    )
+    @extend_schema_field(WeightSerializer(many=True))
     def get_weights(self, portfolio) -> list[dict]:
-        return [plain_figures(row) for row in self.context.get("weights", [])]
+        return WeightSerializer(self.context.get("weights", []), many=True).data
 
 
 class ModelTargetSerializer(serializers.ModelSerializer):

@@ -119,9 +119,14 @@ class PortfolioViewSet(*READ, OMSViewSet):
 
     def retrieve(self, request, pk=None):
         portfolio = self.get_object()
-        context = self._context(
-            drift=drift_by_account([portfolio.pk]), weights=drift_of_positions(portfolio.pk)
+        weights = drift_of_positions(portfolio.pk)
+        tickers = dict(
+            Security.objects.filter(pk__in=[w["security"] for w in weights]).values_list(
+                "pk", "ticker"
+            )
         )
+        weights = [w | {"security": tickers.get(w["security"])} for w in weights]
+        context = self._context(drift=drift_by_account([portfolio.pk]), weights=weights)
         return Response(self.get_serializer(portfolio, context=context).data)
 
     def _context(self, **extra) -> dict:
@@ -135,9 +140,17 @@ class PortfolioViewSet(*READ, OMSViewSet):
         portfolio = self.get_object()
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        run = services.rebalance_run_create(
-            actor=request.user, portfolios=[portfolio], parameters=serializer.validated_data
-        )
+        try:
+            run = services.rebalance_run_create(
+                actor=request.user, portfolios=[portfolio], parameters=serializer.validated_data
+            )
+        except ValueError as error:
+            # The book cannot be rebalanced as it stands (a missing FX rate, a bad price):
+            # the run is recorded as failed, with the reason, and the answer says why.
+            return Response(
+                {"detail": f"The rebalance failed: {error}"},
+                status=status.HTTP_422_UNPROCESSABLE_ENTITY,
+            )
         run = rebalance_runs_visible_to(request.user).get(pk=run.pk)
         return Response(s.RebalanceRunSerializer(run).data, status=status.HTTP_201_CREATED)
 

@@ -108,7 +108,10 @@ class Options:
     None: only the ``stale`` column counts. ``allow_stale``: trade on stale prices anyway.
     ``base_currency``: base currency of accounts that do not name one.
     ``weight_tolerance``: how far from 1 a model's weights may sum.
-    ``local_search_rounds``: improvement rounds of the optimiser (0 = greedy only).
+    ``local_search_rounds``: improvement rounds of the optimiser (0 = greedy only);
+    ``pair_candidates``: how many moves per account the pair search combines;
+    ``subset_moves``: every subset of this many of an account's largest moves is tried
+    (2**n subsets; 0 turns it off). Larger is slower and closer to the exact optimum.
     """
 
     trade_to: Literal["target", "band_edge"] = "target"
@@ -124,7 +127,9 @@ class Options:
     allow_stale: bool = False
     base_currency: str = "USD"
     weight_tolerance: float = 1e-4
-    local_search_rounds: int = 8
+    local_search_rounds: int = 4
+    pair_candidates: int = 6
+    subset_moves: int = 6
 
     def __post_init__(self) -> None:
         if self.trade_to not in ("target", "band_edge"):

@@ -72,8 +72,8 @@ def drift_from_prepared(prep: Prepared) -> DriftResult:
     ok = np.array([r is None for r in prep.reason], dtype=bool)
     positions = pd.DataFrame(
         {
-            "account": prep.acct_ids[prep.r_acct],
-            "security": prep.sec_ids[prep.r_sec],
+            "account": prep.accounts_at(prep.r_acct),
+            "security": prep.securities_at(prep.r_sec),
             "quantity": prep.h,
             "price": prep.p,
             "value": prep.h * prep.p,
@@ -86,7 +86,7 @@ def drift_from_prepared(prep: Prepared) -> DriftResult:
     )
     accounts = pd.DataFrame(
         {
-            "account": prep.acct_ids,
+            "account": prep.acct_index,
             "base_currency": prep.base_ccy,
             "model": prep.model_ids,
             "value": prep.value,

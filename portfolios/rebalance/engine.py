@@ -19,7 +19,7 @@ __all__ = ["RebalanceResult", "rebalance"]
 @dataclass
 class RebalanceResult:
     """``trades`` -- one row per proposed trade:
-        ``account``, ``security``, ``side`` (``"buy"``/``"sell"``), ``quantity`` (signed:
+        ``account``, ``security``, ``side`` (``"buy"``/``"sell"``, categorical), ``quantity`` (signed:
         > 0 buys, < 0 sells), ``price`` (per unit, security currency), ``currency`` (of
         the security; None when not given), ``fx`` (base units per unit of it),
         ``value`` (estimated absolute value in the account's base currency),
@@ -127,6 +127,8 @@ def _run(prep: Prepared, lots: LotTable | None, options: Options) -> RebalanceRe
             slack,
             prep.value[acc_sel],
             rounds=options.local_search_rounds,
+            pair_candidates=options.pair_candidates,
+            coarse=options.subset_moves,
             qmin_hard=lo_hard[row_sel],
         )
         q[row_sel] = qq
@@ -170,7 +172,28 @@ def _run(prep: Prepared, lots: LotTable | None, options: Options) -> RebalanceRe
     q = np.where(ok[prep.r_acct], q, 0.0)
     q = np.round(q, 9)
     q[np.abs(q) < 1e-12] = 0.0
+    # never leave an account further from its model than trading nothing would, when
+    # trading nothing breaks no rule
+    worse = _drift_after(prep, q) > drift_before + 1e-12
+    worse &= prep.cash >= prep.floor - 1e-9
+    q[worse[prep.r_acct]] = 0.0
     return _results(prep, lots, q, reason, ok, w, cw, drift_before, max_before, acc_out)
+
+
+def _categories(values: np.ndarray, idx: np.ndarray) -> pd.Categorical:
+    """``values[idx]`` as a categorical (cheap for long columns of few distinct values)."""
+    codes, cats = pd.factorize(pd.Series(values, dtype=object))
+    return pd.Categorical.from_codes(codes[idx], cats)
+
+
+def _drift_after(prep: Prepared, q: np.ndarray) -> np.ndarray:
+    A = prep.n_accounts
+    cash_after = prep.cash - np.bincount(prep.r_acct, weights=q * prep.p, minlength=A)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w_after = (prep.h + q) * prep.p / prep.value[prep.r_acct]
+        cw_after = cash_after / prep.value
+    dev = np.abs(w_after - prep.t)
+    return np.bincount(prep.r_acct, weights=dev, minlength=A) + np.abs(cw_after - prep.cash_target)
 
 
 def _results(prep, lots, q, reason, ok, w, cw, drift_before, max_before, acc_out):
@@ -211,8 +234,8 @@ def _results(prep, lots, q, reason, ok, w, cw, drift_before, max_before, acc_out
         lr = lots.row[t_sel]
         lot_frame = pd.DataFrame(
             {
-                "account": prep.acct_ids[ra[lr]],
-                "security": prep.sec_ids[prep.r_sec[lr]],
+                "account": prep.accounts_at(ra[lr]),
+                "security": prep.securities_at(prep.r_sec[lr]),
                 "lot": lots.lot_id[t_sel],
                 "quantity": take[t_sel],
                 "unit_cost": lots.unit_cost[t_sel],
@@ -225,7 +248,7 @@ def _results(prep, lots, q, reason, ok, w, cw, drift_before, max_before, acc_out
 
     ti = np.flatnonzero(traded)
     lots_col = np.empty(len(ti), dtype=object)
-    lots_col[:] = [()] * len(ti)
+    lots_col.fill(())
     if row_lots is not None and len(row_lots[0]):
         lr, ids, qty = row_lots
         pos = np.searchsorted(ti, lr)
@@ -234,15 +257,15 @@ def _results(prep, lots, q, reason, ok, w, cw, drift_before, max_before, acc_out
             lots_col[pos[b0]] = tuple(zip(ids[b0:b1].tolist(), qty[b0:b1].tolist(), strict=True))
     trades = pd.DataFrame(
         {
-            "account": prep.acct_ids[ra[ti]],
-            "security": prep.sec_ids[prep.r_sec[ti]],
-            "side": np.where(q[ti] > 0, "buy", "sell"),
+            "account": prep.accounts_at(ra[ti]),
+            "security": prep.securities_at(prep.r_sec[ti]),
+            "side": pd.Categorical.from_codes((q[ti] < 0).astype(np.int8), ["buy", "sell"]),
             "quantity": q[ti],
             "price": prep.price[ti],
-            "currency": prep.sec_ccy[prep.r_sec[ti]],
+            "currency": _categories(prep.sec_ccy, prep.r_sec[ti]),
             "fx": prep.fx[ti],
             "value": np.abs(tv[ti]),
-            "base_currency": prep.base_ccy[ra[ti]],
+            "base_currency": _categories(prep.base_ccy, ra[ti]),
             "weight_before": w[ti],
             "weight_after": w_after[ti],
             "target": prep.t[ti],
@@ -254,7 +277,7 @@ def _results(prep, lots, q, reason, ok, w, cw, drift_before, max_before, acc_out
     keep = np.flatnonzero(ok)
     accounts = pd.DataFrame(
         {
-            "account": prep.acct_ids[keep],
+            "account": prep.accounts_at(keep),
             "base_currency": prep.base_ccy[keep],
             "model": prep.model_ids[keep],
             "value": V[keep],
@@ -276,5 +299,5 @@ def _results(prep, lots, q, reason, ok, w, cw, drift_before, max_before, acc_out
         }
     )
     sk = np.flatnonzero(~ok)
-    skipped = pd.DataFrame({"account": prep.acct_ids[sk], "reason": reason[sk].astype(object)})
+    skipped = pd.DataFrame({"account": prep.accounts_at(sk), "reason": reason[sk].astype(object)})
     return RebalanceResult(trades=trades, accounts=accounts, skipped=skipped, lots=lot_frame)

@@ -32,6 +32,8 @@ OPTION_FIELDS = {
     "max_price_age_days": int,
     "allow_stale": bool,
     "local_search_rounds": int,
+    "pair_candidates": int,
+    "subset_moves": int,
 }
 
 

@@ -108,7 +108,9 @@ def take_lots(table: LotTable, sell_qty: np.ndarray, p: np.ndarray):
     q = np.where(ok, table.qty, 0.0)
     cum = seg_cumsum(q, table.row)
     want = sell_qty[table.row]
-    take = np.clip(want - (cum - q), 0.0, q)
+    before = np.maximum(cum - q, 0.0)  # sold from the earlier lots of the row
+    take = np.where(want > 0, np.clip(want - before, 0.0, q), 0.0)
+    take[take < 1e-12] = 0.0
     gain = take * (p[table.row] - table.unit_cost)
     row_gain = np.bincount(table.row, weights=gain, minlength=len(sell_qty))
     taken = np.bincount(table.row, weights=take, minlength=len(sell_qty))

@@ -54,9 +54,20 @@ class Prepared:
     dns: np.ndarray
     in_model: np.ndarray
 
+    acct_index: pd.Index | None = None
+    sec_index: pd.Index | None = None
+
     @property
     def n_accounts(self) -> int:
         return len(self.acct_ids)
+
+    def accounts_at(self, idx: np.ndarray) -> pd.Index:
+        """Account ids at these positions, in the dtype they came in."""
+        return self.acct_index.take(idx)
+
+    def securities_at(self, idx: np.ndarray) -> pd.Index:
+        """Security ids at these positions, in the dtype they came in."""
+        return self.sec_index.take(idx)
 
 
 def _require(frame: pd.DataFrame | None, name: str, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -220,7 +231,10 @@ def prepare(book: Book, options: Options) -> Prepared:
     hold_acct, hold_sec_raw, hold_q = hold_acct[keep], hold_sec_raw[keep], hold_q[keep]
 
     # unknown securities (in a model or a holding): appended without a price
-    extra = pd.Index(np.concatenate([mod_sec_raw, hold_sec_raw])).difference(sec_index)
+    mod_s = sec_index.get_indexer(mod_sec_raw)
+    hold_s = sec_index.get_indexer(hold_sec_raw)
+    unknown = np.concatenate([mod_sec_raw[mod_s < 0], hold_sec_raw[hold_s < 0]])
+    extra = pd.Index(unknown).unique() if len(unknown) else pd.Index([])
     if len(extra):
         sec_ids = np.concatenate([sec_ids, extra.to_numpy(dtype=object)])
         sec_index = pd.Index(sec_ids)
@@ -230,9 +244,9 @@ def prepare(book: Book, options: Options) -> Prepared:
         min_qty = np.concatenate([min_qty, np.zeros(n)])
         stale = np.concatenate([stale, np.zeros(n, bool)])
         sec_ccy = np.concatenate([sec_ccy, np.full(n, None, dtype=object)])
+        mod_s = sec_index.get_indexer(mod_sec_raw)
+        hold_s = sec_index.get_indexer(hold_sec_raw)
     S = len(sec_ids)
-    mod_s = sec_index.get_indexer(mod_sec_raw)
-    hold_s = sec_index.get_indexer(hold_sec_raw)
 
     m_sum = np.bincount(mod_m, weights=mod_w, minlength=M) + m_cash
 
@@ -420,6 +434,8 @@ def prepare(book: Book, options: Options) -> Prepared:
         dnb=dnb,
         dns=dns,
         in_model=in_model,
+        acct_index=acct_index,
+        sec_index=sec_index,
     )
 
 

@@ -116,8 +116,9 @@ def solve(
     minq: np.ndarray,
     slack: np.ndarray,
     scale: np.ndarray,
-    rounds: int = 8,
-    pair_candidates: int = 10,
+    rounds: int = 4,
+    pair_candidates: int = 6,
+    coarse: int = 6,
     qmin_hard: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Trades for rows sorted by account ``acc`` (0..n_acc-1).
@@ -165,6 +166,7 @@ def solve(
                 tol[accs],
                 rounds,
                 pair_candidates,
+                coarse,
             )
     P = P + np.bincount(acc[flipped], weights=dP[flipped], minlength=n_acc)
     N = N - np.bincount(acc[flipped], weights=dN[flipped], minlength=n_acc)
@@ -215,7 +217,7 @@ def _chunks(fa: np.ndarray):
         i = j
 
 
-def _choose(fa, accs, dP, dN, P, N, slack, tol, rounds, m, coarse=8, coarse_gap=1e5):
+def _choose(fa, accs, dP, dN, P, N, slack, tol, rounds, m, coarse=8, coarse_gap=1e6):
     """For the flippable rows of the accounts ``accs`` (rows sorted by account ``fa``),
     which to move from lo to hi. Dense: one line per account, one column per row."""
     n = len(accs)
@@ -232,7 +234,7 @@ def _choose(fa, accs, dP, dN, P, N, slack, tol, rounds, m, coarse=8, coarse_gap=
     lim = (slack + tol)[:, None]
 
     # 1. greedy passes in several orders (the most underweight removed per overweight added
-    # first, the largest moves first, the smallest first), skipping a move that would break
+    # first, the largest underweight first, the largest move first), skipping a move that would break
     # the cash floor or not improve; keep the best per account
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(DP > 0, DN / DP, np.inf)
@@ -241,28 +243,30 @@ def _choose(fa, accs, dP, dN, P, N, slack, tol, rounds, m, coarse=8, coarse_gap=
         np.where(valid, -ratio, np.inf),
         np.where(valid, -DN, np.inf),
         np.where(valid, -size, np.inf),
-        np.where(valid, size, np.inf),
     )
     Pbase, Nbase = P, N
     best_f = np.full(n, np.inf)
     flipped = np.zeros((n, K), dtype=bool)
+    limv = lim[:, 0]
     for key in keys:
         order = np.argsort(key, axis=1, kind="stable")
-        sP = np.take_along_axis(DP, order, 1)
-        sN = np.take_along_axis(DN, order, 1)
-        sv = np.take_along_axis(valid, order, 1)
+        # columns as contiguous rows: one pass per position
+        sP = np.ascontiguousarray(np.take_along_axis(DP, order, 1).T)
+        sN = np.ascontiguousarray(np.take_along_axis(DN, order, 1).T)
+        sv = np.ascontiguousarray(np.take_along_axis(valid, order, 1).T)
         Pc, Nc = Pbase.copy(), Nbase.copy()
         fc = np.maximum(Pc, Nc)
-        taken = np.zeros((n, K), dtype=bool)
+        taken_t = np.zeros((K, n), dtype=bool)
         for k in range(K):
-            nP = Pc + sP[:, k]
-            nN = Nc - sN[:, k]
+            nP = Pc + sP[k]
+            nN = Nc - sN[k]
             nf = np.maximum(nP, nN)
-            ok = sv[:, k] & (nP - nN <= lim[:, 0]) & (nf < fc - tol)
-            Pc = np.where(ok, nP, Pc)
-            Nc = np.where(ok, nN, Nc)
-            fc = np.where(ok, nf, fc)
-            taken[:, k] = ok
+            ok = sv[k] & (nP - nN <= limv) & (nf < fc - tol)
+            np.copyto(Pc, nP, where=ok)
+            np.copyto(Nc, nN, where=ok)
+            np.copyto(fc, nf, where=ok)
+            taken_t[k] = ok
+        taken = taken_t.T
         fc = np.where(Pc - Nc <= lim[:, 0], fc, np.inf)
         win = fc < best_f - tol
         if win.any():

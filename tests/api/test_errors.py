@@ -213,3 +213,17 @@ def test_bad_rebalance_parameters_are_refused(body, field, pm, book, client_for)
     response = client_for(pm).post(url, body, format="json")
     assert response.status_code == 400
     assert field in response.json()
+
+
+def test_a_book_that_cannot_be_rebalanced_is_refused_with_the_reason(pm, book, client_for):
+    from portfolios.models import CashBalance, RebalanceRun
+
+    # Cash in a currency with no rate to the account's base: its value is unknown.
+    CashBalance.objects.create(portfolio=book["accounts"][0], currency="GBP", amount=1)
+    url = f"{API}/portfolios/{book['accounts'][0].pk}/rebalance/"
+    response = client_for(pm).post(url, {}, format="json")
+    assert response.status_code == 422
+    assert "FX" in response.json()["detail"]
+    run = RebalanceRun.objects.get()
+    assert run.status == RebalanceRun.Status.FAILED
+    assert "FX" in run.error

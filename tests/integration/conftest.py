@@ -31,8 +31,8 @@ def _redis_ping(url: str) -> bool:
         return False
 
 
-@pytest.fixture
-def real_services(transactional_db):
+@pytest.fixture(scope="session")
+def real_services():
     if connection.vendor != "postgresql":
         service_missing("PostgreSQL: set DATABASE_URL to a PostgreSQL database")
     if not settings.REDIS_URL:
@@ -50,15 +50,18 @@ def _database_url() -> str:
     return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
 
 
-@pytest.fixture
-def celery_worker_process(real_services, tmp_path):
-    """A real `celery worker` process on Redis, reading and writing the test database."""
+@pytest.fixture(scope="session")
+def celery_worker_process(real_services, django_db_setup, tmp_path_factory):
+    """A real `celery worker` process on Redis, reading and writing the test database.
+
+    One for the session: each test's transactional database is flushed
+    between tests while the worker stays."""
     from oms.celery import app
 
     with app.connection_for_write() as conn:
         for queue in settings.OMS_QUEUES:  # nothing left over from an earlier run
             conn.default_channel.queue_purge(queue)
-    log_path = tmp_path / "worker.log"
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
     env = os.environ | {
         "DATABASE_URL": _database_url(),
         "REDIS_URL": settings.REDIS_URL,

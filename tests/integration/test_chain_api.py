@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from portfolios.models import CashBalance, Position
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def _client(user) -> APIClient:

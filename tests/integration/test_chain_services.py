@@ -11,7 +11,7 @@ from portfolios.models import Position
 from trading import services
 from trading.models import Block, Order, Route
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def test_worker_routes_fills_and_allocates(celery_worker_process, wait_for, pm, trader, book):

@@ -11,7 +11,6 @@ Values are ``str`` (the wire bytes decoded as Latin-1, so every byte round-trips
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -48,8 +47,6 @@ DATA_LENGTH_TAGS = {
 _DATA_TAGS = frozenset(DATA_LENGTH_TAGS.values())
 
 ADMIN_TYPES = frozenset({"0", "1", "2", "3", "4", "5", "A"})
-
-_SIMPLE_FRAME = re.compile(r"(?:-?[0-9]+=[^\x01]*\x01)+")
 
 
 class GarbledMessage(ValueError):
@@ -171,6 +168,18 @@ def _tag_key(f: tuple[int, str]) -> int:
     return f[0]
 
 
+_TAG_PREFIX = {i: f"{i}=" for i in range(1, 10000)}
+_TAG_INT = {f"{i}": i for i in range(0, 10000)}
+
+
+def _join_fields(fields: Iterable[tuple[int, str]]) -> list[str]:
+    p = _TAG_PREFIX
+    try:
+        return [p[t] + v for t, v in fields]
+    except (KeyError, TypeError):
+        return [f"{t}={v}" for t, v in fields]
+
+
 def encode_fields(
     begin_string: str,
     msg_type: str,
@@ -179,15 +188,14 @@ def encode_fields(
     trailer: Iterable[tuple[int, str]] = (),
 ) -> bytes:
     """Encode fields into a complete FIX message with BodyLength and CheckSum."""
-    parts = [f"35={msg_type}"]
-    parts += [f"{t}={v}" for t, v in header]
-    parts += [f"{t}={v}" for t, v in body]
+    parts = ["35=" + msg_type]
+    parts += _join_fields(header)
+    parts += _join_fields(body)
     if trailer:
-        parts += [f"{t}={v}" for t, v in trailer]
+        parts += _join_fields(trailer)
     parts.append("")
     payload = SOH.join(parts).encode("latin-1")
-    head = f"8={begin_string}\x019={len(payload)}\x01".encode("latin-1")
-    data = head + payload
+    data = b"8=%s\x019=%d\x01%s" % (begin_string.encode("latin-1"), len(payload), payload)
     return data + b"10=%03d\x01" % (sum(data) & 255)
 
 
@@ -197,20 +205,20 @@ def checksum(data: bytes) -> int:
 
 def decode(frame: bytes) -> Message:
     """Decode one complete frame.  Raises :class:`GarbledMessage` if malformed."""
-    try:
-        text = frame.decode("latin-1")
-    except Exception as exc:  # pragma: no cover - latin-1 never fails on bytes
-        raise GarbledMessage(str(exc)) from exc
-    if not text.startswith("8=") or not text.endswith(SOH):
+    text = frame.decode("latin-1")
+    if text[:2] != "8=" or text[-1:] != SOH:
         raise GarbledMessage("message must start with 8= and end with SOH")
-    if _SIMPLE_FRAME.fullmatch(text) is not None:
-        pairs = []
-        for f in text[:-1].split(SOH):
-            t, _, v = f.partition("=")
-            pairs.append((int(t), v))
-        if _DATA_TAGS.isdisjoint(t for t, _ in pairs):
-            return _build(text, pairs)
-    return _build(text, _split_slow(text))
+    tags_s, seps, values = zip(*[f.partition("=") for f in text[:-1].split(SOH)], strict=False)
+    try:
+        nums = list(map(_TAG_INT.__getitem__, tags_s))
+    except KeyError:
+        nums = None  # unusual tag (negative, large, malformed): careful path
+    if nums is None or "" in seps or not _DATA_TAGS.isdisjoint(nums):
+        pairs = _split_slow(text)
+        nums = [t for t, _ in pairs]
+    else:
+        pairs = list(zip(nums, values, strict=False))
+    return _build(frame, text, pairs, nums)
 
 
 def _split_slow(text: str) -> list[tuple[int, str]]:
@@ -246,48 +254,55 @@ def _split_slow(text: str) -> list[tuple[int, str]]:
     return pairs
 
 
-def _build(text: str, pairs: list[tuple[int, str]]) -> Message:
+def _build(frame: bytes, text: str, pairs: list[tuple[int, str]], nums: list[int]) -> Message:
     if len(pairs) < 4 or pairs[0][0] != 8 or pairs[1][0] != 9 or pairs[2][0] != 35:
         raise GarbledMessage("BeginString, BodyLength and MsgType must be the first three fields")
-    if pairs[-1][0] != 10:
+    last = pairs[-1]
+    if last[0] != 10:
         raise GarbledMessage("CheckSum must be the last field")
     # BodyLength: from after the 9= field up to (not including) 10=
     body_start = text.index(SOH, text.index(SOH) + 1) + 1
-    cks_pos = len(text) - len(pairs[-1][1]) - 4
-    try:
-        declared = int(pairs[1][1])
-    except ValueError as exc:
-        raise GarbledMessage("BodyLength not an integer") from exc
-    if declared != cks_pos - body_start:
-        raise GarbledMessage(f"BodyLength {declared} != {cks_pos - body_start}")
-    cks = pairs[-1][1]
+    cks_pos = len(text) - len(last[1]) - 4
+    length = pairs[1][1]
+    if not length.isdigit() or int(length) != cks_pos - body_start:
+        raise GarbledMessage(f"BodyLength {length!r} != {cks_pos - body_start}")
+    cks = last[1]
     if len(cks) != 3 or not cks.isdigit():
         raise GarbledMessage("CheckSum must be three digits")
-    if int(cks) != (sum(text[:cks_pos].encode("latin-1")) & 255):
+    if int(cks) != (sum(frame[:cks_pos]) & 255):
         raise GarbledMessage("CheckSum mismatch")
     msg = Message.__new__(Message)
     msg.begin_string = pairs[0][1]
     msg.msg_type = pairs[2][1]
     msg._idx = None
-    header: list[tuple[int, str]] = []
-    body: list[tuple[int, str]] = []
-    trailer: list[tuple[int, str]] = []
+    fields = pairs[3:-1]
+    ht, tt = HEADER_TAGS, TRAILER_TAGS
+    n = len(fields)
+    i = 0
+    while i < n and fields[i][0] in ht:
+        i += 1
+    header = fields[:i]
+    rest = fields[i:]
     out_of_order = 0
-    section = 0  # 0 header, 1 body, 2 trailer
-    for f in pairs[3:-1]:
-        t = f[0]
-        if t in HEADER_TAGS:
-            if section and not out_of_order:
-                out_of_order = t
-            header.append(f)
-        elif t in TRAILER_TAGS:
-            section = 2
-            trailer.append(f)
-        else:
-            if section == 2 and not out_of_order:
-                out_of_order = t
-            section = max(section, 1)
-            body.append(f)
+    rest_tags = nums[3 + i : -1]
+    if ht.isdisjoint(rest_tags) and tt.isdisjoint(rest_tags):
+        body, trailer = rest, []
+    else:
+        body, trailer = [], []
+        section = 1
+        for f in rest:
+            t = f[0]
+            if t in ht:
+                if not out_of_order:
+                    out_of_order = t
+                header.append(f)
+            elif t in tt:
+                section = 2
+                trailer.append(f)
+            else:
+                if section == 2 and not out_of_order:
+                    out_of_order = t
+                body.append(f)
     msg.header = header
     msg.body = body
     msg.trailer = trailer
@@ -372,11 +387,19 @@ class Framer:
         return len(self._buf)
 
 
+_ts_cache: list = [None, ""]  # (whole second, "YYYYMMDD-HH:MM:SS")
+
+
 def utc_timestamp(dt: datetime | None = None, precision: int = 3) -> str:
     """FIX UTCTimestamp: ``YYYYMMDD-HH:MM:SS[.sss|.ssssss]``."""
     if dt is None:
         dt = datetime.now(UTC)
-    s = dt.strftime("%Y%m%d-%H:%M:%S")
+    key = dt.replace(microsecond=0)
+    if _ts_cache[0] == key:
+        s = _ts_cache[1]
+    else:
+        s = f"{dt.year:04d}{dt.month:02d}{dt.day:02d}-{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
+        _ts_cache[0], _ts_cache[1] = key, s
     if precision == 3:
         return f"{s}.{dt.microsecond // 1000:03d}"
     if precision == 6:
@@ -385,8 +408,22 @@ def utc_timestamp(dt: datetime | None = None, precision: int = 3) -> str:
 
 
 def parse_utc_timestamp(value: str) -> datetime:
-    base = datetime.strptime(value[:17], "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC)
-    frac = value[18:] if len(value) > 18 and value[17] == "." else ""
-    if frac:
-        base = base.replace(microsecond=int((frac + "000000")[:6]))
-    return base
+    """Parse ``YYYYMMDD-HH:MM:SS[.fff...]`` (ValueError if malformed)."""
+    if len(value) < 17 or value[8] != "-" or value[11] != ":" or value[14] != ":":
+        raise ValueError(f"bad UTCTimestamp {value!r}")
+    micro = 0
+    if len(value) > 17:
+        frac = value[18:]
+        if value[17] != "." or not frac.isdigit() or len(frac) > 9:
+            raise ValueError(f"bad UTCTimestamp {value!r}")
+        micro = int((frac + "000000")[:6])
+    return datetime(
+        int(value[0:4]),
+        int(value[4:6]),
+        int(value[6:8]),
+        int(value[9:11]),
+        int(value[12:14]),
+        int(value[15:17]),
+        micro,
+        tzinfo=UTC,
+    )

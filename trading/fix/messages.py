@@ -96,17 +96,31 @@ def _parse(value: str, kind: str) -> Any:
     return value
 
 
+_SPECS: dict[type, list[tuple[str, int, str]]] = {}
+
+
+def _specs(cls) -> list[tuple[str, int, str]]:
+    spec = _SPECS.get(cls)
+    if spec is None:
+        spec = [
+            (f.name, f.metadata["tag"], f.metadata["kind"])
+            for f in dataclasses.fields(cls)
+            if "tag" in f.metadata
+        ]
+        _SPECS[cls] = spec
+    return spec
+
+
 class AppMessage:
     MSG_TYPE: ClassVar[str] = ""
 
     def _pairs(self) -> list[tuple[int, str]]:
         out = []
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            tag = f.metadata.get("tag")
-            v = getattr(self, f.name)
-            if tag is None or v is None:
+        for name, tag, kind in _specs(type(self)):
+            v = getattr(self, name)
+            if v is None:
                 continue
-            out.append((tag, _fmt(v, f.metadata["kind"])))
+            out.append((tag, v if kind == "str" and isinstance(v, str) else _fmt(v, kind)))
         return out
 
     def to_message(self, begin_string: str = "FIX.4.4") -> Message:
@@ -122,13 +136,11 @@ class AppMessage:
         if msg.msg_type != cls.MSG_TYPE:
             raise ValueError(f"{cls.__name__} expects MsgType {cls.MSG_TYPE}, got {msg.msg_type}")
         kwargs = {}
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            tag = f.metadata.get("tag")
-            if tag is None:
-                continue
-            v = msg.get(tag)
+        get = msg.get
+        for name, tag, kind in _specs(cls):
+            v = get(tag)
             if v is not None and v != "":
-                kwargs[f.name] = _parse(v, f.metadata["kind"])
+                kwargs[name] = v if kind == "str" else _parse(v, kind)
         obj = cls(**kwargs)
         obj._post_parse(msg)
         return obj

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from compliance.services import audit_record
+from compliance.services import audit_record, audited_transaction
 from oms.context import origin
 
 
@@ -29,7 +28,7 @@ class Command(BaseCommand):
             raise CommandError(f"No user {username!r}.")
         if not user.is_active:
             raise CommandError(f"User {username!r} is not active.")
-        with origin("command", "issue_token"), transaction.atomic():
+        with origin("command", "issue_token"), audited_transaction():
             existing = Token.objects.select_for_update().filter(user=user).first()
             if existing is not None and not rotate:
                 token = existing

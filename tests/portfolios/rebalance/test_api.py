@@ -1,9 +1,11 @@
+import datetime as dt
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from portfolios.rebalance import (
@@ -117,3 +119,111 @@ def test_bad_book_raises():
         rebalance(book)
     with pytest.raises(BookError):
         Options(trade_to="nowhere")
+
+
+def test_fx_converts_to_the_base_currency():
+    # E costs 10 EUR = 11 USD; 1100 USD of cash buys 100
+    book = make_book(
+        securities=[{"security": "E", "price": 10.0, "currency": "EUR"}],
+        accounts=[{"account": "U", "model": "M", "cash": 1100.0, "base_currency": "USD"}],
+        models={"M": {"E": 1.0}},
+        fx=pd.DataFrame([{"currency": "EUR", "base": "USD", "rate": 1.1}]),
+    )
+    res = rebalance(book)
+    assert trades_of(res, "U") == {"E": 100}
+    t = res.trades.iloc[0]
+    assert (t["price"], t["fx"], t["value"]) == (10.0, 1.1, pytest.approx(1100.0))
+    # the inverse pair is used when only it is given
+    book.fx = pd.DataFrame([{"currency": "USD", "base": "EUR", "rate": 1 / 1.1}])
+    assert trades_of(rebalance(book), "U") == {"E": 100}
+    book.fx = None
+    assert rebalance(book).skipped_reasons() == {"U": "no FX rate EUR->USD"}
+
+
+def test_stale_prices_skip_unless_allowed():
+    book = make_book(
+        securities=[
+            {"security": "A", "price": 10.0, "price_date": dt.date(2026, 11, 1)},
+            {"security": "B", "price": 10.0, "price_date": dt.date(2026, 11, 23)},
+        ],
+        accounts=[{"account": "S", "model": "M", "cash": 1000.0}],
+        models={"M": {"A": 0.5, "B": 0.5}},
+        as_of=dt.date(2026, 11, 24),
+    )
+    assert rebalance(book, Options(max_price_age_days=5)).skipped_reasons() == {
+        "S": "stale price for A"
+    }
+    assert rebalance(book, Options(max_price_age_days=5, allow_stale=True)).skipped.empty
+    assert rebalance(book).skipped.empty  # no age limit
+    book.securities["stale"] = [False, True]
+    assert rebalance(book).skipped_reasons() == {"S": "stale price for B"}
+
+
+def test_min_qty_and_min_trade_pct():
+    book = make_book(
+        securities=[
+            {"security": "A", "price": 10.0, "min_qty": 50},
+            {"security": "B", "price": 10.0},
+        ],
+        accounts=[{"account": "Q", "model": "M", "cash": 700.0}],
+        holdings={"Q": {"B": 30}},
+        models={"M": {"A": 0.3, "B": 0.7}},
+    )
+    # value 1000: A wants 30 shares, below its minimum quantity of 50: either none or at
+    # least 50; B wants 70 (+40)
+    res = rebalance(book)
+    a = trades_of(res, "Q")
+    assert a.get("A", 0) == 0 or abs(a["A"]) >= 50
+    assert a["B"] == 40
+    # a minimum trade of 50% of the account (500) forbids the 400 of B
+    book.accounts["min_trade_pct"] = 0.5
+    a = trades_of(rebalance(book), "Q")
+    assert all(abs(q) * 10 >= 500 for q in a.values())
+
+
+def test_do_not_trade_and_firm_wide_restrictions():
+    book = make_book(
+        securities=[{"security": "A", "price": 10.0}, {"security": "B", "price": 10.0}],
+        accounts=[
+            {"account": "R1", "model": "M", "cash": 0.0},
+            {"account": "R2", "model": "M", "cash": 0.0},
+        ],
+        holdings={"R1": {"A": 100}, "R2": {"A": 100}},
+        models={"M": {"A": 0.5, "B": 0.5}},
+        restrictions=pd.DataFrame(
+            [{"account": "R1", "security": "A", "restriction": "do_not_trade"}]
+        ),
+    )
+    res = rebalance(book)
+    assert trades_of(res, "R1") == {}
+    assert trades_of(res, "R2") == {"A": -50, "B": 50}
+    book.restrictions = pd.DataFrame([{"security": "B", "restriction": "do_not_buy"}])
+    res = rebalance(book)
+    assert trades_of(res, "R1") == {"A": -50} and trades_of(res, "R2") == {"A": -50}
+
+
+def test_long_only_false_allows_selling_past_zero_only_when_needed():
+    # not long-only: the engine still never goes short to reach a non-negative target
+    book = make_book(
+        securities=[{"security": "A", "price": 10.0}, {"security": "B", "price": 10.0}],
+        accounts=[{"account": "L", "model": "M", "cash": 0.0, "long_only": False}],
+        holdings={"L": {"A": 100}},
+        models={"M": {"A": 0.5, "B": 0.5}},
+    )
+    assert trades_of(rebalance(book), "L") == {"A": -50, "B": 50}
+
+
+def test_drift_bands_flag_out_of_band():
+    book = make_book(
+        securities=[{"security": "A", "price": 10.0}, {"security": "B", "price": 10.0}],
+        accounts=[{"account": "D", "model": "M", "cash": 0.0}],
+        holdings={"D": {"A": 53, "B": 47}},
+        models={"M": {"A": 0.5, "B": 0.5}},
+    )
+    pos = compute_drift(book, Options(band_abs=0.05)).positions.set_index("security")
+    assert not pos["out_of_band"].any()
+    pos = compute_drift(book, Options(band_rel=0.05)).positions.set_index("security")
+    assert pos["out_of_band"].all()  # 5% of 50% is 2.5 points < 3
+    acc = compute_drift(book, Options(band_rel=0.05)).accounts.iloc[0]
+    assert acc["drift"] == pytest.approx(0.06)
+    assert acc["max_abs_drift"] == pytest.approx(0.03)

@@ -56,6 +56,7 @@ def write_config(path: Path, role: str, port: int, sessions, store: Path, hb: in
         f"HeartBtInt={hb}",
         "ReconnectInterval=1",
         "LogonTimeout=5",
+        "SocketNodelay=Y",
     ]
     if role == "acceptor":
         lines += [f"SocketAcceptPort={port}", "SocketAcceptAddress=127.0.0.1"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -61,15 +62,15 @@ async def _inprocess(path: Path, formats):
 
 
 async def _cli_group(files: list[Path], formats):
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     env["PYTHONPATH"] = str(REPO)
+    # --port 0: the OS picks a free port, printed on the ready line (no race with other listeners)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "trading.fix.echo_acceptor",
         "--port",
-        str(port),
+        "0",
         env=env,
         cwd=str(REPO),
         stdout=asyncio.subprocess.PIPE,
@@ -77,10 +78,15 @@ async def _cli_group(files: list[Path], formats):
     )
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), 30)
-        assert b"ready" in line, line
+        m = re.search(rb"ready on 127\.0\.0\.1:(\d+)", line)
+        if m is None:
+            err = await proc.stderr.read()
+            raise AssertionError(f"echo_acceptor did not start: {line!r} {err[-2000:]!r}")
+        port = int(m.group(1))
         return [await run_scenario(f, port, formats=formats, timeout=15) for f in files]
     finally:
-        proc.terminate()
+        if proc.returncode is None:
+            proc.terminate()
         await proc.wait()
 
 
@@ -169,3 +175,33 @@ def test_wrong_echo_fails_a_scenario(tmp_path):
 
     r = asyncio.run(go())
     assert not r.passed and "112" in r.error
+
+
+def test_echo_acceptor_cli_with_fixed_port():
+    """The documented form: ``python -m trading.fix.echo_acceptor --port PORT``."""
+    require(DIR is not None, "FIX acceptance scenarios not found (OMS_FIX_ACCEPTANCE_DIR)")
+
+    async def go():
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+        env["PYTHONPATH"] = str(REPO)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "trading.fix.echo_acceptor",
+            "--port",
+            str(port),
+            env=env,
+            cwd=str(REPO),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            assert b"ready" in line and str(port).encode() in line, line
+            return await run_scenario(DIR / "fix44" / "1a_ValidLogonWithCorrectMsgSeqNum.def", port)
+        finally:
+            proc.terminate()
+            await proc.wait()
+
+    r = asyncio.run(go())
+    assert r.passed, r.error

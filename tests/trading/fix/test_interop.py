@@ -48,12 +48,14 @@ def qf_broker(tmp_path_factory):
     cfg = qfhelpers.write_config(tmp / "broker.cfg", "acceptor", port, sessions, tmp / "store")
     app = qfhelpers.QFBroker()
     settings = fix.SessionSettings(str(cfg))
-    acceptor = fix.SocketAcceptor(
-        app, fix.FileStoreFactory(settings), settings, fix.FileLogFactory(settings)
-    )
+    # Keep every SWIG object referenced until stop(): QuickFIX holds raw pointers to them.
+    # The threaded acceptor: SocketAcceptor.stop() races with its own thread and can crash.
+    store = fix.FileStoreFactory(settings)
+    acceptor = fix.ThreadedSocketAcceptor(app, store, settings)
     acceptor.start()
     yield port, app
     acceptor.stop()
+    del acceptor, store, settings
     assert app.errors == []
 
 
@@ -279,9 +281,8 @@ def test_quickfix_initiator_trades_with_simulator(tmp_path, begin):
         )
         app = qfhelpers.QFClient()
         settings = fix.SessionSettings(str(cfg))
-        ini = fix.SocketInitiator(
-            app, fix.FileStoreFactory(settings), settings, fix.FileLogFactory(settings)
-        )
+        store, logs = fix.FileStoreFactory(settings), fix.FileLogFactory(settings)
+        ini = fix.ThreadedSocketInitiator(app, store, settings, logs)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, ini.start)
         try:
@@ -331,6 +332,7 @@ def test_quickfix_initiator_trades_with_simulator(tmp_path, begin):
         finally:
             await loop.run_in_executor(None, ini.stop)
             await acc.stop()
+            del ini, store, logs
         return app
 
     app = asyncio.run(go())

@@ -129,3 +129,48 @@ def test_reconnect_and_resend_after_connection_drop(tmp_path):
     assert ini.connects >= 2
     assert [r.cl_ord_id for r in app.reports] == ["a", "a", "b", "b"]
     assert len({r.exec_id for r in app.reports}) == 4
+
+
+def test_simulator_cli_runs_standalone():
+    import os
+    import re
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+
+    async def go():
+        env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+        env["PYTHONPATH"] = str(repo)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "trading.fix.simulator",
+            "--port",
+            "0",
+            "--session",
+            "FIX.4.4:DEMO",
+            "--partial-fills",
+            "2",
+            "--latency-ms",
+            "1",
+            env=env,
+            cwd=str(repo),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            port = int(re.search(rb"ready on 127\.0\.0\.1:(\d+)", line).group(1))
+            ini, app = client(port, "DEMO")
+            await ini.start()
+            await ini.wait_logged_on()
+            ini.session.send(order("z", 10).to_message())
+            await app.wait_for(3)
+            await ini.stop()
+            return app
+        finally:
+            proc.terminate()
+            await proc.wait()
+
+    app = asyncio.run(go())
+    assert [r.ord_status for r in app.reports] == ["0", "1", "2"]

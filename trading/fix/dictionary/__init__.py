@@ -183,6 +183,9 @@ class DataDictionary:
 
     def _top_level(self, fields: list[tuple[int, str]], block: _Block) -> set[int]:
         """Tags present at the top level (group members are skipped)."""
+        tags = {t for t, _ in fields}
+        if not block.groups or block.groups.keys().isdisjoint(tags):
+            return tags
         out: set[int] = set()
         i, n = 0, len(fields)
         while i < n:
@@ -223,22 +226,40 @@ class DataDictionary:
         header: bool = False,
     ) -> int:
         """Validate ``fields`` against ``block``; returns how many fields were consumed."""
+        checks = self._checks
+        allowed = block.fields
+        groups = block.groups
         seen: set[int] = set()
+        add = seen.add
         i, n = 0, len(fields)
         while i < n:
             tag, value = fields[i]
+            i += 1
             if tag in seen:
                 raise ValidationError(Reason.TAG_APPEARS_MORE_THAN_ONCE, tag)
-            seen.add(tag)
-            known = self._check_field(tag, value, allow_unknown)
-            if known and tag not in block.fields:
-                if header:
-                    raise ValidationError(Reason.TAG_NOT_DEFINED_FOR_MESSAGE_TYPE, tag)
+            add(tag)
+            if not value:
+                raise ValidationError(Reason.TAG_SPECIFIED_WITHOUT_A_VALUE, tag)
+            chk = checks.get(tag)
+            if chk is None:
+                if allow_unknown and tag > 0:
+                    continue
+                raise ValidationError(Reason.INVALID_TAG_NUMBER, tag)
+            fmt, enum, multi = chk
+            if fmt is not None and not fmt(value):
+                raise ValidationError(Reason.INCORRECT_DATA_FORMAT, tag)
+            if (
+                enum is not None
+                and value not in enum
+                and (not multi or any(v not in enum for v in value.split(" ")))
+            ):
+                raise ValidationError(Reason.VALUE_IS_INCORRECT, tag)
+            if tag not in allowed:
                 raise ValidationError(Reason.TAG_NOT_DEFINED_FOR_MESSAGE_TYPE, tag)
-            i += 1
-            g = block.groups.get(tag)
-            if g is not None:
-                i = self._group(fields, i, tag, int(value), g, allow_unknown)
+            if groups:
+                g = groups.get(tag)
+                if g is not None:
+                    i = self._group(fields, i, tag, int(value), g, allow_unknown)
         return i
 
     def _group(

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import json
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from trading.fix import dictionary
+from trading.fix.codec import Message, decode, encode_fields
+from trading.fix.dictionary import ValidationError, generate
+
+from .conftest import require
+
+TS = "20260105-14:30:00.000"
+HDR = [(34, "2"), (49, "A"), (52, TS), (56, "B")]
+
+
+def msg(begin, mt, body, header=HDR):
+    return decode(encode_fields(begin, mt, header, body))
+
+
+def reason(begin, mt, body, header=HDR):
+    with pytest.raises(ValidationError) as e:
+        dictionary.load(begin).validate(msg(begin, mt, body, header))
+    return e.value.reason, e.value.tag
+
+
+NOS42 = [
+    (11, "x"),
+    (21, "1"),
+    (38, "100"),
+    (40, "1"),
+    (54, "1"),
+    (55, "IBM"),
+    (60, "20260105-14:30:00"),
+]
+
+
+def test_valid_message_passes():
+    dictionary.load("FIX.4.2").validate(msg("FIX.4.2", "D", NOS42))
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ([f for f in NOS42 if f[0] != 55], (1, 55)),
+        ([*NOS42, (999, "x")], (0, 999)),
+        ([*NOS42, (112, "x")], (2, 112)),
+        ([(11, ""), *NOS42[1:]], (4, 11)),
+        ([*NOS42[:4], (54, "X"), *NOS42[5:]], (5, 54)),
+        ([*NOS42[:2], (38, "1e5"), *NOS42[3:]], (6, 38)),
+        ([*NOS42[:6], (60, "2026-01-05")], (6, 60)),
+        ([*NOS42, (11, "again")], (13, 11)),
+        ([*NOS42, (386, "2"), (336, "A")], (16, 386)),
+    ],
+    ids=[
+        "required",
+        "invalid-tag",
+        "not-for-type",
+        "no-value",
+        "enum",
+        "float",
+        "timestamp",
+        "repeated",
+        "group-count",
+    ],
+)
+def test_validation_reasons(body, expected):
+    assert reason("FIX.4.2", "D", body) == expected
+
+
+def test_invalid_msgtype_and_header_required():
+    assert reason("FIX.4.4", "*", []) == (11, None)
+    assert reason("FIX.4.4", "0", [], header=[(34, "2"), (49, "A"), (56, "B")]) == (1, 52)
+
+
+def test_groups_and_nested_required():
+    d = dictionary.load("FIX.4.4")
+    # NoPartyIDs group in a 4.4 NewOrderSingle, two entries
+    body = [
+        (11, "x"),
+        (453, "2"),
+        (448, "P1"),
+        (447, "D"),
+        (452, "1"),
+        (448, "P2"),
+        (447, "D"),
+        (452, "3"),
+        (54, "1"),
+        (55, "IBM"),
+        (40, "1"),
+        (60, "20260105-14:30:00"),
+    ]
+    d.validate(msg("FIX.4.4", "D", body))
+    m = Message("D", body)
+    order = [t for t, _ in d.sort_body("D", m.body)]
+    assert order == [11, 40, 54, 55, 60, 453, 448, 447, 452, 448, 447, 452]
+    bad = [
+        (11, "x"),
+        (453, "1"),
+        (447, "D"),
+        (448, "P1"),
+        (54, "1"),
+        (40, "1"),
+        (60, "20260105-14:30:00"),
+    ]
+    assert reason("FIX.4.4", "D", bad) == (15, 447)
+
+
+def test_shipped_tables_cover_versions():
+    for v in ("FIX.4.2", "FIX.4.4"):
+        d = dictionary.load(v)
+        assert d.version == v
+        assert {"0", "1", "2", "3", "4", "5", "A"} <= d.admin_types
+        assert {"D", "F", "G", "8", "9", "H", "Q", "j"} <= set(d.messages)
+    with pytest.raises(ValueError):
+        dictionary.load("FIX.5.0")
+
+
+def test_generator_reproduces_shipped_files(tmp_path):
+    src = None
+    for base in (Path(sysconfig.get_path("data")), Path(sys.prefix)):
+        if (base / "share" / "quickfix" / "FIX44.xml").exists():
+            src = base / "share" / "quickfix"
+    require(src is not None, "QuickFIX data dictionaries (quickfix package) not installed")
+    written = generate.generate(src, tmp_path)
+    for path in written:
+        shipped = Path(generate.__file__).with_name(path.name)
+        assert json.loads(path.read_text()) == json.loads(shipped.read_text()), path.name
+    assert (Path(generate.__file__).parent / "LICENSE-QuickFIX.txt").exists()
