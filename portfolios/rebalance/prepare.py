@@ -99,11 +99,6 @@ def _isnull(values: np.ndarray) -> np.ndarray:
     return pd.isna(pd.Series(values, dtype=object)).to_numpy()
 
 
-def _index_of(index: pd.Index, values, what: str) -> np.ndarray:
-    idx = index.get_indexer(values)
-    return idx
-
-
 def _as_date(value) -> dt.date | None:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
