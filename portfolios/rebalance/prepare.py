@@ -124,7 +124,7 @@ def prepare(book: Book, options: Options) -> Prepared:
     # ---------------------------------------------------------------- securities
     secs = _require(book.securities, "securities", ("security",))
     sec_ids = secs["security"].to_numpy(dtype=object)
-    sec_index = pd.Index(sec_ids)
+    sec_index = pd.Index(secs["security"])
     if not sec_index.is_unique:
         dup = sec_index[sec_index.duplicated()][0]
         raise BookError(f"security {dup!r} appears more than once in book.securities")
@@ -153,7 +153,7 @@ def prepare(book: Book, options: Options) -> Prepared:
     # ---------------------------------------------------------------- accounts
     accts = _require(book.accounts, "accounts", ("account",))
     acct_ids = accts["account"].to_numpy(dtype=object)
-    acct_index = pd.Index(acct_ids)
+    acct_index = pd.Index(accts["account"])
     if not acct_index.is_unique:
         dup = acct_index[acct_index.duplicated()][0]
         raise BookError(f"account {dup!r} appears more than once in book.accounts")

@@ -84,6 +84,10 @@ def test_integer_ids_are_supported():
     )
     res = rebalance(book)
     assert trades_of(res, 101) == {7: 50, 9: 100}
+    # database keys come back as integers, not objects
+    assert res.trades["account"].dtype.kind == "i"
+    assert res.trades["security"].dtype.kind == "i"
+    assert res.accounts["account"].dtype.kind == "i"
 
 
 def test_skip_reasons():
