@@ -2,6 +2,8 @@
 
 import django_filters as filters
 
+from oms.filters import UTCIsoDateTimeFilter
+
 from .models import AuditEvent
 
 
@@ -10,10 +12,8 @@ class AuditEventFilter(filters.FilterSet):
     kind = filters.CharFilter(field_name="kind", lookup_expr="startswith", label="Kind (prefix)")
     object_type = filters.CharFilter(field_name="object_type")
     object_id = filters.CharFilter(field_name="object_id")
-    occurred_from = filters.IsoDateTimeFilter(
-        field_name="occurred_at", lookup_expr="gte", label="From"
-    )
-    occurred_to = filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lte", label="To")
+    occurred_from = UTCIsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte", label="From")
+    occurred_to = UTCIsoDateTimeFilter(field_name="occurred_at", lookup_expr="lte", label="To")
 
     class Meta:
         model = AuditEvent

@@ -36,20 +36,28 @@ LIVE_ORDER_STATES = frozenset(
     }
 )
 
-# Sort keys of the accounts list: the column and whether a missing figure sorts last.
-ACCOUNT_SORTS = {
-    "code": lambda row: row["portfolio"].code,
-    "value": lambda row: _figure(row, "value"),
-    "cash": lambda row: _figure(row, "cash_weight"),
-    "drift": lambda row: _figure(row, "drift"),
-}
+# Sort keys of the accounts list: the account's code, or one of its drift figures.
+ACCOUNT_SORTS = {"code": None, "value": "value", "cash": "cash_weight", "drift": "drift"}
 
 
-def _figure(row: dict, name: str) -> float:
+def _figure(row: dict, name: str) -> float | None:
     value = (row["drift"] or {}).get(name)
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return -math.inf
+        return None
     return float(value)
+
+
+def _sorted(rows: list[dict], sort: str) -> list[dict]:
+    """Rows sorted by the column named in `sort` ("-" for descending); accounts
+    without that figure (no model, no price) come last either way."""
+    name = ACCOUNT_SORTS.get(sort.lstrip("-"))
+    descending = sort.startswith("-")
+    if name is None:
+        return sorted(rows, key=lambda row: row["portfolio"].code, reverse=descending)
+    known = [row for row in rows if _figure(row, name) is not None]
+    unknown = [row for row in rows if _figure(row, name) is None]
+    known.sort(key=lambda row: _figure(row, name), reverse=descending)
+    return known + unknown
 
 
 def _drift(portfolio_ids) -> tuple[dict[int, dict], str]:
@@ -75,8 +83,7 @@ def portfolio_list(request: HttpRequest) -> HttpResponse:
     if out_of_band_only:
         rows = [row for row in rows if row["drift"] and row["drift"].get("out_of_band")]
     sort = request.GET.get("sort", "-drift")
-    key = ACCOUNT_SORTS.get(sort.lstrip("-"), ACCOUNT_SORTS["code"])
-    rows.sort(key=key, reverse=sort.startswith("-"))
+    rows = _sorted(rows, sort)
     context = {
         "filterset": filterset,
         "page": paginate(request, rows),

@@ -2,6 +2,8 @@
 
 import django_filters as filters
 
+from oms.filters import UTCIsoDateTimeFilter
+
 from .models import Block, Execution, Order, Route
 
 
@@ -9,8 +11,8 @@ class OrderFilter(filters.FilterSet):
     portfolio = filters.CharFilter(field_name="portfolio__code", label="Account")
     security = filters.CharFilter(field_name="security__ticker", label="Ticker")
     status = filters.MultipleChoiceFilter(choices=Order.Status.choices)
-    created_from = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_to = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lte")
+    created_from = UTCIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_to = UTCIsoDateTimeFilter(field_name="created_at", lookup_expr="lte")
 
     class Meta:
         model = Order
@@ -38,7 +40,7 @@ class RouteFilter(filters.FilterSet):
 class ExecutionFilter(filters.FilterSet):
     broker = filters.CharFilter(field_name="broker__code")
     cl_ord_id = filters.CharFilter(field_name="route__cl_ord_id")
-    received_from = filters.IsoDateTimeFilter(field_name="received_at", lookup_expr="gte")
+    received_from = UTCIsoDateTimeFilter(field_name="received_at", lookup_expr="gte")
 
     class Meta:
         model = Execution

@@ -10,11 +10,14 @@ A pure library (pandas and numpy, no Django). The public API:
 - :func:`rebalance` -> :class:`RebalanceResult` (``trades``, ``accounts``, ``skipped``,
   ``lots`` frames).
 - :class:`BookError` -- raised on a malformed book.
+- :func:`check_trades` -- an independent re-check of a result against every rule
+  (a frame of breaches, empty when none).
 
 Run ``python -m portfolios.rebalance BOOK.json`` to rebalance a book kept in a JSON file.
 """
 
 from .book import Book, BookError, Options
+from .checks import check_trades
 from .drift import DriftResult, compute_drift
 from .engine import RebalanceResult, rebalance
 
@@ -24,6 +27,7 @@ __all__ = [
     "DriftResult",
     "Options",
     "RebalanceResult",
+    "check_trades",
     "compute_drift",
     "rebalance",
 ]

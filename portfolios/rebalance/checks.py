@@ -12,6 +12,7 @@ import pandas as pd
 from .book import Book, Options
 from .drift import compute_drift
 from .engine import RebalanceResult
+from .prepare import today
 
 __all__ = ["check_trades"]
 
@@ -151,7 +152,7 @@ def check_trades(
         bad(acc_out & ~pos_out & ~forced, tr, "position in band traded", "")
         # wash sale: no buy of a security sold at a loss within the window
         if book.sales is not None and len(book.sales) and options.wash_sale_days > 0:
-            as_of = pd.Timestamp(book.as_of) if book.as_of is not None else pd.Timestamp.now()
+            as_of = pd.Timestamp(book.as_of if book.as_of is not None else today())
             s = book.sales
             age = (as_of - pd.to_datetime(s["date"])).dt.days
             recent = s[(s["gain"] < 0) & (age >= 0) & (age <= options.wash_sale_days)]
@@ -168,7 +169,7 @@ def check_trades(
         and options.wash_sale_days > 0
         and len(result.lots)
     ):
-        as_of = pd.Timestamp(book.as_of) if book.as_of is not None else pd.Timestamp.now()
+        as_of = pd.Timestamp(book.as_of if book.as_of is not None else today())
         lots = book.lots
         age = (as_of - pd.to_datetime(lots["acquired"])).dt.days
         recent = set(

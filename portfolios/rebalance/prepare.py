@@ -99,11 +99,6 @@ def _isnull(values: np.ndarray) -> np.ndarray:
     return pd.isna(pd.Series(values, dtype=object)).to_numpy()
 
 
-def _index_of(index: pd.Index, values, what: str) -> np.ndarray:
-    idx = index.get_indexer(values)
-    return idx
-
-
 def _as_date(value) -> dt.date | None:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
@@ -129,7 +124,7 @@ def prepare(book: Book, options: Options) -> Prepared:
     # ---------------------------------------------------------------- securities
     secs = _require(book.securities, "securities", ("security",))
     sec_ids = secs["security"].to_numpy(dtype=object)
-    sec_index = pd.Index(sec_ids)
+    sec_index = pd.Index(secs["security"])
     if not sec_index.is_unique:
         dup = sec_index[sec_index.duplicated()][0]
         raise BookError(f"security {dup!r} appears more than once in book.securities")
@@ -158,7 +153,7 @@ def prepare(book: Book, options: Options) -> Prepared:
     # ---------------------------------------------------------------- accounts
     accts = _require(book.accounts, "accounts", ("account",))
     acct_ids = accts["account"].to_numpy(dtype=object)
-    acct_index = pd.Index(acct_ids)
+    acct_index = pd.Index(accts["account"])
     if not acct_index.is_unique:
         dup = acct_index[acct_index.duplicated()][0]
         raise BookError(f"account {dup!r} appears more than once in book.accounts")

@@ -14,14 +14,18 @@ lowers N by dN, and raises S = P - N (which is also the cash spent beyond the ca
 by dP + dN. The cash floor bounds S from above.
 
 So the problem is a balanced partition: pick the securities to round up so as to minimise
-max(P, N) with S <= slack. We solve it in vectorised passes over all accounts:
+max(P, N) with S <= slack. It is solved in vectorised passes over a dense (accounts x
+positions) matrix, chunked to stay small:
 
-1. greedy by ratio: sort each account's securities by dN / dP (the most underweight
-   removed per overweight added first) and take the best prefix -- the LP optimum, rounded;
-2. local search: the best single toggle, or the best pair of toggles among each account's
+1. greedy passes in a few orders (by dN / dP, by dN, by size), skipping a move that breaks
+   the cash floor or does not improve; the best per account is kept;
+2. where the result is further than a small gap from the LP bound, every subset of the
+   account's few largest moves, each completed by the best ratio-ordered prefix of the
+   others (a near-exact knapsack for coarse lots);
+3. local search: the best single toggle, or the best pair of toggles among each account's
    most promising candidates, per account and per round, while it improves;
-3. accounts whose cash floor or cash need cannot be met by lo alone sell more, the most
-   overweight first.
+4. accounts whose cash floor or cash need cannot be met sell more: overweights to target
+   first, then fewer buys, then other positions.
 """
 
 from __future__ import annotations
@@ -56,19 +60,6 @@ def seg_rank(acc: np.ndarray) -> np.ndarray:
     starts = seg_starts(acc)
     counts = np.diff(np.r_[starts, len(acc)])
     return np.arange(len(acc)) - np.repeat(starts, counts)
-
-
-def first_min_per_segment(f: np.ndarray, acc: np.ndarray, n: int):
-    """Per account (0..n-1): the minimum of f and the index of its first occurrence (-1)."""
-    fmin = np.full(n, np.inf)
-    arg = np.full(n, -1, dtype=np.int64)
-    if len(f) == 0:
-        return fmin, arg
-    np.minimum.at(fmin, acc, f)
-    hit = np.flatnonzero((f <= fmin[acc]) & np.isfinite(f))
-    accs, first = np.unique(acc[hit], return_index=True)
-    arg[accs] = hit[first]
-    return fmin, arg
 
 
 def round_down(x, step, qmin, qmax, minq, h, closeout):

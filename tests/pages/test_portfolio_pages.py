@@ -259,3 +259,17 @@ def test_released_run_follows_its_orders_until_allocated(
     done = client.get(url, {"orders": "1"}, headers={"HX-Request": "true"})
     assert b"every 2s" not in done.content
     assert {o.status for o in done.context["orders"]} == {Order.Status.ALLOCATED}
+
+
+def test_an_account_without_model_shows_why_it_cannot_be_rebalanced(pm, book, client_for):
+    bare = Portfolio.objects.create(code="BARE", name="No model", manager=pm)
+    Position.objects.create(portfolio=bare, security=book["securities"]["AAA"], quantity=5)
+    client = client_for(pm)
+    detail = client.get(bare.get_absolute_url())
+    assert detail.status_code == 200
+    assert detail.context["account"]["reason"]
+    assert b"Cannot rebalance" in detail.content
+    for sort in ("drift", "-drift"):
+        listing = client.get(reverse("portfolios:portfolio-list"), {"sort": sort})
+        codes = [row["portfolio"].code for row in listing.context["page"].object_list]
+        assert codes[-1] == "BARE"  # no drift figure: last either way

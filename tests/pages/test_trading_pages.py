@@ -250,3 +250,29 @@ def test_blotter_tells_the_trader_when_blocks_arrive(pm, trader, book, released_
     assert loud.context["changed"] == 1
     assert b"1 block arrived or grew" in loud.content
     assert client.get(news, {"since": "yesterday"}).status_code == 400
+
+
+def test_cancelling_a_released_order_takes_it_out_of_its_block(trader, released_block, client_for):
+    order = released_block.orders.order_by("pk").first()
+    client = client_for(trader)
+    assert client.get(order.get_absolute_url()).context["can_cancel"] is True
+    response = client.post(
+        reverse("trading:order-cancel", args=[order.pk]), {"reason": "client withdrew"}
+    )
+    assert response.status_code == 302
+    order.refresh_from_db()
+    released_block.refresh_from_db()
+    assert order.status == Order.Status.CANCELLED
+    assert released_block.quantity == Decimal(50)
+    event = AuditEvent.objects.filter(kind="order.cancelled").get()
+    assert (event.actor_name, event.reason) == ("trader", "client withdrew")
+
+
+def test_approving_a_released_order_says_why_and_changes_nothing(pm, released_block, client_for):
+    order = released_block.orders.first()
+    events = AuditEvent.objects.count()
+    response = client_for(pm).post(reverse("trading:order-approve", args=[order.pk]), follow=True)
+    assert b"is released: it cannot be approved now" in response.content
+    order.refresh_from_db()
+    assert order.status == Order.Status.RELEASED
+    assert AuditEvent.objects.count() == events

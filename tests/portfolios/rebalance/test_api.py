@@ -84,6 +84,10 @@ def test_integer_ids_are_supported():
     )
     res = rebalance(book)
     assert trades_of(res, 101) == {7: 50, 9: 100}
+    # database keys come back as integers, not objects
+    assert res.trades["account"].dtype.kind == "i"
+    assert res.trades["security"].dtype.kind == "i"
+    assert res.accounts["account"].dtype.kind == "i"
 
 
 def test_skip_reasons():
@@ -227,3 +231,29 @@ def test_drift_bands_flag_out_of_band():
     acc = compute_drift(book, Options(band_rel=0.05)).accounts.iloc[0]
     assert acc["drift"] == pytest.approx(0.06)
     assert acc["max_abs_drift"] == pytest.approx(0.03)
+
+
+def test_weight_tolerance():
+    book = make_book(
+        securities=[{"security": "A", "price": 10.0}],
+        accounts=[{"account": "W", "model": "M", "cash": 1000.0}],
+        models={"M": {"A": 0.9995}},
+    )
+    assert "sum to 99.95%" in rebalance(book).skipped_reasons()["W"]
+    assert rebalance(book, Options(weight_tolerance=1e-3)).skipped.empty
+
+
+def test_optimiser_effort_only_improves():
+    from portfolios.rebalance.checks import check_trades
+    from portfolios.rebalance.synthetic import synthetic_book
+
+    book = synthetic_book(60, 20, n_securities=40, seed=3, lot_100_share=0.4)
+    greedy = Options(local_search_rounds=0, pair_candidates=0, subset_moves=0)
+    full = Options(subset_moves=8)
+    res_g, res_f = rebalance(book, greedy), rebalance(book, full)
+    for opts, res in ((greedy, res_g), (full, res_f)):
+        assert check_trades(book, res, opts).empty
+    g = res_g.accounts.set_index("account")["drift_after"]
+    f = res_f.accounts.set_index("account")["drift_after"]
+    assert (f <= g + 1e-9).all()
+    assert f.mean() < g.mean()
