@@ -276,18 +276,36 @@ def rebalance_run_execute(*, run_id: int) -> RebalanceRun | None:
     return run
 
 
+def _run_step(
+    *, actor, run_id: int, target: str, kind: str, orders_in: list[str], act
+) -> RebalanceRun:
+    """Move a run to `target` and pass the ids of its orders in `orders_in` to `act`,
+    in one transaction: the run and its orders move together or not at all."""
+    with audited_transaction():
+        run = RebalanceRun.objects.select_for_update().get(pk=run_id)
+        _ensure_run_owner(actor, run)
+        _run_set_status(run, target, actor=actor, kind=kind)
+        act(
+            list(
+                run.orders.filter(status__in=orders_in).order_by("pk").values_list("pk", flat=True)
+            )
+        )
+    return run
+
+
 def rebalance_run_approve(*, actor, run_id: int) -> RebalanceRun:
     """Approve a proposed run: its draft orders become approved."""
     from trading.models import Order
     from trading.services import orders_approve
 
-    with audited_transaction():
-        run = RebalanceRun.objects.select_for_update().get(pk=run_id)
-        _ensure_run_owner(actor, run)
-        _run_set_status(run, RebalanceRun.Status.APPROVED, actor=actor, kind="rebalance.approved")
-        ids = list(run.orders.filter(status=Order.Status.DRAFT).values_list("pk", flat=True))
-        orders_approve(actor=actor, order_ids=ids)
-    return run
+    return _run_step(
+        actor=actor,
+        run_id=run_id,
+        target=RebalanceRun.Status.APPROVED,
+        kind="rebalance.approved",
+        orders_in=[Order.Status.DRAFT],
+        act=lambda ids: orders_approve(actor=actor, order_ids=ids),
+    )
 
 
 def rebalance_run_release(*, actor, run_id: int) -> RebalanceRun:
@@ -295,13 +313,14 @@ def rebalance_run_release(*, actor, run_id: int) -> RebalanceRun:
     from trading.models import Order
     from trading.services import orders_release
 
-    with audited_transaction():
-        run = RebalanceRun.objects.select_for_update().get(pk=run_id)
-        _ensure_run_owner(actor, run)
-        _run_set_status(run, RebalanceRun.Status.RELEASED, actor=actor, kind="rebalance.released")
-        ids = list(run.orders.filter(status=Order.Status.APPROVED).values_list("pk", flat=True))
-        orders_release(actor=actor, order_ids=ids)
-    return run
+    return _run_step(
+        actor=actor,
+        run_id=run_id,
+        target=RebalanceRun.Status.RELEASED,
+        kind="rebalance.released",
+        orders_in=[Order.Status.APPROVED],
+        act=lambda ids: orders_release(actor=actor, order_ids=ids),
+    )
 
 
 def rebalance_run_cancel(*, actor, run_id: int) -> RebalanceRun:
@@ -309,15 +328,18 @@ def rebalance_run_cancel(*, actor, run_id: int) -> RebalanceRun:
     from trading.models import Order
     from trading.services import order_cancel
 
-    with audited_transaction():
-        run = RebalanceRun.objects.select_for_update().get(pk=run_id)
-        _ensure_run_owner(actor, run)
-        _run_set_status(run, RebalanceRun.Status.CANCELLED, actor=actor, kind="rebalance.cancelled")
-        for order_id in run.orders.filter(
-            status__in=[Order.Status.DRAFT, Order.Status.APPROVED]
-        ).values_list("pk", flat=True):
-            order_cancel(actor=actor, order_id=order_id, reason=f"Rebalance #{run.pk} cancelled")
-    return run
+    def cancel(ids: list[int]) -> None:
+        for order_id in ids:
+            order_cancel(actor=actor, order_id=order_id, reason=f"Rebalance #{run_id} cancelled")
+
+    return _run_step(
+        actor=actor,
+        run_id=run_id,
+        target=RebalanceRun.Status.CANCELLED,
+        kind="rebalance.cancelled",
+        orders_in=[Order.Status.DRAFT, Order.Status.APPROVED],
+        act=cancel,
+    )
 
 
 def _plain(value):

@@ -13,11 +13,17 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Group
+from hypothesis import settings as hypothesis_settings
 from django.utils import timezone
 
 from oms.roles import Role
 
 REQUIRE_SERVICES = os.environ.get("OMS_REQUIRE_SERVICES") == "1"
+
+# In CI the property and fuzz tests replay the same examples on every run, so that a
+# submission's result does not depend on luck; locally they explore new ones each time.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 
 def service_missing(reason: str) -> None:
