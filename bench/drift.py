@@ -207,7 +207,7 @@ def main() -> None:
         else:
             from portfolios.selectors import load_book
 
-            load_s, loaded = best_of(3, lambda: load_book(account_ids))
+            load_s, loaded = best_of(3, lambda: load_book(account_ids).book)
             drift_loaded_s, _ = best_of(3, lambda: compute_drift(loaded))
             figures["load_from_postgres_seconds"] = round(load_s, 4)
             figures["drift_on_loaded_seconds"] = round(drift_loaded_s, 4)

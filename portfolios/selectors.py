@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 
 import pandas as pd
 from django.conf import settings
-from django.db.models import FloatField, QuerySet
+from django.db.models import Exists, FloatField, OuterRef, Q, QuerySet
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -20,6 +21,7 @@ from .models import (
     ModelTarget,
     Portfolio,
     Position,
+    RebalanceRun,
     Security,
     TaxLot,
 )
@@ -84,14 +86,40 @@ def latest_prices(security_ids: Iterable[int] | None = None) -> dict[int, tuple[
     }
 
 
-def load_book(portfolio_ids: Iterable[int]) -> Book:
-    """The engine's input for these accounts, in a fixed number of queries."""
+@dataclass(frozen=True)
+class LoadedBook:
+    """The engine's input, and the accounts that could not be put in it, with why."""
+
+    book: Book
+    skipped: dict[int, str]
+
+
+def load_book(portfolio_ids: Iterable[int]) -> LoadedBook:
+    """The engine's input for these accounts, in a fixed number of queries.
+
+    An account holding cash in a currency with no FX rate into its base currency
+    cannot be valued: it is left out of the book and named in `skipped`."""
     portfolio_ids = list(portfolio_ids)
     portfolios = list(
         Portfolio.objects.filter(pk__in=portfolio_ids).values(
             "pk", "model_id", "base_currency", "cash_floor", "long_only"
         )
     )
+    fx = FxTable.latest()
+    base_of = {p["pk"]: p["base_currency"] for p in portfolios}
+    cash: dict[int, float] = dict.fromkeys(base_of, 0.0)
+    skipped: dict[int, str] = {}
+    for portfolio_id, currency, amount in CashBalance.objects.filter(
+        portfolio_id__in=portfolio_ids
+    ).values_list("portfolio_id", "currency", "amount"):
+        rate = fx.rate(currency, base_of[portfolio_id])
+        if rate is None:
+            skipped[portfolio_id] = f"no FX rate from {currency} to {base_of[portfolio_id]}"
+        else:
+            cash[portfolio_id] += float(amount) * rate
+    portfolios = [p for p in portfolios if p["pk"] not in skipped]
+    portfolio_ids = [p["pk"] for p in portfolios]
+    base_of = {p["pk"]: p["base_currency"] for p in portfolios}
     model_ids = {p["model_id"] for p in portfolios if p["model_id"]}
     targets = list(
         ModelTarget.objects.filter(model_id__in=model_ids).values_list(
@@ -120,16 +148,6 @@ def load_book(portfolio_ids: Iterable[int]) -> Book:
             "latest_price_date",
         )
     )
-    fx = FxTable.latest()
-    base_of = {p["pk"]: p["base_currency"] for p in portfolios}
-    cash: dict[int, float] = dict.fromkeys(base_of, 0.0)
-    for portfolio_id, currency, amount in CashBalance.objects.filter(
-        portfolio_id__in=portfolio_ids
-    ).values_list("portfolio_id", "currency", "amount"):
-        rate = fx.rate(currency, base_of[portfolio_id])
-        if rate is None:
-            raise ValueError(f"no FX rate from {currency} to {base_of[portfolio_id]}")
-        cash[portfolio_id] += float(amount) * rate
     currency_of = {s["pk"]: s["currency"] for s in securities}
     lots = [
         (
@@ -149,7 +167,7 @@ def load_book(portfolio_ids: Iterable[int]) -> Book:
     )
     today = timezone.now().date()
     stale_before = today - pd.Timedelta(days=settings.OMS_PRICE_STALE_DAYS)
-    return Book(
+    book = Book(
         securities=pd.DataFrame(
             {
                 "security": [s["pk"] for s in securities],
@@ -189,22 +207,42 @@ def load_book(portfolio_ids: Iterable[int]) -> Book:
         lots=pd.DataFrame(lots, columns=["account", "security", "quantity", "cost", "acquired"]),
         as_of=today,
     )
+    return LoadedBook(book=book, skipped=skipped)
 
 
 def drift_by_account(portfolio_ids: Iterable[int]) -> dict[int, dict]:
-    """account id → its drift figures (value, cash weight, drift, out of band, reason)."""
+    """account id → its drift figures (value, cash weight, drift, out of band, reason).
+
+    An account that cannot be valued has a row with its reason and no figures."""
     from .rebalance import compute_drift
 
     portfolio_ids = list(portfolio_ids)
     if not portfolio_ids:
         return {}
-    accounts = compute_drift(load_book(portfolio_ids)).accounts
-    return {row["account"]: row for row in accounts.to_dict("records")}
+    loaded = load_book(portfolio_ids)
+    accounts = compute_drift(loaded.book).accounts
+    rows = {row["account"]: row for row in accounts.to_dict("records")}
+    blank = dict.fromkeys(accounts.columns)
+    for account, reason in loaded.skipped.items():
+        rows[account] = blank | {"account": account, "reason": reason, "out_of_band": False}
+    return rows
 
 
 def drift_of_positions(portfolio_id: int) -> list[dict]:
-    """Weights against the model, one row per security held or in the model."""
+    """Weights against the model, one row per security held or in the model
+    (none for an account that cannot be valued: drift_by_account says why)."""
     from .rebalance import compute_drift
 
-    positions = compute_drift(load_book([portfolio_id])).positions
+    positions = compute_drift(load_book([portfolio_id]).book).positions
     return positions.sort_values("value", ascending=False).to_dict("records")
+
+
+def rebalance_runs_visible_to(user) -> QuerySet[RebalanceRun]:
+    """Runs of the accounts a portfolio manager manages (or started); all for other viewers."""
+    runs = RebalanceRun.objects.select_related("created_by")
+    if sees_all_portfolios(user):
+        return runs
+    managed = RebalanceRun.portfolios.through.objects.filter(
+        rebalancerun=OuterRef("pk"), portfolio__manager=user
+    )
+    return runs.filter(Q(created_by=user) | Q(Exists(managed)))

@@ -216,7 +216,8 @@ def rebalance_run_execute(*, run_id: int) -> RebalanceRun | None:
         )
     try:
         portfolios = {p.pk: p for p in run.portfolios.all()}
-        book = load_book(portfolios)
+        loaded = load_book(portfolios)
+        book = loaded.book
         params = run.parameters
         if params.get("min_trade_value"):
             book.accounts["min_trade_value"] = params["min_trade_value"]
@@ -252,7 +253,8 @@ def rebalance_run_execute(*, run_id: int) -> RebalanceRun | None:
                 }
                 for row in result.accounts.to_dict("records")
             }
-            skipped = {portfolios[a].code: reason for a, reason in result.skipped_reasons().items()}
+            reasons = loaded.skipped | result.skipped_reasons()
+            skipped = {portfolios[a].code: reason for a, reason in reasons.items()}
             _run_set_status(
                 run,
                 RebalanceRun.Status.PROPOSED,

@@ -9,7 +9,7 @@ import math
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -139,18 +139,11 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
 # --- Rebalance runs --------------------------------------------------------------
 
 
-def _runs_visible_to(user):
-    """A PM's runs: those they started and those of the accounts they manage."""
-    return (
-        RebalanceRun.objects.filter(Q(created_by=user) | Q(portfolios__manager=user))
-        .distinct()
-        .select_related("created_by")
-    )
-
-
 @action_required(Action.REBALANCE_RUN)
 def run_list(request: HttpRequest) -> HttpResponse:
-    runs = _runs_visible_to(request.user).annotate(order_count=Count("orders", distinct=True))
+    runs = selectors.rebalance_runs_visible_to(request.user).annotate(
+        order_count=Count("orders", distinct=True)
+    )
     runs = runs.order_by("-created_at", "-pk")
     filterset = RebalanceRunFilter(
         request.GET or None, queryset=runs.prefetch_related("portfolios")
@@ -189,7 +182,7 @@ def run_create(request: HttpRequest) -> HttpResponse:
 @action_required(Action.REBALANCE_RUN)
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """Proposed orders and the what-if per account; approve, release or cancel."""
-    run = get_object_or_404(_runs_visible_to(request.user), pk=pk)
+    run = get_object_or_404(selectors.rebalance_runs_visible_to(request.user), pk=pk)
     running = run.status in (RebalanceRun.Status.DRAFT, RebalanceRun.Status.RUNNING)
     if request.htmx and request.GET.get("progress"):
         # A large run computes in the worker: the page polls until it is done.
@@ -221,7 +214,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _run_step(request: HttpRequest, pk: int, service, done: str) -> HttpResponse:
-    run = get_object_or_404(_runs_visible_to(request.user), pk=pk)
+    run = get_object_or_404(selectors.rebalance_runs_visible_to(request.user), pk=pk)
     try:
         service(actor=request.user, run_id=run.pk)
     except TransitionError as error:

@@ -13,8 +13,8 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Group
-from hypothesis import settings as hypothesis_settings
 from django.utils import timezone
+from hypothesis import settings as hypothesis_settings
 
 from oms.roles import Role
 

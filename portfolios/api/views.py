@@ -3,7 +3,7 @@ service, render."""
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from oms.api.base import OMSViewSet
 from oms.api.idempotency import idempotent
-from oms.roles import Action, sees_all_portfolios
+from oms.roles import Action
 from portfolios import reference, services
 from portfolios.filters import (
     ModelPortfolioFilter,
@@ -29,7 +29,12 @@ from portfolios.models import (
     RebalanceRun,
     Security,
 )
-from portfolios.selectors import drift_by_account, drift_of_positions, portfolios_visible_to
+from portfolios.selectors import (
+    drift_by_account,
+    drift_of_positions,
+    portfolios_visible_to,
+    rebalance_runs_visible_to,
+)
 from trading.models import Order
 
 from . import serializers as s
@@ -151,7 +156,7 @@ class PortfolioViewSet(*READ, OMSViewSet):
                 {"detail": f"The rebalance failed: {error}"},
                 status=status.HTTP_422_UNPROCESSABLE_ENTITY,
             )
-        run = rebalance_runs_visible_to(request.user).get(pk=run.pk)
+        run = runs_with_orders(rebalance_runs_visible_to(request.user)).get(pk=run.pk)
         return Response(s.RebalanceRunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
@@ -179,20 +184,13 @@ class ModelPortfolioViewSet(*READ, OMSViewSet):
         return Response(self.get_serializer(model).data, status=status.HTTP_201_CREATED)
 
 
-def rebalance_runs_visible_to(user):
-    """Runs of the accounts a portfolio manager manages (or started); all for other viewers."""
-    runs = RebalanceRun.objects.select_related("created_by").prefetch_related(
+def runs_with_orders(runs):
+    return runs.prefetch_related(
         "portfolios",
         Prefetch(
             "orders", queryset=Order.objects.select_related("portfolio", "security").order_by("pk")
         ),
     )
-    if sees_all_portfolios(user):
-        return runs
-    managed = RebalanceRun.portfolios.through.objects.filter(
-        rebalancerun=OuterRef("pk"), portfolio__manager=user
-    )
-    return runs.filter(Q(created_by=user) | Q(Exists(managed)))
 
 
 class RebalanceRunViewSet(*READ, OMSViewSet):
@@ -210,7 +208,7 @@ class RebalanceRunViewSet(*READ, OMSViewSet):
     queryset = RebalanceRun.objects.all()
 
     def visible_to(self, user):
-        return rebalance_runs_visible_to(user)
+        return runs_with_orders(rebalance_runs_visible_to(user))
 
     def _transition(self, service) -> Response:
         run = self.get_object()

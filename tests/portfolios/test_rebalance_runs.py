@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 def test_load_book_converts_cash_and_reads_latest_prices(book):
     acc1, acc2 = book["accounts"]
-    frames = load_book([acc1.pk, acc2.pk])
+    frames = load_book([acc1.pk, acc2.pk]).book
     prices = dict(zip(frames.securities["security"], frames.securities["price"], strict=True))
     assert prices[book["securities"]["AAA"].pk] == 100.0  # the latest, not yesterday's 99
     cash = dict(zip(frames.accounts["account"], frames.accounts["cash"], strict=True))
@@ -120,3 +120,43 @@ def test_large_runs_go_to_the_worker(
     run.refresh_from_db()
     assert run.status == RebalanceRun.Status.PROPOSED
     assert Decimal(0) not in set(run.orders.values_list("quantity", flat=True))
+
+
+def test_cash_in_a_currency_without_fx_skips_the_account_with_the_reason(pm, book):
+    from portfolios.models import CashBalance
+
+    acc1, acc2 = book["accounts"]
+    CashBalance.objects.create(portfolio=acc1, currency="GBP", amount=Decimal(100))
+    loaded = load_book([acc1.pk, acc2.pk])
+    assert loaded.skipped == {acc1.pk: "no FX rate from GBP to USD"}
+    assert set(loaded.book.accounts["account"]) == {acc2.pk}
+    assert acc1.pk not in set(loaded.book.holdings["account"])
+    drift = drift_by_account([acc1.pk, acc2.pk])
+    assert drift[acc1.pk]["reason"] == "no FX rate from GBP to USD"
+    assert drift[acc1.pk]["drift"] is None
+    assert drift[acc2.pk]["drift"] is not None
+    run = services.rebalance_run_create(actor=pm, portfolios=[acc1, acc2])
+    assert run.status == RebalanceRun.Status.PROPOSED
+    assert run.skipped == {"ACC1": "no FX rate from GBP to USD"}
+    assert not run.orders.filter(portfolio=acc1).exists()
+
+
+def test_an_account_that_cannot_be_valued_shows_its_reason_on_the_list(pm, book, client):
+    from rest_framework.test import APIClient
+
+    from portfolios.models import CashBalance
+
+    acc1 = book["accounts"][0]
+    CashBalance.objects.create(portfolio=acc1, currency="GBP", amount=Decimal(100))
+    client.force_login(pm)
+    page = client.get("/portfolios/")
+    assert page.status_code == 200
+    assert "no FX rate from GBP to USD" in page.content.decode()
+    api = APIClient()
+    api.force_authenticate(pm)
+    response = api.get("/api/v1/portfolios/")
+    assert response.status_code == 200
+    rows = {row["code"]: row for row in response.json()["results"]}
+    assert rows["ACC1"]["drift"]["reason"] == "no FX rate from GBP to USD"
+    assert api.get(f"/api/v1/portfolios/{acc1.pk}/").status_code == 200
+    assert client.get(f"/portfolios/{acc1.pk}/").status_code == 200
