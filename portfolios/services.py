@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date
 from decimal import Decimal
 
@@ -148,7 +149,8 @@ def rebalance_parameters_check(raw: dict | None) -> dict:
 def rebalance_run_create(
     *, actor, portfolios: list[Portfolio], parameters: dict | None = None
 ) -> RebalanceRun:
-    """Start a rebalance of these accounts. Small runs execute at once; large ones in the
+    """Start a rebalance of these accounts. Small runs execute at once (a run the
+    engine cannot compute comes back failed, with its error); large ones in the
     rebalance queue after commit, the run page following their progress."""
     from .tasks import execute_rebalance_run
 
@@ -171,7 +173,10 @@ def rebalance_run_create(
         if len(portfolios) > settings.OMS_REBALANCE_INLINE_LIMIT:
             transaction.on_commit(lambda: execute_rebalance_run.delay(run.pk))
     if len(portfolios) <= settings.OMS_REBALANCE_INLINE_LIMIT:
-        rebalance_run_execute(run_id=run.pk)
+        # The engine may refuse the book (rebalance.BookError): the run is then kept as
+        # failed, with the reason in run.error, for the caller to show.
+        with contextlib.suppress(ValueError):
+            rebalance_run_execute(run_id=run.pk)
         run.refresh_from_db()
     return run
 

@@ -168,7 +168,10 @@ def run_create(request: HttpRequest) -> HttpResponse:
             except ValidationError as error:
                 add_service_errors(form, error)
             else:
-                messages.success(request, f"{run} computed its proposed orders.")
+                if run.status == RebalanceRun.Status.FAILED:
+                    messages.error(request, f"{run} failed: {run.error}")
+                else:
+                    messages.success(request, f"{run} computed its proposed orders.")
                 return redirect(run)
         status = 422
     else:

@@ -145,15 +145,13 @@ class PortfolioViewSet(*READ, OMSViewSet):
         portfolio = self.get_object()
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            run = services.rebalance_run_create(
-                actor=request.user, portfolios=[portfolio], parameters=serializer.validated_data
-            )
-        except ValueError as error:
-            # The book cannot be rebalanced as it stands (a missing FX rate, a bad price):
-            # the run is recorded as failed, with the reason, and the answer says why.
+        run = services.rebalance_run_create(
+            actor=request.user, portfolios=[portfolio], parameters=serializer.validated_data
+        )
+        if run.status == RebalanceRun.Status.FAILED:
+            # The engine refused the book as it stands: the run is kept, failed, with why.
             return Response(
-                {"detail": f"The rebalance failed: {error}"},
+                {"detail": f"The rebalance failed: {run.error}", "run": run.pk},
                 status=status.HTTP_422_UNPROCESSABLE_ENTITY,
             )
         run = runs_with_orders(rebalance_runs_visible_to(request.user)).get(pk=run.pk)

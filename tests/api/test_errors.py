@@ -234,18 +234,33 @@ def test_bad_rebalance_parameters_are_refused(body, field, pm, book, client_for)
     assert field in response.json()
 
 
-def test_a_book_that_cannot_be_rebalanced_is_refused_with_the_reason(pm, book, client_for):
+def test_an_account_that_cannot_be_valued_is_skipped_with_the_reason(pm, book, client_for):
     from portfolios.models import CashBalance, RebalanceRun
 
     # Cash in a currency with no rate to the account's base: its value is unknown.
     CashBalance.objects.create(portfolio=book["accounts"][0], currency="GBP", amount=1)
     url = f"{API}/portfolios/{book['accounts'][0].pk}/rebalance/"
     response = client_for(pm).post(url, {}, format="json")
+    assert response.status_code == 201
+    assert response.json()["skipped"] == {"ACC1": "no FX rate from GBP to USD"}
+    assert response.json()["orders"] == []
+    run = RebalanceRun.objects.get()
+    assert run.status == RebalanceRun.Status.PROPOSED
+    assert not run.orders.exists()
+
+
+def test_a_book_the_engine_cannot_compute_is_refused_with_the_reason(pm, book, client_for):
+    from portfolios.models import RebalanceRun, Security
+
+    # A lot size of zero slipped past the forms (written straight to the table).
+    Security.objects.filter(ticker="AAA").update(round_lot=0)
+    url = f"{API}/portfolios/{book['accounts'][0].pk}/rebalance/"
+    response = client_for(pm).post(url, {}, format="json")
     assert response.status_code == 422
-    assert "FX" in response.json()["detail"]
+    assert "lot" in response.json()["detail"]
     run = RebalanceRun.objects.get()
     assert run.status == RebalanceRun.Status.FAILED
-    assert "FX" in run.error
+    assert "lot" in run.error
 
 
 @pytest.mark.parametrize(

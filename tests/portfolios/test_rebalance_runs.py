@@ -160,3 +160,28 @@ def test_an_account_that_cannot_be_valued_shows_its_reason_on_the_list(pm, book,
     assert rows["ACC1"]["drift"]["reason"] == "no FX rate from GBP to USD"
     assert api.get(f"/api/v1/portfolios/{acc1.pk}/").status_code == 200
     assert client.get(f"/portfolios/{acc1.pk}/").status_code == 200
+
+
+def test_a_book_the_engine_refuses_leaves_a_failed_run_with_the_reason(pm, book, client):
+    from portfolios.models import Security
+
+    # A lot size of zero slipped past the forms (written straight to the table).
+    Security.objects.filter(ticker="AAA").update(round_lot=0)
+    run = services.rebalance_run_create(actor=pm, portfolios=book["accounts"][:1])
+    assert run.status == RebalanceRun.Status.FAILED
+    assert "lot" in run.error
+    assert not run.orders.exists()
+    client.force_login(pm)
+    response = client.post(
+        "/portfolios/runs/new/",
+        {
+            "portfolios": [book["accounts"][0].pk],
+            "trade_to": "target",
+            "min_trade_value": "0",
+            "lot_selection": "fifo",
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "failed" in response.content.decode()
+    assert RebalanceRun.objects.filter(status=RebalanceRun.Status.FAILED).count() == 2
