@@ -161,6 +161,10 @@ CELERY_TASK_ROUTES = {
 OMS_QUEUES = ["default", "rebalance", "routing", "executions", "reconciliation"]
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
+    "purge-idempotency-keys": {
+        "task": "oms.tasks.purge_idempotency_keys",
+        "schedule": 6 * 3600.0,
+    },
     # A route whose send task was lost (the broker was down at commit) is sent again.
     "resend-unsent-routes": {
         "task": "trading.tasks.resend_unsent_routes",
@@ -259,3 +263,5 @@ OMS_PRICE_STALE_DAYS = env.int("OMS_PRICE_STALE_DAYS", default=7)
 OMS_SIMULATED_BROKER_LATENCY = env.float("OMS_SIMULATED_BROKER_LATENCY", default=0.2)
 # Runs of up to this many accounts are computed in the request; larger ones by the worker.
 OMS_REBALANCE_INLINE_LIMIT = env.int("OMS_REBALANCE_INLINE_LIMIT", default=50)
+# The API remembers the answer to a POST with an Idempotency-Key for this many days.
+OMS_IDEMPOTENCY_KEY_DAYS = env.int("OMS_IDEMPOTENCY_KEY_DAYS", default=7)

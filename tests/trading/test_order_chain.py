@@ -124,3 +124,26 @@ def test_other_managers_account_is_refused(other_pm, book):
 def test_trader_cannot_create_orders(trader, book):
     with pytest.raises(PermissionDenied):
         _order(trader, book)
+
+
+def test_a_route_whose_send_was_lost_is_sent_by_beat_once(pm, trader, book, eager_celery):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from trading.tasks import resend_unsent_routes
+
+    order = _order(pm, book, quantity="10")
+    services.orders_approve(actor=pm, order_ids=[order.pk])
+    services.orders_release(actor=pm, order_ids=[order.pk])
+    order.refresh_from_db()
+    # No on-commit capture: the send task is never enqueued, as if the broker was down.
+    route = services.route_create(actor=trader, block_id=order.block_id, broker=book["broker"])
+    assert resend_unsent_routes() == 0, "too recent to be called lost"
+    Route.objects.filter(pk=route.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    assert resend_unsent_routes() == 1
+    route.refresh_from_db()
+    assert route.sent_at is not None
+    assert route.status == Route.Status.FILLED
+    assert resend_unsent_routes() == 0
+    assert AuditEvent.objects.filter(kind="route.sent", object_id=str(route.pk)).count() == 1
