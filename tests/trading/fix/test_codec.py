@@ -178,3 +178,16 @@ def test_timestamps():
     assert utc_timestamp(dt, 0) == "20260105-14:30:01"
     assert parse_utc_timestamp("20260105-14:30:01.123456") == dt
     assert parse_utc_timestamp("20260105-14:30:01").second == 1
+
+
+@pytest.mark.parametrize("field", [b"9=", b"10=", b"95="])
+def test_non_ascii_digits_are_garbled_not_value_errors(field):
+    # "\xb2" is SUPERSCRIPT TWO in Latin-1: str.isdigit() says yes, int() says no.
+    raw = encode_fields("FIX.4.4", "B", [(34, "1")], [(148, "h"), (95, "1"), (96, "a")])
+    at = raw.index(b"\x01" + field) + 1 + len(field)
+    bad = raw[:at] + b"\xb2" + raw[at + 1 :]
+    with pytest.raises(GarbledMessage):
+        decode(bad)
+    from trading.fix.codec import peek_header
+
+    assert isinstance(peek_header(b"8=FIX.4.4\x01\xb2=1\x0135=A\x01"), dict)
