@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -82,8 +83,18 @@ _MONTHYEAR = re.compile(r"[0-9]{6}(?:[0-9]{2}|w[1-5])?")
 def _ts_ok(v: str) -> bool:
     if not _TS.fullmatch(v):
         return False
-    mo, d, h, mi, s = int(v[4:6]), int(v[6:8]), int(v[9:11]), int(v[12:14]), int(v[15:17])
-    return 1 <= mo <= 12 and 1 <= d <= 31 and h <= 23 and mi <= 59 and s <= 60
+    prefix = v[:17]  # YYYYMMDD-HH:MM:SS, the same for every message within a second
+    ok = _ts_seen.get(prefix)
+    if ok is None:
+        mo, d, h, mi, s = int(v[4:6]), int(v[6:8]), int(v[9:11]), int(v[12:14]), int(v[15:17])
+        ok = 1 <= mo <= 12 and 1 <= d <= 31 and h <= 23 and mi <= 59 and s <= 60
+        if len(_ts_seen) >= 256:
+            _ts_seen.clear()
+        _ts_seen[prefix] = ok
+    return ok
+
+
+_ts_seen: dict[str, bool] = {}
 
 
 def _date_ok(v: str) -> bool:
@@ -152,6 +163,38 @@ class DataDictionary:
             if m["admin"]:
                 self.admin_types.add(mt)
         self.tag_by_name = {v: k for k, v in self.field_names.items()}
+        # Fast path (see ``_valid_fast``): for each block, tag -> value check.
+        self._header_fast = self._fast_checks(self.header)
+        self._header_required = frozenset(self.header.required) - {8, 9, 35}
+        self._fast: dict[str, tuple[dict, frozenset[int], frozenset[int]]] = {
+            mt: (self._fast_checks(b), frozenset(b.required), frozenset(b.groups))
+            for mt, b in self.messages.items()
+        }
+
+    def _fast_checks(self, block: _Block) -> dict[int, Callable[[str], object]]:
+        """For every tag allowed in ``block`` and defined in the dictionary, one
+        callable that is truthy exactly when ``_iterate`` accepts the value
+        (non-empty, data format, enumeration)."""
+        out: dict[int, Callable[[str], object]] = {}
+        for tag in block.fields:
+            chk = self._checks.get(tag)
+            if chk is None or tag in block.groups:
+                continue  # undefined, or a group count: left to the full validation
+            fmt, enum, multi = chk
+            if (
+                enum is not None
+                and not multi
+                and "" not in enum
+                and (fmt is None or all(fmt(e) for e in enum))
+            ):
+                out[tag] = enum.__contains__
+            elif enum is not None:
+                out[tag] = _enum_check(fmt, enum, multi)
+            elif fmt is not None:
+                out[tag] = fmt if not fmt("") else _nonempty(fmt)
+            else:
+                out[tag] = bool  # any non-empty string
+        return out
 
     # ------------------------------------------------------------------
     def is_header_field(self, tag: int) -> bool:
@@ -163,6 +206,50 @@ class DataDictionary:
 
     def validate(self, msg: Message, allow_unknown_fields: bool = False) -> None:
         """Raise :class:`ValidationError` for the first problem found."""
+        if self._valid_fast(msg):
+            return
+        self._validate_full(msg, allow_unknown_fields)
+
+    def _valid_fast(self, msg: Message) -> bool:
+        """True when ``msg`` certainly passes: the common case of a message
+        without repeating groups, trailer fields or unknown tags, checked with
+        set operations and one value check per field.  False means "not
+        sure": the full validation then finds the exact problem (or none)."""
+        if msg.out_of_order or msg.trailer:
+            return False
+        fast = self._fast.get(msg.msg_type)
+        if fast is None:
+            return False
+        body_checks, body_required, group_tags = fast
+        header, body = msg.header, msg.body
+        if not header:
+            return False
+        tags, values = zip(*header, strict=True)
+        tag_set = set(tags)
+        if len(tag_set) != len(tags) or not self._header_required <= tag_set:
+            return False
+        checks = self._header_fast
+        for t, v in zip(tags, values, strict=True):
+            c = checks.get(t)
+            if c is None or not c(v):
+                return False
+        if not body:
+            return not body_required
+        tags, values = zip(*body, strict=True)
+        tag_set = set(tags)
+        if (
+            len(tag_set) != len(tags)
+            or not body_required <= tag_set
+            or not group_tags.isdisjoint(tag_set)
+        ):
+            return False
+        for t, v in zip(tags, values, strict=True):
+            c = body_checks.get(t)
+            if c is None or not c(v):
+                return False
+        return True
+
+    def _validate_full(self, msg: Message, allow_unknown_fields: bool = False) -> None:
         if msg.out_of_order:
             raise ValidationError(Reason.TAG_SPECIFIED_OUT_OF_REQUIRED_ORDER, msg.out_of_order)
         block = self.messages.get(msg.msg_type)
@@ -317,6 +404,19 @@ class DataDictionary:
             i = j
         chunks.sort(key=lambda c: c[0])
         return [f for _, c in chunks for f in c]
+
+
+def _nonempty(fmt: Callable[[str], object]) -> Callable[[str], object]:
+    return lambda v: v != "" and fmt(v)
+
+
+def _enum_check(fmt, enum: frozenset[str], multi: bool) -> Callable[[str], bool]:
+    def check(v: str) -> bool:
+        if v == "" or (fmt is not None and not fmt(v)):
+            return False
+        return v in enum or (multi and all(x in enum for x in v.split(" ")))
+
+    return check
 
 
 @cache
