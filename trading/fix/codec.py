@@ -82,6 +82,21 @@ class Message:
         self.out_of_order = 0  # first tag found outside its section (0: none)
         self._idx: dict[int, str] | None = None
 
+    @classmethod
+    def of(cls, msg_type: str, body: list[tuple[int, str]], begin_string: str = "") -> Message:
+        """A message from ``body`` as is: a list of ``(tag, str)`` that the
+        message takes over (no copy, no conversion; the caller guarantees
+        the values are ``str``)."""
+        m = cls.__new__(cls)
+        m.begin_string = begin_string
+        m.msg_type = msg_type
+        m.header = []
+        m.body = body
+        m.trailer = []
+        m.out_of_order = 0
+        m._idx = None
+        return m
+
     # -- access -----------------------------------------------------------
     def _index(self) -> dict[int, str]:
         idx = self._idx
@@ -413,24 +428,50 @@ class Framer:
         return len(self._buf)
 
 
-_ts_cache: list = [None, ""]  # (whole second, "YYYYMMDD-HH:MM:SS")
+_ts_cache: list = [None, ""]  # ((Y, M, D, h, m, s), "YYYYMMDD-HH:MM:SS")
+_MS3 = [f".{i:03d}" for i in range(1000)]
 
 
 def utc_timestamp(dt: datetime | None = None, precision: int = 3) -> str:
-    """FIX UTCTimestamp: ``YYYYMMDD-HH:MM:SS[.sss|.ssssss]``."""
+    """FIX UTCTimestamp: ``YYYYMMDD-HH:MM:SS[.sss|.ssssss]``.
+
+    The part up to the second is formatted once per second and cached."""
     if dt is None:
         dt = datetime.now(UTC)
-    key = dt.replace(microsecond=0)
+    key = (dt.second, dt.minute, dt.hour, dt.day, dt.month, dt.year)
     if _ts_cache[0] == key:
         s = _ts_cache[1]
     else:
         s = f"{dt.year:04d}{dt.month:02d}{dt.day:02d}-{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
         _ts_cache[0], _ts_cache[1] = key, s
     if precision == 3:
-        return f"{s}.{dt.microsecond // 1000:03d}"
+        return s + _MS3[dt.microsecond // 1000]
     if precision == 6:
         return f"{s}.{dt.microsecond:06d}"
     return s
+
+
+_epoch_cache: dict[str, float] = {}
+
+
+def utc_timestamp_epoch(value: str) -> float:
+    """Seconds since the epoch of a FIX UTCTimestamp (ValueError if malformed).
+
+    Accepts exactly what :func:`parse_utc_timestamp` accepts; the whole-second
+    part is parsed once per distinct second and cached."""
+    prefix = value[:17]
+    base = _epoch_cache.get(prefix)
+    if base is None:
+        base = parse_utc_timestamp(prefix).timestamp()
+        if len(_epoch_cache) >= 256:
+            _epoch_cache.clear()
+        _epoch_cache[prefix] = base
+    if len(value) == 17:
+        return base
+    frac = value[18:]
+    if value[17] != "." or not frac.isdigit() or len(frac) > 9:
+        raise ValueError(f"bad UTCTimestamp {value!r}")
+    return base + int((frac + "000000")[:6]) / 1e6
 
 
 def parse_utc_timestamp(value: str) -> datetime:

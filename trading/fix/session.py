@@ -31,6 +31,7 @@ from .codec import (
     encode_fields,
     parse_utc_timestamp,
     utc_timestamp,
+    utc_timestamp_epoch,
 )
 from .dictionary import REASON_TEXT, DataDictionary, Reason, ValidationError
 from .store import MemoryStore, MessageStore
@@ -346,11 +347,10 @@ class Session:
         if not self.settings.check_latency:
             return True
         try:
-            sent = parse_utc_timestamp(msg.get(52) or "")
+            sent = utc_timestamp_epoch(msg.get(52) or "")
         except ValueError:
             return False
-        delta = abs((self.clock.utcnow() - sent).total_seconds())
-        return delta <= self.settings.max_latency
+        return abs(self.clock.time() - sent) <= self.settings.max_latency
 
     def _correct_comp_id(self, msg: Message) -> bool:
         if not self.settings.check_comp_id:
