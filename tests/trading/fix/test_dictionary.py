@@ -213,3 +213,34 @@ def test_fast_path_defers_every_problem_case(body, header_extra):
             d._validate_full(m)
         except ValidationError:
             assert not d._valid_fast(m), (begin, body, header_extra)
+
+
+def test_fast_path_patterns_accept_exactly_what_the_field_checks_accept():
+    import random
+    import re
+
+    rng = random.Random(7)
+    values = ["", "1", "0", "Y", "N", "X", "100", "1.5", "-3", ".5", "5.", ".", "-", "abc"]
+    values += ["1 2", "A B", " ", "1  2", "1 ", "1e5", "\xb2", "\n", "202601", "202601w3"]
+    values += ["202601w6", "20260101", "2026010", "12:00:00", "12:00:00.5", "20260105-14:30:00"]
+    values += ["20261305-14:30:00", "20260105-24:30:00", "20260132-14:30:00", "20260100-14:30:00"]
+    values += ["20260105-14:30:60", "20260105-14:30:61", "20260105-14:60:00", "20260105-14:30:00."]
+    values += ["20260105-14:30:00.123456789", "20260105-14:30:00.1234567891"]
+    values += ["".join(rng.choices("0123456789.-: w", k=rng.randint(1, 18))) for _ in range(100)]
+    for begin in ("FIX.4.2", "FIX.4.4"):
+        d = dictionary.load(begin)
+        patterns = dict(d._header_patterns)
+        for block_patterns, _, _ in d._fast.values():
+            patterns.update(block_patterns)
+        for tag, pattern in patterns.items():
+            _, enum, _ = d._checks[tag]
+            samples = values + sorted(enum or ())[:20]
+            if enum and len(enum) > 2:
+                samples.append(" ".join(sorted(enum)[:3]))
+            for v in samples:
+                try:
+                    d._check_field(tag, v, False)
+                    ok = True
+                except ValidationError:
+                    ok = False
+                assert (re.fullmatch(pattern, v) is not None) == ok, (begin, tag, v)

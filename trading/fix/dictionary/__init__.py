@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -125,6 +124,38 @@ _FORMATS = {
 }
 _MULTI = {"MULTIPLEVALUESTRING", "MULTIPLECHARVALUE", "MULTIPLESTRINGVALUE"}
 
+# The same formats as regular expressions over one value (for the fast path,
+# where all values of a message are matched at once, joined by SOH).  Each
+# accepts exactly what the check in ``_FORMATS`` accepts, SOH excepted.
+_P_INT = "-?[0-9]+"
+_P_FLOAT = r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+_P_DATE = "[0-9]{4}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
+_P_TS = _P_DATE + r"-(?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)(?:\.[0-9]{1,9})?"
+_NO_FORMAT = "[^\x01]+"  # any non-empty value
+_TYPE_PATTERNS: dict[str, str | None] = {
+    "INT": _P_INT,
+    "LENGTH": _P_INT,
+    "SEQNUM": _P_INT,
+    "NUMINGROUP": _P_INT,
+    "DAYOFMONTH": _P_INT,
+    "TAGNUM": _P_INT,
+    "FLOAT": _P_FLOAT,
+    "QTY": _P_FLOAT,
+    "PRICE": _P_FLOAT,
+    "PRICEOFFSET": _P_FLOAT,
+    "AMT": _P_FLOAT,
+    "PERCENTAGE": _P_FLOAT,
+    "CHAR": "[^\x01]",
+    "BOOLEAN": "[YN]",
+    "UTCTIMESTAMP": _P_TS,
+    "UTCTIMEONLY": r"[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?",
+    "UTCDATE": _P_DATE,
+    "UTCDATEONLY": _P_DATE,
+    "LOCALMKTDATE": _P_DATE,
+    "MONTHYEAR": "[0-9]{6}(?:[0-9]{2}|w[1-5])?",
+}
+_MAX_SHAPES = 2048  # distinct (MsgType, header tags, body tags) remembered per dictionary
+
 
 class _Block:
     """Fields allowed at one level (message body or a group entry)."""
@@ -163,38 +194,86 @@ class DataDictionary:
             if m["admin"]:
                 self.admin_types.add(mt)
         self.tag_by_name = {v: k for k, v in self.field_names.items()}
-        # Fast path (see ``_valid_fast``): for each block, tag -> value check.
-        self._header_fast = self._fast_checks(self.header)
+        # Fast path (see ``_valid_fast``): for each block, tag -> value regex.
+        self._header_patterns = self._patterns(self.header)
         self._header_required = frozenset(self.header.required) - {8, 9, 35}
-        self._fast: dict[str, tuple[dict, frozenset[int], frozenset[int]]] = {
-            mt: (self._fast_checks(b), frozenset(b.required), frozenset(b.groups))
+        self._fast: dict[str, tuple[dict[int, str], frozenset[int], frozenset[int]]] = {
+            mt: (self._patterns(b), frozenset(b.required), frozenset(b.groups))
             for mt, b in self.messages.items()
         }
+        self._shapes: dict[tuple, re.Pattern | None] = {}
 
-    def _fast_checks(self, block: _Block) -> dict[int, Callable[[str], object]]:
-        """For every tag allowed in ``block`` and defined in the dictionary, one
-        callable that is truthy exactly when ``_iterate`` accepts the value
-        (non-empty, data format, enumeration)."""
-        out: dict[int, Callable[[str], object]] = {}
+    def _patterns(self, block: _Block) -> dict[int, str]:
+        """For the tags allowed in ``block``: a regular expression that matches
+        (fully) exactly the values ``_iterate`` accepts for that tag, among
+        values without SOH (it never matches SOH).  Tags without one (group
+        counts, undefined tags, unusual enumerations) are left to the full
+        validation."""
+        out: dict[int, str] = {}
         for tag in block.fields:
             chk = self._checks.get(tag)
             if chk is None or tag in block.groups:
-                continue  # undefined, or a group count: left to the full validation
+                continue
             fmt, enum, multi = chk
-            if (
-                enum is not None
-                and not multi
-                and "" not in enum
-                and (fmt is None or all(fmt(e) for e in enum))
-            ):
-                out[tag] = enum.__contains__
-            elif enum is not None:
-                out[tag] = _enum_check(fmt, enum, multi)
-            elif fmt is not None:
-                out[tag] = fmt if not fmt("") else _nonempty(fmt)
+            if enum is not None:
+                values = sorted(v for v in enum if v)
+                if not values or (fmt is not None and not all(fmt(v) for v in values)):
+                    continue
+                if multi and any(" " in v or "\x01" in v for v in values):
+                    continue
+                alt = "(?:" + "|".join(re.escape(v) for v in values) + ")"
+                out[tag] = f"{alt}(?: {alt})*" if multi else alt
             else:
-                out[tag] = bool  # any non-empty string
+                pattern = _TYPE_PATTERNS.get(self.field_types[tag], _NO_FORMAT)
+                if pattern is not None:
+                    out[tag] = pattern
         return out
+
+    def _shape(self, msg_type: str, htags: tuple, btags: tuple) -> re.Pattern | None:
+        """The regex for the values of messages with this MsgType and these
+        header and body tags, or None when such a message needs the full
+        validation (repeated or missing tags, groups, tags without pattern)."""
+        fast = self._fast.get(msg_type)
+        if fast is None:
+            return None
+        patterns, required, group_tags = fast
+        tag_set = set(htags)
+        if len(tag_set) != len(htags) or not self._header_required <= tag_set:
+            return None
+        tag_set = set(btags)
+        if (
+            len(tag_set) != len(btags)
+            or not required <= tag_set
+            or not group_tags.isdisjoint(tag_set)
+        ):
+            return None
+        hp = self._header_patterns
+        parts = [hp.get(t) for t in htags] + [patterns.get(t) for t in btags]
+        if None in parts:
+            return None
+        return re.compile("\x01".join(parts))
+
+    def _valid_fast(self, msg: Message) -> bool:
+        """True when ``msg`` certainly passes: the common case of a message
+        without repeating groups, trailer fields or unknown tags.  Its tags
+        (the "shape") are checked once per shape; the values are then checked
+        by one regular expression over all of them.  False means "not sure":
+        the full validation then finds the exact problem (or none)."""
+        if msg.out_of_order or msg.trailer or not msg.header:
+            return False
+        htags, hvalues = zip(*msg.header, strict=True)
+        if msg.body:
+            btags, bvalues = zip(*msg.body, strict=True)
+        else:
+            btags = bvalues = ()
+        key = (msg.msg_type, htags, btags)
+        shapes = self._shapes
+        rx = shapes.get(key, False)
+        if rx is False:
+            rx = self._shape(msg.msg_type, htags, btags)
+            if len(shapes) < _MAX_SHAPES:
+                shapes[key] = rx
+        return rx is not None and rx.fullmatch("\x01".join(hvalues + bvalues)) is not None
 
     # ------------------------------------------------------------------
     def is_header_field(self, tag: int) -> bool:
@@ -209,45 +288,6 @@ class DataDictionary:
         if self._valid_fast(msg):
             return
         self._validate_full(msg, allow_unknown_fields)
-
-    def _valid_fast(self, msg: Message) -> bool:
-        """True when ``msg`` certainly passes: the common case of a message
-        without repeating groups, trailer fields or unknown tags, checked with
-        set operations and one value check per field.  False means "not
-        sure": the full validation then finds the exact problem (or none)."""
-        if msg.out_of_order or msg.trailer:
-            return False
-        fast = self._fast.get(msg.msg_type)
-        if fast is None:
-            return False
-        body_checks, body_required, group_tags = fast
-        header, body = msg.header, msg.body
-        if not header:
-            return False
-        tags, values = zip(*header, strict=True)
-        tag_set = set(tags)
-        if len(tag_set) != len(tags) or not self._header_required <= tag_set:
-            return False
-        checks = self._header_fast
-        for t, v in zip(tags, values, strict=True):
-            c = checks.get(t)
-            if c is None or not c(v):
-                return False
-        if not body:
-            return not body_required
-        tags, values = zip(*body, strict=True)
-        tag_set = set(tags)
-        if (
-            len(tag_set) != len(tags)
-            or not body_required <= tag_set
-            or not group_tags.isdisjoint(tag_set)
-        ):
-            return False
-        for t, v in zip(tags, values, strict=True):
-            c = body_checks.get(t)
-            if c is None or not c(v):
-                return False
-        return True
 
     def _validate_full(self, msg: Message, allow_unknown_fields: bool = False) -> None:
         if msg.out_of_order:
@@ -404,19 +444,6 @@ class DataDictionary:
             i = j
         chunks.sort(key=lambda c: c[0])
         return [f for _, c in chunks for f in c]
-
-
-def _nonempty(fmt: Callable[[str], object]) -> Callable[[str], object]:
-    return lambda v: v != "" and fmt(v)
-
-
-def _enum_check(fmt, enum: frozenset[str], multi: bool) -> Callable[[str], bool]:
-    def check(v: str) -> bool:
-        if v == "" or (fmt is not None and not fmt(v)):
-            return False
-        return v in enum or (multi and all(x in enum for x in v.split(" ")))
-
-    return check
 
 
 @cache
