@@ -168,15 +168,11 @@ class AppMessage:
     def _pairs(self) -> list[tuple[int, str]]:
         """The tagged attributes that are set, as ``(tag, wire str)``, by ascending tag."""
         c = _codec(type(self))
-        out = []
-        for tag, f, v in zip(c.tags, c.formatters, c.get_values(self), strict=True):
-            if v is None:
-                continue
-            if f is None:
-                out.append((tag, v if v.__class__ is str else str(v)))
-            else:
-                out.append((tag, f(v)))
-        return out
+        return [
+            (tag, (v if v.__class__ is str else str(v)) if f is None else f(v))
+            for tag, f, v in zip(c.tags, c.formatters, c.get_values(self), strict=True)
+            if v is not None
+        ]
 
     def to_message(self, begin_string: str = "FIX.4.4") -> Message:
         body = self._pairs()

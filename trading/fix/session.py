@@ -281,9 +281,10 @@ class Session:
     def next(self, msg: Message, queued: bool = False) -> None:
         mt = msg.msg_type
         try:
-            if 49 not in msg:
+            idx = msg._index()
+            if 49 not in idx:
                 raise ValidationError(Reason.REQUIRED_TAG_MISSING, 49)
-            if 56 not in msg:
+            if 56 not in idx:
                 raise ValidationError(Reason.REQUIRED_TAG_MISSING, 56)
             if msg.begin_string != self.sid.begin_string:
                 self._unsupported_version(msg)
