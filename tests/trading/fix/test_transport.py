@@ -238,3 +238,25 @@ def test_simulator_cli_host_option(host):
 
     app = asyncio.run(go())
     assert [r.ord_status for r in app.reports] == ["0", "2"]
+
+
+def test_connections_use_tcp_nodelay():
+    import socket
+
+    async def go():
+        acc, broker = build_simulator(0, sessions=[("FIX.4.4", "OMS")])
+        await acc.start()
+        ini, app = client(acc.port, "OMS")
+        await ini.start()
+        await ini.wait_logged_on()
+        sock = ini._conn.writer.get_extra_info("socket")
+        flags = [sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)]
+        for conn in acc._conns:
+            s = conn.writer.get_extra_info("socket")
+            flags.append(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        await ini.stop()
+        await acc.stop()
+        return flags
+
+    flags = asyncio.run(go())
+    assert len(flags) == 2 and all(flags)
