@@ -10,8 +10,9 @@ Two runs per peer: *throughput* keeps ``--window`` orders outstanding
 (pipelined, as an OMS does; ``--rounds`` rounds of ``--orders``, the best and
 every round reported, with the order-to-fill latency seen while pipelining and
 this process's CPU time per order); *latency* sends one order at a time and
-records order-out to fill-in times (p50/p90/p99/max).  Ends by printing one
-line of JSON.
+records order-out to fill-in times (p50/p90/p99/max).  Finally both sides run
+in this process joined by in-memory pipes, without I/O, for the engine's CPU
+cost per round trip.  Ends by printing one line of JSON.
 
     python bench/fix_session.py [--orders 5000] [--window 64] [--rounds 3] [--latency-orders 1000]
 """
@@ -134,6 +135,69 @@ async def run_against(
         "latency_p99_ms": _pct(lat, 0.99),
         "latency_max_ms": round(lat[-1] * 1000, 3),
         "latency_orders": len(lat),
+    }
+
+
+class _Pipe:
+    """In-memory transport: what a session writes is kept for the other side."""
+
+    def __init__(self) -> None:
+        self.buf: list[bytes] = []
+
+    def send(self, data: bytes) -> None:
+        self.buf.append(data)
+
+    def close(self) -> None:
+        pass
+
+
+def cpu_in_process(orders: int, window: int, rounds: int = 3) -> dict:
+    """CPU time of one round trip with both sides in this process and no I/O:
+    our initiator session and the simulated broker's session (full validation,
+    typed messages, encoding, framing), joined by in-memory pipes.  Best of
+    ``rounds``; a measure of the engine's own cost, free of the scheduler."""
+    from trading.fix.codec import Framer
+    from trading.fix.simulator import SimulatedBroker
+
+    def pump(ini: Session, to_acc: _Pipe, acc: Session, to_ini: _Pipe) -> None:
+        fa, fi = Framer(), Framer()
+        while to_acc.buf or to_ini.buf:
+            for pipe, framer, session in ((to_acc, fa, acc), (to_ini, fi, ini)):
+                if pipe.buf:
+                    data = b"".join(pipe.buf)
+                    pipe.buf.clear()
+                    for frame in framer.feed(data):
+                        session.on_frame(frame)
+
+    results = []
+    for _ in range(rounds):
+        acc = Session(
+            SessionSettings("FIX.4.4", "BROKER", "BENCH", reset_on_logon=True), SimulatedBroker()
+        )
+        app = Bench()
+        ini = Session(
+            SessionSettings("FIX.4.4", "BENCH", "BROKER", initiator=True, reset_seq_num_flag=True),
+            app,
+        )
+        to_acc, to_ini = _Pipe(), _Pipe()
+        acc.connect(to_ini)
+        ini.connect(to_acc)
+        pump(ini, to_acc, acc, to_ini)
+        c0 = time.process_time()
+        sent = 0
+        while sent < orders:
+            for _ in range(min(window, orders - sent)):
+                ini.send(nos_message(sent, "FIX.4.4"))
+                sent += 1
+            pump(ini, to_acc, acc, to_ini)
+        cpu = time.process_time() - c0
+        if app.filled != orders:
+            raise RuntimeError(f"{app.filled} fills for {orders} orders")
+        results.append(cpu / orders * 1e6)
+    return {
+        "cpu_us_per_round_trip": round(min(results)),
+        "cpu_us_per_round_trip_rounds": [round(r) for r in results],
+        "orders": orders,
     }
 
 
@@ -305,6 +369,7 @@ def main(argv=None) -> None:
     p.add_argument("--window", type=int, default=64)
     p.add_argument("--latency-orders", type=int, default=1000)
     p.add_argument("--rounds", type=int, default=3, help="throughput rounds (best reported)")
+    p.add_argument("--cpu-orders", type=int, default=3000, help="orders per in-process CPU round")
     p.add_argument("--qf-broker-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.qf_broker_child:
@@ -312,6 +377,7 @@ def main(argv=None) -> None:
         return
     load_at_start = round(os.getloadavg()[0], 2)
     results = asyncio.run(main_async(args))
+    results["both_sides_in_process_no_io"] = cpu_in_process(args.cpu_orders, args.window)
     results.update(
         benchmark="fix_session",
         unit="NewOrderSingle out, ExecutionReport New + Fill back, loopback",
