@@ -428,7 +428,9 @@ class Framer:
         return len(self._buf)
 
 
-_ts_cache: list = [None, ""]  # ((Y, M, D, h, m, s), "YYYYMMDD-HH:MM:SS")
+# [((s, m, h, D, M, Y), "YYYYMMDD-HH:MM:SS")]: one tuple, replaced in one store,
+# so that a thread never sees the key of one second with the text of another.
+_ts_cache: list = [(None, "")]
 _MS3 = [f".{i:03d}" for i in range(1000)]
 
 
@@ -439,11 +441,10 @@ def utc_timestamp(dt: datetime | None = None, precision: int = 3) -> str:
     if dt is None:
         dt = datetime.now(UTC)
     key = (dt.second, dt.minute, dt.hour, dt.day, dt.month, dt.year)
-    if _ts_cache[0] == key:
-        s = _ts_cache[1]
-    else:
+    cached_key, s = _ts_cache[0]
+    if cached_key != key:
         s = f"{dt.year:04d}{dt.month:02d}{dt.day:02d}-{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
-        _ts_cache[0], _ts_cache[1] = key, s
+        _ts_cache[0] = (key, s)
     if precision == 3:
         return s + _MS3[dt.microsecond // 1000]
     if precision == 6:
