@@ -3,7 +3,8 @@
 A mix of NewOrderSingle and ExecutionReport (FIX 4.4), built from Python
 values and parsed back to (tag, value) access, with our codec, ``simplefix``
 and the QuickFIX binding on the same messages; plus merely splitting the
-bytes as a floor.  Each figure is the best of several timed rounds.
+bytes as a floor.  Each figure is the best of several timed rounds, after an
+untimed warm-up.
 Ends by printing one line of JSON.
 
     python bench/fix_codec.py [--rounds 5] [--n 20000]
@@ -122,6 +123,7 @@ def make_quickfix():
 
 
 def rate(fn, n: int, rounds: int, per_call: int) -> float:
+    timeit.timeit(fn, number=max(1, n // 10))  # warm-up, untimed
     best = min(timeit.repeat(fn, number=n, repeat=rounds))
     return n * per_call / best
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import time as _time
 from datetime import UTC, datetime, timedelta
 
 
@@ -15,13 +15,20 @@ class Clock:
     def utcnow(self) -> datetime:
         raise NotImplementedError
 
+    def time(self) -> float:
+        """UTC wall time as seconds since the epoch (``utcnow()`` as a number)."""
+        return self.utcnow().timestamp()
+
 
 class SystemClock(Clock):
     def monotonic(self) -> float:
-        return time.monotonic()
+        return _time.monotonic()
 
     def utcnow(self) -> datetime:
         return datetime.now(UTC)
+
+    def time(self) -> float:
+        return _time.time()
 
 
 class FakeClock(Clock):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from zlib import adler32 as _adler32
 
 SOH = "\x01"
 SOH_B = b"\x01"
@@ -80,6 +81,21 @@ class Message:
         self.trailer: list[tuple[int, str]] = list(trailer)
         self.out_of_order = 0  # first tag found outside its section (0: none)
         self._idx: dict[int, str] | None = None
+
+    @classmethod
+    def of(cls, msg_type: str, body: list[tuple[int, str]], begin_string: str = "") -> Message:
+        """A message from ``body`` as is: a list of ``(tag, str)`` that the
+        message takes over (no copy, no conversion; the caller guarantees
+        the values are ``str``)."""
+        m = cls.__new__(cls)
+        m.begin_string = begin_string
+        m.msg_type = msg_type
+        m.header = []
+        m.body = body
+        m.trailer = []
+        m.out_of_order = 0
+        m._idx = None
+        return m
 
     # -- access -----------------------------------------------------------
     def _index(self) -> dict[int, str]:
@@ -199,11 +215,32 @@ def encode_fields(
     parts.append("")
     payload = SOH.join(parts).encode("latin-1")
     data = b"8=%s\x019=%d\x01%s" % (begin_string.encode("latin-1"), len(payload), payload)
-    return data + b"10=%03d\x01" % (sum(data) & 255)
+    return data + _CKS[checksum(data)]
 
 
-def checksum(data: bytes) -> int:
-    return sum(data) & 255
+_CKS = [b"10=%03d\x01" % i for i in range(256)]
+
+
+def checksum(data: bytes | bytearray | memoryview) -> int:
+    """Sum of the bytes modulo 256 (FIX CheckSum).
+
+    Computed with ``zlib.adler32`` over chunks of at most 256 bytes: the low
+    16 bits of Adler-32 are ``1 + sum(bytes) mod 65521``, and the sum of 256
+    bytes never exceeds 65280, so each chunk gives its exact byte sum, in C.
+    """
+    n = len(data)
+    if n <= 256:
+        return ((_adler32(data) & 0xFFFF) - 1) & 255
+    mv = memoryview(data)
+    total = 0
+    for i in range(0, n, 256):
+        total += (_adler32(mv[i : i + 256]) & 0xFFFF) - 1
+    return total & 255
+
+
+# Deletes every byte but '=' and SOH: what remains of a well-formed frame whose
+# every field has exactly one '=' is "=\x01" repeated once per field.
+_NOT_EQ_SOH = bytes(b for b in range(256) if b not in (0x3D, 0x01))
 
 
 def decode(frame: bytes) -> Message:
@@ -211,17 +248,18 @@ def decode(frame: bytes) -> Message:
     text = frame.decode("latin-1")
     if text[:2] != "8=" or text[-1:] != SOH:
         raise GarbledMessage("message must start with 8= and end with SOH")
-    tags_s, seps, values = zip(*[f.partition("=") for f in text[:-1].split(SOH)], strict=False)
-    try:
-        nums = list(map(_TAG_INT.__getitem__, tags_s))
-    except KeyError:
-        nums = None  # unusual tag (negative, large, malformed): careful path
-    if nums is None or "" in seps or not _DATA_TAGS.isdisjoint(nums):
-        pairs = _split_slow(text)
-        nums = [t for t, _ in pairs]
-    else:
-        pairs = list(zip(nums, values, strict=False))
-    return _build(frame, text, pairs, nums)
+    # Fast path: every field has exactly one '=' (checked in C), so replacing
+    # '=' by SOH and splitting gives tag, value, tag, value, ...
+    if frame.translate(None, _NOT_EQ_SOH) == b"=\x01" * frame.count(SOH_B):
+        parts = text[:-1].replace("=", SOH).split(SOH)
+        try:
+            nums = list(map(_TAG_INT.__getitem__, parts[0::2]))
+        except KeyError:
+            nums = None  # unusual tag (negative, large, malformed): careful path
+        if nums is not None and _DATA_TAGS.isdisjoint(nums):
+            return _build(frame, text, list(zip(nums, parts[1::2], strict=True)), nums)
+    pairs = _split_slow(text)
+    return _build(frame, text, pairs, [t for t, _ in pairs])
 
 
 def _split_slow(text: str) -> list[tuple[int, str]]:
@@ -250,7 +288,7 @@ def _split_slow(text: str) -> list[tuple[int, str]]:
             if end < 0:
                 raise GarbledMessage("missing SOH")
         value = text[eq + 1 : end]
-        if tag in DATA_LENGTH_TAGS and value.isdigit():
+        if tag in DATA_LENGTH_TAGS and value.isdigit() and value.isascii():
             pending_len[DATA_LENGTH_TAGS[tag]] = int(value)
         pairs.append((tag, value))
         pos = end + 1
@@ -267,12 +305,12 @@ def _build(frame: bytes, text: str, pairs: list[tuple[int, str]], nums: list[int
     body_start = text.index(SOH, text.index(SOH) + 1) + 1
     cks_pos = len(text) - len(last[1]) - 4
     length = pairs[1][1]
-    if not length.isdigit() or int(length) != cks_pos - body_start:
+    if not (length.isdigit() and length.isascii()) or int(length) != cks_pos - body_start:
         raise GarbledMessage(f"BodyLength {length!r} != {cks_pos - body_start}")
     cks = last[1]
-    if len(cks) != 3 or not cks.isdigit():
+    if len(cks) != 3 or not (cks.isdigit() and cks.isascii()):
         raise GarbledMessage("CheckSum must be three digits")
-    if int(cks) != (sum(frame[:cks_pos]) & 255):
+    if int(cks) != checksum(memoryview(frame)[:cks_pos]):
         raise GarbledMessage("CheckSum mismatch")
     msg = Message.__new__(Message)
     msg.begin_string = pairs[0][1]
@@ -318,7 +356,7 @@ def peek_header(frame: bytes) -> dict[int, str]:
     out: dict[int, str] = {}
     for f in frame.decode("latin-1").split(SOH)[:16]:
         t, sep, v = f.partition("=")
-        if sep and t.isdigit():
+        if sep and t.isdigit() and t.isascii():
             out.setdefault(int(t), v)
     return out
 
@@ -390,24 +428,51 @@ class Framer:
         return len(self._buf)
 
 
-_ts_cache: list = [None, ""]  # (whole second, "YYYYMMDD-HH:MM:SS")
+# [((s, m, h, D, M, Y), "YYYYMMDD-HH:MM:SS")]: one tuple, replaced in one store,
+# so that a thread never sees the key of one second with the text of another.
+_ts_cache: list = [(None, "")]
+_MS3 = [f".{i:03d}" for i in range(1000)]
 
 
 def utc_timestamp(dt: datetime | None = None, precision: int = 3) -> str:
-    """FIX UTCTimestamp: ``YYYYMMDD-HH:MM:SS[.sss|.ssssss]``."""
+    """FIX UTCTimestamp: ``YYYYMMDD-HH:MM:SS[.sss|.ssssss]``.
+
+    The part up to the second is formatted once per second and cached."""
     if dt is None:
         dt = datetime.now(UTC)
-    key = dt.replace(microsecond=0)
-    if _ts_cache[0] == key:
-        s = _ts_cache[1]
-    else:
+    key = (dt.second, dt.minute, dt.hour, dt.day, dt.month, dt.year)
+    cached_key, s = _ts_cache[0]
+    if cached_key != key:
         s = f"{dt.year:04d}{dt.month:02d}{dt.day:02d}-{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
-        _ts_cache[0], _ts_cache[1] = key, s
+        _ts_cache[0] = (key, s)
     if precision == 3:
-        return f"{s}.{dt.microsecond // 1000:03d}"
+        return s + _MS3[dt.microsecond // 1000]
     if precision == 6:
         return f"{s}.{dt.microsecond:06d}"
     return s
+
+
+_epoch_cache: dict[str, float] = {}
+
+
+def utc_timestamp_epoch(value: str) -> float:
+    """Seconds since the epoch of a FIX UTCTimestamp (ValueError if malformed).
+
+    Accepts exactly what :func:`parse_utc_timestamp` accepts; the whole-second
+    part is parsed once per distinct second and cached."""
+    prefix = value[:17]
+    base = _epoch_cache.get(prefix)
+    if base is None:
+        base = parse_utc_timestamp(prefix).timestamp()
+        if len(_epoch_cache) >= 256:
+            _epoch_cache.clear()
+        _epoch_cache[prefix] = base
+    if len(value) == 17:
+        return base
+    frac = value[18:]
+    if value[17] != "." or not frac.isdigit() or len(frac) > 9:
+        raise ValueError(f"bad UTCTimestamp {value!r}")
+    return base + int((frac + "000000")[:6]) / 1e6
 
 
 def parse_utc_timestamp(value: str) -> datetime:

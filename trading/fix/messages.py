@@ -8,10 +8,12 @@ UTC datetimes.  The same classes serve FIX 4.2 and 4.4; version differences
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, ClassVar
+from operator import attrgetter
+from typing import Any, ClassVar, NamedTuple
 
 from .codec import Message, parse_utc_timestamp, utc_timestamp
 
@@ -70,30 +72,49 @@ class ExecType:
     ORDER_STATUS = "I"  # FIX 4.4
 
 
+def _fmt_decimal(value: Any) -> str:
+    s = format(value if value.__class__ is Decimal else Decimal(value), "f")
+    if "." in s:
+        s = s.rstrip("0").rstrip(".")
+    return s or "0"
+
+
+def _fmt_bool(value: Any) -> str:
+    return "Y" if value else "N"
+
+
+# kind -> formatter for the wire (``None``: the value is a str, written as is)
+_FORMATTERS: dict[str, Callable[[Any], str] | None] = {
+    "str": None,
+    "time": utc_timestamp,
+    "decimal": _fmt_decimal,
+    "bool": _fmt_bool,
+    "int": str,
+}
+
+
 def _fmt(value: Any, kind: str) -> str:
-    if kind == "time":
-        return utc_timestamp(value)
-    if kind == "decimal":
-        d = Decimal(value)
-        s = format(d, "f")
-        if "." in s:
-            s = s.rstrip("0").rstrip(".")
-        return s or "0"
-    if kind == "bool":
-        return "Y" if value else "N"
-    return str(value)
+    f = _FORMATTERS.get(kind)
+    return str(value) if f is None else f(value)
+
+
+def _parse_bool(value: str) -> bool:
+    return value == "Y"
+
+
+# kind -> parser from the wire (``None``: kept as the str)
+_PARSERS: dict[str, Callable[[str], Any] | None] = {
+    "str": None,
+    "time": parse_utc_timestamp,
+    "decimal": Decimal,
+    "int": int,
+    "bool": _parse_bool,
+}
 
 
 def _parse(value: str, kind: str) -> Any:
-    if kind == "time":
-        return parse_utc_timestamp(value)
-    if kind == "decimal":
-        return Decimal(value)
-    if kind == "int":
-        return int(value)
-    if kind == "bool":
-        return value == "Y"
-    return value
+    f = _PARSERS.get(kind)
+    return value if f is None else f(value)
 
 
 _SPECS: dict[type, list[tuple[str, int, str]]] = {}
@@ -111,22 +132,55 @@ def _specs(cls) -> list[tuple[str, int, str]]:
     return spec
 
 
+class _Codec(NamedTuple):
+    """Per class: what ``to_message`` and ``parse`` need, computed once."""
+
+    get_values: Callable[[Any], tuple]  # all tagged attributes, by ascending tag
+    tags: tuple[int, ...]
+    formatters: tuple[Callable[[Any], str] | None, ...]
+    adapts: bool  # the class overrides _adapt
+    parsers: tuple[tuple[str, int, Callable[[str], Any] | None], ...]
+
+
+_CODECS: dict[type, _Codec] = {}
+
+
+def _codec(cls) -> _Codec:
+    c = _CODECS.get(cls)
+    if c is None:
+        spec = sorted(_specs(cls), key=lambda f: f[1])
+        names = [name for name, _, _ in spec]
+        getter = attrgetter(*names)
+        c = _Codec(
+            (lambda obj: (getter(obj),)) if len(names) == 1 else getter,
+            tuple(tag for _, tag, _ in spec),
+            tuple(_FORMATTERS[kind] for _, _, kind in spec),
+            cls._adapt is not AppMessage._adapt,
+            tuple((name, tag, _PARSERS[kind]) for name, tag, kind in _specs(cls)),
+        )
+        _CODECS[cls] = c
+    return c
+
+
 class AppMessage:
     MSG_TYPE: ClassVar[str] = ""
 
     def _pairs(self) -> list[tuple[int, str]]:
-        out = []
-        for name, tag, kind in _specs(type(self)):
-            v = getattr(self, name)
-            if v is None:
-                continue
-            out.append((tag, v if kind == "str" and isinstance(v, str) else _fmt(v, kind)))
-        return out
+        """The tagged attributes that are set, as ``(tag, wire str)``, by ascending tag."""
+        c = _codec(type(self))
+        return [
+            (tag, (v if v.__class__ is str else str(v)) if f is None else f(v))
+            for tag, f, v in zip(c.tags, c.formatters, c.get_values(self), strict=True)
+            if v is not None
+        ]
 
     def to_message(self, begin_string: str = "FIX.4.4") -> Message:
-        pairs = dict(self._pairs())
-        self._adapt(pairs, begin_string)
-        return Message(self.MSG_TYPE, sorted(pairs.items()), begin_string=begin_string)
+        body = self._pairs()
+        if _codec(type(self)).adapts:
+            pairs = dict(body)
+            self._adapt(pairs, begin_string)
+            body = list(pairs.items()) if len(pairs) == len(body) else sorted(pairs.items())
+        return Message.of(self.MSG_TYPE, body, begin_string)
 
     def _adapt(self, pairs: dict[int, str], begin_string: str) -> None:
         pass
@@ -137,10 +191,10 @@ class AppMessage:
             raise ValueError(f"{cls.__name__} expects MsgType {cls.MSG_TYPE}, got {msg.msg_type}")
         kwargs = {}
         get = msg.get
-        for name, tag, kind in _specs(cls):
+        for name, tag, parser in _codec(cls).parsers:
             v = get(tag)
             if v is not None and v != "":
-                kwargs[name] = v if kind == "str" else _parse(v, kind)
+                kwargs[name] = v if parser is None else parser(v)
         obj = cls(**kwargs)
         obj._post_parse(msg)
         return obj

@@ -31,6 +31,7 @@ from .codec import (
     encode_fields,
     parse_utc_timestamp,
     utc_timestamp,
+    utc_timestamp_epoch,
 )
 from .dictionary import REASON_TEXT, DataDictionary, Reason, ValidationError
 from .store import MemoryStore, MessageStore
@@ -128,6 +129,13 @@ class Application:
 
 
 ADMIN = frozenset({"0", "1", "2", "3", "4", "5", "A"})
+_STAMPED = frozenset({8, 9, 10, 34, 35, 49, 52, 56})  # header fields the session writes
+
+
+def _tag_key(f: tuple[int, str]) -> int:
+    return f[0]
+
+
 _APP_ERROR_TEXT = {
     0: "Other",
     1: "Unknown ID",
@@ -273,9 +281,10 @@ class Session:
     def next(self, msg: Message, queued: bool = False) -> None:
         mt = msg.msg_type
         try:
-            if 49 not in msg:
+            idx = msg._index()
+            if 49 not in idx:
                 raise ValidationError(Reason.REQUIRED_TAG_MISSING, 49)
-            if 56 not in msg:
+            if 56 not in idx:
                 raise ValidationError(Reason.REQUIRED_TAG_MISSING, 56)
             if msg.begin_string != self.sid.begin_string:
                 self._unsupported_version(msg)
@@ -346,11 +355,10 @@ class Session:
         if not self.settings.check_latency:
             return True
         try:
-            sent = parse_utc_timestamp(msg.get(52) or "")
+            sent = utc_timestamp_epoch(msg.get(52) or "")
         except ValueError:
             return False
-        delta = abs((self.clock.utcnow() - sent).total_seconds())
-        return delta <= self.settings.max_latency
+        return abs(self.clock.time() - sent) <= self.settings.max_latency
 
     def _correct_comp_id(self, msg: Message) -> bool:
         if not self.settings.check_comp_id:
@@ -421,7 +429,7 @@ class Session:
                 self.generate_logout()
 
     def next_queued(self) -> None:
-        while True:
+        while self.queue:
             expected = self.store.next_target
             for s in [s for s in self.queue if s < expected]:
                 del self.queue[s]
@@ -611,17 +619,19 @@ class Session:
         The message is stored and consumes a sequence number even when not
         logged on; the peer then gets it through a resend.
         """
-        msg.remove_header(43)
-        msg.remove_header(122)
+        if msg.header:
+            msg.header = [f for f in msg.header if f[0] != 43 and f[0] != 122]
+            msg._idx = None
         return self._send(msg)
 
     def _send(self, msg: Message, resend_seq: int | None = None) -> bool:
         admin = msg.msg_type in ADMIN
         seq = resend_seq or self.store.next_sender
-        extra = [f for f in msg.header if f[0] not in (8, 9, 34, 35, 49, 52, 56) and f[0] != 10]
         header = self._header(seq)
-        if extra:
-            header = sorted(header + extra, key=lambda f: f[0])
+        if msg.header:
+            extra = [f for f in msg.header if f[0] not in _STAMPED]
+            if extra:
+                header = sorted(header + extra, key=_tag_key)
         msg.header = header
         msg.begin_string = self.sid.begin_string
         msg._idx = None

@@ -13,7 +13,7 @@ session and answers as a broker would.
 * configurable latency, reject rate and fault modes: drop the connection,
   skip sequence numbers, repeat execution reports.
 
-    python -m trading.fix.simulator --port 9878 [--session FIX.4.4:OMS] [options]
+    python -m trading.fix.simulator --port 9878 [--host 127.0.0.1] [--session FIX.4.4:OMS] [options]
 """
 
 from __future__ import annotations
@@ -484,9 +484,10 @@ def build_simulator(
     clock: Clock | None = None,
     tick: float = 0.2,
     validate: bool = True,
+    host: str = "127.0.0.1",
 ) -> tuple[Acceptor, SimulatedBroker]:
     broker = SimulatedBroker(config, price_source, clock)
-    acc = Acceptor(host="127.0.0.1", port=port, tick=tick)
+    acc = Acceptor(host=host, port=port, tick=tick)
     for begin, target in sessions or [("FIX.4.4", "OMS"), ("FIX.4.2", "OMS42")]:
         settings = SessionSettings(
             begin, sender_comp_id, target, reset_on_logon=reset_on_logon, validate=validate
@@ -523,6 +524,11 @@ def _parse_time(s: str) -> time:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Simulated FIX broker (acceptor)")
     p.add_argument("--port", type=int, required=True)
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; 0.0.0.0 inside a container)",
+    )
     p.add_argument("--sender-comp-id", default="BROKER", help="our CompID (default BROKER)")
     p.add_argument(
         "--session",
@@ -588,10 +594,11 @@ def main(argv: list[str] | None = None) -> int:
             config,
             store_dir=args.store_dir,
             reset_on_logon=not args.no_reset_on_logon,
+            host=args.host,
         )
         await acc.start()
         names = ", ".join(f"{b}:{args.sender_comp_id}<-{t}" for b, t in sessions)
-        print(f"simulated broker ready on 127.0.0.1:{acc.port} ({names})", flush=True)
+        print(f"simulated broker ready on {args.host}:{acc.port} ({names})", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

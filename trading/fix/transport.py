@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable, Iterable, Iterator
 
 from .codec import Framer, peek_header
@@ -26,6 +27,7 @@ class StreamTransport:
         self.closed = False
         self._pending: list[bytes] = []
         self._loop = asyncio.get_running_loop()
+        _set_nodelay(writer)
 
     def send(self, data: bytes) -> None:
         if self.closed:
@@ -47,6 +49,15 @@ class StreamTransport:
             self.closed = True
             with contextlib.suppress(Exception):
                 self.writer.close()
+
+
+def _set_nodelay(writer: asyncio.StreamWriter) -> None:
+    """No Nagle delay: a FIX message goes out as soon as it is written.
+    (asyncio's own TCP transports already set this; made explicit here.)"""
+    sock = writer.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 async def _timer(sessions: Callable[[], Iterable[Session]], tick: float) -> None:

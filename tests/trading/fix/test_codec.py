@@ -178,3 +178,62 @@ def test_timestamps():
     assert utc_timestamp(dt, 0) == "20260105-14:30:01"
     assert parse_utc_timestamp("20260105-14:30:01.123456") == dt
     assert parse_utc_timestamp("20260105-14:30:01").second == 1
+
+
+@pytest.mark.parametrize("field", [b"9=", b"10=", b"95="])
+def test_non_ascii_digits_are_garbled_not_value_errors(field):
+    # "\xb2" is SUPERSCRIPT TWO in Latin-1: str.isdigit() says yes, int() says no.
+    raw = encode_fields("FIX.4.4", "B", [(34, "1")], [(148, "h"), (95, "1"), (96, "a")])
+    at = raw.index(b"\x01" + field) + 1 + len(field)
+    bad = raw[:at] + b"\xb2" + raw[at + 1 :]
+    with pytest.raises(GarbledMessage):
+        decode(bad)
+    from trading.fix.codec import peek_header
+
+    assert isinstance(peek_header(b"8=FIX.4.4\x01\xb2=1\x0135=A\x01"), dict)
+
+
+def test_timestamp_cache_follows_the_clock():
+    from datetime import timedelta
+
+    dt = datetime(2026, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
+    assert utc_timestamp(dt) == "20261231-23:59:59.999"
+    assert utc_timestamp(dt + timedelta(milliseconds=1)) == "20270101-00:00:00.000"
+    assert utc_timestamp(dt.replace(year=2025)) == "20251231-23:59:59.999"
+    assert utc_timestamp(dt, 6) == "20261231-23:59:59.999000"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "20260105-14:30:01",
+        "20260105-14:30:01.5",
+        "20260105-14:30:01.123456789",
+        "20261231-23:59:59",
+    ],
+)
+def test_utc_timestamp_epoch_matches_parse(value):
+    from trading.fix.codec import utc_timestamp_epoch
+
+    assert utc_timestamp_epoch(value) == pytest.approx(parse_utc_timestamp(value).timestamp())
+    assert utc_timestamp_epoch(value) == utc_timestamp_epoch(value)  # cached second
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "2026",
+        "20260105 14:30:01",
+        "20260105-14:30:01.",
+        "20260105-14:30:01x5",
+        "20261305-14:30:01",
+    ],
+)
+def test_utc_timestamp_epoch_rejects_what_parse_rejects(value):
+    from trading.fix.codec import utc_timestamp_epoch
+
+    with pytest.raises(ValueError):
+        parse_utc_timestamp(value)
+    with pytest.raises(ValueError):
+        utc_timestamp_epoch(value)

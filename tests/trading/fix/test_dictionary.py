@@ -6,6 +6,8 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trading.fix import dictionary
 from trading.fix.codec import Message, decode, encode_fields
@@ -130,3 +132,115 @@ def test_generator_reproduces_shipped_files(tmp_path):
         shipped = Path(generate.__file__).with_name(path.name)
         assert json.loads(path.read_text()) == json.loads(shipped.read_text()), path.name
     assert (Path(generate.__file__).parent / "LICENSE-QuickFIX.txt").exists()
+
+
+_VALUES = ["", "1", "0", "2", "Y", "X", "100", "1.5", "-3", ".5", "1.", ".", "abc", "1 2", " "]
+_VALUES += ["20260105-14:30:00", "20261305-14:30:00", "20260105-24:30:00", "20260132-14:30:00"]
+_VALUES += ["20260105-14:30:60.5", "20260105-14:30:00.1234567891", "12:00:00", "202601", "1e5"]
+_TAGS = [1, 6, 11, 14, 17, 18, 20, 21, 31, 32, 37, 38, 39, 40, 43, 44, 52, 54, 55, 58, 59, 60]
+_TAGS += [97, 98, 108, 112, 122, 141, 150, 151, 386, 336, 453, 448, 627, 628, 999, 0, 34, 49, 115]
+_FIELD = st.tuples(st.sampled_from(_TAGS), st.sampled_from(_VALUES))
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    begin=st.sampled_from(["FIX.4.2", "FIX.4.4"]),
+    msg_type=st.sampled_from(["D", "D", "D", "8", "G", "0", "j"]),
+    drop=st.lists(st.integers(0, 11), max_size=1),
+    extra=st.lists(st.tuples(st.integers(0, 12), _FIELD), max_size=3),
+    header_extra=st.lists(_FIELD, max_size=2),
+)
+def test_fast_path_never_accepts_what_full_validation_rejects(
+    begin, msg_type, drop, extra, header_extra
+):
+    """``validate`` first tries a fast path for plain messages; whenever it
+    accepts, the full validation must accept too (and it must accept the
+    common valid messages)."""
+    d = dictionary.load(begin)
+    base = NOS42 if msg_type == "D" else [(11, "x"), (55, "IBM"), (54, "1"), (38, "100")]
+    body = [f for i, f in enumerate(base) if i not in drop]
+    for pos, field in extra:
+        body.insert(min(pos, len(body)), field)
+    try:
+        m = msg(begin, msg_type, body, header=HDR + header_extra)
+    except Exception:
+        return
+    fast = d._valid_fast(m)
+    try:
+        d._validate_full(m)
+        full = True
+    except ValidationError:
+        full = False
+    assert full or not fast
+
+
+def test_fast_path_accepts_plain_valid_messages():
+    assert dictionary.load("FIX.4.2")._valid_fast(msg("FIX.4.2", "D", NOS42))
+    # a repeating group is left to the full validation (which accepts it)
+    d = dictionary.load("FIX.4.4")
+    grp = [(11, "x"), (453, "1"), (448, "P1"), (447, "D"), (452, "1"), (54, "1")]
+    grp += [(55, "IBM"), (40, "1"), (60, "20260105-14:30:00")]
+    m = msg("FIX.4.4", "D", grp)
+    assert not d._valid_fast(m)
+    d.validate(m)
+
+
+@pytest.mark.parametrize(
+    ("body", "header_extra"),
+    [
+        ([*NOS42, (386, "1")], []),  # group count without its entries
+        ([*NOS42, (386, "0")], []),
+        ([*NOS42, (78, "2"), (79, "A")], []),
+        ([*NOS42, (11, "again")], []),  # repeated tag
+        ([*NOS42, (999, "x")], []),  # undefined tag
+        ([*NOS42, (112, "x")], []),  # not defined for the message type
+        ([(11, ""), *NOS42[1:]], []),  # empty value
+        ([f for f in NOS42 if f[0] != 55], []),  # required field missing
+        (NOS42, [(627, "1")]),  # header group count without entries (4.4 NoHops)
+        (NOS42, [(34, "3")]),  # header tag repeated
+        (NOS42, [(43, "X")]),  # bad enum in the header
+        ([*NOS42, (93, "1"), (89, "x")], []),  # trailer fields
+    ],
+)
+def test_fast_path_defers_every_problem_case(body, header_extra):
+    for begin in ("FIX.4.2", "FIX.4.4"):
+        d = dictionary.load(begin)
+        try:
+            m = msg(begin, "D", body, header=HDR + header_extra)
+        except Exception:
+            continue
+        try:
+            d._validate_full(m)
+        except ValidationError:
+            assert not d._valid_fast(m), (begin, body, header_extra)
+
+
+def test_fast_path_patterns_accept_exactly_what_the_field_checks_accept():
+    import random
+    import re
+
+    rng = random.Random(7)
+    values = ["", "1", "0", "Y", "N", "X", "100", "1.5", "-3", ".5", "5.", ".", "-", "abc"]
+    values += ["1 2", "A B", " ", "1  2", "1 ", "1e5", "\xb2", "\n", "202601", "202601w3"]
+    values += ["202601w6", "20260101", "2026010", "12:00:00", "12:00:00.5", "20260105-14:30:00"]
+    values += ["20261305-14:30:00", "20260105-24:30:00", "20260132-14:30:00", "20260100-14:30:00"]
+    values += ["20260105-14:30:60", "20260105-14:30:61", "20260105-14:60:00", "20260105-14:30:00."]
+    values += ["20260105-14:30:00.123456789", "20260105-14:30:00.1234567891"]
+    values += ["".join(rng.choices("0123456789.-: w", k=rng.randint(1, 18))) for _ in range(100)]
+    for begin in ("FIX.4.2", "FIX.4.4"):
+        d = dictionary.load(begin)
+        patterns = dict(d._header_patterns)
+        for block_patterns, _, _ in d._fast.values():
+            patterns.update(block_patterns)
+        for tag, pattern in patterns.items():
+            _, enum, _ = d._checks[tag]
+            samples = values + sorted(enum or ())[:20]
+            if enum and len(enum) > 2:
+                samples.append(" ".join(sorted(enum)[:3]))
+            for v in samples:
+                try:
+                    d._check_field(tag, v, False)
+                    ok = True
+                except ValidationError:
+                    ok = False
+                assert (re.fullmatch(pattern, v) is not None) == ok, (begin, tag, v)

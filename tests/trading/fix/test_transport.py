@@ -6,6 +6,8 @@ import asyncio
 from decimal import Decimal
 from itertools import islice
 
+import pytest
+
 from trading.fix.messages import ExecutionReport, NewOrderSingle, OrdType
 from trading.fix.session import Application, Session, SessionSettings
 from trading.fix.simulator import build_simulator
@@ -188,3 +190,73 @@ def test_acceptor_drops_connection_that_never_logs_on():
         return data
 
     assert asyncio.run(go()) == b""
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+def test_simulator_cli_host_option(host):
+    """``--host`` chooses the listening address (0.0.0.0 inside a container);
+    either way an initiator on loopback trades with it."""
+    import os
+    import re
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+
+    async def go():
+        env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+        env["PYTHONPATH"] = str(repo)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "trading.fix.simulator",
+            "--host",
+            host,
+            "--port",
+            "0",
+            "--session",
+            "FIX.4.4:DEMO",
+            env=env,
+            cwd=str(repo),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            m = re.search(rb"ready on ([0-9.]+):(\d+)", line)
+            assert m is not None, line
+            assert m.group(1).decode() == host
+            ini, app = client(int(m.group(2)), "DEMO")
+            await ini.start()
+            await ini.wait_logged_on()
+            ini.session.send(order("h", 10).to_message())
+            await app.wait_for(2)
+            await ini.stop()
+            return app
+        finally:
+            proc.terminate()
+            await proc.wait()
+
+    app = asyncio.run(go())
+    assert [r.ord_status for r in app.reports] == ["0", "2"]
+
+
+def test_connections_use_tcp_nodelay():
+    import socket
+
+    async def go():
+        acc, broker = build_simulator(0, sessions=[("FIX.4.4", "OMS")])
+        await acc.start()
+        ini, app = client(acc.port, "OMS")
+        await ini.start()
+        await ini.wait_logged_on()
+        sock = ini._conn.writer.get_extra_info("socket")
+        flags = [sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)]
+        for conn in acc._conns:
+            s = conn.writer.get_extra_info("socket")
+            flags.append(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        await ini.stop()
+        await acc.stop()
+        return flags
+
+    flags = asyncio.run(go())
+    assert len(flags) == 2 and all(flags)

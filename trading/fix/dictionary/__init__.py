@@ -82,8 +82,18 @@ _MONTHYEAR = re.compile(r"[0-9]{6}(?:[0-9]{2}|w[1-5])?")
 def _ts_ok(v: str) -> bool:
     if not _TS.fullmatch(v):
         return False
-    mo, d, h, mi, s = int(v[4:6]), int(v[6:8]), int(v[9:11]), int(v[12:14]), int(v[15:17])
-    return 1 <= mo <= 12 and 1 <= d <= 31 and h <= 23 and mi <= 59 and s <= 60
+    prefix = v[:17]  # YYYYMMDD-HH:MM:SS, the same for every message within a second
+    ok = _ts_seen.get(prefix)
+    if ok is None:
+        mo, d, h, mi, s = int(v[4:6]), int(v[6:8]), int(v[9:11]), int(v[12:14]), int(v[15:17])
+        ok = 1 <= mo <= 12 and 1 <= d <= 31 and h <= 23 and mi <= 59 and s <= 60
+        if len(_ts_seen) >= 256:
+            _ts_seen.clear()
+        _ts_seen[prefix] = ok
+    return ok
+
+
+_ts_seen: dict[str, bool] = {}
 
 
 def _date_ok(v: str) -> bool:
@@ -113,6 +123,38 @@ _FORMATS = {
     "MONTHYEAR": _MONTHYEAR.fullmatch,
 }
 _MULTI = {"MULTIPLEVALUESTRING", "MULTIPLECHARVALUE", "MULTIPLESTRINGVALUE"}
+
+# The same formats as regular expressions over one value (for the fast path,
+# where all values of a message are matched at once, joined by SOH).  Each
+# accepts exactly what the check in ``_FORMATS`` accepts, SOH excepted.
+_P_INT = "-?[0-9]+"
+_P_FLOAT = r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+_P_DATE = "[0-9]{4}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
+_P_TS = _P_DATE + r"-(?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)(?:\.[0-9]{1,9})?"
+_NO_FORMAT = "[^\x01]+"  # any non-empty value
+_TYPE_PATTERNS: dict[str, str | None] = {
+    "INT": _P_INT,
+    "LENGTH": _P_INT,
+    "SEQNUM": _P_INT,
+    "NUMINGROUP": _P_INT,
+    "DAYOFMONTH": _P_INT,
+    "TAGNUM": _P_INT,
+    "FLOAT": _P_FLOAT,
+    "QTY": _P_FLOAT,
+    "PRICE": _P_FLOAT,
+    "PRICEOFFSET": _P_FLOAT,
+    "AMT": _P_FLOAT,
+    "PERCENTAGE": _P_FLOAT,
+    "CHAR": "[^\x01]",
+    "BOOLEAN": "[YN]",
+    "UTCTIMESTAMP": _P_TS,
+    "UTCTIMEONLY": r"[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?",
+    "UTCDATE": _P_DATE,
+    "UTCDATEONLY": _P_DATE,
+    "LOCALMKTDATE": _P_DATE,
+    "MONTHYEAR": "[0-9]{6}(?:[0-9]{2}|w[1-5])?",
+}
+_MAX_SHAPES = 2048  # distinct (MsgType, header tags, body tags) remembered per dictionary
 
 
 class _Block:
@@ -152,6 +194,86 @@ class DataDictionary:
             if m["admin"]:
                 self.admin_types.add(mt)
         self.tag_by_name = {v: k for k, v in self.field_names.items()}
+        # Fast path (see ``_valid_fast``): for each block, tag -> value regex.
+        self._header_patterns = self._patterns(self.header)
+        self._header_required = frozenset(self.header.required) - {8, 9, 35}
+        self._fast: dict[str, tuple[dict[int, str], frozenset[int], frozenset[int]]] = {
+            mt: (self._patterns(b), frozenset(b.required), frozenset(b.groups))
+            for mt, b in self.messages.items()
+        }
+        self._shapes: dict[tuple, re.Pattern | None] = {}
+
+    def _patterns(self, block: _Block) -> dict[int, str]:
+        """For the tags allowed in ``block``: a regular expression that matches
+        (fully) exactly the values ``_iterate`` accepts for that tag, among
+        values without SOH (it never matches SOH).  Tags without one (group
+        counts, undefined tags, unusual enumerations) are left to the full
+        validation."""
+        out: dict[int, str] = {}
+        for tag in block.fields:
+            chk = self._checks.get(tag)
+            if chk is None or tag in block.groups:
+                continue
+            fmt, enum, multi = chk
+            if enum is not None:
+                values = sorted(v for v in enum if v)
+                if not values or (fmt is not None and not all(fmt(v) for v in values)):
+                    continue
+                if multi and any(" " in v or "\x01" in v for v in values):
+                    continue
+                alt = "(?:" + "|".join(re.escape(v) for v in values) + ")"
+                out[tag] = f"{alt}(?: {alt})*" if multi else alt
+            else:
+                pattern = _TYPE_PATTERNS.get(self.field_types[tag], _NO_FORMAT)
+                if pattern is not None:
+                    out[tag] = pattern
+        return out
+
+    def _shape(self, msg_type: str, htags: tuple, btags: tuple) -> re.Pattern | None:
+        """The regex for the values of messages with this MsgType and these
+        header and body tags, or None when such a message needs the full
+        validation (repeated or missing tags, groups, tags without pattern)."""
+        fast = self._fast.get(msg_type)
+        if fast is None:
+            return None
+        patterns, required, group_tags = fast
+        tag_set = set(htags)
+        if len(tag_set) != len(htags) or not self._header_required <= tag_set:
+            return None
+        tag_set = set(btags)
+        if (
+            len(tag_set) != len(btags)
+            or not required <= tag_set
+            or not group_tags.isdisjoint(tag_set)
+        ):
+            return None
+        hp = self._header_patterns
+        parts = [hp.get(t) for t in htags] + [patterns.get(t) for t in btags]
+        if None in parts:
+            return None
+        return re.compile("\x01".join(parts))
+
+    def _valid_fast(self, msg: Message) -> bool:
+        """True when ``msg`` certainly passes: the common case of a message
+        without repeating groups, trailer fields or unknown tags.  Its tags
+        (the "shape") are checked once per shape; the values are then checked
+        by one regular expression over all of them.  False means "not sure":
+        the full validation then finds the exact problem (or none)."""
+        if msg.out_of_order or msg.trailer or not msg.header:
+            return False
+        htags, hvalues = zip(*msg.header, strict=True)
+        if msg.body:
+            btags, bvalues = zip(*msg.body, strict=True)
+        else:
+            btags = bvalues = ()
+        key = (msg.msg_type, htags, btags)
+        shapes = self._shapes
+        rx = shapes.get(key, False)
+        if rx is False:
+            rx = self._shape(msg.msg_type, htags, btags)
+            if len(shapes) < _MAX_SHAPES:
+                shapes[key] = rx
+        return rx is not None and rx.fullmatch("\x01".join(hvalues + bvalues)) is not None
 
     # ------------------------------------------------------------------
     def is_header_field(self, tag: int) -> bool:
@@ -163,6 +285,11 @@ class DataDictionary:
 
     def validate(self, msg: Message, allow_unknown_fields: bool = False) -> None:
         """Raise :class:`ValidationError` for the first problem found."""
+        if self._valid_fast(msg):
+            return
+        self._validate_full(msg, allow_unknown_fields)
+
+    def _validate_full(self, msg: Message, allow_unknown_fields: bool = False) -> None:
         if msg.out_of_order:
             raise ValidationError(Reason.TAG_SPECIFIED_OUT_OF_REQUIRED_ORDER, msg.out_of_order)
         block = self.messages.get(msg.msg_type)
