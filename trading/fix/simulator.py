@@ -37,13 +37,13 @@ from .codec import Message, utc_timestamp
 from .messages import (
     ExecType,
     ExecutionReport,
-    NewOrderSingle,
     OrderCancelReject,
     OrderCancelReplaceRequest,
     OrderCancelRequest,
     OrderStatusRequest,
     OrdStatus,
     OrdType,
+    Side,
     TimeInForce,
     _fmt_decimal,
 )
@@ -183,6 +183,12 @@ class SimulatedBroker(Application):
         self.exec_reports_sent = 0
         self.app_sent = 0
         self.last_expiry: datetime | None = None
+        self._handlers = {
+            "D": SimulatedBroker._new_order,
+            "F": SimulatedBroker._cancel,
+            "G": SimulatedBroker._replace,
+            "H": SimulatedBroker._status,
+        }
 
     # ----------------------------------------------------------- plumbing
     def on_create(self, session: Session) -> None:
@@ -314,33 +320,40 @@ class SimulatedBroker(Application):
 
     # --------------------------------------------------------- messages
     def from_app(self, msg: Message, session: Session) -> None:
-        handler = {
-            "D": self._new_order,
-            "F": self._cancel,
-            "G": self._replace,
-            "H": self._status,
-        }.get(msg.msg_type)
+        handler = self._handlers.get(msg.msg_type)
         if handler is None:
             raise UnsupportedMessageType()
-        self.later(self.config.latency, lambda: handler(msg, session))
+        delay = self.config.latency
+        if delay <= 0:  # what later() does for no delay, without the closures
+            try:
+                handler(self, msg, session)
+            except Exception:
+                log.exception("simulator action failed")
+            return
+        self.later(delay, lambda: handler(self, msg, session))
 
     def _new_order(self, msg: Message, session: Session) -> None:
-        nos = NewOrderSingle.parse(msg)
+        # the fields the book uses, read as NewOrderSingle.parse reads them
+        # (an empty value counts as absent) without building the typed object
+        get = msg.get
+        cl_ord_id = get(11) or ""
+        qty = get(38)
+        price = get(44)
         book = self.books[session.sid]
         o = Order(
             order_id=f"O{next(self._ids)}",
-            cl_ord_id=nos.cl_ord_id,
-            symbol=nos.symbol,
-            side=nos.side,
-            qty=nos.order_qty,
-            ord_type=nos.ord_type,
-            price=nos.price,
-            tif=nos.time_in_force or TimeInForce.DAY,
-            account=nos.account,
+            cl_ord_id=cl_ord_id,
+            symbol=get(55) or "",
+            side=get(54) or Side.BUY,
+            qty=Decimal(qty) if qty else Decimal(0),
+            ord_type=get(40) or OrdType.MARKET,
+            price=Decimal(price) if price else None,
+            tif=get(59) or TimeInForce.DAY,
+            account=get(1) or None,
             fills_left=max(1, self.config.partial_fills),
         )
         reason = None
-        if nos.cl_ord_id in book.by_cl:
+        if cl_ord_id in book.by_cl:
             reason, text = 6, "Duplicate ClOrdID"
         elif o.qty <= 0:
             reason, text = 0, "Order quantity must be positive"
@@ -352,7 +365,7 @@ class SimulatedBroker(Application):
             reason, text = 0, "Rejected by simulator (reject rate)"
         if reason is not None:
             o.status = OrdStatus.REJECTED
-            if nos.cl_ord_id not in book.by_cl:
+            if cl_ord_id not in book.by_cl:
                 book.add(o)
             self._exec(session, o, ExecType.REJECTED, ord_rej_reason=reason, text=text)
             return
