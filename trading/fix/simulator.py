@@ -33,18 +33,19 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from .clock import Clock, SystemClock
-from .codec import Message
+from .codec import Message, utc_timestamp
 from .messages import (
     ExecType,
     ExecutionReport,
-    NewOrderSingle,
     OrderCancelReject,
     OrderCancelReplaceRequest,
     OrderCancelRequest,
     OrderStatusRequest,
     OrdStatus,
     OrdType,
+    Side,
     TimeInForce,
+    _fmt_decimal,
 )
 from .session import Application, Session, SessionID, SessionSettings, UnsupportedMessageType
 from .store import FileStore, MemoryStore
@@ -54,6 +55,14 @@ log = logging.getLogger("trading.fix.simulator")
 
 PriceSource = Callable[[str], Decimal | None]
 CENT = Decimal("0.01")
+# ExecutionReports that _exec builds without the typed layer (see _er_body)
+_FAST_EXEC_TYPES = frozenset({ExecType.NEW, ExecType.TRADE})
+_FAST_EXTRA = frozenset({"last_qty", "last_px"})
+
+
+def _wire(v: object) -> str | None:
+    """A str field as the typed layer writes it (``None``: left out)."""
+    return v if v is None or v.__class__ is str else str(v)
 
 
 class RandomWalk:
@@ -174,6 +183,12 @@ class SimulatedBroker(Application):
         self.exec_reports_sent = 0
         self.app_sent = 0
         self.last_expiry: datetime | None = None
+        self._handlers = {
+            "D": SimulatedBroker._new_order,
+            "F": SimulatedBroker._cancel,
+            "G": SimulatedBroker._replace,
+            "H": SimulatedBroker._status,
+        }
 
     # ----------------------------------------------------------- plumbing
     def on_create(self, session: Session) -> None:
@@ -221,66 +236,124 @@ class SimulatedBroker(Application):
         session.send(msg)
 
     def _exec(self, session: Session, o: Order, exec_type: str, **extra) -> None:
-        er = ExecutionReport(
-            order_id=o.order_id,
-            exec_id=f"E{next(self._exec_ids)}",
-            exec_type=exec_type,
-            ord_status=o.status,
-            symbol=o.symbol,
-            side=o.side,
-            leaves_qty=o.leaves,
-            cum_qty=o.cum_qty,
-            avg_px=o.avg_px,
-            cl_ord_id=o.cl_ord_id,
-            orig_cl_ord_id=o.orig_cl_ord_id,
-            order_qty=o.qty,
-            ord_type=o.ord_type,
-            price=o.price,
-            time_in_force=o.tif,
-            account=o.account,
-            transact_time=self.clock.utcnow(),
-            **extra,
-        )
-        msg = er.to_message(session.sid.begin_string)
-        self._send(session, msg)
+        begin = session.sid.begin_string
+        exec_id = f"E{next(self._exec_ids)}"
+        if (
+            begin > "FIX.4.2"
+            and exec_type in _FAST_EXEC_TYPES
+            and o.status != OrdStatus.REPLACED
+            and extra.keys() <= _FAST_EXTRA
+        ):
+            # the common case (New / Trade in FIX 4.4), built directly: the
+            # same fields, values and order as ExecutionReport.to_message
+            # (pinned by a test), without the typed-message layer
+            def make() -> Message:
+                return Message.of("8", self._er_body(o, exec_id, exec_type, **extra), begin)
+        else:
+            er = ExecutionReport(
+                order_id=o.order_id,
+                exec_id=exec_id,
+                exec_type=exec_type,
+                ord_status=o.status,
+                symbol=o.symbol,
+                side=o.side,
+                leaves_qty=o.leaves,
+                cum_qty=o.cum_qty,
+                avg_px=o.avg_px,
+                cl_ord_id=o.cl_ord_id,
+                orig_cl_ord_id=o.orig_cl_ord_id,
+                order_qty=o.qty,
+                ord_type=o.ord_type,
+                price=o.price,
+                time_in_force=o.tif,
+                account=o.account,
+                transact_time=self.clock.utcnow(),
+                **extra,
+            )
+
+            def make() -> Message:
+                return er.to_message(begin)
+
+        self._send(session, make())
         self.exec_reports_sent += 1
         cfg = self.config
         if cfg.repeat_rate and self.rng.random() < cfg.repeat_rate:
-            dup = er.to_message(session.sid.begin_string)
+            dup = make()
             dup.header.append((97, "Y"))  # PossResend: same ExecID again
             self._send(session, dup)
         if cfg.drop_every and self.exec_reports_sent % cfg.drop_every == 0:
             session.disconnect("Simulator fault: dropping the connection")
 
+    def _er_body(
+        self,
+        o: Order,
+        exec_id: str,
+        exec_type: str,
+        last_qty: Decimal | None = None,
+        last_px: Decimal | None = None,
+    ) -> list[tuple[int, str]]:
+        """ExecutionReport body fields for ``o``, by ascending tag, as the
+        typed layer writes them (no FIX 4.2 adaptation: callers check)."""
+        fd = _fmt_decimal
+        fields = (
+            (1, _wire(o.account)),
+            (6, fd(o.avg_px)),
+            (11, _wire(o.cl_ord_id)),
+            (14, fd(o.cum_qty)),
+            (17, exec_id),
+            (31, None if last_px is None else fd(last_px)),
+            (32, None if last_qty is None else fd(last_qty)),
+            (37, _wire(o.order_id)),
+            (38, None if o.qty is None else fd(o.qty)),
+            (39, _wire(o.status)),
+            (40, _wire(o.ord_type)),
+            (41, _wire(o.orig_cl_ord_id)),
+            (44, None if o.price is None else fd(o.price)),
+            (54, _wire(o.side)),
+            (55, _wire(o.symbol)),
+            (59, _wire(o.tif)),
+            (60, utc_timestamp(self.clock.utcnow())),
+            (150, exec_type),
+            (151, fd(o.leaves)),
+        )
+        return [f for f in fields if f[1] is not None]
+
     # --------------------------------------------------------- messages
     def from_app(self, msg: Message, session: Session) -> None:
-        handler = {
-            "D": self._new_order,
-            "F": self._cancel,
-            "G": self._replace,
-            "H": self._status,
-        }.get(msg.msg_type)
+        handler = self._handlers.get(msg.msg_type)
         if handler is None:
             raise UnsupportedMessageType()
-        self.later(self.config.latency, lambda: handler(msg, session))
+        delay = self.config.latency
+        if delay <= 0:  # what later() does for no delay, without the closures
+            try:
+                handler(self, msg, session)
+            except Exception:
+                log.exception("simulator action failed")
+            return
+        self.later(delay, lambda: handler(self, msg, session))
 
     def _new_order(self, msg: Message, session: Session) -> None:
-        nos = NewOrderSingle.parse(msg)
+        # the fields the book uses, read as NewOrderSingle.parse reads them
+        # (an empty value counts as absent) without building the typed object
+        get = msg.get
+        cl_ord_id = get(11) or ""
+        qty = get(38)
+        price = get(44)
         book = self.books[session.sid]
         o = Order(
             order_id=f"O{next(self._ids)}",
-            cl_ord_id=nos.cl_ord_id,
-            symbol=nos.symbol,
-            side=nos.side,
-            qty=nos.order_qty,
-            ord_type=nos.ord_type,
-            price=nos.price,
-            tif=nos.time_in_force or TimeInForce.DAY,
-            account=nos.account,
+            cl_ord_id=cl_ord_id,
+            symbol=get(55) or "",
+            side=get(54) or Side.BUY,
+            qty=Decimal(qty) if qty else Decimal(0),
+            ord_type=get(40) or OrdType.MARKET,
+            price=Decimal(price) if price else None,
+            tif=get(59) or TimeInForce.DAY,
+            account=get(1) or None,
             fills_left=max(1, self.config.partial_fills),
         )
         reason = None
-        if nos.cl_ord_id in book.by_cl:
+        if cl_ord_id in book.by_cl:
             reason, text = 6, "Duplicate ClOrdID"
         elif o.qty <= 0:
             reason, text = 0, "Order quantity must be positive"
@@ -292,7 +365,7 @@ class SimulatedBroker(Application):
             reason, text = 0, "Rejected by simulator (reject rate)"
         if reason is not None:
             o.status = OrdStatus.REJECTED
-            if nos.cl_ord_id not in book.by_cl:
+            if cl_ord_id not in book.by_cl:
                 book.add(o)
             self._exec(session, o, ExecType.REJECTED, ord_rej_reason=reason, text=text)
             return

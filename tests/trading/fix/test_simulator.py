@@ -345,3 +345,63 @@ def test_pending_acks_before_cancel_and_replace():
     pend, cxl = reports(t)
     assert (pend.exec_type, pend.ord_status, pend.cl_ord_id) == ("6", "6", "c")
     assert (cxl.exec_type, cxl.ord_status, cxl.orig_cl_ord_id) == ("4", "4", "b")
+
+
+@pytest.mark.parametrize(
+    "order_kw, exec_type, extra",
+    [
+        ({}, ExecType.NEW, {}),
+        ({"cum_qty": Decimal(100), "notional": Decimal("1234.5")}, ExecType.TRADE, {}),
+        (
+            {"cum_qty": Decimal(40), "notional": Decimal("400.10"), "status": "1"},
+            ExecType.TRADE,
+            {"last_qty": Decimal(40), "last_px": Decimal("10.0025")},
+        ),
+        (
+            {"price": Decimal("12.50"), "ord_type": "2", "account": "ACC", "tif": "1"},
+            ExecType.NEW,
+            {},
+        ),
+        ({"orig_cl_ord_id": "c0", "qty": Decimal("0.5")}, ExecType.NEW, {}),
+        ({"status": "8"}, ExecType.NEW, {}),
+    ],
+)
+def test_direct_exec_report_body_equals_typed(order_kw, exec_type, extra):
+    """The simulator builds New/Trade ExecutionReports without the typed
+    layer; the body must be exactly what ExecutionReport.to_message gives."""
+    from trading.fix.simulator import Order
+
+    b, s, t, peer, clock = broker()
+    kw = {
+        "order_id": "O7",
+        "cl_ord_id": "c1",
+        "symbol": "IBM",
+        "side": "1",
+        "qty": Decimal(100),
+        "ord_type": "1",
+        "price": None,
+        "tif": "0",
+    }
+    kw.update(order_kw)
+    o = Order(**kw)
+    typed = ExecutionReport(
+        order_id=o.order_id,
+        exec_id="E9",
+        exec_type=exec_type,
+        ord_status=o.status,
+        symbol=o.symbol,
+        side=o.side,
+        leaves_qty=o.leaves,
+        cum_qty=o.cum_qty,
+        avg_px=o.avg_px,
+        cl_ord_id=o.cl_ord_id,
+        orig_cl_ord_id=o.orig_cl_ord_id,
+        order_qty=o.qty,
+        ord_type=o.ord_type,
+        price=o.price,
+        time_in_force=o.tif,
+        account=o.account,
+        transact_time=clock.utcnow(),
+        **extra,
+    ).to_message("FIX.4.4")
+    assert b._er_body(o, "E9", exec_type, **extra) == typed.body
