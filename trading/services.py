@@ -157,29 +157,21 @@ def order_create(
     """Create a draft order for one account."""
     require(actor, Action.ORDER_CREATE)
     _ensure_manages(actor, portfolio)
-    quantity = round_qty(quantity) if quantity is not None else quantity
-    order_check(
-        portfolio=portfolio,
-        security=security,
-        side=side,
-        quantity=quantity,
-        order_type=order_type,
-        time_in_force=time_in_force,
-        limit_price=limit_price,
-        stop_price=stop_price,
-        expire_at=expire_at,
-    )
+    terms = {
+        "portfolio": portfolio,
+        "security": security,
+        "side": side,
+        "quantity": round_qty(quantity) if quantity is not None else quantity,
+        "order_type": order_type,
+        "time_in_force": time_in_force,
+        "limit_price": limit_price,
+        "stop_price": stop_price,
+        "expire_at": expire_at,
+    }
+    order_check(**terms)
     with audited_transaction():
         order = Order.objects.create(
-            portfolio=portfolio,
-            security=security,
-            side=side,
-            quantity=quantity,
-            order_type=order_type,
-            time_in_force=time_in_force,
-            limit_price=limit_price,
-            stop_price=stop_price,
-            expire_at=expire_at,
+            **terms,
             notes=notes,
             rebalance_run=rebalance_run,
             estimated_price=estimated_price,
@@ -189,15 +181,10 @@ def order_create(
             actor=actor,
             kind="order.created",
             obj=order,
-            after={
+            after=terms
+            | {
                 "portfolio": portfolio.code,
                 "security": security.ticker,
-                "side": side,
-                "quantity": quantity,
-                "order_type": order_type,
-                "time_in_force": time_in_force,
-                "limit_price": limit_price,
-                "stop_price": stop_price,
                 "rebalance_run": getattr(rebalance_run, "pk", None),
             },
         )
@@ -310,8 +297,7 @@ def order_cancel(*, actor, order_id: int, reason: str = "") -> Order:
         order = Order.objects.select_related("portfolio", "block").get(pk=order_id)
         block = locks.lock_block(order.block_id) if order.block_id else None
         [order] = locks.lock_orders([order_id])
-        if actor.pk != order.portfolio.manager_id and not sees_all_portfolios(actor):
-            raise PermissionDenied(f"You do not manage account {order.portfolio.code}.")
+        _ensure_manages(actor, order.portfolio)
         if block is not None and block.status != Block.Status.OPEN:
             raise ValidationError("The order's block is with a broker: cancel the route instead.")
         before = _snapshot(order, ORDER_FIELDS)
