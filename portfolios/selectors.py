@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal
 
 import pandas as pd
 from django.conf import settings
@@ -72,18 +71,6 @@ class FxTable:
             if c != b and (r := self.rate(c, b)) is not None
         ]
         return pd.DataFrame(rows, columns=["currency", "base", "rate"])
-
-
-def latest_prices(security_ids: Iterable[int] | None = None) -> dict[int, tuple[Decimal, object]]:
-    """security id → (latest price, its date), in one query."""
-    qs = Security.objects.with_latest_price()
-    if security_ids is not None:
-        qs = qs.filter(pk__in=list(security_ids))
-    return {
-        pk: (price, as_of)
-        for pk, price, as_of in qs.values_list("pk", "latest_price", "latest_price_date")
-        if price is not None
-    }
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from django.db import transaction
 
 from compliance.services import audit_record, audited_transaction
 from oms.numbers import money
-from oms.roles import Action, require, sees_all_portfolios
+from oms.roles import Action, require
 
 from .models import CashBalance, Portfolio, Position, RebalanceRun, Security, TaxLot
 
@@ -91,12 +91,6 @@ def _close_lots_fifo(portfolio: Portfolio, security: Security, quantity: Decimal
         lot.quantity -= take
         lot.save(update_fields=["quantity"])
         left -= take
-
-
-def ensure_can_view(actor, portfolio: Portfolio) -> None:
-    require(actor, Action.PORTFOLIO_VIEW)
-    if portfolio.manager_id != actor.pk and not sees_all_portfolios(actor):
-        raise PermissionDenied(f"You do not manage account {portfolio.code}.")
 
 
 # --- Rebalance runs -------------------------------------------------------------

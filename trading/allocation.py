@@ -63,11 +63,3 @@ def allocate_pro_rata(
 
 def _sort_key(key: Hashable) -> tuple[int, object]:
     return (0, key) if isinstance(key, int) else (1, str(key))
-
-
-def average_price(fills: list[tuple[Decimal, Decimal]]) -> Decimal | None:
-    """Quantity-weighted average of (quantity, price) fills."""
-    total = sum((q for q, _ in fills), Decimal(0))
-    if total == 0:
-        return None
-    return sum((q * p for q, p in fills), Decimal(0)) / total
