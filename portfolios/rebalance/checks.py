@@ -148,8 +148,22 @@ def check_trades(
         acc_out = dacc["out_of_band"].reindex(tr["account"]).fillna(False).to_numpy(bool)
         cash_short = dacc["cash"] < accts.set_index("account")["cash_floor"].reindex(dacc.index)
         forced = cash_short.reindex(tr["account"]).fillna(False).to_numpy(bool)
+        # ... except where cash is the only thing out of its band: then a position may
+        # move toward its target, in the direction that brings cash toward its own.
+        pos_rows = drift.positions.set_index(["account", "security"])
+        weight = pos_rows["weight"].reindex(key).to_numpy(float)
+        target = pos_rows["target"].reindex(key).to_numpy(float)
+        rows_out = drift.positions.groupby("account")["out_of_band"].any()
+        cash_gap = dacc["cash_weight"] - dacc["cash_target"]
+        cash_alone = (dacc["out_of_band"] & ~rows_out.reindex(dacc.index).fillna(False)).astype(
+            bool
+        )
+        alone = cash_alone.reindex(tr["account"]).fillna(False).to_numpy(bool)
+        gap = cash_gap.reindex(tr["account"]).to_numpy(float)
+        buying = (tr["side"] == "buy").to_numpy()
+        toward = np.where(gap > 0, buying & (weight < target), ~buying & (weight > target))
         bad(~acc_out, tr, "account in band traded", "")
-        bad(acc_out & ~pos_out & ~forced, tr, "position in band traded", "")
+        bad(acc_out & ~pos_out & ~forced & ~(alone & toward), tr, "position in band traded", "")
         # wash sale: no buy of a security sold at a loss within the window
         if book.sales is not None and len(book.sales) and options.wash_sale_days > 0:
             as_of = pd.Timestamp(book.as_of if book.as_of is not None else today())

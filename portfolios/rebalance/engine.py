@@ -80,6 +80,19 @@ def _bounds(prep: Prepared, lots: LotTable | None, active_row: np.ndarray):
     return qmin, qmax
 
 
+def cash_moves_row(prep: Prepared, w: np.ndarray, out: np.ndarray, cw: np.ndarray) -> np.ndarray:
+    """Rows inside their band that may move because their account's cash is the only
+    thing out of its band, and only in the direction that brings both toward target:
+    an underweight position where cash is too high, an overweight one where too low."""
+    A = prep.n_accounts
+    rows_out = np.bincount(prep.r_acct, weights=out, minlength=A) > 0
+    cdw = cw - prep.cash_target
+    cash_only = (np.abs(cdw) > prep.cash_tol + 1e-12) & ~rows_out
+    acc = prep.r_acct
+    toward = np.where(cdw[acc] > 0, w < prep.t, w > prep.t)
+    return cash_only[acc] & toward & ~out
+
+
 def _run(prep: Prepared, lots: LotTable | None, options: Options) -> RebalanceResult:
     A = prep.n_accounts
     R = len(prep.h)
@@ -88,14 +101,18 @@ def _run(prep: Prepared, lots: LotTable | None, options: Options) -> RebalanceRe
     triggered = ok & acc_out
     active = triggered[prep.r_acct]
     qmin_hard, qmax = _bounds(prep, lots, active)
-    # a position inside its band is left alone (unless cash must be raised for the floor)
-    qmin = np.where(out, qmin_hard, 0.0)
-    qmax = np.where(out, qmax, 0.0)
+    # A position inside its band is left alone (unless cash must be raised for the
+    # floor), except where cash is the only thing out of its band: then the positions
+    # may move toward their targets to bring it back, buys where cash is above its
+    # target and sells where it is below.
+    movable = out | cash_moves_row(prep, w, out, cw)
+    qmin = np.where(movable, qmin_hard, 0.0)
+    qmax = np.where(movable, qmax, 0.0)
 
     V = prep.value[prep.r_acct]
     if options.trade_to == "band_edge":
         edge = np.where(w > prep.t, prep.t + prep.tol, np.maximum(prep.t - prep.tol, 0.0))
-        target = np.where(out, edge * V, prep.h * prep.p)
+        target = np.where(out, edge * V, np.where(movable, prep.t * V, prep.h * prep.p))
     else:
         target = prep.t * V
     target = np.where(active, target, 0.0)
