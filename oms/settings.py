@@ -134,7 +134,7 @@ else:
     # The embedded default: kombu's filesystem transport, a real broker that
     # needs no server (queues are folders of message files under var/).
     _celery_dir = VAR_DIR / "celery"
-    for _folder in ("queue", "processed"):
+    for _folder in ("queue", "processed", "control"):
         (_celery_dir / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -142,6 +142,9 @@ else:
         "data_folder_out": str(_celery_dir / "queue"),
         "processed_folder": str(_celery_dir / "processed"),
         "store_processed": False,
+        # Broadcast exchanges (celery's pidbox) default to ./control in the
+        # working directory; keep them with the rest of the embedded state.
+        "control_folder": str(_celery_dir / "control"),
     }
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=CELERY_BROKER_URL)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
