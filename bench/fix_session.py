@@ -4,7 +4,8 @@ Our initiator (in this process) against
   * our simulated broker (``python -m trading.fix.simulator``, a subprocess), and
   * a QuickFIX acceptor acting as broker (a subprocess running the binding),
 over loopback, no database.  Each peer answers every NewOrderSingle with an
-ExecutionReport New and an ExecutionReport Fill; full validation is on.
+ExecutionReport New and an ExecutionReport Fill; full validation is on, and
+both peers keep their messages in memory (as this process does).
 
 Two runs per peer: *throughput* keeps ``--window`` orders outstanding
 (pipelined, as an OMS does; ``--rounds`` rounds of ``--orders``, the best and
@@ -308,7 +309,6 @@ def qf_broker_child() -> None:
                 "StartTime=00:00:00",
                 "EndTime=00:00:00",
                 "SocketNodelay=Y",
-                f"FileStorePath={tmp}/store",
                 "UseDataDictionary=Y",
                 f"DataDictionary={spec}/FIX44.xml",
                 "[SESSION]",
@@ -321,7 +321,7 @@ def qf_broker_child() -> None:
     )
     app = Broker()
     settings = fix.SessionSettings(str(cfg))
-    store = fix.FileStoreFactory(settings)
+    store = fix.MemoryStoreFactory()  # in memory, as our simulator keeps its messages here
     acceptor = fix.ThreadedSocketAcceptor(app, store, settings)
     acceptor.start()
     print(f"ready on 127.0.0.1:{port}", flush=True)

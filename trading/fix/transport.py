@@ -14,47 +14,116 @@ from .session import Session, SessionID
 
 log = logging.getLogger("trading.fix.transport")
 
+#: What a connection has pending is written out as soon as it reaches this
+#: many bytes, so that the peer starts on the first messages of a burst while
+#: the rest are still being produced.  Without it, a burst answered in one
+#: read (64 orders in, 128 execution reports out) went out in one write at
+#: the end, and the two ends of a session took turns instead of overlapping.
+FLUSH_BYTES = 4096
 
-class StreamTransport:
-    """Adapts an asyncio StreamWriter to the session's transport protocol.
 
-    Messages written during one turn of the event loop are coalesced into a
-    single socket write at the end of that turn (fewer system calls under
-    load, no added latency)."""
+class Connection(asyncio.Protocol):
+    """One TCP connection of a FIX session, as an asyncio protocol.
 
-    def __init__(self, writer: asyncio.StreamWriter):
-        self.writer = writer
-        self.closed = False
-        self._pending: list[bytes] = []
+    Bytes go straight from the event loop to the framer and the session, with
+    no stream reader and no task switch per read.  What the session writes
+    while a read is being handled goes out in one socket write at the end of
+    it; what it writes at other times (an application sending an order, a
+    timer) is coalesced until the end of that turn of the event loop.
+
+    Subclasses bind the connection to a session (``_bind``) and decide what
+    happens after each frame.  ``closed`` resolves when the connection is gone.
+    """
+
+    def __init__(self, flush_bytes: int = FLUSH_BYTES) -> None:
+        self.flush_bytes = flush_bytes
         self._loop = asyncio.get_running_loop()
-        _set_nodelay(writer)
+        self.transport: asyncio.Transport | None = None
+        self.session: Session | None = None
+        self.closed = False
+        self.done: asyncio.Future[None] = self._loop.create_future()
+        self._framer = Framer()
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._reading = False
 
+    # -- the session's transport protocol (send / close) ----------------------
     def send(self, data: bytes) -> None:
         if self.closed:
             return
-        if not self._pending:
+        pending = self._pending
+        if not pending and not self._reading:
             self._loop.call_soon(self._flush)
-        self._pending.append(data)
+        pending.append(data)
+        self._pending_bytes += len(data)
+        if self._pending_bytes >= self.flush_bytes:
+            self._flush()
 
     def _flush(self) -> None:
         if self._pending and not self.closed:
             data = b"".join(self._pending)
             self._pending.clear()
+            self._pending_bytes = 0
             with contextlib.suppress(Exception):
-                self.writer.write(data)
+                self.transport.write(data)
 
     def close(self) -> None:
         if not self.closed:
             self._flush()
             self.closed = True
-            with contextlib.suppress(Exception):
-                self.writer.close()
+            if self.transport is not None:
+                self.transport.close()
+
+    def get_extra_info(self, name: str, default=None):
+        return default if self.transport is None else self.transport.get_extra_info(name, default)
+
+    # -- asyncio.Protocol ------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        _set_nodelay(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._reading = True
+        try:
+            for frame in self._framer.feed(data):
+                if not self._frame(frame):
+                    self.close()
+                    break
+        except Exception:
+            log.exception("%s: connection failed", self.session.sid if self.session else "FIX")
+            self.close()
+        finally:
+            self._reading = False
+            self._flush()
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._pending.clear()
+        s = self.session
+        if s is not None and s.transport is self:
+            try:
+                s.connection_lost()
+            except Exception:
+                log.exception("%s: connection_lost failed", s.sid)
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def _frame(self, frame: bytes) -> bool:
+        """Hand one frame to the session; False closes the connection."""
+        s = self.session
+        if s is None:
+            return False
+        s.on_frame(frame)
+        return not self.closed and s.transport is self
 
 
-def _set_nodelay(writer: asyncio.StreamWriter) -> None:
+def _set_nodelay(transport: asyncio.BaseTransport) -> None:
     """No Nagle delay: a FIX message goes out as soon as it is written.
     (asyncio's own TCP transports already set this; made explicit here.)"""
-    sock = writer.get_extra_info("socket")
+    sock = transport.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -70,6 +139,49 @@ async def _timer(sessions: Callable[[], Iterable[Session]], tick: float) -> None
                 log.exception("timer failed for %s", s.sid)
 
 
+class _AcceptedConnection(Connection):
+    """A connection to the acceptor: bound to a session by its first message,
+    which must be a Logon for a configured session not already connected;
+    closed if that message does not come within the acceptor's logon timeout."""
+
+    def __init__(self, acceptor: Acceptor) -> None:
+        super().__init__(acceptor.flush_bytes)
+        self.acceptor = acceptor
+        self._logon_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.acceptor._conns.add(self)
+        self._logon_timer = self._loop.call_later(self.acceptor.logon_timeout, self._no_logon)
+
+    def _no_logon(self) -> None:
+        if self.session is None and not self.closed:
+            log.info("no logon within %ss; disconnecting", self.acceptor.logon_timeout)
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._logon_timer is not None:
+            self._logon_timer.cancel()
+        self.acceptor._conns.discard(self)
+        super().connection_lost(exc)
+
+    def _frame(self, frame: bytes) -> bool:
+        if self.session is None:
+            session = self.acceptor._route(frame)
+            if session is None:
+                log.info("no session for first message; disconnecting")
+                return False
+            if session.transport is not None:
+                log.info("%s already connected; refusing", session.sid)
+                return False
+            if self._logon_timer is not None:
+                self._logon_timer.cancel()
+                self._logon_timer = None
+            self.session = session
+            session.connect(self)
+        return super()._frame(frame)
+
+
 class Acceptor:
     """Listens on ``host:port``; a connection is bound to the session whose
     CompIDs and BeginString match its first message (which must be a Logon)."""
@@ -81,8 +193,10 @@ class Acceptor:
         port: int = 0,
         tick: float = 0.2,
         logon_timeout: float = 10.0,
+        flush_bytes: int = FLUSH_BYTES,
     ):
         self.logon_timeout = logon_timeout  # a connection must log on within this time
+        self.flush_bytes = flush_bytes
         self.sessions: dict[SessionID, Session] = {}
         for s in sessions:
             self.add_session(s)
@@ -91,13 +205,16 @@ class Acceptor:
         self.tick = tick
         self._server: asyncio.base_events.Server | None = None
         self._timer: asyncio.Task | None = None
-        self._conns: set[StreamTransport] = set()
+        self._conns: set[Connection] = set()
 
     def add_session(self, session: Session) -> None:
         self.sessions[session.sid] = session
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _AcceptedConnection(self), self.host, self.port
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         self._timer = asyncio.create_task(_timer(lambda: self.sessions.values(), self.tick))
 
@@ -124,46 +241,18 @@ class Acceptor:
         sid = SessionID(h.get(8, ""), h.get(56, ""), h.get(49, ""))
         return self.sessions.get(sid)
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = StreamTransport(writer)
-        self._conns.add(conn)
-        framer = Framer()
-        session: Session | None = None
-        try:
-            while not conn.closed:
-                if session is None:
-                    try:
-                        data = await asyncio.wait_for(reader.read(65536), self.logon_timeout)
-                    except TimeoutError:
-                        log.info("no logon within %ss; disconnecting", self.logon_timeout)
-                        return
-                else:
-                    data = await reader.read(65536)
-                if not data:
-                    break
-                for frame in framer.feed(data):
-                    if session is None:
-                        session = self._route(frame)
-                        if session is None:
-                            log.info("no session for first message; disconnecting")
-                            return
-                        if session.transport is not None:
-                            log.info("%s already connected; refusing", session.sid)
-                            session = None
-                            return
-                        session.connect(conn)
-                    session.on_frame(frame)
-                    if conn.closed or session.transport is not conn:
-                        return
-        except (ConnectionError, OSError):
-            pass
-        except Exception:
-            log.exception("acceptor connection failed")
-        finally:
-            if session is not None and session.transport is conn:
-                session.connection_lost()
-            conn.close()
-            self._conns.discard(conn)
+
+class _InitiatedConnection(Connection):
+    def __init__(self, initiator: Initiator) -> None:
+        super().__init__(initiator.flush_bytes)
+        self.initiator = initiator
+        self.session = initiator.session
+
+    def _frame(self, frame: bytes) -> bool:
+        keep = super()._frame(frame)
+        if self.session.logged_on and not self.initiator.logged_on.is_set():
+            self.initiator._on_logged_on()
+        return keep
 
 
 def backoff_delays(base: float = 0.5, cap: float = 30.0, factor: float = 2.0) -> Iterator[float]:
@@ -185,8 +274,10 @@ class Initiator:
         tick: float = 0.2,
         reconnect_base: float = 0.5,
         reconnect_cap: float = 30.0,
+        flush_bytes: int = FLUSH_BYTES,
     ):
         self.session = session
+        self.flush_bytes = flush_bytes
         self.host = host
         self.port = port
         self.tick = tick
@@ -196,7 +287,8 @@ class Initiator:
         self._task: asyncio.Task | None = None
         self._timer: asyncio.Task | None = None
         self._stopping = False
-        self._conn: StreamTransport | None = None
+        self._conn: Connection | None = None
+        self._delays = backoff_delays(reconnect_base, reconnect_cap)
         self.logged_on = asyncio.Event()
 
     async def start(self) -> None:
@@ -205,43 +297,33 @@ class Initiator:
         self._timer = asyncio.create_task(_timer(lambda: [self.session], self.tick))
 
     async def _run(self) -> None:
-        delays = backoff_delays(self.reconnect_base, self.reconnect_cap)
+        loop = asyncio.get_running_loop()
+        self._delays = backoff_delays(self.reconnect_base, self.reconnect_cap)
         while not self._stopping:
+            conn = _InitiatedConnection(self)
             try:
-                reader, writer = await asyncio.open_connection(self.host, self.port)
+                await loop.create_connection(lambda c=conn: c, self.host, self.port)
             except OSError as exc:
                 log.info("%s: connect failed: %s", self.session.sid, exc)
-                await asyncio.sleep(next(delays))
+                await asyncio.sleep(next(self._delays))
                 continue
             self.connects += 1
-            conn = StreamTransport(writer)
             self._conn = conn
-            framer = Framer()
-            self.session.connect(conn)
             try:
-                while not conn.closed:
-                    data = await reader.read(65536)
-                    if not data:
-                        break
-                    for frame in framer.feed(data):
-                        self.session.on_frame(frame)
-                        if self.session.logged_on:
-                            if not self.logged_on.is_set():
-                                delays = backoff_delays(self.reconnect_base, self.reconnect_cap)
-                            self.logged_on.set()
-                        if self.session.transport is not conn:
-                            break
-            except (ConnectionError, OSError):
-                pass
-            except Exception:
-                log.exception("%s: initiator connection failed", self.session.sid)
+                if not conn.closed:
+                    self.session.connect(conn)
+                await conn.done
             finally:
                 if self.session.transport is conn:
                     self.session.connection_lost()
                 conn.close()
                 self.logged_on.clear()
             if not self._stopping:
-                await asyncio.sleep(next(delays))
+                await asyncio.sleep(next(self._delays))
+
+    def _on_logged_on(self) -> None:
+        self._delays = backoff_delays(self.reconnect_base, self.reconnect_cap)
+        self.logged_on.set()
 
     async def wait_logged_on(self, timeout: float = 10.0) -> None:
         await asyncio.wait_for(self.logged_on.wait(), timeout)

@@ -249,10 +249,10 @@ def test_connections_use_tcp_nodelay():
         ini, app = client(acc.port, "OMS")
         await ini.start()
         await ini.wait_logged_on()
-        sock = ini._conn.writer.get_extra_info("socket")
+        sock = ini._conn.get_extra_info("socket")
         flags = [sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)]
         for conn in acc._conns:
-            s = conn.writer.get_extra_info("socket")
+            s = conn.get_extra_info("socket")
             flags.append(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
         await ini.stop()
         await acc.stop()
@@ -260,3 +260,110 @@ def test_connections_use_tcp_nodelay():
 
     flags = asyncio.run(go())
     assert len(flags) == 2 and all(flags)
+
+
+class RecordingTransport(asyncio.Transport):
+    """An asyncio transport that keeps what is written (no socket)."""
+
+    def __init__(self):
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data):
+        self.writes.append(bytes(data))
+
+    def close(self):
+        self.closed = True
+
+    def get_extra_info(self, name, default=None):
+        return default
+
+
+def _connected_pair(flush_bytes=4096):
+    """An initiator session on a Connection with a recording transport, logged
+    on to a simulator session fed by hand."""
+    from trading.fix.codec import Framer
+    from trading.fix.simulator import SimulatedBroker
+    from trading.fix.transport import Connection
+
+    conn = Connection(flush_bytes)
+    wire = RecordingTransport()
+    conn.connection_made(wire)
+    broker_app = SimulatedBroker()
+    broker = Session(SessionSettings("FIX.4.4", "BROKER", "OMS"), broker_app)
+    conn.session = broker
+    broker.connect(conn)
+    ini = Session(
+        SessionSettings("FIX.4.4", "OMS", "BROKER", initiator=True), Application(), MemoryStore()
+    )
+
+    class Buffer:
+        def __init__(self):
+            self.data = []
+
+        def send(self, b):
+            self.data.append(b)
+
+        def close(self):
+            pass
+
+    out = Buffer()
+    ini.connect(out)  # sends the Logon
+    conn.data_received(b"".join(out.data))
+    out.data.clear()
+    for frame in Framer().feed(b"".join(wire.writes)):
+        ini.on_frame(frame)
+    wire.writes.clear()
+    assert ini.logged_on and broker.logged_on
+    return conn, wire, ini, out
+
+
+def test_a_burst_read_is_answered_in_several_writes_as_it_is_produced():
+    """64 orders arriving in one read: the execution reports go out in writes
+    of about ``flush_bytes`` while the rest are still being produced, so the
+    peer can start on them (the two ends overlap instead of taking turns)."""
+    from trading.fix.codec import Framer
+
+    async def go():
+        conn, wire, ini, out = _connected_pair(flush_bytes=4096)
+        for i in range(64):
+            ini.send(order(f"C{i}").to_message())
+        conn.data_received(b"".join(out.data))
+        return wire.writes
+
+    writes = asyncio.run(go())
+    frames = [f for w in writes for f in Framer().feed(w)]
+    assert len(frames) == 128  # New + Fill for each order, nothing lost
+    assert len(writes) > 3
+    assert all(len(w) < 4096 + 512 for w in writes)
+    assert all(w.endswith(b"\x01") and w.startswith(b"8=FIX.4.4\x01") for w in writes)
+
+
+def test_sends_outside_a_read_are_coalesced_until_the_end_of_the_turn():
+    async def go():
+        conn, wire, ini, out = _connected_pair()
+        broker = conn.session
+        for _ in range(3):
+            broker.generate_heartbeat()
+        before = list(wire.writes)
+        await asyncio.sleep(0)  # the end of this turn of the event loop
+        return before, wire.writes
+
+    before, after = asyncio.run(go())
+    assert before == []
+    assert len(after) == 1 and after[0].count(b"\x0135=0\x01") == 3
+
+
+def test_a_large_burst_outside_a_read_is_written_as_it_grows():
+    async def go():
+        conn, wire, ini, out = _connected_pair(flush_bytes=1024)
+        for _ in range(100):  # about 60 bytes each
+            conn.session.generate_heartbeat()
+        during = len(wire.writes)
+        await asyncio.sleep(0)
+        return during, wire.writes
+
+    during, writes = asyncio.run(go())
+    assert during >= 3
+    assert b"".join(writes).count(b"\x0135=0\x01") == 100
