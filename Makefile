@@ -36,6 +36,7 @@ demo: install
 	$(MANAGE) migrate --noinput
 	$(MANAGE) collectstatic --noinput --verbosity 0
 	$(MANAGE) load_demo_data
+	$(MANAGE) export_prices var/fix-prices.json
 	$(MANAGE) demo_banner
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start --procfile Procfile --port $${PORT:-8000}
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Origin:
-    channel: str  # "web", "api", "task", "command", "admin"
+    channel: str  # "web", "api", "task", "command", "admin", "fix"
     address: str = ""  # client IP, task name or command name
 
     def __str__(self) -> str:

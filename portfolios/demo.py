@@ -207,6 +207,7 @@ def load_demo_data(*, seed: int = 2026, accounts: int = 20, days: int = 30) -> d
             "settings": {"partial_fills": 2},
         },
     )
+    _fix_broker()
     audit_record(
         actor=users["ops"],
         kind="demo.loaded",
@@ -214,6 +215,30 @@ def load_demo_data(*, seed: int = 2026, accounts: int = 20, days: int = 30) -> d
         after={"securities": len(securities), "models": len(models), "portfolios": len(portfolios)},
     )
     return {"securities": len(securities), "models": len(models), "portfolios": len(portfolios)}
+
+
+def _fix_broker() -> None:
+    """FIXSIM: the FIX simulator (`python -m trading.fix.simulator`), reached over
+    FIX through the gateway (`manage.py fix_gateway FIXSIM`), as a real broker is."""
+    import os
+
+    from trading.models import Broker, FixSession
+
+    broker, _ = Broker.objects.get_or_create(
+        code="FIXSIM",
+        defaults={"name": "FIX simulator (over FIX)", "adapter": Broker.Adapter.FIX},
+    )
+    FixSession.objects.get_or_create(
+        broker=broker,
+        defaults={
+            "begin_string": FixSession.BeginString.FIX44,
+            "sender_comp_id": "OMS",
+            "target_comp_id": "BROKER",
+            "host": os.environ.get("OMS_FIX_SIMULATOR_HOST", "127.0.0.1"),
+            "port": int(os.environ.get("OMS_FIX_SIMULATOR_PORT", "9878")),
+            "heartbeat_interval": 30,
+        },
+    )
 
 
 def _users() -> dict:

@@ -2,7 +2,18 @@ from django.contrib import admin
 
 from oms.admin import AuditedModelAdmin, ReadOnlyModelAdmin
 
-from .models import Allocation, Block, Broker, Execution, Order, Route
+from .models import (
+    Allocation,
+    Block,
+    Broker,
+    Execution,
+    FixInbox,
+    FixMessage,
+    FixOutbox,
+    FixSession,
+    Order,
+    Route,
+)
 
 
 @admin.register(Broker)
@@ -43,3 +54,51 @@ class ExecutionAdmin(ReadOnlyModelAdmin):
 class AllocationAdmin(ReadOnlyModelAdmin):
     list_display = ["block", "order", "quantity", "price"]
     list_select_related = ["block", "order"]
+
+
+@admin.register(FixSession)
+class FixSessionAdmin(AuditedModelAdmin):
+    """Where a FIX broker is and who we are to it. Sequence numbers and status
+    belong to the gateway that runs the session: shown, not edited."""
+
+    list_display = ["broker", "__str__", "host", "port", "logged_on", "status_changed_at"]
+    readonly_fields = [
+        "next_sender_seq",
+        "next_target_seq",
+        "generation",
+        "logged_on",
+        "status_changed_at",
+        "last_error",
+    ]
+
+
+class _RawMessageAdmin(ReadOnlyModelAdmin):
+    """A stored FIX message, shown with | for SOH."""
+
+    @admin.display(description="Message")
+    def message(self, obj):
+        return bytes(obj.raw).decode("latin-1").replace("\x01", "|")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "message"]
+
+
+@admin.register(FixOutbox)
+class FixOutboxAdmin(ReadOnlyModelAdmin):
+    list_display = ["pk", "session", "msg_type", "route", "status", "seq_num", "created_at"]
+    list_filter = ["status", "msg_type", "session"]
+    list_select_related = ["session", "route"]
+
+
+@admin.register(FixInbox)
+class FixInboxAdmin(_RawMessageAdmin):
+    list_display = ["pk", "session", "seq_num", "msg_type", "applied_at", "error"]
+    list_filter = ["msg_type", "session"]
+    list_select_related = ["session"]
+
+
+@admin.register(FixMessage)
+class FixMessageAdmin(_RawMessageAdmin):
+    list_display = ["session", "generation", "seq_num", "created_at"]
+    list_filter = ["session"]
+    list_select_related = ["session"]

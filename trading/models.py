@@ -54,8 +54,8 @@ class Broker(models.Model):
     """A counterparty orders are routed to, and the adapter that reaches it."""
 
     class Adapter(models.TextChoices):
-        # The FIX adapter arrives with the FIX gateway (trading/fix/ is the engine).
-        SIMULATED = "simulated", "Simulated broker"
+        SIMULATED = "simulated", "Simulated broker (in the routing worker)"
+        FIX = "fix", "FIX (through the FIX gateway)"
 
     code = models.CharField(max_length=32, unique=True)
     name = models.CharField(max_length=200)
@@ -441,3 +441,126 @@ class Allocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order} ← {self.quantity}@{self.price}"
+
+
+# --- The FIX gateway ------------------------------------------------------------------
+
+
+class FixSession(models.Model):
+    """The FIX session that reaches a broker whose adapter is FIX.
+
+    The gateway process that owns it (`manage.py fix_gateway CODE`) keeps its
+    sequence numbers here, in step with the messages it sends and receives.
+    `generation` counts sequence resets: messages are numbered per generation.
+    """
+
+    class BeginString(models.TextChoices):
+        FIX42 = "FIX.4.2", "FIX 4.2"
+        FIX44 = "FIX.4.4", "FIX 4.4"
+
+    broker = models.OneToOneField(Broker, on_delete=models.PROTECT, related_name="fix_session")
+    begin_string = models.CharField(
+        max_length=8, choices=BeginString.choices, default=BeginString.FIX44
+    )
+    sender_comp_id = models.CharField("SenderCompID", max_length=64)
+    target_comp_id = models.CharField("TargetCompID", max_length=64)
+    host = models.CharField(max_length=255, default="127.0.0.1")
+    port = models.PositiveIntegerField()
+    heartbeat_interval = models.PositiveIntegerField(default=30, help_text="Seconds")
+    reset_on_logon = models.BooleanField(
+        default=False,
+        help_text="Send ResetSeqNumFlag=Y on every logon (both sides start again at 1)",
+    )
+    next_sender_seq = models.PositiveIntegerField(default=1)
+    next_target_seq = models.PositiveIntegerField(default=1)
+    generation = models.PositiveIntegerField(default=1)
+    logged_on = models.BooleanField(default=False)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["begin_string", "sender_comp_id", "target_comp_id"],
+                name="fix_session_unique_comp_ids",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.begin_string}:{self.sender_comp_id}->{self.target_comp_id}"
+
+
+class FixMessage(models.Model):
+    """An application message the gateway sent, kept to answer a ResendRequest."""
+
+    session = models.ForeignKey(FixSession, on_delete=models.PROTECT, related_name="sent")
+    generation = models.PositiveIntegerField()
+    seq_num = models.PositiveIntegerField()
+    raw = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["session", "generation", "seq_num"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "generation", "seq_num"], name="fix_message_unique_seq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session} sent {self.generation}/{self.seq_num}"
+
+
+class FixOutbox(models.Model):
+    """A message for the broker, written by the routing worker and sent by the
+    gateway, which numbers, stores and marks it in one transaction."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"  # could not be made into a message; see `error`
+
+    session = models.ForeignKey(FixSession, on_delete=models.PROTECT, related_name="outbox")
+    route = models.ForeignKey(
+        Route, on_delete=models.PROTECT, related_name="fix_outbox", null=True, blank=True
+    )
+    msg_type = models.CharField("MsgType", max_length=4)
+    fields = models.JSONField(help_text="Body fields as [tag, value] pairs, in order")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    generation = models.PositiveIntegerField(null=True, blank=True)
+    seq_num = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        indexes = [models.Index(fields=["session", "status", "id"], name="fix_outbox_pending")]
+
+    def __str__(self) -> str:
+        return f"{self.session} outbox #{self.pk} 35={self.msg_type} {self.status}"
+
+
+class FixInbox(models.Model):
+    """An application message received from the broker, stored raw before it is
+    applied; at most once per session, generation and sequence number."""
+
+    session = models.ForeignKey(FixSession, on_delete=models.PROTECT, related_name="inbox")
+    generation = models.PositiveIntegerField()
+    seq_num = models.PositiveIntegerField()
+    msg_type = models.CharField("MsgType", max_length=4)
+    raw = models.BinaryField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "generation", "seq_num"], name="fix_inbox_unique_seq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session} received {self.generation}/{self.seq_num} 35={self.msg_type}"

@@ -19,4 +19,11 @@ def adapter_for(broker, sink: ReportSink) -> BrokerAdapter:
             price_of=latest_price_by_ticker,
             default_latency=settings.OMS_SIMULATED_BROKER_LATENCY,
         )
+    if broker.adapter == Broker.Adapter.FIX:
+        from .fix import FixBroker
+
+        session = getattr(broker, "fix_session", None)
+        if session is None:
+            raise ValueError(f"broker {broker.code} uses FIX but has no FIX session configured")
+        return FixBroker(sink, session=session)
     raise ValueError(f"broker {broker.code} has no adapter for {broker.adapter!r}")

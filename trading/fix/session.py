@@ -93,6 +93,13 @@ class UnsupportedMessageType(Exception):
     """Raised by ``Application.from_app``: answered with BusinessMessageReject 380=3."""
 
 
+class ApplicationUnavailable(Exception):
+    """Raised by ``Application.from_app`` when it cannot take the message now
+    (its database is down, say): the session disconnects *without* consuming
+    the message's sequence number, so after the next logon the peer resends
+    it.  Nothing is lost and nothing is rejected."""
+
+
 class BusinessReject(Exception):
     """Raised by ``Application.from_app`` to answer with a BusinessMessageReject."""
 
@@ -214,7 +221,13 @@ class Session:
         try:
             fn(*args)
             return True
-        except (DoNotSend, RejectLogon, UnsupportedMessageType, BusinessReject):
+        except (
+            DoNotSend,
+            RejectLogon,
+            UnsupportedMessageType,
+            BusinessReject,
+            ApplicationUnavailable,
+        ):
             raise
         except Exception:
             log.exception(
@@ -552,9 +565,14 @@ class Session:
     def next_app(self, msg: Message) -> None:
         if not self.verify(msg):
             return
+        consumed = True
         try:
             try:
                 self.app.from_app(msg, self)
+            except ApplicationUnavailable as exc:
+                consumed = False
+                self.disconnect(f"Application cannot take message {msg.get(34)}: {exc}")
+                return
             except UnsupportedMessageType:
                 self.generate_business_reject(msg, 3)
                 return
@@ -568,7 +586,7 @@ class Session:
                 self.generate_business_reject(msg, 4, "Application error")
                 return
         finally:
-            if msg.get_int(34) == self.store.next_target:
+            if consumed and msg.get_int(34) == self.store.next_target:
                 self.store.incr_target()
 
     # ---------------------------------------------------------------- timer

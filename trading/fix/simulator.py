@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import random
 import signal
@@ -63,6 +64,40 @@ _FAST_EXTRA = frozenset({"last_qty", "last_px"})
 def _wire(v: object) -> str | None:
     """A str field as the typed layer writes it (``None``: left out)."""
     return v if v is None or v.__class__ is str else str(v)
+
+
+class PriceFile:
+    """Reference prices from a JSON file ``{"SYMBOL": price, ...}``, read again
+    when it changes (checked at most once a second), so that the process that
+    knows the prices (the OMS) can feed a simulator that runs apart from it.
+    A symbol not in the file, or a file that is missing or unreadable, gives
+    None: the simulator then uses its random walk."""
+
+    def __init__(self, path: Path, clock: Clock | None = None):
+        self.path = Path(path)
+        self.clock = clock or SystemClock()
+        self._prices: dict[str, Decimal] = {}
+        self._mtime: float | None = None
+        self._checked = float("-inf")
+
+    def _refresh(self) -> None:
+        now = self.clock.monotonic()
+        if now - self._checked < 1.0:
+            return
+        self._checked = now
+        try:
+            mtime = self.path.stat().st_mtime
+            if mtime == self._mtime:
+                return
+            data = json.loads(self.path.read_text())
+            self._prices = {str(k): Decimal(str(v)) for k, v in data.items() if Decimal(str(v)) > 0}
+            self._mtime = mtime
+        except (OSError, ValueError, ArithmeticError, AttributeError) as exc:
+            log.warning("price file %s not read: %s", self.path, exc)
+
+    def __call__(self, symbol: str) -> Decimal | None:
+        self._refresh()
+        return self._prices.get(symbol)
 
 
 class RandomWalk:
@@ -636,6 +671,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--store-dir", type=Path, default=None, help="file message store (default: memory)"
     )
+    p.add_argument(
+        "--prices",
+        type=Path,
+        default=None,
+        help='JSON file {"SYMBOL": price} of reference prices, re-read when it changes',
+    )
     p.add_argument("--no-reset-on-logon", action="store_true")
     p.add_argument("--log-level", default="WARNING")
     args = p.parse_args(argv)
@@ -665,6 +706,7 @@ def main(argv: list[str] | None = None) -> int:
             args.sender_comp_id,
             sessions,
             config,
+            price_source=PriceFile(args.prices) if args.prices else None,
             store_dir=args.store_dir,
             reset_on_logon=not args.no_reset_on_logon,
             host=args.host,

@@ -46,6 +46,7 @@ class Connection(asyncio.Protocol):
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._reading = False
+        self._held = 0
 
     # -- the session's transport protocol (send / close) ----------------------
     def send(self, data: bytes) -> None:
@@ -56,11 +57,29 @@ class Connection(asyncio.Protocol):
             self._loop.call_soon(self._flush)
         pending.append(data)
         self._pending_bytes += len(data)
-        if self._pending_bytes >= self.flush_bytes:
+        if self._pending_bytes >= self.flush_bytes and not self._held:
             self._flush()
 
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Nothing written inside the block reaches the socket before it ends,
+        and if it raises, what it wrote is dropped.  A gateway sends inside a
+        database transaction this way: the peer sees only committed messages."""
+        self._held += 1
+        mark = len(self._pending)
+        try:
+            yield
+        except BaseException:
+            del self._pending[mark:]
+            self._pending_bytes = sum(map(len, self._pending))
+            raise
+        finally:
+            self._held -= 1
+            if not self._held and self._pending and not self._reading:
+                self._loop.call_soon(self._flush)
+
     def _flush(self) -> None:
-        if self._pending and not self.closed:
+        if self._pending and not self.closed and not self._held:
             data = b"".join(self._pending)
             self._pending.clear()
             self._pending_bytes = 0

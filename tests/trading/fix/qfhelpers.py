@@ -7,6 +7,7 @@ that list is empty.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import sys
@@ -74,6 +75,24 @@ def write_config(path: Path, role: str, port: int, sessions, store: Path, hb: in
         lines += [f"{k}={v}" for k, v in extra.items()]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+@contextlib.contextmanager
+def running_acceptor(app, cfg: Path):
+    """A QuickFIX acceptor for ``app`` with the settings file ``cfg``, started
+    for the block; afterwards, asserts that no callback of ``app`` failed."""
+    settings = fix.SessionSettings(str(cfg))
+    # Keep every SWIG object referenced until stop(): QuickFIX holds raw pointers to them.
+    # The threaded acceptor: SocketAcceptor.stop() races with its own thread and can crash.
+    store = fix.FileStoreFactory(settings)
+    acceptor = fix.ThreadedSocketAcceptor(app, store, settings)
+    acceptor.start()
+    try:
+        yield app
+    finally:
+        acceptor.stop()
+        del acceptor, store, settings
+    assert app.errors == []
 
 
 def qf_message(begin: str, msg_type: str, fields: list[tuple[int, str]]):

@@ -46,17 +46,8 @@ def qf_broker(tmp_path_factory):
         ("FIX.4.2", "QFB", "T42", {})
     ]
     cfg = qfhelpers.write_config(tmp / "broker.cfg", "acceptor", port, sessions, tmp / "store")
-    app = qfhelpers.QFBroker()
-    settings = fix.SessionSettings(str(cfg))
-    # Keep every SWIG object referenced until stop(): QuickFIX holds raw pointers to them.
-    # The threaded acceptor: SocketAcceptor.stop() races with its own thread and can crash.
-    store = fix.FileStoreFactory(settings)
-    acceptor = fix.ThreadedSocketAcceptor(app, store, settings)
-    acceptor.start()
-    yield port, app
-    acceptor.stop()
-    del acceptor, store, settings
-    assert app.errors == []
+    with qfhelpers.running_acceptor(qfhelpers.QFBroker(), cfg) as app:
+        yield port, app
 
 
 async def until(pred, timeout=10.0, what="condition"):

@@ -410,3 +410,31 @@ def test_zero_heartbeat_interval_sends_no_heartbeats():
     clock.advance(3600)
     s.on_timer()
     assert t.take() == [] and not t.closed
+
+
+def test_an_application_that_cannot_take_a_message_gets_it_again_after_reconnecting():
+    from trading.fix.session import ApplicationUnavailable
+
+    class Flaky(RecordingApp):
+        down = True
+
+        def from_app(self, msg, session):
+            if self.down:
+                raise ApplicationUnavailable("database unavailable")
+            super().from_app(msg, session)
+
+    app = Flaky()
+    s, t, peer, *_ = logged_on_acceptor(app=app)
+    order = [(11, "x"), (40, "1"), (54, "1"), (55, "A"), (60, "20260105-14:30:00")]
+    peer.send("D", order)  # MsgSeqNum 2
+    assert t.closed and not s.connected
+    assert t.take() == []  # neither a reject nor a business reject
+    assert s.next_target == 2 and app.app_msgs == []  # not consumed
+
+    app.down = False
+    t2 = FakeTransport()
+    s.connect(t2)
+    peer.send("A", [(98, "0"), (108, "30")])  # MsgSeqNum 3: a gap from 2
+    (logon, resend) = t2.take()
+    assert logon.msg_type == "A"
+    assert resend.msg_type == "2" and resend[7] == "2"

@@ -405,3 +405,41 @@ def test_direct_exec_report_body_equals_typed(order_kw, exec_type, extra):
         **extra,
     ).to_message("FIX.4.4")
     assert b._er_body(o, "E9", exec_type, **extra) == typed.body
+
+
+def test_price_file_feeds_reference_prices_and_is_read_again_when_it_changes(tmp_path):
+    import json
+    import os
+
+    from trading.fix.clock import FakeClock
+    from trading.fix.simulator import PriceFile
+
+    path = tmp_path / "prices.json"
+    clock = FakeClock()
+    prices = PriceFile(path, clock)
+    assert prices("IBM") is None  # no file yet: the simulator falls back to its walk
+    path.write_text(json.dumps({"IBM": "101.25", "BAD": -1}))
+    clock.advance(1.5)
+    assert prices("IBM") == Decimal("101.25")
+    assert prices("BAD") is None and prices("MSFT") is None
+    path.write_text(json.dumps({"IBM": 99}))
+    os.utime(path, (1, 1))  # a different modification time
+    assert prices("IBM") == Decimal("101.25")  # checked at most once a second
+    clock.advance(1.5)
+    assert prices("IBM") == Decimal(99)
+    path.write_text("{not json")
+    os.utime(path, (2, 2))
+    clock.advance(1.5)
+    assert prices("IBM") == Decimal(99)  # an unreadable file keeps the last prices
+
+
+def test_simulator_fills_market_orders_at_the_price_file(tmp_path):
+    import json
+
+    from trading.fix.simulator import PriceFile
+
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps({"IBM": "123.45"}))
+    broker = SimulatedBroker(price_source=PriceFile(path))
+    assert broker.price("IBM") == Decimal("123.45")
+    assert broker.price("ZZZ") == broker.walk("ZZZ")  # not in the file: the walk

@@ -367,3 +367,26 @@ def test_a_large_burst_outside_a_read_is_written_as_it_grows():
     during, writes = asyncio.run(go())
     assert during >= 3
     assert b"".join(writes).count(b"\x0135=0\x01") == 100
+
+
+def test_held_writes_wait_for_the_end_of_the_block_and_vanish_if_it_fails():
+    async def go():
+        conn, wire, ini, out = _connected_pair(flush_bytes=200)
+        broker = conn.session
+        with conn.held():
+            for _ in range(10):  # well over flush_bytes
+                broker.generate_heartbeat()
+            during = list(wire.writes)
+        await asyncio.sleep(0)
+        after_commit = b"".join(wire.writes).count(b"\x0135=0\x01")
+        wire.writes.clear()
+        with pytest.raises(RuntimeError), conn.held():
+            broker.generate_heartbeat()
+            raise RuntimeError("rolled back")
+        await asyncio.sleep(0)
+        return during, after_commit, wire.writes
+
+    during, after_commit, after_rollback = asyncio.run(go())
+    assert during == []
+    assert after_commit == 10
+    assert after_rollback == []

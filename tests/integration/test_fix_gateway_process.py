@@ -1,0 +1,167 @@
+"""Routes to a FIX broker, end to end on real parts: PostgreSQL, Redis, a Celery
+worker process, the gateway as its own process (`manage.py fix_gateway`), and
+a FIX peer we did not write — a QuickFIX acceptor acting as the broker.
+
+The trader routes through the API; the worker writes the NewOrderSingle to the
+outbox; the gateway sends it; QuickFIX acknowledges, fills half, then the rest
+(and, for symbol DUP, sends the last fill twice; for REJ, rejects); the gateway
+applies the reports and the worker allocates the filled blocks.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from portfolios.models import Price, Security
+from tests.conftest import service_missing
+from tests.integration.conftest import ROOT, _database_url
+from trading import services
+from trading.models import Block, Broker, Execution, FixInbox, FixOutbox, FixSession, Route
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+sys.path.insert(0, str(ROOT / "tests" / "trading" / "fix"))
+import qfhelpers  # noqa: E402
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def quickfix_broker(tmp_path):
+    if qfhelpers.fix is None:
+        service_missing("the quickfix binding (make test INTEROP=1 installs it)")
+    port = _free_port()
+    cfg = qfhelpers.write_config(
+        tmp_path / "broker.cfg", "acceptor", port, [("FIX.4.4", "QFB", "OMS", {})], tmp_path
+    )
+    with qfhelpers.running_acceptor(qfhelpers.QFBroker(), cfg) as app:
+        yield port, app
+
+
+def _gateway(code: str, log: Path) -> subprocess.Popen:
+    env = os.environ | {"DATABASE_URL": _database_url(), "PYTHONUNBUFFERED": "1"}
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "fix_gateway", code, "--poll", "0.05", "-v", "2"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _block(pm, book, security, quantity: str) -> Block:
+    orders = [
+        services.order_create(
+            actor=pm,
+            portfolio=account,
+            security=security,
+            side="buy",
+            quantity=Decimal(quantity),
+        )
+        for account in book["accounts"]
+    ]
+    ids = [o.pk for o in orders]
+    services.orders_approve(actor=pm, order_ids=ids)
+    services.orders_release(actor=pm, order_ids=ids)
+    return Block.objects.get(orders__pk=ids[0])
+
+
+def test_routes_reach_a_quickfix_broker_through_the_gateway_process(
+    celery_worker_process, quickfix_broker, wait_for, pm, trader, book, tmp_path
+):
+    port, qf = quickfix_broker
+    broker = Broker.objects.create(code="QFIX", name="QuickFIX broker", adapter="fix")
+    FixSession.objects.create(
+        broker=broker, sender_comp_id="OMS", target_comp_id="QFB", port=port, heartbeat_interval=5
+    )
+    today = timezone.now().date()
+    for ticker in ("DUP", "REJ"):
+        security = Security.objects.create(ticker=ticker, name=ticker, currency="USD")
+        Price.objects.create(security=security, as_of=today - timedelta(days=1), price=10)
+    blocks = {
+        "AAA": _block(pm, book, book["securities"]["AAA"], "30"),
+        "DUP": _block(pm, book, Security.objects.get(ticker="DUP"), "20"),
+        "REJ": _block(pm, book, Security.objects.get(ticker="REJ"), "10"),
+    }
+
+    log = tmp_path / "gateway.log"
+    gateway = _gateway("QFIX", log)
+    try:
+        assert wait_for(lambda: FixSession.objects.get(broker=broker).logged_on, 30), (
+            log.read_text()
+        )
+        # a second gateway for the same session refuses to start
+        second = subprocess.run(
+            [sys.executable, "manage.py", "fix_gateway", "QFIX"],
+            cwd=ROOT,
+            env=os.environ | {"DATABASE_URL": _database_url()},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode != 0 and "already runs" in second.stderr
+
+        api = APIClient()
+        api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=trader).key}")
+        for block in blocks.values():
+            response = api.post(
+                f"/api/v1/blocks/{block.pk}/route/", {"broker": "QFIX"}, format="json"
+            )
+            assert response.status_code == 201, response.content
+
+        def settled() -> bool:
+            return all(
+                Block.objects.get(pk=b.pk).status == s
+                for b, s in (
+                    (blocks["AAA"], Block.Status.ALLOCATED),
+                    (blocks["DUP"], Block.Status.ALLOCATED),
+                    (blocks["REJ"], Block.Status.OPEN),
+                )
+            )
+
+        assert wait_for(settled, 60), log.read_text()
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        assert gateway.wait(timeout=30) == 0, log.read_text()
+
+    aaa = Route.objects.get(block=blocks["AAA"])
+    assert aaa.status == Route.Status.FILLED and aaa.filled_quantity == Decimal(60)
+    assert aaa.average_price == Decimal(10) and aaa.broker_order_id.startswith("QO")
+    assert Execution.objects.filter(route=aaa, exec_type="trade").count() == 2  # half, rest
+
+    dup = Route.objects.get(block=blocks["DUP"])
+    assert dup.status == Route.Status.FILLED and dup.filled_quantity == Decimal(40)
+    assert Execution.objects.filter(route=dup, exec_type="trade").count() == 2  # not 3
+
+    rej = Route.objects.get(block=blocks["REJ"])
+    assert rej.status == Route.Status.REJECTED and "rejected by QuickFIX" in rej.text
+    assert Block.objects.get(pk=blocks["REJ"].pk).routed_quantity == 0
+
+    # QuickFIX got each order once, with our ClOrdIDs, and rejected nothing of ours
+    got = [f[11] for mt, f in qf.received if mt == "D"]
+    assert sorted(got) == sorted(r.cl_ord_id for r in Route.objects.filter(broker=broker))
+    assert qf.rejects == []
+    assert FixOutbox.objects.filter(status=FixOutbox.Status.SENT).count() == 3
+    inbox = FixInbox.objects.filter(session__broker=broker)
+    assert inbox.count() == 3 + 3 + 1 + 1  # AAA: new, half, rest; DUP: + the repeat; REJ
+    assert not inbox.filter(applied_at__isnull=True).exists()
+    fs = FixSession.objects.get(broker=broker)
+    assert fs.logged_on is False and fs.next_sender_seq > 4

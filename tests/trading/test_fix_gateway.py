@@ -1,0 +1,519 @@
+"""The FIX gateway: routes to a FIX broker go out through the outbox and the
+gateway's session, and the broker's reports come back through the services.
+
+The broker here is our simulator (`trading.fix.simulator`) on loopback, in the
+test's event loop, priced from the database; `tests/integration/` runs the
+gateway as its own process against a QuickFIX acceptor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from compliance.models import AuditEvent
+from compliance.services import verify_audit_chain
+from trading import services
+from trading.brokers import adapter_for
+from trading.brokers.fix import FixBroker
+from trading.fix.codec import Message, decode
+from trading.fix.simulator import build_simulator
+from trading.gateway import (
+    DatabaseStore,
+    Gateway,
+    GatewayApplication,
+    GatewayBusy,
+    report_from_execution_report,
+    session_lock,
+)
+from trading.models import (
+    Block,
+    Broker,
+    Execution,
+    FixInbox,
+    FixMessage,
+    FixOutbox,
+    FixSession,
+    Route,
+)
+from trading.selectors import latest_price_by_ticker
+
+# The gateway commits on its own connection (the ORM inside an event loop uses
+# another one), so these tests run on a database that really commits.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _orm_in_event_loop(monkeypatch):
+    # The gateway calls the ORM from its event loop (its only thread), as the
+    # management command allows.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def fix_broker(book):
+    broker = Broker.objects.create(code="FIXB", name="FIX broker", adapter=Broker.Adapter.FIX)
+    FixSession.objects.create(broker=broker, sender_comp_id="OMS", target_comp_id="BROKER", port=1)
+    return Broker.objects.select_related("fix_session").get(pk=broker.pk)
+
+
+def _released_block(pm, book, ticker="AAA", quantity="150") -> Block:
+    orders = [
+        services.order_create(
+            actor=pm,
+            portfolio=account,
+            security=book["securities"][ticker],
+            side="buy",
+            quantity=Decimal(quantity) / 2,
+        )
+        for account in book["accounts"]
+    ]
+    ids = [o.pk for o in orders]
+    services.orders_approve(actor=pm, order_ids=ids)
+    services.orders_release(actor=pm, order_ids=ids)
+    orders[0].refresh_from_db()
+    return orders[0].block
+
+
+def _route(trader, block, broker, capture) -> Route:
+    with capture(execute=True):  # route_send runs (eagerly) once the route commits
+        return services.route_create(actor=trader, block_id=block.pk, broker=broker)
+
+
+async def _run_until(gateway: Gateway, done, timeout: float = 15.0) -> None:
+    """Run the gateway until ``done()``. (``done`` is not asked again once the
+    gateway has stopped: the ORM inside the loop would open a connection that
+    nothing closes.)"""
+    stop = asyncio.Event()
+    task = asyncio.create_task(gateway.run(stop))
+    end = time.monotonic() + timeout
+    finished = False
+    try:
+        while time.monotonic() < end:
+            if done():
+                finished = True
+                break
+            if task.done():
+                task.result()  # raises what stopped the gateway
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+    assert finished, "timed out"
+
+
+def _simulator(port: int = 0):
+    # The simulator looks prices up in the database from the event loop: make
+    # sure it shares the loop's connection, which the gateway closes when it
+    # stops (tasks and servers started before the loop's first query would
+    # each get one of their own).
+    connection.ensure_connection()
+    return build_simulator(
+        port,
+        sender_comp_id="BROKER",
+        sessions=[("FIX.4.4", "OMS")],
+        price_source=latest_price_by_ticker,  # the OMS feeds its prices
+        reset_on_logon=False,
+    )
+
+
+def _filled(route):
+    return lambda: Route.objects.filter(pk=route.pk, status=Route.Status.FILLED).exists()
+
+
+def _trade_until(fix_broker, done, capture, *, prepare=None) -> Gateway:
+    """Our simulator on loopback and a gateway for ``fix_broker`` pointed at it,
+    run in an event loop until ``done()``; on_commit hooks run as they fire."""
+
+    async def go():
+        acc, _ = _simulator()
+        await acc.start()
+        try:
+            gateway = Gateway(_point_at(fix_broker, acc.port), poll=0.02)
+            if prepare is not None:
+                prepare(gateway)
+            await _run_until(gateway, done)
+        finally:
+            await acc.stop()
+        return gateway
+
+    with capture(execute=True):
+        return asyncio.run(go())
+
+
+def _point_at(fix_broker, port: int) -> FixSession:
+    fs = fix_broker.fix_session
+    fs.port = port
+    fs.save(update_fields=["port"])
+    return FixSession.objects.select_related("broker").get(pk=fs.pk)
+
+
+# --- the adapter --------------------------------------------------------------------
+
+
+def test_routing_to_a_fix_broker_writes_a_new_order_single_to_the_outbox(
+    pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks
+):
+    block = _released_block(pm, book)
+    route = _route(trader, block, fix_broker, django_capture_on_commit_callbacks)
+
+    route.refresh_from_db()
+    assert route.status == Route.Status.PENDING_NEW and route.sent_at is not None
+    row = FixOutbox.objects.get()
+    assert (row.route, row.msg_type, row.status) == (route, "D", FixOutbox.Status.PENDING)
+    fields = {int(t): v for t, v in row.fields}
+    assert fields[11] == route.cl_ord_id
+    assert (fields[55], fields[54], fields[38], fields[40], fields[59]) == (
+        "AAA",
+        "1",
+        "150",
+        "1",
+        "0",
+    )
+    assert 44 not in fields  # a market order has no price
+    assert fields[21] == "1"
+
+
+def test_a_broker_set_to_fix_without_a_session_is_refused_clearly(db):
+    broker = Broker.objects.create(code="NOSESS", name="x", adapter=Broker.Adapter.FIX)
+    with pytest.raises(ValueError, match="no FIX session"):
+        adapter_for(broker, print)
+
+
+def test_cancel_and_status_requests_name_the_route(
+    pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks
+):
+    route = _route(
+        trader, _released_block(pm, book), fix_broker, django_capture_on_commit_callbacks
+    )
+    adapter = FixBroker(print, session=fix_broker.fix_session)
+    ticket = services.route_ticket(route)
+    adapter.cancel(ticket)
+    adapter.status(ticket)
+    cancel, status = FixOutbox.objects.filter(msg_type__in=["F", "H"]).order_by("pk")
+    cancel_fields = {int(t): v for t, v in cancel.fields}
+    assert cancel.msg_type == "F" and cancel_fields[41] == route.cl_ord_id
+    assert cancel_fields[11] != route.cl_ord_id
+    assert status.msg_type == "H" and {int(t): v for t, v in status.fields}[11] == (route.cl_ord_id)
+
+
+# --- the store and the lock ------------------------------------------------------------
+
+
+def test_database_store_keeps_sequence_numbers_and_messages_across_instances(fix_broker):
+    fs = fix_broker.fix_session
+    store = DatabaseStore(fs)
+    store.set(1, b"first")
+    store.set(2, b"second")
+    store.incr_sender()
+    store.incr_sender()
+    store.incr_target()
+    again = DatabaseStore(fs)
+    assert (again.next_sender, again.next_target) == (3, 2)
+    assert again.get_range(1, 5) == [(1, b"first"), (2, b"second")]
+    again.reset()
+    assert (again.next_sender, again.next_target, again.generation) == (1, 1, 2)
+    assert again.get_range(1, 5) == []  # a new generation numbers from 1 again
+    assert FixMessage.objects.filter(session=fs).count() == 2  # the record stays
+
+
+def test_a_second_gateway_for_the_same_session_is_refused(fix_broker):
+    from django.db import connection, connections
+
+    fs = fix_broker.fix_session
+    with session_lock(fs):
+        if connection.vendor == "postgresql":
+            # another process would hold another connection: use a second one
+            other = connections.create_connection("default")
+            try:
+                with other.cursor() as cur:
+                    cur.execute("SELECT pg_try_advisory_lock(%s)", [_key(fs)])
+                    assert cur.fetchone()[0] is False
+            finally:
+                other.close()
+        else:
+            with pytest.raises(GatewayBusy), session_lock(fs):
+                pass
+    with session_lock(fs):  # released when the first gateway stops
+        pass
+
+
+def _key(fs):
+    from trading.gateway import _lock_key
+
+    return _lock_key(fs)
+
+
+# --- end to end, against our simulator ----------------------------------------------------
+
+
+def test_gateway_sends_the_route_and_applies_the_fills(
+    pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks
+):
+    block = _released_block(pm, book)
+    route = _route(trader, block, fix_broker, django_capture_on_commit_callbacks)
+
+    gateway = _trade_until(fix_broker, _filled(route), django_capture_on_commit_callbacks)
+
+    route.refresh_from_db()
+    block.refresh_from_db()
+    assert route.status == Route.Status.FILLED and route.filled_quantity == Decimal(150)
+    assert route.average_price == Decimal(100)  # the database's price of AAA
+    assert route.broker_order_id.startswith("O")
+    assert block.status == Block.Status.ALLOCATED
+    assert Execution.objects.filter(route=route, exec_type="trade").count() == 1
+
+    row = FixOutbox.objects.get()
+    assert row.status == FixOutbox.Status.SENT and row.seq_num == 2  # after the Logon
+    sent = FixMessage.objects.get(session=fix_broker.fix_session, seq_num=row.seq_num)
+    assert decode(bytes(sent.raw)).get(11) == route.cl_ord_id
+    inbox = list(FixInbox.objects.order_by("seq_num"))
+    assert [m.msg_type for m in inbox] == ["8", "8"]
+    assert all(m.applied_at is not None and m.error == "" for m in inbox)
+
+    fs = FixSession.objects.get(pk=fix_broker.fix_session.pk)
+    assert fs.next_sender_seq == gateway.session.next_sender >= 3
+    assert fs.next_target_seq == gateway.session.next_target >= 4
+    assert fs.logged_on is False  # stopped
+    fills = AuditEvent.objects.filter(kind="execution.trade")
+    assert fills.exists() and all(e.origin.startswith("fix:") for e in fills)
+    assert verify_audit_chain().ok
+
+
+def test_a_restarted_gateway_carries_on_from_the_stored_sequence_numbers(
+    pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks
+):
+    first = _route(
+        trader, _released_block(pm, book, "AAA"), fix_broker, django_capture_on_commit_callbacks
+    )
+
+    async def go():
+        acc, broker_app = _simulator()  # keeps its own sequence numbers: no reset on logon
+        await acc.start()
+        try:
+            fs = _point_at(fix_broker, acc.port)
+            await _run_until(Gateway(fs, poll=0.02), _filled(first))
+            seqs = FixSession.objects.values_list("next_sender_seq", "next_target_seq").get(
+                pk=fs.pk
+            )
+            second = _route(
+                trader,
+                _released_block(pm, book, "BBB", "20"),
+                fix_broker,
+                django_capture_on_commit_callbacks,
+            )
+            restarted = Gateway(FixSession.objects.select_related("broker").get(pk=fs.pk))
+            assert (restarted.session.next_sender, restarted.session.next_target) == seqs
+            await _run_until(restarted, _filled(second))
+            broker_session = next(iter(acc.sessions.values()))
+            return seqs, broker_session, second
+        finally:
+            await acc.stop()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        seqs, broker_session, second = asyncio.run(go())
+    # the broker saw one unbroken sequence: no resend, no reset
+    assert "Sent ResendRequest" not in " ".join(broker_session.events)
+    assert broker_session.next_target == FixSession.objects.get().next_sender_seq
+    assert Route.objects.get(pk=second.pk).filled_quantity == Decimal(20)
+
+
+def test_nothing_reaches_the_broker_while_the_gateway_is_down_and_nothing_is_lost(
+    pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks
+):
+    route = _route(
+        trader, _released_block(pm, book), fix_broker, django_capture_on_commit_callbacks
+    )
+
+    async def go():
+        with __import__("socket").socket() as s:  # a port nobody listens on yet
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        gateway = Gateway(_point_at(fix_broker, port), poll=0.02, reconnect_cap=0.2)
+        gateway.initiator.reconnect_base = 0.05
+        stop = asyncio.Event()
+        task = asyncio.create_task(gateway.run(stop))
+        await asyncio.sleep(0.5)
+        waiting = FixOutbox.objects.get().status
+        acc, _ = _simulator(port)  # the broker comes up
+        await acc.start()
+        try:
+            for _ in range(300):
+                if _filled(route)():
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await task
+            await acc.stop()
+        return waiting
+
+    with django_capture_on_commit_callbacks(execute=True):
+        waiting = asyncio.run(go())
+    assert waiting == FixOutbox.Status.PENDING
+    assert Route.objects.get(pk=route.pk).status == Route.Status.FILLED
+
+
+def test_a_row_that_cannot_be_sent_is_set_aside_and_the_route_says_so(
+    pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks
+):
+    bad = _route(
+        trader, _released_block(pm, book, "AAA"), fix_broker, django_capture_on_commit_callbacks
+    )
+    FixOutbox.objects.filter(route=bad).update(fields=[["not-a-tag", "x"]])
+    good = _route(
+        trader,
+        _released_block(pm, book, "BBB", "20"),
+        fix_broker,
+        django_capture_on_commit_callbacks,
+    )
+
+    gateway = _trade_until(fix_broker, _filled(good), django_capture_on_commit_callbacks)
+    row = FixOutbox.objects.get(route=bad)
+    assert row.status == FixOutbox.Status.FAILED and "ValueError" in row.error
+    bad.refresh_from_db()
+    assert bad.status == Route.Status.UNCONFIRMED and "not sent to the broker" in bad.text
+    # the failed row used no sequence number: the good order went out as 2
+    assert FixOutbox.objects.get(route=good).seq_num == 2
+    assert gateway.session.next_sender == FixSession.objects.get().next_sender_seq
+
+
+# --- inbound messages, one by one ---------------------------------------------------------
+
+
+class _Sent:
+    """A stand-in session for GatewayApplication.from_app: keeps what is sent."""
+
+    def __init__(self):
+        from trading.fix.session import SessionID
+
+        self.sid = SessionID("FIX.4.4", "OMS", "BROKER")
+        self.sent: list[Message] = []
+
+    def send(self, msg):
+        self.sent.append(msg)
+        return True
+
+
+def _er(seq: int, fields: dict[int, str]) -> Message:
+    body = {37: "O1", 17: "E1", 150: "0", 39: "0", 55: "AAA", 54: "1", 151: "150", 14: "0"}
+    body.update(fields)
+    return Message(
+        "8",
+        sorted(body.items()),
+        begin_string="FIX.4.4",
+        header=[(34, str(seq)), (49, "BROKER"), (56, "OMS")],
+    )
+
+
+def test_a_report_for_an_unknown_order_is_kept_with_the_reason_and_answered_dont_know(
+    fix_broker,
+):
+    fs = fix_broker.fix_session
+    app = GatewayApplication(fs, DatabaseStore(fs))
+    session = _Sent()
+    app.from_app(_er(7, {11: "NOT-OURS", 150: "F", 39: "2", 32: "10", 31: "5"}), session)
+    row = FixInbox.objects.get(seq_num=7)
+    assert row.applied_at is None and "NOT-OURS" in row.error
+    assert [m.msg_type for m in session.sent] == ["Q"]
+    assert session.sent[0].get(17) == "E1" and session.sent[0].get(127) == "D"
+
+
+def test_the_same_inbound_message_twice_is_applied_once(
+    pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks
+):
+    route = _route(
+        trader, _released_block(pm, book), fix_broker, django_capture_on_commit_callbacks
+    )
+    fs = fix_broker.fix_session
+    app = GatewayApplication(fs, DatabaseStore(fs))
+    msg = _er(5, {11: route.cl_ord_id})
+    app.from_app(msg, _Sent())
+    app.from_app(msg, _Sent())  # a resend of seq 5
+    assert FixInbox.objects.filter(seq_num=5).count() == 1
+    assert Execution.objects.filter(route=route).count() == 1
+    assert Route.objects.get(pk=route.pk).status == Route.Status.NEW
+
+
+@pytest.mark.parametrize(
+    ("exec_type", "ord_status", "expected"),
+    [
+        ("0", "0", ("new", "new")),
+        ("F", "1", ("trade", "partially_filled")),
+        ("2", "2", ("trade", "filled")),  # FIX 4.2's Fill
+        ("1", "1", ("trade", "partially_filled")),  # FIX 4.2's Partial fill
+        ("4", "4", ("canceled", "cancelled")),
+        ("8", "8", ("rejected", "rejected")),
+        ("C", "C", ("expired", "expired")),
+        ("3", "3", ("done_for_day", "done_for_day")),
+    ],
+)
+def test_fix_execution_reports_map_to_ours(
+    fix_broker, pm, trader, book, eager_celery, django_capture_on_commit_callbacks,
+    exec_type, ord_status, expected,
+):  # fmt: skip
+    route = _route(
+        trader, _released_block(pm, book), fix_broker, django_capture_on_commit_callbacks
+    )
+    report = report_from_execution_report(
+        _er(3, {11: route.cl_ord_id, 150: exec_type, 39: ord_status, 32: "10", 31: "99.5"}),
+        "FIXB",
+    )
+    assert (report.exec_type, report.ord_status) == expected
+    assert report.cl_ord_id == route.cl_ord_id
+    assert (report.last_quantity, report.last_price) == (Decimal(10), Decimal("99.5"))
+
+
+def test_an_execution_report_with_codes_we_do_not_know_is_refused(fix_broker):
+    with pytest.raises(ValueError, match="not understood"):
+        report_from_execution_report(_er(3, {150: "Z"}), "FIXB")
+
+
+def test_a_report_the_database_cannot_take_is_had_again_after_reconnecting(
+    pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks, monkeypatch
+):
+    from django.db import OperationalError
+
+    import trading.gateway
+
+    route = _route(
+        trader, _released_block(pm, book), fix_broker, django_capture_on_commit_callbacks
+    )
+    real_apply = services.execution_apply
+    calls = []
+
+    def flaky_apply(report):
+        calls.append(report.exec_type)
+        if len(calls) == 1:
+            raise OperationalError("database is locked")
+        return real_apply(report)
+
+    monkeypatch.setattr(trading.gateway.services, "execution_apply", flaky_apply)
+
+    def quick_reconnect(gateway):
+        gateway.initiator.reconnect_base = 0.05
+
+    gateway = _trade_until(
+        fix_broker, _filled(route), django_capture_on_commit_callbacks, prepare=quick_reconnect
+    )
+    assert gateway.initiator.connects == 2  # dropped once, came back
+    assert calls[:2] == ["new", "new"]  # the report the database refused, resent
+    route.refresh_from_db()
+    assert route.filled_quantity == Decimal(150)
+    assert Execution.objects.filter(route=route).count() == 2  # new + trade, once each
+    assert not FixInbox.objects.filter(applied_at__isnull=True).exists()
+
+
+def test_export_prices_writes_the_latest_price_of_each_security(book, tmp_path):
+    import json
+
+    from django.core.management import call_command
+
+    path = tmp_path / "var" / "fix-prices.json"
+    call_command("export_prices", str(path))
+    prices = {k: Decimal(v) for k, v in json.loads(path.read_text()).items()}
+    assert prices == {"AAA": 100, "BBB": 50, "CCC": 20, "DDD": 40, "EEE": 10}  # today's, not older
