@@ -7,7 +7,7 @@ It owns the session's socket (our side initiates), and while it runs:
   with nothing reaching the socket before that transaction commits;
 * it stores each application message the broker sends in the inbox (once per
   session, generation and sequence number) and applies execution reports
-  through the trading services, idempotently per broker and ExecID;
+  through the trading services, idempotently per route and ExecID;
 * it keeps the sequence numbers in the database (`DatabaseStore`), so that a
   restarted gateway carries on where the last one stopped and a resend after a
   disconnect replays from the database;
@@ -44,7 +44,13 @@ from trading import services
 from trading.brokers.base import ExecutionReport
 from trading.fix import messages as fixmsg
 from trading.fix.codec import Message, parse_utc_timestamp
-from trading.fix.session import Application, ApplicationUnavailable, Session, SessionSettings
+from trading.fix.session import (
+    Application,
+    ApplicationUnavailable,
+    DoNotSend,
+    Session,
+    SessionSettings,
+)
 from trading.fix.store import MessageStore
 from trading.fix.transport import Initiator
 from trading.models import Broker, FixInbox, FixMessage, FixOutbox, FixSession, Route
@@ -89,11 +95,9 @@ class DatabaseStore(MessageStore):
         self.next_target = n
 
     def set(self, seq: int, raw: bytes) -> None:
-        FixMessage.objects.update_or_create(
-            session_id=self.pk,
-            generation=self.generation,
-            seq_num=seq,
-            defaults={"raw": raw},
+        # a number is used once: a clash means a second writer, which must fail
+        FixMessage.objects.create(
+            session_id=self.pk, generation=self.generation, seq_num=seq, raw=raw
         )
 
     def get_range(self, begin: int, end: int) -> list[tuple[int, bytes]]:
@@ -122,34 +126,56 @@ def _lock_key(fix_session: FixSession) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-@contextlib.contextmanager
-def session_lock(fix_session: FixSession) -> Iterator[None]:
-    """Held for as long as the gateway runs; GatewayBusy if another holds it."""
-    if connection.vendor == "postgresql":
-        key = _lock_key(fix_session)
-        with connection.cursor() as cur:
-            cur.execute("SELECT pg_try_advisory_lock(%s)", [key])
-            if not cur.fetchone()[0]:
-                raise GatewayBusy(f"a gateway already runs FIX session {fix_session}")
-        try:
-            yield
-        finally:
-            with contextlib.suppress(DatabaseError), connection.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock(%s)", [key])
-        return
-    import fcntl
+class SessionLock:
+    """The gateway's claim on its session: a PostgreSQL advisory lock, held by
+    the database connection (so it goes when that connection goes), or on
+    SQLite a file lock in OMS_VAR_DIR. ``acquire`` raises GatewayBusy when
+    another gateway holds it."""
 
-    path = settings.VAR_DIR / f"fix-gateway-{fix_session.pk}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
+    def __init__(self, fix_session: FixSession):
+        self.fix_session = fix_session
+        self.key = _lock_key(fix_session)
+        self._file = None
+
+    def acquire(self) -> None:
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_try_advisory_lock(%s)", [self.key])
+                if not cur.fetchone()[0]:
+                    raise GatewayBusy(f"a gateway already runs FIX session {self.fix_session}")
+            return
+        if self._file is not None:
+            return  # a file lock does not go away with the database connection
+        import fcntl
+
+        path = settings.VAR_DIR / f"fix-gateway-{self.fix_session.pk}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "w")  # noqa: SIM115 - held until release()
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise GatewayBusy(f"a gateway already runs FIX session {fix_session}") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
+            raise GatewayBusy(f"a gateway already runs FIX session {self.fix_session}") from None
+        self._file = fh
+
+    def release(self) -> None:
+        if connection.vendor == "postgresql":
+            with contextlib.suppress(DatabaseError), connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s)", [self.key])
+        elif self._file is not None:
+            self._file.close()  # closing the file releases the lock
+            self._file = None
+
+
+@contextlib.contextmanager
+def session_lock(fix_session: FixSession) -> Iterator[None]:
+    """Held for the block; GatewayBusy if another gateway holds it."""
+    lock = SessionLock(fix_session)
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 # --- From FIX to our execution reports ----------------------------------------------
@@ -188,6 +214,11 @@ class NotOurs(ValueError):
     """A report for an order we did not send on this session."""
 
 
+class TradeCorrection(ValueError):
+    """A trade bust or correction (FIX 4.4 ExecType H/G, FIX 4.2 ExecTransType
+    1/2): not booked automatically; kept in the inbox for operations."""
+
+
 def _decimal(msg: Message, tag: int) -> Decimal | None:
     value = msg.get(tag)
     if not value:
@@ -209,10 +240,18 @@ def _route_cl_ord_id(msg: Message) -> str:
 
 
 def report_from_execution_report(msg: Message, broker_code: str) -> ExecutionReport:
+    trans_type = msg.get(20)  # FIX 4.2 ExecTransType: 0 new, 1 cancel, 2 correct, 3 status
+    if msg.get(150) in ("G", "H") or trans_type in ("1", "2"):
+        raise TradeCorrection(
+            f"trade bust or correction of ExecID {msg.get(19) or msg.get(17)!r}: "
+            "not booked automatically"
+        )
     exec_type = EXEC_TYPES.get(msg.get(150) or "")
     ord_status = ORD_STATUSES.get(msg.get(39) or "")
     if exec_type is None or ord_status is None:
         raise ValueError(f"ExecType {msg.get(150)!r} / OrdStatus {msg.get(39)!r} not understood")
+    if trans_type == "3":
+        exec_type = "order_status"  # a status report repeats a fill; it books nothing
     try:
         transact_time = parse_utc_timestamp(msg.get(60) or "")
     except ValueError:
@@ -257,6 +296,7 @@ class GatewayApplication(Application):
         self.fix_session = fix_session
         self.broker_code = fix_session.broker.code
         self.store = store
+        self.database_unavailable = False
 
     def on_logon(self, session: Session) -> None:
         self._status(True, "")
@@ -271,6 +311,26 @@ class GatewayApplication(Application):
             logged_on=logged_on, status_changed_at=timezone.now(), last_error=error[:500]
         )
 
+    def to_app(self, msg: Message, session: Session, resend: bool) -> None:
+        """On a resend, an order message first sent on an earlier (UTC) day is
+        not sent again — the broker gets a gap fill instead — and its route is
+        marked unconfirmed, to be checked with the broker: yesterday's order
+        must not trade today."""
+        if not resend or msg.msg_type not in ("D", "F", "G"):
+            return
+        orig = msg.get(122) or msg.get(52) or ""
+        if orig[:8] == datetime.now(UTC).strftime("%Y%m%d"):
+            return
+        cl_ord_id = msg.get(41) or msg.get(11) or ""
+        route_id = Route.objects.filter(cl_ord_id=cl_ord_id).values_list("pk", flat=True).first()
+        if route_id is not None:
+            with origin("fix", str(session.sid)):
+                services.route_mark_unconfirmed(
+                    route_id,
+                    f"not resent: first sent {orig}, an earlier day; check with the broker",
+                )
+        raise DoNotSend()
+
     def from_app(self, msg: Message, session: Session) -> None:
         """Store, then apply. If the database cannot take the message, the
         session disconnects without consuming its sequence number and the
@@ -279,6 +339,7 @@ class GatewayApplication(Application):
             self._receive(msg, session)
         except UNAVAILABLE as exc:
             log.exception("%s: database unavailable", session.sid)
+            self.database_unavailable = True  # the gateway waits for it to come back
             raise ApplicationUnavailable(f"database unavailable: {exc}") from exc
 
     def _receive(self, msg: Message, session: Session) -> None:
@@ -297,6 +358,9 @@ class GatewayApplication(Application):
                 self._apply(msg, session, seq)
         except UNAVAILABLE:
             raise  # not the message's fault: have it again after reconnecting
+        except TradeCorrection as exc:
+            error = str(exc)
+            log.error("%s: message %s: %s", session.sid, seq, exc)
         except NotOurs as exc:
             error = str(exc)
             log.warning("%s: %s", session.sid, exc)
@@ -353,6 +417,10 @@ class Gateway:
                 initiator=True,
                 heartbeat_interval=fs.heartbeat_interval,
                 reset_seq_num_flag=fs.reset_on_logon,
+                # brokers add tags of their own (5000 and up) to execution
+                # reports: accept them, as the messages' known fields are
+                # still checked
+                allow_unknown_fields=True,
             ),
             self.app,
             self.store,
@@ -402,11 +470,9 @@ class Gateway:
                     row.seq_num = seq
                     row.sent_at = timezone.now()
                     row.save(update_fields=["status", "generation", "seq_num", "sent_at"])
-            except DatabaseError:
-                # rolled back: the peer saw nothing; try again at the next poll
-                log.exception("%s: outbox row %s not sent", self.session.sid, pk)
-                self.store.reload()
-                break
+            except UNAVAILABLE:
+                raise  # rolled back, the peer saw nothing: run() waits for the database
+
             except Exception as exc:
                 # rolled back, and this row can never be sent: set it aside so
                 # that it does not hold up the rows behind it, and say so
@@ -423,27 +489,66 @@ class Gateway:
         route_id = FixOutbox.objects.filter(pk=pk).values_list("route_id", flat=True).first()
         if route_id is not None:
             with origin("fix", str(self.session.sid)):
-                services.route_mark_unconfirmed(route_id, f"not sent to the broker: {error}")
+                services.route_not_sent(route_id, f"not sent to the broker: {error}")
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Until ``stop`` is set: hold the session's lock, keep the session
+        connected, drain the outbox. If the database goes away, the session is
+        disconnected (so the broker keeps what it has for us) until the
+        database and the lock are back; if another gateway took the lock
+        meanwhile, this one stops (GatewayBusy)."""
         # Inside the event loop Django keeps connections per context: open the
         # loop's one here, before any task starts, so that every task of the
         # gateway shares it and it is closed below.
         connection.ensure_connection()
+        lock = SessionLock(self.fix_session)
+        lock.acquire()
         try:
-            with session_lock(self.fix_session):
-                await self.initiator.start()
-                try:
-                    while not stop.is_set():
-                        try:
-                            self.drain_outbox()
-                        except DatabaseError:
-                            log.exception("%s: outbox not readable", self.session.sid)
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), self.poll)
-                finally:
-                    await self.initiator.stop()
+            self.store.reload()  # what the last owner left, read under the lock
+            await self.initiator.start()
+            try:
+                while not stop.is_set():
+                    self._step(lock)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self.poll)
+            finally:
+                await self.initiator.stop()
+                with contextlib.suppress(DatabaseError):
                     self.app._status(False, "")
         finally:
+            with contextlib.suppress(DatabaseError):
+                lock.release()
             # the ORM inside the event loop has connections of its own
             connections.close_all()
+
+    def _step(self, lock: SessionLock) -> None:
+        failed = self.initiator.failed
+        if failed is not None:
+            log.error("%s: initiator stopped (%r); starting it again", self.session.sid, failed)
+            self.initiator._task = asyncio.get_running_loop().create_task(self.initiator._run())
+        if self.initiator.paused:
+            self._recover(lock)
+            return
+        try:
+            if self.app.database_unavailable:
+                raise OperationalError("the session could not store a message")
+            self.drain_outbox()
+        except UNAVAILABLE as exc:
+            log.error("%s: database unavailable (%s); disconnecting until it is back",
+                      self.session.sid, exc)  # fmt: skip
+            self.initiator.pause("Database unavailable")
+            self.app.database_unavailable = False
+            connection.close()  # a broken connection is not reused; on PostgreSQL the lock goes too
+
+    def _recover(self, lock: SessionLock) -> None:
+        """While paused: once the database answers, take the lock again (it may
+        have gone with the connection), reload the sequence numbers, resume."""
+        try:
+            connection.ensure_connection()
+            lock.acquire()  # GatewayBusy: another gateway took over; stop
+            self.store.reload()
+        except UNAVAILABLE:
+            connection.close()
+            return
+        log.warning("%s: database back; reconnecting", self.session.sid)
+        self.initiator.resume()

@@ -381,7 +381,11 @@ class Route(models.Model):
 
 
 class Execution(models.Model):
-    """An execution report from a broker, applied once (unique per broker and ExecID)."""
+    """An execution report from a broker, applied once per route and ExecID.
+
+    FIX asks an ExecID to be unique within a trading day or the life of a
+    multi-day order, not forever: brokers that number from 1 again each day (or
+    after a restart) reuse ExecIDs, so uniqueness is per route (one order)."""
 
     class ExecType(models.TextChoices):
         NEW = "new", "New"
@@ -413,9 +417,7 @@ class Execution(models.Model):
     class Meta:
         ordering = ["-received_at", "-pk"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["broker", "exec_id"], name="execution_unique_per_broker"
-            )
+            models.UniqueConstraint(fields=["route", "exec_id"], name="execution_unique_per_route")
         ]
 
     def __str__(self) -> str:

@@ -448,6 +448,33 @@ def route_mark_unconfirmed(route_id: int, reason: str) -> None:
         )
 
 
+def route_not_sent(route_id: int, reason: str) -> None:
+    """The route's order never left us (it could not be made into a message):
+    the route is rejected by us and its quantity goes back to the block."""
+    with audited_transaction():
+        route_ref = Route.objects.get(pk=route_id)
+        block = locks.lock_block(route_ref.block_id)
+        route = locks.lock_route(route_id)
+        if route.status != Route.Status.PENDING_NEW:
+            return  # the broker has answered after all: its answer stands
+        route_before = _snapshot(route, ROUTE_FIELDS)
+        block_before = _snapshot(block, BLOCK_FIELDS)
+        _set_status(route, Route.Status.REJECTED)
+        route.text = reason[:500]
+        route.save(update_fields=["status", "text", "updated_at"])
+        block.routed_quantity -= route.quantity - route.filled_quantity
+        audit_record(
+            actor=None,
+            actor_name="system",
+            kind="route.not_sent",
+            obj=route,
+            before=route_before,
+            after=_snapshot(route, ROUTE_FIELDS),
+            reason=reason,
+        )
+        _refresh_block(block, actor_name="system", before=block_before)
+
+
 def route_ticket(route: Route) -> RouteTicket:
     return RouteTicket(
         broker=route.broker.code,
@@ -470,7 +497,7 @@ _ORD_STATUSES = set(Route.Status.values)
 
 
 def execution_apply(report: ExecutionReport) -> Execution | None:
-    """Apply one execution report. The same report (broker, ExecID) applied twice
+    """Apply one execution report. The same report (route, ExecID) applied twice
     changes nothing the second time and returns None."""
     from .tasks import allocate_block
 
@@ -485,7 +512,7 @@ def execution_apply(report: ExecutionReport) -> Execution | None:
                 )
             block = locks.lock_block(route_ref.block_id)
             route = locks.lock_route(route_ref.pk)
-            if Execution.objects.filter(broker=route.broker, exec_id=report.exec_id).exists():
+            if Execution.objects.filter(route=route, exec_id=report.exec_id).exists():
                 return None
             execution = Execution.objects.create(
                 route=route,
@@ -506,8 +533,10 @@ def execution_apply(report: ExecutionReport) -> Execution | None:
                 transaction.on_commit(lambda: allocate_block.delay(block.pk))
             return execution
     except IntegrityError:
-        # A concurrent apply of the same report won the unique (broker, ExecID).
-        if Execution.objects.filter(broker__code=report.broker, exec_id=report.exec_id).exists():
+        # A concurrent apply of the same report won the unique (route, ExecID).
+        if Execution.objects.filter(
+            route__cl_ord_id=report.cl_ord_id, exec_id=report.exec_id
+        ).exists():
             return None
         raise
 

@@ -6,7 +6,7 @@ import logging
 import time
 
 from celery import shared_task
-from django.db import OperationalError
+from django.db import OperationalError, transaction
 
 from oms.context import origin
 
@@ -41,14 +41,42 @@ def route_send(route_id: int) -> None:
         route = (
             Route.objects.select_related("broker", "block__security").filter(pk=route_id).first()
         )
-        if route is None or not services.route_claim_for_sending(route_id):
-            return  # gone, or already sent by an earlier delivery of this task
+        if route is None:
+            return
         try:
-            adapter_for(route.broker, apply_in_order).send(services.route_ticket(route))
+            adapter = adapter_for(route.broker, apply_in_order)
+        except ValueError as exc:  # the broker is not set up to be reached
+            log.error("route %s: %s", route.cl_ord_id, exc)
+            services.route_not_sent(route_id, str(exc))
+            return
+        if adapter.queues_in_database:
+            _queue_route(adapter, route)
+            return
+        if not services.route_claim_for_sending(route_id):
+            return  # already sent by an earlier delivery of this task
+        try:
+            adapter.send(services.route_ticket(route))
         except Exception as exc:
             # The broker may or may not have the order: say so, never drop it silently.
             log.exception("sending route %s failed", route.cl_ord_id)
             services.route_mark_unconfirmed(route_id, f"send failed: {exc}")
+
+
+def _queue_route(adapter, route: Route) -> None:
+    """For adapters that write the message to the database (FIX: the outbox that
+    the gateway sends): the claim and the message commit together, so a worker
+    that dies between the two leaves neither, and the route is sent again."""
+    try:
+        with transaction.atomic():
+            if not services.route_claim_for_sending(route.pk):
+                return  # already queued by an earlier delivery of this task
+            adapter.send(services.route_ticket(route))
+    except TRANSIENT:
+        raise  # retried; nothing was written
+    except Exception as exc:
+        # Nothing left us and nothing will: the route is rejected, its quantity freed.
+        log.exception("queueing route %s failed", route.cl_ord_id)
+        services.route_not_sent(route.pk, f"could not be queued for the broker: {exc}")
 
 
 @shared_task(autoretry_for=TRANSIENT, retry_backoff=True, max_retries=8)

@@ -376,7 +376,9 @@ def test_a_row_that_cannot_be_sent_is_set_aside_and_the_route_says_so(
     row = FixOutbox.objects.get(route=bad)
     assert row.status == FixOutbox.Status.FAILED and "ValueError" in row.error
     bad.refresh_from_db()
-    assert bad.status == Route.Status.UNCONFIRMED and "not sent to the broker" in bad.text
+    assert bad.status == Route.Status.REJECTED and "not sent to the broker" in bad.text
+    assert Block.objects.get(pk=bad.block_id).routed_quantity == 0  # back to route again
+    assert AuditEvent.objects.filter(kind="route.not_sent", object_id=str(bad.pk)).exists()
     # the failed row used no sequence number: the good order went out as 2
     assert FixOutbox.objects.get(route=good).seq_num == 2
     assert gateway.session.next_sender == FixSession.objects.get().next_sender_seq
@@ -450,6 +452,12 @@ def test_the_same_inbound_message_twice_is_applied_once(
         ("8", "8", ("rejected", "rejected")),
         ("C", "C", ("expired", "expired")),
         ("3", "3", ("done_for_day", "done_for_day")),
+        ("5", "0", ("replaced", "new")),  # FIX 4.4: Replaced, the order is New again
+        ("5", "5", ("replaced", "replaced")),  # FIX 4.2's OrdStatus Replaced
+        ("6", "6", ("pending_cancel", "pending_cancel")),
+        ("E", "E", ("pending_replace", "pending_replace")),
+        ("A", "A", ("new", "pending_new")),
+        ("I", "1", ("order_status", "partially_filled")),
     ],
 )
 def test_fix_execution_reports_map_to_ours(
@@ -517,3 +525,151 @@ def test_export_prices_writes_the_latest_price_of_each_security(book, tmp_path):
     call_command("export_prices", str(path))
     prices = {k: Decimal(v) for k, v in json.loads(path.read_text()).items()}
     assert prices == {"AAA": 100, "BBB": 50, "CCC": 20, "DDD": 40, "EEE": 10}  # today's, not older
+
+
+def test_a_route_to_a_fix_broker_without_a_session_is_rejected_and_freed(
+    pm, trader, book, eager_celery, django_capture_on_commit_callbacks
+):
+    broker = Broker.objects.create(code="NOSESS", name="x", adapter=Broker.Adapter.FIX)
+    block = _released_block(pm, book)
+    route = _route(trader, block, broker, django_capture_on_commit_callbacks)
+    route.refresh_from_db()
+    assert route.status == Route.Status.REJECTED and "no FIX session" in route.text
+    assert Block.objects.get(pk=block.pk).status == Block.Status.OPEN  # route it elsewhere
+    assert not FixOutbox.objects.exists()
+
+
+def test_the_claim_and_the_outbox_row_commit_together(
+    pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks, monkeypatch
+):
+    def broken_send(self, ticket):
+        FixOutbox.objects.create(session=self.session, msg_type="D", fields=[])
+        raise KeyError("no such side")  # after writing: the write must not stay
+
+    monkeypatch.setattr(FixBroker, "send", broken_send)
+    route = _route(
+        trader, _released_block(pm, book), fix_broker, django_capture_on_commit_callbacks
+    )
+    route.refresh_from_db()
+    assert not FixOutbox.objects.exists()
+    assert route.status == Route.Status.REJECTED and "could not be queued" in route.text
+    assert route.sent_at is None  # the claim went with the failed write
+
+
+def test_a_fix_42_status_report_books_nothing_and_busts_are_left_to_operations(
+    pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks
+):
+    from trading.gateway import TradeCorrection
+
+    route = _route(
+        trader, _released_block(pm, book), fix_broker, django_capture_on_commit_callbacks
+    )
+    status = report_from_execution_report(
+        _er(3, {11: route.cl_ord_id, 150: "2", 39: "2", 20: "3", 32: "10", 31: "5"}), "FIXB"
+    )
+    assert status.exec_type == "order_status"  # not a second fill
+    for fields in ({150: "H", 19: "E1"}, {150: "G"}, {150: "2", 20: "1"}, {150: "2", 20: "2"}):
+        with pytest.raises(TradeCorrection, match="not booked"):
+            report_from_execution_report(_er(3, fields), "FIXB")
+
+
+def test_an_order_from_an_earlier_day_is_not_resent_and_its_route_is_flagged(
+    pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks
+):
+    from datetime import UTC, datetime, timedelta
+
+    from trading.fix.session import DoNotSend
+
+    route = _route(
+        trader, _released_block(pm, book), fix_broker, django_capture_on_commit_callbacks
+    )
+    fs = fix_broker.fix_session
+    app = GatewayApplication(fs, DatabaseStore(fs))
+
+    def resent(sent_at: datetime) -> Message:
+        stamp = sent_at.strftime("%Y%m%d-%H:%M:%S.000")
+        return Message(
+            "D",
+            [(11, route.cl_ord_id), (55, "AAA")],
+            begin_string="FIX.4.4",
+            header=[(43, "Y"), (122, stamp)],
+        )
+
+    app.to_app(resent(datetime.now(UTC)), _Sent(), True)  # today's: resent as is
+    app.to_app(resent(datetime.now(UTC) - timedelta(days=1)), _Sent(), False)  # not a resend
+    assert Route.objects.get(pk=route.pk).status == Route.Status.PENDING_NEW
+    with pytest.raises(DoNotSend):
+        app.to_app(resent(datetime.now(UTC) - timedelta(days=1)), _Sent(), True)
+    route.refresh_from_db()
+    assert route.status == Route.Status.UNCONFIRMED and "not resent" in route.text
+
+
+def test_bytes_of_a_send_whose_transaction_fails_never_reach_the_broker(
+    pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks, monkeypatch
+):
+    from django.db import DataError
+
+    bad = _route(
+        trader, _released_block(pm, book, "AAA"), fix_broker, django_capture_on_commit_callbacks
+    )
+    good = _route(
+        trader,
+        _released_block(pm, book, "BBB", "20"),
+        fix_broker,
+        django_capture_on_commit_callbacks,
+    )
+    real_save = FixOutbox.save
+
+    def save(self, *args, **kwargs):
+        if self.route_id == bad.pk and self.status == FixOutbox.Status.SENT:
+            raise DataError("value too long")  # after session.send, inside the transaction
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(FixOutbox, "save", save)
+    received = []
+
+    async def go():
+        acc, broker_app = _simulator()
+        original = broker_app._new_order
+
+        def spy(msg, session):
+            received.append(msg.get(11))
+            original(msg, session)
+
+        broker_app._handlers["D"] = lambda self, msg, session: spy(msg, session)
+        await acc.start()
+        try:
+            gateway = Gateway(_point_at(fix_broker, acc.port), poll=0.02)
+            await _run_until(gateway, _filled(good))
+        finally:
+            await acc.stop()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        asyncio.run(go())
+    assert received == [good.cl_ord_id]  # the failed one's bytes were dropped
+    assert FixOutbox.objects.get(route=good).seq_num == 2  # and its number reused
+    assert not FixMessage.objects.filter(raw__contains=bad.cl_ord_id.encode()).exists()
+    assert Route.objects.get(pk=bad.pk).status == Route.Status.REJECTED
+
+
+def test_a_message_already_applied_is_not_applied_again_when_resent(
+    pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks, monkeypatch
+):
+    import trading.gateway
+
+    route = _route(
+        trader, _released_block(pm, book), fix_broker, django_capture_on_commit_callbacks
+    )
+    calls = []
+    real_apply = services.execution_apply
+    monkeypatch.setattr(
+        trading.gateway.services,
+        "execution_apply",
+        lambda report: calls.append(report.exec_id) or real_apply(report),
+    )
+    fs = fix_broker.fix_session
+    app = GatewayApplication(fs, DatabaseStore(fs))
+    msg = _er(5, {11: route.cl_ord_id})
+    app.from_app(msg, _Sent())
+    app.from_app(msg, _Sent())  # the same MsgSeqNum again (a resend)
+    assert calls == ["E1"]

@@ -55,6 +55,11 @@ ReportSink = Callable[[ExecutionReport], object]
 class BrokerAdapter(ABC):
     """Reaches one broker. Reports, now or later, go to `self.sink`."""
 
+    #: True for an adapter whose `send` only writes the message to the database
+    #: for another process to send (the FIX outbox): the routing task then
+    #: claims the route and queues the message in one transaction.
+    queues_in_database = False
+
     def __init__(self, sink: ReportSink) -> None:
         self.sink = sink
 

@@ -22,6 +22,8 @@ TIME_IN_FORCE = {"day": "0", "gtc": "1", "opg": "2", "ioc": "3", "fok": "4", "gt
 
 
 class FixBroker(BrokerAdapter):
+    queues_in_database = True
+
     def __init__(self, sink: ReportSink, *, session) -> None:
         super().__init__(sink)
         self.session = session  # trading.models.FixSession

@@ -61,6 +61,16 @@ _FAST_EXEC_TYPES = frozenset({ExecType.NEW, ExecType.TRADE})
 _FAST_EXTRA = frozenset({"last_qty", "last_px"})
 
 
+def _base36(n: int) -> str:
+    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if not n:
+            return out
+
+
 def _wire(v: object) -> str | None:
     """A str field as the typed layer writes it (``None``: left out)."""
     return v if v is None or v.__class__ is str else str(v)
@@ -215,6 +225,9 @@ class SimulatedBroker(Application):
         self.sessions: dict[SessionID, Session] = {}
         self._ids = itertools.count(1)
         self._exec_ids = itertools.count(1)
+        # OrderIDs and ExecIDs carry when this broker started, so that a
+        # restarted simulator never hands out an id it gave before.
+        self._run = _base36(int(self.clock.time()))
         self.exec_reports_sent = 0
         self.app_sent = 0
         self.last_expiry: datetime | None = None
@@ -272,7 +285,7 @@ class SimulatedBroker(Application):
 
     def _exec(self, session: Session, o: Order, exec_type: str, **extra) -> None:
         begin = session.sid.begin_string
-        exec_id = f"E{next(self._exec_ids)}"
+        exec_id = f"E{self._run}-{next(self._exec_ids)}"
         if (
             begin > "FIX.4.2"
             and exec_type in _FAST_EXEC_TYPES
@@ -376,7 +389,7 @@ class SimulatedBroker(Application):
         price = get(44)
         book = self.books[session.sid]
         o = Order(
-            order_id=f"O{next(self._ids)}",
+            order_id=f"O{self._run}-{next(self._ids)}",
             cl_ord_id=cl_ord_id,
             symbol=get(55) or "",
             side=get(54) or Side.BUY,
@@ -530,7 +543,7 @@ class SimulatedBroker(Application):
         if o is None:
             er = ExecutionReport(
                 order_id=req.order_id or "NONE",
-                exec_id=f"E{next(self._exec_ids)}",
+                exec_id=f"E{self._run}-{next(self._exec_ids)}",
                 exec_type=ExecType.ORDER_STATUS,
                 ord_status=OrdStatus.REJECTED,
                 symbol=req.symbol,

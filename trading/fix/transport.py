@@ -308,7 +308,14 @@ class Initiator:
         self._stopping = False
         self._conn: Connection | None = None
         self._delays = backoff_delays(reconnect_base, reconnect_cap)
+        self._logged_on_at: float | None = None
         self.logged_on = asyncio.Event()
+        self._running = asyncio.Event()  # cleared while paused
+        self._running.set()
+        #: the backoff starts again from ``reconnect_base`` only after a
+        #: connection stayed logged on this long (a peer that logs us on and
+        #: then drops us at once is not retried at full speed forever)
+        self.stable_after = max(10.0, 2 * reconnect_cap)
 
     async def start(self) -> None:
         self._stopping = False
@@ -319,6 +326,9 @@ class Initiator:
         loop = asyncio.get_running_loop()
         self._delays = backoff_delays(self.reconnect_base, self.reconnect_cap)
         while not self._stopping:
+            await self._running.wait()
+            if self._stopping:
+                break
             conn = _InitiatedConnection(self)
             try:
                 await loop.create_connection(lambda c=conn: c, self.host, self.port)
@@ -328,21 +338,52 @@ class Initiator:
                 continue
             self.connects += 1
             self._conn = conn
+            self._logged_on_at = None
             try:
                 if not conn.closed:
                     self.session.connect(conn)
                 await conn.done
+            except Exception:  # the session or its store failed: retry, never give up
+                log.exception("%s: connection failed", self.session.sid)
             finally:
                 if self.session.transport is conn:
-                    self.session.connection_lost()
+                    try:
+                        self.session.connection_lost()
+                    except Exception:
+                        log.exception("%s: connection_lost failed", self.session.sid)
                 conn.close()
                 self.logged_on.clear()
+            if (
+                self._logged_on_at is not None
+                and loop.time() - self._logged_on_at >= self.stable_after
+            ):
+                self._delays = backoff_delays(self.reconnect_base, self.reconnect_cap)
             if not self._stopping:
                 await asyncio.sleep(next(self._delays))
 
     def _on_logged_on(self) -> None:
-        self._delays = backoff_delays(self.reconnect_base, self.reconnect_cap)
+        self._logged_on_at = asyncio.get_running_loop().time()
         self.logged_on.set()
+
+    def pause(self, reason: str = "Initiator paused") -> None:
+        """Disconnect now and stay disconnected until ``resume()``."""
+        self._running.clear()
+        self.session.disconnect(reason)
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    @property
+    def failed(self) -> BaseException | None:
+        """What stopped the connecting task, if it stopped by itself."""
+        t = self._task
+        if self._stopping or t is None or not t.done() or t.cancelled():
+            return None
+        return t.exception() or RuntimeError("initiator task ended")
 
     async def wait_logged_on(self, timeout: float = 10.0) -> None:
         await asyncio.wait_for(self.logged_on.wait(), timeout)
@@ -354,14 +395,21 @@ class Initiator:
 
     async def stop(self, logout_wait: float = 2.0) -> None:
         self._stopping = True
+        self._running.set()
         s = self.session
         if s.logged_on:
-            s.logout()
+            try:
+                s.logout()
+            except Exception:
+                log.exception("%s: logout failed", s.sid)
             loop = asyncio.get_running_loop()
             end = loop.time() + logout_wait
             while s.transport is not None and loop.time() < end:
                 await asyncio.sleep(0.02)
-        s.disconnect("Initiator stopping")
+        try:
+            s.disconnect("Initiator stopping")
+        except Exception:
+            log.exception("%s: disconnect failed", s.sid)
         for t in (self._task, self._timer):
             if t is not None:
                 t.cancel()

@@ -390,3 +390,50 @@ def test_held_writes_wait_for_the_end_of_the_block_and_vanish_if_it_fails():
     assert during == []
     assert after_commit == 10
     assert after_rollback == []
+
+
+def test_initiator_keeps_trying_when_its_session_fails_while_connecting():
+    class FlakyStore(MemoryStore):
+        failures = 2
+
+        def incr_sender(self):
+            if self.failures:
+                self.failures -= 1
+                raise OSError("disk unavailable")  # writing the Logon's number fails
+            super().incr_sender()
+
+    async def go():
+        acc, broker = build_simulator(0, sessions=[("FIX.4.4", "OMS")])
+        await acc.start()
+        ini, app = client(acc.port, "OMS", store=FlakyStore())
+        await ini.start()
+        await ini.wait_logged_on(10)
+        connects = ini.connects
+        await ini.stop()
+        await acc.stop()
+        return connects, ini.failed
+
+    connects, failed = asyncio.run(go())
+    assert connects == 3 and failed is None
+
+
+def test_a_paused_initiator_stays_away_until_resumed():
+    async def go():
+        acc, broker = build_simulator(0, sessions=[("FIX.4.4", "OMS")], reset_on_logon=False)
+        await acc.start()
+        ini, app = client(acc.port, "OMS")
+        await ini.start()
+        await ini.wait_logged_on()
+        ini.pause("maintenance")
+        await asyncio.sleep(0.5)  # several reconnect delays (0.05-0.2 s)
+        away = (ini.session.connected, ini.connects, ini.paused)
+        ini.resume()
+        await ini.wait_logged_on()
+        back = ini.connects
+        await ini.stop()
+        await acc.stop()
+        return away, back
+
+    away, back = asyncio.run(go())
+    assert away == (False, 1, True)
+    assert back == 2
