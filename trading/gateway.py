@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -229,13 +230,21 @@ def _decimal(msg: Message, tag: int) -> Decimal | None:
         raise ValueError(f"tag {tag} is not a number: {value!r}") from None
 
 
+_REQUEST_SUFFIX = re.compile(r"-[CR][0-9A-F]{8}$")
+
+
 def _route_cl_ord_id(msg: Message) -> str:
     """Our route's ClOrdID: the original one (41) on answers to a cancel or
-    replace request, else the ClOrdID (11)."""
+    replace request, else the ClOrdID (11); a request's own ClOrdID (the
+    route's plus a suffix, see trading.brokers.fix) names its route too, as
+    reports after a replace may carry only that."""
     for tag in (41, 11):
         value = msg.get(tag)
-        if value and Route.objects.filter(cl_ord_id=value).exists():
-            return value
+        if not value:
+            continue
+        for candidate in (value, _REQUEST_SUFFIX.sub("", value)):
+            if Route.objects.filter(cl_ord_id=candidate).exists():
+                return candidate
     raise NotOurs(f"no route with ClOrdID {msg.get(41) or msg.get(11)!r}")
 
 

@@ -673,3 +673,19 @@ def test_a_message_already_applied_is_not_applied_again_when_resent(
     app.from_app(msg, _Sent())
     app.from_app(msg, _Sent())  # the same MsgSeqNum again (a resend)
     assert calls == ["E1"]
+
+
+def test_a_report_naming_only_a_replace_request_finds_its_route(
+    pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks
+):
+    route = _route(
+        trader, _released_block(pm, book), fix_broker, django_capture_on_commit_callbacks
+    )
+    adapter = FixBroker(print, session=fix_broker.fix_session)
+    adapter.replace(services.route_ticket(route), quantity=Decimal(100), limit_price=None)
+    request_id = {int(t): v for t, v in FixOutbox.objects.get(msg_type="G").fields}[11]
+    assert request_id.startswith(route.cl_ord_id + "-R")
+    fill = report_from_execution_report(
+        _er(9, {11: request_id, 150: "F", 39: "1", 32: "10", 31: "100"}), "FIXB"
+    )
+    assert fill.cl_ord_id == route.cl_ord_id

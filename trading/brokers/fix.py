@@ -9,6 +9,7 @@ here: reports arrive later, through the gateway.
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 from trading.fix import messages as fixmsg
@@ -94,9 +95,7 @@ class FixBroker(BrokerAdapter):
 
 
 def _request_id(ticket: RouteTicket, kind: str) -> str:
-    """A fresh ClOrdID for a cancel or replace request on the route's order:
-    the route's own ClOrdID, the kind, and a count of earlier requests."""
-    from trading.models import FixOutbox
-
-    n = FixOutbox.objects.filter(route__cl_ord_id=ticket.cl_ord_id).count()
-    return f"{ticket.cl_ord_id}-{kind}{n}"
+    """A fresh ClOrdID for a cancel (C) or replace (R) request on the route's
+    order: the route's own ClOrdID, the kind and a random part, so that the
+    gateway can tell the route from any report that names only this id."""
+    return f"{ticket.cl_ord_id}-{kind}{uuid.uuid4().hex[:8].upper()}"
