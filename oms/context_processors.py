@@ -12,6 +12,7 @@ _NAV = [
     ("Rebalances", "portfolios:run-list", Action.REBALANCE_RUN),
     ("Orders", "trading:order-list", Action.ORDER_VIEW),
     ("Blotter", "trading:blotter", Action.BLOCK_VIEW),
+    ("Brokers", "trading:broker-list", Action.EXECUTION_VIEW),
     ("Audit trail", "compliance:audit-list", Action.AUDIT_VIEW),
 ]
 

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from oms.roles import sees_all_portfolios
 from portfolios.models import Price
 
-from .models import Block, Execution, Order, Route
+from .models import Block, Broker, Execution, FixInbox, FixOutbox, Order, Route
 
 
 def latest_price_by_ticker(ticker: str) -> Decimal | None:
@@ -36,6 +36,31 @@ def blotter_blocks() -> QuerySet[Block]:
 
 def routes_with_broker() -> QuerySet[Route]:
     return Route.objects.select_related("broker", "block__security", "created_by")
+
+
+def brokers_with_connection_state() -> QuerySet[Broker]:
+    """Brokers, with their FIX session (if any) and its outbox counts, in one query."""
+    from django.db.models import Count, Q
+
+    return Broker.objects.select_related("fix_session").annotate(
+        outbox_pending=Count(
+            "fix_session__outbox",
+            filter=Q(fix_session__outbox__status=FixOutbox.Status.PENDING),
+        ),
+        outbox_failed=Count(
+            "fix_session__outbox",
+            filter=Q(fix_session__outbox__status=FixOutbox.Status.FAILED),
+        ),
+    )
+
+
+def fix_messages_not_applied() -> QuerySet[FixInbox]:
+    """Messages from brokers that are stored but not applied, newest first."""
+    return (
+        FixInbox.objects.filter(applied_at__isnull=True)
+        .select_related("session__broker")
+        .order_by("-received_at", "-pk")
+    )
 
 
 def executions_with_route() -> QuerySet[Execution]:

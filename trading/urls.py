@@ -12,6 +12,7 @@ urlpatterns = [
     path("orders/<int:pk>/release/", views.order_release, name="order-release"),
     path("orders/<int:pk>/cancel/", views.order_cancel, name="order-cancel"),
     path("blotter/", views.blotter, name="blotter"),
+    path("brokers/", views.broker_list, name="broker-list"),
     path("blotter/news/", views.blotter_news, name="blotter-news"),
     path("blocks/<int:pk>/", views.block_detail, name="block-detail"),
     path("blocks/<int:pk>/row/", views.block_row, name="block-row"),

@@ -35,6 +35,21 @@ ROUTABLE_BLOCK_STATES = frozenset(
 )
 
 
+# --- Brokers ------------------------------------------------------------------------
+
+
+@action_required(Action.EXECUTION_VIEW)
+def broker_list(request: HttpRequest) -> HttpResponse:
+    """Each broker and how it is reached; for FIX brokers, whether the gateway
+    is logged on, its sequence numbers and outbox, and the broker's messages
+    that were stored but could not be applied (busts, unknown orders, ...)."""
+    context = {
+        "brokers": selectors.brokers_with_connection_state(),
+        "problems": paginate(request, selectors.fix_messages_not_applied()),
+    }
+    return render(request, "trading/broker_list.html", context)
+
+
 # --- Orders ------------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from compliance.models import AuditEvent
 from trading import services
@@ -276,3 +277,39 @@ def test_approving_a_released_order_says_why_and_changes_nothing(pm, released_bl
     order.refresh_from_db()
     assert order.status == Order.Status.RELEASED
     assert AuditEvent.objects.count() == events
+
+
+def test_brokers_page_shows_each_fix_session_and_the_messages_not_applied(
+    trader, pm, book, client_for, django_assert_max_num_queries
+):
+    from trading.models import Broker, FixInbox, FixOutbox, FixSession
+
+    for code in ("FIXA", "FIXB"):
+        broker = Broker.objects.create(code=code, name=code, adapter=Broker.Adapter.FIX)
+        fs = FixSession.objects.create(
+            broker=broker,
+            sender_comp_id="OMS",
+            target_comp_id=code,
+            port=9000,
+            logged_on=code == "FIXA",
+            next_sender_seq=42,
+        )
+        FixOutbox.objects.create(session=fs, msg_type="D", fields=[])
+    Broker.objects.create(code="NOSESS", name="n", adapter=Broker.Adapter.FIX)
+    FixInbox.objects.create(
+        session=fs, generation=1, seq_num=7, msg_type="8", raw=b"8=FIX.4.4", error="trade bust"
+    )
+    FixInbox.objects.create(
+        session=fs, generation=1, seq_num=8, msg_type="8", raw=b"x", applied_at=timezone.now()
+    )
+    client = client_for(trader)
+    with django_assert_max_num_queries(8):  # not one per broker
+        response = client.get(reverse("trading:broker-list"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Logged on" in html and "Not logged on" in html
+    assert "OMS-&gt;FIXA" in html and "42 / 1" in html
+    assert "No FIX session configured" in html
+    assert "trade bust" in html and "1/7" in html and "1/8" not in html
+    assert [b.outbox_pending for b in response.context["brokers"] if b.code == "FIXA"] == [1]
+    assert client_for(pm).get(reverse("trading:broker-list")).status_code == 403
