@@ -409,6 +409,16 @@ class GatewayApplication(Application):
 # --- The gateway -------------------------------------------------------------------------
 
 
+def _refuse_if_stale(row: FixOutbox, body: list[tuple[int, str]]) -> None:
+    """A day order (TimeInForce 0, FIX's default) queued on an earlier UTC day,
+    while the gateway or the broker was away, is not sent today."""
+    if row.msg_type != "D" or dict(body).get(59, "0") != "0":
+        return
+    queued = row.created_at.astimezone(UTC).date()
+    if queued < datetime.now(UTC).date():
+        raise ValueError(f"a day order queued on {queued} is not sent on a later day")
+
+
 class Gateway:
     """Runs one FIX session: connect, keep connected, drain the outbox."""
 
@@ -469,8 +479,9 @@ class Gateway:
                     )
                     if row is None:
                         continue
-                    seq = self.store.next_sender
                     body = [(int(tag), str(value)) for tag, value in row.fields]
+                    _refuse_if_stale(row, body)
+                    seq = self.store.next_sender
                     msg = Message.of(row.msg_type, body, self.fix_session.begin_string)
                     if not self.session.send(msg):
                         raise RuntimeError("session would not send")
@@ -481,7 +492,6 @@ class Gateway:
                     row.save(update_fields=["status", "generation", "seq_num", "sent_at"])
             except UNAVAILABLE:
                 raise  # rolled back, the peer saw nothing: run() waits for the database
-
             except Exception as exc:
                 # rolled back, and this row can never be sent: set it aside so
                 # that it does not hold up the rows behind it, and say so

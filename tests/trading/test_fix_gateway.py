@@ -689,3 +689,27 @@ def test_a_report_naming_only_a_replace_request_finds_its_route(
         _er(9, {11: request_id, 150: "F", 39: "1", 32: "10", 31: "100"}), "FIXB"
     )
     assert fill.cl_ord_id == route.cl_ord_id
+
+
+def test_a_day_order_queued_yesterday_is_not_sent_today(
+    pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    stale = _route(
+        trader, _released_block(pm, book, "AAA"), fix_broker, django_capture_on_commit_callbacks
+    )
+    FixOutbox.objects.filter(route=stale).update(created_at=timezone.now() - timedelta(days=1))
+    fresh = _route(
+        trader,
+        _released_block(pm, book, "BBB", "20"),
+        fix_broker,
+        django_capture_on_commit_callbacks,
+    )
+    _trade_until(fix_broker, _filled(fresh), django_capture_on_commit_callbacks)
+    stale.refresh_from_db()
+    assert stale.status == Route.Status.REJECTED and "not sent on a later day" in stale.text
+    assert FixOutbox.objects.get(route=stale).status == FixOutbox.Status.FAILED
+    assert FixOutbox.objects.get(route=fresh).seq_num == 2
