@@ -8,11 +8,11 @@ from collections.abc import Mapping
 class TransitionError(Exception):
     """A state change that the object's transition map does not allow."""
 
-    def __init__(self, obj: object, current: str, target: str) -> None:
+    def __init__(self, obj: object, current: str, target: str, message: str = "") -> None:
         self.current = current
         self.target = target
         label = type(obj).__name__
-        super().__init__(f"{label} cannot go from {current!r} to {target!r}")
+        super().__init__(message or f"{label} cannot go from {current!r} to {target!r}")
 
 
 def check_transition(obj: object, transitions: Mapping[str, frozenset[str]], target: str) -> None:

@@ -23,7 +23,7 @@ from oms.numbers import ZERO
 from oms.numbers import price as round_price
 from oms.numbers import qty as round_qty
 from oms.roles import Action, require, sees_all_portfolios
-from oms.state import check_transition
+from oms.state import TransitionError, check_transition
 from portfolios.models import Portfolio, Position, Security
 from portfolios.services import holdings_book_fill
 
@@ -448,6 +448,69 @@ def route_mark_unconfirmed(route_id: int, reason: str) -> None:
         )
 
 
+def route_cancel(*, actor, route_id: int, reason: str = "") -> Route:
+    """Ask the broker to cancel what is left of a route.
+
+    A route whose order has not left us yet (never claimed for sending) is
+    cancelled here and now. Otherwise it goes to *pending cancel* and the
+    cancel request goes to the broker: for a broker reached through the
+    database (FIX: the session's outbox) in this same transaction, for the
+    others by the routing worker after commit. The broker's answer settles it:
+    Canceled (the unfilled rest comes back to the block), a fill first (legal),
+    or a cancel reject (the route goes back to where it was)."""
+    require(actor, Action.BLOCK_ROUTE)
+    from .brokers import adapter_for
+    from .tasks import apply_in_order, route_cancel_send
+
+    with audited_transaction():
+        route_ref = Route.objects.get(pk=route_id)
+        block = locks.lock_block(route_ref.block_id)
+        route = locks.lock_route(route_id)
+        route_before = _snapshot(route, ROUTE_FIELDS)
+        if route.sent_at is None and route.status == Route.Status.PENDING_NEW:
+            block_before = _snapshot(block, BLOCK_FIELDS)
+            _set_status(route, Route.Status.CANCELLED)
+            route.sent_at = timezone.now()  # claimed: the routing task will not send it now
+            route.text = (reason or "Cancelled before it was sent")[:500]
+            route.save(update_fields=["status", "sent_at", "text", "updated_at"])
+            block.routed_quantity -= route.quantity - route.filled_quantity
+            audit_record(
+                actor=actor,
+                kind="route.cancelled",
+                obj=route,
+                before=route_before,
+                after=_snapshot(route, ROUTE_FIELDS),
+                reason=reason or "cancelled before it was sent",
+            )
+            _refresh_block(block, actor_name=None, before=block_before, actor=actor)
+            return route
+        if Route.Status.PENDING_CANCEL not in Route.TRANSITIONS[route.status]:
+            raise TransitionError(
+                route,
+                route.status,
+                Route.Status.PENDING_CANCEL,
+                f"Route {route.cl_ord_id} is {route.get_status_display().lower()}: "
+                "there is nothing to cancel.",
+            )
+        route.status_before_pending = route.status
+        _set_status(route, Route.Status.PENDING_CANCEL)
+        route.save(update_fields=["status", "status_before_pending", "updated_at"])
+        audit_record(
+            actor=actor,
+            kind="route.cancel_requested",
+            obj=route,
+            before=route_before,
+            after=_snapshot(route, ROUTE_FIELDS),
+            reason=reason,
+        )
+        adapter = adapter_for(route.broker, apply_in_order)
+        if adapter.queues_in_database:
+            adapter.cancel(route_ticket(route))
+        else:
+            transaction.on_commit(lambda: route_cancel_send.delay(route.pk))
+    return route
+
+
 def route_not_sent(route_id: int, reason: str) -> None:
     """The route's order never left us (it could not be made into a message):
     the route is rejected by us and its quantity goes back to the block."""
@@ -614,7 +677,7 @@ def _weighted(filled: Decimal, average: Decimal | None, execution: Execution) ->
     )
 
 
-def _refresh_block(block: Block, *, actor_name: str, before: dict) -> None:
+def _refresh_block(block: Block, *, actor_name: str | None, before: dict, actor=None) -> None:
     if block.status not in Block.OPEN_STATES:
         # Filled, allocated or closed: a late report (an acknowledgement that arrives
         # after the fills, say) is recorded on its route but moves the block no more.
@@ -645,14 +708,14 @@ def _refresh_block(block: Block, *, actor_name: str, before: dict) -> None:
     after = _snapshot(block, BLOCK_FIELDS)
     if after != before:
         audit_record(
-            actor=None,
+            actor=actor,
             actor_name=actor_name,
             kind="block.updated",
             obj=block,
             before=before,
             after=after,
         )
-    _orders_follow_block(block, actor=None, actor_name=actor_name)
+    _orders_follow_block(block, actor=actor, actor_name=actor_name)
 
 
 _ORDER_STATUS_FOR_BLOCK = {

@@ -62,6 +62,23 @@ def route_send(route_id: int) -> None:
             services.route_mark_unconfirmed(route_id, f"send failed: {exc}")
 
 
+@shared_task(autoretry_for=TRANSIENT, retry_backoff=True, max_retries=8)
+def route_cancel_send(route_id: int) -> None:
+    """Send a cancel request to a broker reached from the worker (the simulated
+    broker); its answer comes back through the sink like any report."""
+    with origin("task", "route_cancel_send"):
+        route = Route.objects.select_related("broker", "block__security").get(pk=route_id)
+        if route.status != Route.Status.PENDING_CANCEL:
+            return  # settled already (filled, or answered by an earlier delivery)
+        try:
+            adapter_for(route.broker, apply_in_order).cancel(services.route_ticket(route))
+        except TRANSIENT:
+            raise
+        except Exception as exc:
+            log.exception("cancel of route %s failed", route.cl_ord_id)
+            services.route_mark_unconfirmed(route_id, f"cancel request failed: {exc}")
+
+
 def _queue_route(adapter, route: Route) -> None:
     """For adapters that write the message to the database (FIX: the outbox that
     the gateway sends): the claim and the message commit together, so a worker

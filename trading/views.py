@@ -24,11 +24,15 @@ from portfolios.models import Portfolio
 from . import selectors, services
 from .filters import BlockFilter, OrderFilter
 from .forms import OrderForm, RouteForm
-from .models import Block, Broker, Order
+from .models import Block, Broker, Order, Route
 
 # A block whose fills (or allocation) are still to come from the worker.
 LIVE_BLOCK_STATES = frozenset(
     {Block.Status.WORKING, Block.Status.PARTIALLY_FILLED, Block.Status.FILLED}
+)
+# A route the trader may ask to cancel (the states pending cancel may follow).
+CANCELLABLE_ROUTE_STATES = frozenset(
+    state for state, targets in Route.TRANSITIONS.items() if Route.Status.PENDING_CANCEL in targets
 )
 ROUTABLE_BLOCK_STATES = frozenset(
     {Block.Status.OPEN, Block.Status.WORKING, Block.Status.PARTIALLY_FILLED}
@@ -226,20 +230,39 @@ def block_row(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "trading/partials/block_row.html", _row_context(request, block, brokers))
 
 
+@require_POST
+@action_required(Action.BLOCK_ROUTE)
+def route_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    route = get_object_or_404(Route.objects.select_related("block"), pk=pk)
+    try:
+        services.route_cancel(
+            actor=request.user, route_id=route.pk, reason=request.POST.get("reason", "")
+        )
+    except (TransitionError, ValidationError) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", None) or [str(exc)]))
+    else:
+        messages.success(request, f"Cancel requested for route {route.cl_ord_id}.")
+    return redirect("trading:block-detail", pk=route.block_id)
+
+
 @action_required(Action.BLOCK_VIEW)
 def block_detail(request: HttpRequest, pk: int) -> HttpResponse:
     block = get_object_or_404(_blocks(), pk=pk)
     brokers = list(Broker.objects.filter(is_active=True))
     context = _row_context(request, block, brokers)
     if request.htmx and request.GET.get("fills"):
-        return render(request, "trading/partials/block_fills.html", _fills_context(block, context))
-    return render(request, "trading/block_detail.html", _fills_context(block, context))
+        return render(
+            request, "trading/partials/block_fills.html", _fills_context(request, block, context)
+        )
+    return render(request, "trading/block_detail.html", _fills_context(request, block, context))
 
 
-def _fills_context(block: Block, context: dict) -> dict:
+def _fills_context(request: HttpRequest, block: Block, context: dict) -> dict:
     return context | {
         "blk": block,
         "routes": selectors.routes_with_broker().filter(block=block),
+        "cancellable": CANCELLABLE_ROUTE_STATES,
+        "can_cancel": can(request.user, Action.BLOCK_ROUTE),
         "executions": selectors.executions_with_route().filter(route__block=block),
         "allocations": block.allocations.select_related("order__portfolio"),
     }

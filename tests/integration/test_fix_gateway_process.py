@@ -4,8 +4,9 @@ a FIX peer we did not write — a QuickFIX acceptor acting as the broker.
 
 The trader routes through the API; the worker writes the NewOrderSingle to the
 outbox; the gateway sends it; QuickFIX acknowledges, fills half, then the rest
-(and, for symbol DUP, sends the last fill twice; for REJ, rejects); the gateway
-applies the reports and the worker allocates the filled blocks.
+(for symbol DUP it sends the last fill twice; REJ it rejects; REST it only
+acknowledges, until the trader cancels it through the API); the gateway applies
+the reports and the worker allocates the filled blocks.
 """
 
 from __future__ import annotations
@@ -93,13 +94,14 @@ def test_routes_reach_a_quickfix_broker_through_the_gateway_process(
         broker=broker, sender_comp_id="OMS", target_comp_id="QFB", port=port, heartbeat_interval=5
     )
     today = timezone.now().date()
-    for ticker in ("DUP", "REJ"):
+    for ticker in ("DUP", "REJ", "REST"):
         security = Security.objects.create(ticker=ticker, name=ticker, currency="USD")
         Price.objects.create(security=security, as_of=today - timedelta(days=1), price=10)
     blocks = {
         "AAA": _block(pm, book, book["securities"]["AAA"], "30"),
         "DUP": _block(pm, book, Security.objects.get(ticker="DUP"), "20"),
         "REJ": _block(pm, book, Security.objects.get(ticker="REJ"), "10"),
+        "REST": _block(pm, book, Security.objects.get(ticker="REST"), "5"),
     }
 
     log = tmp_path / "gateway.log"
@@ -138,6 +140,15 @@ def test_routes_reach_a_quickfix_broker_through_the_gateway_process(
             )
 
         assert wait_for(settled, 60), log.read_text()
+
+        # the resting order: acknowledged, never filled; the trader cancels it
+        resting = Route.objects.get(block=blocks["REST"])
+        assert wait_for(lambda: Route.objects.get(pk=resting.pk).status == "new", 30)
+        response = api.post(f"/api/v1/routes/{resting.pk}/cancel/", {}, format="json")
+        assert response.status_code == 200 and response.data["status"] == "pending_cancel"
+        assert wait_for(
+            lambda: Block.objects.get(pk=blocks["REST"].pk).status == Block.Status.OPEN, 30
+        ), log.read_text()
     finally:
         gateway.send_signal(signal.SIGTERM)
         assert gateway.wait(timeout=30) == 0, log.read_text()
@@ -155,13 +166,19 @@ def test_routes_reach_a_quickfix_broker_through_the_gateway_process(
     assert rej.status == Route.Status.REJECTED and "rejected by QuickFIX" in rej.text
     assert Block.objects.get(pk=blocks["REJ"].pk).routed_quantity == 0
 
+    rest = Route.objects.get(block=blocks["REST"])
+    assert rest.status == Route.Status.CANCELLED and rest.filled_quantity == 0
+    cancels = [f for mt, f in qf.received if mt == "F"]
+    assert [f[41] for f in cancels] == [rest.cl_ord_id]
+
     # QuickFIX got each order once, with our ClOrdIDs, and rejected nothing of ours
     got = [f[11] for mt, f in qf.received if mt == "D"]
     assert sorted(got) == sorted(r.cl_ord_id for r in Route.objects.filter(broker=broker))
     assert qf.rejects == []
-    assert FixOutbox.objects.filter(status=FixOutbox.Status.SENT).count() == 3
+    assert FixOutbox.objects.filter(status=FixOutbox.Status.SENT).count() == 5  # 4 D, 1 F
     inbox = FixInbox.objects.filter(session__broker=broker)
-    assert inbox.count() == 3 + 3 + 1 + 1  # AAA: new, half, rest; DUP: + the repeat; REJ
+    # AAA: new, half, rest; DUP: the same + the repeat; REJ: reject; REST: new, canceled
+    assert inbox.count() == 3 + 4 + 1 + 2
     assert not inbox.filter(applied_at__isnull=True).exists()
     fs = FixSession.objects.get(broker=broker)
     assert fs.logged_on is False and fs.next_sender_seq > 4

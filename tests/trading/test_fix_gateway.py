@@ -61,7 +61,7 @@ def fix_broker(book):
     return Broker.objects.select_related("fix_session").get(pk=broker.pk)
 
 
-def _released_block(pm, book, ticker="AAA", quantity="150") -> Block:
+def _released_block(pm, book, ticker="AAA", quantity="150", limit_price=None) -> Block:
     orders = [
         services.order_create(
             actor=pm,
@@ -69,6 +69,8 @@ def _released_block(pm, book, ticker="AAA", quantity="150") -> Block:
             security=book["securities"][ticker],
             side="buy",
             quantity=Decimal(quantity) / 2,
+            order_type="limit" if limit_price else "market",
+            limit_price=limit_price,
         )
         for account in book["accounts"]
     ]
@@ -713,3 +715,36 @@ def test_a_day_order_queued_yesterday_is_not_sent_today(
     assert stale.status == Route.Status.REJECTED and "not sent on a later day" in stale.text
     assert FixOutbox.objects.get(route=stale).status == FixOutbox.Status.FAILED
     assert FixOutbox.objects.get(route=fresh).seq_num == 2
+
+
+def test_a_cancel_from_the_desk_goes_out_as_an_order_cancel_request(
+    pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks
+):
+    block = _released_block(pm, book, limit_price=Decimal(50))  # AAA at 100: it rests
+    route = _route(trader, block, fix_broker, django_capture_on_commit_callbacks)
+
+    def status_is(status):
+        return lambda: Route.objects.filter(pk=route.pk, status=status).exists()
+
+    async def go():
+        acc, _ = _simulator()
+        await acc.start()
+        try:
+            fs = _point_at(fix_broker, acc.port)
+            await _run_until(Gateway(fs, poll=0.02), status_is(Route.Status.NEW))
+            services.route_cancel(actor=trader, route_id=route.pk)
+            request = FixOutbox.objects.get(msg_type="F")  # written with the state change
+            assert Route.objects.get(pk=route.pk).status == Route.Status.PENDING_CANCEL
+            await _run_until(Gateway(fs, poll=0.02), status_is(Route.Status.CANCELLED))
+            return request
+        finally:
+            await acc.stop()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        request = asyncio.run(go())
+    fields = {int(t): v for t, v in request.fields}
+    assert fields[41] == route.cl_ord_id and fields[11].startswith(route.cl_ord_id + "-C")
+    assert FixOutbox.objects.get(pk=request.pk).status == FixOutbox.Status.SENT
+    block.refresh_from_db()
+    assert (block.status, block.routed_quantity) == (Block.Status.OPEN, 0)
+    assert Execution.objects.filter(route=route, exec_type="canceled").exists()

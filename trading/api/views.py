@@ -134,11 +134,29 @@ class RouteViewSet(*READ, OMSViewSet):
     serializer_class = s.RouteSerializer
     filterset_class = RouteFilter
     read_action = Action.BLOCK_VIEW
+    action_permissions = {"cancel": Action.BLOCK_ROUTE}
 
     queryset = Route.objects.all()
 
     def visible_to(self, user):
         return routes_with_broker()
+
+    @extend_schema(request=s.ReasonSerializer, responses={200: s.RouteSerializer})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def cancel(self, request, pk=None):
+        """Ask the broker to cancel what is left of the route: it turns *pending
+        cancel* until the broker answers (a route not sent yet is cancelled at
+        once). 409 when the route is done."""
+        route = self.get_object()
+        serializer = s.ReasonSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.route_cancel(
+            actor=request.user,
+            route_id=route.pk,
+            reason=serializer.validated_data.get("reason", ""),
+        )
+        return Response(s.RouteSerializer(routes_with_broker().get(pk=route.pk)).data)
 
 
 class ExecutionViewSet(*READ, OMSViewSet):
