@@ -32,6 +32,7 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.db import (
     DatabaseError,
+    IntegrityError,
     InterfaceError,
     OperationalError,
     connection,
@@ -96,10 +97,27 @@ class DatabaseStore(MessageStore):
         self.next_target = n
 
     def set(self, seq: int, raw: bytes) -> None:
-        # a number is used once: a clash means a second writer, which must fail
-        FixMessage.objects.create(
-            session_id=self.pk, generation=self.generation, seq_num=seq, raw=raw
-        )
+        """Keep a sent message, and advance the next sender number past it in the
+        same transaction (the session advances it again just after: the same
+        value), so that a message is never stored under a number still marked
+        free. A number is used once: a clash means something else wrote it."""
+        with transaction.atomic():
+            FixMessage.objects.create(
+                session_id=self.pk, generation=self.generation, seq_num=seq, raw=raw
+            )
+            FixSession.objects.filter(pk=self.pk, next_sender_seq__lte=seq).update(
+                next_sender_seq=seq + 1
+            )
+
+    def resync_sender(self) -> int:
+        """After a clash: the next sender number goes past every stored message."""
+        from django.db.models import Max
+
+        top = FixMessage.objects.filter(session_id=self.pk, generation=self.generation).aggregate(
+            top=Max("seq_num")
+        )["top"]
+        self.set_next_sender(max(self.next_sender, (top or 0) + 1))
+        return self.next_sender
 
     def get_range(self, begin: int, end: int) -> list[tuple[int, bytes]]:
         rows = FixMessage.objects.filter(
@@ -137,13 +155,17 @@ class SessionLock:
         self.fix_session = fix_session
         self.key = _lock_key(fix_session)
         self._file = None
+        self.held = False
 
     def acquire(self) -> None:
         if connection.vendor == "postgresql":
+            if self.held:
+                return  # advisory locks count: taking it twice would need two unlocks
             with connection.cursor() as cur:
                 cur.execute("SELECT pg_try_advisory_lock(%s)", [self.key])
                 if not cur.fetchone()[0]:
                     raise GatewayBusy(f"a gateway already runs FIX session {self.fix_session}")
+            self.held = True
             return
         if self._file is not None:
             return  # a file lock does not go away with the database connection
@@ -159,10 +181,17 @@ class SessionLock:
             raise GatewayBusy(f"a gateway already runs FIX session {self.fix_session}") from None
         self._file = fh
 
+    def connection_closed(self) -> None:
+        """The database connection was closed: a PostgreSQL lock went with it."""
+        if connection.vendor == "postgresql":
+            self.held = False
+
     def release(self) -> None:
         if connection.vendor == "postgresql":
-            with contextlib.suppress(DatabaseError), connection.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock(%s)", [self.key])
+            if self.held:
+                with contextlib.suppress(DatabaseError), connection.cursor() as cur:
+                    cur.execute("SELECT pg_advisory_unlock(%s)", [self.key])
+            self.held = False
         elif self._file is not None:
             self._file.close()  # closing the file releases the lock
             self._file = None
@@ -321,23 +350,30 @@ class GatewayApplication(Application):
         )
 
     def to_app(self, msg: Message, session: Session, resend: bool) -> None:
-        """On a resend, an order message first sent on an earlier (UTC) day is
-        not sent again — the broker gets a gap fill instead — and its route is
-        marked unconfirmed, to be checked with the broker: yesterday's order
-        must not trade today."""
+        """On a resend, an order message for a day order, first sent on an
+        earlier (UTC) day, is not sent again — the broker gets a gap fill
+        instead — and its route is marked unconfirmed, to be checked with the
+        broker: yesterday's day order must not trade today. Messages for GTC
+        (and other multi-day) orders are resent."""
         if not resend or msg.msg_type not in ("D", "F", "G"):
             return
         orig = msg.get(122) or msg.get(52) or ""
         if orig[:8] == datetime.now(UTC).strftime("%Y%m%d"):
             return
-        cl_ord_id = msg.get(41) or msg.get(11) or ""
-        route_id = Route.objects.filter(cl_ord_id=cl_ord_id).values_list("pk", flat=True).first()
-        if route_id is not None:
-            with origin("fix", str(session.sid)):
-                services.route_mark_unconfirmed(
-                    route_id,
-                    f"not resent: first sent {orig}, an earlier day; check with the broker",
-                )
+        cl_ord_id = _REQUEST_SUFFIX.sub("", msg.get(41) or msg.get(11) or "")
+        try:
+            route = Route.objects.filter(cl_ord_id=cl_ord_id).only("pk", "time_in_force").first()
+            if route is not None and route.time_in_force != "day":
+                return
+            if route is not None:
+                with origin("fix", str(session.sid)):
+                    services.route_mark_unconfirmed(
+                        route.pk,
+                        f"not resent: first sent {orig}, an earlier day; check with the broker",
+                    )
+        except UNAVAILABLE:
+            log.exception("%s: route of %s not flagged", session.sid, cl_ord_id)
+            self.database_unavailable = True
         raise DoNotSend()
 
     def from_app(self, msg: Message, session: Session) -> None:
@@ -448,6 +484,7 @@ class Gateway:
             self.session, host=fs.host, port=fs.port, reconnect_cap=reconnect_cap
         )
         self.sent = 0
+        self.recoveries = 0  # times the database came back after an outage
 
     @classmethod
     def for_broker(cls, code: str, **kw) -> Gateway:
@@ -492,6 +529,18 @@ class Gateway:
                     row.save(update_fields=["status", "generation", "seq_num", "sent_at"])
             except UNAVAILABLE:
                 raise  # rolled back, the peer saw nothing: run() waits for the database
+            except IntegrityError:
+                # rolled back; the number was taken (a message stored outside
+                # the outbox whose number did not advance): not this row's fault
+                self.store.reload()
+                taken = self.store.next_sender
+                log.error(
+                    "%s: sequence number %s was taken; next is now %s",
+                    self.session.sid,
+                    taken,
+                    self.store.resync_sender(),
+                )
+                break
             except Exception as exc:
                 # rolled back, and this row can never be sent: set it aside so
                 # that it does not hold up the rows behind it, and say so
@@ -505,10 +554,16 @@ class Gateway:
     def _failed(self, pk: int, error: str) -> None:
         log.error("%s: outbox row %s cannot be sent: %s", self.session.sid, pk, error)
         FixOutbox.objects.filter(pk=pk).update(status=FixOutbox.Status.FAILED, error=error[:500])
-        route_id = FixOutbox.objects.filter(pk=pk).values_list("route_id", flat=True).first()
-        if route_id is not None:
-            with origin("fix", str(self.session.sid)):
+        route_id, msg_type = FixOutbox.objects.values_list("route_id", "msg_type").get(pk=pk)
+        if route_id is None:
+            return
+        with origin("fix", str(self.session.sid)):
+            if msg_type == "D":  # the order itself never left us
                 services.route_not_sent(route_id, f"not sent to the broker: {error}")
+            else:  # a cancel, replace or status request did not go out
+                services.route_mark_unconfirmed(
+                    route_id, f"{msg_type} request not sent to the broker: {error}"
+                )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop`` is set: hold the session's lock, keep the session
@@ -532,8 +587,9 @@ class Gateway:
                         await asyncio.wait_for(stop.wait(), self.poll)
             finally:
                 await self.initiator.stop()
-                with contextlib.suppress(DatabaseError):
-                    self.app._status(False, "")
+                if lock.held or connection.vendor != "postgresql":
+                    with contextlib.suppress(DatabaseError):
+                        self.app._status(False, "")  # not over a new owner's state
         finally:
             with contextlib.suppress(DatabaseError):
                 lock.release()
@@ -541,10 +597,7 @@ class Gateway:
             connections.close_all()
 
     def _step(self, lock: SessionLock) -> None:
-        failed = self.initiator.failed
-        if failed is not None:
-            log.error("%s: initiator stopped (%r); starting it again", self.session.sid, failed)
-            self.initiator._task = asyncio.get_running_loop().create_task(self.initiator._run())
+        self.initiator.restart_if_failed()
         if self.initiator.paused:
             self._recover(lock)
             return
@@ -558,6 +611,7 @@ class Gateway:
             self.initiator.pause("Database unavailable")
             self.app.database_unavailable = False
             connection.close()  # a broken connection is not reused; on PostgreSQL the lock goes too
+            lock.connection_closed()
 
     def _recover(self, lock: SessionLock) -> None:
         """While paused: once the database answers, take the lock again (it may
@@ -568,6 +622,8 @@ class Gateway:
             self.store.reload()
         except UNAVAILABLE:
             connection.close()
+            lock.connection_closed()
             return
         log.warning("%s: database back; reconnecting", self.session.sid)
+        self.recoveries += 1
         self.initiator.resume()

@@ -7,7 +7,7 @@ Each of Order, Block and Route carries its transition map; services enforce it
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 
@@ -467,7 +467,7 @@ class FixSession(models.Model):
     sender_comp_id = models.CharField("SenderCompID", max_length=64)
     target_comp_id = models.CharField("TargetCompID", max_length=64)
     host = models.CharField(max_length=255, default="127.0.0.1")
-    port = models.PositiveIntegerField()
+    port = models.PositiveIntegerField(validators=[MaxValueValidator(65535)])
     heartbeat_interval = models.PositiveIntegerField(default=30, help_text="Seconds")
     reset_on_logon = models.BooleanField(
         default=False,

@@ -748,3 +748,103 @@ def test_a_cancel_from_the_desk_goes_out_as_an_order_cancel_request(
     block.refresh_from_db()
     assert (block.status, block.routed_quantity) == (Block.Status.OPEN, 0)
     assert Execution.objects.filter(route=route, exec_type="canceled").exists()
+
+
+# --- what the review found: each of these fails if its fix is taken out ----------------
+
+
+def test_the_same_exec_id_on_two_routes_is_two_reports(
+    pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks
+):
+    first = _route(
+        trader, _released_block(pm, book, "AAA"), fix_broker, django_capture_on_commit_callbacks
+    )
+    second = _route(
+        trader,
+        _released_block(pm, book, "BBB", "20"),
+        fix_broker,
+        django_capture_on_commit_callbacks,
+    )
+    for route in (first, second):  # a broker that numbers its ExecIDs from 1 each day
+        services.execution_apply(
+            report_from_execution_report(_er(3, {11: route.cl_ord_id}), "FIXB")
+        )
+    assert Execution.objects.filter(exec_id="E1").count() == 2
+
+
+def test_a_stored_message_advances_the_sender_number_with_it_and_is_never_overwritten(
+    fix_broker,
+):
+    from django.db import IntegrityError
+
+    fs = fix_broker.fix_session
+    store = DatabaseStore(fs)
+    store.set(1, b"first")
+    assert FixSession.objects.get(pk=fs.pk).next_sender_seq == 2  # in the same transaction
+    with pytest.raises(IntegrityError):
+        store.set(1, b"other")
+    assert store.get_range(1, 1) == [(1, b"first")]
+
+
+def test_a_taken_sequence_number_holds_up_nothing(
+    pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks
+):
+    fs = fix_broker.fix_session
+    # a message stored under 2 whose number did not advance (as after a crash)
+    FixMessage.objects.create(session=fs, generation=1, seq_num=2, raw=b"8=FIX.4.4\x01")
+    routes = [
+        _route(trader, _released_block(pm, book, t, q), fix_broker, django_capture_on_commit_callbacks)
+        for t, q in (("AAA", "150"), ("BBB", "20"))
+    ]  # fmt: skip
+    _trade_until(
+        fix_broker,
+        lambda: all(_filled(r)() for r in routes),
+        django_capture_on_commit_callbacks,
+    )
+    assert not FixOutbox.objects.exclude(status=FixOutbox.Status.SENT).exists()
+    assert sorted(FixOutbox.objects.values_list("seq_num", flat=True)) == [3, 4]
+
+
+def test_the_gateway_reads_the_sequence_numbers_once_it_has_the_lock(
+    pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks
+):
+    route = _route(
+        trader, _released_block(pm, book), fix_broker, django_capture_on_commit_callbacks
+    )
+
+    def meanwhile(gateway):
+        # another gateway ran between this one's start and its taking the lock
+        FixSession.objects.filter(pk=gateway.fix_session.pk).update(next_sender_seq=20)
+
+    _trade_until(fix_broker, _filled(route), django_capture_on_commit_callbacks, prepare=meanwhile)
+    assert FixOutbox.objects.get(route=route).seq_num == 21  # after the Logon as 20
+
+
+def test_a_database_outage_while_sending_pauses_the_session_until_it_is_back(
+    pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks, monkeypatch
+):
+    from django.db import OperationalError
+
+    route = _route(
+        trader, _released_block(pm, book), fix_broker, django_capture_on_commit_callbacks
+    )
+    real_drain = Gateway.drain_outbox
+    outages = []
+
+    def drain(self, limit=200):
+        if self.session.logged_on and not outages:
+            outages.append(self.initiator.connects)
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_drain(self, limit)
+
+    monkeypatch.setattr(Gateway, "drain_outbox", drain)
+
+    def quick(gateway):
+        gateway.initiator.reconnect_base = 0.05
+
+    gateway = _trade_until(
+        fix_broker, _filled(route), django_capture_on_commit_callbacks, prepare=quick
+    )
+    assert outages == [1]
+    assert gateway.recoveries == 1 and gateway.initiator.connects == 2
+    assert gateway.session.settings.allow_unknown_fields  # brokers' own tags are accepted

@@ -332,9 +332,12 @@ class Initiator:
             conn = _InitiatedConnection(self)
             try:
                 await loop.create_connection(lambda c=conn: c, self.host, self.port)
-            except OSError as exc:
-                log.info("%s: connect failed: %s", self.session.sid, exc)
+            except Exception as exc:  # refused, unreachable, or a bad address: retry
+                log.info("%s: connect failed: %r", self.session.sid, exc)
                 await asyncio.sleep(next(self._delays))
+                continue
+            if self._stopping or not self._running.is_set():
+                conn.close()  # paused or stopped while the connection was being made
                 continue
             self.connects += 1
             self._conn = conn
@@ -376,6 +379,16 @@ class Initiator:
     @property
     def paused(self) -> bool:
         return not self._running.is_set()
+
+    def restart_if_failed(self) -> bool:
+        """Start the connecting task again if it stopped by itself (it catches
+        what it expects; this is for what nobody expected). True if restarted."""
+        failed = self.failed
+        if failed is None:
+            return False
+        log.error("%s: initiator stopped (%r); starting it again", self.session.sid, failed)
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return True
 
     @property
     def failed(self) -> BaseException | None:

@@ -437,3 +437,27 @@ def test_a_paused_initiator_stays_away_until_resumed():
     away, back = asyncio.run(go())
     assert away == (False, 1, True)
     assert back == 2
+
+
+def test_a_pause_while_the_connection_is_being_made_keeps_it_from_logging_on():
+    async def go():
+        acc, broker = build_simulator(0, sessions=[("FIX.4.4", "OMS")], reset_on_logon=False)
+        await acc.start()
+        ini, app = client(acc.port, "OMS")
+        loop = asyncio.get_running_loop()
+        real = loop.create_connection
+
+        async def connect_and_pause_meanwhile(*args, **kwargs):
+            ini.pause("paused during connect")
+            return await real(*args, **kwargs)
+
+        loop.create_connection = connect_and_pause_meanwhile
+        await ini.start()
+        await asyncio.sleep(0.3)
+        loop.create_connection = real
+        state = (ini.session.connected, ini.session.logged_on, ini.connects)
+        await ini.stop()
+        await acc.stop()
+        return state
+
+    assert asyncio.run(go()) == (False, False, 0)
