@@ -5,15 +5,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('trading', '0003_execution_unique_per_route'),
+        ("trading", "0003_execution_unique_per_route"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='fixsession',
-            name='port',
-            field=models.PositiveIntegerField(validators=[django.core.validators.MaxValueValidator(65535)]),
+            model_name="fixsession",
+            name="port",
+            field=models.PositiveIntegerField(
+                validators=[django.core.validators.MaxValueValidator(65535)]
+            ),
         ),
     ]
