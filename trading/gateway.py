@@ -37,6 +37,7 @@ from django.db import (
     OperationalError,
     connection,
     connections,
+    models,
     transaction,
 )
 from django.utils import timezone
@@ -335,10 +336,47 @@ class GatewayApplication(Application):
         self.broker_code = fix_session.broker.code
         self.store = store
         self.database_unavailable = False
+        self.generation_seen = store.generation
 
     def on_logon(self, session: Session) -> None:
         self._status(True, "")
         log.info("%s: logged on", session.sid)
+        if self.store.generation != self.generation_seen:
+            # The sequence numbers were reset: nothing from before will be resent
+            # either way, so ask the broker where each open order stands.
+            self.generation_seen = self.store.generation
+            asked = self.ask_status_of_open_routes()
+            log.warning(
+                "%s: sequence reset; asked the status of %d open routes", session.sid, asked
+            )
+
+    def ask_status_of_open_routes(self) -> int:
+        """An OrderStatusRequest in the outbox for every route with this broker
+        whose outcome is still open and whose order went out."""
+        from trading.brokers.fix import FixBroker
+
+        open_states = [
+            Route.Status.NEW,
+            Route.Status.PARTIALLY_FILLED,
+            Route.Status.PENDING_CANCEL,
+            Route.Status.PENDING_REPLACE,
+            Route.Status.REPLACED,
+            Route.Status.UNCONFIRMED,
+        ]
+        routes = Route.objects.filter(broker__fix_session=self.fix_session.pk).filter(
+            models.Q(status__in=open_states)
+            | models.Q(
+                status=Route.Status.PENDING_NEW,
+                fix_outbox__msg_type="D",
+                fix_outbox__status=FixOutbox.Status.SENT,
+            )
+        )
+        adapter = FixBroker(lambda report: None, session=self.fix_session)
+        count = 0
+        for route in routes.select_related("broker", "block__security").distinct():
+            adapter.status(services.route_ticket(route))
+            count += 1
+        return count
 
     def on_logout(self, session: Session) -> None:
         self._status(False, "")
@@ -579,6 +617,7 @@ class Gateway:
         lock.acquire()
         try:
             self.store.reload()  # what the last owner left, read under the lock
+            self.app.generation_seen = self.store.generation
             await self.initiator.start()
             try:
                 while not stop.is_set():

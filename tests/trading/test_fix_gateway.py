@@ -848,3 +848,52 @@ def test_a_database_outage_while_sending_pauses_the_session_until_it_is_back(
     assert outages == [1]
     assert gateway.recoveries == 1 and gateway.initiator.connects == 2
     assert gateway.session.settings.allow_unknown_fields  # brokers' own tags are accepted
+
+
+def test_after_a_sequence_reset_the_gateway_asks_where_each_open_order_stands(
+    pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks
+):
+    resting = _route(  # a buy limit at 50 with AAA at 100: acknowledged, never filled
+        trader,
+        _released_block(pm, book, limit_price=Decimal(50)),
+        fix_broker,
+        django_capture_on_commit_callbacks,
+    )
+
+    async def go():
+        acc, _ = _simulator()
+        await acc.start()
+        try:
+            fs = _point_at(fix_broker, acc.port)
+            await _run_until(
+                Gateway(fs, poll=0.02),
+                lambda: Route.objects.filter(pk=resting.pk, status=Route.Status.NEW).exists(),
+            )
+            # an order that went out but never reached the broker (lost in flight)
+            lost = _route(
+                trader,
+                _released_block(pm, book, "BBB", "20"),
+                fix_broker,
+                django_capture_on_commit_callbacks,
+            )
+            FixOutbox.objects.filter(route=lost).update(status=FixOutbox.Status.SENT)
+            # the next logon resets the sequence numbers on both sides
+            FixSession.objects.filter(pk=fs.pk).update(reset_on_logon=True)
+            fs = FixSession.objects.select_related("broker").get(pk=fs.pk)
+            await _run_until(
+                Gateway(fs, poll=0.02),
+                lambda: Route.objects.filter(pk=lost.pk, status=Route.Status.REJECTED).exists(),
+            )
+            return lost
+        finally:
+            await acc.stop()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        lost = asyncio.run(go())
+    asked = FixOutbox.objects.filter(msg_type="H", status=FixOutbox.Status.SENT)
+    assert sorted(asked.values_list("route_id", flat=True)) == sorted([resting.pk, lost.pk])
+    assert Route.objects.get(pk=resting.pk).status == Route.Status.NEW  # still working there
+    assert Execution.objects.filter(route=resting, exec_type="order_status").exists()
+    lost.refresh_from_db()
+    assert "Unknown order" in lost.text  # the broker never had it: rejected, quantity freed
+    assert Block.objects.get(pk=lost.block_id).routed_quantity == 0
