@@ -466,24 +466,19 @@ def route_cancel(*, actor, route_id: int, reason: str = "") -> Route:
         route_ref = Route.objects.get(pk=route_id)
         block = locks.lock_block(route_ref.block_id)
         route = locks.lock_route(route_id)
-        route_before = _snapshot(route, ROUTE_FIELDS)
         if route.sent_at is None and route.status == Route.Status.PENDING_NEW:
-            block_before = _snapshot(block, BLOCK_FIELDS)
-            _set_status(route, Route.Status.CANCELLED)
-            route.sent_at = timezone.now()  # claimed: the routing task will not send it now
-            route.text = (reason or "Cancelled before it was sent")[:500]
-            route.save(update_fields=["status", "sent_at", "text", "updated_at"])
-            block.routed_quantity -= route.quantity - route.filled_quantity
-            audit_record(
-                actor=actor,
+            _end_unsent_route(
+                route,
+                block,
+                status=Route.Status.CANCELLED,
                 kind="route.cancelled",
-                obj=route,
-                before=route_before,
-                after=_snapshot(route, ROUTE_FIELDS),
+                text=reason or "Cancelled before it was sent",
                 reason=reason or "cancelled before it was sent",
+                actor=actor,
+                claim=True,  # the routing task, if it comes, finds it claimed
             )
-            _refresh_block(block, actor_name=None, before=block_before, actor=actor)
             return route
+        route_before = _snapshot(route, ROUTE_FIELDS)
         if Route.Status.PENDING_CANCEL not in Route.TRANSITIONS[route.status]:
             raise TransitionError(
                 route,
@@ -520,22 +515,51 @@ def route_not_sent(route_id: int, reason: str) -> None:
         route = locks.lock_route(route_id)
         if route.status != Route.Status.PENDING_NEW:
             return  # the broker has answered after all: its answer stands
-        route_before = _snapshot(route, ROUTE_FIELDS)
-        block_before = _snapshot(block, BLOCK_FIELDS)
-        _set_status(route, Route.Status.REJECTED)
-        route.text = reason[:500]
-        route.save(update_fields=["status", "text", "updated_at"])
-        block.routed_quantity -= route.quantity - route.filled_quantity
-        audit_record(
-            actor=None,
-            actor_name="system",
+        _end_unsent_route(
+            route,
+            block,
+            status=Route.Status.REJECTED,
             kind="route.not_sent",
-            obj=route,
-            before=route_before,
-            after=_snapshot(route, ROUTE_FIELDS),
+            text=reason,
             reason=reason,
+            actor_name="system",
         )
-        _refresh_block(block, actor_name="system", before=block_before)
+
+
+def _end_unsent_route(
+    route: Route,
+    block: Block,
+    *,
+    status: str,
+    kind: str,
+    text: str,
+    reason: str,
+    actor=None,
+    actor_name: str | None = None,
+    claim: bool = False,
+) -> None:
+    """A route whose order no broker has: end it (locked, with its block) in
+    ``status``, give its quantity back to the block, and record why."""
+    route_before = _snapshot(route, ROUTE_FIELDS)
+    block_before = _snapshot(block, BLOCK_FIELDS)
+    _set_status(route, status)
+    route.text = text[:500]
+    fields = ["status", "text", "updated_at"]
+    if claim:
+        route.sent_at = timezone.now()
+        fields.append("sent_at")
+    route.save(update_fields=fields)
+    block.routed_quantity -= route.quantity - route.filled_quantity
+    audit_record(
+        actor=actor,
+        actor_name=actor_name,
+        kind=kind,
+        obj=route,
+        before=route_before,
+        after=_snapshot(route, ROUTE_FIELDS),
+        reason=reason,
+    )
+    _refresh_block(block, actor_name=actor_name, before=block_before, actor=actor)
 
 
 def route_ticket(route: Route) -> RouteTicket:

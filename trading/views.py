@@ -238,8 +238,10 @@ def route_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         services.route_cancel(
             actor=request.user, route_id=route.pk, reason=request.POST.get("reason", "")
         )
-    except (TransitionError, ValidationError) as exc:
-        messages.error(request, " ".join(getattr(exc, "messages", None) or [str(exc)]))
+    except TransitionError as error:
+        messages.error(request, str(error))  # says why: the route is done
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
     else:
         messages.success(request, f"Cancel requested for route {route.cl_ord_id}.")
     return redirect("trading:block-detail", pk=route.block_id)
