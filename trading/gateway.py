@@ -25,7 +25,6 @@ import contextlib
 import hashlib
 import logging
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
@@ -150,26 +149,29 @@ class SessionLock:
     """The gateway's claim on its session: a PostgreSQL advisory lock, held by
     the database connection (so it goes when that connection goes), or on
     SQLite a file lock in OMS_VAR_DIR. ``acquire`` raises GatewayBusy when
-    another gateway holds it."""
+    another gateway holds it; taking it again while held does nothing. Also a
+    context manager: held for the block."""
 
     def __init__(self, fix_session: FixSession):
         self.fix_session = fix_session
         self.key = _lock_key(fix_session)
-        self._file = None
-        self.held = False
+        self._file = None  # SQLite: the open, locked file
+        self._advisory = False  # PostgreSQL: taken on the current connection
+
+    @property
+    def held(self) -> bool:
+        return self._advisory or self._file is not None
 
     def acquire(self) -> None:
+        if self.held:
+            return  # advisory locks count: taking one twice would need two unlocks
         if connection.vendor == "postgresql":
-            if self.held:
-                return  # advisory locks count: taking it twice would need two unlocks
             with connection.cursor() as cur:
                 cur.execute("SELECT pg_try_advisory_lock(%s)", [self.key])
                 if not cur.fetchone()[0]:
                     raise GatewayBusy(f"a gateway already runs FIX session {self.fix_session}")
-            self.held = True
+            self._advisory = True
             return
-        if self._file is not None:
-            return  # a file lock does not go away with the database connection
         import fcntl
 
         path = settings.VAR_DIR / f"fix-gateway-{self.fix_session.pk}.lock"
@@ -183,30 +185,25 @@ class SessionLock:
         self._file = fh
 
     def connection_closed(self) -> None:
-        """The database connection was closed: a PostgreSQL lock went with it."""
-        if connection.vendor == "postgresql":
-            self.held = False
+        """The database connection was closed: a PostgreSQL lock went with it
+        (a file lock does not)."""
+        self._advisory = False
 
     def release(self) -> None:
-        if connection.vendor == "postgresql":
-            if self.held:
-                with contextlib.suppress(DatabaseError), connection.cursor() as cur:
-                    cur.execute("SELECT pg_advisory_unlock(%s)", [self.key])
-            self.held = False
-        elif self._file is not None:
+        if self._advisory:
+            with contextlib.suppress(DatabaseError), connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s)", [self.key])
+            self._advisory = False
+        if self._file is not None:
             self._file.close()  # closing the file releases the lock
             self._file = None
 
+    def __enter__(self) -> SessionLock:
+        self.acquire()
+        return self
 
-@contextlib.contextmanager
-def session_lock(fix_session: FixSession) -> Iterator[None]:
-    """Held for the block; GatewayBusy if another gateway holds it."""
-    lock = SessionLock(fix_session)
-    lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
 # --- From FIX to our execution reports ----------------------------------------------
@@ -355,14 +352,8 @@ class GatewayApplication(Application):
         whose outcome is still open and whose order went out."""
         from trading.brokers.fix import FixBroker
 
-        open_states = [
-            Route.Status.NEW,
-            Route.Status.PARTIALLY_FILLED,
-            Route.Status.PENDING_CANCEL,
-            Route.Status.PENDING_REPLACE,
-            Route.Status.REPLACED,
-            Route.Status.UNCONFIRMED,
-        ]
+        # not settled, and past pending new (or pending new with the order sent)
+        open_states = set(Route.Status) - Route.TERMINAL_STATES - {Route.Status.PENDING_NEW}
         routes = Route.objects.filter(broker__fix_session=self.fix_session.pk).filter(
             models.Q(status__in=open_states)
             | models.Q(
@@ -613,25 +604,22 @@ class Gateway:
         # loop's one here, before any task starts, so that every task of the
         # gateway shares it and it is closed below.
         connection.ensure_connection()
-        lock = SessionLock(self.fix_session)
-        lock.acquire()
         try:
-            self.store.reload()  # what the last owner left, read under the lock
-            self.app.generation_seen = self.store.generation
-            await self.initiator.start()
-            try:
-                while not stop.is_set():
-                    self._step(lock)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), self.poll)
-            finally:
-                await self.initiator.stop()
-                if lock.held or connection.vendor != "postgresql":
-                    with contextlib.suppress(DatabaseError):
-                        self.app._status(False, "")  # not over a new owner's state
+            with SessionLock(self.fix_session) as lock:
+                self.store.reload()  # what the last owner left, read under the lock
+                self.app.generation_seen = self.store.generation
+                await self.initiator.start()
+                try:
+                    while not stop.is_set():
+                        self._step(lock)
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), self.poll)
+                finally:
+                    await self.initiator.stop()
+                    if lock.held:  # not over the state of a gateway that took over
+                        with contextlib.suppress(DatabaseError):
+                            self.app._status(False, "")
         finally:
-            with contextlib.suppress(DatabaseError):
-                lock.release()
             # the ORM inside the event loop has connections of its own
             connections.close_all()
 
@@ -639,18 +627,22 @@ class Gateway:
         self.initiator.restart_if_failed()
         if self.initiator.paused:
             self._recover(lock)
-            return
-        try:
-            if self.app.database_unavailable:
-                raise OperationalError("the session could not store a message")
-            self.drain_outbox()
-        except UNAVAILABLE as exc:
-            log.error("%s: database unavailable (%s); disconnecting until it is back",
-                      self.session.sid, exc)  # fmt: skip
-            self.initiator.pause("Database unavailable")
-            self.app.database_unavailable = False
-            connection.close()  # a broken connection is not reused; on PostgreSQL the lock goes too
-            lock.connection_closed()
+        elif self.app.database_unavailable:
+            self._pause(lock, "the session could not store a message")
+        else:
+            try:
+                self.drain_outbox()
+            except UNAVAILABLE as exc:
+                self._pause(lock, exc)
+
+    def _pause(self, lock: SessionLock, why) -> None:
+        log.error(
+            "%s: database unavailable (%s); disconnecting until it is back", self.session.sid, why
+        )
+        self.initiator.pause("Database unavailable")
+        self.app.database_unavailable = False
+        connection.close()  # a broken connection is not reused; on PostgreSQL the lock goes too
+        lock.connection_closed()
 
     def _recover(self, lock: SessionLock) -> None:
         """While paused: once the database answers, take the lock again (it may

@@ -27,8 +27,8 @@ from trading.gateway import (
     Gateway,
     GatewayApplication,
     GatewayBusy,
+    SessionLock,
     report_from_execution_report,
-    session_lock,
 )
 from trading.models import (
     Block,
@@ -227,7 +227,7 @@ def test_a_second_gateway_for_the_same_session_is_refused(fix_broker):
     from django.db import connection, connections
 
     fs = fix_broker.fix_session
-    with session_lock(fs):
+    with SessionLock(fs):
         if connection.vendor == "postgresql":
             # another process would hold another connection: use a second one
             other = connections.create_connection("default")
@@ -238,9 +238,9 @@ def test_a_second_gateway_for_the_same_session_is_refused(fix_broker):
             finally:
                 other.close()
         else:
-            with pytest.raises(GatewayBusy), session_lock(fs):
+            with pytest.raises(GatewayBusy), SessionLock(fs):
                 pass
-    with session_lock(fs):  # released when the first gateway stops
+    with SessionLock(fs):  # released when the first gateway stops
         pass
 
 

@@ -7,9 +7,8 @@ import os
 from pathlib import Path
 
 from django.core.management.base import BaseCommand
-from django.db.models import OuterRef, Subquery
 
-from portfolios.models import Price, Security
+from portfolios.models import Security
 
 
 class Command(BaseCommand):
@@ -22,12 +21,11 @@ class Command(BaseCommand):
         parser.add_argument("path", type=Path)
 
     def handle(self, *args, path: Path, **options):
-        latest = Price.objects.filter(security=OuterRef("pk")).order_by("-as_of")
         prices = {
             ticker: str(price)
-            for ticker, price in Security.objects.annotate(
-                px=Subquery(latest.values("price")[:1])
-            ).values_list("ticker", "px")
+            for ticker, price in Security.objects.with_latest_price().values_list(
+                "ticker", "latest_price"
+            )
             if price is not None
         }
         path.parent.mkdir(parents=True, exist_ok=True)
