@@ -10,7 +10,7 @@ FROM python:3.11-slim-bookworm
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    DJANGO_SETTINGS_MODULE=oms.settings \
+    DJANGO_SETTINGS_MODULE=config.settings \
     OMS_VAR_DIR=/app/var \
     STATIC_ROOT=/app/staticfiles \
     WEB_BIND=0.0.0.0 \
@@ -24,4 +24,4 @@ RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
     && mkdir -p /app/var && chown -R oms:oms /app/var /app/staticfiles
 USER oms
 EXPOSE 8000
-CMD ["sh", "-c", "gunicorn oms.wsgi:application --bind ${WEB_BIND}:${PORT} --workers ${WEB_CONCURRENCY:-3} --access-logfile -"]
+CMD ["sh", "-c", "gunicorn config.wsgi:application --bind ${WEB_BIND}:${PORT} --workers ${WEB_CONCURRENCY:-3} --access-logfile -"]

@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make demo   install, create the embedded database, load demo data, start every process"
 	@echo "make test   install and run the whole test suite"
-	@echo "make lint   ruff, Django system checks, migrations check"
+	@echo "make lint   ruff, the layer contracts, Django system checks, migrations check"
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -46,6 +46,7 @@ test: install-dev
 lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 	$(MANAGE) check --fail-level WARNING
 	$(MANAGE) makemigrations --check --dry-run
 	$(MANAGE) spectacular --validate --fail-on-warn --file /dev/null

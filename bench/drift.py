@@ -45,7 +45,7 @@ def load_into_postgres(book, server_url: str) -> list[int]:
         conn.execute("CREATE DATABASE oms_bench")
     bench_url = server_url.rsplit("/", 1)[0] + "/oms_bench"
     os.environ["DATABASE_URL"] = bench_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oms.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
     django.setup()

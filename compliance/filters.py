@@ -2,9 +2,8 @@
 
 import django_filters as filters
 
+from audit.models import AuditEvent
 from oms.filters import UTCIsoDateTimeFilter
-
-from .models import AuditEvent
 
 
 class AuditEventFilter(filters.FilterSet):

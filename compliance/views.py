@@ -9,12 +9,12 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from audit.models import AuditEvent
+from audit.services import verify_audit_chain
 from oms.roles import Action
 from oms.views import action_required, paginate, partial_or_page
 
 from .filters import AuditEventFilter
-from .models import AuditEvent
-from .services import verify_audit_chain
 
 EXPORT_COLUMNS = [
     "id",

@@ -1,40 +1,10 @@
-"""Admin base classes: reference data edits are audited; lifecycle data is read-only."""
+"""Admin base classes of the kernel: rows shown but never edited there."""
 
 from __future__ import annotations
 
 from django.contrib import admin
-from django.forms.models import model_to_dict
-
-from compliance.services import audit_record, audited_transaction
 
 from .models import IdempotencyKey
-
-
-class AuditedModelAdmin(admin.ModelAdmin):
-    """Every add, change and delete made in the admin appends an audit event."""
-
-    def save_model(self, request, obj, form, change):
-        before = model_to_dict(type(obj).objects.get(pk=obj.pk)) if change and obj.pk else {}
-        with audited_transaction():
-            super().save_model(request, obj, form, change)
-            audit_record(
-                actor=request.user,
-                kind=f"admin.{'changed' if change else 'added'}",
-                obj=obj,
-                before=_plain(before),
-                after=_plain(model_to_dict(obj)),
-            )
-
-    def delete_model(self, request, obj):
-        before = _plain(model_to_dict(obj))
-        with audited_transaction():
-            audit_record(actor=request.user, kind="admin.deleted", obj=obj, before=before)
-            super().delete_model(request, obj)
-
-    def delete_queryset(self, request, queryset):
-        with audited_transaction():
-            for obj in queryset:
-                self.delete_model(request, obj)
 
 
 class ReadOnlyModelAdmin(admin.ModelAdmin):
@@ -51,14 +21,6 @@ class ReadOnlyModelAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-
-def _plain(data: dict) -> dict:
-    # Many-to-many values come back as model instances: keep their keys only.
-    return {
-        key: [getattr(v, "pk", v) for v in value] if isinstance(value, list) else value
-        for key, value in data.items()
-    }
 
 
 @admin.register(IdempotencyKey)

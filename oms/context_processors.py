@@ -9,7 +9,7 @@ from oms.roles import Action, can, roles_of
 
 _NAV = [
     ("Accounts", "portfolios:portfolio-list", Action.PORTFOLIO_VIEW),
-    ("Rebalances", "portfolios:run-list", Action.REBALANCE_RUN),
+    ("Rebalances", "runs:list", Action.REBALANCE_RUN),
     ("Orders", "trading:order-list", Action.ORDER_VIEW),
     ("Blotter", "trading:blotter", Action.BLOCK_VIEW),
     ("Brokers", "trading:broker-list", Action.EXECUTION_VIEW),

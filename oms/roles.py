@@ -1,8 +1,19 @@
-"""Roles and the permission check for every action, in one place.
+"""Roles and the one permission predicate, in one place.
 
-A role is a Django group. Each action names the roles that may take it; views,
-API views and services all ask `can(user, action)` (or `require`), and the
-permission matrix test walks every action against every role.
+A role is a Django group. Each action names the roles that may take it
+(`PERMISSIONS`); a portfolio manager's grants reach only the accounts they
+manage, every other role's reach every account. Views, API views and services
+all ask the same two questions:
+
+* `can(user, action)`: may the user take this action at all (on some account)?
+* `may_act_for(user, action, portfolio)`: may the user take it on this account?
+
+and `require` raises PermissionDenied, in the user's words, where the answer is
+no. A user in several roles gets, per action, only what one of their roles
+grants: a portfolio manager who is also a compliance officer still approves
+orders only for the accounts they manage, since compliance grants no approval.
+The permission matrix tests walk every action against every role and against
+users in several roles.
 """
 
 from __future__ import annotations
@@ -63,6 +74,28 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
 }
 
 
+#: What each action lets its holder do, in the words a refusal uses.
+ACTION_LABELS: dict[Action, str] = {
+    Action.PORTFOLIO_VIEW: "see accounts",
+    Action.REFERENCE_VIEW: "see reference data",
+    Action.REFERENCE_MANAGE: "change reference data (securities, prices, FX rates)",
+    Action.MODEL_MANAGE: "change model portfolios",
+    Action.REBALANCE_RUN: "rebalance accounts",
+    Action.ORDER_VIEW: "see orders",
+    Action.ORDER_CREATE: "create orders",
+    Action.ORDER_APPROVE: "approve orders",
+    Action.ORDER_RELEASE: "release orders to the trading desk",
+    Action.ORDER_CANCEL: "cancel orders",
+    Action.BLOCK_VIEW: "see the trading blotter",
+    Action.BLOCK_ROUTE: "route or cancel orders with brokers",
+    Action.EXECUTION_VIEW: "see executions and brokers",
+    Action.AUDIT_VIEW: "see the audit trail",
+}
+
+#: Roles whose grants reach only the accounts the user manages.
+MANAGED_ACCOUNTS_ONLY: frozenset[Role] = frozenset({PM})
+
+
 def roles_of(user) -> frozenset[Role]:
     if user is None or not user.is_authenticated or not user.is_active:
         return frozenset()
@@ -75,15 +108,31 @@ def roles_of(user) -> frozenset[Role]:
 
 
 def can(user, action: Action) -> bool:
+    """Whether any of the user's roles grants the action (on some account at least)."""
     return bool(roles_of(user) & PERMISSIONS[action])
 
 
-def require(user, action: Action) -> None:
+def sees_all_accounts(user, action: Action = Action.PORTFOLIO_VIEW) -> bool:
+    """Whether one of the user's roles grants the action over every account, not
+    only over those the user manages."""
+    return bool((roles_of(user) & PERMISSIONS[action]) - MANAGED_ACCOUNTS_ONLY)
+
+
+def may_act_for(user, action: Action, portfolio) -> bool:
+    """The one predicate for "may this user take this action on this account"."""
     if not can(user, action):
-        raise PermissionDenied(f"Your role does not allow {action.value}.")
+        return False
+    return sees_all_accounts(user, action) or portfolio.manager_id == user.pk
 
 
-def sees_all_portfolios(user) -> bool:
-    """Portfolio managers see the accounts they manage; other viewers see all."""
-    roles = roles_of(user)
-    return bool(roles & {COMPLIANCE, OPS, TRADER})
+def refusal(action: Action) -> str:
+    return f"Your role does not allow you to {ACTION_LABELS[action]}."
+
+
+def require(user, action: Action, portfolio=None) -> None:
+    """Raise PermissionDenied unless the user may take the action (on `portfolio`,
+    when the action is about one account)."""
+    if not can(user, action):
+        raise PermissionDenied(refusal(action))
+    if portfolio is not None and not may_act_for(user, action, portfolio):
+        raise PermissionDenied(f"You do not manage account {portfolio.code}.")

@@ -1,4 +1,4 @@
-"""The home redirect, the health check, and what every page view shares.
+"""What every page view shares.
 
 Page views are thin: they parse input, call one service (or read through a
 selector), and render. The helpers here keep that shape the same everywhere:
@@ -14,11 +14,10 @@ from functools import wraps
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Page, Paginator
-from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 
-from oms.roles import Action, can, require
+from oms.roles import Action, require
 
 PAGE_SIZE = 50
 
@@ -59,25 +58,3 @@ def partial_or_page(request: HttpRequest, page: str, partial: str, context: dict
     htmx = getattr(request, "htmx", None)
     template = partial if htmx and not htmx.boosted and htmx.target else page
     return render(request, template, context, **kwargs)
-
-
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    """Each role lands on its own first page; a user without a role is told so."""
-    user = request.user
-    for action, url in (
-        (Action.REBALANCE_RUN, "portfolios:portfolio-list"),
-        (Action.BLOCK_ROUTE, "trading:blotter"),
-        (Action.AUDIT_VIEW, "compliance:audit-list"),
-        (Action.PORTFOLIO_VIEW, "portfolios:portfolio-list"),
-        (Action.ORDER_VIEW, "trading:order-list"),
-    ):
-        if can(user, action):
-            return redirect(url)
-    return render(request, "no_role.html", status=403)
-
-
-def healthz(request: HttpRequest) -> JsonResponse:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return JsonResponse({"status": "ok"})

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from oms.admin import AuditedModelAdmin, ReadOnlyModelAdmin
+from audit.admin import AuditedModelAdmin
+from oms.admin import ReadOnlyModelAdmin
 
 from .models import (
     CashBalance,

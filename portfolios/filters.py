@@ -2,7 +2,7 @@
 
 import django_filters as filters
 
-from .models import ModelPortfolio, Portfolio, Price, RebalanceRun, Security
+from .models import ModelPortfolio, Portfolio, Price, Security
 
 
 class SecurityFilter(filters.FilterSet):
@@ -51,9 +51,3 @@ class ModelPortfolioFilter(filters.FilterSet):
     class Meta:
         model = ModelPortfolio
         fields = {"name": ["exact", "icontains"]}
-
-
-class RebalanceRunFilter(filters.FilterSet):
-    class Meta:
-        model = RebalanceRun
-        fields = ["status"]

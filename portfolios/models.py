@@ -285,4 +285,4 @@ class RebalanceRun(models.Model):
         return f"Rebalance #{self.pk}"
 
     def get_absolute_url(self) -> str:
-        return reverse("portfolios:run-detail", args=[self.pk])
+        return reverse("runs:detail", args=[self.pk])

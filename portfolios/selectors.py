@@ -11,7 +11,7 @@ from django.db.models import Exists, FloatField, OuterRef, Q, QuerySet
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from oms.roles import sees_all_portfolios
+from oms.roles import Action, sees_all_accounts
 
 from .models import (
     CashBalance,
@@ -29,7 +29,7 @@ from .rebalance import Book
 
 def portfolios_visible_to(user) -> QuerySet[Portfolio]:
     qs = Portfolio.objects.select_related("manager", "model")
-    if sees_all_portfolios(user):
+    if sees_all_accounts(user, Action.PORTFOLIO_VIEW):
         return qs
     return qs.filter(manager=user)
 
@@ -227,7 +227,7 @@ def drift_of_positions(portfolio_id: int) -> list[dict]:
 def rebalance_runs_visible_to(user) -> QuerySet[RebalanceRun]:
     """Runs of the accounts a portfolio manager manages (or started); all for other viewers."""
     runs = RebalanceRun.objects.select_related("created_by")
-    if sees_all_portfolios(user):
+    if sees_all_accounts(user, Action.PORTFOLIO_VIEW):
         return runs
     managed = RebalanceRun.portfolios.through.objects.filter(
         rebalancerun=OuterRef("pk"), portfolio__manager=user

@@ -1,4 +1,4 @@
-"""Portfolio manager pages: accounts with drift, an account, rebalance runs.
+"""Portfolio manager pages: accounts with drift, an account, a model.
 
 Thin views: parse input, call one service (or read through a selector), render.
 """
@@ -7,34 +7,15 @@ from __future__ import annotations
 
 import math
 
-from django.contrib import messages
-from django.core.exceptions import ValidationError
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
-from django_htmx.http import HttpResponseClientRefresh
+from django.shortcuts import get_object_or_404, render
 
-from oms.roles import Action, can
-from oms.state import TransitionError
-from oms.views import action_required, add_service_errors, paginate, partial_or_page
-from trading.models import Order
-from trading.selectors import orders_visible_to
+from oms.roles import Action, can, may_act_for
+from oms.views import action_required, paginate, partial_or_page
 
-from . import selectors, services
-from .filters import PortfolioFilter, RebalanceRunFilter
-from .forms import RebalanceForm
-from .models import ModelPortfolio, Portfolio, RebalanceRun, Security
-
-# Orders still on their way through the desk (a filled order awaits its allocation).
-LIVE_ORDER_STATES = frozenset(
-    {
-        Order.Status.RELEASED,
-        Order.Status.WORKING,
-        Order.Status.PARTIALLY_FILLED,
-        Order.Status.FILLED,
-    }
-)
+from . import selectors
+from .filters import PortfolioFilter
+from .models import ModelPortfolio, Security
 
 # Sort keys of the accounts list: the account's code, or one of its drift figures.
 ACCOUNT_SORTS = {"code": None, "value": "value", "cash": "cash_weight", "drift": "drift"}
@@ -118,11 +99,9 @@ def portfolio_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "drift_error": drift_error,
         "positions": positions,
         "cash_balances": portfolio.cash_balances.all(),
-        "orders": orders_visible_to(request.user).filter(portfolio=portfolio)[:20],
-        "can_rebalance": can(request.user, Action.REBALANCE_RUN)
-        and portfolio.manager_id == request.user.pk,
-        "can_create_order": can(request.user, Action.ORDER_CREATE)
-        and portfolio.manager_id == request.user.pk,
+        "can_rebalance": may_act_for(request.user, Action.REBALANCE_RUN, portfolio),
+        "can_create_order": may_act_for(request.user, Action.ORDER_CREATE, portfolio),
+        "can_see_orders": can(request.user, Action.ORDER_VIEW),
     }
     return render(request, "portfolios/portfolio_detail.html", context)
 
@@ -134,118 +113,3 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
     portfolios = selectors.portfolios_visible_to(request.user).filter(model=model)
     context = {"model": model, "targets": targets, "portfolios": portfolios}
     return render(request, "portfolios/model_detail.html", context)
-
-
-# --- Rebalance runs --------------------------------------------------------------
-
-
-@action_required(Action.REBALANCE_RUN)
-def run_list(request: HttpRequest) -> HttpResponse:
-    runs = selectors.rebalance_runs_visible_to(request.user).annotate(
-        order_count=Count("orders", distinct=True)
-    )
-    runs = runs.order_by("-created_at", "-pk")
-    filterset = RebalanceRunFilter(
-        request.GET or None, queryset=runs.prefetch_related("portfolios")
-    )
-    page = paginate(request, filterset.qs)
-    return render(request, "portfolios/run_list.html", {"filterset": filterset, "page": page})
-
-
-@action_required(Action.REBALANCE_RUN)
-def run_create(request: HttpRequest) -> HttpResponse:
-    """Choose accounts and parameters; the run computes its proposed orders."""
-    mine = Portfolio.objects.filter(manager=request.user, is_active=True).select_related("model")
-    if request.method == "POST":
-        form = RebalanceForm(request.POST, portfolios=mine)
-        if form.is_valid():
-            try:
-                run = services.rebalance_run_create(
-                    actor=request.user,
-                    portfolios=list(form.cleaned_data["portfolios"]),
-                    parameters=form.parameters(),
-                )
-            except ValidationError as error:
-                add_service_errors(form, error)
-            else:
-                if run.status == RebalanceRun.Status.FAILED:
-                    messages.error(request, f"{run} failed: {run.error}")
-                else:
-                    messages.success(request, f"{run} computed its proposed orders.")
-                return redirect(run)
-        status = 422
-    else:
-        form = RebalanceForm(
-            initial={"portfolios": request.GET.getlist("portfolios")}, portfolios=mine
-        )
-        status = 200
-    return render(request, "portfolios/run_form.html", {"form": form}, status=status)
-
-
-@action_required(Action.REBALANCE_RUN)
-def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """Proposed orders and the what-if per account; approve, release or cancel."""
-    run = get_object_or_404(selectors.rebalance_runs_visible_to(request.user), pk=pk)
-    running = run.status in (RebalanceRun.Status.DRAFT, RebalanceRun.Status.RUNNING)
-    if request.htmx and request.GET.get("progress"):
-        # A large run computes in the worker: the page polls until it is done.
-        if running:
-            return render(request, "portfolios/partials/run_progress.html", {"run": run})
-        return HttpResponseClientRefresh()
-    orders = run.orders.select_related("portfolio", "security", "block").order_by(
-        "portfolio__code", "side", "security__ticker"
-    )
-    orders_live = any(order.status in LIVE_ORDER_STATES for order in orders)
-    if request.htmx and request.GET.get("orders"):
-        # Released orders: the page follows them through the desk until allocated.
-        context = {"run": run, "orders": orders, "orders_live": orders_live}
-        return render(request, "portfolios/partials/run_orders.html", context)
-    summary = sorted(run.summary.items())
-    context = {
-        "orders_live": orders_live,
-        "run": run,
-        "running": running,
-        "orders": orders,
-        "summary": summary,
-        "skipped": sorted(run.skipped.items()),
-        "portfolios": run.portfolios.all(),
-        "can_approve": run.status == RebalanceRun.Status.PROPOSED,
-        "can_release": run.status == RebalanceRun.Status.APPROVED,
-        "can_cancel": run.status in (RebalanceRun.Status.PROPOSED, RebalanceRun.Status.APPROVED),
-    }
-    return render(request, "portfolios/run_detail.html", context)
-
-
-def _run_step(request: HttpRequest, pk: int, service, done: str) -> HttpResponse:
-    run = get_object_or_404(selectors.rebalance_runs_visible_to(request.user), pk=pk)
-    try:
-        service(actor=request.user, run_id=run.pk)
-    except TransitionError as error:
-        messages.error(request, f"{run} is {error.current}: it cannot be {error.target} now.")
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, f"{run} {done}.")
-    return redirect("portfolios:run-detail", pk=run.pk)
-
-
-@require_POST
-@action_required(Action.REBALANCE_RUN)
-def run_approve(request: HttpRequest, pk: int) -> HttpResponse:
-    return _run_step(
-        request, pk, services.rebalance_run_approve, "approved: its orders are approved"
-    )
-
-
-@require_POST
-@action_required(Action.REBALANCE_RUN)
-def run_release(request: HttpRequest, pk: int) -> HttpResponse:
-    return _run_step(
-        request, pk, services.rebalance_run_release, "released: its orders are on the trading desk"
-    )
-
-
-@require_POST
-@action_required(Action.REBALANCE_RUN)
-def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    return _run_step(request, pk, services.rebalance_run_cancel, "cancelled")

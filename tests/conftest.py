@@ -101,7 +101,7 @@ def personas(pm, trader, compliance_officer, ops, outsider):
 @pytest.fixture
 def eager_celery(settings):
     """Tasks run in the caller's process when their on_commit hook fires."""
-    from oms.celery import app
+    from config.celery import app
 
     settings.CELERY_TASK_ALWAYS_EAGER = True
     app.conf.task_always_eager = True

@@ -13,8 +13,9 @@ from django.core.exceptions import ValidationError
 
 from oms.state import TransitionError, check_transition, terminal_states
 from portfolios.models import RebalanceRun
-from trading import services
 from trading.models import Block, Order, Route
+from trading.services import orders as order_services
+from trading.services import routes as route_services
 
 MACHINES = {
     "order": (Order, Order.Status.DRAFT),
@@ -91,7 +92,7 @@ def test_route_rules_from_the_fix_state_matrices():
 @pytest.mark.django_db
 class TestServicesRefuseForbiddenMoves:
     def _draft(self, pm, book):
-        return services.order_create(
+        return order_services.order_create(
             actor=pm,
             portfolio=book["accounts"][0],
             security=book["securities"]["AAA"],
@@ -102,7 +103,7 @@ class TestServicesRefuseForbiddenMoves:
     def test_release_of_a_draft_is_refused_and_nothing_changes(self, pm, book):
         order = self._draft(pm, book)
         with pytest.raises(TransitionError):
-            services.orders_release(actor=pm, order_ids=[order.pk])
+            order_services.orders_release(actor=pm, order_ids=[order.pk])
         order.refresh_from_db()
         assert order.status == Order.Status.DRAFT
         assert order.block_id is None
@@ -110,21 +111,21 @@ class TestServicesRefuseForbiddenMoves:
 
     def test_approving_twice_is_refused(self, pm, book):
         order = self._draft(pm, book)
-        services.orders_approve(actor=pm, order_ids=[order.pk])
+        order_services.orders_approve(actor=pm, order_ids=[order.pk])
         with pytest.raises(TransitionError):
-            services.orders_approve(actor=pm, order_ids=[order.pk])
+            order_services.orders_approve(actor=pm, order_ids=[order.pk])
 
     def test_cancelled_order_cannot_be_approved(self, pm, book):
         order = self._draft(pm, book)
-        services.order_cancel(actor=pm, order_id=order.pk)
+        order_services.order_cancel(actor=pm, order_id=order.pk)
         with pytest.raises(TransitionError):
-            services.orders_approve(actor=pm, order_ids=[order.pk])
+            order_services.orders_approve(actor=pm, order_ids=[order.pk])
 
     def test_batch_with_one_bad_order_writes_nothing(self, pm, book):
         good, bad = self._draft(pm, book), self._draft(pm, book)
-        services.order_cancel(actor=pm, order_id=bad.pk)
+        order_services.order_cancel(actor=pm, order_id=bad.pk)
         with pytest.raises(TransitionError):
-            services.orders_approve(actor=pm, order_ids=[good.pk, bad.pk])
+            order_services.orders_approve(actor=pm, order_ids=[good.pk, bad.pk])
         good.refresh_from_db()
         assert good.status == Order.Status.DRAFT
 
@@ -132,11 +133,15 @@ class TestServicesRefuseForbiddenMoves:
         self, pm, trader, book, eager_celery, django_capture_on_commit_callbacks
     ):
         order = self._draft(pm, book)
-        services.orders_approve(actor=pm, order_ids=[order.pk])
-        services.orders_release(actor=pm, order_ids=[order.pk])
+        order_services.orders_approve(actor=pm, order_ids=[order.pk])
+        order_services.orders_release(actor=pm, order_ids=[order.pk])
         order.refresh_from_db()
         with django_capture_on_commit_callbacks(execute=True):
-            services.route_create(actor=trader, block_id=order.block_id, broker=book["broker"])
+            route_services.route_create(
+                actor=trader, block_id=order.block_id, broker=book["broker"]
+            )
         assert Block.objects.get(pk=order.block_id).status == Block.Status.ALLOCATED
         with pytest.raises(ValidationError):
-            services.route_create(actor=trader, block_id=order.block_id, broker=book["broker"])
+            route_services.route_create(
+                actor=trader, block_id=order.block_id, broker=book["broker"]
+            )

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from oms.admin import AuditedModelAdmin, ReadOnlyModelAdmin
+from audit.admin import AuditedModelAdmin
+from oms.admin import ReadOnlyModelAdmin
 
 from .models import (
     Allocation,
@@ -92,7 +93,7 @@ class FixOutboxAdmin(ReadOnlyModelAdmin):
 
 @admin.register(FixInbox)
 class FixInboxAdmin(_RawMessageAdmin):
-    list_display = ["pk", "session", "seq_num", "msg_type", "applied_at", "error"]
+    list_display = ["pk", "session", "seq_num", "msg_type", "status", "applied_at", "error"]
     list_filter = ["msg_type", "session"]
     list_select_related = ["session"]
 

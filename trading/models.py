@@ -101,7 +101,13 @@ class Block(models.Model):
         Status.DONE_FOR_DAY: frozenset({Status.ALLOCATED}),
         Status.ALLOCATED: frozenset(),
     }
+    # Still on the desk: more can be routed, and reports move the block.
     OPEN_STATES = frozenset({Status.OPEN, Status.WORKING, Status.PARTIALLY_FILLED})
+    # Fills (or the allocation) are still to come from brokers and the worker.
+    LIVE_STATES = frozenset({Status.WORKING, Status.PARTIALLY_FILLED, Status.FILLED})
+    # Ended at the broker with something filled: to be allocated.
+    ALLOCATABLE_STATES = frozenset({Status.FILLED, Status.CANCELLED, Status.DONE_FOR_DAY})
+    AUDIT_FIELDS = ("status", "quantity", "routed_quantity", "filled_quantity", "average_price")
 
     security = models.ForeignKey(Security, on_delete=models.PROTECT, related_name="blocks")
     side = models.CharField(max_length=20, choices=Side.choices)
@@ -188,6 +194,12 @@ class Order(models.Model):
     }
     # States in which the order is on the trading desk (in a block).
     DESK_STATES = frozenset({Status.RELEASED, Status.WORKING, Status.PARTIALLY_FILLED})
+    # On its way through the desk until allocated (a filled order awaits allocation).
+    LIVE_ON_DESK_STATES = DESK_STATES | {Status.FILLED}
+    # Committed to trade: approved and not yet done. A sell in these states holds
+    # shares that another sell cannot use.
+    COMMITTED_STATES = frozenset({Status.APPROVED}) | DESK_STATES
+    AUDIT_FIELDS = ("status", "quantity", "filled_quantity", "average_price", "block_id")
 
     portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="orders")
     security = models.ForeignKey(Security, on_delete=models.PROTECT, related_name="orders")
@@ -335,6 +347,11 @@ class Route(models.Model):
     }
     del S
     TERMINAL_STATES = frozenset(state for state, targets in TRANSITIONS.items() if not targets)
+    # States a trader may ask to cancel from (those that pending cancel may follow).
+    CANCELLABLE_STATES = frozenset(
+        state for state, targets in TRANSITIONS.items() if "pending_cancel" in targets
+    )
+    AUDIT_FIELDS = ("status", "quantity", "filled_quantity", "average_price")
 
     block = models.ForeignKey(Block, on_delete=models.PROTECT, related_name="routes")
     broker = models.ForeignKey(Broker, on_delete=models.PROTECT, related_name="routes")
@@ -522,6 +539,12 @@ class FixOutbox(models.Model):
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"  # could not be made into a message; see `error`
 
+    TRANSITIONS = {
+        Status.PENDING: frozenset({Status.SENT, Status.FAILED}),
+        Status.SENT: frozenset(),
+        Status.FAILED: frozenset(),
+    }
+
     session = models.ForeignKey(FixSession, on_delete=models.PROTECT, related_name="outbox")
     route = models.ForeignKey(
         Route, on_delete=models.PROTECT, related_name="fix_outbox", null=True, blank=True
@@ -547,11 +570,26 @@ class FixInbox(models.Model):
     """An application message received from the broker, stored raw before it is
     applied; at most once per session, generation and sequence number."""
 
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        APPLIED = "applied", "Applied"
+        NOT_APPLIED = "not_applied", "Not applied"  # kept with the reason, for a person
+
+    TRANSITIONS = {
+        Status.RECEIVED: frozenset({Status.APPLIED, Status.NOT_APPLIED}),
+        # a resend of the message after the cause was mended applies it
+        Status.NOT_APPLIED: frozenset({Status.APPLIED}),
+        Status.APPLIED: frozenset(),
+    }
+
     session = models.ForeignKey(FixSession, on_delete=models.PROTECT, related_name="inbox")
     generation = models.PositiveIntegerField()
     seq_num = models.PositiveIntegerField()
     msg_type = models.CharField("MsgType", max_length=4)
     raw = models.BinaryField()
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.RECEIVED, db_index=True
+    )
     received_at = models.DateTimeField(auto_now_add=True)
     applied_at = models.DateTimeField(null=True, blank=True)
     error = models.CharField(max_length=500, blank=True)

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.db.models import QuerySet
 
-from oms.roles import sees_all_portfolios
+from oms.roles import Action, sees_all_accounts
 from portfolios.models import Price
 
 from .models import Block, Broker, Execution, FixInbox, FixOutbox, Order, Route
@@ -25,7 +25,7 @@ def orders_visible_to(user) -> QuerySet[Order]:
     qs = Order.objects.select_related(
         "portfolio", "security", "block", "created_by", "approved_by", "released_by"
     )
-    if sees_all_portfolios(user):
+    if sees_all_accounts(user, Action.ORDER_VIEW):
         return qs
     return qs.filter(portfolio__manager=user)
 
@@ -57,7 +57,7 @@ def brokers_with_connection_state() -> QuerySet[Broker]:
 def fix_messages_not_applied() -> QuerySet[FixInbox]:
     """Messages from brokers that are stored but not applied, newest first."""
     return (
-        FixInbox.objects.filter(applied_at__isnull=True)
+        FixInbox.objects.exclude(status=FixInbox.Status.APPLIED)
         .select_related("session__broker")
         .order_by("-received_at", "-pk")
     )

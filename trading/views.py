@@ -16,28 +16,17 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
-from oms.roles import Action, can
+from oms.roles import Action, can, may_act_for
 from oms.state import TransitionError
 from oms.views import action_required, add_service_errors, paginate, partial_or_page
 from portfolios.models import Portfolio
 
-from . import selectors, services
+from . import selectors
 from .filters import BlockFilter, OrderFilter
 from .forms import OrderForm, RouteForm
 from .models import Block, Broker, Order, Route
-
-# A block whose fills (or allocation) are still to come from the worker.
-LIVE_BLOCK_STATES = frozenset(
-    {Block.Status.WORKING, Block.Status.PARTIALLY_FILLED, Block.Status.FILLED}
-)
-# A route the trader may ask to cancel (the states pending cancel may follow).
-CANCELLABLE_ROUTE_STATES = frozenset(
-    state for state, targets in Route.TRANSITIONS.items() if Route.Status.PENDING_CANCEL in targets
-)
-ROUTABLE_BLOCK_STATES = frozenset(
-    {Block.Status.OPEN, Block.Status.WORKING, Block.Status.PARTIALLY_FILLED}
-)
-
+from .services import orders as order_services
+from .services import routes as route_services
 
 # --- Brokers ------------------------------------------------------------------------
 
@@ -71,16 +60,14 @@ def order_list(request: HttpRequest) -> HttpResponse:
 
 
 def _order_actions(user, order: Order) -> dict:
-    manages = order.portfolio.manager_id == user.pk
     block_open = order.block is None or order.block.status == Block.Status.OPEN
+    portfolio = order.portfolio
     return {
-        "can_approve": can(user, Action.ORDER_APPROVE)
-        and manages
+        "can_approve": may_act_for(user, Action.ORDER_APPROVE, portfolio)
         and order.status == Order.Status.DRAFT,
-        "can_release": can(user, Action.ORDER_RELEASE)
-        and manages
+        "can_release": may_act_for(user, Action.ORDER_RELEASE, portfolio)
         and order.status == Order.Status.APPROVED,
-        "can_cancel": can(user, Action.ORDER_CANCEL)
+        "can_cancel": may_act_for(user, Action.ORDER_CANCEL, portfolio)
         and block_open
         and Order.Status.CANCELLED in Order.TRANSITIONS[order.status],
     }
@@ -107,7 +94,7 @@ def order_create(request: HttpRequest) -> HttpResponse:
         form = OrderForm(request.POST, portfolios=mine)
         if form.is_valid():
             try:
-                order = services.order_create(actor=request.user, **form.order_terms())
+                order = order_services.order_create(actor=request.user, **form.order_terms())
             except ValidationError as error:
                 add_service_errors(form, error)
             else:
@@ -125,7 +112,7 @@ def _order_step(request: HttpRequest, pk: int, step) -> HttpResponse:
     try:
         message = step(order)
     except TransitionError as error:
-        messages.error(request, f"{order} is {error.current}: it cannot be {error.target} now.")
+        messages.error(request, str(error))
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
@@ -137,7 +124,7 @@ def _order_step(request: HttpRequest, pk: int, step) -> HttpResponse:
 @action_required(Action.ORDER_APPROVE)
 def order_approve(request: HttpRequest, pk: int) -> HttpResponse:
     def step(order):
-        services.orders_approve(actor=request.user, order_ids=[order.pk])
+        order_services.orders_approve(actor=request.user, order_ids=[order.pk])
         return f"{order} approved."
 
     return _order_step(request, pk, step)
@@ -147,7 +134,7 @@ def order_approve(request: HttpRequest, pk: int) -> HttpResponse:
 @action_required(Action.ORDER_RELEASE)
 def order_release(request: HttpRequest, pk: int) -> HttpResponse:
     def step(order):
-        services.orders_release(actor=request.user, order_ids=[order.pk])
+        order_services.orders_release(actor=request.user, order_ids=[order.pk])
         return f"{order} released to the trading desk."
 
     return _order_step(request, pk, step)
@@ -157,7 +144,7 @@ def order_release(request: HttpRequest, pk: int) -> HttpResponse:
 @action_required(Action.ORDER_CANCEL)
 def order_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     def step(order):
-        services.order_cancel(
+        order_services.order_cancel(
             actor=request.user, order_id=order.pk, reason=request.POST.get("reason", "")
         )
         return f"{order} cancelled."
@@ -178,10 +165,10 @@ def _row_context(request: HttpRequest, block: Block, brokers, **extra) -> dict:
     can_route = can(request.user, Action.BLOCK_ROUTE)
     return {
         "block": block,
-        "live": block.status in LIVE_BLOCK_STATES,
+        "live": block.status in Block.LIVE_STATES,
         "brokers": brokers,
         "can_route": can_route
-        and block.status in ROUTABLE_BLOCK_STATES
+        and block.status in Block.OPEN_STATES
         and block.unrouted_quantity > 0,
         **extra,
     }
@@ -235,7 +222,7 @@ def block_row(request: HttpRequest, pk: int) -> HttpResponse:
 def route_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     route = get_object_or_404(Route.objects.select_related("block"), pk=pk)
     try:
-        services.route_cancel(
+        route_services.route_cancel(
             actor=request.user, route_id=route.pk, reason=request.POST.get("reason", "")
         )
     except TransitionError as error:
@@ -263,7 +250,7 @@ def _fills_context(request: HttpRequest, block: Block, context: dict) -> dict:
     return context | {
         "blk": block,
         "routes": selectors.routes_with_broker().filter(block=block),
-        "cancellable": CANCELLABLE_ROUTE_STATES,
+        "cancellable": Route.CANCELLABLE_STATES,
         "can_cancel": can(request.user, Action.BLOCK_ROUTE),
         "executions": selectors.executions_with_route().filter(route__block=block),
         "allocations": block.allocations.select_related("order__portfolio"),
@@ -278,7 +265,7 @@ def block_route(request: HttpRequest, pk: int) -> HttpResponse:
     form = RouteForm(request.POST)
     if form.is_valid():
         try:
-            route = services.route_create(
+            route = route_services.route_create(
                 actor=request.user,
                 block_id=block.pk,
                 broker=form.cleaned_data["broker"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from compliance.models import AuditEvent
+from audit.models import AuditEvent
 
 
 class AuditEventSerializer(serializers.ModelSerializer):

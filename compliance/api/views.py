@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rest_framework import mixins
 
+from audit.models import AuditEvent
 from compliance.filters import AuditEventFilter
-from compliance.models import AuditEvent
 from oms.api.base import OMSViewSet
 from oms.roles import Action
 

@@ -17,7 +17,7 @@ from rest_framework import serializers, viewsets
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission, IsAuthenticated
 
-from oms.roles import Action, can
+from oms.roles import Action, can, refusal
 
 from . import idempotency
 
@@ -28,7 +28,7 @@ class RolePermission(BasePermission):
     def has_permission(self, request, view) -> bool:
         action = view.required_action()
         if action is not None and not can(request.user, action):
-            raise PermissionDenied(f"Your role does not allow {action.value}.")
+            raise PermissionDenied(refusal(action))
         return True
 
 

@@ -1,4 +1,4 @@
-"""Serializers of reference data, portfolios, models and rebalance runs: shapes only."""
+"""Serializers of reference data, portfolios and models: shapes only."""
 
 from __future__ import annotations
 
@@ -16,10 +16,8 @@ from portfolios.models import (
     Portfolio,
     Position,
     Price,
-    RebalanceRun,
     Security,
 )
-from trading.models import Order
 
 
 def plain_figures(row: dict) -> dict:
@@ -218,60 +216,3 @@ class ModelPortfolioCreateSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelPortfolio
         fields = ["name", "description", "cash_weight", "band_absolute", "band_relative", "targets"]
-
-
-class RunOrderSerializer(serializers.ModelSerializer):
-    portfolio = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    security = serializers.SlugRelatedField(slug_field="ticker", read_only=True)
-
-    class Meta:
-        model = Order
-        fields = ["id", "portfolio", "security", "side", "quantity", "estimated_price", "status"]
-
-
-class RebalanceRunSerializer(serializers.ModelSerializer):
-    portfolios = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    orders = RunOrderSerializer(many=True, read_only=True)
-    summary = serializers.JSONField(read_only=True, help_text="What-if per account code")
-    skipped = serializers.JSONField(read_only=True, help_text="Account code → why it was skipped")
-    parameters = serializers.JSONField(read_only=True)
-
-    class Meta:
-        model = RebalanceRun
-        fields = [
-            "id",
-            "status",
-            "portfolios",
-            "parameters",
-            "summary",
-            "skipped",
-            "error",
-            "created_by",
-            "created_at",
-            "updated_at",
-            "orders",
-        ]
-
-
-class RebalanceRequestSerializer(serializers.Serializer):
-    """The parameters of a rebalance; the service checks their values."""
-
-    trade_to = serializers.CharField(
-        required=False, max_length=20, help_text="'target' (default) or 'band_edge'"
-    )
-    min_trade_value = serializers.FloatField(
-        required=False,
-        min_value=0,
-        max_value=1e12,
-        help_text="Skip trades worth less than this (base currency); default 0",
-    )
-    lot_selection = serializers.CharField(
-        required=False, max_length=20, help_text="'fifo' (default), 'hifo' or 'min_tax'"
-    )
-    cash_need = serializers.FloatField(
-        required=False,
-        min_value=-1e12,
-        max_value=1e12,
-        help_text="Cash to raise (positive) or to invest (negative), base currency; default 0",
-    )

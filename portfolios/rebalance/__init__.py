@@ -16,12 +16,14 @@ A pure library (pandas and numpy, no Django). The public API:
 Run ``python -m portfolios.rebalance BOOK.json`` to rebalance a book kept in a JSON file.
 """
 
-from .book import Book, BookError, Options
+from .book import LOT_SELECTION, TRADE_TO, Book, BookError, Options
 from .checks import check_trades
 from .drift import DriftResult, compute_drift
 from .engine import RebalanceResult, rebalance
 
 __all__ = [
+    "LOT_SELECTION",
+    "TRADE_TO",
     "Book",
     "BookError",
     "DriftResult",

@@ -88,6 +88,16 @@ class Book:
     as_of: dt.date | None = None
 
 
+#: What a run trades an out-of-band position to, and how each choice is named.
+TRADE_TO = {"target": "Target weights", "band_edge": "Edge of the tolerance band"}
+#: Which tax lots a sell takes first, and how each choice is named.
+LOT_SELECTION = {
+    "fifo": "First in, first out",
+    "hifo": "Highest cost first",
+    "min_tax": "Least tax",
+}
+
+
 @dataclass(frozen=True)
 class Options:
     """Parameters of a run.
@@ -132,11 +142,11 @@ class Options:
     subset_moves: int = 6
 
     def __post_init__(self) -> None:
-        if self.trade_to not in ("target", "band_edge"):
+        if self.trade_to not in TRADE_TO:
             raise BookError(
                 f"Options.trade_to must be 'target' or 'band_edge', not {self.trade_to!r}"
             )
-        if self.lot_selection not in ("fifo", "hifo", "min_tax"):
+        if self.lot_selection not in LOT_SELECTION:
             raise BookError(
                 f"Options.lot_selection must be 'fifo', 'hifo' or 'min_tax', "
                 f"not {self.lot_selection!r}"

@@ -9,7 +9,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from trading import services as trading
+from trading.services import orders as order_services
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def make_order(pm, book):
 
     def make(*, ticker="AAA", side="buy", quantity="10", account=0, upto="draft", actor=None):
         actor = actor or pm
-        order = trading.order_create(
+        order = order_services.order_create(
             actor=actor,
             portfolio=book["accounts"][account],
             security=book["securities"][ticker],
@@ -40,9 +40,9 @@ def make_order(pm, book):
             quantity=Decimal(quantity),
         )
         if upto in ("approved", "released"):
-            trading.orders_approve(actor=actor, order_ids=[order.pk])
+            order_services.orders_approve(actor=actor, order_ids=[order.pk])
         if upto == "released":
-            trading.orders_release(actor=actor, order_ids=[order.pk])
+            order_services.orders_release(actor=actor, order_ids=[order.pk])
         order.refresh_from_db()
         return order
 

@@ -7,7 +7,7 @@ import pytest
 from django.apps import apps
 from django.contrib import admin
 
-from compliance.models import AuditEvent
+from audit.models import AuditEvent
 from oms.models import IdempotencyKey
 
 pytestmark = pytest.mark.django_db
@@ -42,7 +42,7 @@ def test_operations_browse_the_audit_trail_in_the_admin(ops, client, make_order)
     ops.save(update_fields=["is_superuser"])
     make_order()
     client.force_login(ops)
-    response = client.get("/admin/compliance/auditevent/")
+    response = client.get("/admin/audit/auditevent/")
     assert response.status_code == 200
     assert b"order.created" in response.content
     assert client.get("/admin/oms/idempotencykey/").status_code == 200

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from compliance.models import AuditEvent
+from audit.models import AuditEvent
 from oms.models import IdempotencyKey
 from portfolios.models import Security
 from trading.models import Order, Route
@@ -149,18 +149,18 @@ def test_two_concurrent_requests_with_one_key_create_once(pm, book, client_for, 
     from django.db import connection
 
     from tests.conftest import service_missing
-    from trading import services
+    from trading.services import orders as order_services
 
     if connection.vendor != "postgresql":
         service_missing("PostgreSQL: two writers at once (SQLite serialises whole requests)")
     both_looked = threading.Barrier(2, timeout=20)
-    create = services.order_create
+    create = order_services.order_create
 
     def create_after_both_looked(**kwargs):
         both_looked.wait()  # each request has found no stored key
         return create(**kwargs)
 
-    monkeypatch.setattr(services, "order_create", create_after_both_looked)
+    monkeypatch.setattr(order_services, "order_create", create_after_both_looked)
     answers = []
 
     def post():

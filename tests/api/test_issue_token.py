@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.authtoken.models import Token
 
-from compliance.models import AuditEvent
+from audit.models import AuditEvent
 
 from .utils import API
 

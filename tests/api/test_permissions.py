@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from portfolios import services as portfolio_services
+from orchestration import services as run_services
 from portfolios.models import RebalanceRun
 
 from .utils import API, proposed_run
@@ -102,7 +102,7 @@ def _run_approve(ctx):
 
 def _run_release(ctx):
     run = proposed_run(ctx["pm"], ctx["book"])
-    portfolio_services.rebalance_run_approve(actor=ctx["pm"], run_id=run.pk)
+    run_services.rebalance_run_approve(actor=ctx["pm"], run_id=run.pk)
     assert RebalanceRun.objects.get(pk=run.pk).status == "approved"
     return f"rebalance-runs/{run.pk}/release/", {}
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from compliance.services import audit_record, audited_transaction
+from audit.services import audit_record, audited_transaction
 from portfolios.models import (
     CashBalance,
     ModelPortfolio,

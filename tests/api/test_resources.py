@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from compliance.models import AuditEvent
+from audit.models import AuditEvent
 from portfolios.models import Price, Security
 
 from .utils import API, proposed_run, results

@@ -18,8 +18,8 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, Phase, settings
 from rest_framework.authtoken.models import Token
 
+from config.wsgi import application
 from oms.roles import Role
-from oms.wsgi import application
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 

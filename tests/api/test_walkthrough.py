@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from compliance.services import verify_audit_chain
+from audit.services import verify_audit_chain
 
 from .utils import API, results
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from portfolios.models import RebalanceRun
-from trading import services as trading
+from trading.services import orders as order_services
 
 API = "/api/v1"
 
@@ -21,7 +21,7 @@ def proposed_run(pm, book, *, quantity="10") -> RebalanceRun:
         created_by=pm, status=RebalanceRun.Status.PROPOSED, summary={}, parameters={}
     )
     run.portfolios.set(book["accounts"][:1])
-    trading.order_create(
+    order_services.order_create(
         actor=pm,
         portfolio=book["accounts"][0],
         security=book["securities"]["BBB"],

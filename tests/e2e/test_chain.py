@@ -130,14 +130,15 @@ def test_blotter_row_follows_fills_that_arrive_later_from_the_worker(
     block's row polls its fragment and shows the fills as they land, with no reload."""
     from django.db import connection
 
-    from trading import services, tasks
+    from trading import tasks
+    from trading.services import orders as order_services
 
     if connection.vendor != "postgresql":
         # The live server shares one in-memory SQLite connection across its threads:
         # a worker writing from this thread while the page polls would race on it.
         service_missing("PostgreSQL (DATABASE_URL): a worker writing beside the live server")
     orders = [
-        services.order_create(
+        order_services.order_create(
             actor=pm,
             portfolio=account,
             security=book["securities"]["BBB"],
@@ -147,8 +148,8 @@ def test_blotter_row_follows_fills_that_arrive_later_from_the_worker(
         for account, quantity in zip(book["accounts"], (30, 20), strict=True)
     ]
     ids = [order.pk for order in orders]
-    services.orders_approve(actor=pm, order_ids=ids)
-    services.orders_release(actor=pm, order_ids=ids)
+    order_services.orders_approve(actor=pm, order_ids=ids)
+    order_services.orders_release(actor=pm, order_ids=ids)
     block = Block.objects.get()
     queue: list[int] = []  # the routing queue, drained below by "the worker"
     monkeypatch.setattr(tasks.route_send, "delay", queue.append)

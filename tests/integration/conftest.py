@@ -56,7 +56,7 @@ def celery_worker_process(real_services, django_db_setup, tmp_path_factory):
 
     One for the session: each test's transactional database is flushed
     between tests while the worker stays."""
-    from oms.celery import app
+    from config.celery import app
 
     with app.connection_for_write() as conn:
         for queue in settings.OMS_QUEUES:  # nothing left over from an earlier run

@@ -4,27 +4,27 @@ from decimal import Decimal
 
 import pytest
 
-from compliance.models import AuditEvent
-from compliance.services import verify_audit_chain
-from portfolios import services as portfolio_services
+from audit.models import AuditEvent
+from audit.services import verify_audit_chain
+from orchestration import services as run_services
 from portfolios.models import Position
-from trading import services
 from trading.models import Block, Order, Route
+from trading.services import routes as route_services
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def test_worker_routes_fills_and_allocates(celery_worker_process, wait_for, pm, trader, book):
     acc1 = book["accounts"][0]
-    run = portfolio_services.rebalance_run_create(
+    run = run_services.rebalance_run_create(
         actor=pm, portfolios=[acc1], parameters={"min_trade_value": 100}
     )
-    portfolio_services.rebalance_run_approve(actor=pm, run_id=run.pk)
-    portfolio_services.rebalance_run_release(actor=pm, run_id=run.pk)
+    run_services.rebalance_run_approve(actor=pm, run_id=run.pk)
+    run_services.rebalance_run_release(actor=pm, run_id=run.pk)
     blocks = list(Block.objects.filter(orders__rebalance_run=run).distinct())
     assert blocks
     for block in blocks:
-        services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
+        route_services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
 
     def all_allocated():
         return not Block.objects.exclude(status=Block.Status.ALLOCATED).exists()

@@ -27,8 +27,8 @@ from rest_framework.test import APIClient
 from portfolios.models import Price, Security
 from tests.conftest import service_missing
 from tests.integration.conftest import ROOT, _database_url
-from trading import services
 from trading.models import Block, Broker, Execution, FixInbox, FixOutbox, FixSession, Route
+from trading.services import orders as order_services
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -70,7 +70,7 @@ def _gateway(code: str, log: Path) -> subprocess.Popen:
 
 def _block(pm, book, security, quantity: str) -> Block:
     orders = [
-        services.order_create(
+        order_services.order_create(
             actor=pm,
             portfolio=account,
             security=security,
@@ -80,8 +80,8 @@ def _block(pm, book, security, quantity: str) -> Block:
         for account in book["accounts"]
     ]
     ids = [o.pk for o in orders]
-    services.orders_approve(actor=pm, order_ids=ids)
-    services.orders_release(actor=pm, order_ids=ids)
+    order_services.orders_approve(actor=pm, order_ids=ids)
+    order_services.orders_release(actor=pm, order_ids=ids)
     return Block.objects.get(orders__pk=ids[0])
 
 

@@ -28,7 +28,7 @@ def test_odd_time_offsets_are_brought_to_utc_or_refused(compliance_officer, mome
 
 
 def test_a_far_offset_filters_by_the_same_instant(compliance_officer, pm, book):
-    from trading.services import order_create
+    from trading.services.orders import order_create
 
     order_create(
         actor=pm,

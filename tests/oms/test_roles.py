@@ -10,7 +10,8 @@ import pytest
 from django.core.exceptions import PermissionDenied
 
 from oms.roles import Action, Role, can
-from trading import services
+from trading.services import orders as order_services
+from trading.services import routes as route_services
 
 PM, TR, CO, OP, NONE = "pm", "trader", "compliance", "ops", "outsider"
 
@@ -56,7 +57,7 @@ def test_separation_of_duties_in_the_services(personas, book, eager_celery):
     account, security = book["accounts"][0], book["securities"]["AAA"]
 
     def create(user):
-        return services.order_create(
+        return order_services.order_create(
             actor=user, portfolio=account, security=security, side="buy", quantity=Decimal(10)
         )
 
@@ -66,19 +67,19 @@ def test_separation_of_duties_in_the_services(personas, book, eager_celery):
     order = create(pm)
     for name in (TR, CO, OP, NONE):
         with pytest.raises(PermissionDenied):
-            services.orders_approve(actor=personas[name], order_ids=[order.pk])
-    services.orders_approve(actor=pm, order_ids=[order.pk])
+            order_services.orders_approve(actor=personas[name], order_ids=[order.pk])
+    order_services.orders_approve(actor=pm, order_ids=[order.pk])
     for name in (TR, CO, OP, NONE):
         with pytest.raises(PermissionDenied):
-            services.orders_release(actor=personas[name], order_ids=[order.pk])
-    services.orders_release(actor=pm, order_ids=[order.pk])
+            order_services.orders_release(actor=personas[name], order_ids=[order.pk])
+    order_services.orders_release(actor=pm, order_ids=[order.pk])
     order.refresh_from_db()
     for name in (PM, CO, OP, NONE):
         with pytest.raises(PermissionDenied):
-            services.route_create(
+            route_services.route_create(
                 actor=personas[name], block_id=order.block_id, broker=book["broker"]
             )
-    services.route_create(actor=personas[TR], block_id=order.block_id, broker=book["broker"])
+    route_services.route_create(actor=personas[TR], block_id=order.block_id, broker=book["broker"])
 
 
 def test_roles_are_the_four_groups():

@@ -20,7 +20,7 @@ def _run(args, **env):
     # A clean environment: nothing of the caller's services or test switches.
     unset = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")
     base = {k: v for k, v in os.environ.items() if k not in unset}
-    base["DJANGO_SETTINGS_MODULE"] = "oms.settings"
+    base["DJANGO_SETTINGS_MODULE"] = "config.settings"
     return subprocess.run(
         [sys.executable, *args],
         cwd=ROOT,

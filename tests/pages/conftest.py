@@ -29,10 +29,10 @@ def client_for(db):
 @pytest.fixture
 def released_block(pm, book):
     """Two accounts' orders for AAA, approved and released: one open block."""
-    from trading import services
+    from trading.services import orders as order_services
 
     orders = [
-        services.order_create(
+        order_services.order_create(
             actor=pm,
             portfolio=account,
             security=book["securities"]["AAA"],
@@ -42,14 +42,14 @@ def released_block(pm, book):
         for account, quantity in zip(book["accounts"], ("100", "50"), strict=True)
     ]
     ids = [order.pk for order in orders]
-    services.orders_approve(actor=pm, order_ids=ids)
-    services.orders_release(actor=pm, order_ids=ids)
+    order_services.orders_approve(actor=pm, order_ids=ids)
+    order_services.orders_release(actor=pm, order_ids=ids)
     orders[0].refresh_from_db()
     return orders[0].block
 
 
 @pytest.fixture
 def proposed_run(pm, book):
-    from portfolios.services import rebalance_run_create
+    from orchestration.services import rebalance_run_create
 
     return rebalance_run_create(actor=pm, portfolios=[book["accounts"][0]], parameters={})

@@ -28,9 +28,9 @@ PAGES = {
         expect({"pm": 200, "other_pm": 404, "compliance": 200, "ops": 200}),
     ),
     "portfolios:model-detail": (("model",), expect(VIEWERS)),
-    "portfolios:run-list": ((), expect(PM_ONLY)),
-    "portfolios:run-create": ((), expect(PM_ONLY)),
-    "portfolios:run-detail": (("run",), expect({"pm": 200, "other_pm": 404})),
+    "runs:list": ((), expect(PM_ONLY)),
+    "runs:create": ((), expect(PM_ONLY)),
+    "runs:detail": (("run",), expect({"pm": 200, "other_pm": 404})),
     "trading:order-list": ((), expect(VIEWERS | {"trader"})),
     "trading:order-create": ((), expect(PM_ONLY)),
     "trading:order-detail": (

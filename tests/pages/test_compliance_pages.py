@@ -12,8 +12,8 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from compliance.models import AuditEvent
-from compliance.services import audit_record
+from audit.models import AuditEvent
+from audit.services import audit_record
 
 pytestmark = pytest.mark.django_db
 

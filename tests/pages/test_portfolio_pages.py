@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from compliance.models import AuditEvent
+from audit.models import AuditEvent
 from portfolios.models import Portfolio, Position, RebalanceRun
 from trading.models import Block, Order
 
@@ -102,12 +102,12 @@ def test_compliance_sees_the_account_without_the_rebalance_button(
     response = client_for(compliance_officer).get(book["accounts"][0].get_absolute_url())
     assert response.status_code == 200
     assert response.context["can_rebalance"] is False
-    assert reverse("portfolios:run-create").encode() not in response.content
+    assert reverse("runs:create").encode() not in response.content
 
 
 def test_rebalance_form_preselects_the_accounts_from_the_list(pm, book, client_for):
     account = book["accounts"][1]
-    response = client_for(pm).get(reverse("portfolios:run-create"), {"portfolios": account.pk})
+    response = client_for(pm).get(reverse("runs:create"), {"portfolios": account.pk})
     assert response.status_code == 200
     assert response.context["form"].initial["portfolios"] == [str(account.pk)]
 
@@ -127,7 +127,7 @@ def test_rebalance_form_shows_errors_and_writes_nothing(pm, book, client_for, da
     if field != "portfolios":
         data = data | {"portfolios": [book["accounts"][0].pk]}
     events = AuditEvent.objects.count()
-    response = client_for(pm).post(reverse("portfolios:run-create"), data)
+    response = client_for(pm).post(reverse("runs:create"), data)
     assert response.status_code == 422
     assert field in response.context["form"].errors
     assert b"nothing was saved" in response.content
@@ -137,7 +137,7 @@ def test_rebalance_form_shows_errors_and_writes_nothing(pm, book, client_for, da
 
 def test_another_managers_account_cannot_be_rebalanced(other_pm, book, client_for):
     response = client_for(other_pm).post(
-        reverse("portfolios:run-create"),
+        reverse("runs:create"),
         {
             "portfolios": [book["accounts"][0].pk],
             "trade_to": "target",
@@ -154,7 +154,7 @@ def test_rebalance_proposes_then_approve_then_release(pm, book, client_for):
     client = client_for(pm)
     account = book["accounts"][0]
     response = client.post(
-        reverse("portfolios:run-create"),
+        reverse("runs:create"),
         {
             "portfolios": [account.pk],
             "trade_to": "target",
@@ -176,41 +176,41 @@ def test_rebalance_proposes_then_approve_then_release(pm, book, client_for):
     assert what_if["drift_after"] < what_if["drift_before"]
     assert b"What-if per account" in page.content
 
-    client.post(reverse("portfolios:run-approve", args=[run.pk]))
+    client.post(reverse("runs:approve", args=[run.pk]))
     run.refresh_from_db()
     assert run.status == RebalanceRun.Status.APPROVED
     assert set(run.orders.values_list("status", flat=True)) == {Order.Status.APPROVED}
 
-    response = client.post(reverse("portfolios:run-release", args=[run.pk]), follow=True)
+    response = client.post(reverse("runs:release", args=[run.pk]), follow=True)
     run.refresh_from_db()
     assert run.status == RebalanceRun.Status.RELEASED
     assert set(run.orders.values_list("status", flat=True)) == {Order.Status.RELEASED}
     assert Block.objects.filter(orders__rebalance_run=run).exists()
     assert b"released" in response.content
 
-    listing = client.get(reverse("portfolios:run-list"))
+    listing = client.get(reverse("runs:list"))
     assert [r.pk for r in listing.context["page"].object_list] == [run.pk]
 
 
 def test_approving_twice_says_why_and_changes_nothing(pm, proposed_run, client_for):
     client = client_for(pm)
-    client.post(reverse("portfolios:run-approve", args=[proposed_run.pk]))
+    client.post(reverse("runs:approve", args=[proposed_run.pk]))
     events = AuditEvent.objects.count()
-    response = client.post(reverse("portfolios:run-approve", args=[proposed_run.pk]), follow=True)
+    response = client.post(reverse("runs:approve", args=[proposed_run.pk]), follow=True)
     assert response.status_code == 200
-    assert b"is approved: it cannot be approved now" in response.content
+    assert b"is approved: it cannot become approved." in response.content
     assert AuditEvent.objects.count() == events
 
 
 def test_run_steps_are_post_only(pm, proposed_run, client_for):
-    response = client_for(pm).get(reverse("portfolios:run-approve", args=[proposed_run.pk]))
+    response = client_for(pm).get(reverse("runs:approve", args=[proposed_run.pk]))
     assert response.status_code == 405
     proposed_run.refresh_from_db()
     assert proposed_run.status == RebalanceRun.Status.PROPOSED
 
 
 def test_another_pm_cannot_approve_a_run(other_pm, proposed_run, client_for):
-    response = client_for(other_pm).post(reverse("portfolios:run-approve", args=[proposed_run.pk]))
+    response = client_for(other_pm).post(reverse("runs:approve", args=[proposed_run.pk]))
     assert response.status_code == 404
     proposed_run.refresh_from_db()
     assert proposed_run.status == RebalanceRun.Status.PROPOSED
@@ -238,14 +238,14 @@ def test_model_page_lists_targets(pm, book, client_for):
 def test_released_run_follows_its_orders_until_allocated(
     pm, trader, book, proposed_run, client_for, eager_celery, django_capture_on_commit_callbacks
 ):
-    from portfolios import services as portfolio_services
-    from trading import services as trading_services
+    from orchestration import services as run_services
+    from trading.services import routes as route_services
 
     client = client_for(pm)
     before = client.get(proposed_run.get_absolute_url())
     assert before.context["orders_live"] is False  # drafts wait for the PM, not the desk
-    portfolio_services.rebalance_run_approve(actor=pm, run_id=proposed_run.pk)
-    portfolio_services.rebalance_run_release(actor=pm, run_id=proposed_run.pk)
+    run_services.rebalance_run_approve(actor=pm, run_id=proposed_run.pk)
+    run_services.rebalance_run_release(actor=pm, run_id=proposed_run.pk)
     url = proposed_run.get_absolute_url()
     page = client.get(url)
     assert page.context["orders_live"] is True
@@ -255,7 +255,7 @@ def test_released_run_follows_its_orders_until_allocated(
 
     for block_id in set(proposed_run.orders.values_list("block_id", flat=True)):
         with django_capture_on_commit_callbacks(execute=True):
-            trading_services.route_create(actor=trader, block_id=block_id, broker=book["broker"])
+            route_services.route_create(actor=trader, block_id=block_id, broker=book["broker"])
     done = client.get(url, {"orders": "1"}, headers={"HX-Request": "true"})
     assert b"every 2s" not in done.content
     assert {o.status for o in done.context["orders"]} == {Order.Status.ALLOCATED}

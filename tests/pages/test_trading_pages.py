@@ -8,9 +8,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from compliance.models import AuditEvent
-from trading import services
+from audit.models import AuditEvent
 from trading.models import Block, Order, Route
+from trading.services import orders as order_services
+from trading.services import routes as route_services
 
 pytestmark = pytest.mark.django_db
 
@@ -140,7 +141,7 @@ def test_polled_row_shows_the_fill_and_stops_polling_when_done(
 ):
     client = client_for(trader)
     with django_capture_on_commit_callbacks(execute=True):
-        route = services.route_create(
+        route = route_services.route_create(
             actor=trader, block_id=released_block.pk, broker=book["broker"]
         )
     route.refresh_from_db()
@@ -194,7 +195,7 @@ def test_block_detail_shows_routes_executions_and_allocations(
     trader, book, released_block, client_for, eager_celery, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        services.route_create(actor=trader, block_id=released_block.pk, broker=book["broker"])
+        route_services.route_create(actor=trader, block_id=released_block.pk, broker=book["broker"])
     response = client_for(trader).get(released_block.get_absolute_url())
     assert response.status_code == 200
     assert len(response.context["executions"]) >= 2
@@ -209,7 +210,7 @@ def test_blotter_query_count_does_not_grow_with_blocks(
     for ticker in ("AAA", "BBB", "CCC", "DDD", "EEE"):
         for account in book["accounts"]:
             orders.append(
-                services.order_create(
+                order_services.order_create(
                     actor=pm,
                     portfolio=account,
                     security=book["securities"][ticker],
@@ -218,10 +219,10 @@ def test_blotter_query_count_does_not_grow_with_blocks(
                 )
             )
     ids = [o.pk for o in orders]
-    services.orders_approve(actor=pm, order_ids=ids)
-    services.orders_release(actor=pm, order_ids=ids)
+    order_services.orders_approve(actor=pm, order_ids=ids)
+    order_services.orders_release(actor=pm, order_ids=ids)
     for block in Block.objects.all()[:3]:
-        services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
+        route_services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
     client = client_for(trader)
     with django_assert_max_num_queries(10):
         response = client.get(reverse("trading:blotter"))
@@ -238,15 +239,15 @@ def test_blotter_tells_the_trader_when_blocks_arrive(pm, trader, book, released_
     assert quiet.context["changed"] == 0
     assert b"arrived" not in quiet.content
 
-    order = services.order_create(
+    order = order_services.order_create(
         actor=pm,
         portfolio=book["accounts"][0],
         security=book["securities"]["CCC"],
         side="buy",
         quantity=Decimal(5),
     )
-    services.orders_approve(actor=pm, order_ids=[order.pk])
-    services.orders_release(actor=pm, order_ids=[order.pk])
+    order_services.orders_approve(actor=pm, order_ids=[order.pk])
+    order_services.orders_release(actor=pm, order_ids=[order.pk])
     loud = client.get(news, {"since": since}, headers=HTMX)
     assert loud.context["changed"] == 1
     assert b"1 block arrived or grew" in loud.content
@@ -273,7 +274,7 @@ def test_approving_a_released_order_says_why_and_changes_nothing(pm, released_bl
     order = released_block.orders.first()
     events = AuditEvent.objects.count()
     response = client_for(pm).post(reverse("trading:order-approve", args=[order.pk]), follow=True)
-    assert b"is released: it cannot be approved now" in response.content
+    assert b"is released: it cannot become approved." in response.content
     order.refresh_from_db()
     assert order.status == Order.Status.RELEASED
     assert AuditEvent.objects.count() == events
@@ -297,10 +298,22 @@ def test_brokers_page_shows_each_fix_session_and_the_messages_not_applied(
         FixOutbox.objects.create(session=fs, msg_type="D", fields=[])
     Broker.objects.create(code="NOSESS", name="n", adapter=Broker.Adapter.FIX)
     FixInbox.objects.create(
-        session=fs, generation=1, seq_num=7, msg_type="8", raw=b"8=FIX.4.4", error="trade bust"
+        session=fs,
+        generation=1,
+        seq_num=7,
+        msg_type="8",
+        raw=b"8=FIX.4.4",
+        status=FixInbox.Status.NOT_APPLIED,
+        error="trade bust",
     )
     FixInbox.objects.create(
-        session=fs, generation=1, seq_num=8, msg_type="8", raw=b"x", applied_at=timezone.now()
+        session=fs,
+        generation=1,
+        seq_num=8,
+        msg_type="8",
+        raw=b"x",
+        status=FixInbox.Status.APPLIED,
+        applied_at=timezone.now(),
     )
     client = client_for(trader)
     with django_assert_max_num_queries(8):  # not one per broker

@@ -15,21 +15,15 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from compliance.models import AuditEvent
-from compliance.services import verify_audit_chain
-from trading import services
-from trading.brokers import adapter_for
+from audit.models import AuditEvent
+from audit.services import verify_audit_chain
+from trading.brokers import adapter_for, fixmap
 from trading.brokers.fix import FixBroker
 from trading.fix.codec import Message, decode
 from trading.fix.simulator import build_simulator
-from trading.gateway import (
-    DatabaseStore,
-    Gateway,
-    GatewayApplication,
-    GatewayBusy,
-    SessionLock,
-    report_from_execution_report,
-)
+from trading.gateway import Gateway, GatewayBusy, SessionLock
+from trading.gateway.inbound import GatewayApplication, route_named_by
+from trading.gateway.store import DatabaseStore
 from trading.models import (
     Block,
     Broker,
@@ -41,6 +35,9 @@ from trading.models import (
     Route,
 )
 from trading.selectors import latest_price_by_ticker
+from trading.services import executions as execution_services
+from trading.services import orders as order_services
+from trading.services import routes as route_services
 
 # The gateway commits on its own connection (the ORM inside an event loop uses
 # another one), so these tests run on a database that really commits.
@@ -61,9 +58,16 @@ def fix_broker(book):
     return Broker.objects.select_related("fix_session").get(pk=broker.pk)
 
 
+def report_from_execution_report(msg, broker_code):
+    """What the gateway does with an inbound ExecutionReport: find its route, translate."""
+    return fixmap.report_from_execution_report(
+        msg, broker_code=broker_code, cl_ord_id=route_named_by(msg)
+    )
+
+
 def _released_block(pm, book, ticker="AAA", quantity="150", limit_price=None) -> Block:
     orders = [
-        services.order_create(
+        order_services.order_create(
             actor=pm,
             portfolio=account,
             security=book["securities"][ticker],
@@ -75,15 +79,15 @@ def _released_block(pm, book, ticker="AAA", quantity="150", limit_price=None) ->
         for account in book["accounts"]
     ]
     ids = [o.pk for o in orders]
-    services.orders_approve(actor=pm, order_ids=ids)
-    services.orders_release(actor=pm, order_ids=ids)
+    order_services.orders_approve(actor=pm, order_ids=ids)
+    order_services.orders_release(actor=pm, order_ids=ids)
     orders[0].refresh_from_db()
     return orders[0].block
 
 
 def _route(trader, block, broker, capture) -> Route:
     with capture(execute=True):  # route_send runs (eagerly) once the route commits
-        return services.route_create(actor=trader, block_id=block.pk, broker=broker)
+        return route_services.route_create(actor=trader, block_id=block.pk, broker=broker)
 
 
 async def _run_until(gateway: Gateway, done, timeout: float = 15.0) -> None:
@@ -193,7 +197,7 @@ def test_cancel_and_status_requests_name_the_route(
         trader, _released_block(pm, book), fix_broker, django_capture_on_commit_callbacks
     )
     adapter = FixBroker(print, session=fix_broker.fix_session)
-    ticket = services.route_ticket(route)
+    ticket = route_services.route_ticket(route)
     adapter.cancel(ticket)
     adapter.status(ticket)
     cancel, status = FixOutbox.objects.filter(msg_type__in=["F", "H"]).order_by("pk")
@@ -245,7 +249,7 @@ def test_a_second_gateway_for_the_same_session_is_refused(fix_broker):
 
 
 def _key(fs):
-    from trading.gateway import _lock_key
+    from trading.gateway.lock import _lock_key
 
     return _lock_key(fs)
 
@@ -480,7 +484,7 @@ def test_fix_execution_reports_map_to_ours(
 
 def test_an_execution_report_with_codes_we_do_not_know_is_refused(fix_broker):
     with pytest.raises(ValueError, match="not understood"):
-        report_from_execution_report(_er(3, {150: "Z"}), "FIXB")
+        fixmap.report_from_execution_report(_er(3, {150: "Z"}), broker_code="FIXB", cl_ord_id="X")
 
 
 def test_a_report_the_database_cannot_take_is_had_again_after_reconnecting(
@@ -488,12 +492,12 @@ def test_a_report_the_database_cannot_take_is_had_again_after_reconnecting(
 ):
     from django.db import OperationalError
 
-    import trading.gateway
+    import trading.gateway.inbound
 
     route = _route(
         trader, _released_block(pm, book), fix_broker, django_capture_on_commit_callbacks
     )
-    real_apply = services.execution_apply
+    real_apply = execution_services.execution_apply
     calls = []
 
     def flaky_apply(report):
@@ -502,7 +506,7 @@ def test_a_report_the_database_cannot_take_is_had_again_after_reconnecting(
             raise OperationalError("database is locked")
         return real_apply(report)
 
-    monkeypatch.setattr(trading.gateway.services, "execution_apply", flaky_apply)
+    monkeypatch.setattr(trading.gateway.inbound, "execution_apply", flaky_apply)
 
     def quick_reconnect(gateway):
         gateway.initiator.reconnect_base = 0.05
@@ -561,7 +565,7 @@ def test_the_claim_and_the_outbox_row_commit_together(
 def test_a_fix_42_status_report_books_nothing_and_busts_are_left_to_operations(
     pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks
 ):
-    from trading.gateway import TradeCorrection
+    from trading.brokers.fixmap import TradeCorrection
 
     route = _route(
         trader, _released_block(pm, book), fix_broker, django_capture_on_commit_callbacks
@@ -572,7 +576,7 @@ def test_a_fix_42_status_report_books_nothing_and_busts_are_left_to_operations(
     assert status.exec_type == "order_status"  # not a second fill
     for fields in ({150: "H", 19: "E1"}, {150: "G"}, {150: "2", 20: "1"}, {150: "2", 20: "2"}):
         with pytest.raises(TradeCorrection, match="not booked"):
-            report_from_execution_report(_er(3, fields), "FIXB")
+            fixmap.report_from_execution_report(_er(3, fields), broker_code="FIXB", cl_ord_id="X")
 
 
 def test_an_order_from_an_earlier_day_is_not_resent_and_its_route_is_flagged(
@@ -657,15 +661,15 @@ def test_bytes_of_a_send_whose_transaction_fails_never_reach_the_broker(
 def test_a_message_already_applied_is_not_applied_again_when_resent(
     pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks, monkeypatch
 ):
-    import trading.gateway
+    import trading.gateway.inbound
 
     route = _route(
         trader, _released_block(pm, book), fix_broker, django_capture_on_commit_callbacks
     )
     calls = []
-    real_apply = services.execution_apply
+    real_apply = execution_services.execution_apply
     monkeypatch.setattr(
-        trading.gateway.services,
+        trading.gateway.inbound,
         "execution_apply",
         lambda report: calls.append(report.exec_id) or real_apply(report),
     )
@@ -684,7 +688,7 @@ def test_a_report_naming_only_a_replace_request_finds_its_route(
         trader, _released_block(pm, book), fix_broker, django_capture_on_commit_callbacks
     )
     adapter = FixBroker(print, session=fix_broker.fix_session)
-    adapter.replace(services.route_ticket(route), quantity=Decimal(100), limit_price=None)
+    adapter.replace(route_services.route_ticket(route), quantity=Decimal(100), limit_price=None)
     request_id = {int(t): v for t, v in FixOutbox.objects.get(msg_type="G").fields}[11]
     assert request_id.startswith(route.cl_ord_id + "-R")
     fill = report_from_execution_report(
@@ -732,7 +736,7 @@ def test_a_cancel_from_the_desk_goes_out_as_an_order_cancel_request(
         try:
             fs = _point_at(fix_broker, acc.port)
             await _run_until(Gateway(fs, poll=0.02), status_is(Route.Status.NEW))
-            services.route_cancel(actor=trader, route_id=route.pk)
+            route_services.route_cancel(actor=trader, route_id=route.pk)
             request = FixOutbox.objects.get(msg_type="F")  # written with the state change
             assert Route.objects.get(pk=route.pk).status == Route.Status.PENDING_CANCEL
             await _run_until(Gateway(fs, poll=0.02), status_is(Route.Status.CANCELLED))
@@ -766,7 +770,7 @@ def test_the_same_exec_id_on_two_routes_is_two_reports(
         django_capture_on_commit_callbacks,
     )
     for route in (first, second):  # a broker that numbers its ExecIDs from 1 each day
-        services.execution_apply(
+        execution_services.execution_apply(
             report_from_execution_report(_er(3, {11: route.cl_ord_id}), "FIXB")
         )
     assert Execution.objects.filter(exec_id="E1").count() == 2

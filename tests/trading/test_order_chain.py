@@ -5,18 +5,20 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from compliance.models import AuditEvent
-from compliance.services import verify_audit_chain
+from audit.models import AuditEvent
+from audit.services import verify_audit_chain
 from portfolios.models import CashBalance, Position, TaxLot
-from trading import services
 from trading.brokers import ExecutionReport
 from trading.models import Allocation, Block, Execution, Order, Route
+from trading.services import executions as execution_services
+from trading.services import orders as order_services
+from trading.services import routes as route_services
 
 pytestmark = pytest.mark.django_db
 
 
 def _order(pm, book, ticker="AAA", side="buy", quantity="100", account=0):
-    return services.order_create(
+    return order_services.order_create(
         actor=pm,
         portfolio=book["accounts"][account],
         security=book["securities"][ticker],
@@ -30,8 +32,8 @@ def test_orders_flow_from_draft_to_allocated(
 ):
     first = _order(pm, book, quantity="100", account=0)
     second = _order(pm, book, quantity="50", account=1)
-    services.orders_approve(actor=pm, order_ids=[first.pk, second.pk])
-    services.orders_release(actor=pm, order_ids=[first.pk, second.pk])
+    order_services.orders_approve(actor=pm, order_ids=[first.pk, second.pk])
+    order_services.orders_release(actor=pm, order_ids=[first.pk, second.pk])
 
     first.refresh_from_db()
     second.refresh_from_db()
@@ -41,7 +43,7 @@ def test_orders_flow_from_draft_to_allocated(
     assert block.status == Block.Status.OPEN
 
     with django_capture_on_commit_callbacks(execute=True):
-        route = services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
+        route = route_services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
 
     route.refresh_from_db()
     block.refresh_from_db()
@@ -81,10 +83,12 @@ def test_orders_flow_from_draft_to_allocated(
 
 def test_same_execution_twice_changes_nothing(pm, trader, book, eager_celery):
     order = _order(pm, book, quantity="100")
-    services.orders_approve(actor=pm, order_ids=[order.pk])
-    services.orders_release(actor=pm, order_ids=[order.pk])
+    order_services.orders_approve(actor=pm, order_ids=[order.pk])
+    order_services.orders_release(actor=pm, order_ids=[order.pk])
     order.refresh_from_db()
-    route = services.route_create(actor=trader, block_id=order.block_id, broker=book["broker"])
+    route = route_services.route_create(
+        actor=trader, block_id=order.block_id, broker=book["broker"]
+    )
     from django.utils import timezone
 
     report = ExecutionReport(
@@ -99,9 +103,9 @@ def test_same_execution_twice_changes_nothing(pm, trader, book, eager_celery):
         cumulative_quantity=Decimal(40),
         leaves_quantity=Decimal(60),
     )
-    assert services.execution_apply(report) is not None
+    assert execution_services.execution_apply(report) is not None
     events = AuditEvent.objects.count()
-    assert services.execution_apply(report) is None
+    assert execution_services.execution_apply(report) is None
     route.refresh_from_db()
     assert route.filled_quantity == Decimal(40)
     assert route.status == Route.Status.PARTIALLY_FILLED
@@ -134,11 +138,13 @@ def test_a_route_whose_send_was_lost_is_sent_by_beat_once(pm, trader, book, eage
     from trading.tasks import resend_unsent_routes
 
     order = _order(pm, book, quantity="10")
-    services.orders_approve(actor=pm, order_ids=[order.pk])
-    services.orders_release(actor=pm, order_ids=[order.pk])
+    order_services.orders_approve(actor=pm, order_ids=[order.pk])
+    order_services.orders_release(actor=pm, order_ids=[order.pk])
     order.refresh_from_db()
     # No on-commit capture: the send task is never enqueued, as if the broker was down.
-    route = services.route_create(actor=trader, block_id=order.block_id, broker=book["broker"])
+    route = route_services.route_create(
+        actor=trader, block_id=order.block_id, broker=book["broker"]
+    )
     assert resend_unsent_routes() == 0, "too recent to be called lost"
     Route.objects.filter(pk=route.pk).update(created_at=timezone.now() - timedelta(minutes=5))
     assert resend_unsent_routes() == 1

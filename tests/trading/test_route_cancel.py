@@ -11,11 +11,12 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from compliance.models import AuditEvent
-from compliance.services import verify_audit_chain
+from audit.models import AuditEvent
+from audit.services import verify_audit_chain
 from oms.state import TransitionError
-from trading import services
 from trading.models import Block, Order, Route
+from trading.services import orders as order_services
+from trading.services import routes as route_services
 from trading.tasks import route_send
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.django_db
 
 def _block(pm, book, order_type="limit", limit_price="50") -> Block:
     orders = [
-        services.order_create(
+        order_services.order_create(
             actor=pm,
             portfolio=account,
             security=book["securities"]["AAA"],
@@ -35,8 +36,8 @@ def _block(pm, book, order_type="limit", limit_price="50") -> Block:
         for account in book["accounts"]
     ]
     ids = [o.pk for o in orders]
-    services.orders_approve(actor=pm, order_ids=ids)
-    services.orders_release(actor=pm, order_ids=ids)
+    order_services.orders_approve(actor=pm, order_ids=ids)
+    order_services.orders_release(actor=pm, order_ids=ids)
     return Block.objects.get(orders__pk=ids[0])
 
 
@@ -45,12 +46,12 @@ def test_a_resting_order_is_cancelled_by_the_broker_and_the_block_can_be_routed_
 ):
     block = _block(pm, book)  # a buy limit at 50 with AAA at 100: it rests
     with django_capture_on_commit_callbacks(execute=True):
-        route = services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
+        route = route_services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
     route.refresh_from_db()
     assert route.status == Route.Status.NEW
 
     with django_capture_on_commit_callbacks(execute=True) as hooks:
-        services.route_cancel(actor=trader, route_id=route.pk, reason="price moved away")
+        route_services.route_cancel(actor=trader, route_id=route.pk, reason="price moved away")
         assert Route.objects.get(pk=route.pk).status == Route.Status.PENDING_CANCEL
     assert len(hooks) == 1  # the cancel request went to the worker after commit
 
@@ -67,9 +68,9 @@ def test_a_resting_order_is_cancelled_by_the_broker_and_the_block_can_be_routed_
 
 def test_a_route_not_sent_yet_is_cancelled_at_once_and_never_sent(pm, trader, book, eager_celery):
     block = _block(pm, book, order_type="market")
-    route = services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
+    route = route_services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
     # the routing task has not run (its on_commit hook did not fire)
-    services.route_cancel(actor=trader, route_id=route.pk)
+    route_services.route_cancel(actor=trader, route_id=route.pk)
     route.refresh_from_db()
     assert route.status == Route.Status.CANCELLED and route.filled_quantity == 0
     route_send(route.pk)  # the task arrives late: it finds the route claimed
@@ -83,18 +84,18 @@ def test_a_filled_route_cannot_be_cancelled_and_only_traders_may_ask(
 ):
     block = _block(pm, book, order_type="market")
     with django_capture_on_commit_callbacks(execute=True):
-        route = services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
+        route = route_services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
     with pytest.raises(TransitionError, match="nothing to cancel"):
-        services.route_cancel(actor=trader, route_id=route.pk)
+        route_services.route_cancel(actor=trader, route_id=route.pk)
     with pytest.raises(PermissionDenied):
-        services.route_cancel(actor=pm, route_id=route.pk)
+        route_services.route_cancel(actor=pm, route_id=route.pk)
     assert not AuditEvent.objects.filter(kind="route.cancel_requested").exists()
 
 
 def test_cancel_through_the_api(pm, trader, book, eager_celery, django_capture_on_commit_callbacks):
     block = _block(pm, book)
     with django_capture_on_commit_callbacks(execute=True):
-        route = services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
+        route = route_services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=trader).key}")
     url = f"/api/v1/routes/{route.pk}/cancel/"
@@ -111,7 +112,7 @@ def test_cancel_through_the_api(pm, trader, book, eager_celery, django_capture_o
 
 def test_cancel_button_on_the_block_page(pm, trader, book, client, eager_celery):
     block = _block(pm, book, order_type="market")
-    route = services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
+    route = route_services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
     client.force_login(pm)
     pm_page = client.get(reverse("trading:block-detail", args=[block.pk])).content.decode()
     client.force_login(trader)

@@ -13,7 +13,6 @@ from oms.api.base import OMSViewSet
 from oms.api.idempotency import idempotent
 from oms.roles import Action
 from portfolios.selectors import portfolios_visible_to
-from trading import services
 from trading.filters import BlockFilter, ExecutionFilter, OrderFilter, RouteFilter
 from trading.models import Allocation, Block, Broker, Execution, Order, Route
 from trading.selectors import (
@@ -22,6 +21,8 @@ from trading.selectors import (
     orders_visible_to,
     routes_with_broker,
 )
+from trading.services import orders as order_services
+from trading.services import routes as route_services
 
 from . import serializers as s
 
@@ -58,7 +59,7 @@ class OrderViewSet(*READ, OMSViewSet):
             data=request.data, portfolios=portfolios_visible_to(request.user)
         )
         serializer.is_valid(raise_exception=True)
-        order = services.order_create(actor=request.user, **serializer.validated_data)
+        order = order_services.order_create(actor=request.user, **serializer.validated_data)
         return self._render(order, status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: s.OrderSerializer})
@@ -67,7 +68,7 @@ class OrderViewSet(*READ, OMSViewSet):
     def approve(self, request, pk=None):
         """Approve a draft order for release to the desk."""
         order = self.get_object()
-        services.orders_approve(actor=request.user, order_ids=[order.pk])
+        order_services.orders_approve(actor=request.user, order_ids=[order.pk])
         return self._render(order)
 
     @extend_schema(request=None, responses={200: s.OrderSerializer})
@@ -76,7 +77,7 @@ class OrderViewSet(*READ, OMSViewSet):
     def release(self, request, pk=None):
         """Release an approved order to the trading desk: it joins a block."""
         order = self.get_object()
-        services.orders_release(actor=request.user, order_ids=[order.pk])
+        order_services.orders_release(actor=request.user, order_ids=[order.pk])
         return self._render(order)
 
     @extend_schema(request=s.ReasonSerializer, responses={200: s.OrderSerializer})
@@ -87,7 +88,7 @@ class OrderViewSet(*READ, OMSViewSet):
         order = self.get_object()
         serializer = s.ReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.order_cancel(
+        order_services.order_cancel(
             actor=request.user,
             order_id=order.pk,
             reason=serializer.validated_data.get("reason", ""),
@@ -118,7 +119,7 @@ class BlockViewSet(*READ, OMSViewSet):
         block = self.get_object()
         serializer = s.RouteRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        route = services.route_create(
+        route = route_services.route_create(
             actor=request.user,
             block_id=block.pk,
             broker=serializer.validated_data["broker"],
@@ -151,7 +152,7 @@ class RouteViewSet(*READ, OMSViewSet):
         route = self.get_object()
         serializer = s.ReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.route_cancel(
+        route_services.route_cancel(
             actor=request.user,
             route_id=route.pk,
             reason=serializer.validated_data.get("reason", ""),

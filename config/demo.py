@@ -1,0 +1,402 @@
+"""Demo data: securities in two asset classes and two currencies, prices, models,
+accounts drifting from their models, a simulated broker and one user per role.
+
+Deterministic (seeded), and loaded once: a second load finds it there and stops.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from audit.services import audit_record, audited_transaction
+from oms.numbers import money
+from oms.numbers import price as round_price
+from oms.roles import Role
+from portfolios.models import (
+    AssetClass,
+    CashBalance,
+    FxRate,
+    ModelPortfolio,
+    ModelTarget,
+    Portfolio,
+    Position,
+    Price,
+    Security,
+    TaxLot,
+)
+from trading.models import Broker, FixSession
+
+DEMO_PASSWORD = "demo-pass-2026"
+DEMO_USERS = [
+    # username, role, full name
+    ("pm", Role.PORTFOLIO_MANAGER, "Pat Morgan"),
+    ("trader", Role.TRADER, "Terry Rhodes"),
+    ("compliance", Role.COMPLIANCE, "Casey Lee"),
+    ("ops", Role.OPERATIONS, "Olive Singh"),
+]
+
+# ticker, name, asset class, currency, sector, country, price
+EQUITIES_US = [
+    ("AAPL", "Apple Inc.", "Information Technology", 228.0),
+    ("MSFT", "Microsoft Corp.", "Information Technology", 415.0),
+    ("NVDA", "NVIDIA Corp.", "Information Technology", 135.0),
+    ("AMZN", "Amazon.com Inc.", "Consumer Discretionary", 198.0),
+    ("GOOGL", "Alphabet Inc. Class A", "Communication Services", 172.0),
+    ("META", "Meta Platforms Inc.", "Communication Services", 560.0),
+    ("JPM", "JPMorgan Chase & Co.", "Financials", 222.0),
+    ("V", "Visa Inc.", "Financials", 290.0),
+    ("JNJ", "Johnson & Johnson", "Health Care", 158.0),
+    ("UNH", "UnitedHealth Group Inc.", "Health Care", 590.0),
+    ("PG", "Procter & Gamble Co.", "Consumer Staples", 168.0),
+    ("KO", "Coca-Cola Co.", "Consumer Staples", 64.0),
+    ("PEP", "PepsiCo Inc.", "Consumer Staples", 158.0),
+    ("XOM", "Exxon Mobil Corp.", "Energy", 118.0),
+    ("CVX", "Chevron Corp.", "Energy", 155.0),
+    ("HD", "Home Depot Inc.", "Consumer Discretionary", 395.0),
+    ("MRK", "Merck & Co. Inc.", "Health Care", 101.0),
+    ("ABBV", "AbbVie Inc.", "Health Care", 175.0),
+    ("COST", "Costco Wholesale Corp.", "Consumer Staples", 890.0),
+    ("WMT", "Walmart Inc.", "Consumer Staples", 82.0),
+    ("BAC", "Bank of America Corp.", "Financials", 44.0),
+    ("CSCO", "Cisco Systems Inc.", "Information Technology", 57.0),
+    ("ORCL", "Oracle Corp.", "Information Technology", 170.0),
+    ("INTC", "Intel Corp.", "Information Technology", 23.0),
+    ("T", "AT&T Inc.", "Communication Services", 22.0),
+    ("VZ", "Verizon Communications Inc.", "Communication Services", 42.0),
+    ("DIS", "Walt Disney Co.", "Communication Services", 96.0),
+    ("NKE", "Nike Inc.", "Consumer Discretionary", 78.0),
+    ("MCD", "McDonald's Corp.", "Consumer Discretionary", 290.0),
+    ("CAT", "Caterpillar Inc.", "Industrials", 380.0),
+]
+EQUITIES_EU = [
+    ("ASML", "ASML Holding NV", "Information Technology", "NL", 640.0),
+    ("SAP", "SAP SE", "Information Technology", "DE", 220.0),
+    ("MC", "LVMH Moet Hennessy Louis Vuitton SE", "Consumer Discretionary", "FR", 620.0),
+    ("SIE", "Siemens AG", "Industrials", "DE", 185.0),
+    ("TTE", "TotalEnergies SE", "Energy", "FR", 57.0),
+    ("SAN", "Sanofi SA", "Health Care", "FR", 95.0),
+    ("ALV", "Allianz SE", "Financials", "DE", 290.0),
+    ("OR", "L'Oreal SA", "Consumer Staples", "FR", 340.0),
+    ("BN", "Danone SA", "Consumer Staples", "FR", 66.0),
+    ("ENEL", "Enel SpA", "Utilities", "IT", 7.0),
+]
+FUNDS = [
+    # ticker, name, asset class, currency, price, fractional
+    ("AGG", "iShares Core US Aggregate Bond ETF", AssetClass.FIXED_INCOME, "USD", 98.0, False),
+    ("BND", "Vanguard Total Bond Market ETF", AssetClass.FIXED_INCOME, "USD", 72.0, False),
+    ("TLT", "iShares 20+ Year Treasury Bond ETF", AssetClass.FIXED_INCOME, "USD", 92.0, False),
+    (
+        "LQD",
+        "iShares iBoxx Investment Grade Corporate Bond ETF",
+        AssetClass.FIXED_INCOME,
+        "USD",
+        108.0,
+        False,
+    ),
+    ("SHY", "iShares 1-3 Year Treasury Bond ETF", AssetClass.FIXED_INCOME, "USD", 82.0, False),
+    ("VTI", "Vanguard Total Stock Market ETF", AssetClass.ETF, "USD", 285.0, True),
+    ("VXUS", "Vanguard Total International Stock ETF", AssetClass.ETF, "USD", 62.0, True),
+    (
+        "IEAC",
+        "iShares Core EUR Corporate Bond UCITS ETF",
+        AssetClass.FIXED_INCOME,
+        "EUR",
+        124.0,
+        False,
+    ),
+    ("EUNH", "iShares Core EUR Govt Bond UCITS ETF", AssetClass.FIXED_INCOME, "EUR", 112.0, False),
+    ("CSPX", "iShares Core S&P 500 UCITS ETF", AssetClass.ETF, "USD", 590.0, False),
+]
+
+MODELS = {
+    "Global Growth": (
+        Decimal("0.02"),
+        {
+            "AAPL": 10,
+            "MSFT": 10,
+            "NVDA": 8,
+            "AMZN": 8,
+            "GOOGL": 7,
+            "META": 6,
+            "ASML": 7,
+            "SAP": 6,
+            "MC": 5,
+            "V": 6,
+            "UNH": 5,
+            "COST": 5,
+            "SIE": 5,
+            "CAT": 5,
+            "VXUS": 5,
+        },
+    ),
+    "Balanced 60/40": (
+        Decimal("0.03"),
+        {
+            "VTI": 20,
+            "VXUS": 10,
+            "JPM": 5,
+            "JNJ": 5,
+            "PG": 5,
+            "XOM": 4,
+            "ALV": 4,
+            "SAN": 4,
+            "AGG": 14,
+            "BND": 10,
+            "TLT": 5,
+            "LQD": 6,
+            "IEAC": 5,
+        },
+    ),
+    "Income": (
+        Decimal("0.05"),
+        {
+            "KO": 8,
+            "PEP": 8,
+            "VZ": 7,
+            "T": 6,
+            "MRK": 7,
+            "ABBV": 7,
+            "CVX": 7,
+            "TTE": 6,
+            "ENEL": 4,
+            "AGG": 10,
+            "SHY": 10,
+            "EUNH": 8,
+            "LQD": 7,
+        },
+    ),
+}
+EUR_USD = 1.08
+
+
+def demo_loaded() -> bool:
+    return Security.objects.filter(ticker="AAPL").exists() and Portfolio.objects.exists()
+
+
+@audited_transaction()
+def load_demo_data(*, seed: int = 2026, accounts: int = 20, days: int = 30) -> dict:
+    """Load the demo book. Returns what was created."""
+    rng = random.Random(seed)
+    users = _users()
+    securities = _securities()
+    today = timezone.now().date()
+    latest = _prices(securities, rng, today, days)
+    for back in range(days):
+        day = today - timedelta(days=back)
+        FxRate.objects.get_or_create(
+            currency="EUR",
+            quote="USD",
+            as_of=day,
+            defaults={"rate": Decimal(str(round(EUR_USD * (1 + rng.uniform(-0.01, 0.01)), 6)))},
+        )
+    models = _models(securities)
+    portfolios = _accounts(users["pm"], models, securities, latest, rng, accounts, today)
+
+    Broker.objects.get_or_create(
+        code="SIM",
+        defaults={
+            "name": "Simulated broker",
+            "adapter": Broker.Adapter.SIMULATED,
+            "settings": {"partial_fills": 2},
+        },
+    )
+    _fix_broker()
+    audit_record(
+        actor=users["ops"],
+        kind="demo.loaded",
+        obj=users["ops"],
+        after={"securities": len(securities), "models": len(models), "portfolios": len(portfolios)},
+    )
+    return {"securities": len(securities), "models": len(models), "portfolios": len(portfolios)}
+
+
+def _fix_broker() -> None:
+    """FIXSIM: the FIX simulator (`python -m trading.fix.simulator`), reached over
+    FIX through the gateway (`manage.py fix_gateway FIXSIM`), as a real broker is."""
+    import os
+
+    broker, _ = Broker.objects.get_or_create(
+        code="FIXSIM",
+        defaults={"name": "FIX simulator (over FIX)", "adapter": Broker.Adapter.FIX},
+    )
+    FixSession.objects.get_or_create(
+        broker=broker,
+        defaults={
+            "begin_string": FixSession.BeginString.FIX44,
+            "sender_comp_id": "OMS",
+            "target_comp_id": "BROKER",
+            "host": os.environ.get("OMS_FIX_SIMULATOR_HOST", "127.0.0.1"),
+            "port": int(os.environ.get("OMS_FIX_SIMULATOR_PORT", "9878")),
+            "heartbeat_interval": 30,
+        },
+    )
+
+
+def _users() -> dict:
+    User = get_user_model()
+    users = {}
+    for username, role, full_name in DEMO_USERS:
+        first, last = full_name.split(" ", 1)
+        user, created = User.objects.get_or_create(
+            username=username,
+            defaults={"first_name": first, "last_name": last, "email": f"{username}@example.com"},
+        )
+        if created:
+            user.set_password(DEMO_PASSWORD)
+            if role == Role.OPERATIONS:
+                user.is_staff = user.is_superuser = True
+            user.save()
+        user.groups.add(Group.objects.get_or_create(name=role.value)[0])
+        users[username] = user
+    return users
+
+
+def _securities() -> dict[str, Security]:
+    rows = []
+    for ticker, name, sector, px in EQUITIES_US:
+        rows.append(
+            {
+                "ticker": ticker,
+                "name": name,
+                "asset_class": AssetClass.EQUITY,
+                "currency": "USD",
+                "sector": sector,
+                "issuer": name,
+                "country": "US",
+                "_px": px,
+            }
+        )
+    for ticker, name, sector, country, px in EQUITIES_EU:
+        rows.append(
+            {
+                "ticker": ticker,
+                "name": name,
+                "asset_class": AssetClass.EQUITY,
+                "currency": "EUR",
+                "sector": sector,
+                "issuer": name,
+                "country": country,
+                "_px": px,
+            }
+        )
+    for ticker, name, asset_class, currency, px, fractional in FUNDS:
+        rows.append(
+            {
+                "ticker": ticker,
+                "name": name,
+                "asset_class": asset_class,
+                "currency": currency,
+                "sector": "Funds",
+                "issuer": name.split(" ")[0],
+                "country": "US" if currency == "USD" else "IE",
+                "fractional": fractional,
+                "_px": px,
+            }
+        )
+    securities = {}
+    for row in rows:
+        px = row.pop("_px")
+        security, _ = Security.objects.get_or_create(ticker=row["ticker"], defaults=row)
+        security._demo_price = px
+        securities[security.ticker] = security
+    return securities
+
+
+def _prices(securities, rng, today, days) -> dict[str, Decimal]:
+    latest = {}
+    new = []
+    for ticker, security in securities.items():
+        px = security._demo_price
+        path = []
+        for _ in range(days):
+            px *= 1 + rng.gauss(0.0003, 0.012)
+            path.append(px)
+        for back, value in enumerate(reversed(path)):
+            new.append(
+                Price(
+                    security=security,
+                    as_of=today - timedelta(days=back),
+                    price=round_price(round(value, 2)),
+                    source="demo",
+                )
+            )
+        latest[ticker] = round_price(round(path[-1], 2))
+    Price.objects.bulk_create(new, ignore_conflicts=True)
+    return latest
+
+
+def _models(securities) -> dict[str, ModelPortfolio]:
+    models = {}
+    for name, (cash, targets) in MODELS.items():
+        model, _ = ModelPortfolio.objects.get_or_create(
+            name=name,
+            defaults={
+                "cash_weight": cash,
+                "band_absolute": Decimal("0.02"),
+                "description": f"Demo model: {name}",
+            },
+        )
+        scale = (1 - cash) / sum(targets.values())
+        weights = {t: (Decimal(w) * scale).quantize(Decimal("0.0001")) for t, w in targets.items()}
+        # Put the rounding residue on the largest weight, so that weights + cash = 1 exactly.
+        biggest = max(weights, key=weights.get)
+        weights[biggest] += 1 - cash - sum(weights.values())
+        for ticker, weight in weights.items():
+            ModelTarget.objects.get_or_create(
+                model=model, security=securities[ticker], defaults={"weight": weight}
+            )
+        models[name] = model
+    return models
+
+
+def _accounts(pm, models, securities, latest, rng, count, today) -> list[Portfolio]:
+    names = ["Pension", "Foundation", "Family Trust", "Endowment", "Retirement", "Charity"]
+    model_list = list(models.values())
+    portfolios = []
+    for i in range(1, count + 1):
+        model = model_list[(i - 1) % len(model_list)]
+        portfolio, created = Portfolio.objects.get_or_create(
+            code=f"ACC{i:03d}",
+            defaults={
+                "name": f"{names[i % len(names)]} {i:03d}",
+                "manager": pm,
+                "model": model,
+                "base_currency": "USD",
+                "cash_floor": Decimal(1000),
+            },
+        )
+        portfolios.append(portfolio)
+        if not created:
+            continue
+        value = rng.choice([250_000, 500_000, 1_000_000, 2_500_000])
+        # Holdings near the model but drifted: each weight shocked by up to ±40%,
+        # and some accounts carry too much cash.
+        cash_weight = float(model.cash_weight) * rng.uniform(0.5, 4.0)
+        for target in model.targets.select_related("security"):
+            security = target.security
+            weight = float(target.weight) * rng.uniform(0.6, 1.4)
+            px = float(latest[security.ticker]) * (EUR_USD if security.currency == "EUR" else 1.0)
+            quantity = Decimal(int(value * weight / px))
+            if quantity <= 0:
+                continue
+            Position.objects.create(portfolio=portfolio, security=security, quantity=quantity)
+            TaxLot.objects.create(
+                portfolio=portfolio,
+                security=security,
+                quantity=quantity,
+                original_quantity=quantity,
+                unit_cost=round_price(
+                    round(float(latest[security.ticker]) * rng.uniform(0.7, 1.2), 2)
+                ),
+                acquired_on=today - timedelta(days=rng.randint(40, 900)),
+            )
+        CashBalance.objects.create(
+            portfolio=portfolio, currency="USD", amount=money(value * cash_weight)
+        )
+    return portfolios

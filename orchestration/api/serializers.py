@@ -1,0 +1,68 @@
+"""Serializers of rebalance runs: shapes only.
+
+The request's parameter fields are built from `orchestration.parameters`, the
+list the run form and the service's check are built from too."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from portfolios.models import RebalanceRun
+from trading.models import Order
+
+from ..parameters import PARAMETERS, Parameter
+
+
+class RunOrderSerializer(serializers.ModelSerializer):
+    portfolio = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    security = serializers.SlugRelatedField(slug_field="ticker", read_only=True)
+
+    class Meta:
+        model = Order
+        fields = ["id", "portfolio", "security", "side", "quantity", "estimated_price", "status"]
+
+
+class RebalanceRunSerializer(serializers.ModelSerializer):
+    portfolios = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    orders = RunOrderSerializer(many=True, read_only=True)
+    summary = serializers.JSONField(read_only=True, help_text="What-if per account code")
+    skipped = serializers.JSONField(read_only=True, help_text="Account code → why it was skipped")
+    parameters = serializers.JSONField(read_only=True)
+
+    class Meta:
+        model = RebalanceRun
+        fields = [
+            "id",
+            "status",
+            "portfolios",
+            "parameters",
+            "summary",
+            "skipped",
+            "error",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "orders",
+        ]
+
+
+def _field(parameter: Parameter) -> serializers.Field:
+    help_text = f"{parameter.help} Default {parameter.default!r}."
+    if parameter.is_choice:
+        return serializers.ChoiceField(
+            choices=list(parameter.choices), required=False, help_text=help_text
+        )
+    return serializers.FloatField(
+        required=False,
+        min_value=parameter.minimum,
+        max_value=parameter.maximum,
+        help_text=help_text,
+    )
+
+
+class RebalanceRequestSerializer(serializers.Serializer):
+    """The parameters of a rebalance, each optional; the service checks them again."""
+
+    def get_fields(self):
+        return {parameter.name: _field(parameter) for parameter in PARAMETERS}

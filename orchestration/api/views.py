@@ -1,0 +1,110 @@
+"""API views of rebalance runs: a run over one account (POST
+/portfolios/{id}/rebalance/), and the runs themselves with approve, release and
+cancel. Parse, call one service, render."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from oms.api.base import OMSViewSet
+from oms.api.idempotency import idempotent
+from oms.roles import Action
+from portfolios.models import Portfolio, RebalanceRun
+from portfolios.selectors import portfolios_visible_to, rebalance_runs_visible_to
+from trading.models import Order
+
+from .. import services
+from ..filters import RebalanceRunFilter
+from . import serializers as s
+
+READ = (mixins.ListModelMixin, mixins.RetrieveModelMixin)
+
+
+class PortfolioRebalanceViewSet(OMSViewSet):
+    """Rebalance one account to its model (the account's own resource is in portfolios)."""
+
+    serializer_class = s.RebalanceRequestSerializer
+    read_action = Action.PORTFOLIO_VIEW
+    action_permissions = {"rebalance": Action.REBALANCE_RUN}
+
+    queryset = Portfolio.objects.all()
+
+    def visible_to(self, user):
+        return portfolios_visible_to(user)
+
+    @extend_schema(request=s.RebalanceRequestSerializer, responses={201: s.RebalanceRunSerializer})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def rebalance(self, request, pk=None):
+        """Rebalance this account to its model: a run with its proposed orders."""
+        portfolio = self.get_object()
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        run = services.rebalance_run_create(
+            actor=request.user, portfolios=[portfolio], parameters=serializer.validated_data
+        )
+        if run.status == RebalanceRun.Status.FAILED:
+            # The engine refused the book as it stands: the run is kept, failed, with why.
+            return Response(
+                {"detail": f"The rebalance failed: {run.error}", "run": run.pk},
+                status=status.HTTP_422_UNPROCESSABLE_ENTITY,
+            )
+        run = runs_with_orders(rebalance_runs_visible_to(request.user)).get(pk=run.pk)
+        return Response(s.RebalanceRunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+def runs_with_orders(runs):
+    return runs.prefetch_related(
+        "portfolios",
+        Prefetch(
+            "orders", queryset=Order.objects.select_related("portfolio", "security").order_by("pk")
+        ),
+    )
+
+
+class RebalanceRunViewSet(*READ, OMSViewSet):
+    """Rebalance runs: proposed orders and their what-if; approve, release or cancel them."""
+
+    serializer_class = s.RebalanceRunSerializer
+    filterset_class = RebalanceRunFilter
+    read_action = Action.PORTFOLIO_VIEW
+    action_permissions = {
+        "approve": Action.REBALANCE_RUN,
+        "release": Action.REBALANCE_RUN,
+        "cancel": Action.REBALANCE_RUN,
+    }
+
+    queryset = RebalanceRun.objects.all()
+
+    def visible_to(self, user):
+        return runs_with_orders(rebalance_runs_visible_to(user))
+
+    def _transition(self, service) -> Response:
+        run = self.get_object()
+        service(actor=self.request.user, run_id=run.pk)
+        return Response(self.get_serializer(self.get_queryset().get(pk=run.pk)).data)
+
+    @extend_schema(request=None, responses={200: s.RebalanceRunSerializer})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def approve(self, request, pk=None):
+        """Approve a proposed run: its draft orders become approved."""
+        return self._transition(services.rebalance_run_approve)
+
+    @extend_schema(request=None, responses={200: s.RebalanceRunSerializer})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def release(self, request, pk=None):
+        """Release an approved run's orders to the trading desk (into blocks)."""
+        return self._transition(services.rebalance_run_release)
+
+    @extend_schema(request=None, responses={200: s.RebalanceRunSerializer})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def cancel(self, request, pk=None):
+        """Cancel a run that was not released, and its unreleased orders."""
+        return self._transition(services.rebalance_run_cancel)

@@ -1,0 +1,63 @@
+"""The rebalance form: it parses input; the service validates and writes.
+
+Its parameter fields are built from `orchestration.parameters.PARAMETERS`, the
+same list the API serializer and the service's check are built from.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+
+from portfolios.models import Portfolio
+
+from .parameters import PARAMETERS, Parameter
+
+
+def _field(parameter: Parameter) -> forms.Field:
+    if parameter.is_choice:
+        return forms.ChoiceField(
+            choices=list(parameter.choices.items()),
+            initial=parameter.default,
+            label=parameter.label,
+            help_text=parameter.help,
+        )
+    return forms.DecimalField(
+        required=False,  # blank means the default
+        initial=Decimal(str(parameter.default)),
+        min_value=Decimal(str(parameter.minimum)) if parameter.minimum is not None else None,
+        max_value=Decimal(str(parameter.maximum)) if parameter.maximum is not None else None,
+        max_digits=16,
+        decimal_places=2,
+        label=parameter.label,
+        help_text=parameter.help,
+    )
+
+
+class RebalanceForm(forms.Form):
+    """The accounts to rebalance and the run's parameters."""
+
+    portfolios = forms.ModelMultipleChoiceField(
+        queryset=Portfolio.objects.none(),
+        widget=forms.CheckboxSelectMultiple,
+        label="Accounts",
+        error_messages={"required": "Choose at least one account."},
+    )
+
+    def __init__(self, *args, portfolios, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for parameter in PARAMETERS:
+            self.fields[parameter.name] = _field(parameter)
+        self.fields["portfolios"].queryset = portfolios
+        self.fields["portfolios"].label_from_instance = lambda p: f"{p.code} · {p.name}"
+
+    def parameters(self) -> dict:
+        data = self.cleaned_data
+        values = {}
+        for parameter in PARAMETERS:
+            value = data[parameter.name]
+            if not parameter.is_choice:
+                value = parameter.default if value is None else float(value)
+            values[parameter.name] = value
+        return values

@@ -1,0 +1,13 @@
+"""The portfolios app's API resources (included by config.urls under /api/v1/)."""
+
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+router = SimpleRouter()
+router.register("securities", views.SecurityViewSet, basename="security")
+router.register("prices", views.PriceViewSet, basename="price")
+router.register("portfolios", views.PortfolioViewSet, basename="portfolio")
+router.register("models", views.ModelPortfolioViewSet, basename="model")
+
+urlpatterns = router.urls

@@ -1,0 +1,88 @@
+"""Holdings: positions, tax lots and cash, as allocated fills are booked.
+
+These run inside the caller's (audited) transaction: the allocation service
+locks, books and records the event in one go."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from oms.numbers import money
+from portfolios.models import CashBalance, Portfolio, Position, Security, TaxLot
+
+
+def _lock_position(portfolio: Portfolio, security: Security) -> Position:
+    position, _ = Position.objects.select_for_update().get_or_create(
+        portfolio=portfolio, security=security
+    )
+    return position
+
+
+def _lock_cash(portfolio: Portfolio, currency: str) -> CashBalance:
+    cash, _ = CashBalance.objects.select_for_update().get_or_create(
+        portfolio=portfolio, currency=currency
+    )
+    return cash
+
+
+def holdings_book_fill(
+    *,
+    portfolio: Portfolio,
+    security: Security,
+    buying: bool,
+    quantity: Decimal,
+    price: Decimal,
+    on_date: date,
+) -> dict:
+    """Book an allocated fill: position, tax lots (FIFO on sells) and cash in the
+    security's currency. Runs inside the caller's transaction; returns the
+    before/after figures for the caller's audit event."""
+    if quantity <= 0:
+        raise ValueError("booked quantity must be positive")
+    position = _lock_position(portfolio, security)
+    cash = _lock_cash(portfolio, security.currency)
+    before = {"position": position.quantity, "cash": cash.amount, "cash_currency": cash.currency}
+    amount = money(quantity * price * security.multiplier)
+    if buying:
+        if position.quantity >= 0:
+            TaxLot.objects.create(
+                portfolio=portfolio,
+                security=security,
+                quantity=quantity,
+                original_quantity=quantity,
+                unit_cost=price,
+                acquired_on=on_date,
+            )
+        position.quantity += quantity
+        cash.amount -= amount
+    else:
+        _close_lots_fifo(portfolio, security, quantity)
+        position.quantity -= quantity
+        cash.amount += amount
+    position.save(update_fields=["quantity"])
+    cash.save(update_fields=["amount"])
+    return {
+        "before": before,
+        "after": {
+            "position": position.quantity,
+            "cash": cash.amount,
+            "cash_currency": cash.currency,
+        },
+    }
+
+
+def _close_lots_fifo(portfolio: Portfolio, security: Security, quantity: Decimal) -> None:
+    left = quantity
+    lots = (
+        TaxLot.objects.select_for_update()
+        .filter(portfolio=portfolio, security=security, quantity__gt=0)
+        .order_by("acquired_on", "pk")
+    )
+    for lot in lots:
+        if left <= 0:
+            break
+        take = min(lot.quantity, left)
+        lot.quantity -= take
+        lot.save(update_fields=["quantity"])
+        left -= take

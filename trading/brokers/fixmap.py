@@ -1,0 +1,238 @@
+"""Our orders in FIX and FIX's reports in our terms: the one translation, both ways.
+
+Pure (no Django): the FIX adapter builds its outbound messages here, and the
+gateway turns every inbound ExecutionReport and OrderCancelReject into our
+`ExecutionReport` here. Which route a report is for is the caller's to look up
+(`cl_ord_id_candidates` says which ClOrdIDs may name it).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+
+from trading.fix import messages as fixmsg
+from trading.fix.codec import Message, parse_utc_timestamp
+
+from .base import ExecutionReport, RouteTicket
+
+# --- Out: our order terms in FIX values ------------------------------------------------
+
+#: tag 54 Side (buy to cover is a buy to FIX; the position it closes is ours to know)
+SIDES = {"buy": "1", "sell": "2", "sell_short": "5", "buy_to_cover": "1"}
+#: tag 40 OrdType
+ORD_TYPES = {"market": "1", "limit": "2", "stop": "3", "stop_limit": "4"}
+#: tag 59 TimeInForce (absent means day, FIX's default)
+TIME_IN_FORCE = {"day": "0", "gtc": "1", "opg": "2", "ioc": "3", "fok": "4", "gtd": "6", "cls": "7"}
+DAY = TIME_IN_FORCE["day"]
+#: Messages that carry an order to the broker (new, cancel, replace).
+ORDER_MESSAGES = frozenset({"D", "F", "G"})
+
+_LIMIT_TYPES = ("limit", "stop_limit")
+
+
+def new_order_single(ticket: RouteTicket) -> fixmsg.NewOrderSingle:
+    return fixmsg.NewOrderSingle(
+        cl_ord_id=ticket.cl_ord_id,
+        symbol=ticket.symbol,
+        side=SIDES[ticket.side],
+        order_qty=ticket.quantity,
+        ord_type=ORD_TYPES[ticket.order_type],
+        price=ticket.limit_price if ticket.order_type in _LIMIT_TYPES else None,
+        time_in_force=TIME_IN_FORCE[ticket.time_in_force],
+        handl_inst="1",  # automated, no broker intervention
+    )
+
+
+def cancel_request(ticket: RouteTicket) -> fixmsg.OrderCancelRequest:
+    return fixmsg.OrderCancelRequest(
+        orig_cl_ord_id=ticket.cl_ord_id,
+        cl_ord_id=request_id(ticket.cl_ord_id, "C"),
+        symbol=ticket.symbol,
+        side=SIDES[ticket.side],
+        order_qty=ticket.quantity,
+    )
+
+
+def replace_request(
+    ticket: RouteTicket, *, quantity: Decimal, limit_price: Decimal | None
+) -> fixmsg.OrderCancelReplaceRequest:
+    return fixmsg.OrderCancelReplaceRequest(
+        orig_cl_ord_id=ticket.cl_ord_id,
+        cl_ord_id=request_id(ticket.cl_ord_id, "R"),
+        symbol=ticket.symbol,
+        side=SIDES[ticket.side],
+        order_qty=quantity,
+        ord_type=ORD_TYPES[ticket.order_type],
+        price=limit_price,
+        time_in_force=TIME_IN_FORCE[ticket.time_in_force],
+        handl_inst="1",
+    )
+
+
+def status_request(ticket: RouteTicket) -> fixmsg.OrderStatusRequest:
+    return fixmsg.OrderStatusRequest(
+        cl_ord_id=ticket.cl_ord_id, symbol=ticket.symbol, side=SIDES[ticket.side]
+    )
+
+
+_REQUEST_SUFFIX = re.compile(r"-[CR][0-9A-F]{8}$")
+
+
+def request_id(cl_ord_id: str, kind: str) -> str:
+    """A fresh ClOrdID for a cancel (C) or replace (R) request on a route's order:
+    the route's own ClOrdID, the kind and a random part, so that a report naming
+    only the request's id still names its route."""
+    return f"{cl_ord_id}-{kind}{uuid.uuid4().hex[:8].upper()}"
+
+
+def route_cl_ord_id(value: str) -> str:
+    """The route's ClOrdID in one of ours: a request's id loses its suffix."""
+    return _REQUEST_SUFFIX.sub("", value)
+
+
+def cl_ord_id_candidates(msg: Message) -> list[str]:
+    """The ClOrdIDs that may name our route, most specific first: the original one
+    (41) on answers to a cancel or replace request, then the ClOrdID (11), each as
+    sent and without a request's suffix."""
+    candidates: list[str] = []
+    for tag in (41, 11):
+        value = msg.get(tag)
+        if value:
+            for candidate in (value, route_cl_ord_id(value)):
+                if candidate not in candidates:
+                    candidates.append(candidate)
+    return candidates
+
+
+# --- In: FIX's reports in our terms -----------------------------------------------------
+
+EXEC_TYPES = {
+    "0": "new",
+    "1": "trade",  # FIX 4.2 partial fill
+    "2": "trade",  # FIX 4.2 fill
+    "F": "trade",
+    "3": "done_for_day",
+    "4": "canceled",
+    "5": "replaced",
+    "6": "pending_cancel",
+    "8": "rejected",
+    "A": "new",  # pending new: the order is with the broker
+    "C": "expired",
+    "E": "pending_replace",
+    "I": "order_status",
+}
+ORD_STATUSES = {
+    "0": "new",
+    "1": "partially_filled",
+    "2": "filled",
+    "3": "done_for_day",
+    "4": "cancelled",
+    "5": "replaced",
+    "6": "pending_cancel",
+    "8": "rejected",
+    "A": "pending_new",
+    "C": "expired",
+    "E": "pending_replace",
+}
+#: ExecTypes that report a fill (4.4 F, 4.2 partial fill 1 and fill 2).
+FILL_EXEC_TYPES = frozenset({"F", "1", "2"})
+
+
+class NotOurs(ValueError):
+    """A report for an order we did not send on this session."""
+
+
+class TradeCorrection(ValueError):
+    """A trade bust or correction (FIX 4.4 ExecType H/G, FIX 4.2 ExecTransType
+    1/2): not booked automatically; kept in the inbox for operations."""
+
+
+def _decimal(msg: Message, tag: int) -> Decimal | None:
+    value = msg.get(tag)
+    if not value:
+        return None
+    try:
+        return Decimal(value)
+    except InvalidOperation:
+        raise ValueError(f"tag {tag} is not a number: {value!r}") from None
+
+
+def report_from_execution_report(
+    msg: Message, *, broker_code: str, cl_ord_id: str
+) -> ExecutionReport:
+    """An ExecutionReport (35=8) in our terms, for the route ``cl_ord_id``.
+
+    Mapped field by field rather than through the typed message, so that an
+    absent AvgPx stays None, a bad number is named by its tag, and a missing
+    TransactTime falls back to now."""
+    trans_type = msg.get(20)  # FIX 4.2 ExecTransType: 0 new, 1 cancel, 2 correct, 3 status
+    if msg.get(150) in ("G", "H") or trans_type in ("1", "2"):
+        raise TradeCorrection(
+            f"trade bust or correction of ExecID {msg.get(19) or msg.get(17)!r}: "
+            "not booked automatically"
+        )
+    exec_type = EXEC_TYPES.get(msg.get(150) or "")
+    ord_status = ORD_STATUSES.get(msg.get(39) or "")
+    if exec_type is None or ord_status is None:
+        raise ValueError(f"ExecType {msg.get(150)!r} / OrdStatus {msg.get(39)!r} not understood")
+    if trans_type == "3":
+        exec_type = "order_status"  # a status report repeats a fill; it books nothing
+    try:
+        transact_time = parse_utc_timestamp(msg.get(60) or "")
+    except ValueError:
+        transact_time = datetime.now(UTC)
+    return ExecutionReport(
+        broker=broker_code,
+        cl_ord_id=cl_ord_id,
+        exec_id=msg.get(17) or "",
+        exec_type=exec_type,
+        ord_status=ord_status,
+        transact_time=transact_time,
+        last_quantity=_decimal(msg, 32) or Decimal(0),
+        last_price=_decimal(msg, 31),
+        cumulative_quantity=_decimal(msg, 14) or Decimal(0),
+        average_price=_decimal(msg, 6),
+        leaves_quantity=_decimal(msg, 151) or Decimal(0),
+        order_id=msg.get(37) or "",
+        text=msg.get(58) or "",
+    )
+
+
+def report_from_cancel_reject(
+    msg: Message, *, broker_code: str, cl_ord_id: str, ref: str
+) -> ExecutionReport:
+    """An OrderCancelReject (35=9) as a report that restores the route's prior
+    state; it carries no ExecID, so ``ref`` (session, generation, sequence) names it."""
+    return ExecutionReport(
+        broker=broker_code,
+        cl_ord_id=cl_ord_id,
+        exec_id=f"CXLREJ-{ref}",
+        exec_type="cancel_reject",
+        ord_status=ORD_STATUSES.get(msg.get(39) or "", "new"),
+        transact_time=datetime.now(UTC),
+        order_id=msg.get(37) if msg.get(37) not in (None, "NONE") else "",
+        text=msg.get(58) or "Cancel rejected",
+    )
+
+
+def dont_know_trade(msg: Message, text: str) -> fixmsg.DontKnowTrade:
+    """The DK (35=Q) for a fill on an order we do not know."""
+    return fixmsg.DontKnowTrade(
+        order_id=msg.get(37) or "NONE",
+        exec_id=msg.get(17) or "NONE",
+        dk_reason="D",  # no matching order
+        symbol=msg.get(55) or "",
+        side=msg.get(54) or "1",
+        text=text[:120],
+    )
+
+
+_OUR_TIME_IN_FORCE = {fix: ours for ours, fix in TIME_IN_FORCE.items()}
+
+
+def time_in_force_of(fields: dict[int, str]) -> str:
+    """Our time in force for an order message's body (59 absent means day)."""
+    return _OUR_TIME_IN_FORCE.get(fields.get(59, DAY), "day")

@@ -1,0 +1,201 @@
+"""What the broker sends us: every application message stored in the inbox once
+(per session, generation and sequence number), then applied through the trading
+services. Also the session's hooks: logon/logout, and which order messages the
+broker's ResendRequest may have again (the trading-day rule)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import InterfaceError, OperationalError, models
+from django.utils import timezone
+
+from oms.context import origin
+from oms.state import move
+from trading.brokers import fixmap
+from trading.brokers.fix import FixBroker
+from trading.fix.codec import Message, parse_utc_timestamp
+from trading.fix.session import Application, ApplicationUnavailable, DoNotSend, Session
+from trading.models import FixInbox, FixOutbox, FixSession, Route
+from trading.services import trading_day
+from trading.services.executions import execution_apply
+from trading.services.routes import route_mark_unconfirmed, route_ticket
+
+from .store import DatabaseStore
+
+log = logging.getLogger("trading.gateway")
+
+#: The database is down or locked: nothing is wrong with the message.
+UNAVAILABLE = (OperationalError, InterfaceError)
+
+
+def route_named_by(msg: Message) -> str:
+    """Our route's ClOrdID for a message from the broker; NotOurs if none is ours."""
+    candidates = fixmap.cl_ord_id_candidates(msg)
+    found = set(Route.objects.filter(cl_ord_id__in=candidates).values_list("cl_ord_id", flat=True))
+    for candidate in candidates:
+        if candidate in found:
+            return candidate
+    raise fixmap.NotOurs(f"no route with ClOrdID {msg.get(41) or msg.get(11)!r}")
+
+
+def inbox_settle(inbox: FixInbox, error: str) -> None:
+    """A stored message was applied (no error) or could not be (kept, with why)."""
+    target = FixInbox.Status.NOT_APPLIED if error else FixInbox.Status.APPLIED
+    if inbox.status != target:
+        move(inbox, target)
+    inbox.applied_at = None if error else timezone.now()
+    inbox.error = error[:500]
+    inbox.save(update_fields=["status", "applied_at", "error"])
+
+
+class GatewayApplication(Application):
+    """The session's application: the gateway's side of each message."""
+
+    def __init__(self, fix_session: FixSession, store: DatabaseStore):
+        self.fix_session = fix_session
+        self.broker_code = fix_session.broker.code
+        self.store = store
+        self.database_unavailable = False
+        self.generation_seen = store.generation
+
+    # --- Session events -------------------------------------------------------------
+
+    def on_logon(self, session: Session) -> None:
+        self._status(True, "")
+        log.info("%s: logged on", session.sid)
+        if self.store.generation != self.generation_seen:
+            # The sequence numbers were reset: nothing from before will be resent
+            # either way, so ask the broker where each open order stands.
+            self.generation_seen = self.store.generation
+            asked = self.ask_status_of_open_routes()
+            log.warning(
+                "%s: sequence reset; asked the status of %d open routes", session.sid, asked
+            )
+
+    def on_logout(self, session: Session) -> None:
+        self._status(False, "")
+        log.info("%s: logged out", session.sid)
+
+    def _status(self, logged_on: bool, error: str) -> None:
+        FixSession.objects.filter(pk=self.fix_session.pk).update(
+            logged_on=logged_on, status_changed_at=timezone.now(), last_error=error[:500]
+        )
+
+    def ask_status_of_open_routes(self) -> int:
+        """An OrderStatusRequest in the outbox for every route with this broker
+        whose outcome is still open and whose order went out."""
+        # not settled, and past pending new (or pending new with the order sent)
+        open_states = set(Route.Status) - Route.TERMINAL_STATES - {Route.Status.PENDING_NEW}
+        routes = Route.objects.filter(broker__fix_session=self.fix_session.pk).filter(
+            models.Q(status__in=open_states)
+            | models.Q(
+                status=Route.Status.PENDING_NEW,
+                fix_outbox__msg_type="D",
+                fix_outbox__status=FixOutbox.Status.SENT,
+            )
+        )
+        adapter = FixBroker(lambda report: None, session=self.fix_session)
+        count = 0
+        for route in routes.select_related("broker", "block__security").distinct():
+            adapter.status(route_ticket(route))
+            count += 1
+        return count
+
+    # --- Outbound: what a resend may send again ---------------------------------------
+
+    def to_app(self, msg: Message, session: Session, resend: bool) -> None:
+        """On a resend, an order message for a day order first sent on an earlier
+        trading day is not sent again (the broker gets a gap fill instead) and its
+        route is marked unconfirmed, to be checked with the broker: yesterday's day
+        order must not trade today. Orders good for longer are resent."""
+        if not resend or msg.msg_type not in fixmap.ORDER_MESSAGES:
+            return
+        try:
+            first_sent = parse_utc_timestamp(msg.get(122) or msg.get(52) or "")
+        except ValueError:
+            first_sent = None  # no date we can trust: not resent, checked with the broker
+        cl_ord_id = fixmap.route_cl_ord_id(msg.get(41) or msg.get(11) or "")
+        try:
+            route = Route.objects.filter(cl_ord_id=cl_ord_id).only("pk", "time_in_force").first()
+            time_in_force = route.time_in_force if route is not None else trading_day.DAY
+            if first_sent is not None and not trading_day.day_order_over(
+                time_in_force=time_in_force, entered_at=first_sent, now=timezone.now()
+            ):
+                return
+            if route is not None:
+                with origin("fix", str(session.sid)):
+                    route_mark_unconfirmed(
+                        route.pk,
+                        f"not resent: first sent {msg.get(122) or msg.get(52)}, an earlier "
+                        "trading day; check with the broker",
+                    )
+        except UNAVAILABLE:
+            log.exception("%s: route of %s not flagged", session.sid, cl_ord_id)
+            self.database_unavailable = True
+        raise DoNotSend()
+
+    # --- Inbound: store, then apply ----------------------------------------------------
+
+    def from_app(self, msg: Message, session: Session) -> None:
+        """Store, then apply. If the database cannot take the message, the
+        session disconnects without consuming its sequence number and the
+        broker resends it after the next logon: nothing is lost."""
+        try:
+            self._receive(msg, session)
+        except UNAVAILABLE as exc:
+            log.exception("%s: database unavailable", session.sid)
+            self.database_unavailable = True  # the gateway waits for it to come back
+            raise ApplicationUnavailable(f"database unavailable: {exc}") from exc
+
+    def _receive(self, msg: Message, session: Session) -> None:
+        seq = msg.get_int(34) or 0
+        inbox, created = FixInbox.objects.get_or_create(
+            session_id=self.fix_session.pk,
+            generation=self.store.generation,
+            seq_num=seq,
+            defaults={"msg_type": msg.msg_type, "raw": msg.encode(sort_header=False)},
+        )
+        if not created and inbox.status == FixInbox.Status.APPLIED:
+            return  # a resend of a message already applied
+        error = ""
+        try:
+            with origin("fix", str(session.sid)):
+                self._apply(msg, session, seq)
+        except UNAVAILABLE:
+            raise  # not the message's fault: have it again after reconnecting
+        except fixmap.TradeCorrection as exc:
+            error = str(exc)
+            log.error("%s: message %s: %s", session.sid, seq, exc)
+        except fixmap.NotOurs as exc:
+            error = str(exc)
+            log.warning("%s: %s", session.sid, exc)
+            if msg.msg_type == "8" and msg.get(150) in fixmap.FILL_EXEC_TYPES:
+                dk = fixmap.dont_know_trade(msg, str(exc))
+                session.send(dk.to_message(session.sid.begin_string))
+        except Exception as exc:  # kept in the inbox with the reason; never lost
+            error = f"{type(exc).__name__}: {exc}"
+            log.exception("%s: message %s not applied", session.sid, seq)
+        inbox_settle(inbox, error)
+
+    def _apply(self, msg: Message, session: Session, seq: int) -> None:
+        mt = msg.msg_type
+        if mt == "8":
+            execution_apply(
+                fixmap.report_from_execution_report(
+                    msg, broker_code=self.broker_code, cl_ord_id=route_named_by(msg)
+                )
+            )
+        elif mt == "9":
+            execution_apply(
+                fixmap.report_from_cancel_reject(
+                    msg,
+                    broker_code=self.broker_code,
+                    cl_ord_id=route_named_by(msg),
+                    ref=f"{self.fix_session.pk}-{self.store.generation}-{seq}",
+                )
+            )
+        elif mt == "j":
+            log.warning("%s: business reject %s: %s", session.sid, msg.get(380), msg.get(58))
+        else:
+            log.info("%s: message type %s ignored", session.sid, mt)

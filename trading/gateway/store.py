@@ -1,0 +1,76 @@
+"""The gateway's message store: sequence numbers on the FixSession row, the
+messages it sent in FixMessage rows, so that a restarted gateway carries on where
+the last one stopped and a resend after a disconnect replays from the database."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import Max
+
+from trading.fix.store import MessageStore
+from trading.models import FixMessage, FixSession
+
+
+class DatabaseStore(MessageStore):
+    """Sequence numbers on the FixSession row, sent messages in FixMessage rows.
+
+    Writes join the caller's transaction when there is one (the outbox pump
+    sends inside one), and commit on their own otherwise."""
+
+    def __init__(self, fix_session: FixSession):
+        self.pk = fix_session.pk
+        self.reload()
+
+    def reload(self) -> None:
+        row = FixSession.objects.values("next_sender_seq", "next_target_seq", "generation").get(
+            pk=self.pk
+        )
+        self.next_sender = row["next_sender_seq"]
+        self.next_target = row["next_target_seq"]
+        self.generation = row["generation"]
+
+    def set_next_sender(self, n: int) -> None:
+        FixSession.objects.filter(pk=self.pk).update(next_sender_seq=n)
+        self.next_sender = n
+
+    def set_next_target(self, n: int) -> None:
+        FixSession.objects.filter(pk=self.pk).update(next_target_seq=n)
+        self.next_target = n
+
+    def set(self, seq: int, raw: bytes) -> None:
+        """Keep a sent message, and advance the next sender number past it in the
+        same transaction (the session advances it again just after: the same
+        value), so that a message is never stored under a number still marked
+        free. A number is used once: a clash means something else wrote it."""
+        with transaction.atomic():
+            FixMessage.objects.create(
+                session_id=self.pk, generation=self.generation, seq_num=seq, raw=raw
+            )
+            FixSession.objects.filter(pk=self.pk, next_sender_seq__lte=seq).update(
+                next_sender_seq=seq + 1
+            )
+
+    def resync_sender(self) -> int:
+        """After a clash: the next sender number goes past every stored message."""
+        top = FixMessage.objects.filter(session_id=self.pk, generation=self.generation).aggregate(
+            top=Max("seq_num")
+        )["top"]
+        self.set_next_sender(max(self.next_sender, (top or 0) + 1))
+        return self.next_sender
+
+    def get_range(self, begin: int, end: int) -> list[tuple[int, bytes]]:
+        rows = FixMessage.objects.filter(
+            session_id=self.pk, generation=self.generation, seq_num__range=(begin, end)
+        ).values_list("seq_num", "raw")
+        return [(seq, bytes(raw)) for seq, raw in rows.order_by("seq_num")]
+
+    def reset(self) -> None:
+        """Both sequence numbers back to 1, in a new generation (the messages of
+        earlier generations stay, as the record of what was sent)."""
+        with transaction.atomic():
+            row = FixSession.objects.select_for_update().get(pk=self.pk)
+            row.generation += 1
+            row.next_sender_seq = row.next_target_seq = 1
+            row.save(update_fields=["generation", "next_sender_seq", "next_target_seq"])
+        self.generation = row.generation
+        self.next_sender = self.next_target = 1

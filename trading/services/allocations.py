@@ -1,0 +1,94 @@
+"""Allocation: a block's fills booked to its account orders at one average price.
+
+The split itself is the pure engine's (`trading.allocation`: pro rata,
+lot-rounded, a deterministic rule for the residual); booking positions, tax
+lots and cash is the holdings service's (`portfolios.services.holdings`).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from audit.services import audit_record, audited_transaction, snapshot
+from oms.numbers import price as round_price
+from oms.state import move
+from portfolios.services.holdings import holdings_book_fill
+from trading import locks
+from trading.allocation import allocate_pro_rata
+from trading.models import Allocation, Block, Order, Side
+
+
+def block_allocate(*, block_id: int) -> list[Allocation]:
+    """Allocate a filled block to its account orders at one average price and book them.
+
+    Idempotent: a block already allocated is left alone.
+    """
+    with audited_transaction():
+        block = locks.lock_block(block_id)
+        if block.status == Block.Status.ALLOCATED or block.filled_quantity == 0:
+            return []
+        if block.status not in Block.ALLOCATABLE_STATES:
+            raise ValidationError(
+                f"Block #{block.pk} is still {block.get_status_display().lower()}."
+            )
+        orders = locks.lock_block_orders(block)
+        security = block.security
+        lot = Decimal("0.000001") if security.fractional else security.round_lot
+        split = allocate_pro_rata(
+            block.filled_quantity, {o.pk: o.quantity for o in orders}, lot=lot
+        )
+        allocations = []
+        today = timezone.now().date()
+        for order in orders:
+            quantity = split[order.pk]
+            before = snapshot(order, Order.AUDIT_FIELDS)
+            if quantity > 0:
+                order.filled_quantity = quantity
+                order.average_price = block.average_price
+                if quantity == order.quantity and order.status != Order.Status.FILLED:
+                    move(order, Order.Status.FILLED)
+            if order.status in (Order.Status.WORKING, Order.Status.RELEASED):
+                move(order, Order.Status.CANCELLED)  # nothing of it was filled
+            if quantity > 0:
+                move(order, Order.Status.ALLOCATED)
+                allocation = Allocation.objects.create(
+                    block=block,
+                    order=order,
+                    quantity=quantity,
+                    price=block.average_price,
+                    gross_amount=round_price(quantity * block.average_price * security.multiplier),
+                )
+                allocations.append(allocation)
+                booked = holdings_book_fill(
+                    portfolio=order.portfolio,
+                    security=security,
+                    buying=Side(order.side).is_buy,
+                    quantity=quantity,
+                    price=block.average_price,
+                    on_date=today,
+                )
+            else:
+                booked = {}
+            order.save(update_fields=["status", "filled_quantity", "average_price", "updated_at"])
+            audit_record(
+                actor=None,
+                kind="order.allocated",
+                obj=order,
+                before=before | booked.get("before", {}),
+                after=snapshot(order, Order.AUDIT_FIELDS) | booked.get("after", {}),
+            )
+        block_before = snapshot(block, Block.AUDIT_FIELDS)
+        move(block, Block.Status.ALLOCATED)
+        block.save(update_fields=["status", "updated_at"])
+        audit_record(
+            actor=None,
+            kind="block.allocated",
+            obj=block,
+            before=block_before,
+            after=snapshot(block, Block.AUDIT_FIELDS)
+            | {"allocations": {o: str(q) for o, q in split.items()}},
+        )
+    return allocations

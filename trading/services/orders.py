@@ -1,0 +1,293 @@
+"""Orders: a draft for one account, its approval, its release to the desk
+(where released orders join blocks), and its cancellation before a broker has it.
+
+Each service validates, locks what it changes (`trading.locks`, in the house
+order), checks the transition against the model's map, writes with
+update_fields and appends the audit event, all in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from audit.services import audit_record, audited_transaction, snapshot
+from oms.numbers import ZERO
+from oms.numbers import qty as round_qty
+from oms.roles import Action, require
+from oms.state import check_transition, move
+from portfolios.models import Portfolio, Position, Security
+from trading import locks
+from trading.models import Block, Order, OrderType, Side, TimeInForce
+
+
+def order_check(
+    *,
+    portfolio: Portfolio,
+    security: Security,
+    side: str,
+    quantity: Decimal,
+    order_type: str,
+    time_in_force: str,
+    limit_price: Decimal | None,
+    stop_price: Decimal | None,
+    expire_at: datetime | None,
+) -> None:
+    """Validate an order's terms; raise ValidationError naming each bad field."""
+    errors: dict[str, list[str]] = defaultdict(list)
+    if not portfolio.is_active:
+        errors["portfolio"].append(f"Account {portfolio.code} is closed.")
+    if not security.is_active:
+        errors["security"].append(f"{security.ticker} is not active.")
+    if side not in Side.values:
+        errors["side"].append(f"Unknown side {side!r}.")
+    if order_type not in OrderType.values:
+        errors["order_type"].append(f"Unknown order type {order_type!r}.")
+    if time_in_force not in TimeInForce.values:
+        errors["time_in_force"].append(f"Unknown time in force {time_in_force!r}.")
+    if quantity is None or quantity <= 0:
+        errors["quantity"].append("Quantity must be positive.")
+    else:
+        if quantity < security.min_quantity:
+            errors["quantity"].append(f"Below the minimum quantity of {security.min_quantity}.")
+        if not security.fractional and quantity != quantity.to_integral_value():
+            errors["quantity"].append(f"{security.ticker} trades in whole units only.")
+    needs_limit = order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+    needs_stop = order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
+    if needs_limit and (limit_price is None or limit_price <= 0):
+        errors["limit_price"].append("A limit order needs a positive limit price.")
+    if not needs_limit and limit_price is not None:
+        errors["limit_price"].append("Only limit and stop-limit orders take a limit price.")
+    if needs_stop and (stop_price is None or stop_price <= 0):
+        errors["stop_price"].append("A stop order needs a positive stop price.")
+    if not needs_stop and stop_price is not None:
+        errors["stop_price"].append("Only stop and stop-limit orders take a stop price.")
+    for field, value in (("limit_price", limit_price), ("stop_price", stop_price)):
+        if value is not None and value > 0 and value % security.tick_size != 0:
+            errors[field].append(f"Must be a multiple of the tick size {security.tick_size}.")
+    if time_in_force == TimeInForce.GTD:
+        if expire_at is None:
+            errors["expire_at"].append("A good-till-date order needs an expiry.")
+        elif expire_at <= timezone.now():
+            errors["expire_at"].append("The expiry must be in the future.")
+    elif expire_at is not None:
+        errors["expire_at"].append("Only good-till-date orders take an expiry.")
+    if side == Side.SELL_SHORT and portfolio.long_only:
+        errors["side"].append(f"Account {portfolio.code} is long-only: no short sales.")
+    if side == Side.SELL and quantity and quantity > 0:
+        held = (
+            Position.objects.filter(portfolio=portfolio, security=security)
+            .values_list("quantity", flat=True)
+            .first()
+        ) or ZERO
+        committed = sum(
+            Order.objects.filter(
+                portfolio=portfolio,
+                security=security,
+                side=Side.SELL,
+                status__in=Order.COMMITTED_STATES,
+            ).values_list("quantity", flat=True),
+            ZERO,
+        )
+        if quantity > held - committed:
+            errors["quantity"].append(
+                f"Sells {quantity} but account {portfolio.code} holds {held} of "
+                f"{security.ticker} with {committed} already committed to other sells."
+            )
+    if errors:
+        raise ValidationError(dict(errors))
+
+
+def order_create(
+    *,
+    actor,
+    portfolio: Portfolio,
+    security: Security,
+    side: str,
+    quantity: Decimal,
+    order_type: str = OrderType.MARKET,
+    time_in_force: str = TimeInForce.DAY,
+    limit_price: Decimal | None = None,
+    stop_price: Decimal | None = None,
+    expire_at: datetime | None = None,
+    notes: str = "",
+    rebalance_run=None,
+    estimated_price: Decimal | None = None,
+) -> Order:
+    """Create a draft order for one account."""
+    require(actor, Action.ORDER_CREATE, portfolio)
+    terms = {
+        "portfolio": portfolio,
+        "security": security,
+        "side": side,
+        "quantity": round_qty(quantity) if quantity is not None else quantity,
+        "order_type": order_type,
+        "time_in_force": time_in_force,
+        "limit_price": limit_price,
+        "stop_price": stop_price,
+        "expire_at": expire_at,
+    }
+    order_check(**terms)
+    with audited_transaction():
+        order = Order.objects.create(
+            **terms,
+            notes=notes,
+            rebalance_run=rebalance_run,
+            estimated_price=estimated_price,
+            created_by=actor,
+        )
+        audit_record(
+            actor=actor,
+            kind="order.created",
+            obj=order,
+            after=terms
+            | {
+                "portfolio": portfolio.code,
+                "security": security.ticker,
+                "rebalance_run": getattr(rebalance_run, "pk", None),
+            },
+        )
+    return order
+
+
+def orders_approve(*, actor, order_ids: list[int]) -> list[Order]:
+    """Approve draft orders for release to the desk, in one transaction."""
+    require(actor, Action.ORDER_APPROVE)
+    with audited_transaction():
+        orders = locks.lock_orders(order_ids)
+        _ensure_found(orders, order_ids)
+        for order in orders:
+            require(actor, Action.ORDER_APPROVE, order.portfolio)
+            before = snapshot(order, ("status",))
+            move(order, Order.Status.APPROVED)
+            order.approved_by = actor
+            order.save(update_fields=["status", "approved_by", "updated_at"])
+            audit_record(
+                actor=actor,
+                kind="order.approved",
+                obj=order,
+                before=before,
+                after={"status": order.status},
+            )
+    return orders
+
+
+def _ensure_found(orders: list[Order], order_ids: list[int]) -> None:
+    missing = set(order_ids) - {o.pk for o in orders}
+    if missing:
+        raise Order.DoesNotExist(f"No order {sorted(missing)[0]}.")
+
+
+def _block_key(order: Order) -> tuple:
+    return (order.security_id, order.side, order.order_type, order.limit_price, order.time_in_force)
+
+
+def _open_block_for(order: Order) -> Block:
+    """The open block that an order joins: same security, side and terms, not yet routed."""
+    security_id, side, order_type, limit_price, tif = _block_key(order)
+    existing = (
+        Block.objects.select_for_update()
+        .filter(
+            status=Block.Status.OPEN,
+            security_id=security_id,
+            side=side,
+            order_type=order_type,
+            limit_price=limit_price,
+            time_in_force=tif,
+        )
+        .order_by("pk")
+        .first()
+    )
+    if existing:
+        return existing
+    return Block.objects.create(
+        security_id=security_id,
+        side=side,
+        order_type=order_type,
+        limit_price=limit_price,
+        time_in_force=tif,
+    )
+
+
+def orders_release(*, actor, order_ids: list[int]) -> list[Order]:
+    """Release approved orders to the trading desk, aggregating them into blocks."""
+    require(actor, Action.ORDER_RELEASE)
+    with audited_transaction():
+        orders = locks.lock_orders(order_ids)
+        _ensure_found(orders, order_ids)
+        for order in orders:
+            require(actor, Action.ORDER_RELEASE, order.portfolio)
+            check_transition(order, order.TRANSITIONS, Order.Status.RELEASED)
+        by_key: dict[tuple, list[Order]] = defaultdict(list)
+        for order in orders:
+            by_key[_block_key(order)].append(order)
+        for group in by_key.values():
+            block = _open_block_for(group[0])
+            block_before = snapshot(block, Block.AUDIT_FIELDS)
+            for order in group:
+                before = snapshot(order, ("status",))
+                order.status = Order.Status.RELEASED
+                order.block = block
+                order.released_by = actor
+                order.save(update_fields=["status", "block", "released_by", "updated_at"])
+                audit_record(
+                    actor=actor,
+                    kind="order.released",
+                    obj=order,
+                    before=before,
+                    after={"status": order.status, "block": block.pk},
+                )
+            block.quantity += sum((o.quantity for o in group), ZERO)
+            block.save(update_fields=["quantity", "updated_at"])
+            audit_record(
+                actor=actor,
+                kind="block.orders_added",
+                obj=block,
+                before=block_before,
+                after=snapshot(block, Block.AUDIT_FIELDS) | {"orders": [o.pk for o in group]},
+            )
+    return orders
+
+
+def order_cancel(*, actor, order_id: int, reason: str = "") -> Order:
+    """Cancel an order that has not reached a broker."""
+    require(actor, Action.ORDER_CANCEL)
+    with audited_transaction():
+        order = Order.objects.select_related("portfolio", "block").get(pk=order_id)
+        block = locks.lock_block(order.block_id) if order.block_id else None
+        [order] = locks.lock_orders([order_id])
+        require(actor, Action.ORDER_CANCEL, order.portfolio)
+        if block is not None and block.status != Block.Status.OPEN:
+            raise ValidationError("The order's block is with a broker: cancel the route instead.")
+        before = snapshot(order, Order.AUDIT_FIELDS)
+        move(order, Order.Status.CANCELLED)
+        order.block = None
+        order.save(update_fields=["status", "block", "updated_at"])
+        audit_record(
+            actor=actor,
+            kind="order.cancelled",
+            obj=order,
+            before=before,
+            after=snapshot(order, Order.AUDIT_FIELDS),
+            reason=reason,
+        )
+        if block is not None:
+            block_before = snapshot(block, Block.AUDIT_FIELDS)
+            block.quantity -= order.quantity
+            fields = ["quantity", "updated_at"]
+            if block.quantity == 0:
+                move(block, Block.Status.CANCELLED)
+                fields.append("status")
+            block.save(update_fields=fields)
+            audit_record(
+                actor=actor,
+                kind="block.order_removed",
+                obj=block,
+                before=block_before,
+                after=snapshot(block, Block.AUDIT_FIELDS) | {"order": order.pk},
+            )
+    return order
