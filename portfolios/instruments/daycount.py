@@ -165,6 +165,8 @@ def year_fraction(
             "ACT/ACT ICMA needs the reference coupon period and the coupons a year"
         )
     ref_start, ref_end = reference
+    if ref_end <= ref_start:
+        raise InstrumentError("ACT/ACT ICMA: the reference coupon period is empty")
     if not ref_start <= start <= end <= ref_end:
         raise InstrumentError(
             f"ACT/ACT ICMA: {start.isoformat()} to {end.isoformat()} is not inside the "
