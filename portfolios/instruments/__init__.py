@@ -15,7 +15,7 @@ from .base import (
     TickTable,
     Valuation,
 )
-from .bonds import Bond, CouponPeriod, IssuerType, us_treasury
+from .bonds import Bond, CouponPeriod, IssuerType, price_from_32nds, us_treasury
 from .calendars import Calendars, HolidayCalendar, Roll, add_months, joint_calendar
 from .daycount import DayCount, day_count, year_fraction
 from .derivatives import Future, Option, OptionRight, UnderlyingKind
@@ -84,6 +84,7 @@ __all__ = [
     "fx_spot_date",
     "joint_calendar",
     "minor_units",
+    "price_from_32nds",
     "round_cash",
     "us_treasury",
     "year_fraction",

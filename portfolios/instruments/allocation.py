@@ -3,9 +3,10 @@
 The split is :func:`trading.allocation.allocate_pro_rata` (pro rata, whole steps, the
 largest remainders first) with the instrument's step as the lot: shares in round lots,
 contracts whole, FX in minor units of the base currency, bonds in increments of face.
-A bond adds its minimum piece: an account whose share would fall between zero and the
-minimum piece gets nothing, and its share goes pro rata to the accounts that hold at least
-the minimum piece, up to what each asked for (smallest shares are dropped first).
+A bond adds its minimum piece: while some account's share falls between zero and the
+minimum piece, the smallest such account (then the lowest key) gets nothing and the fill
+is split again over the others; when what they asked for no longer covers the fill, the
+allocation is refused.
 """
 
 from __future__ import annotations
@@ -38,27 +39,19 @@ def allocate_fill(
             f"{instrument.symbol}: allocation needs the minimum piece {rule.anchor:,} to be a "
             f"multiple of the increment {rule.step:,}"
         )
-    try:
-        shares = allocate_pro_rata(total, asked, rule.step)
-    except ValueError as exc:
-        raise InstrumentError(f"{instrument.symbol}: {exc}") from None
-    dropped: set[Hashable] = set()
+    eligible = dict(asked)
     while True:
-        small = [k for k, q in shares.items() if ZERO < q < rule.minimum]
-        if not small:
-            return shares
-        victim = min(small, key=lambda k: (shares[k], str(k)))
-        freed, shares[victim] = shares[victim], ZERO
-        dropped.add(victim)
-        room = {
-            k: asked[k] - q
-            for k, q in shares.items()
-            if k not in dropped and q >= rule.minimum and asked[k] > q
-        }
-        if sum(room.values(), ZERO) < freed:
+        if sum(eligible.values(), ZERO) < total and len(eligible) < len(asked):
             raise InstrumentError(
                 f"{instrument.symbol}: {total:,} cannot be allocated in pieces of at least "
-                f"{rule.minimum:,}; {freed:,} is left that no account can take"
+                f"{rule.minimum:,} within what the orders asked"
             )
-        for key, extra in allocate_pro_rata(freed, room, rule.step).items():
-            shares[key] += extra
+        try:
+            shares = allocate_pro_rata(total, eligible, rule.step)
+        except ValueError as exc:
+            raise InstrumentError(f"{instrument.symbol}: {exc}") from None
+        small = [k for k, q in shares.items() if ZERO < q < rule.minimum]
+        if not small:
+            return {key: shares.get(key, ZERO) for key in asked}
+        # The smallest share (then the key, for determinism) leaves the split.
+        del eligible[min(small, key=lambda k: (shares[k], str(k)))]

@@ -89,6 +89,8 @@ class QuantityRule:
     unit: str
 
     def describe(self) -> str:
+        if self.step == 1 and not self.anchor:
+            return f"whole {self.unit}"
         if self.anchor:
             return f"{self.anchor:,} plus multiples of {self.step:,} {self.unit}"
         return f"multiples of {self.step:,} {self.unit}"
@@ -248,14 +250,13 @@ class Instrument:
         if size == 0:
             return ZERO
         rule = self.quantity_rule()
-        steps = ((size - rule.anchor) / rule.step).to_integral_value(rounding=rounding)
-        result = rule.anchor + steps * rule.step
-        if result < rule.minimum:
+        if size < rule.minimum:
             # Nearest: the minimum when the size is past half of it (ties go to zero).
-            if rounding == ROUND_UP or (rounding == ROUND_HALF_EVEN and 2 * size > rule.minimum):
-                result = rule.minimum
-            else:
-                result = ZERO
+            up = rounding == ROUND_UP or (rounding == ROUND_HALF_EVEN and 2 * size > rule.minimum)
+            result = rule.minimum if up else ZERO
+        else:
+            steps = ((size - rule.anchor) / rule.step).to_integral_value(rounding=rounding)
+            result = rule.anchor + steps * rule.step
         return sign * result
 
     # --- price -------------------------------------------------------------------
@@ -269,22 +270,18 @@ class Instrument:
         """The minimum price increment of orders, or None when any price goes."""
         return getattr(self, "tick_size", None)
 
-    def _price(self, price: object, *, for_order: bool) -> Decimal:
+    def _price(self, price: object, *, traded: bool) -> Decimal:
         p = as_decimal(price, f"price of {self.symbol}")
         if p < 0 and not self.negative_prices_allowed:
             raise InstrumentError(f"price of {self.symbol} cannot be negative, not {p}")
-        if (
-            p == 0
-            and not self.negative_prices_allowed
-            and (for_order or not self.zero_value_allowed)
-        ):
+        if p == 0 and not self.negative_prices_allowed and (traded or not self.zero_value_allowed):
             raise InstrumentError(f"price of {self.symbol} cannot be zero")
         return p
 
     def check_price(self, price: object) -> Decimal:
         """An order's limit price: its sign and its tick. Fills are not held to the tick
         (an average price across executions rarely is on it)."""
-        p = self._price(price, for_order=True)
+        p = self._price(price, traded=True)
         tick = self.tick
         if tick is not None:
             step = tick.tick_for(p) if isinstance(tick, TickTable) else tick
@@ -376,7 +373,7 @@ class Instrument:
         """Booking of an instrument bought for cash: quantity x price x multiplier paid
         on the settlement date (shares, funds, option premium)."""
         quantity = self.check_quantity(fill.quantity)
-        price = self._price(fill.price, for_order=False)
+        price = self._price(fill.price, traded=True)
         settles = self._settle(fill, calendars)
         principal = round_cash(quantity * price * multiplier, self.currency)
         cost_change = fill.side.sign * principal

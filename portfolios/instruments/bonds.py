@@ -46,7 +46,7 @@ from .errors import InstrumentError
 from .money import ZERO, as_decimal, fraction_to_decimal, round_cash
 from .settlement import US_TREASURIES, SettlementCycle
 
-__all__ = ["Bond", "CouponPeriod", "IssuerType", "us_treasury"]
+__all__ = ["Bond", "CouponPeriod", "IssuerType", "price_from_32nds", "us_treasury"]
 
 _HUNDRED = Decimal(100)
 _FREQUENCIES = (0, 1, 2, 4, 12)
@@ -284,7 +284,7 @@ class Bond(Instrument):
 
     def dirty_price(self, clean_price: object, settlement: dt.date) -> Decimal:
         """Clean price plus accrued interest per 100."""
-        return self._price(clean_price, for_order=False) + self.accrued_per_100(settlement)
+        return self._price(clean_price, traded=False) + self.accrued_per_100(settlement)
 
     def clean_price(self, dirty_price: object, settlement: dt.date) -> Decimal:
         """Dirty price less accrued interest per 100."""
@@ -308,7 +308,7 @@ class Bond(Instrument):
         if on is None:
             raise InstrumentError(f"valuing {self.symbol} needs the date interest accrues to")
         face = self._signed_quantity(quantity)
-        clean = face * self._price(price, for_order=False) / _HUNDRED
+        clean = face * self._price(price, traded=False) / _HUNDRED
         accrued = ZERO if on < self.issue_date else self.accrued_interest(face, on)
         return Valuation(self.currency, clean + accrued, clean, face, accrued_interest=accrued)
 
@@ -325,7 +325,7 @@ class Bond(Instrument):
         self, fill: Fill, calendars: Calendars, *, closes: Closing | None = None
     ) -> Booking:
         face = self.check_quantity(fill.quantity)
-        price = self._price(fill.price, for_order=False)
+        price = self._price(fill.price, traded=True)
         settles = self._settle(fill, calendars)
         if settles >= self.maturity:
             raise InstrumentError(
@@ -383,3 +383,28 @@ def us_treasury(
         settlement=US_TREASURIES,
         settlement_calendar=settlement_calendar,
     )
+
+
+_EIGHTHS = {
+    "": Fraction(0),
+    "0": Fraction(0),
+    "2": Fraction(1, 4),
+    "+": Fraction(1, 2),
+    "5": Fraction(1, 2),
+    "7": Fraction(3, 4),
+}
+
+
+def price_from_32nds(quote: str) -> Decimal:
+    """A price quoted in points and 32nds as a decimal: "95-16" is 95 16/32 = 95.5,
+    "126-165" and "126-16+" are 126 16.5/32, "119-162" 119 16.25/32, "119-167" 119 16.75/32
+    (the CME's notation for Treasury futures; Hull quotes Treasury bonds the same way)."""
+    text = quote.strip() if isinstance(quote, str) else ""
+    points, sep, rest = text.partition("-")
+    if not sep or not points.isdigit() or len(rest) < 2 or not rest[:2].isdigit():
+        raise InstrumentError(f"a price in 32nds looks like 99-16 or 99-16+, not {quote!r}")
+    thirty_seconds, extra = int(rest[:2]), rest[2:]
+    if thirty_seconds > 31 or extra not in _EIGHTHS:
+        raise InstrumentError(f"a price in 32nds looks like 99-16 or 99-16+, not {quote!r}")
+    value = int(points) + (thirty_seconds + _EIGHTHS[extra]) / 32
+    return fraction_to_decimal(Fraction(value))

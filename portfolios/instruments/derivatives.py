@@ -91,9 +91,7 @@ class _Contract(Instrument):
             )
 
     def notional(self, quantity, price) -> Decimal:
-        return (
-            self._signed_quantity(quantity) * self._price(price, for_order=False) * self.multiplier
-        )
+        return self._signed_quantity(quantity) * self._price(price, traded=False) * self.multiplier
 
     def settlement_date(self, trade_date: dt.date, calendars: Calendars) -> dt.date:
         return self.settlement.settlement_date(
@@ -131,7 +129,7 @@ class Future(_Contract):
         self, fill: Fill, calendars: Calendars, *, closes: Closing | None = None
     ) -> Booking:
         contracts = self.check_quantity(fill.quantity)
-        price = self._price(fill.price, for_order=False)
+        price = self._price(fill.price, traded=True)
         settles = self._settle(fill, calendars)
         cost_change = fill.side.sign * contracts * price * self.multiplier
         realised = self._realised(fill, cost_change, closes)

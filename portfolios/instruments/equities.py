@@ -61,6 +61,12 @@ class Equity(Instrument):
         if minimum < 0:
             raise InstrumentError(f"minimum quantity of {self.symbol} cannot be negative")
         object.__setattr__(self, "min_quantity", minimum)
+        step = self.increment if self.fractional else self.round_lot
+        if minimum % step:
+            # Quantities are multiples of the step; a minimum off that grid could never trade.
+            raise InstrumentError(
+                f"minimum quantity of {self.symbol} must be a multiple of {step}, not {minimum}"
+            )
 
     def quantity_rule(self) -> QuantityRule:
         step = self.increment if self.fractional else self.round_lot
@@ -71,7 +77,7 @@ class Equity(Instrument):
         return Valuation(self.currency, worth, worth, worth)
 
     def notional(self, quantity, price) -> Decimal:
-        return self._signed_quantity(quantity) * self._price(price, for_order=False)
+        return self._signed_quantity(quantity) * self._price(price, traded=False)
 
     def settlement_date(self, trade_date: dt.date, calendars: Calendars) -> dt.date:
         return self.settlement.settlement_date(

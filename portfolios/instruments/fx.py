@@ -92,7 +92,7 @@ class _FxTrade(Instrument):
 
     def notional(self, quantity, price) -> Decimal:
         """The signed amount of quote currency the base amount is worth at `price`."""
-        return self._signed_quantity(quantity) * self._price(price, for_order=False)
+        return self._signed_quantity(quantity) * self._price(price, traded=False)
 
     def value(self, quantity, price, *, on=None, cost=None, underlying_price=None) -> Valuation:
         """Two legs of signed `quantity` BASE and -`cost` QUOTE (``cost`` = quantity x the
@@ -120,7 +120,7 @@ class _FxTrade(Instrument):
                 f"{self.symbol}: an FX trade opens no lots to close; its legs are cash"
             )
         amount = self.check_quantity(fill.quantity)
-        rate = self._price(fill.price, for_order=False)
+        rate = self._price(fill.price, traded=True)
         value_date = self._settle(fill, calendars)
         sign = fill.side.sign
         quote_amount = round_cash(amount * rate, self.pair.quote)

@@ -17,6 +17,7 @@ from portfolios.instruments import (
     Fill,
     InstrumentError,
     IssuerType,
+    price_from_32nds,
     us_treasury,
 )
 from portfolios.instruments.settlement import EU_SECURITIES
@@ -381,3 +382,18 @@ def test_buy_then_sell_at_the_same_price_and_date_leaves_cash_unchanged(bond, da
     ]
     assert sum(t.position_change for t in trades) == 0
     assert sum(sum(t.cash_by_currency().values()) for t in trades) == 0
+
+
+def test_prices_in_32nds():
+    # Hull, ch. 6: a quoted price of 95-16 is $95.50. CME 10-Year T-Note futures specs:
+    # "126-16 represents 126 16/32 and 126-165 represents 126 16.5/32"; the quarter-32nd
+    # notation of the 5- and 2-year contracts: -162 is 16.25/32, -167 is 16.75/32.
+    assert price_from_32nds("95-16") == D("95.5")
+    assert price_from_32nds("126-16") == D("126.5")
+    assert price_from_32nds("126-165") == D("126.515625")
+    assert price_from_32nds("126-16+") == D("126.515625")
+    assert price_from_32nds("119-162") == D("119.5078125")
+    assert price_from_32nds("119-167") == D("119.5234375")
+    for bad in ("95.16", "95-32", "95-1", "95-163", "-16", 95.5):
+        with pytest.raises(InstrumentError, match="looks like 99-16"):
+            price_from_32nds(bad)
