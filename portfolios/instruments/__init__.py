@@ -1,7 +1,22 @@
 """Instrument engine: the rules of quantity, price, value, settlement and booking of each
 asset class the desk trades. A pure library (Decimal and the standard library, no Django).
 
-See docs/instruments.md for every rule and its source.
+The public API (docs/instruments.md has every rule and its source):
+
+- Kinds, each a frozen dataclass: :class:`Equity`, :class:`Etf`, :class:`MoneyMarketFund`,
+  :class:`Cash`, :class:`Bond` (:func:`us_treasury`), :class:`FxSpot`, :class:`FxForward`
+  (on a :class:`CurrencyPair`), :class:`Future`, :class:`Option`; built from plain data
+  with :func:`portfolios.instruments.build.build_instrument`; exchange specs in
+  :mod:`portfolios.instruments.contracts`.
+- One interface (:class:`Instrument`): ``check_quantity``, ``round_quantity``,
+  ``check_price``, ``value`` -> :class:`Valuation`, ``notional``, ``settlement_date``,
+  ``book_fill`` (a :class:`Fill`, optionally a :class:`Closing`) -> :class:`Booking` with
+  :class:`CashMovement` s.
+- Dates: :class:`HolidayCalendar` (input data), :class:`SettlementCycle` and the market
+  cycles (``US_SECURITIES``, ``US_TREASURIES``, ...), :func:`fx_spot_date`,
+  :func:`fx_forward_value_date`; day counts: :class:`DayCount`, :func:`year_fraction`.
+- Allocation in each kind's units: :func:`portfolios.instruments.allocation.allocate_fill`.
+- Every bad input raises :class:`InstrumentError` naming the instrument and the rule.
 """
 
 from .base import (

@@ -22,6 +22,7 @@ accrued interest, each rounded to the currency's minor unit.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
@@ -211,6 +212,10 @@ class Bond(Instrument):
             ref_end, k = ref_start, k + 1
         return CouponPeriod(self.issue_date, first_coupon, tuple(reversed(refs)))
 
+    @cached_property
+    def _period_starts(self) -> tuple[dt.date, ...]:
+        return tuple(p.start for p in self.periods)
+
     @property
     def coupon_dates(self) -> tuple[dt.date, ...]:
         """Every coupon payment date (unadjusted), the maturity last."""
@@ -228,10 +233,8 @@ class Bond(Instrument):
                 f"{self.symbol} matured on {self.maturity.isoformat()}; no interest accrues "
                 f"on {day.isoformat()}"
             )
-        for period in self.periods:
-            if period.start <= day < period.end:
-                return period
-        raise AssertionError("coupon periods do not cover the bond's life")  # pragma: no cover
+        index = bisect.bisect_right(self._period_starts, day) - 1
+        return self.periods[index]
 
     # --- accrued interest ------------------------------------------------------------
 
@@ -255,24 +258,33 @@ class Bond(Instrument):
 
     def accrual_fraction(self, settlement: dt.date) -> Fraction:
         """The year fraction of the current coupon period accrued by `settlement`."""
-        if self.frequency == 0:
-            self.period_on(settlement)
-            return Fraction(0)
         period = self.period_on(settlement)
+        if self.frequency == 0:
+            return Fraction(0)
         return self._fraction(period, settlement)
+
+    def _accrued_per_unit(self, settlement: dt.date) -> Decimal:
+        # Accrued interest on one unit of face, kept per date: a book revalues many
+        # positions in one bond on one day, and the exact fraction is slow to redo.
+        cache = self.__dict__.setdefault("_accrued_per_unit_cache", {})
+        factor = cache.get(settlement)
+        if factor is None:
+            factor = fraction_to_decimal(
+                Fraction(self.coupon_rate) * self.accrual_fraction(settlement)
+            )
+            if len(cache) > 4096:
+                cache.clear()
+            cache[settlement] = factor
+        return factor
 
     def accrued_per_100(self, settlement: dt.date) -> Decimal:
         """Accrued interest per 100 of face at `settlement`, unrounded."""
-        return fraction_to_decimal(
-            Fraction(_HUNDRED) * Fraction(self.coupon_rate) * self.accrual_fraction(settlement)
-        )
+        return _HUNDRED * self._accrued_per_unit(settlement)
 
     def accrued_interest(self, face: object, settlement: dt.date) -> Decimal:
-        """Accrued interest on `face` (signed) at `settlement`, unrounded."""
-        quantity = self._signed_quantity(face)
-        return fraction_to_decimal(
-            Fraction(quantity) * Fraction(self.coupon_rate) * self.accrual_fraction(settlement)
-        )
+        """Accrued interest on `face` (signed) at `settlement`, unrounded (28 significant
+        digits of the exact fraction per unit of face, times the face)."""
+        return self._signed_quantity(face) * self._accrued_per_unit(settlement)
 
     def coupon_per_100(self, period: CouponPeriod) -> Decimal:
         """The coupon paid at the end of `period` per 100 of face."""

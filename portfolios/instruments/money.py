@@ -51,6 +51,8 @@ _MINOR_UNITS = {
 def as_decimal(value: object, what: str) -> Decimal:
     """`value` as a finite Decimal; a float goes through its shortest repr (no binary
     noise). `what` names the value in the error ("price of AAPL")."""
+    if type(value) is Decimal and value.is_finite():
+        return value
     if isinstance(value, bool):
         raise InstrumentError(f"{what} must be a number, not {value!r}")
     if isinstance(value, Decimal):

@@ -156,8 +156,9 @@ FX_USD_INTERMEDIATE_DAY = frozenset({"ARS", "CLP", "MXN"})
 
 
 def fx_spot_lag(base: str, quote: str, currency: str) -> int:
-    """The spot lag `currency` (one of the pair) counts: 1 for USD against a T+1
-    currency, for a T+1 currency crossed, 1; otherwise 2."""
+    """The business days `currency` (one of the pair) counts to spot: against USD, both
+    currencies count 1 when the other is a T+1 currency (USD/CAD) and 2 otherwise; in a
+    cross, each currency counts its own lag against USD (GBP/CAD: GBP 2, CAD 1)."""
     if "USD" in (base, quote):
         other = quote if base == "USD" else base
         return 1 if other in FX_T1_AGAINST_USD else 2
