@@ -359,7 +359,8 @@ class Instrument:
                 f"{'short' if fill.side is Side.BUY else 'long'} lots, whose cost is "
                 f"{'negative' if fill.side is Side.BUY else 'positive'}, not {closed_cost}"
             )
-        return -(cost_change * closed / fill.quantity + closed_cost)
+        # Money: rounded like the cash it is (a future's realised profit is paid).
+        return round_cash(-(cost_change * closed / fill.quantity + closed_cost), self.currency)
 
     def _paid_booking(
         self,

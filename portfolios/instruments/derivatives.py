@@ -33,7 +33,7 @@ from .base import (
 )
 from .calendars import Calendars
 from .errors import InstrumentError
-from .money import ZERO, as_decimal, round_cash
+from .money import ZERO, as_decimal
 from .settlement import SettlementCycle
 
 __all__ = ["Future", "Option", "OptionRight", "UnderlyingKind"]
@@ -133,16 +133,10 @@ class Future(_Contract):
         settles = self._settle(fill, calendars)
         cost_change = fill.side.sign * contracts * price * self.multiplier
         realised = self._realised(fill, cost_change, closes)
+        # Nothing is paid to open a future; closing pays the realised profit (or loss).
         cash = ()
         if realised:
-            cash = (
-                CashMovement(
-                    self.currency,
-                    round_cash(realised, self.currency),
-                    settles,
-                    "realised_variation",
-                ),
-            )
+            cash = (CashMovement(self.currency, realised, settles, "realised_variation"),)
         return Booking(
             symbol=self.symbol,
             kind=self.kind,

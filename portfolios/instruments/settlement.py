@@ -128,12 +128,13 @@ EU_SECURITIES = SettlementCycle(
     ((dt.date(2015, 1, 1), 2), (dt.date(2027, 10, 11), 1)),
     "CSDR Art. 5(2) T+2; T+1 planned from 11 October 2027",
 )
-# UK equities T+2 (Clearstream UK market profile); the UK's Accelerated Settlement
-# Taskforce plans T+1 from 11 October 2027 alongside the EU (SIFMA).
+# UK equities T+2 (Clearstream UK market profile); the government accepted the
+# Accelerated Settlement Technical Group's date and will legislate T+1 from Monday
+# 11 October 2027 (HM Treasury, "Accelerated Settlement (T+1)", 19 February 2025).
 UK_EQUITIES = SettlementCycle(
     "UK equities",
     ((dt.date(2015, 1, 1), 2), (dt.date(2027, 10, 11), 1)),
-    "UK CSDR Art. 5(2) T+2; T+1 planned from 11 October 2027",
+    "UK CSDR Art. 5(2) T+2; T+1 from 11 October 2027 (HM Treasury, February 2025)",
 )
 # Gilts settle T+1 in CREST (Clearstream, "Settlement process - UK").
 UK_GILTS = SettlementCycle("UK gilts", ((_ALWAYS, 1),), "CREST gilt settlement T+1")

@@ -42,8 +42,6 @@ US = calendar(
     "2025-07-04",
     "2025-09-01",
 )
-WEEKENDS = calendar("weekends only")
-
 CALENDARS = {
     "US": US,
     "USD": US,
@@ -52,7 +50,6 @@ CALENDARS = {
     "CAD": calendar("CAD"),
     "MXN": calendar("MXN"),
     "JPY": calendar("JPY"),
-    "CH": calendar("CH"),
     "XTKS": calendar("XTKS"),
     "TARGET": calendar("TARGET"),
 }

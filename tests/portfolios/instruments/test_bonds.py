@@ -174,37 +174,38 @@ def test_short_first_coupon_accrues_from_the_issue_date():
 
 
 def test_treasury_buy_books_principal_and_accrued_on_t_plus_1():
-    # Buy $1,000,000 face of Hull's 8% Treasury at 101.50 on Thursday 2 July 2020; it
-    # settles Friday 3 July (T+1; 3 July 2020 is not in this test's US calendar). By hand:
-    # principal 1,000,000 x 101.50/100 = 1,015,000.00; accrued 1,000,000 x 0.08 x 124/368
-    # = 26,956.5217... -> 26,956.52; the buyer pays 1,041,956.52.
+    # Buy $1,000,000 face of Hull's 8% Treasury at 101.50 on Wednesday 1 July 2020; it
+    # settles Thursday 2 July (T+1). By hand: principal 1,000,000 x 101.50/100 =
+    # 1,015,000.00; 123 days accrued of the 184 from 1 March: 1,000,000 x 0.08 x 123/368
+    # = 26,739.1304... -> 26,739.13; the buyer pays 1,041,739.13.
     bond = treasury_8pct()
     booking = bond.book_fill(
-        Fill(side="buy", quantity=D(1_000_000), price=D("101.50"), trade_date=day("2020-07-02")),
+        Fill(side="buy", quantity=D(1_000_000), price=D("101.50"), trade_date=day("2020-07-01")),
         CALENDARS,
     )
-    assert booking.settlement_date == day("2020-07-03")
+    assert booking.settlement_date == day("2020-07-02")
     assert booking.position_change == D(1_000_000)
     assert booking.cost_change == D("1015000.00")
     assert [(m.reason, m.amount) for m in booking.cash] == [
         ("principal", D("-1015000.00")),
-        ("accrued_interest", D("-26956.52")),
+        ("accrued_interest", D("-26739.13")),
     ]
-    assert booking.cash_by_currency() == {"USD": D("-1041956.52")}
-    assert all(m.value_date == day("2020-07-03") for m in booking.cash)
+    assert booking.cash_by_currency() == {"USD": D("-1041739.13")}
+    assert all(m.value_date == day("2020-07-02") for m in booking.cash)
 
 
 def test_bond_sale_realises_against_the_lots_cost():
     # Sell 500,000 of lots that cost 495,000.00 at 101.50: proceeds 507,500.00, profit
-    # 12,500.00; the accrued interest received is interest, not profit.
+    # 12,500.00; the accrued interest received (500,000 x 0.08 x 123/368 = 13,369.57) is
+    # interest, not profit.
     bond = treasury_8pct()
     booking = bond.book_fill(
-        Fill(side="sell", quantity=D(500_000), price=D("101.50"), trade_date=day("2020-07-02")),
+        Fill(side="sell", quantity=D(500_000), price=D("101.50"), trade_date=day("2020-07-01")),
         CALENDARS,
         closes=Closing(quantity=D(500_000), cost=D("495000.00")),
     )
     assert booking.realised == D("12500.00")
-    assert booking.cash_by_currency() == {"USD": D("507500.00") + D("13478.26")}
+    assert booking.cash_by_currency() == {"USD": D("507500.00") + D("13369.57")}
 
 
 def test_valuation_clean_dirty_and_notional():
