@@ -15,7 +15,7 @@ The public API (docs/instruments.md has every rule and its source):
 - Dates: :class:`HolidayCalendar` (input data), :class:`SettlementCycle` and the market
   cycles (``US_SECURITIES``, ``US_TREASURIES``, ...), :func:`fx_spot_date`,
   :func:`fx_forward_value_date`; day counts: :class:`DayCount`, :func:`year_fraction`.
-- Allocation in each kind's units: :func:`portfolios.instruments.allocation.allocate_fill`.
+- Allocation in each kind's units: :func:`trading.allocation.allocate_fill` (in trading, beside the pro-rata rule it extends).
 - Every bad input raises :class:`InstrumentError` naming the instrument and the rule.
 """
 

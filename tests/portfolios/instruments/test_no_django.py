@@ -15,7 +15,7 @@ def test_engine_imports_and_books_without_django():
     code = (
         "import datetime as dt, sys; "
         "import portfolios.instruments as pi; "
-        "from portfolios.instruments import allocation, build; "
+        "from portfolios.instruments import build; import trading.allocation; "
         "cal = {'US': pi.HolidayCalendar.weekends_only('US')}; "
         "e = pi.Equity(symbol='X', currency='USD', settlement=pi.US_SECURITIES, "
         "settlement_calendar='US'); "

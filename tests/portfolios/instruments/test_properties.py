@@ -23,7 +23,7 @@ from portfolios.instruments import (
     Option,
     us_treasury,
 )
-from portfolios.instruments.allocation import allocate_fill
+from trading.allocation import allocate_fill
 
 from .helpers import CALENDARS, D, day
 

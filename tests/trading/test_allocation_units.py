@@ -13,10 +13,9 @@ from portfolios.instruments import (
     FxSpot,
     InstrumentError,
 )
-from portfolios.instruments.allocation import allocate_fill
 from portfolios.instruments.settlement import EU_SECURITIES
-
-from .helpers import D, day
+from tests.portfolios.instruments.helpers import D, day
+from trading.allocation import allocate_fill
 
 
 def eurobond(min_piece=100_000, increment=1_000):
