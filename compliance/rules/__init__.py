@@ -18,7 +18,7 @@ Run ``python -m compliance.rules CHECK.json`` to check orders kept in a JSON fil
 
 from .book import Book, CheckError
 from .engine import ORDER_STATUSES, CheckResult, check, exposures
-from .prepare import prepare
+from .prepared import prepare
 from .rule import GROUP_BY, KINDS, SEVERITIES, SIDES, Kind, RestrictedList, Rule, RuleError
 
 __all__ = [

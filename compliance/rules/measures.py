@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
-from .prepare import NS_PER_MINUTE, SIDE_SIGN, Grouping, Prepared, as_of_day
+from .prepared import NS_PER_MINUTE, SIDE_SIGN, Grouping, Prepared, as_of_day, unique_inverse
 from .rule import (
     DIVERSIFIED_ISSUER,
     DIVERSIFIED_MIN,
     DIVERSIFIED_VOTING,
+    SIDES,
     UCITS_AGGREGATE,
     UCITS_ISSUER,
     UCITS_THRESHOLD,
@@ -25,7 +25,15 @@ from .rule import (
     Rule,
 )
 
-__all__ = ["MEASURES", "RELATIVE_TOLERANCE", "Outcome", "grouping", "weights"]
+__all__ = [
+    "MEASURES",
+    "RELATIVE_TOLERANCE",
+    "Outcome",
+    "build_groupings",
+    "grouping",
+    "groupings_of",
+    "weights",
+]
 
 RELATIVE_TOLERANCE = 1e-9
 PASS, WARN, FAIL = 0, 1, 2
@@ -34,19 +42,25 @@ BUY, SELL, SELL_SHORT, BUY_TO_COVER = 0, 1, 2, 3
 
 @dataclass
 class Outcome:
-    """The result of one rule: account rows (``acct`` codes) and order rows (``order``
-    indices into the check's orders). ``group`` arrays hold labels or None."""
+    """What one rule measured. An account-level rule gives arrays over all the accounts
+    of the check (``value``, ``value_before``, ``group``, ``breach``, ``active``, and
+    ``extra`` ones); an order-level rule leaves them None and the engine takes each
+    account's worst order (``worst``: ``"max"`` or ``"min"``). Both give order rows:
+    ``order`` (indices into the check's orders), ``order_status`` (0 pass, 1 warn,
+    2 fail), ``order_value``, ``order_group``. ``scope`` is the mask of the accounts the
+    rule binds."""
 
-    acct: np.ndarray
-    status: np.ndarray
-    value: np.ndarray
-    value_before: np.ndarray
-    group: np.ndarray
-    passive: np.ndarray
+    scope: np.ndarray
     order: np.ndarray
     order_status: np.ndarray
     order_value: np.ndarray
     order_group: np.ndarray
+    value: np.ndarray | None = None
+    value_before: np.ndarray | None = None
+    group: np.ndarray | None = None
+    breach: np.ndarray | None = None
+    active: np.ndarray | None = None
+    worst: str = "max"
     extra: dict = field(default_factory=dict)
 
 
@@ -58,183 +72,233 @@ def weights(mv: np.ndarray, nav: np.ndarray) -> np.ndarray:
     """Market value over NAV; infinite where NAV is not positive, so that every limit on
     the weights of such an account breaches."""
     ok = nav > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(ok, mv / np.where(ok, nav, 1.0), np.inf)
+    return np.where(ok, mv / np.where(ok, nav, 1.0), np.inf)
+
+
+def _spec(prep: Prepared, name: str):
+    """Labels, group code per position row, and the position rows a grouping counts."""
+    ps = prep.pos_sec
+    if name == "currency":
+        return prep.currencies, prep.sec_currency[ps], None
+    attr = "issuer" if name.startswith("issuer") else name
+    codes, labels, _ = prep.attr_codes[attr]
+    if name == "issuer_ucits":
+        idx = np.flatnonzero(~prep.government[ps])
+    elif name == "issuer_1940":
+        idx = np.flatnonzero(~(prep.government[ps] | prep.fund[ps]))
+    else:
+        idx = None
+    return labels, codes[ps], idx
+
+
+def build_groupings(prep: Prepared, names) -> None:
+    """Build the (account, group) rows of every grouping in ``names`` in one pass: one
+    sort (or one dense count) and one set of sums for all of them, so that a rule book
+    with many groupings pays the per-call cost of numpy once, not once per grouping.
+
+    A name is a ``group_by`` value, ``issuer_ucits`` (issuers without government
+    securities) or ``issuer_1940`` (issuers without government securities and
+    investment companies). A currency group counts the cash in that currency."""
+    names = [n for n in dict.fromkeys(names) if n not in prep.groupings]
+    if not names:
+        return
+    A = prep.n_accounts
+    P = len(prep.pos_sec)
+    keys, vb, va, specs = [], [], [], []
+    base = 0
+    for name in names:
+        labels, pos_code, idx = _spec(prep, name)
+        G = max(len(labels), 1)
+        if idx is None:
+            k = base + prep.pos_acct * G + pos_code
+            b, a = prep.mv_before, prep.mv_after
+        else:
+            k = base + prep.pos_acct[idx] * G + pos_code[idx]
+            b, a = prep.mv_before[idx], prep.mv_after[idx]
+        keys.append(k)
+        vb.append(b)
+        va.append(a)
+        n_pos = len(k)
+        if name == "currency":
+            keys.append(base + prep.cash_acct * G + prep.cash_cur)
+            vb.append(prep.cash_before)
+            va.append(prep.cash_after)
+        specs.append((name, labels, G, base, idx, n_pos))
+        base += A * G
+    key = np.concatenate(keys)
+    uniq, inv = unique_inverse(key, base)
+    n = len(uniq)
+    before = np.bincount(inv, np.concatenate(vb), n)
+    after = np.bincount(inv, np.concatenate(va), n)
+    bounds = np.searchsorted(uniq, [spec[3] for spec in specs] + [base])
+    # rows of every grouping, decoded, and the per-(grouping, account) segments
+    offset = 0
+    groups = []
+    for j, (name, labels, G, start, idx, n_pos) in enumerate(specs):
+        lo, hi = int(bounds[j]), int(bounds[j + 1])
+        local = uniq[lo:hi] - start
+        acct = local // G
+        of_position = np.full(P, -1, dtype=np.int64)
+        rows = inv[offset : offset + n_pos] - lo
+        if idx is None:
+            of_position = rows
+        else:
+            of_position[idx] = rows
+        offset += n_pos + (len(prep.cash_acct) if name == "currency" else 0)
+        g = Grouping(
+            acct=acct,
+            code=local % G,
+            labels=labels,
+            before=before[lo:hi],
+            after=after[lo:hi],
+            of_position=of_position,
+        )
+        groups.append((name, g, lo, hi))
+    acct_all = np.concatenate([g.acct for _, g, _, _ in groups])
+    kind_all = np.repeat(np.arange(len(groups)), [hi - lo for _, _, lo, hi in groups])
+    wb = weights(before, prep.nav_before[acct_all])
+    wa = weights(after, prep.nav_after[acct_all])
+    seg = _Segments(kind_all * A + acct_all, len(groups) * A)
+    max_after = seg.reduce(np.fmax, wa, 0.0)
+    max_before = seg.reduce(np.fmax, wb, 0.0)
+    first_a, first_row = seg.first(wa == max_after[seg.acct])
+    for j, (name, g, lo, hi) in enumerate(groups):
+        worst = _none(A)
+        pick = (first_a >= j * A) & (first_a < (j + 1) * A)
+        worst[first_a[pick] - j * A] = g.labels[g.code[first_row[pick] - lo]]
+        if name == "issuer_1940":
+            _voting(prep, g, specs[j][4])
+        prep.groupings[name] = g
+        prep.groupings[("view", name)] = _View(
+            g,
+            _Segments(g.acct, A),
+            wb[lo:hi],
+            wa[lo:hi],
+            max_after[j * A : (j + 1) * A],
+            max_before[j * A : (j + 1) * A],
+            worst,
+        )
+
+
+def _voting(prep: Prepared, g: Grouping, idx) -> None:
+    """For the 1940 Act test: each issuer row's voting securities held, and outstanding."""
+    codes = prep.attr_codes["issuer"][0]
+    so = prep.shares_outstanding
+    voting = so > 0
+    sel = voting & ~(prep.government | prep.fund)
+    outstanding = np.bincount(codes[sel], so[sel], len(g.labels))
+    pos = idx if idx is not None else np.arange(len(prep.pos_sec))
+    vote = np.where(voting[prep.pos_sec[pos]], 1.0, 0.0)
+    rows = g.of_position[pos]
+    n = len(g.acct)
+    g.extra["vote_before"] = np.bincount(rows, prep.qty_before[pos] * vote, n)
+    g.extra["vote_after"] = np.bincount(rows, prep.qty_after[pos] * vote, n)
+    g.extra["outstanding"] = outstanding[g.code]
 
 
 def grouping(prep: Prepared, name: str) -> Grouping:
-    """The (account, group) rows of ``name`` (a ``group_by`` value, or ``issuer_ucits``:
-    issuers without government securities, ``issuer_1940``: issuers without government
-    securities and investment companies), built once per check."""
-    cached = prep.groupings.get(name)
-    if cached is not None:
-        return cached
-    ps = prep.pos_sec
-    P = len(ps)
-    if name == "currency":
-        labels = prep.currencies
-        pos_code = prep.sec_currency[ps]
-        include = np.ones(P, dtype=bool)
-    else:
-        attr = "issuer" if name.startswith("issuer") else name
-        codes, labels, _ = prep.attr_codes[attr]
-        pos_code = codes[ps]
-        if name == "issuer_ucits":
-            include = ~prep.government[ps]
-        elif name == "issuer_1940":
-            include = ~(prep.government[ps] | prep.fund[ps])
-        else:
-            include = np.ones(P, dtype=bool)
-    G = len(labels)
-    idx = np.flatnonzero(include)
-    keys = prep.pos_acct[idx] * G + pos_code[idx]
-    before_parts = [prep.mv_before[idx]]
-    after_parts = [prep.mv_after[idx]]
-    if name == "currency":
-        keys = np.concatenate([keys, prep.cash_acct * G + prep.cash_cur])
-        before_parts.append(prep.cash_before)
-        after_parts.append(prep.cash_after)
-    uniq, inv = np.unique(keys, return_inverse=True)
-    n = len(uniq)
-    before = np.bincount(inv, np.concatenate(before_parts), n)
-    after = np.bincount(inv, np.concatenate(after_parts), n)
-    of_position = np.full(P, -1, dtype=np.int64)
-    of_position[idx] = inv[: len(idx)]
-    g = Grouping(
-        acct=uniq // G if G else uniq,
-        code=uniq % G if G else uniq,
-        labels=labels,
-        before=before,
-        after=after,
-        of_position=of_position,
-    )
-    if name == "issuer_1940":
-        so = prep.shares_outstanding
-        voting = so > 0
-        sec_code = codes
-        sel = voting & ~(prep.government | prep.fund)
-        outstanding = np.bincount(sec_code[sel], so[sel], G)
-        vote_pos = np.where(voting[ps[idx]], 1.0, 0.0)
-        g.extra["vote_before"] = np.bincount(inv[: len(idx)], prep.qty_before[idx] * vote_pos, n)
-        g.extra["vote_after"] = np.bincount(inv[: len(idx)], prep.qty_after[idx] * vote_pos, n)
-        g.extra["outstanding"] = outstanding[g.code]
-    prep.groupings[name] = g
-    return g
+    """The (account, group) rows of ``name`` (see :func:`build_groupings`)."""
+    if name not in prep.groupings:
+        build_groupings(prep, [name])
+    return prep.groupings[name]
 
 
 class _Segments:
-    """Per-account reductions over rows sorted by account."""
+    """Per-account reductions over rows sorted by account (the boundaries are found on
+    first use: a rule that finds nothing to blame never needs them)."""
 
     def __init__(self, acct: np.ndarray, A: int):
         self.acct = acct
         self.A = A
-        if len(acct):
-            self.starts = np.flatnonzero(np.r_[True, acct[1:] != acct[:-1]])
-        else:
-            self.starts = np.zeros(0, dtype=np.int64)
-        self.seg_acct = acct[self.starts]
+        self._starts: np.ndarray | None = None
+
+    @property
+    def starts(self) -> np.ndarray:
+        if self._starts is None:
+            acct = self.acct
+            if len(acct):
+                change = np.empty(len(acct), dtype=bool)
+                change[0] = True
+                np.not_equal(acct[1:], acct[:-1], out=change[1:])
+                self._starts = np.flatnonzero(change)
+            else:
+                self._starts = np.zeros(0, dtype=np.int64)
+        return self._starts
 
     def reduce(self, ufunc, values: np.ndarray, empty: float) -> np.ndarray:
         out = np.full(self.A, empty)
-        if len(self.starts):
-            out[self.seg_acct] = ufunc.reduceat(values, self.starts)
+        starts = self.starts
+        if len(starts):
+            out[self.acct[starts]] = ufunc.reduceat(values, starts)
         return out
 
     def first(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each account with a row in ``mask``, the account and its first such row."""
         rows = np.flatnonzero(mask)
-        if not len(rows):
-            return rows, rows
+        if len(rows) < 2:
+            return self.acct[rows], rows
         a = self.acct[rows]
-        keep = np.r_[True, a[1:] != a[:-1]]
+        keep = np.empty(len(rows), dtype=bool)
+        keep[0] = True
+        np.not_equal(a[1:], a[:-1], out=keep[1:])
         return a[keep], rows[keep]
 
     def any(self, mask: np.ndarray) -> np.ndarray:
         return np.bincount(self.acct[mask], minlength=self.A) > 0
 
+    def worst_label(self, values, per_acct, codes, labels) -> np.ndarray:
+        """Label of the first row of each account whose value is the account's worst."""
+        out = _none(self.A)
+        a, rows = self.first(values == per_acct[self.acct])
+        ok = codes[rows] >= 0
+        out[a[ok]] = labels[codes[rows[ok]]]
+        return out
 
-def _segments(prep: Prepared, key: str, acct: np.ndarray) -> _Segments:
-    seg = prep.groupings.get(("seg", key))
-    if seg is None:
-        seg = _Segments(acct, prep.n_accounts)
-        prep.groupings[("seg", key)] = seg
-    return seg
+
+@dataclass
+class _View:
+    """A grouping with its weights, and what every max_weight rule on it reports: the
+    largest group weight of each account after and before, and that group's name."""
+
+    g: Grouping
+    seg: _Segments
+    wb: np.ndarray
+    wa: np.ndarray
+    max_after: np.ndarray
+    max_before: np.ndarray
+    worst: np.ndarray
+
+
+def _view(prep: Prepared, name: str) -> _View:
+    if name not in prep.groupings:
+        build_groupings(prep, [name])
+    return prep.groupings[("view", name)]
 
 
 def _fail_code(rule: Rule) -> int:
     return WARN if rule.severity == "warning" else FAIL
 
 
-def _account_status(rule: Rule, breach: np.ndarray, active: np.ndarray) -> np.ndarray:
-    status = np.where(breach, WARN, PASS)
-    return np.where(active, _fail_code(rule), status).astype(np.int8)
-
-
-def _labels_of(labels: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    out = _none(len(codes))
-    ok = codes >= 0
-    out[ok] = labels[codes[ok]]
-    return out
-
-
-def _worst_label(seg: _Segments, values: np.ndarray, per_acct: np.ndarray, codes, labels):
-    """Label of the first row of each account whose value equals the account's worst."""
-    group_code = np.full(seg.A, -1, dtype=np.int64)
-    with np.errstate(invalid="ignore"):
-        a, rows = seg.first(values == per_acct[seg.acct])
-    group_code[a] = codes[rows]
-    return _labels_of(labels, group_code)
-
-
-def _account_rows(scope: np.ndarray, **arrays) -> tuple[np.ndarray, dict]:
-    acct = np.flatnonzero(scope)
-    return acct, {k: v[acct] for k, v in arrays.items()}
+def _outcome(rule, scope, value, before, group, breach, active, orders, extra=None) -> Outcome:
+    return Outcome(
+        scope=scope,
+        value=value,
+        value_before=before,
+        group=group,
+        breach=breach,
+        active=active,
+        extra=extra or {},
+        **orders,
+    )
 
 
 def _empty_orders() -> dict:
-    e = np.zeros(0, dtype=np.int64)
     return {
-        "order": e,
+        "order": np.zeros(0, dtype=np.int64),
         "order_status": np.zeros(0, dtype=np.int8),
         "order_value": np.zeros(0),
         "order_group": _none(0),
     }
-
-
-def _grouped_max(
-    prep: Prepared,
-    rule: Rule,
-    scope: np.ndarray,
-    g: Grouping,
-    wb: np.ndarray,
-    wa: np.ndarray,
-    limit: float,
-    seg_key: str,
-) -> Outcome:
-    """A limit on the largest group weight: passive per group (a group that breached
-    before and did not grow), laid on the buys of actively breaching groups."""
-    tol = RELATIVE_TOLERANCE * max(abs(limit), 1.0)
-    seg = _segments(prep, seg_key, g.acct)
-    breach_g = wa > limit + tol
-    active_g = breach_g & ~((wb > limit + tol) & ~(wa > wb + tol))
-    value = seg.reduce(np.fmax, wa, 0.0)
-    before = seg.reduce(np.fmax, wb, 0.0)
-    group = _worst_label(seg, wa, value, g.code, g.labels)
-    breach = seg.any(breach_g)
-    active = seg.any(active_g)
-    acct, rows = _account_rows(
-        scope, value=value, value_before=before, group=group, breach=breach, active=active
-    )
-    orders = _blame(prep, scope, SIDE_SIGN[prep.ord_side] > 0, g, active_g, wa, rule)
-    return Outcome(
-        acct=acct,
-        status=_account_status(rule, rows["breach"], rows["active"]),
-        value=rows["value"],
-        value_before=rows["value_before"],
-        group=rows["group"],
-        passive=rows["breach"] & ~rows["active"],
-        **orders,
-    )
 
 
 def _blame(prep, scope, side_ok, g: Grouping, active_g, wa, rule) -> dict:
@@ -251,12 +315,30 @@ def _blame(prep, scope, side_ok, g: Grouping, active_g, wa, rule) -> dict:
     }
 
 
+def _buys(prep: Prepared) -> np.ndarray:
+    return SIDE_SIGN[prep.ord_side] > 0
+
+
 def measure_max_weight(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> Outcome:
-    name = rule.params["group_by"]
-    g = grouping(prep, name)
-    wb = weights(g.before, prep.nav_before[g.acct])
-    wa = weights(g.after, prep.nav_after[g.acct])
-    return _grouped_max(prep, rule, scope, g, wb, wa, rule.params["limit"], name)
+    """The largest group weight after: passive per group (a group that breached before
+    and did not grow), laid on the buys of actively breaching groups."""
+    v = _view(prep, rule.params["group_by"])
+    limit = rule.params["limit"]
+    tol = RELATIVE_TOLERANCE * max(limit, 1.0)
+    breach_g = v.wa > limit + tol
+    if breach_g.any():
+        active_g = breach_g & ~((v.wb > limit + tol) & (v.wa <= v.wb + tol))
+        breach = v.seg.any(breach_g)
+        active = v.seg.any(active_g)
+        orders = (
+            _blame(prep, scope, _buys(prep), v.g, active_g, v.wa, rule)
+            if active.any()
+            else _empty_orders()
+        )
+    else:
+        breach = active = np.zeros(prep.n_accounts, dtype=bool)
+        orders = _empty_orders()
+    return _outcome(rule, scope, v.max_after, v.max_before, v.worst, breach, active, orders)
 
 
 def measure_min_cash(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> Outcome:
@@ -265,147 +347,127 @@ def measure_min_cash(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> Outc
     cb = -weights(-prep.cash_total_before, prep.nav_before)
     ca = -weights(-prep.cash_total_after, prep.nav_after)
     breach = ca < limit - tol
-    active = breach & ~((cb < limit - tol) & ~(ca < cb - tol))
-    acct, rows = _account_rows(scope, value=ca, value_before=cb, breach=breach, active=active)
-    o = np.flatnonzero(
-        scope[prep.ord_acct] & (SIDE_SIGN[prep.ord_side] > 0) & active[prep.ord_acct]
-    )
-    return Outcome(
-        acct=acct,
-        status=_account_status(rule, rows["breach"], rows["active"]),
-        value=rows["value"],
-        value_before=rows["value_before"],
-        group=_none(len(acct)),
-        passive=rows["breach"] & ~rows["active"],
-        order=o,
-        order_status=np.full(len(o), _fail_code(rule), dtype=np.int8),
-        order_value=ca[prep.ord_acct[o]],
-        order_group=_none(len(o)),
-    )
+    active = breach & ~((cb < limit - tol) & (ca >= cb - tol))
+    orders = _empty_orders()
+    if active.any():
+        o = np.flatnonzero(scope[prep.ord_acct] & _buys(prep) & active[prep.ord_acct])
+        orders = {
+            "order": o,
+            "order_status": np.full(len(o), _fail_code(rule), dtype=np.int8),
+            "order_value": ca[prep.ord_acct[o]],
+            "order_group": _none(len(o)),
+        }
+    return _outcome(rule, scope, ca, cb, None, breach, active, orders)
 
 
-def _grouped_min(prep, rule, scope, acct_rows, code, labels, vb, va, tol, seg_key, order_rows):
-    """A floor on the lowest row value (cash balance, position): passive per row."""
-    seg = _segments(prep, seg_key, acct_rows)
-    breach_r = va < -tol
-    active_r = breach_r & ~((vb < -tol) & ~(va < vb - tol))
+def _floor(prep, key, acct_rows, code, labels, vb, va, tol):
+    """A floor of zero on the lowest row value (a cash balance, a position), passive
+    row by row; returns the per-account arrays and the actively breaching rows."""
+    seg = prep.groupings.get(("seg", key))
+    if seg is None:
+        seg = prep.groupings[("seg", key)] = _Segments(acct_rows, prep.n_accounts)
     value = seg.reduce(np.fmin, va, np.nan)
     before = seg.reduce(np.fmin, vb, np.nan)
-    group = _worst_label(seg, va, value, code, labels)
-    breach = seg.any(breach_r)
-    active = seg.any(active_r)
-    acct, rows = _account_rows(
-        scope, value=value, value_before=before, group=group, breach=breach, active=active
-    )
-    return (
-        Outcome(
-            acct=acct,
-            status=_account_status(rule, rows["breach"], rows["active"]),
-            value=rows["value"],
-            value_before=rows["value_before"],
-            group=rows["group"],
-            passive=rows["breach"] & ~rows["active"],
-            **_empty_orders(),
-        ),
-        active_r,
-    )
+    group = seg.worst_label(va, value, code, labels)
+    breach_r = va < -tol
+    if breach_r.any():
+        active_r = breach_r & ~((vb < -tol) & (va >= vb - tol))
+        breach = seg.any(breach_r)
+        active = seg.any(active_r)
+    else:
+        active_r = breach_r
+        breach = active = np.zeros(prep.n_accounts, dtype=bool)
+    return value, before, group, breach, active, active_r
 
 
 def measure_no_overdraft(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> Outcome:
+    """The lowest cash balance after, currency by currency in base currency; laid on the
+    buys settling in a currency actively left negative."""
     tol = RELATIVE_TOLERANCE * prep.gross[prep.cash_acct]
-    out, active_r = _grouped_min(
+    value, before, group, breach, active, active_r = _floor(
         prep,
-        rule,
-        scope,
+        "cash",
         prep.cash_acct,
         prep.cash_cur,
         prep.currencies,
         prep.cash_before,
         prep.cash_after,
         tol,
-        "cash",
-        None,
     )
-    o = np.flatnonzero(
-        scope[prep.ord_acct] & (SIDE_SIGN[prep.ord_side] > 0) & active_r[prep.ord_cash]
-    )
-    out.order = o
-    out.order_status = np.full(len(o), _fail_code(rule), dtype=np.int8)
-    out.order_value = prep.cash_after[prep.ord_cash[o]]
-    out.order_group = prep.currencies[prep.cash_cur[prep.ord_cash[o]]]
-    return out
+    orders = _empty_orders()
+    if active.any():
+        o = np.flatnonzero(scope[prep.ord_acct] & _buys(prep) & active_r[prep.ord_cash])
+        k = prep.ord_cash[o]
+        orders = {
+            "order": o,
+            "order_status": np.full(len(o), _fail_code(rule), dtype=np.int8),
+            "order_value": prep.cash_after[k],
+            "order_group": prep.currencies[prep.cash_cur[k]],
+        }
+    return _outcome(rule, scope, value, before, group, breach, active, orders)
 
 
 def measure_no_short(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> Outcome:
-    # binds the long-only accounts of its scope only
-    scope = scope & prep.long_only
+    """The lowest position after in a long-only account; every sell is measured by the
+    position it leaves, and fails when that is actively short."""
+    scope = scope & prep.long_only  # binds the long-only accounts of its scope only
     tol = RELATIVE_TOLERANCE * prep.qty_gross
-    out, active_r = _grouped_min(
+    value, before, group, breach, active, active_r = _floor(
         prep,
-        rule,
-        scope,
+        "positions",
         prep.pos_acct,
         prep.pos_sec,
         prep.sec_ids,
         prep.qty_before,
         prep.qty_after,
         tol,
-        "positions",
-        None,
     )
-    o = np.flatnonzero(scope[prep.ord_acct] & (SIDE_SIGN[prep.ord_side] < 0))
+    o = np.flatnonzero(scope[prep.ord_acct] & ~_buys(prep))
     pos = prep.ord_pos[o]
-    out.order = o
-    out.order_status = np.where(active_r[pos], _fail_code(rule), PASS).astype(np.int8)
-    out.order_value = prep.qty_after[pos]
-    out.order_group = prep.sec_ids[prep.ord_sec[o]]
-    return out
+    orders = {
+        "order": o,
+        "order_status": np.where(active_r[pos], _fail_code(rule), PASS).astype(np.int8),
+        "order_value": prep.qty_after[pos],
+        "order_group": prep.sec_ids[prep.ord_sec[o]],
+    }
+    return _outcome(rule, scope, value, before, group, breach, active, orders)
 
 
 def measure_ucits_5_10_40(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> Outcome:
-    g = grouping(prep, "issuer_ucits")
-    seg = _segments(prep, "issuer_ucits", g.acct)
+    """UCITS Directive 2009/65/EC, article 52(2): at most 10% of the fund in one issuer,
+    and the issuers above 5% together at most 40%. Government issuers (article 52(4)-(5)
+    lets them go to 35%) are left out, as the rule book asks."""
+    v = _view(prep, "issuer_ucits")
+    g, seg = v.g, v.seg
     A = prep.n_accounts
-    wb = weights(g.before, prep.nav_before[g.acct])
-    wa = weights(g.after, prep.nav_after[g.acct])
+    wb, wa = v.wb, v.wa
     tol = RELATIVE_TOLERANCE
     over5_b = wb > UCITS_THRESHOLD + tol
     over5_a = wa > UCITS_THRESHOLD + tol
-    with np.errstate(invalid="ignore"):
-        sum_b = np.bincount(g.acct, np.where(over5_b, wb, 0.0), A)
-        sum_a = np.bincount(g.acct, np.where(over5_a, wa, 0.0), A)
-    max_b = seg.reduce(np.fmax, wb, 0.0)
-    max_a = seg.reduce(np.fmax, wa, 0.0)
-    group = _worst_label(seg, wa, max_a, g.code, g.labels)
+    sum_b = np.bincount(g.acct, np.where(over5_b, wb, 0.0), A)
+    sum_a = np.bincount(g.acct, np.where(over5_a, wa, 0.0), A)
     # the 10% limit, issuer by issuer
     breach10_g = wa > UCITS_ISSUER + tol
-    active10_g = breach10_g & ~((wb > UCITS_ISSUER + tol) & ~(wa > wb + tol))
+    active10_g = breach10_g & ~((wb > UCITS_ISSUER + tol) & (wa <= wb + tol))
     # the 40% limit on the issuers above 5%, account by account
     breach40 = sum_a > UCITS_AGGREGATE + tol
-    active40 = breach40 & ~((sum_b > UCITS_AGGREGATE + tol) & ~(sum_a > sum_b + tol))
+    active40 = breach40 & ~((sum_b > UCITS_AGGREGATE + tol) & (sum_a <= sum_b + tol))
     breach = breach40 | seg.any(breach10_g)
     active = active40 | seg.any(active10_g)
-    blamed_g = active10_g | (over5_a & active40[g.acct])
-    acct, rows = _account_rows(
+    orders = _empty_orders()
+    if active.any():
+        blamed_g = active10_g | (over5_a & active40[g.acct])
+        orders = _blame(prep, scope, _buys(prep), g, blamed_g, wa, rule)
+    return _outcome(
+        rule,
         scope,
-        value=sum_a,
-        value_before=sum_b,
-        group=group,
-        breach=breach,
-        active=active,
-        max_a=max_a,
-        max_b=max_b,
-    )
-    orders = _blame(prep, scope, SIDE_SIGN[prep.ord_side] > 0, g, blamed_g, wa, rule)
-    return Outcome(
-        acct=acct,
-        status=_account_status(rule, rows["breach"], rows["active"]),
-        value=rows["value"],
-        value_before=rows["value_before"],
-        group=rows["group"],
-        passive=rows["breach"] & ~rows["active"],
-        extra={"max_issuer": rows["max_a"], "max_issuer_before": rows["max_b"]},
-        **orders,
+        sum_a,
+        sum_b,
+        v.worst,
+        breach,
+        active,
+        orders,
+        {"max_issuer": v.max_after, "max_issuer_before": v.max_before},
     )
 
 
@@ -415,55 +477,46 @@ def measure_diversified_fund(prep: Prepared, rule: Rule, scope: np.ndarray, ctx)
     securities of other investment companies, and other securities limited, for any one
     issuer, to at most 5% of the fund's value and at most 10% of the issuer's outstanding
     voting securities. A position over either limit does not count at all."""
-    g = grouping(prep, "issuer_1940")
-    seg = _segments(prep, "issuer_1940", g.acct)
+    v = _view(prep, "issuer_1940")
+    g, seg = v.g, v.seg
     A = prep.n_accounts
     tol = RELATIVE_TOLERANCE
-    out_ = g.extra["outstanding"]
+    outstanding = g.extra["outstanding"]
+    has_out = outstanding > 0
+    safe_out = np.where(has_out, outstanding, 1.0)
+    exempt = prep.government[prep.pos_sec] | prep.fund[prep.pos_sec]
 
-    def share(mv_issuer, vote, mv_pos, cash, nav):
-        w = weights(mv_issuer, nav[g.acct])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            v = np.where(out_ > 0, vote / np.where(out_ > 0, out_, 1.0), 0.0)
-        qualifies = (w <= DIVERSIFIED_ISSUER + tol) & (v <= DIVERSIFIED_VOTING + tol)
-        exempt = prep.government[prep.pos_sec] | prep.fund[prep.pos_sec]
-        basket = (
+    def basket(w, vote, mv_issuer, mv_pos, cash, nav):
+        voting = np.where(has_out, vote / safe_out, 0.0)
+        qualifies = (w <= DIVERSIFIED_ISSUER + tol) & (voting <= DIVERSIFIED_VOTING + tol)
+        total = (
             cash
             + np.bincount(prep.pos_acct, np.where(exempt, mv_pos, 0.0), A)
             + np.bincount(g.acct, np.where(qualifies, mv_issuer, 0.0), A)
         )
-        return -weights(-basket, nav), w, qualifies
+        return -weights(-total, nav), qualifies
 
-    vb, _, _ = share(
-        g.before, g.extra["vote_before"], prep.mv_before, prep.cash_total_before, prep.nav_before
+    vb, _ = basket(
+        v.wb,
+        g.extra["vote_before"],
+        g.before,
+        prep.mv_before,
+        prep.cash_total_before,
+        prep.nav_before,
     )
-    va, wa, qual_a = share(
-        g.after, g.extra["vote_after"], prep.mv_after, prep.cash_total_after, prep.nav_after
+    va, qual_a = basket(
+        v.wa, g.extra["vote_after"], g.after, prep.mv_after, prep.cash_total_after, prep.nav_after
     )
     breach = va < DIVERSIFIED_MIN - tol
-    active = breach & ~((vb < DIVERSIFIED_MIN - tol) & ~(va < vb - tol))
+    active = breach & ~((vb < DIVERSIFIED_MIN - tol) & (va >= vb - tol))
     # the worst group: the largest issuer that does not qualify after
-    masked = np.where(qual_a, -np.inf, wa)
+    masked = np.where(qual_a, -np.inf, v.wa)
     worst = seg.reduce(np.fmax, masked, -np.inf)
-    group_code = np.full(A, -1, dtype=np.int64)
-    a, r = seg.first((masked == worst[g.acct]) & ~qual_a)
-    group_code[a] = g.code[r]
-    group = _labels_of(g.labels, group_code)
-    acct, rows = _account_rows(
-        scope, value=va, value_before=vb, group=group, breach=breach, active=active
-    )
-    orders = _blame(
-        prep, scope, SIDE_SIGN[prep.ord_side] > 0, g, ~qual_a & active[g.acct], wa, rule
-    )
-    return Outcome(
-        acct=acct,
-        status=_account_status(rule, rows["breach"], rows["active"]),
-        value=rows["value"],
-        value_before=rows["value_before"],
-        group=rows["group"],
-        passive=rows["breach"] & ~rows["active"],
-        **orders,
-    )
+    group = seg.worst_label(np.where(qual_a, np.nan, masked), worst, g.code, g.labels)
+    orders = _empty_orders()
+    if active.any():
+        orders = _blame(prep, scope, _buys(prep), g, ~qual_a & active[g.acct], v.wa, rule)
+    return _outcome(rule, scope, va, vb, group, breach, active, orders)
 
 
 def _per_order(
@@ -476,58 +529,41 @@ def _per_order(
     group: np.ndarray | None = None,
     worst: str = "max",
 ) -> Outcome:
-    """An order-level rule: one row per measured order; the account's value is the worst
-    of its orders' (NaN when it has none) and it fails when one of its orders fails."""
-    A = prep.n_accounts
-    code = _fail_code(rule)
-    status = np.where(failed, code, PASS).astype(np.int8)
-    oa = prep.ord_acct[o]
-    acct_status = np.zeros(A, dtype=np.int8)
-    np.maximum.at(acct_status, oa, status)
-    acct_value = np.full(A, np.nan)
-    if worst == "max":
-        np.fmax.at(acct_value, oa, value)
-    else:
-        np.fmin.at(acct_value, oa, value)
-    acct = np.flatnonzero(scope)
+    """An order-level rule: one row per measured order."""
     return Outcome(
-        acct=acct,
-        status=acct_status[acct],
-        value=acct_value[acct],
-        value_before=np.full(len(acct), np.nan),
-        group=_none(len(acct)),
-        passive=np.zeros(len(acct), dtype=bool),
+        scope=scope,
         order=o,
-        order_status=status,
+        order_status=np.where(failed, _fail_code(rule), PASS).astype(np.int8),
         order_value=value,
         order_group=_none(len(o)) if group is None else group,
+        worst=worst,
     )
 
 
 def _exceeds(value: np.ndarray, limit: float) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
-        return ~(value <= limit + RELATIVE_TOLERANCE * abs(limit))
+    return ~(value <= limit + RELATIVE_TOLERANCE * abs(limit))
 
 
 def measure_restricted(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> Outcome:
+    """Orders of the listed sides in a security on the list, or of an issuer on it."""
     lists: list[RestrictedList] = [ctx.restricted_lists[name] for name in rule.params["list"]]
-    tickers = set().union(*(r.securities for r in lists))
-    issuers = set().union(*(r.issuers for r in lists))
-    sides = [("buy", "sell", "sell_short", "buy_to_cover").index(s) for s in rule.params["sides"]]
-    o = np.flatnonzero(scope[prep.ord_acct] & np.isin(prep.ord_side, sides))
+    tickers = frozenset().union(*(r.securities for r in lists))
+    issuers = frozenset().union(*(r.issuers for r in lists))
+    side_ok = np.zeros(len(SIDES), dtype=bool)
+    side_ok[[SIDES.index(side) for side in rule.params["sides"]]] = True
+    o = np.flatnonzero(scope[prep.ord_acct] & side_ok[prep.ord_side])
     sec = prep.ord_sec[o]
-    by_ticker = pd.Index(prep.sec_ids).isin(list(tickers))
+    S = len(prep.sec_ids)
+    # look up only the securities traded (a few, or the universe of a rebalance run)
     codes, labels, real = prep.attr_codes["issuer"]
-    label_hit = pd.Index(labels[:real]).isin(list(issuers))
-    by_issuer = np.zeros(len(prep.sec_ids), dtype=bool)
-    named = codes < real
-    by_issuer[named] = label_hit[codes[named]]
-    hit_t = by_ticker[sec]
-    hit_i = by_issuer[sec]
-    group = _none(len(o))
-    group[hit_i] = labels[codes[sec[hit_i]]]
-    group[hit_t] = prep.sec_ids[sec[hit_t]]
-    hit = hit_t | hit_i
+    match = _none(S)
+    for s in np.flatnonzero(np.bincount(sec, minlength=S)).tolist():
+        if prep.sec_ids[s] in tickers:
+            match[s] = prep.sec_ids[s]
+        elif codes[s] < real and labels[codes[s]] in issuers:
+            match[s] = labels[codes[s]]
+    group = match[sec]
+    hit = group != None  # noqa: E711 (elementwise comparison with None)
     return _per_order(prep, rule, scope, o, hit.astype(float), hit, group)
 
 
@@ -541,17 +577,17 @@ def measure_max_adv_pct(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> O
     o = np.flatnonzero(scope[prep.ord_acct])
     adv = prep.adv[prep.ord_sec[o]]
     known = adv > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # an unknown volume cannot show an order to be small enough: it fails
-        value = np.where(known, prep.ord_qty[o] / np.where(known, adv, 1.0), np.inf)
+    # an unknown volume cannot show an order to be small enough: it fails
+    value = np.where(known, prep.ord_qty[o] / np.where(known, adv, 1.0), np.inf)
     return _per_order(prep, rule, scope, o, value, _exceeds(value, rule.params["limit"]))
 
 
 def measure_price_collar(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> Outcome:
     o = np.flatnonzero(scope[prep.ord_acct] & np.isfinite(prep.ord_limit))
     price = prep.price[prep.ord_sec[o]]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        value = np.where(price > 0, np.abs(prep.ord_limit[o] / price - 1.0), np.inf)
+    value = np.where(
+        price > 0, np.abs(prep.ord_limit[o] / np.where(price > 0, price, 1.0) - 1.0), np.inf
+    )
     return _per_order(prep, rule, scope, o, value, _exceeds(value, rule.params["limit"]))
 
 
@@ -568,7 +604,9 @@ def measure_wash_sale(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> Out
         # the latest loss per (account, security): sort by key then day, keep the last
         order = np.lexsort((day, keys))
         keys, day = keys[order], day[order]
-        last = np.r_[keys[1:] != keys[:-1], True]
+        last = np.empty(len(keys), dtype=bool)
+        last[-1] = True
+        np.not_equal(keys[1:], keys[:-1], out=last[:-1])
         keys, day = keys[last], day[last]
         want = prep.ord_acct[o] * S + prep.ord_sec[o]
         at = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
@@ -594,15 +632,28 @@ def measure_duplicate_order(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) 
         k, ts = key[order], t[order]
         same = k[1:] == k[:-1]
         d = (ts[1:] - ts[:-1]).astype(float)
-        prev = np.r_[np.inf, np.where(same, d, np.inf)]
-        nxt = np.r_[np.where(same, d, np.inf), np.inf]
+        between = np.where(same, d, np.inf)
+        prev = np.concatenate([[np.inf], between])
+        nxt = np.concatenate([between, [np.inf]])
         gap[order] = np.minimum(prev, nxt)
     o = np.flatnonzero(scope[prep.ord_acct])
     value = gap[:n_orders][o] / NS_PER_MINUTE
     value[~np.isfinite(value)] = np.nan
-    with np.errstate(invalid="ignore"):
-        failed = value <= minutes + RELATIVE_TOLERANCE * minutes
+    failed = value <= minutes + RELATIVE_TOLERANCE * minutes
     return _per_order(prep, rule, scope, o, value, failed, worst="min")
+
+
+def groupings_of(rules) -> list[str]:
+    """The groupings a rule book measures, to build them all in one pass."""
+    names = []
+    for rule in rules:
+        if rule.kind == "max_weight":
+            names.append(rule.params["group_by"])
+        elif rule.kind == "ucits_5_10_40":
+            names.append("issuer_ucits")
+        elif rule.kind == "diversified_fund":
+            names.append("issuer_1940")
+    return names
 
 
 MEASURES = {
