@@ -434,9 +434,11 @@ def measure_no_short(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> Outc
 
 
 def measure_ucits_5_10_40(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> Outcome:
-    """UCITS Directive 2009/65/EC, article 52(2): at most 10% of the fund in one issuer,
-    and the issuers above 5% together at most 40%. Government issuers (article 52(4)-(5)
-    lets them go to 35%) are left out, as the rule book asks."""
+    """UCITS Directive 2009/65/EC, article 52(1)-(2): at most 5% of the fund in the
+    securities of one issuer, a limit member states may raise to 10% provided the
+    issuers above 5% together stay within 40%. Government securities have their own
+    limit (52(3): 35%) and article 52(5) leaves them out of the 40% sum; here they are
+    left out of both measures."""
     v = _view(prep, "issuer_ucits")
     g, seg = v.g, v.seg
     A = prep.n_accounts
