@@ -55,7 +55,7 @@ class Table:
         """The table as a DataFrame (id and label columns keep their Python objects)."""
         if self._frame is None:
             self._frame = pd.DataFrame(
-                {k: (_ids(v) if k in self.ids else v) for k, v in self.columns.items()}
+                {k: (_ids(v) if v.dtype == object else v) for k, v in self.columns.items()}
             )
         return self._frame
 
@@ -360,8 +360,9 @@ def _result(prep: Prepared, outcomes: list[tuple[Rule, Outcome]], valued) -> Che
 
 
 def _ids(values: np.ndarray) -> pd.Series:
-    # ids and labels keep their Python type (a database key stays an int) and None stays
-    # None: pandas would otherwise infer a string column with NaN for missing values
+    # ids, labels and names keep their Python type (a database key stays an int) and
+    # None stays None: pandas would otherwise infer a string column, NaN for missing
+    # values, and a dtype that depends on whether the column is empty
     return pd.Series(values, dtype=object, copy=False)
 
 

@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .prepared import NS_PER_MINUTE, SIDE_SIGN, Grouping, Prepared, as_of_day, unique_inverse
+from .prepared import (
+    NS_PER_MINUTE,
+    SIDE_SIGN,
+    Grouping,
+    Prepared,
+    as_of_day,
+    total,
+    unique_inverse,
+)
 from .rule import (
     DIVERSIFIED_ISSUER,
     DIVERSIFIED_MIN,
@@ -128,8 +136,8 @@ def build_groupings(prep: Prepared, names) -> None:
     key = np.concatenate(keys)
     uniq, inv = unique_inverse(key, base)
     n = len(uniq)
-    before = np.bincount(inv, np.concatenate(vb), n)
-    after = np.bincount(inv, np.concatenate(va), n)
+    before = total(inv, np.concatenate(vb), n)
+    after = total(inv, np.concatenate(va), n)
     bounds = np.searchsorted(uniq, [spec[3] for spec in specs] + [base])
     # rows of every grouping, decoded, and the per-(grouping, account) segments
     offset = 0
@@ -186,13 +194,13 @@ def _voting(prep: Prepared, g: Grouping, idx) -> None:
     so = prep.shares_outstanding
     voting = so > 0
     sel = voting & ~(prep.government | prep.fund)
-    outstanding = np.bincount(codes[sel], so[sel], len(g.labels))
+    outstanding = total(codes[sel], so[sel], len(g.labels))
     pos = idx if idx is not None else np.arange(len(prep.pos_sec))
     vote = np.where(voting[prep.pos_sec[pos]], 1.0, 0.0)
     rows = g.of_position[pos]
     n = len(g.acct)
-    g.extra["vote_before"] = np.bincount(rows, prep.qty_before[pos] * vote, n)
-    g.extra["vote_after"] = np.bincount(rows, prep.qty_after[pos] * vote, n)
+    g.extra["vote_before"] = total(rows, prep.qty_before[pos] * vote, n)
+    g.extra["vote_after"] = total(rows, prep.qty_after[pos] * vote, n)
     g.extra["outstanding"] = outstanding[g.code]
 
 
@@ -446,8 +454,8 @@ def measure_ucits_5_10_40(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) ->
     tol = RELATIVE_TOLERANCE
     over5_b = wb > UCITS_THRESHOLD + tol
     over5_a = wa > UCITS_THRESHOLD + tol
-    sum_b = np.bincount(g.acct, np.where(over5_b, wb, 0.0), A)
-    sum_a = np.bincount(g.acct, np.where(over5_a, wa, 0.0), A)
+    sum_b = total(g.acct, np.where(over5_b, wb, 0.0), A)
+    sum_a = total(g.acct, np.where(over5_a, wa, 0.0), A)
     # the 10% limit, issuer by issuer
     breach10_g = wa > UCITS_ISSUER + tol
     active10_g = breach10_g & ~((wb > UCITS_ISSUER + tol) & (wa <= wb + tol))
@@ -488,17 +496,17 @@ def measure_diversified_fund(prep: Prepared, rule: Rule, scope: np.ndarray, ctx)
     safe_out = np.where(has_out, outstanding, 1.0)
     exempt = prep.government[prep.pos_sec] | prep.fund[prep.pos_sec]
 
-    def basket(w, vote, mv_issuer, mv_pos, cash, nav):
+    def share(w, vote, mv_issuer, mv_pos, cash, nav):
         voting = np.where(has_out, vote / safe_out, 0.0)
         qualifies = (w <= DIVERSIFIED_ISSUER + tol) & (voting <= DIVERSIFIED_VOTING + tol)
-        total = (
+        basket = (
             cash
-            + np.bincount(prep.pos_acct, np.where(exempt, mv_pos, 0.0), A)
-            + np.bincount(g.acct, np.where(qualifies, mv_issuer, 0.0), A)
+            + total(prep.pos_acct, np.where(exempt, mv_pos, 0.0), A)
+            + total(g.acct, np.where(qualifies, mv_issuer, 0.0), A)
         )
-        return -weights(-total, nav), qualifies
+        return -weights(-basket, nav), qualifies
 
-    vb, _ = basket(
+    vb, _ = share(
         v.wb,
         g.extra["vote_before"],
         g.before,
@@ -506,7 +514,7 @@ def measure_diversified_fund(prep: Prepared, rule: Rule, scope: np.ndarray, ctx)
         prep.cash_total_before,
         prep.nav_before,
     )
-    va, qual_a = basket(
+    va, qual_a = share(
         v.wa, g.extra["vote_after"], g.after, prep.mv_after, prep.cash_total_after, prep.nav_after
     )
     breach = va < DIVERSIFIED_MIN - tol

@@ -18,7 +18,7 @@ import pandas as pd
 from .book import Book, CheckError
 from .rule import SIDES
 
-__all__ = ["ATTRIBUTES", "SIDE_SIGN", "Grouping", "Prepared", "prepare"]
+__all__ = ["ATTRIBUTES", "SIDE_SIGN", "Grouping", "Prepared", "prepare", "total", "unique_inverse"]
 
 ATTRIBUTES = ("issuer", "sector", "country", "asset_class")
 _SIDE_CODE = {side: i for i, side in enumerate(SIDES)}
@@ -280,6 +280,12 @@ def _codes(lookup: _Lookup, frame: _Frame, name: str, where: str) -> np.ndarray:
     return codes
 
 
+def total(index: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
+    """The sum of ``weights`` per ``index`` value, as floats (``np.bincount`` gives
+    integers when there is nothing to count)."""
+    return np.bincount(index, weights, n).astype(float, copy=False)
+
+
 def unique_inverse(keys: np.ndarray, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Sorted unique keys and, for each key, the position of its unique value (what
     ``np.unique(return_inverse=True)`` gives). Keys below a small ``size`` (one
@@ -537,13 +543,13 @@ def prepare(book: Book) -> Prepared:
     o_cur = sec_currency[o_sec]
     l_signed = SIDE_SIGN[l_side] * l_qty
     o_signed = SIDE_SIGN[o_side] * o_qty
-    qty_before = np.bincount(inv_h, h_qty, P)
+    qty_before = total(inv_h, h_qty, P)
     if nl:
-        qty_before += np.bincount(inv_l, l_signed, P)
-    qty_after = qty_before + np.bincount(inv_o, o_signed, P)
-    qty_gross = np.bincount(inv_h, np.abs(h_qty), P) + np.bincount(inv_o, o_qty, P)
+        qty_before += total(inv_l, l_signed, P)
+    qty_after = qty_before + total(inv_o, o_signed, P)
+    qty_gross = total(inv_h, np.abs(h_qty), P) + total(inv_o, o_qty, P)
     if nl:
-        qty_gross += np.bincount(inv_l, l_qty, P)
+        qty_gross += total(inv_l, l_qty, P)
     if (
         np.isnan(fx[sec_currency[pos_sec], base[pos_acct]]).any()
         or np.isnan(
@@ -574,10 +580,10 @@ def prepare(book: Book) -> Prepared:
     with np.errstate(invalid="ignore"):
         l_flow = -l_signed * price[l_sec] * multiplier[l_sec]
         o_flow = -o_signed * price[o_sec] * multiplier[o_sec]
-    local_before = np.bincount(cinv_c, c_amount, K)
+    local_before = total(cinv_c, c_amount, K)
     if nl:
-        local_before += np.bincount(cinv_l, l_flow, K)
-    local_after = local_before + np.bincount(cinv_o, o_flow, K)
+        local_before += total(cinv_l, l_flow, K)
+    local_after = local_before + total(cinv_o, o_flow, K)
     cash_fx = fx[cash_cur, base[cash_acct]]
     cash_before = local_before * cash_fx
     cash_after = local_after * cash_fx
@@ -610,14 +616,19 @@ def prepare(book: Book) -> Prepared:
         cash_before = np.where(bad_cash, 0.0, cash_before)
         cash_after = np.where(bad_cash, 0.0, cash_after)
 
-    cash_total_before = np.bincount(cash_acct, cash_before, A)
-    cash_total_after = np.bincount(cash_acct, cash_after, A)
-    nav_before = np.bincount(pos_acct, mv_before, A) + cash_total_before
-    nav_after = np.bincount(pos_acct, mv_after, A) + cash_total_after
+    cash_total_before = total(cash_acct, cash_before, A)
+    cash_total_after = total(cash_acct, cash_after, A)
     gross = (
-        np.bincount(pos_acct, np.abs(mv_before) + np.abs(mv_after), A)
-        + np.bincount(cash_acct, np.abs(cash_before) + np.abs(cash_after), A)
+        total(pos_acct, np.abs(mv_before) + np.abs(mv_after), A)
+        + total(cash_acct, np.abs(cash_before) + np.abs(cash_after), A)
     ) / 2.0
+    nav_before = total(pos_acct, mv_before, A) + cash_total_before
+    # a NAV that is zero but for rounding (positions and overdrafts that cancel) is zero:
+    # its weights are meaningless, not huge
+    nav_before[np.abs(nav_before) <= 1e-9 * gross] = 0.0
+    # orders at the security's price move value between a position and the cash of its
+    # currency: the NAV after is the NAV before, and one denominator serves both
+    nav_after = nav_before
 
     # realised losses in the wash-sale look-back (the window is cut per rule)
     sales = _Frame(book.sales, "sales")
