@@ -70,7 +70,7 @@ def synthetic_book(
                 ["equity", "fixed_income", "fixed_income", "fund"], dtype=object
             )[kind],
             "government": gov,
-            "adv": np.where(kind == 0, np.round(np.exp(rng.normal(13, 1.5, S))), np.nan),
+            "adv": np.round(np.exp(rng.normal(np.where(kind == 0, 13.0, 10.0), 1.2, S))),
             "shares_outstanding": np.where(
                 kind == 0, np.round(np.exp(rng.normal(18, 1.2, S))), np.nan
             ),
@@ -102,22 +102,25 @@ def synthetic_book(
     holdings = pd.DataFrame(
         {"account": acct_ids[h_acc[keep]], "security": sec_ids[h_sec[keep]], "quantity": qty[keep]}
     )
-    # cash: about 5% of the account, in its base currency and sometimes one or two others
+    # cash: about 6% of the account in its base currency, and most accounts hold some of
+    # the other two currencies (a few are overdrawn in one)
     cash_rows = [
-        pd.DataFrame({"account": acct_ids, "currency": base, "amount": np.round(value * 0.04, 2)})
+        pd.DataFrame({"account": acct_ids, "currency": base, "amount": np.round(value * 0.06, 2)})
     ]
-    for cur in ("EUR", "GBP"):
-        has = rng.random(A) < 0.3
+    for cur in CURRENCIES:
+        has = (base != cur) & (rng.random(A) < 0.8)
         cash_rows.append(
             pd.DataFrame(
                 {
                     "account": acct_ids[has],
                     "currency": cur,
-                    "amount": np.round(value[has] * rng.uniform(-0.002, 0.01, has.sum()), 2),
+                    "amount": np.round(value[has] * rng.uniform(-0.001, 0.04, has.sum()), 2),
                 }
             )
         )
     cash = pd.concat(cash_rows, ignore_index=True)
+
+    held_qty = dict(zip(zip(h_acc[keep], h_sec[keep], strict=True), qty[keep], strict=True))
 
     def orders(n: int, prefix: str) -> pd.DataFrame:
         o_acc = rng.integers(0, A, n)
@@ -130,10 +133,17 @@ def synthetic_book(
             "sell",
             np.where(rng.random(n) < 0.03, "sell_short", "buy"),
         ).astype(object)
-        notional = value[o_acc] * np.exp(rng.normal(np.log(0.01), 0.8, n))
+        # about half a percent of the account per order, some much larger
+        notional = value[o_acc] * np.exp(rng.normal(np.log(0.004), 0.7, n))
         qty = np.maximum(1.0, np.floor(notional * acct_usd_per_base[o_acc] / sec_usd[o_sec]))
+        # a sale rarely exceeds what is held
+        have = np.array([held_qty.get((a, s), 0.0) for a, s in zip(o_acc, o_sec, strict=True)])
+        qty = np.where((side == "sell") & (have > 0), np.minimum(qty, np.ceil(have / 2)), qty)
         px = securities["price"].to_numpy()[o_sec]
-        limit = np.where(rng.random(n) < 0.3, np.round(px * rng.uniform(0.9, 1.1, n), 2), np.nan)
+        off = np.where(
+            rng.random(n) < 0.9, rng.uniform(-0.03, 0.03, n), rng.uniform(-0.08, 0.08, n)
+        )
+        limit = np.where(rng.random(n) < 0.3, np.round(px * (1 + off), 2), np.nan)
         created = AS_OF - pd.to_timedelta(rng.integers(0, 600, n), unit="min")
         return pd.DataFrame(
             {
