@@ -10,6 +10,8 @@ A pure library (pandas and numpy, no Django). The public API:
   ``account_results``, ``accounts``, ``skipped`` frames).
 - :func:`prepare` -- encode a book once (for several checks of the same book).
 - :func:`exposures` -- each account's group weights before and after.
+- :func:`rebalance_restrictions` -- the ``restricted`` rules as the rebalancer's
+  do-not-buy / do-not-sell / do-not-trade lists.
 - :class:`CheckError` (a malformed book) and :class:`RuleError` (a bad rule, naming the
   rule and the parameter).
 
@@ -19,6 +21,7 @@ Run ``python -m compliance.rules CHECK.json`` to check orders kept in a JSON fil
 from .book import Book, CheckError
 from .engine import ORDER_STATUSES, CheckResult, check, exposures
 from .prepared import prepare
+from .restrictions import rebalance_restrictions
 from .rule import GROUP_BY, KINDS, SEVERITIES, SIDES, Kind, RestrictedList, Rule, RuleError
 
 __all__ = [
@@ -37,4 +40,5 @@ __all__ = [
     "check",
     "exposures",
     "prepare",
+    "rebalance_restrictions",
 ]

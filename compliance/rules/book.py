@@ -10,10 +10,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
 __all__ = ["Book", "CheckError"]
+
+# a table: a DataFrame, or a mapping of column name to a list or array
+Table = pd.DataFrame | Mapping[str, Any]
 
 
 class CheckError(ValueError):
@@ -24,6 +28,9 @@ class CheckError(ValueError):
 @dataclass
 class Book:
     """Holdings, cash, market data and orders of the accounts under check.
+
+    Each table is a DataFrame or a mapping of column name to a list or array (the lighter
+    form: a service checking one order builds it from database rows without pandas).
 
     ``securities`` -- one row per security:
         ``security`` (id, required), ``price`` (per unit, in ``currency``; NaN: none, and
@@ -60,19 +67,20 @@ class Book:
         check is counted once.
 
     ``sales`` -- optional realised sales, for ``wash_sale``: ``account``, ``security``,
-        ``date``, ``gain`` (realised gain in base currency, < 0 for a loss).
+        ``date``, ``gain`` (realised gain in base currency, < 0 for a loss). Sales in an
+        account or a security outside the book are ignored.
 
     ``as_of`` -- when the check runs (timezone-aware, or naive UTC); the wash-sale window
         ends on its date; default: now.
     """
 
-    securities: pd.DataFrame
-    accounts: pd.DataFrame
-    holdings: pd.DataFrame | None = None
-    cash: pd.DataFrame | None = None
-    fx: pd.DataFrame | Mapping[str, float] | None = None
-    orders: pd.DataFrame | None = None
-    live_orders: pd.DataFrame | None = None
-    sales: pd.DataFrame | None = None
+    securities: Table
+    accounts: Table
+    holdings: Table | None = None
+    cash: Table | None = None
+    fx: Table | Mapping[str, float] | None = None
+    orders: Table | None = None
+    live_orders: Table | None = None
+    sales: Table | None = None
     as_of: dt.datetime | None = None
     base_currency: str = "USD"

@@ -275,3 +275,25 @@ def test_defaults_of_each_kind():
         "wash_sale",
         "duplicate_order",
     }
+
+
+def test_restricted_lists_feed_the_rebalancer():
+    from compliance.rules import rebalance_restrictions
+    from portfolios.rebalance import Book as RebalanceBook  # the frame it is made for
+
+    securities = {"security": ["AAA", "BBB", "CCC"], "issuer": ["Acme", "Shady Co", "Shady Co"]}
+    lists = [RestrictedList("firm", {"AAA"}, {"Shady Co"}), RestrictedList("acct", {"CCC"})]
+    rules = [
+        Rule("F", "restricted", {"list": "firm"}),
+        Rule("A", "restricted", {"list": "acct", "sides": ["buy", "sell"]}, scope={"ACC2"}),
+        Rule("S", "restricted", {"list": "acct", "sides": ["sell_short"]}),
+        Rule("N", "no_short"),
+    ]
+    frame = rebalance_restrictions(rules, lists, securities)
+    assert frame.values.tolist() == [
+        [None, "AAA", "do_not_buy"],
+        [None, "BBB", "do_not_buy"],
+        [None, "CCC", "do_not_buy"],
+        ["ACC2", "CCC", "do_not_trade"],
+    ]
+    assert "restrictions" in RebalanceBook.__dataclass_fields__
