@@ -138,44 +138,46 @@ def build_groupings(prep: Prepared, names) -> None:
     n = len(uniq)
     before = total(inv, np.concatenate(vb), n)
     after = total(inv, np.concatenate(va), n)
+    K = len(specs)
     bounds = np.searchsorted(uniq, [spec[3] for spec in specs] + [base])
-    # rows of every grouping, decoded, and the per-(grouping, account) segments
+    sizes = np.diff(bounds)
+    # decode every row at once: which grouping, which account, which group
+    kind_all = np.repeat(np.arange(K), sizes)
+    local = uniq - np.repeat([spec[3] for spec in specs], sizes)
+    G_all = np.repeat([spec[2] for spec in specs], sizes)
+    acct_all = local // G_all
+    code_all = local - acct_all * G_all
+    wb = weights(before, prep.nav_before[acct_all])
+    wa = weights(after, prep.nav_after[acct_all])
+    seg = _Segments(kind_all * A + acct_all, K * A)
+    max_after = seg.reduce(np.fmax, wa, 0.0)
+    max_before = seg.reduce(np.fmax, wb, 0.0)
+    # the name of each account's largest group, for every grouping at once
+    label_start = np.cumsum([0] + [len(spec[1]) for spec in specs])
+    all_labels = np.concatenate([np.asarray(spec[1], dtype=object) for spec in specs])
+    first_a, first_row = seg.first(wa == max_after[seg.acct])
+    worst = np.empty(K * A, dtype=object)
+    worst[first_a] = all_labels[label_start[kind_all[first_row]] + code_all[first_row]]
     offset = 0
-    groups = []
-    for j, (name, labels, G, start, idx, n_pos) in enumerate(specs):
+    for j, (name, labels, _, _, idx, n_pos) in enumerate(specs):
         lo, hi = int(bounds[j]), int(bounds[j + 1])
-        local = uniq[lo:hi] - start
-        acct = local // G
-        of_position = np.full(P, -1, dtype=np.int64)
         rows = inv[offset : offset + n_pos] - lo
         if idx is None:
             of_position = rows
         else:
+            of_position = np.full(P, -1, dtype=np.int64)
             of_position[idx] = rows
         offset += n_pos + (len(prep.cash_acct) if name == "currency" else 0)
         g = Grouping(
-            acct=acct,
-            code=local % G,
+            acct=acct_all[lo:hi],
+            code=code_all[lo:hi],
             labels=labels,
             before=before[lo:hi],
             after=after[lo:hi],
             of_position=of_position,
         )
-        groups.append((name, g, lo, hi))
-    acct_all = np.concatenate([g.acct for _, g, _, _ in groups])
-    kind_all = np.repeat(np.arange(len(groups)), [hi - lo for _, _, lo, hi in groups])
-    wb = weights(before, prep.nav_before[acct_all])
-    wa = weights(after, prep.nav_after[acct_all])
-    seg = _Segments(kind_all * A + acct_all, len(groups) * A)
-    max_after = seg.reduce(np.fmax, wa, 0.0)
-    max_before = seg.reduce(np.fmax, wb, 0.0)
-    first_a, first_row = seg.first(wa == max_after[seg.acct])
-    for j, (name, g, lo, hi) in enumerate(groups):
-        worst = _none(A)
-        pick = (first_a >= j * A) & (first_a < (j + 1) * A)
-        worst[first_a[pick] - j * A] = g.labels[g.code[first_row[pick] - lo]]
         if name == "issuer_1940":
-            _voting(prep, g, specs[j][4])
+            _voting(prep, g, idx)
         prep.groupings[name] = g
         prep.groupings[("view", name)] = _View(
             g,
@@ -184,7 +186,7 @@ def build_groupings(prep: Prepared, names) -> None:
             wa[lo:hi],
             max_after[j * A : (j + 1) * A],
             max_before[j * A : (j + 1) * A],
-            worst,
+            worst[j * A : (j + 1) * A],
         )
 
 

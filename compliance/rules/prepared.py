@@ -262,6 +262,11 @@ class _Lookup:
         return self.index.isin(list(wanted))
 
     def codes(self, values: np.ndarray) -> np.ndarray:
+        if len(self.ids) == 1 and len(values) > 8:
+            # one account's book: every row names it (or the book is wrong)
+            hit = values == self.ids[0]
+            if hit.all():
+                return np.zeros(len(values), dtype=np.int64)
         if self.small and len(values) <= self.SMALL:
             get = self.map.get
             return np.fromiter((get(v, -1) for v in values.tolist()), np.int64, len(values))
@@ -418,7 +423,7 @@ def _fx_rate(value, currency) -> float:
 
 def _currency_codes(currencies: dict, values: np.ndarray) -> np.ndarray:
     """Codes of currency names, adding the names not seen yet to ``currencies``."""
-    if len(values) <= 4096:
+    if len(values) <= 64:
         return np.array(
             [currencies.setdefault(c, len(currencies)) for c in values.tolist()], dtype=np.int64
         )
