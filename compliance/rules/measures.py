@@ -1,9 +1,10 @@
 """What each rule kind measures, for every account and order of a check in one pass.
 
-Each ``measure_<kind>`` takes the prepared book, the rule and the mask of accounts the
-rule binds, and returns an :class:`Outcome`: one row per account in scope (the value
-before and after, the worst group, whether a breach is passive) and one row per order
-the rule measured or blamed. Status codes: 0 pass, 1 warn, 2 fail.
+Each ``measure_<kind>`` takes the prepared book, the rule and the mask of the accounts
+the rule binds, and returns an :class:`Outcome`: for an account-level rule, arrays over
+all the accounts (the value after and before, the worst group, whether it breaches and
+whether actively); for every rule, the rows of the orders it measured or blamed. The
+engine keeps the accounts in scope and decides the statuses (0 pass, 1 warn, 2 fail).
 """
 
 from __future__ import annotations
@@ -352,6 +353,7 @@ def measure_max_weight(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> Ou
 
 
 def measure_min_cash(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> Outcome:
+    """Cash in every currency over NAV after; laid on every buy of the account."""
     limit = rule.params["limit"]
     tol = RELATIVE_TOLERANCE * max(limit, 1.0)
     cb = -weights(-prep.cash_total_before, prep.nav_before)
@@ -580,12 +582,14 @@ def measure_restricted(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> Ou
 
 
 def measure_max_order_notional(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> Outcome:
+    """Each order's quantity x price x multiplier x FX, in its account's base currency."""
     o = np.flatnonzero(scope[prep.ord_acct])
     value = prep.ord_qty[o] * np.abs(prep.unit_value[prep.ord_pos[o]])
     return _per_order(prep, rule, scope, o, value, _exceeds(value, rule.params["limit"]))
 
 
 def measure_max_adv_pct(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> Outcome:
+    """Each order's quantity over its security's average daily volume."""
     o = np.flatnonzero(scope[prep.ord_acct])
     adv = prep.adv[prep.ord_sec[o]]
     known = adv > 0
@@ -595,6 +599,7 @@ def measure_max_adv_pct(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> O
 
 
 def measure_price_collar(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> Outcome:
+    """Each limit order's distance from the security's price, |limit / price - 1|."""
     o = np.flatnonzero(scope[prep.ord_acct] & np.isfinite(prep.ord_limit))
     price = prep.price[prep.ord_sec[o]]
     value = np.where(
@@ -604,6 +609,8 @@ def measure_price_collar(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> 
 
 
 def measure_wash_sale(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> Outcome:
+    """Each buy: days since the latest sale at a loss of the same security in the same
+    account, if it falls within ``days`` before the check's date (inclusive)."""
     days = rule.params["days"]
     today = as_of_day(prep)
     o = np.flatnonzero(scope[prep.ord_acct] & (prep.ord_side == BUY))
@@ -628,6 +635,8 @@ def measure_wash_sale(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> Out
 
 
 def measure_duplicate_order(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> Outcome:
+    """Each order: minutes to the nearest other order (under check or live) of the same
+    account, security and side; a duplicate when within ``minutes`` (inclusive)."""
     minutes = rule.params["minutes"]
     S = len(prep.sec_ids)
     n_orders = len(prep.ord_acct)
