@@ -40,13 +40,22 @@ _BY_RANK = np.array(["approved", "approved", "needs_override", "rejected"], dtyp
 class Table:
     """Columns of equal length as numpy arrays; a frame or records are made on demand."""
 
-    def __init__(self, columns: dict[str, np.ndarray], ids: tuple[str, ...] = ()):
-        self.columns = columns
+    def __init__(self, columns: dict, ids: tuple[str, ...] = ()):
+        # a column may be a function that makes it: built only when asked for
+        self._columns = columns
         self.ids = ids
         self._frame: pd.DataFrame | None = None
 
+    @property
+    def columns(self) -> dict[str, np.ndarray]:
+        for name, value in self._columns.items():
+            if callable(value):
+                self._columns[name] = value()
+        return self._columns
+
     def __len__(self) -> int:
-        return len(next(iter(self.columns.values()))) if self.columns else 0
+        first = next(iter(self._columns.values()), None)
+        return 0 if first is None else len(first() if callable(first) else first)
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.columns[name]
@@ -236,8 +245,9 @@ def _result(prep: Prepared, outcomes: list[tuple[Rule, Outcome]], valued) -> Che
             "order": prep.ord_ids,
             "account": acc_ids[prep.ord_acct],
             "status": status,
-            "failed": _tuples(n_orders, o_idx, o_rule, o_status == FAIL),
-            "warned": _tuples(n_orders, o_idx, o_rule, o_status == WARN),
+            # tuples of rule ids are Python objects, one per order: made on demand
+            "failed": lambda: _tuples(n_orders, o_idx, o_rule, o_status == FAIL),
+            "warned": lambda: _tuples(n_orders, o_idx, o_rule, o_status == WARN),
         },
         ("order", "account", "failed", "warned"),
     )

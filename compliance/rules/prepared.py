@@ -22,6 +22,7 @@ __all__ = ["ATTRIBUTES", "SIDE_SIGN", "Grouping", "Prepared", "prepare", "total"
 
 ATTRIBUTES = ("issuer", "sector", "country", "asset_class")
 _SIDE_CODE = {side: i for i, side in enumerate(SIDES)}
+_SIDE_INDEX = pd.Index(SIDES)
 # buy and buy_to_cover add quantity and take cash; sell and sell_short the opposite
 SIDE_SIGN = np.array([1.0, -1.0, -1.0, 1.0])
 NS_PER_MINUTE = 60_000_000_000
@@ -359,7 +360,10 @@ def _orders(data, what: str, accounts: _Lookup, securities: _Lookup, as_of: pd.T
             f"{what}: order {ids[i]} names unknown security {frame.get('security')[i]}"
         )
     side_raw = frame.get("side")
-    side = np.fromiter((_SIDE_CODE.get(x, -1) for x in side_raw.tolist()), np.int64, n)
+    if n <= 64:
+        side = np.fromiter((_SIDE_CODE.get(x, -1) for x in side_raw.tolist()), np.int64, n)
+    else:
+        side = _SIDE_INDEX.get_indexer(side_raw)
     if (side < 0).any():
         i = int(np.flatnonzero(side < 0)[0])
         raise CheckError(
@@ -526,10 +530,7 @@ def prepare(book: Book) -> Prepared:
     live = book.live_orders
     live_frame = _Frame(live, "live_orders")
     if live_frame.n and len(o_ids) and "order" in live_frame:
-        under_check = set(o_ids.tolist())
-        keep = np.fromiter(
-            (x not in under_check for x in live_frame.get("order").tolist()), bool, live_frame.n
-        )
+        keep = ~pd.Index(live_frame.get("order")).isin(o_ids)
         if not keep.all():
             live = {c: live_frame.get(c)[keep] for c in live_frame.columns}
     _, l_acct, l_sec, l_side, l_qty, _, l_created = _orders(
