@@ -636,7 +636,8 @@ class SimulatedBroker(Application):
         if known is not None:
             if get(97) == "Y" or get(43) == "Y":
                 # F.1.b: "may have been sent before": it was; confirm its state
-                self._exec(session, known, ExecType.ORDER_STATUS, cl_ord_id=cl_ord_id)
+                # (as the order is now: replaced, it names the ClOrdIDs it has now)
+                self._exec(session, known, ExecType.ORDER_STATUS)
             else:
                 # F.1.b: the second order is rejected, with the first one's state
                 self._exec(
