@@ -49,11 +49,17 @@ async def _process(*argv: str) -> tuple[asyncio.subprocess.Process, int]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    line = await asyncio.wait_for(proc.stdout.readline(), 30)
-    m = re.search(rb"ready on 127\.0\.0\.1:(\d+)", line)
-    if m is None:
-        err = await proc.stderr.read()
-        raise AssertionError(f"{argv} did not start: {line!r} {err[-2000:]!r}")
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        m = re.search(rb"ready on 127\.0\.0\.1:(\d+)", line)
+        if m is None:
+            err = await proc.stderr.read()
+            raise AssertionError(f"{argv} did not start: {line!r} {err[-2000:]!r}")
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
     return proc, int(m.group(1))
 
 

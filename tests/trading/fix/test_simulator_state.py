@@ -178,9 +178,14 @@ async def _start(state: Path, prices: Path) -> tuple[asyncio.subprocess.Process,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    line = await asyncio.wait_for(proc.stdout.readline(), 30)
-    m = re.search(rb"ready on 127\.0\.0\.1:(\d+)", line)
-    assert m, (line, await proc.stderr.read())
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        m = re.search(rb"ready on 127\.0\.0\.1:(\d+)", line)
+        assert m, (line, await proc.stderr.read())
+    except BaseException:
+        proc.kill()
+        await proc.wait()
+        raise
     return proc, int(m.group(1))
 
 
@@ -229,18 +234,25 @@ def test_killed_with_sigkill_mid_flow_and_restarted_it_knows_its_book(tmp_path):
 
     async def go():
         proc, port = await _start(state, prices)
-        ini, client = await _client(port)
-        s = ini.session
-        client.send(s, order("REST", 100, "95"))
-        client.send(s, order("CXL", 100, "96"))
-        await _until(lambda: len(client.reports) >= 2, "two acks")
-        client.send(s, OrderCancelRequest(orig_cl_ord_id="CXL", cl_ord_id="CXL-C", symbol="IBM"))
-        await _until(lambda: _is("CXL", client, ord_status="4"), "the cancel")
-        client.send(s, order("MKT", 400))  # 100 every 400 ms
-        await _until(lambda: _is("MKT", client, ord_status="1"), "a first fill")
-        proc.send_signal(signal.SIGKILL)  # mid-flow: 300 still to fill
-        await proc.wait()
-        await ini.stop()
+        try:
+            ini, client = await _client(port)
+            s = ini.session
+            client.send(s, order("REST", 100, "95"))
+            client.send(s, order("CXL", 100, "96"))
+            await _until(lambda: len(client.reports) >= 2, "two acks")
+            client.send(
+                s, OrderCancelRequest(orig_cl_ord_id="CXL", cl_ord_id="CXL-C", symbol="IBM")
+            )
+            await _until(lambda: _is("CXL", client, ord_status="4"), "the cancel")
+            client.send(s, order("MKT", 400))  # 100 every 400 ms
+            await _until(lambda: _is("MKT", client, ord_status="1"), "a first fill")
+            proc.send_signal(signal.SIGKILL)  # mid-flow: 300 still to fill
+            await proc.wait()
+            await ini.stop()
+        finally:
+            if proc.returncode is None:  # the test failed before the kill
+                proc.kill()
+                await proc.wait()
         seen_mkt = _last(client, "MKT").cum_qty
         assert seen_mkt < 400
         seen_exec_ids = {r.exec_id for r in client.reports}
