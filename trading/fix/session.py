@@ -189,11 +189,6 @@ _REJECT_TEXT_REASONS = frozenset(
 )
 
 
-def _is_seq_num(value: str) -> bool:
-    """A MsgSeqNum as QuickFIX reads one: ASCII digits only (no sign, not empty)."""
-    return value.isdigit() and value.isascii()
-
-
 class Session:
     def __init__(
         self,
@@ -336,10 +331,9 @@ class Session:
         mt = msg.msg_type
         try:
             idx = msg._index()
-            for tag in (49, 56):
-                if tag not in idx:
-                    self._comp_id_missing(msg, tag)
-                    return
+            if 49 not in idx or 56 not in idx:
+                self._comp_id_missing(msg, 49 if 49 not in idx else 56)
+                return
             if msg.begin_string != self.sid.begin_string:
                 self._unsupported_version(msg)
                 return
@@ -350,7 +344,8 @@ class Session:
                     self.disconnect("First message is not a Logon")
                 return
             seq_s = idx.get(34)
-            if seq_s is None or not _is_seq_num(seq_s):
+            # a MsgSeqNum as QuickFIX reads one: ASCII digits only (no sign, not empty)
+            if seq_s is None or not seq_s.isdigit() or not seq_s.isascii():
                 # QuickFIX rejects this only on a SequenceReset (a missing or
                 # empty MsgSeqNum); on anything else, or a MsgSeqNum that is not
                 # a number, it closes the connection without a word.

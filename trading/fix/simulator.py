@@ -180,7 +180,7 @@ _ENDED_UNFILLED = frozenset(
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class Pending:
     """A cancel or cancel/replace request accepted but not yet carried out."""
 
@@ -194,7 +194,7 @@ class Pending:
     tif: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Order:
     order_id: str
     cl_ord_id: str
@@ -221,7 +221,7 @@ class Order:
     def leaves(self) -> Decimal:
         if self.status in _ENDED_UNFILLED:
             return Decimal(0)
-        return max(Decimal(0), self.qty - self.cum_qty)
+        return self.qty - self.cum_qty  # never negative: a replace keeps qty >= cum_qty
 
     @property
     def avg_px(self) -> Decimal:
@@ -324,9 +324,10 @@ class Book:
 
     def add(self, o: Order) -> None:
         if not o.cl_ord_ids:
-            o.cl_ord_ids.append(o.cl_ord_id)
+            o.cl_ord_ids = [o.cl_ord_id]
+        by_cl = self.by_cl
         for cl in o.cl_ord_ids:
-            self.by_cl[cl] = o
+            by_cl[cl] = o
         self.by_id[o.order_id] = o
 
     def use(self, o: Order, cl_ord_id: str) -> None:
@@ -446,10 +447,10 @@ class SimulatedBroker(Application):
         self.book_file.compact(self._stored)
 
     def _persist(self, session: Session, o: Order) -> None:
-        o.updated_at = self.clock.utcnow()
         bf = self.book_file
         if bf is None:
             return
+        o.updated_at = self.clock.utcnow()
         bf.save(str(session.sid), o.to_record())
         if bf.needs_compaction(sum(len(b.by_id) for b in self.books.values())):
             self._compact()
@@ -519,7 +520,8 @@ class SimulatedBroker(Application):
         exec_id = f"E{self._run}-{next(self._exec_ids)}"
         if exec_type == ExecType.TRADE:
             o.fills.append((exec_id, extra["last_qty"], extra["last_px"]))
-        self._persist(session, o)
+        if self.book_file is not None:
+            self._persist(session, o)
         if (
             begin > "FIX.4.2"
             and exec_type in _FAST_EXEC_TYPES
@@ -662,6 +664,7 @@ class SimulatedBroker(Application):
             tif=get(59) or TimeInForce.DAY,
             account=get(1) or None,
             fills_left=max(1, self.config.partial_fills),
+            cl_ord_ids=[cl_ord_id],
         )
         reason = None
         if o.qty <= 0:
@@ -677,7 +680,7 @@ class SimulatedBroker(Application):
             o.status = OrdStatus.REJECTED
             self._exec(session, o, ExecType.REJECTED, ord_rej_reason=reason, text=text)
             return
-        if o.tif == TimeInForce.DAY:
+        if o.tif == TimeInForce.DAY and self.config.session_end is not None:
             o.expires_at = self._next_close(self.clock.utcnow())
         self._exec(session, o, ExecType.NEW)
         self._try_fill(session, o)
