@@ -368,7 +368,8 @@ class SimulatedBroker(Application):
       ClOrdID as OrigClOrdID (D.2.b), CxlRejResponseTo 1 or 2;
     * a NewOrderSingle whose ClOrdID is known is answered with the order's
       status if it is flagged PossResend or PossDup, otherwise rejected as a
-      duplicate with the existing order's state (F.1.b);
+      duplicate with the existing order's state (F.1.b); a cancel or replace
+      request resent so flagged under the ClOrdID it was taken with, likewise;
     * nothing is filled once an order is reported canceled, expired, done for
       day or rejected; DAY orders expire at the close (``session_end`` in
       ``session_tz``), ExecType/OrdStatus C.
@@ -759,11 +760,19 @@ class SimulatedBroker(Application):
         # 0-3, of which "Broker option" (2) is the one that fits
         return 6 if session.sid.begin_string > "FIX.4.2" else 2
 
-    def _refuse(self, session: Session, req, o: Order | None, response_to: str) -> bool:
-        """The checks a cancel and a replace share; True if refused."""
+    def _refuse(
+        self, session: Session, msg: Message, req, o: Order | None, response_to: str
+    ) -> bool:
+        """The checks a cancel and a replace share; True if refused (or, for a
+        request resent that was already taken, answered with the order's status)."""
         book = self.books[session.sid]
         if o is None:
             self._cancel_reject(session, req, None, response_to, 1, "Unknown order")
+        elif book.by_cl.get(req.cl_ord_id) is o and (msg.get(97) == "Y" or msg.get(43) == "Y"):
+            # the same request again, flagged as possibly sent before: it was
+            # taken (and maybe carried out), so the answer is where the order is
+            # now, not a reject a peer would take for the request's fate
+            self._exec(session, o, ExecType.ORDER_STATUS)
         elif req.cl_ord_id in book.by_cl:
             reason = self._duplicate_reason(session)
             self._cancel_reject(session, req, o, response_to, reason, "Duplicate ClOrdID")
@@ -807,7 +816,7 @@ class SimulatedBroker(Application):
     def _cancel(self, msg: Message, session: Session) -> None:
         req = OrderCancelRequest.parse(msg)
         o = self.books[session.sid].find(req.orig_cl_ord_id, req.order_id)
-        if self._refuse(session, req, o, "1"):
+        if self._refuse(session, msg, req, o, "1"):
             return
         assert o is not None
         if o.status == OrdStatus.FILLED:  # B.1.c: nothing left to cancel
@@ -827,7 +836,7 @@ class SimulatedBroker(Application):
     def _replace(self, msg: Message, session: Session) -> None:
         req = OrderCancelReplaceRequest.parse(msg)
         o = self.books[session.sid].find(req.orig_cl_ord_id, req.order_id)
-        if self._refuse(session, req, o, "2"):
+        if self._refuse(session, msg, req, o, "2"):
             return
         assert o is not None
         if req.order_qty is None or req.order_qty <= 0:

@@ -428,6 +428,30 @@ def test_a_session_level_resend_of_a_known_order_gets_its_status_too():
     assert row(st) == ("I", "2", 100, 100, 0)
 
 
+def test_a_cancel_resent_after_it_was_taken_gets_the_orders_status_not_a_reject():
+    """The peer lost the Canceled report (say the broker died before sending
+    it) and resends the request with PossDup=Y: the answer is the order's
+    state (canceled), not "duplicate ClOrdID", which it would take to mean
+    the cancel failed. The same for a PossResend replace."""
+    b, s, t, peer, _ = broker()
+    b.set_price("IBM", Decimal("101"))
+    send(peer, limit("X"))
+    send(peer, limit("W"))
+    send(peer, cancel("Y", "X"))
+    send(peer, replace("V", "W", 500))
+    t.take()
+    m = cancel("Y", "X").to_message("FIX.4.4")
+    peer.send("F", m.body, header=[(43, "Y"), (122, "20260105-13:59:59.000")])
+    m = replace("V", "W", 500).to_message("FIX.4.4")
+    peer.send("G", m.body, header=[(97, "Y")])
+    st_x, st_w = reports(t)
+    assert (st_x.exec_type, st_x.ord_status, st_x.cl_ord_id) == ("I", "4", "Y")
+    assert (st_w.exec_type, st_w.ord_status, st_w.order_qty, st_w.cl_ord_id) == ("I", "0", 500, "V")
+    send(peer, cancel("V", "X"))  # not resent: V names another order, a duplicate
+    (rej,) = reports(t)
+    assert isinstance(rej, OrderCancelReject) and rej.cxl_rej_reason == 6
+
+
 # ------------------------------------------------------------ status, 4.2
 
 
