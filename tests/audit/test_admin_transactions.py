@@ -72,3 +72,36 @@ def test_an_admin_change_still_writes_under_the_lock_with_its_event(
     assert chain_locks, "the change was written without the chain's lock"
     event = AuditEvent.objects.get(kind="security.changed")
     assert (event.before["name"], event.after["name"]) == ("AAA Corp", "AAA Holdings")
+
+
+def test_a_staff_user_changing_their_own_password_in_the_admin_is_audited(ops, client):
+    ops.is_staff = True
+    ops.save(update_fields=["is_staff"])
+    client.force_login(ops)
+    response = client.post(
+        "/admin/password_change/",
+        {
+            "old_password": "pw-ops",
+            "new_password1": "a-new-Secret-42",
+            "new_password2": "a-new-Secret-42",
+        },
+    )
+    assert response.status_code == 302, response.content[:2000]
+    ops.refresh_from_db()
+    assert ops.check_password("a-new-Secret-42")
+    event = AuditEvent.objects.get(kind="user.changed", object_id=str(ops.pk))
+    assert event.actor_name == "ops"
+    assert event.before["password_set_at"] != event.after["password_set_at"]
+    assert "a-new-Secret-42" not in str(event.after) + str(event.before)
+
+
+def test_a_refused_password_change_in_the_admin_records_nothing(ops, client):
+    ops.is_staff = True
+    ops.save(update_fields=["is_staff"])
+    client.force_login(ops)
+    response = client.post(
+        "/admin/password_change/",
+        {"old_password": "wrong", "new_password1": "x-Secret-42", "new_password2": "x-Secret-42"},
+    )
+    assert response.status_code == 200
+    assert not AuditEvent.objects.filter(object_id=str(ops.pk)).exists()
