@@ -1,18 +1,35 @@
 """The project's URLs: each app's pages and API resources, included by name."""
 
+from importlib import import_module
+
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import APIRootView
 
 from . import views
 
 # Version 1 of the REST API: every app's resources under one "api" namespace.
-api_v1 = [
-    path("", include("portfolios.api.urls")),
-    path("", include("orchestration.api.urls")),
-    path("", include("trading.api.urls")),
-    path("", include("compliance.api.urls")),
+API_URLCONFS = (
+    "portfolios.api.urls",
+    "orchestration.api.urls",
+    "trading.api.urls",
+    "compliance.api.urls",
+)
+
+
+def _api_root():
+    """GET /api/v1/: the list of resources, as the single router of before answered."""
+    resources: dict[str, str] = {}
+    for urlconf in API_URLCONFS:
+        for prefix, _viewset, basename in import_module(urlconf).router.registry:
+            resources.setdefault(prefix, f"{basename}-list")
+    return APIRootView.as_view(api_root_dict=resources)
+
+
+api_v1 = [path("", _api_root(), name="api-root")] + [
+    path("", include(urlconf)) for urlconf in API_URLCONFS
 ]
 
 urlpatterns = [

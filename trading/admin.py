@@ -72,6 +72,26 @@ class FixSessionAdmin(AuditedModelAdmin):
         "last_error",
     ]
 
+    def _settings(self) -> list:
+        return [
+            f
+            for f in FixSession._meta.concrete_fields
+            if not f.primary_key and f.name not in self.readonly_fields
+        ]
+
+    def save_model(self, request, obj, form, change):
+        # Only the settings: a full save would write back the sequence numbers and
+        # status read when the page was posted, over what the running gateway wrote
+        # since.
+        if change:
+            obj.save(update_fields=[f.name for f in self._settings()])
+        else:
+            super().save_model(request, obj, form, change)
+
+    def audit_snapshot(self, obj) -> dict:
+        # The gateway's columns change under the admin: they are not its change.
+        return {f.name: f.value_from_object(obj) for f in self._settings()}
+
 
 class _RawMessageAdmin(ReadOnlyModelAdmin):
     """A stored FIX message, shown with | for SOH."""

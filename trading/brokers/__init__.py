@@ -3,7 +3,7 @@
 An adapter implements `BrokerAdapter` (send, cancel, replace, status). It never
 writes to the database: every report it receives is handed to the report sink
 it was built with, which in the application is the execution service
-(`trading.services.execution_apply`). See docs/architecture.md, "Brokers".
+(`trading.services.executions.execution_apply`). See docs/architecture.md, "Brokers".
 """
 
 from .base import BrokerAdapter, ExecutionReport, ReportSink, RouteTicket

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from django.conf import settings
-
 from .base import BrokerAdapter, ReportSink
 
 
 def adapter_for(broker, sink: ReportSink) -> BrokerAdapter:
+    # Django is imported here, not at the top: this module is loaded with the
+    # `trading.brokers` package, and so with its pure modules (base, fixmap,
+    # simulated), which must import without Django.
+    from django.conf import settings
+
     from trading.models import Broker
     from trading.selectors import latest_price_by_ticker
 

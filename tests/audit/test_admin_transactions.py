@@ -1,0 +1,107 @@
+"""The audited admin takes the audit chain's lock only to write.
+
+`audited_transaction` takes the chain's lock first, and every audited write of the
+system (an order, a fill from the gateway, an allocation) waits for it. An admin
+page that only shows rows (a list, a change form, a delete confirmation) must not
+hold it while it counts and renders: on PostgreSQL that stalls every audited
+write for as long as the page takes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from audit import services as audit_services
+from audit.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(ops, client):
+    ops.is_superuser = True
+    ops.is_staff = True
+    ops.save(update_fields=["is_superuser", "is_staff"])
+    client.force_login(ops)
+    return client
+
+
+@pytest.fixture
+def chain_locks(monkeypatch):
+    calls: list[int] = []
+    monkeypatch.setattr(audit_services, "_lock_chain", lambda: calls.append(1))
+    return calls
+
+
+def _pages(book, trader) -> list[str]:
+    security = book["securities"]["AAA"]
+    model = book["model"]
+    return [
+        "/admin/portfolios/security/",
+        "/admin/portfolios/security/add/",
+        f"/admin/portfolios/security/{security.pk}/change/",
+        f"/admin/portfolios/security/{security.pk}/delete/",
+        f"/admin/portfolios/modelportfolio/{model.pk}/change/",
+        "/admin/auth/user/",
+        f"/admin/auth/user/{trader.pk}/change/",
+        f"/admin/auth/user/{trader.pk}/password/",
+        "/admin/authtoken/tokenproxy/",
+    ]
+
+
+def test_admin_pages_that_only_show_take_no_audit_lock(admin_client, book, trader, chain_locks):
+    for url in _pages(book, trader):
+        response = admin_client.get(url)
+        assert response.status_code == 200, url
+        assert chain_locks == [], f"GET {url} took the audit chain's lock"
+
+
+def test_an_admin_change_still_writes_under_the_lock_with_its_event(
+    admin_client, book, chain_locks
+):
+    security = book["securities"]["AAA"]
+    page = admin_client.get(f"/admin/portfolios/security/{security.pk}/change/")
+    data = {
+        name: value
+        for name, value in page.context["adminform"].form.initial.items()
+        if value is not None
+    }
+    data["name"] = "AAA Holdings"
+    response = admin_client.post(f"/admin/portfolios/security/{security.pk}/change/", data)
+    assert response.status_code == 302, response.content[:2000]
+    assert chain_locks, "the change was written without the chain's lock"
+    event = AuditEvent.objects.get(kind="security.changed")
+    assert (event.before["name"], event.after["name"]) == ("AAA Corp", "AAA Holdings")
+
+
+def test_a_staff_user_changing_their_own_password_in_the_admin_is_audited(ops, client):
+    ops.is_staff = True
+    ops.save(update_fields=["is_staff"])
+    client.force_login(ops)
+    response = client.post(
+        "/admin/password_change/",
+        {
+            "old_password": "pw-ops",
+            "new_password1": "a-new-Secret-42",
+            "new_password2": "a-new-Secret-42",
+        },
+    )
+    assert response.status_code == 302, response.content[:2000]
+    ops.refresh_from_db()
+    assert ops.check_password("a-new-Secret-42")
+    event = AuditEvent.objects.get(kind="user.changed", object_id=str(ops.pk))
+    assert event.actor_name == "ops"
+    assert event.before["password_set_at"] != event.after["password_set_at"]
+    assert "a-new-Secret-42" not in str(event.after) + str(event.before)
+
+
+def test_a_refused_password_change_in_the_admin_records_nothing(ops, client):
+    ops.is_staff = True
+    ops.save(update_fields=["is_staff"])
+    client.force_login(ops)
+    response = client.post(
+        "/admin/password_change/",
+        {"old_password": "wrong", "new_password1": "x-Secret-42", "new_password2": "x-Secret-42"},
+    )
+    assert response.status_code == 200
+    assert not AuditEvent.objects.filter(object_id=str(ops.pk)).exists()
