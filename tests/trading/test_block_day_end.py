@@ -133,3 +133,22 @@ def test_the_block_page_and_the_api_end_a_block_for_the_day(pm, trader, book, ea
     again = client.post(f"/api/v1/blocks/{block.pk}/done-for-day/", {}, format="json")
     assert again.status_code == 409
     assert "done for day" in again.json()["detail"] or "allocated" in again.json()["detail"]
+
+
+def test_a_day_route_whose_send_was_lost_yesterday_is_not_sent_today(
+    pm, trader, book, eager_celery
+):
+    """Beat re-sends routes whose send task was lost; a day route created on an
+    earlier trading day must not go out: it is rejected and its quantity freed."""
+    from datetime import timedelta
+
+    block = _released_block(pm, book)
+    route = route_services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
+    Route.objects.filter(pk=route.pk).update(created_at=timezone.now() - timedelta(days=1))
+    route_services.route_send(route.pk)
+    route.refresh_from_db()
+    block.refresh_from_db()
+    assert route.sent_at is None or route.status == Route.Status.REJECTED
+    assert route.status == Route.Status.REJECTED
+    assert "earlier trading day" in route.text
+    assert block.routed_quantity == 0 and block.status == Block.Status.OPEN

@@ -25,6 +25,7 @@ from trading import locks
 from trading.brokers import RouteTicket, adapter_for
 from trading.models import Block, Broker, Route
 
+from . import trading_day
 from .blocks import block_follow_routes, orders_follow_block
 from .executions import apply_in_order
 
@@ -283,6 +284,13 @@ def route_send(route_id: int) -> None:
     """
     route = Route.objects.select_related("broker", "block__security").filter(pk=route_id).first()
     if route is None:
+        return
+    if route.sent_at is None and trading_day.day_order_over(
+        time_in_force=route.time_in_force, entered_at=route.created_at, now=timezone.now()
+    ):
+        # its send was lost and its trading day is over: yesterday's day order never
+        # goes out today
+        route_not_sent(route_id, "a day order of an earlier trading day is not sent")
         return
     try:
         adapter = adapter_for(route.broker, apply_in_order)
