@@ -18,7 +18,7 @@ from oms.roles import Action
 from oms.state import TransitionError
 from oms.views import action_required, add_service_errors, paginate
 from portfolios import selectors
-from portfolios.models import Portfolio, RebalanceRun
+from portfolios.models import RebalanceRun
 from trading.models import Order
 
 from . import services
@@ -42,7 +42,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
 @action_required(Action.REBALANCE_RUN)
 def run_create(request: HttpRequest) -> HttpResponse:
     """Choose accounts and parameters; the run computes its proposed orders."""
-    mine = Portfolio.objects.filter(manager=request.user, is_active=True).select_related("model")
+    mine = selectors.portfolios_for_action(request.user, Action.REBALANCE_RUN)
     if request.method == "POST":
         form = RebalanceForm(request.POST, portfolios=mine)
         if form.is_valid():

@@ -11,7 +11,7 @@ from django.db.models import Exists, FloatField, OuterRef, Q, QuerySet
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from oms.roles import Action, sees_all_accounts
+from oms.roles import Action, can, sees_all_accounts
 
 from .models import (
     CashBalance,
@@ -30,6 +30,18 @@ from .rebalance import Book
 def portfolios_visible_to(user) -> QuerySet[Portfolio]:
     qs = Portfolio.objects.select_related("manager", "model")
     if sees_all_accounts(user, Action.PORTFOLIO_VIEW):
+        return qs
+    return qs.filter(manager=user)
+
+
+def portfolios_for_action(user, action) -> QuerySet[Portfolio]:
+    """The active accounts on which the user may take `action` (the queryset form
+    of `oms.roles.may_act_for`): the ones they manage, or all of them for a role
+    whose grant reaches every account."""
+    qs = Portfolio.objects.filter(is_active=True).select_related("model")
+    if not can(user, action):
+        return qs.none()
+    if sees_all_accounts(user, action):
         return qs
     return qs.filter(manager=user)
 

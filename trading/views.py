@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 from oms.roles import Action, can, may_act_for
 from oms.state import TransitionError
 from oms.views import action_required, add_service_errors, paginate, partial_or_page
-from portfolios.models import Portfolio
+from portfolios.selectors import portfolios_for_action
 
 from . import selectors
 from .filters import BlockFilter, OrderFilter
@@ -90,7 +90,7 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @action_required(Action.ORDER_CREATE)
 def order_create(request: HttpRequest) -> HttpResponse:
     """A manual order: it starts as a draft, to approve and release like any other."""
-    mine = Portfolio.objects.filter(manager=request.user, is_active=True)
+    mine = portfolios_for_action(request.user, Action.ORDER_CREATE)
     if request.method == "POST":
         form = OrderForm(request.POST, portfolios=mine)
         if form.is_valid():
