@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from django.db import connection, transaction
-from django.db.models import Count, Min
+from django.db.models import Count, Max, Min
 
 from .chain import (
     StoredEvent,
@@ -259,6 +259,13 @@ def _walk(report: ChainReport, heads: dict[int, list[Checkpoint]]) -> None:
         previous, expected, last = stored_hash, position + 1, position
         report.checked += 1
         report.head_position, report.head_event_id = position, event_id
+    # The walk joins each seal to its event: seals past the last event it saw lost theirs.
+    sealed = AuditSeal.objects.aggregate(last=Max("position"))["last"] or 0
+    if sealed > last:
+        report.add(
+            f"Positions {last + 1}–{sealed} are missing from the chain: their events were deleted",
+            last + 1,
+        )
     if last:
         report.head_sealed_at = AuditSeal.objects.values_list("sealed_at", flat=True).get(
             position=last

@@ -205,6 +205,19 @@ def test_verification_names_a_deleted_event_and_a_changed_seal(pm):
     ]
 
 
+def test_verification_names_the_newest_events_deleted_without_their_seals(pm):
+    record(pm, 4)
+    seal_all()
+    with past_the_trigger() as cursor:
+        for pk in event_ids()[2:]:
+            cursor.execute("DELETE FROM compliance_auditevent WHERE id = %s", [pk])
+    report = verify_audit_chain()
+    assert report.checked == 2
+    assert findings(report) == [
+        "Positions 3–4 are missing from the chain: their events were deleted"
+    ]
+
+
 def test_verification_names_an_event_inserted_into_the_chain(pm):
     record(pm, 4)
     seal_all()
