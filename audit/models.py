@@ -54,8 +54,17 @@ class AuditEvent(AppendOnlyModel):
     """
 
     occurred_at = models.DateTimeField(db_index=True)
+    # No foreign key in the database: every audited write would otherwise lock its
+    # actor's row (FOR KEY SHARE) to check it, and a busy integration user's row would
+    # churn through shared locks. The ORM still protects users with events; the event
+    # names its actor in actor_name anyway.
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
     )
     actor_name = models.CharField(
         max_length=150, help_text="Username, or 'system' for automated steps"

@@ -172,11 +172,12 @@ def _horizon() -> int:
 def audit_seal(*, batch_size: int = SEAL_BATCH) -> int:
     """Chain the committed events that have no seal yet; return how many were sealed.
 
-    Events are chained in the order of this round's reading (by id), after every
-    event sealed before. An event whose transaction took a lower id but committed
-    after later ones is not skipped: it is sealed by the first round that sees it,
-    found by the horizon (`sealer_window`) rather than by its id. Idempotent and safe
-    to run from several processes at once.
+    Events are chained after every event sealed before, in the order this round
+    reads them (`sealer_order`: by transaction, then as appended). An event whose
+    transaction took a lower id but committed after later ones is not skipped: the
+    round finds what awaits its seal by the horizon (`sealer_window`), the oldest
+    transaction still running when the last round looked, not by id, so it is sealed
+    by the first round after its commit. Idempotent; a second sealer skips its round.
     """
     with transaction.atomic():
         if not _claim_sealing():
@@ -188,7 +189,11 @@ def audit_seal(*, batch_size: int = SEAL_BATCH) -> int:
         )
         position, previous, since = head or (0, GENESIS_HASH, 0)
         # Read before the events: whatever ended before this mark is visible to the read.
-        horizon = max(_horizon(), since)
+        horizon = _horizon()
+        if horizon < since:
+            # The transaction counter went back (the database was restored into another
+            # cluster): new events sit below the old mark, so look at every event once.
+            since = 0
         events = AuditEvent.objects.filter(sealer_window(since), seal__isnull=True)
         order = sealer_order()
         rows = list(events.order_by(*order).values_list(*order, StoredEvent())[:batch_size])

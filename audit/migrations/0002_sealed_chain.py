@@ -8,6 +8,7 @@ UPDATE, DELETE and TRUNCATE on the events, their seals and the checkpoints.
 """
 
 import django.db.models.deletion
+from django.conf import settings
 from django.db import migrations, models
 
 TABLES = ("compliance_auditevent", "audit_auditseal", "audit_auditcheckpoint")
@@ -85,11 +86,25 @@ def _drop_append_only_sql() -> str:
 
 class Migration(migrations.Migration):
     dependencies = [
+        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
         ("audit", "0001_initial"),
     ]
 
     operations = [
         migrations.RunPython(_on_postgresql(OLD_TRIGGER), _on_postgresql(OLD_TRIGGER_BACK)),
+        # No foreign key checks (and row locks) on users from every audited write.
+        migrations.AlterField(
+            model_name="auditevent",
+            name="actor",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
+        ),
         migrations.CreateModel(
             name="AuditCheckpoint",
             fields=[
