@@ -44,9 +44,13 @@ class Command(BaseCommand):
             else "no event sealed yet"
         )
         if report.ok:
+            chain = (
+                f"{report.checked} events in the chain, intact up to {head}"
+                if report.checked
+                else "no event sealed yet"
+            )
             self.stdout.write(
-                f"OK: {report.checked} events in the chain, intact up to {head}; "
-                f"{report.awaiting} awaiting their seal; "
+                f"OK: {chain}; {report.awaiting} awaiting their seal; "
                 f"{report.checkpoints_checked} checkpoint(s) match"
             )
         else:
