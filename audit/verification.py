@@ -10,9 +10,12 @@ from some point on.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import queue
+import threading
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -214,15 +217,49 @@ def verify_audit_chain(*, kept: Iterable[Checkpoint] = ()) -> ChainReport:
     return report
 
 
+def _rows(seals) -> Iterator[tuple]:
+    """The seals in position order, in one pass (pages by position would each sort what
+    is left of the chain). On PostgreSQL a server-side cursor read by a thread of its
+    own, so that the database writes out the next rows while this one hashes."""
+    if connection.vendor != "postgresql":
+        yield from seals.iterator(_PAGE)
+        return
+    sql, params = seals.query.sql_with_params()
+    pages: queue.Queue = queue.Queue(maxsize=4)
+    stop = threading.Event()
+    cursor = connection.connection.cursor(name="audit_walk")
+
+    def read() -> None:
+        try:
+            cursor.execute(sql, params)
+            while not stop.is_set() and (rows := cursor.fetchmany(_PAGE)):
+                pages.put(rows)
+            pages.put(None)
+        except BaseException as exc:  # handed to the walk, which raises it
+            pages.put(exc)
+
+    reader = threading.Thread(target=read, name="audit-walk", daemon=True)
+    reader.start()
+    try:
+        while (rows := pages.get()) is not None:
+            if isinstance(rows, BaseException):
+                raise rows
+            yield from rows
+    finally:
+        stop.set()
+        while reader.is_alive():  # a walk that stopped early: let the reader finish
+            with contextlib.suppress(queue.Empty):
+                pages.get(timeout=0.1)
+        cursor.close()
+
+
 def _walk(report: ChainReport, heads: dict[int, list[Checkpoint]]) -> None:
     expected, previous, last = 1, GENESIS_HASH, 0
     seals = AuditSeal.objects.order_by("position").values_list(
         "position", "previous_hash", "hash", "event_id", StoredEvent("event__")
     )
     last_good = 0  # the last position a trusted checkpoint vouches for
-    # One ordered pass on a server-side cursor (PostgreSQL): pages by position would
-    # each sort what is left of the chain.
-    for position, previous_hash, stored_hash, event_id, stored in seals.iterator(_PAGE):
+    for position, previous_hash, stored_hash, event_id, stored in _rows(seals):
         if position != expected:
             report.add(
                 f"Positions {expected}–{position - 1} are missing from the chain: "

@@ -14,7 +14,10 @@ commits. Two ways are measured in the same run:
   audited write of the system commits one at a time;
 - ``sealed``, the trail as it is: the event is appended unchained (no lock of the
   trail's), and the sealer process (`audit.sealer.run_sealer`, one round a
-  second, as `manage.py seal_audit --loop` runs it) chains it after commit.
+  second, as `manage.py seal_audit --loop` runs it) chains it after commit;
+- ``ceiling``, the same transaction sent straight through psycopg without Django
+  (nor a sealer): what the machine and the database can do at most, to read the
+  other two against on a shared machine.
 
 For ``sealed`` it also prints how long events waited for their seal (from being
 recorded to being sealed). Then it tops the trail up to ``--verify-events`` sealed
@@ -33,6 +36,7 @@ import os
 import statistics
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,6 +124,9 @@ def _writer(url: str, mode: str, user_id: int, ready, start, stop_at, results) -
 
     user = get_user_model().objects.get(pk=user_id)
     connection.ensure_connection()
+    if mode == "ceiling":
+        _ceiling(url, user_id, ready, start, stop_at, results)
+        return
     ready.put(user_id)
     start.wait()
     done = 0
@@ -139,6 +146,40 @@ def _writer(url: str, mode: str, user_id: int, ready, start, stop_at, results) -
         done += 1
     results.put(done)
     connection.close()
+
+
+def _ceiling(url: str, user_id: int, ready, start, stop_at, results) -> None:
+    """The same transaction straight through psycopg, without Django: what this machine
+    and database can do at most, to read the other figures against."""
+    import psycopg
+
+    from audit.services import _INSERT_EVENT
+
+    with psycopg.connect(url) as conn:
+        ready.put(user_id)
+        start.wait()
+        done = 0
+        while time.time() < stop_at.value:
+            with conn.transaction():
+                conn.execute("UPDATE bench_business SET n = n + 1 WHERE id = %s", [user_id])
+                conn.execute(
+                    _INSERT_EVENT,
+                    [
+                        datetime.now(UTC),
+                        user_id,
+                        "writer",
+                        "bench.ceiling",
+                        "auth.user",
+                        str(user_id),
+                        "writer",
+                        "{}",
+                        json.dumps({"n": done, "quantity": "100.000000"}),
+                        "",
+                        "bench",
+                    ],
+                )
+            done += 1
+    results.put(done)
 
 
 def _sealer(url: str, stop) -> None:
@@ -284,7 +325,7 @@ def main() -> None:
 
     load_before = os.getloadavg()
     figures: dict = {"writers": args.writers, "cpus": os.cpu_count()}
-    for mode in ("chain-lock", "sealed"):
+    for mode in ("chain-lock", "ceiling", "sealed"):
         result = run_writers(url, mode, args.writers, args.seconds, users)
         figures[mode] = result
         line = f"{mode:>10}: {result['per_second']:>6,} appends/s ({result['appends']:,} in {result['seconds']} s, {args.writers} writers)"
@@ -294,7 +335,7 @@ def main() -> None:
                 f"{result['seal_delay_p99_s']} s, max {result['seal_delay_max_s']} s"
             )
         print(line, flush=True)
-        if mode == "chain-lock":
+        if mode != "sealed":
             empty_the_trail()
     from audit.verification import verify_audit_chain
 

@@ -484,3 +484,26 @@ def test_an_application_role_can_neither_empty_the_trail_nor_turn_its_triggers_o
                 cursor.execute(sql)
         cursor.execute("RESET ROLE")
     assert AuditSeal.objects.count() == 1
+
+
+def test_a_walk_that_stops_early_releases_its_reader(postgresql, pm, monkeypatch):
+    # On PostgreSQL a thread reads the chain ahead of the walk: a walk that fails half
+    # way must not leave it blocked (nor the connection's cursor open).
+    import audit.verification as verification
+
+    record(pm, 30)
+    seal_all()
+    monkeypatch.setattr(verification, "_PAGE", 2)
+    calls = []
+
+    def failing_hash(*args):
+        calls.append(args)
+        if len(calls) == 3:
+            raise RuntimeError("a bug in the walk")
+        return seal_hash(*args)
+
+    monkeypatch.setattr(verification, "seal_hash", failing_hash)
+    with pytest.raises(RuntimeError, match="a bug in the walk"):
+        verify_audit_chain()
+    monkeypatch.setattr(verification, "seal_hash", seal_hash)
+    assert verify_audit_chain().ok  # the connection is usable again
