@@ -8,9 +8,11 @@ import json
 import stat
 from decimal import Decimal
 
+import hypothesis
 import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
+from hypothesis import strategies as st
 
 from audit.chain import StoredEvent, seal_hash, seal_key
 from audit.models import GENESIS_HASH, AppendOnlyError, AuditCheckpoint, AuditEvent, AuditSeal
@@ -507,3 +509,33 @@ def test_a_walk_that_stops_early_releases_its_reader(postgresql, pm, monkeypatch
         verify_audit_chain()
     monkeypatch.setattr(verification, "seal_hash", seal_hash)
     assert verify_audit_chain().ok  # the connection is usable again
+
+
+_TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=8
+)
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**40), max_value=10**40)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@hypothesis.settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture],
+)
+@hypothesis.given(after=_JSON, reason=_TEXT)
+def test_whatever_json_a_writer_hands_over_the_chain_verifies(pm, after, reason):
+    # Whatever the database makes of the values (numbers as numeric, keys reordered and
+    # deduplicated by jsonb), the hash is of what it stores, so the chain verifies.
+    with audited_transaction():
+        audit_record(actor=pm, kind="test.any", obj=pm, after={"value": after}, reason=reason)
+    seal_all()
+    report = verify_audit_chain()
+    assert report.ok, findings(report)
