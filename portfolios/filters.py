@@ -127,6 +127,8 @@ class PortfolioFilter(filters.FilterSet):
             if isinstance(row.get(figure), int | float) and not math.isnan(row[figure])
         ]
         known.sort(key=lambda item: (-item[0], item[1]) if descending else item)
+        if not known:  # no account has the figure: a bare CASE would be ORDER BY <number>
+            return queryset.order_by("code")
         # accounts without that figure (no model, no price) come last either way
         rank = Case(
             *(When(pk=pk, then=Value(position)) for position, (_, pk) in enumerate(known)),

@@ -281,3 +281,14 @@ def test_the_accounts_api_filters_out_of_band_and_sorts_by_drift_like_the_page(
     assert codes(out_of_band="true") == ["ACC1", "ACC2"]
     bad = client.get(f"{API}/portfolios/", {"sort": "colour"})
     assert bad.status_code == 400 and "sort" in bad.json()
+
+
+def test_sorting_by_drift_when_no_account_has_a_drift_keeps_code_order(pm, client_for):
+    """On PostgreSQL an empty ranking was ORDER BY 0: a 500."""
+    from portfolios.models import Portfolio
+
+    for code in ("B1", "A1"):
+        Portfolio.objects.create(code=code, name=code, manager=pm)
+    response = client_for(pm).get(f"{API}/portfolios/", {"sort": "-drift"})
+    assert response.status_code == 200
+    assert [row["code"] for row in response.json()["results"]] == ["A1", "B1"]
