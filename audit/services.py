@@ -1,24 +1,61 @@
-"""Writes to the audit trail. Every service that changes state calls `audit_record`
-inside its own transaction, so that the change and its event commit together."""
+"""Writes to the audit trail.
+
+Every service that changes state calls `audit_record` inside its own
+transaction, so that the change and its event commit together. The event is
+appended unchained: no writer reads or waits for another's, so audited writes
+commit side by side. The sealer (`audit_seal`, run in a loop by
+`manage.py seal_audit`) chains committed events within a second or so, and
+`audit_checkpoint` signs the head of the chain from time to time.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from pathlib import Path
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from oms.context import current_origin
 
-from .models import GENESIS_HASH, AuditEvent
+from .chain import (
+    StoredEvent,
+    instant,
+    key_id,
+    seal_hash,
+    seal_key,
+    sealer_order,
+    sealer_window,
+    sign,
+)
+from .models import GENESIS_HASH, AuditCheckpoint, AuditEvent, AuditSeal
+from .verification import ChainReport, Checkpoint, verify_audit_chain
 
-# Any constant works: it names the lock that serialises appends to the chain.
-_AUDIT_CHAIN_LOCK = 7_340_001
+__all__ = [
+    "ChainReport",
+    "audit_checkpoint",
+    "audit_record",
+    "audit_seal",
+    "audited_transaction",
+    "snapshot",
+    "verify_audit_chain",
+]
+
+log = logging.getLogger(__name__)
+
 SYSTEM = "system"
+#: Taken by sealers only, never by a writer: two sealers never chain at once.
+_SEALER_LOCK = 7_340_002
+#: Events sealed per round at most (a round with more left goes again at once).
+SEAL_BATCH = 5000
+_SEALS_PER_INSERT = 100
 
 
 def snapshot(obj, fields) -> dict:
@@ -26,29 +63,15 @@ def snapshot(obj, fields) -> dict:
     return {name: getattr(obj, name) for name in fields}
 
 
-def _json_safe(value: dict | None) -> dict:
-    return json.loads(json.dumps(value or {}, cls=DjangoJSONEncoder))
-
-
-def _lock_chain() -> None:
-    # PostgreSQL: a transaction-scoped advisory lock, so two writers never read the
-    # same last hash. SQLite already runs one writing transaction at a time.
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_AUDIT_CHAIN_LOCK])
-
-
 @contextlib.contextmanager
 def audited_transaction() -> Iterator[None]:
-    """The transaction of a service that appends audit events.
+    """The transaction of a service that appends audit events: a plain atomic block.
 
-    The chain's lock is taken first, before any row lock: a writer that took row
-    locks and then waited for the chain could deadlock with one that holds the
-    chain and waits for those rows. Audited writes therefore commit one at a time
-    on PostgreSQL, as they do on SQLite; see docs/architecture.md.
+    It takes no lock of the trail's: events are appended unchained and sealed
+    after commit, so audited writes never wait for one another on the trail
+    (docs/audit.md). Kept as the one name every audited service opens.
     """
     with transaction.atomic():
-        _lock_chain()
         yield
 
 
@@ -62,58 +85,188 @@ def audit_record(
     reason: str = "",
     actor_name: str | None = None,
 ) -> AuditEvent:
-    """Append one event to the chain. Must run inside the caller's transaction."""
+    """Append one event to the trail. Must run inside the caller's transaction."""
     if not connection.in_atomic_block:
         raise RuntimeError("audit_record must run inside the transaction of the change it records")
-    _lock_chain()
-    previous = AuditEvent.objects.order_by("-pk").values_list("hash", flat=True).first()
+    known = bool(getattr(actor, "pk", None))
+    stored_before = json.dumps(before or {}, cls=DjangoJSONEncoder)
+    stored_after = json.dumps(after or {}, cls=DjangoJSONEncoder)
     event = AuditEvent(
         occurred_at=timezone.now(),
-        actor=actor if getattr(actor, "pk", None) else None,
-        actor_name=actor_name or (actor.get_username() if getattr(actor, "pk", None) else SYSTEM),
+        actor_id=actor.pk if known else None,
+        actor_name=actor_name or (actor.get_username() if known else SYSTEM),
         kind=kind,
         object_type=obj._meta.label_lower if hasattr(obj, "_meta") else type(obj).__name__,
         object_id=str(obj.pk),
         object_repr=str(obj)[:200],
-        before=_json_safe(before),
-        after=_json_safe(after),
+        before=json.loads(stored_before),
+        after=json.loads(stored_after),
         reason=reason,
         origin=str(current_origin())[:100],
-        previous_hash=previous or GENESIS_HASH,
     )
-    event.hash = event.compute_hash()
-    AuditEvent.objects.bulk_create([event])  # bulk_create: save() is closed to updates
+    if known:
+        event.actor = actor
+    # One plain INSERT: this runs in every audited write of the system, and the ORM's
+    # insert (save() is closed on the model anyway) costs more than the rest of it.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_EVENT,
+            [
+                connection.ops.adapt_datetimefield_value(event.occurred_at),
+                event.actor_id,
+                event.actor_name,
+                event.kind,
+                event.object_type,
+                event.object_id,
+                event.object_repr,
+                stored_before,
+                stored_after,
+                event.reason,
+                event.origin,
+            ],
+        )
+        event.pk = cursor.fetchone()[0]
+    event._state.adding = False
     return event
 
 
-@dataclass(frozen=True)
-class ChainReport:
-    checked: int
-    first_broken_id: int | None
-    problem: str
-
-    @property
-    def ok(self) -> bool:
-        return self.first_broken_id is None
+_INSERT_EVENT = (
+    f"INSERT INTO {AuditEvent._meta.db_table} (occurred_at, actor_id, actor_name, kind, "
+    "object_type, object_id, object_repr, before, after, reason, origin) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
+)
 
 
-def verify_audit_chain(batch_size: int = 5000) -> ChainReport:
-    """Walk the chain in order; name the first event whose link or content is broken."""
-    previous = GENESIS_HASH
-    checked = 0
-    last_pk = 0
+# --- The sealer ----------------------------------------------------------------------
+
+
+def _claim_sealing() -> bool:
+    """One sealer at a time. On PostgreSQL a transaction-scoped advisory lock that only
+    sealers take (a second sealer skips its round); SQLite's write lock, taken at BEGIN,
+    already keeps every other writer out."""
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        if len(connection.atomic_blocks) == 1:
+            # Each statement must see what committed before it, whatever the connection's
+            # default: the head read after the lock includes the last sealer's seals.
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_SEALER_LOCK])
+        return cursor.fetchone()[0]
+
+
+def _horizon() -> int:
+    """A mark below which no event can still be appended or committed.
+
+    PostgreSQL: the oldest transaction still running (the snapshot's xmin); every
+    transaction below it has ended, so its events, if it committed, are visible now.
+    SQLite: the next event id, since no other writer runs while the sealer holds the
+    write lock."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            return cursor.fetchone()[0]
+    return (AuditEvent.objects.aggregate(last=Max("pk"))["last"] or 0) + 1
+
+
+def audit_seal(*, batch_size: int = SEAL_BATCH) -> int:
+    """Chain the committed events that have no seal yet; return how many were sealed.
+
+    Events are chained after every event sealed before, in the order this round
+    reads them (`sealer_order`: by transaction, then as appended). An event whose
+    transaction took a lower id but committed after later ones is not skipped: the
+    round finds what awaits its seal by the horizon (`sealer_window`), the oldest
+    transaction still running when the last round looked, not by id, so it is sealed
+    by the first round after its commit. Idempotent; a second sealer skips its round.
+    """
     with transaction.atomic():
-        while True:
-            batch = list(AuditEvent.objects.filter(pk__gt=last_pk).order_by("pk")[:batch_size])
-            if not batch:
-                return ChainReport(checked, None, "")
-            for event in batch:
-                if event.previous_hash != previous:
-                    return ChainReport(
-                        checked, event.pk, "link to the previous event does not match"
-                    )
-                if event.compute_hash() != event.hash:
-                    return ChainReport(checked, event.pk, "content does not match its hash")
-                previous = event.hash
-                checked += 1
-                last_pk = event.pk
+        if not _claim_sealing():
+            return 0
+        head = (
+            AuditSeal.objects.order_by("-position")
+            .values_list("position", "hash", "horizon")
+            .first()
+        )
+        position, previous, since = head or (0, GENESIS_HASH, 0)
+        # Read before the events: whatever ended before this mark is visible to the read.
+        horizon = _horizon()
+        if horizon < since:
+            # The transaction counter went back (the database was restored into another
+            # cluster): new events sit below the old mark, so look at every event once.
+            since = 0
+        events = AuditEvent.objects.filter(sealer_window(since), seal__isnull=True)
+        order = sealer_order()
+        rows = list(events.order_by(*order).values_list(*order, StoredEvent())[:batch_size])
+        if not rows:
+            return 0
+        if len(rows) == batch_size:
+            # Events may wait beyond this batch, but none below the last one sealed (in
+            # the window's order): the next round starts from there.
+            horizon = min(horizon, rows[-1][0])
+        sealed_at = connection.ops.adapt_datetimefield_value(timezone.now())
+        seals = []
+        for *key, stored in rows:
+            position += 1
+            digest = seal_hash(position, previous, stored)
+            seals.append((position, key[-1], previous, digest, sealed_at, horizon))
+            previous = digest
+        _insert_seals(seals)
+    return len(rows)
+
+
+def _insert_seals(seals: list[tuple]) -> None:
+    # Many rows per INSERT, as bulk_create would do, without its cost per object
+    # (which is more than the hashing's).
+    columns = "position, event_id, previous_hash, hash, sealed_at, horizon"
+    with connection.cursor() as cursor:
+        for start in range(0, len(seals), _SEALS_PER_INSERT):
+            chunk = seals[start : start + _SEALS_PER_INSERT]
+            values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO {AuditSeal._meta.db_table} ({columns}) VALUES {values}",
+                [value for seal in chunk for value in seal],
+            )
+
+
+def audit_checkpoint() -> AuditCheckpoint | None:
+    """Sign the head of the chain with the seal key, if it moved since the last
+    checkpoint; append it to `OMS_AUDIT_CHECKPOINT_FILE` too when one is set.
+    None when there is nothing new to sign, or no key."""
+    key = seal_key(create=True)
+    if key is None:
+        log.error("no audit seal key (OMS_AUDIT_SEAL_KEY): checkpoints are not written")
+        return None
+    with transaction.atomic():
+        if not _claim_sealing():
+            return None
+        head = AuditSeal.objects.order_by("-position").values_list("position", "hash").first()
+        if head is None:
+            return None
+        last = AuditCheckpoint.objects.order_by("-pk").values_list("position", flat=True).first()
+        if last == head[0]:
+            return None
+        signed_at = timezone.now()
+        position, head_hash = head
+        checkpoint = AuditCheckpoint(
+            position=position,
+            head_hash=head_hash,
+            signed_at=signed_at,
+            key_id=key_id(key),
+            signature=sign(key, position, head_hash, instant(signed_at)),
+        )
+        AuditCheckpoint.objects.bulk_create([checkpoint])
+        if settings.OMS_AUDIT_CHECKPOINT_FILE:
+            transaction.on_commit(lambda: checkpoint_export(checkpoint))
+    return checkpoint
+
+
+def checkpoint_export(checkpoint: AuditCheckpoint | Checkpoint, path: str | None = None) -> None:
+    """Append a checkpoint to the file an auditor keeps (JSON lines), on disk at once."""
+    if isinstance(checkpoint, AuditCheckpoint):
+        checkpoint = Checkpoint.stored(checkpoint)
+    target = Path(path or settings.OMS_AUDIT_CHECKPOINT_FILE)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("a") as file:
+        file.write(checkpoint.line() + "\n")
+        file.flush()
+        os.fsync(file.fileno())

@@ -1,19 +1,74 @@
-"""The audit trail's filters, shared by the page, the export and the API."""
+"""The audit trail's filters, shared by the page, the export and the API.
+
+They take what a person types: an actor by name or username, or part of either
+("casey", "Pat Morgan", "broker:SIM"); an object as the pages name it ("Order 42",
+"Rebalance run 7", "Account ACC1", or just "Block" for every block).
+"""
+
+from __future__ import annotations
 
 import django_filters as filters
+from django.db.models import Q
 
 from audit.models import AuditEvent
+from audit.selectors import read_object_kind
 from oms.filters import UTCIsoDateTimeFilter
 
 
 class AuditEventFilter(filters.FilterSet):
-    actor = filters.CharFilter(field_name="actor_name", label="Actor")
-    kind = filters.CharFilter(field_name="kind", lookup_expr="startswith", label="Kind (prefix)")
-    object_type = filters.CharFilter(field_name="object_type")
-    object_id = filters.CharFilter(field_name="object_id")
+    actor = filters.CharFilter(
+        method="filter_actor",
+        label="Actor",
+        help_text="A name or username, or the start of one; every word must match.",
+    )
+    object = filters.CharFilter(
+        method="filter_object",
+        label="Object",
+        help_text='As the pages name it: "Order 42", "Rebalance run 7", "Account ACC1", '
+        '"Block"; otherwise matched against the object\'s description.',
+    )
+    kind = filters.CharFilter(
+        field_name="kind",
+        lookup_expr="startswith",
+        label="Event (prefix)",
+        help_text='An event kind or its start: "order." finds every order event.',
+    )
+    object_type = filters.CharFilter(
+        method="filter_object_type",
+        label="Object kind",
+        help_text='A kind as the pages name it ("Order") or its label ("trading.order").',
+    )
+    object_id = filters.CharFilter(field_name="object_id", label="Object id")
     occurred_from = UTCIsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte", label="From")
     occurred_to = UTCIsoDateTimeFilter(field_name="occurred_at", lookup_expr="lte", label="To")
 
     class Meta:
         model = AuditEvent
-        fields = ["actor", "kind", "object_type", "object_id"]
+        fields = ["actor", "object", "kind", "object_type", "object_id"]
+
+    def filter_actor(self, queryset, name, value):
+        for word in value.split():
+            queryset = queryset.filter(
+                Q(actor_name__icontains=word)
+                | Q(actor__first_name__istartswith=word)
+                | Q(actor__last_name__istartswith=word)
+            )
+        return queryset
+
+    def filter_object(self, queryset, name, value):
+        label, rest = read_object_kind(value)
+        if label is not None:
+            queryset = queryset.filter(object_type=label)
+            if not rest:
+                return queryset
+        elif not rest:
+            return queryset
+        if rest.isdigit():  # an id: "Order 42" is not Order 142
+            return queryset.filter(object_id=rest)
+        return queryset.filter(Q(object_id=rest) | Q(object_repr__icontains=rest))
+
+    def filter_object_type(self, queryset, name, value):
+        label, rest = read_object_kind(value)
+        if label is None or rest:
+            return queryset.filter(object_type=value.strip())
+        return queryset.filter(object_type=label)

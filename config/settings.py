@@ -272,3 +272,18 @@ OMS_SIMULATED_BROKER_LATENCY = env.float("OMS_SIMULATED_BROKER_LATENCY", default
 OMS_REBALANCE_INLINE_LIMIT = env.int("OMS_REBALANCE_INLINE_LIMIT", default=50)
 # The API remembers the answer to a POST with an Idempotency-Key for this many days.
 OMS_IDEMPOTENCY_KEY_DAYS = env.int("OMS_IDEMPOTENCY_KEY_DAYS", default=7)
+
+# --- The audit trail (docs/audit.md) ---------------------------------------------------
+# The key that signs the trail's checkpoints (HMAC-SHA256). It must live outside the
+# database, so that whoever can rewrite the tables cannot sign: OMS_AUDIT_SEAL_KEY, or
+# the file OMS_AUDIT_SEAL_KEY_FILE names (the sealer makes one with a random key if it
+# is missing; the embedded default keeps it in var/).
+OMS_AUDIT_SEAL_KEY = env.str("OMS_AUDIT_SEAL_KEY", default="")
+OMS_AUDIT_SEAL_KEY_FILE = env.str(
+    "OMS_AUDIT_SEAL_KEY_FILE", default=str(VAR_DIR / "audit-seal.key")
+)
+# Where the sealer also appends each checkpoint (JSON lines) for an auditor to keep.
+OMS_AUDIT_CHECKPOINT_FILE = env.str("OMS_AUDIT_CHECKPOINT_FILE", default="")
+# Seconds between the sealer's rounds, and at least between two checkpoints.
+OMS_AUDIT_SEAL_EVERY = env.float("OMS_AUDIT_SEAL_EVERY", default=1.0)
+OMS_AUDIT_CHECKPOINT_EVERY = env.float("OMS_AUDIT_CHECKPOINT_EVERY", default=10.0)

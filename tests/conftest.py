@@ -33,10 +33,31 @@ def service_missing(reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _flush_empties_the_audit_trail():
+    """The audit trail refuses TRUNCATE (docs/audit.md), and a transactional test's
+    flush empties every table with TRUNCATE. The suite runs as a superuser, which may
+    turn triggers off for the flush's own transaction (session_replication_role,
+    a setting that an application role that is not a superuser cannot change)."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    flush = DatabaseOperations.sql_flush
+
+    def sql_flush(self, style, tables, **options):
+        statements = flush(self, style, tables, **options)
+        return ["SET LOCAL session_replication_role = replica", *statements] if statements else []
+
+    DatabaseOperations.sql_flush = sql_flush
+    yield
+    DatabaseOperations.sql_flush = flush
+
+
 @pytest.fixture(autouse=True)
 def _test_settings(settings):
     # The real hashers are slow by design; tests create many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # The audit trail's checkpoints are signed with a key of the test's, never var/'s.
+    settings.OMS_AUDIT_SEAL_KEY = "test-audit-seal-key"
     # Pages render without a collectstatic run: no manifest of fingerprinted names.
     settings.STORAGES = settings.STORAGES | {
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}

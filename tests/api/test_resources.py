@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 
 from audit.models import AuditEvent
+from audit.services import audit_seal
 from portfolios.models import Price, Security
 
 from .utils import API, proposed_run, results
@@ -253,6 +254,7 @@ def test_audit_events_filter_by_actor_and_kind(pm, compliance_officer, make_orde
     mine = results(client.get(f"{API}/audit-events/?actor=pm&object_type=trading.order"))
     assert {e["kind"] for e in mine} == {"order.created", "order.approved"}
     assert results(client.get(f"{API}/audit-events/?actor=nobody")) == []
+    audit_seal()  # the sealer's round: the event gets its place in the chain
     detail = client.get(f"{API}/audit-events/{approved[0]['id']}/").json()
     assert detail["after"] == {"status": "approved"}
     assert len(detail["hash"]) == 64

@@ -57,6 +57,8 @@ EXPECTED_PATHS = {
     "/api/v1/brokers/{id}/",
     "/api/v1/audit-events/",
     "/api/v1/audit-events/{id}/",
+    "/api/v1/audit-events/chain/",
+    "/api/v1/audit-events/verify/",
 }
 
 
