@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from audit.models import AuditEvent
-from audit.services import verify_audit_chain
+from audit.services import audit_seal, verify_audit_chain
 from orchestration import services as run_services
 from portfolios.models import Position
 from trading.models import Block, Order, Route
@@ -42,4 +42,8 @@ def test_worker_routes_fills_and_allocates(celery_worker_process, wait_for, pm, 
     )
     broker_events = AuditEvent.objects.filter(actor_name="broker:SIM", kind="execution.trade")
     assert broker_events.count() >= len(blocks)
-    assert verify_audit_chain().ok
+    # every event of the chain, written by this process and the worker, sealed and sound
+    audit_seal()
+    report = verify_audit_chain()
+    assert report.ok and report.awaiting == 0
+    assert report.checked == AuditEvent.objects.count() > 0
