@@ -1,12 +1,17 @@
-"""The project's own pages: each role's landing page, and the health check."""
+"""The project's own pages: each role's landing page, the health check, and the
+error answers of addresses no view matched (JSON under /api/, a page elsewhere)."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import RequestDataTooBig
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.views import defaults
 
+from oms.api.parsers import too_large
 from oms.roles import Action, can
 
 
@@ -30,3 +35,37 @@ def healthz(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def bad_request(request: HttpRequest, exception=None) -> HttpResponse:
+    """A request Django refused before any view (a body over the size limit, too many
+    fields, a forged host): JSON under /api/, as every other API error."""
+    if _is_api(request):
+        if isinstance(exception, RequestDataTooBig):
+            detail = too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+        else:
+            detail = "Bad request."
+        return JsonResponse({"detail": detail}, status=400)
+    return defaults.bad_request(request, exception)
+
+
+def not_found(request: HttpRequest, exception=None) -> HttpResponse:
+    """An address under /api/ that names no resource (an id that is not a number, a
+    path that does not exist) is answered as the API answers, in JSON."""
+    if _is_api(request):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """The API's clients read JSON even when the server fails."""
+    if _is_api(request):
+        return JsonResponse(
+            {"detail": "The server could not answer this request; it has been logged."},
+            status=500,
+        )
+    return defaults.server_error(request)
