@@ -6,9 +6,11 @@ falls back to the embedded default (SQLite, a server-less Celery broker), which
 is what `make demo` and a quick `make test` use.
 """
 
+import sys
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -18,15 +20,43 @@ env = environ.Env()
 VAR_DIR = Path(env.str("OMS_VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env.str(
-    "SECRET_KEY",
-    # Only the embedded default uses this; production sets SECRET_KEY (or SECRET_KEY_FILE).
-    default=(
-        Path(env.str("SECRET_KEY_FILE")).read_text().strip()
-        if env.str("SECRET_KEY_FILE", default="")
-        else "django-insecure-embedded-default-key-never-use-in-production"
-    ),
-)
+
+
+def _secret_key() -> str:
+    """SECRET_KEY, or the contents of SECRET_KEY_FILE; a public key only where no one
+    else can reach the data it protects.
+
+    The rule: as soon as DATABASE_URL is set (anything but the embedded SQLite
+    database), a start without a key of its own refuses to run, unless DEBUG is on
+    (a developer's machine) or the test suite is running (it signs with a key of
+    its own). The embedded demo keeps its public default, which `check --deploy`
+    flags."""
+    key = env.str("SECRET_KEY", default="")
+    key_file = env.str("SECRET_KEY_FILE", default="")
+    if not key and key_file:
+        try:
+            key = Path(key_file).read_text().strip()
+        except OSError as error:
+            raise ImproperlyConfigured(
+                f"SECRET_KEY_FILE is {key_file}, which cannot be read ({error.strerror})."
+            ) from None
+        if not key:
+            raise ImproperlyConfigured(f"SECRET_KEY_FILE is {key_file}, which is empty.")
+    if key:
+        return key
+    if "pytest" in sys.modules:
+        return "test-suite-only-key-signs-nothing-outside-the-tests"
+    if env.str("DATABASE_URL", default="") and not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Outside the embedded demo (DATABASE_URL is set) the OMS "
+            "will not start with the public default key, which would let anyone forge "
+            "sessions: set SECRET_KEY, or SECRET_KEY_FILE to a file that holds it. Make one "
+            "with: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+    return "django-insecure-embedded-default-key-never-use-in-production"
+
+
+SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
