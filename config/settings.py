@@ -217,6 +217,14 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Password logins go through the failed-login counters (oms.throttling).
+AUTHENTICATION_BACKENDS = ["oms.auth.ThrottledModelBackend"]
+OMS_LOGIN_FAILURES_PER_USERNAME = env.int("OMS_LOGIN_FAILURES_PER_USERNAME", default=5)
+OMS_LOGIN_FAILURES_PER_ADDRESS = env.int("OMS_LOGIN_FAILURES_PER_ADDRESS", default=20)
+OMS_LOGIN_LOCKOUT_SECONDS = env.int("OMS_LOGIN_LOCKOUT_SECONDS", default=900)
+OMS_LOGIN_THROTTLE_CACHE = "default"
+# Proxies in front of the web server that append the client to X-Forwarded-For.
+OMS_NUM_PROXIES = env.int("OMS_NUM_PROXIES", default=0)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -244,12 +252,13 @@ STORAGES = {
 # --- REST API -------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "oms.api.authentication.ThrottledTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "oms.api.pagination.Pagination",
+    "NUM_PROXIES": OMS_NUM_PROXIES or None,
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "oms.api.exceptions.exception_handler",

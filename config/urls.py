@@ -5,7 +5,12 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from oms.auth import AdminLoginForm
+
 from . import views
+
+# The admin's login is throttled as the login page is (oms.throttling).
+admin.site.login_form = AdminLoginForm
 
 # Version 1 of the REST API: every app's resources under one "api" namespace.
 api_v1 = [
@@ -17,7 +22,7 @@ api_v1 = [
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
     path("portfolios/", include("portfolios.urls")),

@@ -4,6 +4,7 @@ error answers of addresses no view matched (JSON under /api/, a page elsewhere).
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import RequestDataTooBig
 from django.db import connection
@@ -11,7 +12,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views import defaults
 
+from oms import throttling
 from oms.api.parsers import too_large
+from oms.auth import LoginForm
 from oms.roles import Action, can
 
 
@@ -29,6 +32,19 @@ def home(request: HttpRequest) -> HttpResponse:
         if can(user, action):
             return redirect(url)
     return render(request, "no_role.html", status=403)
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login page, throttled: a refused login is a 429 that says when to retry."""
+
+    authentication_form = LoginForm
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if form.is_throttled():
+            response.status_code = 429
+            response["Retry-After"] = str(throttling.retry_after())
+        return response
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

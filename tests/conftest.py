@@ -46,6 +46,18 @@ def _test_settings(settings):
     settings.STORAGES = settings.STORAGES | {
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
     }
+    # Failed-login counters of their own, empty for each test: a test's failures must
+    # not lock out the next test's logins (nor linger in a shared Redis).
+    settings.CACHES = settings.CACHES | {
+        "login-throttle": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "login-throttle",
+        }
+    }
+    settings.OMS_LOGIN_THROTTLE_CACHE = "login-throttle"
+    from django.core.cache import caches
+
+    caches["login-throttle"].clear()
 
 
 @pytest.fixture

@@ -122,6 +122,7 @@ class OMSAutoSchema(AutoSchema):
         errors = [
             ("401", Error, "Not authenticated: send `Authorization: Token <key>`."),
             ("403", Error, "Your role does not allow this action."),
+            ("429", Error, "Too many requests with a wrong token from your address: wait."),
         ]
         if "{" in self.path:
             errors.append(("404", Error, "No such object among those you may see."))
