@@ -16,6 +16,7 @@ from oms import throttling
 from oms.api.parsers import too_large
 from oms.auth import LoginForm
 from oms.roles import Action, can
+from oms.templatetags.oms_format import asset_url
 
 
 @login_required
@@ -45,6 +46,11 @@ class LoginView(auth_views.LoginView):
             response.status_code = 429
             response["Retry-After"] = str(throttling.retry_after())
         return response
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask every site for /favicon.ico, the admin's pages name none: the mark."""
+    return redirect(asset_url("img/favicon.svg"))
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
