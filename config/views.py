@@ -75,6 +75,19 @@ def bad_request(request: HttpRequest, exception=None) -> HttpResponse:
     return defaults.bad_request(request, exception)
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A form sent without its security token, or with a stale one (the page was open
+    across a logout, or cookies are off): said so, not as Django's "CSRF verification
+    failed" page."""
+    message = (
+        "This form has expired or was sent from elsewhere, so it was not accepted: "
+        "reload the page and send it again (cookies must be allowed for this site)."
+    )
+    if _is_api(request):
+        return JsonResponse({"detail": message}, status=403)
+    return render(request, "403.html", {"exception": message}, status=403)
+
+
 def not_found(request: HttpRequest, exception=None) -> HttpResponse:
     """An address under /api/ that names no resource (an id that is not a number, a
     path that does not exist) is answered as the API answers, in JSON."""

@@ -170,9 +170,16 @@ class OMSViewSet(viewsets.GenericViewSet):
 class CodeField(serializers.SlugRelatedField):
     """An object named by its code (ticker, account or broker code).
 
-    Text that cannot be a code is refused before it reaches the database:
-    PostgreSQL refuses NUL characters in text, which would otherwise be a 500.
+    An unknown code is named in the user's words ("No account ACC9."), not DRF's
+    "Object with code=ACC9 does not exist.". Text that cannot be a code is refused
+    before it reaches the database: PostgreSQL refuses NUL characters in text,
+    which would otherwise be a 500.
     """
+
+    def __init__(self, *args, missing: str | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        noun = self.queryset.model._meta.verbose_name
+        self.error_messages["does_not_exist"] = missing or f"No {noun} {{value}}."
 
     def to_internal_value(self, data):
         if isinstance(data, str) and "\x00" in data:

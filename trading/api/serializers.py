@@ -67,7 +67,10 @@ class OrderCreateSerializer(serializers.Serializer):
     """A new order for one account. Accounts are named by code, securities by ticker."""
 
     portfolio = CodeField(
-        slug_field="code", queryset=Portfolio.objects.none(), help_text="Account code"
+        slug_field="code",
+        queryset=Portfolio.objects.none(),
+        missing="No account {value} among yours.",
+        help_text="Account code",
     )
     security = CodeField(slug_field="ticker", queryset=Security.objects.all(), help_text="Ticker")
     side = serializers.ChoiceField(choices=Side.choices)
