@@ -75,7 +75,7 @@ def celery_worker_process(real_services, django_db_setup, tmp_path_factory):
                 "-m",
                 "celery",
                 "-A",
-                "oms",
+                "config",
                 "worker",
                 "--queues",
                 ",".join(settings.OMS_QUEUES),
