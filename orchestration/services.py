@@ -76,7 +76,7 @@ def rebalance_run_execute(*, run_id: int) -> RebalanceRun | None:
     """Compute the proposed orders of a draft run. Idempotent: only a draft run is claimed."""
     with audited_transaction():
         run = (
-            RebalanceRun.objects.select_for_update()
+            RebalanceRun.objects.select_for_update(of=("self",))
             .select_related("created_by")
             .filter(pk=run_id)
             .first()

@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.forms.models import BaseInlineFormSet
 
 from audit.admin import AuditedModelAdmin
 from oms.admin import ReadOnlyModelAdmin
@@ -15,6 +17,7 @@ from .models import (
     Security,
     TaxLot,
 )
+from .services.reference import model_targets_errors
 
 
 @admin.register(Security)
@@ -47,8 +50,29 @@ class FxRateAdmin(AuditedModelAdmin):
     list_filter = ["currency", "quote"]
 
 
+class ModelTargetFormSet(BaseInlineFormSet):
+    """The targets as edited, checked with the cash weight against the one rule of
+    the services (`model_targets_errors`): a form error, nothing saved."""
+
+    def clean(self):
+        super().clean()
+        if any(self.errors):
+            return
+        targets = [
+            {"security": form.cleaned_data["security"], "weight": form.cleaned_data["weight"]}
+            for form in self.forms
+            if form.cleaned_data
+            and not form.cleaned_data.get("DELETE")
+            and form.cleaned_data.get("security")
+        ]
+        cash_weight = self.instance.cash_weight
+        for message in model_targets_errors(cash_weight, targets):
+            raise ValidationError(message)
+
+
 class ModelTargetInline(admin.TabularInline):
     model = ModelTarget
+    formset = ModelTargetFormSet
     autocomplete_fields = ["security"]
     extra = 0
 
@@ -57,6 +81,11 @@ class ModelTargetInline(admin.TabularInline):
 class ModelPortfolioAdmin(AuditedModelAdmin):
     list_display = ["name", "cash_weight", "band_absolute", "band_relative"]
     inlines = [ModelTargetInline]
+
+    def audit_snapshot(self, obj) -> dict:
+        return super().audit_snapshot(obj) | {
+            "targets": {t.security.ticker: t.weight for t in obj.targets.select_related("security")}
+        }
 
 
 @admin.register(Portfolio)

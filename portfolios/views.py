@@ -5,8 +5,6 @@ Thin views: parse input, call one service (or read through a selector), render.
 
 from __future__ import annotations
 
-import math
-
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
@@ -14,31 +12,8 @@ from oms.roles import Action, can, may_act_for
 from oms.views import action_required, paginate, partial_or_page
 
 from . import selectors
-from .filters import PortfolioFilter
+from .filters import DEFAULT_ACCOUNT_SORT, PortfolioFilter
 from .models import ModelPortfolio, Security
-
-# Sort keys of the accounts list: the account's code, or one of its drift figures.
-ACCOUNT_SORTS = {"code": None, "value": "value", "cash": "cash_weight", "drift": "drift"}
-
-
-def _figure(row: dict, name: str) -> float | None:
-    value = (row["drift"] or {}).get(name)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return float(value)
-
-
-def _sorted(rows: list[dict], sort: str) -> list[dict]:
-    """Rows sorted by the column named in `sort` ("-" for descending); accounts
-    without that figure (no model, no price) come last either way."""
-    name = ACCOUNT_SORTS.get(sort.lstrip("-"))
-    descending = sort.startswith("-")
-    if name is None:
-        return sorted(rows, key=lambda row: row["portfolio"].code, reverse=descending)
-    known = [row for row in rows if _figure(row, name) is not None]
-    unknown = [row for row in rows if _figure(row, name) is None]
-    known.sort(key=lambda row: _figure(row, name), reverse=descending)
-    return known + unknown
 
 
 def _drift(portfolio_ids) -> tuple[dict[int, dict], str]:
@@ -52,25 +27,20 @@ def _drift(portfolio_ids) -> tuple[dict[int, dict], str]:
 @action_required(Action.PORTFOLIO_VIEW)
 def portfolio_list(request: HttpRequest) -> HttpResponse:
     """Accounts with their drift from the model; filter, sort, pick some to rebalance."""
-    filterset = PortfolioFilter(
-        request.GET or None, queryset=selectors.portfolios_visible_to(request.user)
-    )
+    data = request.GET.copy()
+    data.setdefault("sort", DEFAULT_ACCOUNT_SORT)
+    filterset = PortfolioFilter(data, queryset=selectors.portfolios_visible_to(request.user))
     portfolios = list(filterset.qs)
-    # Drift is computed for every account the filter keeps, in one vectorised pass,
-    # so that sorting by drift covers all of them and not only the page shown.
-    drift, drift_error = _drift([p.pk for p in portfolios])
+    drift = filterset.drift
     rows = [{"portfolio": p, "drift": drift.get(p.pk)} for p in portfolios]
-    out_of_band_only = request.GET.get("out_of_band") == "1"
-    if out_of_band_only:
-        rows = [row for row in rows if row["drift"] and row["drift"].get("out_of_band")]
-    sort = request.GET.get("sort", "-drift")
-    rows = _sorted(rows, sort)
+    sort = data["sort"]
+    out_of_band_only = filterset.form.cleaned_data.get("out_of_band") is True
     context = {
         "filterset": filterset,
         "page": paginate(request, rows),
         "sort": sort,
         "out_of_band_only": out_of_band_only,
-        "drift_error": drift_error,
+        "drift_error": filterset.drift_error,
         "out_of_band_count": sum(1 for row in rows if (row["drift"] or {}).get("out_of_band")),
         "can_rebalance": can(request.user, Action.REBALANCE_RUN),
     }

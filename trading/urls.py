@@ -17,5 +17,6 @@ urlpatterns = [
     path("blocks/<int:pk>/", views.block_detail, name="block-detail"),
     path("blocks/<int:pk>/row/", views.block_row, name="block-row"),
     path("blocks/<int:pk>/route/", views.block_route, name="block-route"),
+    path("blocks/<int:pk>/done-for-day/", views.block_done_for_day, name="block-done-for-day"),
     path("routes/<int:pk>/cancel/", views.route_cancel, name="route-cancel"),
 ]

@@ -25,6 +25,7 @@ from . import selectors
 from .filters import BlockFilter, OrderFilter
 from .forms import OrderForm, RouteForm
 from .models import Block, Broker, Order, Route
+from .services import blocks as block_services
 from .services import orders as order_services
 from .services import routes as route_services
 
@@ -234,11 +235,34 @@ def route_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("trading:block-detail", pk=route.block_id)
 
 
+@require_POST
+@action_required(Action.BLOCK_ROUTE)
+def block_done_for_day(request: HttpRequest, pk: int) -> HttpResponse:
+    """End a partly filled block for the day: what filled is allocated."""
+    block = get_object_or_404(Block, pk=pk)
+    try:
+        block_services.block_done_for_day(
+            actor=request.user, block_id=block.pk, reason=request.POST.get("reason", "")
+        )
+    except (TransitionError, ValidationError) as error:
+        messages.error(request, " ".join(getattr(error, "messages", [str(error)])))
+    else:
+        messages.success(
+            request, f"Block #{block.pk} is done for the day; its fills are allocated."
+        )
+    return redirect(block)
+
+
 @action_required(Action.BLOCK_VIEW)
 def block_detail(request: HttpRequest, pk: int) -> HttpResponse:
     block = get_object_or_404(_blocks(), pk=pk)
     brokers = list(Broker.objects.filter(is_active=True))
     context = _row_context(request, block, brokers)
+    context["can_end_day"] = (
+        can(request.user, Action.BLOCK_ROUTE)
+        and block.status == Block.Status.PARTIALLY_FILLED
+        and not any(r.status not in Route.TERMINAL_STATES for r in block.routes.all())
+    )
     if request.htmx and request.GET.get("fills"):
         return render(
             request, "trading/partials/block_fills.html", _fills_context(request, block, context)

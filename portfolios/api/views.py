@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import mixins, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from oms.api.base import OMSViewSet
@@ -121,8 +122,11 @@ class PortfolioViewSet(*READ, OMSViewSet):
         return s.PortfolioSerializer
 
     def list(self, request):
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        drift = drift_by_account([p.pk for p in page])
+        filterset = PortfolioFilter(request.query_params, queryset=self.get_queryset())
+        if not filterset.is_valid():
+            raise ValidationError(filterset.errors)
+        page = self.paginate_queryset(filterset.qs)
+        drift = filterset.drift_of(page)
         serializer = self.get_serializer(page, many=True, context=self._context(drift=drift))
         return self.get_paginated_response(serializer.data)
 

@@ -128,6 +128,33 @@ def prices_create(*, actor, prices: list[dict]) -> list[Price]:
     return created
 
 
+def model_targets_errors(cash_weight: Decimal, targets: list[dict]) -> list[str]:
+    """What is wrong with a model's targets (each a dict of security and weight):
+    the one statement of the rule, used by the services and by the admin's form.
+    Weights are positive, each security once and active, and with the cash weight
+    they add up to exactly 1 (100%)."""
+    errors: list[str] = []
+    if not targets:
+        errors.append("A model needs at least one target.")
+    seen: set[int] = set()
+    for number, target in enumerate(targets):
+        security, weight = target["security"], target["weight"]
+        if weight is None or weight <= 0:
+            errors.append(f"Row {number}: the weight of {security} must be positive.")
+        if security.pk in seen:
+            errors.append(f"Row {number}: {security} is already a target.")
+        if not security.is_active:
+            errors.append(f"Row {number}: {security} is not active.")
+        seen.add(security.pk)
+    total = (cash_weight or ZERO) + sum((t["weight"] or ZERO for t in targets), ZERO)
+    if targets and total != 1:
+        errors.append(
+            f"Target weights and cash add up to {(total * 100).normalize():f}% of the "
+            "model, not 100%."
+        )
+    return errors
+
+
 def model_create(
     *,
     actor,
@@ -158,21 +185,8 @@ def model_create(
     for field in ("band_absolute", "band_relative"):
         if getattr(model, field) < 0:
             errors[field].append("Must be zero or more.")
-    if not targets:
-        errors["targets"].append("A model needs at least one target.")
-    seen: set[int] = set()
-    for number, target in enumerate(targets):
-        security, weight = target["security"], target["weight"]
-        if weight <= 0:
-            errors["targets"].append(f"Row {number}: the weight of {security} must be positive.")
-        if security.pk in seen:
-            errors["targets"].append(f"Row {number}: {security} is already a target.")
-        if not security.is_active:
-            errors["targets"].append(f"Row {number}: {security} is not active.")
-        seen.add(security.pk)
-    total = cash_weight + sum((t["weight"] for t in targets), ZERO)
-    if targets and total != 1:
-        errors["targets"].append(f"Target weights and cash add up to {total}, not 1.")
+    if target_errors := model_targets_errors(cash_weight, targets):
+        errors["targets"] += target_errors
     if errors:
         raise ValidationError(dict(errors))
     with audited_transaction():

@@ -46,3 +46,110 @@ def test_operations_browse_the_audit_trail_in_the_admin(ops, client, make_order)
     assert response.status_code == 200
     assert b"order.created" in response.content
     assert client.get("/admin/oms/idempotencykey/").status_code == 200
+
+
+# --- Changes made in the admin are checked and audited -------------------------------
+
+
+def _model_form(model, targets, cash_weight="0.05"):
+    """The admin's change form of a model portfolio, with its target inline."""
+    data = {
+        "name": model.name,
+        "description": model.description,
+        "cash_weight": cash_weight,
+        "band_absolute": str(model.band_absolute),
+        "band_relative": str(model.band_relative),
+        "owner": "",
+        "targets-TOTAL_FORMS": str(len(targets)),
+        "targets-INITIAL_FORMS": str(model.targets.count()),
+        "targets-MIN_NUM_FORMS": "0",
+        "targets-MAX_NUM_FORMS": "1000",
+    }
+    existing = {t.security_id: t.pk for t in model.targets.all()}
+    for i, (security, weight) in enumerate(targets):
+        data[f"targets-{i}-security"] = str(security.pk)
+        data[f"targets-{i}-weight"] = weight
+        data[f"targets-{i}-model"] = str(model.pk)
+        if security.pk in existing:
+            data[f"targets-{i}-id"] = str(existing[security.pk])
+    return data
+
+
+@pytest.fixture
+def superuser_client(ops, client):
+    ops.is_superuser = True
+    ops.save(update_fields=["is_superuser"])
+    client.force_login(ops)
+    return client
+
+
+def test_the_admin_refuses_model_weights_that_do_not_add_up_to_100(superuser_client, book):
+    model, s = book["model"], book["securities"]
+    url = f"/admin/portfolios/modelportfolio/{model.pk}/change/"
+    before = dict(model.targets.values_list("security__ticker", "weight"))
+    events = AuditEvent.objects.count()
+    targets = [(s["AAA"], "1.20"), (s["BBB"], "0.30"), (s["CCC"], "0.15"), (s["DDD"], "0.10")]
+    response = superuser_client.post(url, _model_form(model, targets))
+    assert response.status_code == 200  # the form again, with the error
+    assert b"add up to 180% of the model, not 100%" in response.content
+    assert dict(model.targets.values_list("security__ticker", "weight")) == before
+    assert AuditEvent.objects.count() == events
+
+
+def test_a_target_edited_in_the_admin_is_audited_with_its_before_and_after(superuser_client, book):
+    model, s = book["model"], book["securities"]
+    url = f"/admin/portfolios/modelportfolio/{model.pk}/change/"
+    targets = [(s["AAA"], "0.35"), (s["BBB"], "0.35"), (s["CCC"], "0.15"), (s["DDD"], "0.10")]
+    response = superuser_client.post(url, _model_form(model, targets))
+    assert response.status_code == 302, response.content[:2000]
+    event = AuditEvent.objects.get(kind="modelportfolio.changed")
+    assert event.before["targets"]["AAA"] == "0.40000000"
+    assert event.after["targets"]["AAA"] == "0.35000000"
+    assert event.before != event.after
+    assert event.actor_name == "ops"
+
+
+def test_granting_a_role_in_the_admin_is_audited(superuser_client, pm):
+    from django.contrib.auth.models import Group
+
+    traders = Group.objects.get_or_create(name="Traders")[0]
+    managers = Group.objects.get_or_create(name="Portfolio managers")[0]
+    data = {
+        "username": pm.username,
+        "first_name": "",
+        "last_name": "",
+        "email": "",
+        "is_active": "on",
+        "groups": [str(managers.pk), str(traders.pk)],
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "00:00:00",
+        "initial-date_joined_0": "2026-01-01",
+        "initial-date_joined_1": "00:00:00",
+    }
+    response = superuser_client.post(f"/admin/auth/user/{pm.pk}/change/", data)
+    assert response.status_code == 302, response.content[:3000]
+    event = AuditEvent.objects.get(kind="user.changed", object_id=str(pm.pk))
+    assert event.before["groups"] == ["Portfolio managers"]
+    assert event.after["groups"] == ["Portfolio managers", "Traders"]
+
+
+def test_minting_a_token_for_someone_in_the_admin_is_audited(superuser_client, trader):
+    from rest_framework.authtoken.models import Token
+
+    response = superuser_client.post("/admin/authtoken/tokenproxy/add/", {"user": trader.pk})
+    assert response.status_code == 302
+    token = Token.objects.get(user=trader)
+    event = AuditEvent.objects.get(kind="token.issued")
+    assert event.after == {"user": "trader", "created": event.after["created"]}
+    assert token.key not in str(event.after)
+
+
+def test_a_password_changed_in_the_admin_is_audited_without_the_password(superuser_client, trader):
+    response = superuser_client.post(
+        f"/admin/auth/user/{trader.pk}/password/",
+        {"password1": "a-new-Secret-42", "password2": "a-new-Secret-42", "usable_password": "true"},
+    )
+    assert response.status_code == 302, response.content[:2000]
+    event = AuditEvent.objects.get(kind="user.changed", object_id=str(trader.pk))
+    assert event.before["password_set_at"] != event.after["password_set_at"]
+    assert "a-new-Secret-42" not in str(event.after)

@@ -266,7 +266,7 @@ def test_a_book_the_engine_cannot_compute_is_refused_with_the_reason(pm, book, c
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [
-        ({"targets": [{"security": "AAA", "weight": "0.5"}]}, "targets", "add up to 0.5"),
+        ({"targets": [{"security": "AAA", "weight": "0.5"}]}, "targets", "add up to 50%"),
         (
             {
                 "targets": [

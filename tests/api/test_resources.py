@@ -256,3 +256,37 @@ def test_audit_events_filter_by_actor_and_kind(pm, compliance_officer, make_orde
     detail = client.get(f"{API}/audit-events/{approved[0]['id']}/").json()
     assert detail["after"] == {"status": "approved"}
     assert len(detail["hash"]) == 64
+
+
+def test_the_accounts_api_filters_out_of_band_and_sorts_by_drift_like_the_page(
+    pm, book, client_for
+):
+    """One filter definition for the page and the API: the band filter and the drift
+    sort were the page's only."""
+    from portfolios.models import Portfolio
+
+    Portfolio.objects.create(code="ZZZ", name="No model", manager=pm)  # no drift figures
+    client = client_for(pm)
+
+    def codes(**params):
+        response = client.get(f"{API}/portfolios/", params)
+        assert response.status_code == 200, response.content
+        return [row["code"] for row in response.json()["results"]]
+
+    assert codes() == ["ACC1", "ACC2", "ZZZ"]  # code order without a sort
+    assert codes(sort="-drift") == ["ACC1", "ACC2", "ZZZ"]  # 0.99, 0.67, none last
+    assert codes(sort="drift") == ["ACC2", "ACC1", "ZZZ"]
+    assert codes(out_of_band="true") == ["ACC1", "ACC2"]
+    bad = client.get(f"{API}/portfolios/", {"sort": "colour"})
+    assert bad.status_code == 400 and "sort" in bad.json()
+
+
+def test_sorting_by_drift_when_no_account_has_a_drift_keeps_code_order(pm, client_for):
+    """On PostgreSQL an empty ranking was ORDER BY 0: a 500."""
+    from portfolios.models import Portfolio
+
+    for code in ("B1", "A1"):
+        Portfolio.objects.create(code=code, name=code, manager=pm)
+    response = client_for(pm).get(f"{API}/portfolios/", {"sort": "-drift"})
+    assert response.status_code == 200
+    assert [row["code"] for row in response.json()["results"]] == ["A1", "B1"]

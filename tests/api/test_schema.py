@@ -61,6 +61,7 @@ EXPECTED_PATHS = {
     "/api/v1/blocks/",
     "/api/v1/blocks/{id}/",
     "/api/v1/blocks/{id}/route/",
+    "/api/v1/blocks/{id}/done-for-day/",
     "/api/v1/routes/{id}/cancel/",
     "/api/v1/routes/",
     "/api/v1/routes/{id}/",

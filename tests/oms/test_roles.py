@@ -89,3 +89,110 @@ def test_roles_are_the_four_groups():
         "Compliance officers",
         "Operations",
     }
+
+
+# --- Users in several roles ---------------------------------------------------------
+#
+# Per action, a user gets what one of their roles grants, never more: a portfolio
+# manager's grants reach the accounts they manage; the other roles' reach every
+# account, but only for the actions those roles have. So a PM who is also a
+# compliance officer, a trader or in operations still creates, approves and
+# releases orders only for their own accounts.
+
+ACCOUNT_ACTIONS = (
+    Action.ORDER_CREATE,
+    Action.ORDER_APPROVE,
+    Action.ORDER_RELEASE,
+    Action.REBALANCE_RUN,
+)
+
+
+@pytest.fixture
+def multi_role(make_user):
+    def make(name, *roles):
+        from django.contrib.auth.models import Group
+
+        user = make_user(name)
+        for role in roles:
+            user.groups.add(Group.objects.get_or_create(name=role.value)[0])
+        return user
+
+    return make
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "other_role", [Role.COMPLIANCE, Role.TRADER, Role.OPERATIONS], ids=lambda r: r.name
+)
+@pytest.mark.parametrize("action", ACCOUNT_ACTIONS)
+def test_a_pm_in_another_role_acts_only_for_their_own_accounts(
+    multi_role, book, other_pm, other_role, action
+):
+    from oms.roles import may_act_for
+
+    user = multi_role(f"pm-and-{other_role.name.lower()}", Role.PORTFOLIO_MANAGER, other_role)
+    own = book["accounts"][0]
+    own.manager = user
+    own.save(update_fields=["manager"])
+    others = book["accounts"][1]
+    assert may_act_for(user, action, own)
+    assert not may_act_for(user, action, others)
+
+
+@pytest.mark.django_db
+def test_a_pm_and_trader_cannot_work_another_managers_account_through_the_services(
+    multi_role, book, pm
+):
+    """Probing: a user in the PM and trader groups created, approved, released and
+    routed an order on another manager's account."""
+    user = multi_role("pm-trader", Role.PORTFOLIO_MANAGER, Role.TRADER)
+    account = book["accounts"][0]  # managed by `pm`, not by `user`
+    with pytest.raises(PermissionDenied, match=f"do not manage account {account.code}"):
+        order_services.order_create(
+            actor=user,
+            portfolio=account,
+            security=book["securities"]["AAA"],
+            side="buy",
+            quantity=Decimal(10),
+        )
+    order = order_services.order_create(
+        actor=pm,
+        portfolio=account,
+        security=book["securities"]["AAA"],
+        side="buy",
+        quantity=Decimal(10),
+    )
+    with pytest.raises(PermissionDenied):
+        order_services.orders_approve(actor=user, order_ids=[order.pk])
+    order_services.orders_approve(actor=pm, order_ids=[order.pk])
+    with pytest.raises(PermissionDenied):
+        order_services.orders_release(actor=user, order_ids=[order.pk])
+    # cancelling is a trader's right on any account: the trader role grants it
+    order_services.order_cancel(actor=user, order_id=order.pk, reason="desk")
+
+
+@pytest.mark.django_db
+def test_a_pm_and_compliance_officer_cannot_rebalance_another_managers_account(multi_role, book):
+    from orchestration.services import rebalance_run_create
+
+    user = multi_role("pm-compliance", Role.PORTFOLIO_MANAGER, Role.COMPLIANCE)
+    with pytest.raises(PermissionDenied, match="do not manage account"):
+        rebalance_run_create(actor=user, portfolios=[book["accounts"][0]])
+
+
+@pytest.mark.django_db
+def test_a_pm_and_compliance_officer_sees_every_account(multi_role, book):
+    from portfolios.selectors import portfolios_visible_to
+
+    user = multi_role("pm-compliance-2", Role.PORTFOLIO_MANAGER, Role.COMPLIANCE)
+    assert set(portfolios_visible_to(user)) == set(book["accounts"])
+
+
+@pytest.mark.django_db
+def test_a_refusal_names_the_action_in_words(personas):
+    from oms.roles import require
+
+    with pytest.raises(PermissionDenied) as refused:
+        require(personas[PM], Action.BLOCK_VIEW)
+    assert str(refused.value) == "Your role does not allow you to see the trading blotter."
+    assert "block.view" not in str(refused.value)

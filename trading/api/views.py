@@ -21,6 +21,7 @@ from trading.selectors import (
     orders_visible_to,
     routes_with_broker,
 )
+from trading.services import blocks as block_services
 from trading.services import orders as order_services
 from trading.services import routes as route_services
 
@@ -126,7 +127,7 @@ class BlockViewSet(*READ, OMSViewSet):
     serializer_class = s.BlockSerializer
     filterset_class = BlockFilter
     read_action = Action.BLOCK_VIEW
-    action_permissions = {"route": Action.BLOCK_ROUTE}
+    action_permissions = {"route": Action.BLOCK_ROUTE, "done_for_day": Action.BLOCK_ROUTE}
 
     queryset = Block.objects.all()
 
@@ -151,6 +152,22 @@ class BlockViewSet(*READ, OMSViewSet):
         )
         route = routes_with_broker().get(pk=route.pk)
         return Response(s.RouteSerializer(route).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.ReasonSerializer, responses={200: s.BlockSerializer})
+    @action(detail=True, methods=["post"], url_path="done-for-day")
+    @idempotent
+    def done_for_day(self, request, pk=None):
+        """End a partly filled block for the day once its routes have ended: what
+        filled is allocated to the account orders. 400 while a route still works."""
+        block = self.get_object()
+        serializer = s.ReasonSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        block_services.block_done_for_day(
+            actor=request.user,
+            block_id=block.pk,
+            reason=serializer.validated_data.get("reason", ""),
+        )
+        return Response(self.get_serializer(self.get_queryset().get(pk=block.pk)).data)
 
 
 class RouteViewSet(*READ, OMSViewSet):

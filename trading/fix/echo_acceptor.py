@@ -3,8 +3,9 @@
 An acceptor with SenderCompID ``ISLD`` and sessions for ``TW42`` (FIX.4.2),
 ``TW44`` and ``TW`` (FIX.4.4), ResetOnLogon=Y, full validation.  Behind it an
 echo application: every NewOrderSingle / SecurityDefinition is sent back
-(a PossResend=Y NewOrderSingle whose ClOrdID was already seen is dropped);
-any other application message is refused with BusinessMessageReject 380=3.
+(a PossResend=Y NewOrderSingle whose ClOrdID it has already seen on that
+session since the last logout is dropped); any other application message is
+refused with BusinessMessageReject 380=3.
 
     python -m trading.fix.echo_acceptor --port PORT
 """
@@ -28,8 +29,23 @@ ECHO_SESSIONS = (("FIX.4.2", "TW42"), ("FIX.4.4", "TW44"), ("FIX.4.4", "TW"))
 
 
 class EchoApplication(Application):
+    """The acceptance tests' application behind the session.
+
+    PossResend (97=Y) says "this may have been sent before": the session
+    delivers such a message like any other, and it is the application that
+    knows whether it has already acted on it, by its business key (here the
+    ClOrdID of a NewOrderSingle).  What counts as "already" is what this
+    application saw on the session since its last logout: QuickFIX's
+    acceptance application forgets at logout, and with ResetOnLogon=Y every
+    logon starts a new session, so an order from an earlier one, resent with
+    PossResend=Y, is delivered again.
+    """
+
     def __init__(self) -> None:
         self.seen: set[tuple[object, str | None]] = set()
+
+    def on_logout(self, session: Session) -> None:
+        self.seen = {key for key in self.seen if key[0] != session.sid}
 
     def from_app(self, msg: Message, session: Session) -> None:
         if msg.msg_type not in ("D", "d"):

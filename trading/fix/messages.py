@@ -318,6 +318,9 @@ class ExecutionReport(AppMessage):
                 filled = Decimal(pairs.get(151, "0")) == 0
                 pairs[150] = ExecType.FILL if filled else ExecType.PARTIAL_FILL
             elif et == ExecType.ORDER_STATUS:
+                # FIX 4.2 has no ExecType I: a status report is ExecTransType 3
+                # (Status) with ExecType stating the order's status
+                pairs[20] = "3"
                 pairs[150] = pairs[39]
         else:
             if et in (ExecType.PARTIAL_FILL, ExecType.FILL):

@@ -13,6 +13,22 @@ SequenceReset in both modes, PossDup/OrigSendingTime checks, SendingTime
 accuracy, CompID checks, and dictionary validation answered with Reject (35=3)
 or BusinessMessageReject (35=j).  An exception from the application never
 escapes the session.
+
+Where the shared acceptance scenarios say nothing, the rule is what QuickFIX
+does, checked against it (``tests/trading/fix/scenarios``): no Reject goes
+out before the peer's Logon is accepted (a Logon with a bad SendingTime
+closes the connection); a message without a MsgSeqNum, or with one that is
+not a number, closes it too (a SequenceReset without one is rejected); an
+application message without a CompID gets a BusinessMessageReject 380=5.
+
+PossResend (97=Y) is not the session's business: the session delivers every
+in-sequence application message, PossResend or not, and drops only what it
+can prove it has already processed by sequence number (PossDup, 43=Y, below
+the expected MsgSeqNum).  A PossResend message may or may not have been acted
+on; only the application knows, by its own key (a ClOrdID, an ExecID), and
+decides: ``EchoApplication`` drops a NewOrderSingle whose ClOrdID it saw
+since the last logout, the simulated broker answers an order it already has
+with its status, ``OrderClient`` ignores an ExecID it has processed.
 """
 
 from __future__ import annotations
@@ -151,6 +167,26 @@ _APP_ERROR_TEXT = {
     4: "Application not available",
     5: "Conditionally Required Field Missing",
 }
+
+
+# The reasons a QuickFIX Reject carries a Text (58) and RefTagID (371) for; for
+# any other reason it sends neither.
+_REJECT_TEXT_REASONS = frozenset(
+    {
+        Reason.INVALID_TAG_NUMBER,
+        Reason.REQUIRED_TAG_MISSING,
+        Reason.TAG_NOT_DEFINED_FOR_MESSAGE_TYPE,
+        Reason.TAG_SPECIFIED_WITHOUT_A_VALUE,
+        Reason.VALUE_IS_INCORRECT,
+        Reason.INCORRECT_DATA_FORMAT,
+        Reason.COMPID_PROBLEM,
+        Reason.SENDINGTIME_ACCURACY_PROBLEM,
+        Reason.INVALID_MSGTYPE,
+        Reason.TAG_APPEARS_MORE_THAN_ONCE,
+        Reason.TAG_SPECIFIED_OUT_OF_REQUIRED_ORDER,
+        Reason.INCORRECT_NUMINGROUP_COUNT,
+    }
+)
 
 
 class Session:
@@ -295,10 +331,9 @@ class Session:
         mt = msg.msg_type
         try:
             idx = msg._index()
-            if 49 not in idx:
-                raise ValidationError(Reason.REQUIRED_TAG_MISSING, 49)
-            if 56 not in idx:
-                raise ValidationError(Reason.REQUIRED_TAG_MISSING, 56)
+            if 49 not in idx or 56 not in idx:
+                self._comp_id_missing(msg, 49 if 49 not in idx else 56)
+                return
             if msg.begin_string != self.sid.begin_string:
                 self._unsupported_version(msg)
                 return
@@ -307,6 +342,18 @@ class Session:
                     self.disconnect(f"Logout before logon completed: {msg.get(58) or ''}")
                 else:
                     self.disconnect("First message is not a Logon")
+                return
+            seq_s = idx.get(34)
+            # a MsgSeqNum as QuickFIX reads one: ASCII digits only (no sign, not empty)
+            if seq_s is None or not seq_s.isdigit() or not seq_s.isascii():
+                # QuickFIX rejects this only on a SequenceReset (a missing or
+                # empty MsgSeqNum); on anything else, or a MsgSeqNum that is not
+                # a number, it closes the connection without a word.
+                if mt == "4" and seq_s is None:
+                    raise ValidationError(Reason.REQUIRED_TAG_MISSING, 34)
+                if mt == "4" and seq_s == "":
+                    raise ValidationError(Reason.TAG_SPECIFIED_WITHOUT_A_VALUE, 34)
+                self.disconnect(f"MsgSeqNum missing or not a number: {seq_s!r}")
                 return
             if self.settings.validate:
                 self.dd.validate(msg, self.settings.allow_unknown_fields)
@@ -341,6 +388,20 @@ class Session:
             self.next_queued()
         if self.logged_on:
             self.on_timer()
+
+    def _comp_id_missing(self, msg: Message, tag: int) -> None:
+        """SenderCompID or TargetCompID missing: an application message gets a
+        BusinessMessageReject (380=5, from FIX 4.2), anything else a session
+        Reject (373=1); before logon the connection is closed."""
+        if not self.received_logon:
+            self.disconnect(f"Tag {tag} missing before logon")
+        elif msg.msg_type not in ADMIN and self.sid.begin_string >= "FIX.4.2":
+            if msg.get_int(34) == self.store.next_target:
+                self.store.incr_target()
+            text = f"{_APP_ERROR_TEXT[5]} ({tag})"
+            self.generate_business_reject(msg, 5, text)
+        else:
+            self.generate_reject(msg, Reason.REQUIRED_TAG_MISSING, tag)
 
     def _unsupported_version(self, msg: Message) -> None:
         if msg.msg_type == "5":
@@ -387,12 +448,10 @@ class Session:
             self.disconnect("Logon state is not valid for message")
             return False
         if not self._good_time(msg):
-            self.generate_reject(msg, Reason.SENDINGTIME_ACCURACY_PROBLEM)
-            self.generate_logout()
+            self._reject_and_logout(msg, Reason.SENDINGTIME_ACCURACY_PROBLEM)
             return False
         if not self._correct_comp_id(msg):
-            self.generate_reject(msg, Reason.COMPID_PROBLEM)
-            self.generate_logout()
+            self._reject_and_logout(msg, Reason.COMPID_PROBLEM)
             return False
         expected = self.store.next_target
         if check_high and seq > expected:
@@ -408,6 +467,14 @@ class Session:
         self.last_received = self.clock.monotonic()
         self.test_request = 0
         return True
+
+    def _reject_and_logout(self, msg: Message, reason: int) -> None:
+        """A message we cannot accept from this peer (SendingTime, CompID):
+        Reject and Logout, or, before a Logon was accepted, a closed connection
+        (``generate_reject`` sends nothing then)."""
+        self.generate_reject(msg, reason)
+        if self.transport is not None:
+            self.generate_logout()
 
     def do_target_too_high(self, msg: Message, seq: int) -> None:
         self.event(f"MsgSeqNum too high, expecting {self.store.next_target} but received {seq}")
@@ -438,8 +505,7 @@ class Session:
             except ValueError:
                 late = True
             if late:
-                self.generate_reject(msg, Reason.SENDINGTIME_ACCURACY_PROBLEM)
-                self.generate_logout()
+                self._reject_and_logout(msg, Reason.SENDINGTIME_ACCURACY_PROBLEM)
 
     def next_queued(self) -> None:
         while self.queue:
@@ -531,7 +597,8 @@ class Session:
             if self.resend_range is not None and new > self.resend_range[1]:
                 self.resend_range = None
         elif new < expected:
-            self.generate_reject(msg, Reason.VALUE_IS_INCORRECT, 36)
+            # no RefTagID: QuickFIX names no tag here, and peers compare rejects field by field
+            self.generate_reject(msg, Reason.VALUE_IS_INCORRECT)
 
     def next_logout(self, msg: Message) -> None:
         if not self.verify(msg, False, False):
@@ -726,7 +793,15 @@ class Session:
                 out.header.append((dst, v))
 
     def generate_reject(self, msg: Message, reason: int, tag: int | None = None) -> None:
-        if not self.logged_on and self.transport is None:
+        """Session Reject (35=3) of ``msg``, as QuickFIX writes it: RefSeqNum,
+        Text and RefTagID (only for the reasons QuickFIX has a text for, the tag
+        only when one is named), RefMsgType, SessionRejectReason (FIX 4.2: only
+        up to 11).  No Reject may go out before the peer's Logon was accepted:
+        then the connection is closed instead."""
+        if not self.received_logon:
+            if self.transport is not None:
+                text = REASON_TEXT.get(reason, str(reason))
+                self.disconnect(f"Message {msg.get(34)} refused before logon: {text}")
             return
         out = self._admin("3")
         self._reverse_route(msg, out)
@@ -735,7 +810,7 @@ class Session:
         body: list[tuple[int, str]] = []
         if seq_s:
             body.append((45, seq_s))
-        text = REASON_TEXT.get(reason)
+        text = REASON_TEXT.get(reason) if reason in _REJECT_TEXT_REASONS else None
         if text and (tag or reason == Reason.INVALID_TAG_NUMBER) and tag is not None:
             body.append((58, text))
             body.append((371, str(tag)))

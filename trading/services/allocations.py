@@ -22,7 +22,8 @@ from trading.models import Allocation, Block, Order, Side
 
 
 def block_allocate(*, block_id: int) -> list[Allocation]:
-    """Allocate a filled block to its account orders at one average price and book them.
+    """Allocate a block that is filled (or done for the day, or cancelled, with
+    fills) to its account orders at one average price, and book them.
 
     Idempotent: a block already allocated is left alone.
     """
@@ -48,9 +49,12 @@ def block_allocate(*, block_id: int) -> list[Allocation]:
             if quantity > 0:
                 order.filled_quantity = quantity
                 order.average_price = block.average_price
-                if quantity == order.quantity and order.status != Order.Status.FILLED:
+            if quantity == order.quantity:
+                if order.status != Order.Status.FILLED:
                     move(order, Order.Status.FILLED)
-            if order.status in (Order.Status.WORKING, Order.Status.RELEASED):
+            elif block.status == Block.Status.DONE_FOR_DAY:
+                move(order, Order.Status.DONE_FOR_DAY)  # partly filled, or not at all
+            elif order.status in (Order.Status.WORKING, Order.Status.RELEASED):
                 move(order, Order.Status.CANCELLED)  # nothing of it was filled
             if quantity > 0:
                 move(order, Order.Status.ALLOCATED)

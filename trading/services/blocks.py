@@ -2,16 +2,67 @@
 
 A block's status is derived from its routes' fills: filled, partially filled,
 working while a route is live, open again when every route ended unfilled.
-Called by the route and execution services inside their transactions, with the
-block locked.
+A day block that is partly filled when every route has ended, one of them
+because the broker ended its day (expired or done for day), is done for the
+day; a trader can also end a partly filled block for the day. A block that is
+filled or done for the day is allocated (`allocations.block_allocate`, queued
+after commit).
 """
 
 from __future__ import annotations
 
-from audit.services import audit_record, snapshot
+from django.core.exceptions import ValidationError
+
+from audit.services import audit_record, audited_transaction, snapshot
+from oms.roles import Action, require
 from oms.state import move
+from oms.tasking import enqueue_on_commit
 from trading import locks
-from trading.models import Block, Order, Route
+from trading.models import Block, Order, Route, TimeInForce
+
+#: Route ends that mean the broker's trading day is over for a day order.
+_DAY_OVER = frozenset({Route.Status.EXPIRED, Route.Status.DONE_FOR_DAY})
+
+
+def _day_over_at_broker(block: Block) -> bool:
+    return (
+        block.time_in_force == TimeInForce.DAY
+        and block.routes.filter(status__in=_DAY_OVER, time_in_force=TimeInForce.DAY).exists()
+    )
+
+
+def allocate_when_ended(block: Block) -> None:
+    """Queue the allocation of a block whose trading has ended with fills."""
+    if block.status in Block.ALLOCATABLE_STATES and block.filled_quantity > 0:
+        enqueue_on_commit("trading.tasks.allocate_block", block.pk)
+
+
+def block_done_for_day(*, actor, block_id: int, reason: str = "") -> Block:
+    """A trader ends a partly filled block for the day: nothing more is routed,
+    and what filled is allocated. Every route must have ended first (cancel the
+    working ones)."""
+    require(actor, Action.BLOCK_ROUTE)
+    with audited_transaction():
+        block = locks.lock_block(block_id)
+        if block.routes.exclude(status__in=Route.TERMINAL_STATES).exists():
+            raise ValidationError(f"Block #{block.pk} has routes still working: cancel them first.")
+        if block.filled_quantity == 0:
+            raise ValidationError(
+                f"Nothing of block #{block.pk} is filled: cancel its orders instead."
+            )
+        before = snapshot(block, Block.AUDIT_FIELDS)
+        move(block, Block.Status.DONE_FOR_DAY)
+        block.save(update_fields=["status", "updated_at"])
+        audit_record(
+            actor=actor,
+            kind="block.done_for_day",
+            obj=block,
+            before=before,
+            after=snapshot(block, Block.AUDIT_FIELDS),
+            reason=reason,
+        )
+        allocate_when_ended(block)
+    return block
 
 
 def block_follow_routes(block: Block, *, actor_name: str | None, before: dict, actor=None) -> None:
@@ -25,6 +76,8 @@ def block_follow_routes(block: Block, *, actor_name: str | None, before: dict, a
     live = block.routes.exclude(status__in=Route.TERMINAL_STATES).exists()
     if block.filled_quantity >= block.quantity:
         target = Block.Status.FILLED
+    elif block.filled_quantity > 0 and not live and _day_over_at_broker(block):
+        target = Block.Status.DONE_FOR_DAY  # allocated with what filled
     elif block.filled_quantity > 0:
         target = Block.Status.PARTIALLY_FILLED
     elif live or block.routed_quantity > 0:
@@ -53,6 +106,7 @@ def block_follow_routes(block: Block, *, actor_name: str | None, before: dict, a
             after=after,
         )
     orders_follow_block(block, actor=actor, actor_name=actor_name)
+    allocate_when_ended(block)
 
 
 _ORDER_STATUS_FOR_BLOCK = {

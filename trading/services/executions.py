@@ -18,7 +18,6 @@ from audit.services import audit_record, audited_transaction, snapshot
 from oms.numbers import ZERO
 from oms.numbers import price as round_price
 from oms.numbers import qty as round_qty
-from oms.tasking import enqueue_on_commit
 from trading import locks
 from trading.brokers import ExecutionReport
 from trading.models import Block, Execution, Route
@@ -66,8 +65,6 @@ def execution_apply(report: ExecutionReport) -> Execution | None:
                 transact_time=report.transact_time,
             )
             _apply_to_route_and_block(route, block, execution, report)
-            if block.status == Block.Status.FILLED:
-                enqueue_on_commit("trading.tasks.allocate_block", block.pk)
             return execution
     except IntegrityError:
         # A concurrent apply of the same report won the unique (route, ExecID).

@@ -297,10 +297,9 @@ def route_send(route_id: int) -> None:
         return  # already sent by an earlier delivery of the task
     try:
         adapter.send(route_ticket(route))
-    except TRANSIENT:
-        raise
     except Exception as exc:
-        # The broker may or may not have the order: say so, never drop it silently.
+        # The broker may or may not have the order: say so, never drop it silently
+        # (a retry would find the route claimed and send nothing).
         log.exception("sending route %s failed", route.cl_ord_id)
         route_mark_unconfirmed(route_id, f"send failed: {exc}")
 

@@ -325,7 +325,8 @@ class QFClient(_Base):
 
     @guarded
     def fromApp(self, msg, sid):
-        d = {t: qf_get(msg, t) for t in (11, 41, 37, 17, 150, 39, 14, 151, 31, 32, 434, 102, 58)}
+        tags = (11, 41, 37, 17, 150, 39, 14, 151, 31, 32, 434, 102, 58, 20, 103, 38)
+        d = {t: qf_get(msg, t) for t in tags}
         d[35] = qf_get(msg.getHeader(), 35)
         self.received.append(d)
 

@@ -108,7 +108,35 @@ def test_groups_and_nested_required():
         (40, "1"),
         (60, "20260105-14:30:00"),
     ]
-    assert reason("FIX.4.4", "D", bad) == (15, 447)
+    # an entry starts at the delimiter or at a repeated member: here [447], [448],
+    # two entries for a count of one, which QuickFIX rejects as reason 16 naming
+    # the count tag (scenarios/fix44/RepeatingGroupEntryWithoutDelimiter.def)
+    assert reason("FIX.4.4", "D", bad) == (16, 453)
+    # one entry without its delimiter, for a count of one: QuickFIX takes it
+    # (PartyID is not required in the entry), and so do we
+    one_entry_no_delimiter = [(11, "x"), (453, "1"), (447, "D"), (452, "1"), (54, "1")]
+    one_entry_no_delimiter += [(40, "1"), (60, "20260105-14:30:00")]
+    d.validate(msg("FIX.4.4", "D", one_entry_no_delimiter))
+    repeated_member = [(11, "x"), (453, "1"), (448, "P1"), (447, "D"), (447, "D"), (54, "1")]
+    repeated_member += [(40, "1"), (60, "20260105-14:30:00")]
+    assert reason("FIX.4.4", "D", repeated_member) == (16, 453)
+
+
+def test_nested_group_kept_in_order_when_sorted():
+    """The echo writes a body in QuickFIX's order: a nested group (PtysSubGrp
+    inside Parties) stays inside its entry, as QuickFIX echoes it."""
+    d = dictionary.load("FIX.4.4")
+    body = [(11, "x"), (453, "1"), (448, "A"), (447, "D"), (452, "1"), (802, "2")]
+    body += [(523, "X"), (803, "1"), (523, "Y"), (803, "2"), (54, "1"), (40, "1")]
+    body += [(60, "20260105-14:30:00"), (38, "100")]
+    d.validate(msg("FIX.4.4", "D", body))
+    order = d.sort_body("D", body)
+    assert [t for t, _ in order] == [11, 38, 40, 54, 60, 453, 448, 447, 452, 802] + [
+        523,
+        803,
+        523,
+        803,
+    ]
 
 
 def test_shipped_tables_cover_versions():

@@ -342,3 +342,84 @@ def test_quickfix_initiator_trades_with_simulator(tmp_path, begin):
         ("9", None, "4", "l4"),
     ]
     assert app.received[1][31] == "50" and app.received[-1][102] == "0"
+
+
+@pytest.mark.parametrize("begin", ["FIX.4.4", "FIX.4.2"])
+def test_quickfix_initiator_takes_the_simulators_pending_rejects_status_and_expiry(tmp_path, begin):
+    """Everything the order state matrices added, validated by QuickFIX with
+    its own dictionaries: Pending Replace, a second replace refused while one
+    is pending (102=3), a request ClOrdID used before, a duplicate order, a
+    PossResend order that is known (status), FIX 4.2 status (ExecTransType 3),
+    expiry at the close."""
+    require(fix is not None, "quickfix binding not installed")
+    target = "QFP44" if begin == "FIX.4.4" else "QFP42"
+    from trading.fix.simulator import BrokerConfig
+
+    async def go():
+        cfg_ = BrokerConfig(amend_delay=0.3)
+        acc, broker = build_simulator(0, sessions=[(begin, target)], config=cfg_)
+        broker.set_price("IBM", Decimal("50"))
+        await acc.start()
+        cfg = qfhelpers.write_config(
+            tmp_path / "client.cfg",
+            "initiator",
+            acc.port,
+            [(begin, target, "BROKER", {})],
+            tmp_path / "store",
+        )
+        app = qfhelpers.QFClient()
+        settings = fix.SessionSettings(str(cfg))
+        store, logs = fix.FileStoreFactory(settings), fix.FileLogFactory(settings)
+        ini = fix.ThreadedSocketInitiator(app, store, settings, logs)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, ini.start)
+        try:
+            await until(app.logged_on.is_set, what="QuickFIX logon")
+            ts = qfhelpers._timestamp()
+            x42 = [(21, "1")] if begin == "FIX.4.2" else []
+            lim = [(55, "IBM"), (54, "1"), (38, "10"), (40, "2"), (44, "1"), (60, ts), *x42]
+            app.send("D", [(11, "l1"), *lim])
+            await until(lambda: len(app.received) >= 1)
+            rep = [(55, "IBM"), (54, "1"), (40, "2"), (44, "2"), (60, ts), *x42]
+            app.send("G", [(41, "l1"), (11, "l2"), (38, "20"), *rep])
+            app.send("G", [(41, "l2"), (11, "l3"), (38, "30"), *rep])
+            await until(lambda: len(app.received) >= 4, what="pending, reject, replaced")
+            app.send("F", [(41, "l2"), (11, "l1"), (55, "IBM"), (54, "1"), (38, "20"), (60, ts)])
+            await until(lambda: len(app.received) >= 5)
+            app.send("D", [(11, "l1"), *lim])  # a duplicate order
+            await until(lambda: len(app.received) >= 6)
+            m = qfhelpers.qf_message(begin, "D", [(11, "l2"), *lim])
+            m.getHeader().setField(97, "Y")
+            fix.Session.sendToTarget(m, app.sid)  # known, PossResend: its status
+            await until(lambda: len(app.received) >= 7)
+            app.send("H", [(11, "l2"), (55, "IBM"), (54, "1")])
+            await until(lambda: len(app.received) >= 8)
+            assert broker.expire_day_orders() == 1  # the close
+            await until(lambda: len(app.received) >= 9)
+        finally:
+            await loop.run_in_executor(None, ini.stop)
+            await acc.stop()
+            del ini, store, logs
+        return app
+
+    app = asyncio.run(go())
+    assert app.errors == [] and app.rejects == []
+    got = [(m[35], m[150], m[39], m[11], m[41], m[102]) for m in app.received]
+    v44 = begin == "FIX.4.4"
+    status = "I" if v44 else "0"  # 4.2: ExecType repeats the status
+    dup = "6" if v44 else "2"
+    assert got == [
+        ("8", "0", "0", "l1", None, None),
+        ("8", "E", "E", "l2", "l1", None),
+        ("9", None, "E", "l3", "l1", "3"),  # D.2.b: OrigClOrdID is the last accepted
+        ("8", "5", "0" if v44 else "5", "l2", "l1", None),  # 4.2: Replaced, nothing filled
+        ("9", None, "0", "l1", "l2", dup),
+        ("8", "8", "0", "l1", None, None),
+        ("8", status, "0", "l2", "l1", None),
+        ("8", status, "0", "l2", "l1", None),
+        ("8", "C", "C", "l2", "l1", None),
+    ]
+    assert app.received[5][103] == "6" and app.received[5][38] == "20"
+    if not v44:
+        assert [m[20] for m in app.received[6:8]] == ["3", "3"]
+        assert app.received[-1][20] == "0"

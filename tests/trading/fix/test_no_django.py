@@ -12,7 +12,7 @@ def test_library_imports_without_django():
     code = (
         "import trading.fix, trading.fix.codec, trading.fix.session, trading.fix.transport, "
         "trading.fix.messages, trading.fix.simulator, trading.fix.echo_acceptor, "
-        "trading.fix.acceptance, trading.fix.dictionary; "
+        "trading.fix.acceptance, trading.fix.dictionary, trading.fix.book_file; "
         "trading.fix.dictionary.load('FIX.4.4'); "
         "import sys; assert 'django' not in sys.modules, 'django imported'"
     )

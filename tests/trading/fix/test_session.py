@@ -212,6 +212,93 @@ def test_sequence_reset_modes():
     assert s.next_target == 20
 
 
+def test_sequence_reset_too_low_names_no_tag():
+    """QuickFIX rejects a low NewSeqNo with reason 5 and no RefTagID (371);
+    checked against it in scenarios/*/SequenceResetNewSeqNoTooLow.def."""
+    s, t, peer, *_ = logged_on_acceptor()
+    peer.send("0")
+    peer.send("0")
+    peer.send("4", [(36, "2")], seq=9)
+    (rej,) = t.take()
+    assert (rej.msg_type, rej[45], rej[372], rej[373]) == ("3", "9", "4", "5")
+    assert rej[58] == "Value is incorrect (out of range) for this tag" and 371 not in rej
+    assert s.next_target == 4
+
+
+@pytest.mark.parametrize("shift", [-121, 121])
+def test_logon_with_bad_sending_time_closes_the_connection_without_a_reject(shift):
+    """No Reject may go out before a Logon is accepted (QuickFIX: "Tried to
+    send a reject while not logged on"): the connection is closed."""
+    s, t, peer, clock, app = make_session()
+    s.connect(t)
+    bad = utc_timestamp(clock.utcnow() + timedelta(seconds=shift))
+    peer.send("A", [(98, "0"), (108, "30")], sending_time=bad)
+    assert t.closed and t.take() == [] and not s.logged_on and app.logons == 0
+
+
+def test_no_reject_before_logon_from_an_initiator_either():
+    s, t, peer, clock, app = make_session(initiator=True, heartbeat_interval=30)
+    s.connect(t)
+    assert types(t.take()) == ["A"]
+    bad = utc_timestamp(clock.utcnow() - timedelta(seconds=200))
+    peer.send("A", [(98, "0"), (108, "30")], sending_time=bad)
+    assert t.closed and t.take() == [] and app.logons == 0
+
+
+@pytest.mark.parametrize("mt, body", [("1", [(112, "X")]), ("0", []), ("D", [(11, "a")])])
+@pytest.mark.parametrize("seq", [None, "X", "-1", "+2", ""])
+def test_msg_seq_num_missing_or_not_a_number_closes_the_connection(mt, body, seq):
+    s, t, peer, clock, _ = logged_on_acceptor()
+    ts = utc_timestamp(clock.utcnow())
+    header = [(49, "THEM"), (52, ts), (56, "US")]
+    if seq is not None:
+        header.insert(0, (34, seq))
+    s.on_frame(encode_fields("FIX.4.4", mt, header, body))
+    assert t.closed and t.take() == []
+
+
+def test_sequence_reset_without_msg_seq_num_is_rejected():
+    s, t, peer, clock, _ = logged_on_acceptor()
+    ts = utc_timestamp(clock.utcnow())
+    s.on_frame(encode_fields("FIX.4.4", "4", [(49, "THEM"), (52, ts), (56, "US")], [(36, "5")]))
+    s.on_frame(
+        encode_fields("FIX.4.4", "4", [(34, ""), (49, "THEM"), (52, ts), (56, "US")], [(36, "5")])
+    )
+    missing, empty = t.take()
+    assert (missing[373], missing[371], 45 in missing) == ("1", "34", False)
+    assert (empty[373], empty[371], 45 in empty) == ("4", "34", False)
+    assert not t.closed and s.next_target == 2
+    peer.send("1", [(112, "ok")], seq="02")  # a leading zero is a number
+    assert t.take()[0][112] == "ok" and s.next_target == 3
+
+
+@pytest.mark.parametrize("begin", ["FIX.4.2", "FIX.4.4"])
+@pytest.mark.parametrize("missing", [49, 56])
+def test_application_message_without_comp_id_gets_a_business_reject(begin, missing):
+    s, t, peer, clock, app = logged_on_acceptor(begin=begin)
+    ts = utc_timestamp(clock.utcnow())
+    header = [(f, v) for f, v in [(34, "2"), (49, "THEM"), (52, ts), (56, "US")] if f != missing]
+    s.on_frame(encode_fields(begin, "D", header, [(11, "a"), (21, "1")]))
+    (bmr,) = t.take()
+    assert (bmr.msg_type, bmr[45], bmr[372], bmr[380]) == ("j", "2", "D", "5")
+    assert bmr[58] == f"Conditionally Required Field Missing ({missing})"
+    assert app.app_msgs == [] and s.next_target == 3
+    header = [(f, v) for f, v in [(34, "3"), (49, "THEM"), (52, ts), (56, "US")] if f != missing]
+    s.on_frame(encode_fields(begin, "1", header, [(112, "x")]))
+    (rej,) = t.take()
+    assert (rej.msg_type, rej[371], rej[372]) == ("3", str(missing), "1")
+    assert s.next_target == 4
+
+
+def test_reject_reasons_quickfix_has_no_text_for_carry_no_text_or_tag():
+    s, t, peer, *_ = logged_on_acceptor()
+    peer.send("0")
+    msg = Message("0", [], header=[(34, "2"), (49, "THEM"), (56, "US")])
+    s.generate_reject(msg, 15, 448)  # repeating group fields out of order
+    (rej,) = t.take()
+    assert rej[373] == "15" and 58 not in rej and 371 not in rej
+
+
 def test_logout_handshake_initiated_by_us_and_timeout():
     s, t, peer, clock, app = logged_on_acceptor()
     s.logout("bye")

@@ -186,6 +186,7 @@ def test_replace_quantity_and_price():
     assert (
         rep.exec_type == "5" and fill.exec_type == ExecType.TRADE and fill.last_px == Decimal("101")
     )
+    # C.1.c: a filled order replaced to a larger quantity works again
     send(
         peer,
         OrderCancelReplaceRequest(
@@ -198,15 +199,20 @@ def test_replace_quantity_and_price():
             price=Decimal("102"),
         ),
     )
-    (rej,) = reports(t)
-    assert (
-        isinstance(rej, OrderCancelReject)
-        and rej.cxl_rej_response_to == "2"
-        and rej.ord_status == "2"
+    rep, fill = reports(t)
+    assert (rep.exec_type, rep.ord_status, rep.order_qty, rep.cum_qty, rep.leaves_qty) == (
+        "5",
+        "1",
+        300,
+        200,
+        100,
     )
+    assert (fill.cl_ord_id, fill.last_qty, fill.ord_status) == ("d", 100, "2")
 
 
-def test_replace_below_filled_quantity_is_rejected():
+def test_replace_below_filled_quantity_ends_the_order_filled():
+    """C.3.c: a replace to less than is filled is taken as "cancel the rest":
+    Replace, OrdStatus Filled, the quantity amended to the filled quantity."""
     b, s, t, peer, _ = broker(partial_fills=2, fill_interval=5, schedule=lambda d, fn: None)
     send(peer, nos(cl="a", qty=100))
     t.take()  # new + first partial fill of 50; second fill never scheduled
@@ -221,8 +227,14 @@ def test_replace_below_filled_quantity_is_rejected():
             ord_type=OrdType.MARKET,
         ),
     )
-    (rej,) = reports(t)
-    assert isinstance(rej, OrderCancelReject) and rej.ord_status == "1"
+    (rep,) = reports(t)
+    assert (rep.exec_type, rep.ord_status, rep.cl_ord_id, rep.orig_cl_ord_id) == (
+        "5",
+        "2",
+        "b",
+        "a",
+    )
+    assert (rep.order_qty, rep.cum_qty, rep.leaves_qty) == (50, 50, 0)
 
 
 def test_order_status_request():
@@ -443,3 +455,70 @@ def test_simulator_fills_market_orders_at_the_price_file(tmp_path):
     broker = SimulatedBroker(price_source=PriceFile(path))
     assert broker.price("IBM") == Decimal("123.45")
     assert broker.price("ZZZ") == broker.walk("ZZZ")  # not in the file: the walk
+
+
+def test_price_file_replaced_within_the_same_second_is_read_again(tmp_path):
+    """A feed that writes a new file and renames it over the old one is seen
+    even when the modification time and size do not change (the inode does)."""
+    import json
+    import os
+
+    from trading.fix.simulator import PriceFile
+
+    path = tmp_path / "prices.json"
+    clock = FakeClock()
+    prices = PriceFile(path, clock, reload=0.25)
+    path.write_text(json.dumps({"IBM": "101.25"}))
+    os.utime(path, (5, 5))
+    assert prices("IBM") == Decimal("101.25")
+    tmp = tmp_path / "prices.tmp"
+    tmp.write_text(json.dumps({"IBM": "101.50"}))  # same size
+    os.utime(tmp, (5, 5))  # same modification time
+    os.replace(tmp, path)
+    clock.advance(0.1)
+    assert prices("IBM") == Decimal("101.25")  # not looked at again before 0.25 s
+    clock.advance(0.2)
+    assert prices("IBM") == Decimal("101.50")
+    reads = prices.reads
+    for _ in range(100):  # unchanged: stat only, never read again
+        clock.advance(0.3)
+        prices("IBM")
+    assert prices.reads == reads == 2
+
+
+def test_fills_follow_the_price_file_market_now_limit_when_it_crosses(tmp_path):
+    import json
+    import os
+
+    from trading.fix.simulator import PriceFile
+
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps({"IBM": "100"}))
+    b, s, t, peer, clock = broker()
+    b.price_source = PriceFile(path, clock)
+    send(peer, nos(cl="buy-lim", ord_type=OrdType.LIMIT, price="98"))
+    send(peer, nos(cl="sell-lim", ord_type=OrdType.LIMIT, price="103", side="2"))
+    assert [r.exec_type for r in reports(t)] == ["0", "0"]  # both rest at 100
+    send(peer, nos(cl="mkt1"))
+    assert reports(t)[1].last_px == Decimal("100")
+    path.write_text(json.dumps({"IBM": "97.5"}))
+    os.utime(path, (10, 10))
+    clock.advance(1.5)
+    b.on_tick()
+    (fill,) = reports(t)
+    assert (fill.cl_ord_id, fill.last_px) == ("buy-lim", Decimal("97.5"))
+    send(peer, nos(cl="mkt2"))
+    assert reports(t)[1].last_px == Decimal("97.5")  # market orders at the current price
+    path.write_text(json.dumps({"IBM": "104"}))
+    os.utime(path, (20, 20))
+    clock.advance(1.5)
+    b.on_tick()
+    (fill,) = reports(t)
+    assert (fill.cl_ord_id, fill.last_px) == ("sell-lim", Decimal("104"))
+
+
+def test_prices_reload_option_is_checked():
+    from trading.fix.simulator import main
+
+    with pytest.raises(SystemExit):
+        main(["--port", "0", "--prices-reload", "0"])

@@ -321,8 +321,7 @@ class DataDictionary:
             i += 1
             g = block.groups.get(t)
             if g is not None:
-                while i < n and fields[i][0] in g.fields:
-                    i += 1
+                i = _group_end(fields, i, g)
         return out
 
     def _check_field(self, tag: int, value: str, allow_unknown: bool) -> bool:
@@ -398,30 +397,38 @@ class DataDictionary:
         g: _Block,
         allow_unknown: bool,
     ) -> int:
+        # Entries are split as QuickFIX splits them: a new entry starts at the
+        # delimiter, or at a member already present in the current entry; the
+        # group ends at the first field that is not a member.  A number of
+        # entries other than the count is reason 16 naming the count tag (a
+        # member before the delimiter thus makes an entry of its own), which is
+        # what QuickFIX answers.
         n = len(fields)
-        entries = 0
-        while i < n and fields[i][0] in g.fields:
-            if fields[i][0] != g.delim:
-                raise ValidationError(Reason.REPEATING_GROUP_FIELDS_OUT_OF_ORDER, fields[i][0])
-            entries += 1
-            # one entry: from the delimiter up to the next delimiter or a non-member
-            j = i + 1
-            while j < n and fields[j][0] in g.fields and fields[j][0] != g.delim:
+        members = g.fields
+        spans: list[tuple[int, int]] = []
+        while i < n and fields[i][0] in members:
+            j = i
+            in_entry: set[int] = set()
+            while j < n:
+                t = fields[j][0]
+                if t not in members or t in in_entry or (j > i and t == g.delim):
+                    break
+                in_entry.add(t)
                 j += 1
-                # nested groups: skip their members too
-                sub = g.groups.get(fields[j - 1][0])
-                if sub is not None:
-                    while j < n and fields[j][0] in sub.fields:
-                        j += 1
-            entry = fields[i:j]
+                sub = g.groups.get(t)
+                if sub is not None:  # a nested group belongs to this entry
+                    j = _group_end(fields, j, sub)
+            spans.append((i, j))
+            i = j
+        if len(spans) != count:
+            raise ValidationError(Reason.INCORRECT_NUMINGROUP_COUNT, count_tag)
+        for a, b in spans:
+            entry = fields[a:b]
             present = self._top_level(entry, g)
             for t in g.required:
                 if t not in present:
                     raise ValidationError(Reason.REQUIRED_TAG_MISSING, t)
             self._iterate(entry, g, allow_unknown)
-            i = j
-        if entries != count:
-            raise ValidationError(Reason.INCORRECT_NUMINGROUP_COUNT, count_tag)
         return i
 
     # ------------------------------------------------------------------
@@ -438,12 +445,23 @@ class DataDictionary:
             j = i + 1
             g = block.groups.get(t)
             if g is not None:
-                while j < n and body[j][0] in g.fields:
-                    j += 1
+                j = _group_end(body, j, g)
             chunks.append((t, body[i:j]))
             i = j
         chunks.sort(key=lambda c: c[0])
         return [f for _, c in chunks for f in c]
+
+
+def _group_end(fields: list[tuple[int, str]], i: int, g: _Block) -> int:
+    """Index just past the members of group ``g`` starting at ``i``, the
+    members of its nested groups included."""
+    n = len(fields)
+    while i < n and fields[i][0] in g.fields:
+        sub = g.groups.get(fields[i][0])
+        i += 1
+        if sub is not None:
+            i = _group_end(fields, i, sub)
+    return i
 
 
 @cache
