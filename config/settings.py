@@ -6,9 +6,11 @@ falls back to the embedded default (SQLite, a server-less Celery broker), which
 is what `make demo` and a quick `make test` use.
 """
 
+import sys
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -18,17 +20,46 @@ env = environ.Env()
 VAR_DIR = Path(env.str("OMS_VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env.str(
-    "SECRET_KEY",
-    # Only the embedded default uses this; production sets SECRET_KEY (or SECRET_KEY_FILE).
-    default=(
-        Path(env.str("SECRET_KEY_FILE")).read_text().strip()
-        if env.str("SECRET_KEY_FILE", default="")
-        else "django-insecure-embedded-default-key-never-use-in-production"
-    ),
-)
+
+
+def _secret_key() -> str:
+    """SECRET_KEY, or the contents of SECRET_KEY_FILE; a public key only where no one
+    else can reach the data it protects.
+
+    The rule: as soon as DATABASE_URL is set (anything but the embedded SQLite
+    database), a start without a key of its own refuses to run, unless DEBUG is on
+    (a developer's machine) or the test suite is running (it signs with a key of
+    its own). The embedded demo keeps its public default, which `check --deploy`
+    flags."""
+    key = env.str("SECRET_KEY", default="")
+    key_file = env.str("SECRET_KEY_FILE", default="")
+    if not key and key_file:
+        try:
+            key = Path(key_file).read_text().strip()
+        except OSError as error:
+            raise ImproperlyConfigured(
+                f"SECRET_KEY_FILE is {key_file}, which cannot be read ({error.strerror})."
+            ) from None
+        if not key:
+            raise ImproperlyConfigured(f"SECRET_KEY_FILE is {key_file}, which is empty.")
+    if key:
+        return key
+    if "pytest" in sys.modules:
+        return "test-suite-only-key-signs-nothing-outside-the-tests"
+    if env.str("DATABASE_URL", default="") and not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Outside the embedded demo (DATABASE_URL is set) the OMS "
+            "will not start with the public default key, which would let anyone forge "
+            "sessions: set SECRET_KEY, or SECRET_KEY_FILE to a file that holds it. Make one "
+            "with: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+    return "django-insecure-embedded-default-key-never-use-in-production"
+
+
+SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_FAILURE_VIEW = "config.views.csrf_failure"
 
 # Behind TLS (production), cookies are secure and HTTP is redirected.
 HTTPS = env.bool("OMS_HTTPS", default=False)
@@ -42,6 +73,21 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Scripts, styles, fonts and requests from this site only; no inline script or style,
+# no eval, no plugins, no framing (oms.middleware.ContentSecurityPolicyMiddleware).
+OMS_CONTENT_SECURITY_POLICY = env.str(
+    "OMS_CONTENT_SECURITY_POLICY",
+    default=(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+)
+# The vendored API docs style elements from their scripts; Redoc searches in a worker.
+OMS_CSP_PATH_EXCEPTIONS = {
+    "/api/docs/": {"style-src": "'self' 'unsafe-inline'"},
+    "/api/redoc/": {"style-src": "'self' 'unsafe-inline'", "worker-src": "'self' blob:"},
+}
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -70,6 +116,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "oms.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -187,6 +234,14 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Password logins go through the failed-login counters (oms.throttling).
+AUTHENTICATION_BACKENDS = ["oms.auth.ThrottledModelBackend"]
+OMS_LOGIN_FAILURES_PER_USERNAME = env.int("OMS_LOGIN_FAILURES_PER_USERNAME", default=5)
+OMS_LOGIN_FAILURES_PER_ADDRESS = env.int("OMS_LOGIN_FAILURES_PER_ADDRESS", default=20)
+OMS_LOGIN_LOCKOUT_SECONDS = env.int("OMS_LOGIN_LOCKOUT_SECONDS", default=900)
+OMS_LOGIN_THROTTLE_CACHE = "default"
+# Proxies in front of the web server that append the client to X-Forwarded-For.
+OMS_NUM_PROXIES = env.int("OMS_NUM_PROXIES", default=0)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -214,12 +269,13 @@ STORAGES = {
 # --- REST API -------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "oms.api.authentication.ThrottledTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "oms.api.pagination.Pagination",
+    "NUM_PROXIES": OMS_NUM_PROXIES or None,
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "oms.api.exceptions.exception_handler",

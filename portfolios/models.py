@@ -10,23 +10,31 @@ from django.db import models
 from django.db.models import OuterRef, Subquery
 from django.urls import reverse
 
-from oms.numbers import ZERO
+from oms.numbers import (
+    FIGURE_DIGITS,
+    MONEY_PLACES,
+    PRICE_PLACES,
+    QTY_PLACES,
+    WEIGHT_DIGITS,
+    WEIGHT_PLACES,
+    ZERO,
+)
 
 
 def quantity_field(**kwargs) -> models.DecimalField:
-    return models.DecimalField(max_digits=24, decimal_places=6, **kwargs)
+    return models.DecimalField(max_digits=FIGURE_DIGITS, decimal_places=QTY_PLACES, **kwargs)
 
 
 def price_field(**kwargs) -> models.DecimalField:
-    return models.DecimalField(max_digits=24, decimal_places=8, **kwargs)
+    return models.DecimalField(max_digits=FIGURE_DIGITS, decimal_places=PRICE_PLACES, **kwargs)
 
 
 def money_field(**kwargs) -> models.DecimalField:
-    return models.DecimalField(max_digits=24, decimal_places=4, **kwargs)
+    return models.DecimalField(max_digits=FIGURE_DIGITS, decimal_places=MONEY_PLACES, **kwargs)
 
 
 def weight_field(**kwargs) -> models.DecimalField:
-    return models.DecimalField(max_digits=12, decimal_places=8, **kwargs)
+    return models.DecimalField(max_digits=WEIGHT_DIGITS, decimal_places=WEIGHT_PLACES, **kwargs)
 
 
 class AssetClass(models.TextChoices):

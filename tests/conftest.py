@@ -20,6 +20,11 @@ from oms.roles import Role
 
 REQUIRE_SERVICES = os.environ.get("OMS_REQUIRE_SERVICES") == "1"
 
+# The processes the suite starts (a Celery worker, a FIX gateway, manage.py commands)
+# run against the test database, outside the embedded demo: they refuse to start
+# without a key of their own (config/settings.py), so they get the suite's.
+os.environ.setdefault("SECRET_KEY", "test-suite-only-key-signs-nothing-outside-the-tests")
+
 # In CI the property and fuzz tests replay the same examples on every run, so that a
 # submission's result does not depend on luck; locally they explore new ones each time.
 hypothesis_settings.register_profile("ci", derandomize=True, database=None)
@@ -62,6 +67,18 @@ def _test_settings(settings):
     settings.STORAGES = settings.STORAGES | {
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
     }
+    # Failed-login counters of their own, empty for each test: a test's failures must
+    # not lock out the next test's logins (nor linger in a shared Redis).
+    settings.CACHES = settings.CACHES | {
+        "login-throttle": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "login-throttle",
+        }
+    }
+    settings.OMS_LOGIN_THROTTLE_CACHE = "login-throttle"
+    from django.core.cache import caches
+
+    caches["login-throttle"].clear()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django import forms
 
+from oms.numbers import input_limits
 from portfolios.models import Security
 
 from .models import Broker, OrderType, Side, TimeInForce
@@ -19,11 +20,12 @@ class OrderForm(forms.Form):
         queryset=Security.objects.filter(is_active=True), label="Security"
     )
     side = forms.ChoiceField(choices=Side.choices)
-    quantity = forms.DecimalField(min_value=Decimal("0.000001"), decimal_places=6)
+    # Within what the database holds (a larger figure is a form error, not a 500).
+    quantity = forms.DecimalField(min_value=Decimal("0.000001"), **input_limits("quantity"))
     order_type = forms.ChoiceField(choices=OrderType.choices, initial=OrderType.MARKET)
     time_in_force = forms.ChoiceField(choices=TimeInForce.choices, initial=TimeInForce.DAY)
-    limit_price = forms.DecimalField(required=False, decimal_places=8)
-    stop_price = forms.DecimalField(required=False, decimal_places=8)
+    limit_price = forms.DecimalField(required=False, **input_limits("price"))
+    stop_price = forms.DecimalField(required=False, **input_limits("price"))
     expire_at = forms.DateTimeField(
         required=False,
         label="Expires at (UTC)",
@@ -46,4 +48,6 @@ class RouteForm(forms.Form):
     """Route (part of) a block to a broker; no quantity routes what is left."""
 
     broker = forms.ModelChoiceField(queryset=Broker.objects.filter(is_active=True))
-    quantity = forms.DecimalField(required=False, min_value=Decimal("0.000001"), decimal_places=6)
+    quantity = forms.DecimalField(
+        required=False, min_value=Decimal("0.000001"), **input_limits("quantity")
+    )

@@ -10,8 +10,11 @@ selector), so that they are a 404, never a 403 that would confirm they exist.
 
 from __future__ import annotations
 
+from drf_spectacular.extensions import (
+    OpenApiSerializerExtension,
+    OpenApiSerializerFieldExtension,
+)
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework import serializers, viewsets
 from rest_framework.exceptions import PermissionDenied
@@ -34,7 +37,14 @@ class RolePermission(BasePermission):
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     name=idempotency.HEADER,
-    type=OpenApiTypes.STR,
+    # Visible ASCII without spaces at either end (headers are Latin-1 on the wire and
+    # the key is stripped); the server accepts any printable text of that length.
+    type={
+        "type": "string",
+        "minLength": 1,
+        "maxLength": idempotency.MAX_KEY_LENGTH,
+        "pattern": r"^[!-~](?:[ -~]*[!-~])?$",
+    },
     location=OpenApiParameter.HEADER,
     required=False,
     description=(
@@ -45,14 +55,57 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
 )
 
 Error = inline_serializer("Error", fields={"detail": serializers.CharField()})
-FieldErrors = inline_serializer(
-    "FieldErrors",
-    fields={
-        "field_name": serializers.ListField(
-            child=serializers.CharField(), help_text="Messages for this field (one key per field)"
-        )
-    },
-)
+
+
+class FieldErrors(serializers.Serializer):
+    """The body of a 400: messages per field (documented by FieldErrorsSchema)."""
+
+
+class FieldErrorsSchema(OpenApiSerializerExtension):
+    """A 400 names each bad field with its messages: the keys are the request's own
+    field names (or `non_field_errors`, or `detail` for the request as a whole, as a
+    message or a list of them), and a list of objects carries one object of messages
+    per item (a model's targets)."""
+
+    target_class = FieldErrors
+
+    def get_name(self, auto_schema, direction):
+        return "FieldErrors"
+
+    def map_serializer(self, auto_schema, direction):
+        message = {"type": "string"}
+        messages = {"type": "array", "items": {"anyOf": [message, {"type": "object"}]}}
+        return {
+            "type": "object",
+            "description": "Messages per field, one key per field",
+            "additionalProperties": {"anyOf": [message, messages, {"type": "object"}]},
+        }
+
+
+class DecimalStringSchema(OpenApiSerializerFieldExtension):
+    """A decimal travels as a string: document only the strings the field accepts.
+
+    drf-spectacular's pattern allows "", "-" and "." and as many whole digits as the
+    column holds; this one needs a digit, allows a sign only where negative values
+    are accepted, and no more whole digits than the field's largest value has."""
+
+    target_class = serializers.DecimalField
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        field = self.target
+        schema = auto_schema._map_serializer_field(field, direction, bypass_extensions=True)
+        if "pattern" not in schema or field.max_whole_digits is None:
+            return schema
+        whole = field.max_whole_digits
+        if field.max_value is not None:
+            whole = min(whole, max(len(str(int(abs(field.max_value)))), 1))
+        places = field.decimal_places
+        negative = field.min_value is None or field.min_value < 0
+        sign = "-?" if negative else ""
+        fraction = rf"(?:\.\d{{0,{places}}})?" if places else ""
+        schema["pattern"] = rf"^{sign}\d{{1,{whole}}}{fraction}$"
+        return schema
 
 
 class OMSAutoSchema(AutoSchema):
@@ -69,6 +122,7 @@ class OMSAutoSchema(AutoSchema):
         errors = [
             ("401", Error, "Not authenticated: send `Authorization: Token <key>`."),
             ("403", Error, "Your role does not allow this action."),
+            ("429", Error, "Too many requests with a wrong token from your address: wait."),
         ]
         if "{" in self.path:
             errors.append(("404", Error, "No such object among those you may see."))
@@ -76,10 +130,14 @@ class OMSAutoSchema(AutoSchema):
             errors += [
                 ("400", FieldErrors, "Bad input: messages per field."),
                 ("409", Error, "The object's state does not allow this transition."),
+                ("415", Error, "The body is in a media type this operation does not read."),
                 ("422", Error, "Idempotency-Key reused with another request."),
             ]
         elif self._is_list_view():
-            errors.append(("400", FieldErrors, "Bad filter: messages per field."))
+            errors += [
+                ("400", FieldErrors, "Bad filter: messages per field."),
+                ("404", Error, "No such page (`page` beyond the last, or not a page number)."),
+            ]
         for code, serializer, description in errors:
             if code not in responses:
                 responses[code] = self._get_response_for_code(serializer, code)
@@ -112,9 +170,16 @@ class OMSViewSet(viewsets.GenericViewSet):
 class CodeField(serializers.SlugRelatedField):
     """An object named by its code (ticker, account or broker code).
 
-    Text that cannot be a code is refused before it reaches the database:
-    PostgreSQL refuses NUL characters in text, which would otherwise be a 500.
+    An unknown code is named in the user's words ("No account ACC9."), not DRF's
+    "Object with code=ACC9 does not exist.". Text that cannot be a code is refused
+    before it reaches the database: PostgreSQL refuses NUL characters in text,
+    which would otherwise be a 500.
     """
+
+    def __init__(self, *args, missing: str | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        noun = self.queryset.model._meta.verbose_name
+        self.error_messages["does_not_exist"] = missing or f"No {noun} {{value}}."
 
     def to_internal_value(self, data):
         if isinstance(data, str) and "\x00" in data:

@@ -6,6 +6,16 @@ its key. A retry (same user, same key, same request) gets the stored status and
 body back and changes nothing; the same key with a different request is refused
 with 422. Only successful answers are stored: a request that failed changed
 nothing and may be sent again, corrected, with the same key.
+
+Concurrent requests with one key: the first thing a request does in its
+transaction is to claim the key, by inserting its row. A second request's insert
+waits on the unique index until the first transaction ends: if it committed,
+the insert fails and the second replays the stored answer; if it rolled back
+(the request failed), the insert goes through and the second runs as if it were
+first. Looking for the key and then running, as before, let a retry that looked
+before the first committed run the change again and answer 409 (2 of 20 in a
+burst). On SQLite writers are serialised whole (BEGIN IMMEDIATE), which gives
+the same result.
 """
 
 from __future__ import annotations
@@ -58,6 +68,14 @@ def _replay(stored: IdempotencyKey, fingerprint: str) -> Response:
     return response
 
 
+class _Unsuccessful(Exception):
+    """Carries an answer that is not a success out of the claim's transaction, so that
+    the claim is rolled back with whatever the request did."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
 def run_once(request, handler) -> Response:
     """Answer `request` with `handler()`, or with the stored answer of its first run."""
     key = request.headers.get(HEADER)
@@ -68,26 +86,31 @@ def run_once(request, handler) -> Response:
         raise ValidationError({HEADER: [f"Must be 1 to {MAX_KEY_LENGTH} printable characters."]})
     fingerprint = _fingerprint(request)
     keys = IdempotencyKey.objects.filter(user=request.user, key=key)
+    stored = keys.first()  # a plain retry, long after: no need to claim anything
+    if stored is not None:
+        return _replay(stored, fingerprint)
     try:
         with transaction.atomic():
-            stored = keys.first()
-            if stored is not None:
-                return _replay(stored, fingerprint)
+            # The claim: it waits here for a concurrent request with this key to end.
+            claim = IdempotencyKey.objects.create(
+                user=request.user,
+                key=key,
+                method=request.method,
+                path=request.get_full_path()[:500],
+                fingerprint=fingerprint,
+                status_code=0,  # not answered yet; never visible outside this transaction
+            )
             response = handler()
-            if status.is_success(response.status_code):
-                IdempotencyKey.objects.create(
-                    user=request.user,
-                    key=key,
-                    method=request.method,
-                    path=request.get_full_path()[:500],
-                    fingerprint=fingerprint,
-                    status_code=response.status_code,
-                    response_body=_plain(response.data),
-                )
+            if not status.is_success(response.status_code):
+                raise _Unsuccessful(response)
+            claim.status_code = response.status_code
+            claim.response_body = _plain(response.data)
+            claim.save(update_fields=["status_code", "response_body"])
             return response
+    except _Unsuccessful as unsuccessful:
+        return unsuccessful.response
     except IntegrityError:
-        # A concurrent request with the same key committed first: its answer stands,
-        # and what this one did was rolled back with its key.
+        # The key was claimed by a request that committed first: its answer stands.
         stored = keys.first()
         if stored is None:
             raise

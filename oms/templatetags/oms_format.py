@@ -121,7 +121,7 @@ def side(value: str, label: str | None = None) -> str:
     )
 
 
-def _asset_url(path: str) -> str:
+def asset_url(path: str) -> str:
     """The static URL of an asset; without a manifest entry (no collectstatic yet, as in
     tests) the plain URL, so that a page, and above all an error page, still renders."""
     try:
@@ -133,7 +133,7 @@ def _asset_url(path: str) -> str:
 
 @register.simple_tag
 def asset(path: str) -> str:
-    return _asset_url(path)
+    return asset_url(path)
 
 
 @register.simple_tag(takes_context=True)
@@ -142,4 +142,4 @@ def htmx_assets(context) -> str:
     try:
         return htmx_script(context)
     except ValueError:
-        return format_html('<script src="{}"></script>', _asset_url("django_htmx/htmx-2.min.js"))
+        return format_html('<script src="{}"></script>', asset_url("django_htmx/htmx-2.min.js"))

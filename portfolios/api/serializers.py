@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from oms.api.base import CodeField
+from oms.numbers import input_limits
 from portfolios.models import (
     CashBalance,
     ModelPortfolio,
@@ -71,6 +72,7 @@ class SecuritySerializer(serializers.ModelSerializer):
 
 class PriceSerializer(serializers.ModelSerializer):
     security = CodeField(slug_field="ticker", queryset=Security.objects.all())
+    price = serializers.DecimalField(**input_limits("price", positive=True))
 
     class Meta:
         model = Price
@@ -108,7 +110,7 @@ class DriftSerializer(serializers.Serializer):
     max_abs_drift = _figure(help_text="Largest absolute weight difference")
     out_of_band = serializers.BooleanField(read_only=True)
     reason = serializers.CharField(
-        read_only=True, allow_blank=True, help_text="Why drift was not computed, if it was not"
+        read_only=True, allow_null=True, help_text="Why drift was not computed; null when it was"
     )
 
     def to_representation(self, instance):
@@ -134,7 +136,7 @@ class WeightSerializer(serializers.Serializer):
 
 class PortfolioSerializer(serializers.ModelSerializer):
     manager = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    model = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    model = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
     model_id = serializers.IntegerField(read_only=True, allow_null=True)
     positions = PositionSerializer(many=True, read_only=True)
     cash = CashBalanceSerializer(source="cash_balances", many=True, read_only=True)
@@ -185,7 +187,7 @@ class ModelTargetSerializer(serializers.ModelSerializer):
 
 
 class ModelPortfolioSerializer(serializers.ModelSerializer):
-    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     targets = ModelTargetSerializer(many=True, read_only=True)
 
     class Meta:

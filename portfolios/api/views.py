@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from django.db.models import Prefetch
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import mixins, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from oms.api.base import OMSViewSet
 from oms.api.idempotency import idempotent
+from oms.api.parsers import JSONParser
 from oms.roles import Action
 from portfolios.filters import (
     ModelPortfolioFilter,
@@ -64,12 +65,25 @@ class PriceViewSet(mixins.ListModelMixin, OMSViewSet):
 
     queryset = Price.objects.select_related("security")
     serializer_class = s.PriceSerializer
+    # A load is a list, which only JSON can carry (a form has no list of objects).
+    parser_classes = [JSONParser]
     filterset_class = PriceFilter
     read_action = Action.REFERENCE_VIEW
     action_permissions = {"create": Action.REFERENCE_MANAGE}
 
     @extend_schema(
-        request=s.PriceSerializer(many=True), responses={201: s.PriceSerializer(many=True)}
+        request=s.PriceSerializer(many=True),
+        responses={201: s.PriceSerializer(many=True)},
+        examples=[
+            OpenApiExample(
+                "Two closing prices",
+                request_only=True,
+                value=[
+                    {"security": "AAA", "as_of": "2026-01-02", "price": "101.25"},
+                    {"security": "BBB", "as_of": "2026-01-02", "price": "49.80", "source": "close"},
+                ],
+            )
+        ],
     )
     @idempotent
     def create(self, request):
@@ -139,12 +153,29 @@ class ModelPortfolioViewSet(*READ, OMSViewSet):
         Prefetch("targets", queryset=ModelTarget.objects.select_related("security"))
     )
     serializer_class = s.ModelPortfolioSerializer
+    parser_classes = [JSONParser]  # the targets are a list of objects
     filterset_class = ModelPortfolioFilter
     read_action = Action.REFERENCE_VIEW
     action_permissions = {"create": Action.MODEL_MANAGE}
 
     @extend_schema(
-        request=s.ModelPortfolioCreateSerializer, responses={201: s.ModelPortfolioSerializer}
+        request=s.ModelPortfolioCreateSerializer,
+        responses={201: s.ModelPortfolioSerializer},
+        examples=[
+            OpenApiExample(
+                "Two securities and cash",
+                request_only=True,
+                value={
+                    "name": "Balanced",
+                    "cash_weight": "0.05",
+                    "band_absolute": "0.02",
+                    "targets": [
+                        {"security": "AAA", "weight": "0.55"},
+                        {"security": "CCC", "weight": "0.40"},
+                    ],
+                },
+            )
+        ],
     )
     @idempotent
     def create(self, request):

@@ -282,7 +282,7 @@ def test_a_book_the_engine_cannot_compute_is_refused_with_the_reason(pm, book, c
             "targets",
             "must be positive",
         ),
-        ({"targets": [{"security": "NOPE", "weight": "1"}]}, "targets", "does not exist"),
+        ({"targets": [{"security": "NOPE", "weight": "1"}]}, "targets", "No security NOPE."),
         ({"targets": []}, "targets", "empty"),
         ({"name": "Core", "targets": [{"security": "AAA", "weight": "1"}]}, "name", "exists"),
         (

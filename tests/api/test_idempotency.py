@@ -140,46 +140,122 @@ def test_unusable_keys_are_bad_input(key, pm, book, client_for):
     assert not Order.objects.exists()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_two_concurrent_requests_with_one_key_create_once(pm, book, client_for, monkeypatch):
-    """Both requests find no key, then both create: the second to commit its key hits
-    the unique constraint, is rolled back whole and answers with the first's answer."""
+def _burst(count: int, send) -> list:
+    """`count` requests at once, each from its own thread and database connection."""
     import threading
 
     from django.db import connection
 
+    start = threading.Barrier(count, timeout=30)
+    answers: list = []
+
+    def one():
+        try:
+            start.wait()
+            answers.append(send())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(answers) == count, "a request did not finish"
+    return answers
+
+
+def _postgresql_only():
+    from django.db import connection
+
     from tests.conftest import service_missing
-    from trading.services import orders as order_services
 
     if connection.vendor != "postgresql":
-        service_missing("PostgreSQL: two writers at once (SQLite serialises whole requests)")
-    both_looked = threading.Barrier(2, timeout=20)
-    create = order_services.order_create
+        service_missing("PostgreSQL: writers at once (SQLite serialises whole requests)")
 
-    def create_after_both_looked(**kwargs):
-        both_looked.wait()  # each request has found no stored key
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_concurrent_approvals_with_one_key_all_get_the_first_answer(
+    pm, book, client_for, make_order
+):
+    """Probing found 2 of 20 such retries answered 409: each looked for the key before
+    the first had committed, then found the order approved. A request now claims its
+    key first, so the others wait for the first to commit and replay its answer."""
+    _postgresql_only()
+    order = make_order()
+    url = f"{API}/orders/{order.pk}/approve/"
+    answers = _burst(20, lambda: client_for(pm).post(url, HTTP_IDEMPOTENCY_KEY="approve-once"))
+    assert sorted(a.status_code for a in answers) == [200] * 20, [a.content for a in answers]
+    assert all(a.json() == answers[0].json() for a in answers)
+    assert sorted(a.has_header("Idempotent-Replayed") for a in answers) == [False] + [True] * 19
+    assert AuditEvent.objects.filter(kind="order.approved").count() == 1
+    assert IdempotencyKey.objects.filter(key="approve-once").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_creates_with_one_key_create_once(pm, book, client_for):
+    _postgresql_only()
+    answers = _burst(
+        8,
+        lambda: client_for(pm).post(
+            f"{API}/orders/", _order_body(book), format="json", HTTP_IDEMPOTENCY_KEY="race"
+        ),
+    )
+    assert [a.status_code for a in answers] == [201] * 8
+    assert all(a.json() == answers[0].json() for a in answers)
+    assert Order.objects.count() == 1
+    assert AuditEvent.objects.filter(kind="order.created").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_waiting_retry_runs_itself_when_the_first_request_failed(pm, book, client_for):
+    """A key exists only for a change that committed: if the first request with a key
+    fails (here, a sell of more than is held), the one waiting behind it is not given
+    that failure but runs, and may succeed where the first could not."""
+    _postgresql_only()
+    import threading
+
+    from django.db import connection
+
+    from trading.services import orders as order_services
+
+    first_inside = threading.Event()
+    release_first = threading.Event()
+    create = order_services.order_create
+    calls = []
+
+    def create_slowly(**kwargs):
+        calls.append(kwargs["quantity"])
+        if len(calls) == 1:
+            first_inside.set()
+            release_first.wait(20)
+            raise order_services.ValidationError({"quantity": ["Refused, for the test."]})
         return create(**kwargs)
 
-    monkeypatch.setattr(order_services, "order_create", create_after_both_looked)
-    answers = []
+    answers = {}
 
-    def post():
+    def post(name):
         try:
-            answers.append(
-                client_for(pm).post(
-                    f"{API}/orders/", _order_body(book), format="json", HTTP_IDEMPOTENCY_KEY="race"
-                )
+            answers[name] = client_for(pm).post(
+                f"{API}/orders/", _order_body(book), format="json", HTTP_IDEMPOTENCY_KEY="again"
             )
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=post) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert [a.status_code for a in answers] == [201, 201]
-    assert answers[0].json() == answers[1].json()
-    assert sorted(a.has_header("Idempotent-Replayed") for a in answers) == [False, True]
+    import unittest.mock
+
+    with unittest.mock.patch.object(order_services, "order_create", create_slowly):
+        first = threading.Thread(target=post, args=("first",))
+        first.start()
+        assert first_inside.wait(20)
+        second = threading.Thread(target=post, args=("second",))
+        second.start()
+        second.join(1)
+        assert second.is_alive(), "the retry waits for the first request's outcome"
+        release_first.set()
+        first.join(20)
+        second.join(20)
+    assert answers["first"].status_code == 400
+    assert answers["second"].status_code == 201
+    assert not answers["second"].has_header("Idempotent-Replayed")
     assert Order.objects.count() == 1
-    assert AuditEvent.objects.filter(kind="order.created").count() == 1

@@ -56,3 +56,60 @@ def test_null_characters_in_a_json_body_are_refused(pm, book):
     from trading.models import Order
 
     assert not Order.objects.exists()
+
+
+@pytest.mark.parametrize("depth", [100, 5_000, 100_000])
+@pytest.mark.parametrize("opener, closer", [("[", "]"), ('{"a":', "}")])
+def test_a_deeply_nested_json_body_is_a_400(depth, opener, closer, pm, book):
+    """Python's JSON decoder recurses per level: a deep enough body was a RecursionError
+    (a 500). Bodies of the API nest three levels at most (a model's targets)."""
+    from trading.models import Order
+
+    body = opener * depth + "1" + closer * depth
+    response = _client(pm).post("/api/v1/orders/", body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert "nested" in response.json()["detail"]
+    assert not Order.objects.exists()
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting(pm, book):
+    response = _client(pm).post(
+        "/api/v1/orders/",
+        {
+            "portfolio": "ACC1",
+            "security": "AAA",
+            "side": "buy",
+            "quantity": "1",
+            "notes": "[[[[" * 40 + '\\"{{{{' * 40,
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+
+
+def test_a_body_larger_than_the_limit_is_a_400(pm, book, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    notes = "x" * 20_000
+    response = _client(pm).post(
+        "/api/v1/orders/",
+        {"portfolio": "ACC1", "security": "AAA", "side": "buy", "quantity": "1", "notes": notes},
+        format="json",
+    )
+    assert response.status_code == 400, response.content
+    assert "10,000 bytes" in response.json()["detail"]
+
+
+def test_the_parser_reads_no_more_than_the_limit(settings):
+    """Served by gunicorn, the body reaches the parser unread: it stops at the limit."""
+    import io
+
+    from rest_framework.exceptions import ParseError
+
+    from oms.api.parsers import JSONParser
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1_000
+    stream = io.BytesIO(b'{"notes": "' + b"x" * 5_000 + b'"}')
+    with pytest.raises(ParseError, match="larger than 1,000 bytes"):
+        JSONParser().parse(stream)
+    assert stream.tell() == 1_001
+    assert JSONParser().parse(io.BytesIO(b'{"a": [[1]]}')) == {"a": [[1]]}

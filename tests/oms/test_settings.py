@@ -49,6 +49,7 @@ def test_production_variables(tmp_path):
         DATABASE_URL="postgres://oms:secret@db.internal:5432/oms",
         REDIS_URL="redis://cache.internal:6379/1",
         OMS_HTTPS="1",
+        SECRET_KEY="a-key-of-its-own",
     )
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.strip().splitlines()[-1])
@@ -79,3 +80,33 @@ def test_check_deploy_flags_the_embedded_secret(tmp_path):
     )
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stdout + result.stderr
+
+
+def test_a_production_start_without_a_secret_key_refuses_to_run(tmp_path):
+    """Outside the embedded demo the public default key would let anyone forge a
+    session: with DATABASE_URL set and no key, nothing starts."""
+    result = _run(
+        ["-c", PRINT],
+        OMS_VAR_DIR=str(tmp_path),
+        DATABASE_URL="postgres://oms:secret@db.internal:5432/oms",
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+    assert "SECRET_KEY_FILE" in result.stderr
+
+
+def test_an_unreadable_secret_key_file_refuses_to_run(tmp_path):
+    result = _run(
+        ["-c", PRINT], OMS_VAR_DIR=str(tmp_path), SECRET_KEY_FILE=str(tmp_path / "missing")
+    )
+    assert result.returncode != 0
+    assert "cannot be read" in result.stderr
+
+
+def test_a_secret_key_or_debug_lets_a_server_database_start(tmp_path):
+    server = {"OMS_VAR_DIR": str(tmp_path), "DATABASE_URL": "postgres://oms@db.internal/oms"}
+    secret = tmp_path / "secret"
+    secret.write_text("from-a-file\n")
+    for extra in ({"SECRET_KEY": "s3cret"}, {"SECRET_KEY_FILE": str(secret)}, {"DEBUG": "1"}):
+        result = _run(["-c", PRINT], **server, **extra)
+        assert result.returncode == 0, (extra, result.stderr)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from oms.api.base import CodeField
-from portfolios.models import Portfolio, Security, price_field, quantity_field
+from oms.numbers import FIGURE_DIGITS, QTY_PLACES, input_limits
+from portfolios.models import Portfolio, Security
 from trading.models import (
     Allocation,
     Block,
@@ -18,16 +19,20 @@ from trading.models import (
     TimeInForce,
 )
 
-QTY = {"max_digits": quantity_field().max_digits, "decimal_places": quantity_field().decimal_places}
-PRICE = {"max_digits": price_field().max_digits, "decimal_places": price_field().decimal_places}
+QTY = {"max_digits": FIGURE_DIGITS, "decimal_places": QTY_PLACES}
 
 
 class OrderSerializer(serializers.ModelSerializer):
     portfolio = serializers.SlugRelatedField(slug_field="code", read_only=True)
     security = serializers.SlugRelatedField(slug_field="ticker", read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    released_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    # Null until the order is approved, released.
+    approved_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    released_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Order
@@ -62,15 +67,18 @@ class OrderCreateSerializer(serializers.Serializer):
     """A new order for one account. Accounts are named by code, securities by ticker."""
 
     portfolio = CodeField(
-        slug_field="code", queryset=Portfolio.objects.none(), help_text="Account code"
+        slug_field="code",
+        queryset=Portfolio.objects.none(),
+        missing="No account {value} among yours.",
+        help_text="Account code",
     )
     security = CodeField(slug_field="ticker", queryset=Security.objects.all(), help_text="Ticker")
     side = serializers.ChoiceField(choices=Side.choices)
-    quantity = serializers.DecimalField(**QTY)
+    quantity = serializers.DecimalField(**input_limits("quantity"))
     order_type = serializers.ChoiceField(choices=OrderType.choices, default=OrderType.MARKET)
     time_in_force = serializers.ChoiceField(choices=TimeInForce.choices, default=TimeInForce.DAY)
-    limit_price = serializers.DecimalField(**PRICE, required=False, allow_null=True)
-    stop_price = serializers.DecimalField(**PRICE, required=False, allow_null=True)
+    limit_price = serializers.DecimalField(**input_limits("price"), required=False, allow_null=True)
+    stop_price = serializers.DecimalField(**input_limits("price"), required=False, allow_null=True)
     expire_at = serializers.DateTimeField(
         required=False, allow_null=True, help_text="Good-till-date orders only"
     )
@@ -128,7 +136,10 @@ class RouteRequestSerializer(serializers.Serializer):
         slug_field="code", queryset=Broker.objects.all(), help_text="Broker code, e.g. SIM"
     )
     quantity = serializers.DecimalField(
-        **QTY, required=False, allow_null=True, help_text="Default: what is left to route"
+        **input_limits("quantity"),
+        required=False,
+        allow_null=True,
+        help_text="Default: what is left to route",
     )
 
 

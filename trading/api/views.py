@@ -4,7 +4,7 @@ call one service, render."""
 from __future__ import annotations
 
 from django.db.models import Prefetch
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -52,7 +52,31 @@ class OrderViewSet(*READ, OMSViewSet):
     def _render(self, order, code=status.HTTP_200_OK) -> Response:
         return Response(self.get_serializer(self.get_queryset().get(pk=order.pk)).data, code)
 
-    @extend_schema(request=s.OrderCreateSerializer, responses={201: s.OrderSerializer})
+    @extend_schema(
+        request=s.OrderCreateSerializer,
+        responses={201: s.OrderSerializer},
+        examples=[
+            OpenApiExample(
+                "A market order",
+                request_only=True,
+                value={"portfolio": "ACC1", "security": "AAA", "side": "buy", "quantity": "100"},
+            ),
+            OpenApiExample(
+                "A limit order, good till a date",
+                request_only=True,
+                value={
+                    "portfolio": "ACC1",
+                    "security": "AAA",
+                    "side": "buy",
+                    "quantity": "100",
+                    "order_type": "limit",
+                    "limit_price": "101.25",
+                    "time_in_force": "gtd",
+                    "expire_at": "2099-12-31T21:00:00Z",
+                },
+            ),
+        ],
+    )
     @idempotent
     def create(self, request):
         """Create a draft order."""
