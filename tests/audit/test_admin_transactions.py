@@ -8,9 +8,9 @@ audited write of the system for as long as the page took to render.)
 
 from __future__ import annotations
 
-import pytest
-
 import contextlib
+
+import pytest
 
 from audit import admin as audit_admin
 from audit.models import AuditEvent

@@ -153,3 +153,20 @@ def test_a_route_whose_send_was_lost_is_sent_by_beat_once(pm, trader, book, eage
     assert route.status == Route.Status.FILLED
     assert resend_unsent_routes() == 0
     assert AuditEvent.objects.filter(kind="route.sent", object_id=str(route.pk)).count() == 1
+
+
+def test_the_order_service_refuses_figures_beyond_what_a_trade_can_hold(pm, book):
+    """The pages and the API refuse them at the edge; the service, which owns the
+    rule, refuses them too (a caller that skips the edge cannot overflow a block)."""
+    base = {
+        "actor": pm,
+        "portfolio": book["accounts"][0],
+        "security": book["securities"]["AAA"],
+        "side": "buy",
+    }
+    with pytest.raises(ValidationError, match="less than 100,000,000,000"):
+        order_services.order_create(**base, quantity=Decimal(10) ** 11)
+    with pytest.raises(ValidationError, match="less than 1,000,000,000"):
+        order_services.order_create(
+            **base, quantity=Decimal(1), order_type="limit", limit_price=Decimal(10) ** 9
+        )

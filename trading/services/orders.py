@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from audit.services import audit_record, audited_transaction, snapshot
-from oms.numbers import ZERO
+from oms.numbers import MAX_PRICE, MAX_QUANTITY, ZERO
 from oms.numbers import qty as round_qty
 from oms.roles import Action, require
 from oms.state import check_transition, move
@@ -51,6 +51,8 @@ def order_check(
         errors["time_in_force"].append(f"Unknown time in force {time_in_force!r}.")
     if quantity is None or quantity <= 0:
         errors["quantity"].append("Quantity must be positive.")
+    elif quantity >= MAX_QUANTITY:
+        errors["quantity"].append(f"Must be less than {MAX_QUANTITY:,.0f}.")
     else:
         if quantity < security.min_quantity:
             errors["quantity"].append(f"Below the minimum quantity of {security.min_quantity}.")
@@ -67,7 +69,9 @@ def order_check(
     if not needs_stop and stop_price is not None:
         errors["stop_price"].append("Only stop and stop-limit orders take a stop price.")
     for field, value in (("limit_price", limit_price), ("stop_price", stop_price)):
-        if value is not None and value > 0 and value % security.tick_size != 0:
+        if value is not None and value >= MAX_PRICE:
+            errors[field].append(f"Must be less than {MAX_PRICE:,.0f}.")
+        elif value is not None and value > 0 and value % security.tick_size != 0:
             errors[field].append(f"Must be a multiple of the tick size {security.tick_size}.")
     if time_in_force == TimeInForce.GTD:
         if expire_at is None:
