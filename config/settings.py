@@ -272,3 +272,25 @@ OMS_SIMULATED_BROKER_LATENCY = env.float("OMS_SIMULATED_BROKER_LATENCY", default
 OMS_REBALANCE_INLINE_LIMIT = env.int("OMS_REBALANCE_INLINE_LIMIT", default=50)
 # The API remembers the answer to a POST with an Idempotency-Key for this many days.
 OMS_IDEMPOTENCY_KEY_DAYS = env.int("OMS_IDEMPOTENCY_KEY_DAYS", default=7)
+# The exchange calendar (a MIC of exchange_calendars) that a security's day
+# orders end with, by the security's country; others use the default.
+OMS_DEFAULT_EXCHANGE = env.str("OMS_DEFAULT_EXCHANGE", default="XNYS")
+OMS_EXCHANGE_BY_COUNTRY = {
+    "US": "XNYS",
+    "CA": "XTSE",
+    "GB": "XLON",
+    "DE": "XETR",
+    "FR": "XPAR",
+    "NL": "XAMS",
+    "CH": "XSWX",
+    "JP": "XTKS",
+    "HK": "XHKG",
+    "AU": "XASX",
+} | env.dict("OMS_EXCHANGE_BY_COUNTRY", default={})
+# The order status sweep (Celery beat): a route waiting for its broker's answer
+# (pending new, cancel or replace, or unconfirmed) this long is asked its status;
+# a live route that heard nothing for OMS_ROUTE_QUIET_SECONDS too; after
+# OMS_ROUTE_STATUS_TRIES unanswered requests it is listed for a person.
+OMS_ROUTE_PENDING_SECONDS = env.float("OMS_ROUTE_PENDING_SECONDS", default=60.0)
+OMS_ROUTE_QUIET_SECONDS = env.float("OMS_ROUTE_QUIET_SECONDS", default=600.0)
+OMS_ROUTE_STATUS_TRIES = env.int("OMS_ROUTE_STATUS_TRIES", default=3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.db import models
 from django.db.models import QuerySet
 
 from oms.roles import Action, sees_all_accounts
@@ -19,6 +20,38 @@ def latest_price_by_ticker(ticker: str) -> Decimal | None:
         .values_list("price", flat=True)
         .first()
     )
+
+
+def simulated_book_order(cl_ord_id: str):
+    """The in-worker simulated broker's view of an order: the route as the OMS
+    has applied its reports (that broker keeps no book of its own)."""
+    from trading.brokers.simulated import OrderState
+
+    row = (
+        Route.objects.filter(cl_ord_id=cl_ord_id)
+        .annotate(acked=models.Exists(Execution.objects.filter(route=models.OuterRef("pk"))))
+        .values("status", "quantity", "filled_quantity", "order_type", "limit_price", "acked")
+        .first()
+    )
+    if row is None:
+        return None
+    return OrderState(
+        status=row["status"],
+        quantity=row["quantity"],
+        filled_quantity=row["filled_quantity"],
+        order_type=row["order_type"],
+        limit_price=row["limit_price"],
+        acknowledged=row["acked"],
+    )
+
+
+def exchange_of(security) -> str:
+    """The exchange (MIC) whose calendar a security's day orders follow: by the
+    security's country (OMS_EXCHANGE_BY_COUNTRY), else OMS_DEFAULT_EXCHANGE."""
+    from django.conf import settings
+
+    by_country = settings.OMS_EXCHANGE_BY_COUNTRY
+    return by_country.get(security.country or "", settings.OMS_DEFAULT_EXCHANGE)
 
 
 def orders_visible_to(user) -> QuerySet[Order]:

@@ -26,6 +26,18 @@ def route_cancel_send(route_id: int) -> None:
 
 
 @shared_task(**RETRY)
+def route_replace_send(route_id: int) -> None:
+    with origin("task", "route_replace_send"):
+        routes.route_replace_send(route_id)
+
+
+@shared_task(**RETRY)
+def route_status_send(route_id: int) -> None:
+    with origin("task", "route_status_send"):
+        routes.route_status_send(route_id)
+
+
+@shared_task(**RETRY)
 def allocate_block(block_id: int) -> None:
     with origin("task", "allocate_block"):
         allocations.block_allocate(block_id=block_id)

@@ -19,4 +19,5 @@ urlpatterns = [
     path("blocks/<int:pk>/route/", views.block_route, name="block-route"),
     path("blocks/<int:pk>/done-for-day/", views.block_done_for_day, name="block-done-for-day"),
     path("routes/<int:pk>/cancel/", views.route_cancel, name="route-cancel"),
+    path("routes/<int:pk>/replace/", views.route_replace, name="route-replace"),
 ]

@@ -23,8 +23,8 @@ from portfolios.models import Portfolio
 
 from . import selectors
 from .filters import BlockFilter, OrderFilter
-from .forms import OrderForm, RouteForm
-from .models import Block, Broker, Order, Route
+from .forms import OrderForm, RouteForm, RouteReplaceForm
+from .models import Block, Broker, Order, Route, TimeInForce
 from .services import blocks as block_services
 from .services import orders as order_services
 from .services import routes as route_services
@@ -237,6 +237,29 @@ def route_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @action_required(Action.BLOCK_ROUTE)
+def route_replace(request: HttpRequest, pk: int) -> HttpResponse:
+    """Amend a working route (cancel/replace) from the block page or the blotter."""
+    route = get_object_or_404(Route.objects.select_related("block"), pk=pk)
+    form = RouteReplaceForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect("trading:block-detail", pk=route.block_id)
+    terms = form.changed_terms(route)
+    try:
+        route_services.route_replace(actor=request.user, route_id=route.pk, **terms)
+    except TransitionError as error:
+        messages.error(request, str(error))
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"Amend sent for route {route.cl_ord_id}.")
+    return redirect("trading:block-detail", pk=route.block_id)
+
+
+@require_POST
+@action_required(Action.BLOCK_ROUTE)
 def block_done_for_day(request: HttpRequest, pk: int) -> HttpResponse:
     """End a partly filled block for the day: what filled is allocated."""
     block = get_object_or_404(Block, pk=pk)
@@ -275,6 +298,8 @@ def _fills_context(request: HttpRequest, block: Block, context: dict) -> dict:
         "blk": block,
         "routes": selectors.routes_with_broker().filter(block=block),
         "cancellable": Route.CANCELLABLE_STATES,
+        "replaceable": Route.REPLACEABLE_STATES,
+        "tifs": TimeInForce.choices,
         "can_cancel": can(request.user, Action.BLOCK_ROUTE),
         "executions": selectors.executions_with_route().filter(route__block=block),
         "allocations": block.allocations.select_related("order__portfolio"),

@@ -155,7 +155,7 @@ def test_polled_row_shows_the_fill_and_stops_polling_when_done(
 
 @pytest.mark.parametrize(
     ("quantity", "message"),
-    [("500", b"Only 150.000000 of the block is left to route."), ("0", b"greater than or equal")],
+    [("500", b"Only 150 of the block is left to route."), ("0", b"greater than or equal")],
 )
 def test_route_errors_show_on_the_row_and_write_nothing(
     trader, book, released_block, client_for, quantity, message

@@ -109,13 +109,16 @@ class BlockSerializer(serializers.ModelSerializer):
             "side",
             "order_type",
             "limit_price",
+            "stop_price",
             "time_in_force",
+            "expire_at",
             "status",
             "quantity",
             "routed_quantity",
             "unrouted_quantity",
             "filled_quantity",
             "average_price",
+            "commission",
             "created_at",
             "updated_at",
             "orders",
@@ -130,6 +133,19 @@ class RouteRequestSerializer(serializers.Serializer):
     quantity = serializers.DecimalField(
         **QTY, required=False, allow_null=True, help_text="Default: what is left to route"
     )
+
+
+class RouteReplaceSerializer(serializers.Serializer):
+    """A cancel/replace of a working route: give the terms that change."""
+
+    quantity = serializers.DecimalField(**QTY, required=False, allow_null=True)
+    limit_price = serializers.DecimalField(**PRICE, required=False, allow_null=True)
+    stop_price = serializers.DecimalField(**PRICE, required=False, allow_null=True)
+    time_in_force = serializers.ChoiceField(choices=TimeInForce.choices, required=False)
+    expire_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="Good-till-date only"
+    )
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
 
 
 class RouteSerializer(serializers.ModelSerializer):
@@ -153,10 +169,20 @@ class RouteSerializer(serializers.ModelSerializer):
             "quantity",
             "order_type",
             "limit_price",
+            "stop_price",
             "time_in_force",
+            "expire_at",
+            "ends_at",
             "filled_quantity",
             "leaves_quantity",
             "average_price",
+            "commission",
+            "working_cl_ord_id",
+            "pending_quantity",
+            "pending_limit_price",
+            "pending_stop_price",
+            "pending_time_in_force",
+            "status_requested_at",
             "text",
             "sent_at",
             "created_by",
@@ -188,6 +214,7 @@ class ExecutionSerializer(serializers.ModelSerializer):
             "cumulative_quantity",
             "average_price",
             "leaves_quantity",
+            "commission",
             "text",
             "transact_time",
             "received_at",
@@ -211,6 +238,8 @@ class AllocationSerializer(serializers.ModelSerializer):
             "quantity",
             "price",
             "gross_amount",
+            "commission",
+            "net_amount",
             "created_at",
         ]
 

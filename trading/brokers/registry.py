@@ -9,7 +9,7 @@ from .base import BrokerAdapter, ReportSink
 
 def adapter_for(broker, sink: ReportSink) -> BrokerAdapter:
     from trading.models import Broker
-    from trading.selectors import latest_price_by_ticker
+    from trading.selectors import latest_price_by_ticker, simulated_book_order
 
     if broker.adapter == Broker.Adapter.SIMULATED:
         from .simulated import SimulatedBroker
@@ -17,6 +17,7 @@ def adapter_for(broker, sink: ReportSink) -> BrokerAdapter:
         return SimulatedBroker(
             sink,
             price_of=latest_price_by_ticker,
+            order_state=simulated_book_order,
             default_latency=settings.OMS_SIMULATED_BROKER_LATENCY,
         )
     if broker.adapter == Broker.Adapter.FIX:

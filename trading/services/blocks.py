@@ -126,6 +126,8 @@ def orders_follow_block(block: Block, *, actor, actor_name: str | None = None) -
         if order.status == target:
             continue
         before = {"status": order.status}
+        if target not in Order.TRANSITIONS[order.status] and order.status == Order.Status.RELEASED:
+            move(order, Order.Status.WORKING)  # a late fill on a block that was open again
         move(order, target)
         order.save(update_fields=["status", "updated_at"])
         audit_record(
