@@ -177,6 +177,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "trading.tasks.resend_unsent_routes",
         "schedule": env.float("OMS_RESEND_UNSENT_EVERY", default=30.0),
     },
+    # Routes only their broker can settle are asked their status.
+    "route-status-sweep": {
+        "task": "trading.tasks.reconcile_route_status",
+        "schedule": env.float("OMS_STATUS_SWEEP_EVERY", default=30.0),
+    },
+    # Day blocks end at their exchange's close (and good-till-date ones at their date).
+    "expire-day-blocks": {
+        "task": "trading.tasks.expire_day_blocks",
+        "schedule": env.float("OMS_DAY_END_EVERY", default=60.0),
+    },
 }
 CELERY_TIMEZONE = "UTC"
 

@@ -20,4 +20,7 @@ urlpatterns = [
     path("blocks/<int:pk>/done-for-day/", views.block_done_for_day, name="block-done-for-day"),
     path("routes/<int:pk>/cancel/", views.route_cancel, name="route-cancel"),
     path("routes/<int:pk>/replace/", views.route_replace, name="route-replace"),
+    path("routes/<int:pk>/ask-again/", views.route_ask_again, name="route-ask-again"),
+    path("routes/<int:pk>/close/", views.route_close_by_hand, name="route-close"),
+    path("reconciliation/", views.reconciliation, name="reconciliation"),
 ]

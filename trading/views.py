@@ -7,6 +7,7 @@ The blotter refreshes each working block's row from a server-rendered fragment
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, Q
@@ -26,6 +27,7 @@ from .filters import BlockFilter, OrderFilter
 from .forms import OrderForm, RouteForm, RouteReplaceForm
 from .models import Block, Broker, Order, Route, TimeInForce
 from .services import blocks as block_services
+from .services import day_end
 from .services import orders as order_services
 from .services import routes as route_services
 
@@ -42,6 +44,57 @@ def broker_list(request: HttpRequest) -> HttpResponse:
         "problems": paginate(request, selectors.fix_messages_not_applied()),
     }
     return render(request, "trading/broker_list.html", context)
+
+
+# --- Reconciliation: what needs a person ------------------------------------------
+
+
+@action_required(Action.EXECUTION_VIEW)
+def reconciliation(request: HttpRequest) -> HttpResponse:
+    """What the automatic checks could not settle: routes the order status sweep
+    asked about without an answer, trade busts and corrections from brokers, and
+    differences with the custodian's or broker's statements."""
+    context = {
+        "routes": day_end.routes_needing_a_person(),
+        "can_act": can(request.user, Action.BLOCK_ROUTE),
+        "tries": settings.OMS_ROUTE_STATUS_TRIES,
+        **reconciliation_context(request),
+    }
+    return render(request, "trading/reconciliation.html", context)
+
+
+def reconciliation_context(request: HttpRequest) -> dict:
+    """The breaks sections of the reconciliation page (filled in by the breaks views)."""
+    return {}
+
+
+@require_POST
+@action_required(Action.BLOCK_ROUTE)
+def route_ask_again(request: HttpRequest, pk: int) -> HttpResponse:
+    route = get_object_or_404(Route, pk=pk)
+    if day_end.route_ask_again(actor=request.user, route_id=route.pk):
+        messages.success(request, f"Asked {route.broker} again for route {route.cl_ord_id}.")
+    else:
+        messages.error(request, f"Route {route.cl_ord_id} has ended: nothing to ask.")
+    return redirect("trading:reconciliation")
+
+
+@require_POST
+@action_required(Action.BLOCK_ROUTE)
+def route_close_by_hand(request: HttpRequest, pk: int) -> HttpResponse:
+    route = get_object_or_404(Route, pk=pk)
+    try:
+        day_end.route_close_by_hand(
+            actor=request.user,
+            route_id=route.pk,
+            status=request.POST.get("status", ""),
+            reason=request.POST.get("reason", ""),
+        )
+    except (TransitionError, ValidationError) as error:
+        messages.error(request, " ".join(getattr(error, "messages", [str(error)])))
+    else:
+        messages.success(request, f"Route {route.cl_ord_id} closed on the broker's word.")
+    return redirect("trading:reconciliation")
 
 
 # --- Orders ------------------------------------------------------------------------

@@ -254,6 +254,16 @@ def route_cancel(*, actor, route_id: int, reason: str = "") -> Route:
     Canceled (the unfilled rest comes back to the block), a fill first (legal),
     or a cancel reject (the route goes back to where it was)."""
     require(actor, Action.BLOCK_ROUTE)
+    return _request_cancel(route_id=route_id, actor=actor, actor_name=None, reason=reason)
+
+
+def route_cancel_by_system(*, route_id: int, reason: str) -> Route:
+    """The OMS itself asks to cancel a route (a day order still working after
+    its close): as a trader's cancel, recorded as the system's."""
+    return _request_cancel(route_id=route_id, actor=None, actor_name="system", reason=reason)
+
+
+def _request_cancel(*, route_id: int, actor, actor_name: str | None, reason: str) -> Route:
     with audited_transaction():
         route_ref = Route.objects.get(pk=route_id)
         block = locks.lock_block(route_ref.block_id)
@@ -267,6 +277,7 @@ def route_cancel(*, actor, route_id: int, reason: str = "") -> Route:
                 text=reason or "Cancelled before it was sent",
                 reason=reason or "cancelled before it was sent",
                 actor=actor,
+                actor_name=actor_name,
                 claim=True,  # the routing task, if it comes, finds it claimed
             )
             return route
@@ -292,6 +303,7 @@ def route_cancel(*, actor, route_id: int, reason: str = "") -> Route:
         )
         audit_record(
             actor=actor,
+            actor_name=actor_name,
             kind="route.cancel_requested",
             obj=route,
             before=route_before,
@@ -304,9 +316,6 @@ def route_cancel(*, actor, route_id: int, reason: str = "") -> Route:
         else:
             enqueue_on_commit("trading.tasks.route_cancel_send", route.pk)
     return route
-
-
-_KEEP = object()  # a term the replace does not change
 
 
 def route_replace(
