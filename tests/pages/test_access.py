@@ -110,9 +110,9 @@ def test_a_user_without_role_sees_the_no_role_page_and_no_navigation(outsider, c
     ("who", "labels"),
     [
         ("pm", ["Accounts", "Rebalances", "Orders"]),
-        ("trader", ["Orders", "Blotter", "Brokers"]),
-        ("compliance", ["Accounts", "Orders", "Blotter", "Brokers", "Audit trail"]),
-        ("ops", ["Accounts", "Orders", "Blotter", "Brokers", "Audit trail"]),
+        ("trader", ["Orders", "Blotter", "Brokers", "Reconciliation"]),
+        ("compliance", ["Accounts", "Orders", "Blotter", "Brokers", "Reconciliation", "Audit trail"]),
+        ("ops", ["Accounts", "Orders", "Blotter", "Brokers", "Reconciliation", "Audit trail"]),
     ],
 )
 def test_navigation_follows_the_role(who, labels, personas, client_for):
