@@ -282,6 +282,9 @@ OMS_SIMULATED_BROKER_LATENCY = env.float("OMS_SIMULATED_BROKER_LATENCY", default
 OMS_REBALANCE_INLINE_LIMIT = env.int("OMS_REBALANCE_INLINE_LIMIT", default=50)
 # The API remembers the answer to a POST with an Idempotency-Key for this many days.
 OMS_IDEMPOTENCY_KEY_DAYS = env.int("OMS_IDEMPOTENCY_KEY_DAYS", default=7)
+# The push channel (oms/push.py): pages hold a Server-Sent Events stream fed by
+# Redis pub/sub; without Redis (the embedded default) they poll once a second.
+OMS_PUSH_REDIS_URL = env.str("OMS_PUSH_REDIS_URL", default=REDIS_URL)
 # The exchange calendar (a MIC of exchange_calendars) that a security's day
 # orders end with, by the security's country; others use the default.
 OMS_DEFAULT_EXCHANGE = env.str("OMS_DEFAULT_EXCHANGE", default="XNYS")

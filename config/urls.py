@@ -24,6 +24,7 @@ urlpatterns = [
     path("portfolios/runs/", include("orchestration.urls")),
     path("trading/", include("trading.urls")),
     path("compliance/", include("compliance.urls")),
+    path("push/", include("oms.push_urls")),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

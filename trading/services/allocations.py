@@ -20,6 +20,8 @@ from trading import locks
 from trading.allocation import allocate_pro_rata
 from trading.models import Allocation, Block, Order, Side
 
+from .blocks import block_changed
+
 
 def block_allocate(*, block_id: int) -> list[Allocation]:
     """Allocate a block that is filled (or done for the day, or cancelled, with
@@ -95,4 +97,5 @@ def block_allocate(*, block_id: int) -> list[Allocation]:
             after=snapshot(block, Block.AUDIT_FIELDS)
             | {"allocations": {o: str(q) for o, q in split.items()}},
         )
+        block_changed(block.pk)
     return allocations

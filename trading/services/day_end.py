@@ -38,7 +38,7 @@ from trading.selectors import exchange_of
 
 from . import routes as route_services
 from . import trading_day
-from .blocks import allocate_when_ended, block_follow_routes
+from .blocks import allocate_when_ended, block_changed, block_follow_routes
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +208,7 @@ def block_end_day(*, block_id: int, now: datetime) -> bool:
                 )
         else:
             allocate_when_ended(block)
+        block_changed(block.pk)
     return True
 
 

@@ -24,6 +24,8 @@ from portfolios.models import Portfolio, Position, Security
 from trading import locks
 from trading.models import Block, Order, OrderType, Side, TimeInForce
 
+from .blocks import block_changed
+
 
 def order_check(
     *,
@@ -249,6 +251,7 @@ def orders_release(*, actor, order_ids: list[int]) -> list[Order]:
                 before=block_before,
                 after=snapshot(block, Block.AUDIT_FIELDS) | {"orders": [o.pk for o in group]},
             )
+            block_changed(block.pk)
     return orders
 
 
@@ -289,4 +292,5 @@ def order_cancel(*, actor, order_id: int, reason: str = "") -> Order:
                 before=block_before,
                 after=snapshot(block, Block.AUDIT_FIELDS) | {"order": order.pk},
             )
+            block_changed(block.pk)
     return order

@@ -35,7 +35,7 @@ from trading.models import Block, Broker, OrderType, Route, TimeInForce
 from trading.selectors import exchange_of
 
 from . import trading_day
-from .blocks import block_follow_routes, orders_follow_block
+from .blocks import block_changed, block_follow_routes, orders_follow_block
 from .executions import apply_in_order
 
 log = logging.getLogger(__name__)
@@ -200,6 +200,7 @@ def route_create(*, actor, block_id: int, broker: Broker, quantity: Decimal | No
             after=snapshot(block, Block.AUDIT_FIELDS),
         )
         enqueue_on_commit("trading.tasks.route_send", route.pk)
+        block_changed(block.pk)
     return route
 
 
@@ -315,6 +316,7 @@ def _request_cancel(*, route_id: int, actor, actor_name: str | None, reason: str
             adapter.cancel(route_ticket(route), cl_ord_id=route.pending_cl_ord_id)
         else:
             enqueue_on_commit("trading.tasks.route_cancel_send", route.pk)
+        block_changed(block.pk)
     return route
 
 
@@ -397,6 +399,7 @@ def route_replace(
             adapter.replace(route_ticket(route), terms)
         else:
             enqueue_on_commit("trading.tasks.route_replace_send", route.pk)
+        block_changed(block.pk)
     return route
 
 
