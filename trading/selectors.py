@@ -103,15 +103,22 @@ def executions_with_route() -> QuerySet[Execution]:
 def blotter_changes(since) -> list[dict]:
     """The push channel's replay for the blotter: blocks changed since a moment
     (the block itself, or one of its routes)."""
-    from django.db.models import Q
+    from django.db.models import Max, Q
+    from django.db.models.functions import Coalesce, Greatest
 
-    ids = (
+    rows = (
         Block.objects.filter(Q(updated_at__gt=since) | Q(routes__updated_at__gt=since))
-        .values_list("pk", flat=True)
-        .distinct()
+        .values("pk")
+        .annotate(v=Greatest("updated_at", Coalesce(Max("routes__updated_at"), "updated_at")))
         .order_by()[:1000]
     )
-    return [{"block": pk} for pk in ids]
+    # v, the block's version, lets a page skip what it already shows
+    return [{"block": row["pk"], "v": row["v"].isoformat()} for row in rows]
+
+
+def block_version(block: Block, routes) -> str:
+    """A block's version as a page shows it: its latest change or its routes'."""
+    return max([block.updated_at, *(route.updated_at for route in routes)]).isoformat()
 
 
 BLOTTER_SORTS = {

@@ -223,6 +223,7 @@ def _row_context(request: HttpRequest, block: Block, brokers, **extra) -> dict:
         "live": block.status in Block.LIVE_STATES,
         "brokers": brokers,
         "routes": routes,
+        "version": selectors.block_version(block, routes),
         "live_routes": live,
         # the route a key press amends: the block's one working route
         "amend_route": amendable[0] if can_route and len(amendable) == 1 else None,

@@ -74,7 +74,11 @@
   if (window.OMS && window.OMS.push) {
     window.OMS.push.subscribe("blotter", (event) => {
       if (event.reset) { shown().forEach((id) => changed.add(id)); schedule(); return; }
-      if (event.block) { changed.add(String(event.block)); schedule(); }
+      if (!event.block) return;
+      const row = document.getElementById("block-" + event.block);
+      if (event.v && row && row.dataset.version === event.v) return; // shown already
+      changed.add(String(event.block));
+      schedule();
     }, {
       onState(text, mode) {
         if (state) { state.textContent = text; state.dataset.mode = mode; }
