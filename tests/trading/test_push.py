@@ -90,7 +90,7 @@ def test_one_poll_per_page_replays_what_changed(pm, trader, book, client):
     order_services.orders_release(actor=pm, order_ids=[order.pk])
     block = Block.objects.get()
     answer = client.get(url, {"topic": "blotter", "cursor": first["cursor"]}).json()
-    assert answer["events"] == [{"block": block.pk}]
+    assert answer["events"] == [{"block": block.pk, "v": block.updated_at.isoformat()}]
     # a cursor from well after the change replays nothing
     later = (timezone.now() + timedelta(seconds=5)).isoformat()
     assert client.get(url, {"topic": "blotter", "cursor": later}).json()["events"] == []
