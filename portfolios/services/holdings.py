@@ -34,9 +34,11 @@ def holdings_book_fill(
     quantity: Decimal,
     price: Decimal,
     on_date: date,
+    commission: Decimal = Decimal(0),
 ) -> dict:
     """Book an allocated fill: position, tax lots (FIFO on sells) and cash in the
-    security's currency. Runs inside the caller's transaction; returns the
+    security's currency, net of the commission (a buy pays it on top, a sell
+    receives less). Runs inside the caller's transaction; returns the
     before/after figures for the caller's audit event."""
     if quantity <= 0:
         raise ValueError("booked quantity must be positive")
@@ -55,11 +57,11 @@ def holdings_book_fill(
                 acquired_on=on_date,
             )
         position.quantity += quantity
-        cash.amount -= amount
+        cash.amount -= amount + commission
     else:
         _close_lots_fifo(portfolio, security, quantity)
         position.quantity -= quantity
-        cash.amount += amount
+        cash.amount += amount - commission
     position.save(update_fields=["quantity"])
     cash.save(update_fields=["amount"])
     return {
