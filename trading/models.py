@@ -539,6 +539,8 @@ class Execution(models.Model):
     class ExecType(models.TextChoices):
         NEW = "new", "New"
         TRADE = "trade", "Trade"
+        TRADE_CANCEL = "trade_cancel", "Trade bust"
+        TRADE_CORRECT = "trade_correct", "Trade correction"
         CANCELED = "canceled", "Canceled"
         REPLACED = "replaced", "Replaced"
         REJECTED = "rejected", "Rejected"
@@ -715,12 +717,15 @@ class FixInbox(models.Model):
         RECEIVED = "received", "Received"
         APPLIED = "applied", "Applied"
         NOT_APPLIED = "not_applied", "Not applied"  # kept with the reason, for a person
+        DISMISSED = "dismissed", "Dismissed"  # by a person, with the reason
 
     TRANSITIONS = {
         Status.RECEIVED: frozenset({Status.APPLIED, Status.NOT_APPLIED}),
-        # a resend of the message after the cause was mended applies it
-        Status.NOT_APPLIED: frozenset({Status.APPLIED}),
+        # a resend of the message after the cause was mended applies it; a person
+        # applies a bust or correction, or dismisses it with a reason
+        Status.NOT_APPLIED: frozenset({Status.APPLIED, Status.DISMISSED}),
         Status.APPLIED: frozenset(),
+        Status.DISMISSED: frozenset(),
     }
 
     session = models.ForeignKey(FixSession, on_delete=models.PROTECT, related_name="inbox")
@@ -734,6 +739,10 @@ class FixInbox(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
     applied_at = models.DateTimeField(null=True, blank=True)
     error = models.CharField(max_length=500, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    resolution = models.CharField(max_length=500, blank=True, help_text="Why, in a person's words")
 
     class Meta:
         ordering = ["pk"]
@@ -745,3 +754,69 @@ class FixInbox(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session} received {self.generation}/{self.seq_num} 35={self.msg_type}"
+
+
+# --- Reconciliation with statements -------------------------------------------------
+
+
+class Statement(models.Model):
+    """A custodian's or broker's end-of-day statement of positions and cash."""
+
+    source = models.CharField(max_length=100, help_text="Custodian or broker")
+    as_of = models.DateField()
+    file_name = models.CharField(max_length=255, blank=True)
+    lines = models.PositiveIntegerField(default=0)
+    imported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    imported_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-imported_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.source} statement of {self.as_of}"
+
+
+class StatementBreak(models.Model):
+    """One difference between our books and a statement: a security position or
+    a cash balance of one account, to be resolved or annotated by a person."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Resolved"
+
+    TRANSITIONS = {Status.OPEN: frozenset({Status.RESOLVED}), Status.RESOLVED: frozenset()}
+
+    statement = models.ForeignKey(Statement, on_delete=models.PROTECT, related_name="breaks")
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="+")
+    security = models.ForeignKey(
+        Security, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    currency = models.CharField(max_length=3, blank=True, help_text="For a cash break")
+    ours = quantity_field()
+    theirs = quantity_field()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    note = models.CharField(max_length=500, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["status", "created_at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(security__isnull=False) & models.Q(currency=""))
+                | (models.Q(security__isnull=True) & ~models.Q(currency="")),
+                name="statement_break_security_or_cash",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.portfolio} {self.security or self.currency}: {self.ours} vs {self.theirs}"
+
+    @property
+    def difference(self):
+        return self.theirs - self.ours

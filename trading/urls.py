@@ -23,4 +23,11 @@ urlpatterns = [
     path("routes/<int:pk>/ask-again/", views.route_ask_again, name="route-ask-again"),
     path("routes/<int:pk>/close/", views.route_close_by_hand, name="route-close"),
     path("reconciliation/", views.reconciliation, name="reconciliation"),
+    path("reconciliation/corrections/<int:pk>/", views.correction_resolve, name="correction"),
+    path("reconciliation/statements/", views.statement_upload, name="statement-upload"),
+    path(
+        "reconciliation/breaks/<int:pk>/",
+        views.statement_break_resolve,
+        name="statement-break",
+    ),
 ]

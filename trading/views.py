@@ -12,6 +12,8 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_POST
 
 from oms.roles import Action, can, may_act_for
@@ -24,6 +26,7 @@ from .filters import BlockFilter, OrderFilter
 from .forms import OrderForm, RouteForm, RouteReplaceForm
 from .models import Block, Broker, Order, Route, TimeInForce
 from .services import blocks as block_services
+from .services import breaks as break_services
 from .services import day_end
 from .services import orders as order_services
 from .services import routes as route_services
@@ -61,8 +64,90 @@ def reconciliation(request: HttpRequest) -> HttpResponse:
 
 
 def reconciliation_context(request: HttpRequest) -> dict:
-    """The breaks sections of the reconciliation page (filled in by the breaks views)."""
-    return {}
+    """The breaks sections: busts and corrections from brokers, statement breaks."""
+    from .models import StatementBreak
+
+    breaks = StatementBreak.objects.select_related("portfolio", "security", "statement").filter(
+        status=StatementBreak.Status.OPEN
+    )
+    return {
+        "corrections": break_services.trade_corrections(),
+        "statement_breaks": breaks,
+        "can_resolve": can(request.user, Action.BREAK_RESOLVE),
+        "now": timezone.now(),
+        "form_errors": [],
+    }
+
+
+@require_POST
+@action_required(Action.BREAK_RESOLVE)
+def correction_resolve(request: HttpRequest, pk: int) -> HttpResponse:
+    """Apply a broker's bust or correction, or dismiss it with a reason."""
+    try:
+        if request.POST.get("action") == "apply":
+            break_services.correction_apply(actor=request.user, inbox_id=pk)
+            messages.success(request, "Applied: the fill and its allocations follow.")
+        else:
+            break_services.correction_dismiss(
+                actor=request.user, inbox_id=pk, reason=request.POST.get("reason", "")
+            )
+            messages.success(request, "Dismissed.")
+    except (TransitionError, ValidationError) as error:
+        messages.error(
+            request,
+            " ".join(_errors(error) if isinstance(error, ValidationError) else [str(error)]),
+        )
+    return redirect("trading:reconciliation")
+
+
+@require_POST
+@action_required(Action.BREAK_RESOLVE)
+def statement_upload(request: HttpRequest) -> HttpResponse:
+    """Import a custodian's or broker's statement (CSV) and list its differences."""
+    upload = request.FILES.get("file")
+    as_of = parse_date(request.POST.get("as_of", "") or "") or timezone.now().date()
+    try:
+        if upload is None:
+            raise ValidationError({"file": ["Choose a CSV file."]})
+        try:
+            text = upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ValidationError({"file": ["The file is not UTF-8 text."]}) from None
+        statement = break_services.statement_import(
+            actor=request.user,
+            text=text,
+            source=request.POST.get("source", ""),
+            as_of=as_of,
+            file_name=upload.name,
+        )
+    except ValidationError as error:
+        context = {
+            "routes": day_end.routes_needing_a_person(),
+            "can_act": can(request.user, Action.BLOCK_ROUTE),
+            "tries": settings.OMS_ROUTE_STATUS_TRIES,
+            **reconciliation_context(request),
+        }
+        context["form_errors"] = _errors(error)
+        return render(request, "trading/reconciliation.html", context, status=422)
+    messages.success(
+        request, f"{statement}: {statement.lines} lines, {statement.breaks.count()} differences."
+    )
+    return redirect("trading:reconciliation")
+
+
+@require_POST
+@action_required(Action.BREAK_RESOLVE)
+def statement_break_resolve(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        break_services.statement_break_resolve(
+            actor=request.user,
+            break_id=pk,
+            note=request.POST.get("note", ""),
+            resolve=request.POST.get("action") == "resolve",
+        )
+    except ValidationError as error:
+        messages.error(request, " ".join(_errors(error)))
+    return redirect("trading:reconciliation")
 
 
 @require_POST
