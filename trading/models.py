@@ -105,10 +105,20 @@ class Block(models.Model):
                 Status.DONE_FOR_DAY,
             }
         ),
+        # A broker's trade bust can take fills back before allocation.
         Status.PARTIALLY_FILLED: frozenset(
-            {Status.FILLED, Status.CANCELLED, Status.DONE_FOR_DAY, Status.ALLOCATED}
+            {
+                Status.FILLED,
+                Status.CANCELLED,
+                Status.DONE_FOR_DAY,
+                Status.ALLOCATED,
+                Status.WORKING,
+                Status.OPEN,
+            }
         ),
-        Status.FILLED: frozenset({Status.ALLOCATED}),
+        Status.FILLED: frozenset(
+            {Status.ALLOCATED, Status.PARTIALLY_FILLED, Status.WORKING, Status.OPEN}
+        ),
         Status.CANCELLED: frozenset({Status.ALLOCATED}),
         Status.DONE_FOR_DAY: frozenset({Status.ALLOCATED}),
         Status.ALLOCATED: frozenset(),
@@ -230,8 +240,16 @@ class Order(models.Model):
                 Status.DONE_FOR_DAY,
             }
         ),
+        # A broker's trade bust can take the block's fills back before allocation.
         Status.PARTIALLY_FILLED: frozenset(
-            {Status.FILLED, Status.CANCELLED, Status.EXPIRED, Status.DONE_FOR_DAY}
+            {
+                Status.FILLED,
+                Status.CANCELLED,
+                Status.EXPIRED,
+                Status.DONE_FOR_DAY,
+                Status.WORKING,
+                Status.RELEASED,
+            }
         ),
         Status.FILLED: frozenset({Status.ALLOCATED}),
         Status.CANCELLED: frozenset({Status.ALLOCATED}),

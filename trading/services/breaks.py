@@ -50,7 +50,7 @@ from trading.models import (
 )
 
 from .allocations import split_commission
-from .blocks import block_changed
+from .blocks import block_changed, block_follow_routes
 
 _CORRECTION_PREFIX = "trade bust or correction"
 
@@ -121,6 +121,7 @@ def correction_apply(*, actor, inbox_id: int) -> Execution:
             )
         route_before = snapshot(route, Route.AUDIT_FIELDS)
         block_before = snapshot(block, Block.AUDIT_FIELDS)
+        held_before = route.reserved_quantity
         old_notional = original.last_quantity * original.last_price
         new_notional = new_qty * new_price
         new_commission = ZERO
@@ -136,6 +137,8 @@ def correction_apply(*, actor, inbox_id: int) -> Execution:
                 if holder.filled_quantity > 0
                 else None
             )
+        # an ended route holds what it filled: a bust gives the rest back to the block
+        block.routed_quantity += route.reserved_quantity - held_before
         record = Execution.objects.create(
             route=route,
             broker=route.broker,
@@ -161,15 +164,17 @@ def correction_apply(*, actor, inbox_id: int) -> Execution:
             | {"last_quantity": new_qty, "last_price": new_price},
             reason=f"broker's {'bust' if bust else 'correction'} applied by operations",
         )
-        audit_record(
-            actor=actor,
-            kind="block.corrected",
-            obj=block,
-            before=block_before,
-            after=snapshot(block, Block.AUDIT_FIELDS),
-        )
         if block.status == Block.Status.ALLOCATED:
+            audit_record(
+                actor=actor,
+                kind="block.corrected",
+                obj=block,
+                before=block_before,
+                after=snapshot(block, Block.AUDIT_FIELDS),
+            )
             _reallocate(block, actor)
+        else:  # still trading: the block's state follows its corrected fills
+            block_follow_routes(block, actor_name=None, before=block_before, actor=actor)
         move(inbox, FixInbox.Status.APPLIED)
         inbox.applied_at = timezone.now()
         inbox.resolved_by = actor
