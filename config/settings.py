@@ -132,7 +132,11 @@ if REDIS_URL:
         }
     }
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}
+    # An unacknowledged task goes back to the queue after this long (a worker
+    # killed mid-task); the order status sweep settles what it left meanwhile.
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
+        "visibility_timeout": env.int("OMS_CELERY_VISIBILITY_TIMEOUT", default=3600)
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     # The embedded default: kombu's filesystem transport, a real broker that

@@ -32,6 +32,7 @@ from django.utils import timezone
 from audit.services import audit_record, audited_transaction, snapshot
 from oms.roles import Action, require
 from oms.state import move
+from oms.tasking import enqueue
 from trading import locks
 from trading.models import Block, Order, Route
 from trading.selectors import exchange_of
@@ -110,6 +111,13 @@ def routes_sweep_status(*, now: datetime | None = None, limit: int = 500) -> Swe
         reason = "order status sweep"
         if route_services.route_ask_status(route_id, reason=reason):
             asked += 1
+    # A block that ended with fills but was not allocated (its task was lost with
+    # a killed worker) is allocated again; the allocation is idempotent.
+    stale = Block.objects.filter(
+        status__in=Block.ALLOCATABLE_STATES, filled_quantity__gt=0, updated_at__lt=now - pending
+    ).values_list("pk", flat=True)[:limit]
+    for block_id in list(stale):
+        enqueue("trading.tasks.allocate_block", block_id)
     return SweepResult(
         asked=asked,
         cancelled=cancelled,
