@@ -328,8 +328,12 @@ class Chaos:
 
         # consistent with the broker: its last status answer says what we booked
         answers = {}
-        for e in Execution.objects.filter(exec_type="order_status").order_by("pk"):
+        fresh = Execution.objects.filter(exec_type="order_status", pk__gt=self.asked_after)
+        for e in fresh.order_by("pk"):
             answers[e.route_id] = e
+        for route in routes:
+            if route.pk not in answers:
+                problems.append(f"route {route.cl_ord_id}: the broker did not answer its status")
         for route in routes:
             answer = answers.get(route.pk)
             if answer is not None and answer.cumulative_quantity != route.filled_quantity:
@@ -413,13 +417,17 @@ class Chaos:
         session = FixSession.objects.get(broker=self.broker)
         adapter = FixBroker(lambda r: None, session=session)
         routes = list(Route.objects.select_related("broker", "block__security"))
+        # only answers to these requests count: earlier ones may be stale
+        self.asked_after = (
+            Execution.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        )
         for route in routes:
             adapter.status(route_ticket(route))
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             answered = (
-                Execution.objects.filter(exec_type="order_status")
+                Execution.objects.filter(exec_type="order_status", pk__gt=self.asked_after)
                 .values("route_id")
                 .distinct()
                 .count()

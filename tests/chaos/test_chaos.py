@@ -12,7 +12,7 @@ from tests.chaos.harness import Chaos, simulator_keeps_its_book
 from tests.conftest import service_missing
 from tests.integration.conftest import _database_url, real_services  # noqa: F401
 
-pytestmark = [pytest.mark.chaos, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def test_nothing_lost_nothing_twice_while_processes_are_killed(real_services, tmp_path):  # noqa: F811
