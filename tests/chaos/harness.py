@@ -225,7 +225,7 @@ class Chaos:
         )
         self.broker = broker
 
-    def release_and_route(self, orders: int) -> int:
+    def release_and_route(self, orders: int, over_seconds: float = 0.0) -> int:
         """One order per account and security in turn, released in waves (each wave
         makes new blocks) and routed whole to CHAOS. Returns orders made."""
         from trading.models import Block
@@ -233,6 +233,8 @@ class Chaos:
         from trading.services import routes as route_services
 
         made = 0
+        waves = max(1, -(-orders // len(self.securities)))
+        pause = over_seconds / waves if over_seconds else None
         while made < orders:
             wave = []
             for security in self.securities:
@@ -255,7 +257,8 @@ class Chaos:
                 route_services.route_create(
                     actor=self.trader, block_id=block.pk, broker=self.broker
                 )
-            time.sleep(self.rng.uniform(0.05, 0.3))
+            # orders keep flowing while the faults are injected
+            time.sleep(pause if pause is not None else self.rng.uniform(0.05, 0.3))
         return made
 
     # --- faults --------------------------------------------------------------------
@@ -447,7 +450,8 @@ class Chaos:
         injector = threading.Thread(target=self.inject, args=(faults, result, stop))
         try:
             injector.start()
-            result.orders = self.release_and_route(orders)
+            # a fault takes about 1.6 s (0.5-2 s apart, 0.2-1.5 s down)
+            result.orders = self.release_and_route(orders, over_seconds=faults * 1.6)
             injector.join()
             for process in self.processes.values():  # every one up again
                 if process.popen is None or process.popen.poll() is not None:

@@ -222,6 +222,11 @@ def test_a_route_claimed_but_never_sent_is_rejected_when_swept(
     assert (block.status, block.routed_quantity) == (Block.Status.OPEN, 0)
 
 
+def _gateway_sent() -> None:
+    """The gateway sent what the outbox held."""
+    FixOutbox.objects.filter(status=FixOutbox.Status.PENDING).update(status=FixOutbox.Status.SENT)
+
+
 @pytest.fixture
 def fix_broker(book):
     broker = Broker.objects.create(code="FIXB", name="FIX broker", adapter=Broker.Adapter.FIX)
@@ -244,12 +249,16 @@ def test_an_unanswered_route_is_asked_three_times_then_listed_for_a_person(
     block = _block(pm, book)
     with django_capture_on_commit_callbacks(execute=True):
         route = route_services.route_create(actor=trader, block_id=block.pk, broker=fix_broker)
+    _gateway_sent()
     route_services.route_mark_unconfirmed(route.pk, "send failed: connection reset")
     settings.OMS_ROUTE_PENDING_SECONDS = 0
     for n in (1, 2, 3):
         result = day_end.routes_sweep_status()
         assert result.asked == 1
         assert FixOutbox.objects.filter(msg_type="H").count() == n
+        # while a request waits in the outbox the route is not asked again
+        assert day_end.routes_sweep_status().asked == 0
+        _gateway_sent()
     assert day_end.routes_sweep_status().asked == 0  # no fourth time
     assert list(day_end.routes_needing_a_person()) == [Route.objects.get(pk=route.pk)]
 
@@ -288,6 +297,7 @@ def test_a_day_order_a_broker_still_works_after_the_close_is_cancelled(
     execution_services.execution_apply(_report(route, "N", "new", "new"))
     settings.OMS_ROUTE_PENDING_SECONDS = 0
     Route.objects.filter(pk=route.pk).update(ends_at=timezone.now() - timedelta(minutes=5))
+    _gateway_sent()
     day_end.routes_sweep_status()  # asks first
     assert FixOutbox.objects.filter(msg_type="H").count() == 1
     # the broker answers it still works the order

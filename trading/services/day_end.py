@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from audit.services import audit_record, audited_transaction, snapshot
@@ -34,7 +34,7 @@ from oms.roles import Action, require
 from oms.state import move
 from oms.tasking import enqueue
 from trading import locks
-from trading.models import Block, Order, Route
+from trading.models import Block, FixOutbox, Order, Route
 from trading.selectors import exchange_of
 
 from . import routes as route_services
@@ -75,9 +75,13 @@ def routes_to_ask(now: datetime | None = None):
         | Q(status__in=_LIVE, updated_at__lt=now - quiet)
         | Q(status__in=_LIVE, ends_at__lte=now)
     )
+    # a message still waiting in the outbox (the order itself, or the last status
+    # request) is not answered yet: asking again would only queue up requests
+    waiting = FixOutbox.objects.filter(route=OuterRef("pk"), status=FixOutbox.Status.PENDING)
     return (
         Route.objects.filter(why, sent, not_asked_lately, status_requests__lt=tries)
         .exclude(status__in=Route.TERMINAL_STATES)
+        .exclude(Exists(waiting))
         .order_by("pk")
     )
 
