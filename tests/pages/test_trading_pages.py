@@ -85,8 +85,9 @@ def test_order_list_filters_with_the_shared_filter(pm, released_block, client_fo
 
 
 def test_blotter_shows_one_line_per_block_with_its_accounts_and_a_route_ticket(
-    trader, released_block, client_for
+    trader, released_block, client_for, settings
 ):
+    settings.OMS_PUSH_REDIS_URL = ""  # the embedded default
     response = client_for(trader).get(reverse("trading:blotter"))
     assert response.status_code == 200
     [row] = response.context["rows"]
