@@ -179,7 +179,11 @@ if REDIS_URL:
         }
     }
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}
+    # An unacknowledged task goes back to the queue after this long (a worker
+    # killed mid-task); the order status sweep settles what it left meanwhile.
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
+        "visibility_timeout": env.int("OMS_CELERY_VISIBILITY_TIMEOUT", default=3600)
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     # The embedded default: kombu's filesystem transport, a real broker that
@@ -223,6 +227,16 @@ CELERY_BEAT_SCHEDULE = {
     "resend-unsent-routes": {
         "task": "trading.tasks.resend_unsent_routes",
         "schedule": env.float("OMS_RESEND_UNSENT_EVERY", default=30.0),
+    },
+    # Routes only their broker can settle are asked their status.
+    "route-status-sweep": {
+        "task": "trading.tasks.reconcile_route_status",
+        "schedule": env.float("OMS_STATUS_SWEEP_EVERY", default=30.0),
+    },
+    # Day blocks end at their exchange's close (and good-till-date ones at their date).
+    "expire-day-blocks": {
+        "task": "trading.tasks.expire_day_blocks",
+        "schedule": env.float("OMS_DAY_END_EVERY", default=60.0),
     },
 }
 CELERY_TIMEZONE = "UTC"
@@ -343,3 +357,29 @@ OMS_AUDIT_CHECKPOINT_FILE = env.str("OMS_AUDIT_CHECKPOINT_FILE", default="")
 # Seconds between the sealer's rounds, and at least between two checkpoints.
 OMS_AUDIT_SEAL_EVERY = env.float("OMS_AUDIT_SEAL_EVERY", default=1.0)
 OMS_AUDIT_CHECKPOINT_EVERY = env.float("OMS_AUDIT_CHECKPOINT_EVERY", default=10.0)
+
+# The push channel (oms/push.py): pages hold a Server-Sent Events stream fed by
+# Redis pub/sub; without Redis (the embedded default) they poll once a second.
+OMS_PUSH_REDIS_URL = env.str("OMS_PUSH_REDIS_URL", default=REDIS_URL)
+# The exchange calendar (a MIC of exchange_calendars) that a security's day
+# orders end with, by the security's country; others use the default.
+OMS_DEFAULT_EXCHANGE = env.str("OMS_DEFAULT_EXCHANGE", default="XNYS")
+OMS_EXCHANGE_BY_COUNTRY = {
+    "US": "XNYS",
+    "CA": "XTSE",
+    "GB": "XLON",
+    "DE": "XETR",
+    "FR": "XPAR",
+    "NL": "XAMS",
+    "CH": "XSWX",
+    "JP": "XTKS",
+    "HK": "XHKG",
+    "AU": "XASX",
+} | env.dict("OMS_EXCHANGE_BY_COUNTRY", default={})
+# The order status sweep (Celery beat): a route waiting for its broker's answer
+# (pending new, cancel or replace, or unconfirmed) this long is asked its status;
+# a live route that heard nothing for OMS_ROUTE_QUIET_SECONDS too; after
+# OMS_ROUTE_STATUS_TRIES unanswered requests it is listed for a person.
+OMS_ROUTE_PENDING_SECONDS = env.float("OMS_ROUTE_PENDING_SECONDS", default=60.0)
+OMS_ROUTE_QUIET_SECONDS = env.float("OMS_ROUTE_QUIET_SECONDS", default=600.0)
+OMS_ROUTE_STATUS_TRIES = env.int("OMS_ROUTE_STATUS_TRIES", default=3)

@@ -51,6 +51,7 @@ urlpatterns = [
     path("portfolios/runs/", include("orchestration.urls")),
     path("trading/", include("trading.urls")),
     path("compliance/", include("compliance.urls")),
+    path("push/", include("oms.push_urls")),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The docs' templates load every script from a file (Content-Security-Policy).

@@ -13,6 +13,7 @@ _NAV = [
     ("Orders", "trading:order-list", Action.ORDER_VIEW),
     ("Blotter", "trading:blotter", Action.BLOCK_VIEW),
     ("Brokers", "trading:broker-list", Action.EXECUTION_VIEW),
+    ("Reconciliation", "trading:reconciliation", Action.EXECUTION_VIEW),
     ("Audit trail", "compliance:audit-list", Action.AUDIT_VIEW),
 ]
 

@@ -44,6 +44,7 @@ class Action(StrEnum):
     BLOCK_VIEW = "block.view"
     BLOCK_ROUTE = "block.route"
     EXECUTION_VIEW = "execution.view"
+    BREAK_RESOLVE = "break.resolve"  # trade busts, statement differences
     AUDIT_VIEW = "audit.view"
 
 
@@ -70,6 +71,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.BLOCK_VIEW: frozenset({TRADER, COMPLIANCE, OPS}),
     Action.BLOCK_ROUTE: frozenset({TRADER}),
     Action.EXECUTION_VIEW: frozenset({TRADER, COMPLIANCE, OPS}),
+    Action.BREAK_RESOLVE: frozenset({OPS}),
     Action.AUDIT_VIEW: frozenset({COMPLIANCE, OPS}),
 }
 
@@ -89,6 +91,7 @@ ACTION_LABELS: dict[Action, str] = {
     Action.BLOCK_VIEW: "see the trading blotter",
     Action.BLOCK_ROUTE: "route or cancel orders with brokers",
     Action.EXECUTION_VIEW: "see executions and brokers",
+    Action.BREAK_RESOLVE: "resolve breaks (trade busts, statement differences)",
     Action.AUDIT_VIEW: "see the audit trail",
 }
 

@@ -14,6 +14,8 @@ from .models import (
     FixSession,
     Order,
     Route,
+    Statement,
+    StatementBreak,
 )
 
 
@@ -123,3 +125,15 @@ class FixMessageAdmin(_RawMessageAdmin):
     list_display = ["session", "generation", "seq_num", "created_at"]
     list_filter = ["session"]
     list_select_related = ["session"]
+
+
+@admin.register(Statement)
+class StatementAdmin(ReadOnlyModelAdmin):
+    list_display = ["pk", "source", "as_of", "lines", "imported_by", "imported_at"]
+
+
+@admin.register(StatementBreak)
+class StatementBreakAdmin(ReadOnlyModelAdmin):
+    list_display = ["pk", "statement", "portfolio", "security", "currency", "ours", "theirs"]
+    list_filter = ["status"]
+    list_select_related = ["statement", "portfolio", "security"]

@@ -51,3 +51,23 @@ class RouteForm(forms.Form):
     quantity = forms.DecimalField(
         required=False, min_value=Decimal("0.000001"), **input_limits("quantity")
     )
+
+
+class RouteReplaceForm(forms.Form):
+    """Amend a working route: the fields the trader changed go to the service
+    (a field left as it was, or blank, keeps the route's term)."""
+
+    quantity = forms.DecimalField(required=False, **input_limits("quantity"))
+    limit_price = forms.DecimalField(required=False, **input_limits("price"))
+    stop_price = forms.DecimalField(required=False, **input_limits("price"))
+    time_in_force = forms.ChoiceField(choices=TimeInForce.choices, required=False)
+    reason = forms.CharField(required=False, max_length=500)
+
+    def changed_terms(self, route) -> dict:
+        data = self.cleaned_data
+        terms = {"reason": data.get("reason") or ""}
+        for name in ("quantity", "limit_price", "stop_price", "time_in_force"):
+            value = data.get(name)
+            if value not in (None, "") and value != getattr(route, name):
+                terms[name] = value
+        return terms

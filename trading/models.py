@@ -6,6 +6,8 @@ Each of Order, Block and Route carries its transition map; services enforce it
 
 from __future__ import annotations
 
+from datetime import time
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -83,7 +85,17 @@ class Block(models.Model):
         ALLOCATED = "allocated", "Allocated"
 
     TRANSITIONS = {
-        Status.OPEN: frozenset({Status.WORKING, Status.CANCELLED}),
+        # A broker's late fill (after its route was cancelled) can reach an open
+        # block; at the close a day block that nothing filled is done for the day.
+        Status.OPEN: frozenset(
+            {
+                Status.WORKING,
+                Status.CANCELLED,
+                Status.PARTIALLY_FILLED,
+                Status.FILLED,
+                Status.DONE_FOR_DAY,
+            }
+        ),
         Status.WORKING: frozenset(
             {
                 Status.OPEN,
@@ -93,10 +105,20 @@ class Block(models.Model):
                 Status.DONE_FOR_DAY,
             }
         ),
+        # A broker's trade bust can take fills back before allocation.
         Status.PARTIALLY_FILLED: frozenset(
-            {Status.FILLED, Status.CANCELLED, Status.DONE_FOR_DAY, Status.ALLOCATED}
+            {
+                Status.FILLED,
+                Status.CANCELLED,
+                Status.DONE_FOR_DAY,
+                Status.ALLOCATED,
+                Status.WORKING,
+                Status.OPEN,
+            }
         ),
-        Status.FILLED: frozenset({Status.ALLOCATED}),
+        Status.FILLED: frozenset(
+            {Status.ALLOCATED, Status.PARTIALLY_FILLED, Status.WORKING, Status.OPEN}
+        ),
         Status.CANCELLED: frozenset({Status.ALLOCATED}),
         Status.DONE_FOR_DAY: frozenset({Status.ALLOCATED}),
         Status.ALLOCATED: frozenset(),
@@ -115,9 +137,11 @@ class Block(models.Model):
         max_length=20, choices=OrderType.choices, default=OrderType.MARKET
     )
     limit_price = price_field(null=True, blank=True)
+    stop_price = price_field(null=True, blank=True)
     time_in_force = models.CharField(
         max_length=10, choices=TimeInForce.choices, default=TimeInForce.DAY
     )
+    expire_at = models.DateTimeField(null=True, blank=True, help_text="Good-till-date blocks")
     status = models.CharField(
         max_length=20, choices=Status.choices, default=Status.OPEN, db_index=True
     )
@@ -125,11 +149,24 @@ class Block(models.Model):
     routed_quantity = quantity_field(default=ZERO)
     filled_quantity = quantity_field(default=ZERO)
     average_price = price_field(null=True, blank=True)
+    commission = money_field(default=ZERO)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        constraints = [
+            # Whatever brokers send, a block never fills beyond what its orders asked
+            # for, nor has more with brokers than it holds (issue 11's 1,500 of 1,000).
+            models.CheckConstraint(
+                condition=models.Q(filled_quantity__lte=models.F("quantity")),
+                name="block_not_overfilled",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(routed_quantity__lte=models.F("quantity")),
+                name="block_not_overrouted",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Block #{self.pk} {self.get_side_display()} {self.quantity} {self.security}"
@@ -142,8 +179,27 @@ class Block(models.Model):
         return self.quantity - self.routed_quantity
 
     @property
+    def leaves_quantity(self):
+        """What is still to fill: nothing once the block has ended."""
+        if self.status not in self.OPEN_STATES:
+            return ZERO
+        return self.quantity - self.filled_quantity
+
+    @property
     def fill_ratio(self) -> float:
         return float(self.filled_quantity / self.quantity) if self.quantity else 0.0
+
+    @property
+    def gross_amount(self):
+        if self.average_price is None:
+            return ZERO
+        return self.filled_quantity * self.average_price * self.security.multiplier
+
+    @property
+    def net_amount(self):
+        """What the fills cost (buy) or bring (sell) with the commission."""
+        sign = 1 if Side(self.side).is_buy else -1
+        return self.gross_amount + sign * self.commission
 
 
 class Order(models.Model):
@@ -172,7 +228,8 @@ class Order(models.Model):
         Status.NEEDS_OVERRIDE: frozenset({Status.APPROVED, Status.REJECTED, Status.CANCELLED}),
         Status.REJECTED: frozenset(),
         Status.APPROVED: frozenset({Status.RELEASED, Status.CANCELLED}),
-        Status.RELEASED: frozenset({Status.WORKING, Status.CANCELLED}),
+        # A day order's day can end before any of it was routed: it expires.
+        Status.RELEASED: frozenset({Status.WORKING, Status.CANCELLED, Status.EXPIRED}),
         Status.WORKING: frozenset(
             {
                 Status.RELEASED,
@@ -183,8 +240,16 @@ class Order(models.Model):
                 Status.DONE_FOR_DAY,
             }
         ),
+        # A broker's trade bust can take the block's fills back before allocation.
         Status.PARTIALLY_FILLED: frozenset(
-            {Status.FILLED, Status.CANCELLED, Status.EXPIRED, Status.DONE_FOR_DAY}
+            {
+                Status.FILLED,
+                Status.CANCELLED,
+                Status.EXPIRED,
+                Status.DONE_FOR_DAY,
+                Status.WORKING,
+                Status.RELEASED,
+            }
         ),
         Status.FILLED: frozenset({Status.ALLOCATED}),
         Status.CANCELLED: frozenset({Status.ALLOCATED}),
@@ -319,13 +384,42 @@ class Route(models.Model):
         ),
         # A fill after a cancel request is legal; a cancel reject restores the prior state.
         S.PENDING_CANCEL: frozenset(
-            {S.CANCELLED, S.NEW, S.PARTIALLY_FILLED, S.FILLED, S.UNCONFIRMED}
+            {
+                S.CANCELLED,
+                S.NEW,
+                S.PARTIALLY_FILLED,
+                S.FILLED,
+                S.EXPIRED,
+                S.DONE_FOR_DAY,
+                S.UNCONFIRMED,
+            }
         ),
+        # A fill while the replace is pending is booked; a replace reject restores
+        # the state before it; the broker may also end the order meanwhile.
         S.PENDING_REPLACE: frozenset(
-            {S.REPLACED, S.NEW, S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.UNCONFIRMED}
+            {
+                S.REPLACED,
+                S.NEW,
+                S.PARTIALLY_FILLED,
+                S.FILLED,
+                S.CANCELLED,
+                S.EXPIRED,
+                S.DONE_FOR_DAY,
+                S.UNCONFIRMED,
+            }
         ),
         S.REPLACED: frozenset(
-            {S.NEW, S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.PENDING_REPLACE, S.CANCELLED}
+            {
+                S.NEW,
+                S.PARTIALLY_FILLED,
+                S.FILLED,
+                S.PENDING_CANCEL,
+                S.PENDING_REPLACE,
+                S.CANCELLED,
+                S.EXPIRED,
+                S.DONE_FOR_DAY,
+                S.UNCONFIRMED,
+            }
         ),
         # Sent, outcome unknown after a disconnect: only the broker's answer settles it.
         S.UNCONFIRMED: frozenset(
@@ -351,7 +445,22 @@ class Route(models.Model):
     CANCELLABLE_STATES = frozenset(
         state for state, targets in TRANSITIONS.items() if "pending_cancel" in targets
     )
-    AUDIT_FIELDS = ("status", "quantity", "filled_quantity", "average_price")
+    # States a trader may amend from (cancel/replace).
+    REPLACEABLE_STATES = frozenset(
+        state for state, targets in TRANSITIONS.items() if "pending_replace" in targets
+    )
+    # Waiting for the broker's answer to a request of ours.
+    PENDING_STATES = frozenset({"pending_new", "pending_cancel", "pending_replace"})
+    AUDIT_FIELDS = (
+        "status",
+        "quantity",
+        "filled_quantity",
+        "average_price",
+        "limit_price",
+        "stop_price",
+        "time_in_force",
+        "expire_at",
+    )
 
     block = models.ForeignKey(Block, on_delete=models.PROTECT, related_name="routes")
     broker = models.ForeignKey(Broker, on_delete=models.PROTECT, related_name="routes")
@@ -366,13 +475,37 @@ class Route(models.Model):
         max_length=20, choices=OrderType.choices, default=OrderType.MARKET
     )
     limit_price = price_field(null=True, blank=True)
+    stop_price = price_field(null=True, blank=True)
     time_in_force = models.CharField(
         max_length=10, choices=TimeInForce.choices, default=TimeInForce.DAY
     )
+    expire_at = models.DateTimeField(null=True, blank=True, help_text="Good-till-date routes")
+    ends_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text="When the order's life ends: a day order at its exchange's close, "
+        "a good-till-date order at its date",
+    )
     filled_quantity = quantity_field(default=ZERO)
     average_price = price_field(null=True, blank=True)
+    commission = money_field(default=ZERO)
     text = models.CharField(max_length=500, blank=True, help_text="Broker's last free text")
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Cancel/replace chains the broker's order by ClOrdID: the one it knows the
+    # order by now (the last accepted request's), and the request in flight.
+    working_cl_ord_id = models.CharField(max_length=64, blank=True)
+    pending_cl_ord_id = models.CharField(max_length=64, blank=True)
+    # The terms a pending replace asks for, applied when the broker accepts it.
+    pending_quantity = quantity_field(null=True, blank=True)
+    pending_limit_price = price_field(null=True, blank=True)
+    pending_stop_price = price_field(null=True, blank=True)
+    pending_time_in_force = models.CharField(max_length=10, blank=True)
+    pending_expire_at = models.DateTimeField(null=True, blank=True)
+    status_requested_at = models.DateTimeField(null=True, blank=True)
+    status_requests = models.PositiveIntegerField(
+        default=0, help_text="Status requests sent since the broker last answered"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
@@ -384,7 +517,11 @@ class Route(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(quantity__gt=0), name="route_quantity_positive"
-            )
+            ),
+            models.CheckConstraint(
+                condition=models.Q(filled_quantity__lte=models.F("quantity")),
+                name="route_not_overfilled",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -395,6 +532,19 @@ class Route(models.Model):
         if self.status in self.TERMINAL_STATES:
             return ZERO
         return self.quantity - self.filled_quantity
+
+    @property
+    def reserved_quantity(self):
+        """What the route holds of its block: its quantity (or the larger one a
+        pending replace asks for) while live, what filled once it has ended."""
+        if self.status in self.TERMINAL_STATES:
+            return self.filled_quantity
+        return max(self.quantity, self.pending_quantity or ZERO)
+
+    @property
+    def broker_cl_ord_id(self) -> str:
+        """The ClOrdID the broker knows the order by (OrigClOrdID of the next request)."""
+        return self.working_cl_ord_id or self.cl_ord_id
 
 
 class Execution(models.Model):
@@ -407,6 +557,8 @@ class Execution(models.Model):
     class ExecType(models.TextChoices):
         NEW = "new", "New"
         TRADE = "trade", "Trade"
+        TRADE_CANCEL = "trade_cancel", "Trade bust"
+        TRADE_CORRECT = "trade_correct", "Trade correction"
         CANCELED = "canceled", "Canceled"
         REPLACED = "replaced", "Replaced"
         REJECTED = "rejected", "Rejected"
@@ -427,6 +579,7 @@ class Execution(models.Model):
     cumulative_quantity = quantity_field(default=ZERO)
     average_price = price_field(null=True, blank=True)
     leaves_quantity = quantity_field(default=ZERO)
+    commission = money_field(default=ZERO, help_text="Charged on this fill, per the schedule")
     text = models.CharField(max_length=500, blank=True)
     transact_time = models.DateTimeField()
     received_at = models.DateTimeField(auto_now_add=True)
@@ -452,6 +605,10 @@ class Allocation(models.Model):
     price = price_field()
     gross_amount = money_field(
         help_text="Quantity × price × multiplier, in the security's currency"
+    )
+    commission = money_field(default=ZERO, help_text="The block's commission, pro rata")
+    net_amount = money_field(
+        default=ZERO, help_text="Cash paid (buy: gross + commission) or received (sell: − )"
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -490,6 +647,10 @@ class FixSession(models.Model):
         default=False,
         help_text="Send ResetSeqNumFlag=Y on every logon (both sides start again at 1)",
     )
+    # The session's trading day ends at this time of day in this zone (a US
+    # broker's FIX day commonly rolls at 17:00 New York), not at midnight UTC.
+    day_ends_at = models.TimeField(default=time(17, 0))
+    time_zone = models.CharField(max_length=64, default="America/New_York")
     next_sender_seq = models.PositiveIntegerField(default=1)
     next_target_seq = models.PositiveIntegerField(default=1)
     generation = models.PositiveIntegerField(default=1)
@@ -574,12 +735,15 @@ class FixInbox(models.Model):
         RECEIVED = "received", "Received"
         APPLIED = "applied", "Applied"
         NOT_APPLIED = "not_applied", "Not applied"  # kept with the reason, for a person
+        DISMISSED = "dismissed", "Dismissed"  # by a person, with the reason
 
     TRANSITIONS = {
         Status.RECEIVED: frozenset({Status.APPLIED, Status.NOT_APPLIED}),
-        # a resend of the message after the cause was mended applies it
-        Status.NOT_APPLIED: frozenset({Status.APPLIED}),
+        # a resend of the message after the cause was mended applies it; a person
+        # applies a bust or correction, or dismisses it with a reason
+        Status.NOT_APPLIED: frozenset({Status.APPLIED, Status.DISMISSED}),
         Status.APPLIED: frozenset(),
+        Status.DISMISSED: frozenset(),
     }
 
     session = models.ForeignKey(FixSession, on_delete=models.PROTECT, related_name="inbox")
@@ -593,6 +757,10 @@ class FixInbox(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
     applied_at = models.DateTimeField(null=True, blank=True)
     error = models.CharField(max_length=500, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    resolution = models.CharField(max_length=500, blank=True, help_text="Why, in a person's words")
 
     class Meta:
         ordering = ["pk"]
@@ -604,3 +772,69 @@ class FixInbox(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session} received {self.generation}/{self.seq_num} 35={self.msg_type}"
+
+
+# --- Reconciliation with statements -------------------------------------------------
+
+
+class Statement(models.Model):
+    """A custodian's or broker's end-of-day statement of positions and cash."""
+
+    source = models.CharField(max_length=100, help_text="Custodian or broker")
+    as_of = models.DateField()
+    file_name = models.CharField(max_length=255, blank=True)
+    lines = models.PositiveIntegerField(default=0)
+    imported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    imported_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-imported_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.source} statement of {self.as_of}"
+
+
+class StatementBreak(models.Model):
+    """One difference between our books and a statement: a security position or
+    a cash balance of one account, to be resolved or annotated by a person."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Resolved"
+
+    TRANSITIONS = {Status.OPEN: frozenset({Status.RESOLVED}), Status.RESOLVED: frozenset()}
+
+    statement = models.ForeignKey(Statement, on_delete=models.PROTECT, related_name="breaks")
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="+")
+    security = models.ForeignKey(
+        Security, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    currency = models.CharField(max_length=3, blank=True, help_text="For a cash break")
+    ours = quantity_field()
+    theirs = quantity_field()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    note = models.CharField(max_length=500, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["status", "created_at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(security__isnull=False) & models.Q(currency=""))
+                | (models.Q(security__isnull=True) & ~models.Q(currency="")),
+                name="statement_break_security_or_cash",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.portfolio} {self.security or self.currency}: {self.ours} vs {self.theirs}"
+
+    @property
+    def difference(self):
+        return self.theirs - self.ours

@@ -8,7 +8,7 @@ from django.db import OperationalError
 
 from oms.context import origin
 
-from .services import allocations, routes
+from .services import allocations, day_end, routes
 
 RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": True, "max_retries": 8}
 
@@ -26,6 +26,18 @@ def route_cancel_send(route_id: int) -> None:
 
 
 @shared_task(**RETRY)
+def route_replace_send(route_id: int) -> None:
+    with origin("task", "route_replace_send"):
+        routes.route_replace_send(route_id)
+
+
+@shared_task(**RETRY)
+def route_status_send(route_id: int) -> None:
+    with origin("task", "route_status_send"):
+        routes.route_status_send(route_id)
+
+
+@shared_task(**RETRY)
 def allocate_block(block_id: int) -> None:
     with origin("task", "allocate_block"):
         allocations.block_allocate(block_id=block_id)
@@ -35,3 +47,18 @@ def allocate_block(block_id: int) -> None:
 def resend_unsent_routes(older_than_seconds: float = 30.0) -> int:
     with origin("task", "resend_unsent_routes"):
         return routes.routes_resend_unsent(older_than_seconds=older_than_seconds)
+
+
+@shared_task
+def reconcile_route_status() -> dict:
+    """Celery beat: the order status sweep."""
+    with origin("task", "reconcile_route_status"):
+        result = day_end.routes_sweep_status()
+    return {"asked": result.asked, "cancelled": result.cancelled, "person": result.for_a_person}
+
+
+@shared_task
+def expire_day_blocks() -> int:
+    """Celery beat: end the blocks whose trading day is over."""
+    with origin("task", "expire_day_blocks"):
+        return len(day_end.blocks_close_day())

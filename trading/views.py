@@ -7,13 +7,13 @@ The blotter refreshes each working block's row from a server-rendered fragment
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import Prefetch, Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
+from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_POST
 
 from oms.roles import Action, can, may_act_for
@@ -23,9 +23,11 @@ from portfolios.selectors import portfolios_for_action
 
 from . import selectors
 from .filters import BlockFilter, OrderFilter
-from .forms import OrderForm, RouteForm
-from .models import Block, Broker, Order, Route
+from .forms import OrderForm, RouteForm, RouteReplaceForm
+from .models import Block, Broker, Order, Route, TimeInForce
 from .services import blocks as block_services
+from .services import breaks as break_services
+from .services import day_end
 from .services import orders as order_services
 from .services import routes as route_services
 
@@ -42,6 +44,139 @@ def broker_list(request: HttpRequest) -> HttpResponse:
         "problems": paginate(request, selectors.fix_messages_not_applied()),
     }
     return render(request, "trading/broker_list.html", context)
+
+
+# --- Reconciliation: what needs a person ------------------------------------------
+
+
+@action_required(Action.EXECUTION_VIEW)
+def reconciliation(request: HttpRequest) -> HttpResponse:
+    """What the automatic checks could not settle: routes the order status sweep
+    asked about without an answer, trade busts and corrections from brokers, and
+    differences with the custodian's or broker's statements."""
+    context = {
+        "routes": day_end.routes_needing_a_person(),
+        "can_act": can(request.user, Action.BLOCK_ROUTE),
+        "tries": settings.OMS_ROUTE_STATUS_TRIES,
+        **reconciliation_context(request),
+    }
+    return render(request, "trading/reconciliation.html", context)
+
+
+def reconciliation_context(request: HttpRequest) -> dict:
+    """The breaks sections: busts and corrections from brokers, statement breaks."""
+    from .models import StatementBreak
+
+    breaks = StatementBreak.objects.select_related("portfolio", "security", "statement").filter(
+        status=StatementBreak.Status.OPEN
+    )
+    return {
+        "corrections": break_services.trade_corrections(),
+        "statement_breaks": breaks,
+        "can_resolve": can(request.user, Action.BREAK_RESOLVE),
+        "now": timezone.now(),
+        "form_errors": [],
+    }
+
+
+@require_POST
+@action_required(Action.BREAK_RESOLVE)
+def correction_resolve(request: HttpRequest, pk: int) -> HttpResponse:
+    """Apply a broker's bust or correction, or dismiss it with a reason."""
+    try:
+        if request.POST.get("action") == "apply":
+            break_services.correction_apply(actor=request.user, inbox_id=pk)
+            messages.success(request, "Applied: the fill and its allocations follow.")
+        else:
+            break_services.correction_dismiss(
+                actor=request.user, inbox_id=pk, reason=request.POST.get("reason", "")
+            )
+            messages.success(request, "Dismissed.")
+    except (TransitionError, ValidationError) as error:
+        messages.error(
+            request,
+            " ".join(_errors(error) if isinstance(error, ValidationError) else [str(error)]),
+        )
+    return redirect("trading:reconciliation")
+
+
+@require_POST
+@action_required(Action.BREAK_RESOLVE)
+def statement_upload(request: HttpRequest) -> HttpResponse:
+    """Import a custodian's or broker's statement (CSV) and list its differences."""
+    upload = request.FILES.get("file")
+    as_of = parse_date(request.POST.get("as_of", "") or "") or timezone.now().date()
+    try:
+        if upload is None:
+            raise ValidationError({"file": ["Choose a CSV file."]})
+        try:
+            text = upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ValidationError({"file": ["The file is not UTF-8 text."]}) from None
+        statement = break_services.statement_import(
+            actor=request.user,
+            text=text,
+            source=request.POST.get("source", ""),
+            as_of=as_of,
+            file_name=upload.name,
+        )
+    except ValidationError as error:
+        context = {
+            "routes": day_end.routes_needing_a_person(),
+            "can_act": can(request.user, Action.BLOCK_ROUTE),
+            "tries": settings.OMS_ROUTE_STATUS_TRIES,
+            **reconciliation_context(request),
+        }
+        context["form_errors"] = _errors(error)
+        return render(request, "trading/reconciliation.html", context, status=422)
+    messages.success(
+        request, f"{statement}: {statement.lines} lines, {statement.breaks.count()} differences."
+    )
+    return redirect("trading:reconciliation")
+
+
+@require_POST
+@action_required(Action.BREAK_RESOLVE)
+def statement_break_resolve(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        break_services.statement_break_resolve(
+            actor=request.user,
+            break_id=pk,
+            note=request.POST.get("note", ""),
+            resolve=request.POST.get("action") == "resolve",
+        )
+    except ValidationError as error:
+        messages.error(request, " ".join(_errors(error)))
+    return redirect("trading:reconciliation")
+
+
+@require_POST
+@action_required(Action.BLOCK_ROUTE)
+def route_ask_again(request: HttpRequest, pk: int) -> HttpResponse:
+    route = get_object_or_404(Route, pk=pk)
+    if day_end.route_ask_again(actor=request.user, route_id=route.pk):
+        messages.success(request, f"Asked {route.broker} again for route {route.cl_ord_id}.")
+    else:
+        messages.error(request, f"Route {route.cl_ord_id} has ended: nothing to ask.")
+    return redirect("trading:reconciliation")
+
+
+@require_POST
+@action_required(Action.BLOCK_ROUTE)
+def route_close_by_hand(request: HttpRequest, pk: int) -> HttpResponse:
+    route = get_object_or_404(Route, pk=pk)
+    try:
+        day_end.route_close_by_hand(
+            actor=request.user,
+            route_id=route.pk,
+            status=request.POST.get("status", ""),
+            reason=request.POST.get("reason", ""),
+        )
+    except (TransitionError, ValidationError) as error:
+        messages.error(request, " ".join(getattr(error, "messages", [str(error)])))
+    else:
+        messages.success(request, f"Route {route.cl_ord_id} closed on the broker's word.")
+    return redirect("trading:reconciliation")
 
 
 # --- Orders ------------------------------------------------------------------------
@@ -155,19 +290,28 @@ def order_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 # --- Blotter and blocks -------------------------------------------------------------
 
+BLOTTER_PAGE = 100
+
 
 def _blocks():
     """Blocks with everything a blotter row shows, in a fixed number of queries."""
-    account_orders = Order.objects.select_related("portfolio").order_by("portfolio__code", "pk")
-    return selectors.blotter_blocks().prefetch_related(Prefetch("orders", queryset=account_orders))
+    return selectors.blotter_rows(Block.objects.all())
 
 
 def _row_context(request: HttpRequest, block: Block, brokers, **extra) -> dict:
     can_route = can(request.user, Action.BLOCK_ROUTE)
+    routes = list(block.routes.all())
+    live = [r for r in routes if r.status not in Route.TERMINAL_STATES]
+    amendable = [r for r in live if r.status in Route.REPLACEABLE_STATES]
     return {
         "block": block,
         "live": block.status in Block.LIVE_STATES,
         "brokers": brokers,
+        "routes": routes,
+        "version": selectors.block_version(block, routes),
+        "live_routes": live,
+        # the route a key press amends: the block's one working route
+        "amend_route": amendable[0] if can_route and len(amendable) == 1 else None,
         "can_route": can_route
         and block.status in Block.OPEN_STATES
         and block.unrouted_quantity > 0,
@@ -175,47 +319,90 @@ def _row_context(request: HttpRequest, block: Block, brokers, **extra) -> dict:
     }
 
 
+def _blotter_filter(request: HttpRequest) -> BlockFilter:
+    return BlockFilter(request.GET or None, queryset=Block.objects.all())
+
+
 @action_required(Action.BLOCK_VIEW)
 def blotter(request: HttpRequest) -> HttpResponse:
-    """Blocks of released orders, their routes and fills; route a block to a broker."""
-    filterset = BlockFilter(request.GET or None, queryset=_blocks())
-    page = paginate(request, filterset.qs, per_page=25)
+    """The trader's blotter: one line per block, with filters (status, trader,
+    broker, security, account, search), sortable columns and totals; it
+    follows fills and new blocks on the push channel, without a reload, and
+    routes or amends from a ticket that opens on a key (r, a)."""
+    filterset = _blotter_filter(request)
+    sort = request.GET.get("sort", "")
+    rows_qs = selectors.blotter_rows(filterset.qs, sort)
+    page = paginate(request, rows_qs, per_page=BLOTTER_PAGE)
     brokers = list(Broker.objects.filter(is_active=True))
     rows = [_row_context(request, block, brokers) for block in page.object_list]
+    query = request.GET.copy()
+    query.pop("sort", None)
+    query.pop("page", None)
     context = {
         "filterset": filterset,
         "page": page,
         "rows": rows,
-        "since": timezone.now().isoformat(),
+        "brokers": brokers,
+        "totals": selectors.blotter_totals(filterset.qs),
+        "sort": sort,
+        "query": query.urlencode(),
         "statuses": Block.Status.choices,
         "current_status": request.GET.getlist("status"),
+        "tifs": TimeInForce.choices,
+        "can_route": can(request.user, Action.BLOCK_ROUTE),
+        "columns": _BLOTTER_COLUMNS,
     }
     return render(request, "trading/blotter.html", context)
 
 
-@action_required(Action.BLOCK_VIEW)
-def blotter_news(request: HttpRequest) -> HttpResponse:
-    """Polled by the blotter: blocks that arrived or grew since the page was drawn.
+_BLOTTER_COLUMNS = [
+    ("block", "Block", ""),
+    ("side", "Side", ""),
+    ("ticker", "Security", ""),
+    (None, "Terms", ""),
+    ("quantity", "Ordered", "num"),
+    ("filled", "Filled", "num"),
+    ("leaves", "Leaves", "num"),
+    ("done", "% done", "num"),
+    ("price", "Avg price", "num"),
+    ("notional", "Gross", "num"),
+    (None, "Comm.", "num"),
+    (None, "Net", "num"),
+    (None, "Brokers", ""),
+    (None, "Accounts", ""),
+    ("status", "Status", ""),
+    ("updated", "Updated", "num"),
+]
 
-    Working blocks refresh their own rows; this tells the trader that orders were
-    released (a new block, or more orders in an open one) and offers a refresh.
-    """
-    since = parse_datetime(request.GET.get("since", ""))
-    if since is None:
-        return HttpResponse(status=400)
-    changed = Block.objects.filter(
-        Q(created_at__gt=since) | Q(status=Block.Status.OPEN, updated_at__gt=since)
-    ).count()
-    context = {"since": request.GET["since"], "changed": changed}
-    return render(request, "trading/partials/blotter_news.html", context)
+
+@action_required(Action.BLOCK_VIEW)
+def blotter_rows(request: HttpRequest) -> HttpResponse:
+    """Fresh rows for the blocks a page heard of (``ids``), under the page's own
+    filters: one request however many changed. Blocks that no longer match
+    the filters come back in the X-Blotter-Gone header, for the page to drop."""
+    try:
+        ids = [int(i) for i in request.GET.get("ids", "").split(",") if i][:200]
+    except ValueError:
+        return HttpResponse("ids are block numbers", status=400)
+    filterset = _blotter_filter(request)
+    blocks = list(selectors.blotter_rows(filterset.qs.filter(pk__in=ids)))
+    brokers = list(Broker.objects.filter(is_active=True))
+    rows = [_row_context(request, block, brokers) for block in blocks]
+    response = render(request, "trading/partials/blotter_rows.html", {"rows": rows})
+    response["X-Blotter-Gone"] = ",".join(str(i) for i in set(ids) - {b.pk for b in blocks})
+    return response
 
 
 @action_required(Action.BLOCK_VIEW)
 def block_row(request: HttpRequest, pk: int) -> HttpResponse:
-    """One blotter row, polled while the block is working."""
+    """One blotter row."""
     block = get_object_or_404(_blocks(), pk=pk)
     brokers = list(Broker.objects.filter(is_active=True))
-    return render(request, "trading/partials/block_row.html", _row_context(request, block, brokers))
+    return render(
+        request,
+        "trading/partials/blotter_rows.html",
+        {"rows": [_row_context(request, block, brokers)]},
+    )
 
 
 @require_POST
@@ -232,6 +419,36 @@ def route_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, " ".join(error.messages))
     else:
         messages.success(request, f"Cancel requested for route {route.cl_ord_id}.")
+    return redirect("trading:block-detail", pk=route.block_id)
+
+
+@require_POST
+@action_required(Action.BLOCK_ROUTE)
+def route_replace(request: HttpRequest, pk: int) -> HttpResponse:
+    """Amend a working route (cancel/replace) from the block page or the blotter."""
+    route = get_object_or_404(Route.objects.select_related("block"), pk=pk)
+    form = RouteReplaceForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect("trading:block-detail", pk=route.block_id)
+    terms = form.changed_terms(route)
+    error_text = ""
+    try:
+        route_services.route_replace(actor=request.user, route_id=route.pk, **terms)
+    except TransitionError as error:
+        error_text = str(error)
+    except ValidationError as error:
+        error_text = " ".join(_errors(error))
+    if _wants_json(request):
+        if error_text:
+            return JsonResponse({"ok": False, "errors": [error_text]}, status=422)
+        return JsonResponse({"ok": True, "message": f"Amend sent for {route.cl_ord_id}."})
+    if error_text:
+        messages.error(request, error_text)
+    else:
+        messages.success(request, f"Amend sent for route {route.cl_ord_id}.")
     return redirect("trading:block-detail", pk=route.block_id)
 
 
@@ -275,18 +492,32 @@ def _fills_context(request: HttpRequest, block: Block, context: dict) -> dict:
         "blk": block,
         "routes": selectors.routes_with_broker().filter(block=block),
         "cancellable": Route.CANCELLABLE_STATES,
+        "replaceable": Route.REPLACEABLE_STATES,
+        "tifs": TimeInForce.choices,
         "can_cancel": can(request.user, Action.BLOCK_ROUTE),
         "executions": selectors.executions_with_route().filter(route__block=block),
         "allocations": block.allocations.select_related("order__portfolio"),
     }
 
 
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _errors(error: ValidationError) -> list[str]:
+    if hasattr(error, "error_dict"):
+        return [m for messages_ in error.message_dict.values() for m in messages_]
+    return list(error.messages)
+
+
 @require_POST
 @action_required(Action.BLOCK_ROUTE)
 def block_route(request: HttpRequest, pk: int) -> HttpResponse:
-    """Route (part of) a block. From the blotter (HTMX) the answer is the block's row."""
+    """Route (part of) a block. From the blotter's ticket (JSON) the answer says
+    what was routed or why not; the row follows on the push channel."""
     block = get_object_or_404(Block, pk=pk)
     form = RouteForm(request.POST)
+    errors: list[str] = []
     if form.is_valid():
         try:
             route = route_services.route_create(
@@ -296,18 +527,23 @@ def block_route(request: HttpRequest, pk: int) -> HttpResponse:
                 quantity=form.cleaned_data["quantity"],
             )
         except ValidationError as error:
-            add_service_errors(form, error)
+            errors = _errors(error)
         else:
-            if not request.htmx:
-                messages.success(request, f"Routed {route.quantity:f} to {route.broker}.")
-                return redirect(block)
-            return block_row(request, pk)
-    errors = [str(e) for field in form.errors.values() for e in field]
+            text = (
+                f"Routed {route.quantity.normalize():f} {block.security.ticker} to {route.broker}."
+            )
+            if _wants_json(request):
+                return JsonResponse({"ok": True, "message": text, "route": route.pk})
+            if request.htmx:
+                return block_row(request, pk)
+            messages.success(request, text)
+            return redirect(block)
+    else:
+        errors = [str(e) for field in form.errors.values() for e in field]
+    if _wants_json(request):
+        return JsonResponse({"ok": False, "errors": errors}, status=422)
     if request.htmx:
-        block = get_object_or_404(_blocks(), pk=pk)
-        brokers = list(Broker.objects.filter(is_active=True))
-        context = _row_context(request, block, brokers, route_errors=errors, posted=request.POST)
-        return render(request, "trading/partials/block_row.html", context, status=422)
+        return HttpResponse(" ".join(errors), status=422)
     for error in errors:
         messages.error(request, error)
     return redirect(block)

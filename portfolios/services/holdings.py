@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+from django.db.models import F
+
 from oms.numbers import money
 from portfolios.models import CashBalance, Portfolio, Position, Security, TaxLot
 
@@ -34,9 +36,11 @@ def holdings_book_fill(
     quantity: Decimal,
     price: Decimal,
     on_date: date,
+    commission: Decimal = Decimal(0),
 ) -> dict:
     """Book an allocated fill: position, tax lots (FIFO on sells) and cash in the
-    security's currency. Runs inside the caller's transaction; returns the
+    security's currency, net of the commission (a buy pays it on top, a sell
+    receives less). Runs inside the caller's transaction; returns the
     before/after figures for the caller's audit event."""
     if quantity <= 0:
         raise ValueError("booked quantity must be positive")
@@ -55,11 +59,11 @@ def holdings_book_fill(
                 acquired_on=on_date,
             )
         position.quantity += quantity
-        cash.amount -= amount
+        cash.amount -= amount + commission
     else:
         _close_lots_fifo(portfolio, security, quantity)
         position.quantity -= quantity
-        cash.amount += amount
+        cash.amount += amount - commission
     position.save(update_fields=["quantity"])
     cash.save(update_fields=["amount"])
     return {
@@ -86,3 +90,57 @@ def _close_lots_fifo(portfolio: Portfolio, security: Security, quantity: Decimal
         lot.quantity -= take
         lot.save(update_fields=["quantity"])
         left -= take
+
+
+def holdings_reverse_fill(
+    *,
+    portfolio: Portfolio,
+    security: Security,
+    buying: bool,
+    quantity: Decimal,
+    price: Decimal,
+    commission: Decimal = Decimal(0),
+) -> dict:
+    """Undo a booked fill (a broker's trade bust): position and cash back by the
+    same amounts, and the tax lots put back as they were: a bought lot shrinks
+    (newest first), the lots a sell closed reopen (the last closed first, the
+    reverse of FIFO). Runs inside the caller's transaction."""
+    if quantity <= 0:
+        raise ValueError("reversed quantity must be positive")
+    position = _lock_position(portfolio, security)
+    cash = _lock_cash(portfolio, security.currency)
+    before = {"position": position.quantity, "cash": cash.amount, "cash_currency": cash.currency}
+    amount = money(quantity * price * security.multiplier)
+    lots = TaxLot.objects.select_for_update().filter(portfolio=portfolio, security=security)
+    left = quantity
+    if buying:
+        for lot in lots.filter(quantity__gt=0).order_by("-acquired_on", "-pk"):
+            if left <= 0:
+                break
+            take = min(lot.quantity, left)
+            lot.quantity -= take
+            lot.save(update_fields=["quantity"])
+            left -= take
+        position.quantity -= quantity
+        cash.amount += amount + commission
+    else:
+        closed = lots.filter(quantity__lt=F("original_quantity")).order_by("-acquired_on", "-pk")
+        for lot in closed:
+            if left <= 0:
+                break
+            give = min(lot.original_quantity - lot.quantity, left)
+            lot.quantity += give
+            lot.save(update_fields=["quantity"])
+            left -= give
+        position.quantity += quantity
+        cash.amount -= amount - commission
+    position.save(update_fields=["quantity"])
+    cash.save(update_fields=["amount"])
+    return {
+        "before": before,
+        "after": {
+            "position": position.quantity,
+            "cash": cash.amount,
+            "cash_currency": cash.currency,
+        },
+    }

@@ -63,6 +63,7 @@ EXPECTED_PATHS = {
     "/api/v1/blocks/{id}/route/",
     "/api/v1/blocks/{id}/done-for-day/",
     "/api/v1/routes/{id}/cancel/",
+    "/api/v1/routes/{id}/replace/",
     "/api/v1/routes/",
     "/api/v1/routes/{id}/",
     "/api/v1/executions/",

@@ -20,6 +20,18 @@ def holdings(account) -> dict[str, object]:
     )
 
 
+def route_from_the_ticket(desk, block_id: int, broker_label: str) -> None:
+    """From the keyboard: select the block's row, r opens the ticket, Enter sends."""
+    desk.locator(f"#block-{block_id}").focus()
+    desk.keyboard.press("r")
+    ticket = desk.locator("#ticket")
+    expect(ticket).to_be_visible()
+    desk.locator("#ticket-broker").select_option(label=broker_label)
+    desk.locator("#ticket-quantity").focus()
+    desk.keyboard.press("Enter")
+    expect(ticket).to_be_hidden()
+
+
 def test_drift_to_fills_in_the_browser(
     book, pm, trader, compliance_officer, eager_celery, log_in, live_server
 ):
@@ -60,9 +72,8 @@ def test_drift_to_fills_in_the_browser(
         block_row = desk.locator(f"#block-{block_id}")
         expect(block_row).to_contain_text(account.code)
         expect(block_row.locator("[data-col=status]")).to_contain_text("Open")
-        block_row.locator("select[name=broker]").select_option(label="SIM · Simulated")
-        block_row.locator("button", has_text="Route").click()
-        # The row is swapped in place by HTMX and refreshed until the fill is allocated.
+        route_from_the_ticket(desk, block_id, "SIM · Simulated")
+        # The row is fetched again when the route is sent and as its fills arrive.
         expect(desk.locator(f"#block-{block_id} [data-col=status]")).to_contain_text("Allocated")
         block = Block.objects.get(pk=block_id)
         expect(desk.locator(f"#block-{block_id} [data-col=filled]")).to_have_text(
@@ -127,7 +138,8 @@ def test_blotter_row_follows_fills_that_arrive_later_from_the_worker(
     book, pm, trader, eager_celery, log_in, monkeypatch
 ):
     """The routing worker sends the route after the trader's request has returned: the
-    block's row polls its fragment and shows the fills as they land, with no reload."""
+    blotter hears of the fills on the push channel (here, without Redis, its one poll)
+    and shows them as they land, with no reload."""
     from django.db import connection
 
     from trading import tasks
@@ -159,7 +171,7 @@ def test_blotter_row_follows_fills_that_arrive_later_from_the_worker(
     expect(row).to_contain_text("ACC1")
     expect(row).to_contain_text("ACC2")  # two accounts' orders in one block
     desk.evaluate("window.__not_reloaded = true")
-    row.locator("button", has_text="Route").click()
+    route_from_the_ticket(desk, block.pk, "SIM · Simulated")
     status = desk.locator(f"#block-{block.pk} [data-col=status]")
     expect(status).to_contain_text("Working")
     assert len(queue) == 1

@@ -29,6 +29,7 @@ EXPECTED = {
     Action.BLOCK_VIEW: {TR, CO, OP},
     Action.BLOCK_ROUTE: {TR},
     Action.EXECUTION_VIEW: {TR, CO, OP},
+    Action.BREAK_RESOLVE: {OP},
     Action.AUDIT_VIEW: {CO, OP},
 }
 

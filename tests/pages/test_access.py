@@ -38,8 +38,8 @@ PAGES = {
         expect({"pm": 200, "other_pm": 404, "trader": 200, "compliance": 200, "ops": 200}),
     ),
     "trading:blotter": ((), expect({"trader", "compliance", "ops"})),
-    # Without its ?since= the news fragment is a bad request, once the role may ask.
-    "trading:blotter-news": ((), expect({"trader": 400, "compliance": 400, "ops": 400})),
+    "trading:blotter-rows": ((), expect({"trader", "compliance", "ops"})),
+    "trading:reconciliation": ((), expect({"trader", "compliance", "ops"})),
     "trading:block-detail": (("block",), expect({"trader", "compliance", "ops"})),
     "trading:block-row": (("block",), expect({"trader", "compliance", "ops"})),
     "compliance:audit-list": ((), expect({"compliance", "ops"})),
@@ -110,9 +110,12 @@ def test_a_user_without_role_sees_the_no_role_page_and_no_navigation(outsider, c
     ("who", "labels"),
     [
         ("pm", ["Accounts", "Rebalances", "Orders"]),
-        ("trader", ["Orders", "Blotter", "Brokers"]),
-        ("compliance", ["Accounts", "Orders", "Blotter", "Brokers", "Audit trail"]),
-        ("ops", ["Accounts", "Orders", "Blotter", "Brokers", "Audit trail"]),
+        ("trader", ["Orders", "Blotter", "Brokers", "Reconciliation"]),
+        (
+            "compliance",
+            ["Accounts", "Orders", "Blotter", "Brokers", "Reconciliation", "Audit trail"],
+        ),
+        ("ops", ["Accounts", "Orders", "Blotter", "Brokers", "Reconciliation", "Audit trail"]),
     ],
 )
 def test_navigation_follows_the_role(who, labels, personas, client_for):

@@ -84,28 +84,30 @@ def test_order_list_filters_with_the_shared_filter(pm, released_block, client_fo
     assert [o.portfolio.code for o in one.context["page"].object_list] == ["ACC2"]
 
 
-def test_blotter_shows_the_block_with_its_accounts_and_a_route_form(
-    trader, released_block, client_for
+def test_blotter_shows_one_line_per_block_with_its_accounts_and_a_route_ticket(
+    trader, released_block, client_for, settings
 ):
+    settings.OMS_PUSH_REDIS_URL = ""  # the embedded default
     response = client_for(trader).get(reverse("trading:blotter"))
     assert response.status_code == 200
     [row] = response.context["rows"]
     assert row["block"] == released_block
     assert row["can_route"] is True
     html = response.content.decode()
-    assert f'id="block-{released_block.pk}"' in html
-    assert "ACC1" in html and "ACC2" in html
-    assert 'name="quantity" value="150"' in html  # defaults to what is left to route
-    assert "every 1s" not in html  # nothing is working: no polling
+    assert f'<tr id="block-{released_block.pk}"' in html
+    assert "ACC1, ACC2" in html
+    assert 'data-unrouted="150"' in html  # the ticket offers what is left to route
+    assert 'id="ticket"' in html and "every 1s" not in html  # pushed, not polled
+    assert 'name="oms-push" data-mode="poll"' in html  # no Redis here: one poll per page
 
 
-def test_compliance_sees_the_blotter_without_route_forms(
+def test_compliance_sees_the_blotter_without_route_tickets(
     compliance_officer, released_block, client_for
 ):
     response = client_for(compliance_officer).get(reverse("trading:blotter"))
     assert response.status_code == 200
     assert response.context["rows"][0]["can_route"] is False
-    assert b"route-form" not in response.content
+    assert b'id="ticket"' not in response.content and b"data-route-url" not in response.content
 
 
 def test_blotter_filters_by_status(trader, released_block, client_for):
@@ -114,29 +116,36 @@ def test_blotter_filters_by_status(trader, released_block, client_for):
     assert client.get(reverse("trading:blotter"), {"status": "filled"}).context["rows"] == []
 
 
-def test_routing_from_the_blotter_answers_with_the_live_row(
+def test_routing_from_the_ticket_answers_in_json_and_the_row_follows(
     trader, book, released_block, client_for, settings
 ):
     # No worker here: the route waits to be sent, so the block stays working.
-    response = client_for(trader).post(
+    client = client_for(trader)
+    response = client.post(
         reverse("trading:block-route", args=[released_block.pk]),
         {"broker": book["broker"].pk, "quantity": "100"},
-        headers=HTMX,
+        headers={"Accept": "application/json"},
     )
-    assert response.status_code == 200
-    html = response.content.decode()
-    assert html.lstrip().startswith(f'<tbody id="block-{released_block.pk}"')
-    assert "every 1s" in html  # working: the row polls for fills
-    assert reverse("trading:block-row", args=[released_block.pk]) in html
+    assert response.status_code == 200 and response.json()["ok"] is True
     route = Route.objects.get()
     assert route.quantity == Decimal(100)
     assert route.created_by == trader
     released_block.refresh_from_db()
     assert released_block.status == Block.Status.WORKING
-    assert 'name="quantity" value="50"' in html  # the rest can still be routed
+    rows = client.get(reverse("trading:blotter-rows"), {"ids": str(released_block.pk)})
+    html = rows.content.decode()
+    assert f'<tr id="block-{released_block.pk}"' in html
+    assert 'data-unrouted="50"' in html  # the rest can still be routed
+    assert "SIM 0/100" in html and rows["X-Blotter-Gone"] == ""
+    # under a filter the block no longer matches, the page is told to drop it
+    gone = client.get(
+        reverse("trading:blotter-rows"), {"ids": str(released_block.pk), "status": "filled"}
+    )
+    assert gone["X-Blotter-Gone"] == str(released_block.pk)
+    assert client.get(reverse("trading:blotter-rows"), {"ids": "x"}).status_code == 400
 
 
-def test_polled_row_shows_the_fill_and_stops_polling_when_done(
+def test_a_row_shows_the_fill_once_allocated(
     trader, book, released_block, client_for, eager_celery, django_capture_on_commit_callbacks
 ):
     client = client_for(trader)
@@ -146,16 +155,15 @@ def test_polled_row_shows_the_fill_and_stops_polling_when_done(
         )
     route.refresh_from_db()
     assert route.status == Route.Status.FILLED
-    row = client.get(reverse("trading:block-row", args=[released_block.pk]), headers=HTMX)
+    row = client.get(reverse("trading:block-row", args=[released_block.pk]))
     html = row.content.decode()
     assert "Allocated" in html
-    assert "every 1s" not in html
-    assert 'data-col="filled">150<' in html
+    assert 'data-col="filled">150<' in html and 'data-col="leaves">0<' in html
 
 
 @pytest.mark.parametrize(
     ("quantity", "message"),
-    [("500", b"Only 150.000000 of the block is left to route."), ("0", b"greater than or equal")],
+    [("500", b"Only 150 of the block is left to route."), ("0", b"greater than or equal")],
 )
 def test_route_errors_show_on_the_row_and_write_nothing(
     trader, book, released_block, client_for, quantity, message
@@ -229,29 +237,44 @@ def test_blotter_query_count_does_not_grow_with_blocks(
     assert len(response.context["rows"]) == 5
 
 
-def test_blotter_tells_the_trader_when_blocks_arrive(pm, trader, book, released_block, client_for):
+def test_the_blotter_sorts_searches_filters_and_totals(
+    pm, trader, book, client_for, eager_celery, django_capture_on_commit_callbacks
+):
+    for ticker, quantity in (("AAA", 10), ("BBB", 30), ("CCC", 20)):
+        order = order_services.order_create(
+            actor=pm,
+            portfolio=book["accounts"][0 if ticker != "CCC" else 1],
+            security=book["securities"][ticker],
+            side="buy",
+            quantity=Decimal(quantity),
+        )
+        order_services.orders_approve(actor=pm, order_ids=[order.pk])
+        order_services.orders_release(actor=pm, order_ids=[order.pk])
+    aaa = Block.objects.get(security__ticker="AAA")
+    with django_capture_on_commit_callbacks(execute=True):  # fills 10 at 100
+        route_services.route_create(actor=trader, block_id=aaa.pk, broker=book["broker"])
     client = client_for(trader)
-    page = client.get(reverse("trading:blotter"))
-    since = page.context["since"]
-    assert reverse("trading:blotter-news").encode() in page.content
-    news = reverse("trading:blotter-news")
-    quiet = client.get(news, {"since": since}, headers=HTMX)
-    assert quiet.context["changed"] == 0
-    assert b"arrived" not in quiet.content
 
-    order = order_services.order_create(
-        actor=pm,
-        portfolio=book["accounts"][0],
-        security=book["securities"]["CCC"],
-        side="buy",
-        quantity=Decimal(5),
-    )
-    order_services.orders_approve(actor=pm, order_ids=[order.pk])
-    order_services.orders_release(actor=pm, order_ids=[order.pk])
-    loud = client.get(news, {"since": since}, headers=HTMX)
-    assert loud.context["changed"] == 1
-    assert b"1 block arrived or grew" in loud.content
-    assert client.get(news, {"since": "yesterday"}).status_code == 400
+    def tickers(**params):
+        page = client.get(reverse("trading:blotter"), params)
+        return [row["block"].security.ticker for row in page.context["rows"]], page
+
+    assert tickers(sort="quantity")[0] == ["AAA", "CCC", "BBB"]
+    assert tickers(sort="-quantity")[0] == ["BBB", "CCC", "AAA"]
+    assert tickers(sort="done")[0][-1] == "AAA"
+    assert tickers(q="bb")[0] == ["BBB"]  # ticker prefix, any case
+    assert tickers(q="ACC2")[0] == ["CCC"]  # an account
+    assert tickers(account="ACC1", sort="ticker")[0] == ["AAA", "BBB"]
+    assert tickers(broker="SIM")[0] == ["AAA"] and tickers(trader="trader")[0] == ["AAA"]
+    names, page = tickers()
+    totals = page.context["totals"]
+    assert (totals["ordered"], totals["filled"], totals["leaves"]) == (60, 10, 50)
+    assert totals["done"] == Decimal(10) / Decimal(60)
+    assert totals["currencies"] == [
+        {"currency": "USD", "notional": Decimal(1000), "average_price": None}
+    ]
+    one = tickers(security="AAA")[1].context["totals"]["currencies"][0]
+    assert one["average_price"] == Decimal(100)  # one security: an average price means something
 
 
 def test_cancelling_a_released_order_takes_it_out_of_its_block(trader, released_block, client_for):

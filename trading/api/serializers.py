@@ -117,13 +117,16 @@ class BlockSerializer(serializers.ModelSerializer):
             "side",
             "order_type",
             "limit_price",
+            "stop_price",
             "time_in_force",
+            "expire_at",
             "status",
             "quantity",
             "routed_quantity",
             "unrouted_quantity",
             "filled_quantity",
             "average_price",
+            "commission",
             "created_at",
             "updated_at",
             "orders",
@@ -141,6 +144,25 @@ class RouteRequestSerializer(serializers.Serializer):
         allow_null=True,
         help_text="Default: what is left to route",
     )
+
+
+class RouteReplaceSerializer(serializers.Serializer):
+    """A cancel/replace of a working route: give the terms that change."""
+
+    quantity = serializers.DecimalField(
+        **input_limits("quantity", positive=True), required=False, allow_null=True
+    )
+    limit_price = serializers.DecimalField(
+        **input_limits("price", positive=True), required=False, allow_null=True
+    )
+    stop_price = serializers.DecimalField(
+        **input_limits("price", positive=True), required=False, allow_null=True
+    )
+    time_in_force = serializers.ChoiceField(choices=TimeInForce.choices, required=False)
+    expire_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="Good-till-date only"
+    )
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
 
 
 class RouteSerializer(serializers.ModelSerializer):
@@ -164,10 +186,20 @@ class RouteSerializer(serializers.ModelSerializer):
             "quantity",
             "order_type",
             "limit_price",
+            "stop_price",
             "time_in_force",
+            "expire_at",
+            "ends_at",
             "filled_quantity",
             "leaves_quantity",
             "average_price",
+            "commission",
+            "working_cl_ord_id",
+            "pending_quantity",
+            "pending_limit_price",
+            "pending_stop_price",
+            "pending_time_in_force",
+            "status_requested_at",
             "text",
             "sent_at",
             "created_by",
@@ -199,6 +231,7 @@ class ExecutionSerializer(serializers.ModelSerializer):
             "cumulative_quantity",
             "average_price",
             "leaves_quantity",
+            "commission",
             "text",
             "transact_time",
             "received_at",
@@ -222,6 +255,8 @@ class AllocationSerializer(serializers.ModelSerializer):
             "quantity",
             "price",
             "gross_amount",
+            "commission",
+            "net_amount",
             "created_at",
         ]
 

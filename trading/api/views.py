@@ -176,7 +176,7 @@ class RouteViewSet(*READ, OMSViewSet):
     serializer_class = s.RouteSerializer
     filterset_class = RouteFilter
     read_action = Action.BLOCK_VIEW
-    action_permissions = {"cancel": Action.BLOCK_ROUTE}
+    action_permissions = {"cancel": Action.BLOCK_ROUTE, "replace": Action.BLOCK_ROUTE}
 
     queryset = Route.objects.all()
 
@@ -197,6 +197,31 @@ class RouteViewSet(*READ, OMSViewSet):
             actor=request.user,
             route_id=route.pk,
             reason=serializer.validated_data.get("reason", ""),
+        )
+        return Response(s.RouteSerializer(routes_with_broker().get(pk=route.pk)).data)
+
+    @extend_schema(request=s.RouteReplaceSerializer, responses={200: s.RouteSerializer})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def replace(self, request, pk=None):
+        """Amend a working route (cancel/replace): new quantity, limit price, stop
+        price or time in force. It turns *pending replace* until the broker
+        answers; a reject leaves it as it was. 400 for terms that cannot be
+        (below what filled, beyond the block, off the tick, not taken by the
+        broker); 409 when the route cannot be amended now."""
+        route = self.get_object()
+        serializer = s.RouteReplaceSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        route_services.route_replace(
+            actor=request.user,
+            route_id=route.pk,
+            quantity=data.get("quantity"),
+            limit_price=data.get("limit_price"),
+            stop_price=data.get("stop_price"),
+            time_in_force=data.get("time_in_force"),
+            expire_at=data.get("expire_at"),
+            reason=data.get("reason", ""),
         )
         return Response(s.RouteSerializer(routes_with_broker().get(pk=route.pk)).data)
 

@@ -6,7 +6,14 @@ it was built with, which in the application is the execution service
 (`trading.services.executions.execution_apply`). See docs/architecture.md, "Brokers".
 """
 
-from .base import BrokerAdapter, ExecutionReport, ReportSink, RouteTicket
+from .base import BrokerAdapter, ExecutionReport, ReplaceTerms, ReportSink, RouteTicket
 from .registry import adapter_for
 
-__all__ = ["BrokerAdapter", "ExecutionReport", "ReportSink", "RouteTicket", "adapter_for"]
+__all__ = [
+    "BrokerAdapter",
+    "ExecutionReport",
+    "ReplaceTerms",
+    "ReportSink",
+    "RouteTicket",
+    "adapter_for",
+]

@@ -23,6 +23,35 @@ class RouteTicket:
     limit_price: Decimal | None = None
     filled_quantity: Decimal = Decimal(0)
     settings: dict = field(default_factory=dict)
+    stop_price: Decimal | None = None
+    expire_at: datetime | None = None  # good-till-date orders
+    #: The ClOrdID the broker knows the order by now: the route's own, or that of
+    #: its last accepted replace. A cancel or replace names it as OrigClOrdID.
+    working_cl_ord_id: str = ""
+    #: The route's state as we know it (trading.models.Route.Status values).
+    status: str = "pending_new"
+    #: When the order's life ends (a day order: its exchange's close).
+    ends_at: datetime | None = None
+    #: The broker's OrderID, once it answered.
+    order_id: str = ""
+
+    @property
+    def orig_cl_ord_id(self) -> str:
+        return self.working_cl_ord_id or self.cl_ord_id
+
+
+@dataclass(frozen=True)
+class ReplaceTerms:
+    """What a cancel/replace asks for: the request's own ClOrdID and the order's
+    new terms (every term, changed or not, as OrderCancelReplaceRequest carries)."""
+
+    cl_ord_id: str
+    quantity: Decimal
+    order_type: str
+    time_in_force: str
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    expire_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +76,8 @@ class ExecutionReport:
     leaves_quantity: Decimal = Decimal(0)
     order_id: str = ""
     text: str = ""
+    #: OrderQty as the broker has it (after a replace, the new quantity).
+    order_quantity: Decimal | None = None
 
 
 ReportSink = Callable[[ExecutionReport], object]
@@ -68,14 +99,14 @@ class BrokerAdapter(ABC):
         """Place a new order (FIX NewOrderSingle)."""
 
     @abstractmethod
-    def cancel(self, ticket: RouteTicket) -> None:
-        """Ask to cancel what is left of the order (OrderCancelRequest)."""
+    def cancel(self, ticket: RouteTicket, *, cl_ord_id: str) -> None:
+        """Ask to cancel what is left of the order (OrderCancelRequest); ``cl_ord_id``
+        is the request's own ClOrdID."""
 
     @abstractmethod
-    def replace(
-        self, ticket: RouteTicket, *, quantity: Decimal, limit_price: Decimal | None
-    ) -> None:
-        """Ask to change quantity or limit price (OrderCancelReplaceRequest)."""
+    def replace(self, ticket: RouteTicket, terms: ReplaceTerms) -> None:
+        """Ask to change the order's quantity, prices or time in force
+        (OrderCancelReplaceRequest)."""
 
     @abstractmethod
     def status(self, ticket: RouteTicket) -> None:

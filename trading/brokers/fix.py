@@ -9,12 +9,10 @@ Nothing is reported to the sink here: reports arrive later, through the gateway.
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from trading.fix import messages as fixmsg
 
 from . import fixmap
-from .base import BrokerAdapter, ReportSink, RouteTicket
+from .base import BrokerAdapter, ReplaceTerms, ReportSink, RouteTicket
 
 
 class FixBroker(BrokerAdapter):
@@ -24,29 +22,40 @@ class FixBroker(BrokerAdapter):
         super().__init__(sink)
         self.session = session  # trading.models.FixSession
 
-    def _enqueue(self, ticket: RouteTicket, message: fixmsg.AppMessage) -> None:
+    def _enqueue(self, ticket: RouteTicket, message: fixmsg.AppMessage, extras=()) -> None:
         from trading.models import FixOutbox, Route
 
         built = message.to_message(self.session.begin_string)
+        body = [[tag, value] for tag, value in built.body]
+        present = {tag for tag, _ in body}
+        body += [[tag, value] for tag, value in extras if tag not in present]
         FixOutbox.objects.create(
             session=self.session,
             route=Route.objects.filter(cl_ord_id=ticket.cl_ord_id).first(),
             msg_type=built.msg_type,
-            fields=[[tag, value] for tag, value in built.body],
+            fields=body,
         )
 
     def send(self, ticket: RouteTicket) -> None:
-        self._enqueue(ticket, fixmap.new_order_single(ticket))
-
-    def cancel(self, ticket: RouteTicket) -> None:
-        self._enqueue(ticket, fixmap.cancel_request(ticket))
-
-    def replace(
-        self, ticket: RouteTicket, *, quantity: Decimal, limit_price: Decimal | None
-    ) -> None:
-        self._enqueue(
-            ticket, fixmap.replace_request(ticket, quantity=quantity, limit_price=limit_price)
+        extras = fixmap.order_extras(
+            order_type=ticket.order_type,
+            time_in_force=ticket.time_in_force,
+            stop_price=ticket.stop_price,
+            expire_at=ticket.expire_at,
         )
+        self._enqueue(ticket, fixmap.new_order_single(ticket), extras)
+
+    def cancel(self, ticket: RouteTicket, *, cl_ord_id: str) -> None:
+        self._enqueue(ticket, fixmap.cancel_request(ticket, cl_ord_id=cl_ord_id))
+
+    def replace(self, ticket: RouteTicket, terms: ReplaceTerms) -> None:
+        extras = fixmap.order_extras(
+            order_type=terms.order_type,
+            time_in_force=terms.time_in_force,
+            stop_price=terms.stop_price,
+            expire_at=terms.expire_at,
+        )
+        self._enqueue(ticket, fixmap.replace_request(ticket, terms), extras)
 
     def status(self, ticket: RouteTicket) -> None:
         self._enqueue(ticket, fixmap.status_request(ticket))

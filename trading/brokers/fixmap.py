@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from trading.fix import messages as fixmsg
 from trading.fix.codec import Message, parse_utc_timestamp
 
-from .base import ExecutionReport, RouteTicket
+from .base import ExecutionReport, ReplaceTerms, RouteTicket
 
 # --- Out: our order terms in FIX values ------------------------------------------------
 
@@ -31,6 +31,9 @@ DAY = TIME_IN_FORCE["day"]
 ORDER_MESSAGES = frozenset({"D", "F", "G"})
 
 _LIMIT_TYPES = ("limit", "stop_limit")
+_STOP_TYPES = ("stop", "stop_limit")
+#: FIX tags the typed messages do not carry, added to an order's body
+STOP_PX, EXPIRE_TIME = 99, 126
 
 
 def new_order_single(ticket: RouteTicket) -> fixmsg.NewOrderSingle:
@@ -41,40 +44,62 @@ def new_order_single(ticket: RouteTicket) -> fixmsg.NewOrderSingle:
         order_qty=ticket.quantity,
         ord_type=ORD_TYPES[ticket.order_type],
         price=ticket.limit_price if ticket.order_type in _LIMIT_TYPES else None,
+        stop_px=ticket.stop_price if ticket.order_type in _STOP_TYPES else None,
         time_in_force=TIME_IN_FORCE[ticket.time_in_force],
         handl_inst="1",  # automated, no broker intervention
     )
 
 
-def cancel_request(ticket: RouteTicket) -> fixmsg.OrderCancelRequest:
+def order_extras(
+    *, order_type: str, time_in_force: str, stop_price: Decimal | None, expire_at
+) -> list[tuple[int, str]]:
+    """Fields of an order message beyond the typed one's: the ExpireTime of a
+    good-till-date order (and the StopPx of a replace, which the typed replace
+    does not carry)."""
+    extras: list[tuple[int, str]] = []
+    if order_type in _STOP_TYPES and stop_price is not None:
+        extras.append((STOP_PX, format(stop_price, "f")))
+    if time_in_force == "gtd" and expire_at is not None:
+        extras.append((EXPIRE_TIME, expire_at.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S")))
+    return extras
+
+
+def cancel_request(ticket: RouteTicket, *, cl_ord_id: str) -> fixmsg.OrderCancelRequest:
+    """An OrderCancelRequest for the order as the broker knows it now (OrigClOrdID
+    is the last accepted ClOrdID of the chain)."""
     return fixmsg.OrderCancelRequest(
-        orig_cl_ord_id=ticket.cl_ord_id,
-        cl_ord_id=request_id(ticket.cl_ord_id, "C"),
+        orig_cl_ord_id=ticket.orig_cl_ord_id,
+        cl_ord_id=cl_ord_id,
         symbol=ticket.symbol,
         side=SIDES[ticket.side],
         order_qty=ticket.quantity,
+        order_id=ticket.order_id or None,
     )
 
 
-def replace_request(
-    ticket: RouteTicket, *, quantity: Decimal, limit_price: Decimal | None
-) -> fixmsg.OrderCancelReplaceRequest:
+def replace_request(ticket: RouteTicket, terms: ReplaceTerms) -> fixmsg.OrderCancelReplaceRequest:
+    """An OrderCancelReplaceRequest chained to the order's working ClOrdID, with
+    every term of the order as it is to be (FIX replaces the whole order)."""
     return fixmsg.OrderCancelReplaceRequest(
-        orig_cl_ord_id=ticket.cl_ord_id,
-        cl_ord_id=request_id(ticket.cl_ord_id, "R"),
+        orig_cl_ord_id=ticket.orig_cl_ord_id,
+        cl_ord_id=terms.cl_ord_id,
         symbol=ticket.symbol,
         side=SIDES[ticket.side],
-        order_qty=quantity,
-        ord_type=ORD_TYPES[ticket.order_type],
-        price=limit_price,
-        time_in_force=TIME_IN_FORCE[ticket.time_in_force],
+        order_qty=terms.quantity,
+        ord_type=ORD_TYPES[terms.order_type],
+        price=terms.limit_price if terms.order_type in _LIMIT_TYPES else None,
+        order_id=ticket.order_id or None,
+        time_in_force=TIME_IN_FORCE[terms.time_in_force],
         handl_inst="1",
     )
 
 
 def status_request(ticket: RouteTicket) -> fixmsg.OrderStatusRequest:
     return fixmsg.OrderStatusRequest(
-        cl_ord_id=ticket.cl_ord_id, symbol=ticket.symbol, side=SIDES[ticket.side]
+        cl_ord_id=ticket.orig_cl_ord_id,
+        symbol=ticket.symbol,
+        side=SIDES[ticket.side],
+        order_id=ticket.order_id or None,
     )
 
 
@@ -198,6 +223,7 @@ def report_from_execution_report(
         leaves_quantity=_decimal(msg, 151) or Decimal(0),
         order_id=msg.get(37) or "",
         text=msg.get(58) or "",
+        order_quantity=_decimal(msg, 38),
     )
 
 

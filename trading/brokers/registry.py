@@ -12,7 +12,7 @@ def adapter_for(broker, sink: ReportSink) -> BrokerAdapter:
     from django.conf import settings
 
     from trading.models import Broker
-    from trading.selectors import latest_price_by_ticker
+    from trading.selectors import latest_price_by_ticker, simulated_book_order
 
     if broker.adapter == Broker.Adapter.SIMULATED:
         from .simulated import SimulatedBroker
@@ -20,6 +20,7 @@ def adapter_for(broker, sink: ReportSink) -> BrokerAdapter:
         return SimulatedBroker(
             sink,
             price_of=latest_price_by_ticker,
+            order_state=simulated_book_order,
             default_latency=settings.OMS_SIMULATED_BROKER_LATENCY,
         )
     if broker.adapter == Broker.Adapter.FIX:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import logging
 
-from django.db import InterfaceError, OperationalError, models
+from django.db import InterfaceError, OperationalError, models, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from oms.context import origin
@@ -21,7 +22,7 @@ from trading.services import trading_day
 from trading.services.executions import execution_apply
 from trading.services.routes import route_mark_unconfirmed, route_ticket
 
-from .store import DatabaseStore
+from .store import DatabaseStore, session_day
 
 log = logging.getLogger("trading.gateway")
 
@@ -64,13 +65,24 @@ class GatewayApplication(Application):
     def on_logon(self, session: Session) -> None:
         self._status(True, "")
         log.info("%s: logged on", session.sid)
-        if self.store.generation != self.generation_seen:
-            # The sequence numbers were reset: nothing from before will be resent
-            # either way, so ask the broker where each open order stands.
-            self.generation_seen = self.store.generation
+        # After every logon, not only after a sequence reset, ask the broker where
+        # each open order stands: a broker restarted with its book, a gateway
+        # killed between storing and applying, a resend the broker answered with
+        # a gap fill all leave routes that only the broker's answer settles.
+        reset = self.store.generation != self.generation_seen
+        self.generation_seen = self.store.generation
+        try:
             asked = self.ask_status_of_open_routes()
+        except UNAVAILABLE:
+            log.exception("%s: status of open routes not asked", session.sid)
+            self.database_unavailable = True
+            return
+        if asked:
             log.warning(
-                "%s: sequence reset; asked the status of %d open routes", session.sid, asked
+                "%s: %s; asked the status of %d open routes",
+                session.sid,
+                "sequence reset" if reset else "logged on",
+                asked,
             )
 
     def on_logout(self, session: Session) -> None:
@@ -96,11 +108,15 @@ class GatewayApplication(Application):
             )
         )
         adapter = FixBroker(lambda report: None, session=self.fix_session)
-        count = 0
-        for route in routes.select_related("broker", "block__security").distinct():
-            adapter.status(route_ticket(route))
-            count += 1
-        return count
+        asked = []
+        with transaction.atomic():
+            for route in routes.select_related("broker", "block__security").distinct():
+                adapter.status(route_ticket(route))
+                asked.append(route.pk)
+            Route.objects.filter(pk__in=asked).update(
+                status_requested_at=timezone.now(), status_requests=F("status_requests") + 1
+            )
+        return len(asked)
 
     # --- Outbound: what a resend may send again ---------------------------------------
 
@@ -120,7 +136,10 @@ class GatewayApplication(Application):
             route = Route.objects.filter(cl_ord_id=cl_ord_id).only("pk", "time_in_force").first()
             time_in_force = route.time_in_force if route is not None else trading_day.DAY
             if first_sent is not None and not trading_day.day_order_over(
-                time_in_force=time_in_force, entered_at=first_sent, now=timezone.now()
+                time_in_force=time_in_force,
+                entered_at=first_sent,
+                now=timezone.now(),
+                boundary=session_day(self.fix_session),
             ):
                 return
             if route is not None:

@@ -24,7 +24,7 @@ from trading.models import FixOutbox, FixSession
 from trading.services import trading_day
 from trading.services.routes import route_mark_unconfirmed, route_not_sent
 
-from .store import DatabaseStore
+from .store import DatabaseStore, session_day
 
 log = logging.getLogger("trading.gateway")
 
@@ -97,6 +97,7 @@ class Outbox:
                 time_in_force=fixmap.time_in_force_of(dict(body)),
                 queued_at=row.created_at,
                 now=timezone.now(),
+                boundary=session_day(self.fix_session),
             )
         seq = self.store.next_sender
         msg = Message.of(row.msg_type, body, self.fix_session.begin_string)

@@ -9,6 +9,12 @@ from django.db.models import Max
 
 from trading.fix.store import MessageStore
 from trading.models import FixMessage, FixSession
+from trading.services.trading_day import DayBoundary
+
+
+def session_day(fix_session: FixSession) -> DayBoundary:
+    """Where the session's trading day ends (its own, not midnight UTC)."""
+    return DayBoundary(fix_session.day_ends_at, fix_session.time_zone)
 
 
 class DatabaseStore(MessageStore):

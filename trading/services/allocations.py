@@ -20,6 +20,8 @@ from trading import locks
 from trading.allocation import allocate_pro_rata
 from trading.models import Allocation, Block, Order, Side
 
+from .blocks import block_changed
+
 
 def block_allocate(*, block_id: int) -> list[Allocation]:
     """Allocate a block that is filled (or done for the day, or cancelled, with
@@ -43,6 +45,8 @@ def block_allocate(*, block_id: int) -> list[Allocation]:
         )
         allocations = []
         today = timezone.now().date()
+        commissions = split_commission(block.commission, split)
+        buying = Side(block.side).is_buy
         for order in orders:
             quantity = split[order.pk]
             before = snapshot(order, Order.AUDIT_FIELDS)
@@ -58,12 +62,16 @@ def block_allocate(*, block_id: int) -> list[Allocation]:
                 move(order, Order.Status.CANCELLED)  # nothing of it was filled
             if quantity > 0:
                 move(order, Order.Status.ALLOCATED)
+                gross = round_price(quantity * block.average_price * security.multiplier)
+                commission = commissions[order.pk]
                 allocation = Allocation.objects.create(
                     block=block,
                     order=order,
                     quantity=quantity,
                     price=block.average_price,
-                    gross_amount=round_price(quantity * block.average_price * security.multiplier),
+                    gross_amount=gross,
+                    commission=commission,
+                    net_amount=gross + commission if buying else gross - commission,
                 )
                 allocations.append(allocation)
                 booked = holdings_book_fill(
@@ -73,6 +81,7 @@ def block_allocate(*, block_id: int) -> list[Allocation]:
                     quantity=quantity,
                     price=block.average_price,
                     on_date=today,
+                    commission=commission,
                 )
             else:
                 booked = {}
@@ -95,4 +104,25 @@ def block_allocate(*, block_id: int) -> list[Allocation]:
             after=snapshot(block, Block.AUDIT_FIELDS)
             | {"allocations": {o: str(q) for o, q in split.items()}},
         )
+        block_changed(block.pk)
     return allocations
+
+
+_CENT = Decimal("0.01")
+
+
+def split_commission(total: Decimal, split: dict) -> dict:
+    """A block's commission shared pro rata to what each account was allocated,
+    in cents; the cents left over go to the largest remainders (then the lower
+    order id), so the parts add up to the whole."""
+    from decimal import ROUND_FLOOR
+
+    filled = sum(split.values(), Decimal(0))
+    if not total or not filled:
+        return dict.fromkeys(split, Decimal(0))
+    exact = {key: total * quantity / filled for key, quantity in split.items()}
+    shares = {key: value.quantize(_CENT, rounding=ROUND_FLOOR) for key, value in exact.items()}
+    left = int((total.quantize(_CENT) - sum(shares.values(), Decimal(0))) / _CENT)
+    for key in sorted(split, key=lambda k: (-(exact[k] - shares[k]), k))[: max(left, 0)]:
+        shares[key] += _CENT
+    return shares

@@ -14,6 +14,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 
 from audit.services import audit_record, audited_transaction, snapshot
+from oms import push
 from oms.roles import Action, require
 from oms.state import move
 from oms.tasking import enqueue_on_commit
@@ -29,6 +30,12 @@ def _day_over_at_broker(block: Block) -> bool:
         block.time_in_force == TimeInForce.DAY
         and block.routes.filter(status__in=_DAY_OVER, time_in_force=TimeInForce.DAY).exists()
     )
+
+
+def block_changed(block_id: int) -> None:
+    """Tell open blotters (and the block's page) that a block changed: after
+    commit, on the push channel (oms/push.py)."""
+    push.publish("blotter", {"block": block_id})
 
 
 def allocate_when_ended(block: Block) -> None:
@@ -62,6 +69,7 @@ def block_done_for_day(*, actor, block_id: int, reason: str = "") -> Block:
             reason=reason,
         )
         allocate_when_ended(block)
+        block_changed(block.pk)
     return block
 
 
@@ -70,8 +78,15 @@ def block_follow_routes(block: Block, *, actor_name: str | None, before: dict, a
         # Filled, allocated or closed: a late report (an acknowledgement that arrives
         # after the fills, say) is recorded on its route but moves the block no more.
         block.save(
-            update_fields=["routed_quantity", "filled_quantity", "average_price", "updated_at"]
+            update_fields=[
+                "routed_quantity",
+                "filled_quantity",
+                "average_price",
+                "commission",
+                "updated_at",
+            ]
         )
+        block_changed(block.pk)
         return
     live = block.routes.exclude(status__in=Route.TERMINAL_STATES).exists()
     if block.filled_quantity >= block.quantity:
@@ -92,6 +107,7 @@ def block_follow_routes(block: Block, *, actor_name: str | None, before: dict, a
             "routed_quantity",
             "filled_quantity",
             "average_price",
+            "commission",
             "updated_at",
         ]
     )
@@ -107,6 +123,7 @@ def block_follow_routes(block: Block, *, actor_name: str | None, before: dict, a
         )
     orders_follow_block(block, actor=actor, actor_name=actor_name)
     allocate_when_ended(block)
+    block_changed(block.pk)
 
 
 _ORDER_STATUS_FOR_BLOCK = {
@@ -126,6 +143,8 @@ def orders_follow_block(block: Block, *, actor, actor_name: str | None = None) -
         if order.status == target:
             continue
         before = {"status": order.status}
+        if target not in Order.TRANSITIONS[order.status] and order.status == Order.Status.RELEASED:
+            move(order, Order.Status.WORKING)  # a late fill on a block that was open again
         move(order, target)
         order.save(update_fields=["status", "updated_at"])
         audit_record(

@@ -15,7 +15,7 @@ from decimal import Decimal
 from django.db import IntegrityError, OperationalError
 
 from audit.services import audit_record, audited_transaction, snapshot
-from oms.numbers import ZERO
+from oms.numbers import ZERO, money
 from oms.numbers import price as round_price
 from oms.numbers import qty as round_qty
 from trading import locks
@@ -75,43 +75,111 @@ def execution_apply(report: ExecutionReport) -> Execution | None:
         raise
 
 
+class BookingRefused(ValueError):
+    """A report that would book more than the order or the block holds, or a fill
+    for a block whose trading has ended: recorded nowhere, kept for a person
+    (the FIX gateway keeps the message in its inbox, not applied, with why)."""
+
+
+#: Pending states a report may leave the route in while the request is in flight.
+_PENDING = frozenset({Route.Status.PENDING_CANCEL, Route.Status.PENDING_REPLACE})
+_PENDING_FIELDS = (
+    "pending_cl_ord_id",
+    "pending_quantity",
+    "pending_limit_price",
+    "pending_stop_price",
+    "pending_time_in_force",
+    "pending_expire_at",
+)
+
+
+def _n(quantity: Decimal) -> str:
+    return f"{quantity.normalize():f}"
+
+
+def _progress(route: Route) -> str:
+    """The state a live route is in by its fills alone."""
+    if route.filled_quantity >= route.quantity:
+        return Route.Status.FILLED
+    return Route.Status.PARTIALLY_FILLED if route.filled_quantity > 0 else Route.Status.NEW
+
+
+def _clear_pending(route: Route, fields: set) -> None:
+    for name in _PENDING_FIELDS:
+        setattr(route, name, "" if name.endswith(("cl_ord_id", "time_in_force")) else None)
+    fields.update(_PENDING_FIELDS)
+
+
+def _apply_replace(route: Route, execution: Execution, report, fields: set) -> None:
+    """The broker accepted the pending replace: its terms are the route's now,
+    and the order goes by the request's ClOrdID from here on."""
+    if not route.pending_cl_ord_id:
+        return  # a repeat, or a replace we did not ask for: nothing to apply
+    quantity = report.order_quantity or route.pending_quantity
+    if quantity is not None:
+        route.quantity = round_qty(quantity)
+    route.limit_price = route.pending_limit_price
+    route.stop_price = route.pending_stop_price
+    if route.pending_time_in_force:
+        route.time_in_force = route.pending_time_in_force
+    route.expire_at = route.pending_expire_at
+    route.working_cl_ord_id = route.pending_cl_ord_id
+    fields.update(
+        {"quantity", "limit_price", "stop_price", "time_in_force", "expire_at", "working_cl_ord_id"}
+    )
+    _clear_pending(route, fields)
+
+
 def _apply_to_route_and_block(route: Route, block: Block, execution: Execution, report) -> None:
     actor_name = f"broker:{route.broker.code}"
     route_before = snapshot(route, Route.AUDIT_FIELDS)
     block_before = snapshot(block, Block.AUDIT_FIELDS)
-    fields = {"updated_at"}
+    held_before = route.reserved_quantity
+    fields = {"updated_at", "status_requests"}
+    route.status_requests = 0  # the broker answered
     if report.order_id and not route.broker_order_id:
         route.broker_order_id = report.order_id[:64]
         fields.add("broker_order_id")
-    if execution.exec_type == Execution.ExecType.TRADE and execution.last_quantity > 0:
-        if execution.last_price is None or execution.last_price <= 0:
-            raise ValueError(f"fill {execution.exec_id} has no price")
-        route.average_price = _weighted(route.filled_quantity, route.average_price, execution)
-        route.filled_quantity += execution.last_quantity
-        block.average_price = _weighted(block.filled_quantity, block.average_price, execution)
-        block.filled_quantity += execution.last_quantity
-        fields |= {"filled_quantity", "average_price"}
-        if route.filled_quantity > route.quantity:
-            log.error(
-                "route %s overfilled: %s of %s",
-                route.cl_ord_id,
-                route.filled_quantity,
-                route.quantity,
-            )
+    exec_type = execution.exec_type
+    if exec_type == Execution.ExecType.TRADE and execution.last_quantity > 0:
+        _book_fill(route, block, execution)
+        fields |= {"filled_quantity", "average_price", "commission"}
 
+    if exec_type == Execution.ExecType.REPLACED and route.status not in Route.TERMINAL_STATES:
+        _apply_replace(route, execution, report, fields)
     target = execution.ord_status
-    if execution.exec_type == Execution.ExecType.CANCEL_REJECT:
-        target = route.status_before_pending or route.status
+    if exec_type == Execution.ExecType.CANCEL_REJECT:
+        # A cancel or replace the broker refused: the route is as it was before
+        # the request, with whatever filled meanwhile.
+        target = route.status
+        if route.status in _PENDING:
+            target = route.status_before_pending or _progress(route)
+            if target in (Route.Status.NEW, Route.Status.REPLACED, Route.Status.PENDING_NEW):
+                target = _progress(route)
+        if route.status not in Route.TERMINAL_STATES:
+            _clear_pending(route, fields)
+    elif exec_type == Execution.ExecType.REPLACED:
+        # FIX 4.2 says Replaced, 4.4 the order's state: after a replace the
+        # route's state is what its fills make it
+        target = target if target in Route.TERMINAL_STATES else _progress(route)
+    elif route.status in _PENDING and target == route.status:
+        # A fill while the request is pending (FIX reports Pending Cancel/Replace
+        # over Partially Filled): booked, and what a reject would go back to.
+        progress = _progress(route)
+        if route.status_before_pending != progress and exec_type == Execution.ExecType.TRADE:
+            route.status_before_pending = progress
+            fields.add("status_before_pending")
+    if target == Route.Status.PENDING_REPLACE and route.status != target:
+        target = route.status  # a pending replace the broker announces that we did not ask
     if target != route.status:
         if target in Route.TRANSITIONS[route.status]:
-            if target in (Route.Status.PENDING_CANCEL, Route.Status.PENDING_REPLACE):
+            if target in _PENDING:
                 route.status_before_pending = route.status
                 fields.add("status_before_pending")
             route.status = target
             fields.add("status")
-            if target in Route.TERMINAL_STATES and target != Route.Status.FILLED:
-                # What the broker did not fill comes back to the block, to route again.
-                block.routed_quantity -= route.quantity - route.filled_quantity
+            if target in Route.TERMINAL_STATES:
+                _clear_pending(route, fields)
         else:
             log.warning(
                 "route %s: report %s says %s, which cannot follow %s; status kept",
@@ -120,6 +188,15 @@ def _apply_to_route_and_block(route: Route, block: Block, execution: Execution, 
                 target,
                 route.status,
             )
+    # What the broker did not fill comes back to the block, to route again; what
+    # a late fill took is held again: the block's routed quantity follows.
+    block.routed_quantity += route.reserved_quantity - held_before
+    if block.routed_quantity > block.quantity:
+        raise BookingRefused(
+            f"report {execution.exec_id} on route {route.cl_ord_id} would put "
+            f"{_n(block.routed_quantity)} of block #{block.pk}'s {_n(block.quantity)} "
+            "with brokers"
+        )
     if execution.text:
         route.text = execution.text
         fields.add("text")
@@ -135,10 +212,70 @@ def _apply_to_route_and_block(route: Route, block: Block, execution: Execution, 
             "exec_id": execution.exec_id,
             "last_quantity": execution.last_quantity,
             "last_price": execution.last_price,
+            "commission": execution.commission,
         },
         reason=execution.text,
     )
     block_follow_routes(block, actor_name=actor_name, before=block_before)
+
+
+def _book_fill(route: Route, block: Block, execution: Execution) -> None:
+    """Book a fill on its route and block, with its commission. A fill that
+    would take the route past its quantity or the block past its own, or that
+    arrives for a block no longer trading (allocated, done), is refused."""
+    if execution.last_price is None or execution.last_price <= 0:
+        raise ValueError(f"fill {execution.exec_id} has no price")
+    last = execution.last_quantity
+    if route.filled_quantity + last > route.quantity:
+        raise BookingRefused(
+            f"fill {execution.exec_id} of {_n(last)} on route {route.cl_ord_id} would fill "
+            f"{_n(route.filled_quantity + last)} of its {_n(route.quantity)}"
+        )
+    if block.filled_quantity + last > block.quantity:
+        raise BookingRefused(
+            f"fill {execution.exec_id} of {_n(last)} would fill block #{block.pk} "
+            f"{_n(block.filled_quantity + last)} of its {_n(block.quantity)}"
+        )
+    if block.status not in Block.OPEN_STATES:
+        raise BookingRefused(
+            f"fill {execution.exec_id} of {_n(last)} on route {route.cl_ord_id} arrived after "
+            f"block #{block.pk} was {block.get_status_display().lower()}"
+        )
+    if route.status in Route.TERMINAL_STATES and route.status != Route.Status.FILLED:
+        log.warning(
+            "route %s is %s but %s filled %s more: booked against what is left of block #%s",
+            route.cl_ord_id,
+            route.status,
+            route.broker.code,
+            last,
+            block.pk,
+        )
+    execution.commission = fill_commission(route, execution, block.security.multiplier)
+    if execution.commission:
+        execution.save(update_fields=["commission"])
+    route.average_price = _weighted(route.filled_quantity, route.average_price, execution)
+    route.filled_quantity += last
+    route.commission += execution.commission
+    block.average_price = _weighted(block.filled_quantity, block.average_price, execution)
+    block.filled_quantity += last
+    block.commission += execution.commission
+
+
+def fill_commission(route: Route, execution: Execution, multiplier: Decimal) -> Decimal:
+    """The commission on one fill, by the broker's schedule
+    (``Broker.settings["commission"]``: ``per_share``, ``bps`` of the notional,
+    and a ``minimum`` per order): each fill pays its per-share and basis-point
+    charge, and the first fills make up the order's minimum."""
+    schedule = route.broker.settings.get("commission") or {}
+    if not schedule:
+        return ZERO
+    per_share = Decimal(str(schedule.get("per_share", 0)))
+    bps = Decimal(str(schedule.get("bps", 0)))
+    minimum = Decimal(str(schedule.get("minimum", 0)))
+    notional = execution.last_quantity * execution.last_price * multiplier
+    charge = per_share * execution.last_quantity + bps * notional / Decimal(10_000)
+    charged = route.commission
+    return money(max(charged + charge, minimum) - charged)
 
 
 def _weighted(filled: Decimal, average: Decimal | None, execution: Execution) -> Decimal:

@@ -24,6 +24,8 @@ from portfolios.models import Portfolio, Position, Security
 from trading import locks
 from trading.models import Block, Order, OrderType, Side, TimeInForce
 
+from .blocks import block_changed
+
 
 def order_check(
     *,
@@ -186,35 +188,34 @@ def _ensure_found(orders: list[Order], order_ids: list[int]) -> None:
         raise Order.DoesNotExist(f"No order {sorted(missing)[0]}.")
 
 
+_BLOCK_TERMS = (
+    "security_id",
+    "side",
+    "order_type",
+    "limit_price",
+    "stop_price",
+    "time_in_force",
+    "expire_at",
+)
+
+
 def _block_key(order: Order) -> tuple:
-    return (order.security_id, order.side, order.order_type, order.limit_price, order.time_in_force)
+    return tuple(getattr(order, name) for name in _BLOCK_TERMS)
 
 
 def _open_block_for(order: Order) -> Block:
-    """The open block that an order joins: same security, side and terms, not yet routed."""
-    security_id, side, order_type, limit_price, tif = _block_key(order)
+    """The open block that an order joins: same security, side and terms (prices,
+    time in force, expiry), not yet routed."""
+    terms = dict(zip(_BLOCK_TERMS, _block_key(order), strict=True))
     existing = (
         Block.objects.select_for_update()
-        .filter(
-            status=Block.Status.OPEN,
-            security_id=security_id,
-            side=side,
-            order_type=order_type,
-            limit_price=limit_price,
-            time_in_force=tif,
-        )
+        .filter(status=Block.Status.OPEN, filled_quantity=0, **terms)
         .order_by("pk")
         .first()
     )
     if existing:
         return existing
-    return Block.objects.create(
-        security_id=security_id,
-        side=side,
-        order_type=order_type,
-        limit_price=limit_price,
-        time_in_force=tif,
-    )
+    return Block.objects.create(**terms)
 
 
 def orders_release(*, actor, order_ids: list[int]) -> list[Order]:
@@ -254,6 +255,7 @@ def orders_release(*, actor, order_ids: list[int]) -> list[Order]:
                 before=block_before,
                 after=snapshot(block, Block.AUDIT_FIELDS) | {"orders": [o.pk for o in group]},
             )
+            block_changed(block.pk)
     return orders
 
 
@@ -294,4 +296,5 @@ def order_cancel(*, actor, order_id: int, reason: str = "") -> Order:
                 before=block_before,
                 after=snapshot(block, Block.AUDIT_FIELDS) | {"order": order.pk},
             )
+            block_changed(block.pk)
     return order

@@ -1,32 +1,41 @@
-"""Routes: (part of) a block sent to a broker, its one send, a cancel request,
-and the ends of a route whose order never reached the broker.
+"""Routes: (part of) a block sent to a broker, its one send, a cancel or
+cancel/replace request, a status request, and the ends of a route whose order
+never reached the broker.
 
 A route is created here and sent by the routing worker after commit
 (`route_send`); how the broker answers is the execution services' business.
+
+What a route holds of its block is `Route.reserved_quantity`: its quantity while
+live (or the larger one a pending replace asks for, so that nothing else can be
+routed into it meanwhile), what filled once it has ended. A block's
+`routed_quantity` is the sum of that over its routes, and never exceeds the
+block; every change here moves it by the change in what the route holds.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
-from decimal import Decimal
+from datetime import datetime, timedelta
+from decimal import ROUND_FLOOR, Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from audit.services import audit_record, audited_transaction, snapshot
+from oms.numbers import price as round_price
 from oms.numbers import qty as round_qty
 from oms.roles import Action, require
 from oms.state import TransitionError, move
 from oms.tasking import enqueue, enqueue_on_commit
 from trading import locks
-from trading.brokers import RouteTicket, adapter_for
-from trading.models import Block, Broker, Route
+from trading.brokers import ReplaceTerms, RouteTicket, adapter_for, fixmap
+from trading.models import Block, Broker, OrderType, Route, TimeInForce
+from trading.selectors import exchange_of
 
 from . import trading_day
-from .blocks import block_follow_routes, orders_follow_block
+from .blocks import block_changed, block_follow_routes, orders_follow_block
 from .executions import apply_in_order
 
 log = logging.getLogger(__name__)
@@ -39,8 +48,67 @@ def _new_cl_ord_id() -> str:
     return f"OMS-{timezone.now():%Y%m%d}-{uuid.uuid4().hex[:12].upper()}"
 
 
+_WHOLE = Decimal(1)
+_MICRO = Decimal("0.000001")
+
+
+def trading_unit(security, broker: Broker) -> Decimal:
+    """The step in which a route's quantity goes to the broker: whole units,
+    unless the security trades in fractions and the broker takes them
+    (``Broker.settings["fractional"]``)."""
+    if security.fractional and broker.settings.get("fractional"):
+        return _MICRO
+    return _WHOLE
+
+
+def _fmt(quantity: Decimal) -> str:
+    return f"{quantity.normalize():f}"
+
+
+def broker_terms_errors(
+    broker: Broker, *, order_type: str, time_in_force: str
+) -> dict[str, list[str]]:
+    """What a broker does not take, by field: its capabilities are
+    ``Broker.settings["order_types"]`` and ``["time_in_force"]`` (every one when absent)."""
+    errors: dict[str, list[str]] = {}
+    order_types = broker.settings.get("order_types")
+    if order_types is not None and order_type not in order_types:
+        errors["order_type"] = [
+            f"{broker.code} does not take {OrderType(order_type).label.lower()} orders "
+            f"(it takes {', '.join(order_types)})."
+        ]
+    tifs = broker.settings.get("time_in_force")
+    if tifs is not None and time_in_force not in tifs:
+        errors["time_in_force"] = [
+            f"{broker.code} does not take {TimeInForce(time_in_force).label.lower()} orders "
+            f"(it takes {', '.join(tifs)})."
+        ]
+    return errors
+
+
+def _ends_at(security, time_in_force: str, expire_at: datetime | None) -> datetime | None:
+    try:
+        return trading_day.order_ends_at(
+            time_in_force=time_in_force,
+            entered_at=timezone.now(),
+            mic=exchange_of(security),
+            expire_at=expire_at,
+        )
+    except trading_day.UnknownExchange as exc:
+        raise ValidationError(f"{security.ticker}: {exc}.") from None
+
+
+def _hold(block: Block, route: Route, held_before: Decimal) -> None:
+    """Move the block's routed quantity by the change in what the route holds."""
+    block.routed_quantity += route.reserved_quantity - held_before
+
+
 def route_create(*, actor, block_id: int, broker: Broker, quantity: Decimal | None = None) -> Route:
-    """Route all or part of a block to a broker; the routing worker sends it after commit."""
+    """Route all or part of a block to a broker; the routing worker sends it after commit.
+
+    The quantity goes as the security trades with that broker (whole shares
+    unless both take fractions): no quantity routes what is left, rounded down
+    to that; a quantity off it is refused, as are terms the broker does not take."""
     require(actor, Action.BLOCK_ROUTE)
     with audited_transaction():
         block = locks.lock_block(block_id)
@@ -50,8 +118,27 @@ def route_create(*, actor, block_id: int, broker: Broker, quantity: Decimal | No
             )
         if not broker.is_active:
             raise ValidationError({"broker": [f"Broker {broker.code} is not active."]})
+        errors = broker_terms_errors(
+            broker, order_type=block.order_type, time_in_force=block.time_in_force
+        )
+        if errors:
+            raise ValidationError(errors)
+        security = block.security
+        unit = trading_unit(security, broker)
         available = block.quantity - block.routed_quantity
-        quantity = available if quantity is None else round_qty(quantity)
+        if quantity is None:
+            quantity = (available / unit).to_integral_value(ROUND_FLOOR) * unit
+            if quantity <= 0 < available:
+                raise ValidationError(
+                    {
+                        "quantity": [
+                            f"Only {_fmt(available)} of {security.ticker} is left, less than "
+                            f"one unit {broker.code} takes."
+                        ]
+                    }
+                )
+        else:
+            quantity = round_qty(quantity)
         if quantity <= 0:
             raise ValidationError(
                 {
@@ -60,9 +147,18 @@ def route_create(*, actor, block_id: int, broker: Broker, quantity: Decimal | No
                     else ["Quantity must be positive."]
                 }
             )
+        if quantity % unit != 0:
+            raise ValidationError(
+                {
+                    "quantity": [
+                        f"{security.ticker} goes to {broker.code} in whole units: "
+                        f"{_fmt(quantity)} is not a whole number."
+                    ]
+                }
+            )
         if quantity > available:
             raise ValidationError(
-                {"quantity": [f"Only {available} of the block is left to route."]}
+                {"quantity": [f"Only {_fmt(available)} of the block is left to route."]}
             )
         route = Route.objects.create(
             block=block,
@@ -71,7 +167,10 @@ def route_create(*, actor, block_id: int, broker: Broker, quantity: Decimal | No
             quantity=quantity,
             order_type=block.order_type,
             limit_price=block.limit_price,
+            stop_price=block.stop_price,
             time_in_force=block.time_in_force,
+            expire_at=block.expire_at,
+            ends_at=_ends_at(security, block.time_in_force, block.expire_at),
             created_by=actor,
         )
         block_before = snapshot(block, Block.AUDIT_FIELDS)
@@ -101,6 +200,7 @@ def route_create(*, actor, block_id: int, broker: Broker, quantity: Decimal | No
             after=snapshot(block, Block.AUDIT_FIELDS),
         )
         enqueue_on_commit("trading.tasks.route_send", route.pk)
+        block_changed(block.pk)
     return route
 
 
@@ -155,6 +255,16 @@ def route_cancel(*, actor, route_id: int, reason: str = "") -> Route:
     Canceled (the unfilled rest comes back to the block), a fill first (legal),
     or a cancel reject (the route goes back to where it was)."""
     require(actor, Action.BLOCK_ROUTE)
+    return _request_cancel(route_id=route_id, actor=actor, actor_name=None, reason=reason)
+
+
+def route_cancel_by_system(*, route_id: int, reason: str) -> Route:
+    """The OMS itself asks to cancel a route (a day order still working after
+    its close): as a trader's cancel, recorded as the system's."""
+    return _request_cancel(route_id=route_id, actor=None, actor_name="system", reason=reason)
+
+
+def _request_cancel(*, route_id: int, actor, actor_name: str | None, reason: str) -> Route:
     with audited_transaction():
         route_ref = Route.objects.get(pk=route_id)
         block = locks.lock_block(route_ref.block_id)
@@ -168,9 +278,15 @@ def route_cancel(*, actor, route_id: int, reason: str = "") -> Route:
                 text=reason or "Cancelled before it was sent",
                 reason=reason or "cancelled before it was sent",
                 actor=actor,
+                actor_name=actor_name,
                 claim=True,  # the routing task, if it comes, finds it claimed
             )
             return route
+        if route.status == Route.Status.PENDING_REPLACE:
+            raise ValidationError(
+                f"Route {route.cl_ord_id} has a replace waiting for {route.broker}'s answer: "
+                "cancel it once the broker has answered."
+            )
         route_before = snapshot(route, Route.AUDIT_FIELDS)
         if Route.Status.PENDING_CANCEL not in Route.TRANSITIONS[route.status]:
             raise TransitionError(
@@ -182,21 +298,250 @@ def route_cancel(*, actor, route_id: int, reason: str = "") -> Route:
             )
         route.status_before_pending = route.status
         move(route, Route.Status.PENDING_CANCEL)
-        route.save(update_fields=["status", "status_before_pending", "updated_at"])
+        route.pending_cl_ord_id = fixmap.request_id(route.cl_ord_id, "C")
+        route.save(
+            update_fields=["status", "status_before_pending", "pending_cl_ord_id", "updated_at"]
+        )
         audit_record(
             actor=actor,
+            actor_name=actor_name,
             kind="route.cancel_requested",
             obj=route,
             before=route_before,
-            after=snapshot(route, Route.AUDIT_FIELDS),
+            after=snapshot(route, Route.AUDIT_FIELDS) | {"request": route.pending_cl_ord_id},
             reason=reason,
         )
         adapter = adapter_for(route.broker, apply_in_order)
         if adapter.queues_in_database:
-            adapter.cancel(route_ticket(route))
+            adapter.cancel(route_ticket(route), cl_ord_id=route.pending_cl_ord_id)
         else:
             enqueue_on_commit("trading.tasks.route_cancel_send", route.pk)
+        block_changed(block.pk)
     return route
+
+
+def route_replace(
+    *,
+    actor,
+    route_id: int,
+    quantity: Decimal | None = None,
+    limit_price: Decimal | None = None,
+    stop_price: Decimal | None = None,
+    time_in_force: str | None = None,
+    expire_at: datetime | None = None,
+    reason: str = "",
+) -> Route:
+    """Ask the broker to amend a working route (cancel/replace): a new quantity,
+    limit price, stop price or time in force; a term not given stays as it is.
+
+    The route turns *pending replace* until the broker answers: accepted, the
+    new terms apply; rejected, the route is as it was; a fill meanwhile is
+    booked. The new quantity is never below what is filled (nor equal to it:
+    cancel the rest instead), and a larger one must fit in what is left of
+    the block: the increase is held from the block at once, so that nothing
+    else can be routed into it while the broker decides."""
+    require(actor, Action.BLOCK_ROUTE)
+    with audited_transaction():
+        route_ref = Route.objects.get(pk=route_id)
+        block = locks.lock_block(route_ref.block_id)
+        route = locks.lock_route(route_id)
+        if route.status not in Route.REPLACEABLE_STATES:
+            raise TransitionError(
+                route,
+                route.status,
+                Route.Status.PENDING_REPLACE,
+                f"Route {route.cl_ord_id} is {route.get_status_display().lower()}: "
+                "it cannot be amended now.",
+            )
+        terms = _replace_terms(
+            route,
+            block,
+            quantity=quantity,
+            limit_price=limit_price,
+            stop_price=stop_price,
+            time_in_force=time_in_force,
+            expire_at=expire_at,
+        )
+        before = snapshot(route, Route.AUDIT_FIELDS)
+        block_before = snapshot(block, Block.AUDIT_FIELDS)
+        held_before = route.reserved_quantity
+        route.status_before_pending = route.status
+        move(route, Route.Status.PENDING_REPLACE)
+        route.pending_cl_ord_id = terms.cl_ord_id
+        route.pending_quantity = terms.quantity
+        route.pending_limit_price = terms.limit_price
+        route.pending_stop_price = terms.stop_price
+        route.pending_time_in_force = terms.time_in_force
+        route.pending_expire_at = terms.expire_at
+        route.save(
+            update_fields=[*_PENDING_FIELDS, "status", "status_before_pending", "updated_at"]
+        )
+        _hold(block, route, held_before)
+        block.save(update_fields=["routed_quantity", "updated_at"])
+        audit_record(
+            actor=actor,
+            kind="route.replace_requested",
+            obj=route,
+            before=before,
+            after=snapshot(route, Route.AUDIT_FIELDS) | pending_terms(route),
+            reason=reason,
+        )
+        if block.routed_quantity != block_before["routed_quantity"]:
+            audit_record(
+                actor=actor,
+                kind="block.routed",
+                obj=block,
+                before=block_before,
+                after=snapshot(block, Block.AUDIT_FIELDS),
+            )
+        adapter = adapter_for(route.broker, apply_in_order)
+        if adapter.queues_in_database:
+            adapter.replace(route_ticket(route), terms)
+        else:
+            enqueue_on_commit("trading.tasks.route_replace_send", route.pk)
+        block_changed(block.pk)
+    return route
+
+
+_PENDING_FIELDS = (
+    "pending_cl_ord_id",
+    "pending_quantity",
+    "pending_limit_price",
+    "pending_stop_price",
+    "pending_time_in_force",
+    "pending_expire_at",
+)
+
+
+def pending_terms(route: Route) -> dict:
+    """The terms a pending replace asks for, for the audit trail and the pages."""
+    return {
+        "pending_quantity": route.pending_quantity,
+        "pending_limit_price": route.pending_limit_price,
+        "pending_stop_price": route.pending_stop_price,
+        "pending_time_in_force": route.pending_time_in_force,
+        "request": route.pending_cl_ord_id,
+    }
+
+
+def _replace_terms(
+    route: Route,
+    block: Block,
+    *,
+    quantity,
+    limit_price,
+    stop_price,
+    time_in_force,
+    expire_at,
+) -> ReplaceTerms:
+    """Check a replace's terms; ValidationError naming each field that is wrong."""
+    errors: dict[str, list[str]] = {}
+    security = block.security
+    new_quantity = route.quantity if quantity is None else round_qty(quantity)
+    if quantity is not None:
+        unit = trading_unit(security, route.broker)
+        if new_quantity <= 0:
+            errors["quantity"] = ["Quantity must be positive."]
+        elif new_quantity % unit != 0:
+            errors["quantity"] = [
+                f"{security.ticker} goes to {route.broker.code} in whole units: "
+                f"{_fmt(new_quantity)} is not a whole number."
+            ]
+        elif new_quantity < route.filled_quantity:
+            errors["quantity"] = [
+                f"{_fmt(route.filled_quantity)} of route {route.cl_ord_id} is already filled: "
+                f"the quantity cannot go below that."
+            ]
+        elif new_quantity == route.filled_quantity:
+            errors["quantity"] = [
+                f"{_fmt(route.filled_quantity)} is exactly what is filled: cancel the rest instead."
+            ]
+        elif new_quantity - route.reserved_quantity > block.quantity - block.routed_quantity:
+            room = block.quantity - block.routed_quantity + route.reserved_quantity
+            errors["quantity"] = [
+                f"The block has {_fmt(block.quantity)}, of which other routes hold "
+                f"{_fmt(block.routed_quantity - route.reserved_quantity)}: this route can "
+                f"have at most {_fmt(room)}."
+            ]
+    order_type = route.order_type
+    takes_limit = order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+    takes_stop = order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
+    new_limit = route.limit_price if limit_price is None else limit_price
+    new_stop = route.stop_price if stop_price is None else stop_price
+    for field, value, takes, kind in (
+        ("limit_price", limit_price, takes_limit, "limit"),
+        ("stop_price", stop_price, takes_stop, "stop"),
+    ):
+        if value is None:
+            continue
+        if not takes:
+            errors[field] = [
+                f"A {route.get_order_type_display().lower()} route has no {kind} price."
+            ]
+        elif value <= 0:
+            errors[field] = [f"The {kind} price must be positive."]
+        elif value % security.tick_size != 0:
+            errors[field] = [
+                f"{value:f} is off the tick: {security.ticker} trades in steps of "
+                f"{security.tick_size.normalize():f}."
+            ]
+    new_tif = route.time_in_force if time_in_force is None else time_in_force
+    if new_tif not in TimeInForce.values:
+        errors["time_in_force"] = [f"Unknown time in force {new_tif!r}."]
+    else:
+        errors |= {
+            k: v
+            for k, v in broker_terms_errors(
+                route.broker, order_type=order_type, time_in_force=new_tif
+            ).items()
+            if k == "time_in_force"
+        }
+    new_expire = route.expire_at if expire_at is None else expire_at
+    if new_tif == TimeInForce.GTD:
+        if new_expire is None:
+            errors["expire_at"] = ["A good-till-date order needs an expiry."]
+        elif new_expire <= timezone.now():
+            errors["expire_at"] = ["The expiry must be in the future."]
+    else:
+        new_expire = None
+    if not errors and (
+        new_quantity,
+        new_limit,
+        new_stop,
+        new_tif,
+        new_expire,
+    ) == (
+        route.quantity,
+        route.limit_price,
+        route.stop_price,
+        route.time_in_force,
+        route.expire_at,
+    ):
+        raise ValidationError("Nothing to amend: the new terms are the route's terms.")
+    if errors:
+        raise ValidationError(errors)
+    return ReplaceTerms(
+        cl_ord_id=fixmap.request_id(route.cl_ord_id, "R"),
+        quantity=new_quantity,
+        order_type=order_type,
+        time_in_force=new_tif,
+        limit_price=round_price(new_limit) if new_limit is not None else None,
+        stop_price=round_price(new_stop) if new_stop is not None else None,
+        expire_at=new_expire,
+    )
+
+
+def pending_replace_terms(route: Route) -> ReplaceTerms:
+    """The ReplaceTerms of a route's pending replace (what the worker sends)."""
+    return ReplaceTerms(
+        cl_ord_id=route.pending_cl_ord_id,
+        quantity=route.pending_quantity,
+        order_type=route.order_type,
+        time_in_force=route.pending_time_in_force or route.time_in_force,
+        limit_price=route.pending_limit_price,
+        stop_price=route.pending_stop_price,
+        expire_at=route.pending_expire_at,
+    )
 
 
 def route_not_sent(route_id: int, reason: str) -> None:
@@ -235,6 +580,7 @@ def _end_unsent_route(
     ``status``, give its quantity back to the block, and record why."""
     route_before = snapshot(route, Route.AUDIT_FIELDS)
     block_before = snapshot(block, Block.AUDIT_FIELDS)
+    held_before = route.reserved_quantity
     move(route, status)
     route.text = text[:500]
     fields = ["status", "text", "updated_at"]
@@ -242,7 +588,7 @@ def _end_unsent_route(
         route.sent_at = timezone.now()
         fields.append("sent_at")
     route.save(update_fields=fields)
-    block.routed_quantity -= route.quantity - route.filled_quantity
+    _hold(block, route, held_before)
     audit_record(
         actor=actor,
         actor_name=actor_name,
@@ -256,6 +602,7 @@ def _end_unsent_route(
 
 
 def route_ticket(route: Route) -> RouteTicket:
+    """What a broker adapter needs to know of a route (plain data)."""
     return RouteTicket(
         broker=route.broker.code,
         cl_ord_id=route.cl_ord_id,
@@ -267,6 +614,12 @@ def route_ticket(route: Route) -> RouteTicket:
         limit_price=route.limit_price,
         filled_quantity=route.filled_quantity,
         settings=route.broker.settings,
+        stop_price=route.stop_price,
+        expire_at=route.expire_at,
+        working_cl_ord_id=route.working_cl_ord_id,
+        status=route.status,
+        ends_at=route.ends_at,
+        order_id=route.broker_order_id,
     )
 
 
@@ -333,12 +686,79 @@ def route_cancel_send(route_id: int) -> None:
     if route.status != Route.Status.PENDING_CANCEL:
         return  # settled already (filled, or answered by an earlier delivery)
     try:
-        adapter_for(route.broker, apply_in_order).cancel(route_ticket(route))
+        adapter_for(route.broker, apply_in_order).cancel(
+            route_ticket(route), cl_ord_id=route.pending_cl_ord_id
+        )
     except TRANSIENT:
         raise
     except Exception as exc:
         log.exception("cancel of route %s failed", route.cl_ord_id)
         route_mark_unconfirmed(route_id, f"cancel request failed: {exc}")
+
+
+def route_replace_send(route_id: int) -> None:
+    """Send a cancel/replace request to a broker reached from the worker (the
+    simulated broker); its answer comes back through the report sink."""
+    route = Route.objects.select_related("broker", "block__security").get(pk=route_id)
+    if route.status != Route.Status.PENDING_REPLACE or not route.pending_cl_ord_id:
+        return  # settled already
+    try:
+        adapter_for(route.broker, apply_in_order).replace(
+            route_ticket(route), pending_replace_terms(route)
+        )
+    except TRANSIENT:
+        raise
+    except Exception as exc:
+        log.exception("replace of route %s failed", route.cl_ord_id)
+        route_mark_unconfirmed(route_id, f"replace request failed: {exc}")
+
+
+# --- Asking the broker where an order stands -----------------------------------------
+
+
+def route_ask_status(route_id: int, *, reason: str) -> bool:
+    """Ask the route's broker for the order's status (OrderStatusRequest); its
+    answer settles the route through the execution services. Counted on the
+    route, so that one the broker never answers is listed for a person. For a
+    FIX broker the request is written to the outbox here; for the others the
+    worker sends it after commit. False when the route needs no asking."""
+    with audited_transaction():
+        route = (
+            Route.objects.select_for_update(of=("self",))
+            .select_related("broker", "block__security")
+            .get(pk=route_id)
+        )
+        if route.status in Route.TERMINAL_STATES:
+            return False
+        route.status_requested_at = timezone.now()
+        route.status_requests += 1
+        route.save(update_fields=["status_requested_at", "status_requests"])
+        audit_record(
+            actor=None,
+            actor_name="system",
+            kind="route.status_requested",
+            obj=route,
+            after={"status": route.status, "requests": route.status_requests},
+            reason=reason,
+        )
+        try:
+            adapter = adapter_for(route.broker, apply_in_order)
+        except ValueError as exc:
+            log.error("route %s: %s", route.cl_ord_id, exc)
+            return False
+        if adapter.queues_in_database:
+            adapter.status(route_ticket(route))
+        else:
+            enqueue_on_commit("trading.tasks.route_status_send", route.pk)
+    return True
+
+
+def route_status_send(route_id: int) -> None:
+    """Send a status request to a broker reached from the worker."""
+    route = Route.objects.select_related("broker", "block__security").get(pk=route_id)
+    if route.status in Route.TERMINAL_STATES:
+        return
+    adapter_for(route.broker, apply_in_order).status(route_ticket(route))
 
 
 def routes_resend_unsent(*, older_than_seconds: float = 30.0) -> int:

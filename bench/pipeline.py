@@ -1,0 +1,327 @@
+"""The chain end to end, measured: `python bench/pipeline.py [--orders 10000 --accounts 2000]`.
+
+On PostgreSQL and Redis with the real processes (a Celery worker, the FIX
+gateway, the FIX simulator on localhost), on a database of its own that it
+empties first (DATABASE_URL must name a database with "bench" in its name):
+
+1. **Throughput.** N approved orders (written in bulk beforehand, not timed)
+   across the accounts and securities are released (blocks form per security),
+   every block is routed to the FIX simulator through the gateway, and the
+   clock stops when every block is filled and allocated. Prints orders per
+   second end to end and the time spent in each stage.
+2. **Acknowledgement latency** at a steady rate (default 200 routes a second,
+   one order each): from the route's creation to its broker acknowledgement
+   applied, p50 and p99.
+3. **Peak memory** of each process (VmHWM).
+
+Ends with one line of JSON. Audited writes take the audit chain's single
+lock (docs/architecture.md, decision 1): every stage that writes is
+serialised behind it, which is what the throughput figure mostly measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _peak_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _tree_peak_mib(pid: int) -> float:
+    children = subprocess.run(
+        ["pgrep", "-P", str(pid)], capture_output=True, text=True
+    ).stdout.split()
+    return round(sum(_peak_kib(p) for p in [pid, *map(int, children)]) / 1024, 1)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=10_000)
+    parser.add_argument("--accounts", type=int, default=2_000)
+    parser.add_argument("--securities", type=int, default=500)
+    parser.add_argument("--rate", type=float, default=200.0, help="routes a second (latency)")
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--timeout", type=float, default=1800.0)
+    args = parser.parse_args()
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres") or "bench" not in url:
+        parser.error("set DATABASE_URL to a PostgreSQL database named *bench* (it is emptied)")
+    if not os.environ.get("REDIS_URL"):
+        parser.error("set REDIS_URL")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.contrib.auth.models import Group, User
+    from django.core.management import call_command
+    from django.db.models import Max, Min
+    from django.utils import timezone
+
+    from config.celery import app
+    from oms.roles import Role
+    from portfolios.models import CashBalance, Portfolio, Price, Security
+    from tests.chaos.harness import Process, free_port
+    from trading.models import Block, Broker, Execution, FixSession, Order, Route
+    from trading.services import orders as order_services
+    from trading.services import routes as route_services
+
+    call_command("migrate", verbosity=0)
+    call_command("flush", interactive=False, verbosity=0)
+    with app.connection_for_write() as conn:
+        for queue in settings.OMS_QUEUES:
+            conn.default_channel.queue_purge(queue)
+    work = Path(tempfile.mkdtemp(prefix="oms-pipeline-"))
+
+    # --- the book: accounts, securities, the FIX broker -----------------------------
+    pm = User.objects.create_user("bench-pm")
+    trader = User.objects.create_user("bench-trader")
+    pm.groups.add(Group.objects.get_or_create(name=Role.PORTFOLIO_MANAGER.value)[0])
+    trader.groups.add(Group.objects.get_or_create(name=Role.TRADER.value)[0])
+    today = timezone.now().date()
+    securities = Security.objects.bulk_create(
+        Security(ticker=f"B{n:04d}", name=f"Bench {n}", asset_class="equity", currency="USD")
+        for n in range(args.securities)
+    )
+    Price.objects.bulk_create(
+        Price(security=s, as_of=today, price=Decimal(10 + n % 90)) for n, s in enumerate(securities)
+    )
+    prices = {s.ticker: str(10 + n % 90) for n, s in enumerate(securities)}
+    (work / "prices.json").write_text(json.dumps(prices))
+    accounts = Portfolio.objects.bulk_create(
+        Portfolio(code=f"BA{n:05d}", name=f"Bench {n}", manager=pm) for n in range(args.accounts)
+    )
+    CashBalance.objects.bulk_create(
+        CashBalance(portfolio=a, currency="USD", amount=Decimal(10**8)) for a in accounts
+    )
+    port = free_port()
+    broker = Broker.objects.create(code="BENCH", name="Bench FIX broker", adapter="fix")
+    FixSession.objects.create(
+        broker=broker, sender_comp_id="OMS", target_comp_id="BROKER", port=port
+    )
+
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    python = sys.executable
+    processes = {
+        "simulator": Process(
+            "simulator",
+            [
+                python,
+                "-m",
+                "trading.fix.simulator",
+                "--port",
+                str(port),
+                "--session",
+                "FIX.4.4:OMS",
+                "--no-reset-on-logon",
+                "--prices",
+                str(work / "prices.json"),
+            ],
+            env,
+            work / "simulator.log",
+        ),
+        "worker": Process(
+            "worker",
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--queues",
+                ",".join(settings.OMS_QUEUES),
+                "--concurrency",
+                "2",
+                "--loglevel",
+                "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            env,
+            work / "worker.log",
+        ),
+        "gateway": Process(
+            "gateway",
+            [python, "manage.py", "fix_gateway", "BENCH", "--poll", "0.01"],
+            env,
+            work / "gateway.log",
+        ),
+    }
+    for process in processes.values():
+        process.start()
+        time.sleep(1.0)
+    deadline = time.monotonic() + 60
+    while not FixSession.objects.get(broker=broker).logged_on and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    figures: dict = {"orders": args.orders, "accounts": args.accounts}
+    try:
+        # --- 1. throughput ---------------------------------------------------------
+        orders = Order.objects.bulk_create(
+            Order(
+                portfolio=accounts[n % len(accounts)],
+                security=securities[n % len(securities)],
+                side="buy",
+                quantity=Decimal(10 * (1 + n % 5)),
+                status=Order.Status.APPROVED,
+                created_by=pm,
+                approved_by=pm,
+                time_in_force="gtc",
+            )
+            for n in range(args.orders)
+        )
+        ids = [o.pk for o in orders]
+        t0 = time.monotonic()
+        for start in range(0, len(ids), 1000):
+            order_services.orders_release(actor=pm, order_ids=ids[start : start + 1000])
+        t_released = time.monotonic()
+        blocks = list(Block.objects.values_list("pk", flat=True))
+        for block_id in blocks:
+            route_services.route_create(actor=trader, block_id=block_id, broker=broker)
+        t_routed = time.monotonic()
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline:
+            left = Block.objects.exclude(status=Block.Status.ALLOCATED).count()
+            if left == 0:
+                break
+            time.sleep(0.2)
+        t_done = time.monotonic()
+        allocated = Order.objects.filter(status=Order.Status.ALLOCATED).count()
+        routes = Route.objects.aggregate(
+            created=Min("created_at"), sent=Max("sent_at"), last=Max("updated_at")
+        )
+        acks = Execution.objects.filter(exec_type="new").aggregate(last=Max("received_at"))
+        fills = Execution.objects.filter(exec_type="trade").aggregate(last=Max("received_at"))
+        allocated_at = Block.objects.aggregate(last=Max("updated_at"))["last"]
+        first = routes["created"]
+        figures |= {
+            "blocks": len(blocks),
+            "allocated_orders": allocated,
+            "end_to_end_seconds": round(t_done - t0, 2),
+            "orders_per_second": round(allocated / (t_done - t0), 1),
+            "stages_seconds": {
+                "release": round(t_released - t0, 2),
+                "route_create": round(t_routed - t_released, 2),
+                "last_sent_after_first_route": round((routes["sent"] - first).total_seconds(), 2),
+                "last_ack_after_first_route": round((acks["last"] - first).total_seconds(), 2),
+                "last_fill_after_first_route": round((fills["last"] - first).total_seconds(), 2),
+                "last_allocation_after_first_route": round(
+                    (allocated_at - first).total_seconds(), 2
+                ),
+            },
+        }
+
+        # --- 2. acknowledgement latency at a steady rate -----------------------------
+        count = int(args.rate * args.latency_seconds)
+        single = Order.objects.bulk_create(
+            Order(
+                portfolio=accounts[n % len(accounts)],
+                security=securities[n % len(securities)],
+                side="buy",
+                quantity=Decimal(10),
+                order_type="limit",
+                # a price of its own makes a block of its own; above the market: fills
+                limit_price=Decimal(200) + Decimal(n) / 100,
+                status=Order.Status.APPROVED,
+                created_by=pm,
+                approved_by=pm,
+                time_in_force="gtc",
+            )
+            for n in range(count)
+        )
+        single_ids = [o.pk for o in single]
+        for start in range(0, count, 1000):
+            order_services.orders_release(actor=pm, order_ids=single_ids[start : start + 1000])
+        latency_blocks = list(
+            Block.objects.filter(orders__pk__in=single_ids).values_list("pk", flat=True)
+        )
+        began = time.monotonic()
+        latency_routes = []
+        for n, block_id in enumerate(latency_blocks):
+            due = began + n / args.rate
+            pause = due - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            latency_routes.append(
+                route_services.route_create(actor=trader, block_id=block_id, broker=broker).pk
+            )
+        achieved = len(latency_routes) / (time.monotonic() - began)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            acked = Execution.objects.filter(route_id__in=latency_routes, exec_type="new").count()
+            if acked >= len(latency_routes):
+                break
+            time.sleep(0.2)
+        created = dict(Route.objects.filter(pk__in=latency_routes).values_list("pk", "created_at"))
+        latencies = [
+            (received - created[route_id]).total_seconds() * 1000
+            for route_id, received in Execution.objects.filter(
+                route_id__in=latency_routes, exec_type="new"
+            ).values_list("route_id", "received_at")
+        ]
+        figures |= {
+            "latency_routes": len(latency_routes),
+            "latency_rate_achieved": round(achieved, 1),
+            "ack_latency_ms": {
+                "p50": round(_percentile(latencies, 0.50), 1),
+                "p99": round(_percentile(latencies, 0.99), 1),
+                "mean": round(statistics.fmean(latencies), 1) if latencies else None,
+                "acked": len(latencies),
+            },
+        }
+
+        # --- 3. memory -------------------------------------------------------------------
+        figures["peak_memory_mib"] = {
+            name: _tree_peak_mib(p.popen.pid) for name, p in processes.items()
+        } | {"bench": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    finally:
+        for process in processes.values():
+            process.stop()
+    figures["cpus"] = os.cpu_count()
+    figures["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    print(
+        f"{figures['allocated_orders']} of {args.orders} orders allocated in "
+        f"{figures['end_to_end_seconds']} s: {figures['orders_per_second']} orders/s end to end"
+    )
+    for stage, seconds in figures["stages_seconds"].items():
+        print(f"  {stage}: {seconds} s")
+    lat = figures["ack_latency_ms"]
+    print(
+        f"ack latency at {figures['latency_rate_achieved']} routes/s: "
+        f"p50 {lat['p50']} ms, p99 {lat['p99']} ms ({lat['acked']} acked)"
+    )
+    print(f"peak memory (MiB): {figures['peak_memory_mib']}")
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
