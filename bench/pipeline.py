@@ -14,9 +14,9 @@ empties first (DATABASE_URL must name a database with "bench" in its name):
    applied, p50 and p99.
 3. **Peak memory** of each process (VmHWM).
 
-Ends with one line of JSON. Audited writes take the audit chain's single
-lock (docs/architecture.md, decision 1): every stage that writes is
-serialised behind it, which is what the throughput figure mostly measures.
+Ends with one line of JSON. Audited writes append their events unchained in
+their own transaction; the sealer process chains them after commit
+(docs/architecture.md, decision 1), so writers no longer queue behind one lock.
 """
 
 from __future__ import annotations

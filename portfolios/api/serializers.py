@@ -19,6 +19,7 @@ from portfolios.models import (
     Price,
     Security,
 )
+from portfolios.services.reference import SECURITY_FIELDS
 
 
 def plain_figures(row: dict) -> dict:
@@ -47,27 +48,7 @@ class SecuritySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Security
-        fields = [
-            "id",
-            "ticker",
-            "name",
-            "asset_class",
-            "currency",
-            "isin",
-            "cusip",
-            "figi",
-            "sector",
-            "issuer",
-            "country",
-            "round_lot",
-            "min_quantity",
-            "tick_size",
-            "multiplier",
-            "fractional",
-            "is_active",
-            "latest_price",
-            "latest_price_date",
-        ]
+        fields = ["id", *SECURITY_FIELDS, "latest_price", "latest_price_date"]
 
 
 class PriceSerializer(serializers.ModelSerializer):

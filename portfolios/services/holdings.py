@@ -46,7 +46,7 @@ def holdings_book_fill(
         raise ValueError("booked quantity must be positive")
     position = _lock_position(portfolio, security)
     cash = _lock_cash(portfolio, security.currency)
-    before = {"position": position.quantity, "cash": cash.amount, "cash_currency": cash.currency}
+    before = _figures(position, cash)
     amount = money(quantity * price * security.multiplier)
     if buying:
         if position.quantity >= 0:
@@ -64,16 +64,7 @@ def holdings_book_fill(
         _close_lots_fifo(portfolio, security, quantity)
         position.quantity -= quantity
         cash.amount += amount - commission
-    position.save(update_fields=["quantity"])
-    cash.save(update_fields=["amount"])
-    return {
-        "before": before,
-        "after": {
-            "position": position.quantity,
-            "cash": cash.amount,
-            "cash_currency": cash.currency,
-        },
-    }
+    return _save(position, cash, before)
 
 
 def _close_lots_fifo(portfolio: Portfolio, security: Security, quantity: Decimal) -> None:
@@ -109,7 +100,7 @@ def holdings_reverse_fill(
         raise ValueError("reversed quantity must be positive")
     position = _lock_position(portfolio, security)
     cash = _lock_cash(portfolio, security.currency)
-    before = {"position": position.quantity, "cash": cash.amount, "cash_currency": cash.currency}
+    before = _figures(position, cash)
     amount = money(quantity * price * security.multiplier)
     lots = TaxLot.objects.select_for_update().filter(portfolio=portfolio, security=security)
     left = quantity
@@ -134,13 +125,15 @@ def holdings_reverse_fill(
             left -= give
         position.quantity += quantity
         cash.amount -= amount - commission
+    return _save(position, cash, before)
+
+
+def _figures(position: Position, cash: CashBalance) -> dict:
+    return {"position": position.quantity, "cash": cash.amount, "cash_currency": cash.currency}
+
+
+def _save(position: Position, cash: CashBalance, before: dict) -> dict:
+    """Store the moved position and cash; the before/after for the caller's event."""
     position.save(update_fields=["quantity"])
     cash.save(update_fields=["amount"])
-    return {
-        "before": before,
-        "after": {
-            "position": position.quantity,
-            "cash": cash.amount,
-            "cash_currency": cash.currency,
-        },
-    }
+    return {"before": before, "after": _figures(position, cash)}
