@@ -15,8 +15,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
 from oms.roles import Action
-from oms.state import TransitionError
-from oms.views import action_required, add_service_errors, paginate
+from oms.views import action_required, add_service_errors, paginate, service_step
 from portfolios import selectors
 from portfolios.models import RebalanceRun
 from trading.models import Order
@@ -105,14 +104,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _run_step(request: HttpRequest, pk: int, service, done: str) -> HttpResponse:
     run = get_object_or_404(selectors.rebalance_runs_visible_to(request.user), pk=pk)
-    try:
-        service(actor=request.user, run_id=run.pk)
-    except TransitionError as error:
-        messages.error(request, str(error))
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, f"{run} {done}.")
+    service_step(request, lambda: service(actor=request.user, run_id=run.pk), f"{run} {done}.")
     return redirect("runs:detail", pk=run.pk)
 
 

@@ -17,8 +17,16 @@ from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_POST
 
 from oms.roles import Action, can, may_act_for
-from oms.state import TransitionError
-from oms.views import action_required, add_service_errors, paginate, partial_or_page
+from oms.views import (
+    REFUSED,
+    action_required,
+    add_service_errors,
+    paginate,
+    partial_or_page,
+    refusal,
+    refusal_messages,
+    service_step,
+)
 from portfolios.selectors import portfolios_for_action
 
 from . import selectors
@@ -83,19 +91,19 @@ def reconciliation_context(request: HttpRequest) -> dict:
 @action_required(Action.BREAK_RESOLVE)
 def correction_resolve(request: HttpRequest, pk: int) -> HttpResponse:
     """Apply a broker's bust or correction, or dismiss it with a reason."""
-    try:
-        if request.POST.get("action") == "apply":
-            break_services.correction_apply(actor=request.user, inbox_id=pk)
-            messages.success(request, "Applied: the fill and its allocations follow.")
-        else:
-            break_services.correction_dismiss(
-                actor=request.user, inbox_id=pk, reason=request.POST.get("reason", "")
-            )
-            messages.success(request, "Dismissed.")
-    except (TransitionError, ValidationError) as error:
-        messages.error(
+    if request.POST.get("action") == "apply":
+        service_step(
             request,
-            " ".join(_errors(error) if isinstance(error, ValidationError) else [str(error)]),
+            lambda: break_services.correction_apply(actor=request.user, inbox_id=pk),
+            "Applied: the fill and its allocations follow.",
+        )
+    else:
+        service_step(
+            request,
+            lambda: break_services.correction_dismiss(
+                actor=request.user, inbox_id=pk, reason=request.POST.get("reason", "")
+            ),
+            "Dismissed.",
         )
     return redirect("trading:reconciliation")
 
@@ -127,7 +135,7 @@ def statement_upload(request: HttpRequest) -> HttpResponse:
             "tries": settings.OMS_ROUTE_STATUS_TRIES,
             **reconciliation_context(request),
         }
-        context["form_errors"] = _errors(error)
+        context["form_errors"] = refusal_messages(error)
         return render(request, "trading/reconciliation.html", context, status=422)
     messages.success(
         request, f"{statement}: {statement.lines} lines, {statement.breaks.count()} differences."
@@ -138,15 +146,14 @@ def statement_upload(request: HttpRequest) -> HttpResponse:
 @require_POST
 @action_required(Action.BREAK_RESOLVE)
 def statement_break_resolve(request: HttpRequest, pk: int) -> HttpResponse:
-    try:
-        break_services.statement_break_resolve(
-            actor=request.user,
-            break_id=pk,
-            note=request.POST.get("note", ""),
-            resolve=request.POST.get("action") == "resolve",
-        )
-    except ValidationError as error:
-        messages.error(request, " ".join(_errors(error)))
+    resolve = request.POST.get("action") == "resolve"
+    service_step(
+        request,
+        lambda: break_services.statement_break_resolve(
+            actor=request.user, break_id=pk, note=request.POST.get("note", ""), resolve=resolve
+        ),
+        "Resolved." if resolve else "Note kept.",
+    )
     return redirect("trading:reconciliation")
 
 
@@ -165,17 +172,16 @@ def route_ask_again(request: HttpRequest, pk: int) -> HttpResponse:
 @action_required(Action.BLOCK_ROUTE)
 def route_close_by_hand(request: HttpRequest, pk: int) -> HttpResponse:
     route = get_object_or_404(Route, pk=pk)
-    try:
-        day_end.route_close_by_hand(
+    service_step(
+        request,
+        lambda: day_end.route_close_by_hand(
             actor=request.user,
             route_id=route.pk,
             status=request.POST.get("status", ""),
             reason=request.POST.get("reason", ""),
-        )
-    except (TransitionError, ValidationError) as error:
-        messages.error(request, " ".join(getattr(error, "messages", [str(error)])))
-    else:
-        messages.success(request, f"Route {route.cl_ord_id} closed on the broker's word.")
+        ),
+        f"Route {route.cl_ord_id} closed on the broker's word.",
+    )
     return redirect("trading:reconciliation")
 
 
@@ -245,14 +251,7 @@ def order_create(request: HttpRequest) -> HttpResponse:
 
 def _order_step(request: HttpRequest, pk: int, step) -> HttpResponse:
     order = get_object_or_404(selectors.orders_visible_to(request.user), pk=pk)
-    try:
-        message = step(order)
-    except TransitionError as error:
-        messages.error(request, str(error))
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, message)
+    service_step(request, lambda: step(order), lambda message: message)
     return redirect(order)
 
 
@@ -409,16 +408,13 @@ def block_row(request: HttpRequest, pk: int) -> HttpResponse:
 @action_required(Action.BLOCK_ROUTE)
 def route_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     route = get_object_or_404(Route.objects.select_related("block"), pk=pk)
-    try:
-        route_services.route_cancel(
+    service_step(
+        request,
+        lambda: route_services.route_cancel(
             actor=request.user, route_id=route.pk, reason=request.POST.get("reason", "")
-        )
-    except TransitionError as error:
-        messages.error(request, str(error))  # says why: the route is done
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, f"Cancel requested for route {route.cl_ord_id}.")
+        ),
+        f"Cancel requested for route {route.cl_ord_id}.",
+    )
     return redirect("trading:block-detail", pk=route.block_id)
 
 
@@ -437,10 +433,8 @@ def route_replace(request: HttpRequest, pk: int) -> HttpResponse:
     error_text = ""
     try:
         route_services.route_replace(actor=request.user, route_id=route.pk, **terms)
-    except TransitionError as error:
-        error_text = str(error)
-    except ValidationError as error:
-        error_text = " ".join(_errors(error))
+    except REFUSED as error:
+        error_text = refusal(error)
     if _wants_json(request):
         if error_text:
             return JsonResponse({"ok": False, "errors": [error_text]}, status=422)
@@ -457,16 +451,13 @@ def route_replace(request: HttpRequest, pk: int) -> HttpResponse:
 def block_done_for_day(request: HttpRequest, pk: int) -> HttpResponse:
     """End a partly filled block for the day: what filled is allocated."""
     block = get_object_or_404(Block, pk=pk)
-    try:
-        block_services.block_done_for_day(
+    service_step(
+        request,
+        lambda: block_services.block_done_for_day(
             actor=request.user, block_id=block.pk, reason=request.POST.get("reason", "")
-        )
-    except (TransitionError, ValidationError) as error:
-        messages.error(request, " ".join(getattr(error, "messages", [str(error)])))
-    else:
-        messages.success(
-            request, f"Block #{block.pk} is done for the day; its fills are allocated."
-        )
+        ),
+        f"Block #{block.pk} is done for the day; its fills are allocated.",
+    )
     return redirect(block)
 
 
@@ -504,12 +495,6 @@ def _wants_json(request: HttpRequest) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
-def _errors(error: ValidationError) -> list[str]:
-    if hasattr(error, "error_dict"):
-        return [m for messages_ in error.message_dict.values() for m in messages_]
-    return list(error.messages)
-
-
 @require_POST
 @action_required(Action.BLOCK_ROUTE)
 def block_route(request: HttpRequest, pk: int) -> HttpResponse:
@@ -527,7 +512,7 @@ def block_route(request: HttpRequest, pk: int) -> HttpResponse:
                 quantity=form.cleaned_data["quantity"],
             )
         except ValidationError as error:
-            errors = _errors(error)
+            errors = refusal_messages(error)
         else:
             text = (
                 f"Routed {route.quantity.normalize():f} {block.security.ticker} to {route.broker}."
