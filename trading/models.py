@@ -7,8 +7,10 @@ Each of Order, Block and Route carries its transition map; services enforce it
 from __future__ import annotations
 
 from datetime import time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
@@ -622,6 +624,16 @@ class Allocation(models.Model):
 # --- The FIX gateway ------------------------------------------------------------------
 
 
+def validate_time_zone(value: str) -> None:
+    """An IANA time zone name, such as America/New_York or Europe/London."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            f"{value!r} is not a time zone: use an IANA name such as America/New_York."
+        ) from None
+
+
 class FixSession(models.Model):
     """The FIX session that reaches a broker whose adapter is FIX.
 
@@ -650,7 +662,9 @@ class FixSession(models.Model):
     # The session's trading day ends at this time of day in this zone (a US
     # broker's FIX day commonly rolls at 17:00 New York), not at midnight UTC.
     day_ends_at = models.TimeField(default=time(17, 0))
-    time_zone = models.CharField(max_length=64, default="America/New_York")
+    time_zone = models.CharField(
+        max_length=64, default="America/New_York", validators=[validate_time_zone]
+    )
     next_sender_seq = models.PositiveIntegerField(default=1)
     next_target_seq = models.PositiveIntegerField(default=1)
     generation = models.PositiveIntegerField(default=1)

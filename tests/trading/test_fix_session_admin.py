@@ -41,6 +41,8 @@ def test_an_admin_edit_keeps_what_the_gateway_wrote_meanwhile(admin_client, sess
         "host": "10.0.0.7",
         "port": 9878,
         "heartbeat_interval": 30,
+        "day_ends_at": "17:00:00",
+        "time_zone": "America/New_York",
     }
     read = AuditedModelAdmin.get_object
 
@@ -63,3 +65,23 @@ def test_an_admin_edit_keeps_what_the_gateway_wrote_meanwhile(admin_client, sess
     assert (event.before["host"], event.after["host"]) == ("127.0.0.1", "10.0.0.7")
     # what the gateway changed is not the admin user's change
     assert "next_sender_seq" not in event.after and "logged_on" not in event.after
+
+
+def test_an_unknown_time_zone_is_a_form_error(admin_client, session):
+    url = f"/admin/trading/fixsession/{session.pk}/change/"
+    data = {
+        "broker": session.broker_id,
+        "begin_string": session.begin_string,
+        "sender_comp_id": "OMS",
+        "target_comp_id": "BROKER",
+        "host": "127.0.0.1",
+        "port": 9878,
+        "heartbeat_interval": 30,
+        "day_ends_at": "17:00:00",
+        "time_zone": "Mars/Olympus_Mons",
+    }
+    response = admin_client.post(url, data)
+    assert response.status_code == 200
+    assert b"is not a time zone" in response.content
+    session.refresh_from_db()
+    assert session.time_zone == "America/New_York"
