@@ -8,8 +8,9 @@ account, security or order at fault).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+
+from oms.jsonio import InputError, read_source, write_answer
 
 from .book import CheckError
 from .engine import check
@@ -28,16 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--indent", type=int, default=2, help="JSON indent (0: one line)")
     args = parser.parse_args(argv)
     try:
-        if args.check == "-":
-            text = sys.stdin.read()
-        else:
-            with open(args.check, encoding="utf-8") as fh:
-                text = fh.read()
-    except OSError as exc:
-        print(f"error: cannot read {args.check}: {exc.strerror}", file=sys.stderr)
-        return 2
-    except UnicodeDecodeError:
-        print(f"error: {args.check} is not UTF-8 text", file=sys.stderr)
+        text = read_source(args.check)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         parsed = load_check(text)
@@ -50,12 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         row = result.skipped.iloc[0]
         print(f"error: account {row['account']} cannot be valued: {row['reason']}", file=sys.stderr)
         return 2
-    text = json.dumps(result_to_json(parsed, result), indent=args.indent or None)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    else:
-        sys.stdout.write(text + "\n")
+    write_answer(result_to_json(parsed, result), args.output, args.indent)
     return 0
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from oms.jsonio import Fields
+
 from .book import Book, CheckError
 from .engine import CheckResult
 from .rule import SIDES, RestrictedList, Rule, RuleError
@@ -30,28 +32,13 @@ class Check:
         self.restricted_lists = lists
 
 
-def _obj(value: Any, what: str) -> dict:
-    if not isinstance(value, dict):
-        raise CheckError(f"{what} must be a JSON object")
-    return value
-
-
-def _list(value: Any, what: str) -> list:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise CheckError(f"{what} must be a JSON list")
-    return value
+_fields = Fields(CheckError)
+_obj = _fields.obj
+_list = _fields.list
 
 
 def _num(value: Any, what: str, *, minimum: float | None = 0.0, allow_none=False) -> float:
-    if value is None and allow_none:
-        return math.nan
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise CheckError(f"{what} must be a number, not {value!r}")
-    if minimum is not None and value < minimum:
-        raise CheckError(f"{what} must not be negative ({value})")
-    return float(value)
+    return _fields.num(value, what, minimum=minimum, allow_none=allow_none, none=math.nan)
 
 
 def _str(value: Any, what: str, *, allow_none=True) -> str | None:

@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 
+from oms.jsonio import InputError, read_source, write_answer
+
 from .book import BookError
 from .engine import rebalance
 from .jsonbook import load_book, options_from_json, result_to_json
@@ -33,13 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        if args.book == "-":
-            text = sys.stdin.read()
-        else:
-            with open(args.book, encoding="utf-8") as fh:
-                text = fh.read()
-    except OSError as exc:
-        print(f"error: cannot read {args.book}: {exc.strerror}", file=sys.stderr)
+        text = read_source(args.book)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         book, options = load_book(text)
@@ -58,12 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     except BookError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    text = json.dumps(result_to_json(book, result, options), indent=args.indent or None)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    else:
-        sys.stdout.write(text + "\n")
+    write_answer(result_to_json(book, result, options), args.output, args.indent)
     return 0
 
 

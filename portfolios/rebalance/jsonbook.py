@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from oms.jsonio import Fields
+
 from .book import Book, BookError, Options
 
 __all__ = ["book_from_json", "load_book", "options_from_json", "result_to_json"]
@@ -37,28 +39,10 @@ OPTION_FIELDS = {
 }
 
 
-def _num(value: Any, what: str, *, allow_none: bool = False, minimum: float | None = 0.0):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise BookError(f"{what} must be a number, not {value!r}")
-    if minimum is not None and value < minimum:
-        raise BookError(f"{what} must not be negative ({value})")
-    return float(value)
-
-
-def _obj(value: Any, what: str) -> dict:
-    if not isinstance(value, dict):
-        raise BookError(f"{what} must be a JSON object")
-    return value
-
-
-def _list(value: Any, what: str) -> list:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise BookError(f"{what} must be a JSON list")
-    return value
+_fields = Fields(BookError)
+_num = _fields.num
+_obj = _fields.obj
+_list = _fields.list
 
 
 def _date(value: Any, what: str) -> dt.date | None:

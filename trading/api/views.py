@@ -30,6 +30,13 @@ from . import serializers as s
 READ = (mixins.ListModelMixin, mixins.RetrieveModelMixin)
 
 
+def _reason(request) -> str:
+    """The optional reason a person gave for a step (validated: a 400 when it is not text)."""
+    serializer = s.ReasonSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data.get("reason", "")
+
+
 class OrderViewSet(*READ, OMSViewSet):
     """Orders, one account and one security each. Portfolio managers see the orders of
     the accounts they manage; the desk, compliance and operations see all."""
@@ -111,12 +118,10 @@ class OrderViewSet(*READ, OMSViewSet):
     def cancel(self, request, pk=None):
         """Cancel an order that has not reached a broker."""
         order = self.get_object()
-        serializer = s.ReasonSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
         order_services.order_cancel(
             actor=request.user,
             order_id=order.pk,
-            reason=serializer.validated_data.get("reason", ""),
+            reason=_reason(request),
         )
         return self._render(order)
 
@@ -160,12 +165,10 @@ class BlockViewSet(*READ, OMSViewSet):
         """End a partly filled block for the day once its routes have ended: what
         filled is allocated to the account orders. 400 while a route still works."""
         block = self.get_object()
-        serializer = s.ReasonSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
         block_services.block_done_for_day(
             actor=request.user,
             block_id=block.pk,
-            reason=serializer.validated_data.get("reason", ""),
+            reason=_reason(request),
         )
         return Response(self.get_serializer(self.get_queryset().get(pk=block.pk)).data)
 
@@ -191,12 +194,10 @@ class RouteViewSet(*READ, OMSViewSet):
         cancel* until the broker answers (a route not sent yet is cancelled at
         once). 409 when the route is done."""
         route = self.get_object()
-        serializer = s.ReasonSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
         route_services.route_cancel(
             actor=request.user,
             route_id=route.pk,
-            reason=serializer.validated_data.get("reason", ""),
+            reason=_reason(request),
         )
         return Response(s.RouteSerializer(routes_with_broker().get(pk=route.pk)).data)
 

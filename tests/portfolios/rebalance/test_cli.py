@@ -129,3 +129,12 @@ def test_module_runs_without_django(tmp_path):
     )
     assert bad.returncode == 2
     assert "cannot read" in bad.stderr
+
+
+def test_unreadable_input_exit_2(tmp_path, capsys):
+    latin = tmp_path / "book.json"
+    latin.write_bytes('{"currency": "EUR", "note": "caf\xe9"}'.encode("latin-1"))
+    assert main([str(latin)]) == 2
+    assert "is not UTF-8 text" in capsys.readouterr().err
+    assert main([str(tmp_path / "missing.json")]) == 2
+    assert "cannot read" in capsys.readouterr().err
