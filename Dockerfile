@@ -24,4 +24,4 @@ RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
     && mkdir -p /app/var && chown -R oms:oms /app/var /app/staticfiles
 USER oms
 EXPOSE 8000
-CMD ["sh", "-c", "gunicorn config.wsgi:application --bind ${WEB_BIND}:${PORT} --workers ${WEB_CONCURRENCY:-3} --access-logfile -"]
+CMD ["sh", "-c", "uvicorn config.asgi:application --host ${WEB_BIND} --port ${PORT} --workers ${WEB_CONCURRENCY:-3}"]
