@@ -6,6 +6,10 @@ either with how to call it and the events it must emit (`CALLS`), or with why it
 emits none of its own (`AUDITED_BY_CALLER`, `NO_STATE_CHANGE`, `THE_TRAIL_ITSELF`).
 A new service that is in none of them fails `test_every_service_is_listed`; so does
 a listed one that is gone.
+
+Each call must write only inside a transaction it opens (never one row committed
+on its own), and every transaction of its that writes must record an event: a
+service that changes a row without saying so fails `test_each_service_emits_its_events`.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import inspect
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -66,6 +71,20 @@ NO_STATE_CHANGE = {
     "trading.services.trading_day.trading_day": "pure: the trading day of a moment",
     "trading.services.trading_day.day_order_over": "pure: whether a day order is over",
     "trading.services.trading_day.check_may_send": "pure: refuses a stale day order",
+    "trading.services.trading_day.known_exchange": "pure: whether a calendar knows a MIC",
+    "trading.services.trading_day.session_close": "pure: the close of a moment's session",
+    "trading.services.trading_day.order_ends_at": "pure: when an order's life ends",
+    "trading.services.routes.trading_unit": "pure: the step a route's quantity goes in",
+    "trading.services.routes.broker_terms_errors": "validates terms against a broker's",
+    "trading.services.routes.pending_terms": "reads a pending replace for the trail",
+    "trading.services.routes.pending_replace_terms": "reads a pending replace's terms",
+    "trading.services.executions.fill_commission": "pure: one fill's commission",
+    "trading.services.allocations.split_commission": "pure: a commission split pro rata",
+    "trading.services.blocks.block_changed": "announces a change after commit; writes none",
+    "trading.services.breaks.trade_corrections": "reads the busts and corrections kept",
+    "trading.services.day_end.routes_to_ask": "reads the routes the sweep asks about",
+    "trading.services.day_end.routes_needing_a_person": "reads the routes left for a person",
+    "trading.services.day_end.block_day_ends_at": "reads when a block's day is over",
     "audit.services.snapshot": "reads fields for an event's before and after",
     "audit.services.audited_transaction": "the transaction the services open",
 }
@@ -75,6 +94,10 @@ AUDITED_BY_CALLER = {
     "portfolios.services.holdings.holdings_book_fill": (
         "trading.services.allocations.block_allocate",
         {"order.allocated"},
+    ),
+    "portfolios.services.holdings.holdings_reverse_fill": (
+        "trading.services.breaks.correction_apply",
+        {"allocation.reversed"},
     ),
     "trading.services.blocks.block_follow_routes": (
         "trading.services.executions.execution_apply",
@@ -124,10 +147,15 @@ class World:
     def block(self):
         return self.order("released").block
 
-    def route(self, sent: bool = False, acknowledged: bool = False):
+    def route(self, sent: bool = False, acknowledged: bool = False, broker=None, quantity=None):
         from trading.services import routes as r
 
-        route = r.route_create(actor=self.trader, block_id=self.block().pk, broker=self.broker)
+        route = r.route_create(
+            actor=self.trader,
+            block_id=self.block().pk,
+            broker=broker or self.broker,
+            quantity=None if quantity is None else Decimal(quantity),
+        )
         if sent or acknowledged:
             r.route_claim_for_sending(route.pk)
         if acknowledged:
@@ -138,6 +166,44 @@ class World:
     @property
     def broker(self):
         return self.book["broker"]
+
+    @property
+    def fix_broker(self):
+        """A broker reached over FIX: its busts and corrections come through its session."""
+        from trading.models import Broker, FixSession
+
+        if not hasattr(self, "_fix_broker"):
+            broker = Broker.objects.create(code="FIXB", name="FIX", adapter=Broker.Adapter.FIX)
+            FixSession.objects.create(
+                broker=broker, sender_comp_id="OMS", target_comp_id="FIXB", port=1
+            )
+            self._fix_broker = Broker.objects.select_related("fix_session").get(pk=broker.pk)
+        return self._fix_broker
+
+    def kept(self, route, fields: dict):
+        """A broker's message the gateway kept in the inbox, not applied: a trade bust
+        (150=H) or correction (150=G) naming one of the route's fills by ExecRefID (19)."""
+        from trading.brokers import fixmap
+        from trading.fix.codec import Message
+        from trading.models import FixInbox
+
+        self._reports += 1
+        body = {11: route.cl_ord_id, 17: f"K{self._reports}", 37: "O1", 39: "2", 54: "1"}
+        body |= {55: route.block.security.ticker} | fields
+        msg = Message("8", sorted(body.items()), begin_string="FIX.4.4", header=[(34, "7")])
+        try:
+            fixmap.report_from_execution_report(msg, broker_code="FIXB", cl_ord_id="x")
+        except fixmap.TradeCorrection as exc:
+            error = str(exc)  # what the gateway keeps it with
+        return FixInbox.objects.create(
+            session=route.broker.fix_session,
+            generation=1,
+            seq_num=self._reports,
+            msg_type="8",
+            raw=msg.encode(),
+            status=FixInbox.Status.NOT_APPLIED,
+            error=error,
+        )
 
     def report(self, route, exec_type, ord_status, last=0, cum=0):
         from trading.brokers import ExecutionReport
@@ -258,6 +324,29 @@ def _routes(name):
             route = w.route(acknowledged=True)
             r.route_cancel(actor=w.trader, route_id=route.pk)
             return lambda: r.route_cancel_send(route.pk)
+        if name == "route_cancel_by_system":
+            route = w.route(acknowledged=True)
+            return lambda: r.route_cancel_by_system(route_id=route.pk, reason="after its close")
+        if name == "route_cancel_by_system_unsent":
+            route = w.route()
+            return lambda: r.route_cancel_by_system(route_id=route.pk, reason="after its close")
+        if name == "route_replace":
+            route = w.route(acknowledged=True)
+            return lambda: r.route_replace(actor=w.trader, route_id=route.pk, quantity=Decimal(5))
+        if name == "route_replace_larger":
+            route = w.route(acknowledged=True, quantity="5")  # of a block of 10
+            return lambda: r.route_replace(actor=w.trader, route_id=route.pk, quantity=Decimal(8))
+        if name == "route_replace_send":
+            route = w.route(acknowledged=True)
+            r.route_replace(actor=w.trader, route_id=route.pk, quantity=Decimal(5))
+            return lambda: r.route_replace_send(route.pk)
+        if name == "route_ask_status":
+            route = w.route(acknowledged=True)
+            return lambda: r.route_ask_status(route.pk, reason="where does it stand?")
+        if name == "route_status_send":
+            route = w.route(acknowledged=True)
+            r.route_ask_status(route.pk, reason="where does it stand?")
+            return lambda: r.route_status_send(route.pk)
         route = w.route(sent=name == "route_mark_unconfirmed")
         if name == "route_mark_unconfirmed":
             return lambda: r.route_mark_unconfirmed(route.pk, "the connection dropped")
@@ -288,6 +377,87 @@ def _blocks(name):
             return lambda: allocations.block_allocate(block_id=block.pk)
         block = w.filled_block(partly=True)
         return lambda: blocks.block_done_for_day(actor=w.trader, block_id=block.pk)
+
+    return prepare
+
+
+def _breaks(name):
+    def prepare(w, s):
+        from trading.services import allocations, breaks
+
+        ops = w.ops
+        if name in ("correction_apply", "correction_dismiss"):
+            # a fill over FIX, allocated; then the broker busts it
+            route = w.route(acknowledged=True, broker=w.fix_broker)
+            fill = w.apply(route, "trade", "filled", last=route.quantity, cum=route.quantity)
+            allocations.block_allocate(block_id=route.block_id)
+            inbox = w.kept(route, {150: "H", 19: fill.exec_id, 32: "10", 31: "100"})
+            if name == "correction_dismiss":
+                return lambda: breaks.correction_dismiss(
+                    actor=ops, inbox_id=inbox.pk, reason="agreed by phone: it stands"
+                )
+            return lambda: breaks.correction_apply(actor=ops, inbox_id=inbox.pk)
+        if name == "correction_apply_trading":
+            # a fill on a block still trading, corrected to another price
+            route = w.route(acknowledged=True, broker=w.fix_broker)
+            fill = w.apply(route, "trade", "partially_filled", last=4, cum=4)
+            inbox = w.kept(route, {150: "G", 19: fill.exec_id, 32: "4", 31: "101"})
+            return lambda: breaks.correction_apply(actor=ops, inbox_id=inbox.pk)
+        # ACC1 holds 600 AAA, 100 BBB, 500 EEE and 20,000 USD; the custodian says 90 BBB
+        text = "account,security,currency,quantity\nACC1,AAA,,600\nACC1,BBB,,90\n"
+        text += "ACC1,EEE,,500\nACC1,,USD,20000\n"
+        day = timezone.now().date()
+
+        def statement():
+            return breaks.statement_import(actor=ops, text=text, source="Custodian", as_of=day)
+
+        if name == "statement_import":
+            return statement
+        brk = statement().breaks.get()
+        resolve = name == "statement_break_resolve"
+        return lambda: breaks.statement_break_resolve(
+            actor=ops, break_id=brk.pk, note="10 lent out: the custodian agrees", resolve=resolve
+        )
+
+    return prepare
+
+
+def _day_end(name):
+    def prepare(w, s):
+        from trading.models import Route
+        from trading.services import day_end
+        from trading.services import routes as r
+
+        if name == "routes_sweep_status":
+            s.OMS_ROUTE_PENDING_SECONDS = 0
+            overdue, silent = w.route(acknowledged=True), w.route(acknowledged=True)
+            # the close has passed (as if the clock had moved on) ...
+            Route.objects.filter(pk__in=[overdue.pk, silent.pk]).update(
+                ends_at=timezone.now() - timedelta(minutes=5)
+            )
+            # ... and one of them was asked since, and its broker still works it
+            r.route_ask_status(overdue.pk, reason="at the close")
+            return lambda: day_end.routes_sweep_status()
+        if name == "blocks_close_day":
+            block = w.block()
+            later = day_end.block_day_ends_at(block) + timedelta(seconds=1)
+            return lambda: day_end.blocks_close_day(now=later)
+        if name == "block_end_day":  # nothing filled: its orders expire
+            block = w.block()
+            return lambda: day_end.block_end_day(block_id=block.pk, now=timezone.now())
+        if name == "block_end_day_filled":  # partly filled: allocated with what filled
+            block = w.filled_block(partly=True)
+            return lambda: day_end.block_end_day(block_id=block.pk, now=timezone.now())
+        if name == "route_ask_again":
+            route = w.route(acknowledged=True)
+            for _ in range(3):
+                r.route_ask_status(route.pk, reason="order status sweep")
+            return lambda: day_end.route_ask_again(actor=w.trader, route_id=route.pk)
+        route = w.route(sent=True)
+        r.route_mark_unconfirmed(route.pk, "the connection dropped")
+        return lambda: day_end.route_close_by_hand(
+            actor=w.trader, route_id=route.pk, status="cancelled", reason="J. Smith, by phone"
+        )
 
     return prepare
 
@@ -339,6 +509,22 @@ CALLS = {
     "trading.services.routes.route_cancel_send": call(
         _routes("route_cancel_send"), "execution.canceled"
     ),
+    "trading.services.routes.route_cancel_by_system": call(
+        _routes("route_cancel_by_system"), "route.cancel_requested"
+    ),
+    "trading.services.routes.route_replace": call(
+        _routes("route_replace"), "route.replace_requested"
+    ),
+    "trading.services.routes.route_replace_send": call(
+        _routes("route_replace_send"), "execution.replaced", "execution.trade"
+    ),
+    "trading.services.routes.route_ask_status": call(
+        _routes("route_ask_status"), "route.status_requested"
+    ),
+    # The simulated broker answers within the call (and fills on a marketable order).
+    "trading.services.routes.route_status_send": call(
+        _routes("route_status_send"), "execution.order_status", "execution.trade"
+    ),
     "trading.services.executions.execution_apply": call(
         _executions("execution_apply"), "execution.trade", "block.updated", "order.status"
     ),
@@ -350,6 +536,37 @@ CALLS = {
     ),
     "trading.services.blocks.block_done_for_day": call(
         _blocks("block_done_for_day"), "block.done_for_day"
+    ),
+    "trading.services.breaks.correction_apply": call(
+        _breaks("correction_apply"),
+        "execution.busted",
+        "block.corrected",
+        "allocation.reversed",
+        "order.reallocated",
+    ),
+    "trading.services.breaks.correction_dismiss": call(
+        _breaks("correction_dismiss"), "fix_message.dismissed"
+    ),
+    "trading.services.breaks.statement_import": call(
+        _breaks("statement_import"), "statement.imported"
+    ),
+    "trading.services.breaks.statement_break_resolve": call(
+        _breaks("statement_break_resolve"), "statement_break.resolved"
+    ),
+    "trading.services.day_end.routes_sweep_status": call(
+        _day_end("routes_sweep_status"), "route.cancel_requested", "route.status_requested"
+    ),
+    "trading.services.day_end.blocks_close_day": call(
+        _day_end("blocks_close_day"), "block.day_ended", "order.expired"
+    ),
+    "trading.services.day_end.block_end_day": call(
+        _day_end("block_end_day"), "block.day_ended", "order.expired"
+    ),
+    "trading.services.day_end.route_ask_again": call(
+        _day_end("route_ask_again"), "route.status_requested"
+    ),
+    "trading.services.day_end.route_close_by_hand": call(
+        _day_end("route_close_by_hand"), "route.closed_by_hand", "block.updated", "order.status"
     ),
     "orchestration.services.rebalance_run_create": call(
         _runs("rebalance_run_create"),
@@ -377,6 +594,26 @@ EXTRA_CALLS = {
         "trading.services.routes.route_cancel",
         call(_routes("route_cancel_unsent"), "route.cancelled", "block.updated"),
     ),
+    "route_cancel_by_system before it is sent": (
+        "trading.services.routes.route_cancel_by_system",
+        call(_routes("route_cancel_by_system_unsent"), "route.cancelled", "block.updated"),
+    ),
+    "route_replace to a larger quantity holds more of the block": (
+        "trading.services.routes.route_replace",
+        call(_routes("route_replace_larger"), "route.replace_requested", "block.routed"),
+    ),
+    "correction_apply on a block still trading": (
+        "trading.services.breaks.correction_apply",
+        call(_breaks("correction_apply_trading"), "execution.corrected", "block.updated"),
+    ),
+    "statement_break_resolve annotating a break": (
+        "trading.services.breaks.statement_break_resolve",
+        call(_breaks("statement_break_annotate"), "statement_break.annotated"),
+    ),
+    "block_end_day of a block partly filled": (
+        "trading.services.day_end.block_end_day",
+        call(_day_end("block_end_day_filled"), "block.day_ended"),
+    ),
 }
 
 
@@ -393,18 +630,24 @@ def test_every_service_is_listed():
         assert kinds <= CALLS[caller].emits
 
 
+def _service_transaction(floor: int):
+    """The outermost transaction opened below the test's own (the service's), or None."""
+    blocks = connection.atomic_blocks
+    return blocks[floor] if len(blocks) > floor else None
+
+
 @pytest.fixture
 def spied(monkeypatch):
-    """Each audit_record call, with whether it ran inside a transaction opened below the
-    test's own (the service's)."""
+    """Each audit_record call, with the transaction opened below the test's own (the
+    service's) that it ran in, None outside one."""
     import audit.services
 
-    seen: list[tuple[str, bool]] = []
+    seen: list[tuple[str, object]] = []
     real = audit.services.audit_record
     floor: list[int] = [len(connection.atomic_blocks)]
 
     def spy(**kwargs):
-        seen.append((kwargs["kind"], len(connection.atomic_blocks) > floor[0]))
+        seen.append((kwargs["kind"], _service_transaction(floor[0])))
         return real(**kwargs)
 
     for module in services_modules():
@@ -413,16 +656,33 @@ def spied(monkeypatch):
     return seen, floor
 
 
+_WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
 def _run(target: Call, personas, book, settings, spied, monkeypatch) -> set[str]:
     seen, floor = spied
     invoke = target.prepare(World(personas, book), settings)
     seen.clear()
+    writes: list[tuple[str, object]] = []
+
+    def watch(execute, sql, params, many, context):
+        if sql.lstrip()[:6].upper() in _WRITES:
+            writes.append((" ".join(sql.split()[:3]), _service_transaction(floor[0])))
+        return execute(sql, params, many, context)
+
     before = AuditEvent.objects.count()
     floor[0] = len(connection.atomic_blocks)
-    invoke()
+    with connection.execute_wrapper(watch):
+        invoke()
     kinds = {kind for kind, _ in seen}
-    assert all(inside for _, inside in seen), f"recorded outside the service's transaction: {seen}"
+    loose = [kind for kind, t in seen if t is None]
+    assert not loose, f"recorded outside the service's transaction: {loose}"
     assert AuditEvent.objects.count() - before == len(seen)  # each call appended one event
+    outside = [sql for sql, t in writes if t is None]
+    assert not outside, f"written outside a transaction of the service's: {outside}"
+    recorded = [t for _, t in seen]
+    unrecorded = [sql for sql, t in writes if not any(t is r for r in recorded)]
+    assert not unrecorded, f"written in a transaction that recorded no event: {unrecorded}"
     return kinds
 
 

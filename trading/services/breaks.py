@@ -220,8 +220,19 @@ def _reallocate(block: Block, actor) -> None:
         order.average_price = block.average_price if quantity else None
         order.save(update_fields=["filled_quantity", "average_price", "updated_at"])
         if quantity == 0:
+            # nothing of the corrected fills is left for this account: its
+            # allocation goes, and the trail says so
             if allocation is not None:
                 allocation.delete()
+            after = snapshot(order, Order.AUDIT_FIELDS)
+            if after != before:
+                audit_record(
+                    actor=actor,
+                    kind="order.reallocated",
+                    obj=order,
+                    before=before | {"allocation": allocation.quantity if allocation else None},
+                    after=after | {"allocation": None},
+                )
             continue
         gross = round_price(quantity * block.average_price * security.multiplier)
         commission = commissions[order.pk]

@@ -230,8 +230,9 @@ def block_end_day(*, block_id: int, now: datetime) -> bool:
 def route_ask_again(*, actor, route_id: int) -> bool:
     """A person asks the broker once more (the count starts again)."""
     require(actor, Action.BLOCK_ROUTE)
-    Route.objects.filter(pk=route_id).update(status_requests=0)
-    return route_services.route_ask_status(route_id, reason=f"asked again by {actor}")
+    return route_services.route_ask_status(
+        route_id, reason=f"asked again by {actor}", actor=actor, again=True
+    )
 
 
 def route_close_by_hand(*, actor, route_id: int, status: str, reason: str) -> Route:

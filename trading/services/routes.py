@@ -716,12 +716,14 @@ def route_replace_send(route_id: int) -> None:
 # --- Asking the broker where an order stands -----------------------------------------
 
 
-def route_ask_status(route_id: int, *, reason: str) -> bool:
+def route_ask_status(route_id: int, *, reason: str, actor=None, again: bool = False) -> bool:
     """Ask the route's broker for the order's status (OrderStatusRequest); its
     answer settles the route through the execution services. Counted on the
-    route, so that one the broker never answers is listed for a person. For a
-    FIX broker the request is written to the outbox here; for the others the
-    worker sends it after commit. False when the route needs no asking."""
+    route, so that one the broker never answers is listed for a person; a person
+    who asks ``again`` starts the count afresh (recorded as theirs, in the same
+    transaction). For a FIX broker the request is written to the outbox here; for
+    the others the worker sends it after commit. False when the route needs no
+    asking (it has ended: then nothing changes)."""
     with audited_transaction():
         route = (
             Route.objects.select_for_update(of=("self",))
@@ -730,14 +732,16 @@ def route_ask_status(route_id: int, *, reason: str) -> bool:
         )
         if route.status in Route.TERMINAL_STATES:
             return False
+        before = {"status": route.status, "requests": route.status_requests}
         route.status_requested_at = timezone.now()
-        route.status_requests += 1
+        route.status_requests = 1 if again else route.status_requests + 1
         route.save(update_fields=["status_requested_at", "status_requests"])
         audit_record(
-            actor=None,
-            actor_name="system",
+            actor=actor,
+            actor_name=None if actor is not None else "system",
             kind="route.status_requested",
             obj=route,
+            before=before,
             after={"status": route.status, "requests": route.status_requests},
             reason=reason,
         )
