@@ -532,7 +532,7 @@ def block_route(request: HttpRequest, pk: int) -> HttpResponse:
                 broker=form.cleaned_data["broker"],
                 quantity=form.cleaned_data["quantity"],
             )
-        except ValidationError as error:
+        except REFUSED as error:
             errors = refusal_messages(error)
         else:
             text = (

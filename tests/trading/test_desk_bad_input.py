@@ -131,3 +131,48 @@ def test_the_amend_ticket_gets_form_errors_as_json_naming_the_field(
     assert "Limit price: Must be less than 1,000,000,000." in response.json()["errors"]
     route.refresh_from_db()
     assert (route.status, route.quantity) == ("partially_filled", Decimal(12))
+
+
+def _trader_api(trader):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=trader)[0].key}")
+    return api
+
+
+def test_a_step_the_route_or_block_state_does_not_allow_is_a_409_in_words(
+    pm, trader, book, client, eager_celery, django_capture_on_commit_callbacks
+):
+    """docs/api.md: 409 when the object's state does not allow it."""
+    route = _resting_route(pm, trader, book, django_capture_on_commit_callbacks)
+    execution_services.execution_apply(_report(route, "F1", "trade", "partially_filled", 4, 4))
+    api = _trader_api(trader)
+    with django_capture_on_commit_callbacks(execute=False):
+        assert (
+            api.post(f"/api/v1/routes/{route.pk}/replace/", {"quantity": "14"}).status_code == 200
+        )
+    cancel = api.post(f"/api/v1/routes/{route.pk}/cancel/", {"reason": "too late"})
+    assert cancel.status_code == 409
+    assert "has a replace waiting for SIM's answer" in cancel.data["detail"]
+
+    # the broker rejects the replace; the trader cancels the rest and ends the day
+    execution_services.execution_apply(
+        _report(route, "RJ1", "cancel_reject", "partially_filled", 0, 4, text="no")
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.post(f"/api/v1/routes/{route.pk}/cancel/").status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.post(f"/api/v1/blocks/{route.block_id}/done-for-day/").status_code == 200
+    again = api.post(f"/api/v1/blocks/{route.block_id}/route/", {"broker": "SIM"})
+    assert again.status_code == 409
+    assert again.data == {"detail": f"Block #{route.block_id} is allocated: it cannot be routed."}
+    client.force_login(trader)
+    page = client.post(
+        reverse("trading:block-route", args=[route.block_id]),
+        {"broker": book["broker"].pk},
+        HTTP_ACCEPT="application/json",
+    )
+    assert page.status_code == 422
+    assert page.json()["errors"] == [f"Block #{route.block_id} is allocated: it cannot be routed."]
