@@ -13,6 +13,7 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from trading.models import FixInbox, Statement, StatementBreak
 from trading.services import executions as execution_services
+from trading.services import routes as route_services
 
 from .test_breaks import _kept, allocated  # noqa: F401  (the fixture)
 from .test_route_replace import _report, _resting_route
@@ -176,3 +177,60 @@ def test_a_step_the_route_or_block_state_does_not_allow_is_a_409_in_words(
     )
     assert page.status_code == 422
     assert page.json()["errors"] == [f"Block #{route.block_id} is allocated: it cannot be routed."]
+
+
+def test_a_replace_of_the_time_in_force_moves_the_end_of_the_route(
+    pm, trader, book, eager_celery, django_capture_on_commit_callbacks
+):
+    """A day route amended to good-till-date ends at its date, not at today's close
+    (the sweep and the close go by `ends_at`); good till cancel never ends."""
+    from datetime import UTC, datetime
+
+    from trading.models import Route
+
+    route = _resting_route(pm, trader, book, django_capture_on_commit_callbacks)
+    today_close = route.ends_at
+    assert today_close is not None
+    expire = datetime(2099, 12, 31, 21, 0, tzinfo=UTC)
+    with django_capture_on_commit_callbacks(execute=True):
+        route_services.route_replace(
+            actor=trader, route_id=route.pk, time_in_force="gtd", expire_at=expire
+        )
+    route.refresh_from_db()
+    assert (route.status, route.time_in_force) == (Route.Status.NEW, "gtd")
+    assert route.ends_at == expire
+    with django_capture_on_commit_callbacks(execute=True):
+        route_services.route_replace(actor=trader, route_id=route.pk, time_in_force="gtc")
+    route.refresh_from_db()
+    assert (route.time_in_force, route.expire_at, route.ends_at) == ("gtc", None, None)
+    with django_capture_on_commit_callbacks(execute=True):
+        route_services.route_replace(actor=trader, route_id=route.pk, time_in_force="day")
+    route.refresh_from_db()
+    assert route.time_in_force == "day" and route.ends_at == today_close
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({32: "50", 31: "1e17"}, "price (100000000000000000) is beyond any the OMS books"),
+        ({32: "1e30", 31: "10"}, "quantity (1000000000000000000000000000000) or price (10)"),
+        ({32: "lots", 31: "10"}, "quantity (LastQty) or price (LastPx) is not a number"),
+    ],
+)
+def test_a_correction_with_figures_the_books_cannot_hold_is_refused(
+    allocated,  # noqa: F811
+    ops,
+    client,
+    fields,
+    message,
+):
+    client.raise_request_exception = False
+    client.force_login(ops)
+    inbox = _kept(allocated, {150: "G", 19: "F1", **fields})
+    page = client.post(reverse("trading:correction", args=[inbox.pk]), {"action": "apply"})
+    assert page.status_code == 302
+    said = " ".join(
+        str(m) for m in client.get(reverse("trading:reconciliation")).context["messages"]
+    )
+    assert message in said, said
+    assert FixInbox.objects.get(pk=inbox.pk).status == FixInbox.Status.NOT_APPLIED

@@ -26,7 +26,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from audit.services import audit_record, audited_transaction, snapshot
-from oms.numbers import ZERO
+from oms.numbers import MAX_PRICE, MAX_QUANTITY, ZERO
 from oms.numbers import price as round_price
 from oms.numbers import qty as round_qty
 from oms.roles import Action, require
@@ -70,6 +70,11 @@ def _message(inbox: FixInbox) -> Message:
     from trading.fix.codec import decode
 
     return decode(bytes(inbox.raw))
+
+
+def _plain(value: Decimal) -> str:
+    """A figure as a person writes it (100000000000000000, not 1E+17)."""
+    return f"{value:f}"
 
 
 def _is_bust(msg: Message) -> bool:
@@ -118,12 +123,19 @@ def correction_apply(*, actor, inbox_id: int) -> Execution:
             new_qty, new_price = ZERO, original.last_price
         else:
             try:
-                new_qty = round_qty(Decimal(msg.get(32) or "0"))
-                new_price = round_price(Decimal(msg.get(31) or "0"))
+                new_qty, new_price = Decimal(msg.get(32) or "0"), Decimal(msg.get(31) or "0")
             except InvalidOperation:
+                new_qty = new_price = Decimal("NaN")
+            if not (new_qty.is_finite() and new_price.is_finite()):
                 raise ValidationError(
-                    "The correction's LastQty or LastPx is not a number."
-                ) from None
+                    "The correction's quantity (LastQty) or price (LastPx) is not a number."
+                )
+            if new_qty >= MAX_QUANTITY or new_price >= MAX_PRICE:
+                raise ValidationError(
+                    f"The correction's quantity ({_plain(new_qty)}) or price "
+                    f"({_plain(new_price)}) is beyond any the OMS books: dismiss it, with why."
+                )
+            new_qty, new_price = round_qty(new_qty), round_price(new_price)
             if new_qty <= 0 or new_price <= 0:
                 raise ValidationError("A correction needs a positive quantity and price.")
         delta_qty = new_qty - original.last_quantity
