@@ -234,3 +234,24 @@ def test_a_correction_with_figures_the_books_cannot_hold_is_refused(
     )
     assert message in said, said
     assert FixInbox.objects.get(pk=inbox.pk).status == FixInbox.Status.NOT_APPLIED
+
+
+def test_a_second_cancel_says_the_first_is_waiting_for_the_broker(
+    pm, trader, book, client, eager_celery, django_capture_on_commit_callbacks
+):
+    route = _resting_route(pm, trader, book, django_capture_on_commit_callbacks)
+    api = _trader_api(trader)
+    url = f"/api/v1/routes/{route.pk}/cancel/"
+    with django_capture_on_commit_callbacks(execute=False):  # the broker answers later
+        assert api.post(url, {"reason": "market moved"}).status_code == 200
+    again = api.post(url, {"reason": "market moved"})
+    assert again.status_code == 409
+    assert again.data["detail"] == (
+        f"Route {route.cl_ord_id} is pending cancel: its cancel is waiting for SIM's answer "
+        "already."
+    )
+    client.force_login(trader)
+    page = client.post(reverse("trading:route-cancel", args=[route.pk]), follow=True)
+    assert [str(m) for m in page.context["messages"]] == [again.data["detail"]]
+    events = AuditEvent.objects.filter(kind="route.cancel_requested", object_id=str(route.pk))
+    assert list(events.values_list("reason", flat=True)) == ["market moved"]

@@ -300,7 +300,11 @@ def _request_cancel(*, route_id: int, actor, actor_name: str | None, reason: str
                 route.status,
                 Route.Status.PENDING_CANCEL,
                 f"Route {route.cl_ord_id} is {route.get_status_display().lower()}: "
-                "there is nothing to cancel.",
+                + (
+                    f"its cancel is waiting for {route.broker}'s answer already."
+                    if route.status == Route.Status.PENDING_CANCEL
+                    else "there is nothing to cancel."
+                ),
             )
         route.status_before_pending = route.status
         move(route, Route.Status.PENDING_CANCEL)
