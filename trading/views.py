@@ -32,7 +32,7 @@ from portfolios.selectors import portfolios_for_action
 from . import selectors
 from .filters import BlockFilter, OrderFilter
 from .forms import OrderForm, RouteForm, RouteReplaceForm
-from .models import Block, Broker, Order, Route, TimeInForce
+from .models import Block, Broker, FixInbox, Order, Route, StatementBreak, TimeInForce
 from .services import blocks as block_services
 from .services import breaks as break_services
 from .services import day_end
@@ -73,8 +73,6 @@ def reconciliation(request: HttpRequest) -> HttpResponse:
 
 def reconciliation_context(request: HttpRequest) -> dict:
     """The breaks sections: busts and corrections from brokers, statement breaks."""
-    from .models import StatementBreak
-
     breaks = StatementBreak.objects.select_related("portfolio", "security", "statement").filter(
         status=StatementBreak.Status.OPEN
     )
@@ -91,6 +89,7 @@ def reconciliation_context(request: HttpRequest) -> dict:
 @action_required(Action.BREAK_RESOLVE)
 def correction_resolve(request: HttpRequest, pk: int) -> HttpResponse:
     """Apply a broker's bust or correction, or dismiss it with a reason."""
+    get_object_or_404(FixInbox, pk=pk)
     if request.POST.get("action") == "apply":
         service_step(
             request,
@@ -108,13 +107,27 @@ def correction_resolve(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("trading:reconciliation")
 
 
+def _statement_date(text: str):
+    """The statement's date as typed (YYYY-MM-DD); today when left blank."""
+    text = text.strip()
+    if not text:
+        return timezone.now().date()
+    try:
+        as_of = parse_date(text)
+    except ValueError:  # well formed, but no such day (2026-02-30)
+        as_of = None
+    if as_of is None:
+        raise ValidationError({"as_of": [f"{text} is not a date (YYYY-MM-DD)."]})
+    return as_of
+
+
 @require_POST
 @action_required(Action.BREAK_RESOLVE)
 def statement_upload(request: HttpRequest) -> HttpResponse:
     """Import a custodian's or broker's statement (CSV) and list its differences."""
     upload = request.FILES.get("file")
-    as_of = parse_date(request.POST.get("as_of", "") or "") or timezone.now().date()
     try:
+        as_of = _statement_date(request.POST.get("as_of", ""))
         if upload is None:
             raise ValidationError({"file": ["Choose a CSV file."]})
         try:
@@ -146,6 +159,7 @@ def statement_upload(request: HttpRequest) -> HttpResponse:
 @require_POST
 @action_required(Action.BREAK_RESOLVE)
 def statement_break_resolve(request: HttpRequest, pk: int) -> HttpResponse:
+    get_object_or_404(StatementBreak, pk=pk)
     resolve = request.POST.get("action") == "resolve"
     service_step(
         request,
@@ -425,9 +439,16 @@ def route_replace(request: HttpRequest, pk: int) -> HttpResponse:
     route = get_object_or_404(Route.objects.select_related("block"), pk=pk)
     form = RouteReplaceForm(request.POST)
     if not form.is_valid():
-        for errors in form.errors.values():
-            for error in errors:
-                messages.error(request, error)
+        # each message names its field: the amend ticket shows them in one line
+        said = [
+            f"{form[name].label}: {error}" if name in form.fields else error
+            for name, errors in form.errors.items()
+            for error in errors
+        ]
+        if _wants_json(request):
+            return JsonResponse({"ok": False, "errors": said}, status=422)
+        for error in said:
+            messages.error(request, error)
         return redirect("trading:block-detail", pk=route.block_id)
     terms = form.changed_terms(route)
     error_text = ""
@@ -511,7 +532,7 @@ def block_route(request: HttpRequest, pk: int) -> HttpResponse:
                 broker=form.cleaned_data["broker"],
                 quantity=form.cleaned_data["quantity"],
             )
-        except ValidationError as error:
+        except REFUSED as error:
             errors = refusal_messages(error)
         else:
             text = (

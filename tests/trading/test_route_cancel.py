@@ -107,7 +107,7 @@ def test_cancel_through_the_api(pm, trader, book, eager_celery, django_capture_o
     assert response.status_code == 200, response.content
     assert response.data["status"] == "pending_cancel"
     again = api.post(url, {}, format="json")
-    assert again.status_code == 409 and "nothing to cancel" in str(again.data)
+    assert again.status_code == 409 and "waiting for SIM's answer already" in str(again.data)
 
 
 def test_cancel_button_on_the_block_page(pm, trader, book, client, eager_celery):

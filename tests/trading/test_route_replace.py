@@ -239,7 +239,7 @@ def test_nothing_to_amend_a_done_route_and_only_traders(
         route_services.route_replace(actor=trader, route_id=route.pk, quantity=Decimal(14))
     with pytest.raises(TransitionError, match="cannot be amended now"):
         route_services.route_replace(actor=trader, route_id=route.pk, quantity=Decimal(15))
-    with pytest.raises(ValidationError, match="replace waiting"):
+    with pytest.raises(TransitionError, match="replace waiting"):
         route_services.route_cancel(actor=trader, route_id=route.pk)
 
 

@@ -138,7 +138,7 @@ def machine(world):
                     broker=world["broker"],
                     quantity=Decimal(quantity),
                 )
-            except ValidationError:
+            except (ValidationError, TransitionError):  # terms, or a block that has ended
                 return None
             route_services.route_claim_for_sending(route.pk)
             self.broker_book[route.pk] = AtBroker(quantity=Decimal(quantity))

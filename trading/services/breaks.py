@@ -26,7 +26,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from audit.services import audit_record, audited_transaction, snapshot
-from oms.numbers import ZERO
+from oms.numbers import MAX_PRICE, MAX_QUANTITY, ZERO
 from oms.numbers import price as round_price
 from oms.numbers import qty as round_qty
 from oms.roles import Action, require
@@ -72,8 +72,26 @@ def _message(inbox: FixInbox) -> Message:
     return decode(bytes(inbox.raw))
 
 
+def _plain(value: Decimal) -> str:
+    """A figure as a person writes it (100000000000000000, not 1E+17)."""
+    return f"{value:f}"
+
+
 def _is_bust(msg: Message) -> bool:
     return msg.get(150) == "H" or msg.get(20) == "1"
+
+
+def _check_unresolved(inbox: FixInbox) -> None:
+    """Refuse, in words, a message that a person (or the gateway) has settled already."""
+    if inbox.status == FixInbox.Status.NOT_APPLIED:
+        return
+    said = {
+        FixInbox.Status.APPLIED: f"was applied already ({inbox.resolution or 'by the gateway'})",
+        FixInbox.Status.DISMISSED: f"was dismissed already ({inbox.resolution})",
+    }.get(inbox.status, "is not waiting for a person")
+    raise ValidationError(
+        f"Message {inbox.seq_num} from {inbox.session.broker.code} {said}: nothing to do."
+    )
 
 
 def correction_apply(*, actor, inbox_id: int) -> Execution:
@@ -84,8 +102,7 @@ def correction_apply(*, actor, inbox_id: int) -> Execution:
         inbox = (
             FixInbox.objects.select_for_update().select_related("session__broker").get(pk=inbox_id)
         )
-        if inbox.status != FixInbox.Status.NOT_APPLIED:
-            raise ValidationError(f"Message {inbox} is {inbox.get_status_display().lower()}.")
+        _check_unresolved(inbox)
         msg = _message(inbox)
         ref = msg.get(19) or ""
         candidates = fixmap.cl_ord_id_candidates(msg)
@@ -106,12 +123,19 @@ def correction_apply(*, actor, inbox_id: int) -> Execution:
             new_qty, new_price = ZERO, original.last_price
         else:
             try:
-                new_qty = round_qty(Decimal(msg.get(32) or "0"))
-                new_price = round_price(Decimal(msg.get(31) or "0"))
+                new_qty, new_price = Decimal(msg.get(32) or "0"), Decimal(msg.get(31) or "0")
             except InvalidOperation:
+                new_qty = new_price = Decimal("NaN")
+            if not (new_qty.is_finite() and new_price.is_finite()):
                 raise ValidationError(
-                    "The correction's LastQty or LastPx is not a number."
-                ) from None
+                    "The correction's quantity (LastQty) or price (LastPx) is not a number."
+                )
+            if new_qty >= MAX_QUANTITY or new_price >= MAX_PRICE:
+                raise ValidationError(
+                    f"The correction's quantity ({_plain(new_qty)}) or price "
+                    f"({_plain(new_price)}) is beyond any the OMS books: dismiss it, with why."
+                )
+            new_qty, new_price = round_qty(new_qty), round_price(new_price)
             if new_qty <= 0 or new_price <= 0:
                 raise ValidationError("A correction needs a positive quantity and price.")
         delta_qty = new_qty - original.last_quantity
@@ -273,7 +297,12 @@ def correction_dismiss(*, actor, inbox_id: int, reason: str) -> FixInbox:
     if not reason.strip():
         raise ValidationError({"reason": ["Say why it is dismissed."]})
     with audited_transaction():
-        inbox = FixInbox.objects.select_for_update().get(pk=inbox_id)
+        inbox = (
+            FixInbox.objects.select_for_update(of=("self",))
+            .select_related("session__broker")
+            .get(pk=inbox_id)
+        )
+        _check_unresolved(inbox)
         before = {"status": inbox.status}
         move(inbox, FixInbox.Status.DISMISSED)
         inbox.resolved_by = actor
@@ -295,27 +324,69 @@ def correction_dismiss(*, actor, inbox_id: int, reason: str) -> FixInbox:
 COLUMNS = ("account", "security", "currency", "quantity")
 
 
+#: A statement's figure must fit the break's columns (numeric(24, 6)).
+_STATEMENT_LIMIT = Decimal(10) ** 18
+
+
+def _statement_quantity(text: str | None) -> tuple[Decimal, str]:
+    """A statement's quantity, or why it is not one (a number that is not, or too large)."""
+    raw = (text or "").replace(",", "").strip()
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        return ZERO, f"quantity {text!r} is not a number"
+    if not value.is_finite():
+        return ZERO, f"quantity {text!r} is not a number"
+    if abs(value) >= _STATEMENT_LIMIT:
+        return ZERO, f"quantity {raw} is too large (at most 18 digits before the point)"
+    return round_qty(value), ""
+
+
 def _parse_statement(
     text: str,
 ) -> tuple[list[tuple[Portfolio, Security | None, str, Decimal]], list[str]]:
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in ("account", "quantity") if c not in (reader.fieldnames or [])]
-    if missing or not {"security", "currency"} & set(reader.fieldnames or []):
+    reader = csv.reader(io.StringIO(text))
+    numbered = []  # (line number as the file counts it, fields), blank lines left out
+    try:
+        for record in reader:
+            if any(field.strip() for field in record):
+                numbered.append((reader.line_num, record))
+    except csv.Error:
+        return [], [
+            f"line {reader.line_num} cannot be read as CSV "
+            "(a field far too long, or a quote that is never closed)."
+        ]
+    header = [name.strip().lower() for name in numbered[0][1]] if numbered else []
+    missing = [c for c in ("account", "quantity") if c not in header]
+    if missing or not {"security", "currency"} & set(header):
         return [], [
             "The header must name account, security (or currency) and quantity; it has "
-            f"{', '.join(reader.fieldnames or []) or 'nothing'}."
+            f"{', '.join(header) or 'nothing'}."
         ]
-    rows = list(reader)
-    accounts = {
-        p.code: p for p in Portfolio.objects.filter(code__in={r.get("account", "") for r in rows})
-    }
-    tickers = {r.get("security", "").strip() for r in rows} - {""}
-    securities = {s.ticker: s for s in Security.objects.filter(ticker__in=tickers)}
+    numbered = numbered[1:]
     lines, errors, seen = [], [], set()
-    for n, row in enumerate(rows, start=2):  # line 1 is the header
-        code = (row.get("account") or "").strip()
-        ticker = (row.get("security") or "").strip()
-        currency = (row.get("currency") or "").strip().upper()
+    parsed = []
+    for n, record in numbered:
+        if len(record) != len(header):
+            fields = f"{len(record)} field{'' if len(record) == 1 else 's'}"
+            errors.append(
+                f"line {n}: it has {fields}, the header {len(header)}"
+                + (" (a number with an unquoted comma?)" if len(record) > len(header) else "")
+            )
+            continue
+        parsed.append(
+            (n, {name: value.strip() for name, value in zip(header, record, strict=True)})
+        )
+    accounts = {
+        p.code: p
+        for p in Portfolio.objects.filter(code__in={row.get("account", "") for _, row in parsed})
+    }
+    tickers = {row.get("security", "") for _, row in parsed} - {""}
+    securities = {s.ticker: s for s in Security.objects.filter(ticker__in=tickers)}
+    for n, row in parsed:
+        code = row.get("account", "")
+        ticker = row.get("security", "")
+        currency = row.get("currency", "").upper()
         problems = []
         portfolio = accounts.get(code)
         if portfolio is None:
@@ -327,13 +398,9 @@ def _parse_statement(
             problems.append(f"no security {ticker!r}")
         if currency and (len(currency) != 3 or not currency.isalpha()):
             problems.append(f"{currency!r} is not a currency code")
-        try:
-            quantity = round_qty(Decimal((row.get("quantity") or "").replace(",", "").strip()))
-            if not quantity.is_finite():
-                raise InvalidOperation
-        except (InvalidOperation, ValueError):
-            problems.append(f"quantity {row.get('quantity')!r} is not a number")
-            quantity = ZERO
+        quantity, problem = _statement_quantity(row.get("quantity"))
+        if problem:
+            problems.append(problem)
         key = (code, ticker, currency)
         if key in seen:
             problems.append("the same account and holding twice")
@@ -342,7 +409,7 @@ def _parse_statement(
             errors.append(f"line {n}: " + "; ".join(problems))
         else:
             lines.append((portfolio, security, currency, quantity))
-    if not rows:
+    if not numbered:
         errors.append("The file has no lines after its header.")
     return lines, errors
 
@@ -431,5 +498,6 @@ def statement_break_resolve(*, actor, break_id: int, note: str, resolve: bool) -
             obj=brk,
             before=before,
             after={"status": brk.status, "note": brk.note},
+            reason=brk.note,
         )
     return brk

@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from audit.services import audit_record, audited_transaction, snapshot
 from oms.roles import Action, require
-from oms.state import move
+from oms.state import TransitionError, move
 from oms.tasking import enqueue
 from trading import locks
 from trading.models import Block, FixOutbox, Order, Route
@@ -109,7 +109,7 @@ def routes_sweep_status(*, now: datetime | None = None, limit: int = 500) -> Swe
                 route_id=route_id, reason="still working after its close: what is left comes back"
             )
             cancelled += 1
-        except ValidationError as exc:
+        except (ValidationError, TransitionError) as exc:
             log.warning("route %s not cancelled at the close: %s", route_id, exc)
     for route_id in list(routes_to_ask(now).values_list("pk", flat=True)[:limit]):
         reason = "order status sweep"

@@ -13,6 +13,7 @@ import time
 from decimal import Decimal
 
 from django.db import IntegrityError, OperationalError
+from django.utils import timezone
 
 from audit.services import audit_record, audited_transaction, snapshot
 from oms.numbers import ZERO, money
@@ -21,7 +22,9 @@ from oms.numbers import qty as round_qty
 from trading import locks
 from trading.brokers import ExecutionReport
 from trading.models import Block, Execution, Route
+from trading.selectors import exchange_of
 
+from . import trading_day
 from .blocks import block_follow_routes
 
 log = logging.getLogger(__name__)
@@ -110,6 +113,22 @@ def _clear_pending(route: Route, fields: set) -> None:
     fields.update(_PENDING_FIELDS)
 
 
+def _end_anew(route: Route, fields: set) -> None:
+    """A replace changed the route's time in force or date: it ends when its new
+    terms say (the sweep and the close go by ``ends_at``), from today's session."""
+    try:
+        route.ends_at = trading_day.order_ends_at(
+            time_in_force=route.time_in_force,
+            entered_at=timezone.now(),
+            mic=exchange_of(route.block.security),
+            expire_at=route.expire_at,
+        )
+    except trading_day.UnknownExchange:
+        log.error("route %s: no calendar to end it by; its end is kept", route.cl_ord_id)
+        return
+    fields.add("ends_at")
+
+
 def _apply_replace(route: Route, execution: Execution, report, fields: set) -> None:
     """The broker accepted the pending replace: its terms are the route's now,
     and the order goes by the request's ClOrdID from here on."""
@@ -120,9 +139,12 @@ def _apply_replace(route: Route, execution: Execution, report, fields: set) -> N
         route.quantity = round_qty(quantity)
     route.limit_price = route.pending_limit_price
     route.stop_price = route.pending_stop_price
+    lifetime = (route.time_in_force, route.expire_at)
     if route.pending_time_in_force:
         route.time_in_force = route.pending_time_in_force
     route.expire_at = route.pending_expire_at
+    if (route.time_in_force, route.expire_at) != lifetime:
+        _end_anew(route, fields)
     route.working_cl_ord_id = route.pending_cl_ord_id
     fields.update(
         {"quantity", "limit_price", "stop_price", "time_in_force", "expire_at", "working_cl_ord_id"}

@@ -113,8 +113,11 @@ def route_create(*, actor, block_id: int, broker: Broker, quantity: Decimal | No
     with audited_transaction():
         block = locks.lock_block(block_id)
         if block.status not in Block.OPEN_STATES:
-            raise ValidationError(
-                f"Block #{block.pk} is {block.get_status_display().lower()}: it cannot be routed."
+            raise TransitionError(
+                block,
+                block.status,
+                Block.Status.WORKING,
+                f"Block #{block.pk} is {block.get_status_display().lower()}: it cannot be routed.",
             )
         if not broker.is_active:
             raise ValidationError({"broker": [f"Broker {broker.code} is not active."]})
@@ -283,9 +286,12 @@ def _request_cancel(*, route_id: int, actor, actor_name: str | None, reason: str
             )
             return route
         if route.status == Route.Status.PENDING_REPLACE:
-            raise ValidationError(
+            raise TransitionError(
+                route,
+                route.status,
+                Route.Status.PENDING_CANCEL,
                 f"Route {route.cl_ord_id} has a replace waiting for {route.broker}'s answer: "
-                "cancel it once the broker has answered."
+                "cancel it once the broker has answered.",
             )
         route_before = snapshot(route, Route.AUDIT_FIELDS)
         if Route.Status.PENDING_CANCEL not in Route.TRANSITIONS[route.status]:
@@ -294,7 +300,11 @@ def _request_cancel(*, route_id: int, actor, actor_name: str | None, reason: str
                 route.status,
                 Route.Status.PENDING_CANCEL,
                 f"Route {route.cl_ord_id} is {route.get_status_display().lower()}: "
-                "there is nothing to cancel.",
+                + (
+                    f"its cancel is waiting for {route.broker}'s answer already."
+                    if route.status == Route.Status.PENDING_CANCEL
+                    else "there is nothing to cancel."
+                ),
             )
         route.status_before_pending = route.status
         move(route, Route.Status.PENDING_CANCEL)
