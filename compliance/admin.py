@@ -5,7 +5,15 @@ from django.contrib import admin
 
 from oms.admin import ReadOnlyModelAdmin
 
-from .models import Override, PretradeResult, RestrictedEntry, RestrictedList, Rule
+from .models import (
+    Alert,
+    AlertComment,
+    Override,
+    PretradeResult,
+    RestrictedEntry,
+    RestrictedList,
+    Rule,
+)
 
 
 @admin.register(Rule)
@@ -39,3 +47,16 @@ class OverrideAdmin(ReadOnlyModelAdmin):
     list_display = ["pk", "order", "status", "requested_by", "decided_by", "expires_at"]
     list_filter = ["status"]
     list_select_related = ["order", "requested_by", "decided_by"]
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyModelAdmin):
+    list_display = ["pk", "portfolio", "rule", "status", "value", "limit", "opened_at"]
+    list_filter = ["status", "source"]
+    list_select_related = ["portfolio", "rule"]
+
+
+@admin.register(AlertComment)
+class AlertCommentAdmin(ReadOnlyModelAdmin):
+    list_display = ["alert", "author", "created_at"]
+    list_select_related = ["alert", "author"]

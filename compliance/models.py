@@ -282,3 +282,68 @@ class Override(models.Model):
         return self.status == self.Status.APPROVED and (
             self.expires_at is None or self.expires_at > now
         )
+
+
+class Alert(models.Model):
+    """A breach found after trading (after an allocation, or in the nightly check of
+    every account): open until someone in compliance resolves it. One open alert per
+    account and rule; a later check that finds the breach again updates it."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Resolved"
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="alerts")
+    rule = models.ForeignKey(Rule, on_delete=models.PROTECT, related_name="alerts")
+    rule_version = models.PositiveIntegerField()
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True
+    )
+    severity = models.CharField(max_length=10)
+    value = models.FloatField(null=True)
+    limit = models.FloatField(null=True)
+    group = models.CharField(max_length=200, blank=True)
+    message = models.CharField(max_length=500)
+    source = models.CharField(max_length=20, help_text="allocation or nightly")
+    opened_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.CharField(max_length=500, blank=True)
+
+    AUDIT_FIELDS = ("status", "assignee_id", "value", "resolved_by_id", "resolution")
+
+    class Meta:
+        ordering = ["-opened_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["portfolio", "rule"],
+                condition=Q(status="open"),
+                name="alert_one_open_per_account_rule",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="open") | Q(resolved_by__isnull=False),
+                name="alert_resolved_by_someone",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Alert {self.pk}: {self.rule} on {self.portfolio}"
+
+
+class AlertComment(models.Model):
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"Comment on alert {self.alert_id}"

@@ -185,3 +185,16 @@ def overrides_visible_to(user) -> QuerySet[Override]:
     ):
         qs = qs.filter(order__portfolio__manager=user)
     return qs.order_by("-requested_at", "-pk")
+
+
+def alerts_visible_to(user) -> QuerySet:
+    from compliance.models import Alert
+
+    if not can(user, Action.COMPLIANCE_VIEW):
+        return Alert.objects.none()
+    qs = Alert.objects.select_related(
+        "portfolio", "rule", "assignee", "resolved_by"
+    ).prefetch_related("comments__author")
+    if not sees_all_accounts(user, Action.COMPLIANCE_VIEW):
+        qs = qs.filter(portfolio__manager=user)
+    return qs.order_by("-opened_at", "-pk")

@@ -19,4 +19,6 @@ urlpatterns = [
     path("orders/<int:pk>/override/", views.order_override_request, name="order-override"),
     path("overrides/", views.override_queue, name="override-queue"),
     path("overrides/<int:pk>/decide/", views.override_decide, name="override-decide"),
+    path("alerts/", views.alert_list, name="alert-list"),
+    path("alerts/<int:pk>/", views.alert_act, name="alert-act"),
 ]

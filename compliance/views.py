@@ -24,8 +24,9 @@ from trading.selectors import orders_visible_to
 from . import selectors
 from .filters import AuditEventFilter
 from .forms import OverrideDecisionForm, OverrideRequestForm, RestrictedListForm, RuleForm
-from .models import Override, RestrictedList, Rule
+from .models import Alert, Override, RestrictedList, Rule
 from .services import overrides as override_services
+from .services import posttrade as posttrade_services
 from .services import rules as rule_services
 
 EXPORT_COLUMNS = [
@@ -359,3 +360,47 @@ def override_decide(request: HttpRequest, pk: int) -> HttpResponse:
         override.refresh_from_db()
         messages.success(request, f"Override {override.pk} {override.status}.")
     return redirect("compliance:override-queue")
+
+
+@action_required(Action.COMPLIANCE_VIEW)
+def alert_list(request: HttpRequest) -> HttpResponse:
+    """Post-trade alerts, open ones first; ``?portfolio=CODE`` for one account (the
+    account page loads it), ``?status=resolved`` for the closed ones."""
+    alerts = selectors.alerts_visible_to(request.user)
+    status = request.GET.get("status", Alert.Status.OPEN)
+    if status in Alert.Status.values:
+        alerts = alerts.filter(status=status)
+    code = request.GET.get("portfolio")
+    if code:
+        alerts = alerts.filter(portfolio__code=code)
+    context = {
+        "page": paginate(request, alerts),
+        "status": status,
+        "statuses": Alert.Status.choices,
+        "can_manage": can(request.user, Action.ALERT_MANAGE),
+    }
+    return render(request, "compliance/alert_list.html", context)
+
+
+@require_POST
+@action_required(Action.ALERT_MANAGE)
+def alert_act(request: HttpRequest, pk: int) -> HttpResponse:
+    """Take an alert, comment on it or resolve it."""
+    alert = get_object_or_404(selectors.alerts_visible_to(request.user), pk=pk)
+    do, text = request.POST.get("do"), request.POST.get("text", "")
+    try:
+        if do == "take":
+            posttrade_services.alert_assign(
+                actor=request.user, alert_id=alert.pk, assignee=request.user
+            )
+        elif do == "comment":
+            posttrade_services.alert_comment(actor=request.user, alert_id=alert.pk, text=text)
+        elif do == "resolve":
+            posttrade_services.alert_resolve(actor=request.user, alert_id=alert.pk, resolution=text)
+        else:
+            raise ValidationError("Take, comment or resolve.")
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"Alert {alert.pk}: done.")
+    return redirect("compliance:alert-list")

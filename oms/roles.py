@@ -50,6 +50,7 @@ class Action(StrEnum):
     RULE_MANAGE = "rule.manage"  # rules and restricted lists
     OVERRIDE_REQUEST = "override.request"
     OVERRIDE_DECIDE = "override.decide"
+    ALERT_MANAGE = "alert.manage"  # assign, comment on and resolve post-trade alerts
 
 
 PM, TRADER, COMPLIANCE, OPS = (
@@ -82,6 +83,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.RULE_MANAGE: frozenset({COMPLIANCE}),
     Action.OVERRIDE_REQUEST: frozenset({PM, TRADER}),
     Action.OVERRIDE_DECIDE: frozenset({COMPLIANCE}),
+    Action.ALERT_MANAGE: frozenset({COMPLIANCE}),
 }
 
 
@@ -106,6 +108,7 @@ ACTION_LABELS: dict[Action, str] = {
     Action.RULE_MANAGE: "change compliance rules and restricted lists",
     Action.OVERRIDE_REQUEST: "request compliance overrides",
     Action.OVERRIDE_DECIDE: "approve or reject compliance overrides",
+    Action.ALERT_MANAGE: "assign, comment on or resolve compliance alerts",
 }
 
 #: Roles whose grants reach only the accounts the user manages.

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from audit.models import AuditEvent
 from audit.selectors import object_kind_name
 from compliance.models import (
+    Alert,
     Override,
     PretradeResult,
     RestrictedList,
@@ -253,3 +255,54 @@ class OverrideRequestSerializer(serializers.Serializer):
 class OverrideDecisionSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=500, required=False, allow_blank=True)
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class AlertCommentSerializer(serializers.Serializer):
+    author = serializers.CharField(source="author.username", read_only=True)
+    text = serializers.CharField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    portfolio = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    rule = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    assignee = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    resolved_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    comments = AlertCommentSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Alert
+        fields = [
+            "id",
+            "portfolio",
+            "rule",
+            "rule_version",
+            "status",
+            "severity",
+            "value",
+            "limit",
+            "group",
+            "message",
+            "source",
+            "opened_at",
+            "last_seen_at",
+            "assignee",
+            "resolved_by",
+            "resolved_at",
+            "resolution",
+            "comments",
+        ]
+        read_only_fields = fields
+
+
+class AlertActionSerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+    assignee = CodeField(
+        slug_field="username",
+        queryset=get_user_model().objects.all(),
+        required=False,
+        allow_null=True,
+        missing="No user {value}.",
+    )

@@ -10,5 +10,6 @@ router.register("rules", views.RuleViewSet, basename="rule")
 router.register("restricted-lists", views.RestrictedListViewSet, basename="restricted-list")
 router.register("pretrade-results", views.PretradeResultViewSet, basename="pretrade-result")
 router.register("overrides", views.OverrideViewSet, basename="override")
+router.register("alerts", views.AlertViewSet, basename="alert")
 
 urlpatterns = router.urls

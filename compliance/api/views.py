@@ -14,8 +14,9 @@ from audit.selectors import chain_status
 from audit.services import verify_audit_chain
 from compliance import selectors
 from compliance.filters import AuditEventFilter
-from compliance.models import Override, PretradeResult, RestrictedEntry, RestrictedList, Rule
+from compliance.models import Alert, Override, PretradeResult, RestrictedEntry, RestrictedList, Rule
 from compliance.services import overrides as override_services
+from compliance.services import posttrade as posttrade_services
 from compliance.services import rules as rule_services
 from oms.api.base import OMSViewSet
 from oms.api.idempotency import idempotent
@@ -273,3 +274,73 @@ class OverrideViewSet(*READ, OMSViewSet):
             actor=request.user, override_id=override.pk, note=data.validated_data.get("note", "")
         )
         return self._render(override)
+
+
+class AlertFilter(filters.FilterSet):
+    status = filters.ChoiceFilter(choices=Alert.Status.choices)
+    portfolio = filters.CharFilter(field_name="portfolio__code")
+
+    class Meta:
+        model = Alert
+        fields = ["status", "portfolio"]
+
+
+class AlertViewSet(*READ, OMSViewSet):
+    """Post-trade alerts: a breach found after an allocation or in the nightly check,
+    open until compliance resolves it."""
+
+    queryset = Alert.objects.all()
+    serializer_class = s.AlertSerializer
+    filterset_class = AlertFilter
+    read_action = Action.COMPLIANCE_VIEW
+    action_permissions = {
+        "assign": Action.ALERT_MANAGE,
+        "comment": Action.ALERT_MANAGE,
+        "resolve": Action.ALERT_MANAGE,
+    }
+
+    def visible_to(self, user):
+        return selectors.alerts_visible_to(user)
+
+    def _act(self, request, act) -> Response:
+        alert = self.get_object()
+        data = s.AlertActionSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        act(alert, data.validated_data)
+        return Response(self.get_serializer(self.get_queryset().get(pk=alert.pk)).data)
+
+    @extend_schema(request=s.AlertActionSerializer, responses={200: s.AlertSerializer})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def assign(self, request, pk=None):
+        """Give the alert to a compliance officer (``assignee``: a username; default you)."""
+        return self._act(
+            request,
+            lambda alert, v: posttrade_services.alert_assign(
+                actor=request.user, alert_id=alert.pk, assignee=v.get("assignee", request.user)
+            ),
+        )
+
+    @extend_schema(request=s.AlertActionSerializer, responses={200: s.AlertSerializer})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def comment(self, request, pk=None):
+        """Add a comment (``text``)."""
+        return self._act(
+            request,
+            lambda alert, v: posttrade_services.alert_comment(
+                actor=request.user, alert_id=alert.pk, text=v.get("text", "")
+            ),
+        )
+
+    @extend_schema(request=s.AlertActionSerializer, responses={200: s.AlertSerializer})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def resolve(self, request, pk=None):
+        """Close the alert, saying how it was resolved (``text``)."""
+        return self._act(
+            request,
+            lambda alert, v: posttrade_services.alert_resolve(
+                actor=request.user, alert_id=alert.pk, resolution=v.get("text", "")
+            ),
+        )

@@ -67,11 +67,15 @@ def _columns(rows: list[tuple], names: Sequence[str]) -> dict[str, list]:
     return {name: [row[i] for row in rows] for i, name in enumerate(names)}
 
 
-def build_book(orders: Sequence, *, now=None) -> tuple[engine.Book, dict]:
-    """The engine's book for the accounts of these orders; also the securities by key
-    (ticker, price) for the messages."""
+def build_book(
+    orders: Sequence, *, now=None, account_ids: Sequence[int] | None = None
+) -> tuple[engine.Book, dict]:
+    """The engine's book for the accounts of these orders (or these accounts, for a
+    post-trade check with no order); also the securities by key (ticker, price) for the
+    messages."""
     now = now or timezone.now()
-    account_ids = sorted({o.portfolio_id for o in orders})
+    if account_ids is None:
+        account_ids = sorted({o.portfolio_id for o in orders})
     order_ids = [o.pk for o in orders]
     accounts = list(
         Portfolio.objects.filter(pk__in=account_ids).values_list("pk", "base_currency", "long_only")

@@ -35,6 +35,7 @@ EXPECTED = {
     Action.RULE_MANAGE: {CO},
     Action.OVERRIDE_REQUEST: {PM, TR},
     Action.OVERRIDE_DECIDE: {CO},
+    Action.ALERT_MANAGE: {CO},
 }
 
 
