@@ -64,7 +64,7 @@ class RuleViewSet(*READ, OMSViewSet):
     read_action = Action.COMPLIANCE_VIEW
     action_permissions = {
         "create": Action.RULE_MANAGE,
-        "partial_update": Action.RULE_MANAGE,
+        "change": Action.RULE_MANAGE,
         "deactivate": Action.RULE_MANAGE,
     }
 
@@ -86,8 +86,9 @@ class RuleViewSet(*READ, OMSViewSet):
         return self._render(rule, status.HTTP_201_CREATED)
 
     @extend_schema(request=s.RuleWriteSerializer, responses={200: s.RuleSerializer})
+    @action(detail=True, methods=["post"])
     @idempotent
-    def partial_update(self, request, pk=None):
+    def change(self, request, pk=None):
         """Change a rule: what is not given keeps its value; the version goes up."""
         rule = self.get_object()
         data = s.RuleWriteSerializer(data=request.data, partial=True)
@@ -117,7 +118,7 @@ class RestrictedListViewSet(*READ, OMSViewSet):
     )
     serializer_class = s.RestrictedListSerializer
     read_action = Action.COMPLIANCE_VIEW
-    action_permissions = {"create": Action.RULE_MANAGE, "partial_update": Action.RULE_MANAGE}
+    action_permissions = {"create": Action.RULE_MANAGE, "change": Action.RULE_MANAGE}
 
     def visible_to(self, user):
         return selectors.restricted_lists_visible_to(user)
@@ -149,8 +150,9 @@ class RestrictedListViewSet(*READ, OMSViewSet):
     @extend_schema(
         request=s.RestrictedListWriteSerializer, responses={200: s.RestrictedListSerializer}
     )
+    @action(detail=True, methods=["post"])
     @idempotent
-    def partial_update(self, request, pk=None):
+    def change(self, request, pk=None):
         """Replace a list's tickers or issuers, its description, or whether it is active."""
         rlist = self.get_object()
         data = s.RestrictedListWriteSerializer(data=request.data, partial=True)
@@ -229,7 +231,7 @@ class OverrideViewSet(*READ, OMSViewSet):
     @idempotent
     def create(self, request):
         """Ask for an override of an order that needs one, with a justification."""
-        from django.http import Http404
+        from django.core.exceptions import ValidationError
 
         from trading.selectors import orders_visible_to
 
@@ -237,7 +239,7 @@ class OverrideViewSet(*READ, OMSViewSet):
         data.is_valid(raise_exception=True)
         v = data.validated_data
         if not orders_visible_to(request.user).filter(pk=v["order"]).exists():
-            raise Http404(f"No order {v['order']}.")
+            raise ValidationError({"order": [f"No order {v['order']}."]})
         override = override_services.override_request(
             actor=request.user,
             order_id=v["order"],

@@ -158,8 +158,10 @@ def test_the_api_creates_edits_and_refuses_rules_in_words(compliance_officer, bo
     assert made.status_code == 201, made.content
     assert made.json()["accounts"] == ["ACC1"]
     rule_id = made.json()["id"]
-    changed = client.patch(
-        f"{API}/rules/{rule_id}/", {"params": {"group_by": "sector", "limit": 0.35}}, format="json"
+    changed = client.post(
+        f"{API}/rules/{rule_id}/change/",
+        {"params": {"group_by": "sector", "limit": 0.35}},
+        format="json",
     )
     assert changed.status_code == 200, changed.content
     assert changed.json()["version"] == 2
