@@ -13,9 +13,11 @@ Section ``engine`` (the only one so far; pick sections with --sections):
 - batch: one ``check`` of --orders orders across --accounts accounts (best of --repeat),
   from DataFrames, and the time to turn its results into frames.
 
-Service-level figures (the check through the Django service on PostgreSQL, audit appends
-per second, chain verification speed) belong in further sections added here behind their
-own names in SECTIONS; none is measured yet. Ends with one line of JSON.
+Section ``service`` (``--sections service``): the single-order check through the
+registered Django service on PostgreSQL (a scratch database), 25 rules, a
+``--single-positions`` account, ``--service-samples`` orders; p50/p99 wall and CPU, and
+the queries per check. Audit appends per second are in ``bench/audit.py``. Ends with one
+line of JSON.
 """
 
 from __future__ import annotations
@@ -191,8 +193,172 @@ def engine(args) -> dict:
     return {"single_order": single_order(args), "batch": batch(args)}
 
 
-# further sections (service on PostgreSQL, audit appends, chain verification) go here
-SECTIONS = {"engine": engine}
+SERVICE_SCRATCH = "oms_bench_compliance"
+
+
+def service(args) -> dict:
+    """The pre-trade check of one order through the service on PostgreSQL: the
+    registered checker (``trading.pretrade.check``) with 25 active rules on an account
+    of ``--single-positions`` positions, inside the transaction that locked the order,
+    as ``orders_approve`` calls it: rules, book, one engine check, the results stored.
+    Each sample is rolled back, so that every order is checked from the same book. A
+    scratch database ``oms_bench_compliance`` is made on the server of
+    ``--database-url`` and dropped at the end."""
+    import random
+    from decimal import Decimal
+
+    import psycopg
+
+    with psycopg.connect(args.database_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {SERVICE_SCRATCH}")
+        conn.execute(f"CREATE DATABASE {SERVICE_SCRATCH}")
+    os.environ["DATABASE_URL"] = args.database_url.rsplit("/", 1)[0] + f"/{SERVICE_SCRATCH}"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("SECRET_KEY", "bench-only-key-signs-nothing")
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.core.management import call_command
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from compliance.models import PretradeResult
+    from compliance.services.rules import restricted_list_create, rule_create
+    from oms.roles import Role
+    from portfolios.models import CashBalance, Portfolio, Position, Price, Security
+    from trading import locks, pretrade
+    from trading.models import Order
+
+    call_command("migrate", verbosity=0)
+    rng = random.Random(args.seed)
+    User = get_user_model()
+    officer = User.objects.create(username="officer")
+    officer.groups.add(Group.objects.get_or_create(name=Role.COMPLIANCE.value)[0])
+    pm = User.objects.create(username="pm")
+    n = args.single_positions
+    sectors = ["Tech", "Health", "Energy", "Financials", "Staples", "Utilities", "Materials"]
+    Security.objects.bulk_create(
+        Security(
+            ticker=f"S{i:04d}",
+            name=f"Security {i}",
+            asset_class="equity" if i % 10 else "etf",
+            currency="USD" if i % 4 else "EUR",
+            sector=sectors[i % len(sectors)],
+            issuer=f"Issuer {i // 3}",
+            country="US" if i % 4 else "DE",
+        )
+        for i in range(n)
+    )
+    securities = list(Security.objects.order_by("pk"))
+    today = timezone.localdate()
+    Price.objects.bulk_create(
+        Price(security=s, as_of=today, price=Decimal(rng.randint(10, 500))) for s in securities
+    )
+    from portfolios.models import FxRate
+
+    FxRate.objects.create(currency="EUR", quote="USD", as_of=today, rate=Decimal("1.08"))
+    account = Portfolio.objects.create(code="BIG", name="Big account", manager=pm)
+    Position.objects.bulk_create(
+        Position(portfolio=account, security=s, quantity=Decimal(rng.randint(10, 1000)))
+        for s in securities
+    )
+    CashBalance.objects.create(portfolio=account, currency="USD", amount=Decimal(500_000))
+    CashBalance.objects.create(portfolio=account, currency="EUR", amount=Decimal(50_000))
+    restricted_list_create(actor=officer, name="firm", tickers=[s.ticker for s in securities[:20]])
+    restricted_list_create(
+        actor=officer, name="no_sell", tickers=[s.ticker for s in securities[20:40]]
+    )
+    restricted_list_create(
+        actor=officer, name="sanctions", issuers=[f"Issuer {i}" for i in range(20, 30)]
+    )
+    specs = [
+        ("max_weight", "hard", {"group_by": "security", "limit": 0.10}),
+        ("max_weight", "soft", {"group_by": "issuer", "limit": 0.10}),
+        ("max_weight", "soft", {"group_by": "sector", "limit": 0.30}),
+        ("max_weight", "warning", {"group_by": "country", "limit": 0.60}),
+        ("max_weight", "soft", {"group_by": "asset_class", "limit": 0.90}),
+        ("max_weight", "warning", {"group_by": "currency", "limit": 0.80}),
+        ("max_weight", "warning", {"group_by": "issuer", "limit": 0.05}),
+        ("max_weight", "hard", {"group_by": "sector", "limit": 0.25}),
+        ("min_cash", "soft", {"limit": 0.01}),
+        ("min_cash", "hard", {"limit": 0.005}),
+        ("no_overdraft", "hard", {}),
+        ("no_short", "hard", {}),
+        ("max_order_notional", "hard", {"limit": 1_000_000.0}),
+        ("max_order_notional", "soft", {"limit": 250_000.0}),
+        ("price_collar", "soft", {"limit": 0.05}),
+        ("price_collar", "hard", {"limit": 0.10}),
+        ("ucits_5_10_40", "hard", {}),
+        ("diversified_fund", "hard", {}),
+        ("wash_sale", "warning", {"days": 30}),
+        ("duplicate_order", "soft", {"minutes": 5}),
+        ("restricted", "hard", {"list": ["firm"]}),
+        ("restricted", "soft", {"list": ["no_sell"], "sides": ["sell", "sell_short"]}),
+        ("restricted", "hard", {"list": ["sanctions", "firm"], "sides": ["buy", "sell_short"]}),
+        ("max_weight", "warning", {"group_by": "security", "limit": 0.05}),
+        ("min_cash", "warning", {"limit": 0.02}),
+    ]
+    for i, (kind, severity, params) in enumerate(specs, 1):
+        rule_create(actor=officer, name=f"R{i:02d}", kind=kind, params=params, severity=severity)
+    samples = args.service_samples
+    Order.objects.bulk_create(
+        Order(
+            portfolio=account,
+            security=rng.choice(securities),
+            side="buy" if i % 3 else "sell",
+            quantity=Decimal(rng.randint(1, 10)),
+            created_by=pm,
+        )
+        for i in range(samples)
+    )
+    order_ids = list(Order.objects.order_by("pk").values_list("pk", flat=True))
+    wall, cpu, queries = [], [], []
+    from django.test.utils import CaptureQueriesContext
+
+    gc.disable()
+    for k, pk in enumerate(order_ids):
+        with transaction.atomic():
+            orders = locks.lock_orders([pk])
+            if k == 0:
+                with CaptureQueriesContext(connection) as captured:
+                    pretrade.check(orders, stage="approve", actor=pm)
+                queries.append(len(captured))
+            else:
+                t0, c0 = time.perf_counter(), time.thread_time()
+                pretrade.check(orders, stage="approve", actor=pm)
+                wall.append(time.perf_counter() - t0)
+                cpu.append(time.thread_time() - c0)
+            stored = PretradeResult.objects.filter(order_id=pk).count()
+            transaction.set_rollback(True)
+    gc.enable()
+    connection.close()
+    with psycopg.connect(args.database_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {SERVICE_SCRATCH}")
+    out = {
+        "positions": n,
+        "rules": len(specs),
+        "other_live_orders": samples - 1,
+        "samples": len(wall),
+        "queries_per_check": queries[0],
+        "results_stored_per_order": stored,
+        "wall": _percentiles(wall),
+        "cpu": _percentiles(cpu),
+    }
+    print(
+        f"service, {n} positions, {len(specs)} rules, {samples - 1} other live orders, "
+        f"{len(wall)} checks, {queries[0]} queries each:\n"
+        f"  wall: p50 {out['wall']['p50_ms']} ms  p99 {out['wall']['p99_ms']} ms  "
+        f"max {out['wall']['max_ms']} ms\n"
+        f"  cpu:  p50 {out['cpu']['p50_ms']} ms  p99 {out['cpu']['p99_ms']} ms",
+        flush=True,
+    )
+    return out
+
+
+# further sections (audit appends, chain verification) go here
+SECTIONS = {"engine": engine, "service": service}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -205,6 +371,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--positions", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--service-samples", type=int, default=300, help="orders checked (service)")
+    ap.add_argument(
+        "--database-url",
+        default=os.environ.get(
+            "OMS_BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="service section: a PostgreSQL server (its maintenance database), as a superuser",
+    )
     args = ap.parse_args(argv)
     figures: dict = {
         "bench": "compliance",

@@ -6,17 +6,28 @@ from __future__ import annotations
 import csv
 import json
 
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from audit.models import AuditEvent
 from audit.selectors import chain_status, object_kind_name
 from audit.services import verify_audit_chain
-from oms.roles import Action
-from oms.views import action_required, paginate, partial_or_page
+from oms.roles import Action, can, may_act_for
+from oms.views import action_required, add_service_errors, paginate, partial_or_page
+from trading.models import Order
+from trading.selectors import orders_visible_to
 
+from . import selectors
 from .filters import AuditEventFilter
+from .forms import OverrideDecisionForm, OverrideRequestForm, RestrictedListForm, RuleForm
+from .models import Alert, Override, RestrictedList, Rule
+from .services import overrides as override_services
+from .services import posttrade as posttrade_services
+from .services import rules as rule_services
 
 EXPORT_COLUMNS = [
     ("id", "id"),
@@ -122,3 +133,274 @@ def audit_verify(request: HttpRequest) -> HttpResponse:
         "compliance/partials/verify_result.html" if request.htmx else "compliance/audit_verify.html"
     )
     return render(request, template, context)
+
+
+# --- The rule book, restricted lists, pre-trade results, overrides -------------------
+
+
+def _form_errors(form, error: ValidationError, rename: dict[str, str] | None = None) -> None:
+    """A service's errors on the form's fields (the engine names `list`, the form
+    `lists`)."""
+    if hasattr(error, "error_dict") and rename:
+        error = ValidationError(
+            {rename.get(field, field): messages for field, messages in error.message_dict.items()}
+        )
+    add_service_errors(form, error)
+
+
+@action_required(Action.COMPLIANCE_VIEW)
+def rule_list(request: HttpRequest) -> HttpResponse:
+    """The rule book: every rule, what it measures, its limit, severity, scope, version."""
+    context = {
+        "rules": selectors.rules_visible_to(request.user),
+        "can_manage": can(request.user, Action.RULE_MANAGE),
+    }
+    return render(request, "compliance/rule_list.html", context)
+
+
+def _rule_form_page(request: HttpRequest, rule: Rule | None) -> HttpResponse:
+    if request.method == "POST":
+        form = RuleForm(request.POST)
+        if form.is_valid():
+            terms = form.rule_terms()
+            try:
+                if rule is None:
+                    rule = rule_services.rule_create(actor=request.user, **terms)
+                else:
+                    rule = rule_services.rule_update(
+                        actor=request.user,
+                        rule_id=rule.pk,
+                        reason=request.POST.get("reason", ""),
+                        **terms,
+                    )
+            except ValidationError as error:
+                _form_errors(form, error, {"list": "lists", "params": "limit"})
+            else:
+                messages.success(request, f"Rule {rule.name} saved (version {rule.version}).")
+                return redirect("compliance:rule-list")
+        status = 422
+    else:
+        form = RuleForm(initial=RuleForm.initial_for(rule) if rule else None)
+        status = 200
+    return render(request, "compliance/rule_form.html", {"form": form, "rule": rule}, status=status)
+
+
+@action_required(Action.RULE_MANAGE)
+def rule_create(request: HttpRequest) -> HttpResponse:
+    return _rule_form_page(request, None)
+
+
+@action_required(Action.RULE_MANAGE)
+def rule_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    return _rule_form_page(request, get_object_or_404(Rule, pk=pk))
+
+
+@require_POST
+@action_required(Action.RULE_MANAGE)
+def rule_toggle(request: HttpRequest, pk: int) -> HttpResponse:
+    rule = get_object_or_404(Rule, pk=pk)
+    rule = rule_services.rule_set_active(
+        actor=request.user,
+        rule_id=rule.pk,
+        active=not rule.is_active,
+        reason=request.POST.get("reason", ""),
+    )
+    messages.success(
+        request, f"Rule {rule.name} {'activated' if rule.is_active else 'deactivated'}."
+    )
+    return redirect("compliance:rule-list")
+
+
+@action_required(Action.COMPLIANCE_VIEW)
+def restricted_list_list(request: HttpRequest) -> HttpResponse:
+    context = {
+        "lists": selectors.restricted_lists_visible_to(request.user),
+        "can_manage": can(request.user, Action.RULE_MANAGE),
+    }
+    return render(request, "compliance/restricted_list_list.html", context)
+
+
+@action_required(Action.RULE_MANAGE)
+def restricted_list_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    rlist = get_object_or_404(RestrictedList, pk=pk) if pk else None
+    if request.method == "POST":
+        form = RestrictedListForm(request.POST)
+        if rlist is not None:
+            for name in ("name", "level"):
+                form.fields[name].required = False
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                if rlist is None:
+                    rlist = rule_services.restricted_list_create(
+                        actor=request.user,
+                        name=data["name"],
+                        level=data["level"],
+                        portfolio=data.get("portfolio"),
+                        tickers=data["tickers"],
+                        issuers=data["issuers"],
+                        description=data.get("description", ""),
+                        reason=data.get("reason", ""),
+                    )
+                else:
+                    rlist = rule_services.restricted_list_update(
+                        actor=request.user,
+                        list_id=rlist.pk,
+                        tickers=data["tickers"],
+                        issuers=data["issuers"],
+                        description=data.get("description", ""),
+                        reason=data.get("reason", ""),
+                    )
+            except ValidationError as error:
+                _form_errors(form, error)
+            else:
+                messages.success(request, f"Restricted list {rlist.name} saved.")
+                return redirect("compliance:restricted-list-list")
+        status = 422
+    else:
+        initial = None
+        if rlist is not None:
+            entries = list(rlist.entries.select_related("security"))
+            initial = {
+                "name": rlist.name,
+                "description": rlist.description,
+                "level": rlist.level,
+                "portfolio": rlist.portfolio,
+                "tickers": "\n".join(e.security.ticker for e in entries if e.security_id),
+                "issuers": "\n".join(e.issuer for e in entries if not e.security_id),
+            }
+        form = RestrictedListForm(initial=initial)
+        status = 200
+    if rlist is not None:
+        for name in ("name", "level", "portfolio"):
+            form.fields[name].disabled = True
+    return render(
+        request,
+        "compliance/restricted_list_form.html",
+        {"form": form, "rlist": rlist},
+        status=status,
+    )
+
+
+@action_required(Action.COMPLIANCE_VIEW)
+def order_checks(request: HttpRequest, pk: int) -> HttpResponse:
+    """The order's latest pre-trade results (loaded into the order page), and the
+    override request form where the order needs one."""
+    order = get_object_or_404(orders_visible_to(request.user), pk=pk)
+    overrides = list(selectors.overrides_visible_to(request.user).filter(order=order))
+    context = {
+        "order": order,
+        "results": selectors.latest_results(order.pk),
+        "overrides": overrides,
+        "can_request": order.status == Order.Status.NEEDS_OVERRIDE
+        and may_act_for(request.user, Action.OVERRIDE_REQUEST, order.portfolio)
+        and not any(o.status == Override.Status.REQUESTED for o in overrides),
+        "form": OverrideRequestForm(),
+    }
+    return render(request, "compliance/partials/order_checks.html", context)
+
+
+@require_POST
+@action_required(Action.OVERRIDE_REQUEST)
+def order_override_request(request: HttpRequest, pk: int) -> HttpResponse:
+    order = get_object_or_404(orders_visible_to(request.user), pk=pk)
+    form = OverrideRequestForm(request.POST)
+    if form.is_valid():
+        try:
+            override_services.override_request(
+                actor=request.user,
+                order_id=order.pk,
+                justification=form.cleaned_data["justification"],
+                expires_at=form.cleaned_data.get("expires_at"),
+            )
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, f"Override requested for {order}: compliance decides.")
+    else:
+        messages.error(request, " ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+    return redirect(order)
+
+
+@action_required(Action.COMPLIANCE_VIEW)
+def override_queue(request: HttpRequest) -> HttpResponse:
+    """Overrides waiting for a decision first, then the decided ones."""
+    overrides = selectors.overrides_visible_to(request.user)
+    status = request.GET.get("status", Override.Status.REQUESTED)
+    if status in Override.Status.values:
+        overrides = overrides.filter(status=status)
+    context = {
+        "page": paginate(request, overrides),
+        "status": status,
+        "statuses": Override.Status.choices,
+        "can_decide": can(request.user, Action.OVERRIDE_DECIDE),
+        "form": OverrideDecisionForm(),
+    }
+    return render(request, "compliance/override_queue.html", context)
+
+
+@require_POST
+@action_required(Action.OVERRIDE_DECIDE)
+def override_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    override = get_object_or_404(selectors.overrides_visible_to(request.user), pk=pk)
+    form = OverrideDecisionForm(request.POST)
+    note = form.cleaned_data["note"] if form.is_valid() else ""
+    decide = (
+        override_services.override_approve
+        if request.POST.get("decision") == "approve"
+        else override_services.override_reject
+    )
+    try:
+        decide(actor=request.user, override_id=override.pk, note=note)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    except PermissionDenied as error:
+        messages.error(request, str(error))
+    else:
+        override.refresh_from_db()
+        messages.success(request, f"Override {override.pk} {override.status}.")
+    return redirect("compliance:override-queue")
+
+
+@action_required(Action.COMPLIANCE_VIEW)
+def alert_list(request: HttpRequest) -> HttpResponse:
+    """Post-trade alerts, open ones first; ``?portfolio=CODE`` for one account (the
+    account page loads it), ``?status=resolved`` for the closed ones."""
+    alerts = selectors.alerts_visible_to(request.user)
+    status = request.GET.get("status", Alert.Status.OPEN)
+    if status in Alert.Status.values:
+        alerts = alerts.filter(status=status)
+    code = request.GET.get("portfolio")
+    if code:
+        alerts = alerts.filter(portfolio__code=code)
+    context = {
+        "page": paginate(request, alerts),
+        "status": status,
+        "statuses": Alert.Status.choices,
+        "can_manage": can(request.user, Action.ALERT_MANAGE),
+    }
+    return render(request, "compliance/alert_list.html", context)
+
+
+@require_POST
+@action_required(Action.ALERT_MANAGE)
+def alert_act(request: HttpRequest, pk: int) -> HttpResponse:
+    """Take an alert, comment on it or resolve it."""
+    alert = get_object_or_404(selectors.alerts_visible_to(request.user), pk=pk)
+    do, text = request.POST.get("do"), request.POST.get("text", "")
+    try:
+        if do == "take":
+            posttrade_services.alert_assign(
+                actor=request.user, alert_id=alert.pk, assignee=request.user
+            )
+        elif do == "comment":
+            posttrade_services.alert_comment(actor=request.user, alert_id=alert.pk, text=text)
+        elif do == "resolve":
+            posttrade_services.alert_resolve(actor=request.user, alert_id=alert.pk, resolution=text)
+        else:
+            raise ValidationError("Take, comment or resolve.")
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"Alert {alert.pk}: done.")
+    return redirect("compliance:alert-list")

@@ -15,6 +15,8 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from audit.services import audit_record, audited_transaction
+from compliance.models import RestrictedList, Rule
+from compliance.services.rules import restricted_list_create, rule_create
 from oms.numbers import money
 from oms.numbers import price as round_price
 from oms.roles import Role
@@ -207,13 +209,106 @@ def load_demo_data(*, seed: int = 2026, accounts: int = 20, days: int = 30) -> d
         },
     )
     _fix_broker()
+    rule_book = _rule_book(users["compliance"])
     audit_record(
         actor=users["ops"],
         kind="demo.loaded",
         obj=users["ops"],
-        after={"securities": len(securities), "models": len(models), "portfolios": len(portfolios)},
+        after={
+            "securities": len(securities),
+            "models": len(models),
+            "portfolios": len(portfolios),
+            "rules": rule_book,
+        },
     )
-    return {"securities": len(securities), "models": len(models), "portfolios": len(portfolios)}
+    return {
+        "securities": len(securities),
+        "models": len(models),
+        "portfolios": len(portfolios),
+        "rules": rule_book,
+    }
+
+
+#: The demo's rule book: name, kind, parameters, severity, description. Severities are
+#: chosen so that the demo's rebalance goes through while a fat-finger order does not:
+#: a hand-entered buy of 1,000,000 AAPL in a $527k account is rejected (order value),
+#: before anyone can approve it. The demo's accounts are not UCITS funds, hold all their
+#: cash in USD while buying EUR stocks (the rebalancer trades no FX), so UCITS 5/10/40
+#: and the per-currency overdraft are recorded as warnings.
+DEMO_RULES = [
+    (
+        "Maximum order value $1m",
+        "max_order_notional",
+        {"limit": 1_000_000},
+        "hard",
+        "No single order worth more than $1,000,000.",
+    ),
+    ("Long only", "no_short", {}, "hard", "No account may go short."),
+    (
+        "Firm restricted list",
+        "restricted",
+        {"list": ["Firm restricted"], "sides": ["buy", "sell_short"]},
+        "hard",
+        "No buys or short sales of what the firm restricts.",
+    ),
+    (
+        "Issuer max 25%",
+        "max_weight",
+        {"group_by": "issuer", "limit": 0.25},
+        "soft",
+        "No issuer above 25% of an account.",
+    ),
+    (
+        "Sector max 45%",
+        "max_weight",
+        {"group_by": "sector", "limit": 0.45},
+        "soft",
+        "No sector above 45% of an account.",
+    ),
+    (
+        "Minimum cash 0.03%",
+        "min_cash",
+        {"limit": 0.0003},
+        "soft",
+        "Cash, all currencies together, stays above 0.03% of NAV.",
+    ),
+    (
+        "No overdraft per currency",
+        "no_overdraft",
+        {},
+        "warning",
+        "No currency's balance below zero (a warning: the demo funds EUR buys from USD).",
+    ),
+    ("UCITS 5/10/40", "ucits_5_10_40", {}, "warning", "The UCITS issuer concentration test."),
+]
+
+
+def _rule_book(officer) -> int:
+    """The demo's restricted list and rules, made by the compliance officer through the
+    compliance services (validated, versioned, audited)."""
+    if not RestrictedList.objects.filter(name="Firm restricted").exists():
+        restricted_list_create(
+            actor=officer,
+            name="Firm restricted",
+            tickers=["INTC"],
+            issuers=["Bank of America Corp."],
+            description="Securities and issuers the firm may not buy.",
+            reason="Demo rule book",
+        )
+    made = 0
+    for name, kind, params, severity, description in DEMO_RULES:
+        if Rule.objects.filter(name=name).exists():
+            continue
+        rule_create(
+            actor=officer,
+            name=name,
+            kind=kind,
+            params=params,
+            severity=severity,
+            description=description,
+        )
+        made += 1
+    return made
 
 
 def _fix_broker() -> None:
@@ -292,8 +387,10 @@ def _securities() -> dict[str, Security]:
                 "name": name,
                 "asset_class": asset_class,
                 "currency": currency,
-                "sector": "Funds",
-                "issuer": name.split(" ")[0],
+                # A fund has no sector of its own, and each fund is an issuer of its own
+                # (its sponsor is not): concentration limits see through neither.
+                "sector": "",
+                "issuer": name,
                 "country": "US" if currency == "USD" else "IE",
                 "fractional": fractional,
                 "_px": px,

@@ -383,3 +383,13 @@ OMS_EXCHANGE_BY_COUNTRY = {
 OMS_ROUTE_PENDING_SECONDS = env.float("OMS_ROUTE_PENDING_SECONDS", default=60.0)
 OMS_ROUTE_QUIET_SECONDS = env.float("OMS_ROUTE_QUIET_SECONDS", default=600.0)
 OMS_ROUTE_STATUS_TRIES = env.int("OMS_ROUTE_STATUS_TRIES", default=3)
+
+
+# --- Compliance (issue 10): the nightly post-trade check of every account -------------
+# (after each allocation the accounts it booked are checked too, by a task sent on commit)
+from celery.schedules import crontab  # noqa: E402
+
+CELERY_BEAT_SCHEDULE["compliance-posttrade-nightly"] = {
+    "task": "compliance.tasks.posttrade_nightly",
+    "schedule": crontab(hour=env.int("OMS_POSTTRADE_NIGHTLY_HOUR", default=22), minute=30),
+}

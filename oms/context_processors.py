@@ -14,6 +14,9 @@ _NAV = [
     ("Blotter", "trading:blotter", Action.BLOCK_VIEW),
     ("Brokers", "trading:broker-list", Action.EXECUTION_VIEW),
     ("Reconciliation", "trading:reconciliation", Action.EXECUTION_VIEW),
+    ("Rule book", "compliance:rule-list", Action.COMPLIANCE_VIEW),
+    ("Overrides", "compliance:override-queue", Action.OVERRIDE_DECIDE),
+    ("Alerts", "compliance:alert-list", Action.ALERT_MANAGE),
     ("Audit trail", "compliance:audit-list", Action.AUDIT_VIEW),
 ]
 

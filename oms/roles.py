@@ -46,6 +46,11 @@ class Action(StrEnum):
     EXECUTION_VIEW = "execution.view"
     BREAK_RESOLVE = "break.resolve"  # trade busts, statement differences
     AUDIT_VIEW = "audit.view"
+    COMPLIANCE_VIEW = "compliance.view"  # the rule book, restricted lists, check results
+    RULE_MANAGE = "rule.manage"  # rules and restricted lists
+    OVERRIDE_REQUEST = "override.request"
+    OVERRIDE_DECIDE = "override.decide"
+    ALERT_MANAGE = "alert.manage"  # assign, comment on and resolve post-trade alerts
 
 
 PM, TRADER, COMPLIANCE, OPS = (
@@ -73,6 +78,12 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.EXECUTION_VIEW: frozenset({TRADER, COMPLIANCE, OPS}),
     Action.BREAK_RESOLVE: frozenset({OPS}),
     Action.AUDIT_VIEW: frozenset({COMPLIANCE, OPS}),
+    Action.COMPLIANCE_VIEW: frozenset({PM, TRADER, COMPLIANCE, OPS}),
+    # Compliance keeps the rule book and decides overrides; those who trade ask for them.
+    Action.RULE_MANAGE: frozenset({COMPLIANCE}),
+    Action.OVERRIDE_REQUEST: frozenset({PM, TRADER}),
+    Action.OVERRIDE_DECIDE: frozenset({COMPLIANCE}),
+    Action.ALERT_MANAGE: frozenset({COMPLIANCE}),
 }
 
 
@@ -93,6 +104,11 @@ ACTION_LABELS: dict[Action, str] = {
     Action.EXECUTION_VIEW: "see executions and brokers",
     Action.BREAK_RESOLVE: "resolve breaks (trade busts, statement differences)",
     Action.AUDIT_VIEW: "see the audit trail",
+    Action.COMPLIANCE_VIEW: "see the rule book and compliance results",
+    Action.RULE_MANAGE: "change compliance rules and restricted lists",
+    Action.OVERRIDE_REQUEST: "request compliance overrides",
+    Action.OVERRIDE_DECIDE: "approve or reject compliance overrides",
+    Action.ALERT_MANAGE: "assign, comment on or resolve compliance alerts",
 }
 
 #: Roles whose grants reach only the accounts the user manages.

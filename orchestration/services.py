@@ -10,8 +10,10 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
 
 from audit.services import audit_record, audited_transaction
+from compliance.selectors import rebalance_restrictions_for
 from oms.roles import Action, may_act_for, require
 from oms.state import check_transition
 from oms.tasking import enqueue_on_commit
@@ -90,6 +92,13 @@ def rebalance_run_execute(*, run_id: int) -> RebalanceRun | None:
         portfolios = {p.pk: p for p in run.portfolios.all()}
         loaded = load_book(portfolios)
         book = loaded.book
+        # Compliance's restricted lists are the run's do-not-buy (do-not-sell) lists: a run
+        # never proposes what the pre-trade check would reject.
+        restrictions = rebalance_restrictions_for(portfolios, timezone.localdate())
+        known = set(book.securities["security"])
+        book.restrictions = restrictions[restrictions["security"].isin(known)].reset_index(
+            drop=True
+        )
         params = run.parameters
         if params.get("min_trade_value"):
             book.accounts["min_trade_value"] = params["min_trade_value"]

@@ -223,7 +223,16 @@ class Order(models.Model):
         ALLOCATED = "allocated", "Allocated"
 
     TRANSITIONS = {
-        Status.DRAFT: frozenset({Status.PENDING_COMPLIANCE, Status.APPROVED, Status.CANCELLED}),
+        # The pre-trade check at approval decides: approved, needs an override, rejected.
+        Status.DRAFT: frozenset(
+            {
+                Status.PENDING_COMPLIANCE,
+                Status.APPROVED,
+                Status.NEEDS_OVERRIDE,
+                Status.REJECTED,
+                Status.CANCELLED,
+            }
+        ),
         Status.PENDING_COMPLIANCE: frozenset(
             {Status.APPROVED, Status.NEEDS_OVERRIDE, Status.REJECTED, Status.CANCELLED}
         ),
@@ -294,6 +303,9 @@ class Order(models.Model):
         Block, null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
     )
     notes = models.CharField(max_length=500, blank=True)
+    compliance_note = models.CharField(
+        max_length=1000, blank=True, help_text="The last pre-trade check's verdict, in words"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )

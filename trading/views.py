@@ -235,6 +235,7 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "order": order,
         "perms_block": can(request.user, Action.BLOCK_VIEW),
+        "perms_compliance": can(request.user, Action.COMPLIANCE_VIEW),
         **_order_actions(request.user, order),
     }
     if hasattr(order, "allocation"):
@@ -273,8 +274,10 @@ def _order_step(request: HttpRequest, pk: int, step) -> HttpResponse:
 @action_required(Action.ORDER_APPROVE)
 def order_approve(request: HttpRequest, pk: int) -> HttpResponse:
     def step(order):
-        order_services.orders_approve(actor=request.user, order_ids=[order.pk])
-        return f"{order} approved."
+        [approved] = order_services.orders_approve(actor=request.user, order_ids=[order.pk])
+        if approved.status != Order.Status.APPROVED:
+            raise ValidationError(approved.compliance_note or f"{order} did not pass compliance.")
+        return f"{order} approved. {approved.compliance_note}".strip()
 
     return _order_step(request, pk, step)
 

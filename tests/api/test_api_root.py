@@ -22,6 +22,11 @@ RESOURCES = [
     "allocations",
     "brokers",
     "audit-events",
+    "rules",
+    "restricted-lists",
+    "pretrade-results",
+    "overrides",
+    "alerts",
 ]
 
 

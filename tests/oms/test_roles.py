@@ -31,6 +31,11 @@ EXPECTED = {
     Action.EXECUTION_VIEW: {TR, CO, OP},
     Action.BREAK_RESOLVE: {OP},
     Action.AUDIT_VIEW: {CO, OP},
+    Action.COMPLIANCE_VIEW: {PM, TR, CO, OP},
+    Action.RULE_MANAGE: {CO},
+    Action.OVERRIDE_REQUEST: {PM, TR},
+    Action.OVERRIDE_DECIDE: {CO},
+    Action.ALERT_MANAGE: {CO},
 }
 
 

@@ -109,13 +109,34 @@ def test_a_user_without_role_sees_the_no_role_page_and_no_navigation(outsider, c
 @pytest.mark.parametrize(
     ("who", "labels"),
     [
-        ("pm", ["Accounts", "Rebalances", "Orders"]),
-        ("trader", ["Orders", "Blotter", "Brokers", "Reconciliation"]),
+        ("pm", ["Accounts", "Rebalances", "Orders", "Rule book"]),
+        ("trader", ["Orders", "Blotter", "Brokers", "Reconciliation", "Rule book"]),
         (
             "compliance",
-            ["Accounts", "Orders", "Blotter", "Brokers", "Reconciliation", "Audit trail"],
+            [
+                "Accounts",
+                "Orders",
+                "Blotter",
+                "Brokers",
+                "Reconciliation",
+                "Rule book",
+                "Overrides",
+                "Alerts",
+                "Audit trail",
+            ],
         ),
-        ("ops", ["Accounts", "Orders", "Blotter", "Brokers", "Reconciliation", "Audit trail"]),
+        (
+            "ops",
+            [
+                "Accounts",
+                "Orders",
+                "Blotter",
+                "Brokers",
+                "Reconciliation",
+                "Rule book",
+                "Audit trail",
+            ],
+        ),
     ],
 )
 def test_navigation_follows_the_role(who, labels, personas, client_for):

@@ -48,6 +48,7 @@ class OrderSerializer(serializers.ModelSerializer):
             "limit_price",
             "stop_price",
             "status",
+            "compliance_note",
             "filled_quantity",
             "average_price",
             "estimated_price",

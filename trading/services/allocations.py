@@ -16,7 +16,7 @@ from audit.services import audit_record, audited_transaction, snapshot
 from oms.numbers import price as round_price
 from oms.state import move
 from portfolios.services.holdings import holdings_book_fill
-from trading import locks
+from trading import locks, posttrade
 from trading.allocation import allocate_pro_rata
 from trading.models import Allocation, Block, Order, Side
 
@@ -105,6 +105,8 @@ def block_allocate(*, block_id: int) -> list[Allocation]:
             | {"allocations": {o: str(q) for o, q in split.items()}},
         )
         block_changed(block.pk)
+        # the post-trade check of the accounts whose holdings moved (after commit)
+        posttrade.allocated(a.order.portfolio_id for a in allocations)
     return allocations
 
 

@@ -21,7 +21,7 @@ from oms.numbers import qty as round_qty
 from oms.roles import Action, require
 from oms.state import check_transition, move
 from portfolios.models import Portfolio, Position, Security
-from trading import locks
+from trading import locks, pretrade
 from trading.models import Block, Order, OrderType, Side, TimeInForce
 
 from .blocks import block_changed
@@ -161,25 +161,84 @@ def order_create(
 
 
 def orders_approve(*, actor, order_ids: list[int]) -> list[Order]:
-    """Approve draft orders for release to the desk, in one transaction."""
+    """Approve draft orders for release to the desk, in one transaction, after the
+    pre-trade check of all of them at once (`trading.pretrade`): each moves to what
+    the check says -- approved, needs override (a soft limit: a compliance officer must
+    approve an override) or rejected (a hard limit) -- and its audit event names the
+    rules it failed."""
     require(actor, Action.ORDER_APPROVE)
     with audited_transaction():
         orders = locks.lock_orders(order_ids)
         _ensure_found(orders, order_ids)
         for order in orders:
             require(actor, Action.ORDER_APPROVE, order.portfolio)
+            if order.status == Order.Status.NEEDS_OVERRIDE:
+                raise ValidationError(
+                    f"{order} needs a compliance override before it can be approved."
+                )
+            check_transition(order, order.TRANSITIONS, Order.Status.APPROVED)
+        verdicts = pretrade.check(orders, stage="approve", actor=actor)
+        for order in orders:
+            verdict = verdicts[order.pk]
             before = snapshot(order, ("status",))
-            move(order, Order.Status.APPROVED)
-            order.approved_by = actor
-            order.save(update_fields=["status", "approved_by", "updated_at"])
+            move(order, verdict.status)
+            order.compliance_note = verdict.message[:1000]
+            fields = ["status", "compliance_note", "updated_at"]
+            if verdict.status == Order.Status.APPROVED:
+                order.approved_by = actor
+                fields.append("approved_by")
+            order.save(update_fields=fields)
+            order.pretrade = verdict
             audit_record(
                 actor=actor,
-                kind="order.approved",
+                kind={
+                    "approved": "order.approved",
+                    "needs_override": "order.needs_override",
+                    "rejected": "order.rejected",
+                }[verdict.status],
                 obj=order,
                 before=before,
-                after={"status": order.status},
+                after={"status": order.status}
+                | (
+                    {"failed": list(verdict.failed), "warned": list(verdict.warned)}
+                    if verdict.failed or verdict.warned
+                    else {}
+                ),
+                reason=verdict.message if not verdict.passes else "",
             )
     return orders
+
+
+def order_compliance_decided(
+    *, actor, order_id: int, approved: bool, override_id: int, reason: str = ""
+) -> Order:
+    """An order held for an override goes to approved (or rejected) as a compliance
+    officer decides its override: called by compliance inside that service's
+    transaction."""
+    with audited_transaction():
+        [order] = locks.lock_orders([order_id])
+        if order.status != Order.Status.NEEDS_OVERRIDE:
+            raise ValidationError(
+                f"{order} is {order.get_status_display().lower()}: it awaits no override."
+            )
+        before = snapshot(order, ("status",))
+        move(order, Order.Status.APPROVED if approved else Order.Status.REJECTED)
+        word = "approved" if approved else "rejected"
+        order.compliance_note = f"Override {override_id} {word}."
+        fields = ["status", "compliance_note", "updated_at"]
+        if approved:
+            order.approved_by = order.approved_by or order.created_by
+            fields.append("approved_by")
+        order.save(update_fields=fields)
+        audit_record(
+            actor=actor,
+            kind=f"order.{word}",
+            obj=order,
+            before=before,
+            after={"status": order.status, "override": override_id},
+            reason=reason,
+        )
+    return order
 
 
 def _ensure_found(orders: list[Order], order_ids: list[int]) -> None:
@@ -226,7 +285,19 @@ def orders_release(*, actor, order_ids: list[int]) -> list[Order]:
         _ensure_found(orders, order_ids)
         for order in orders:
             require(actor, Action.ORDER_RELEASE, order.portfolio)
+            _ensure_releasable(order)
             check_transition(order, order.TRANSITIONS, Order.Status.RELEASED)
+        # Checked again: the book may have moved since the approval (other orders of
+        # the account approved and released meanwhile, prices, the rule book).
+        verdicts = pretrade.check(orders, stage="release", actor=actor)
+        refused = [o for o in orders if not verdicts[o.pk].passes]
+        if refused:
+            raise ValidationError(
+                [
+                    f"{o} cannot be released: {verdicts[o.pk].message or verdicts[o.pk].status}"
+                    for o in refused
+                ]
+            )
         by_key: dict[tuple, list[Order]] = defaultdict(list)
         for order in orders:
             by_key[_block_key(order)].append(order)
@@ -257,6 +328,17 @@ def orders_release(*, actor, order_ids: list[int]) -> list[Order]:
             )
             block_changed(block.pk)
     return orders
+
+
+def _ensure_releasable(order: Order) -> None:
+    """Refuse, in words, an order that compliance stopped or has not cleared."""
+    note = f" ({order.compliance_note})" if order.compliance_note else ""
+    if order.status == Order.Status.REJECTED:
+        raise ValidationError(f"{order} was rejected by compliance and cannot be released{note}.")
+    if order.status in (Order.Status.NEEDS_OVERRIDE, Order.Status.PENDING_COMPLIANCE):
+        raise ValidationError(
+            f"{order} awaits a compliance override and cannot be released yet{note}."
+        )
 
 
 def order_cancel(*, actor, order_id: int, reason: str = "") -> Order:

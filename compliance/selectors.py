@@ -1,0 +1,200 @@
+"""Reads of the rule book that the checks, the pages, the API and the rebalancer share."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+from django.db.models import Q, QuerySet
+
+from compliance import rules as engine
+from compliance.models import Override, PretradeResult, RestrictedList, Rule
+from oms.roles import Action, can, sees_all_accounts
+from portfolios.models import Portfolio, Security
+
+
+def rules_in_force(day: dt.date, stage: str = "pre") -> list[Rule]:
+    """The active rules checked at this stage (``pre`` or ``post``) on this day, with
+    their chosen accounts."""
+    whens = Rule.PRE_TRADE if stage == "pre" else Rule.POST_TRADE
+    return list(
+        Rule.objects.filter(is_active=True, when__in=whens)
+        .filter(Q(active_from__isnull=True) | Q(active_from__lte=day))
+        .filter(Q(active_to__isnull=True) | Q(active_to__gte=day))
+        .prefetch_related("accounts")
+        .order_by("pk")
+    )
+
+
+@dataclass(frozen=True)
+class EngineBook:
+    """The rule book as the engine checks it, for a set of accounts: the engine's rules
+    (ids are our rule keys, or (rule key, list key) for an account's own list), the
+    restricted lists they name, and our rules by key."""
+
+    rules: list[engine.Rule]
+    lists: dict[str, engine.RestrictedList]
+    by_id: dict[int, Rule]
+
+
+def rule_key(engine_id) -> int:
+    """Our rule's key from an engine rule id."""
+    return engine_id[0] if isinstance(engine_id, tuple) else engine_id
+
+
+def engine_book(rules: Iterable[Rule], model_of: Mapping[int, int | None]) -> EngineBook:
+    """The engine's rules for the accounts in ``model_of`` (account key -> model key).
+
+    A rule's scope is resolved to the account keys it binds among these accounts; a rule
+    that binds none of them is left out. A restricted rule checks firm lists over its
+    scope, and an account's own list only in that account (an engine rule of its own)."""
+    rules = list(rules)
+    accounts = set(model_of)
+    names = {n for r in rules if r.kind == "restricted" for n in r.params.get("list", ())}
+    lists: dict[str, RestrictedList] = {
+        rl.name: rl
+        for rl in RestrictedList.objects.filter(name__in=names, is_active=True).prefetch_related(
+            "entries"
+        )
+    }
+    out: list[engine.Rule] = []
+    for rule in rules:
+        if rule.scope == Rule.Scope.ALL:
+            scope = None
+        elif rule.scope == Rule.Scope.ACCOUNTS:
+            scope = {a.pk for a in rule.accounts.all()} & accounts
+        else:
+            scope = {a for a, m in model_of.items() if m == rule.model_id}
+        if scope is not None and not scope:
+            continue
+        if rule.kind != "restricted":
+            out.append(_engine_rule(rule.pk, rule, rule.params, scope))
+            continue
+        mine = [lists[n] for n in rule.params.get("list", ()) if n in lists]
+        firm = [rl.name for rl in mine if rl.level == RestrictedList.Level.FIRM]
+        if firm:
+            out.append(_engine_rule(rule.pk, rule, rule.params | {"list": firm}, scope))
+        for rl in mine:
+            if rl.level != RestrictedList.Level.ACCOUNT or rl.portfolio_id not in accounts:
+                continue
+            if scope is not None and rl.portfolio_id not in scope:
+                continue
+            own = rule.params | {"list": [rl.name]}
+            out.append(_engine_rule((rule.pk, rl.pk), rule, own, {rl.portfolio_id}))
+    return EngineBook(
+        rules=out,
+        lists={name: _engine_list(rl) for name, rl in lists.items()},
+        by_id={r.pk: r for r in rules},
+    )
+
+
+def _engine_rule(rid, rule: Rule, params: dict, scope) -> engine.Rule:
+    return engine.Rule(
+        id=rid,
+        kind=rule.kind,
+        params=params,
+        severity=rule.severity,
+        scope=scope,
+        version=rule.version,
+    )
+
+
+def _engine_list(rl: RestrictedList) -> engine.RestrictedList:
+    entries = list(rl.entries.all())
+    return engine.RestrictedList(
+        name=rl.name,
+        securities={e.security_id for e in entries if e.security_id},
+        issuers={e.issuer for e in entries if not e.security_id},
+    )
+
+
+def rebalance_restrictions_for(portfolio_ids: Iterable[int], day: dt.date) -> pd.DataFrame:
+    """The rebalancer's restrictions (``account`` None for every account, ``security``,
+    ``restriction``) from the pre-trade restricted rules in force: a run never proposes
+    what the check would reject."""
+    model_of = dict(Portfolio.objects.filter(pk__in=list(portfolio_ids)).values_list("pk", "model"))
+    restricted = [r for r in rules_in_force(day, "pre") if r.kind == "restricted"]
+    empty = pd.DataFrame({"account": [], "security": [], "restriction": []}, dtype=object)
+    if not restricted or not model_of:
+        return empty
+    book = engine_book(restricted, model_of)
+    if not book.rules:
+        return empty
+    securities = pd.DataFrame(
+        list(Security.objects.values_list("pk", "issuer")), columns=["security", "issuer"]
+    )
+    frame = engine.rebalance_restrictions(book.rules, book.lists, securities)
+    # A rule over every account restricts the run's accounts; an account's own list, its account.
+    return frame[frame["account"].isna() | frame["account"].isin(list(model_of))].reset_index(
+        drop=True
+    )
+
+
+def rules_visible_to(user) -> QuerySet[Rule]:
+    if not can(user, Action.COMPLIANCE_VIEW):
+        return Rule.objects.none()
+    return Rule.objects.select_related("model").prefetch_related("accounts").order_by("name")
+
+
+def restricted_lists_visible_to(user) -> QuerySet[RestrictedList]:
+    if not can(user, Action.COMPLIANCE_VIEW):
+        return RestrictedList.objects.none()
+    qs = RestrictedList.objects.select_related("portfolio").prefetch_related("entries__security")
+    if not sees_all_accounts(user, Action.COMPLIANCE_VIEW):
+        qs = qs.filter(Q(portfolio__isnull=True) | Q(portfolio__manager=user))
+    return qs.order_by("name")
+
+
+def results_visible_to(user) -> QuerySet[PretradeResult]:
+    if not can(user, Action.COMPLIANCE_VIEW):
+        return PretradeResult.objects.none()
+    qs = PretradeResult.objects.select_related("rule", "order__portfolio", "order__security")
+    if not sees_all_accounts(user, Action.COMPLIANCE_VIEW):
+        qs = qs.filter(order__portfolio__manager=user)
+    return qs.order_by("-checked_at", "pk")
+
+
+def latest_results(order_id: int) -> list[PretradeResult]:
+    """The results of the order's latest check, worst first."""
+    last = (
+        PretradeResult.objects.filter(order_id=order_id)
+        .order_by("-checked_at")
+        .values_list("checked_at", flat=True)
+        .first()
+    )
+    if last is None:
+        return []
+    rank = {"fail": 0, "warn": 1, "pass": 2}
+    rows = list(
+        PretradeResult.objects.filter(order_id=order_id, checked_at=last).select_related("rule")
+    )
+    return sorted(rows, key=lambda r: (rank[r.status], r.rule.name if r.rule else ""))
+
+
+def overrides_visible_to(user) -> QuerySet[Override]:
+    if not (can(user, Action.OVERRIDE_DECIDE) or can(user, Action.OVERRIDE_REQUEST)):
+        return Override.objects.none()
+    qs = Override.objects.select_related(
+        "order__portfolio", "order__security", "requested_by", "decided_by"
+    ).prefetch_related("rules")
+    if not (
+        sees_all_accounts(user, Action.OVERRIDE_DECIDE)
+        or sees_all_accounts(user, Action.OVERRIDE_REQUEST)
+    ):
+        qs = qs.filter(order__portfolio__manager=user)
+    return qs.order_by("-requested_at", "-pk")
+
+
+def alerts_visible_to(user) -> QuerySet:
+    from compliance.models import Alert
+
+    if not can(user, Action.COMPLIANCE_VIEW):
+        return Alert.objects.none()
+    qs = Alert.objects.select_related(
+        "portfolio", "rule", "assignee", "resolved_by"
+    ).prefetch_related("comments__author")
+    if not sees_all_accounts(user, Action.COMPLIANCE_VIEW):
+        qs = qs.filter(portfolio__manager=user)
+    return qs.order_by("-opened_at", "-pk")

@@ -1,0 +1,328 @@
+"""The pre-trade check: the checker that trading asks through `trading.pretrade`.
+
+`pretrade_check(orders, stage=..., actor=...)` builds the engine's book from the
+database for the accounts of the orders -- holdings, cash in every currency, the
+latest prices and FX rates, security reference data, and every other live order of
+those accounts (draft, approved, released, working: the portfolio after counts them)
+-- runs one batch check of the rules in force, stores what each rule found of each
+order (`PretradeResult`, with the rule's version and the numbers that drove it) and
+returns a verdict per order. It never moves an order: the trading service that asked
+does. A fixed number of queries whatever the number of orders.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+
+from django.db.models import FloatField, Q
+from django.db.models.functions import Cast
+from django.utils import timezone
+
+from compliance import rules as engine
+from compliance.models import Override, PretradeResult, Rule
+from compliance.selectors import engine_book, rule_key, rules_in_force
+from portfolios.models import CashBalance, Portfolio, Position, Security
+from portfolios.selectors import FxTable
+from trading import pretrade
+from trading.models import Order
+
+#: The states of the account's other orders that the portfolio after counts. Fills are
+#: booked at allocation, so a filled order not yet allocated still counts whole.
+LIVE_STATES = (
+    Order.Status.DRAFT,
+    Order.Status.APPROVED,
+    Order.Status.RELEASED,
+    Order.Status.WORKING,
+    Order.Status.PARTIALLY_FILLED,
+    Order.Status.FILLED,
+)
+_RANK = {"approved": 0, "needs_override": 1, "rejected": 2}
+
+
+def _num(value) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _order_row(order) -> tuple:
+    return (
+        order.pk,
+        order.portfolio_id,
+        order.security_id,
+        order.side,
+        float(order.quantity),
+        float(order.limit_price) if order.limit_price is not None else float("nan"),
+        order.created_at,
+    )
+
+
+_ORDER_COLUMNS = ("order", "account", "security", "side", "quantity", "limit_price", "created_at")
+
+
+def _columns(rows: list[tuple], names: Sequence[str]) -> dict[str, list]:
+    return {name: [row[i] for row in rows] for i, name in enumerate(names)}
+
+
+def build_book(
+    orders: Sequence, *, now=None, account_ids: Sequence[int] | None = None
+) -> tuple[engine.Book, dict]:
+    """The engine's book for the accounts of these orders (or these accounts, for a
+    post-trade check with no order); also the securities by key (ticker, price) for the
+    messages."""
+    now = now or timezone.now()
+    if account_ids is None:
+        account_ids = sorted({o.portfolio_id for o in orders})
+    order_ids = [o.pk for o in orders]
+    accounts = list(
+        Portfolio.objects.filter(pk__in=account_ids).values_list("pk", "base_currency", "long_only")
+    )
+    holdings = list(
+        Position.objects.filter(portfolio_id__in=account_ids)
+        .exclude(quantity=0)
+        .annotate(q=Cast("quantity", FloatField()))
+        .values_list("portfolio_id", "security_id", "q")
+    )
+    cash = list(
+        CashBalance.objects.filter(portfolio_id__in=account_ids)
+        .annotate(a=Cast("amount", FloatField()))
+        .values_list("portfolio_id", "currency", "a")
+    )
+    live = [
+        (pk, a, s, side, q, float(lp) if lp is not None else float("nan"), c)
+        for pk, a, s, side, q, lp, c in Order.objects.filter(
+            portfolio_id__in=account_ids, status__in=LIVE_STATES
+        )
+        .exclude(pk__in=order_ids)
+        .annotate(q=Cast("quantity", FloatField()))
+        .values_list("pk", "portfolio_id", "security_id", "side", "q", "limit_price", "created_at")
+    ]
+    security_ids = (
+        {s for _, s, _ in holdings} | {o.security_id for o in orders} | {r[2] for r in live}
+    )
+    securities = list(
+        Security.objects.filter(pk__in=security_ids)
+        .with_latest_price()
+        .values_list(
+            "pk",
+            "ticker",
+            "latest_price",
+            "currency",
+            "issuer",
+            "sector",
+            "country",
+            "asset_class",
+            "multiplier",
+        )
+    )
+    fx = FxTable.latest()
+    currencies = {s[3] for s in securities} | {c for _, c, _ in cash}
+    bases = {b for _, b, _ in accounts}
+    book = engine.Book(
+        securities={
+            "security": [s[0] for s in securities],
+            "price": [float(s[2]) if s[2] is not None else float("nan") for s in securities],
+            "currency": [s[3] for s in securities],
+            "issuer": [s[4] for s in securities],
+            "sector": [s[5] for s in securities],
+            "country": [s[6] for s in securities],
+            "asset_class": [s[7] for s in securities],
+            "investment_company": [s[7] == "etf" for s in securities],
+            "multiplier": [float(s[8]) for s in securities],
+        },
+        accounts={
+            "account": [a[0] for a in accounts],
+            "base_currency": [a[1] for a in accounts],
+            "long_only": [bool(a[2]) for a in accounts],
+        },
+        holdings=_columns(holdings, ("account", "security", "quantity")),
+        cash=_columns(cash, ("account", "currency", "amount")),
+        fx=fx.frame(currencies, bases),
+        orders=_columns([_order_row(o) for o in orders], _ORDER_COLUMNS),
+        live_orders=_columns(live, _ORDER_COLUMNS),
+        as_of=now,
+    )
+    return book, {s[0]: (s[1], s[2]) for s in securities}
+
+
+def _figure(value: float | None, kind: str) -> str:
+    if value is None:
+        return "none"
+    if kind in ("max_weight", "min_cash", "ucits_5_10_40", "diversified_fund", "max_adv_pct"):
+        return f"{value:.2%}"
+    if kind == "price_collar":
+        return f"{value:.2%}"
+    return f"{value:,.2f}"
+
+
+def describe(rule: Rule | None, kind: str, status: str, value, limit, group: str) -> str:
+    """A result in words, as the order page and the refusals show it."""
+    name = rule.name if rule else kind
+    if status == "pass":
+        return f"{name}: passes"
+    if kind == "restricted":
+        return f"{name}: on the restricted list"
+    where = f" ({group})" if group else ""
+    lower_bound = kind in ("min_cash", "no_overdraft", "no_short", "diversified_fund")
+    word = "below" if lower_bound else "over"
+    return f"{name}{where}: {_figure(value, kind)} {word} the limit of {_figure(limit, kind)}"
+
+
+def pretrade_check(orders: Sequence, *, stage: str, actor) -> dict[int, pretrade.Verdict]:
+    """The verdict on each order, checked as one batch; stores the results."""
+    now = timezone.now()
+    rules = rules_in_force(timezone.localdate(now), "pre")
+    if not rules:
+        return {o.pk: pretrade.APPROVED for o in orders}
+    model_of = dict(
+        Portfolio.objects.filter(pk__in={o.portfolio_id for o in orders}).values_list(
+            "pk", "model_id"
+        )
+    )
+    ebook = engine_book(rules, model_of)
+    if not ebook.rules:
+        return {o.pk: pretrade.APPROVED for o in orders}
+    book, securities = build_book(orders, now=now)
+    result = engine.check(book, ebook.rules, ebook.lists)
+    skipped = {r["account"]: r["reason"] for r in result.records("skipped")}
+    by_order: dict[int, list[dict]] = defaultdict(list)
+    for row in result.records("order_results"):
+        by_order[row["order"]].append(row)
+    by_account: dict[int, list[dict]] = defaultdict(list)
+    for row in result.records("account_results"):
+        by_account[row["account"]].append(row)
+    verdicts: dict[int, pretrade.Verdict] = {}
+    stored: list[PretradeResult] = []
+    security_of = {o.pk: o.security_id for o in orders}
+    for row in result.records("orders"):
+        order_id, account = row["order"], row["account"]
+        if row["status"] == "unchecked":
+            ticker, price = securities.get(security_of[order_id], ("?", None))
+            reason = skipped.get(account) or "the account could not be valued"
+            if price is None:
+                reason = f"no price for {ticker}"
+            message = f"Could not be checked: {reason}. Compliance must look at it."
+            verdicts[order_id] = pretrade.Verdict(
+                "needs_override", message=message, details={"unchecked": True}
+            )
+            stored.append(
+                PretradeResult(
+                    order_id=order_id,
+                    stage=stage,
+                    status=PretradeResult.Status.FAIL,
+                    message=message[:500],
+                    checked_at=now,
+                )
+            )
+            continue
+        seen: set[int] = set()
+        failed_words: list[str] = []
+        for r in by_order.get(order_id, ()):
+            rule = ebook.by_id[rule_key(r["rule"])]
+            seen.add(r["rule"])
+            words = describe(rule, r["kind"], r["status"], r["value"], r["limit"], r["group"])
+            if r["status"] != "pass":
+                failed_words.append(words)
+            stored.append(
+                PretradeResult(
+                    order_id=order_id,
+                    rule=rule,
+                    rule_version=r["version"],
+                    stage=stage,
+                    severity=r["severity"],
+                    status=r["status"],
+                    value=_num(r["value"]),
+                    limit=_num(r["limit"]),
+                    group=str(r["group"] or "")[:200],
+                    passive=False,
+                    message=words[:500],
+                    checked_at=now,
+                )
+            )
+        for r in by_account.get(account, ()):
+            if r["rule"] in seen or engine.KINDS[r["kind"]].level == "order":
+                continue
+            rule = ebook.by_id[rule_key(r["rule"])]
+            status = r["status"]
+            if status == "fail":
+                # an active breach not laid on this order: this order does not move it
+                status = "pass"
+            words = describe(rule, r["kind"], status, r["value"], r["limit"], r["group"])
+            if r["passive"]:
+                words = f"{rule.name}: already in breach ({_figure(_num(r['value']), r['kind'])}),"
+                words += " not made worse"
+            stored.append(
+                PretradeResult(
+                    order_id=order_id,
+                    rule=rule,
+                    rule_version=r["version"],
+                    stage=stage,
+                    severity=r["severity"],
+                    status=status,
+                    value=_num(r["value"]),
+                    limit=_num(r["limit"]),
+                    group=str(r["group"] or "")[:200],
+                    passive=bool(r["passive"]),
+                    message=words[:500],
+                    checked_at=now,
+                )
+            )
+        names = lambda ids: tuple(  # noqa: E731
+            dict.fromkeys(ebook.by_id[rule_key(i)].name for i in ids)
+        )
+        status = row["status"]
+        verb = {"approved": "Passes", "needs_override": "Needs an override", "rejected": "Rejected"}
+        message = verb[status]
+        if failed_words:
+            message += ": " + "; ".join(failed_words)
+        verdicts[order_id] = pretrade.Verdict(
+            status,
+            failed=names(row["failed"]),
+            warned=names(row["warned"]),
+            message=message[:1000],
+            details={"rules": sorted({rule_key(i) for i in row["failed"]})},
+        )
+    PretradeResult.objects.bulk_create(stored, batch_size=2000)
+    return verdicts
+
+
+def override_in_force(order_ids: Sequence[int], now=None) -> dict[int, Override]:
+    """The approved, unexpired override of each of these orders (if any)."""
+    now = now or timezone.now()
+    found: dict[int, Override] = {}
+    for override in (
+        Override.objects.filter(order_id__in=list(order_ids), status=Override.Status.APPROVED)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .prefetch_related("rules")
+        .order_by("decided_at")
+    ):
+        found[override.order_id] = override
+    return found
+
+
+def checker(orders: Sequence, *, stage: str, actor) -> dict[int, pretrade.Verdict]:
+    """The checker registered with `trading.pretrade`: the check, where an approved
+    override in force lets through an order whose soft failures it covers."""
+    verdicts = pretrade_check(orders, stage=stage, actor=actor)
+    held = [pk for pk, v in verdicts.items() if v.status == "needs_override"]
+    if held and stage != "proposal":
+        overrides = override_in_force(held)
+        for pk in held:
+            override = overrides.get(pk)
+            if override is None:
+                continue
+            covered = {r.pk for r in override.rules.all()}
+            wanted = set(verdicts[pk].details.get("rules", ()))
+            if wanted <= covered or (verdicts[pk].details.get("unchecked") and not wanted):
+                v = verdicts[pk]
+                verdicts[pk] = pretrade.Verdict(
+                    "approved",
+                    failed=v.failed,
+                    warned=v.warned,
+                    message=f"Override {override.pk} in force: {v.message}",
+                    details=v.details | {"override": override.pk},
+                )
+    return verdicts

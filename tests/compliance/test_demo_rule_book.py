@@ -1,0 +1,65 @@
+"""The demo ships a rule book: tried as a new user would, a hand-entered buy of
+1,000,000 AAPL in a $527k account was approved, released, filled and booked, leaving the
+account at -217 million USD. Now it is rejected before it can be approved, while the
+demo's own rebalance of every account still goes through."""
+
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+
+from compliance.models import RestrictedList, Rule
+from config.demo import DEMO_RULES, load_demo_data
+from orchestration import services as run_services
+from portfolios.models import Portfolio, Security
+from trading.models import Order
+from trading.services import orders as order_services
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def demo():
+    load_demo_data()
+    return get_user_model().objects.get(username="pm")
+
+
+def test_the_demo_loads_its_rule_book_through_the_services(demo):
+    assert set(Rule.objects.values_list("name", flat=True)) == {r[0] for r in DEMO_RULES}
+    firm = RestrictedList.objects.get(name="Firm restricted")
+    assert {str(e) for e in firm.entries.all()} == {"INTC", "issuer Bank of America Corp."}
+    # a second load finds it there
+    assert load_demo_data()["rules"] == 0
+
+
+def test_a_fat_finger_buy_is_rejected_before_approval(demo):
+    account = Portfolio.objects.get(code="ACC001")
+    order = order_services.order_create(
+        actor=demo,
+        portfolio=account,
+        security=Security.objects.get(ticker="AAPL"),
+        side="buy",
+        quantity=Decimal(1_000_000),
+    )
+    order_services.orders_approve(actor=demo, order_ids=[order.pk])
+    order.refresh_from_db()
+    assert order.status == Order.Status.REJECTED
+    assert order.approved_by is None
+    assert order.compliance_note.startswith("Rejected: Maximum order value $1m")
+    with pytest.raises(ValidationError, match="rejected by compliance"):
+        order_services.orders_release(actor=demo, order_ids=[order.pk])
+
+
+def test_the_demo_rebalance_goes_through(demo):
+    run = run_services.rebalance_run_create(actor=demo, portfolios=list(Portfolio.objects.all()))
+    assert run.orders.count() > 20
+    run_services.rebalance_run_approve(actor=demo, run_id=run.pk)
+    assert set(run.orders.values_list("status", flat=True)) == {Order.Status.APPROVED}
+    run_services.rebalance_run_release(actor=demo, run_id=run.pk)
+    assert Counter(run.orders.values_list("status", flat=True)) == {
+        Order.Status.RELEASED: run.orders.count()
+    }
+    # the firm's restricted list fed the run's do-not-buy list
+    assert not run.orders.filter(security__ticker__in=["INTC", "BAC"], side="buy").exists()
