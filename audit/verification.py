@@ -261,12 +261,7 @@ def _walk(report: ChainReport, heads: dict[int, list[Checkpoint]]) -> None:
     last_good = 0  # the last position a trusted checkpoint vouches for
     for position, previous_hash, stored_hash, event_id, stored in _rows(seals):
         if position != expected:
-            report.add(
-                f"Positions {expected}–{position - 1} are missing from the chain: "
-                "their events or seals were deleted",
-                expected,
-                event_id,
-            )
+            _missing(report, expected, position - 1)
         elif previous_hash != previous:
             report.add(
                 f"Event #{event_id} (position {position}) does not link to the seal "
@@ -299,14 +294,37 @@ def _walk(report: ChainReport, heads: dict[int, list[Checkpoint]]) -> None:
     # The walk joins each seal to its event: seals past the last event it saw lost theirs.
     sealed = AuditSeal.objects.aggregate(last=Max("position"))["last"] or 0
     if sealed > last:
-        report.add(
-            f"Positions {last + 1}–{sealed} are missing from the chain: their events were deleted",
-            last + 1,
-        )
+        _missing(report, last + 1, sealed)
     if last:
         report.head_sealed_at = AuditSeal.objects.values_list("sealed_at", flat=True).get(
             position=last
         )
+
+
+def _missing(report: ChainReport, first: int, last: int) -> None:
+    """Positions the walk found no event for: name the events whose seals are still
+    there (the event was deleted), and say so when the seals went too."""
+    orphans = list(
+        AuditSeal.objects.filter(position__range=(first, last))
+        .order_by("position")
+        .values_list("event_id", flat=True)[:MAX_NAMED]
+    )
+    if not orphans:
+        deleted = "their events and seals were deleted"
+    elif len(orphans) == last - first + 1:
+        deleted = _events_deleted(orphans)
+    else:
+        deleted = f"their seals were deleted, and {_events_deleted(orphans)}"
+    report.add(
+        f"Positions {first}–{last} are missing from the chain: {deleted}",
+        first,
+        orphans[0] if len(orphans) == 1 else None,
+    )
+
+
+def _events_deleted(ids: list[int]) -> str:
+    shown = ", ".join(f"#{pk}" for pk in ids[:20]) + (" …" if len(ids) > 20 else "")
+    return f"event{'s' if len(ids) > 1 else ''} {shown} {'were' if len(ids) > 1 else 'was'} deleted"
 
 
 def _unsealed(report: ChainReport) -> None:
