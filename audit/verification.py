@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Max, Min
 
@@ -149,6 +150,32 @@ def kept_checkpoints(path: str | Path) -> list[Checkpoint]:
     return found
 
 
+def _exported_checkpoints(report: ChainReport) -> list[Checkpoint]:
+    """The checkpoints the sealer appended to `OMS_AUDIT_CHECKPOINT_FILE`, outside the
+    database: read by every verification (the page and the API too), so that a trail
+    emptied with its checkpoints is still named there."""
+    path = settings.OMS_AUDIT_CHECKPOINT_FILE
+    if not path:
+        return []
+    try:
+        return kept_checkpoints(path)
+    except FileNotFoundError:
+        report.notes.append(f"The checkpoint file {path} does not exist yet")
+    except (OSError, ValueError) as exc:
+        report.add(f"The checkpoint file {path} cannot be read: {exc}")
+    return []
+
+
+def _distinct(checkpoints: list[Checkpoint]) -> list[Checkpoint]:
+    """Each checkpoint once, when a file is both kept and the sealer's."""
+    seen, distinct = set(), []
+    for checkpoint in checkpoints:
+        if (line := checkpoint.line()) not in seen:
+            seen.add(line)
+            distinct.append(checkpoint)
+    return distinct
+
+
 def _stored_checkpoints() -> list[Checkpoint]:
     return [Checkpoint.stored(c) for c in AuditCheckpoint.objects.order_by("pk")]
 
@@ -196,6 +223,7 @@ def verify_audit_chain(*, kept: Iterable[Checkpoint] = ()) -> ChainReport:
     stray unsealed event and checkpoint the chain no longer matches. ``kept``:
     checkpoints an auditor kept outside the database (`kept_checkpoints`)."""
     report = ChainReport()
+    kept = _distinct([*kept, *_exported_checkpoints(report)])
     with transaction.atomic():
         if connection.vendor == "postgresql" and len(connection.atomic_blocks) == 1:
             # One consistent view of seals, events and checkpoints for the whole walk.

@@ -14,7 +14,13 @@ from django.db import connection
 
 from audit.chain import StoredEvent, seal_hash
 from audit.models import AuditEvent, AuditSeal
-from audit.services import audit_checkpoint, audit_record, audit_seal, audited_transaction
+from audit.services import (
+    audit_checkpoint,
+    audit_record,
+    audit_seal,
+    audited_transaction,
+    verify_audit_chain,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("postgresql")]
 
@@ -306,3 +312,33 @@ def test_every_finding_named_at_once(trail, pm, kept, capsys):
     assert "Positions 5–5 are missing" in out
     assert "positions 9–10 were cut off" in out
     assert json.loads(kept.path.read_text().splitlines()[0])["position"] == 10
+
+
+def test_the_page_reads_the_sealer_s_checkpoint_file(
+    pm, settings, tmp_path, client, compliance_officer, django_capture_on_commit_callbacks
+):
+    # Everything in the database emptied, checkpoints too: only the file the sealer
+    # appends to outside the database (OMS_AUDIT_CHECKPOINT_FILE) can tell.
+    settings.OMS_AUDIT_CHECKPOINT_FILE = str(tmp_path / "checkpoints.jsonl")
+    record(pm, 4)
+    seal_all()
+    with django_capture_on_commit_callbacks(execute=True):
+        audit_checkpoint()
+    assert "Chain intact" in verify_page(client, compliance_officer)
+    with triggers_off("replica") as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(TABLES)}")
+    page = verify_page(client, compliance_officer)
+    assert "positions 1–4 were cut off" in page
+    assert not verify_audit_chain().ok
+
+
+def test_a_checkpoint_file_that_cannot_be_read_is_named(
+    pm, settings, tmp_path, client, compliance_officer
+):
+    path = tmp_path / "checkpoints.jsonl"
+    path.write_text("not json\n")
+    settings.OMS_AUDIT_CHECKPOINT_FILE = str(path)
+    record(pm)
+    seal_all()
+    page = verify_page(client, compliance_officer)
+    assert "cannot be read" in page
