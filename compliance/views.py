@@ -42,7 +42,7 @@ SHOWN_BREAKS = 200
 
 
 def _filtered(request: HttpRequest) -> AuditEventFilter:
-    events = AuditEvent.objects.select_related("seal").order_by("-pk")
+    events = AuditEvent.objects.select_related("seal", "actor").order_by("-pk")
     filterset = AuditEventFilter(request.GET or None, queryset=events)
     fields = filterset.form.fields
     for name in ("occurred_from", "occurred_to"):
