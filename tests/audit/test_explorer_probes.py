@@ -64,3 +64,11 @@ def test_an_actor_by_name_as_a_person_writes_it(explorer, pm, book):
     page = explorer.get(reverse("compliance:audit-list")).content.decode()
     rows = page[page.index("<tbody>") :]
     assert "Pat Morgan" in rows  # the actor as people know them, beside the username
+
+
+def test_an_export_with_a_filter_it_cannot_read_is_refused_not_the_whole_trail(explorer, pm, book):
+    _about(pm, book["accounts"][0])
+    answer = explorer.get(reverse("compliance:audit-export"), {"occurred_from": "2026-13-01"})
+    assert answer.status_code == 400
+    assert not answer.streaming
+    assert "From" in answer.content.decode()
