@@ -223,6 +223,8 @@ def verify_audit_chain(*, kept: Iterable[Checkpoint] = ()) -> ChainReport:
     stray unsealed event and checkpoint the chain no longer matches. ``kept``:
     checkpoints an auditor kept outside the database (`kept_checkpoints`)."""
     report = ChainReport()
+    # Files first, the database's snapshot after: a checkpoint in a file was committed
+    # before it was written, so the chain it signed is in the snapshot.
     kept = _distinct([*kept, *_exported_checkpoints(report)])
     with transaction.atomic():
         if connection.vendor == "postgresql" and len(connection.atomic_blocks) == 1:

@@ -168,3 +168,48 @@ def _a_sealer_waits_to_write() -> bool:
             " AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO audit_auditseal%%'"
         )
         return cursor.fetchone()[0] > 0
+
+
+def test_verifying_while_writers_and_the_sealer_run_finds_nothing_wrong(pm, settings, tmp_path):
+    from audit.sealer import run_sealer
+
+    settings.OMS_AUDIT_CHECKPOINT_FILE = str(tmp_path / "checkpoints.jsonl")
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def guarded(target):
+        def run() -> None:
+            try:
+                target()
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    def writer() -> None:
+        while not stop.is_set():
+            with audited_transaction():
+                for _ in range(3):
+                    audit_record(actor=pm, kind="test.w", obj=pm)
+                time.sleep(0.005)
+
+    threads = [guarded(writer) for _ in range(4)]
+    threads.append(guarded(lambda: run_sealer(stop=stop, every=0.05, checkpoint_every=0)))
+    reports = []
+    try:
+        for _ in range(15):
+            reports.append(verify_audit_chain())
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(WAIT)
+    assert not errors
+    assert all(report.ok for report in reports), [r.breaks for r in reports if not r.ok]
+    assert reports[-1].checked > 0 and reports[-1].checkpoints_checked > 0
+    report = verify_audit_chain()
+    assert report.ok and report.awaiting == 0 and report.checked == AuditEvent.objects.count()
