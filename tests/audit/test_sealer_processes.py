@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from audit.models import AuditEvent, AuditSeal
+from audit.models import AuditCheckpoint, AuditEvent, AuditSeal
 from audit.services import audit_record, audited_transaction, verify_audit_chain
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("postgresql")]
@@ -213,3 +213,45 @@ def test_verifying_while_writers_and_the_sealer_run_finds_nothing_wrong(pm, sett
     assert reports[-1].checked > 0 and reports[-1].checkpoints_checked > 0
     report = verify_audit_chain()
     assert report.ok and report.awaiting == 0 and report.checked == AuditEvent.objects.count()
+
+
+def test_a_tail_cut_under_a_running_sealer_is_signed_by_it_before_the_next_checkpoint(pm):
+    # Checkpoints every hour: only the sealer's memory of what it sealed can tell.
+    from audit.sealer import run_sealer
+
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def sealer() -> None:
+        try:
+            run_sealer(stop=stop, every=0.05, checkpoint_every=3600)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=sealer)
+    thread.start()
+    try:
+        for _ in range(5):
+            with audited_transaction():
+                audit_record(actor=pm, kind="test.event", obj=pm)
+        assert _until(lambda: AuditSeal.objects.count() == 5)
+        time.sleep(0.3)  # a round or two after the last seal
+        newest = list(AuditSeal.objects.filter(position__gt=3).values_list("event_id", flat=True))
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL session_replication_role = replica")
+            cursor.execute("DELETE FROM audit_auditseal WHERE position > 3")
+            cursor.execute("DELETE FROM audit_auditcheckpoint")
+            cursor.execute("DELETE FROM compliance_auditevent WHERE id = ANY(%s)", [newest])
+        assert _until(lambda: AuditCheckpoint.objects.filter(position=5).exists(), 10)
+        time.sleep(0.3)  # rounds after it sign nothing more
+    finally:
+        stop.set()
+        thread.join(WAIT)
+    assert not errors
+    assert AuditCheckpoint.objects.count() == 1  # signed once, not at every round after
+    report = verify_audit_chain()
+    assert any("positions 4–5 were cut off" in found.problem for found in report.breaks), (
+        report.breaks
+    )
