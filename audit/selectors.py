@@ -64,7 +64,11 @@ _PAGE_NAMES = {"portfolios.portfolio": "Account"}
 #: More words a person may type for a kind.
 _ALIASES = {
     "account": "portfolios.portfolio",
+    "accounts": "portfolios.portfolio",
     "rebalance": "portfolios.rebalancerun",
+    "rebalances": "portfolios.rebalancerun",  # the navigation's name
+    "break": "trading.statementbreak",
+    "breaks": "trading.statementbreak",
     "run": "portfolios.rebalancerun",
     "model": "portfolios.modelportfolio",
 }

@@ -228,10 +228,11 @@ def _insert_seals(seals: list[tuple]) -> None:
             )
 
 
-def audit_checkpoint() -> AuditCheckpoint | None:
+def audit_checkpoint(*, head: tuple[int, str] | None = None) -> AuditCheckpoint | None:
     """Sign the head of the chain with the seal key, if it moved since the last
     checkpoint; append it to `OMS_AUDIT_CHECKPOINT_FILE` too when one is set.
-    None when there is nothing new to sign, or no key."""
+    None when there is nothing new to sign, or no key. ``head`` (position, hash):
+    sign that instead, a head the sealer saw and the chain no longer holds."""
     key = seal_key(create=True)
     if key is None:
         log.error("no audit seal key (OMS_AUDIT_SEAL_KEY): checkpoints are not written")
@@ -239,12 +240,15 @@ def audit_checkpoint() -> AuditCheckpoint | None:
     with transaction.atomic():
         if not _claim_sealing():
             return None
-        head = AuditSeal.objects.order_by("-position").values_list("position", "hash").first()
         if head is None:
-            return None
-        last = AuditCheckpoint.objects.order_by("-pk").values_list("position", flat=True).first()
-        if last == head[0]:
-            return None
+            head = AuditSeal.objects.order_by("-position").values_list("position", "hash").first()
+            if head is None:
+                return None
+            last = (
+                AuditCheckpoint.objects.order_by("-pk").values_list("position", flat=True).first()
+            )
+            if last == head[0]:
+                return None
         signed_at = timezone.now()
         position, head_hash = head
         checkpoint = AuditCheckpoint(

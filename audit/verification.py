@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Max, Min
 
@@ -149,6 +150,32 @@ def kept_checkpoints(path: str | Path) -> list[Checkpoint]:
     return found
 
 
+def _exported_checkpoints(report: ChainReport) -> list[Checkpoint]:
+    """The checkpoints the sealer appended to `OMS_AUDIT_CHECKPOINT_FILE`, outside the
+    database: read by every verification (the page and the API too), so that a trail
+    emptied with its checkpoints is still named there."""
+    path = settings.OMS_AUDIT_CHECKPOINT_FILE
+    if not path:
+        return []
+    try:
+        return kept_checkpoints(path)
+    except FileNotFoundError:
+        report.notes.append(f"The checkpoint file {path} does not exist yet")
+    except (OSError, ValueError) as exc:
+        report.add(f"The checkpoint file {path} cannot be read: {exc}")
+    return []
+
+
+def _distinct(checkpoints: list[Checkpoint]) -> list[Checkpoint]:
+    """Each checkpoint once, when a file is both kept and the sealer's."""
+    seen, distinct = set(), []
+    for checkpoint in checkpoints:
+        if (line := checkpoint.line()) not in seen:
+            seen.add(line)
+            distinct.append(checkpoint)
+    return distinct
+
+
 def _stored_checkpoints() -> list[Checkpoint]:
     return [Checkpoint.stored(c) for c in AuditCheckpoint.objects.order_by("pk")]
 
@@ -196,6 +223,9 @@ def verify_audit_chain(*, kept: Iterable[Checkpoint] = ()) -> ChainReport:
     stray unsealed event and checkpoint the chain no longer matches. ``kept``:
     checkpoints an auditor kept outside the database (`kept_checkpoints`)."""
     report = ChainReport()
+    # Files first, the database's snapshot after: a checkpoint in a file was committed
+    # before it was written, so the chain it signed is in the snapshot.
+    kept = _distinct([*kept, *_exported_checkpoints(report)])
     with transaction.atomic():
         if connection.vendor == "postgresql" and len(connection.atomic_blocks) == 1:
             # One consistent view of seals, events and checkpoints for the whole walk.
@@ -261,12 +291,7 @@ def _walk(report: ChainReport, heads: dict[int, list[Checkpoint]]) -> None:
     last_good = 0  # the last position a trusted checkpoint vouches for
     for position, previous_hash, stored_hash, event_id, stored in _rows(seals):
         if position != expected:
-            report.add(
-                f"Positions {expected}–{position - 1} are missing from the chain: "
-                "their events or seals were deleted",
-                expected,
-                event_id,
-            )
+            _missing(report, expected, position - 1)
         elif previous_hash != previous:
             report.add(
                 f"Event #{event_id} (position {position}) does not link to the seal "
@@ -299,14 +324,37 @@ def _walk(report: ChainReport, heads: dict[int, list[Checkpoint]]) -> None:
     # The walk joins each seal to its event: seals past the last event it saw lost theirs.
     sealed = AuditSeal.objects.aggregate(last=Max("position"))["last"] or 0
     if sealed > last:
-        report.add(
-            f"Positions {last + 1}–{sealed} are missing from the chain: their events were deleted",
-            last + 1,
-        )
+        _missing(report, last + 1, sealed)
     if last:
         report.head_sealed_at = AuditSeal.objects.values_list("sealed_at", flat=True).get(
             position=last
         )
+
+
+def _missing(report: ChainReport, first: int, last: int) -> None:
+    """Positions the walk found no event for: name the events whose seals are still
+    there (the event was deleted), and say so when the seals went too."""
+    orphans = list(
+        AuditSeal.objects.filter(position__range=(first, last))
+        .order_by("position")
+        .values_list("event_id", flat=True)[:MAX_NAMED]
+    )
+    if not orphans:
+        deleted = "their events and seals were deleted"
+    elif len(orphans) == last - first + 1:
+        deleted = _events_deleted(orphans)
+    else:
+        deleted = f"their seals were deleted, and {_events_deleted(orphans)}"
+    report.add(
+        f"Positions {first}–{last} are missing from the chain: {deleted}",
+        first,
+        orphans[0] if len(orphans) == 1 else None,
+    )
+
+
+def _events_deleted(ids: list[int]) -> str:
+    shown = ", ".join(f"#{pk}" for pk in ids[:20]) + (" …" if len(ids) > 20 else "")
+    return f"event{'s' if len(ids) > 1 else ''} {shown} {'were' if len(ids) > 1 else 'was'} deleted"
 
 
 def _unsealed(report: ChainReport) -> None:

@@ -7,6 +7,8 @@ They take what a person types: an actor by name or username, or part of either
 
 from __future__ import annotations
 
+import re
+
 import django_filters as filters
 from django.db.models import Q
 
@@ -47,7 +49,10 @@ class AuditEventFilter(filters.FilterSet):
         fields = ["actor", "object", "kind", "object_type", "object_id"]
 
     def filter_actor(self, queryset, name, value):
-        for word in value.split():
+        # "Pat Morgan", "Morgan, Pat": the words of a name, in any order.
+        for word in re.split(r"[\s,;]+", value.strip()):
+            if not word:
+                continue
             queryset = queryset.filter(
                 Q(actor_name__icontains=word)
                 | Q(actor__first_name__istartswith=word)
@@ -65,6 +70,10 @@ class AuditEventFilter(filters.FilterSet):
             return queryset
         if rest.isdigit():  # an id: "Order 42" is not Order 142
             return queryset.filter(object_id=rest)
+        if label is not None:
+            # A kind and a name ("Account ACC1"): that object, not every one whose
+            # description contains the name (ACC10): the name as a whole word of it.
+            return queryset.filter(Q(object_id=rest) | Q(object_repr__iregex=_whole_word(rest)))
         return queryset.filter(Q(object_id=rest) | Q(object_repr__icontains=rest))
 
     def filter_object_type(self, queryset, name, value):
@@ -72,3 +81,9 @@ class AuditEventFilter(filters.FilterSet):
         if label is None or rest:
             return queryset.filter(object_type=value.strip())
         return queryset.filter(object_type=label)
+
+
+def _whole_word(text: str) -> str:
+    """A pattern (the same on PostgreSQL and SQLite) that finds ``text`` as a whole word
+    or phrase: not followed or preceded by a letter, a digit or an underscore."""
+    return rf"(^|[^0-9A-Za-z_]){re.escape(text)}($|[^0-9A-Za-z_])"

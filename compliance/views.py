@@ -53,7 +53,7 @@ SHOWN_BREAKS = 200
 
 
 def _filtered(request: HttpRequest) -> AuditEventFilter:
-    events = AuditEvent.objects.select_related("seal").order_by("-pk")
+    events = AuditEvent.objects.select_related("seal", "actor").order_by("-pk")
     filterset = AuditEventFilter(request.GET or None, queryset=events)
     fields = filterset.form.fields
     for name in ("occurred_from", "occurred_to"):
@@ -90,11 +90,22 @@ class _Echo:
 
 
 @action_required(Action.AUDIT_VIEW)
-def audit_export(request: HttpRequest) -> StreamingHttpResponse:
-    """The filtered trail as CSV, oldest first, streamed: any filter, any length."""
-    events = (
-        _filtered(request).qs.order_by("pk").values_list(*(source for _, source in EXPORT_COLUMNS))
-    )
+def audit_export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    """The filtered trail as CSV, oldest first, streamed: any filter, any length. A filter
+    it cannot read is refused (400, naming it), never dropped: a typo in a date must
+    not export the whole trail."""
+    filterset = _filtered(request)
+    if filterset.is_bound and not filterset.is_valid():
+        problems = "; ".join(
+            f"{filterset.form.fields[name].label}: {' '.join(errors)}"
+            for name, errors in filterset.form.errors.items()
+        )
+        return HttpResponse(
+            f"The filter cannot be read: {problems}\n",
+            status=400,
+            content_type="text/plain; charset=utf-8",
+        )
+    events = filterset.qs.order_by("pk").values_list(*(source for _, source in EXPORT_COLUMNS))
     writer = csv.writer(_Echo())
 
     def cell(value) -> str:

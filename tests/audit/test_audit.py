@@ -200,7 +200,7 @@ def test_verification_names_a_deleted_event_and_a_changed_seal(pm):
         cursor.execute("UPDATE audit_auditseal SET hash = %s WHERE position = 4", ["f" * 64])
     problems = findings(verify_audit_chain())
     assert problems == [
-        "Positions 2–2 are missing from the chain: their events or seals were deleted",
+        f"Positions 2–2 are missing from the chain: event #{ids[1]} was deleted",
         f"Event #{ids[3]} (position 4) does not match its seal: the event or its seal was changed",
         f"Event #{ids[4]} (position 5) does not link to the seal before it: a seal was "
         "changed, inserted or removed",
@@ -215,8 +215,9 @@ def test_verification_names_the_newest_events_deleted_without_their_seals(pm):
             cursor.execute("DELETE FROM compliance_auditevent WHERE id = %s", [pk])
     report = verify_audit_chain()
     assert report.checked == 2
+    ids = event_ids()
     assert findings(report) == [
-        "Positions 3–4 are missing from the chain: their events were deleted"
+        f"Positions 3–4 are missing from the chain: events #{ids[2]}, #{ids[3]} were deleted"
     ]
 
 
