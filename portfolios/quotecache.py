@@ -19,6 +19,7 @@ from .marketdata import Consolidated, Quote
 
 KEY = "oms:quote:"
 BEST = "_"  # the consolidated quote's field in an instrument's hash
+FX_PAIRS = "__fx__"  # the entry whose fields are the FX pairs ever quoted
 
 
 def _f(x: float | None) -> str:
@@ -136,3 +137,7 @@ def consolidated(symbols: Iterable[str]) -> dict[str, Consolidated]:
 def venues(symbol: str) -> list[Quote]:
     entry = store().read([symbol]).get(symbol, {})
     return [decode_quote(symbol, v, text) for v, text in sorted(entry.items()) if v != BEST]
+
+
+def fx_pairs() -> set[str]:
+    return set(store().read([FX_PAIRS]).get(FX_PAIRS, {}))

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from .marketdata import Freshness, cross_legs, freshness, fx_pair
 from .models import FxRate, Price, PriceBar, Security
-from .quotecache import consolidated
+from .quotecache import consolidated, fx_pairs
 
 PLACES = Decimal("0.00000001")
 
@@ -114,7 +114,8 @@ def prices_for(
         ):
             if bar_close is not None and bar_at <= now:
                 candidates[pk].append((bar_at, "bar", bar_close, None, None))
-            if day_close is not None:
+            # the day's price the bars wrote is no newer than its last bar
+            if day_close is not None and (bar_at is None or bar_at.astimezone(UTC).date() < day):
                 candidates[pk].append((_end_of(day, now), "close", day_close, None, None))
     readings = {}
     for s in securities:
@@ -200,7 +201,7 @@ class FxBoard:
             .values_list("symbol", "close", "last_at")[:2000]
         ):
             offer(fx_pair(symbol), close, at)
-        pairs = {f"{a}/{b}" for a, b in rates}
+        pairs = {f"{a}/{b}" for a, b in rates} | fx_pairs()
         for symbol, c in consolidated(pairs).items():
             offer(fx_pair(symbol), c.price, c.at)
         return cls(rates, now)

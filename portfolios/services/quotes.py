@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from audit.services import audit_record, audited_transaction
@@ -52,7 +53,15 @@ from portfolios.marketdata import (
     quote_problem,
 )
 from portfolios.models import FxRate, Price, PriceBar, QuarantinedQuote, Security
-from portfolios.quotecache import BEST, decode_best, decode_quote, encode_best, encode_quote, store
+from portfolios.quotecache import (
+    BEST,
+    FX_PAIRS,
+    decode_best,
+    decode_quote,
+    encode_best,
+    encode_quote,
+    store,
+)
 
 TOPIC = "quotes"
 #: Asset classes whose price may be zero (none of today's; options when they come).
@@ -161,6 +170,11 @@ def quotes_apply(
     entries = store().read({q.symbol for q in quotes})
     venues: dict[str, dict[str, Quote]] = {}
     previous: dict[str, float | None] = {}
+    # An instrument the store does not know yet is measured from its latest price in
+    # the database (a first quote of $1 for a $100 stock is a jump too).
+    stored = _stored_prices(
+        {q.symbol for q in quotes if BEST not in entries.get(q.symbol, {})}, known, now
+    )
     touched: dict[str, None] = {}
     accepted: list[Quote] = []
     held: list[tuple[int, Quote, str]] = []
@@ -175,7 +189,9 @@ def quotes_apply(
             state = venues[symbol] = {
                 v: decode_quote(symbol, v, text) for v, text in entry.items() if v != BEST
             }
-            previous[symbol] = decode_best(symbol, entry[BEST]).price if BEST in entry else None
+            previous[symbol] = (
+                decode_best(symbol, entry[BEST]).price if BEST in entry else stored.get(symbol)
+            )
         if not force:
             problem = quote_problem(
                 q,
@@ -209,6 +225,9 @@ def quotes_apply(
         fields = {v: encode_quote(q) for v, q in state.items()}
         fields[BEST] = encode_best(best)
         writes[symbol] = fields
+    pairs = [s for s in writes if is_fx(s)]
+    if pairs:
+        writes[FX_PAIRS] = dict.fromkeys(pairs, "1")
     if writes:
         store().write(writes)
     with _bars_lock:
@@ -221,6 +240,55 @@ def quotes_apply(
     if publish and result.consolidated:
         publish_quotes(result.consolidated)
     return result
+
+
+def _stored_prices(symbols: set[str], known, now: datetime) -> dict[str, float]:
+    """The latest price in the database (bar or daily price, not after today) of each
+    of these instruments that has one: one query for the securities, two per FX pair."""
+    if not symbols:
+        return {}
+    today = now.astimezone(UTC).date()
+    found: dict[str, tuple[datetime, float]] = {}
+
+    def offer(symbol, at, price):
+        if price and (symbol not in found or at > found[symbol][0]):
+            found[symbol] = (at, float(price))
+
+    ids = {known[s][0]: s for s in symbols if s in known}
+    latest = Price.objects.filter(security=OuterRef("pk"), as_of__lte=today).order_by("-as_of")
+    bar = PriceBar.objects.filter(symbol=OuterRef("ticker"), last_at__lte=now).order_by("-last_at")
+    for pk, price, day, close, at in (
+        Security.objects.filter(pk__in=ids)
+        .annotate(
+            p=Subquery(latest.values("price")[:1]),
+            d=Subquery(latest.values("as_of")[:1]),
+            c=Subquery(bar.values("close")[:1]),
+            a=Subquery(bar.values("last_at")[:1]),
+        )
+        .values_list("pk", "p", "d", "c", "a")
+    ):
+        if close is not None:
+            offer(ids[pk], at, close)
+        if price is not None:
+            offer(ids[pk], datetime.combine(day, datetime.min.time(), tzinfo=UTC), price)
+    pairs = [s for s in symbols if is_fx(s)]
+    for pair in pairs:
+        last_bar = (
+            PriceBar.objects.filter(symbol=pair, last_at__lte=now)
+            .order_by("-last_at")
+            .values_list("close", "last_at")
+            .first()
+        )
+        if last_bar:
+            offer(pair, last_bar[1], last_bar[0])
+    if pairs:
+        for currency, quote_currency, day, rate in FxRate.objects.filter(
+            as_of__lte=today, currency__in={fx_pair(p)[0] for p in pairs}
+        ).values_list("currency", "quote", "as_of", "rate"):
+            symbol = f"{currency}/{quote_currency}"
+            if symbol in symbols:
+                offer(symbol, datetime.combine(day, datetime.min.time(), tzinfo=UTC), rate)
+    return {s: price for s, (_, price) in found.items()}
 
 
 def quote_payload(best: Consolidated) -> list:
@@ -520,6 +588,7 @@ def quarantine_release(*, actor, quarantine_id: int, reason: str) -> Quarantined
     """Apply a held quote after all (a move the checks thought too large, a zero that
     was right). A quote that is negative, not a number or dated in the future cannot
     be released: discard it."""
+    require(actor, Action.REFERENCE_MANAGE)
     row = QuarantinedQuote.objects.get(pk=quarantine_id)
     quote = _as_quote(row)
     problem = quote_problem(
