@@ -1,6 +1,7 @@
 """manage.py run_price_feed: simulated quotes through the service into the store,
 the bars, the day's prices and the FIX simulator's prices file."""
 
+import io
 import json
 
 import pytest
@@ -28,12 +29,12 @@ def test_the_feed_moves_prices_everywhere_the_desk_reads_them(
         "--seed=1",
         f"--prices-file={path}",
         "--venues=XNAS,ARCX,BATS",
-        stdout=open("/dev/null", "w"),
+        stdout=io.StringIO(),
     )
     readings = selectors.prices_for(Security.objects.all())
-    assert {r.symbol: (r.freshness, r.source) for r in readings.values()} == {
-        t: (Freshness.FRESH, "live") for t in ("AAA", "BBB", "CCC", "DDD", "EEE")
-    }
+    assert {r.symbol: (r.freshness, r.source) for r in readings.values()} == dict.fromkeys(
+        ("AAA", "BBB", "CCC", "DDD", "EEE"), (Freshness.FRESH, "live")
+    )
     assert PriceBar.objects.filter(symbol="AAA").exists()
     assert PriceBar.objects.filter(symbol="EUR/USD").exists()  # the book's FX rate walks too
     file_prices = json.loads(path.read_text())
