@@ -74,8 +74,11 @@ def _dec(x) -> Decimal | None:
     return Decimal(repr(x)).quantize(PLACES) if isinstance(x, float) else Decimal(x)
 
 
-def _end_of(day: date, now: datetime) -> datetime:
-    return min(datetime.combine(day, time.max, tzinfo=UTC), now)
+def _day_start(day: date, now: datetime) -> datetime:
+    """When a daily price (a row with a date and no time) is taken to be from: the
+    start of its day, so that a price of today loaded this morning grows stale like
+    any other instead of looking fresh all day."""
+    return min(datetime.combine(day, time.min, tzinfo=UTC), now)
 
 
 def prices_for(
@@ -116,7 +119,7 @@ def prices_for(
                 candidates[pk].append((bar_at, "bar", bar_close, None, None))
             # the day's price the bars wrote is no newer than its last bar
             if day_close is not None and (bar_at is None or bar_at.astimezone(UTC).date() < day):
-                candidates[pk].append((_end_of(day, now), "close", day_close, None, None))
+                candidates[pk].append((_day_start(day, now), "close", day_close, None, None))
     readings = {}
     for s in securities:
         found = candidates.get(s.pk)
@@ -194,7 +197,7 @@ class FxBoard:
             .values_list("currency", "quote", "as_of", "rate")
         ):
             if (currency, quote) not in rates:
-                offer((currency, quote), rate, _end_of(day, now))
+                offer((currency, quote), rate, _day_start(day, now))
         for symbol, close, at in (
             PriceBar.objects.filter(symbol__contains="/", security__isnull=True)
             .order_by("symbol", "-last_at")
@@ -265,3 +268,81 @@ def quote_changes(since: datetime) -> list[dict]:
         if symbol not in seen:
             seen[symbol] = [float(close), None, None, round(at.timestamp(), 3)]
     return [{"q": seen}] if seen else []
+
+
+# --- Live positions ---------------------------------------------------------------------
+
+
+@dataclass
+class ValuedPosition:
+    """A position at its current price, with its P&L, in the security's currency and
+    the account's base currency. Figures are None when the price or FX rate is missing."""
+
+    security: Security
+    quantity: Decimal
+    reading: PriceReading
+    fx: float | None  # units of base currency per unit of the security's currency
+    cost: Decimal  # open tax lots, in the security's currency
+    previous_close: Decimal | None
+    value: Decimal | None = None
+    value_base: Decimal | None = None
+    unrealised: Decimal | None = None  # in base
+    day_pnl: Decimal | None = None  # in base
+
+    @property
+    def max_age_seconds(self) -> int:
+        return int(max_age(self.security.asset_class).total_seconds())
+
+
+def _money(x) -> Decimal | None:
+    return None if x is None else Decimal(x).quantize(Decimal("0.01"))
+
+
+def positions_valued(portfolio, *, now: datetime | None = None) -> dict:
+    """An account's positions at the latest prices: market value (security currency
+    and base), unrealised P&L against the open tax lots' cost, day P&L against the
+    previous close, and the totals of those that can be valued. A stale price values
+    its position and is flagged (``stale``); a missing one leaves it out of the totals
+    (``unvalued``). A fixed number of queries."""
+    from .models import Position, TaxLot
+
+    now = now or timezone.now()
+    positions = list(
+        Position.objects.filter(portfolio=portfolio).exclude(quantity=0).select_related("security")
+    )
+    securities = [p.security for p in positions]
+    readings = prices_for(securities, now=now)
+    closes = previous_closes([s.pk for s in securities], now=now)
+    costs: dict[int, Decimal] = defaultdict(Decimal)
+    for security_id, quantity, unit_cost in TaxLot.objects.filter(
+        portfolio=portfolio, quantity__gt=0
+    ).values_list("security_id", "quantity", "unit_cost"):
+        costs[security_id] += quantity * unit_cost
+    board = FxBoard.load(now=now)
+    base = portfolio.base_currency
+    rows = []
+    totals = {"value_base": Decimal(0), "unrealised": Decimal(0), "day_pnl": Decimal(0)}
+    stale, unvalued = [], []
+    for p in sorted(positions, key=lambda p: p.security.ticker):
+        s = p.security
+        fx = board.rate(s.currency, base)
+        row = ValuedPosition(s, p.quantity, readings[s.pk], fx.rate, costs[s.pk], closes.get(s.pk))
+        price = row.reading.price
+        if price is not None and fx.rate is not None:
+            rate = Decimal(repr(fx.rate))
+            row.value = _money(p.quantity * s.multiplier * price)
+            row.value_base = _money(row.value * rate)
+            row.unrealised = _money((row.value - row.cost * s.multiplier) * rate)
+            if row.previous_close is not None:
+                row.day_pnl = _money(
+                    p.quantity * s.multiplier * (price - row.previous_close) * rate
+                )
+            totals["value_base"] += row.value_base
+            totals["unrealised"] += row.unrealised
+            totals["day_pnl"] += row.day_pnl or 0
+            if row.reading.stale or fx.freshness == Freshness.STALE:
+                stale.append(s.ticker)
+        else:
+            unvalued.append(s.ticker)
+        rows.append(row)
+    return {"rows": rows, "totals": totals, "stale": stale, "unvalued": unvalued, "base": base}

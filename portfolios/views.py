@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, render
 from oms.roles import Action, can, may_act_for, require
 from oms.views import action_required, paginate, partial_or_page
 
-from . import selectors
+from . import quotes, selectors
 from .filters import DEFAULT_ACCOUNT_SORT, PortfolioFilter
 from .models import ModelPortfolio, Security
 
@@ -65,6 +65,7 @@ def portfolio_detail(request: HttpRequest, pk: int) -> HttpResponse:
             row["security"] = securities.get(row["security"])
     context = {
         "portfolio": portfolio,
+        "live": quotes.positions_valued(portfolio),
         "account": drift.get(portfolio.pk),
         "drift_error": drift_error,
         "positions": positions,

@@ -52,3 +52,44 @@ def test_the_page_lists_held_quotes_and_operations_discard_one(client, book, quo
         follow=True,
     )
     assert b"Say why" in empty.content or b"already decided" in empty.content
+
+
+def test_positions_are_valued_live_with_unrealised_and_day_pnl(book, quote_store, settings):
+    from decimal import Decimal
+
+    from portfolios import quotes as selectors
+
+    settings.OMS_QUOTE_MAX_AGE = settings.OMS_QUOTE_MAX_AGE | {"equity": 900}
+    now = timezone.now()
+    services.quotes_apply([Quote("AAA", "XNAS", now, 109.9, 110.1, 110.0)], source="t")
+    live = selectors.positions_valued(book["accounts"][0], now=now)
+    rows = {r.security.ticker: r for r in live["rows"]}
+    aaa = rows["AAA"]  # 600 bought at 30, closed at 99 yesterday
+    assert (aaa.value_base, aaa.unrealised, aaa.day_pnl) == (
+        Decimal("66000.00"), Decimal("48000.00"), Decimal("6600.00"),
+    )  # fmt: skip
+    assert aaa.reading.usable and aaa.reading.source == "live"
+    eee = rows["EEE"]  # 500 at 30, only a daily price of 10 today: stale for an equity
+    assert eee.unrealised == Decimal("-10000.00") and eee.reading.stale
+    assert live["stale"] == ["BBB", "EEE"] and live["unvalued"] == []
+    assert live["totals"]["value_base"] == Decimal("66000") + Decimal("5000") + Decimal("5000")
+
+
+def test_the_account_page_shows_live_values_and_marks_stale_prices(
+    client, book, quote_store, pm, django_assert_max_num_queries
+):
+    services.quotes_apply([Quote("AAA", "XNAS", timezone.now(), 109.9, 110.1, 110.0)], source="t")
+    client.force_login(pm)
+    with django_assert_max_num_queries(40):
+        page = client.get(f"/portfolios/{book['accounts'][0].pk}/")
+    html = page.content.decode()
+    assert 'id="live-positions"' in html and "js/quotes.js" in html
+    assert 'data-ticker="AAA" data-qty="600' in html and "66,000.00" in html and "48,000.00" in html
+    assert "Stale prices (older than their asset class allows): BBB, EEE" in html
+    assert '<span data-col="freshness" class="badge badge-stale">stale</span>' in html
+
+
+def test_the_blotter_carries_live_quote_cells(client, book, quote_store, trader):
+    client.force_login(trader)
+    html = client.get("/trading/blotter/").content.decode()
+    assert "js/quotes.js" in html
