@@ -65,7 +65,8 @@ class QuoteStore:
         raise NotImplementedError
 
     def write(self, entries: dict[str, Entry]) -> None:
-        """Set these fields of these instruments (other fields are kept)."""
+        """Set these instruments' entries: all of an instrument's fields (its venues
+        and BEST) are given; FX_PAIRS is merged with what it holds."""
         raise NotImplementedError
 
     def clear(self, symbols: Iterable[str]) -> None:
@@ -73,23 +74,34 @@ class QuoteStore:
 
 
 class RedisQuoteStore(QuoteStore):
+    """One string per instrument ("VENUE=quote;...;_=consolidated"), so that a batch is
+    one MGET and one MSET whatever its size: per-instrument commands (a hash each) cost
+    more in the client than the rest of the quote service."""
+
     def __init__(self, url: str) -> None:
         import redis
 
         self.client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5)
 
+    @staticmethod
+    def _parse(text: str) -> Entry:
+        return dict(field.split("=", 1) for field in text.split(";") if field)
+
     def read(self, symbols):
         symbols = list(symbols)
-        pipe = self.client.pipeline(transaction=False)
-        for s in symbols:
-            pipe.hgetall(KEY + s)
-        return {s: e for s, e in zip(symbols, pipe.execute(), strict=True) if e}
+        if not symbols:
+            return {}
+        texts = self.client.mget([KEY + s for s in symbols])
+        return {s: self._parse(t) for s, t in zip(symbols, texts, strict=True) if t}
 
     def write(self, entries):
-        pipe = self.client.pipeline(transaction=False)
-        for s, fields in entries.items():
-            pipe.hset(KEY + s, mapping=fields)
-        pipe.execute()
+        known = self.read([s for s in entries if s == FX_PAIRS])
+        self.client.mset(
+            {
+                KEY + s: ";".join(f"{k}={v}" for k, v in (known.get(s, {}) | fields).items())
+                for s, fields in entries.items()
+            }
+        )
 
     def clear(self, symbols):
         keys = [KEY + s for s in symbols]

@@ -13,6 +13,7 @@ returns, never applied (``portfolios.services.quotes``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import isfinite
 from datetime import datetime, timedelta
 
 from .base import Quote
@@ -37,18 +38,22 @@ def quote_problem(
     limits: Limits,
 ) -> str | None:
     """Why the quote must not be applied, in words; None when it may."""
-    if not quote.figures():
-        return "no price"
-    if not quote.finite():
-        return "a price that is not a finite number"
-    for name in ("bid", "ask", "last"):
-        value = getattr(quote, name)
+    present = False
+    for name, value in (("bid", quote.bid), ("ask", quote.ask), ("last", quote.last)):
         if value is None:
             continue
-        if value < 0:
-            return f"negative {name} {_fmt(value)}"
-        if value == 0 and not zero_allowed:
-            return f"{name} of zero, and {quote.symbol} cannot trade at zero"
+        present = True
+        if not isfinite(value):
+            return "a price that is not a finite number"
+        if value <= 0:
+            if value < 0:
+                return f"negative {name} {_fmt(value)}"
+            if not zero_allowed:
+                return f"{name} of zero, and {quote.symbol} cannot trade at zero"
+    if not present:
+        return "no price"
+    if not isfinite(quote.size):
+        return "a size that is not a finite number"
     if quote.bid is not None and quote.ask is not None and quote.bid > quote.ask:
         return f"bid {_fmt(quote.bid)} above ask {_fmt(quote.ask)} on {quote.venue}"
     if quote.at > now + limits.future_skew:

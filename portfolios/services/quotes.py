@@ -353,13 +353,25 @@ def _quarantine_snapshot(row: QuarantinedQuote) -> dict:
 # --- Bars and the day's prices ----------------------------------------------------------
 
 
-def _upsert_bars_sql() -> str:
+_BAR_COLUMNS = (
+    ("symbol", "text"), ("security_id", "bigint"), ("start", "timestamptz"),
+    ("seconds", "integer"), ("open", "numeric"), ("high", "numeric"), ("low", "numeric"),
+    ("close", "numeric"), ("volume", "numeric"), ("ticks", "integer"),
+    ("first_at", "timestamptz"), ("last_at", "timestamptz"),
+)  # fmt: skip
+_PRICE_COLUMNS = (
+    ("security_id", "bigint"),
+    ("as_of", "date"),
+    ("price", "numeric"),
+    ("source", "text"),
+)
+_FX_COLUMNS = (("currency", "text"), ("quote", "text"), ("as_of", "date"), ("rate", "numeric"))
+
+
+def _bars_conflict() -> str:
     hi, lo = ("GREATEST", "LEAST") if connection.vendor == "postgresql" else ("MAX", "MIN")
-    table = PriceBar._meta.db_table
     return (
-        f"INSERT INTO {table} AS b (symbol, security_id, start, seconds, open, high, low, "
-        "close, volume, ticks, first_at, last_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, "
-        "%s, %s, %s) ON CONFLICT (symbol, seconds, start) DO UPDATE SET "
+        "ON CONFLICT (symbol, seconds, start) DO UPDATE SET "
         "open = CASE WHEN excluded.first_at < b.first_at THEN excluded.open ELSE b.open END, "
         "close = CASE WHEN excluded.last_at >= b.last_at THEN excluded.close ELSE b.close END, "
         f"high = {hi}(b.high, excluded.high), low = {lo}(b.low, excluded.low), "
@@ -369,21 +381,31 @@ def _upsert_bars_sql() -> str:
     )
 
 
-def _upsert_price_sql() -> str:
-    table = Price._meta.db_table
-    return (
-        f"INSERT INTO {table} AS p (security_id, as_of, price, source) VALUES (%s, %s, %s, %s) "
-        "ON CONFLICT (security_id, as_of) DO UPDATE SET price = excluded.price, "
-        "source = excluded.source"
-    )
+_PRICE_CONFLICT = (
+    "ON CONFLICT (security_id, as_of) DO UPDATE SET price = excluded.price, "
+    "source = excluded.source"
+)
+_FX_CONFLICT = "ON CONFLICT (currency, quote, as_of) DO UPDATE SET rate = excluded.rate"
 
 
-def _upsert_fx_sql() -> str:
-    table = FxRate._meta.db_table
-    return (
-        f"INSERT INTO {table} AS f (currency, quote, as_of, rate) VALUES (%s, %s, %s, %s) "
-        "ON CONFLICT (currency, quote, as_of) DO UPDATE SET rate = excluded.rate"
-    )
+def _upsert(cursor, table: str, alias: str, columns, conflict: str, rows: list[tuple]) -> None:
+    """Insert or merge rows. On PostgreSQL one statement whatever the number of rows
+    (each column sent as one array, unnested): a feed flushes thousands of bars a
+    second, and a statement per row, or a statement with a placeholder per value,
+    is most of that time. Elsewhere (the embedded SQLite) one statement per row."""
+    if not rows:
+        return
+    names = ", ".join(name for name, _ in columns)
+    head = f"INSERT INTO {table} AS {alias} ({names}) "
+    if connection.vendor == "postgresql":
+        arrays = ", ".join(f"%s::{kind}[]" for _, kind in columns)
+        cursor.execute(
+            f"{head}SELECT * FROM unnest({arrays}) {conflict}",
+            [list(column) for column in zip(*rows, strict=True)],
+        )
+    else:
+        marks = ", ".join(["%s"] * len(columns))
+        cursor.executemany(f"{head}VALUES ({marks}) {conflict}", rows)
 
 
 def bars_flush(*, source: str = "feed") -> int:
@@ -428,11 +450,9 @@ def bars_flush(*, source: str = "feed") -> int:
         elif symbol in known:
             price_rows.append((known[symbol][0], day, _price(b.close), source[:50]))
     with audited_transaction(), connection.cursor() as cursor:
-        cursor.executemany(_upsert_bars_sql(), bar_rows)
-        if price_rows:
-            cursor.executemany(_upsert_price_sql(), price_rows)
-        if fx_rows:
-            cursor.executemany(_upsert_fx_sql(), fx_rows)
+        _upsert(cursor, PriceBar._meta.db_table, "b", _BAR_COLUMNS, _bars_conflict(), bar_rows)
+        _upsert(cursor, Price._meta.db_table, "p", _PRICE_COLUMNS, _PRICE_CONFLICT, price_rows)
+        _upsert(cursor, FxRate._meta.db_table, "f", _FX_COLUMNS, _FX_CONFLICT, fx_rows)
     return len(bar_rows)
 
 
