@@ -13,8 +13,8 @@ returns, never applied (``portfolios.services.quotes``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import isfinite
 from datetime import datetime, timedelta
+from math import isfinite
 
 from .base import Quote
 
