@@ -15,7 +15,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from oms import push
-from oms.api.base import OMSViewSet
+from oms.api.base import FieldErrors, OMSViewSet
 from oms.api.idempotency import idempotent
 from oms.api.parsers import JSONParser
 from oms.roles import Action
@@ -220,7 +220,7 @@ class QuoteViewSet(mixins.ListModelMixin, OMSViewSet):
                 description="The cursor of the previous answer; absent on the first poll",
             )
         ],
-        responses={200: ChangesSerializer},
+        responses={200: ChangesSerializer, 400: FieldErrors},
         description=(
             "Poll what moved: the latest price of each instrument whose price history moved "
             "since the cursor (the first call returns only a cursor). Browser sessions may "

@@ -43,6 +43,14 @@ class CsvPrices(MarketDataAdapter):
         yield self.read()
 
     def read(self) -> Batch:
+        if "\x00" in self.text:
+            raise CsvFileError("The file holds NUL characters: it is not a CSV text file.")
+        try:
+            return self._read()
+        except csv.Error as error:
+            raise CsvFileError(f"The file is not readable as CSV ({error}).") from None
+
+    def _read(self) -> Batch:
         reader = csv.DictReader(io.StringIO(self.text.lstrip("\ufeff")))
         header = [h.strip().lower() for h in (reader.fieldnames or []) if h]
         if not header:

@@ -137,6 +137,8 @@ def test_csv_refuses_a_file_without_the_columns():
         CsvPrices("symbol,as_of\nAAA,2026-01-02\n", now=NOW).read()
     with pytest.raises(CsvFileError, match="empty"):
         CsvPrices("", now=NOW).read()
+    with pytest.raises(CsvFileError, match="NUL characters"):
+        CsvPrices("\x89PNG\r\n\x1a\n\x00\x00", now=NOW).read()
 
 
 def test_posted_quotes_name_each_bad_item():

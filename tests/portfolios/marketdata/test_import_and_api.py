@@ -198,3 +198,23 @@ def test_polling_changes_gives_a_cursor_then_what_moved(book, quote_store, ops):
     second = client.get("/api/v1/quotes/changes/", {"since": first["cursor"]}).json()
     assert second["quotes"]["AAA"][0] == 100.0
     assert client.get("/api/v1/quotes/changes/?since=yesterday").status_code == 400
+
+
+def test_an_import_sent_twice_with_one_idempotency_key_is_applied_once(book, quote_store, ops):
+    client = client_of(ops)
+    today = timezone.now().date()
+
+    def upload(text):
+        return client.post(
+            "/api/v1/quotes/import/",
+            {"file": SimpleUploadedFile("p.csv", text.encode()), "mode": "good_rows"},
+            format="multipart",
+            HTTP_IDEMPOTENCY_KEY="import-1",
+        )
+
+    text = f"symbol,as_of,price\nAAA,{today},101\n"
+    assert upload(text).status_code == 201
+    assert upload(text).status_code == 201  # the first answer, replayed
+    assert AuditEvent.objects.filter(kind="prices.imported").count() == 1
+    other = upload(f"symbol,as_of,price\nAAA,{today},102\n")  # the same key, another file
+    assert other.status_code == 422
