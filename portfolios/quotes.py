@@ -71,7 +71,7 @@ class PriceReading:
 def _dec(x) -> Decimal | None:
     if x is None:
         return None
-    return Decimal(repr(x)).quantize(PLACES) if isinstance(x, float) else Decimal(x)
+    return (Decimal(repr(x)) if isinstance(x, float) else Decimal(x)).quantize(PLACES)
 
 
 def _day_start(day: date, now: datetime) -> datetime:

@@ -408,19 +408,26 @@ def _upsert(cursor, table: str, alias: str, columns, conflict: str, rows: list[t
         cursor.executemany(f"{head}VALUES ({marks}) {conflict}", rows)
 
 
-def bars_flush(*, source: str = "feed") -> int:
+_daily_pending: dict[str, Bar] = {}  # the latest bar of each instrument not yet in Price
+
+
+def bars_flush(*, source: str = "feed", daily: bool = True) -> int:
     """Write the bars this process gathered since the last flush (merged with the
-    stored ones), and the day's latest Price and FxRate per instrument. Returns the
-    number of bars written."""
+    stored ones), and (``daily``) the day's latest Price and FxRate per instrument; a
+    feed may write those less often than the bars (they are kept until then). Returns
+    the number of bars written."""
     with _bars_lock:
         bars = _aggregator().drain()
-    if not bars:
+        for bar in bars:
+            held = _daily_pending.get(bar.symbol)
+            if held is None or bar.last_at >= held.last_at:
+                _daily_pending[bar.symbol] = bar
+        latest = dict(_daily_pending) if daily else {}
+        if daily:
+            _daily_pending.clear()
+    if not bars and not latest:
         return 0
-    known = reference({b.symbol for b in bars})
-    latest: dict[str, Bar] = {}
-    for bar in bars:
-        if bar.symbol not in latest or bar.last_at >= latest[bar.symbol].last_at:
-            latest[bar.symbol] = bar
+    known = reference({b.symbol for b in bars} | set(latest))
     today = timezone.now().astimezone(UTC).date()
     bar_rows = [
         (
@@ -460,6 +467,7 @@ def bars_discard() -> None:
     """Forget the bars not yet flushed (tests)."""
     with _bars_lock:
         _aggregator().drain()
+        _daily_pending.clear()
 
 
 # --- Loads: a file, an API post ---------------------------------------------------------

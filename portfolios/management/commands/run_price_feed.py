@@ -66,6 +66,12 @@ class Command(BaseCommand):
         parser.add_argument("--venues", default=",".join(settings.OMS_PRICE_FEED_VENUES))
         parser.add_argument("--interval", type=float, default=0.2, help="seconds between batches")
         parser.add_argument("--flush-every", type=float, default=1.0)
+        parser.add_argument(
+            "--daily-every",
+            type=float,
+            default=10.0,
+            help="seconds between writes of the day's prices (the bars go every --flush-every)",
+        )
         parser.add_argument("--seed", type=int, default=None)
         parser.add_argument(
             "--prices-file",
@@ -102,7 +108,7 @@ class Command(BaseCommand):
         path: Path = opts["prices_file"]
         prices = {s: p for s, (p, _) in starting_prices().items() if "/" not in s}
         write_prices_file(path, prices)
-        started = last_flush = time.monotonic()
+        started = last_flush = last_daily = time.monotonic()
         ticks = held = 0
         try:
             for batch in feed.batches():
@@ -114,7 +120,9 @@ class Command(BaseCommand):
                         prices[symbol] = best.price
                 now = time.monotonic()
                 if now - last_flush >= opts["flush_every"]:
-                    quote_services.bars_flush(source=feed.source)
+                    daily = now - last_daily >= opts["daily_every"]
+                    quote_services.bars_flush(source=feed.source, daily=daily)
+                    last_daily = now if daily else last_daily
                     write_prices_file(path, prices)
                     if not connection.in_atomic_block:  # (a test's transaction)
                         close_old_connections()

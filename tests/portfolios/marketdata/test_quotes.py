@@ -270,3 +270,13 @@ def test_a_first_quote_is_measured_from_the_price_in_the_database(book, quote_st
     still measured from the day's price, and quarantined."""
     (held,) = services.quotes_apply([tick("AAA", 1.0)], source="probe").quarantined
     assert held.reason.startswith("1 is 99% from the last accepted 100")
+
+
+def test_the_days_prices_may_be_written_less_often_than_the_bars(book, quote_store):
+    services.quotes_apply([tick("AAA", 104.0)], source="test")
+    services.bars_flush(daily=False)
+    assert PriceBar.objects.filter(symbol="AAA").exists()
+    today = timezone.now().date()
+    assert Price.objects.get(security__ticker="AAA", as_of=today).price == Decimal("100")
+    services.bars_flush()  # nothing new in the bars: the day's price still follows them
+    assert Price.objects.get(security__ticker="AAA", as_of=today).price == Decimal("104")
