@@ -93,3 +93,17 @@ def test_the_blotter_carries_live_quote_cells(client, book, quote_store, trader)
     client.force_login(trader)
     html = client.get("/trading/blotter/").content.decode()
     assert "js/quotes.js" in html
+
+
+def test_a_page_polls_the_quotes_topic_without_redis(
+    client, book, quote_store, pm, outsider, settings
+):
+    settings.OMS_PUSH_REDIS_URL = ""
+    client.force_login(pm)
+    first = client.get("/push/poll/", {"topic": "quotes"}).json()
+    services.quotes_apply([Quote("AAA", "XNAS", timezone.now(), 101.9, 102.1, 102.0)], source="t")
+    services.bars_flush()
+    second = client.get("/push/poll/", {"topic": "quotes", "cursor": first["cursor"]}).json()
+    assert second["events"][0]["q"]["AAA"][0] == 102.0
+    client.force_login(outsider)
+    assert client.get("/push/poll/", {"topic": "quotes"}).status_code == 403
