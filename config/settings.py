@@ -393,3 +393,25 @@ CELERY_BEAT_SCHEDULE["compliance-posttrade-nightly"] = {
     "task": "compliance.tasks.posttrade_nightly",
     "schedule": crontab(hour=env.int("OMS_POSTTRADE_NIGHTLY_HOUR", default=22), minute=30),
 }
+
+# Market data (docs/marketdata.md): how old a price may be, per asset class (and "fx"),
+# before it is stale (seconds; OMS_QUOTE_MAX_AGE="equity=60,fx=30" overrides some);
+# the move from the last accepted price beyond which a quote is quarantined (0.25 =
+# 25%); how far ahead of our clock a quote may be dated; the length of a price bar;
+# the Redis that holds the latest quotes (the cache's Redis by default; without one,
+# Django's cache); the venues and pace of the simulated feed (manage.py run_price_feed).
+OMS_QUOTE_MAX_AGE = {
+    "equity": 900,
+    "etf": 900,
+    "fixed_income": 86400 * 3,
+    "money_market": 86400 * 7,
+    "fx": 900,
+    "default": 86400,
+} | {k: int(v) for k, v in env.dict("OMS_QUOTE_MAX_AGE", default={}).items()}
+OMS_QUOTE_JUMP_LIMIT = env.float("OMS_QUOTE_JUMP_LIMIT", default=0.25)
+OMS_QUOTE_FUTURE_SKEW_SECONDS = env.float("OMS_QUOTE_FUTURE_SKEW_SECONDS", default=5.0)
+OMS_QUOTE_BAR_SECONDS = env.int("OMS_QUOTE_BAR_SECONDS", default=60)
+OMS_QUOTE_REDIS_URL = env.str("OMS_QUOTE_REDIS_URL", default=REDIS_URL)
+OMS_PRICE_FEED_VENUES = env.list("OMS_PRICE_FEED_VENUES", default=["XNAS", "ARCX"])
+OMS_PRICE_FEED_TICK_RATE = env.float("OMS_PRICE_FEED_TICK_RATE", default=20.0)
+OMS_PRICE_FEED_VOLATILITY = env.float("OMS_PRICE_FEED_VOLATILITY", default=0.3)

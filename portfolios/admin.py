@@ -13,6 +13,8 @@ from .models import (
     Portfolio,
     Position,
     Price,
+    PriceBar,
+    QuarantinedQuote,
     RebalanceRun,
     Security,
     TaxLot,
@@ -119,3 +121,30 @@ class TaxLotAdmin(ReadOnlyModelAdmin):
 class RebalanceRunAdmin(ReadOnlyModelAdmin):
     list_display = ["pk", "status", "created_by", "created_at"]
     list_filter = ["status"]
+
+
+@admin.register(PriceBar)
+class PriceBarAdmin(ReadOnlyModelAdmin):
+    list_display = ["symbol", "start", "seconds", "open", "high", "low", "close", "volume", "ticks"]
+    list_filter = ["seconds"]
+    search_fields = ["symbol"]
+
+
+@admin.register(QuarantinedQuote)
+class QuarantinedQuoteAdmin(ReadOnlyModelAdmin):
+    """Read-only: a held quote is released or discarded, with a reason, on the
+    quarantine page (portfolios:quarantine), through the audited services."""
+
+    list_display = [
+        "symbol",
+        "venue",
+        "source",
+        "quoted_at",
+        "bid",
+        "ask",
+        "last",
+        "reason",
+        "status",
+    ]
+    list_filter = ["status", "source"]
+    search_fields = ["symbol", "reason"]

@@ -9,6 +9,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import OuterRef, Subquery
 from django.urls import reverse
+from django.utils import timezone
 
 from oms.numbers import (
     FIGURE_DIGITS,
@@ -46,7 +47,10 @@ class AssetClass(models.TextChoices):
 
 class SecurityQuerySet(models.QuerySet):
     def with_latest_price(self) -> SecurityQuerySet:
-        latest = Price.objects.filter(security=OuterRef("pk")).order_by("-as_of")
+        # A price dated after today is not the latest (probing once posted one dated
+        # 9999-12-31, which then stayed the latest for good).
+        today = timezone.now().date()
+        latest = Price.objects.filter(security=OuterRef("pk"), as_of__lte=today).order_by("-as_of")
         return self.annotate(
             latest_price=Subquery(latest.values("price")[:1]),
             latest_price_date=Subquery(latest.values("as_of")[:1]),
@@ -294,3 +298,82 @@ class RebalanceRun(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("runs:detail", args=[self.pk])
+
+
+class PriceBar(models.Model):
+    """Price history of one instrument (a security's ticker or an FX pair such as
+    EUR/USD) over one interval: open, high, low, close and volume of its ticks
+    (portfolios.marketdata.bars), never every tick. Written by
+    portfolios.services.quotes (bars_flush), which merges a bar fed by two processes."""
+
+    symbol = models.CharField(max_length=32)
+    security = models.ForeignKey(
+        Security, null=True, blank=True, on_delete=models.CASCADE, related_name="bars"
+    )
+    start = models.DateTimeField()
+    seconds = models.PositiveIntegerField()
+    open = price_field()
+    high = price_field()
+    low = price_field()
+    close = price_field()
+    volume = quantity_field(default=ZERO)
+    ticks = models.PositiveIntegerField(default=0)
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["symbol", "-start"]
+        constraints = [
+            models.UniqueConstraint(fields=["symbol", "seconds", "start"], name="bar_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["symbol", "-last_at"], name="bar_symbol_last"),
+            models.Index(fields=["last_at"], name="bar_last_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.start:%Y-%m-%d %H:%M:%S} {self.close}"
+
+
+class QuarantinedQuote(models.Model):
+    """A quote that failed the checks (portfolios.marketdata.checks) and was not
+    applied. It stays held until someone releases it (it is then applied, and becomes
+    the price the next jump is measured from) or discards it, each audited."""
+
+    class Status(models.TextChoices):
+        HELD = "held", "Held"
+        RELEASED = "released", "Released"
+        DISCARDED = "discarded", "Discarded"
+
+    TRANSITIONS = {
+        Status.HELD: frozenset({Status.RELEASED, Status.DISCARDED}),
+        Status.RELEASED: frozenset(),
+        Status.DISCARDED: frozenset(),
+    }
+
+    symbol = models.CharField(max_length=32)
+    security = models.ForeignKey(
+        Security, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    venue = models.CharField(max_length=16)
+    source = models.CharField(max_length=50)
+    quoted_at = models.DateTimeField()
+    bid = price_field(null=True, blank=True)
+    ask = price_field(null=True, blank=True)
+    last = price_field(null=True, blank=True)
+    size = quantity_field(default=ZERO)
+    reason = models.TextField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.HELD)
+    received_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-pk"]
+        indexes = [models.Index(fields=["status", "-received_at"], name="quarantine_status")]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} on {self.venue}: {self.reason}"

@@ -8,4 +8,5 @@ urlpatterns = [
     path("", views.portfolio_list, name="portfolio-list"),
     path("<int:pk>/", views.portfolio_detail, name="portfolio-detail"),
     path("models/<int:pk>/", views.model_detail, name="model-detail"),
+    path("quarantine/", views.quarantine, name="quarantine"),
 ]

@@ -8,10 +8,10 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from oms.roles import Action, can, may_act_for
+from oms.roles import Action, can, may_act_for, require
 from oms.views import action_required, paginate, partial_or_page
 
-from . import selectors
+from . import quotes, selectors
 from .filters import DEFAULT_ACCOUNT_SORT, PortfolioFilter
 from .models import ModelPortfolio, Security
 
@@ -65,6 +65,7 @@ def portfolio_detail(request: HttpRequest, pk: int) -> HttpResponse:
             row["security"] = securities.get(row["security"])
     context = {
         "portfolio": portfolio,
+        "live": quotes.positions_valued(portfolio),
         "account": drift.get(portfolio.pk),
         "drift_error": drift_error,
         "positions": positions,
@@ -83,3 +84,56 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
     portfolios = selectors.portfolios_visible_to(request.user).filter(model=model)
     context = {"model": model, "targets": targets, "portfolios": portfolios}
     return render(request, "portfolios/model_detail.html", context)
+
+
+@action_required(Action.REFERENCE_VIEW)
+def quarantine(request: HttpRequest) -> HttpResponse:
+    """Quotes held by the checks (portfolios.marketdata.checks), and what was decided;
+    operations release one (it is applied) or discard it, with a reason."""
+    from django.contrib import messages
+    from django.core.exceptions import ValidationError
+    from django.shortcuts import redirect
+
+    from oms.state import TransitionError
+
+    from .models import QuarantinedQuote
+    from .services import quotes as quote_services
+
+    may_decide = can(request.user, Action.REFERENCE_MANAGE)
+    if request.method == "POST":
+        require(request.user, Action.REFERENCE_MANAGE)
+        decide = {
+            "release": quote_services.quarantine_release,
+            "discard": quote_services.quarantine_discard,
+        }.get(request.POST.get("decision", ""))
+        try:
+            held = int(request.POST.get("quote", ""))
+        except ValueError:
+            held = None
+        if decide is None or held is None:
+            messages.error(request, "Choose a held quote and release or discard.")
+        else:
+            try:
+                row = decide(
+                    actor=request.user, quarantine_id=held, reason=request.POST.get("reason", "")
+                )
+                messages.success(
+                    request, f"{row.symbol} on {row.venue}: {row.get_status_display().lower()}."
+                )
+            except QuarantinedQuote.DoesNotExist:
+                messages.error(request, "No such held quote.")
+            except TransitionError:
+                messages.error(request, "That quote was already decided.")
+            except ValidationError as error:
+                messages.error(request, " ".join(error.messages))
+        return redirect("portfolios:quarantine")
+    held = QuarantinedQuote.objects.filter(status=QuarantinedQuote.Status.HELD)
+    decided = QuarantinedQuote.objects.exclude(status=QuarantinedQuote.Status.HELD).select_related(
+        "decided_by"
+    )
+    context = {
+        "held": paginate(request, held),
+        "decided": decided[:50],
+        "may_decide": may_decide,
+    }
+    return render(request, "portfolios/quarantine.html", context)

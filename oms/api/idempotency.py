@@ -24,6 +24,7 @@ import functools
 import hashlib
 import json
 
+from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
@@ -47,10 +48,22 @@ def _plain(data) -> object:
     return json.loads(json.dumps(data, cls=JSONEncoder))
 
 
+def _file_print(value):
+    """An uploaded file in a fingerprint: its name, size and content's digest (its
+    bytes are no JSON)."""
+    if not isinstance(value, UploadedFile):
+        return value
+    digest = hashlib.sha256()
+    for chunk in value.chunks():
+        digest.update(chunk)
+    value.seek(0)
+    return {"file": value.name, "size": value.size, "sha256": digest.hexdigest()}
+
+
 def _fingerprint(request) -> str:
     data = request.data
-    if hasattr(data, "lists"):  # a form body (QueryDict)
-        data = dict(data.lists())
+    if hasattr(data, "lists"):  # a form body (QueryDict), files included
+        data = {k: [_file_print(v) for v in values] for k, values in data.lists()}
     body = json.dumps(
         [request.method, request.get_full_path(), data], sort_keys=True, cls=JSONEncoder
     )

@@ -2,11 +2,12 @@
 
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from . import quotes, views
 
 router = SimpleRouter()
 router.register("securities", views.SecurityViewSet, basename="security")
 router.register("prices", views.PriceViewSet, basename="price")
+router.register("quotes", quotes.QuoteViewSet, basename="quote")
 router.register("portfolios", views.PortfolioViewSet, basename="portfolio")
 router.register("models", views.ModelPortfolioViewSet, basename="model")
 

@@ -11,6 +11,7 @@ from datetime import date
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from audit.services import audit_record, audited_transaction
 from oms.numbers import ZERO
@@ -71,6 +72,7 @@ def prices_create(*, actor, prices: list[dict]) -> list[Price]:
             {"prices": [f"At most {MAX_PRICES_PER_LOAD} prices per load; send several loads."]}
         )
     errors: dict[str, list[str]] = defaultdict(list)
+    today = timezone.now().date()
     rows: list[Price] = []
     seen: dict[tuple[int, date], int] = {}
     for number, spec in enumerate(prices):
@@ -88,6 +90,9 @@ def prices_create(*, actor, prices: list[dict]) -> list[Price]:
             continue
         if price.price <= Decimal(0):
             errors["price"].append(f"Row {number}: must be positive.")
+            continue
+        if price.as_of > today:
+            errors["as_of"].append(f"Row {number}: {price.as_of} is in the future.")
             continue
         key = (price.security.pk, price.as_of)
         if key in seen:

@@ -8,10 +8,12 @@ from django.urls import reverse
 
 pytestmark = pytest.mark.django_db
 
-# What GET /api/v1/ listed, in this order, when one router held every resource.
+# What GET /api/v1/ listed, in this order, when one router held every resource (and
+# the quotes of market data, after prices).
 RESOURCES = [
     "securities",
     "prices",
+    "quotes",
     "portfolios",
     "models",
     "rebalance-runs",
