@@ -26,6 +26,10 @@ def _num(value):
     return value if value - value == 0 else None
 
 
+#: What a check that finds an open alert's breach again changes of it.
+_REFRESHED = ("value", "group", "message", "last_seen_at", "rule_version")
+
+
 def posttrade_check(*, portfolio_ids: Iterable[int] | None = None, source: str) -> list[Alert]:
     """Check these accounts (every active one when None) as they stand; open or refresh
     an alert per breached account rule. Returns the alerts opened."""
@@ -58,13 +62,20 @@ def posttrade_check(*, portfolio_ids: Iterable[int] | None = None, source: str) 
             words = describe(rule, row["kind"], "fail", row["value"], row["limit"], row["group"])
             alert = existing.get(key)
             if alert is not None:
+                before = snapshot(alert, _REFRESHED)
                 alert.value = _num(row["value"])
                 alert.group = str(row["group"] or "")[:200]
                 alert.message = words[:500]
                 alert.last_seen_at = now
                 alert.rule_version = row["version"]
-                alert.save(
-                    update_fields=["value", "group", "message", "last_seen_at", "rule_version"]
+                alert.save(update_fields=list(_REFRESHED))
+                audit_record(
+                    actor=None,
+                    actor_name="system",
+                    kind="alert.refreshed",
+                    obj=alert,
+                    before=before,
+                    after=snapshot(alert, _REFRESHED) | {"source": source},
                 )
                 continue
             alert = Alert.objects.create(

@@ -87,6 +87,10 @@ NO_STATE_CHANGE = {
     "trading.services.day_end.block_day_ends_at": "reads when a block's day is over",
     "audit.services.snapshot": "reads fields for an event's before and after",
     "audit.services.audited_transaction": "the transaction the services open",
+    "compliance.services.rules.rule_check": "validates a rule (reads the lists it names)",
+    "compliance.services.pretrade.build_book": "reads the engine's book of the accounts",
+    "compliance.services.pretrade.describe": "pure: a result in words",
+    "compliance.services.pretrade.override_in_force": "reads the overrides in force",
 }
 #: Helpers that write inside the transaction of a service that records their change:
 #: the caller's call below must emit these kinds.
@@ -107,6 +111,18 @@ AUDITED_BY_CALLER = {
         "trading.services.executions.execution_apply",
         {"order.status"},
     ),
+    # The checker stores a PretradeResult per order and rule, inside the transaction of
+    # the order service that asked (`trading.pretrade.check`) and moves the orders: its
+    # approve records them (order.approved, .needs_override, .rejected), its release
+    # order.released (a refused release writes nothing: it rolls back, results too).
+    "compliance.services.pretrade.pretrade_check": (
+        "trading.services.orders.orders_approve",
+        {"order.approved"},
+    ),
+    "compliance.services.pretrade.checker": (
+        "trading.services.orders.orders_approve",
+        {"order.approved"},
+    ),
 }
 THE_TRAIL_ITSELF = {
     "audit.services.audit_record": "appends the event every service calls it for",
@@ -124,6 +140,7 @@ class World:
 
     def __init__(self, personas, book):
         self.pm, self.trader, self.ops = personas["pm"], personas["trader"], personas["ops"]
+        self.compliance = personas["compliance"]
         self.book = book
         self._reports = 0
 
@@ -236,6 +253,50 @@ class World:
             self.apply(route, "trade", "filled", last=route.quantity, cum=route.quantity)
         return route.block
 
+    def rule(self, limit: str = "0.60", when: str = "both", name: str = "Issuer limit"):
+        """A soft issuer limit in the rule book. ACC1 holds 600 AAA of a NAV of 90,000
+        (two thirds): a buy of AAA breaches 60% (and fails it post-trade as it stands)
+        and passes 90%."""
+        from compliance.services import rules
+
+        return rules.rule_create(
+            actor=self.compliance,
+            name=name,
+            kind="max_weight",
+            params={"group_by": "issuer", "limit": float(limit)},
+            severity="soft",
+            when=when,
+        )
+
+    def held(self):
+        """A buy of AAA that fails the soft issuer limit: it needs an override."""
+        self.rule()
+        order = self.order(quantity="40")
+        from trading.services import orders as o
+
+        o.orders_approve(actor=self.pm, order_ids=[order.pk])
+        order.refresh_from_db()
+        assert order.status == "needs_override"
+        return order
+
+    def override(self):
+        """An override asked for on a held order, waiting for compliance."""
+        from compliance.services import overrides
+
+        return overrides.override_request(
+            actor=self.pm, order_id=self.held().pk, justification="The client asked for it."
+        )
+
+    def alert(self):
+        """An open alert: ACC1 as it stands breaches a post-trade issuer limit of 60%."""
+        from compliance.services import posttrade
+
+        self.rule(when="post")
+        [alert] = posttrade.posttrade_check(
+            portfolio_ids=[self.book["accounts"][0].pk], source="nightly"
+        )
+        return alert
+
     def run(self, upto: str = "proposed"):
         from orchestration import services as runs
 
@@ -295,12 +356,35 @@ def _orders(name):
 
         if name == "order_create":
             return lambda: w.order()
-        if name == "orders_approve":
+        if name == "orders_approve":  # with a rule in force: the check stores its results
+            w.rule(limit="0.90")
             order = w.order()
+            return lambda: o.orders_approve(actor=w.pm, order_ids=[order.pk])
+        if name == "orders_approve_held":
+            w.rule()
+            order = w.order(quantity="40")
             return lambda: o.orders_approve(actor=w.pm, order_ids=[order.pk])
         if name == "orders_release":
             order = w.order("approved")
             return lambda: o.orders_release(actor=w.pm, order_ids=[order.pk])
+        if name == "orders_release_checked":  # checked again, results stored
+            w.rule(limit="0.90")
+            order = w.order("approved")
+            return lambda: o.orders_release(actor=w.pm, order_ids=[order.pk])
+        if name == "orders_release_overridden":  # the override in force lets it on
+            from compliance.services import overrides
+
+            override = w.override()
+            overrides.override_approve(actor=w.compliance, override_id=override.pk)
+            return lambda: o.orders_release(actor=w.pm, order_ids=[override.order_id])
+        if name == "order_compliance_decided":
+            override = w.override()
+            return lambda: o.order_compliance_decided(
+                actor=w.compliance,
+                order_id=override.order_id,
+                approved=True,
+                override_id=override.pk,
+            )
         order = w.order("released")
         return lambda: o.order_cancel(actor=w.pm, order_id=order.pk, reason="changed my mind")
 
@@ -462,6 +546,89 @@ def _day_end(name):
     return prepare
 
 
+def _rules(name):
+    def prepare(w, s):
+        from compliance.services import rules
+
+        if name == "rule_create":
+            return lambda: w.rule()
+        if name in ("rule_update", "rule_set_active", "rule_set_active_again"):
+            rule = w.rule()
+            if name == "rule_update":
+                return lambda: rules.rule_update(
+                    actor=w.compliance,
+                    rule_id=rule.pk,
+                    params={"group_by": "issuer", "limit": 0.65},
+                    reason="the mandate changed",
+                )
+            if name == "rule_set_active_again":
+                rules.rule_set_active(actor=w.compliance, rule_id=rule.pk, active=False)
+            active = name == "rule_set_active_again"
+            return lambda: rules.rule_set_active(
+                actor=w.compliance, rule_id=rule.pk, active=active, reason="for the review"
+            )
+
+        def create():
+            return rules.restricted_list_create(
+                actor=w.compliance, name="Firm", tickers=["BBB"], reason="inside information"
+            )
+
+        if name == "restricted_list_create":
+            return create
+        rlist = create()
+        return lambda: rules.restricted_list_update(
+            actor=w.compliance, list_id=rlist.pk, tickers=["BBB", "EEE"], reason="a new deal"
+        )
+
+    return prepare
+
+
+def _overrides(name):
+    def prepare(w, s):
+        from compliance.services import overrides
+
+        if name == "override_request":
+            order = w.held()
+            return lambda: overrides.override_request(
+                actor=w.pm, order_id=order.pk, justification="The client asked for it."
+            )
+        override = w.override()
+        if name == "override_approve":
+            return lambda: overrides.override_approve(
+                actor=w.compliance, override_id=override.pk, note="Within the mandate."
+            )
+        return lambda: overrides.override_reject(
+            actor=w.compliance, override_id=override.pk, note="Not within the mandate."
+        )
+
+    return prepare
+
+
+def _alerts(name):
+    def prepare(w, s):
+        from compliance.services import posttrade
+
+        if name == "posttrade_check":
+            w.rule(when="post")
+            return lambda: posttrade.posttrade_check(source="nightly")
+        alert = w.alert()
+        if name == "posttrade_check_again":  # the breach is still there: the alert refreshed
+            return lambda: posttrade.posttrade_check(source="nightly")
+        if name == "alert_assign":
+            return lambda: posttrade.alert_assign(
+                actor=w.compliance, alert_id=alert.pk, assignee=w.compliance
+            )
+        if name == "alert_comment":
+            return lambda: posttrade.alert_comment(
+                actor=w.compliance, alert_id=alert.pk, text="Asked the PM about it."
+            )
+        return lambda: posttrade.alert_resolve(
+            actor=w.compliance, alert_id=alert.pk, resolution="Sold down the next day."
+        )
+
+    return prepare
+
+
 def _runs(name):
     def prepare(w, s):
         from orchestration import services as runs
@@ -485,6 +652,9 @@ CALLS = {
     "trading.services.orders.orders_approve": call(_orders("orders_approve"), "order.approved"),
     "trading.services.orders.orders_release": call(
         _orders("orders_release"), "order.released", "block.orders_added"
+    ),
+    "trading.services.orders.order_compliance_decided": call(
+        _orders("order_compliance_decided"), "order.approved"
     ),
     "trading.services.orders.order_cancel": call(
         _orders("order_cancel"), "order.cancelled", "block.order_removed"
@@ -587,6 +757,34 @@ CALLS = {
     "orchestration.services.rebalance_run_cancel": call(
         _runs("rebalance_run_cancel"), "rebalance.cancelled", "order.cancelled"
     ),
+    "compliance.services.rules.rule_create": call(_rules("rule_create"), "rule.created"),
+    "compliance.services.rules.rule_update": call(_rules("rule_update"), "rule.changed"),
+    "compliance.services.rules.rule_set_active": call(
+        _rules("rule_set_active"), "rule.deactivated"
+    ),
+    "compliance.services.rules.restricted_list_create": call(
+        _rules("restricted_list_create"), "restricted_list.created"
+    ),
+    "compliance.services.rules.restricted_list_update": call(
+        _rules("restricted_list_update"), "restricted_list.changed"
+    ),
+    "compliance.services.overrides.override_request": call(
+        _overrides("override_request"), "override.requested"
+    ),
+    "compliance.services.overrides.override_approve": call(
+        _overrides("override_approve"), "override.approved", "order.approved"
+    ),
+    "compliance.services.overrides.override_reject": call(
+        _overrides("override_reject"), "override.rejected", "order.rejected"
+    ),
+    "compliance.services.posttrade.posttrade_check": call(
+        _alerts("posttrade_check"), "alert.opened"
+    ),
+    "compliance.services.posttrade.alert_assign": call(_alerts("alert_assign"), "alert.assigned"),
+    "compliance.services.posttrade.alert_comment": call(
+        _alerts("alert_comment"), "alert.commented"
+    ),
+    "compliance.services.posttrade.alert_resolve": call(_alerts("alert_resolve"), "alert.resolved"),
 }
 #: A second call of route_cancel: a route not yet sent is cancelled here and now.
 EXTRA_CALLS = {
@@ -613,6 +811,26 @@ EXTRA_CALLS = {
     "block_end_day of a block partly filled": (
         "trading.services.day_end.block_end_day",
         call(_day_end("block_end_day_filled"), "block.day_ended"),
+    ),
+    "orders_approve of an order that fails a soft rule holds it": (
+        "trading.services.orders.orders_approve",
+        call(_orders("orders_approve_held"), "order.needs_override"),
+    ),
+    "orders_release checks again and stores the results": (
+        "trading.services.orders.orders_release",
+        call(_orders("orders_release_checked"), "order.released", "block.orders_added"),
+    ),
+    "orders_release of an order an approved override lets on": (
+        "trading.services.orders.orders_release",
+        call(_orders("orders_release_overridden"), "order.released", "block.orders_added"),
+    ),
+    "rule_set_active bringing a rule back": (
+        "compliance.services.rules.rule_set_active",
+        call(_rules("rule_set_active_again"), "rule.activated"),
+    ),
+    "posttrade_check finding a breach that has an open alert": (
+        "compliance.services.posttrade.posttrade_check",
+        call(_alerts("posttrade_check_again"), "alert.refreshed"),
     ),
 }
 
@@ -711,3 +929,24 @@ def test_the_caller_records_what_the_holdings_booked(personas, book, settings, s
     allocated = AuditEvent.objects.filter(kind="order.allocated").first()
     assert {"position", "cash", "cash_currency"} <= set(allocated.after)
     assert allocated.before["position"] != allocated.after["position"]
+
+
+@pytest.mark.parametrize(
+    "name", ["trading.services.orders.orders_approve", "trading.services.orders.orders_release"]
+)
+def test_the_caller_records_what_the_check_stored(
+    name, personas, book, settings, spied, monkeypatch
+):
+    """The pre-trade results are written in the transaction of the order service that
+    asked for the check, which records the orders' moves (checked above): the calls here
+    do write them, so that check covers the checker's writes."""
+    from compliance.models import PretradeResult
+
+    target = (
+        CALLS[name]
+        if name.endswith("approve")
+        else EXTRA_CALLS["orders_release checks again and stores the results"][1]
+    )
+    _run(target, personas, book, settings, spied, monkeypatch)
+    stage = "approve" if name.endswith("approve") else "release"
+    assert PretradeResult.objects.filter(stage=stage, status="pass").exists()

@@ -60,6 +60,11 @@ def test_an_allocation_that_breaches_opens_an_alert(
     # the nightly check finds it again: the open alert is refreshed, not doubled
     assert posttrade.posttrade_check(source="nightly") == []
     assert Alert.objects.count() == 1
+    # ... and the refresh is audited, by the system, with what it changed
+    refreshed = AuditEvent.objects.get(kind="alert.refreshed", object_id=str(alert.pk))
+    assert refreshed.actor_name == "system"
+    assert refreshed.after["source"] == "nightly"
+    assert refreshed.before["last_seen_at"] != refreshed.after["last_seen_at"]
 
 
 def test_the_nightly_check_is_scheduled():
