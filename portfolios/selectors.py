@@ -93,12 +93,21 @@ class LoadedBook:
     skipped: dict[int, str]
 
 
-def load_book(portfolio_ids: Iterable[int]) -> LoadedBook:
+def load_book(
+    portfolio_ids: Iterable[int], *, pending: Iterable[tuple[int, int, float]] = ()
+) -> LoadedBook:
     """The engine's input for these accounts, in a fixed number of queries.
 
     An account holding cash in a currency with no FX rate into its base currency
-    cannot be valued: it is left out of the book and named in `skipped`."""
+    cannot be valued: it is left out of the book and named in `skipped`.
+
+    `pending` projects the book: ``(account, security, signed quantity)`` of orders
+    already on their way (a rebalance sizes its trades on holdings plus what the desk
+    is already buying and selling). Each is added to the holdings, its estimated value
+    at the latest price taken from (a buy) or added to (a sell) the account's cash, and
+    a pending sell takes its share of the position's tax lots pro rata."""
     portfolio_ids = list(portfolio_ids)
+    pending = [(a, s, float(q)) for a, s, q in pending if q]
     portfolios = list(
         Portfolio.objects.filter(pk__in=portfolio_ids).values(
             "pk", "model_id", "base_currency", "cash_floor", "long_only"
@@ -133,6 +142,15 @@ def load_book(portfolio_ids: Iterable[int]) -> LoadedBook:
         .annotate(quantity_float=Cast("quantity", FloatField()))
         .values_list("portfolio_id", "security_id", "quantity_float")
     )
+    valued = set(portfolio_ids)
+    pending = [row for row in pending if row[0] in valued]
+    held: dict[tuple[int, int], float] = {}
+    if pending:
+        sold = {(a, s) for a, s, q in pending if q < 0}
+        for a, s, q in holdings:
+            if (a, s) in sold:
+                held[(a, s)] = held.get((a, s), 0.0) + q
+        holdings = holdings + pending  # the engine sums duplicated holdings
     security_ids = {s for _, s, _ in targets} | {s for _, s, _ in holdings}
     securities = list(
         Security.objects.filter(pk__in=security_ids)
@@ -148,12 +166,23 @@ def load_book(portfolio_ids: Iterable[int]) -> LoadedBook:
         )
     )
     currency_of = {s["pk"]: s["currency"] for s in securities}
+    # What share of a position's lots is still there once its pending sells are done.
+    kept: dict[tuple[int, int], float] = {}
+    for a, s, q in pending:
+        if q < 0 and held.get((a, s), 0.0) > 0:
+            kept[(a, s)] = kept.get((a, s), 1.0) + q / held[(a, s)]
+    kept = {key: min(max(share, 0.0), 1.0) for key, share in kept.items()}
+    price_of = {s["pk"]: float(s["latest_price"] or "nan") for s in securities}
+    for a, s, q in pending:
+        rate = fx.rate(currency_of[s], base_of[a])
+        cash[a] -= q * price_of[s] * (rate if rate is not None else float("nan"))
     lots = [
         (
             portfolio_id,
             security_id,
-            float(quantity),
+            float(quantity) * kept.get((portfolio_id, security_id), 1.0),
             float(quantity * unit_cost)
+            * kept.get((portfolio_id, security_id), 1.0)
             * (fx.rate(currency_of[security_id], base_of[portfolio_id]) or float("nan")),
             acquired_on,
         )

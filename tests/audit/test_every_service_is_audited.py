@@ -68,6 +68,8 @@ NO_STATE_CHANGE = {
     "trading.services.trading_day.check_may_send": "pure: refuses a stale day order",
     "audit.services.snapshot": "reads fields for an event's before and after",
     "audit.services.audited_transaction": "the transaction the services open",
+    "trading.services.bulk.id_ranges": "pure: ids as ranges for a bulk event",
+    "trading.services.bulk.in_ranges": "pure: whether ranges hold an id",
 }
 #: Helpers that write inside the transaction of a service that records their change:
 #: the caller's call below must emit these kinds.
@@ -83,6 +85,31 @@ AUDITED_BY_CALLER = {
     "trading.services.blocks.orders_follow_block": (
         "trading.services.executions.execution_apply",
         {"order.status"},
+    ),
+    # A run's orders move in bulk, one event on the run per step.
+    "trading.services.bulk.run_orders_create": (
+        "orchestration.services.rebalance_run_create",
+        {"orders.created"},
+    ),
+    "trading.services.bulk.run_orders_approve": (
+        "orchestration.services.rebalance_run_approve",
+        {"orders.approved"},
+    ),
+    "trading.services.bulk.run_orders_release": (
+        "orchestration.services.rebalance_run_release",
+        {"orders.released"},
+    ),
+    "trading.services.bulk.run_orders_cancel": (
+        "orchestration.services.rebalance_run_cancel",
+        {"orders.cancelled"},
+    ),
+    "orchestration.services.rebalance_run_start": (
+        "orchestration.services.rebalance_run_execute",
+        {"rebalance.started"},
+    ),
+    "orchestration.services.rebalance_chunk_execute": (
+        "orchestration.services.rebalance_run_execute",
+        {"orders.created", "rebalance.proposed"},
     ),
 }
 THE_TRAIL_ITSELF = {
@@ -356,19 +383,22 @@ CALLS = {
         "rebalance.created",
         "rebalance.started",
         "rebalance.proposed",
-        "order.created",
+        "orders.created",
     ),
     "orchestration.services.rebalance_run_execute": call(
-        _runs("rebalance_run_execute"), "rebalance.started", "rebalance.proposed"
+        _runs("rebalance_run_execute"),
+        "rebalance.started",
+        "orders.created",
+        "rebalance.proposed",
     ),
     "orchestration.services.rebalance_run_approve": call(
-        _runs("rebalance_run_approve"), "rebalance.approved", "order.approved"
+        _runs("rebalance_run_approve"), "rebalance.approved", "orders.approved"
     ),
     "orchestration.services.rebalance_run_release": call(
-        _runs("rebalance_run_release"), "rebalance.released", "order.released"
+        _runs("rebalance_run_release"), "rebalance.released", "orders.released"
     ),
     "orchestration.services.rebalance_run_cancel": call(
-        _runs("rebalance_run_cancel"), "rebalance.cancelled", "order.cancelled"
+        _runs("rebalance_run_cancel"), "rebalance.cancelled", "orders.cancelled"
     ),
 }
 #: A second call of route_cancel: a route not yet sent is cancelled here and now.
