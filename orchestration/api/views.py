@@ -61,7 +61,10 @@ def runs_with_orders(runs):
     return runs.prefetch_related(
         "portfolios",
         Prefetch(
-            "orders", queryset=Order.objects.select_related("portfolio", "security").order_by("pk")
+            "orders",
+            queryset=Order.objects.select_related(
+                "portfolio", "security", "proposal_check"
+            ).order_by("pk"),
         ),
     )
 

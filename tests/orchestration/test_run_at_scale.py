@@ -181,3 +181,69 @@ def test_a_running_run_can_be_cancelled_and_its_chunks_then_write_nothing(pm, bo
     assert run.status == RebalanceRun.Status.CANCELLED
     assert not run.orders.exclude(status=Order.Status.CANCELLED).exists()
     assert not RunAccount.objects.filter(run=run, is_open=True).exists()
+
+
+def test_a_large_run_computes_chunk_by_chunk_on_the_workers(
+    pm, book, settings, eager_celery, django_capture_on_commit_callbacks
+):
+    settings.OMS_REBALANCE_INLINE_LIMIT = 1
+    settings.OMS_REBALANCE_CHUNK_SIZE = 1
+    accounts = [*book["accounts"], *clone_accounts(book, pm, 1)]
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        run = run_services.rebalance_run_create(actor=pm, portfolios=accounts)
+    assert len(callbacks) == 1 + 3  # the start, then one task per chunk
+    run.refresh_from_db()
+    assert run.status == RebalanceRun.Status.PROPOSED and run.chunks_total == 3
+    assert run.accounts_done == 3 and run.orders_proposed == run.orders.count() > 0
+    assert run.started_at <= run.finished_at
+
+
+def test_the_run_page_shows_progress_while_running_and_the_verdicts_after(
+    pm, book, settings, client
+):
+    from portfolios.models import Price
+
+    settings.OMS_REBALANCE_INLINE_LIMIT = 0
+    ccc = book["securities"]["CCC"]
+    Price.objects.filter(security=ccc).delete()
+    Price.objects.create(
+        security=ccc, as_of=timezone.now().date() - timedelta(days=30), price=Decimal(20)
+    )
+    accounts = [*book["accounts"], *clone_accounts(book, pm, 1)]
+    run = run_services.rebalance_run_create(actor=pm, portfolios=accounts[1:], chunk_size=1)
+    run_services.rebalance_run_start(run_id=run.pk)
+    client.force_login(pm)
+    run_services.rebalance_chunk_execute(run_id=run.pk, chunk=0)
+    progress = client.get(f"/portfolios/runs/{run.pk}/?progress=1", HTTP_HX_REQUEST="true")
+    text = progress.content.decode()
+    assert "1 of 2 accounts done" in text and "1 skipped" in text and "elapsed" in text
+    run_services.rebalance_chunk_execute(run_id=run.pk, chunk=1)
+    run.refresh_from_db()
+    # CCC's price is stale: every account (it is in their model) is skipped, with why
+    assert run.status == RebalanceRun.Status.PROPOSED
+    assert set(run.skipped) == {"ACC2", "X000"}
+    assert all("stale" in reason for reason in run.skipped.values())
+    page = client.get(f"/portfolios/runs/{run.pk}/")
+    assert page.status_code == 200 and "stale" in page.content.decode()
+
+
+def test_the_proposal_shows_each_orders_check_on_the_page_and_in_the_api(
+    pm, book, checker, client
+):
+    from rest_framework.test import APIClient
+
+    run = run_services.rebalance_run_create(actor=pm, portfolios=book["accounts"])
+    client.force_login(pm)
+    page = client.get(f"/portfolios/runs/{run.pk}/", {"check": "needs_override"})
+    assert page.status_code == 200
+    assert [o.security.ticker for o in page.context["orders"]] == ["EEE"]
+    assert "Needs override" in page.content.decode()
+    by_value = client.get(f"/portfolios/runs/{run.pk}/", {"sort": "-value"}).context["orders"]
+    values = [o.quantity * o.estimated_price for o in by_value]
+    assert values == sorted(values, reverse=True)
+    api = APIClient()
+    api.force_authenticate(pm)
+    body = api.get(f"/api/v1/rebalance-runs/{run.pk}/").json()
+    assert body["orders_proposed"] == run.orders.count() == len(body["orders"])
+    checks = {o["security"]: o["check"] for o in body["orders"] if o["side"] == "sell"}
+    assert checks["EEE"] == "needs_override"

@@ -24,6 +24,7 @@ from decimal import Decimal
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 from django.db.models import Q, Sum
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from audit.services import audit_record, audited_transaction
@@ -200,6 +201,26 @@ def _copy_orders(ids, proposed, *, run_id: int, actor_id: int, notes: str, now) 
         copy.write(buffer.getvalue())
 
 
+_ORDER_DEFAULTS: dict | None = None
+
+
+def _loaded_order(**values) -> Order:
+    """An Order instance for a row just written by COPY, as if read from the database,
+    without Model.__init__ (which costs more than the COPY of the row itself)."""
+    global _ORDER_DEFAULTS
+    if _ORDER_DEFAULTS is None:
+        _ORDER_DEFAULTS = {
+            field.attname: field.get_default() for field in Order._meta.concrete_fields
+        }
+    order = Order.__new__(Order)
+    order.__dict__.update(_ORDER_DEFAULTS)
+    order.__dict__.update(values)
+    order._state = ModelState()
+    order._state.adding = False
+    order._state.db = "default"
+    return order
+
+
 def run_orders_create(
     *, actor, run, proposed: Sequence[ProposedOrder], audit_after: dict | None = None
 ) -> list[Order]:
@@ -218,7 +239,7 @@ def run_orders_create(
             ids = _next_order_ids(len(proposed))
             _copy_orders(ids, proposed, run_id=run.pk, actor_id=actor.pk, notes=notes, now=now)
             orders = [
-                Order(
+                _loaded_order(
                     id=pk,
                     portfolio_id=p.portfolio_id,
                     security_id=p.security_id,
@@ -233,8 +254,6 @@ def run_orders_create(
                 )
                 for pk, p in zip(ids, proposed, strict=True)
             ]
-            for order in orders:
-                order._state.adding = False
         else:  # the embedded SQLite demo: the ORM's multi-row insert
             orders = Order.objects.bulk_create(
                 [
