@@ -227,9 +227,7 @@ def test_the_run_page_shows_progress_while_running_and_the_verdicts_after(
     assert page.status_code == 200 and "stale" in page.content.decode()
 
 
-def test_the_proposal_shows_each_orders_check_on_the_page_and_in_the_api(
-    pm, book, checker, client
-):
+def test_the_proposal_shows_each_orders_check_on_the_page_and_in_the_api(pm, book, checker, client):
     from rest_framework.test import APIClient
 
     run = run_services.rebalance_run_create(actor=pm, portfolios=book["accounts"])
