@@ -32,6 +32,7 @@ from oms.tasking import enqueue_on_commit
 from portfolios.models import Portfolio, RebalanceRun
 from portfolios.rebalance import Options, rebalance
 from trading import pretrade
+from trading.models import Order
 from trading.services.bulk import (
     ProposedOrder,
     run_orders_approve,
@@ -395,16 +396,48 @@ def _run_step(*, actor, run_id: int, target: str, kind: str, act) -> RebalanceRu
     return run
 
 
-def rebalance_run_approve(*, actor, run_id: int) -> RebalanceRun:
+def rebalance_run_approve(
+    *, actor, run_id: int, order_ids: list[int] | None = None
+) -> RebalanceRun:
     """Approve a proposed run: its draft orders become approved, in bulk (the
-    pre-trade check on the batch decides each one's fate when a checker is installed)."""
+    pre-trade check on the batch decides each one's fate when a checker is installed).
+    With `order_ids`, only those are approved and the run's other drafts are dropped
+    (cancelled, "not selected"), in the same transaction."""
+
+    def act(run):
+        if order_ids is not None:
+            chosen = set(order_ids)
+            drafts = set(run.orders.filter(status=Order.Status.DRAFT).values_list("pk", flat=True))
+            if not chosen or not chosen <= drafts:
+                raise ValidationError({"orders": ["Choose draft orders of this run to approve."]})
+            run_orders_cancel(
+                actor=actor,
+                run=run,
+                reason=f"Not selected for approval in Rebalance #{run.pk}",
+                order_ids=sorted(drafts - chosen),
+            )
+        run_orders_approve(actor=actor, run=run, order_ids=order_ids)
+
     return _run_step(
         actor=actor,
         run_id=run_id,
         target=RebalanceRun.Status.APPROVED,
         kind="rebalance.approved",
-        act=lambda run: run_orders_approve(actor=actor, run=run),
+        act=act,
     )
+
+
+def rebalance_run_order_drop(*, actor, run_id: int, order_id: int) -> RebalanceRun:
+    """Drop one proposed order from a proposed run (it is cancelled, audited on the run)."""
+    with audited_transaction():
+        run = RebalanceRun.objects.select_for_update(of=("self",)).get(pk=run_id)
+        _ensure_run_owner(actor, run)
+        if run.status != RebalanceRun.Status.PROPOSED:
+            raise ValidationError("Only a proposed run's orders can be dropped.")
+        if not run.orders.filter(pk=order_id, status=Order.Status.DRAFT).exists():
+            raise ValidationError(f"Order {order_id} is not a proposed order of {run}.")
+        run_orders_cancel(actor=actor, run=run, reason=f"Dropped from {run}", order_ids=[order_id])
+    return run
 
 
 def rebalance_run_release(*, actor, run_id: int) -> RebalanceRun:

@@ -195,9 +195,31 @@ def _run_step(request: HttpRequest, pk: int, service, done: str) -> HttpResponse
 @require_POST
 @action_required(Action.REBALANCE_RUN)
 def run_approve(request: HttpRequest, pk: int) -> HttpResponse:
+    if request.POST.get("selected"):
+        # Approve the ticked orders only: the run's other drafts are dropped.
+        try:
+            chosen = [int(value) for value in request.POST.getlist("orders")]
+        except ValueError:
+            chosen = []
+
+        def approve(*, actor, run_id):
+            return services.rebalance_run_approve(actor=actor, run_id=run_id, order_ids=chosen)
+
+        return _run_step(
+            request, pk, approve, f"approved: {len(chosen)} selected orders, the rest dropped"
+        )
     return _run_step(
         request, pk, services.rebalance_run_approve, "approved: its orders are approved"
     )
+
+
+@require_POST
+@action_required(Action.REBALANCE_RUN)
+def run_order_drop(request: HttpRequest, pk: int, order_id: int) -> HttpResponse:
+    def drop(*, actor, run_id):
+        return services.rebalance_run_order_drop(actor=actor, run_id=run_id, order_id=order_id)
+
+    return _run_step(request, pk, drop, f"dropped order #{order_id}")
 
 
 @require_POST

@@ -93,3 +93,15 @@ class RebalanceRequestSerializer(serializers.Serializer):
 
     def get_fields(self):
         return {parameter.name: _field(parameter) for parameter in PARAMETERS}
+
+
+class RunApproveSerializer(serializers.Serializer):
+    """Approve all of a run's proposed orders, or only those named (the rest dropped)."""
+
+    orders = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        allow_empty=False,
+        max_length=1_000_000,
+        help_text="Ids of the run's draft orders to approve; the others are dropped.",
+    )

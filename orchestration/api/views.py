@@ -91,12 +91,18 @@ class RebalanceRunViewSet(*READ, OMSViewSet):
         service(actor=self.request.user, run_id=run.pk)
         return Response(self.get_serializer(self.get_queryset().get(pk=run.pk)).data)
 
-    @extend_schema(request=None, responses={200: s.RebalanceRunSerializer})
+    @extend_schema(request=s.RunApproveSerializer, responses={200: s.RebalanceRunSerializer})
     @action(detail=True, methods=["post"])
     @idempotent
     def approve(self, request, pk=None):
-        """Approve a proposed run: its draft orders become approved."""
-        return self._transition(services.rebalance_run_approve)
+        """Approve a proposed run: its draft orders become approved. With `orders`,
+        only those are approved and the run's other drafts are dropped."""
+        serializer = s.RunApproveSerializer(data=request.data or {})
+        serializer.is_valid(raise_exception=True)
+        chosen = serializer.validated_data.get("orders")
+        run = self.get_object()
+        services.rebalance_run_approve(actor=request.user, run_id=run.pk, order_ids=chosen)
+        return Response(self.get_serializer(self.get_queryset().get(pk=run.pk)).data)
 
     @extend_schema(request=None, responses={200: s.RebalanceRunSerializer})
     @action(detail=True, methods=["post"])

@@ -334,6 +334,14 @@ def _runs(name):
     return prepare
 
 
+def _run_order_drop(w, s):
+    from orchestration import services as runs
+
+    run = w.run("proposed")
+    order = run.orders.order_by("pk").first()
+    return lambda: runs.rebalance_run_order_drop(actor=w.pm, run_id=run.pk, order_id=order.pk)
+
+
 CALLS = {
     "portfolios.services.reference.security_create": call(_sec, "security.created"),
     "portfolios.services.reference.prices_create": call(_prices, "price.created"),
@@ -400,6 +408,7 @@ CALLS = {
     "orchestration.services.rebalance_run_cancel": call(
         _runs("rebalance_run_cancel"), "rebalance.cancelled", "orders.cancelled"
     ),
+    "orchestration.services.rebalance_run_order_drop": call(_run_order_drop, "orders.cancelled"),
 }
 #: A second call of route_cancel: a route not yet sent is cancelled here and now.
 EXTRA_CALLS = {

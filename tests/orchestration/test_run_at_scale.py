@@ -245,3 +245,33 @@ def test_the_proposal_shows_each_orders_check_on_the_page_and_in_the_api(pm, boo
     assert body["orders_proposed"] == run.orders.count() == len(body["orders"])
     checks = {o["security"]: o["check"] for o in body["orders"] if o["side"] == "sell"}
     assert checks["EEE"] == "needs_override"
+
+
+def test_approve_a_selection_drops_the_rest_and_one_order_can_be_dropped(pm, book, client):
+    from rest_framework.test import APIClient
+
+    run = run_services.rebalance_run_create(actor=pm, portfolios=book["accounts"])
+    first, second, *rest = list(run.orders.order_by("pk"))
+    client.force_login(pm)
+    dropped = client.post(f"/portfolios/runs/{run.pk}/orders/{first.pk}/drop/")
+    assert dropped.status_code == 302
+    first.refresh_from_db()
+    assert first.status == Order.Status.CANCELLED
+    # a selection that names a dropped order is refused, nothing moves
+    api = APIClient()
+    api.force_authenticate(pm)
+    refused = api.post(
+        f"/api/v1/rebalance-runs/{run.pk}/approve/", {"orders": [first.pk]}, format="json"
+    )
+    assert refused.status_code == 400
+    run.refresh_from_db()
+    assert run.status == RebalanceRun.Status.PROPOSED
+    answer = api.post(
+        f"/api/v1/rebalance-runs/{run.pk}/approve/", {"orders": [second.pk]}, format="json"
+    )
+    assert answer.status_code == 200 and answer.json()["status"] == "approved"
+    statuses = dict(run.orders.values_list("pk", "status"))
+    assert statuses[second.pk] == Order.Status.APPROVED
+    assert {statuses[o.pk] for o in rest} == {Order.Status.CANCELLED}
+    cancelled = AuditEvent.objects.filter(kind="orders.cancelled").order_by("pk")
+    assert [e.after["count"] for e in cancelled] == [1, len(rest)]

@@ -361,14 +361,17 @@ def _update_returning(queryset, **fields) -> list[int]:
         return sorted(row[0] for row in cursor.fetchall())
 
 
-def run_orders_cancel(*, actor, run, reason: str = "") -> list[int]:
-    """Cancel a run's orders that have not reached the desk (drafts and approved ones)
-    in one UPDATE, with one audit event on the run naming them."""
+def run_orders_cancel(
+    *, actor, run, reason: str = "", order_ids: Sequence[int] | None = None
+) -> list[int]:
+    """Cancel a run's orders that have not reached the desk (drafts and approved ones;
+    all of them, or those named) in one UPDATE, with one audit event on the run naming
+    them."""
     require(actor, Action.ORDER_CANCEL)
     for source in (Order.Status.DRAFT, Order.Status.APPROVED):
         _check_transition(source, Order.Status.CANCELLED)
     with audited_transaction():
-        open_orders = _run_orders(run, [Order.Status.DRAFT, Order.Status.APPROVED], None)
+        open_orders = _run_orders(run, [Order.Status.DRAFT, Order.Status.APPROVED], order_ids)
         _require_accounts(
             actor, Action.ORDER_CANCEL, set(open_orders.values_list("portfolio_id", flat=True))
         )
