@@ -105,3 +105,18 @@ class RunApproveSerializer(serializers.Serializer):
         max_length=1_000_000,
         help_text="Ids of the run's draft orders to approve; the others are dropped.",
     )
+
+
+class RunCreateSerializer(RebalanceRequestSerializer):
+    """A run over a selection of accounts, named by code, with the run's parameters."""
+
+    def get_fields(self):
+        return {
+            "portfolios": serializers.ListField(
+                child=serializers.CharField(max_length=32),
+                allow_empty=False,
+                max_length=1_000_000,
+                help_text="Codes of the accounts to rebalance",
+            ),
+            **super().get_fields(),
+        }

@@ -105,3 +105,29 @@ def test_an_account_with_approved_sells_rebalances(pm, book):
     # the cash the approved sell raises is counted: the run does not sell more AAA than
     # the model wants (40% of 90,000 is 360 shares of AAA at 100: 240 to sell in all)
     assert more + 250 <= 240 + 100
+
+
+def test_a_run_over_a_selection_through_the_api(pm, other_pm, book):
+    api = APIClient()
+    api.force_authenticate(pm)
+    answer = api.post(
+        "/api/v1/rebalance-runs/",
+        {"portfolios": ["ACC1", "ACC2"], "min_trade_value": 100},
+        format="json",
+    )
+    assert answer.status_code == 201, answer.json()
+    body = answer.json()
+    assert body["status"] == "proposed" and sorted(body["portfolios"]) == ["ACC1", "ACC2"]
+    assert body["orders_proposed"] == len(body["orders"]) > 0
+    # the same accounts again: refused, naming the run
+    again = api.post("/api/v1/rebalance-runs/", {"portfolios": ["ACC2"]}, format="json")
+    assert again.status_code == 400
+    assert f"Rebalance #{body['id']}" in str(again.json())
+    unknown = api.post("/api/v1/rebalance-runs/", {"portfolios": ["NOPE"]}, format="json")
+    assert unknown.status_code == 400 and "NOPE" in str(unknown.json())
+    outsider = APIClient()
+    outsider.force_authenticate(other_pm)
+    # another manager's accounts do not exist for them
+    theirs = outsider.post("/api/v1/rebalance-runs/", {"portfolios": ["ACC1"]}, format="json")
+    assert theirs.status_code == 400
+    assert RebalanceRun.objects.count() == 1
