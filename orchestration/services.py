@@ -1,55 +1,137 @@
 """Rebalance runs: from the accounts a PM chose to proposed, approved and
 released orders. Each step is one service; the run and its orders move together
-in one transaction or not at all."""
+in one transaction or not at all.
+
+A run over the whole book is split into chunks of accounts (`chunk_size`). Each
+chunk loads its part of the book (projected: holdings plus the orders on their
+way), rebalances it in the engine, and in one transaction claims its accounts,
+writes their proposed orders in bulk (`trading.services.bulk`), asks the
+pre-trade check about them as one batch and records one audit event naming them.
+A small run computes its one chunk in the request; a large one on the workers'
+`rebalance` queue, chunks side by side. The last chunk to commit proposes the run.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 from decimal import Decimal
 
+import numpy as np
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from audit.services import audit_record, audited_transaction
 from compliance.selectors import rebalance_restrictions_for
-from oms.roles import Action, may_act_for, require
+from oms.roles import Action, require, sees_all_accounts
 from oms.state import check_transition
 from oms.tasking import enqueue_on_commit
-from portfolios.models import Portfolio, RebalanceRun, Security
+from portfolios.models import Portfolio, RebalanceRun
 from portfolios.rebalance import Options, rebalance
-from portfolios.selectors import load_book
-from trading.models import Order, Side
-from trading.services.orders import order_cancel, order_create, orders_approve, orders_release
+from trading import pretrade
+from trading.models import Order
+from trading.services.bulk import (
+    ProposedOrder,
+    run_orders_approve,
+    run_orders_cancel,
+    run_orders_create,
+    run_orders_release,
+)
 
+from .models import ProposalCheck, RunAccount
 from .parameters import parameters_check
+from .selectors import load_projected_book
+
+#: Accounts per chunk of a run (each chunk is one transaction and one engine pass).
+DEFAULT_CHUNK_SIZE = 1000
+
+
+def _chunk_size() -> int:
+    return max(1, int(getattr(settings, "OMS_REBALANCE_CHUNK_SIZE", DEFAULT_CHUNK_SIZE)))
+
+
+def _refuse_accounts_in_open_runs(portfolio_ids, *, excluding: int | None = None) -> None:
+    """An account in an open run may enter no other: name the run it is in."""
+    taken = (
+        RunAccount.objects.filter(portfolio_id__in=list(portfolio_ids), is_open=True)
+        .exclude(run_id=excluding)
+        .select_related("portfolio", "run")
+        .order_by("portfolio__code")
+    )
+    clashes = list(taken[:6])
+    if clashes:
+        named = ", ".join(
+            f"{row.portfolio.code} is in {row.run} ({row.run.get_status_display().lower()})"
+            for row in clashes[:5]
+        )
+        more = " and more" if len(clashes) > 5 else ""
+        raise ValidationError(
+            {
+                "portfolios": [
+                    f"{named}{more}: an account in an open rebalance cannot enter another. "
+                    "Release or cancel that run first."
+                ]
+            }
+        )
 
 
 def rebalance_run_create(
-    *, actor, portfolios: list[Portfolio], parameters: dict | None = None
+    *,
+    actor,
+    portfolios: list[Portfolio],
+    parameters: dict | None = None,
+    chunk_size: int | None = None,
 ) -> RebalanceRun:
     """Start a rebalance of these accounts. Small runs execute at once (a run the
     engine cannot compute comes back failed, with its error); large ones in the
-    rebalance queue after commit, the run page following their progress."""
+    rebalance queue after commit, the run page following their progress. An account
+    already in an open run is refused, naming the run."""
     require(actor, Action.REBALANCE_RUN)
     if not portfolios:
         raise ValidationError({"portfolios": ["Choose at least one account."]})
     for portfolio in portfolios:
         require(actor, Action.REBALANCE_RUN, portfolio)
     clean = parameters_check(parameters)
+    ids = sorted({p.pk for p in portfolios})
+    size = chunk_size or _chunk_size()
+    inline = len(ids) <= settings.OMS_REBALANCE_INLINE_LIMIT
+    chunks = math.ceil(len(ids) / size)
     with audited_transaction():
-        run = RebalanceRun.objects.create(created_by=actor, parameters=clean)
-        run.portfolios.set(portfolios)
+        _refuse_accounts_in_open_runs(ids)
+        run = RebalanceRun.objects.create(
+            created_by=actor, parameters=clean, accounts_total=len(ids), chunks_total=chunks
+        )
+        run.portfolios.set(ids)
+        try:
+            with transaction.atomic():
+                RunAccount.objects.bulk_create(
+                    [
+                        RunAccount(run=run, portfolio_id=pk, chunk=i // size)
+                        for i, pk in enumerate(ids)
+                    ],
+                    batch_size=5000,
+                )
+        except IntegrityError:
+            # Another run took one of the accounts since we looked: say which.
+            _refuse_accounts_in_open_runs(ids, excluding=run.pk)
+            raise
         audit_record(
             actor=actor,
             kind="rebalance.created",
             obj=run,
-            after={"portfolios": sorted(p.code for p in portfolios), "parameters": clean},
+            after={
+                "portfolios": sorted(p.code for p in portfolios),
+                "parameters": clean,
+                "chunks": chunks,
+            },
         )
-        if len(portfolios) > settings.OMS_REBALANCE_INLINE_LIMIT:
+        if not inline:
             enqueue_on_commit("orchestration.tasks.execute_rebalance_run", run.pk)
-    if len(portfolios) <= settings.OMS_REBALANCE_INLINE_LIMIT:
+    if inline:
         # The engine may refuse the book (rebalance.BookError): the run is then kept as
         # failed, with the reason in run.error, for the caller to show.
         with contextlib.suppress(ValueError):
@@ -65,17 +147,22 @@ def _run_set_status(run: RebalanceRun, target: str, *, actor, kind: str, **field
     for name, value in fields.items():
         setattr(run, name, value)
     run.save(update_fields=["status", "updated_at", *fields])
+    if target not in RebalanceRun.OPEN_STATES:
+        # An ended run lets its accounts go: they may enter the next run.
+        RunAccount.objects.filter(run=run, is_open=True).update(is_open=False)
     audit_record(
         actor=actor,
         kind=kind,
         obj=run,
         before=before,
-        after={"status": run.status} | {k: v for k, v in fields.items() if k != "summary"},
+        after={"status": run.status}
+        | {k: v for k, v in fields.items() if k not in ("summary", "skipped")},
     )
 
 
-def rebalance_run_execute(*, run_id: int) -> RebalanceRun | None:
-    """Compute the proposed orders of a draft run. Idempotent: only a draft run is claimed."""
+def rebalance_run_start(*, run_id: int, inline: bool = False) -> RebalanceRun | None:
+    """Claim a draft run (draft -> running). A run computed on the workers gets one
+    task per chunk, after commit. Idempotent: only a draft run is claimed."""
     with audited_transaction():
         run = (
             RebalanceRun.objects.select_for_update(of=("self",))
@@ -84,136 +171,303 @@ def rebalance_run_execute(*, run_id: int) -> RebalanceRun | None:
             .first()
         )
         if run is None or run.status != RebalanceRun.Status.DRAFT:
-            return run
+            return None
         _run_set_status(
-            run, RebalanceRun.Status.RUNNING, actor=run.created_by, kind="rebalance.started"
+            run,
+            RebalanceRun.Status.RUNNING,
+            actor=run.created_by,
+            kind="rebalance.started",
+            started_at=timezone.now(),
         )
+        if not inline:
+            for chunk in range(run.chunks_total):
+                enqueue_on_commit("orchestration.tasks.execute_rebalance_chunk", run.pk, chunk)
+    return run
+
+
+def rebalance_run_execute(*, run_id: int) -> RebalanceRun | None:
+    """Compute a draft run in this process, chunk after chunk."""
+    run = rebalance_run_start(run_id=run_id, inline=True)
+    if run is None:
+        return RebalanceRun.objects.filter(pk=run_id).first()
+    for chunk in range(run.chunks_total):
+        rebalance_chunk_execute(run_id=run_id, chunk=chunk)
+    return RebalanceRun.objects.get(pk=run_id)
+
+
+def _proposals(result):
+    """The engine's trades as plain proposed orders (Decimal at the boundary)."""
+    trades = result.trades
+    if trades.empty:
+        return []
+    quantity = trades["quantity"].to_numpy(dtype=float)
+    return [
+        ProposedOrder(
+            portfolio_id=int(account),
+            security_id=int(security),
+            side="buy" if q > 0 else "sell",
+            quantity=Decimal(repr(abs(float(q)))),
+            estimated_price=Decimal(repr(float(price))) if np.isfinite(price) else None,
+        )
+        for account, security, q, price in zip(
+            trades["account"].to_numpy(),
+            trades["security"].to_numpy(),
+            quantity,
+            trades["price"].to_numpy(dtype=float),
+            strict=True,
+        )
+    ]
+
+
+def rebalance_chunk_execute(*, run_id: int, chunk: int) -> int:
+    """Compute one chunk of a running run; return how many orders it proposed.
+
+    Idempotent: the chunk claims its pending accounts in the transaction that writes
+    their orders, so a chunk run again (a retry, a worker that died after commit)
+    finds its accounts done and writes nothing. A run cancelled meanwhile writes
+    nothing. The chunk that leaves no account pending proposes the run."""
+    run = RebalanceRun.objects.select_related("created_by").filter(pk=run_id).first()
+    if run is None or run.status != RebalanceRun.Status.RUNNING:
+        return 0
+    pending = list(
+        RunAccount.objects.filter(
+            run_id=run_id, chunk=chunk, status=RunAccount.Status.PENDING
+        ).values_list("portfolio_id", flat=True)
+    )
+    if not pending:
+        _propose_when_done(run_id)
+        return 0
     try:
-        portfolios = {p.pk: p for p in run.portfolios.all()}
-        loaded = load_book(portfolios)
-        book = loaded.book
-        # Compliance's restricted lists are the run's do-not-buy (do-not-sell) lists: a run
-        # never proposes what the pre-trade check would reject.
-        restrictions = rebalance_restrictions_for(portfolios, timezone.localdate())
-        known = set(book.securities["security"])
-        book.restrictions = restrictions[restrictions["security"].isin(known)].reset_index(
-            drop=True
+        written = _compute_chunk(run, chunk, pending)
+    except Exception as exc:
+        _run_fail(run_id, exc)
+        raise
+    _propose_when_done(run_id)
+    return written
+
+
+def _compute_chunk(run: RebalanceRun, chunk: int, pending: list[int]) -> int:
+    loaded = load_projected_book(pending)
+    book = loaded.book
+    # Compliance's restricted lists are the run's do-not-buy (do-not-sell) lists: a run
+    # never proposes what the pre-trade check would reject.
+    restrictions = rebalance_restrictions_for(pending, timezone.localdate())
+    known = set(book.securities["security"])
+    book.restrictions = restrictions[restrictions["security"].isin(known)].reset_index(drop=True)
+    params = run.parameters
+    if params.get("min_trade_value"):
+        book.accounts["min_trade_value"] = params["min_trade_value"]
+    if params.get("cash_need"):
+        book.accounts["cash_need"] = params["cash_need"]
+    result = rebalance(
+        book,
+        Options(
+            trade_to=params.get("trade_to", "target"),
+            lot_selection=params.get("lot_selection", "fifo"),
+        ),
+    )
+    codes = dict(Portfolio.objects.filter(pk__in=pending).values_list("pk", "code"))
+    proposed = _proposals(result)
+    reasons = loaded.skipped | result.skipped_reasons()
+    summary_rows = result.accounts.to_dict("records")
+    with audited_transaction():
+        run = RebalanceRun.objects.select_for_update(of=("self",)).get(pk=run.pk)
+        if run.status != RebalanceRun.Status.RUNNING:
+            return 0  # cancelled (or failed) while the engine ran
+        claimed = set(
+            RunAccount.objects.select_for_update(skip_locked=True)
+            .filter(run=run, chunk=chunk, status=RunAccount.Status.PENDING)
+            .values_list("portfolio_id", flat=True)
         )
-        params = run.parameters
-        if params.get("min_trade_value"):
-            book.accounts["min_trade_value"] = params["min_trade_value"]
-        if params.get("cash_need"):
-            book.accounts["cash_need"] = params["cash_need"]
-        result = rebalance(
-            book,
-            Options(
-                trade_to=params.get("trade_to", "target"),
-                lot_selection=params.get("lot_selection", "fifo"),
-            ),
+        if not claimed:
+            return 0
+        mine = [p for p in proposed if p.portfolio_id in claimed]
+        orders = run_orders_create(
+            actor=run.created_by,
+            run=run,
+            proposed=mine,
+            audit_after={"chunk": chunk, "accounts": len(claimed)},
         )
-        securities = {
-            s.pk: s for s in Security.objects.filter(pk__in=set(result.trades["security"]))
+        _store_verdicts(run, orders, pretrade.check(orders, stage="proposal", actor=run.created_by))
+        skipped = {a: r for a, r in reasons.items() if a in claimed}
+        by_reason: dict[str, list[int]] = {}
+        for account, reason in skipped.items():
+            by_reason.setdefault(str(reason)[:500], []).append(account)
+        for reason, accounts in by_reason.items():
+            RunAccount.objects.filter(run=run, portfolio_id__in=accounts).update(
+                status=RunAccount.Status.SKIPPED, reason=reason
+            )
+        RunAccount.objects.filter(run=run, portfolio_id__in=list(claimed - set(skipped))).update(
+            status=RunAccount.Status.DONE
+        )
+        summary = {
+            codes[row["account"]]: {k: _plain(v) for k, v in row.items() if k != "account"}
+            for row in summary_rows
+            if row["account"] in claimed
         }
-        with audited_transaction():
-            run = RebalanceRun.objects.select_for_update().get(pk=run_id)
-            for trade in result.trades.itertuples(index=False):
-                quantity = Decimal(repr(abs(float(trade.quantity))))
-                order_create(
-                    actor=run.created_by,
-                    portfolio=portfolios[trade.account],
-                    security=securities[trade.security],
-                    side=Side.BUY if trade.quantity > 0 else Side.SELL,
-                    quantity=quantity,
-                    rebalance_run=run,
-                    estimated_price=Decimal(repr(float(trade.price))),
-                    notes=f"Rebalance #{run.pk}",
-                )
-            summary = {
-                portfolios[row["account"]].code: {
-                    key: _plain(value) for key, value in row.items() if key != "account"
-                }
-                for row in result.accounts.to_dict("records")
-            }
-            reasons = loaded.skipped | result.skipped_reasons()
-            skipped = {portfolios[a].code: reason for a, reason in reasons.items()}
+        run.summary = {**run.summary, **summary}
+        run.skipped = {**run.skipped, **{codes[a]: str(r) for a, r in skipped.items()}}
+        run.save(update_fields=["summary", "skipped", "updated_at"])
+        RebalanceRun.objects.filter(pk=run.pk).update(
+            accounts_done=F("accounts_done") + len(claimed),
+            accounts_skipped=F("accounts_skipped") + len(skipped),
+            orders_proposed=F("orders_proposed") + len(orders),
+        )
+    return len(orders)
+
+
+def _store_verdicts(run: RebalanceRun, orders, verdicts: dict) -> None:
+    """Keep each proposed order's pre-trade verdict beside it (COPY on PostgreSQL)."""
+    if not orders:
+        return
+    if connection.vendor == "postgresql":
+        lines = []
+        for order in orders:
+            verdict = verdicts[order.pk]
+            message = verdict.message[:500].replace("\\", "\\\\").replace("\t", " ")
+            message = message.replace("\n", " ")
+            failed = _json_list(verdict.failed)
+            lines.append(f"{order.pk}\t{run.pk}\t{verdict.status}\t{message}\t{failed}\n")
+        table = connection.ops.quote_name(ProposalCheck._meta.db_table)
+        with (
+            connection.cursor() as cursor,
+            cursor.copy(
+                f"COPY {table} (order_id, run_id, status, message, failed) FROM STDIN"
+            ) as copy,
+        ):
+            copy.write("".join(lines))
+        return
+    ProposalCheck.objects.bulk_create(
+        [
+            ProposalCheck(
+                order_id=order.pk,
+                run=run,
+                status=verdicts[order.pk].status,
+                message=verdicts[order.pk].message[:500],
+                failed=list(verdicts[order.pk].failed),
+            )
+            for order in orders
+        ],
+        batch_size=500,
+    )
+
+
+def _json_list(names) -> str:
+    return json.dumps(list(names)).replace("\\", "\\\\")
+
+
+def _propose_when_done(run_id: int) -> None:
+    """Propose a running run once none of its accounts is pending."""
+    with audited_transaction():
+        run = (
+            RebalanceRun.objects.select_for_update(of=("self",))
+            .select_related("created_by")
+            .get(pk=run_id)
+        )
+        if run.status != RebalanceRun.Status.RUNNING:
+            return
+        if RunAccount.objects.filter(run=run, status=RunAccount.Status.PENDING).exists():
+            return
+        _run_set_status(
+            run,
+            RebalanceRun.Status.PROPOSED,
+            actor=run.created_by,
+            kind="rebalance.proposed",
+            finished_at=timezone.now(),
+        )
+
+
+def _run_fail(run_id: int, exc: Exception) -> None:
+    with audited_transaction():
+        run = RebalanceRun.objects.select_for_update(of=("self",)).get(pk=run_id)
+        if run.status == RebalanceRun.Status.RUNNING:
             _run_set_status(
                 run,
-                RebalanceRun.Status.PROPOSED,
+                RebalanceRun.Status.FAILED,
                 actor=run.created_by,
-                kind="rebalance.proposed",
-                summary=summary,
-                skipped=skipped,
+                kind="rebalance.failed",
+                error=f"{type(exc).__name__}: {exc}"[:2000],
+                finished_at=timezone.now(),
             )
-    except Exception as exc:
-        with audited_transaction():
-            run = RebalanceRun.objects.select_for_update().get(pk=run_id)
-            if run.status == RebalanceRun.Status.RUNNING:
-                _run_set_status(
-                    run,
-                    RebalanceRun.Status.FAILED,
-                    actor=run.created_by,
-                    kind="rebalance.failed",
-                    error=f"{type(exc).__name__}: {exc}"[:2000],
-                )
-        raise
-    return run
 
 
-def _run_step(
-    *, actor, run_id: int, target: str, kind: str, orders_in: list[str], act
-) -> RebalanceRun:
-    """Move a run to `target` and pass the ids of its orders in `orders_in` to `act`,
-    in one transaction: the run and its orders move together or not at all."""
+def _run_step(*, actor, run_id: int, target: str, kind: str, act) -> RebalanceRun:
+    """Move a run to `target` and its orders with `act`, in one transaction: the run
+    and its orders move together or not at all."""
     with audited_transaction():
-        run = RebalanceRun.objects.select_for_update().get(pk=run_id)
+        run = RebalanceRun.objects.select_for_update(of=("self",)).get(pk=run_id)
         _ensure_run_owner(actor, run)
         _run_set_status(run, target, actor=actor, kind=kind)
-        act(
-            list(
-                run.orders.filter(status__in=orders_in).order_by("pk").values_list("pk", flat=True)
-            )
-        )
+        act(run)
     return run
 
 
-def rebalance_run_approve(*, actor, run_id: int) -> RebalanceRun:
-    """Approve a proposed run: its draft orders become approved."""
+def rebalance_run_approve(
+    *, actor, run_id: int, order_ids: list[int] | None = None
+) -> RebalanceRun:
+    """Approve a proposed run: its draft orders become approved, in bulk (the
+    pre-trade check on the batch decides each one's fate when a checker is installed).
+    With `order_ids`, only those are approved and the run's other drafts are dropped
+    (cancelled, "not selected"), in the same transaction."""
+
+    def act(run):
+        if order_ids is not None:
+            chosen = set(order_ids)
+            drafts = set(run.orders.filter(status=Order.Status.DRAFT).values_list("pk", flat=True))
+            if not chosen or not chosen <= drafts:
+                raise ValidationError({"orders": ["Choose draft orders of this run to approve."]})
+            run_orders_cancel(
+                actor=actor,
+                run=run,
+                reason=f"Not selected for approval in Rebalance #{run.pk}",
+                order_ids=sorted(drafts - chosen),
+            )
+        run_orders_approve(actor=actor, run=run, order_ids=order_ids)
+
     return _run_step(
         actor=actor,
         run_id=run_id,
         target=RebalanceRun.Status.APPROVED,
         kind="rebalance.approved",
-        orders_in=[Order.Status.DRAFT],
-        act=lambda ids: orders_approve(actor=actor, order_ids=ids),
+        act=act,
     )
 
 
+def rebalance_run_order_drop(*, actor, run_id: int, order_id: int) -> RebalanceRun:
+    """Drop one proposed order from a proposed run (it is cancelled, audited on the run)."""
+    with audited_transaction():
+        run = RebalanceRun.objects.select_for_update(of=("self",)).get(pk=run_id)
+        _ensure_run_owner(actor, run)
+        if run.status != RebalanceRun.Status.PROPOSED:
+            raise ValidationError("Only a proposed run's orders can be dropped.")
+        if not run.orders.filter(pk=order_id, status=Order.Status.DRAFT).exists():
+            raise ValidationError(f"Order {order_id} is not a proposed order of {run}.")
+        run_orders_cancel(actor=actor, run=run, reason=f"Dropped from {run}", order_ids=[order_id])
+    return run
+
+
 def rebalance_run_release(*, actor, run_id: int) -> RebalanceRun:
-    """Release an approved run's orders to the trading desk."""
+    """Release an approved run's orders to the trading desk, in bulk, into blocks."""
     return _run_step(
         actor=actor,
         run_id=run_id,
         target=RebalanceRun.Status.RELEASED,
         kind="rebalance.released",
-        orders_in=[Order.Status.APPROVED],
-        act=lambda ids: orders_release(actor=actor, order_ids=ids),
+        act=lambda run: run_orders_release(actor=actor, run=run),
     )
 
 
 def rebalance_run_cancel(*, actor, run_id: int) -> RebalanceRun:
-    """Drop a run that was not released: its unreleased orders are cancelled."""
-
-    def cancel(ids: list[int]) -> None:
-        for order_id in ids:
-            order_cancel(actor=actor, order_id=order_id, reason=f"Rebalance #{run_id} cancelled")
-
+    """Drop a run that was not released (a running one too: its chunks stop writing);
+    its unreleased orders are cancelled in bulk."""
     return _run_step(
         actor=actor,
         run_id=run_id,
         target=RebalanceRun.Status.CANCELLED,
         kind="rebalance.cancelled",
-        orders_in=[Order.Status.DRAFT, Order.Status.APPROVED],
-        act=cancel,
+        act=lambda run: run_orders_cancel(
+            actor=actor, run=run, reason=f"Rebalance #{run_id} cancelled"
+        ),
     )
 
 
@@ -229,6 +483,9 @@ def _plain(value):
 
 
 def _ensure_run_owner(actor, run: RebalanceRun) -> None:
+    """The actor may rebalance every account of the run (one query at most)."""
     require(actor, Action.REBALANCE_RUN)
-    if not all(may_act_for(actor, Action.REBALANCE_RUN, p) for p in run.portfolios.all()):
+    if sees_all_accounts(actor, Action.REBALANCE_RUN):
+        return
+    if run.portfolios.exclude(manager_id=actor.pk).exists():
         raise PermissionDenied("You do not manage the accounts of this run.")

@@ -12,5 +12,13 @@ from . import services
 
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
 def execute_rebalance_run(run_id: int) -> None:
+    """Start a large run: one `execute_rebalance_chunk` task per chunk of accounts."""
     with origin("task", "execute_rebalance_run"):
-        services.rebalance_run_execute(run_id=run_id)
+        services.rebalance_run_start(run_id=run_id)
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def execute_rebalance_chunk(run_id: int, chunk: int) -> None:
+    """One chunk of a run; safe to run twice (the chunk claims its accounts)."""
+    with origin("task", "execute_rebalance_chunk"):
+        services.rebalance_chunk_execute(run_id=run_id, chunk=chunk)

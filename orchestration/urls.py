@@ -11,4 +11,5 @@ urlpatterns = [
     path("<int:pk>/approve/", views.run_approve, name="approve"),
     path("<int:pk>/release/", views.run_release, name="release"),
     path("<int:pk>/cancel/", views.run_cancel, name="cancel"),
+    path("<int:pk>/orders/<int:order_id>/drop/", views.run_order_drop, name="order-drop"),
 ]

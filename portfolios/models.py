@@ -268,7 +268,8 @@ class RebalanceRun(models.Model):
 
     TRANSITIONS = {
         Status.DRAFT: frozenset({Status.RUNNING, Status.CANCELLED}),
-        Status.RUNNING: frozenset({Status.PROPOSED, Status.FAILED}),
+        # A large run computes in chunks on the workers: it may be cancelled meanwhile.
+        Status.RUNNING: frozenset({Status.PROPOSED, Status.FAILED, Status.CANCELLED}),
         Status.PROPOSED: frozenset({Status.APPROVED, Status.CANCELLED}),
         Status.APPROVED: frozenset({Status.RELEASED, Status.CANCELLED}),
         Status.RELEASED: frozenset(),
@@ -284,11 +285,22 @@ class RebalanceRun(models.Model):
         default=dict, blank=True, help_text="Accounts skipped, with the reason"
     )
     error = models.TextField(blank=True)
+    # Progress of the run's chunks (orchestration writes them as chunks commit).
+    accounts_total = models.PositiveIntegerField(default=0)
+    accounts_done = models.PositiveIntegerField(default=0, help_text="Including skipped")
+    accounts_skipped = models.PositiveIntegerField(default=0)
+    orders_proposed = models.PositiveIntegerField(default=0)
+    chunks_total = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    #: A run in these states holds its accounts: they may enter no other run.
+    OPEN_STATES = frozenset({Status.DRAFT, Status.RUNNING, Status.PROPOSED, Status.APPROVED})
 
     class Meta:
         ordering = ["-created_at", "-pk"]

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 from django.conf import settings
-from django.db.models import Exists, FloatField, OuterRef, Q, QuerySet
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
+from django.db.models import Exists, F, FloatField, OuterRef, Q, QuerySet
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -93,12 +95,21 @@ class LoadedBook:
     skipped: dict[int, str]
 
 
-def load_book(portfolio_ids: Iterable[int]) -> LoadedBook:
+def load_book(
+    portfolio_ids: Iterable[int], *, pending: Iterable[tuple[int, int, float]] = ()
+) -> LoadedBook:
     """The engine's input for these accounts, in a fixed number of queries.
 
     An account holding cash in a currency with no FX rate into its base currency
-    cannot be valued: it is left out of the book and named in `skipped`."""
+    cannot be valued: it is left out of the book and named in `skipped`.
+
+    `pending` projects the book: ``(account, security, signed quantity)`` of orders
+    already on their way (a rebalance sizes its trades on holdings plus what the desk
+    is already buying and selling). Each is added to the holdings, its estimated value
+    at the latest price taken from (a buy) or added to (a sell) the account's cash, and
+    a pending sell takes its share of the position's tax lots pro rata."""
     portfolio_ids = list(portfolio_ids)
+    pending = [(a, s, float(q)) for a, s, q in pending if q]
     portfolios = list(
         Portfolio.objects.filter(pk__in=portfolio_ids).values(
             "pk", "model_id", "base_currency", "cash_floor", "long_only"
@@ -127,12 +138,21 @@ def load_book(portfolio_ids: Iterable[int]) -> LoadedBook:
     )
     # Cast in the database: building half a million Decimals only to make floats of
     # them is most of the cost of loading a large book.
-    holdings = list(
+    holdings = _raw_rows(
         Position.objects.filter(portfolio_id__in=portfolio_ids)
         .exclude(quantity=0)
         .annotate(quantity_float=Cast("quantity", FloatField()))
         .values_list("portfolio_id", "security_id", "quantity_float")
     )
+    valued = set(portfolio_ids)
+    pending = [row for row in pending if row[0] in valued]
+    held: dict[tuple[int, int], float] = {}
+    if pending:
+        sold = {(a, s) for a, s, q in pending if q < 0}
+        for a, s, q in holdings:
+            if (a, s) in sold:
+                held[(a, s)] = held.get((a, s), 0.0) + q
+        holdings = holdings + pending  # the engine sums duplicated holdings
     security_ids = {s for _, s, _ in targets} | {s for _, s, _ in holdings}
     securities = list(
         Security.objects.filter(pk__in=security_ids)
@@ -148,19 +168,17 @@ def load_book(portfolio_ids: Iterable[int]) -> LoadedBook:
         )
     )
     currency_of = {s["pk"]: s["currency"] for s in securities}
-    lots = [
-        (
-            portfolio_id,
-            security_id,
-            float(quantity),
-            float(quantity * unit_cost)
-            * (fx.rate(currency_of[security_id], base_of[portfolio_id]) or float("nan")),
-            acquired_on,
-        )
-        for portfolio_id, security_id, quantity, unit_cost, acquired_on in TaxLot.objects.filter(
-            portfolio_id__in=portfolio_ids, quantity__gt=0
-        ).values_list("portfolio_id", "security_id", "quantity", "unit_cost", "acquired_on")
-    ]
+    # What share of a position's lots is still there once its pending sells are done.
+    kept: dict[tuple[int, int], float] = {}
+    for a, s, q in pending:
+        if q < 0 and held.get((a, s), 0.0) > 0:
+            kept[(a, s)] = kept.get((a, s), 1.0) + q / held[(a, s)]
+    kept = {key: min(max(share, 0.0), 1.0) for key, share in kept.items()}
+    price_of = {s["pk"]: float(s["latest_price"] or "nan") for s in securities}
+    for a, s, q in pending:
+        rate = fx.rate(currency_of[s], base_of[a])
+        cash[a] -= q * price_of[s] * (rate if rate is not None else float("nan"))
+    lots = _lots_frame(portfolio_ids, kept, currency_of, base_of, fx)
     models = ModelPortfolio.objects.filter(pk__in=model_ids).values_list(
         "pk", "cash_weight", "band_absolute", "band_relative"
     )
@@ -203,10 +221,48 @@ def load_book(portfolio_ids: Iterable[int]) -> LoadedBook:
             columns=["model", "cash", "band_abs", "band_rel"],
         ),
         fx=fx.frame(currency_of.values(), base_of.values()),
-        lots=pd.DataFrame(lots, columns=["account", "security", "quantity", "cost", "acquired"]),
+        lots=lots,
         as_of=today,
     )
     return LoadedBook(book=book, skipped=skipped)
+
+
+def _raw_rows(queryset) -> list[tuple]:
+    """The rows of a values_list queryset as the driver gives them: Django's per-value
+    converters cost more than the query on half a million rows of plain numbers."""
+    try:
+        sql, params = queryset.query.sql_with_params()
+    except EmptyResultSet:  # an empty IN list: no row can match
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _lots_frame(portfolio_ids, kept, currency_of, base_of, fx: FxTable) -> pd.DataFrame:
+    """The tax lots as the engine's frame, costs in each account's base currency. Cast
+    and multiplied in the database, converted per column: half a million lots would
+    otherwise cost seconds of Decimal arithmetic."""
+    rows = _raw_rows(
+        TaxLot.objects.filter(portfolio_id__in=portfolio_ids, quantity__gt=0)
+        .annotate(
+            quantity_float=Cast("quantity", FloatField()),
+            cost_float=Cast(F("quantity") * F("unit_cost"), FloatField()),
+        )
+        .values_list("portfolio_id", "security_id", "quantity_float", "cost_float", "acquired_on")
+    )
+    frame = pd.DataFrame(rows, columns=["account", "security", "quantity", "cost", "acquired"])
+    if frame.empty:
+        return frame
+    pairs = frame["security"].map(currency_of) + "|" + frame["account"].map(base_of)
+    rates = {pair: fx.rate(*pair.split("|")) for pair in pairs.unique()}
+    frame["cost"] *= pairs.map({k: (v or float("nan")) for k, v in rates.items()}).to_numpy()
+    if kept:
+        keys = pd.MultiIndex.from_frame(frame[["account", "security"]])
+        share = pd.Series(kept).reindex(keys).fillna(1.0).to_numpy()
+        frame["quantity"] *= share
+        frame["cost"] *= share
+    return frame
 
 
 def drift_by_account(portfolio_ids: Iterable[int]) -> dict[int, dict]:

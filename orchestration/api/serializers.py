@@ -5,6 +5,7 @@ list the run form and the service's check are built from too."""
 
 from __future__ import annotations
 
+from django.core.exceptions import ObjectDoesNotExist
 from rest_framework import serializers
 
 from portfolios.models import RebalanceRun
@@ -16,10 +17,29 @@ from ..parameters import PARAMETERS, Parameter
 class RunOrderSerializer(serializers.ModelSerializer):
     portfolio = serializers.SlugRelatedField(slug_field="code", read_only=True)
     security = serializers.SlugRelatedField(slug_field="ticker", read_only=True)
+    check = serializers.SerializerMethodField(
+        help_text="The pre-trade verdict when the run was proposed: approved, "
+        "needs_override or rejected (null for an order proposed before checks were kept)"
+    )
 
     class Meta:
         model = Order
-        fields = ["id", "portfolio", "security", "side", "quantity", "estimated_price", "status"]
+        fields = [
+            "id",
+            "portfolio",
+            "security",
+            "side",
+            "quantity",
+            "estimated_price",
+            "status",
+            "check",
+        ]
+
+    def get_check(self, order) -> str | None:
+        try:
+            return order.proposal_check.status
+        except ObjectDoesNotExist:
+            return None
 
 
 class RebalanceRunSerializer(serializers.ModelSerializer):
@@ -40,6 +60,13 @@ class RebalanceRunSerializer(serializers.ModelSerializer):
             "summary",
             "skipped",
             "error",
+            "accounts_total",
+            "accounts_done",
+            "accounts_skipped",
+            "orders_proposed",
+            "chunks_total",
+            "started_at",
+            "finished_at",
             "created_by",
             "created_at",
             "updated_at",
@@ -66,3 +93,30 @@ class RebalanceRequestSerializer(serializers.Serializer):
 
     def get_fields(self):
         return {parameter.name: _field(parameter) for parameter in PARAMETERS}
+
+
+class RunApproveSerializer(serializers.Serializer):
+    """Approve all of a run's proposed orders, or only those named (the rest dropped)."""
+
+    orders = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        allow_empty=False,
+        max_length=1_000_000,
+        help_text="Ids of the run's draft orders to approve; the others are dropped.",
+    )
+
+
+class RunCreateSerializer(RebalanceRequestSerializer):
+    """A run over a selection of accounts, named by code, with the run's parameters."""
+
+    def get_fields(self):
+        return {
+            "portfolios": serializers.ListField(
+                child=serializers.CharField(max_length=32),
+                allow_empty=False,
+                max_length=1_000_000,
+                help_text="Codes of the accounts to rebalance",
+            ),
+            **super().get_fields(),
+        }

@@ -4,6 +4,7 @@ cancel. Parse, call one service, render."""
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
@@ -61,7 +62,10 @@ def runs_with_orders(runs):
     return runs.prefetch_related(
         "portfolios",
         Prefetch(
-            "orders", queryset=Order.objects.select_related("portfolio", "security").order_by("pk")
+            "orders",
+            queryset=Order.objects.select_related(
+                "portfolio", "security", "proposal_check"
+            ).order_by("pk"),
         ),
     )
 
@@ -73,6 +77,7 @@ class RebalanceRunViewSet(*READ, OMSViewSet):
     filterset_class = RebalanceRunFilter
     read_action = Action.PORTFOLIO_VIEW
     action_permissions = {
+        "create": Action.REBALANCE_RUN,
         "approve": Action.REBALANCE_RUN,
         "release": Action.REBALANCE_RUN,
         "cancel": Action.REBALANCE_RUN,
@@ -83,17 +88,43 @@ class RebalanceRunViewSet(*READ, OMSViewSet):
     def visible_to(self, user):
         return runs_with_orders(rebalance_runs_visible_to(user))
 
+    @extend_schema(request=s.RunCreateSerializer, responses={201: s.RebalanceRunSerializer})
+    @idempotent
+    def create(self, request):
+        """Rebalance a selection of accounts: a run over all of them. A run of up to
+        OMS_REBALANCE_INLINE_LIMIT accounts comes back proposed; a larger one running,
+        its progress in the run (poll GET /rebalance-runs/{id}/)."""
+        serializer = s.RunCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        codes = list(dict.fromkeys(data.pop("portfolios")))
+        found = list(portfolios_visible_to(request.user).filter(code__in=codes))
+        missing = sorted(set(codes) - {p.code for p in found})
+        if missing:
+            raise ValidationError(
+                {"portfolios": [f"No account {', '.join(missing[:10])} among yours."]}
+            )
+        run = services.rebalance_run_create(actor=request.user, portfolios=found, parameters=data)
+        run = self.get_queryset().get(pk=run.pk)
+        return Response(self.get_serializer(run).data, status=status.HTTP_201_CREATED)
+
     def _transition(self, service) -> Response:
         run = self.get_object()
         service(actor=self.request.user, run_id=run.pk)
         return Response(self.get_serializer(self.get_queryset().get(pk=run.pk)).data)
 
-    @extend_schema(request=None, responses={200: s.RebalanceRunSerializer})
+    @extend_schema(request=s.RunApproveSerializer, responses={200: s.RebalanceRunSerializer})
     @action(detail=True, methods=["post"])
     @idempotent
     def approve(self, request, pk=None):
-        """Approve a proposed run: its draft orders become approved."""
-        return self._transition(services.rebalance_run_approve)
+        """Approve a proposed run: its draft orders become approved. With `orders`,
+        only those are approved and the run's other drafts are dropped."""
+        serializer = s.RunApproveSerializer(data=request.data or {})
+        serializer.is_valid(raise_exception=True)
+        chosen = serializer.validated_data.get("orders")
+        run = self.get_object()
+        services.rebalance_run_approve(actor=request.user, run_id=run.pk, order_ids=chosen)
+        return Response(self.get_serializer(self.get_queryset().get(pk=run.pk)).data)
 
     @extend_schema(request=None, responses={200: s.RebalanceRunSerializer})
     @action(detail=True, methods=["post"])

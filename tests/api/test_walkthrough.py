@@ -84,9 +84,9 @@ def test_pm_trader_and_compliance_run_the_chain(
 
     assert actors("rebalance.created") == {"pm"}
     assert actors("rebalance.approved") == {"pm"}
-    assert actors("order.approved") == {"pm"}
+    assert actors("orders.approved") == {"pm"}  # one event for the run's orders
     assert actors("rebalance.released") == {"pm"}
-    assert actors("order.released") == {"pm"}
+    assert actors("orders.released") == {"pm"}
     assert actors("route.created") == {"trader"}
     assert actors("execution.trade") == {"broker:SIM"}
     assert actors("order.allocated") and actors("block.allocated")

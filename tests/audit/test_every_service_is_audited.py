@@ -91,6 +91,8 @@ NO_STATE_CHANGE = {
     "compliance.services.pretrade.build_book": "reads the engine's book of the accounts",
     "compliance.services.pretrade.describe": "pure: a result in words",
     "compliance.services.pretrade.override_in_force": "reads the overrides in force",
+    "trading.services.bulk.id_ranges": "pure: ids as ranges for a bulk event",
+    "trading.services.bulk.in_ranges": "pure: whether ranges hold an id",
 }
 #: Helpers that write inside the transaction of a service that records their change:
 #: the caller's call below must emit these kinds.
@@ -122,6 +124,31 @@ AUDITED_BY_CALLER = {
     "compliance.services.pretrade.checker": (
         "trading.services.orders.orders_approve",
         {"order.approved"},
+    ),
+    # A run's orders move in bulk, one event on the run per step.
+    "trading.services.bulk.run_orders_create": (
+        "orchestration.services.rebalance_run_create",
+        {"orders.created"},
+    ),
+    "trading.services.bulk.run_orders_approve": (
+        "orchestration.services.rebalance_run_approve",
+        {"orders.approved"},
+    ),
+    "trading.services.bulk.run_orders_release": (
+        "orchestration.services.rebalance_run_release",
+        {"orders.released"},
+    ),
+    "trading.services.bulk.run_orders_cancel": (
+        "orchestration.services.rebalance_run_cancel",
+        {"orders.cancelled"},
+    ),
+    "orchestration.services.rebalance_run_start": (
+        "orchestration.services.rebalance_run_execute",
+        {"rebalance.started"},
+    ),
+    "orchestration.services.rebalance_chunk_execute": (
+        "orchestration.services.rebalance_run_execute",
+        {"orders.created", "rebalance.proposed"},
     ),
 }
 THE_TRAIL_ITSELF = {
@@ -644,6 +671,14 @@ def _runs(name):
     return prepare
 
 
+def _run_order_drop(w, s):
+    from orchestration import services as runs
+
+    run = w.run("proposed")
+    order = run.orders.order_by("pk").first()
+    return lambda: runs.rebalance_run_order_drop(actor=w.pm, run_id=run.pk, order_id=order.pk)
+
+
 CALLS = {
     "portfolios.services.reference.security_create": call(_sec, "security.created"),
     "portfolios.services.reference.prices_create": call(_prices, "price.created"),
@@ -743,19 +778,22 @@ CALLS = {
         "rebalance.created",
         "rebalance.started",
         "rebalance.proposed",
-        "order.created",
+        "orders.created",
     ),
     "orchestration.services.rebalance_run_execute": call(
-        _runs("rebalance_run_execute"), "rebalance.started", "rebalance.proposed"
+        _runs("rebalance_run_execute"),
+        "rebalance.started",
+        "orders.created",
+        "rebalance.proposed",
     ),
     "orchestration.services.rebalance_run_approve": call(
-        _runs("rebalance_run_approve"), "rebalance.approved", "order.approved"
+        _runs("rebalance_run_approve"), "rebalance.approved", "orders.approved"
     ),
     "orchestration.services.rebalance_run_release": call(
-        _runs("rebalance_run_release"), "rebalance.released", "order.released"
+        _runs("rebalance_run_release"), "rebalance.released", "orders.released"
     ),
     "orchestration.services.rebalance_run_cancel": call(
-        _runs("rebalance_run_cancel"), "rebalance.cancelled", "order.cancelled"
+        _runs("rebalance_run_cancel"), "rebalance.cancelled", "orders.cancelled"
     ),
     "compliance.services.rules.rule_create": call(_rules("rule_create"), "rule.created"),
     "compliance.services.rules.rule_update": call(_rules("rule_update"), "rule.changed"),
@@ -785,6 +823,7 @@ CALLS = {
         _alerts("alert_comment"), "alert.commented"
     ),
     "compliance.services.posttrade.alert_resolve": call(_alerts("alert_resolve"), "alert.resolved"),
+    "orchestration.services.rebalance_run_order_drop": call(_run_order_drop, "orders.cancelled"),
 }
 #: A second call of route_cancel: a route not yet sent is cancelled here and now.
 EXTRA_CALLS = {

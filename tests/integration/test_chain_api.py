@@ -105,7 +105,7 @@ def test_walkthrough_through_the_api(
         by_kind.setdefault(event["kind"], set()).add(event["actor_name"])
     assert by_kind["rebalance.created"] == {"pm"}
     assert by_kind["rebalance.approved"] == {"pm"}
-    assert by_kind["order.released"] == {"pm"}
+    assert by_kind["orders.released"] == {"pm"}  # one event for the run's orders
     assert by_kind["route.created"] == {"trader"}
     assert by_kind["execution.trade"] == {"broker:SIM"}
     assert "order.allocated" in by_kind

@@ -1,0 +1,342 @@
+"""A rebalance run over a whole synthetic book in PostgreSQL, step by step.
+
+    DATABASE_URL=postgres://.../oms_book SECRET_KEY=... \\
+        python bench/rebalance_run.py [--accounts 10000] [--positions 50] [--chunk 0]
+
+Builds (once, in a child process, kept for the next time) a synthetic book of
+--accounts accounts holding about --positions securities each (one tax lot per
+position), 5 models of about 100 securities, then times:
+
+- load: the projected book read from the database (`load_projected_book`);
+- engine: `portfolios.rebalance.rebalance`;
+- persist: the proposed orders written (`run_orders_create`, COPY);
+- check: the pre-trade check on the batch and its verdicts kept;
+- run: the whole run, from `rebalance_run_create` to a proposed run with its orders
+  in the database (the four above are its parts, measured inside it);
+- approve: `rebalance_run_approve` of the whole proposal;
+- naive: `order_create` one order at a time (each with its own audit event) on a
+  sample of the run's trades, extrapolated to all of them, and its ratio to the run.
+
+Peak memory is the process's peak resident set (the book was built in a child). The
+drift dashboard's p95 is not measured: the stored-drift dashboard is not built yet.
+Ends with one line of JSON. Not a test: figures depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PREFIX = "RB"  # the bench's accounts, models and securities are named with it
+
+
+def _setup() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+
+
+def _copy(cursor, table: str, columns: list[str], rows) -> None:
+    buffer = io.StringIO()
+    for row in rows:
+        buffer.write("\t".join("\\N" if v is None else str(v) for v in row) + "\n")
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        copy.write(buffer.getvalue())
+
+
+def build(accounts: int, positions: int, seed: int) -> None:
+    """Write the synthetic book into the database with COPY (run in a child process)."""
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.core.management import call_command
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from oms.roles import Role
+    from portfolios.models import ModelPortfolio, Portfolio, Security
+    from portfolios.rebalance.synthetic import synthetic_book
+
+    call_command("migrate", verbosity=0)
+    book = synthetic_book(accounts, positions, 5, 100, seed)
+    today = timezone.now().date()
+    user, _ = get_user_model().objects.get_or_create(username=f"{PREFIX.lower()}-pm")
+    user.groups.add(Group.objects.get_or_create(name=Role.PORTFOLIO_MANAGER.value)[0])
+    with transaction.atomic(), connection.cursor() as cursor:
+        secs = book.securities
+        for row in secs.itertuples(index=False):
+            Security.objects.get_or_create(
+                ticker=f"{PREFIX}{row.security}",
+                defaults={
+                    "name": f"Bench {row.security}",
+                    "asset_class": "equity",
+                    "currency": "USD",
+                    "round_lot": row.lot,
+                    "min_quantity": 0,
+                    "fractional": bool(row.fractional),
+                    "tick_size": "0.01",
+                },
+            )
+        sec_pk = {
+            t[len(PREFIX) :]: pk
+            for t, pk in Security.objects.filter(ticker__startswith=PREFIX).values_list(
+                "ticker", "pk"
+            )
+        }
+        price_of = dict(zip(secs["security"], secs["price"], strict=True))
+        cursor.execute(
+            "DELETE FROM portfolios_price WHERE security_id = ANY(%s) AND as_of = %s",
+            [list(sec_pk.values()), today],
+        )
+        _copy(
+            cursor,
+            "portfolios_price",
+            ["security_id", "as_of", "price", "source"],
+            [(sec_pk[s], today, f"{price_of[s]:.2f}", "bench") for s in secs["security"]],
+        )
+        cash_of = dict(zip(book.model_cash["model"], book.model_cash["cash"], strict=True))
+        model_pk = {}
+        for model in sorted(cash_of):
+            obj, _ = ModelPortfolio.objects.get_or_create(
+                name=f"{PREFIX} {model}",
+                defaults={"cash_weight": f"{cash_of[model]:.6f}", "band_absolute": "0.01"},
+            )
+            model_pk[model] = obj.pk
+            obj.targets.all().delete()
+        _copy(
+            cursor,
+            "portfolios_modeltarget",
+            ["model_id", "security_id", "weight"],
+            [
+                (model_pk[m], sec_pk[s], f"{w:.6f}")
+                for m, s, w in book.models[["model", "security", "weight"]].itertuples(index=False)
+            ],
+        )
+        now = timezone.now().isoformat()
+        accts = book.accounts
+        _copy(
+            cursor,
+            "portfolios_portfolio",
+            [
+                "code",
+                "name",
+                "base_currency",
+                "manager_id",
+                "model_id",
+                "cash_floor",
+                "long_only",
+                "is_active",
+                "created_at",
+            ],
+            [
+                (
+                    f"{PREFIX}{a}",
+                    f"Bench {a}",
+                    "USD",
+                    user.pk,
+                    model_pk[m],
+                    f"{f:.2f}",
+                    "t",
+                    "t",
+                    now,
+                )
+                for a, m, f in accts[["account", "model", "cash_floor"]].itertuples(index=False)
+            ],
+        )
+        acct_pk = {
+            c[len(PREFIX) :]: pk
+            for c, pk in Portfolio.objects.filter(code__startswith=PREFIX).values_list("code", "pk")
+        }
+        _copy(
+            cursor,
+            "portfolios_cashbalance",
+            ["portfolio_id", "currency", "amount"],
+            [
+                (acct_pk[a], "USD", f"{c:.2f}")
+                for a, c in accts[["account", "cash"]].itertuples(index=False)
+            ],
+        )
+        holdings = book.holdings.groupby(["account", "security"], as_index=False)["quantity"].sum()
+        rows = list(holdings.itertuples(index=False))
+        _copy(
+            cursor,
+            "portfolios_position",
+            ["portfolio_id", "security_id", "quantity"],
+            [(acct_pk[a], sec_pk[s], f"{q:.6f}") for a, s, q in rows],
+        )
+        acquired = today - timedelta(days=400)
+        _copy(
+            cursor,
+            "portfolios_taxlot",
+            [
+                "portfolio_id",
+                "security_id",
+                "quantity",
+                "original_quantity",
+                "unit_cost",
+                "acquired_on",
+            ],
+            [
+                (
+                    acct_pk[a],
+                    sec_pk[s],
+                    f"{q:.6f}",
+                    f"{q:.6f}",
+                    f"{price_of[s] * 0.9:.4f}",
+                    acquired,
+                )
+                for a, s, q in rows
+            ],
+        )
+    print(f"built: {len(acct_pk)} accounts, {len(rows)} positions and tax lots")
+
+
+def measure(args) -> dict:
+    from django.conf import settings
+
+    from orchestration import services
+    from portfolios.models import Portfolio, RebalanceRun
+    from trading.models import Side
+    from trading.services.orders import order_create
+
+    settings.OMS_REBALANCE_INLINE_LIMIT = 10**9  # the whole run in this process
+    from django.contrib.auth import get_user_model
+
+    pm = get_user_model().objects.get(username=f"{PREFIX.lower()}-pm")
+    accounts = list(
+        Portfolio.objects.filter(code__startswith=PREFIX).order_by("pk")[: args.accounts]
+    )
+    # A run of an earlier bench still holds the accounts: cancel it.
+    for run in RebalanceRun.objects.filter(
+        status__in=RebalanceRun.OPEN_STATES, created_by=pm
+    ).order_by("pk"):
+        services.rebalance_run_cancel(actor=pm, run_id=run.pk)
+
+    spent: dict[str, float] = {"load": 0.0, "engine": 0.0, "persist": 0.0, "check": 0.0}
+
+    def timed(name, fn):
+        def wrapper(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent[name] += time.perf_counter() - t0
+
+        return wrapper
+
+    services.load_projected_book = timed("load", services.load_projected_book)
+    services.rebalance = timed("engine", services.rebalance)
+    services.run_orders_create = timed("persist", services.run_orders_create)
+    services.pretrade.check = timed("check", services.pretrade.check)
+    services._store_verdicts = timed("check", services._store_verdicts)
+
+    t0 = time.perf_counter()
+    run = services.rebalance_run_create(
+        actor=pm, portfolios=accounts, chunk_size=args.chunk or len(accounts)
+    )
+    whole = time.perf_counter() - t0
+    if run.status != RebalanceRun.Status.PROPOSED:
+        raise SystemExit(f"the run did not propose: {run.status} {run.error}")
+    orders = run.orders_proposed
+
+    t2 = time.perf_counter()
+    services.rebalance_run_approve(actor=pm, run_id=run.pk)
+    approve = time.perf_counter() - t2
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    # The naive way: one order_create per order (each its own transaction and event).
+    sample = list(
+        run.orders.select_related("portfolio", "security").filter(side=Side.BUY)[: args.naive]
+    )
+    t3 = time.perf_counter()
+    for order in sample:
+        order_create(
+            actor=pm,
+            portfolio=order.portfolio,
+            security=order.security,
+            side=Side.BUY,
+            quantity=order.quantity,
+            estimated_price=order.estimated_price,
+            notes="bench: the naive way",
+        )
+    naive_each = (time.perf_counter() - t3) / max(len(sample), 1)
+    naive = naive_each * orders
+    services.rebalance_run_cancel(actor=pm, run_id=run.pk)  # free the accounts again
+    return {
+        "accounts": len(accounts),
+        "orders": orders,
+        "chunks": run.chunks_total,
+        "load_s": round(spent["load"], 3),
+        "engine_s": round(spent["engine"], 3),
+        "persist_s": round(spent["persist"], 3),
+        "check_s": round(spent["check"], 3),
+        "run_s": round(whole, 3),
+        "approve_s": round(approve, 3),
+        "peak_rss_mib": round(peak, 1),
+        "naive_per_order_ms": round(naive_each * 1000, 3),
+        "naive_sample": len(sample),
+        "naive_extrapolated_s": round(naive, 1),
+        "ratio": round(naive / whole, 1),
+        "dashboard_p95_ms": None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--accounts", type=int, default=10_000)
+    ap.add_argument("--positions", type=int, default=50)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--chunk", type=int, default=0, help="accounts per chunk (0: one chunk)")
+    ap.add_argument("--naive", type=int, default=200, help="orders created the naive way")
+    ap.add_argument("--build", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        ap.error("set DATABASE_URL to a PostgreSQL database (the bench adds its book to it)")
+    _setup()
+    if args.build:
+        build(args.accounts, args.positions, args.seed)
+        return 0
+    from django.core.management import call_command
+
+    from portfolios.models import Portfolio
+
+    call_command("migrate", verbosity=0)
+    have = Portfolio.objects.filter(code__startswith=PREFIX).count()
+    if have < args.accounts:
+        if have:
+            ap.error(f"the database holds {have} bench accounts: use a fresh database")
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, __file__, "--build", *(argv or sys.argv[1:])], check=True)
+        print(f"book built in {time.perf_counter() - t0:.1f}s (child process)")
+    figures = measure(args)
+    print(f"accounts {figures['accounts']}, orders proposed {figures['orders']}")
+    print(f"  load     {figures['load_s']:8.3f} s")
+    print(f"  engine   {figures['engine_s']:8.3f} s")
+    print(f"  persist  {figures['persist_s']:8.3f} s  (COPY, one audit event)")
+    print(f"  check    {figures['check_s']:8.3f} s  (pre-trade seam on the batch + verdicts kept)")
+    print(f"  run      {figures['run_s']:8.3f} s  request -> proposed, orders in the database")
+    print(f"  approve  {figures['approve_s']:8.3f} s  the whole proposal, one action")
+    print(f"  peak RSS {figures['peak_rss_mib']:8.1f} MiB")
+    print(
+        f"  naive    {figures['naive_per_order_ms']:.2f} ms/order on {figures['naive_sample']}"
+        f" orders -> {figures['naive_extrapolated_s']:.0f} s for the run; ratio {figures['ratio']}x"
+    )
+    print("  drift dashboard p95: not measured (not built)")
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""What a rebalance run keeps beside its orders: which accounts it holds (and
+which chunk of the run computes each), and the pre-trade verdict on each
+proposed order."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from portfolios.models import Portfolio, RebalanceRun
+from trading.models import Order
+
+
+class RunAccount(models.Model):
+    """An account in a run. While the run is open (not released, cancelled or
+    failed) the account may enter no other run: the database holds one open row
+    per account. A chunk of the run claims its pending accounts in the
+    transaction that writes their orders, so a chunk run twice writes nothing twice."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        SKIPPED = "skipped", "Skipped"
+
+    run = models.ForeignKey(RebalanceRun, on_delete=models.CASCADE, related_name="run_accounts")
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="+")
+    chunk = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    reason = models.CharField(max_length=500, blank=True)
+    is_open = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["run", "chunk", "portfolio"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "portfolio"], name="run_account_once"),
+            models.UniqueConstraint(
+                fields=["portfolio"],
+                condition=models.Q(is_open=True),
+                name="account_in_one_open_run",
+            ),
+        ]
+        indexes = [models.Index(fields=["run", "chunk", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.run} {self.portfolio_id} {self.status}"
+
+
+class ProposalCheck(models.Model):
+    """The pre-trade verdict on a proposed order when its run was proposed
+    (`trading.pretrade.check`, stage `proposal`)."""
+
+    class Status(models.TextChoices):
+        APPROVED = "approved", "Passes"
+        NEEDS_OVERRIDE = "needs_override", "Needs override"
+        REJECTED = "rejected", "Rejected"
+
+    order = models.OneToOneField(
+        Order, on_delete=models.CASCADE, primary_key=True, related_name="proposal_check"
+    )
+    run = models.ForeignKey(RebalanceRun, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=20, choices=Status.choices)
+    message = models.CharField(max_length=500, blank=True)
+    failed = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "status"])]
+
+    def __str__(self) -> str:
+        return f"order {self.order_id}: {self.status}"

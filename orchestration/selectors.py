@@ -1,0 +1,79 @@
+"""Reads of rebalance runs shared by the services, pages, API and tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db.models import Case, DecimalField, F, Q, Sum, When
+
+from audit.models import AuditEvent
+from portfolios.models import RebalanceRun
+from portfolios.selectors import LoadedBook, load_book
+from trading.models import Order, Side
+from trading.services.bulk import in_ranges
+
+#: Orders whose whole quantity is on its way: approved, on the desk, or filled and
+#: waiting for allocation (positions are booked at allocation).
+PENDING_STATES = Order.COMMITTED_STATES | {Order.Status.FILLED}
+#: Orders that ended with fills not yet allocated: their filled quantity is on its way.
+ENDED_UNALLOCATED = (Order.Status.CANCELLED, Order.Status.EXPIRED, Order.Status.DONE_FOR_DAY)
+
+
+def pending_quantities(portfolio_ids: Iterable[int]) -> list[tuple[int, int, float]]:
+    """``(account, security, signed quantity)`` the desk will still add to (buys) or
+    take from (sells) these accounts' positions, in one query."""
+    portfolio_ids = list(portfolio_ids)
+    rows = (
+        Order.objects.filter(portfolio_id__in=portfolio_ids)
+        .filter(
+            Q(status__in=PENDING_STATES) | Q(status__in=ENDED_UNALLOCATED, filled_quantity__gt=0)
+        )
+        .values("portfolio_id", "security_id", "side")
+        .annotate(
+            total=Sum(
+                Case(
+                    When(status__in=PENDING_STATES, then=F("quantity")),
+                    default=F("filled_quantity"),
+                    output_field=DecimalField(),
+                )
+            )
+        )
+        .order_by()
+    )
+    signed = {Side.BUY: 1, Side.BUY_TO_COVER: 1, Side.SELL: -1, Side.SELL_SHORT: -1}
+    return [
+        (row["portfolio_id"], row["security_id"], signed[row["side"]] * float(row["total"]))
+        for row in rows
+    ]
+
+
+def load_projected_book(portfolio_ids: Iterable[int]) -> LoadedBook:
+    """The book a run sizes its trades on: holdings plus the orders on their way, so
+    that a run never re-buys what the desk is already buying, nor sells twice."""
+    portfolio_ids = list(portfolio_ids)
+    return load_book(portfolio_ids, pending=pending_quantities(portfolio_ids))
+
+
+def order_history(order: Order) -> list[AuditEvent]:
+    """Every audit event of an order, oldest first: its own, and the events of its run
+    that moved it in bulk (they name their orders as id ranges)."""
+    events = list(AuditEvent.objects.filter(object_type="trading.order", object_id=str(order.pk)))
+    if order.rebalance_run_id:
+        for event in AuditEvent.objects.filter(
+            object_type=RebalanceRun._meta.label_lower,
+            object_id=str(order.rebalance_run_id),
+            kind__startswith="orders.",
+        ):
+            if _names(event.after, order.pk):
+                events.append(event)
+    return sorted(events, key=lambda e: (e.occurred_at, e.pk))
+
+
+def _names(after: dict, pk: int) -> bool:
+    for key, value in after.items():
+        if key == "orders" or key in Order.Status.values:
+            if in_ranges(pk, value):
+                return True
+        elif key == "blocks" and any(in_ranges(pk, b["orders"]) for b in value.values()):
+            return True
+    return False

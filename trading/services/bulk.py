@@ -1,0 +1,519 @@
+"""The orders of a rebalance run, written in bulk.
+
+A run over the whole book proposes hundreds of thousands of orders; writing
+them one `order_create` at a time, each with its own audit event, takes
+minutes. These services write a run's orders set-wise instead: a few
+statements whatever the number of orders (COPY on PostgreSQL), and ONE audit
+event per step, on the run, naming the orders it moved (as id ranges, see
+`id_ranges`). An order's history is the events on the order itself plus the run
+events whose ranges hold its id (`audit.selectors`-style reading in
+`orchestration.selectors.order_history`).
+
+The rules are those of the one-order services (`orders.py`): the same
+transition map, the same "sells covered" rule, the same blocks. They are
+checked once per batch, on the whole set, in SQL or numpy.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
+from django.db.models import Q, Sum
+from django.db.models.base import ModelState
+from django.utils import timezone
+
+from audit.services import audit_record, audited_transaction
+from oms.numbers import MAX_QUANTITY, ZERO
+from oms.roles import Action, require, sees_all_accounts
+from oms.state import TransitionError
+from portfolios.models import Portfolio, Position, Security
+from trading import pretrade
+from trading.models import Block, Order, OrderType, Side, TimeInForce
+
+from .blocks import block_changed
+
+
+def id_ranges(ids: Sequence[int]) -> list[list[int]]:
+    """Sorted ids as inclusive ``[first, last]`` ranges: ids handed out together by
+    the sequence are consecutive, so a run's orders fit in a handful of ranges."""
+    ranges: list[list[int]] = []
+    for pk in sorted(ids):
+        if ranges and pk == ranges[-1][1] + 1:
+            ranges[-1][1] = pk
+        else:
+            ranges.append([pk, pk])
+    return ranges
+
+
+def in_ranges(pk: int, ranges) -> bool:
+    return any(first <= pk <= last for first, last in ranges)
+
+
+@dataclass(frozen=True)
+class ProposedOrder:
+    """One order a run proposes: plain data, not yet a row."""
+
+    portfolio_id: int
+    security_id: int
+    side: str
+    quantity: Decimal
+    estimated_price: Decimal | None
+
+
+def _check_transition(source: str, target: str) -> None:
+    if target not in Order.TRANSITIONS[source]:
+        raise TransitionError(f"An order cannot go from {source} to {target}.")
+
+
+def _require_accounts(actor, action: Action, portfolio_ids: set[int]) -> None:
+    """The actor may take `action` on every one of these accounts (one query)."""
+    require(actor, action)
+    if sees_all_accounts(actor, action) or not portfolio_ids:
+        return
+    foreign = (
+        Portfolio.objects.filter(pk__in=portfolio_ids)
+        .exclude(manager_id=actor.pk)
+        .values_list("code", flat=True)
+        .first()
+    )
+    if foreign is not None:
+        raise PermissionDenied(f"You do not manage account {foreign}.")
+
+
+def _check_proposed(proposed: Sequence[ProposedOrder]) -> None:
+    """The terms of a batch, checked on the whole set: quantities, whole units, minimum
+    quantities, active securities and accounts, and sells covered by what each account
+    holds less what other sells have already committed (`order_check`, set-wise)."""
+    security_ids = {p.security_id for p in proposed}
+    portfolio_ids = {p.portfolio_id for p in proposed}
+    securities = {
+        s["pk"]: s
+        for s in Security.objects.filter(pk__in=security_ids).values(
+            "pk", "ticker", "is_active", "fractional", "min_quantity"
+        )
+    }
+    accounts = {
+        p["pk"]: p
+        for p in Portfolio.objects.filter(pk__in=portfolio_ids).values("pk", "code", "is_active")
+    }
+    sells = [p for p in proposed if p.side == Side.SELL]
+    held: dict[tuple[int, int], Decimal] = {}
+    committed: dict[tuple[int, int], Decimal] = {}
+    if sells:
+        sell_accounts = {p.portfolio_id for p in sells}
+        sell_securities = {p.security_id for p in sells}
+        for portfolio_id, security_id, quantity in Position.objects.filter(
+            portfolio_id__in=sell_accounts, security_id__in=sell_securities
+        ).values_list("portfolio_id", "security_id", "quantity"):
+            held[(portfolio_id, security_id)] = quantity
+        for row in (
+            Order.objects.filter(
+                portfolio_id__in=sell_accounts,
+                security_id__in=sell_securities,
+                side=Side.SELL,
+                status__in=Order.COMMITTED_STATES,
+            )
+            .values("portfolio_id", "security_id")
+            .annotate(total=Sum("quantity"))
+        ):
+            committed[(row["portfolio_id"], row["security_id"])] = row["total"]
+    wanted: dict[tuple[int, int], Decimal] = {}
+    for p in sells:
+        key = (p.portfolio_id, p.security_id)
+        wanted[key] = wanted.get(key, ZERO) + p.quantity
+    for p in proposed:
+        security, account = securities.get(p.security_id), accounts.get(p.portfolio_id)
+        where = f"{account['code'] if account else p.portfolio_id}"
+        ticker = security["ticker"] if security else str(p.security_id)
+        problem = None
+        if account is None or not account["is_active"]:
+            problem = f"account {where} is closed or unknown"
+        elif security is None or not security["is_active"]:
+            problem = f"{ticker} is not active"
+        elif p.side not in (Side.BUY, Side.SELL):
+            problem = f"unknown side {p.side!r}"
+        elif not ZERO < p.quantity < MAX_QUANTITY:
+            problem = f"quantity {p.quantity} is not positive or too large"
+        elif p.quantity < security["min_quantity"]:
+            problem = f"{p.quantity} is below the minimum quantity {security['min_quantity']}"
+        elif not security["fractional"] and p.quantity != p.quantity.to_integral_value():
+            problem = f"{ticker} trades in whole units only"
+        elif p.side == Side.SELL:
+            key = (p.portfolio_id, p.security_id)
+            room = held.get(key, ZERO) - committed.get(key, ZERO)
+            if wanted[key] > room:
+                problem = (
+                    f"sells {wanted[key]} but holds {held.get(key, ZERO)} with "
+                    f"{committed.get(key, ZERO)} already committed to other sells"
+                )
+        if problem:
+            raise ValidationError(f"Account {where}, {p.side} {ticker}: {problem}.")
+
+
+def _next_order_ids(count: int) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [Order._meta.db_table, count],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+_COPY_COLUMNS = (
+    "id",
+    "portfolio_id",
+    "security_id",
+    "side",
+    "order_type",
+    "time_in_force",
+    "quantity",
+    "status",
+    "filled_quantity",
+    "estimated_price",
+    "rebalance_run_id",
+    "notes",
+    "created_by_id",
+    "created_at",
+    "updated_at",
+)
+
+
+def _copy_orders(ids, proposed, *, run_id: int, actor_id: int, notes: str, now) -> None:
+    """COPY the rows into the orders table (PostgreSQL): one statement, no ORM objects."""
+    stamp = now.isoformat()
+    buffer = io.StringIO()
+    write = buffer.write
+    for pk, p in zip(ids, proposed, strict=True):
+        price = "\\N" if p.estimated_price is None else str(p.estimated_price)
+        write(
+            f"{pk}\t{p.portfolio_id}\t{p.security_id}\t{p.side}\t{OrderType.MARKET}\t"
+            f"{TimeInForce.DAY}\t{p.quantity}\t{Order.Status.DRAFT}\t0\t{price}\t{run_id}\t"
+            f"{notes}\t{actor_id}\t{stamp}\t{stamp}\n"
+        )
+    table = connection.ops.quote_name(Order._meta.db_table)
+    columns = ", ".join(_COPY_COLUMNS)
+    with connection.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        copy.write(buffer.getvalue())
+
+
+_ORDER_DEFAULTS: dict | None = None
+
+
+def _loaded_order(**values) -> Order:
+    """An Order instance for a row just written by COPY, as if read from the database,
+    without Model.__init__ (which costs more than the COPY of the row itself)."""
+    global _ORDER_DEFAULTS
+    if _ORDER_DEFAULTS is None:
+        _ORDER_DEFAULTS = {
+            field.attname: field.get_default() for field in Order._meta.concrete_fields
+        }
+    order = Order.__new__(Order)
+    order.__dict__.update(_ORDER_DEFAULTS)
+    order.__dict__.update(values)
+    order._state = ModelState()
+    order._state.adding = False
+    order._state.db = "default"
+    return order
+
+
+def run_orders_create(
+    *, actor, run, proposed: Sequence[ProposedOrder], audit_after: dict | None = None
+) -> list[Order]:
+    """Create a run's proposed orders (drafts) in bulk, with one audit event on the run
+    naming them. Runs inside the caller's transaction (the chunk that claimed the
+    accounts). Returns the new orders as unsaved-looking instances with their ids
+    (for the pre-trade check), in the order given."""
+    _require_accounts(actor, Action.ORDER_CREATE, {p.portfolio_id for p in proposed})
+    if not proposed:
+        return []
+    _check_proposed(proposed)
+    now = timezone.now()
+    notes = f"Rebalance #{run.pk}"
+    with audited_transaction():
+        if connection.vendor == "postgresql":
+            ids = _next_order_ids(len(proposed))
+            _copy_orders(ids, proposed, run_id=run.pk, actor_id=actor.pk, notes=notes, now=now)
+            orders = [
+                _loaded_order(
+                    id=pk,
+                    portfolio_id=p.portfolio_id,
+                    security_id=p.security_id,
+                    side=p.side,
+                    quantity=p.quantity,
+                    estimated_price=p.estimated_price,
+                    rebalance_run_id=run.pk,
+                    notes=notes,
+                    created_by_id=actor.pk,
+                    created_at=now,
+                    updated_at=now,
+                )
+                for pk, p in zip(ids, proposed, strict=True)
+            ]
+        else:  # the embedded SQLite demo: the ORM's multi-row insert
+            orders = Order.objects.bulk_create(
+                [
+                    Order(
+                        portfolio_id=p.portfolio_id,
+                        security_id=p.security_id,
+                        side=p.side,
+                        quantity=p.quantity,
+                        estimated_price=p.estimated_price,
+                        rebalance_run_id=run.pk,
+                        notes=notes,
+                        created_by=actor,
+                    )
+                    for p in proposed
+                ],
+                batch_size=500,
+            )
+        audit_record(
+            actor=actor,
+            kind="orders.created",
+            obj=run,
+            after={
+                "orders": id_ranges([o.pk for o in orders]),
+                "count": len(orders),
+                "status": Order.Status.DRAFT,
+            }
+            | (audit_after or {}),
+        )
+    return orders
+
+
+def _run_orders(run, statuses, order_ids: Sequence[int] | None):
+    orders = Order.objects.filter(rebalance_run=run, status__in=statuses)
+    if order_ids is not None:
+        orders = orders.filter(pk__in=list(order_ids))
+    return orders
+
+
+def run_orders_approve(*, actor, run, order_ids: Sequence[int] | None = None) -> dict[str, list]:
+    """Approve a run's draft orders (all of them, or those named) in one transaction:
+    the pre-trade check on the batch (stage `approve`), then one UPDATE per verdict and
+    one audit event on the run naming the orders. Returns ``{status: [order ids]}``.
+
+    Without a registered checker every order passes (`trading.pretrade`), and the
+    orders are approved by a single UPDATE, never loaded."""
+    require(actor, Action.ORDER_APPROVE)
+    _check_transition(Order.Status.DRAFT, Order.Status.APPROVED)
+    with audited_transaction():
+        drafts = _run_orders(run, [Order.Status.DRAFT], order_ids)
+        _require_accounts(
+            actor, Action.ORDER_APPROVE, set(drafts.values_list("portfolio_id", flat=True))
+        )
+        moved: dict[str, list[int]] = {}
+        now = timezone.now()
+        if pretrade.registered() is None:
+            moved[Order.Status.APPROVED] = _update_returning(
+                drafts, status=Order.Status.APPROVED, approved_by_id=actor.pk, updated_at=now
+            )
+        else:
+            locked = list(
+                drafts.select_for_update(of=("self",))
+                .select_related("portfolio", "security")
+                .order_by("pk")
+            )
+            verdicts = pretrade.check(locked, stage="approve", actor=actor)
+            by_status: dict[str, list[int]] = {}
+            for order in locked:
+                by_status.setdefault(verdicts[order.pk].status, []).append(order.pk)
+            for status, ids in by_status.items():
+                target = {
+                    "approved": Order.Status.APPROVED,
+                    "needs_override": Order.Status.NEEDS_OVERRIDE,
+                    "rejected": Order.Status.REJECTED,
+                }[status]
+                fields = {"status": target, "updated_at": now}
+                if target == Order.Status.APPROVED:
+                    fields["approved_by_id"] = actor.pk
+                Order.objects.filter(pk__in=ids).update(**fields)
+                moved[target] = ids
+        audit_record(
+            actor=actor,
+            kind="orders.approved",
+            obj=run,
+            before={"status": Order.Status.DRAFT},
+            after={status: id_ranges(ids) for status, ids in moved.items()}
+            | {"count": sum(len(ids) for ids in moved.values())},
+        )
+    return moved
+
+
+def _update_returning(queryset, **fields) -> list[int]:
+    """UPDATE the rows of `queryset` and return their ids, in one statement."""
+    if connection.vendor != "postgresql":
+        ids = list(queryset.values_list("pk", flat=True))
+        Order.objects.filter(pk__in=ids).update(**fields)
+        return ids
+    where, params = queryset.values("pk").query.sql_with_params()
+    table = connection.ops.quote_name(Order._meta.db_table)
+    sets = ", ".join(f"{connection.ops.quote_name(name)} = %s" for name in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {sets} WHERE id IN ({where}) RETURNING id",
+            [*fields.values(), *params],
+        )
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def run_orders_cancel(
+    *, actor, run, reason: str = "", order_ids: Sequence[int] | None = None
+) -> list[int]:
+    """Cancel a run's orders that have not reached the desk (drafts and approved ones;
+    all of them, or those named) in one UPDATE, with one audit event on the run naming
+    them."""
+    require(actor, Action.ORDER_CANCEL)
+    for source in (Order.Status.DRAFT, Order.Status.APPROVED):
+        _check_transition(source, Order.Status.CANCELLED)
+    with audited_transaction():
+        open_orders = _run_orders(run, [Order.Status.DRAFT, Order.Status.APPROVED], order_ids)
+        _require_accounts(
+            actor, Action.ORDER_CANCEL, set(open_orders.values_list("portfolio_id", flat=True))
+        )
+        ids = _update_returning(
+            open_orders, status=Order.Status.CANCELLED, updated_at=timezone.now()
+        )
+        audit_record(
+            actor=actor,
+            kind="orders.cancelled",
+            obj=run,
+            after={"status": Order.Status.CANCELLED, "orders": id_ranges(ids), "count": len(ids)},
+            reason=reason,
+        )
+    return ids
+
+
+_BLOCK_TERMS = (
+    "security_id",
+    "side",
+    "order_type",
+    "limit_price",
+    "stop_price",
+    "time_in_force",
+    "expire_at",
+)
+
+
+def run_orders_release(*, actor, run) -> dict[int, list[int]]:
+    """Release a run's approved orders to the desk in one transaction: the orders join
+    the open block of their security, side and terms (as `orders_release` does), blocks
+    that do not exist yet are created; a handful of statements whatever the number of
+    orders (one per new block at most). One audit event on the run names the orders and
+    each block's quantity before and after. Returns ``{block id: [order ids]}``."""
+    require(actor, Action.ORDER_RELEASE)
+    _check_transition(Order.Status.APPROVED, Order.Status.RELEASED)
+    with audited_transaction():
+        approved = _run_orders(run, [Order.Status.APPROVED], None)
+        _require_accounts(
+            actor, Action.ORDER_RELEASE, set(approved.values_list("portfolio_id", flat=True))
+        )
+        list(approved.select_for_update(of=("self",)).values_list("pk", flat=True))
+        groups = list(
+            approved.order_by()
+            .values(*_BLOCK_TERMS)
+            .annotate(total=Sum("quantity"))
+            .order_by("security_id", "side")
+        )
+        if not groups:
+            audit_record(actor=actor, kind="orders.released", obj=run, after={"count": 0})
+            return {}
+        key_filter = Q()
+        for group in groups:
+            key_filter |= Q(**{name: group[name] for name in _BLOCK_TERMS})
+        blocks: dict[tuple, Block] = {}
+        for block in (
+            Block.objects.select_for_update(of=("self",))
+            .filter(key_filter, status=Block.Status.OPEN, filled_quantity=0)
+            .order_by("pk")
+        ):
+            blocks.setdefault(tuple(getattr(block, n) for n in _BLOCK_TERMS), block)
+        before = {block.pk: block.quantity for block in blocks.values()}
+        for group in groups:
+            key = tuple(group[name] for name in _BLOCK_TERMS)
+            if key not in blocks:
+                blocks[key] = Block.objects.create(**{n: group[n] for n in _BLOCK_TERMS})
+                before[blocks[key].pk] = ZERO
+        now = timezone.now()
+        for group in groups:
+            block = blocks[tuple(group[name] for name in _BLOCK_TERMS)]
+            block.quantity += group["total"]
+            block.updated_at = now
+        Block.objects.bulk_update(
+            [blocks[tuple(g[n] for n in _BLOCK_TERMS)] for g in groups],
+            ["quantity", "updated_at"],
+        )
+        released = _release_into_blocks(run, actor, groups, blocks, now)
+        audit_record(
+            actor=actor,
+            kind="orders.released",
+            obj=run,
+            before={"status": Order.Status.APPROVED},
+            after={
+                "status": Order.Status.RELEASED,
+                "count": sum(len(ids) for ids in released.values()),
+                "blocks": {
+                    str(block_id): {
+                        "orders": id_ranges(ids),
+                        "quantity_before": before[block_id],
+                        "quantity_after": next(
+                            b.quantity for b in blocks.values() if b.pk == block_id
+                        ),
+                    }
+                    for block_id, ids in released.items()
+                },
+            },
+        )
+        for block_id in released:
+            block_changed(block_id)
+    return released
+
+
+def _release_into_blocks(run, actor, groups, blocks, now) -> dict[int, list[int]]:
+    """One UPDATE that gives each approved order of the run its block."""
+    released: dict[int, list[int]] = {}
+    if connection.vendor != "postgresql":
+        for group in groups:
+            block = blocks[tuple(group[name] for name in _BLOCK_TERMS)]
+            orders = _run_orders(run, [Order.Status.APPROVED], None).filter(
+                **{name: group[name] for name in _BLOCK_TERMS}
+            )
+            ids = list(orders.values_list("pk", flat=True))
+            Order.objects.filter(pk__in=ids).update(
+                status=Order.Status.RELEASED, block=block, released_by=actor, updated_at=now
+            )
+            released[block.pk] = ids
+        return released
+    table = connection.ops.quote_name(Order._meta.db_table)
+    columns = {
+        "security_id": "bigint",
+        "side": "text",
+        "order_type": "text",
+        "limit_price": "numeric",
+        "stop_price": "numeric",
+        "time_in_force": "text",
+        "expire_at": "timestamptz",
+    }
+    unnest = ", ".join(f"%s::{kind}[]" for kind in columns.values())
+    params: list = [[group[name] for group in groups] for name in columns]
+    params.append([blocks[tuple(g[n] for n in _BLOCK_TERMS)].pk for g in groups])
+    match = " AND ".join(f"o.{name} IS NOT DISTINCT FROM m.{name}" for name in columns)
+    sql = (
+        f"UPDATE {table} o SET status = %s, block_id = m.block_id, released_by_id = %s, "
+        f"updated_at = %s FROM unnest({unnest}, %s::bigint[]) "
+        f"AS m({', '.join(columns)}, block_id) "
+        f"WHERE o.rebalance_run_id = %s AND o.status = %s AND {match} RETURNING o.id, m.block_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql, [Order.Status.RELEASED, actor.pk, now, *params, run.pk, Order.Status.APPROVED]
+        )
+        for order_id, block_id in cursor.fetchall():
+            released.setdefault(block_id, []).append(order_id)
+    for ids in released.values():
+        ids.sort()
+    return released
