@@ -5,6 +5,7 @@ broker's ResendRequest may have again (the trading-day rule)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from django.db import InterfaceError, OperationalError, models, transaction
@@ -168,6 +169,18 @@ class GatewayApplication(Application):
             raise ApplicationUnavailable(f"database unavailable: {exc}") from exc
 
     def _receive(self, msg: Message, session: Session) -> None:
+        """Store the message in the inbox, apply it and settle its inbox row, in one
+        transaction: one commit per message, not three. What is applied and the
+        inbox row that says so commit together; a message that fails to apply is
+        rolled back to before its application (a savepoint) and kept in the inbox,
+        not applied, with why. Anything we send meanwhile (a DontKnowTrade) leaves
+        only once that transaction has committed, as the outbox's messages do."""
+        transport = session.transport
+        held = transport.held() if transport is not None else contextlib.nullcontext()
+        with held, transaction.atomic():
+            self._store_and_apply(msg, session)
+
+    def _store_and_apply(self, msg: Message, session: Session) -> None:
         seq = msg.get_int(34) or 0
         inbox, created = FixInbox.objects.get_or_create(
             session_id=self.fix_session.pk,
@@ -179,7 +192,7 @@ class GatewayApplication(Application):
             return  # a resend of a message already applied
         error = ""
         try:
-            with origin("fix", str(session.sid)):
+            with origin("fix", str(session.sid)), transaction.atomic():
                 self._apply(msg, session, seq)
         except UNAVAILABLE:
             raise  # not the message's fault: have it again after reconnecting
