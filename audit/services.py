@@ -87,7 +87,7 @@ def audit_record(
     actor_name: str | None = None,
 ) -> AuditEvent:
     """Append one event to the trail. Must run inside the caller's transaction."""
-    [event] = audit_record_many(
+    [event] = _append(
         actor=actor,
         kind=kind,
         entries=[(obj, before, after)],
@@ -114,6 +114,10 @@ def audit_record_many(
     in that order, in a single INSERT (per thousand). A service that changes many
     rows of one kind at once (the orders of a block) records each change at the cost
     of one statement. Must run inside the caller's transaction."""
+    return _append(actor=actor, kind=kind, entries=entries, reason=reason, actor_name=actor_name)
+
+
+def _append(*, actor, kind, entries, reason, actor_name) -> list[AuditEvent]:
     if not connection.in_atomic_block:
         raise RuntimeError("audit_record must run inside the transaction of the change it records")
     known = bool(getattr(actor, "pk", None))

@@ -93,9 +93,7 @@ class _Pending:
     def flush(self) -> None:
         self.done = True
         messages, self.messages = list(self.messages), {}
-        if len(messages) == 1:
-            _send(*messages[0])
-        elif messages:
+        if messages:
             _send_many(messages)
 
 
@@ -147,6 +145,9 @@ def _send(topic_name: str, message: str) -> None:
 
 def _send_many(messages: list[tuple[str, str]]) -> None:
     """Publish a transaction's messages in one round trip (a pipeline, not MULTI)."""
+    if len(messages) == 1:
+        _send(*messages[0])
+        return
     try:
         pipe = _redis().pipeline(transaction=False)
         for topic_name, message in messages:

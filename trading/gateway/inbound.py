@@ -175,8 +175,8 @@ class GatewayApplication(Application):
         rolled back to before its application (a savepoint) and kept in the inbox,
         not applied, with why. Anything we send meanwhile (a DontKnowTrade) leaves
         only once that transaction has committed, as the outbox's messages do."""
-        transport = session.transport
-        held = transport.held() if transport is not None else contextlib.nullcontext()
+        transport = getattr(session, "transport", None)
+        held = transport.held() if hasattr(transport, "held") else contextlib.nullcontext()
         with held, transaction.atomic():
             self._store_and_apply(msg, session)
 
