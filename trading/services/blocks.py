@@ -152,7 +152,11 @@ def orders_follow_block(block: Block, *, actor, actor_name: str | None = None) -
             move(order, Order.Status.WORKING)  # a late fill on a block that was open again
         move(order, target)
         moved.append(
-            (order, before, {"status": order.status, "block": block.pk, "block_status": block.status})
+            (
+                order,
+                before,
+                {"status": order.status, "block": block.pk, "block_status": block.status},
+            )
         )
     if not moved:
         return
