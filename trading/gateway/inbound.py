@@ -48,7 +48,10 @@ def inbox_settle(inbox: FixInbox, error: str) -> None:
         move(inbox, target)
     inbox.applied_at = None if error else timezone.now()
     inbox.error = error[:500]
-    inbox.save(update_fields=["status", "applied_at", "error"])
+    if inbox.pk is None:  # first received: stored with its outcome, in one INSERT
+        inbox.save(force_insert=True)
+    else:
+        inbox.save(update_fields=["status", "applied_at", "error"])
 
 
 class GatewayApplication(Application):
@@ -182,14 +185,23 @@ class GatewayApplication(Application):
 
     def _store_and_apply(self, msg: Message, session: Session) -> None:
         seq = msg.get_int(34) or 0
-        inbox, created = FixInbox.objects.get_or_create(
-            session_id=self.fix_session.pk,
-            generation=self.store.generation,
-            seq_num=seq,
-            defaults={"msg_type": msg.msg_type, "raw": msg.encode(sort_header=False)},
-        )
-        if not created and inbox.status == FixInbox.Status.APPLIED:
+        inbox = FixInbox.objects.filter(
+            session_id=self.fix_session.pk, generation=self.store.generation, seq_num=seq
+        ).first()
+        if inbox is not None and inbox.status == FixInbox.Status.APPLIED:
             return  # a resend of a message already applied
+        if inbox is None:  # stored below with its outcome, in this same transaction
+            inbox = FixInbox(
+                session_id=self.fix_session.pk,
+                generation=self.store.generation,
+                seq_num=seq,
+                msg_type=msg.msg_type,
+                raw=msg.encode(sort_header=False),
+            )
+        if seq == self.store.next_target:
+            # the session takes the next number once this returns: written here, with
+            # the message, rather than in a commit of its own
+            self.store.advance_target_with(seq + 1)
         error = ""
         try:
             with origin("fix", str(session.sid)), transaction.atomic():

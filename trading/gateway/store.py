@@ -29,7 +29,18 @@ class DatabaseStore(MessageStore):
     def __init__(self, fix_session: FixSession):
         self.pk = fix_session.pk
         self._batch: list[FixMessage] | None = None
+        self._target_written: int | None = None
         self.reload()
+
+    def advance_target_with(self, n: int) -> None:
+        """Inside the transaction that stores a received message: the next target
+        number ``n`` is written with it, so that the session's `set_next_target(n)`
+        just after that commits has nothing left to write (one commit per message,
+        not two). If the transaction rolls back, the session sets nothing either
+        (the message was not consumed), and a later write is not skipped."""
+        FixSession.objects.filter(pk=self.pk).update(next_target_seq=n)
+        self._target_written = None
+        transaction.on_commit(lambda: setattr(self, "_target_written", n))
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -51,6 +62,7 @@ class DatabaseStore(MessageStore):
             self._batch = None
 
     def reload(self) -> None:
+        self._target_written = None
         row = FixSession.objects.values("next_sender_seq", "next_target_seq", "generation").get(
             pk=self.pk
         )
@@ -64,7 +76,9 @@ class DatabaseStore(MessageStore):
         self.next_sender = n
 
     def set_next_target(self, n: int) -> None:
-        FixSession.objects.filter(pk=self.pk).update(next_target_seq=n)
+        if self._target_written != n:  # else committed with the message it follows
+            FixSession.objects.filter(pk=self.pk).update(next_target_seq=n)
+        self._target_written = None
         self.next_target = n
 
     def set(self, seq: int, raw: bytes) -> None:
@@ -110,3 +124,4 @@ class DatabaseStore(MessageStore):
             row.save(update_fields=["generation", "next_sender_seq", "next_target_seq"])
         self.generation = row.generation
         self.next_sender = self.next_target = 1
+        self._target_written = None
