@@ -153,7 +153,7 @@ def _ceiling(url: str, user_id: int, ready, start, stop_at, results) -> None:
     and database can do at most, to read the other figures against."""
     import psycopg
 
-    from audit.services import _INSERT_EVENT
+    from audit.services import _EVENT_VALUES, _INSERT_EVENT
 
     with psycopg.connect(url) as conn:
         ready.put(user_id)
@@ -163,7 +163,7 @@ def _ceiling(url: str, user_id: int, ready, start, stop_at, results) -> None:
             with conn.transaction():
                 conn.execute("UPDATE bench_business SET n = n + 1 WHERE id = %s", [user_id])
                 conn.execute(
-                    _INSERT_EVENT,
+                    f"{_INSERT_EVENT} VALUES {_EVENT_VALUES}",
                     [
                         datetime.now(UTC),
                         user_id,

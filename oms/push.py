@@ -92,9 +92,9 @@ class _Pending:
 
     def flush(self) -> None:
         self.done = True
-        for topic_name, message in self.messages:
-            _send(topic_name, message)
-        self.messages.clear()
+        messages, self.messages = list(self.messages), {}
+        if messages:
+            _send_many(messages)
 
 
 def publish(topic_name: str, payload: dict) -> None:
@@ -141,6 +141,20 @@ def _send(topic_name: str, message: str) -> None:
         _redis().publish(channel(topic_name), message)
     except Exception:  # the change is committed; the page catches up on its replay
         log.warning("push: could not publish on %s", topic_name, exc_info=True)
+
+
+def _send_many(messages: list[tuple[str, str]]) -> None:
+    """Publish a transaction's messages in one round trip (a pipeline, not MULTI)."""
+    if len(messages) == 1:
+        _send(*messages[0])
+        return
+    try:
+        pipe = _redis().pipeline(transaction=False)
+        for topic_name, message in messages:
+            pipe.publish(channel(topic_name), message)
+        pipe.execute()
+    except Exception:  # the change is committed; the pages catch up on their replay
+        log.warning("push: could not publish %d messages", len(messages), exc_info=True)
 
 
 # --- Cursors ---------------------------------------------------------------------------

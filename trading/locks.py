@@ -33,10 +33,14 @@ def lock_orders(pks: Iterable[int]) -> list[Order]:
     )
 
 
-def lock_block_orders(block: Block) -> list[Order]:
-    return list(
+def lock_block_orders(block: Block, *, only_not: str | None = None) -> list[Order]:
+    """The block's orders, locked; ``only_not``: only those not in that status (the
+    rest are neither read nor locked)."""
+    orders = (
         Order.objects.select_for_update(of=("self",))
         .select_related("portfolio", "security")
         .filter(block=block)
-        .order_by("pk")
     )
+    if only_not is not None:
+        orders = orders.exclude(status=only_not)
+    return list(orders.order_by("pk"))

@@ -97,7 +97,7 @@ NO_STATE_CHANGE = {
 #: Helpers that write inside the transaction of a service that records their change:
 #: the caller's call below must emit these kinds.
 AUDITED_BY_CALLER = {
-    "portfolios.services.holdings.holdings_book_fill": (
+    "portfolios.services.holdings.holdings_book_fills": (
         "trading.services.allocations.block_allocate",
         {"order.allocated"},
     ),
@@ -153,6 +153,7 @@ AUDITED_BY_CALLER = {
 }
 THE_TRAIL_ITSELF = {
     "audit.services.audit_record": "appends the event every service calls it for",
+    "audit.services.audit_record_many": "appends one event per changed row, in one statement",
     "audit.services.audit_seal": "chains events into the trail (seals are the trail)",
     "audit.services.audit_checkpoint": "signs the trail's head (checkpoints are the trail)",
     "audit.services.checkpoint_export": "copies a checkpoint to the auditor's file",
@@ -895,21 +896,31 @@ def _service_transaction(floor: int):
 
 @pytest.fixture
 def spied(monkeypatch):
-    """Each audit_record call, with the transaction opened below the test's own (the
-    service's) that it ran in, None outside one."""
+    """Each event appended (by audit_record, or one per entry of audit_record_many),
+    with the transaction opened below the test's own (the service's) that it ran
+    in, None outside one."""
     import audit.services
 
     seen: list[tuple[str, object]] = []
     real = audit.services.audit_record
+    real_many = audit.services.audit_record_many
     floor: list[int] = [len(connection.atomic_blocks)]
 
     def spy(**kwargs):
         seen.append((kwargs["kind"], _service_transaction(floor[0])))
         return real(**kwargs)
 
+    def spy_many(**kwargs):
+        events = real_many(**kwargs)
+        inside = _service_transaction(floor[0])
+        seen.extend((kwargs["kind"], inside) for _ in events)
+        return events
+
     for module in services_modules():
         if getattr(module, "audit_record", None) is real:
             monkeypatch.setattr(module, "audit_record", spy)
+        if getattr(module, "audit_record_many", None) is real_many:
+            monkeypatch.setattr(module, "audit_record_many", spy_many)
     return seen, floor
 
 

@@ -633,6 +633,16 @@ def test_bytes_of_a_send_whose_transaction_fails_never_reach_the_broker(
         return real_save(self, *args, **kwargs)
 
     monkeypatch.setattr(FixOutbox, "save", save)
+    import trading.gateway.outbox as outbox_module
+
+    real_update_rows = outbox_module.update_rows
+
+    def update_rows(model, rows, fields):  # the batch's write of the rows it sent
+        if any(row.route_id == bad.pk for row in rows):
+            raise DataError("value too long")
+        return real_update_rows(model, rows, fields)
+
+    monkeypatch.setattr(outbox_module, "update_rows", update_rows)
     received = []
 
     async def go():

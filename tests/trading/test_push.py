@@ -25,6 +25,7 @@ def sent(monkeypatch, settings):
     settings.OMS_PUSH_REDIS_URL = "redis://127.0.0.1:1/0"  # never reached: _send is replaced
     messages: list[tuple[str, str]] = []
     monkeypatch.setattr(push, "_send", lambda topic, message: messages.append((topic, message)))
+    monkeypatch.setattr(push, "_send_many", messages.extend)  # a transaction's, in one go
     return messages
 
 

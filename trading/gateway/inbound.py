@@ -5,6 +5,7 @@ broker's ResendRequest may have again (the trading-day rule)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from django.db import InterfaceError, OperationalError, models, transaction
@@ -47,7 +48,10 @@ def inbox_settle(inbox: FixInbox, error: str) -> None:
         move(inbox, target)
     inbox.applied_at = None if error else timezone.now()
     inbox.error = error[:500]
-    inbox.save(update_fields=["status", "applied_at", "error"])
+    if inbox.pk is None:  # first received: stored with its outcome, in one INSERT
+        inbox.save(force_insert=True)
+    else:
+        inbox.save(update_fields=["status", "applied_at", "error"])
 
 
 class GatewayApplication(Application):
@@ -168,18 +172,39 @@ class GatewayApplication(Application):
             raise ApplicationUnavailable(f"database unavailable: {exc}") from exc
 
     def _receive(self, msg: Message, session: Session) -> None:
+        """Store the message in the inbox, apply it and settle its inbox row, in one
+        transaction: one commit per message, not three. What is applied and the
+        inbox row that says so commit together; a message that fails to apply is
+        rolled back to before its application (a savepoint) and kept in the inbox,
+        not applied, with why. Anything we send meanwhile (a DontKnowTrade) leaves
+        only once that transaction has committed, as the outbox's messages do."""
+        transport = getattr(session, "transport", None)
+        held = transport.held() if hasattr(transport, "held") else contextlib.nullcontext()
+        with held, transaction.atomic():
+            self._store_and_apply(msg, session)
+
+    def _store_and_apply(self, msg: Message, session: Session) -> None:
         seq = msg.get_int(34) or 0
-        inbox, created = FixInbox.objects.get_or_create(
-            session_id=self.fix_session.pk,
-            generation=self.store.generation,
-            seq_num=seq,
-            defaults={"msg_type": msg.msg_type, "raw": msg.encode(sort_header=False)},
-        )
-        if not created and inbox.status == FixInbox.Status.APPLIED:
+        inbox = FixInbox.objects.filter(
+            session_id=self.fix_session.pk, generation=self.store.generation, seq_num=seq
+        ).first()
+        if inbox is not None and inbox.status == FixInbox.Status.APPLIED:
             return  # a resend of a message already applied
+        if inbox is None:  # stored below with its outcome, in this same transaction
+            inbox = FixInbox(
+                session_id=self.fix_session.pk,
+                generation=self.store.generation,
+                seq_num=seq,
+                msg_type=msg.msg_type,
+                raw=msg.encode(sort_header=False),
+            )
+        if seq == self.store.next_target:
+            # the session takes the next number once this returns: written here, with
+            # the message, rather than in a commit of its own
+            self.store.advance_target_with(seq + 1)
         error = ""
         try:
-            with origin("fix", str(session.sid)):
+            with origin("fix", str(session.sid)), transaction.atomic():
                 self._apply(msg, session, seq)
         except UNAVAILABLE:
             raise  # not the message's fault: have it again after reconnecting

@@ -15,6 +15,7 @@ import logging
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
+from oms.bulk import update_rows
 from oms.context import origin
 from oms.state import move
 from trading.brokers import fixmap
@@ -48,12 +49,49 @@ class Outbox:
         )
 
     def drain(self, limit: int = 200) -> int:
-        """Send pending rows in order, each in its own transaction; how many went."""
+        """Send pending rows in order; how many went.
+
+        The rows go in one transaction for the batch: locked, each numbered and
+        stamped by the session, the messages stored and the rows marked sent, and
+        only when that commits do the bytes of all of them leave. If anything in
+        the batch fails, nothing of it was written and nothing left: the rows go
+        again one by one, each in its own transaction, so that a row that can never
+        be sent is set aside without holding up the others."""
         if not self.session.logged_on:
             return 0
+        pks = self.pending(limit)
+        if not pks:
+            return 0
+        try:
+            return self._send_batch(pks)
+        except UNAVAILABLE:
+            raise  # rolled back, the peer saw nothing: the gateway waits for the database
+        except Exception:
+            self.store.reload()  # rolled back: the numbers the batch took are free again
+            log.info("%s: a batch of %d rows went back to one by one", self.session.sid, len(pks))
+        return self._drain_one_by_one(pks)
+
+    def _send_batch(self, pks: list[int]) -> int:
+        conn = self.session.transport
+        with conn.held(), transaction.atomic(), self.store.batch():
+            rows = list(
+                FixOutbox.objects.select_for_update()
+                .filter(pk__in=pks, status=FixOutbox.Status.PENDING)
+                .order_by("pk")
+            )
+            sent = []
+            for row in rows:
+                if not self.session.logged_on or self.session.transport is not conn:
+                    break
+                self._stamp(row)
+                sent.append(row)
+            update_rows(FixOutbox, sent, ["status", "generation", "seq_num", "sent_at"])
+        return len(sent)
+
+    def _drain_one_by_one(self, pks: list[int]) -> int:
         conn = self.session.transport
         sent = 0
-        for pk in self.pending(limit):
+        for pk in pks:
             if not self.session.logged_on or self.session.transport is not conn:
                 break
             try:
@@ -91,6 +129,13 @@ class Outbox:
         )
         if row is None:
             return False
+        self._stamp(row)
+        row.save(update_fields=["status", "generation", "seq_num", "sent_at"])
+        return True
+
+    def _stamp(self, row: FixOutbox) -> None:
+        """Number and send (held) the message of a locked pending row, and mark the
+        row sent (the caller writes it)."""
         body = [(int(tag), str(value)) for tag, value in row.fields]
         if row.msg_type == "D":
             trading_day.check_may_send(
@@ -107,8 +152,6 @@ class Outbox:
         row.generation = self.store.generation
         row.seq_num = seq
         row.sent_at = timezone.now()
-        row.save(update_fields=["status", "generation", "seq_num", "sent_at"])
-        return True
 
     def _failed(self, pk: int, error: str) -> None:
         log.error("%s: outbox row %s cannot be sent: %s", self.session.sid, pk, error)

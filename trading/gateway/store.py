@@ -4,6 +4,9 @@ the last one stopped and a resend after a disconnect replays from the database."
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from django.db import transaction
 from django.db.models import Max
 
@@ -25,9 +28,41 @@ class DatabaseStore(MessageStore):
 
     def __init__(self, fix_session: FixSession):
         self.pk = fix_session.pk
+        self._batch: list[FixMessage] | None = None
+        self._target_written: int | None = None
         self.reload()
 
+    def advance_target_with(self, n: int) -> None:
+        """Inside the transaction that stores a received message: the next target
+        number ``n`` is written with it, so that the session's `set_next_target(n)`
+        just after that commits has nothing left to write (one commit per message,
+        not two). If the transaction rolls back, the session sets nothing either
+        (the message was not consumed), and a later write is not skipped."""
+        FixSession.objects.filter(pk=self.pk).update(next_target_seq=n)
+        self._target_written = None
+        transaction.on_commit(lambda: setattr(self, "_target_written", n))
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Inside the caller's transaction (the outbox pump's, for a batch of rows):
+        the messages sent in the block are stored, and the next sender number
+        written, once at its end, in one INSERT and one UPDATE, still before that
+        transaction commits. If the block raises, nothing of it is written."""
+        if not transaction.get_connection().in_atomic_block:
+            raise RuntimeError("a batch of the store runs inside the sender's transaction")
+        self._batch = []
+        try:
+            yield
+            stored, self._batch = self._batch, None
+            if stored:
+                # a clash with a stored number raises IntegrityError here, as set() does
+                FixMessage.objects.bulk_create(stored)
+            FixSession.objects.filter(pk=self.pk).update(next_sender_seq=self.next_sender)
+        finally:
+            self._batch = None
+
     def reload(self) -> None:
+        self._target_written = None
         row = FixSession.objects.values("next_sender_seq", "next_target_seq", "generation").get(
             pk=self.pk
         )
@@ -36,18 +71,27 @@ class DatabaseStore(MessageStore):
         self.generation = row["generation"]
 
     def set_next_sender(self, n: int) -> None:
-        FixSession.objects.filter(pk=self.pk).update(next_sender_seq=n)
+        if self._batch is None:  # in a batch: written at its end
+            FixSession.objects.filter(pk=self.pk).update(next_sender_seq=n)
         self.next_sender = n
 
     def set_next_target(self, n: int) -> None:
-        FixSession.objects.filter(pk=self.pk).update(next_target_seq=n)
+        if self._target_written != n:  # else committed with the message it follows
+            FixSession.objects.filter(pk=self.pk).update(next_target_seq=n)
+        self._target_written = None
         self.next_target = n
 
     def set(self, seq: int, raw: bytes) -> None:
         """Keep a sent message, and advance the next sender number past it in the
         same transaction (the session advances it again just after: the same
         value), so that a message is never stored under a number still marked
-        free. A number is used once: a clash means something else wrote it."""
+        free. A number is used once: a clash means something else wrote it.
+        In a batch (`batch`), kept to be written at the batch's end."""
+        if self._batch is not None:
+            self._batch.append(
+                FixMessage(session_id=self.pk, generation=self.generation, seq_num=seq, raw=raw)
+            )
+            return
         with transaction.atomic():
             FixMessage.objects.create(
                 session_id=self.pk, generation=self.generation, seq_num=seq, raw=raw
@@ -80,3 +124,4 @@ class DatabaseStore(MessageStore):
             row.save(update_fields=["generation", "next_sender_seq", "next_target_seq"])
         self.generation = row.generation
         self.next_sender = self.next_target = 1
+        self._target_written = None

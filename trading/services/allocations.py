@@ -12,10 +12,11 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from audit.services import audit_record, audited_transaction, snapshot
+from audit.services import audit_record, audit_record_many, audited_transaction, snapshot
+from oms.bulk import update_rows
 from oms.numbers import price as round_price
 from oms.state import move
-from portfolios.services.holdings import holdings_book_fill
+from portfolios.services.holdings import Fill, holdings_book_fills
 from trading import locks, posttrade
 from trading.allocation import allocate_pro_rata
 from trading.models import Allocation, Block, Order, Side
@@ -47,9 +48,10 @@ def block_allocate(*, block_id: int) -> list[Allocation]:
         today = timezone.now().date()
         commissions = split_commission(block.commission, split)
         buying = Side(block.side).is_buy
+        befores = {}
         for order in orders:
             quantity = split[order.pk]
-            before = snapshot(order, Order.AUDIT_FIELDS)
+            befores[order.pk] = snapshot(order, Order.AUDIT_FIELDS)
             if quantity > 0:
                 order.filled_quantity = quantity
                 order.average_price = block.average_price
@@ -64,35 +66,49 @@ def block_allocate(*, block_id: int) -> list[Allocation]:
                 move(order, Order.Status.ALLOCATED)
                 gross = round_price(quantity * block.average_price * security.multiplier)
                 commission = commissions[order.pk]
-                allocation = Allocation.objects.create(
-                    block=block,
-                    order=order,
-                    quantity=quantity,
-                    price=block.average_price,
-                    gross_amount=gross,
-                    commission=commission,
-                    net_amount=gross + commission if buying else gross - commission,
+                allocations.append(
+                    Allocation(
+                        block=block,
+                        order=order,
+                        quantity=quantity,
+                        price=block.average_price,
+                        gross_amount=gross,
+                        commission=commission,
+                        net_amount=gross + commission if buying else gross - commission,
+                    )
                 )
-                allocations.append(allocation)
-                booked = holdings_book_fill(
-                    portfolio=order.portfolio,
-                    security=security,
-                    buying=Side(order.side).is_buy,
-                    quantity=quantity,
-                    price=block.average_price,
-                    on_date=today,
-                    commission=commission,
+            order.updated_at = timezone.now()
+        # Set-based from here: one statement per table whatever the number of orders.
+        Allocation.objects.bulk_create(allocations)
+        booked = holdings_book_fills(
+            security=security,
+            fills=[
+                Fill(
+                    portfolio_id=a.order.portfolio_id,
+                    buying=Side(a.order.side).is_buy,
+                    quantity=a.quantity,
+                    price=a.price,
+                    commission=a.commission,
                 )
-            else:
-                booked = {}
-            order.save(update_fields=["status", "filled_quantity", "average_price", "updated_at"])
-            audit_record(
-                actor=None,
-                kind="order.allocated",
-                obj=order,
-                before=before | booked.get("before", {}),
-                after=snapshot(order, Order.AUDIT_FIELDS) | booked.get("after", {}),
-            )
+                for a in allocations
+            ],
+            on_date=today,
+        )
+        booked_for = {a.order.pk: b for a, b in zip(allocations, booked, strict=True)}
+        update_rows(Order, orders, ["status", "filled_quantity", "average_price", "updated_at"])
+        audit_record_many(
+            actor=None,
+            kind="order.allocated",
+            entries=[
+                (
+                    order,
+                    befores[order.pk] | booked_for.get(order.pk, {}).get("before", {}),
+                    snapshot(order, Order.AUDIT_FIELDS)
+                    | booked_for.get(order.pk, {}).get("after", {}),
+                )
+                for order in orders
+            ],
+        )
         block_before = snapshot(block, Block.AUDIT_FIELDS)
         move(block, Block.Status.ALLOCATED)
         block.save(update_fields=["status", "updated_at"])

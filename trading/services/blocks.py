@@ -12,8 +12,9 @@ after commit).
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
-from audit.services import audit_record, audited_transaction, snapshot
+from audit.services import audit_record, audit_record_many, audited_transaction, snapshot
 from oms import push
 from oms.roles import Action, require
 from oms.state import move
@@ -135,23 +136,31 @@ _ORDER_STATUS_FOR_BLOCK = {
 
 
 def orders_follow_block(block: Block, *, actor, actor_name: str | None = None) -> None:
-    """Account orders show the progress of their block until allocation."""
+    """Account orders show the progress of their block until allocation.
+
+    Set-based: the block's orders are locked in one statement, each one's move is
+    checked against the order's map, the moved ones are written in one UPDATE
+    (they all end in one status) and their events appended in one INSERT, so the
+    cost does not grow with the number of orders in the block."""
     target = _ORDER_STATUS_FOR_BLOCK.get(block.status)
     if target is None:
         return
-    for order in locks.lock_block_orders(block):
-        if order.status == target:
-            continue
+    moved: list[tuple[Order, dict, dict]] = []
+    for order in locks.lock_block_orders(block, only_not=target):
         before = {"status": order.status}
         if target not in Order.TRANSITIONS[order.status] and order.status == Order.Status.RELEASED:
             move(order, Order.Status.WORKING)  # a late fill on a block that was open again
         move(order, target)
-        order.save(update_fields=["status", "updated_at"])
-        audit_record(
-            actor=actor,
-            actor_name=actor_name,
-            kind="order.status",
-            obj=order,
-            before=before,
-            after={"status": order.status, "block": block.pk, "block_status": block.status},
+        moved.append(
+            (
+                order,
+                before,
+                {"status": order.status, "block": block.pk, "block_status": block.status},
+            )
         )
+    if not moved:
+        return
+    Order.objects.filter(pk__in=[order.pk for order, _, _ in moved]).update(
+        status=target, updated_at=timezone.now()
+    )
+    audit_record_many(actor=actor, actor_name=actor_name, kind="order.status", entries=moved)

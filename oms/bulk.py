@@ -1,0 +1,55 @@
+"""Set-based writes the ORM makes slow: many rows, each with values of its own.
+
+Django's ``bulk_update`` builds one ``CASE WHEN pk = ... THEN ...`` per field and row,
+and resolving those expressions costs more than the statement itself (about 8 ms of
+Python per hundred rows). On PostgreSQL ``update_rows`` sends one ``UPDATE ... FROM
+(VALUES ...)`` instead; elsewhere (the embedded SQLite) it is ``bulk_update``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.db import connection
+
+#: Rows per statement (PostgreSQL takes at most 65,535 parameters in one).
+_ROWS_PER_UPDATE = 1000
+
+
+def update_rows(model, objs: Sequence, fields: Sequence[str]) -> None:
+    """Write ``fields`` of each of ``objs`` (saved instances of ``model``), one
+    statement per thousand rows. ``auto_now`` fields are written as they are on the
+    objects: set them first."""
+    if not objs:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_update(objs, fields, batch_size=_ROWS_PER_UPDATE)
+        return
+    meta = model._meta
+    pk = meta.pk
+    columns = [meta.get_field(name) for name in fields]
+    casts = [f"%s::{pk.db_type(connection)}"] + [
+        f"%s::{field.db_type(connection)}" for field in columns
+    ]
+    row_sql = "(" + ", ".join(casts) + ")"
+    names = ", ".join(["pk", *(f"v{n}" for n in range(len(columns)))])
+    assignments = ", ".join(
+        f"{connection.ops.quote_name(field.column)} = v.v{n}" for n, field in enumerate(columns)
+    )
+    table = connection.ops.quote_name(meta.db_table)
+    with connection.cursor() as cursor:
+        for start in range(0, len(objs), _ROWS_PER_UPDATE):
+            chunk = objs[start : start + _ROWS_PER_UPDATE]
+            params = []
+            for obj in chunk:
+                params.append(pk.get_db_prep_value(obj.pk, connection))
+                params.extend(
+                    field.get_db_prep_save(getattr(obj, field.attname), connection)
+                    for field in columns
+                )
+            cursor.execute(
+                f"UPDATE {table} SET {assignments} FROM (VALUES "
+                + ", ".join([row_sql] * len(chunk))
+                + f") AS v({names}) WHERE {table}.{connection.ops.quote_name(pk.column)} = v.pk",
+                params,
+            )

@@ -1,0 +1,197 @@
+"""The chain's per-block steps are set-based: what they cost in statements does not grow
+with the number of account orders in the block (bench/pipeline.py, docs/trading.md
+"Speed"). Each test runs the same step on a block of few orders and on one of many, and
+pins the count; the results are checked too, since a cheap step that books the wrong
+thing is no use."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from audit.models import AuditEvent
+from audit.services import audit_record, audit_record_many, audit_seal, verify_audit_chain
+from portfolios.models import CashBalance, Portfolio, Position, TaxLot
+from trading.brokers import ExecutionReport
+from trading.models import Allocation, Block, Broker, Order, Route
+from trading.services import allocations as allocation_services
+from trading.services import executions as execution_services
+from trading.services import orders as order_services
+from trading.services import routes as route_services
+
+pytestmark = pytest.mark.django_db
+
+#: Statements of each step, whatever the number of orders in the block (PostgreSQL).
+ROUTE_CREATE = 11
+FILL_APPLY = 15
+ALLOCATE = 16
+
+
+def _block(pm, book, *, orders: int, accounts: int, prefix: str = "X") -> Block:
+    """A released block of ``orders`` orders of AAA spread over ``accounts`` accounts
+    (so that some accounts have two orders in it), half of them without a position."""
+    security = book["securities"]["AAA"]
+    portfolios = list(book["accounts"]) + [
+        Portfolio.objects.create(code=f"{prefix}{n:03d}", name=f"Extra {n}", manager=pm)
+        for n in range(max(0, accounts - len(book["accounts"])))
+    ]
+    made = Order.objects.bulk_create(
+        Order(
+            portfolio=portfolios[n % accounts],
+            security=security,
+            side="buy",
+            quantity=Decimal(100 * (1 + n % 3)),
+            status=Order.Status.APPROVED,
+            created_by=pm,
+            approved_by=pm,
+            time_in_force="gtc",
+        )
+        for n in range(orders)
+    )
+    order_services.orders_release(actor=pm, order_ids=[o.pk for o in made])
+    return Block.objects.get(orders__pk=made[0].pk)
+
+
+def _report(route: Route, exec_id: str, exec_type: str, status: str, last=Decimal(0), px=None):
+    from django.utils import timezone
+
+    return ExecutionReport(
+        broker=route.broker.code,
+        cl_ord_id=route.cl_ord_id,
+        exec_id=exec_id,
+        exec_type=exec_type,
+        ord_status=status,
+        transact_time=timezone.now(),
+        last_quantity=last,
+        last_price=px,
+        cumulative_quantity=last,
+        average_price=px,
+        leaves_quantity=route.quantity - last,
+        order_id="B-" + route.cl_ord_id,
+    )
+
+
+def _counted(fn):
+    with CaptureQueriesContext(connection) as queries:
+        result = fn()
+    return result, len(queries)
+
+
+def _holdings() -> dict:
+    return {
+        "position": dict(
+            Position.objects.filter(security__ticker="AAA").values_list("portfolio_id", "quantity")
+        ),
+        "cash": dict(
+            CashBalance.objects.filter(currency="USD").values_list("portfolio_id", "amount")
+        ),
+        "lots": TaxLot.objects.filter(security__ticker="AAA").count(),
+    }
+
+
+def _chain(pm, trader, book, broker, *, orders: int, accounts: int, prefix: str) -> dict:
+    block = _block(pm, book, orders=orders, accounts=accounts, prefix=prefix)
+    route, routed = _counted(
+        lambda: route_services.route_create(actor=trader, block_id=block.pk, broker=broker)
+    )
+    route = Route.objects.select_related("broker").get(pk=route.pk)
+    _, filled = _counted(
+        lambda: execution_services.execution_apply(
+            _report(route, "F1", "trade", "filled", route.quantity, Decimal(100))
+        )
+    )
+    held = _holdings()
+    _, allocated = _counted(lambda: allocation_services.block_allocate(block_id=block.pk))
+    return {
+        "block": block,
+        "held": held,
+        "route_create": routed,
+        "fill": filled,
+        "allocate": allocated,
+    }
+
+
+@pytest.fixture
+def quiet_broker(book):
+    # a FIX broker: route_create writes nothing to a socket, the send task is after commit
+    return Broker.objects.create(code="QB", name="Quiet", adapter=Broker.Adapter.FIX)
+
+
+def test_routing_filling_and_allocating_cost_the_same_for_3_or_40_orders(
+    pm, trader, book, quiet_broker
+):
+    _chain(pm, trader, book, quiet_broker, orders=2, accounts=2, prefix="W")  # warms caches
+    small = _chain(pm, trader, book, quiet_broker, orders=3, accounts=2, prefix="S")
+    large = _chain(pm, trader, book, quiet_broker, orders=40, accounts=25, prefix="L")
+    for step, pin in (("route_create", ROUTE_CREATE), ("fill", FILL_APPLY), ("allocate", ALLOCATE)):
+        assert small[step] == large[step], f"{step}: {small[step]} vs {large[step]} statements"
+        assert large[step] <= pin, f"{step} takes {large[step]} statements (pinned {pin})"
+    # and the results are those of booking order by order
+    block = large["block"]
+    block.refresh_from_db()
+    assert block.status == Block.Status.ALLOCATED
+    orders = list(block.orders.order_by("pk"))
+    assert {o.status for o in orders} == {Order.Status.ALLOCATED}
+    assert all(o.filled_quantity == o.quantity and o.average_price == 100 for o in orders)
+    assert Allocation.objects.filter(block=block).count() == 40
+    held, now = large["held"], _holdings()
+    for account in {o.portfolio_id for o in orders}:
+        bought = sum((o.quantity for o in orders if o.portfolio_id == account), Decimal(0))
+        assert now["position"][account] == held["position"].get(account, 0) + bought
+        assert now["cash"][account] == held["cash"].get(account, 0) - bought * 100
+    assert now["lots"] == held["lots"] + 40  # one lot per buy (no short position to cover)
+    events = AuditEvent.objects.filter(
+        kind="order.allocated", object_id__in=[str(o.pk) for o in orders]
+    )
+    assert events.count() == 40
+    # two orders of one account: the second one's "before" is the first one's "after"
+    twice = [o for o in orders if o.portfolio_id == orders[0].portfolio_id]
+    first, second = (events.get(object_id=str(o.pk)) for o in twice[:2])
+    assert second.before["position"] == first.after["position"]
+    assert AuditEvent.objects.filter(kind="order.status").count() >= 40
+
+
+def test_orders_follow_their_block_in_one_update_with_one_event_each(
+    pm, trader, book, quiet_broker
+):
+    block = _block(pm, book, orders=12, accounts=6)
+    before = AuditEvent.objects.count()
+    route_services.route_create(actor=trader, block_id=block.pk, broker=quiet_broker)
+    working = AuditEvent.objects.filter(pk__gt=0, kind="order.status").order_by("pk")
+    assert working.count() == 12
+    assert {(e.before["status"], e.after["status"]) for e in working} == {("released", "working")}
+    assert AuditEvent.objects.count() - before == 12 + 2  # and route.created, block.routed
+    assert set(block.orders.values_list("status", flat=True)) == {Order.Status.WORKING}
+
+
+def test_many_events_in_one_statement_are_the_events_of_one_by_one(pm):
+    with transaction.atomic():
+        one = audit_record(actor=pm, kind="t.one", obj=pm, before={"a": 1}, after={"a": 2})
+        with CaptureQueriesContext(connection) as queries:
+            many = audit_record_many(
+                actor=pm,
+                kind="t.many",
+                entries=[(pm, {"a": n}, {"a": n + 1}) for n in range(1500)],
+                reason="why",
+            )
+    assert len(queries) == 2  # a thousand events per INSERT
+    assert [e.pk for e in many] == sorted(e.pk for e in many) and many[0].pk > one.pk
+    stored = AuditEvent.objects.get(pk=many[7].pk)
+    assert (stored.kind, stored.before, stored.after, stored.reason) == (
+        "t.many",
+        {"a": 7},
+        {"a": 8},
+        "why",
+    )
+    assert (stored.actor_id, stored.actor_name, stored.object_type, stored.object_id) == (
+        one.actor_id,
+        one.actor_name,
+        one.object_type,
+        one.object_id,
+    )
+    while audit_seal():
+        pass
+    assert verify_audit_chain().ok
