@@ -28,6 +28,7 @@ from django.db.models.base import ModelState
 from django.utils import timezone
 
 from audit.services import audit_record, audited_transaction
+from oms.bulk import update_rows
 from oms.numbers import MAX_QUANTITY, ZERO
 from oms.roles import Action, require, sees_all_accounts
 from oms.state import TransitionError
@@ -180,6 +181,7 @@ _COPY_COLUMNS = (
     "created_by_id",
     "created_at",
     "updated_at",
+    "compliance_note",
 )
 
 
@@ -193,7 +195,7 @@ def _copy_orders(ids, proposed, *, run_id: int, actor_id: int, notes: str, now) 
         write(
             f"{pk}\t{p.portfolio_id}\t{p.security_id}\t{p.side}\t{OrderType.MARKET}\t"
             f"{TimeInForce.DAY}\t{p.quantity}\t{Order.Status.DRAFT}\t0\t{price}\t{run_id}\t"
-            f"{notes}\t{actor_id}\t{stamp}\t{stamp}\n"
+            f"{notes}\t{actor_id}\t{stamp}\t{stamp}\t\n"
         )
     table = connection.ops.quote_name(Order._meta.db_table)
     columns = ", ".join(_COPY_COLUMNS)
@@ -292,6 +294,13 @@ def _run_orders(run, statuses, order_ids: Sequence[int] | None):
     return orders
 
 
+_VERDICT_STATUS = {
+    "approved": Order.Status.APPROVED,
+    "needs_override": Order.Status.NEEDS_OVERRIDE,
+    "rejected": Order.Status.REJECTED,
+}
+
+
 def run_orders_approve(*, actor, run, order_ids: Sequence[int] | None = None) -> dict[str, list]:
     """Approve a run's draft orders (all of them, or those named) in one transaction:
     the pre-trade check on the batch (stage `approve`), then one UPDATE per verdict and
@@ -319,20 +328,16 @@ def run_orders_approve(*, actor, run, order_ids: Sequence[int] | None = None) ->
                 .order_by("pk")
             )
             verdicts = pretrade.check(locked, stage="approve", actor=actor)
-            by_status: dict[str, list[int]] = {}
             for order in locked:
-                by_status.setdefault(verdicts[order.pk].status, []).append(order.pk)
-            for status, ids in by_status.items():
-                target = {
-                    "approved": Order.Status.APPROVED,
-                    "needs_override": Order.Status.NEEDS_OVERRIDE,
-                    "rejected": Order.Status.REJECTED,
-                }[status]
-                fields = {"status": target, "updated_at": now}
-                if target == Order.Status.APPROVED:
-                    fields["approved_by_id"] = actor.pk
-                Order.objects.filter(pk__in=ids).update(**fields)
-                moved[target] = ids
+                verdict = verdicts[order.pk]
+                order.status = _VERDICT_STATUS[verdict.status]
+                order.compliance_note = verdict.message[:1000]
+                order.updated_at = now
+                if order.status == Order.Status.APPROVED:
+                    order.approved_by_id = actor.pk
+                moved.setdefault(order.status, []).append(order.pk)
+            # The verdict in words stays on each order, as a single approval keeps it.
+            update_rows(Order, locked, ["status", "compliance_note", "approved_by", "updated_at"])
         audit_record(
             actor=actor,
             kind="orders.approved",
@@ -412,7 +417,27 @@ def run_orders_release(*, actor, run) -> dict[int, list[int]]:
         _require_accounts(
             actor, Action.ORDER_RELEASE, set(approved.values_list("portfolio_id", flat=True))
         )
-        list(approved.select_for_update(of=("self",)).values_list("pk", flat=True))
+        if pretrade.registered() is None:
+            list(approved.select_for_update(of=("self",)).values_list("pk", flat=True))
+        else:
+            # Checked again, as a single release is: the book may have moved since the
+            # approval. One order that fails holds the whole run back, named.
+            locked = list(
+                approved.select_for_update(of=("self",))
+                .select_related("portfolio", "security")
+                .order_by("pk")
+            )
+            verdicts = pretrade.check(locked, stage="release", actor=actor)
+            refused = [o for o in locked if not verdicts[o.pk].passes]
+            if refused:
+                named = "; ".join(
+                    f"{o}: {verdicts[o.pk].message or verdicts[o.pk].status}" for o in refused[:5]
+                )
+                more = f" (and {len(refused) - 5} more)" if len(refused) > 5 else ""
+                raise ValidationError(
+                    f"{len(refused)} of the run's orders no longer pass the pre-trade check, "
+                    f"so nothing was released: {named}{more}."
+                )
         groups = list(
             approved.order_by()
             .values(*_BLOCK_TERMS)
