@@ -16,8 +16,9 @@ the quarantine, the bars, the file import. Reads are portfolios.quotes.
    rebalancer and compliance read);
 4. announces the new consolidated prices on the push topic "quotes".
 
-Feed ticks are not audited one by one (thousands a second): a file import, an API
-post, each quarantined quote and each release or discard are.
+Feed ticks are not audited one by one (thousands a second): each flush of bars and
+prices is (one ``prices.flushed`` event), and so are a file import, an API post, each
+quarantined quote and each release or discard.
 """
 
 from __future__ import annotations
@@ -456,10 +457,28 @@ def bars_flush(*, source: str = "feed", daily: bool = True) -> int:
             fx_rows.append((*fx_pair(symbol), day, round(b.close, 10)))
         elif symbol in known:
             price_rows.append((known[symbol][0], day, _price(b.close), source[:50]))
-    with audited_transaction(), connection.cursor() as cursor:
-        _upsert(cursor, PriceBar._meta.db_table, "b", _BAR_COLUMNS, _bars_conflict(), bar_rows)
-        _upsert(cursor, Price._meta.db_table, "p", _PRICE_COLUMNS, _PRICE_CONFLICT, price_rows)
-        _upsert(cursor, FxRate._meta.db_table, "f", _FX_COLUMNS, _FX_CONFLICT, fx_rows)
+    if not (bar_rows or price_rows or fx_rows):
+        return 0
+    with audited_transaction():
+        with connection.cursor() as cursor:
+            _upsert(cursor, PriceBar._meta.db_table, "b", _BAR_COLUMNS, _bars_conflict(), bar_rows)
+            _upsert(cursor, Price._meta.db_table, "p", _PRICE_COLUMNS, _PRICE_CONFLICT, price_rows)
+            _upsert(cursor, FxRate._meta.db_table, "f", _FX_COLUMNS, _FX_CONFLICT, fx_rows)
+        # One event per flush, not per tick or bar: the day's prices it wrote are what
+        # the drift, the rebalancer and compliance read.
+        audit_record(
+            actor=None,
+            actor_name=f"market data ({source})"[:150],
+            kind="prices.flushed",
+            obj=PriceLoad(timezone.now().strftime("%Y%m%dT%H%M%S.%f"), source[:50]),
+            after={
+                "bars": len(bar_rows),
+                "prices": len(price_rows),
+                "fx_rates": len(fx_rows),
+                "first_at": min((b.first_at for b in bars), default=None),
+                "last_at": max((b.last_at for b in bars), default=None),
+            },
+        )
     return len(bar_rows)
 
 
@@ -554,9 +573,10 @@ def prices_import(
         )
     except QuotesRefused as refused:
         raise ValidationError({"file": refused.messages}) from None
-    bars_flush(source="file")
     result = ImportResult(applied.accepted, applied.quarantined, errors, applied.ignored)
-    _load_record(actor, "prices.imported", "file", result, {"file": filename, "mode": mode})
+    with audited_transaction():  # the prices and the import's event commit together
+        bars_flush(source="file")
+        _load_record(actor, "prices.imported", "file", result, {"file": filename, "mode": mode})
     return result
 
 
@@ -566,14 +586,15 @@ def quotes_post(*, actor, quotes: list[Quote], now: datetime | None = None) -> A
     that fail the checks are quarantined, the rest applied."""
     require(actor, Action.REFERENCE_MANAGE)
     applied = quotes_apply(quotes, source="api", now=now)
-    bars_flush(source="api")
-    _load_record(
-        actor,
-        "quotes.posted",
-        "api",
-        ImportResult(applied.accepted, applied.quarantined, [], applied.ignored),
-        {"symbols": sorted({q.symbol for q in quotes})[:50]},
-    )
+    with audited_transaction():  # the prices and the post's event commit together
+        bars_flush(source="api")
+        _load_record(
+            actor,
+            "quotes.posted",
+            "api",
+            ImportResult(applied.accepted, applied.quarantined, [], applied.ignored),
+            {"symbols": sorted({q.symbol for q in quotes})[:50]},
+        )
     return applied
 
 

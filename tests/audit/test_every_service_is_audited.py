@@ -93,6 +93,13 @@ NO_STATE_CHANGE = {
     "compliance.services.pretrade.override_in_force": "reads the overrides in force",
     "trading.services.bulk.id_ranges": "pure: ids as ranges for a bulk event",
     "trading.services.bulk.in_ranges": "pure: whether ranges hold an id",
+    "portfolios.services.quotes.limits": "reads the quote checks' limits from settings",
+    "portfolios.services.quotes.reference": "reads which symbols are securities",
+    "portfolios.services.quotes.reference_forget": "forgets this process's symbol list",
+    "portfolios.services.quotes.unknown_symbols": "reads which symbols name no security",
+    "portfolios.services.quotes.quote_payload": "pure: a consolidated quote as a message",
+    "portfolios.services.quotes.publish_quotes": "announces prices on the push topic",
+    "portfolios.services.quotes.bars_discard": "forgets this process's unflushed bars",
 }
 #: Helpers that write inside the transaction of a service that records their change:
 #: the caller's call below must emit these kinds.
@@ -100,6 +107,12 @@ AUDITED_BY_CALLER = {
     "portfolios.services.holdings.holdings_book_fills": (
         "trading.services.allocations.block_allocate",
         {"order.allocated"},
+    ),
+    # Allocation books with holdings_book_fills; a correction re-books each account's
+    # share of the corrected fills one by one.
+    "portfolios.services.holdings.holdings_book_fill": (
+        "trading.services.breaks.correction_apply",
+        {"order.reallocated"},
     ),
     "portfolios.services.holdings.holdings_reverse_fill": (
         "trading.services.breaks.correction_apply",
@@ -498,11 +511,15 @@ def _breaks(name):
         from trading.services import allocations, breaks
 
         ops = w.ops
-        if name in ("correction_apply", "correction_dismiss"):
-            # a fill over FIX, allocated; then the broker busts it
+        if name in ("correction_apply", "correction_dismiss", "correction_apply_allocated"):
+            # a fill over FIX, allocated; then the broker busts it (or corrects its price)
             route = w.route(acknowledged=True, broker=w.fix_broker)
             fill = w.apply(route, "trade", "filled", last=route.quantity, cum=route.quantity)
             allocations.block_allocate(block_id=route.block_id)
+            if name == "correction_apply_allocated":
+                terms = {150: "G", 19: fill.exec_id, 32: str(route.quantity), 31: "101"}
+                inbox = w.kept(route, terms)
+                return lambda: breaks.correction_apply(actor=ops, inbox_id=inbox.pk)
             inbox = w.kept(route, {150: "H", 19: fill.exec_id, 32: "10", 31: "100"})
             if name == "correction_dismiss":
                 return lambda: breaks.correction_dismiss(
@@ -672,6 +689,45 @@ def _runs(name):
     return prepare
 
 
+def _quotes(name):
+    """Market data: the quote store in Django's cache, emptied, no bars left over."""
+
+    def prepare(w, s):
+        from django.core.cache import cache
+
+        from portfolios.marketdata import Quote
+        from portfolios.models import QuarantinedQuote
+        from portfolios.services import quotes
+
+        s.OMS_QUOTE_REDIS_URL = ""
+        cache.clear()
+        quotes.bars_discard()
+        quotes.reference_forget()
+        now = timezone.now()
+
+        def tick(last):  # AAA's last stored price is 100; the jump limit 25%
+            return Quote("AAA", "XNAS", now, last - 0.05, last + 0.05, last, 100.0)
+
+        if name == "quotes_apply":  # one accepted, one beyond the limit: quarantined
+            return lambda: quotes.quotes_apply([tick(101.0), tick(160.0)], source="test")
+        if name == "bars_flush":  # a feed's quotes gathered: the flush writes the day's price
+            quotes.quotes_apply([tick(101.0)], source="test")
+            return lambda: quotes.bars_flush(source="test")
+        if name == "quotes_post":
+            return lambda: quotes.quotes_post(actor=w.ops, quotes=[tick(101.0), tick(160.0)])
+        if name == "prices_import":
+            text = f"symbol,as_of,price\nAAA,{now.date()},101\nBBB,{now.date()},-2\n"
+            return lambda: quotes.prices_import(actor=w.ops, text=text, mode="good_rows")
+        [held] = quotes.quotes_apply([tick(160.0)], source="test").quarantined
+        quotes.bars_discard()
+        assert held.status == QuarantinedQuote.Status.HELD
+        return lambda: getattr(quotes, name)(
+            actor=w.ops, quarantine_id=held.pk, reason="a takeover bid"
+        )
+
+    return prepare
+
+
 def _run_order_drop(w, s):
     from orchestration import services as runs
 
@@ -825,6 +881,20 @@ CALLS = {
     ),
     "compliance.services.posttrade.alert_resolve": call(_alerts("alert_resolve"), "alert.resolved"),
     "orchestration.services.rebalance_run_order_drop": call(_run_order_drop, "orders.cancelled"),
+    "portfolios.services.quotes.quotes_apply": call(_quotes("quotes_apply"), "quote.quarantined"),
+    "portfolios.services.quotes.bars_flush": call(_quotes("bars_flush"), "prices.flushed"),
+    "portfolios.services.quotes.quotes_post": call(
+        _quotes("quotes_post"), "quote.quarantined", "prices.flushed", "quotes.posted"
+    ),
+    "portfolios.services.quotes.prices_import": call(
+        _quotes("prices_import"), "quote.quarantined", "prices.flushed", "prices.imported"
+    ),
+    "portfolios.services.quotes.quarantine_release": call(
+        _quotes("quarantine_release"), "quote.released", "prices.flushed"
+    ),
+    "portfolios.services.quotes.quarantine_discard": call(
+        _quotes("quarantine_discard"), "quote.discarded"
+    ),
 }
 #: A second call of route_cancel: a route not yet sent is cancelled here and now.
 EXTRA_CALLS = {
@@ -843,6 +913,15 @@ EXTRA_CALLS = {
     "correction_apply on a block still trading": (
         "trading.services.breaks.correction_apply",
         call(_breaks("correction_apply_trading"), "execution.corrected", "block.updated"),
+    ),
+    "correction_apply of an allocated fill at another price books the accounts again": (
+        "trading.services.breaks.correction_apply",
+        call(
+            _breaks("correction_apply_allocated"),
+            "execution.corrected",
+            "allocation.reversed",
+            "order.reallocated",
+        ),
     ),
     "statement_break_resolve annotating a break": (
         "trading.services.breaks.statement_break_resolve",
@@ -979,6 +1058,18 @@ def test_the_caller_records_what_the_holdings_booked(personas, book, settings, s
     allocated = AuditEvent.objects.filter(kind="order.allocated").first()
     assert {"position", "cash", "cash_currency"} <= set(allocated.after)
     assert allocated.before["position"] != allocated.after["position"]
+
+
+def test_the_correction_records_what_the_holdings_booked_again(
+    personas, book, settings, spied, monkeypatch
+):
+    """holdings_book_fill books each account's share of corrected fills inside
+    correction_apply's transaction, whose order.reallocated names the figures."""
+    case = "correction_apply of an allocated fill at another price books the accounts again"
+    _run(EXTRA_CALLS[case][1], personas, book, settings, spied, monkeypatch)
+    reallocated = AuditEvent.objects.filter(kind="order.reallocated").get()
+    assert {"position", "cash", "cash_currency"} <= set(reallocated.after)
+    assert reallocated.before["cash"] != reallocated.after["cash"]
 
 
 @pytest.mark.parametrize(
