@@ -16,6 +16,7 @@ from compliance.models import (
     RuleKind,
     Severity,
 )
+from compliance.services.rules import RULE_FIELDS
 from oms.api.base import CodeField
 from portfolios.models import ModelPortfolio, Portfolio
 
@@ -106,23 +107,7 @@ class RuleSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Rule
-        fields = [
-            "id",
-            "name",
-            "description",
-            "kind",
-            "params",
-            "severity",
-            "scope",
-            "accounts",
-            "model",
-            "when",
-            "active_from",
-            "active_to",
-            "is_active",
-            "version",
-            "updated_at",
-        ]
+        fields = ["id", *RULE_FIELDS, "is_active", "version", "updated_at"]
         read_only_fields = fields
 
 

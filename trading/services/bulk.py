@@ -237,19 +237,25 @@ def run_orders_create(
     now = timezone.now()
     notes = f"Rebalance #{run.pk}"
     with audited_transaction():
+
+        def terms(p: ProposedOrder) -> dict:
+            return {
+                "portfolio_id": p.portfolio_id,
+                "security_id": p.security_id,
+                "side": p.side,
+                "quantity": p.quantity,
+                "estimated_price": p.estimated_price,
+                "rebalance_run_id": run.pk,
+                "notes": notes,
+            }
+
         if connection.vendor == "postgresql":
             ids = _next_order_ids(len(proposed))
             _copy_orders(ids, proposed, run_id=run.pk, actor_id=actor.pk, notes=notes, now=now)
             orders = [
                 _loaded_order(
                     id=pk,
-                    portfolio_id=p.portfolio_id,
-                    security_id=p.security_id,
-                    side=p.side,
-                    quantity=p.quantity,
-                    estimated_price=p.estimated_price,
-                    rebalance_run_id=run.pk,
-                    notes=notes,
+                    **terms(p),
                     created_by_id=actor.pk,
                     created_at=now,
                     updated_at=now,
@@ -258,19 +264,7 @@ def run_orders_create(
             ]
         else:  # the embedded SQLite demo: the ORM's multi-row insert
             orders = Order.objects.bulk_create(
-                [
-                    Order(
-                        portfolio_id=p.portfolio_id,
-                        security_id=p.security_id,
-                        side=p.side,
-                        quantity=p.quantity,
-                        estimated_price=p.estimated_price,
-                        rebalance_run_id=run.pk,
-                        notes=notes,
-                        created_by=actor,
-                    )
-                    for p in proposed
-                ],
+                [Order(**terms(p), created_by=actor) for p in proposed],
                 batch_size=500,
             )
         audit_record(
