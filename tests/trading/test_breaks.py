@@ -129,6 +129,17 @@ def test_a_bust_reverses_the_fill_and_rebooks_the_allocations(allocated, ops, tr
         break_services.correction_apply(actor=ops, inbox_id=inbox.pk)
 
 
+def test_a_bust_on_an_allocated_block_gives_back_what_its_ended_route_held(allocated, ops):
+    # the route (100, filled, so it holds its 100 fills) is left holding 50 after
+    # the bust: the block's routed quantity follows, as it does before allocation
+    inbox = _kept(allocated, {150: "H", 19: "F2", 32: "50", 31: "102"})
+    break_services.correction_apply(actor=ops, inbox_id=inbox.pk)
+    block = Block.objects.get(pk=allocated["block"].pk)
+    route = block.routes.get()
+    assert route.reserved_quantity == Decimal(50)
+    assert block.routed_quantity == route.reserved_quantity
+
+
 def test_a_correction_changes_the_fill_and_the_average_price(allocated, ops):
     inbox = _kept(allocated, {150: "G", 19: "F2", 32: "50", 31: "101"})
     break_services.correction_apply(actor=ops, inbox_id=inbox.pk)
