@@ -9,7 +9,6 @@ from decimal import Decimal
 from itertools import product
 
 import pytest
-from django.core.exceptions import ValidationError
 
 from oms.state import TransitionError, check_transition, terminal_states
 from portfolios.models import RebalanceRun
@@ -141,7 +140,7 @@ class TestServicesRefuseForbiddenMoves:
                 actor=trader, block_id=order.block_id, broker=book["broker"]
             )
         assert Block.objects.get(pk=order.block_id).status == Block.Status.ALLOCATED
-        with pytest.raises(ValidationError):
+        with pytest.raises(TransitionError, match="allocated"):
             route_services.route_create(
                 actor=trader, block_id=order.block_id, broker=book["broker"]
             )

@@ -287,6 +287,7 @@ def test_restricted_lists_feed_the_rebalancers_do_not_buy_list(pm, compliance_of
     acc1, acc2 = book["accounts"]
     run = run_services.rebalance_run_create(actor=pm, portfolios=[acc1])
     assert run.orders.filter(security__ticker="BBB", side="buy").exists()  # ACC1 is short of BBB
+    run_services.rebalance_run_cancel(actor=pm, run_id=run.pk)  # one open run per account
     rule_services.restricted_list_create(actor=compliance_officer, name="Firm", tickers=["BBB"])
     rule_services.rule_create(
         actor=compliance_officer, name="Firm list", kind="restricted", params={"list": ["Firm"]}

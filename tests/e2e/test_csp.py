@@ -11,6 +11,8 @@ from playwright.sync_api import expect
 
 from config.demo import DEMO_PASSWORD, load_demo_data
 
+from .test_chain import route_from_the_ticket
+
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 # Collected in the page itself: the browser fires this event for every blocked script,
@@ -115,12 +117,9 @@ def test_every_role_s_pages_run_under_the_policy(demo, open_as, live_server):
     # --- The trader: the blotter routes a block over HTMX and follows it to allocated.
     trader = open_as("trader")
     visit(trader, base + "/trading/blotter/")
-    row = trader.locator("tbody.block").first
-    block_id = row.get_attribute("id")
-    row.locator("select[name=broker]").select_option(label="SIM · Simulated broker")
-    row.locator("button", has_text="Route").click()
+    block_id = trader.locator("tr.block-row").first.get_attribute("id")
+    route_from_the_ticket(trader, int(block_id.removeprefix("block-")), "SIM · Simulated broker")
     expect(trader.locator(f"#{block_id} [data-col=status]")).to_contain_text("Allocated")
-    expect(trader.locator(f"#{block_id} progress.meter")).to_have_attribute("value", "100")
     assert_clean(trader, "the blotter after routing")
     visit(trader, base + f"/trading/blocks/{block_id.removeprefix('block-')}/")
     visit(trader, base + "/trading/brokers/")
