@@ -14,6 +14,7 @@ _NAV = [
     ("Blotter", "trading:blotter", Action.BLOCK_VIEW),
     ("Brokers", "trading:broker-list", Action.EXECUTION_VIEW),
     ("Reconciliation", "trading:reconciliation", Action.EXECUTION_VIEW),
+    ("Quarantine", "portfolios:quarantine", Action.REFERENCE_MANAGE),
     ("Rule book", "compliance:rule-list", Action.COMPLIANCE_VIEW),
     ("Overrides", "compliance:override-queue", Action.OVERRIDE_DECIDE),
     ("Alerts", "compliance:alert-list", Action.ALERT_MANAGE),

@@ -133,6 +133,7 @@ def test_a_user_without_role_sees_the_no_role_page_and_no_navigation(outsider, c
                 "Blotter",
                 "Brokers",
                 "Reconciliation",
+                "Quarantine",
                 "Rule book",
                 "Audit trail",
             ],
