@@ -31,6 +31,7 @@ from portfolios.selectors import (
     drift_of_positions,
     portfolios_visible_to,
 )
+from portfolios.services import models as model_services
 from portfolios.services import reference
 
 from . import serializers as s
@@ -182,6 +183,6 @@ class ModelPortfolioViewSet(*READ, OMSViewSet):
         """Add a model portfolio with its target weights."""
         serializer = s.ModelPortfolioCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        model = reference.model_create(actor=request.user, **serializer.validated_data)
+        model = model_services.model_create(actor=request.user, **serializer.validated_data)
         model = self.get_queryset().get(pk=model.pk)
         return Response(self.get_serializer(model).data, status=status.HTTP_201_CREATED)
