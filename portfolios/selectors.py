@@ -261,6 +261,18 @@ def _flattened_models(model_ids: set[int]) -> tuple[list[tuple], dict[int, tuple
     return targets, models
 
 
+def model_flattened(model_id: int) -> dict:
+    """What a model comes to once its sleeves are spread: ``targets`` as
+    ``(security, weight)`` by weight, and ``cash`` (the weights drift is measured against)."""
+    targets, models = _flattened_models({model_id})
+    securities = Security.objects.in_bulk([s for _, s, _ in targets])
+    rows = sorted(
+        ((securities[s], w) for _, s, w in targets), key=lambda row: (-row[1], row[0].ticker)
+    )
+    cash = models[model_id][0] if model_id in models else None
+    return {"targets": rows, "cash": cash}
+
+
 def _raw_rows(queryset) -> list[tuple]:
     """The rows of a values_list queryset as the driver gives them: Django's per-value
     converters cost more than the query on half a million rows of plain numbers."""

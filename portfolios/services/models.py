@@ -9,7 +9,8 @@ writes nothing. The pages, the API and the admin all come through here.
 
 A target names a security (a `Security`, or its ticker); a sleeve names another
 model (a `ModelPortfolio`, or its name): each a dict with its ``weight`` and,
-optionally, the ``line`` of the file or form it came from, which the messages name.
+optionally, the ``line`` of the file it came from or the ``label`` of the form's row,
+which the messages name.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ MAX_TARGETS = 1000
 
 
 def _prefix(item: dict, number: int) -> str:
+    if item.get("label"):
+        return f"{item['label']}: "
     line = item.get("line")
     return f"Line {line}: " if line is not None else f"Row {number + 1}: "
 
