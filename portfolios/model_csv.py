@@ -59,10 +59,18 @@ def parse(text: str) -> tuple[list[Row], list[str]]:
     errors: list[str] = []
     if "\x00" in text:
         return [], ["The file is not text (it holds a NUL character)."]
-    lines = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    # Windows' and old Macs' line ends are line ends too.
+    text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    lines = csv.reader(io.StringIO(text, newline=""))
     header: list[str] | None = None
     cash_line: int | None = None
-    for fields in lines:
+    while True:
+        try:
+            fields = next(lines)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # a quote left open, say
+            return [], [f"Line {lines.line_num}: not CSV ({exc})."]
         line = lines.line_num
         if not any(field.strip() for field in fields):
             continue

@@ -23,7 +23,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 
 from audit.services import audit_record, audit_record_many, audited_transaction
-from oms.numbers import ZERO
+from oms.numbers import WEIGHT_PLACES, ZERO
 from oms.roles import Action, require
 from portfolios import model_csv
 from portfolios.models import ModelPortfolio, ModelSleeve, ModelTarget, Portfolio, Security
@@ -40,6 +40,13 @@ def _prefix(item: dict, number: int) -> str:
         return f"{item['label']}: "
     line = item.get("line")
     return f"Line {line}: " if line is not None else f"Row {number + 1}: "
+
+
+def _too_precise(weight: Decimal | None) -> bool:
+    """More places than the column keeps: stored, the weights would no longer add up."""
+    if weight is None or not weight.is_finite():
+        return False
+    return weight.normalize().as_tuple().exponent < -WEIGHT_PLACES
 
 
 def _pct(weight: Decimal) -> str:
@@ -87,6 +94,15 @@ def model_targets_errors(
         if model.pk in held:
             errors.append(f"{prefix}{model} is already a sleeve (on {held[model.pk]}).")
         held.setdefault(model.pk, prefix.rstrip(": ").lower())
+    for items, key in ((targets, "security"), (sleeves, "model")):
+        for number, item in enumerate(items):
+            if _too_precise(item["weight"]):
+                errors.append(
+                    f"{_prefix(item, number)}the weight of {item[key]} has more than "
+                    f"{WEIGHT_PLACES} decimal places ({WEIGHT_PLACES - 2} in percent)."
+                )
+    if _too_precise(cash_weight):
+        errors.append(f"The cash weight has more than {WEIGHT_PLACES} decimal places.")
     weights = [item["weight"] or ZERO for item in (*targets, *sleeves)]
     total = (cash_weight or ZERO) + sum(weights, ZERO) + unknown_weight
     if (targets or sleeves or unknown_weight) and total != 1:

@@ -307,3 +307,22 @@ def test_load_book_without_sleeves_reads_no_sleeve_graph(book, django_assert_num
         load_book([a.pk for a in book["accounts"]])
     assert ModelTarget.objects.filter(model=book["model"]).count() == 4
     assert ModelPortfolio.objects.count() == 1
+
+
+def test_a_weight_finer_than_the_column_is_refused(pm, core):
+    text = "ticker,weight\nAAA,0.999999999\nBBB,0.000000001\n"
+    assert refused(model_targets_import, actor=pm, model_id=core.pk, text=text) == [
+        "Line 2: the weight of AAA has more than 8 decimal places (6 in percent).",
+        "Line 3: the weight of BBB has more than 8 decimal places (6 in percent).",
+    ]
+    # Trailing zeros are no extra precision.
+    model_targets_import(actor=pm, model_id=core.pk, text="ticker,weight\nAAA,1.0000000000\n")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["ticker,weight\r\nAAA,0.95\r\nCASH,0.05\r\n", "ticker,weight\rAAA,0.95\rCASH,0.05"],
+)
+def test_windows_and_old_mac_line_ends_are_read(pm, core, text):
+    model_targets_import(actor=pm, model_id=core.pk, text=text)
+    assert composition(core)[0] == D("0.05")
