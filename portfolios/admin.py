@@ -1,6 +1,4 @@
 from django.contrib import admin
-from django.core.exceptions import ValidationError
-from django.forms.models import BaseInlineFormSet
 
 from audit.admin import AuditedModelAdmin
 from oms.admin import ReadOnlyModelAdmin
@@ -9,6 +7,7 @@ from .models import (
     CashBalance,
     FxRate,
     ModelPortfolio,
+    ModelSleeve,
     ModelTarget,
     Portfolio,
     Position,
@@ -19,7 +18,6 @@ from .models import (
     Security,
     TaxLot,
 )
-from .services.reference import model_targets_errors
 
 
 @admin.register(Security)
@@ -52,42 +50,37 @@ class FxRateAdmin(AuditedModelAdmin):
     list_filter = ["currency", "quote"]
 
 
-class ModelTargetFormSet(BaseInlineFormSet):
-    """The targets as edited, checked with the cash weight against the one rule of
-    the services (`model_targets_errors`): a form error, nothing saved."""
-
-    def clean(self):
-        super().clean()
-        if any(self.errors):
-            return
-        targets = [
-            {"security": form.cleaned_data["security"], "weight": form.cleaned_data["weight"]}
-            for form in self.forms
-            if form.cleaned_data
-            and not form.cleaned_data.get("DELETE")
-            and form.cleaned_data.get("security")
-        ]
-        cash_weight = self.instance.cash_weight
-        for message in model_targets_errors(cash_weight, targets):
-            raise ValidationError(message)
-
-
 class ModelTargetInline(admin.TabularInline):
+    """Shown only: targets change on the model's page or through the API, through
+    portfolios.services.models, the one place of the sum-to-100% rule."""
+
     model = ModelTarget
-    formset = ModelTargetFormSet
-    autocomplete_fields = ["security"]
+    fields = readonly_fields = ["security", "weight"]
     extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ModelSleeveInline(ModelTargetInline):
+    model = ModelSleeve
+    fk_name = "model"
+    fields = readonly_fields = ["sleeve", "weight"]
 
 
 @admin.register(ModelPortfolio)
-class ModelPortfolioAdmin(AuditedModelAdmin):
-    list_display = ["name", "cash_weight", "band_absolute", "band_relative"]
-    inlines = [ModelTargetInline]
+class ModelPortfolioAdmin(ReadOnlyModelAdmin):
+    """Read-only: a model is created, edited, copied and assigned on its pages
+    (portfolios:model-list) or through the API, each change checked and audited by
+    portfolios.services.models."""
 
-    def audit_snapshot(self, obj) -> dict:
-        return super().audit_snapshot(obj) | {
-            "targets": {t.security.ticker: t.weight for t in obj.targets.select_related("security")}
-        }
+    list_display = ["name", "cash_weight", "band_absolute", "band_relative", "owner"]
+    search_fields = ["name"]
+    inlines = [ModelTargetInline, ModelSleeveInline]
 
 
 @admin.register(Portfolio)

@@ -177,6 +177,29 @@ class ModelTarget(models.Model):
         return f"{self.model}: {self.security} {self.weight}"
 
 
+class ModelSleeve(models.Model):
+    """A model held by another model as one of its targets (a model of models). For
+    drift and rebalancing its weight is spread over the sleeve's own targets and cash
+    (portfolios.rebalance.sleeves); a model may not hold itself, directly or through
+    its sleeves (portfolios.services.models refuses the cycle)."""
+
+    model = models.ForeignKey(ModelPortfolio, on_delete=models.CASCADE, related_name="sleeves")
+    sleeve = models.ForeignKey(ModelPortfolio, on_delete=models.PROTECT, related_name="held_by")
+    weight = weight_field(validators=[MinValueValidator(ZERO)])
+
+    class Meta:
+        ordering = ["model", "-weight"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "sleeve"], name="sleeve_unique_per_model"),
+            models.CheckConstraint(
+                condition=~models.Q(model=models.F("sleeve")), name="sleeve_not_itself"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model}: sleeve {self.sleeve} {self.weight}"
+
+
 class Portfolio(models.Model):
     """An account: holdings and cash in a base currency, run against a model."""
 

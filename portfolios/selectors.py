@@ -19,6 +19,7 @@ from .models import (
     CashBalance,
     FxRate,
     ModelPortfolio,
+    ModelSleeve,
     ModelTarget,
     Portfolio,
     Position,
@@ -27,6 +28,7 @@ from .models import (
     TaxLot,
 )
 from .rebalance import Book
+from .rebalance.sleeves import flatten, reachable
 
 
 def portfolios_visible_to(user) -> QuerySet[Portfolio]:
@@ -131,11 +133,7 @@ def load_book(
     portfolio_ids = [p["pk"] for p in portfolios]
     base_of = {p["pk"]: p["base_currency"] for p in portfolios}
     model_ids = {p["model_id"] for p in portfolios if p["model_id"]}
-    targets = list(
-        ModelTarget.objects.filter(model_id__in=model_ids).values_list(
-            "model_id", "security_id", "weight"
-        )
-    )
+    targets, models = _flattened_models(model_ids)
     # Cast in the database: building half a million Decimals only to make floats of
     # them is most of the cost of loading a large book.
     holdings = _raw_rows(
@@ -179,9 +177,6 @@ def load_book(
         rate = fx.rate(currency_of[s], base_of[a])
         cash[a] -= q * price_of[s] * (rate if rate is not None else float("nan"))
     lots = _lots_frame(portfolio_ids, kept, currency_of, base_of, fx)
-    models = ModelPortfolio.objects.filter(pk__in=model_ids).values_list(
-        "pk", "cash_weight", "band_absolute", "band_relative"
-    )
     today = timezone.now().date()
     stale_before = today - pd.Timedelta(days=settings.OMS_PRICE_STALE_DAYS)
     book = Book(
@@ -217,7 +212,7 @@ def load_book(
             [(m, s, float(w)) for m, s, w in targets], columns=["model", "security", "weight"]
         ),
         model_cash=pd.DataFrame(
-            [(m, float(c), float(ba), float(br)) for m, c, ba, br in models],
+            [(m, float(c), float(ba), float(br)) for m, (c, ba, br) in models.items()],
             columns=["model", "cash", "band_abs", "band_rel"],
         ),
         fx=fx.frame(currency_of.values(), base_of.values()),
@@ -225,6 +220,57 @@ def load_book(
         as_of=today,
     )
     return LoadedBook(book=book, skipped=skipped)
+
+
+def _flattened_models(model_ids: set[int]) -> tuple[list[tuple], dict[int, tuple]]:
+    """The targets ``(model, security, weight)`` and ``model → (cash, band_abs,
+    band_rel)`` of these models with their sleeves flattened into security weights
+    and cash (portfolios.rebalance.sleeves), each model keeping its own bands.
+
+    Two queries when no model holds a sleeve, four whatever the depth or the number
+    of models when one does: the sleeve graph is then read whole (a row per sleeve,
+    a few hundred in a firm's book) and the models it reaches with it."""
+    fields = ("pk", "cash_weight", "band_absolute", "band_relative")
+    rows = list(
+        ModelPortfolio.objects.filter(pk__in=model_ids)
+        .annotate(has_sleeves=Exists(ModelSleeve.objects.filter(model=OuterRef("pk"))))
+        .values_list(*fields, "has_sleeves")
+    )
+    settings_of = {pk: (cash, band_abs, band_rel) for pk, cash, band_abs, band_rel, _ in rows}
+    graph: dict[int, dict[int, object]] = {}
+    if any(row[-1] for row in rows):
+        for model, sleeve, weight in ModelSleeve.objects.values_list(
+            "model_id", "sleeve_id", "weight"
+        ):
+            graph.setdefault(model, {})[sleeve] = weight
+        held = reachable(settings_of, graph)
+        for pk, cash, band_abs, band_rel in ModelPortfolio.objects.filter(
+            pk__in=held - set(settings_of)
+        ).values_list(*fields):
+            settings_of[pk] = (cash, band_abs, band_rel)
+    own: dict[int, dict[int, object]] = {}
+    for model, security, weight in ModelTarget.objects.filter(
+        model_id__in=list(settings_of)
+    ).values_list("model_id", "security_id", "weight"):
+        own.setdefault(model, {})[security] = weight
+    roots = [row[0] for row in rows]
+    cash = {pk: values[0] for pk, values in settings_of.items()}
+    flat = flatten(targets=own, cash=cash, sleeves=graph, roots=roots)
+    targets = [(m, s, w) for m in roots for s, w in flat.targets[m].items()]
+    models = {m: (flat.cash[m], *settings_of[m][1:]) for m in roots}
+    return targets, models
+
+
+def model_flattened(model_id: int) -> dict:
+    """What a model comes to once its sleeves are spread: ``targets`` as
+    ``(security, weight)`` by weight, and ``cash`` (the weights drift is measured against)."""
+    targets, models = _flattened_models({model_id})
+    securities = Security.objects.in_bulk([s for _, s, _ in targets])
+    rows = sorted(
+        ((securities[s], w) for _, s, w in targets), key=lambda row: (-row[1], row[0].ticker)
+    )
+    cash = models[model_id][0] if model_id in models else None
+    return {"targets": rows, "cash": cash}
 
 
 def _raw_rows(queryset) -> list[tuple]:

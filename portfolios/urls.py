@@ -1,12 +1,19 @@
 from django.urls import path
 
-from . import views
+from . import model_views, views
 
 app_name = "portfolios"
 
 urlpatterns = [
     path("", views.portfolio_list, name="portfolio-list"),
     path("<int:pk>/", views.portfolio_detail, name="portfolio-detail"),
-    path("models/<int:pk>/", views.model_detail, name="model-detail"),
+    path("models/", model_views.model_list, name="model-list"),
+    path("models/new/", model_views.model_edit, name="model-new"),
+    path("models/<int:pk>/", model_views.model_detail, name="model-detail"),
+    path("models/<int:pk>/edit/", model_views.model_edit, name="model-edit"),
+    path("models/<int:pk>/import/", model_views.model_import, name="model-import"),
+    path("models/<int:pk>/targets.csv", model_views.model_export, name="model-export"),
+    path("models/<int:pk>/copy/", model_views.model_copy, name="model-copy"),
+    path("models/<int:pk>/assign/", model_views.model_assign, name="model-assign"),
     path("quarantine/", views.quarantine, name="quarantine"),
 ]

@@ -1,4 +1,4 @@
-"""Portfolio manager pages: accounts with drift, an account, a model.
+"""Portfolio manager pages: accounts with drift, an account (models: model_views).
 
 Thin views: parse input, call one service (or read through a selector), render.
 """
@@ -13,7 +13,7 @@ from oms.views import action_required, paginate, partial_or_page
 
 from . import quotes, selectors
 from .filters import DEFAULT_ACCOUNT_SORT, PortfolioFilter
-from .models import ModelPortfolio, Security
+from .models import Security
 
 
 def _drift(portfolio_ids) -> tuple[dict[int, dict], str]:
@@ -75,15 +75,6 @@ def portfolio_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "can_see_orders": can(request.user, Action.ORDER_VIEW),
     }
     return render(request, "portfolios/portfolio_detail.html", context)
-
-
-@action_required(Action.PORTFOLIO_VIEW)
-def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    model = get_object_or_404(ModelPortfolio, pk=pk)
-    targets = model.targets.select_related("security")
-    portfolios = selectors.portfolios_visible_to(request.user).filter(model=model)
-    context = {"model": model, "targets": targets, "portfolios": portfolios}
-    return render(request, "portfolios/model_detail.html", context)
 
 
 @action_required(Action.REFERENCE_VIEW)

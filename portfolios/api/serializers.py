@@ -12,8 +12,6 @@ from oms.api.base import CodeField
 from oms.numbers import input_limits
 from portfolios.models import (
     CashBalance,
-    ModelPortfolio,
-    ModelTarget,
     Portfolio,
     Position,
     Price,
@@ -157,45 +155,3 @@ class PortfolioDetailSerializer(PortfolioSerializer):
     @extend_schema_field(WeightSerializer(many=True))
     def get_weights(self, portfolio) -> list[dict]:
         return WeightSerializer(self.context.get("weights", []), many=True).data
-
-
-class ModelTargetSerializer(serializers.ModelSerializer):
-    security = serializers.SlugRelatedField(slug_field="ticker", read_only=True)
-
-    class Meta:
-        model = ModelTarget
-        fields = ["security", "weight"]
-
-
-class ModelPortfolioSerializer(serializers.ModelSerializer):
-    owner = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
-    targets = ModelTargetSerializer(many=True, read_only=True)
-
-    class Meta:
-        model = ModelPortfolio
-        fields = [
-            "id",
-            "name",
-            "description",
-            "cash_weight",
-            "band_absolute",
-            "band_relative",
-            "owner",
-            "created_at",
-            "targets",
-        ]
-
-
-class ModelTargetWriteSerializer(serializers.Serializer):
-    security = CodeField(slug_field="ticker", queryset=Security.objects.all(), help_text="Ticker")
-    weight = serializers.DecimalField(max_digits=12, decimal_places=8)
-
-
-class ModelPortfolioCreateSerializer(serializers.ModelSerializer):
-    """A new model: its targets and cash weight add up to exactly 1."""
-
-    targets = ModelTargetWriteSerializer(many=True, allow_empty=False, max_length=1000)
-
-    class Meta:
-        model = ModelPortfolio
-        fields = ["name", "description", "cash_weight", "band_absolute", "band_relative", "targets"]

@@ -2,13 +2,13 @@
 
 from rest_framework.routers import SimpleRouter
 
-from . import quotes, views
+from . import model_portfolios, quotes, views
 
 router = SimpleRouter()
 router.register("securities", views.SecurityViewSet, basename="security")
 router.register("prices", views.PriceViewSet, basename="price")
 router.register("quotes", quotes.QuoteViewSet, basename="quote")
 router.register("portfolios", views.PortfolioViewSet, basename="portfolio")
-router.register("models", views.ModelPortfolioViewSet, basename="model")
+router.register("models", model_portfolios.ModelPortfolioViewSet, basename="model")
 
 urlpatterns = router.urls

@@ -13,14 +13,11 @@ from oms.api.idempotency import idempotent
 from oms.api.parsers import JSONParser
 from oms.roles import Action
 from portfolios.filters import (
-    ModelPortfolioFilter,
     PortfolioFilter,
     PriceFilter,
     SecurityFilter,
 )
 from portfolios.models import (
-    ModelPortfolio,
-    ModelTarget,
     Portfolio,
     Position,
     Price,
@@ -144,44 +141,3 @@ class PortfolioViewSet(*READ, OMSViewSet):
 
     def _context(self, **extra) -> dict:
         return self.get_serializer_context() | extra
-
-
-class ModelPortfolioViewSet(*READ, OMSViewSet):
-    """Model portfolios: target weights and tolerance bands."""
-
-    queryset = ModelPortfolio.objects.select_related("owner").prefetch_related(
-        Prefetch("targets", queryset=ModelTarget.objects.select_related("security"))
-    )
-    serializer_class = s.ModelPortfolioSerializer
-    parser_classes = [JSONParser]  # the targets are a list of objects
-    filterset_class = ModelPortfolioFilter
-    read_action = Action.REFERENCE_VIEW
-    action_permissions = {"create": Action.MODEL_MANAGE}
-
-    @extend_schema(
-        request=s.ModelPortfolioCreateSerializer,
-        responses={201: s.ModelPortfolioSerializer},
-        examples=[
-            OpenApiExample(
-                "Two securities and cash",
-                request_only=True,
-                value={
-                    "name": "Balanced",
-                    "cash_weight": "0.05",
-                    "band_absolute": "0.02",
-                    "targets": [
-                        {"security": "AAA", "weight": "0.55"},
-                        {"security": "CCC", "weight": "0.40"},
-                    ],
-                },
-            )
-        ],
-    )
-    @idempotent
-    def create(self, request):
-        """Add a model portfolio with its target weights."""
-        serializer = s.ModelPortfolioCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        model = reference.model_create(actor=request.user, **serializer.validated_data)
-        model = self.get_queryset().get(pk=model.pk)
-        return Response(self.get_serializer(model).data, status=status.HTTP_201_CREATED)

@@ -1,4 +1,5 @@
-"""Writes to reference data from the API: securities, prices and model portfolios.
+"""Writes to reference data from the API: securities and prices (model portfolios:
+portfolios.services.models).
 
 Each write is checked against the actor's role, validated against the model's
 own rules, and recorded in the audit trail in the same (audited) transaction.
@@ -14,9 +15,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from audit.services import audit_record, audited_transaction
-from oms.numbers import ZERO
 from oms.roles import Action, require
-from portfolios.models import ModelPortfolio, ModelTarget, Price, Security
+from portfolios.models import Price, Security
 
 SECURITY_FIELDS = (
     "ticker",
@@ -131,84 +131,3 @@ def prices_create(*, actor, prices: list[dict]) -> list[Price]:
                 },
             )
     return created
-
-
-def model_targets_errors(cash_weight: Decimal, targets: list[dict]) -> list[str]:
-    """What is wrong with a model's targets (each a dict of security and weight):
-    the one statement of the rule, used by the services and by the admin's form.
-    Weights are positive, each security once and active, and with the cash weight
-    they add up to exactly 1 (100%)."""
-    errors: list[str] = []
-    if not targets:
-        errors.append("A model needs at least one target.")
-    seen: set[int] = set()
-    for number, target in enumerate(targets):
-        security, weight = target["security"], target["weight"]
-        if weight is None or weight <= 0:
-            errors.append(f"Row {number}: the weight of {security} must be positive.")
-        if security.pk in seen:
-            errors.append(f"Row {number}: {security} is already a target.")
-        if not security.is_active:
-            errors.append(f"Row {number}: {security} is not active.")
-        seen.add(security.pk)
-    total = (cash_weight or ZERO) + sum((t["weight"] or ZERO for t in targets), ZERO)
-    if targets and total != 1:
-        errors.append(
-            f"Target weights and cash add up to {(total * 100).normalize():f}% of the "
-            "model, not 100%."
-        )
-    return errors
-
-
-def model_create(
-    *,
-    actor,
-    name: str,
-    targets: list[dict],
-    cash_weight: Decimal = ZERO,
-    band_absolute: Decimal = Decimal("0.02"),
-    band_relative: Decimal = ZERO,
-    description: str = "",
-) -> ModelPortfolio:
-    """Add a model portfolio: target weights (each a dict of security and weight) and a
-    cash weight that add up to exactly one, with its tolerance bands."""
-    require(actor, Action.MODEL_MANAGE)
-    errors: dict[str, list[str]] = defaultdict(list)
-    model = ModelPortfolio(
-        name=name,
-        description=description,
-        cash_weight=cash_weight,
-        band_absolute=band_absolute,
-        band_relative=band_relative,
-        owner=actor,
-    )
-    try:
-        model.full_clean()
-    except ValidationError as error:
-        for field, messages in error.message_dict.items():
-            errors[field] += messages
-    for field in ("band_absolute", "band_relative"):
-        if getattr(model, field) < 0:
-            errors[field].append("Must be zero or more.")
-    if target_errors := model_targets_errors(cash_weight, targets):
-        errors["targets"] += target_errors
-    if errors:
-        raise ValidationError(dict(errors))
-    with audited_transaction():
-        model.save(force_insert=True)
-        ModelTarget.objects.bulk_create(
-            ModelTarget(model=model, security=t["security"], weight=t["weight"]) for t in targets
-        )
-        audit_record(
-            actor=actor,
-            kind="model.created",
-            obj=model,
-            after={
-                "name": model.name,
-                "cash_weight": model.cash_weight,
-                "band_absolute": model.band_absolute,
-                "band_relative": model.band_relative,
-                "targets": {t["security"].ticker: t["weight"] for t in targets},
-            },
-        )
-    return model

@@ -75,6 +75,14 @@ def _model(ctx):
     }
 
 
+def _model_copy(ctx):
+    return f"models/{ctx['book']['model'].pk}/copy/", {"name": "Core copy"}
+
+
+def _model_assign(ctx):
+    return f"models/{ctx['book']['model'].pk}/assign/", {"portfolios": ["ACC1"]}
+
+
 def _order_create(ctx):
     account = ctx["book"]["accounts"][0]
     return "orders/", {"portfolio": account.code, "security": "AAA", "side": "buy", "quantity": 5}
@@ -121,6 +129,8 @@ WRITES = {
     "securities.create": (_security, (403, 403, 403, 201, 403)),
     "prices.create": (_prices, (403, 403, 403, 201, 403)),
     "models.create": (_model, (201, 403, 403, 201, 403)),
+    "models.copy": (_model_copy, (201, 403, 403, 201, 403)),
+    "models.assign": (_model_assign, (200, 403, 403, 200, 403)),
     "orders.create": (_order_create, (201, 403, 403, 403, 403)),
     "orders.approve": (_order_approve, (200, 403, 403, 403, 403)),
     "orders.release": (_order_release, (200, 403, 403, 403, 403)),

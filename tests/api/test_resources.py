@@ -146,7 +146,10 @@ def test_a_pm_adds_a_model(pm, book, client_for):
     ]
     event = AuditEvent.objects.get(kind="model.created", object_id=str(body["id"]))
     assert event.actor == pm
-    assert event.after["targets"] == {"CCC": "0.60000000", "AAA": "0.35000000"}
+    assert event.after["targets"] == [
+        {"security": "CCC", "weight": "0.60000000"},
+        {"security": "AAA", "weight": "0.35000000"},
+    ]
 
 
 def test_a_pm_creates_an_order(pm, book, client_for):

@@ -64,7 +64,9 @@ def public_services() -> set[str]:
 
 NO_STATE_CHANGE = {
     "trading.services.orders.order_check": "validates an order's terms",
-    "portfolios.services.reference.model_targets_errors": "validates a model's targets",
+    "portfolios.services.models.model_targets_errors": "validates a model's targets",
+    "portfolios.services.models.model_snapshot": "reads a model for an event's before and after",
+    "portfolios.services.models.model_targets_export": "reads a model's targets as CSV",
     "trading.services.routes.route_ticket": "reads a route into the broker's ticket",
     "trading.services.routes.routes_resend_unsent": "enqueues route_send for lost tasks",
     "trading.services.blocks.allocate_when_ended": "enqueues block_allocate after commit",
@@ -385,10 +387,44 @@ def _prices(w, s):
 
 
 def _model(w, s):
-    from portfolios.services.reference import model_create
+    from portfolios.services.models import model_create
 
     targets = [{"security": w.book["securities"]["AAA"], "weight": Decimal(1)}]
     return lambda: model_create(actor=w.pm, name="All AAA", targets=targets)
+
+
+def _model_update(w, s):
+    from portfolios.services.models import model_update
+
+    targets = [
+        {"security": "AAA", "weight": Decimal("0.6")},
+        {"security": "BBB", "weight": Decimal("0.4")},
+    ]
+    return lambda: model_update(
+        actor=w.pm, model_id=w.book["model"].pk, targets=targets, cash_weight=Decimal(0)
+    )
+
+
+def _model_import(w, s):
+    from portfolios.services.models import model_targets_import
+
+    text = "ticker,weight\nAAA,60%\nCASH,0.4\n"
+    return lambda: model_targets_import(actor=w.pm, model_id=w.book["model"].pk, text=text)
+
+
+def _model_copy(w, s):
+    from portfolios.services.models import model_copy
+
+    return lambda: model_copy(actor=w.pm, model_id=w.book["model"].pk, name="Core copy")
+
+
+def _model_assign(w, s):
+    from portfolios.models import ModelPortfolio
+    from portfolios.services.models import model_assign
+
+    other = ModelPortfolio.objects.create(name="Other", cash_weight=Decimal(1))
+    ids = [a.pk for a in w.book["accounts"]]
+    return lambda: model_assign(actor=w.pm, model_id=other.pk, portfolio_ids=ids)
 
 
 def _orders(name):
@@ -739,7 +775,11 @@ def _run_order_drop(w, s):
 CALLS = {
     "portfolios.services.reference.security_create": call(_sec, "security.created"),
     "portfolios.services.reference.prices_create": call(_prices, "price.created"),
-    "portfolios.services.reference.model_create": call(_model, "model.created"),
+    "portfolios.services.models.model_create": call(_model, "model.created"),
+    "portfolios.services.models.model_update": call(_model_update, "model.changed"),
+    "portfolios.services.models.model_targets_import": call(_model_import, "model.changed"),
+    "portfolios.services.models.model_copy": call(_model_copy, "model.copied"),
+    "portfolios.services.models.model_assign": call(_model_assign, "portfolio.model_assigned"),
     "trading.services.orders.order_create": call(_orders("order_create"), "order.created"),
     "trading.services.orders.orders_approve": call(_orders("orders_approve"), "order.approved"),
     "trading.services.orders.orders_release": call(

@@ -100,6 +100,9 @@ def test_every_role_s_pages_run_under_the_policy(demo, open_as, live_server):
     pm = open_as("pm")
     for path in ("/portfolios/", f"/portfolios/{account.pk}/", f"/portfolios/models/{model.pk}/"):
         visit(pm, base + path)
+    for path in ("/portfolios/models/", f"/portfolios/models/{model.pk}/edit/"):
+        visit(pm, base + path)
+    visit(pm, base + f"/portfolios/models/{model.pk}/assign/")
     pm.goto(base + "/portfolios/")
     pm.locator('input[name="portfolios"]').first.check()
     pm.click("text=Rebalance selected")

@@ -28,6 +28,11 @@ PAGES = {
         expect({"pm": 200, "other_pm": 404, "compliance": 200, "ops": 200}),
     ),
     "portfolios:model-detail": (("model",), expect(VIEWERS)),
+    "portfolios:model-list": ((), expect(VIEWERS)),
+    "portfolios:model-export": (("model",), expect(VIEWERS)),
+    "portfolios:model-new": ((), expect(PM_ONLY | {"ops"})),
+    "portfolios:model-edit": (("model",), expect(PM_ONLY | {"ops"})),
+    "portfolios:model-assign": (("model",), expect(PM_ONLY | {"ops"})),
     "runs:list": ((), expect(PM_ONLY)),
     "runs:create": ((), expect(PM_ONLY)),
     "runs:detail": (("run",), expect({"pm": 200, "other_pm": 404})),
@@ -109,7 +114,7 @@ def test_a_user_without_role_sees_the_no_role_page_and_no_navigation(outsider, c
 @pytest.mark.parametrize(
     ("who", "labels"),
     [
-        ("pm", ["Accounts", "Rebalances", "Orders", "Rule book"]),
+        ("pm", ["Accounts", "Models", "Rebalances", "Orders", "Rule book"]),
         ("trader", ["Orders", "Blotter", "Brokers", "Reconciliation", "Rule book"]),
         (
             "compliance",
@@ -129,6 +134,7 @@ def test_a_user_without_role_sees_the_no_role_page_and_no_navigation(outsider, c
             "ops",
             [
                 "Accounts",
+                "Models",
                 "Orders",
                 "Blotter",
                 "Brokers",
