@@ -9,6 +9,7 @@ from oms.roles import Action, can, roles_of
 
 _NAV = [
     ("Accounts", "portfolios:portfolio-list", Action.PORTFOLIO_VIEW),
+    ("Drift", "portfolios:drift-dashboard", Action.PORTFOLIO_VIEW),
     ("Rebalances", "runs:list", Action.REBALANCE_RUN),
     ("Orders", "trading:order-list", Action.ORDER_VIEW),
     ("Blotter", "trading:blotter", Action.BLOCK_VIEW),

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import drift_views, views
 
 app_name = "portfolios"
 
@@ -9,4 +9,6 @@ urlpatterns = [
     path("<int:pk>/", views.portfolio_detail, name="portfolio-detail"),
     path("models/<int:pk>/", views.model_detail, name="model-detail"),
     path("quarantine/", views.quarantine, name="quarantine"),
+    path("drift/", drift_views.drift_dashboard, name="drift-dashboard"),
+    path("drift/<int:pk>/", drift_views.drift_account, name="drift-account"),
 ]
