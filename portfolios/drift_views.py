@@ -5,6 +5,8 @@ by asset class. Thin views: the filter, the selectors, render."""
 
 from __future__ import annotations
 
+import json
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
@@ -41,6 +43,7 @@ def drift_dashboard(request: HttpRequest) -> HttpResponse:
         "sort": data["sort"],
         "summary": summary,
         "chart": chart,
+        "chart_json": json.dumps(chart),
     }
     return partial_or_page(
         request,
@@ -89,5 +92,6 @@ def drift_account(request: HttpRequest, pk: int) -> HttpResponse:
         "positions": ordered,
         "by_class": by_class,
         "chart": chart,
+        "chart_json": json.dumps(chart),
     }
     return render(request, "portfolios/drift_account.html", context)

@@ -1,5 +1,5 @@
 // The drift dashboard's charts (plotly.js, served from the installed plotly package).
-// Each chart is a div naming the JSON script that holds its data; after an HTMX swap
+// Each chart is a div holding its figures as JSON (data-values); after an HTMX swap
 // of the results (a filter, a sort, a page) the charts in the new content are drawn.
 (function () {
   "use strict";
@@ -14,8 +14,8 @@
   var CONFIG = { displayModeBar: false, responsive: true };
 
   function data(div) {
-    var source = document.getElementById(div.dataset.source);
-    return source ? JSON.parse(source.textContent) : null;
+    // The figures ride in a data attribute: HTMX drops script elements it swaps in.
+    return div.dataset.values ? JSON.parse(div.dataset.values) : null;
   }
 
   function histogram(div, chart) {

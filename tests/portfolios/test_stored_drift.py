@@ -323,7 +323,7 @@ def test_the_dashboard_answers_htmx_with_its_results_only(book, pm, client_for):
         headers={"HX-Request": "true", "HX-Target": "results"},
     )
     assert b"<html" not in response.content
-    assert b"drift-histogram-data" in response.content
+    assert b'data-chart="histogram"' in response.content
     assert b"ACC2" not in response.content
 
 
