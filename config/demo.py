@@ -32,12 +32,14 @@ from portfolios.models import (
     Security,
     TaxLot,
 )
+from portfolios.services.drift import drift_refresh
 from trading.models import Broker, FixSession
 
 DEMO_PASSWORD = "demo-pass-2026"
 DEMO_USERS = [
     # username, role, full name
     ("pm", Role.PORTFOLIO_MANAGER, "Pat Morgan"),
+    ("pm2", Role.PORTFOLIO_MANAGER, "Robin Diaz"),
     ("trader", Role.TRADER, "Terry Rhodes"),
     ("compliance", Role.COMPLIANCE, "Casey Lee"),
     ("ops", Role.OPERATIONS, "Olive Singh"),
@@ -175,6 +177,9 @@ MODELS = {
     ),
 }
 EUR_USD = 1.08
+#: Accounts `manage.py load_demo_data` (and so `make demo`) loads: enough for the drift
+#: dashboard to mean something.
+DEMO_ACCOUNTS = 300
 
 
 def demo_loaded() -> bool:
@@ -183,7 +188,8 @@ def demo_loaded() -> bool:
 
 @audited_transaction()
 def load_demo_data(*, seed: int = 2026, accounts: int = 20, days: int = 30) -> dict:
-    """Load the demo book. Returns what was created."""
+    """Load the demo book. Returns what was created. (`manage.py load_demo_data`, and
+    so `make demo`, loads DEMO_ACCOUNTS accounts.)"""
     rng = random.Random(seed)
     users = _users()
     securities = _securities()
@@ -198,7 +204,7 @@ def load_demo_data(*, seed: int = 2026, accounts: int = 20, days: int = 30) -> d
             defaults={"rate": Decimal(str(round(EUR_USD * (1 + rng.uniform(-0.01, 0.01)), 6)))},
         )
     models = _models(securities)
-    portfolios = _accounts(users["pm"], models, securities, latest, rng, accounts, today)
+    portfolios = _accounts(users, models, securities, latest, rng, accounts, today)
 
     Broker.objects.get_or_create(
         code="SIM",
@@ -210,6 +216,8 @@ def load_demo_data(*, seed: int = 2026, accounts: int = 20, days: int = 30) -> d
     )
     _fix_broker()
     rule_book = _rule_book(users["compliance"])
+    # The dashboard reads stored drift: compute it for the whole book once, in bulk.
+    drift_refresh()
     audit_record(
         actor=users["ops"],
         kind="demo.loaded",
@@ -452,48 +460,76 @@ def _models(securities) -> dict[str, ModelPortfolio]:
     return models
 
 
-def _accounts(pm, models, securities, latest, rng, count, today) -> list[Portfolio]:
+def _accounts(managers, models, securities, latest, rng, count, today) -> list[Portfolio]:
+    """The demo's accounts, made in bulk (a few statements for hundreds of accounts).
+
+    The first twenty are the walkthrough's (ACC001..ACC020: the PM's, in USD); past
+    them every third account is the second PM's and every fifth is in EUR, so that the
+    drift dashboard has managers and currencies to filter by."""
     names = ["Pension", "Foundation", "Family Trust", "Endowment", "Retirement", "Charity"]
     model_list = list(models.values())
-    portfolios = []
+    targets = {
+        model.pk: list(model.targets.select_related("security").order_by("-weight", "pk"))
+        for model in model_list
+    }
+    codes = [f"ACC{i:03d}" for i in range(1, count + 1)]
+    known = set(Portfolio.objects.filter(code__in=codes).values_list("code", flat=True))
+    new = []
     for i in range(1, count + 1):
-        model = model_list[(i - 1) % len(model_list)]
-        portfolio, created = Portfolio.objects.get_or_create(
-            code=f"ACC{i:03d}",
-            defaults={
-                "name": f"{names[i % len(names)]} {i:03d}",
-                "manager": pm,
-                "model": model,
-                "base_currency": "USD",
-                "cash_floor": Decimal(1000),
-            },
+        if codes[i - 1] in known:
+            continue
+        extra = i > 20
+        new.append(
+            Portfolio(
+                code=codes[i - 1],
+                name=f"{names[i % len(names)]} {i:03d}",
+                manager=managers["pm2"] if extra and i % 3 == 0 else managers["pm"],
+                model=model_list[(i - 1) % len(model_list)],
+                base_currency="EUR" if extra and i % 5 == 0 else "USD",
+                cash_floor=Decimal(1000),
+            )
         )
-        portfolios.append(portfolio)
-        if not created:
+    Portfolio.objects.bulk_create(new)
+    created = {p.code for p in new}
+    portfolios = list(Portfolio.objects.filter(code__in=codes).order_by("code"))
+    positions, lots, cash = [], [], []
+    for portfolio in portfolios:
+        if portfolio.code not in created:
             continue
         value = rng.choice([250_000, 500_000, 1_000_000, 2_500_000])
         # Holdings near the model but drifted: each weight shocked by up to ±40%,
         # and some accounts carry too much cash.
+        model = portfolio.model
         cash_weight = float(model.cash_weight) * rng.uniform(0.5, 4.0)
-        for target in model.targets.select_related("security"):
+        for target in targets[model.pk]:
             security = target.security
             weight = float(target.weight) * rng.uniform(0.6, 1.4)
             px = float(latest[security.ticker]) * (EUR_USD if security.currency == "EUR" else 1.0)
             quantity = Decimal(int(value * weight / px))
             if quantity <= 0:
                 continue
-            Position.objects.create(portfolio=portfolio, security=security, quantity=quantity)
-            TaxLot.objects.create(
-                portfolio=portfolio,
-                security=security,
-                quantity=quantity,
-                original_quantity=quantity,
-                unit_cost=round_price(
-                    round(float(latest[security.ticker]) * rng.uniform(0.7, 1.2), 2)
-                ),
-                acquired_on=today - timedelta(days=rng.randint(40, 900)),
+            positions.append(Position(portfolio=portfolio, security=security, quantity=quantity))
+            lots.append(
+                TaxLot(
+                    portfolio=portfolio,
+                    security=security,
+                    quantity=quantity,
+                    original_quantity=quantity,
+                    unit_cost=round_price(
+                        round(float(latest[security.ticker]) * rng.uniform(0.7, 1.2), 2)
+                    ),
+                    acquired_on=today - timedelta(days=rng.randint(40, 900)),
+                )
             )
-        CashBalance.objects.create(
-            portfolio=portfolio, currency="USD", amount=money(value * cash_weight)
+        in_base = 1 / EUR_USD if portfolio.base_currency == "EUR" else 1.0
+        cash.append(
+            CashBalance(
+                portfolio=portfolio,
+                currency=portfolio.base_currency,
+                amount=money(value * cash_weight * in_base),
+            )
         )
+    Position.objects.bulk_create(positions, batch_size=2000)
+    TaxLot.objects.bulk_create(lots, batch_size=2000)
+    CashBalance.objects.bulk_create(cash, batch_size=2000)
     return portfolios

@@ -238,6 +238,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "trading.tasks.expire_day_blocks",
         "schedule": env.float("OMS_DAY_END_EVERY", default=60.0),
     },
+    # Stored drift older than its prices (or never computed) is refreshed in chunks.
+    "refresh-stale-drift": {
+        "task": "portfolios.tasks.drift_refresh_stale",
+        "schedule": env.float("OMS_DRIFT_REFRESH_EVERY", default=60.0),
+    },
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -269,6 +274,12 @@ USE_TZ = True
 # --- Static files ---------------------------------------------------------------
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# plotly.js comes from the installed plotly package (config/staticfiles.py).
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "config.staticfiles.PackagedAssetsFinder",
+]
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -9,7 +9,7 @@ class PortfoliosConfig(AppConfig):
         from oms import push
         from oms.roles import Action
 
-        from . import quotes
+        from . import quotes, tasks  # noqa: F401 (tasks: registered in every process)
 
         # The quotes topic: {"q": {symbol: [price, bid, ask, epoch seconds]}} as the
         # consolidated prices move (portfolios.services.quotes.publish_quotes).

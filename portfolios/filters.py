@@ -4,7 +4,8 @@ import math
 
 import django_filters as filters
 from django import forms
-from django.db.models import Case, IntegerField, Value, When
+from django.contrib.auth import get_user_model
+from django.db.models import Case, F, IntegerField, Q, Value, When
 
 from . import selectors
 from .models import ModelPortfolio, Portfolio, Price, Security
@@ -142,3 +143,101 @@ class ModelPortfolioFilter(filters.FilterSet):
     class Meta:
         model = ModelPortfolio
         fields = {"name": ["exact", "icontains"]}
+
+
+#: Sort keys of the drift dashboard: stored figures, largest first by default.
+DRIFT_SORTS = {
+    "drift": "drift_figures__drift",
+    "largest": "drift_figures__max_abs_drift",
+    "value": "drift_figures__value",
+    "cash": "drift_figures__cash_weight",
+    "code": "code",
+}
+DEFAULT_DRIFT_SORT = "-drift"
+
+
+class DriftFilter(filters.FilterSet):
+    """The drift dashboard's accounts (page and API): by model, manager, base currency,
+    out of band or not, cash above or below its target, stale figures; sorted by a
+    stored figure (accounts without one last). Every filter and sort is a clause of
+    the one query: nothing is computed per account."""
+
+    q = filters.CharFilter(method="search", label="Code or name")
+    model = filters.ModelChoiceFilter(queryset=ModelPortfolio.objects.all())
+    manager = filters.ModelChoiceFilter(
+        queryset=get_user_model()
+        .objects.filter(managed_portfolios__isnull=False)
+        .distinct()
+        .order_by("username"),
+        label="Manager",
+    )
+    currency = filters.ChoiceFilter(
+        field_name="base_currency",
+        label="Base currency",
+        choices=lambda: [
+            (c, c)
+            for c in Portfolio.objects.order_by("base_currency")
+            .values_list("base_currency", flat=True)
+            .distinct()
+        ],
+    )
+    out_of_band = filters.ChoiceFilter(
+        method="band",
+        label="Band",
+        empty_label="All",
+        choices=[("yes", "Out of band"), ("no", "Within band")],
+    )
+    cash = filters.ChoiceFilter(
+        method="cash_against_target",
+        label="Cash",
+        empty_label="All",
+        choices=[("above", "Above target"), ("below", "Below target")],
+    )
+    stale = filters.BooleanFilter(
+        method="only_stale", label="Stale figures only", widget=forms.CheckboxInput
+    )
+    sort = filters.ChoiceFilter(
+        method="sort_by",
+        label="Sort by",
+        empty_label=None,
+        choices=[
+            (f"{direction}{key}", f"{key} ({'descending' if direction else 'ascending'})")
+            for key in DRIFT_SORTS
+            for direction in ("-", "")
+        ],
+    )
+
+    class Meta:
+        model = Portfolio
+        fields = ["model", "manager"]
+
+    def search(self, queryset, name, value):
+        return queryset.filter(Q(code__icontains=value) | Q(name__icontains=value))
+
+    def band(self, queryset, name, value):
+        return queryset.filter(drift_figures__out_of_band=value == "yes", drift_figures__reason="")
+
+    def cash_against_target(self, queryset, name, value):
+        lookup = "gt" if value == "above" else "lt"
+        return queryset.filter(
+            **{f"drift_figures__cash_weight__{lookup}": F("drift_figures__cash_target")}
+        )
+
+    def only_stale(self, queryset, name, value):
+        return queryset.filter(drift_stale=True) if value else queryset
+
+    def sort_by(self, queryset, name, value):
+        field = DRIFT_SORTS.get(value.lstrip("-"), DRIFT_SORTS["drift"])
+        key = (
+            F(field).desc(nulls_last=True)
+            if value.startswith("-")
+            else F(field).asc(nulls_last=True)
+        )
+        return queryset.order_by(key, "code")
+
+    @property
+    def qs(self):
+        qs = super().qs
+        if not getattr(self.form, "cleaned_data", {}).get("sort"):
+            qs = self.sort_by(qs, "sort", DEFAULT_DRIFT_SORT)
+        return qs

@@ -412,3 +412,62 @@ class QuarantinedQuote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol} on {self.venue}: {self.reason}"
+
+
+class AccountDrift(models.Model):
+    """An account's drift figures as last computed by the engine, kept so that pages
+    read them instead of running the engine (docs/architecture.md, stored drift).
+
+    Derived data: `portfolios.services.drift.drift_refresh` recomputes it from the
+    holdings, cash, model and prices (all audited where they change). The services
+    that change those inputs mark the row (`inputs_changed_at`); a figure computed
+    before its inputs last changed, or for another model than the account's, is
+    stale and shown so. `reason` says why an account cannot be valued (its figures
+    are then empty)."""
+
+    portfolio = models.OneToOneField(
+        Portfolio, primary_key=True, on_delete=models.CASCADE, related_name="drift_figures"
+    )
+    model = models.ForeignKey(
+        ModelPortfolio, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    base_currency = models.CharField(max_length=3)
+    value = money_field(null=True, blank=True, help_text="In the base currency")
+    cash_weight = weight_field(null=True, blank=True)
+    cash_target = weight_field(null=True, blank=True)
+    drift = weight_field(
+        null=True, blank=True, help_text="Sum over securities and cash of |weight - target|"
+    )
+    max_abs_drift = weight_field(null=True, blank=True, help_text="The largest single |drift|")
+    largest_drift = weight_field(
+        null=True, blank=True, help_text="That drift, signed (weight - target)"
+    )
+    largest_drift_security = models.ForeignKey(
+        Security,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Empty when the largest drift is the cash's",
+    )
+    out_of_band = models.BooleanField(default=False)
+    reason = models.TextField(blank=True, help_text="Why the account cannot be valued")
+    prices_as_of = models.DateField(
+        null=True, blank=True, help_text="The oldest latest-price date among what it holds"
+    )
+    computed_at = models.DateTimeField()
+    inputs_changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "account drift"
+        indexes = [
+            models.Index(fields=["drift"], name="drift_by_drift"),
+            models.Index(fields=["max_abs_drift"], name="drift_by_largest"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.portfolio_id} drift {self.drift}"
+
+    @property
+    def stale(self) -> bool:
+        return self.inputs_changed_at is not None and self.inputs_changed_at > self.computed_at

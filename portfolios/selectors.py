@@ -347,3 +347,109 @@ def rebalance_runs_visible_to(user) -> QuerySet[RebalanceRun]:
         rebalancerun=OuterRef("pk"), portfolio__manager=user
     )
     return runs.filter(Q(created_by=user) | Q(Exists(managed)))
+
+
+# --- Stored drift (portfolios.services.drift) -------------------------------------------
+
+
+def drift_stale_q() -> Q:
+    """On an account queryset: its stored figures are missing, older than their inputs,
+    or were computed for another model than the account's."""
+    return (
+        Q(drift_figures__isnull=True)
+        | Q(drift_figures__inputs_changed_at__gt=F("drift_figures__computed_at"))
+        | Q(drift_figures__model_id__lt=F("model_id"))
+        | Q(drift_figures__model_id__gt=F("model_id"))
+        | (Q(drift_figures__model_id__isnull=True) & Q(model_id__isnull=False))
+        | (Q(drift_figures__model_id__isnull=False) & Q(model_id__isnull=True))
+    )
+
+
+def drift_stale_ids() -> list[int]:
+    """The active accounts whose stored drift needs a refresh, in pk order."""
+    return list(
+        Portfolio.objects.filter(is_active=True)
+        .filter(drift_stale_q())
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+
+
+def drift_rows_visible_to(user) -> QuerySet[Portfolio]:
+    """The active accounts the user may see, each with its stored drift figures
+    (`drift_figures`, None when never computed) and `drift_stale`, in one query."""
+    from django.db.models import BooleanField, Case, Value, When
+
+    return (
+        portfolios_visible_to(user)
+        .filter(is_active=True)
+        .select_related("drift_figures", "drift_figures__largest_drift_security")
+        .annotate(
+            drift_stale=Case(
+                When(drift_stale_q(), then=Value(True)),
+                default=Value(False),
+                output_field=BooleanField(),
+            )
+        )
+    )
+
+
+#: The histogram's bin width, in weight (0.005 = half a percentage point of drift).
+DRIFT_BIN = 0.005
+
+
+def drift_summary(accounts: QuerySet[Portfolio]) -> dict:
+    """Totals of a drift dashboard's accounts (from `drift_rows_visible_to`, filtered):
+    accounts, out of band, stale, not valued; value by base currency; and the drift
+    histogram (accounts per DRIFT_BIN of drift). Three queries, whatever the count."""
+    from django.db.models import Count, Sum
+    from django.db.models.functions import Floor
+
+    plain = accounts.order_by()
+    totals = plain.aggregate(
+        accounts=Count("pk"),
+        out_of_band=Count("pk", filter=Q(drift_figures__out_of_band=True)),
+        stale=Count("pk", filter=Q(drift_stale=True)),
+        not_valued=Count("pk", filter=~Q(drift_figures__reason="")),
+    )
+    aum = list(
+        plain.filter(drift_figures__value__isnull=False)
+        .values("base_currency")
+        .annotate(value=Sum("drift_figures__value"), accounts=Count("pk"))
+        .order_by("base_currency")
+    )
+    bins = (
+        plain.filter(drift_figures__drift__isnull=False)
+        .annotate(bin=Floor(Cast("drift_figures__drift", FloatField()) / DRIFT_BIN))
+        .values("bin")
+        .annotate(accounts=Count("pk"))
+        .order_by("bin")
+    )
+    histogram = [
+        {"from": float(row["bin"]) * DRIFT_BIN, "to": (float(row["bin"]) + 1) * DRIFT_BIN}
+        | {"accounts": row["accounts"]}
+        for row in bins
+    ]
+    return totals | {"aum": aum, "histogram": histogram}
+
+
+def drift_by_asset_class(positions: list[dict], cash_weight, cash_target) -> list[dict]:
+    """An account's weights and targets summed per asset class (positions as
+    `drift_of_positions` gives them, with `security` the Security), cash apart."""
+    from .models import AssetClass
+
+    labels = dict(AssetClass.choices)
+    totals: dict[str, list[float]] = {}
+    for row in positions:
+        security = row["security"]
+        key = labels.get(security.asset_class, security.asset_class) if security else "Unknown"
+        weights = totals.setdefault(key, [0.0, 0.0])
+        weights[0] += float(row["weight"]) if row["weight"] == row["weight"] else 0.0
+        weights[1] += float(row["target"])
+    rows = [{"label": k, "weight": w, "target": t} for k, (w, t) in sorted(totals.items())]
+    if cash_weight is not None and cash_weight == cash_weight:
+        rows.append(
+            {"label": "Cash", "weight": float(cash_weight), "target": float(cash_target or 0)}
+        )
+    return [row | {"drift": row["weight"] - row["target"]} for row in rows]

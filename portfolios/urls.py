@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import model_views, views
+from . import drift_views, model_views, views
 
 app_name = "portfolios"
 
@@ -16,4 +16,6 @@ urlpatterns = [
     path("models/<int:pk>/copy/", model_views.model_copy, name="model-copy"),
     path("models/<int:pk>/assign/", model_views.model_assign, name="model-assign"),
     path("quarantine/", views.quarantine, name="quarantine"),
+    path("drift/", drift_views.drift_dashboard, name="drift-dashboard"),
+    path("drift/<int:pk>/", drift_views.drift_account, name="drift-account"),
 ]

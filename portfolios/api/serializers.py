@@ -155,3 +155,41 @@ class PortfolioDetailSerializer(PortfolioSerializer):
     @extend_schema_field(WeightSerializer(many=True))
     def get_weights(self, portfolio) -> list[dict]:
         return WeightSerializer(self.context.get("weights", []), many=True).data
+
+
+class StoredDriftSerializer(serializers.Serializer):
+    """An account's stored drift figures (weights as fractions: 0.05 is 5%)."""
+
+    value = serializers.DecimalField(max_digits=24, decimal_places=4, allow_null=True)
+    cash_weight = serializers.DecimalField(max_digits=12, decimal_places=8, allow_null=True)
+    cash_target = serializers.DecimalField(max_digits=12, decimal_places=8, allow_null=True)
+    drift = serializers.DecimalField(max_digits=12, decimal_places=8, allow_null=True)
+    max_abs_drift = serializers.DecimalField(max_digits=12, decimal_places=8, allow_null=True)
+    largest_drift = serializers.DecimalField(max_digits=12, decimal_places=8, allow_null=True)
+    largest_drift_security = serializers.SlugRelatedField(
+        slug_field="ticker", read_only=True, allow_null=True, help_text="null: the cash"
+    )
+    out_of_band = serializers.BooleanField()
+    reason = serializers.CharField(help_text="Why the account cannot be valued (empty if it can)")
+    prices_as_of = serializers.DateField(allow_null=True)
+    computed_at = serializers.DateTimeField()
+    inputs_changed_at = serializers.DateTimeField(allow_null=True)
+
+
+class DriftRowSerializer(serializers.ModelSerializer):
+    """One row of the drift dashboard: the account and its stored figures (null when
+    never computed), `stale` when they are older than their inputs."""
+
+    manager = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    model = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    stale = serializers.BooleanField(source="drift_stale", read_only=True)
+    figures = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Portfolio
+        fields = ["id", "code", "name", "base_currency", "manager", "model", "stale", "figures"]
+
+    @extend_schema_field(StoredDriftSerializer(allow_null=True))
+    def get_figures(self, portfolio) -> dict | None:
+        figures = getattr(portfolio, "drift_figures", None)
+        return StoredDriftSerializer(figures).data if figures is not None else None

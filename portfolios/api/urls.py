@@ -10,5 +10,6 @@ router.register("prices", views.PriceViewSet, basename="price")
 router.register("quotes", quotes.QuoteViewSet, basename="quote")
 router.register("portfolios", views.PortfolioViewSet, basename="portfolio")
 router.register("models", model_portfolios.ModelPortfolioViewSet, basename="model")
+router.register("drift", views.DriftViewSet, basename="drift")
 
 urlpatterns = router.urls

@@ -13,6 +13,7 @@ from oms.api.idempotency import idempotent
 from oms.api.parsers import JSONParser
 from oms.roles import Action
 from portfolios.filters import (
+    DriftFilter,
     PortfolioFilter,
     PriceFilter,
     SecurityFilter,
@@ -26,6 +27,7 @@ from portfolios.models import (
 from portfolios.selectors import (
     drift_by_account,
     drift_of_positions,
+    drift_rows_visible_to,
     portfolios_visible_to,
 )
 from portfolios.services import reference
@@ -141,3 +143,25 @@ class PortfolioViewSet(*READ, OMSViewSet):
 
     def _context(self, **extra) -> dict:
         return self.get_serializer_context() | extra
+
+
+class DriftViewSet(mixins.ListModelMixin, OMSViewSet):
+    """The drift dashboard's rows: every account you may see with its stored drift
+    figures, with the dashboard's filters (model, manager, currency, out_of_band=yes|no,
+    cash=above|below, stale) and sort (drift, largest, value, cash, code; '-' for
+    descending; largest drift first by default)."""
+
+    serializer_class = s.DriftRowSerializer
+    filterset_class = DriftFilter
+    read_action = Action.PORTFOLIO_VIEW
+    queryset = Portfolio.objects.all()
+
+    def visible_to(self, user):
+        return drift_rows_visible_to(user)
+
+    def list(self, request):
+        filterset = DriftFilter(request.query_params, queryset=self.get_queryset())
+        if not filterset.is_valid():
+            raise ValidationError(filterset.errors)
+        page = self.paginate_queryset(filterset.qs)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)

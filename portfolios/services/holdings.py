@@ -14,6 +14,7 @@ from django.db.models import F
 from oms.bulk import update_rows
 from oms.numbers import money
 from portfolios.models import CashBalance, Portfolio, Position, Security, TaxLot
+from portfolios.services.drift import drift_mark_stale
 
 
 def _lock_position(portfolio: Portfolio, security: Security) -> Position:
@@ -49,6 +50,7 @@ def holdings_book_fill(
     position = _lock_position(portfolio, security)
     cash = _lock_cash(portfolio, security.currency)
     before = _figures(position, cash)
+    drift_mark_stale(portfolio_ids=[portfolio.pk])
     amount = money(quantity * price * security.multiplier)
     if buying:
         if position.quantity >= 0:
@@ -95,6 +97,7 @@ def holdings_book_fills(*, security: Security, fills: list[Fill], on_date: date)
     if any(fill.quantity <= 0 for fill in fills):
         raise ValueError("booked quantity must be positive")
     accounts = sorted({fill.portfolio_id for fill in fills})
+    drift_mark_stale(portfolio_ids=accounts)
     positions = _lock_many(
         Position,
         accounts,
@@ -202,6 +205,7 @@ def holdings_reverse_fill(
     position = _lock_position(portfolio, security)
     cash = _lock_cash(portfolio, security.currency)
     before = _figures(position, cash)
+    drift_mark_stale(portfolio_ids=[portfolio.pk])
     amount = money(quantity * price * security.multiplier)
     lots = TaxLot.objects.select_for_update().filter(portfolio=portfolio, security=security)
     left = quantity

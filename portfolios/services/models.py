@@ -28,6 +28,7 @@ from oms.roles import Action, require
 from portfolios import model_csv
 from portfolios.models import ModelPortfolio, ModelSleeve, ModelTarget, Portfolio, Security
 from portfolios.rebalance.sleeves import find_cycle
+from portfolios.services.drift import drift_mark_stale
 
 #: Taken by every change to a model's composition: a cycle of sleeves could otherwise
 #: be closed by two edits that each see no cycle (A holds B while B is given A).
@@ -172,6 +173,19 @@ def _cycle_error(model: ModelPortfolio, sleeves: list[dict]) -> str | None:
     return f"{model.name} cannot hold itself through its sleeves: {path}."
 
 
+def _holders(model_id: int) -> set[int]:
+    """The model and every model holding it as a sleeve, however deep (one query)."""
+    held_by: dict[int, set[int]] = defaultdict(set)
+    for holder, sleeve in ModelSleeve.objects.values_list("model_id", "sleeve_id"):
+        held_by[sleeve].add(holder)
+    found, todo = {model_id}, [model_id]
+    while todo:
+        for holder in held_by[todo.pop()] - found:
+            found.add(holder)
+            todo.append(holder)
+    return found
+
+
 def model_snapshot(model: ModelPortfolio) -> dict:
     """The model as the audit trail records it: its settings and targets as lists."""
     targets = ModelTarget.objects.filter(model=model).select_related("security")
@@ -305,6 +319,8 @@ def model_update(
         )
         _write_composition(model, targets, sleeves)
         model.refresh_from_db()  # the figures as stored (rounded to the column)
+        # The drift of every account run against it, or against a model holding it.
+        drift_mark_stale(model_ids=_holders(model.pk))
         audit_record(
             actor=actor,
             kind="model.changed",
@@ -431,6 +447,7 @@ def model_assign(*, actor, model_id: int, portfolio_ids: Iterable[int]) -> list[
         if moved:
             before = {p.pk: p.model.name if p.model else None for p in moved}
             Portfolio.objects.filter(pk__in=[p.pk for p in moved]).update(model=model)
+            drift_mark_stale(portfolio_ids=[p.pk for p in moved])
             audit_record_many(
                 actor=actor,
                 kind="portfolio.model_assigned",

@@ -63,6 +63,7 @@ from portfolios.quotecache import (
     encode_quote,
     store,
 )
+from portfolios.services.drift import drift_mark_stale
 
 TOPIC = "quotes"
 #: Asset classes whose price may be zero (none of today's; options when they come).
@@ -464,6 +465,11 @@ def bars_flush(*, source: str = "feed", daily: bool = True) -> int:
             _upsert(cursor, PriceBar._meta.db_table, "b", _BAR_COLUMNS, _bars_conflict(), bar_rows)
             _upsert(cursor, Price._meta.db_table, "p", _PRICE_COLUMNS, _PRICE_CONFLICT, price_rows)
             _upsert(cursor, FxRate._meta.db_table, "f", _FX_COLUMNS, _FX_CONFLICT, fx_rows)
+        # The stored drift of the accounts these prices value is now older than them;
+        # the periodic refresh recomputes it (portfolios.tasks.drift_refresh_stale).
+        drift_mark_stale(
+            security_ids=[row[0] for row in price_rows], all_accounts=bool(fx_rows), refresh=False
+        )
         # One event per flush, not per tick or bar: the day's prices it wrote are what
         # the drift, the rebalancer and compliance read.
         audit_record(

@@ -17,6 +17,7 @@ from django.utils import timezone
 from audit.services import audit_record, audited_transaction
 from oms.roles import Action, require
 from portfolios.models import Price, Security
+from portfolios.services.drift import drift_mark_stale
 
 SECURITY_FIELDS = (
     "ticker",
@@ -118,6 +119,7 @@ def prices_create(*, actor, prices: list[dict]) -> list[Price]:
         raise ValidationError(dict(errors))
     with audited_transaction():
         created = Price.objects.bulk_create(rows)
+        drift_mark_stale(security_ids={p.security.pk for p in created}, refresh=False)
         for price in created:
             audit_record(
                 actor=actor,

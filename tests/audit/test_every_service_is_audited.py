@@ -102,6 +102,10 @@ NO_STATE_CHANGE = {
     "portfolios.services.quotes.quote_payload": "pure: a consolidated quote as a message",
     "portfolios.services.quotes.publish_quotes": "announces prices on the push topic",
     "portfolios.services.quotes.bars_discard": "forgets this process's unflushed bars",
+    # Derived figures, like a cache: the drift follows from holdings, cash, models and
+    # prices, each audited where it changes; the refresh writes only AccountDrift
+    # (tests/portfolios/test_stored_drift.py checks it writes nothing else, no event).
+    "portfolios.services.drift.drift_refresh": "stores derived drift figures (a cache)",
 }
 #: Helpers that write inside the transaction of a service that records their change:
 #: the caller's call below must emit these kinds.
@@ -119,6 +123,12 @@ AUDITED_BY_CALLER = {
     "portfolios.services.holdings.holdings_reverse_fill": (
         "trading.services.breaks.correction_apply",
         {"allocation.reversed"},
+    ),
+    # Booking holdings marks the accounts' stored drift stale, in the allocation's
+    # transaction (prices_create, bars_flush mark theirs in their own too).
+    "portfolios.services.drift.drift_mark_stale": (
+        "trading.services.allocations.block_allocate",
+        {"order.allocated"},
     ),
     "trading.services.blocks.block_follow_routes": (
         "trading.services.executions.execution_apply",

@@ -114,12 +114,13 @@ def test_a_user_without_role_sees_the_no_role_page_and_no_navigation(outsider, c
 @pytest.mark.parametrize(
     ("who", "labels"),
     [
-        ("pm", ["Accounts", "Models", "Rebalances", "Orders", "Rule book"]),
+        ("pm", ["Accounts", "Models", "Drift", "Rebalances", "Orders", "Rule book"]),
         ("trader", ["Orders", "Blotter", "Brokers", "Reconciliation", "Rule book"]),
         (
             "compliance",
             [
                 "Accounts",
+                "Drift",
                 "Orders",
                 "Blotter",
                 "Brokers",
@@ -135,6 +136,7 @@ def test_a_user_without_role_sees_the_no_role_page_and_no_navigation(outsider, c
             [
                 "Accounts",
                 "Models",
+                "Drift",
                 "Orders",
                 "Blotter",
                 "Brokers",

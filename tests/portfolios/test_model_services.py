@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import F
 
 from audit.models import AuditEvent
 from portfolios.models import ModelPortfolio, ModelSleeve, ModelTarget, Portfolio
@@ -326,3 +327,29 @@ def test_a_weight_finer_than_the_column_is_refused(pm, core):
 def test_windows_and_old_mac_line_ends_are_read(pm, core, text):
     model_targets_import(actor=pm, model_id=core.pk, text=text)
     assert composition(core)[0] == D("0.05")
+
+
+def test_editing_a_model_marks_the_drift_of_its_accounts_and_its_holders_stale(pm, core, book):
+    from portfolios.models import AccountDrift
+    from portfolios.services.drift import drift_refresh
+
+    holder = model_create(
+        actor=pm,
+        name="Holder",
+        targets=[],
+        sleeves=[{"model": core.name, "weight": D("0.90")}],
+        cash_weight=D("0.10"),
+    )
+    acc1, acc2 = book["accounts"]
+    model_assign(actor=pm, model_id=holder.pk, portfolio_ids=[acc2.pk])
+    drift_refresh()
+    assert not AccountDrift.objects.filter(
+        portfolio__in=[acc1, acc2], inputs_changed_at__gt=F("computed_at")
+    ).exists()
+    update(pm, core, [("AAA", "0.45"), ("BBB", "0.50")])
+    stale = set(
+        AccountDrift.objects.filter(inputs_changed_at__gt=F("computed_at")).values_list(
+            "portfolio_id", flat=True
+        )
+    )
+    assert stale == {acc1.pk, acc2.pk}  # acc1 on the model, acc2 on the model holding it

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from config.demo import demo_loaded, load_demo_data
+from config.demo import DEMO_ACCOUNTS, demo_loaded, load_demo_data
 from oms.context import origin
 
 
@@ -8,7 +8,7 @@ class Command(BaseCommand):
     help = "Load the demo book (securities, prices, models, drifting accounts, one user per role) once."
 
     def add_arguments(self, parser):
-        parser.add_argument("--accounts", type=int, default=20)
+        parser.add_argument("--accounts", type=int, default=DEMO_ACCOUNTS)
         parser.add_argument("--seed", type=int, default=2026)
 
     def handle(self, *args, **options):

@@ -1,0 +1,173 @@
+"""The drift dashboard's first page over a whole synthetic book, under concurrent clients.
+
+    DATABASE_URL=postgres://.../oms_book [SECRET_KEY=...] \\
+        python bench/drift_dashboard.py [--accounts 10000] [--clients 16] [--requests 40]
+
+Builds the synthetic book of bench/rebalance_run.py (once, kept: --accounts accounts of
+about --positions securities each, 5 models of about 100 securities), times the bulk
+refresh of the stored drift of every account (`drift_refresh`), then starts the web
+application under gunicorn (--workers processes) and has --clients threads ask for the
+dashboard's first page (`/portfolios/drift/`, sorted by drift, totals and histogram
+included) as the book's portfolio manager, --requests times each. Prints the latency
+percentiles and the rate (target: p95 <= 200 ms for 10,000 accounts and 16 clients),
+and ends with one line of JSON. Not a test: figures depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PREFIX = "RB"  # bench/rebalance_run.py's accounts, models and securities
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("the web server did not start")
+
+
+def _percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--accounts", type=int, default=10_000)
+    ap.add_argument("--positions", type=int, default=50)
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--requests", type=int, default=40, help="per client")
+    ap.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    args = ap.parse_args(argv)
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        ap.error("set DATABASE_URL to a PostgreSQL database (the bench adds its book to it)")
+    os.environ.setdefault("SECRET_KEY", "bench-drift-dashboard-only")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.test import Client
+
+    from portfolios.models import Portfolio
+    from portfolios.services.drift import drift_refresh
+
+    call_command("migrate", verbosity=0)
+    have = Portfolio.objects.filter(code__startswith=PREFIX).count()
+    if have < args.accounts:
+        if have:
+            ap.error(f"the database holds {have} bench accounts: use a fresh database")
+        t0 = time.perf_counter()
+        builder = ROOT / "bench" / "rebalance_run.py"
+        subprocess.run(
+            [sys.executable, str(builder), "--build", "--accounts", str(args.accounts)]
+            + ["--positions", str(args.positions)],
+            check=True,
+        )
+        print(f"book built in {time.perf_counter() - t0:.1f}s (child process)")
+    accounts = Portfolio.objects.filter(code__startswith=PREFIX, is_active=True)
+    ids = list(accounts.values_list("pk", flat=True))
+    t0 = time.perf_counter()
+    refreshed = drift_refresh(portfolio_ids=ids)
+    refresh_s = time.perf_counter() - t0
+    manager = accounts.first().manager
+    client = Client()
+    client.force_login(manager)
+    cookie = f"sessionid={client.cookies['sessionid'].value}"
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi:application"]
+        + ["--bind", f"127.0.0.1:{port}", "--workers", str(args.workers)]
+        + ["--log-level", "warning"],
+        cwd=ROOT,
+        env=os.environ.copy(),
+    )
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    try:
+        _wait(port)
+
+        def one(conn) -> float:
+            start = time.perf_counter()
+            conn.request("GET", "/portfolios/drift/", headers={"Cookie": cookie})
+            response = conn.getresponse()
+            body = response.read()
+            took = time.perf_counter() - start
+            if response.status != 200 or b"drift-table" not in body:
+                with lock:
+                    failures.append(str(response.status))
+            return took
+
+        warm = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for _ in range(args.workers * 2):
+            one(warm)
+        warm.close()
+
+        def client_loop() -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            mine = [one(conn) for _ in range(args.requests)]
+            conn.close()
+            with lock:
+                latencies.extend(mine)
+
+        threads = [threading.Thread(target=client_loop) for _ in range(args.clients)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - t0
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    figures = {
+        "accounts": len(ids),
+        "refresh_s": round(refresh_s, 3),
+        "refresh_chunks": refreshed.chunks,
+        "clients": args.clients,
+        "requests": len(latencies),
+        "failures": len(failures),
+        "workers": args.workers,
+        "dashboard_p50_ms": round(_percentile(latencies, 50) * 1000, 1),
+        "dashboard_p95_ms": round(_percentile(latencies, 95) * 1000, 1),
+        "dashboard_max_ms": round(max(latencies) * 1000, 1),
+        "requests_per_s": round(len(latencies) / wall, 1),
+    }
+    print(f"accounts {figures['accounts']}")
+    print(f"  refresh   {figures['refresh_s']:8.3f} s  stored drift of every account, bulk")
+    print(
+        f"  dashboard p50 {figures['dashboard_p50_ms']} ms, p95 {figures['dashboard_p95_ms']} ms"
+        f" (target <= 200), max {figures['dashboard_max_ms']} ms; {figures['requests_per_s']}"
+        f" requests/s; {args.clients} clients, {args.workers} gunicorn workers,"
+        f" {figures['failures']} failures"
+    )
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
