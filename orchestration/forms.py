@@ -18,14 +18,24 @@ from .parameters import PARAMETERS, Parameter
 def _field(parameter: Parameter) -> forms.Field:
     if parameter.is_choice:
         return forms.ChoiceField(
+            required=False,  # blank means the default
             choices=list(parameter.choices.items()),
             initial=parameter.default,
             label=parameter.label,
             help_text=parameter.help,
         )
+    if parameter.integer:
+        return forms.IntegerField(
+            required=False,  # blank means the default
+            initial=parameter.default,
+            min_value=parameter.minimum,
+            max_value=parameter.maximum,
+            label=parameter.label,
+            help_text=parameter.help,
+        )
     return forms.DecimalField(
         required=False,  # blank means the default
-        initial=Decimal(str(parameter.default)),
+        initial=None if parameter.default is None else Decimal(str(parameter.default)),
         min_value=Decimal(str(parameter.minimum)) if parameter.minimum is not None else None,
         max_value=Decimal(str(parameter.maximum)) if parameter.maximum is not None else None,
         max_digits=16,
@@ -57,7 +67,11 @@ class RebalanceForm(forms.Form):
         values = {}
         for parameter in PARAMETERS:
             value = data[parameter.name]
-            if not parameter.is_choice:
+            if parameter.is_choice:
+                value = value or parameter.default
+            elif parameter.integer:
+                value = parameter.default if value is None else int(value)
+            elif not parameter.is_choice:
                 value = parameter.default if value is None else float(value)
             values[parameter.name] = value
         return values
