@@ -11,11 +11,15 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from django.core.exceptions import ValidationError
+
 from portfolios.selectors import FxTable
 
 from .models import CashFlow
 from .parameters import MONEY_LIMIT
 
+#: The largest CSV of cash flows accepted.
+MAX_CSV_BYTES = 5 * 1024 * 1024
 CSV_COLUMNS = ("account", "currency", "amount", "kind")
 #: Lines of one CSV file at most (a whole book of flows is a few thousand).
 CSV_MAX_LINES = 100_000
@@ -115,3 +119,15 @@ def needs_by_account(
             needs.get(flow.portfolio_id, 0.0) + float(flow.signed_need) * rate
         )
     return needs, problems
+
+
+def csv_text(upload) -> str:
+    """The text of an uploaded CSV, or a ValidationError in the user's words."""
+    if upload.size > MAX_CSV_BYTES:
+        raise ValidationError({"file": [f"The file is over {MAX_CSV_BYTES // 1024 // 1024} MB."]})
+    try:
+        return upload.read().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValidationError(
+            {"file": ["The file is not UTF-8 text (save it as CSV UTF-8)."]}
+        ) from None

@@ -75,3 +75,37 @@ class RebalanceForm(forms.Form):
                 value = parameter.default if value is None else float(value)
             values[parameter.name] = value
         return values
+
+
+class CashFlowForm(forms.Form):
+    """A deposit or a withdrawal: parsed here, checked by the service (which words the
+    errors: a negative amount, an unknown currency)."""
+
+    portfolio = forms.ModelChoiceField(queryset=Portfolio.objects.none(), label="Account")
+    kind = forms.ChoiceField(choices=[("withdrawal", "Withdrawal"), ("deposit", "Deposit")])
+    currency = forms.CharField(max_length=10, initial="USD")
+    amount = forms.CharField(max_length=40)
+    note = forms.CharField(max_length=200, required=False)
+
+    def __init__(self, *args, portfolios, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["portfolio"].queryset = portfolios
+        self.fields["portfolio"].label_from_instance = lambda p: f"{p.code} · {p.name}"
+
+
+class CashFlowImportForm(forms.Form):
+    file = forms.FileField(label="CSV file", help_text="Columns: account, currency, amount, kind")
+
+
+class RaiseCashForm(forms.Form):
+    amount = forms.CharField(
+        max_length=40,
+        required=False,
+        label="Cash to raise",
+        help_text="Entered as a withdrawal; blank: raise the pending withdrawals.",
+    )
+    currency = forms.CharField(max_length=10, required=False)
+
+
+class OrderEditForm(forms.Form):
+    quantity = forms.DecimalField(max_digits=24, decimal_places=6, label="Quantity")

@@ -89,9 +89,7 @@ def proposal_totals(run: RebalanceRun) -> list[dict]:
 
     rows = (
         run.orders.exclude(status__in=(Order.Status.CANCELLED, Order.Status.REJECTED))
-        .values(
-            "security__ticker", "security__currency", "side", "portfolio__base_currency"
-        )
+        .values("security__ticker", "security__currency", "side", "portfolio__base_currency")
         .annotate(
             quantity_total=Sum("quantity"),
             accounts=Count("portfolio", distinct=True),
@@ -125,7 +123,11 @@ def proposal_totals(run: RebalanceRun) -> list[dict]:
         else:
             fx = fx or FxTable.latest()
             rate = fx.rate(total["currency"], base)
-        converted = None if rate is None else (value * Decimal(repr(rate))).quantize(Decimal("0.01"))
+        converted = (
+            None if rate is None else (value * Decimal(repr(rate))).quantize(Decimal("0.01"))
+        )
         previous = total["base_values"].get(base, Decimal(0))
-        total["base_values"][base] = None if converted is None or previous is None else previous + converted
+        total["base_values"][base] = (
+            None if converted is None or previous is None else previous + converted
+        )
     return list(totals.values())

@@ -16,9 +16,8 @@ from oms.roles import Action
 from portfolios.selectors import portfolios_visible_to
 
 from .. import services
+from ..cashflows import MAX_CSV_BYTES, csv_text
 from ..models import CashFlow
-
-MAX_CSV_BYTES = 5 * 1024 * 1024
 
 
 class CashFlowSerializer(serializers.ModelSerializer):
@@ -61,16 +60,6 @@ class CashFlowImportSerializer(serializers.Serializer):
     text = serializers.CharField(
         required=False, max_length=MAX_CSV_BYTES, help_text="The same CSV as text"
     )
-
-
-def csv_text(upload) -> str:
-    """The text of an uploaded CSV, or a ValidationError in the user's words."""
-    if upload.size > MAX_CSV_BYTES:
-        raise ValidationError({"file": [f"The file is over {MAX_CSV_BYTES // 1024 // 1024} MB."]})
-    try:
-        return upload.read().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValidationError({"file": ["The file is not UTF-8 text (save it as CSV UTF-8)."]})
 
 
 class CashFlowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OMSViewSet):

@@ -59,7 +59,6 @@ class PortfolioRebalanceViewSet(OMSViewSet):
         run = runs_with_orders(rebalance_runs_visible_to(request.user)).get(pk=run.pk)
         return Response(s.RebalanceRunSerializer(run).data, status=status.HTTP_201_CREATED)
 
-
     @extend_schema(request=cf.RaiseCashSerializer, responses={201: s.RebalanceRunSerializer})
     @action(detail=True, methods=["post"], url_path="raise-cash")
     @idempotent

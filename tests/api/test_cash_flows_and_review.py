@@ -121,6 +121,4 @@ def test_edit_a_proposed_quantity_and_read_the_totals(api, pm, book):
     ddd = [t for t in totals if t["security"] == "DDD"]
     assert ddd and ddd[0]["currency"] == "EUR" and "USD" in ddd[0]["base_values"]
     aaa_sells = run.orders.filter(security__ticker="AAA", side="sell")
-    assert float(by_key[("AAA", "sell")]["quantity"]) == float(
-        sum(o.quantity for o in aaa_sells)
-    )
+    assert float(by_key[("AAA", "sell")]["quantity"]) == float(sum(o.quantity for o in aaa_sells))
