@@ -150,3 +150,8 @@ class TotalSerializer(serializers.Serializer):
         child=serializers.DecimalField(max_digits=30, decimal_places=2, allow_null=True),
         help_text="The value in each base currency of the accounts (null: no FX rate)",
     )
+
+
+class TotalsSerializer(serializers.Serializer):
+    run = serializers.IntegerField()
+    totals = TotalSerializer(many=True, help_text="One line per security and side")

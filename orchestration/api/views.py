@@ -170,7 +170,7 @@ class RebalanceRunViewSet(*READ, OMSViewSet):
         return self._transition(services.rebalance_run_cancel)
 
     @extend_schema(request=cf.OrderEditSerializer, responses={200: s.RebalanceRunSerializer})
-    @action(detail=True, methods=["patch"], url_path=r"orders/(?P<order_id>[0-9]+)")
+    @action(detail=True, methods=["post"], url_path=r"orders/(?P<order_id>[0-9]+)/quantity")
     @idempotent
     def edit_order(self, request, pk=None, order_id=None):
         """Change a proposed order's quantity: the what-if of its account and the
@@ -186,9 +186,9 @@ class RebalanceRunViewSet(*READ, OMSViewSet):
         )
         return Response(self.get_serializer(self.get_queryset().get(pk=run.pk)).data)
 
-    @extend_schema(responses={200: cf.TotalSerializer(many=True)})
+    @extend_schema(responses={200: cf.TotalsSerializer})
     @action(detail=True, methods=["get"])
     def totals(self, request, pk=None):
         """The proposal per security and side, as the desk will see it as blocks."""
         run = self.get_object()
-        return Response(cf.TotalSerializer(proposal_totals(run), many=True).data)
+        return Response(cf.TotalsSerializer({"run": run.pk, "totals": proposal_totals(run)}).data)

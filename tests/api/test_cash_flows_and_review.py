@@ -107,15 +107,17 @@ def test_edit_a_proposed_quantity_and_read_the_totals(api, pm, book):
     run = services.rebalance_run_create(actor=pm, portfolios=book["accounts"])
     assert run.status == RebalanceRun.Status.PROPOSED
     sell = run.orders.get(portfolio__code="ACC1", security__ticker="AAA", side="sell")
-    url = f"/api/v1/rebalance-runs/{run.pk}/orders/{sell.pk}/"
-    response = api.patch(url, {"quantity": str(sell.quantity - 10)}, format="json")
+    url = f"/api/v1/rebalance-runs/{run.pk}/orders/{sell.pk}/quantity/"
+    response = api.post(url, {"quantity": str(sell.quantity - 10)}, format="json")
     assert response.status_code == 200, response.json()
     edited = next(o for o in response.json()["orders"] if o["id"] == sell.pk)
     assert float(edited["quantity"]) == float(sell.quantity - 10)
-    broken = api.patch(url, {"quantity": "600.5"}, format="json")
+    broken = api.post(url, {"quantity": "600.5"}, format="json")
     assert broken.status_code == 400
     assert "lot" in str(broken.json())
-    totals = api.get(f"/api/v1/rebalance-runs/{run.pk}/totals/").json()
+    answer = api.get(f"/api/v1/rebalance-runs/{run.pk}/totals/").json()
+    assert answer["run"] == run.pk
+    totals = answer["totals"]
     by_key = {(t["security"], t["side"]): t for t in totals}
     assert all(t["currency"] for t in totals)
     ddd = [t for t in totals if t["security"] == "DDD"]

@@ -163,3 +163,18 @@ def test_the_run_form_offers_the_tax_options(pm, book, client_for):
     run = RebalanceRun.objects.get()
     assert response.status_code == 302
     assert run.parameters["gains_cap"] == 0.0 and run.parameters["lot_selection"] == "hifo"
+
+
+@pytest.mark.parametrize(
+    ("value", "unit_price", "shown"),
+    [
+        ("304.515", "101.505", "304.515"),  # 3 × 101.505: the price's three decimals
+        ("1234.5", "123.45", "1,234.50"),
+        ("0.123456", "0.123456", "0.123456"),
+        (None, "1", "—"),
+    ],
+)
+def test_an_estimated_value_keeps_its_prices_decimals(value, unit_price, shown):
+    from orchestration.templatetags.proposal_format import value_at
+
+    assert value_at(value, unit_price) == shown
