@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from portfolios.rebalance import LOT_SELECTION, TRADE_TO
 
 #: What a run does: rebalance to the model, or only raise the accounts' cash need.
-MODES = {
+OBJECTIVES = {
     "rebalance": "Rebalance to the model",
     "raise_cash": "Raise cash only (sell what drifts most first)",
 }
@@ -114,11 +114,11 @@ PARAMETERS: tuple[Parameter, ...] = (
         integer=True,
     ),
     Parameter(
-        "mode",
+        "objective",
         "Run",
         "Rebalance to the model, or only sell to raise the cash needed.",
         "rebalance",
-        choices=MODES,
+        choices=OBJECTIVES,
     ),
     Parameter(
         "cash_need",

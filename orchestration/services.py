@@ -273,7 +273,7 @@ def _compute_chunk(run: RebalanceRun, chunk: int, pending: list[int]) -> int:
     book.accounts["cash_need"] = [
         float(params.get("cash_need") or 0.0) + needs.get(account, 0.0) for account in in_book
     ]
-    engine = raise_cash if params.get("mode") == "raise_cash" else rebalance
+    engine = raise_cash if params.get("objective") == "raise_cash" else rebalance
     result = engine(book, _run_options(params))
     codes = dict(Portfolio.objects.filter(pk__in=pending).values_list("pk", "code"))
     proposed = [p for p in _proposals(result) if p.portfolio_id not in flow_problems]
@@ -669,7 +669,7 @@ def rebalance_raise_cash(
     free the account's pending withdrawals; with `amount`, a withdrawal of that much
     is entered first (in `currency`, default the account's) and raised by the run."""
     require(actor, Action.REBALANCE_RUN, portfolio)
-    clean = parameters_check({**(parameters or {}), "mode": "raise_cash"})
+    clean = parameters_check({**(parameters or {}), "objective": "raise_cash"})
     _refuse_accounts_in_open_runs([portfolio.pk])
     if amount in (None, ""):
         pending = CashFlow.objects.filter(

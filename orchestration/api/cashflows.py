@@ -23,6 +23,7 @@ from ..models import CashFlow
 class CashFlowSerializer(serializers.ModelSerializer):
     portfolio = serializers.SlugRelatedField(slug_field="code", read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    kind = serializers.CharField(read_only=True, help_text="deposit or withdrawal")
 
     class Meta:
         model = CashFlow

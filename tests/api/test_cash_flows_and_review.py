@@ -75,7 +75,7 @@ def test_raise_cash_through_the_api(api, book):
     )
     assert response.status_code == 201, response.json()
     run = response.json()
-    assert run["parameters"]["mode"] == "raise_cash"
+    assert run["parameters"]["objective"] == "raise_cash"
     assert run["parameters"]["lot_selection"] == "hifo"
     assert {o["side"] for o in run["orders"]} == {"sell"}
     nothing = api.post(f"/api/v1/portfolios/{book['accounts'][1].pk}/raise-cash/", {})

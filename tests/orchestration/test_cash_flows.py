@@ -157,7 +157,7 @@ def test_csv_without_the_columns_is_refused(pm, book):
 def test_raise_cash_sells_what_drifts_most_and_only_sells(pm, book):
     acc1, _ = book["accounts"]
     run = services.rebalance_raise_cash(actor=pm, portfolio=acc1, amount="25000")
-    assert run.parameters["mode"] == "raise_cash"
+    assert run.parameters["objective"] == "raise_cash"
     orders = list(run.orders.select_related("security"))
     assert orders and {o.side for o in orders} == {"sell"}
     # ACC1: AAA is 60,000 of a 65,000 account after the withdrawal (target 40%): the

@@ -87,7 +87,7 @@ def test_raise_cash_page(pm, book, client_for):
     response = client.post(url, {"amount": "25000", "currency": "USD"})
     run = RebalanceRun.objects.get()
     assert response.status_code == 302 and response["Location"] == run.get_absolute_url()
-    assert run.parameters["mode"] == "raise_cash"
+    assert run.parameters["objective"] == "raise_cash"
     page = client.get(run.get_absolute_url()).content.decode()
     assert "raise cash only" in page
 
@@ -147,7 +147,7 @@ def test_run_page_queries_do_not_grow_with_orders(
 def test_the_run_form_offers_the_tax_options(pm, book, client_for):
     client = client_for(pm)
     page = client.get(reverse("runs:create")).content.decode()
-    for name in ("gains_cap", "wash_sale_days", "lot_selection", "mode"):
+    for name in ("gains_cap", "wash_sale_days", "lot_selection", "objective"):
         assert f'name="{name}"' in page
     response = client.post(
         reverse("runs:create"),
