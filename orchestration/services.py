@@ -290,7 +290,21 @@ def _compute_chunk(run: RebalanceRun, chunk: int, pending: list[int]) -> int:
         )
         if not claimed:
             return 0
-        mine = [p for p in proposed if p.portfolio_id in claimed]
+        # The flows the engine counted must still be pending: an account one of whose
+        # flows was cancelled (or taken) meanwhile is skipped, to be run again.
+        counted = [f for f in flows if f.portfolio_id in claimed]
+        still = set(
+            CashFlow.objects.select_for_update()
+            .filter(pk__in=[f.pk for f in counted], status=CashFlow.Status.PENDING)
+            .values_list("pk", flat=True)
+        )
+        for flow in counted:
+            if flow.pk not in still:
+                reasons[flow.portfolio_id] = (
+                    f"cash flow #{flow.pk} changed while the run computed: rebalance the "
+                    "account again"
+                )
+        mine = [p for p in proposed if p.portfolio_id in claimed and p.portfolio_id not in reasons]
         orders = run_orders_create(
             actor=run.created_by,
             run=run,
@@ -300,9 +314,7 @@ def _compute_chunk(run: RebalanceRun, chunk: int, pending: list[int]) -> int:
         _store_verdicts(run, orders, pretrade.check(orders, stage="proposal", actor=run.created_by))
         skipped = {a: r for a, r in reasons.items() if a in claimed}
         _cash_flows_used(
-            run,
-            run.created_by,
-            [f for f in flows if f.portfolio_id in claimed and f.portfolio_id not in skipped],
+            run, run.created_by, [f.pk for f in counted if f.portfolio_id not in skipped]
         )
         by_reason: dict[str, list[int]] = {}
         for account, reason in skipped.items():
@@ -317,7 +329,7 @@ def _compute_chunk(run: RebalanceRun, chunk: int, pending: list[int]) -> int:
         summary = {
             codes[row["account"]]: {k: _plain(v) for k, v in row.items() if k != "account"}
             for row in summary_rows
-            if row["account"] in claimed
+            if row["account"] in claimed and row["account"] not in skipped
         }
         run.summary = {**run.summary, **summary}
         run.skipped = {**run.skipped, **{codes[a]: str(r) for a, r in skipped.items()}}
@@ -695,24 +707,19 @@ def rebalance_raise_cash(
     return rebalance_run_create(actor=actor, portfolios=[portfolio], parameters=clean)
 
 
-def _cash_flows_used(run: RebalanceRun, actor, flows: list[CashFlow]) -> None:
-    """The run holds the pending flows it used (inside the chunk's transaction)."""
-    if not flows:
+def _cash_flows_used(run: RebalanceRun, actor, flow_ids: list[int]) -> None:
+    """The run holds the pending flows it used (inside the chunk's transaction, which
+    has locked them and seen them pending)."""
+    if not flow_ids:
         return
-    ids = [flow.pk for flow in flows]
-    held = list(
-        CashFlow.objects.select_for_update()
-        .filter(pk__in=ids, status=CashFlow.Status.PENDING)
-        .values_list("pk", flat=True)
-    )
-    CashFlow.objects.filter(pk__in=held).update(
+    CashFlow.objects.filter(pk__in=flow_ids).update(
         status=CashFlow.Status.IN_RUN, run=run, updated_at=timezone.now()
     )
     audit_record(
         actor=actor,
         kind="cash_flows.in_run",
         obj=run,
-        after={"cash_flows": held, "status": CashFlow.Status.IN_RUN},
+        after={"cash_flows": sorted(flow_ids), "status": CashFlow.Status.IN_RUN},
     )
 
 

@@ -180,3 +180,28 @@ def test_raise_cash_in_an_open_run_is_refused_and_enters_no_withdrawal(pm, book)
     with pytest.raises(ValidationError, match="open rebalance"):
         services.rebalance_raise_cash(actor=pm, portfolio=acc1, amount="100")
     assert not CashFlow.objects.exists()
+
+
+def test_a_flow_cancelled_while_the_run_computes_skips_its_account(pm, book, monkeypatch):
+    """The engine counted a withdrawal that was cancelled before the chunk committed:
+    the account gets no order on a cash need that is gone; it is skipped, with why."""
+    acc1, acc2 = book["accounts"]
+    flow = services.cash_flow_create(
+        actor=pm, portfolio=acc1, kind="withdrawal", currency="USD", amount="30000"
+    )
+    real_engine = services.rebalance
+
+    def engine_then_cancel(book_, options):
+        result = real_engine(book_, options)
+        services.cash_flow_cancel(actor=pm, cash_flow_id=flow.pk)  # meanwhile, elsewhere
+        return result
+
+    monkeypatch.setattr(services, "rebalance", engine_then_cancel)
+    run = services.rebalance_run_create(actor=pm, portfolios=[acc1, acc2])
+    assert run.status == RebalanceRun.Status.PROPOSED
+    assert "changed while the run computed" in run.skipped["ACC1"]
+    assert "ACC1" not in run.summary and "ACC2" in run.summary
+    assert not run.orders.filter(portfolio=acc1).exists()
+    assert run.orders.filter(portfolio=acc2).exists()
+    flow.refresh_from_db()
+    assert flow.status == CashFlow.Status.CANCELLED and flow.run_id is None
