@@ -18,14 +18,24 @@ from .parameters import PARAMETERS, Parameter
 def _field(parameter: Parameter) -> forms.Field:
     if parameter.is_choice:
         return forms.ChoiceField(
+            required=False,  # blank means the default
             choices=list(parameter.choices.items()),
             initial=parameter.default,
             label=parameter.label,
             help_text=parameter.help,
         )
+    if parameter.integer:
+        return forms.IntegerField(
+            required=False,  # blank means the default
+            initial=parameter.default,
+            min_value=parameter.minimum,
+            max_value=parameter.maximum,
+            label=parameter.label,
+            help_text=parameter.help,
+        )
     return forms.DecimalField(
         required=False,  # blank means the default
-        initial=Decimal(str(parameter.default)),
+        initial=None if parameter.default is None else Decimal(str(parameter.default)),
         min_value=Decimal(str(parameter.minimum)) if parameter.minimum is not None else None,
         max_value=Decimal(str(parameter.maximum)) if parameter.maximum is not None else None,
         max_digits=16,
@@ -57,7 +67,45 @@ class RebalanceForm(forms.Form):
         values = {}
         for parameter in PARAMETERS:
             value = data[parameter.name]
-            if not parameter.is_choice:
+            if parameter.is_choice:
+                value = value or parameter.default
+            elif parameter.integer:
+                value = parameter.default if value is None else int(value)
+            elif not parameter.is_choice:
                 value = parameter.default if value is None else float(value)
             values[parameter.name] = value
         return values
+
+
+class CashFlowForm(forms.Form):
+    """A deposit or a withdrawal: parsed here, checked by the service (which words the
+    errors: a negative amount, an unknown currency)."""
+
+    portfolio = forms.ModelChoiceField(queryset=Portfolio.objects.none(), label="Account")
+    kind = forms.ChoiceField(choices=[("withdrawal", "Withdrawal"), ("deposit", "Deposit")])
+    currency = forms.CharField(max_length=10, initial="USD")
+    amount = forms.CharField(max_length=40)
+    note = forms.CharField(max_length=200, required=False)
+
+    def __init__(self, *args, portfolios, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["portfolio"].queryset = portfolios
+        self.fields["portfolio"].label_from_instance = lambda p: f"{p.code} · {p.name}"
+
+
+class CashFlowImportForm(forms.Form):
+    file = forms.FileField(label="CSV file", help_text="Columns: account, currency, amount, kind")
+
+
+class RaiseCashForm(forms.Form):
+    amount = forms.CharField(
+        max_length=40,
+        required=False,
+        label="Cash to raise",
+        help_text="Entered as a withdrawal; blank: raise the pending withdrawals.",
+    )
+    currency = forms.CharField(max_length=10, required=False)
+
+
+class OrderEditForm(forms.Form):
+    quantity = forms.DecimalField(max_digits=24, decimal_places=6, label="Quantity")

@@ -4,9 +4,10 @@ proposed order."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
-from portfolios.models import Portfolio, RebalanceRun
+from portfolios.models import Portfolio, RebalanceRun, money_field
 from trading.models import Order
 
 
@@ -66,3 +67,56 @@ class ProposalCheck(models.Model):
 
     def __str__(self) -> str:
         return f"order {self.order_id}: {self.status}"
+
+
+class CashFlow(models.Model):
+    """A deposit to invest or a withdrawal to raise, for an account. A pending cash
+    flow is used by the account's next rebalance run (a deposit is cash the run may
+    invest, a withdrawal cash it must leave free: its cash need); that run holds it
+    (`in_run`) and books it on the account's cash when it is released (`applied`).
+    A run cancelled or failed gives it back (pending again); a pending one may be
+    cancelled."""
+
+    class Kind(models.TextChoices):
+        DEPOSIT = "deposit", "Deposit"
+        WITHDRAWAL = "withdrawal", "Withdrawal"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        IN_RUN = "in_run", "In a run"
+        APPLIED = "applied", "Applied"
+        CANCELLED = "cancelled", "Cancelled"
+
+    TRANSITIONS = {
+        Status.PENDING: frozenset({Status.IN_RUN, Status.CANCELLED}),
+        Status.IN_RUN: frozenset({Status.APPLIED, Status.PENDING}),
+        Status.APPLIED: frozenset(),
+        Status.CANCELLED: frozenset(),
+    }
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="cash_flows")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    currency = models.CharField(max_length=3)
+    amount = money_field(help_text="Positive; the kind says which way the cash goes")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    run = models.ForeignKey(
+        RebalanceRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="cash_flows"
+    )
+    note = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["portfolio", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.amount} {self.currency} for {self.portfolio_id}"
+
+    @property
+    def signed_need(self):
+        """The cash the run must raise (> 0) or may invest (< 0), in `currency`."""
+        return self.amount if self.kind == self.Kind.WITHDRAWAL else -self.amount

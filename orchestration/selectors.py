@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 
-from django.db.models import Case, DecimalField, F, Q, Sum, When
+from django.db.models import Case, Count, DecimalField, F, Q, Sum, When
 
 from audit.models import AuditEvent
 from portfolios.models import RebalanceRun
@@ -77,3 +78,56 @@ def _names(after: dict, pk: int) -> bool:
         elif key == "blocks" and any(in_ranges(pk, b["orders"]) for b in value.values()):
             return True
     return False
+
+
+def proposal_totals(run: RebalanceRun) -> list[dict]:
+    """The run's live orders per security and side, as the desk will see them as blocks:
+    total quantity, how many accounts, the estimated value in the security's currency,
+    and that value in each account base currency the orders belong to. Two queries (the
+    orders grouped in the database, the FX rates)."""
+    from portfolios.selectors import FxTable
+
+    rows = (
+        run.orders.exclude(status__in=(Order.Status.CANCELLED, Order.Status.REJECTED))
+        .values("security__ticker", "security__currency", "side", "portfolio__base_currency")
+        .annotate(
+            quantity_total=Sum("quantity"),
+            accounts=Count("portfolio", distinct=True),
+            value=Sum(F("quantity") * F("estimated_price"), output_field=DecimalField()),
+        )
+        .order_by("security__ticker", "side", "portfolio__base_currency")
+    )
+    fx = None
+    totals: dict[tuple, dict] = {}
+    for row in rows:
+        key = (row["security__ticker"], row["side"])
+        total = totals.setdefault(
+            key,
+            {
+                "security": row["security__ticker"],
+                "side": row["side"],
+                "quantity": Decimal(0),
+                "accounts": 0,
+                "value": Decimal(0),
+                "currency": row["security__currency"],
+                "base_values": {},
+            },
+        )
+        total["quantity"] += row["quantity_total"]
+        total["accounts"] += row["accounts"]
+        value = row["value"] or Decimal(0)
+        total["value"] += value
+        base = row["portfolio__base_currency"]
+        if base == total["currency"]:
+            rate = 1.0
+        else:
+            fx = fx or FxTable.latest()
+            rate = fx.rate(total["currency"], base)
+        converted = (
+            None if rate is None else (value * Decimal(repr(rate))).quantize(Decimal("0.01"))
+        )
+        previous = total["base_values"].get(base, Decimal(0))
+        total["base_values"][base] = (
+            None if converted is None or previous is None else previous + converted
+        )
+    return list(totals.values())

@@ -25,13 +25,15 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from audit.services import audit_record, audited_transaction
+from audit.services import audit_record, audit_record_many, audited_transaction
 from compliance.selectors import rebalance_restrictions_for
 from oms.roles import Action, require, sees_all_accounts
 from oms.state import check_transition
 from oms.tasking import enqueue_on_commit
-from portfolios.models import Portfolio, RebalanceRun
-from portfolios.rebalance import Options, rebalance
+from portfolios.models import CashBalance, Portfolio, RebalanceRun
+from portfolios.rebalance import Options, raise_cash, rebalance
+from portfolios.selectors import FxTable
+from portfolios.services.drift import drift_mark_stale
 from trading import pretrade
 from trading.models import Order
 from trading.services.bulk import (
@@ -42,7 +44,8 @@ from trading.services.bulk import (
     run_orders_release,
 )
 
-from .models import ProposalCheck, RunAccount
+from .cashflows import check_flow, needs_by_account, read_csv
+from .models import CashFlow, ProposalCheck, RunAccount
 from .parameters import parameters_check
 from .selectors import load_projected_book
 
@@ -150,6 +153,7 @@ def _run_set_status(run: RebalanceRun, target: str, *, actor, kind: str, **field
     if target not in RebalanceRun.OPEN_STATES:
         # An ended run lets its accounts go: they may enter the next run.
         RunAccount.objects.filter(run=run, is_open=True).update(is_open=False)
+        _cash_flows_end(run, actor, target)
     audit_record(
         actor=actor,
         kind=kind,
@@ -257,18 +261,24 @@ def _compute_chunk(run: RebalanceRun, chunk: int, pending: list[int]) -> int:
     params = run.parameters
     if params.get("min_trade_value"):
         book.accounts["min_trade_value"] = params["min_trade_value"]
-    if params.get("cash_need"):
-        book.accounts["cash_need"] = params["cash_need"]
-    result = rebalance(
-        book,
-        Options(
-            trade_to=params.get("trade_to", "target"),
-            lot_selection=params.get("lot_selection", "fifo"),
-        ),
+    # The cash need: the run's own, plus each account's pending cash flows.
+    in_book = book.accounts["account"].tolist()
+    flows = list(
+        CashFlow.objects.filter(portfolio_id__in=in_book, status=CashFlow.Status.PENDING).order_by(
+            "pk"
+        )
     )
+    needs, flow_problems = needs_by_account(
+        flows, dict(zip(in_book, book.accounts["base_currency"], strict=True)), FxTable.latest()
+    )
+    book.accounts["cash_need"] = [
+        float(params.get("cash_need") or 0.0) + needs.get(account, 0.0) for account in in_book
+    ]
+    engine = raise_cash if params.get("objective") == "raise_cash" else rebalance
+    result = engine(book, _run_options(params))
     codes = dict(Portfolio.objects.filter(pk__in=pending).values_list("pk", "code"))
-    proposed = _proposals(result)
-    reasons = loaded.skipped | result.skipped_reasons()
+    proposed = [p for p in _proposals(result) if p.portfolio_id not in flow_problems]
+    reasons = loaded.skipped | result.skipped_reasons() | flow_problems
     summary_rows = result.accounts.to_dict("records")
     with audited_transaction():
         run = RebalanceRun.objects.select_for_update(of=("self",)).get(pk=run.pk)
@@ -281,7 +291,21 @@ def _compute_chunk(run: RebalanceRun, chunk: int, pending: list[int]) -> int:
         )
         if not claimed:
             return 0
-        mine = [p for p in proposed if p.portfolio_id in claimed]
+        # The flows the engine counted must still be pending: an account one of whose
+        # flows was cancelled (or taken) meanwhile is skipped, to be run again.
+        counted = [f for f in flows if f.portfolio_id in claimed]
+        still = set(
+            CashFlow.objects.select_for_update()
+            .filter(pk__in=[f.pk for f in counted], status=CashFlow.Status.PENDING)
+            .values_list("pk", flat=True)
+        )
+        for flow in counted:
+            if flow.pk not in still:
+                reasons[flow.portfolio_id] = (
+                    f"cash flow #{flow.pk} changed while the run computed: rebalance the "
+                    "account again"
+                )
+        mine = [p for p in proposed if p.portfolio_id in claimed and p.portfolio_id not in reasons]
         orders = run_orders_create(
             actor=run.created_by,
             run=run,
@@ -290,6 +314,9 @@ def _compute_chunk(run: RebalanceRun, chunk: int, pending: list[int]) -> int:
         )
         _store_verdicts(run, orders, pretrade.check(orders, stage="proposal", actor=run.created_by))
         skipped = {a: r for a, r in reasons.items() if a in claimed}
+        _cash_flows_used(
+            run, run.created_by, [f.pk for f in counted if f.portfolio_id not in skipped]
+        )
         by_reason: dict[str, list[int]] = {}
         for account, reason in skipped.items():
             by_reason.setdefault(str(reason)[:500], []).append(account)
@@ -303,7 +330,7 @@ def _compute_chunk(run: RebalanceRun, chunk: int, pending: list[int]) -> int:
         summary = {
             codes[row["account"]]: {k: _plain(v) for k, v in row.items() if k != "account"}
             for row in summary_rows
-            if row["account"] in claimed
+            if row["account"] in claimed and row["account"] not in skipped
         }
         run.summary = {**run.summary, **summary}
         run.skipped = {**run.skipped, **{codes[a]: str(r) for a, r in skipped.items()}}
@@ -314,6 +341,17 @@ def _compute_chunk(run: RebalanceRun, chunk: int, pending: list[int]) -> int:
             orders_proposed=F("orders_proposed") + len(orders),
         )
     return len(orders)
+
+
+def _run_options(params: dict) -> Options:
+    """The engine's options of a run's parameters."""
+    cap = params.get("gains_cap")
+    return Options(
+        trade_to=params.get("trade_to", "target"),
+        lot_selection=params.get("lot_selection", "fifo"),
+        gains_cap=None if cap is None else float(cap),
+        wash_sale_days=int(params.get("wash_sale_days", 30)),
+    )
 
 
 def _store_verdicts(run: RebalanceRun, orders, verdicts: dict) -> None:
@@ -489,3 +527,358 @@ def _ensure_run_owner(actor, run: RebalanceRun) -> None:
         return
     if run.portfolios.exclude(manager_id=actor.pk).exists():
         raise PermissionDenied("You do not manage the accounts of this run.")
+
+
+# --- Cash flows: deposits to invest, withdrawals to raise ----------------------------------
+
+
+def _flow_figures(flow: CashFlow) -> dict:
+    return {
+        "portfolio": flow.portfolio.code,
+        "kind": flow.kind,
+        "currency": flow.currency,
+        "amount": str(flow.amount),
+        "status": flow.status,
+    }
+
+
+def cash_flow_create(
+    *, actor, portfolio: Portfolio, kind: str, currency: str, amount, note: str = ""
+) -> CashFlow:
+    """Enter a deposit or a withdrawal for an account: the account's next run uses it."""
+    require(actor, Action.REBALANCE_RUN, portfolio)
+    clean, errors = check_flow(
+        kind=kind,
+        currency=currency,
+        amount=amount,
+        note=note,
+        base_currency=portfolio.base_currency,
+        fx=FxTable.latest(),
+    )
+    if errors:
+        raise ValidationError({field: [message] for field, message in errors.items()})
+    with audited_transaction():
+        portfolio = Portfolio.objects.select_for_update().get(pk=portfolio.pk)
+        flow = CashFlow.objects.create(
+            portfolio=portfolio,
+            kind=clean.kind,
+            currency=clean.currency,
+            amount=clean.amount,
+            note=clean.note,
+            created_by=actor,
+        )
+        audit_record(actor=actor, kind="cash_flow.created", obj=flow, after=_flow_figures(flow))
+    return flow
+
+
+def cash_flows_import(*, actor, text: str) -> list[CashFlow]:
+    """Enter the cash flows of a CSV file (account, currency, amount, kind): all of them,
+    or none when any line is wrong (each named with its line number)."""
+    from portfolios.selectors import portfolios_for_action
+
+    require(actor, Action.REBALANCE_RUN)
+    rows, errors = read_csv(text)
+    if errors:
+        raise ValidationError({"file": errors})
+    codes = {(row.get("account") or "").strip() for _, row in rows}
+    accounts = {
+        p.code: p for p in portfolios_for_action(actor, Action.REBALANCE_RUN).filter(code__in=codes)
+    }
+    fx = FxTable.latest()
+    clean: list[tuple[Portfolio, object]] = []
+    for line, row in rows:
+        code = (row.get("account") or "").strip()
+        portfolio = accounts.get(code)
+        if portfolio is None:
+            errors.append(f"Line {line}: no account {code or '(blank)'!r} among yours.")
+            continue
+        flow, problems = check_flow(
+            kind=row.get("kind"),
+            currency=row.get("currency"),
+            amount=row.get("amount"),
+            note=(row.get("note") or ""),
+            base_currency=portfolio.base_currency,
+            fx=fx,
+        )
+        for field, message in problems.items():
+            errors.append(f"Line {line}: {field}: {message}")
+        if flow is not None:
+            clean.append((portfolio, flow))
+    if errors:
+        more = f" … and {len(errors) - 50} more" if len(errors) > 50 else ""
+        shown = errors[:50]
+        if more:
+            shown[-1] += more
+        raise ValidationError({"file": shown})
+    with audited_transaction():
+        list(
+            Portfolio.objects.select_for_update()
+            .filter(pk__in=[p.pk for p, _ in clean])
+            .values_list("pk", flat=True)
+        )
+        flows = CashFlow.objects.bulk_create(
+            [
+                CashFlow(
+                    portfolio=portfolio,
+                    kind=flow.kind,
+                    currency=flow.currency,
+                    amount=flow.amount,
+                    note=flow.note,
+                    created_by=actor,
+                )
+                for portfolio, flow in clean
+            ],
+            batch_size=1000,
+        )
+        audit_record_many(
+            actor=actor,
+            kind="cash_flow.created",
+            entries=[(flow, None, _flow_figures(flow)) for flow in flows],
+            reason="CSV import",
+        )
+    return flows
+
+
+def cash_flow_cancel(*, actor, cash_flow_id: int) -> CashFlow:
+    """Cancel a pending cash flow (one a run holds is given back when the run ends)."""
+    with audited_transaction():
+        flow = (
+            CashFlow.objects.select_for_update(of=("self",))
+            .select_related("portfolio")
+            .filter(pk=cash_flow_id)
+            .first()
+        )
+        if flow is None:
+            raise ValidationError(f"No cash flow #{cash_flow_id}.")
+        require(actor, Action.REBALANCE_RUN, flow.portfolio)
+        if flow.status != CashFlow.Status.PENDING:
+            raise ValidationError(
+                f"Cash flow #{flow.pk} is {flow.get_status_display().lower()}: only a "
+                "pending one can be cancelled."
+            )
+        before = {"status": flow.status}
+        check_transition(flow, CashFlow.TRANSITIONS, CashFlow.Status.CANCELLED)
+        flow.status = CashFlow.Status.CANCELLED
+        flow.save(update_fields=["status", "updated_at"])
+        audit_record(
+            actor=actor,
+            kind="cash_flow.cancelled",
+            obj=flow,
+            before=before,
+            after={"status": flow.status},
+        )
+    return flow
+
+
+def rebalance_raise_cash(
+    *,
+    actor,
+    portfolio: Portfolio,
+    amount=None,
+    currency: str | None = None,
+    parameters: dict | None = None,
+) -> RebalanceRun:
+    """Raise cash in one account: a run that only sells, what drifts most first, to
+    free the account's pending withdrawals; with `amount`, a withdrawal of that much
+    is entered first (in `currency`, default the account's) and raised by the run."""
+    require(actor, Action.REBALANCE_RUN, portfolio)
+    clean = parameters_check({**(parameters or {}), "objective": "raise_cash"})
+    _refuse_accounts_in_open_runs([portfolio.pk])
+    if amount in (None, ""):
+        pending = CashFlow.objects.filter(
+            portfolio=portfolio, status=CashFlow.Status.PENDING, kind=CashFlow.Kind.WITHDRAWAL
+        )
+        if not pending.exists() and not clean.get("cash_need"):
+            raise ValidationError(
+                {
+                    "amount": [
+                        f"Enter the amount to raise: {portfolio.code} has no pending withdrawal."
+                    ]
+                }
+            )
+    else:
+        cash_flow_create(
+            actor=actor,
+            portfolio=portfolio,
+            kind=CashFlow.Kind.WITHDRAWAL,
+            currency=currency or portfolio.base_currency,
+            amount=amount,
+            note="Raise cash",
+        )
+    return rebalance_run_create(actor=actor, portfolios=[portfolio], parameters=clean)
+
+
+def _cash_flows_used(run: RebalanceRun, actor, flow_ids: list[int]) -> None:
+    """The run holds the pending flows it used (inside the chunk's transaction, which
+    has locked them and seen them pending)."""
+    if not flow_ids:
+        return
+    CashFlow.objects.filter(pk__in=flow_ids).update(
+        status=CashFlow.Status.IN_RUN, run=run, updated_at=timezone.now()
+    )
+    audit_record(
+        actor=actor,
+        kind="cash_flows.in_run",
+        obj=run,
+        after={"cash_flows": sorted(flow_ids), "status": CashFlow.Status.IN_RUN},
+    )
+
+
+def _cash_flows_end(run: RebalanceRun, actor, target: str) -> None:
+    """A released run books its cash flows on the accounts' cash (applied); a run
+    cancelled or failed gives them back (pending, for the next run)."""
+    flows = list(
+        CashFlow.objects.select_for_update()
+        .select_related("portfolio")
+        .filter(run=run, status=CashFlow.Status.IN_RUN)
+        .order_by("pk")
+    )
+    if not flows:
+        return
+    if target != RebalanceRun.Status.RELEASED:
+        CashFlow.objects.filter(pk__in=[f.pk for f in flows]).update(
+            status=CashFlow.Status.PENDING, run=None, updated_at=timezone.now()
+        )
+        audit_record(
+            actor=actor,
+            kind="cash_flows.returned",
+            obj=run,
+            after={"cash_flows": [f.pk for f in flows], "status": CashFlow.Status.PENDING},
+        )
+        return
+    entries = []
+    for flow in flows:
+        balance, _ = CashBalance.objects.select_for_update().get_or_create(
+            portfolio_id=flow.portfolio_id, currency=flow.currency
+        )
+        before = {"status": flow.status, "cash": str(balance.amount)}
+        balance.amount -= flow.signed_need
+        balance.save(update_fields=["amount"])
+        check_transition(flow, CashFlow.TRANSITIONS, CashFlow.Status.APPLIED)
+        flow.status = CashFlow.Status.APPLIED
+        flow.save(update_fields=["status", "updated_at"])
+        entries.append(
+            (flow, before, {"status": flow.status, "cash": str(balance.amount), "run": run.pk})
+        )
+    drift_mark_stale(portfolio_ids={f.portfolio_id for f in flows})  # their cash moved
+    audit_record_many(actor=actor, kind="cash_flow.applied", entries=entries)
+
+
+# --- Proposal review: edit a proposed quantity ----------------------------------------------
+
+
+def _account_trades(orders, edited: int | None = None, quantity: Decimal | None = None):
+    import pandas as pd
+
+    rows = []
+    for order in orders:
+        q = quantity if order.pk == edited else order.quantity
+        sign = 1.0 if order.side in ("buy", "buy_to_cover") else -1.0
+        rows.append(
+            {
+                "account": order.portfolio_id,
+                "security": order.security_id,
+                "quantity": sign * float(q),
+            }
+        )
+    return pd.DataFrame(rows, columns=["account", "security", "quantity"])
+
+
+def rebalance_run_order_edit(*, actor, run_id: int, order_id: int, quantity) -> RebalanceRun:
+    """Change the quantity of one proposed order of a proposed run. The what-if of its
+    account is measured again (weights, cash and drift after, gains) on the book as it
+    stands, and the pre-trade check asked again about the account's proposed orders.
+    An edit that breaks a rule of the account (whole lots, minimum quantity, selling
+    more than is held, the cash floor, a restricted security) is refused, nothing saved."""
+    from portfolios.rebalance import BookError, what_if
+
+    try:
+        quantity = Decimal(str(quantity))
+    except (ArithmeticError, ValueError):
+        raise ValidationError({"quantity": ["Must be a number."]}) from None
+    if not quantity.is_finite() or quantity <= 0:
+        raise ValidationError(
+            {"quantity": ["Must be more than zero (drop the order to trade none of it)."]}
+        )
+    if quantity > Decimal("1e12") or quantity != quantity.quantize(Decimal("0.000001")):
+        raise ValidationError({"quantity": ["At most 1e12, with at most six decimals."]})
+    with audited_transaction():
+        run = RebalanceRun.objects.select_for_update(of=("self",)).get(pk=run_id)
+        _ensure_run_owner(actor, run)
+        if run.status != RebalanceRun.Status.PROPOSED:
+            raise ValidationError("Only a proposed run's orders can be edited.")
+        order = (
+            run.orders.select_for_update(of=("self",))
+            .select_related("portfolio", "security")
+            .filter(pk=order_id, status=Order.Status.DRAFT)
+            .first()
+        )
+        if order is None:
+            raise ValidationError(f"Order {order_id} is not a proposed order of {run}.")
+        account = order.portfolio
+        orders = list(
+            run.orders.select_for_update(of=("self",))
+            .select_related("portfolio", "security")
+            .filter(portfolio=account, status=Order.Status.DRAFT)
+            .order_by("pk")
+        )
+        loaded = load_projected_book([account.pk])
+        if account.pk in loaded.skipped:
+            raise ValidationError(f"{account.code} cannot be valued: {loaded.skipped[account.pk]}.")
+        book = loaded.book
+        figures = run.summary.get(account.code, {})
+        book.accounts["cash_need"] = float(figures.get("cash_need") or 0.0)
+        options = _run_options(run.parameters)
+        try:
+            before = what_if(book, _account_trades(orders), options)
+            after = what_if(book, _account_trades(orders, order.pk, quantity), options)
+        except BookError as error:
+            raise ValidationError(str(error)) from None
+        old = {(b.security, b.rule) for b in before.breaches.itertuples(index=False)}
+        new = [
+            b
+            for b in after.breaches.itertuples(index=False)
+            if (b.security, b.rule) not in old
+            and (b.security is None or b.security == order.security_id)
+        ]
+        if new:
+            ticker = order.security.ticker
+            raise ValidationError(
+                {
+                    "quantity": [
+                        f"{order.get_side_display()} {quantity.normalize():f} {ticker} in "
+                        f"{account.code}: {b.rule}: {b.detail}."
+                        for b in new
+                    ]
+                }
+            )
+        previous = order.quantity
+        order.quantity = quantity
+        order.save(update_fields=["quantity", "updated_at"])
+        [row] = after.accounts.to_dict("records")
+        row["status"] = figures.get("status", row["status"])
+        run.summary = {
+            **run.summary,
+            account.code: {k: _plain(v) for k, v in row.items() if k != "account"},
+        }
+        run.save(update_fields=["summary", "updated_at"])
+        ProposalCheck.objects.filter(order__in=orders).delete()
+        _store_verdicts(run, orders, pretrade.check(orders, stage="proposal", actor=actor))
+        audit_record(
+            actor=actor,
+            kind="orders.quantity_edited",
+            obj=run,
+            before={
+                "order": order.pk,
+                "quantity": str(previous),
+                "cash_after": _plain(figures.get("cash_after")),
+                "drift_after": _plain(figures.get("drift_after")),
+            },
+            after={
+                "orders": [[order.pk, order.pk]],
+                "quantity": str(quantity),
+                "cash_after": _plain(row["cash_after"]),
+                "drift_after": _plain(row["drift_after"]),
+            },
+        )
+    return run

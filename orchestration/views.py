@@ -26,6 +26,7 @@ from . import services
 from .filters import RebalanceRunFilter
 from .forms import RebalanceForm
 from .models import ProposalCheck
+from .selectors import proposal_totals
 
 
 @action_required(Action.REBALANCE_RUN)
@@ -145,6 +146,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "sorts": list(ORDER_SORTS),
             "check_choices": ProposalCheck.Status.choices,
             "draft_count": run.orders.filter(status=Order.Status.DRAFT).count(),
+            "totals": [] if running else proposal_totals(run),
+            "gains": _gains(run.summary),
             "can_approve": run.status == RebalanceRun.Status.PROPOSED,
             "can_release": run.status == RebalanceRun.Status.APPROVED,
             "can_cancel": run.status
@@ -159,6 +162,23 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 ORDERS_PER_PAGE = 200
+
+
+def _gains(summary: dict) -> list[dict]:
+    """The estimated realised gains of the run, short and long term, per base currency."""
+    totals: dict[str, dict] = {}
+    for figures in summary.values():
+        row = totals.setdefault(
+            figures.get("base_currency") or "",
+            {"short": 0.0, "long": 0.0, "total": 0.0, "accounts": 0},
+        )
+        row["short"] += figures.get("short_term_gain") or 0.0
+        row["long"] += figures.get("long_term_gain") or 0.0
+        row["total"] += figures.get("realised_gain") or 0.0
+        row["accounts"] += 1
+    return [{"currency": currency, **row} for currency, row in sorted(totals.items())]
+
+
 SUMMARY_PER_PAGE = 100
 
 

@@ -11,6 +11,7 @@ from itertools import product
 import pytest
 
 from oms.state import TransitionError, check_transition, terminal_states
+from orchestration.models import CashFlow
 from portfolios.models import RebalanceRun
 from trading.models import Block, Order, Route
 from trading.services import orders as order_services
@@ -21,6 +22,7 @@ MACHINES = {
     "block": (Block, Block.Status.OPEN),
     "route": (Route, Route.Status.PENDING_NEW),
     "rebalance_run": (RebalanceRun, RebalanceRun.Status.DRAFT),
+    "cash_flow": (CashFlow, CashFlow.Status.PENDING),
 }
 
 

@@ -80,8 +80,16 @@ def _field(parameter: Parameter) -> serializers.Field:
         return serializers.ChoiceField(
             choices=list(parameter.choices), required=False, help_text=help_text
         )
+    if parameter.integer:
+        return serializers.IntegerField(
+            required=False,
+            min_value=parameter.minimum,
+            max_value=parameter.maximum,
+            help_text=help_text,
+        )
     return serializers.FloatField(
         required=False,
+        allow_null=parameter.optional,
         min_value=parameter.minimum,
         max_value=parameter.maximum,
         help_text=help_text,

@@ -2,10 +2,11 @@
 
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from . import cashflows, views
 
 router = SimpleRouter()
 router.register("portfolios", views.PortfolioRebalanceViewSet, basename="portfolio")
 router.register("rebalance-runs", views.RebalanceRunViewSet, basename="rebalance-run")
+router.register("cash-flows", cashflows.CashFlowViewSet, basename="cash-flow")
 
 urlpatterns = router.urls

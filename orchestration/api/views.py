@@ -20,6 +20,8 @@ from trading.models import Order
 
 from .. import services
 from ..filters import RebalanceRunFilter
+from ..selectors import proposal_totals
+from . import cashflows as cf
 from . import serializers as s
 
 READ = (mixins.ListModelMixin, mixins.RetrieveModelMixin)
@@ -30,7 +32,7 @@ class PortfolioRebalanceViewSet(OMSViewSet):
 
     serializer_class = s.RebalanceRequestSerializer
     read_action = Action.PORTFOLIO_VIEW
-    action_permissions = {"rebalance": Action.REBALANCE_RUN}
+    action_permissions = {"rebalance": Action.REBALANCE_RUN, "raise_cash": Action.REBALANCE_RUN}
 
     queryset = Portfolio.objects.all()
 
@@ -52,6 +54,32 @@ class PortfolioRebalanceViewSet(OMSViewSet):
             # The engine refused the book as it stands: the run is kept, failed, with why.
             return Response(
                 {"detail": f"The rebalance failed: {run.error}", "run": run.pk},
+                status=status.HTTP_422_UNPROCESSABLE_ENTITY,
+            )
+        run = runs_with_orders(rebalance_runs_visible_to(request.user)).get(pk=run.pk)
+        return Response(s.RebalanceRunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=cf.RaiseCashSerializer, responses={201: s.RebalanceRunSerializer})
+    @action(detail=True, methods=["post"], url_path="raise-cash")
+    @idempotent
+    def raise_cash(self, request, pk=None):
+        """Raise cash in this account: a run that only sells, what drifts most first,
+        tax-aware, to free `amount` (entered as a withdrawal) or the pending withdrawals."""
+        portfolio = self.get_object()
+        serializer = cf.RaiseCashSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        amount, currency = data.pop("amount", None), data.pop("currency", None)
+        run = services.rebalance_raise_cash(
+            actor=request.user,
+            portfolio=portfolio,
+            amount=amount,
+            currency=currency,
+            parameters=data,
+        )
+        if run.status == RebalanceRun.Status.FAILED:
+            return Response(
+                {"detail": f"The run failed: {run.error}", "run": run.pk},
                 status=status.HTTP_422_UNPROCESSABLE_ENTITY,
             )
         run = runs_with_orders(rebalance_runs_visible_to(request.user)).get(pk=run.pk)
@@ -81,6 +109,7 @@ class RebalanceRunViewSet(*READ, OMSViewSet):
         "approve": Action.REBALANCE_RUN,
         "release": Action.REBALANCE_RUN,
         "cancel": Action.REBALANCE_RUN,
+        "edit_order": Action.REBALANCE_RUN,
     }
 
     queryset = RebalanceRun.objects.all()
@@ -139,3 +168,27 @@ class RebalanceRunViewSet(*READ, OMSViewSet):
     def cancel(self, request, pk=None):
         """Cancel a run that was not released, and its unreleased orders."""
         return self._transition(services.rebalance_run_cancel)
+
+    @extend_schema(request=cf.OrderEditSerializer, responses={200: s.RebalanceRunSerializer})
+    @action(detail=True, methods=["post"], url_path=r"orders/(?P<order_id>[0-9]+)/quantity")
+    @idempotent
+    def edit_order(self, request, pk=None, order_id=None):
+        """Change a proposed order's quantity: the what-if of its account and the
+        pre-trade check are done again; an edit that breaks a rule is refused (400)."""
+        serializer = cf.OrderEditSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        run = self.get_object()
+        services.rebalance_run_order_edit(
+            actor=request.user,
+            run_id=run.pk,
+            order_id=int(order_id),
+            quantity=serializer.validated_data["quantity"],
+        )
+        return Response(self.get_serializer(self.get_queryset().get(pk=run.pk)).data)
+
+    @extend_schema(responses={200: cf.TotalsSerializer})
+    @action(detail=True, methods=["get"])
+    def totals(self, request, pk=None):
+        """The proposal per security and side, as the desk will see it as blocks."""
+        run = self.get_object()
+        return Response(cf.TotalsSerializer({"run": run.pk, "totals": proposal_totals(run)}).data)

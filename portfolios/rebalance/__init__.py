@@ -10,6 +10,10 @@ A pure library (pandas and numpy, no Django). The public API:
 - :func:`rebalance` -> :class:`RebalanceResult` (``trades``, ``accounts``, ``skipped``,
   ``lots`` frames).
 - :class:`BookError` -- raised on a malformed book.
+- :func:`raise_cash` -> :class:`RebalanceResult`: sells that free each account's cash
+  need, what drifts most first (see ``cashraise``).
+- :func:`what_if` -> :class:`WhatIf`: the figures and broken rules of given trades
+  (a proposal a person edited).
 - :func:`check_trades` -- an independent re-check of a result against every rule
   (a frame of breaches, empty when none).
 
@@ -17,13 +21,16 @@ Run ``python -m portfolios.rebalance BOOK.json`` to rebalance a book kept in a J
 """
 
 from .book import LOT_SELECTION, TRADE_TO, Book, BookError, Options
+from .cashraise import raise_cash
 from .checks import check_trades
 from .drift import DriftResult, compute_drift
 from .engine import RebalanceResult, rebalance
+from .whatif import WhatIf, what_if
 
 __all__ = [
     "LOT_SELECTION",
     "TRADE_TO",
+    "WhatIf",
     "Book",
     "BookError",
     "DriftResult",
@@ -31,5 +38,7 @@ __all__ = [
     "RebalanceResult",
     "check_trades",
     "compute_drift",
+    "raise_cash",
     "rebalance",
+    "what_if",
 ]

@@ -16,7 +16,8 @@ __all__ = ["DriftResult", "compute_drift"]
 @dataclass
 class DriftResult:
     """``positions`` -- one row per (account, security) held or in the model:
-        ``account``, ``security``, ``quantity``, ``price`` (base currency), ``value`` (base
+        ``account``, ``security``, ``quantity``, ``price`` (base currency), ``price_local``
+        (in the security's own currency), ``value`` (base
         currency), ``weight`` (current), ``target`` (target weight), ``drift``
         (weight - target), ``tolerance`` (band half-width), ``out_of_band`` (bool).
 
@@ -76,6 +77,7 @@ def drift_from_prepared(prep: Prepared) -> DriftResult:
             "security": prep.securities_at(prep.r_sec),
             "quantity": prep.h,
             "price": prep.p,
+            "price_local": prep.price,
             "value": prep.h * prep.p,
             "weight": w,
             "target": prep.t,

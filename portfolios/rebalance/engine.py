@@ -24,7 +24,8 @@ class RebalanceResult:
         the security; None when not given), ``fx`` (base units per unit of it),
         ``value`` (estimated absolute value in the account's base currency),
         ``base_currency``, ``weight_before``, ``weight_after``, ``target``,
-        ``realised_gain`` (estimated, base currency; NaN for buys), ``lots`` (tuple of
+        ``realised_gain`` (estimated, base currency; NaN for buys), ``short_term_gain`` and
+        ``long_term_gain`` (its split by holding period; NaN for buys), ``lots`` (tuple of
         ``(lot, quantity)`` a sell takes, in order; empty without tax lots).
 
     ``accounts`` -- the what-if, one row per account that was not skipped:
@@ -33,7 +34,9 @@ class RebalanceResult:
         ``cash_floor``, ``cash_need``, ``drift_before``, ``drift_after`` (sum over
         securities and cash of |weight - target|), ``max_drift_before``,
         ``max_drift_after``, ``turnover`` ((buys + sells) / value), ``trades``,
-        ``buy_value``, ``sell_value``, ``realised_gain``, ``out_of_band`` (before),
+        ``buy_value``, ``sell_value``, ``realised_gain`` (= ``short_term_gain`` +
+        ``long_term_gain``: lots held under / at least ``Options.long_term_days``),
+        ``out_of_band`` (before),
         ``status`` (``"rebalanced"``, ``"in_band"``: nothing to do, ``"no_trade"``: out of
         band but no allowed trade improves it).
 
@@ -42,7 +45,8 @@ class RebalanceResult:
         missing FX rate, a cash floor or cash need that cannot be met, ...).
 
     ``lots`` -- the tax lots the sells take: ``account``, ``security``, ``lot``,
-        ``quantity``, ``unit_cost``, ``proceeds``, ``realised_gain`` (base currency).
+        ``quantity``, ``unit_cost``, ``proceeds``, ``realised_gain`` (base currency),
+        ``long_term`` (held at least ``Options.long_term_days``).
     """
 
     trades: pd.DataFrame
@@ -241,9 +245,11 @@ def _results(prep, lots, q, reason, ok, w, cw, drift_before, max_before, acc_out
             "unit_cost": pd.Series([], dtype=float),
             "proceeds": pd.Series([], dtype=float),
             "realised_gain": pd.Series([], dtype=float),
+            "long_term": pd.Series([], dtype=bool),
         }
     )
     row_gain = np.zeros(len(q))
+    row_long = np.zeros(len(q))
     row_lots = None
     if lots is not None:
         take, gain, _, row_gain = take_lots(lots, sell, prep.p)
@@ -258,10 +264,13 @@ def _results(prep, lots, q, reason, ok, w, cw, drift_before, max_before, acc_out
                 "unit_cost": lots.unit_cost[t_sel],
                 "proceeds": take[t_sel] * prep.p[lr],
                 "realised_gain": gain[t_sel],
+                "long_term": lots.long_term[t_sel],
             }
         )
+        row_long = np.bincount(lots.row, weights=gain * lots.long_term, minlength=len(q))
         row_lots = (lr, lots.lot_id[t_sel], take[t_sel])
     realised = np.bincount(ra, weights=row_gain, minlength=A)
+    long_gain = np.bincount(ra, weights=row_long, minlength=A)
 
     ti = np.flatnonzero(traded)
     lots_col = np.empty(len(ti), dtype=object)
@@ -287,6 +296,8 @@ def _results(prep, lots, q, reason, ok, w, cw, drift_before, max_before, acc_out
             "weight_after": w_after[ti],
             "target": prep.t[ti],
             "realised_gain": np.where(q[ti] < 0, row_gain[ti], np.nan),
+            "short_term_gain": np.where(q[ti] < 0, row_gain[ti] - row_long[ti], np.nan),
+            "long_term_gain": np.where(q[ti] < 0, row_long[ti], np.nan),
             "lots": lots_col,
         }
     )
@@ -311,6 +322,8 @@ def _results(prep, lots, q, reason, ok, w, cw, drift_before, max_before, acc_out
             "buy_value": buy_value[keep],
             "sell_value": sell_value[keep],
             "realised_gain": realised[keep],
+            "short_term_gain": (realised - long_gain)[keep],
+            "long_term_gain": long_gain[keep],
             "out_of_band": acc_out[keep],
             "status": status[keep],
         }

@@ -25,6 +25,7 @@ class LotTable:
     unit_cost: np.ndarray  # base currency per unit
     blocked: np.ndarray  # loss lot of a security bought within the wash-sale window
     untracked: np.ndarray  # per row
+    long_term: np.ndarray | None = None  # held at least Options.long_term_days
 
     def sellable(self, n_rows: int) -> np.ndarray:
         """Quantity each row may sell (unblocked lots + untracked)."""
@@ -97,7 +98,8 @@ def build_lots(book: Book, prep: Prepared, options: Options) -> LotTable | None:
         blocked = recent_row[row] & (gain_u < -EPS)
     covered = np.bincount(row, weights=qty, minlength=len(prep.h))
     untracked = np.maximum(prep.h - covered, 0.0)
-    return LotTable(row, lot_id, qty, unit_cost, blocked, untracked)
+    long_term = age >= options.long_term_days
+    return LotTable(row, lot_id, qty, unit_cost, blocked, untracked, long_term)
 
 
 def take_lots(table: LotTable, sell_qty: np.ndarray, p: np.ndarray):

@@ -17,6 +17,7 @@ RESOURCES = [
     "portfolios",
     "models",
     "rebalance-runs",
+    "cash-flows",
     "orders",
     "blocks",
     "routes",

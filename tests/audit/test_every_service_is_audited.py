@@ -782,6 +782,36 @@ def _run_order_drop(w, s):
     return lambda: runs.rebalance_run_order_drop(actor=w.pm, run_id=run.pk, order_id=order.pk)
 
 
+def _cash_flows(name):
+    """Cash flows and the proposal edit (orchestration): from a book of two accounts."""
+
+    def prepare(w, s):
+        from orchestration import services as runs
+
+        account = w.book["accounts"][0]
+        if name == "cash_flow_create":
+            return lambda: runs.cash_flow_create(
+                actor=w.pm, portfolio=account, kind="deposit", currency="USD", amount="100"
+            )
+        if name == "cash_flows_import":
+            text = "account,currency,amount,kind\nACC1,USD,100,deposit\n"
+            return lambda: runs.cash_flows_import(actor=w.pm, text=text)
+        if name == "cash_flow_cancel":
+            flow = runs.cash_flow_create(
+                actor=w.pm, portfolio=account, kind="deposit", currency="USD", amount="100"
+            )
+            return lambda: runs.cash_flow_cancel(actor=w.pm, cash_flow_id=flow.pk)
+        if name == "rebalance_raise_cash":
+            return lambda: runs.rebalance_raise_cash(actor=w.pm, portfolio=account, amount="25000")
+        run = w.run("proposed")
+        order = run.orders.filter(side="sell").order_by("pk").first()
+        return lambda: runs.rebalance_run_order_edit(
+            actor=w.pm, run_id=run.pk, order_id=order.pk, quantity=order.quantity - 1
+        )
+
+    return prepare
+
+
 CALLS = {
     "portfolios.services.reference.security_create": call(_sec, "security.created"),
     "portfolios.services.reference.prices_create": call(_prices, "price.created"),
@@ -931,6 +961,25 @@ CALLS = {
     ),
     "compliance.services.posttrade.alert_resolve": call(_alerts("alert_resolve"), "alert.resolved"),
     "orchestration.services.rebalance_run_order_drop": call(_run_order_drop, "orders.cancelled"),
+    "orchestration.services.cash_flow_create": call(
+        _cash_flows("cash_flow_create"), "cash_flow.created"
+    ),
+    "orchestration.services.cash_flows_import": call(
+        _cash_flows("cash_flows_import"), "cash_flow.created"
+    ),
+    "orchestration.services.cash_flow_cancel": call(
+        _cash_flows("cash_flow_cancel"), "cash_flow.cancelled"
+    ),
+    "orchestration.services.rebalance_raise_cash": call(
+        _cash_flows("rebalance_raise_cash"),
+        "cash_flow.created",
+        "rebalance.created",
+        "orders.created",
+        "cash_flows.in_run",
+    ),
+    "orchestration.services.rebalance_run_order_edit": call(
+        _cash_flows("rebalance_run_order_edit"), "orders.quantity_edited"
+    ),
     "portfolios.services.quotes.quotes_apply": call(_quotes("quotes_apply"), "quote.quarantined"),
     "portfolios.services.quotes.bars_flush": call(_quotes("bars_flush"), "prices.flushed"),
     "portfolios.services.quotes.quotes_post": call(

@@ -1,0 +1,210 @@
+"""Cash flows: a deposit to invest, a withdrawal to raise; used by the next run, applied
+when it is released, given back when it is cancelled; raise cash for one account."""
+
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from audit.models import AuditEvent
+from orchestration import services
+from orchestration.models import CashFlow
+from portfolios.models import AccountDrift, CashBalance, RebalanceRun
+from portfolios.services.drift import drift_refresh
+
+pytestmark = pytest.mark.django_db
+
+
+def cash_of(account, currency="USD"):
+    return CashBalance.objects.get(portfolio=account, currency=currency).amount
+
+
+def test_a_withdrawal_is_raised_by_the_next_run_and_applied_on_release(pm, book):
+    acc1, _ = book["accounts"]
+    flow = services.cash_flow_create(
+        actor=pm, portfolio=acc1, kind="withdrawal", currency="USD", amount="30000"
+    )
+    assert flow.status == CashFlow.Status.PENDING
+    assert AuditEvent.objects.filter(kind="cash_flow.created", object_id=str(flow.pk)).exists()
+    run = services.rebalance_run_create(actor=pm, portfolios=[acc1])
+    assert run.status == RebalanceRun.Status.PROPOSED
+    figures = run.summary["ACC1"]
+    assert figures["cash_need"] == pytest.approx(30000)
+    # the run's target leaves the withdrawal free: cash after the need stays above the floor
+    assert figures["cash_after"] >= 500 - 1e-6
+    flow.refresh_from_db()
+    assert flow.status == CashFlow.Status.IN_RUN and flow.run_id == run.pk
+    services.rebalance_run_approve(actor=pm, run_id=run.pk)
+    drift_refresh(portfolio_ids=[acc1.pk])
+    services.rebalance_run_release(actor=pm, run_id=run.pk)
+    flow.refresh_from_db()
+    assert flow.status == CashFlow.Status.APPLIED
+    assert AccountDrift.objects.get(portfolio=acc1).stale  # its cash moved
+    assert cash_of(acc1) == Decimal("20000") - Decimal("30000")  # the sells bring it back
+    applied = AuditEvent.objects.get(kind="cash_flow.applied", object_id=str(flow.pk))
+    assert applied.before["cash"] == "20000.0000" and applied.after["status"] == "applied"
+
+
+def test_a_deposit_is_invested_by_the_next_run(pm, book):
+    _, acc2 = book["accounts"]
+    plain = services.rebalance_run_create(actor=pm, portfolios=[acc2])
+    buys_before = plain.summary["ACC2"]["buy_value"]
+    services.rebalance_run_cancel(actor=pm, run_id=plain.pk)
+    services.cash_flow_create(
+        actor=pm, portfolio=acc2, kind="deposit", currency="EUR", amount="10000"
+    )
+    run = services.rebalance_run_create(actor=pm, portfolios=[acc2])
+    figures = run.summary["ACC2"]
+    assert figures["cash_need"] == pytest.approx(-11000)  # 10,000 EUR at 1.1
+    assert figures["buy_value"] > buys_before + 5000
+
+
+def test_a_cancelled_run_gives_its_cash_flows_back(pm, book):
+    acc1, _ = book["accounts"]
+    flow = services.cash_flow_create(
+        actor=pm, portfolio=acc1, kind="withdrawal", currency="USD", amount="1000"
+    )
+    run = services.rebalance_run_create(actor=pm, portfolios=[acc1])
+    services.rebalance_run_cancel(actor=pm, run_id=run.pk)
+    flow.refresh_from_db()
+    assert flow.status == CashFlow.Status.PENDING and flow.run_id is None
+    assert cash_of(acc1) == Decimal("20000")
+    again = services.rebalance_run_create(actor=pm, portfolios=[acc1])
+    flow.refresh_from_db()
+    assert flow.run_id == again.pk
+
+
+def test_cancel_a_pending_cash_flow_and_not_one_in_a_run(pm, book):
+    acc1, acc2 = book["accounts"]
+    flow = services.cash_flow_create(
+        actor=pm, portfolio=acc1, kind="deposit", currency="USD", amount="5"
+    )
+    services.cash_flow_cancel(actor=pm, cash_flow_id=flow.pk)
+    flow.refresh_from_db()
+    assert flow.status == CashFlow.Status.CANCELLED
+    other = services.cash_flow_create(
+        actor=pm, portfolio=acc2, kind="withdrawal", currency="USD", amount="100"
+    )
+    services.rebalance_run_create(actor=pm, portfolios=[acc2])
+    with pytest.raises(ValidationError, match="only a pending one"):
+        services.cash_flow_cancel(actor=pm, cash_flow_id=other.pk)
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "words"),
+    [
+        ({"amount": "-500"}, "amount", "positive"),
+        ({"amount": "0"}, "amount", "more than zero"),
+        ({"amount": "abc"}, "amount", "a number"),
+        ({"amount": "1.234"}, "amount", "two decimals"),
+        ({"currency": "US"}, "currency", "three-letter"),
+        ({"currency": "JPY"}, "currency", "No FX rate from JPY"),
+        ({"kind": "gift"}, "kind", "'deposit' or 'withdrawal'"),
+    ],
+)
+def test_bad_cash_flows_are_refused_and_nothing_saved(pm, book, values, field, words):
+    acc1, _ = book["accounts"]
+    terms = {"kind": "withdrawal", "currency": "USD", "amount": "100"} | values
+    with pytest.raises(ValidationError) as caught:
+        services.cash_flow_create(actor=pm, portfolio=acc1, **terms)
+    assert words in " ".join(caught.value.message_dict[field])
+    assert not CashFlow.objects.exists()
+
+
+def test_someone_elses_account_is_refused(book, make_user):
+    from oms.roles import Role
+
+    other = make_user("pm2", Role.PORTFOLIO_MANAGER)
+    with pytest.raises(PermissionDenied):
+        services.cash_flow_create(
+            actor=other,
+            portfolio=book["accounts"][0],
+            kind="deposit",
+            currency="USD",
+            amount="1",
+        )
+
+
+def test_csv_import_enters_every_line(pm, book):
+    text = "account,currency,amount,kind\nACC1,USD,1000,withdrawal\nACC2,EUR,250.50,deposit\n"
+    flows = services.cash_flows_import(actor=pm, text=text)
+    assert [(f.portfolio.code, f.kind, f.amount) for f in flows] == [
+        ("ACC1", "withdrawal", Decimal("1000")),
+        ("ACC2", "deposit", Decimal("250.50")),
+    ]
+    assert AuditEvent.objects.filter(kind="cash_flow.created").count() == 2
+
+
+def test_csv_with_bad_lines_names_each_and_saves_nothing(pm, book):
+    text = (
+        "account,currency,amount,kind\n"
+        "ACC1,USD,1000,withdrawal\n"
+        "ZZZ,USD,10,deposit\n"
+        "ACC2,USD,-5,withdrawal\n"
+        "ACC2,XXX,5,deposit\n"
+    )
+    with pytest.raises(ValidationError) as caught:
+        services.cash_flows_import(actor=pm, text=text)
+    errors = caught.value.message_dict["file"]
+    assert errors[0] == "Line 3: no account 'ZZZ' among yours."
+    assert errors[1].startswith("Line 4: amount: Must be positive")
+    assert errors[2].startswith("Line 5: currency: No FX rate from XXX")
+    assert not CashFlow.objects.exists()
+
+
+def test_csv_without_the_columns_is_refused(pm, book):
+    with pytest.raises(ValidationError, match="the header lacks kind"):
+        services.cash_flows_import(actor=pm, text="account,currency,amount\nACC1,USD,1\n")
+
+
+def test_raise_cash_sells_what_drifts_most_and_only_sells(pm, book):
+    acc1, _ = book["accounts"]
+    run = services.rebalance_raise_cash(actor=pm, portfolio=acc1, amount="25000")
+    assert run.parameters["objective"] == "raise_cash"
+    orders = list(run.orders.select_related("security"))
+    assert orders and {o.side for o in orders} == {"sell"}
+    # ACC1: AAA is 60,000 of a 65,000 account after the withdrawal (target 40%): the
+    # most overweight; 5,500 more than the 20,000 of cash is to raise
+    assert {o.security.ticker for o in orders} == {"AAA"}
+    assert run.summary["ACC1"]["cash_after"] >= 500 - 1e-6
+    flow = CashFlow.objects.get(portfolio=acc1)
+    assert flow.kind == "withdrawal" and flow.status == CashFlow.Status.IN_RUN
+
+
+def test_raise_cash_without_an_amount_or_a_withdrawal_is_refused(pm, book):
+    with pytest.raises(ValidationError, match="has no pending withdrawal"):
+        services.rebalance_raise_cash(actor=pm, portfolio=book["accounts"][0])
+    assert not RebalanceRun.objects.exists()
+
+
+def test_raise_cash_in_an_open_run_is_refused_and_enters_no_withdrawal(pm, book):
+    acc1, _ = book["accounts"]
+    services.rebalance_run_create(actor=pm, portfolios=[acc1])
+    with pytest.raises(ValidationError, match="open rebalance"):
+        services.rebalance_raise_cash(actor=pm, portfolio=acc1, amount="100")
+    assert not CashFlow.objects.exists()
+
+
+def test_a_flow_cancelled_while_the_run_computes_skips_its_account(pm, book, monkeypatch):
+    """The engine counted a withdrawal that was cancelled before the chunk committed:
+    the account gets no order on a cash need that is gone; it is skipped, with why."""
+    acc1, acc2 = book["accounts"]
+    flow = services.cash_flow_create(
+        actor=pm, portfolio=acc1, kind="withdrawal", currency="USD", amount="30000"
+    )
+    real_engine = services.rebalance
+
+    def engine_then_cancel(book_, options):
+        result = real_engine(book_, options)
+        services.cash_flow_cancel(actor=pm, cash_flow_id=flow.pk)  # meanwhile, elsewhere
+        return result
+
+    monkeypatch.setattr(services, "rebalance", engine_then_cancel)
+    run = services.rebalance_run_create(actor=pm, portfolios=[acc1, acc2])
+    assert run.status == RebalanceRun.Status.PROPOSED
+    assert "changed while the run computed" in run.skipped["ACC1"]
+    assert "ACC1" not in run.summary and "ACC2" in run.summary
+    assert not run.orders.filter(portfolio=acc1).exists()
+    assert run.orders.filter(portfolio=acc2).exists()
+    flow.refresh_from_db()
+    assert flow.status == CashFlow.Status.CANCELLED and flow.run_id is None

@@ -1,0 +1,118 @@
+"""Proposal review: edit a proposed order's quantity; the what-if of its account and the
+pre-trade check follow; an edit that breaks a rule of the account is refused."""
+
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from audit.models import AuditEvent
+from orchestration import services
+from orchestration.models import ProposalCheck
+from orchestration.selectors import order_history
+from portfolios.models import RebalanceRun
+from trading import pretrade
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def proposed(pm, book):
+    acc1, _ = book["accounts"]
+    run = services.rebalance_run_create(actor=pm, portfolios=[acc1])
+    assert run.status == RebalanceRun.Status.PROPOSED
+    orders = {(o.side, o.security.ticker): o for o in run.orders.select_related("security")}
+    return run, orders
+
+
+def test_edit_a_quantity_recomputes_the_what_if_and_the_check(pm, proposed):
+    run, orders = proposed
+    sell = orders[("sell", "AAA")]  # ACC1 is overweight AAA
+    before = dict(run.summary["ACC1"])
+    new_quantity = sell.quantity - 10
+    services.rebalance_run_order_edit(
+        actor=pm, run_id=run.pk, order_id=sell.pk, quantity=new_quantity
+    )
+    sell.refresh_from_db()
+    run.refresh_from_db()
+    assert sell.quantity == new_quantity
+    after = run.summary["ACC1"]
+    # 10 AAA fewer sold at 100: 1,000 less cash after, and further from the model
+    assert after["cash_after"] == pytest.approx(before["cash_after"] - 1000, abs=0.01)
+    assert after["drift_after"] > before["drift_after"]
+    assert ProposalCheck.objects.filter(order=sell).exists()
+    event = AuditEvent.objects.get(kind="orders.quantity_edited")
+    assert event.before["quantity"] == str(new_quantity + 10)
+    assert event.after["quantity"] == str(new_quantity)
+    assert event in order_history(sell)
+
+
+def test_the_check_runs_again_on_the_account(pm, proposed, monkeypatch):
+    run, orders = proposed
+    buy = next(o for (side, _), o in orders.items() if side == "buy")
+    seen = []
+
+    def checker(batch, *, stage, actor):
+        seen.append((stage, sorted(o.pk for o in batch)))
+        return {o.pk: pretrade.Verdict("needs_override", ("limit",), (), "too big") for o in batch}
+
+    previous = pretrade.registered()
+    pretrade.register(checker)
+    try:
+        services.rebalance_run_order_edit(
+            actor=pm, run_id=run.pk, order_id=buy.pk, quantity=buy.quantity + 1
+        )
+    finally:
+        pretrade.register(previous)
+    account_orders = sorted(o.pk for o in orders.values())
+    assert seen == [("proposal", account_orders)]
+    assert ProposalCheck.objects.get(order=buy).status == "needs_override"
+
+
+@pytest.mark.parametrize(
+    ("pick", "quantity", "words"),
+    [
+        (("sell", "AAA"), "600.5", "lot"),  # whole shares only
+        (("sell", "AAA"), "601", "short sale"),  # ACC1 holds 600
+        (None, "100000", "cash floor"),  # a huge buy: below the 500 floor
+        (("sell", "AAA"), "0", "more than zero"),
+        (("sell", "AAA"), "-5", "more than zero"),
+        (("sell", "AAA"), "abc", "a number"),
+    ],
+)
+def test_an_edit_that_breaks_a_rule_is_refused_and_nothing_saved(
+    pm, proposed, pick, quantity, words
+):
+    run, orders = proposed
+    order = orders[pick] if pick else next(o for (s, _), o in orders.items() if s == "buy")
+    summary = dict(run.summary)
+    with pytest.raises(ValidationError) as caught:
+        services.rebalance_run_order_edit(
+            actor=pm, run_id=run.pk, order_id=order.pk, quantity=quantity
+        )
+    assert words in " ".join(caught.value.messages)
+    quantity_before = order.quantity
+    order.refresh_from_db()
+    run.refresh_from_db()
+    assert order.quantity == quantity_before
+    assert run.summary == summary
+    assert not AuditEvent.objects.filter(kind="orders.quantity_edited").exists()
+
+
+def test_only_a_proposed_run_is_edited(pm, proposed):
+    run, orders = proposed
+    order = orders[("sell", "AAA")]
+    services.rebalance_run_approve(actor=pm, run_id=run.pk)
+    with pytest.raises(ValidationError, match="Only a proposed run"):
+        services.rebalance_run_order_edit(
+            actor=pm, run_id=run.pk, order_id=order.pk, quantity=Decimal("1")
+        )
+
+
+def test_short_and_long_term_gains_in_the_what_if(pm, proposed):
+    run, _ = proposed
+    figures = run.summary["ACC1"]
+    # the fixture's lots are 400 days old: every gain is long term
+    assert figures["long_term_gain"] == pytest.approx(figures["realised_gain"])
+    assert figures["short_term_gain"] == pytest.approx(0.0)
+    assert figures["long_term_gain"] > 0
