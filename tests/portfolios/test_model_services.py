@@ -326,3 +326,16 @@ def test_a_weight_finer_than_the_column_is_refused(pm, core):
 def test_windows_and_old_mac_line_ends_are_read(pm, core, text):
     model_targets_import(actor=pm, model_id=core.pk, text=text)
     assert composition(core)[0] == D("0.05")
+
+
+def test_drift_of_an_account_on_a_model_of_models_is_against_the_flattened_weights(pm, book):
+    from portfolios.selectors import drift_of_positions
+
+    top = _nested(pm, book, 1)  # 10% EEE, 90% Core
+    account = book["accounts"][0]
+    Portfolio.objects.filter(pk=account.pk).update(model=top)
+    targets = {row["security"]: row["target"] for row in drift_of_positions(account.pk)}
+    s = book["securities"]
+    assert targets[s["EEE"].pk] == pytest.approx(0.10)
+    assert targets[s["AAA"].pk] == pytest.approx(0.36)
+    assert targets[s["DDD"].pk] == pytest.approx(0.09)
