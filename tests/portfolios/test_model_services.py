@@ -339,3 +339,67 @@ def test_drift_of_an_account_on_a_model_of_models_is_against_the_flattened_weigh
     assert targets[s["EEE"].pk] == pytest.approx(0.10)
     assert targets[s["AAA"].pk] == pytest.approx(0.36)
     assert targets[s["DDD"].pk] == pytest.approx(0.09)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_edits_at_once_cannot_close_a_cycle_together(pm, book, monkeypatch):
+    """A holds B and C holds D. At once, B is given C and D is given A: each edit alone
+    sees no cycle, together they make A → B → C → D → A. One waits for the other and
+    is refused."""
+    import threading
+
+    from django.db import connection
+
+    from portfolios.services import models as services
+    from tests.conftest import service_missing
+
+    if connection.vendor != "postgresql":
+        service_missing("PostgreSQL: writers at once (SQLite serialises them)")
+    made = {}
+    for name in "DCBA":
+        sleeves = []
+        if name in "AC":
+            sleeves = [{"model": made[chr(ord(name) + 1)], "weight": D("0.5")}]
+        made[name] = model_create(
+            actor=pm,
+            name=name,
+            targets=[{"security": "AAA", "weight": D(1) - sum(s["weight"] for s in sleeves)}],
+            sleeves=sleeves,
+        )
+    real = services._cycle_error
+    both_checked = threading.Barrier(2, timeout=1.5)
+
+    def check_then_wait(model, sleeves):
+        found = real(model, sleeves)
+        try:
+            both_checked.wait()  # without a lock, both get here before either writes
+        except threading.BrokenBarrierError:
+            pass
+        return found
+
+    monkeypatch.setattr(services, "_cycle_error", check_then_wait)
+    outcomes: list[str] = []
+
+    def give(holder, sleeve):
+        try:
+            model_update(
+                actor=pm,
+                model_id=made[holder].pk,
+                targets=[{"security": "AAA", "weight": D("0.5")}],
+                sleeves=[{"model": made[sleeve], "weight": D("0.5")}],
+                cash_weight=D(0),
+            )
+            outcomes.append("saved")
+        except ValidationError as error:
+            outcomes.append(messages(error)[0])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=give, args=pair) for pair in (("B", "C"), ("D", "A"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes)[-1] == "saved"
+    assert "cannot hold itself through its sleeves" in sorted(outcomes)[0], outcomes
+    assert ModelSleeve.objects.count() == 3
