@@ -4,6 +4,7 @@ nothing half-applied when refused."""
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 
 import pytest
@@ -371,10 +372,9 @@ def test_two_edits_at_once_cannot_close_a_cycle_together(pm, book, monkeypatch):
 
     def check_then_wait(model, sleeves):
         found = real(model, sleeves)
-        try:
-            both_checked.wait()  # without a lock, both get here before either writes
-        except threading.BrokenBarrierError:
-            pass
+        # Without a lock, both get here before either writes.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_checked.wait()
         return found
 
     monkeypatch.setattr(services, "_cycle_error", check_then_wait)
