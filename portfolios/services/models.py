@@ -72,7 +72,7 @@ def model_targets_errors(
         errors.append("A model needs at least one target.")
     if cash_weight is not None and cash_weight < 0:
         errors.append(f"The cash weight ({_pct(cash_weight)}) must be zero or more.")
-    seen: dict[int, int] = {}
+    seen: dict[int, str] = {}
     for number, target in enumerate(targets):
         security, weight = target["security"], target["weight"]
         prefix = _prefix(target, number)
@@ -116,7 +116,15 @@ def _resolve(
     """Targets and sleeves with their tickers and model names looked up (one query
     each); one that names nothing known is an error naming its line, its weight
     returned apart (for the sum as written)."""
-    targets, sleeves = list(targets), list(sleeves)
+    # Each row keeps its number (or line) in the messages, though the unknown are dropped.
+    targets = [
+        t if t.get("label") or t.get("line") is not None else t | {"label": f"Row {n}"}
+        for n, t in enumerate(targets, start=1)
+    ]
+    sleeves = [
+        s if s.get("label") or s.get("line") is not None else s | {"label": f"Row {n}"}
+        for n, s in enumerate(sleeves, start=1)
+    ]
     tickers = {t["security"].strip().upper() for t in targets if isinstance(t["security"], str)}
     names = {s["model"].strip() for s in sleeves if isinstance(s["model"], str)}
     securities = {s.ticker: s for s in Security.objects.filter(ticker__in=tickers)}

@@ -403,3 +403,13 @@ def test_two_edits_at_once_cannot_close_a_cycle_together(pm, book, monkeypatch):
     assert sorted(outcomes)[-1] == "saved"
     assert "cannot hold itself through its sleeves" in sorted(outcomes)[0], outcomes
     assert ModelSleeve.objects.count() == 3
+
+
+def test_rows_keep_their_numbers_when_an_unknown_one_is_left_out(pm, core):
+    errors = refused(
+        update, pm=pm, model=core, targets=[("ZZZ", "0.5"), ("AAA", "0.4"), ("AAA", "0.05")]
+    )
+    assert errors[:2] == [
+        "Row 1: no security has the ticker ZZZ.",
+        "Row 3: AAA is already a target (on row 2).",
+    ]
