@@ -201,6 +201,25 @@ def model_snapshot(model: ModelPortfolio) -> dict:
     }
 
 
+def _as_snapshot(model: ModelPortfolio, targets: list[dict], sleeves: list[dict]) -> dict:
+    """`model_snapshot` of the model as it would be saved with this composition."""
+    return {
+        "name": model.name,
+        "description": model.description,
+        "cash_weight": model.cash_weight,
+        "band_absolute": model.band_absolute,
+        "band_relative": model.band_relative,
+        "targets": [
+            {"security": t["security"].ticker, "weight": t["weight"]}
+            for t in sorted(targets, key=lambda t: (-t["weight"], t["security"].ticker))
+        ],
+        "sleeves": [
+            {"model": s["model"].name, "weight": s["weight"]}
+            for s in sorted(sleeves, key=lambda s: (-s["weight"], s["model"].name))
+        ],
+    }
+
+
 def _check(
     model: ModelPortfolio,
     targets: list[dict],
@@ -308,6 +327,8 @@ def model_update(
         targets, sleeves, unknown_weight = _resolve(targets, sleeves, unknown)
         if errors := _check(model, targets, sleeves, unknown, unknown_weight):
             raise ValidationError(errors)
+        if _as_snapshot(model, targets, sleeves) == before:
+            return model  # saved as it was: nothing to write, nothing to record
         model.save(
             update_fields=["name", "description", "cash_weight", "band_absolute", "band_relative"]
         )

@@ -413,3 +413,12 @@ def test_rows_keep_their_numbers_when_an_unknown_one_is_left_out(pm, core):
         "Row 1: no security has the ticker ZZZ.",
         "Row 3: AAA is already a target (on row 2).",
     ]
+
+
+def test_saving_a_model_unchanged_writes_and_records_nothing(
+    pm, core, django_assert_max_num_queries
+):
+    update(pm, core, [("BBB", "0.30"), ("AAA", "0.4"), ("CCC", "0.15"), ("DDD", "0.10")])
+    assert not AuditEvent.objects.filter(kind="model.changed").exists()
+    update(pm, core, [("BBB", "0.35"), ("AAA", "0.35"), ("CCC", "0.15"), ("DDD", "0.10")])
+    assert AuditEvent.objects.filter(kind="model.changed").count() == 1
