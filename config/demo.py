@@ -25,6 +25,7 @@ from portfolios.models import (
     CashBalance,
     FxRate,
     ModelPortfolio,
+    ModelSleeve,
     ModelTarget,
     Portfolio,
     Position,
@@ -205,6 +206,7 @@ def load_demo_data(*, seed: int = 2026, accounts: int = 20, days: int = 30) -> d
         )
     models = _models(securities)
     portfolios = _accounts(users, models, securities, latest, rng, accounts, today)
+    _model_of_models(models)
 
     Broker.objects.get_or_create(
         code="SIM",
@@ -458,6 +460,21 @@ def _models(securities) -> dict[str, ModelPortfolio]:
             )
         models[name] = model
     return models
+
+
+def _model_of_models(models) -> None:
+    """A model holding two others as sleeves (no account on it yet: the PM assigns)."""
+    model, created = ModelPortfolio.objects.get_or_create(
+        name="Growth and Income sleeves",
+        defaults={
+            "cash_weight": Decimal(0),
+            "band_absolute": Decimal("0.02"),
+            "description": "Demo model of models: 70% Global Growth, 30% Income",
+        },
+    )
+    if created:
+        for sleeve, weight in (("Global Growth", "0.7"), ("Income", "0.3")):
+            ModelSleeve.objects.create(model=model, sleeve=models[sleeve], weight=Decimal(weight))
 
 
 def _accounts(managers, models, securities, latest, rng, count, today) -> list[Portfolio]:

@@ -73,7 +73,7 @@ def model_targets_errors(
         errors.append("A model needs at least one target.")
     if cash_weight is not None and cash_weight < 0:
         errors.append(f"The cash weight ({_pct(cash_weight)}) must be zero or more.")
-    seen: dict[int, int] = {}
+    seen: dict[int, str] = {}
     for number, target in enumerate(targets):
         security, weight = target["security"], target["weight"]
         prefix = _prefix(target, number)
@@ -117,7 +117,15 @@ def _resolve(
     """Targets and sleeves with their tickers and model names looked up (one query
     each); one that names nothing known is an error naming its line, its weight
     returned apart (for the sum as written)."""
-    targets, sleeves = list(targets), list(sleeves)
+    # Each row keeps its number (or line) in the messages, though the unknown are dropped.
+    targets = [
+        t if t.get("label") or t.get("line") is not None else t | {"label": f"Row {n}"}
+        for n, t in enumerate(targets, start=1)
+    ]
+    sleeves = [
+        s if s.get("label") or s.get("line") is not None else s | {"label": f"Row {n}"}
+        for n, s in enumerate(sleeves, start=1)
+    ]
     tickers = {t["security"].strip().upper() for t in targets if isinstance(t["security"], str)}
     names = {s["model"].strip() for s in sleeves if isinstance(s["model"], str)}
     securities = {s.ticker: s for s in Security.objects.filter(ticker__in=tickers)}
@@ -203,6 +211,25 @@ def model_snapshot(model: ModelPortfolio) -> dict:
         "sleeves": [
             {"model": s.sleeve.name, "weight": s.weight}
             for s in sorted(sleeves, key=lambda s: (-s.weight, s.sleeve.name))
+        ],
+    }
+
+
+def _as_snapshot(model: ModelPortfolio, targets: list[dict], sleeves: list[dict]) -> dict:
+    """`model_snapshot` of the model as it would be saved with this composition."""
+    return {
+        "name": model.name,
+        "description": model.description,
+        "cash_weight": model.cash_weight,
+        "band_absolute": model.band_absolute,
+        "band_relative": model.band_relative,
+        "targets": [
+            {"security": t["security"].ticker, "weight": t["weight"]}
+            for t in sorted(targets, key=lambda t: (-t["weight"], t["security"].ticker))
+        ],
+        "sleeves": [
+            {"model": s["model"].name, "weight": s["weight"]}
+            for s in sorted(sleeves, key=lambda s: (-s["weight"], s["model"].name))
         ],
     }
 
@@ -314,6 +341,8 @@ def model_update(
         targets, sleeves, unknown_weight = _resolve(targets, sleeves, unknown)
         if errors := _check(model, targets, sleeves, unknown, unknown_weight):
             raise ValidationError(errors)
+        if _as_snapshot(model, targets, sleeves) == before:
+            return model  # saved as it was: nothing to write, nothing to record
         model.save(
             update_fields=["name", "description", "cash_weight", "band_absolute", "band_relative"]
         )

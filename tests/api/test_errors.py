@@ -283,7 +283,7 @@ def test_a_book_the_engine_cannot_compute_is_refused_with_the_reason(pm, book, c
             "must be positive",
         ),
         ({"targets": [{"security": "NOPE", "weight": "1"}]}, "targets", "No security NOPE."),
-        ({"targets": []}, "targets", "empty"),
+        ({"targets": []}, "targets", "A model needs at least one target."),
         ({"name": "Core", "targets": [{"security": "AAA", "weight": "1"}]}, "name", "exists"),
         (
             {"band_absolute": "-0.1", "targets": [{"security": "AAA", "weight": "1"}]},

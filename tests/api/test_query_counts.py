@@ -108,7 +108,7 @@ PINS = [
     ("securities", "pm", 4),
     ("prices", "pm", 4),
     ("portfolios", "pm", 14),
-    ("models", "pm", 5),
+    ("models", "pm", 6),  # targets and sleeves prefetched
     ("rebalance-runs", "pm", 6),
     ("orders", "pm", 4),
     ("blocks", "trader", 7),

@@ -3,7 +3,9 @@ types, rows come and go, a wrong total is refused with the reason, a right one s
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -11,6 +13,9 @@ from playwright.sync_api import expect
 from portfolios.models import ModelTarget
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = Path(os.environ.get("OMS_SCREENSHOTS", ROOT / "var" / "screenshots"))
 
 
 def test_a_pm_edits_a_model_and_sees_the_live_sum(pm, book, log_in, live_server):
@@ -47,6 +52,8 @@ def test_a_pm_edits_a_model_and_sees_the_live_sum(pm, book, log_in, live_server)
     page.fill("#id_cash_pct", "6")
     expect(total).to_have_text("101%")
     expect(page.locator("[data-total-note]")).to_have_text("1% over 100%")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "model-editor.png"), full_page=True)
     page.fill("#id_cash_pct", "5")
     expect(total).to_have_text("100%")
 
@@ -59,4 +66,5 @@ def test_a_pm_edits_a_model_and_sees_the_live_sum(pm, book, log_in, live_server)
         "CCC": Decimal("0.15"),
         "EEE": Decimal("0.15"),
     }
+    page.screenshot(path=str(SHOTS / "model-detail.png"), full_page=True)
     assert problems == []

@@ -186,3 +186,26 @@ def test_the_admin_no_longer_edits_what_the_page_does(book, ops, client):
     page = client.get(f"/admin/portfolios/modelportfolio/{book['model'].pk}/change/")
     assert page.status_code == 200
     assert b'name="targets-0-weight"' not in page.content
+
+
+def test_the_model_pages_read_in_a_fixed_number_of_queries(
+    pm, book, client_for, django_assert_max_num_queries
+):
+    from portfolios.services.models import model_create
+
+    client = client_for(pm)
+    for n in range(8):
+        model_create(
+            actor=pm,
+            name=f"Mix {n}",
+            targets=[{"security": "EEE", "weight": Decimal("0.5")}],
+            sleeves=[{"model": book["model"], "weight": Decimal("0.5")}],
+        )
+    mix = ModelPortfolio.objects.get(name="Mix 7")
+    with django_assert_max_num_queries(4):
+        assert client.get(reverse("portfolios:model-list")).status_code == 200
+    # The flattened weights: the model, the sleeve graph, the models it reaches, targets.
+    with django_assert_max_num_queries(13):
+        assert client.get(mix.get_absolute_url()).status_code == 200
+    with django_assert_max_num_queries(8):
+        assert client.get(reverse("portfolios:model-edit", args=[mix.pk])).status_code == 200

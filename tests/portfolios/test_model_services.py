@@ -4,6 +4,7 @@ nothing half-applied when refused."""
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 
 import pytest
@@ -353,3 +354,98 @@ def test_editing_a_model_marks_the_drift_of_its_accounts_and_its_holders_stale(p
         )
     )
     assert stale == {acc1.pk, acc2.pk}  # acc1 on the model, acc2 on the model holding it
+
+
+def test_drift_of_an_account_on_a_model_of_models_is_against_the_flattened_weights(pm, book):
+    from portfolios.selectors import drift_of_positions
+
+    top = _nested(pm, book, 1)  # 10% EEE, 90% Core
+    account = book["accounts"][0]
+    Portfolio.objects.filter(pk=account.pk).update(model=top)
+    targets = {row["security"]: row["target"] for row in drift_of_positions(account.pk)}
+    s = book["securities"]
+    assert targets[s["EEE"].pk] == pytest.approx(0.10)
+    assert targets[s["AAA"].pk] == pytest.approx(0.36)
+    assert targets[s["DDD"].pk] == pytest.approx(0.09)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_edits_at_once_cannot_close_a_cycle_together(pm, book, monkeypatch):
+    """A holds B and C holds D. At once, B is given C and D is given A: each edit alone
+    sees no cycle, together they make A → B → C → D → A. One waits for the other and
+    is refused."""
+    import threading
+
+    from django.db import connection
+
+    from portfolios.services import models as services
+    from tests.conftest import service_missing
+
+    if connection.vendor != "postgresql":
+        service_missing("PostgreSQL: writers at once (SQLite serialises them)")
+    made = {}
+    for name in "DCBA":
+        sleeves = []
+        if name in "AC":
+            sleeves = [{"model": made[chr(ord(name) + 1)], "weight": D("0.5")}]
+        made[name] = model_create(
+            actor=pm,
+            name=name,
+            targets=[{"security": "AAA", "weight": D(1) - sum(s["weight"] for s in sleeves)}],
+            sleeves=sleeves,
+        )
+    real = services._cycle_error
+    both_checked = threading.Barrier(2, timeout=1.5)
+
+    def check_then_wait(model, sleeves):
+        found = real(model, sleeves)
+        # Without a lock, both get here before either writes.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_checked.wait()
+        return found
+
+    monkeypatch.setattr(services, "_cycle_error", check_then_wait)
+    outcomes: list[str] = []
+
+    def give(holder, sleeve):
+        try:
+            model_update(
+                actor=pm,
+                model_id=made[holder].pk,
+                targets=[{"security": "AAA", "weight": D("0.5")}],
+                sleeves=[{"model": made[sleeve], "weight": D("0.5")}],
+                cash_weight=D(0),
+            )
+            outcomes.append("saved")
+        except ValidationError as error:
+            outcomes.append(messages(error)[0])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=give, args=pair) for pair in (("B", "C"), ("D", "A"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes)[-1] == "saved"
+    assert "cannot hold itself through its sleeves" in sorted(outcomes)[0], outcomes
+    assert ModelSleeve.objects.count() == 3
+
+
+def test_rows_keep_their_numbers_when_an_unknown_one_is_left_out(pm, core):
+    errors = refused(
+        update, pm=pm, model=core, targets=[("ZZZ", "0.5"), ("AAA", "0.4"), ("AAA", "0.05")]
+    )
+    assert errors[:2] == [
+        "Row 1: no security has the ticker ZZZ.",
+        "Row 3: AAA is already a target (on row 2).",
+    ]
+
+
+def test_saving_a_model_unchanged_writes_and_records_nothing(
+    pm, core, django_assert_max_num_queries
+):
+    update(pm, core, [("BBB", "0.30"), ("AAA", "0.4"), ("CCC", "0.15"), ("DDD", "0.10")])
+    assert not AuditEvent.objects.filter(kind="model.changed").exists()
+    update(pm, core, [("BBB", "0.35"), ("AAA", "0.35"), ("CCC", "0.15"), ("DDD", "0.10")])
+    assert AuditEvent.objects.filter(kind="model.changed").count() == 1
