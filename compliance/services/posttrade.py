@@ -45,7 +45,7 @@ def posttrade_check(*, portfolio_ids: Iterable[int] | None = None, source: str) 
     account_rules = [r for r in ebook.rules if engine.KINDS[r.kind].level == "account"]
     if not account_rules:
         return []
-    book, _ = build_book([], now=now, account_ids=sorted(model_of))
+    book, securities = build_book([], now=now, account_ids=sorted(model_of))
     result = engine.check(book, account_rules, ebook.lists)
     breaches = [r for r in result.records("account_results") if r["status"] != "pass"]
     opened: list[Alert] = []
@@ -58,6 +58,8 @@ def posttrade_check(*, portfolio_ids: Iterable[int] | None = None, source: str) 
         }
         for row in breaches:
             rule = ebook.by_id[rule_key(row["rule"])]
+            if row["kind"] == "no_short" and row["group"] is not None:
+                row["group"] = securities.get(row["group"], (row["group"], None))[0]
             key = (row["account"], rule.pk)
             words = describe(rule, row["kind"], "fail", row["value"], row["limit"], row["group"])
             alert = existing.get(key)

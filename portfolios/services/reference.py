@@ -28,6 +28,7 @@ SECURITY_FIELDS = (
     "figi",
     "sector",
     "issuer",
+    "government",
     "country",
     "round_lot",
     "min_quantity",
