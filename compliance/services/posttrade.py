@@ -15,7 +15,7 @@ from compliance import rules as engine
 from compliance.models import Alert, AlertComment
 from compliance.selectors import engine_book, rule_key, rules_in_force
 from compliance.services.pretrade import build_book, describe
-from oms.roles import Action, require
+from oms.roles import Action, can, require
 from portfolios.models import Portfolio
 
 
@@ -25,6 +25,9 @@ def _num(value):
     value = float(value)
     return value if value - value == 0 else None
 
+
+#: The longest resolution an alert keeps (``Alert.resolution``).
+RESOLUTION_MAX = Alert._meta.get_field("resolution").max_length
 
 #: What a check that finds an open alert's breach again changes of it.
 _REFRESHED = ("value", "group", "message", "last_seen_at", "rule_version")
@@ -121,8 +124,15 @@ def _locked(alert_id: int) -> Alert:
 def alert_assign(*, actor, alert_id: int, assignee) -> Alert:
     """Give an open alert to a compliance officer (or take it)."""
     require(actor, Action.ALERT_MANAGE)
-    if assignee is not None:
-        require(assignee, Action.ALERT_MANAGE)
+    if assignee is not None and not can(assignee, Action.ALERT_MANAGE):
+        raise ValidationError(
+            {
+                "assignee": [
+                    f"{assignee.username} is not a compliance officer: an alert goes to one "
+                    "who may resolve it."
+                ]
+            }
+        )
     with audited_transaction():
         alert = _locked(alert_id)
         if alert.status != Alert.Status.OPEN:
@@ -158,6 +168,15 @@ def alert_resolve(*, actor, alert_id: int, resolution: str) -> Alert:
     resolution = (resolution or "").strip()
     if not resolution:
         raise ValidationError({"resolution": ["Say how the breach was resolved."]})
+    if len(resolution) > RESOLUTION_MAX:
+        # the resolution is kept whole or not at all, never cut
+        raise ValidationError(
+            {
+                "resolution": [
+                    f"Say it in at most {RESOLUTION_MAX} characters (this is {len(resolution)})."
+                ]
+            }
+        )
     with audited_transaction():
         alert = _locked(alert_id)
         if alert.status != Alert.Status.OPEN:
@@ -166,7 +185,7 @@ def alert_resolve(*, actor, alert_id: int, resolution: str) -> Alert:
         alert.status = Alert.Status.RESOLVED
         alert.resolved_by = actor
         alert.resolved_at = timezone.now()
-        alert.resolution = resolution[:500]
+        alert.resolution = resolution
         alert.save(update_fields=["status", "resolved_by", "resolved_at", "resolution"])
         audit_record(
             actor=actor,
