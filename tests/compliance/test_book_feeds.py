@@ -268,3 +268,14 @@ def test_the_feeds_take_a_fixed_number_of_queries(
         for o in locked
         if (o.portfolio_id, o.security.ticker) in {(acc1.pk, "EEE"), (acc2.pk, "CCC")}
     }
+
+
+def test_the_rule_book_refuses_a_blocking_wash_sale_rule(compliance_officer):
+    from django.core.exceptions import ValidationError
+
+    from compliance.models import Rule
+
+    with pytest.raises(ValidationError) as caught:
+        _rule(compliance_officer, "Wash", "wash_sale", {"days": 30}, "hard")
+    assert "severity" in caught.value.message_dict
+    assert not Rule.objects.exists()
