@@ -231,3 +231,29 @@ def test_an_unknown_alert_step_and_a_resolved_alert_are_refused(compliance_offic
     taken = api_client(compliance_officer).post(f"{API}/alerts/{alert.pk}/assign/", {})
     assert taken.status_code == 400
     assert f"Alert {alert.pk} is resolved." in str(taken.json())
+
+
+def test_a_request_whose_order_was_cancelled_can_be_closed_not_approved(
+    pm, compliance_officer, requested
+):
+    order = requested.order
+    order_services.order_cancel(actor=pm, order_id=order.pk, reason="Client changed his mind.")
+    client = page_client(compliance_officer)
+    url = reverse("compliance:override-decide", args=[requested.pk])
+    response = client.post(url, {"decision": "approve", "note": "ok"}, follow=True)
+    assert _messages(response) == [
+        f"{order} is cancelled: it awaits no override. Reject the request to close it."
+    ]
+    requested.refresh_from_db()
+    assert requested.status == Override.Status.REQUESTED
+    # rejecting closes the request and leaves the order as it is
+    response = client.post(url, {"decision": "reject", "note": "Order cancelled."}, follow=True)
+    assert _messages(response) == [f"Override {requested.pk} rejected."]
+    requested.refresh_from_db()
+    order.refresh_from_db()
+    assert requested.status == Override.Status.REJECTED
+    assert order.status == Order.Status.CANCELLED
+    event = AuditEvent.objects.get(kind="override.rejected")
+    assert event.after["order_status"] == "cancelled"
+    queue = client.get(reverse("compliance:override-queue"))
+    assert f"#{requested.pk}" not in queue.content.decode()
