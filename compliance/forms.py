@@ -19,6 +19,21 @@ PERCENT_KINDS = {name for name, k in engine.KINDS.items() if k.limit == "share"}
 SIDE_CHOICES = [(s, s.replace("_", " ")) for s in engine.SIDES]
 
 
+def rule_terms_shown(kind: str, params: dict) -> list[tuple[str, str]]:
+    """A rule's parameters as the form takes them: a share as a percent (0.25 →
+    "25%"), a list comma-separated, a name without underscores."""
+    from oms.templatetags.oms_format import plain, qty
+
+    shown = []
+    for key, value in params.items():
+        if key == "limit" and kind in PERCENT_KINDS and isinstance(value, int | float):
+            text = f"{qty(value * 100)}%"
+        else:
+            text = plain(value)
+        shown.append((key.replace("_", " "), text))
+    return shown
+
+
 class RuleForm(forms.Form):
     name = forms.CharField(max_length=100)
     description = forms.CharField(max_length=500, required=False)

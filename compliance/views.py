@@ -23,7 +23,13 @@ from trading.selectors import orders_visible_to
 
 from . import selectors
 from .filters import AuditEventFilter
-from .forms import OverrideDecisionForm, OverrideRequestForm, RestrictedListForm, RuleForm
+from .forms import (
+    OverrideDecisionForm,
+    OverrideRequestForm,
+    RestrictedListForm,
+    RuleForm,
+    rule_terms_shown,
+)
 from .models import Alert, Override, RestrictedList, Rule
 from .services import overrides as override_services
 from .services import posttrade as posttrade_services
@@ -162,8 +168,11 @@ def _form_errors(form, error: ValidationError, rename: dict[str, str] | None = N
 @action_required(Action.COMPLIANCE_VIEW)
 def rule_list(request: HttpRequest) -> HttpResponse:
     """The rule book: every rule, what it measures, its limit, severity, scope, version."""
+    rules = list(selectors.rules_visible_to(request.user))
+    for rule in rules:
+        rule.terms_shown = rule_terms_shown(rule.kind, rule.params)
     context = {
-        "rules": selectors.rules_visible_to(request.user),
+        "rules": rules,
         "can_manage": can(request.user, Action.RULE_MANAGE),
     }
     return render(request, "compliance/rule_list.html", context)

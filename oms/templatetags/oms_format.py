@@ -143,3 +143,18 @@ def htmx_assets(context) -> str:
         return htmx_script(context)
     except ValueError:
         return format_html('<script src="{}"></script>', asset_url("django_htmx/htmx-2.min.js"))
+
+
+@register.filter
+def plain(value) -> str:
+    """A parameter as a person writes it: ['buy', 'sell_short'] → buy, sell short;
+    1000000.0 → 1,000,000; 0.25 → 0.25; True → yes."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(plain(item) for item in value) or DASH
+    if isinstance(value, int | float | Decimal):
+        return qty(value)
+    if value is None or value == "":
+        return DASH
+    return str(value).replace("_", " ") if str(value).islower() else str(value)

@@ -51,6 +51,22 @@ def test_the_rule_form_saves_a_rule_with_its_limit_as_a_percent(compliance_offic
     assert rule.params == {"group_by": "issuer", "limit": 0.1}
     page = page_client(compliance_officer).get(reverse("compliance:rule-list"))
     assert "Issuer 10%" in page.content.decode()
+    # the book shows the limit as it was typed, not as the engine keeps it
+    html = page.content.decode()
+    assert "<code>group by: issuer</code>" in html and "<code>limit: 10%</code>" in html, html[
+        html.find("<code>") - 50 : html.find("<code>") + 200
+    ]
+
+
+def test_the_rule_book_shows_parameters_in_words(compliance_officer):
+    from compliance.forms import rule_terms_shown
+
+    assert rule_terms_shown("restricted", {"list": ["Firm"], "sides": ["buy", "sell_short"]}) == [
+        ("list", "Firm"),
+        ("sides", "buy, sell short"),
+    ]
+    assert rule_terms_shown("max_order_notional", {"limit": 1000000.0}) == [("limit", "1,000,000")]
+    assert rule_terms_shown("min_cash", {"limit": 0.0003}) == [("limit", "0.03%")]
 
 
 @pytest.mark.parametrize(

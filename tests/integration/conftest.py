@@ -50,12 +50,16 @@ def _database_url() -> str:
     return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def celery_worker_process(real_services, django_db_setup, tmp_path_factory):
     """A real `celery worker` process on Redis, reading and writing the test database.
 
-    One for the session: each test's transactional database is flushed
-    between tests while the worker stays."""
+    One for the integration tests: each test's transactional database is flushed
+    between tests while the worker stays. It stops when they end, so that the
+    tasks the rest of the suite sends (to nobody, outside `eager_celery`) are not
+    run by it against the test database while a later test flushes it: a
+    `route_send` the worker ran during such a flush deadlocked the flush's
+    TRUNCATE and failed the test that had sent it."""
     from config.celery import app
 
     with app.connection_for_write() as conn:

@@ -288,13 +288,6 @@ def _run_orders(run, statuses, order_ids: Sequence[int] | None):
     return orders
 
 
-_VERDICT_STATUS = {
-    "approved": Order.Status.APPROVED,
-    "needs_override": Order.Status.NEEDS_OVERRIDE,
-    "rejected": Order.Status.REJECTED,
-}
-
-
 def run_orders_approve(*, actor, run, order_ids: Sequence[int] | None = None) -> dict[str, list]:
     """Approve a run's draft orders (all of them, or those named) in one transaction:
     the pre-trade check on the batch (stage `approve`), then one UPDATE per verdict and
@@ -324,7 +317,10 @@ def run_orders_approve(*, actor, run, order_ids: Sequence[int] | None = None) ->
             verdicts = pretrade.check(locked, stage="approve", actor=actor)
             for order in locked:
                 verdict = verdicts[order.pk]
-                order.status = _VERDICT_STATUS[verdict.status]
+                # A verdict moves a draft only where an order may go from draft.
+                target = Order.Status(verdict.status)
+                _check_transition(Order.Status.DRAFT, target)
+                order.status = target
                 order.compliance_note = verdict.message[:1000]
                 order.updated_at = now
                 if order.status == Order.Status.APPROVED:
