@@ -7,12 +7,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from compliance import rules as engine
 from compliance.models import Override, PretradeResult, RestrictedList, Rule
+from compliance.rules.realised import Lot, Sale
+from compliance.rules.realised import realised_sales as replay_fifo
 from oms.roles import Action, can, sees_all_accounts
-from portfolios.models import Portfolio, Security
+from portfolios.models import Portfolio, Security, TaxLot
+from trading.models import Allocation
 
 
 def rules_in_force(day: dt.date, stage: str = "pre") -> list[Rule]:
@@ -95,7 +98,9 @@ def _engine_rule(rid, rule: Rule, params: dict, scope) -> engine.Rule:
         id=rid,
         kind=rule.kind,
         params=params,
-        severity=rule.severity,
+        # a wash sale is a warning only; a rule stored before that was enforced still
+        # warns rather than stopping every check
+        severity="warning" if rule.kind == "wash_sale" else rule.severity,
         scope=scope,
         version=rule.version,
     )
@@ -198,3 +203,93 @@ def alerts_visible_to(user) -> QuerySet:
     if not sees_all_accounts(user, Action.COMPLIANCE_VIEW):
         qs = qs.filter(portfolio__manager=user)
     return qs.order_by("-opened_at", "-pk")
+
+
+#: The sides whose fills close tax lots (``portfolios.services.holdings``).
+SELLING_SIDES = ("sell", "sell_short")
+
+
+def realised_sales(
+    pairs: Iterable[tuple[int, int]], *, since: dt.datetime, base_of: Mapping[int, str], fx
+) -> dict[str, list]:
+    """The sales booked since ``since`` in these (account, security) pairs, with the gain
+    each realised, in the account's base currency: the engine's ``sales`` table
+    (``account``, ``security``, ``date``, ``gain``) for ``wash_sale``.
+
+    Nothing stores what a sale realised, so it is derived from what was booked: the sell
+    allocations and the tax lots of the pairs, replayed first in, first out as the
+    holdings service closed them (``compliance.rules.realised``). Two queries whatever
+    the number of pairs: the sell allocations of every pair that sold since ``since``
+    (its whole history, which the replay needs), then those pairs' lots; one when no
+    pair sold. ``fx`` is a ``portfolios.selectors.FxTable`` (the gain's currency is the
+    security's; without a rate it keeps its own, which keeps its sign)."""
+    wanted = set(pairs)
+    if not wanted:
+        return {"account": [], "security": [], "date": [], "gain": []}
+    accounts = sorted({a for a, _ in wanted})
+    securities = sorted({s for _, s in wanted})
+    recent = Allocation.objects.filter(
+        order__portfolio_id=OuterRef("order__portfolio_id"),
+        order__security_id=OuterRef("order__security_id"),
+        order__side__in=SELLING_SIDES,
+        created_at__gte=since,
+    )
+    rows = [
+        r
+        for r in Allocation.objects.filter(
+            order__portfolio_id__in=accounts,
+            order__security_id__in=securities,
+            order__side__in=SELLING_SIDES,
+        )
+        .filter(Exists(recent))
+        .values_list(
+            "order__portfolio_id",
+            "order__security_id",
+            "created_at",
+            "pk",
+            "quantity",
+            "price",
+            "commission",
+            "order__security__multiplier",
+            "order__security__currency",
+        )
+        if (r[0], r[1]) in wanted
+    ]
+    out: dict[str, list] = {"account": [], "security": [], "date": [], "gain": []}
+    if not rows:
+        return out
+    sold = {(r[0], r[1]) for r in rows}
+    currency = {(r[0], r[1]): r[8] for r in rows}
+    lots = [
+        Lot(a, s, acquired, pk, float(q), float(cost))
+        for a, s, acquired, pk, q, cost in TaxLot.objects.filter(
+            portfolio_id__in=sorted({a for a, _ in sold}),
+            security_id__in=sorted({s for _, s in sold}),
+        ).values_list(
+            "portfolio_id", "security_id", "acquired_on", "pk", "original_quantity", "unit_cost"
+        )
+        if (a, s) in sold
+    ]
+    sales = [
+        Sale(
+            account=a,
+            security=s,
+            day=at.astimezone(dt.UTC).date(),
+            at=at,
+            key=pk,
+            quantity=float(q),
+            price=float(price),
+            commission=float(commission),
+            multiplier=float(multiplier),
+        )
+        for a, s, at, pk, q, price, commission, multiplier, _ in rows
+    ]
+    for sale, _, gain in replay_fifo(lots, sales):
+        if sale.at < since:
+            continue
+        rate = fx.rate(currency[(sale.account, sale.security)], base_of[sale.account])
+        out["account"].append(sale.account)
+        out["security"].append(sale.security)
+        out["date"].append(sale.at)
+        out["gain"].append(gain * rate if rate is not None else gain)
+    return out

@@ -364,12 +364,18 @@ def override_queue(request: HttpRequest) -> HttpResponse:
 def override_decide(request: HttpRequest, pk: int) -> HttpResponse:
     override = get_object_or_404(selectors.overrides_visible_to(request.user), pk=pk)
     form = OverrideDecisionForm(request.POST)
-    note = form.cleaned_data["note"] if form.is_valid() else ""
-    decide = (
-        override_services.override_approve
-        if request.POST.get("decision") == "approve"
-        else override_services.override_reject
-    )
+    decide = {
+        "approve": override_services.override_approve,
+        "reject": override_services.override_reject,
+    }.get(request.POST.get("decision", ""))
+    if decide is None:
+        # a decision is never guessed: a missing or unknown one changes nothing
+        messages.error(request, "Approve or reject the override.")
+        return redirect("compliance:override-queue")
+    if not form.is_valid():
+        messages.error(request, " ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        return redirect("compliance:override-queue")
+    note = form.cleaned_data["note"]
     try:
         decide(actor=request.user, override_id=override.pk, note=note)
     except ValidationError as error:

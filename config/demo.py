@@ -118,6 +118,13 @@ FUNDS = [
     ("EUNH", "iShares Core EUR Govt Bond UCITS ETF", AssetClass.FIXED_INCOME, "EUR", 112.0, False),
     ("CSPX", "iShares Core S&P 500 UCITS ETF", AssetClass.ETF, "USD", 590.0, False),
 ]
+GOVERNMENT_BONDS = [
+    # ticker, name, issuer, currency, country, price: government securities, which the
+    # UCITS 5/10/40 test leaves out and the 1940 Act test counts as qualifying (the
+    # Treasury ETFs above are funds, not government securities)
+    ("UST10", "US Treasury 4.25% 2034", "United States Treasury", "USD", "US", 98.5),
+    ("DBR34", "Bund 2.60% 2034", "Federal Republic of Germany", "EUR", "DE", 101.2),
+]
 
 MODELS = {
     "Global Growth": (
@@ -403,6 +410,20 @@ def _securities() -> dict[str, Security]:
                 "issuer": name,
                 "country": "US" if currency == "USD" else "IE",
                 "fractional": fractional,
+                "_px": px,
+            }
+        )
+    for ticker, name, issuer, currency, country, px in GOVERNMENT_BONDS:
+        rows.append(
+            {
+                "ticker": ticker,
+                "name": name,
+                "asset_class": AssetClass.FIXED_INCOME,
+                "currency": currency,
+                "sector": "Government",
+                "issuer": issuer,
+                "country": country,
+                "government": True,
                 "_px": px,
             }
         )

@@ -29,10 +29,11 @@ class SecurityAdmin(AuditedModelAdmin):
         "currency",
         "sector",
         "country",
+        "government",
         "round_lot",
         "is_active",
     ]
-    list_filter = ["asset_class", "currency", "sector", "is_active"]
+    list_filter = ["asset_class", "currency", "sector", "government", "is_active"]
     search_fields = ["ticker", "name", "isin", "cusip", "figi"]
 
 

@@ -69,6 +69,13 @@ class Security(models.Model):
     figi = models.CharField("FIGI", max_length=12, blank=True, db_index=True)
     sector = models.CharField(max_length=100, blank=True)
     issuer = models.CharField(max_length=200, blank=True)
+    government = models.BooleanField(
+        "government security",
+        default=False,
+        help_text="Issued or guaranteed by a government or its agencies (a treasury bill, "
+        "note or bond): left out of the UCITS 5/10/40 issuer limits, and counted as "
+        "qualifying in the 1940 Act diversification test",
+    )
     country = models.CharField(max_length=2, blank=True)
     round_lot = quantity_field(
         default=Decimal(1), validators=[MinValueValidator(Decimal("0.000001"))]

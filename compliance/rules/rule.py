@@ -211,6 +211,15 @@ class Rule:
                 rule=rid,
                 field="severity",
             )
+        if self.kind == "wash_sale" and severity != "warning":
+            # a loss sale before a buy matters to the tax report, not to whether the buy
+            # may trade: the table makes it a warning, and only a warning
+            raise RuleError(
+                f"rule {rid}: a wash sale is a warning only (it never holds a buy), "
+                f"not {severity!r}",
+                rule=rid,
+                field="severity",
+            )
         if isinstance(self.version, bool) or not isinstance(self.version, int):
             raise RuleError(
                 f"rule {rid}: version must be a whole number", rule=rid, field="version"

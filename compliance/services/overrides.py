@@ -97,6 +97,15 @@ def _decide(*, actor, override_id: int, approve: bool, note: str, expires_at=Non
         if override.status != Override.Status.REQUESTED:
             raise ValidationError(f"Override {override.pk} was {override.status} already.")
         now = timezone.now()
+        # the order may have left needs override since the request (cancelled, or
+        # expired at the close): nothing can be approved then, but a rejection closes the
+        # request so that it does not wait in the queue for ever
+        stale = order.status != Order.Status.NEEDS_OVERRIDE
+        if stale and approve:
+            raise ValidationError(
+                f"{order} is {order.get_status_display().lower()}: it awaits no override. "
+                "Reject the request to close it."
+            )
         if approve and override.expires_at is not None and override.expires_at <= now:
             raise ValidationError(
                 f"Override {override.pk} expired at {override.expires_at:%Y-%m-%d %H:%M} UTC: "
@@ -117,12 +126,19 @@ def _decide(*, actor, override_id: int, approve: bool, note: str, expires_at=Non
             kind="override.approved" if approve else "override.rejected",
             obj=override,
             before=before,
-            after=snapshot(override, Override.AUDIT_FIELDS) | {"order": order.pk},
+            after=snapshot(override, Override.AUDIT_FIELDS)
+            | {"order": order.pk}
+            | ({"order_status": order.status} if stale else {}),
             reason=note,
         )
-        order_compliance_decided(
-            actor=actor, order_id=order.pk, approved=approve, override_id=override.pk, reason=note
-        )
+        if not stale:
+            order_compliance_decided(
+                actor=actor,
+                order_id=order.pk,
+                approved=approve,
+                override_id=override.pk,
+                reason=note,
+            )
     return override
 
 

@@ -15,7 +15,7 @@ from compliance import rules as engine
 from compliance.models import Alert, AlertComment
 from compliance.selectors import engine_book, rule_key, rules_in_force
 from compliance.services.pretrade import build_book, describe
-from oms.roles import Action, require
+from oms.roles import Action, can, require
 from portfolios.models import Portfolio
 
 
@@ -25,6 +25,9 @@ def _num(value):
     value = float(value)
     return value if value - value == 0 else None
 
+
+#: The longest resolution an alert keeps (``Alert.resolution``).
+RESOLUTION_MAX = Alert._meta.get_field("resolution").max_length
 
 #: What a check that finds an open alert's breach again changes of it.
 _REFRESHED = ("value", "group", "message", "last_seen_at", "rule_version")
@@ -45,7 +48,7 @@ def posttrade_check(*, portfolio_ids: Iterable[int] | None = None, source: str) 
     account_rules = [r for r in ebook.rules if engine.KINDS[r.kind].level == "account"]
     if not account_rules:
         return []
-    book, _ = build_book([], now=now, account_ids=sorted(model_of))
+    book, securities = build_book([], now=now, account_ids=sorted(model_of))
     result = engine.check(book, account_rules, ebook.lists)
     breaches = [r for r in result.records("account_results") if r["status"] != "pass"]
     opened: list[Alert] = []
@@ -58,6 +61,8 @@ def posttrade_check(*, portfolio_ids: Iterable[int] | None = None, source: str) 
         }
         for row in breaches:
             rule = ebook.by_id[rule_key(row["rule"])]
+            if row["kind"] == "no_short" and row["group"] is not None:
+                row["group"] = securities.get(row["group"], (row["group"], None))[0]
             key = (row["account"], rule.pk)
             words = describe(rule, row["kind"], "fail", row["value"], row["limit"], row["group"])
             alert = existing.get(key)
@@ -119,8 +124,15 @@ def _locked(alert_id: int) -> Alert:
 def alert_assign(*, actor, alert_id: int, assignee) -> Alert:
     """Give an open alert to a compliance officer (or take it)."""
     require(actor, Action.ALERT_MANAGE)
-    if assignee is not None:
-        require(assignee, Action.ALERT_MANAGE)
+    if assignee is not None and not can(assignee, Action.ALERT_MANAGE):
+        raise ValidationError(
+            {
+                "assignee": [
+                    f"{assignee.username} is not a compliance officer: an alert goes to one "
+                    "who may resolve it."
+                ]
+            }
+        )
     with audited_transaction():
         alert = _locked(alert_id)
         if alert.status != Alert.Status.OPEN:
@@ -156,6 +168,15 @@ def alert_resolve(*, actor, alert_id: int, resolution: str) -> Alert:
     resolution = (resolution or "").strip()
     if not resolution:
         raise ValidationError({"resolution": ["Say how the breach was resolved."]})
+    if len(resolution) > RESOLUTION_MAX:
+        # the resolution is kept whole or not at all, never cut
+        raise ValidationError(
+            {
+                "resolution": [
+                    f"Say it in at most {RESOLUTION_MAX} characters (this is {len(resolution)})."
+                ]
+            }
+        )
     with audited_transaction():
         alert = _locked(alert_id)
         if alert.status != Alert.Status.OPEN:
@@ -164,7 +185,7 @@ def alert_resolve(*, actor, alert_id: int, resolution: str) -> Alert:
         alert.status = Alert.Status.RESOLVED
         alert.resolved_by = actor
         alert.resolved_at = timezone.now()
-        alert.resolution = resolution[:500]
+        alert.resolution = resolution
         alert.save(update_fields=["status", "resolved_by", "resolved_at", "resolution"])
         audit_record(
             actor=actor,

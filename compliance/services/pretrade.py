@@ -15,15 +15,18 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import UTC, datetime, time, timedelta
 
+from django.conf import settings
 from django.db.models import FloatField, Q
 from django.db.models.functions import Cast
 from django.utils import timezone
 
 from compliance import rules as engine
 from compliance.models import Override, PretradeResult, Rule
-from compliance.selectors import engine_book, rule_key, rules_in_force
+from compliance.selectors import engine_book, realised_sales, rule_key, rules_in_force
 from portfolios.models import CashBalance, Portfolio, Position, Security
+from portfolios.quotes import average_daily_volume
 from portfolios.selectors import FxTable
 from trading import pretrade
 from trading.models import Order
@@ -39,6 +42,12 @@ LIVE_STATES = (
     Order.Status.FILLED,
 )
 _RANK = {"approved": 0, "needs_override": 1, "rejected": 2}
+
+
+def _adv_days() -> int:
+    """Over how many days of bars ``max_adv_pct`` averages the daily volume
+    (``OMS_ADV_DAYS``, default 20: about a month of trading days)."""
+    return int(getattr(settings, "OMS_ADV_DAYS", 20))
 
 
 def _num(value) -> float | None:
@@ -68,11 +77,21 @@ def _columns(rows: list[tuple], names: Sequence[str]) -> dict[str, list]:
 
 
 def build_book(
-    orders: Sequence, *, now=None, account_ids: Sequence[int] | None = None
+    orders: Sequence,
+    *,
+    now=None,
+    account_ids: Sequence[int] | None = None,
+    adv_days: int | None = None,
+    wash_days: int | None = None,
 ) -> tuple[engine.Book, dict]:
     """The engine's book for the accounts of these orders (or these accounts, for a
     post-trade check with no order); also the securities by key (ticker, price) for the
-    messages."""
+    messages.
+
+    ``adv_days``: read the average daily volume of the ordered securities over that many
+    days of bars (for ``max_adv_pct``; one query). ``wash_days``: read the sales realised
+    in the accounts and securities bought within that many days (for ``wash_sale``; one
+    or two queries, `compliance.selectors.realised_sales`)."""
     now = now or timezone.now()
     if account_ids is None:
         account_ids = sorted({o.portfolio_id for o in orders})
@@ -116,9 +135,23 @@ def build_book(
             "country",
             "asset_class",
             "multiplier",
+            "government",
         )
     )
     fx = FxTable.latest()
+    adv: dict[int, float] = {}
+    if adv_days and orders:
+        adv = average_daily_volume({o.security_id for o in orders}, days=adv_days, now=now)
+    sales = None
+    if wash_days is not None:
+        bought = {(o.portfolio_id, o.security_id) for o in orders if o.side == "buy"}
+        if bought:
+            since = datetime.combine(
+                now.astimezone(UTC).date() - timedelta(days=wash_days), time.min, tzinfo=UTC
+            )
+            sales = realised_sales(
+                bought, since=since, base_of={a[0]: a[1] for a in accounts}, fx=fx
+            )
     currencies = {s[3] for s in securities} | {c for _, c, _ in cash}
     bases = {b for _, b, _ in accounts}
     book = engine.Book(
@@ -132,6 +165,9 @@ def build_book(
             "asset_class": [s[7] for s in securities],
             "investment_company": [s[7] == "etf" for s in securities],
             "multiplier": [float(s[8]) for s in securities],
+            "government": [bool(s[9]) for s in securities],
+            # NaN: no volume history (max_adv_pct then fails the order, never passes it)
+            "adv": [adv.get(s[0], float("nan")) for s in securities],
         },
         accounts={
             "account": [a[0] for a in accounts],
@@ -143,9 +179,14 @@ def build_book(
         fx=fx.frame(currencies, bases),
         orders=_columns([_order_row(o) for o in orders], _ORDER_COLUMNS),
         live_orders=_columns(live, _ORDER_COLUMNS),
+        sales=sales,
         as_of=now,
     )
     return book, {s[0]: (s[1], s[2]) for s in securities}
+
+
+#: Order-level kinds whose result is about the order's security: their group is its ticker.
+_PER_SECURITY = ("max_adv_pct", "wash_sale", "no_short")
 
 
 def _figure(value: float | None, kind: str) -> str:
@@ -165,6 +206,18 @@ def describe(rule: Rule | None, kind: str, status: str, value, limit, group: str
         return f"{name}: passes"
     if kind == "restricted":
         return f"{name}: on the restricted list"
+    if kind == "wash_sale" and value is not None:
+        days = int(round(value))
+        when = "today" if days == 0 else f"{days} day{'s' if days != 1 else ''} ago"
+        return (
+            f"{name}: {group or 'the security'} was sold at a loss {when}, within the "
+            f"{int(limit)}-day wash-sale window"
+        )
+    if kind == "max_adv_pct" and value is None:
+        return (
+            f"{name}: no volume history for {group or 'the security'}, so the order cannot "
+            f"be shown to be within {_figure(limit, kind)} of its average daily volume"
+        )
     where = f" ({group})" if group else ""
     lower_bound = kind in ("min_cash", "no_overdraft", "no_short", "diversified_fund")
     word = "below" if lower_bound else "over"
@@ -185,7 +238,14 @@ def pretrade_check(orders: Sequence, *, stage: str, actor) -> dict[int, pretrade
     ebook = engine_book(rules, model_of)
     if not ebook.rules:
         return {o.pk: pretrade.APPROVED for o in orders}
-    book, securities = build_book(orders, now=now)
+    kinds = {r.kind for r in ebook.rules}
+    wash = [r.params["days"] for r in ebook.rules if r.kind == "wash_sale"]
+    book, securities = build_book(
+        orders,
+        now=now,
+        adv_days=_adv_days() if "max_adv_pct" in kinds else None,
+        wash_days=max(wash) if wash else None,
+    )
     result = engine.check(book, ebook.rules, ebook.lists)
     skipped = {r["account"]: r["reason"] for r in result.records("skipped")}
     by_order: dict[int, list[dict]] = defaultdict(list)
@@ -223,6 +283,8 @@ def pretrade_check(orders: Sequence, *, stage: str, actor) -> dict[int, pretrade
         for r in by_order.get(order_id, ()):
             rule = ebook.by_id[rule_key(r["rule"])]
             seen.add(r["rule"])
+            if r["kind"] in _PER_SECURITY:
+                r["group"] = securities.get(security_of[order_id], ("?", None))[0]
             words = describe(rule, r["kind"], r["status"], r["value"], r["limit"], r["group"])
             if r["status"] != "pass":
                 failed_words.append(words)
@@ -246,6 +308,8 @@ def pretrade_check(orders: Sequence, *, stage: str, actor) -> dict[int, pretrade
             if r["rule"] in seen or engine.KINDS[r["kind"]].level == "order":
                 continue
             rule = ebook.by_id[rule_key(r["rule"])]
+            if r["kind"] == "no_short" and r["group"] is not None:
+                r["group"] = securities.get(r["group"], (r["group"], None))[0]
             status = r["status"]
             if status == "fail":
                 # an active breach not laid on this order: this order does not move it

@@ -29,6 +29,7 @@ SECURITY_FIELDS = (
     "figi",
     "sector",
     "issuer",
+    "government",
     "country",
     "round_lot",
     "min_quantity",

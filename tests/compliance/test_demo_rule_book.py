@@ -63,3 +63,10 @@ def test_the_demo_rebalance_goes_through(demo):
     }
     # the firm's restricted list fed the run's do-not-buy list
     assert not run.orders.filter(security__ticker__in=["INTC", "BAC"], side="buy").exists()
+
+
+def test_the_demo_has_government_securities_and_its_funds_are_not_ones(demo):
+    government = set(Security.objects.filter(government=True).values_list("ticker", flat=True))
+    assert government == {"UST10", "DBR34"}
+    # the Treasury ETFs are funds: a UCITS or 1940 Act test does not look through them
+    assert not Security.objects.filter(ticker__in=["TLT", "SHY", "EUNH"], government=True)

@@ -3,6 +3,8 @@ wash_sale and duplicate_order."""
 
 import pytest
 
+from compliance.rules import Rule, RuleError
+
 from .helpers import account_result, base_check, buy, order, order_result, run, sell
 
 LISTS = [{"name": "firm", "tickers": ["BBB"], "issuers": ["Euro AG"]}]
@@ -194,3 +196,12 @@ def test_duplicate_orders_in_the_same_check_flag_each_other():
     assert [order(answer, o)["failed"] for o in ("O1", "O2", "O3")] == [["D"], ["D"], []]
     assert order_result(answer, "O1", "D")["value"] == 0.0
     assert order_result(answer, "O3", "D")["value"] is None
+
+
+@pytest.mark.parametrize("severity", ["soft", "hard"])
+def test_a_wash_sale_is_a_warning_only(severity):
+    # a loss sale before a buy is for the tax report, never a reason to hold the buy
+    with pytest.raises(RuleError, match="a wash sale is a warning") as caught:
+        Rule("W", "wash_sale", {"days": 30}, severity=severity)
+    assert caught.value.field == "severity"
+    assert Rule("W", "wash_sale", severity="warning").severity == "warning"

@@ -111,7 +111,9 @@ def rules(draw, prefix="R", accounts=("A0", "A1", "A2", "A3")):
     for i, kind in enumerate(kinds):
         params = _RULE_MAKERS[kind](draw)
         scope = draw(st.one_of(st.none(), st.sets(st.sampled_from(accounts), max_size=3)))
-        severity = draw(st.sampled_from(["hard", "soft", "warning"]))
+        severity = (
+            "warning" if kind == "wash_sale" else draw(st.sampled_from(["hard", "soft", "warning"]))
+        )
         out.append(Rule(f"{prefix}{i}", kind, params, severity=severity, scope=scope))
     return out
 
