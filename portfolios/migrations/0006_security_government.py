@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("portfolios", "0003_rebalance_run_progress"),
+        ("portfolios", "0005_account_drift"),
     ]
 
     operations = [
