@@ -98,6 +98,10 @@ def test_edit_a_quantity_on_the_run_page(pm, proposed_run, client_for):
     url = reverse("runs:order-edit", args=[proposed_run.pk, sell.pk])
     page = client.get(proposed_run.get_absolute_url()).content.decode()
     assert url in page  # each draft order has its quantity form
+    edit_page = client.get(url)
+    weights = {w["order"].pk: w for w in edit_page.context["weights"]}
+    assert weights[sell.pk]["weight_after"] < weights[sell.pk]["weight_before"]
+    assert 'id="account-weights"' in edit_page.content.decode()
     broken = client.post(url, {"quantity": "601"})
     assert broken.status_code == 422
     assert "short sale" in broken.content.decode()
