@@ -460,15 +460,54 @@ def rebalance_run_approve(
 
 
 def rebalance_run_order_drop(*, actor, run_id: int, order_id: int) -> RebalanceRun:
-    """Drop one proposed order from a proposed run (it is cancelled, audited on the run)."""
+    """Drop one proposed order from a proposed run (it is cancelled, audited on the run).
+    The account's what-if follows; a drop that would leave the account's cash below its
+    floor (a sell that funds its buys) is refused."""
     with audited_transaction():
         run = RebalanceRun.objects.select_for_update(of=("self",)).get(pk=run_id)
         _ensure_run_owner(actor, run)
         if run.status != RebalanceRun.Status.PROPOSED:
             raise ValidationError("Only a proposed run's orders can be dropped.")
-        if not run.orders.filter(pk=order_id, status=Order.Status.DRAFT).exists():
+        order = (
+            run.orders.select_for_update(of=("self",))
+            .select_related("portfolio", "security")
+            .filter(pk=order_id, status=Order.Status.DRAFT)
+            .first()
+        )
+        if order is None:
             raise ValidationError(f"Order {order_id} is not a proposed order of {run}.")
+        account = order.portfolio
+        orders = list(
+            run.orders.select_for_update(of=("self",))
+            .filter(portfolio=account, status=Order.Status.DRAFT)
+            .order_by("pk")
+        )
+        row = None
+        try:
+            before, after = account_what_if(
+                run, account, orders, edited=order.pk, quantity=Decimal(0)
+            )
+        except ValueError:
+            pass  # the account cannot be measured now: the drop itself breaks nothing
+        else:
+            floor_before = set(before.breaches["rule"]) & {"cash floor"}
+            low = after.breaches[after.breaches["rule"] == "cash floor"]
+            if len(low) and not floor_before:
+                raise ValidationError(
+                    f"Dropping order #{order.pk} ({order.get_side_display().lower()} "
+                    f"{order.security.ticker}) would break {account.code}'s cash floor: "
+                    f"{low.iloc[0]['detail']}. Drop or reduce a buy first."
+                )
+            [row] = after.accounts.to_dict("records")
         run_orders_cancel(actor=actor, run=run, reason=f"Dropped from {run}", order_ids=[order_id])
+        if row is not None:
+            figures = run.summary.get(account.code, {})
+            row["status"] = figures.get("status", row["status"])
+            run.summary = {
+                **run.summary,
+                account.code: {k: _plain(v) for k, v in row.items() if k != "account"},
+            }
+            run.save(update_fields=["summary", "updated_at"])
     return run
 
 
