@@ -19,6 +19,7 @@ from . import services
 from .cashflows import csv_text
 from .forms import CashFlowForm, CashFlowImportForm, OrderEditForm, RaiseCashForm
 from .models import CashFlow
+from .selectors import account_what_if
 
 
 def _back(request: HttpRequest, default: str) -> str:
@@ -217,6 +218,23 @@ def run_order_edit(request: HttpRequest, pk: int, order_id: int) -> HttpResponse
             "order": order,
             "form": form,
             "figures": run.summary.get(order.portfolio.code, {}),
+            "weights": _weights(run, order),
         },
         status=status,
     )
+
+
+def _weights(run, order) -> list[dict]:
+    """The account's proposed orders with their weights before and after, as proposed
+    (measured on the book as it stands)."""
+    orders = list(
+        run.orders.select_related("security")
+        .filter(portfolio=order.portfolio, status=Order.Status.DRAFT)
+        .order_by("security__ticker")
+    )
+    try:
+        proposed, _ = account_what_if(run, order.portfolio, orders)
+    except ValueError:
+        return []
+    by_security = {row["security"]: row for row in proposed.trades.to_dict("records")}
+    return [{"order": o, **by_security.get(o.security_id, {})} for o in orders]

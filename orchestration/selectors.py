@@ -131,3 +131,53 @@ def proposal_totals(run: RebalanceRun) -> list[dict]:
             None if converted is None or previous is None else previous + converted
         )
     return list(totals.values())
+
+
+def run_options(params: dict):
+    """The engine's options of a run's parameters."""
+    from portfolios.rebalance import Options
+
+    cap = params.get("gains_cap")
+    return Options(
+        trade_to=params.get("trade_to", "target"),
+        lot_selection=params.get("lot_selection", "fifo"),
+        gains_cap=None if cap is None else float(cap),
+        wash_sale_days=int(params.get("wash_sale_days", 30)),
+    )
+
+
+def _account_trades(orders, edited: int | None = None, quantity: Decimal | None = None):
+    import pandas as pd
+
+    rows = []
+    for order in orders:
+        q = quantity if order.pk == edited else order.quantity
+        sign = 1.0 if order.side in (Side.BUY, Side.BUY_TO_COVER) else -1.0
+        rows.append(
+            {
+                "account": order.portfolio_id,
+                "security": order.security_id,
+                "quantity": sign * float(q),
+            }
+        )
+    return pd.DataFrame(rows, columns=["account", "security", "quantity"])
+
+
+def account_what_if(run: RebalanceRun, account, orders, *, edited=None, quantity=None):
+    """The what-if of an account's proposed orders in a run, measured on its projected
+    book as it stands (with the cash need the run used): ``(as proposed, with order
+    `edited` at `quantity`)``, each a ``portfolios.rebalance.WhatIf``. ValueError says
+    why the account cannot be measured."""
+    from portfolios.rebalance import what_if
+
+    loaded = load_projected_book([account.pk])
+    if account.pk in loaded.skipped:
+        raise ValueError(f"{account.code} cannot be valued: {loaded.skipped[account.pk]}.")
+    book = loaded.book
+    figures = run.summary.get(account.code, {})
+    book.accounts["cash_need"] = float(figures.get("cash_need") or 0.0)
+    options = run_options(run.parameters)
+    before = what_if(book, _account_trades(orders), options)
+    if edited is None:
+        return before, before
+    return before, what_if(book, _account_trades(orders, edited, quantity), options)

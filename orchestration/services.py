@@ -31,7 +31,7 @@ from oms.roles import Action, require, sees_all_accounts
 from oms.state import check_transition
 from oms.tasking import enqueue_on_commit
 from portfolios.models import CashBalance, Portfolio, RebalanceRun
-from portfolios.rebalance import Options, raise_cash, rebalance
+from portfolios.rebalance import raise_cash, rebalance
 from portfolios.selectors import FxTable
 from portfolios.services.drift import drift_mark_stale
 from trading import pretrade
@@ -47,7 +47,7 @@ from trading.services.bulk import (
 from .cashflows import check_flow, needs_by_account, read_csv
 from .models import CashFlow, ProposalCheck, RunAccount
 from .parameters import parameters_check
-from .selectors import load_projected_book
+from .selectors import account_what_if, load_projected_book, run_options
 
 #: Accounts per chunk of a run (each chunk is one transaction and one engine pass).
 DEFAULT_CHUNK_SIZE = 1000
@@ -275,7 +275,7 @@ def _compute_chunk(run: RebalanceRun, chunk: int, pending: list[int]) -> int:
         float(params.get("cash_need") or 0.0) + needs.get(account, 0.0) for account in in_book
     ]
     engine = raise_cash if params.get("objective") == "raise_cash" else rebalance
-    result = engine(book, _run_options(params))
+    result = engine(book, run_options(params))
     codes = dict(Portfolio.objects.filter(pk__in=pending).values_list("pk", "code"))
     proposed = [p for p in _proposals(result) if p.portfolio_id not in flow_problems]
     reasons = loaded.skipped | result.skipped_reasons() | flow_problems
@@ -341,17 +341,6 @@ def _compute_chunk(run: RebalanceRun, chunk: int, pending: list[int]) -> int:
             orders_proposed=F("orders_proposed") + len(orders),
         )
     return len(orders)
-
-
-def _run_options(params: dict) -> Options:
-    """The engine's options of a run's parameters."""
-    cap = params.get("gains_cap")
-    return Options(
-        trade_to=params.get("trade_to", "target"),
-        lot_selection=params.get("lot_selection", "fifo"),
-        gains_cap=None if cap is None else float(cap),
-        wash_sale_days=int(params.get("wash_sale_days", 30)),
-    )
 
 
 def _store_verdicts(run: RebalanceRun, orders, verdicts: dict) -> None:
@@ -472,15 +461,54 @@ def rebalance_run_approve(
 
 
 def rebalance_run_order_drop(*, actor, run_id: int, order_id: int) -> RebalanceRun:
-    """Drop one proposed order from a proposed run (it is cancelled, audited on the run)."""
+    """Drop one proposed order from a proposed run (it is cancelled, audited on the run).
+    The account's what-if follows; a drop that would leave the account's cash below its
+    floor (a sell that funds its buys) is refused."""
     with audited_transaction():
         run = RebalanceRun.objects.select_for_update(of=("self",)).get(pk=run_id)
         _ensure_run_owner(actor, run)
         if run.status != RebalanceRun.Status.PROPOSED:
             raise ValidationError("Only a proposed run's orders can be dropped.")
-        if not run.orders.filter(pk=order_id, status=Order.Status.DRAFT).exists():
+        order = (
+            run.orders.select_for_update(of=("self",))
+            .select_related("portfolio", "security")
+            .filter(pk=order_id, status=Order.Status.DRAFT)
+            .first()
+        )
+        if order is None:
             raise ValidationError(f"Order {order_id} is not a proposed order of {run}.")
+        account = order.portfolio
+        orders = list(
+            run.orders.select_for_update(of=("self",))
+            .filter(portfolio=account, status=Order.Status.DRAFT)
+            .order_by("pk")
+        )
+        row = None
+        try:
+            before, after = account_what_if(
+                run, account, orders, edited=order.pk, quantity=Decimal(0)
+            )
+        except ValueError:
+            pass  # the account cannot be measured now: the drop itself breaks nothing
+        else:
+            floor_before = set(before.breaches["rule"]) & {"cash floor"}
+            low = after.breaches[after.breaches["rule"] == "cash floor"]
+            if len(low) and not floor_before:
+                raise ValidationError(
+                    f"Dropping order #{order.pk} ({order.get_side_display().lower()} "
+                    f"{order.security.ticker}) would break {account.code}'s cash floor: "
+                    f"{low.iloc[0]['detail']}. Drop or reduce a buy first."
+                )
+            [row] = after.accounts.to_dict("records")
         run_orders_cancel(actor=actor, run=run, reason=f"Dropped from {run}", order_ids=[order_id])
+        if row is not None:
+            figures = run.summary.get(account.code, {})
+            row["status"] = figures.get("status", row["status"])
+            run.summary = {
+                **run.summary,
+                account.code: {k: _plain(v) for k, v in row.items() if k != "account"},
+            }
+            run.save(update_fields=["summary", "updated_at"])
     return run
 
 
@@ -767,31 +795,12 @@ def _cash_flows_end(run: RebalanceRun, actor, target: str) -> None:
 # --- Proposal review: edit a proposed quantity ----------------------------------------------
 
 
-def _account_trades(orders, edited: int | None = None, quantity: Decimal | None = None):
-    import pandas as pd
-
-    rows = []
-    for order in orders:
-        q = quantity if order.pk == edited else order.quantity
-        sign = 1.0 if order.side in ("buy", "buy_to_cover") else -1.0
-        rows.append(
-            {
-                "account": order.portfolio_id,
-                "security": order.security_id,
-                "quantity": sign * float(q),
-            }
-        )
-    return pd.DataFrame(rows, columns=["account", "security", "quantity"])
-
-
 def rebalance_run_order_edit(*, actor, run_id: int, order_id: int, quantity) -> RebalanceRun:
     """Change the quantity of one proposed order of a proposed run. The what-if of its
     account is measured again (weights, cash and drift after, gains) on the book as it
     stands, and the pre-trade check asked again about the account's proposed orders.
     An edit that breaks a rule of the account (whole lots, minimum quantity, selling
     more than is held, the cash floor, a restricted security) is refused, nothing saved."""
-    from portfolios.rebalance import BookError, what_if
-
     try:
         quantity = Decimal(str(quantity))
     except (ArithmeticError, ValueError):
@@ -822,17 +831,12 @@ def rebalance_run_order_edit(*, actor, run_id: int, order_id: int, quantity) -> 
             .filter(portfolio=account, status=Order.Status.DRAFT)
             .order_by("pk")
         )
-        loaded = load_projected_book([account.pk])
-        if account.pk in loaded.skipped:
-            raise ValidationError(f"{account.code} cannot be valued: {loaded.skipped[account.pk]}.")
-        book = loaded.book
         figures = run.summary.get(account.code, {})
-        book.accounts["cash_need"] = float(figures.get("cash_need") or 0.0)
-        options = _run_options(run.parameters)
         try:
-            before = what_if(book, _account_trades(orders), options)
-            after = what_if(book, _account_trades(orders, order.pk, quantity), options)
-        except BookError as error:
+            before, after = account_what_if(
+                run, account, orders, edited=order.pk, quantity=quantity
+            )
+        except ValueError as error:  # the account cannot be valued, or a BookError
             raise ValidationError(str(error)) from None
         old = {(b.security, b.rule) for b in before.breaches.itertuples(index=False)}
         new = [

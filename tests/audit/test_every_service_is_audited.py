@@ -778,7 +778,7 @@ def _run_order_drop(w, s):
     from orchestration import services as runs
 
     run = w.run("proposed")
-    order = run.orders.order_by("pk").first()
+    order = run.orders.filter(side="buy").order_by("pk").first()  # a sell may fund the buys
     return lambda: runs.rebalance_run_order_drop(actor=w.pm, run_id=run.pk, order_id=order.pk)
 
 

@@ -116,3 +116,25 @@ def test_short_and_long_term_gains_in_the_what_if(pm, proposed):
     assert figures["long_term_gain"] == pytest.approx(figures["realised_gain"])
     assert figures["short_term_gain"] == pytest.approx(0.0)
     assert figures["long_term_gain"] > 0
+
+
+def test_dropping_an_order_updates_the_what_if(pm, proposed):
+    run, orders = proposed
+    buy = next(o for (side, _), o in orders.items() if side == "buy")
+    before = dict(run.summary["ACC1"])
+    services.rebalance_run_order_drop(actor=pm, run_id=run.pk, order_id=buy.pk)
+    run.refresh_from_db()
+    after = run.summary["ACC1"]
+    value = float(buy.quantity * buy.estimated_price)
+    fx = 1.1 if buy.security.currency == "EUR" else 1.0
+    assert after["cash_after"] == pytest.approx(before["cash_after"] + value * fx, abs=0.01)
+    assert after["trades"] == before["trades"] - 1
+
+
+def test_dropping_the_sell_that_funds_the_buys_is_refused(pm, proposed):
+    run, orders = proposed
+    sell = orders[("sell", "AAA")]  # 200-odd AAA at 100 pay for the buys
+    with pytest.raises(ValidationError, match="below the floor"):
+        services.rebalance_run_order_drop(actor=pm, run_id=run.pk, order_id=sell.pk)
+    sell.refresh_from_db()
+    assert sell.status == "draft"

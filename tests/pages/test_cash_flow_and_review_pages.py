@@ -98,6 +98,10 @@ def test_edit_a_quantity_on_the_run_page(pm, proposed_run, client_for):
     url = reverse("runs:order-edit", args=[proposed_run.pk, sell.pk])
     page = client.get(proposed_run.get_absolute_url()).content.decode()
     assert url in page  # each draft order has its quantity form
+    edit_page = client.get(url)
+    weights = {w["order"].pk: w for w in edit_page.context["weights"]}
+    assert weights[sell.pk]["weight_after"] < weights[sell.pk]["weight_before"]
+    assert 'id="account-weights"' in edit_page.content.decode()
     broken = client.post(url, {"quantity": "601"})
     assert broken.status_code == 422
     assert "short sale" in broken.content.decode()
@@ -178,3 +182,18 @@ def test_an_estimated_value_keeps_its_prices_decimals(value, unit_price, shown):
     from orchestration.templatetags.proposal_format import value_at
 
     assert value_at(value, unit_price) == shown
+
+
+def test_eur_prices_show_in_eur_on_the_account_and_the_order(pm, proposed_run, book, client_for):
+    """DDD trades in EUR at 40 (1.1 USD): the account's holdings table and the order's
+    page both show 40.00 EUR, as the run page does, not 44.00 converted."""
+    client = client_for(pm)
+    account = book["accounts"][0]
+    page = client.get(account.get_absolute_url()).content.decode()
+    holdings = page[page.index('id="holdings"') :]
+    row = holdings[holdings.index('data-ticker="DDD"') :]
+    row = row[: row.index("</tr>")]
+    assert '40.00 <span class="ccy">EUR</span>' in row and "44.00" not in row
+    order = proposed_run.orders.get(security__ticker="DDD")
+    detail = client.get(order.get_absolute_url()).content.decode()
+    assert '40.00 <span class="ccy">EUR</span>' in detail
