@@ -140,10 +140,10 @@ def test_every_role_s_pages_run_under_the_policy(demo, open_as, live_server):
     for path in ("/admin/", "/admin/portfolios/security/", "/admin/portfolios/security/add/"):
         visit(ops, base + path)
     visit(ops, base + "/api/docs/")
-    expect(ops.locator(".swagger-ui .info .title")).to_contain_text("OMS API")
+    expect(ops.locator(".swagger-ui .info .title")).to_contain_text("OMS API", timeout=30_000)
     assert_clean(ops, "Swagger UI")
     visit(ops, base + "/api/redoc/")
-    expect(ops.locator("h1").first).to_contain_text("OMS API")
+    expect(ops.locator("h1").first).to_contain_text("OMS API", timeout=30_000)
     assert_clean(ops, "Redoc")
 
 
