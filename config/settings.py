@@ -331,6 +331,8 @@ SPECTACULAR_SETTINGS = {
         "BlockStatusEnum": "trading.models.Block.Status",
         "RouteStatusEnum": "trading.models.Route.Status",
         "RebalanceRunStatusEnum": "portfolios.models.RebalanceRun.Status",
+        "RunScopeEnum": "orchestration.selectors.SCOPE_CHOICES",
+        "RuleScopeEnum": "compliance.models.Rule.Scope",
     },
 }
 

@@ -10,9 +10,10 @@ from decimal import Decimal
 
 from django import forms
 
-from portfolios.models import Portfolio
+from portfolios.models import ModelPortfolio, Portfolio
 
 from .parameters import PARAMETERS, Parameter
+from .selectors import SCOPES, accounts_in_scope, empty_scope_message
 
 
 def _field(parameter: Parameter) -> forms.Field:
@@ -46,21 +47,57 @@ def _field(parameter: Parameter) -> forms.Field:
 
 
 class RebalanceForm(forms.Form):
-    """The accounts to rebalance and the run's parameters."""
+    """The accounts to rebalance (ticked, or a scope: all, out of band, a model's) and
+    the run's parameters."""
 
+    scope = forms.ChoiceField(
+        choices=list(SCOPES.items()),
+        initial="selected",
+        required=False,  # blank: the accounts ticked
+        widget=forms.RadioSelect,
+        label="Rebalance",
+    )
+    model = forms.ModelChoiceField(
+        queryset=ModelPortfolio.objects.all(),
+        required=False,
+        label="Model",
+        help_text="For “all my accounts on a model”.",
+    )
     portfolios = forms.ModelMultipleChoiceField(
         queryset=Portfolio.objects.none(),
         widget=forms.CheckboxSelectMultiple,
         label="Accounts",
-        error_messages={"required": "Choose at least one account."},
+        required=False,
     )
 
-    def __init__(self, *args, portfolios, **kwargs) -> None:
+    def __init__(self, *args, portfolios, user=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.user = user
         for parameter in PARAMETERS:
             self.fields[parameter.name] = _field(parameter)
         self.fields["portfolios"].queryset = portfolios
         self.fields["portfolios"].label_from_instance = lambda p: f"{p.code} · {p.name}"
+
+    def clean(self):
+        data = super().clean()
+        if "scope" not in self.errors:
+            data["scope"] = data.get("scope") or "selected"
+        scope = data.get("scope")
+        if scope == "selected" and not data.get("portfolios"):
+            self.add_error("portfolios", "Choose at least one account.")
+        if scope == "model" and not data.get("model"):
+            self.add_error("model", "Choose the model whose accounts to rebalance.")
+        if self.errors or scope is None:
+            return data
+        accounts = list(
+            accounts_in_scope(
+                self.user, scope, model=data.get("model"), selected=data.get("portfolios") or ()
+            )
+        )
+        if not accounts:
+            self.add_error("scope", empty_scope_message(scope, data.get("model")))
+        data["accounts"] = accounts
+        return data
 
     def parameters(self) -> dict:
         data = self.cleaned_data

@@ -181,3 +181,49 @@ def account_what_if(run: RebalanceRun, account, orders, *, edited=None, quantity
     if edited is None:
         return before, before
     return before, what_if(book, _account_trades(orders, edited, quantity), options)
+
+
+#: Which accounts a run covers, besides a hand-picked selection.
+SCOPES = {
+    "selected": "The accounts ticked below",
+    "all": "All my accounts",
+    "out_of_band": "All my accounts out of band",
+    "model": "All my accounts on a model",
+}
+SCOPE_CHOICES = list(SCOPES.items())
+
+
+def empty_scope_message(scope: str, model=None) -> str:
+    """Why a run over `scope` has no account, in the PM's words."""
+    if scope == "out_of_band":
+        return "None of your accounts is out of band."
+    if scope == "model":
+        return f"None of your active accounts is on {model}."
+    if scope == "selected":
+        return "Choose at least one account."
+    return "You have no active account to rebalance."
+
+
+def accounts_in_scope(user, scope: str, *, model=None, selected: Iterable = ()):
+    """The active accounts a run over `scope` covers, among those the user may
+    rebalance: the `selected` ones, all of them, those on `model`, or those out of
+    band. Out of band is read from the stored drift; an account whose figures are
+    missing or older than their inputs is included too (the run measures it again
+    and proposes nothing for an account in band)."""
+    from oms.roles import Action
+    from portfolios.selectors import portfolios_for_action
+
+    mine = portfolios_for_action(user, Action.REBALANCE_RUN)
+    if scope == "selected":
+        return mine.filter(pk__in=[getattr(p, "pk", p) for p in selected])
+    if scope == "all":
+        return mine
+    if scope == "model":
+        return mine.filter(model=model)
+    if scope == "out_of_band":
+        return mine.filter(
+            Q(drift_figures__isnull=True)
+            | Q(drift_figures__out_of_band=True)
+            | Q(drift_figures__inputs_changed_at__gt=F("drift_figures__computed_at"))
+        )
+    raise ValueError(f"unknown scope {scope!r}")

@@ -47,12 +47,12 @@ def run_create(request: HttpRequest) -> HttpResponse:
     """Choose accounts and parameters; the run computes its proposed orders."""
     mine = selectors.portfolios_for_action(request.user, Action.REBALANCE_RUN)
     if request.method == "POST":
-        form = RebalanceForm(request.POST, portfolios=mine)
+        form = RebalanceForm(request.POST, portfolios=mine, user=request.user)
         if form.is_valid():
             try:
                 run = services.rebalance_run_create(
                     actor=request.user,
-                    portfolios=list(form.cleaned_data["portfolios"]),
+                    portfolios=form.cleaned_data["accounts"],
                     parameters=form.parameters(),
                 )
             except ValidationError as error:
@@ -66,7 +66,9 @@ def run_create(request: HttpRequest) -> HttpResponse:
         status = 422
     else:
         form = RebalanceForm(
-            initial={"portfolios": request.GET.getlist("portfolios")}, portfolios=mine
+            initial={"portfolios": request.GET.getlist("portfolios")},
+            portfolios=mine,
+            user=request.user,
         )
         status = 200
     return render(request, "orchestration/run_form.html", {"form": form}, status=status)

@@ -12,6 +12,7 @@ from portfolios.models import RebalanceRun
 from trading.models import Order
 
 from ..parameters import PARAMETERS, Parameter
+from ..selectors import SCOPES
 
 
 class RunOrderSerializer(serializers.ModelSerializer):
@@ -120,11 +121,31 @@ class RunCreateSerializer(RebalanceRequestSerializer):
 
     def get_fields(self):
         return {
+            "scope": serializers.ChoiceField(
+                choices=list(SCOPES.items()),
+                default="selected",
+                help_text="selected: the accounts in `portfolios`; all: every account of "
+                "yours; out_of_band: those out of band (by their stored drift); model: "
+                "those on `model`",
+            ),
             "portfolios": serializers.ListField(
                 child=serializers.CharField(max_length=32),
-                allow_empty=False,
+                required=False,
                 max_length=1_000_000,
-                help_text="Codes of the accounts to rebalance",
+                help_text="Codes of the accounts to rebalance (scope `selected`)",
+            ),
+            "model": serializers.CharField(
+                max_length=100, required=False, help_text="The model's name (scope `model`)"
             ),
             **super().get_fields(),
         }
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if attrs["scope"] == "selected" and not attrs.get("portfolios"):
+            raise serializers.ValidationError({"portfolios": ["Name at least one account."]})
+        if attrs["scope"] == "model" and not attrs.get("model"):
+            raise serializers.ValidationError(
+                {"model": ["Name the model whose accounts to rebalance."]}
+            )
+        return attrs

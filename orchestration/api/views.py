@@ -14,13 +14,13 @@ from rest_framework.response import Response
 from oms.api.base import OMSViewSet
 from oms.api.idempotency import idempotent
 from oms.roles import Action
-from portfolios.models import Portfolio, RebalanceRun
+from portfolios.models import ModelPortfolio, Portfolio, RebalanceRun
 from portfolios.selectors import portfolios_visible_to, rebalance_runs_visible_to
 from trading.models import Order
 
 from .. import services
 from ..filters import RebalanceRunFilter
-from ..selectors import proposal_totals
+from ..selectors import accounts_in_scope, empty_scope_message, proposal_totals
 from . import cashflows as cf
 from . import serializers as s
 
@@ -126,13 +126,25 @@ class RebalanceRunViewSet(*READ, OMSViewSet):
         serializer = s.RunCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        codes = list(dict.fromkeys(data.pop("portfolios")))
-        found = list(portfolios_visible_to(request.user).filter(code__in=codes))
-        missing = sorted(set(codes) - {p.code for p in found})
-        if missing:
-            raise ValidationError(
-                {"portfolios": [f"No account {', '.join(missing[:10])} among yours."]}
-            )
+        scope = data.pop("scope")
+        codes = list(dict.fromkeys(data.pop("portfolios", [])))
+        model_name = data.pop("model", None)
+        if scope == "selected":
+            found = list(portfolios_visible_to(request.user).filter(code__in=codes))
+            missing = sorted(set(codes) - {p.code for p in found})
+            if missing:
+                raise ValidationError(
+                    {"portfolios": [f"No account {', '.join(missing[:10])} among yours."]}
+                )
+        else:
+            model = None
+            if scope == "model":
+                model = ModelPortfolio.objects.filter(name=model_name).first()
+                if model is None:
+                    raise ValidationError({"model": [f"No model named {model_name!r}."]})
+            found = list(accounts_in_scope(request.user, scope, model=model))
+            if not found:
+                raise ValidationError({"scope": [empty_scope_message(scope, model)]})
         run = services.rebalance_run_create(actor=request.user, portfolios=found, parameters=data)
         run = self.get_queryset().get(pk=run.pk)
         return Response(self.get_serializer(run).data, status=status.HTTP_201_CREATED)
