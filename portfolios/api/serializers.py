@@ -210,8 +210,11 @@ class StoredDriftSerializer(serializers.Serializer):
     drift = serializers.DecimalField(max_digits=12, decimal_places=8, allow_null=True)
     max_abs_drift = serializers.DecimalField(max_digits=12, decimal_places=8, allow_null=True)
     largest_drift = serializers.DecimalField(max_digits=12, decimal_places=8, allow_null=True)
-    largest_drift_security = serializers.SlugRelatedField(
-        slug_field="ticker", read_only=True, allow_null=True, help_text="null: the cash"
+    largest_drift_security = serializers.CharField(
+        source="largest_drift_security.ticker",
+        read_only=True,
+        allow_null=True,
+        help_text="The ticker of the security that drifts most; null: the cash",
     )
     out_of_band = serializers.BooleanField()
     reason = serializers.CharField(help_text="Why the account cannot be valued (empty if it can)")
