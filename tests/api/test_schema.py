@@ -51,6 +51,7 @@ EXPECTED_PATHS = {
     "/api/v1/portfolios/{id}/rebalance/",
     "/api/v1/models/",
     "/api/v1/models/{id}/",
+    "/api/v1/drift/",
     "/api/v1/rebalance-runs/",
     "/api/v1/rebalance-runs/{id}/",
     "/api/v1/rebalance-runs/{id}/approve/",

@@ -109,12 +109,13 @@ def test_a_user_without_role_sees_the_no_role_page_and_no_navigation(outsider, c
 @pytest.mark.parametrize(
     ("who", "labels"),
     [
-        ("pm", ["Accounts", "Rebalances", "Orders", "Rule book"]),
+        ("pm", ["Accounts", "Drift", "Rebalances", "Orders", "Rule book"]),
         ("trader", ["Orders", "Blotter", "Brokers", "Reconciliation", "Rule book"]),
         (
             "compliance",
             [
                 "Accounts",
+                "Drift",
                 "Orders",
                 "Blotter",
                 "Brokers",
@@ -129,6 +130,7 @@ def test_a_user_without_role_sees_the_no_role_page_and_no_navigation(outsider, c
             "ops",
             [
                 "Accounts",
+                "Drift",
                 "Orders",
                 "Blotter",
                 "Brokers",
