@@ -4,6 +4,7 @@ from audit.admin import AuditedModelAdmin
 from oms.admin import ReadOnlyModelAdmin
 
 from .models import (
+    AccountDrift,
     CashBalance,
     FxRate,
     ModelPortfolio,
@@ -109,6 +110,16 @@ class PositionAdmin(ReadOnlyModelAdmin):
 class TaxLotAdmin(ReadOnlyModelAdmin):
     list_display = ["portfolio", "security", "quantity", "unit_cost", "acquired_on"]
     list_select_related = ["portfolio", "security"]
+
+
+@admin.register(AccountDrift)
+class AccountDriftAdmin(ReadOnlyModelAdmin):
+    """Read-only: derived figures, written by portfolios.services.drift.drift_refresh."""
+
+    list_display = ["portfolio", "drift", "max_abs_drift", "out_of_band", "computed_at"]
+    list_select_related = ["portfolio"]
+    list_filter = ["out_of_band"]
+    search_fields = ["portfolio__code"]
 
 
 @admin.register(RebalanceRun)

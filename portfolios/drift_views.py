@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
+from django.utils.safestring import mark_safe
 
 from oms.roles import Action
-from oms.views import action_required, paginate, partial_or_page
+from oms.views import action_required
 
 from . import selectors
 from .filters import DEFAULT_DRIFT_SORT, DriftFilter
@@ -22,14 +25,38 @@ def _chart_number(value) -> float | None:
     return None if value is None else round(float(value) * 100, 4)
 
 
+#: How long the rendered results (totals, chart, a page of rows) are kept for the same
+#: user, query and stored figures: a refresh or a mark changes the key at once.
+DRIFT_RESULTS_SECONDS = 15
+RESULTS = "portfolios/partials/drift_results.html"
+
+
 @action_required(Action.PORTFOLIO_VIEW)
 def drift_dashboard(request: HttpRequest) -> HttpResponse:
-    """Accounts by drift: filters, sort, totals, the histogram; a page of rows."""
+    """Accounts by drift: filters, sort, totals, the histogram; a page of rows.
+
+    The results are rendered from the stored figures and kept (DRIFT_RESULTS_SECONDS)
+    under a key naming the user, the query and the figures' version, so that many
+    managers watching (and the page's own poll) cost one small query each."""
     data = request.GET.copy()
     data.setdefault("sort", DEFAULT_DRIFT_SORT)
     filterset = DriftFilter(data, queryset=selectors.drift_rows_visible_to(request.user))
+    version = selectors.drift_version()
+    key = selectors.drift_cache_key("results", request.user, sorted(data.lists()), version)
+    results = cache.get(key)
+    if results is None:
+        results = render_to_string(RESULTS, _results(request, filterset, data, version), request)
+        cache.set(key, results, DRIFT_RESULTS_SECONDS)
+    if getattr(request, "htmx", None) and request.htmx.target and not request.htmx.boosted:
+        return HttpResponse(results)
+    context = {"filterset": filterset, "sort": data["sort"], "results": mark_safe(results)}
+    return render(request, "portfolios/drift_dashboard.html", context)
+
+
+def _results(request, filterset, data, version) -> dict:
     accounts = filterset.qs if filterset.is_valid() else filterset.queryset.none()
-    summary = selectors.drift_summary(accounts)
+    summary = selectors.drift_summary_cached(request.user, filterset.form.data, accounts, version)
+    page = selectors.drift_page(accounts, summary["accounts"], request.GET.get("page"))
     chart = {
         "bins": [
             {"x": round((b["from"] + b["to"]) * 50, 4), "y": b["accounts"]}
@@ -37,20 +64,14 @@ def drift_dashboard(request: HttpRequest) -> HttpResponse:
         ],
         "width": selectors.DRIFT_BIN * 100,
     }
-    context = {
+    return {
         "filterset": filterset,
-        "page": paginate(request, accounts),
+        "page": page,
         "sort": data["sort"],
         "summary": summary,
         "chart": chart,
         "chart_json": json.dumps(chart),
     }
-    return partial_or_page(
-        request,
-        "portfolios/drift_dashboard.html",
-        "portfolios/partials/drift_results.html",
-        context,
-    )
 
 
 @action_required(Action.PORTFOLIO_VIEW)

@@ -5,7 +5,7 @@ import math
 import django_filters as filters
 from django import forms
 from django.contrib.auth import get_user_model
-from django.db.models import Case, F, IntegerField, Q, Value, When
+from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, Value, When
 
 from . import selectors
 from .models import ModelPortfolio, Portfolio, Price, Security
@@ -166,8 +166,7 @@ class DriftFilter(filters.FilterSet):
     model = filters.ModelChoiceFilter(queryset=ModelPortfolio.objects.all())
     manager = filters.ModelChoiceFilter(
         queryset=get_user_model()
-        .objects.filter(managed_portfolios__isnull=False)
-        .distinct()
+        .objects.filter(Exists(Portfolio.objects.filter(manager=OuterRef("pk"))))
         .order_by("username"),
         label="Manager",
     )

@@ -453,3 +453,57 @@ def drift_by_asset_class(positions: list[dict], cash_weight, cash_target) -> lis
             {"label": "Cash", "weight": float(cash_weight), "target": float(cash_target or 0)}
         )
     return [row | {"drift": row["weight"] - row["target"]} for row in rows]
+
+
+#: How long a dashboard's totals and histogram are kept for the same figures (seconds).
+DRIFT_SUMMARY_SECONDS = 30
+
+
+def drift_version() -> tuple:
+    """What changes when any stored figure does: the last refresh and the last mark."""
+    from django.db.models import Count, Max
+
+    from .models import AccountDrift
+
+    row = AccountDrift.objects.aggregate(
+        computed=Max("computed_at"), marked=Max("inputs_changed_at"), rows=Count("pk")
+    )
+    return (row["computed"], row["marked"], row["rows"])
+
+
+def drift_cache_key(kind: str, user, items, version: tuple) -> str:
+    """A cache key for what a dashboard shows this user for these query items while the
+    stored figures are at `version` (`drift_version`)."""
+    import hashlib
+
+    return f"drift-{kind}:" + hashlib.sha256(repr((user.pk, items, version)).encode()).hexdigest()
+
+
+def drift_summary_cached(user, data, accounts: QuerySet[Portfolio], version: tuple) -> dict:
+    """`drift_summary`, kept in the cache for the same user, filters and stored figures
+    (a refresh or a mark changes `drift_version`), at most DRIFT_SUMMARY_SECONDS: every
+    page and poll of a large book would otherwise aggregate it all again."""
+    from django.core.cache import cache
+
+    filters = sorted((k, v) for k, v in data.lists() if k not in ("page", "sort")) if data else []
+    key = drift_cache_key("summary", user, filters, version)
+    summary = cache.get(key)
+    if summary is None:
+        summary = drift_summary(accounts)
+        cache.set(key, summary, DRIFT_SUMMARY_SECONDS)
+    return summary
+
+
+def drift_page(accounts: QuerySet[Portfolio], count: int, number, per_page: int = 50):
+    """One page of the dashboard's accounts: the page's ids first (a slim sorted query
+    on the account and its figures), then those rows with everything they show; the
+    count is the summary's (no COUNT of its own)."""
+    from django.core.paginator import Paginator
+
+    paginator = Paginator(accounts, per_page)
+    paginator.count = count  # a cached_property: the summary already counted them
+    page = paginator.get_page(number)
+    ids = list(page.object_list.values_list("pk", flat=True))
+    rows = accounts.order_by().in_bulk(ids)
+    page.object_list = [rows[pk] for pk in ids if pk in rows]
+    return page

@@ -171,7 +171,7 @@ class StoredDriftSerializer(serializers.Serializer):
         read_only=True,
         allow_null=True,
         default=None,
-        help_text="The ticker; null: the cash",
+        help_text="The ticker of the security that drifts most; null: the cash",
     )
     out_of_band = serializers.BooleanField()
     reason = serializers.CharField(help_text="Why the account cannot be valued (empty if it can)")

@@ -20,6 +20,15 @@ from portfolios.services.drift import drift_mark_stale, drift_refresh
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """The dashboard keeps its rendered results by user, query and figures: no test
+    sees another's."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def client_for():
     from django.test import Client
@@ -214,7 +223,11 @@ def test_the_periodic_task_refreshes_what_is_stale_only(book, pm):
 
 
 def _codes(response) -> list[str]:
-    return [p.code for p in response.context["page"].object_list]
+    """The accounts a dashboard answer lists, in order (read from the HTML: a cached
+    answer has no template context)."""
+    import re
+
+    return re.findall(r'data-account="([^"]+)"', response.content.decode())
 
 
 def test_the_dashboard_sorts_by_drift_and_by_largest_drift(book, pm, client_for):
@@ -273,7 +286,7 @@ def test_the_dashboard_filters_by_manager_and_currency_for_who_sees_all(
     assert set(_codes(client.get(url))) == {"ACC1", "ACC2", "EUR1"}
     assert set(_codes(client.get(url, {"manager": other_pm.pk}))) == {"EUR1"}
     assert set(_codes(client.get(url, {"currency": "EUR"}))) == {"EUR1"}
-    response = client.get(url)
+    response = client.get(url, {"sort": "code"})
     summary = response.context["summary"]
     assert summary["accounts"] == 3
     assert summary["out_of_band"] == 3  # the euro account is all cash against the model
@@ -306,13 +319,41 @@ def test_the_dashboard_s_queries_do_not_follow_the_accounts(
     drift_refresh()
     client = client_for(pm)
     client.get(reverse("portfolios:drift-dashboard"))  # the session, once
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(13):
         response = client.get(
             reverse("portfolios:drift-dashboard"),
             {"sort": "-largest", "out_of_band": "yes", "model": book["model"].pk},
         )
     assert response.status_code == 200
     assert len(response.context["page"].object_list) == min(count + 2, 50)
+
+
+def test_the_same_query_again_is_served_from_the_cache_until_the_figures_change(
+    book, pm, client_for, django_assert_max_num_queries
+):
+    from portfolios.services.holdings import holdings_book_fill
+
+    drift_refresh()
+    client = client_for(pm)
+    url = reverse("portfolios:drift-dashboard")
+    first = client.get(url)
+    # session, user, roles, the figures' version, and the filter form's three choice lists
+    with django_assert_max_num_queries(7):
+        again = client.get(url)
+    assert _codes(again) == _codes(first) and len(_codes(first)) == 2
+    with transaction.atomic():
+        holdings_book_fill(
+            portfolio=book["accounts"][0],
+            security=book["securities"]["BBB"],
+            buying=True,
+            quantity=Decimal(100),
+            price=Decimal(50),
+            on_date=timezone.now().date(),
+        )
+    marked = client.get(url)
+    assert marked.content.count(b"data-stale") == 1  # the mark changed the version
+    drift_refresh()
+    assert client.get(url).content.count(b"data-stale") == 0
 
 
 def test_the_dashboard_answers_htmx_with_its_results_only(book, pm, client_for):
@@ -358,7 +399,9 @@ def test_the_api_lists_the_dashboard_rows_with_the_same_filters(
 ):
     drift_refresh()
     client = api_client_for(pm)
-    response = client.get("/api/v1/drift/", {"sort": "-largest"})
+    client.get("/api/v1/drift/")
+    with django_assert_max_num_queries(5):
+        response = client.get("/api/v1/drift/", {"sort": "-largest"})
     assert response.status_code == 200
     rows = response.json()["results"]
     assert [r["code"] for r in rows] == ["ACC1", "ACC2"] or len(rows) == 2

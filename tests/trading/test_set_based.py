@@ -27,7 +27,7 @@ pytestmark = pytest.mark.django_db
 #: Statements of each step, whatever the number of orders in the block (PostgreSQL).
 ROUTE_CREATE = 11
 FILL_APPLY = 15
-ALLOCATE = 16
+ALLOCATE = 17  # with the one UPDATE that marks the accounts' stored drift stale
 
 
 def _block(pm, book, *, orders: int, accounts: int, prefix: str = "X") -> Block:
