@@ -209,3 +209,17 @@ def test_the_model_pages_read_in_a_fixed_number_of_queries(
         assert client.get(mix.get_absolute_url()).status_code == 200
     with django_assert_max_num_queries(8):
         assert client.get(reverse("portfolios:model-edit", args=[mix.pk])).status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_accounts_filters_name_each_field_once(pm, book):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(pm)
+    html = client.get("/portfolios/").content.decode()
+    start = html.find('<form method="get" class="filters"')
+    form = html[start : html.find("</form>", start)]
+    assert start >= 0
+    assert form.count('name="out_of_band"') == 1
+    assert form.count('name="sort"') == 1
