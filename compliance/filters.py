@@ -17,6 +17,10 @@ from audit.selectors import read_object_kind
 from oms.filters import UTCIsoDateTimeFilter
 
 
+#: What a price feed records each time it writes its bars and the day's prices.
+FEED_FLUSH = "prices.flushed"
+
+
 class AuditEventFilter(filters.FilterSet):
     actor = filters.CharFilter(
         method="filter_actor",
@@ -43,10 +47,21 @@ class AuditEventFilter(filters.FilterSet):
     object_id = filters.CharFilter(field_name="object_id", label="Object id")
     occurred_from = UTCIsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte", label="From")
     occurred_to = UTCIsoDateTimeFilter(field_name="occurred_at", lookup_expr="lte", label="To")
+    feed = filters.ChoiceFilter(
+        method="filter_feed",
+        label="Price feed",
+        choices=[("hide", "Flushes hidden"), ("show", "Flushes shown")],
+        empty_label="Flushes shown",
+        help_text="The price feed records each write of its prices (prices.flushed), "
+        "every few seconds: the pages hide them unless asked.",
+    )
 
     class Meta:
         model = AuditEvent
         fields = ["actor", "object", "kind", "object_type", "object_id"]
+
+    def filter_feed(self, queryset, name, value):
+        return queryset.exclude(kind=FEED_FLUSH) if value == "hide" else queryset
 
     def filter_actor(self, queryset, name, value):
         # "Pat Morgan", "Morgan, Pat": the words of a name, in any order.

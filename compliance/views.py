@@ -60,7 +60,10 @@ SHOWN_BREAKS = 200
 
 def _filtered(request: HttpRequest) -> AuditEventFilter:
     events = AuditEvent.objects.select_related("seal", "actor").order_by("-pk")
-    filterset = AuditEventFilter(request.GET or None, queryset=events)
+    data = request.GET.copy()
+    if "feed" not in data and not data.get("kind", "").startswith("prices"):
+        data["feed"] = "hide"  # a page of the feed's flushes hides the business events
+    filterset = AuditEventFilter(data, queryset=events)
     fields = filterset.form.fields
     for name in ("occurred_from", "occurred_to"):
         # The browser's date-time picker; the filter reads its value as ISO 8601 (UTC).

@@ -261,3 +261,30 @@ def test_verify_audit_command_and_page_agree(compliance_officer, pm, client_for,
     page = client_for(compliance_officer).post(reverse("compliance:audit-verify"))
     [found] = page.context["report"].breaks
     assert found.problem in out and found.problem in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_explorer_hides_the_price_feed_s_flushes_unless_asked(compliance_officer, book):
+    from django.test import Client
+    from django.utils import timezone
+
+    from audit.models import AuditEvent
+    from portfolios.marketdata import Quote
+    from portfolios.services import quotes
+
+    for _ in range(3):
+        quotes.quotes_apply([Quote("AAA", "XNAS", timezone.now(), 99, 101, 100)], source="feed")
+        quotes.bars_flush(source="feed")
+    assert AuditEvent.objects.filter(kind="prices.flushed").count() == 3
+    client = Client()
+    client.force_login(compliance_officer)
+    shown = client.get("/compliance/audit/").content.decode()
+    assert "prices.flushed" not in shown.split("<table")[1]
+    assert "prices.flushed" in client.get("/compliance/audit/?feed=show").content.decode()
+    assert "prices.flushed" in client.get("/compliance/audit/?kind=prices.").content.decode()
+    export = client.get("/compliance/audit/export.csv")
+    assert export.status_code == 200
+    exported = b"".join(export.streaming_content).decode()
+    assert "prices.flushed" not in exported  # the export follows the page
+    everything = client.get("/compliance/audit/export.csv?feed=show")
+    assert "prices.flushed" in b"".join(everything.streaming_content).decode()
