@@ -16,7 +16,6 @@ from audit.models import AuditEvent
 from audit.selectors import read_object_kind
 from oms.filters import UTCIsoDateTimeFilter
 
-
 #: What a price feed records each time it writes its bars and the day's prices.
 FEED_FLUSH = "prices.flushed"
 
