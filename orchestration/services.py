@@ -537,6 +537,45 @@ def rebalance_run_cancel(*, actor, run_id: int) -> RebalanceRun:
     )
 
 
+def rebalance_run_rerun(*, actor, run_id: int) -> RebalanceRun:
+    """Send a proposal back for a re-run: the run is cancelled (its drafts with it, its
+    cash flows back to pending) and a new run over the same accounts, with the same
+    parameters, measures them again as they are now (models, cash flows, prices). A
+    proposed or approved run goes back, or a failed one (it is only run again); all
+    in one transaction, so a re-run that cannot start leaves the run as it was."""
+    from portfolios.selectors import portfolios_for_action
+
+    Status = RebalanceRun.Status
+    with audited_transaction():
+        run = RebalanceRun.objects.select_for_update(of=("self",)).get(pk=run_id)
+        _ensure_run_owner(actor, run)
+        if run.status not in (Status.PROPOSED, Status.APPROVED, Status.FAILED):
+            raise ValidationError(
+                {"run": [f"{run} is {run.get_status_display().lower()}: only a proposed, "
+                         "approved or failed run goes back for a re-run."]}
+            )  # fmt: skip
+        accounts = list(
+            portfolios_for_action(actor, Action.REBALANCE_RUN).filter(
+                pk__in=run.portfolios.values("pk")
+            )
+        )
+        if not accounts:
+            raise ValidationError(
+                {"run": [f"None of the accounts of {run} is yours to rebalance."]}
+            )
+        if run.status != Status.FAILED:
+            rebalance_run_cancel(actor=actor, run_id=run.pk)
+        again = rebalance_run_create(actor=actor, portfolios=accounts, parameters=run.parameters)
+        audit_record(
+            actor=actor,
+            kind="rebalance.sent_back",
+            obj=run,
+            before={"status": run.status},
+            after={"rerun": again.pk, "accounts": sorted(p.code for p in accounts)},
+        )
+    return again
+
+
 def _plain(value):
     """A what-if figure as plain JSON: floats rounded for display, NaN as None."""
     if isinstance(value, bool | str) or value is None:

@@ -11,6 +11,7 @@ urlpatterns = [
     path("<int:pk>/approve/", views.run_approve, name="approve"),
     path("<int:pk>/release/", views.run_release, name="release"),
     path("<int:pk>/cancel/", views.run_cancel, name="cancel"),
+    path("<int:pk>/rerun/", views.run_rerun, name="rerun"),
     path("<int:pk>/orders/<int:order_id>/drop/", views.run_order_drop, name="order-drop"),
     path("<int:pk>/orders/<int:order_id>/edit/", review_views.run_order_edit, name="order-edit"),
     path("cash-flows/", review_views.cash_flow_list, name="cash-flows"),

@@ -152,6 +152,12 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "gains": _gains(run.summary),
             "can_approve": run.status == RebalanceRun.Status.PROPOSED,
             "can_release": run.status == RebalanceRun.Status.APPROVED,
+            "can_rerun": run.status
+            in (
+                RebalanceRun.Status.PROPOSED,
+                RebalanceRun.Status.APPROVED,
+                RebalanceRun.Status.FAILED,
+            ),
             "can_cancel": run.status
             in (
                 RebalanceRun.Status.RUNNING,
@@ -248,3 +254,18 @@ def run_release(request: HttpRequest, pk: int) -> HttpResponse:
 @action_required(Action.REBALANCE_RUN)
 def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     return _run_step(request, pk, services.rebalance_run_cancel, "cancelled")
+
+
+@require_POST
+@action_required(Action.REBALANCE_RUN)
+def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
+    """Send the proposal back: this run is cancelled, a new one computes again."""
+    run = get_object_or_404(selectors.rebalance_runs_visible_to(request.user), pk=pk)
+    outcome = {}
+
+    def rerun():
+        outcome["run"] = services.rebalance_run_rerun(actor=request.user, run_id=run.pk)
+        return outcome["run"]
+
+    service_step(request, rerun, lambda again: f"{run} sent back: {again} computes it again.")
+    return redirect(outcome.get("run") or run)

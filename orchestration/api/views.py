@@ -181,6 +181,18 @@ class RebalanceRunViewSet(*READ, OMSViewSet):
         """Cancel a run that was not released, and its unreleased orders."""
         return self._transition(services.rebalance_run_cancel)
 
+    @extend_schema(request=None, responses={201: s.RebalanceRunSerializer})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def rerun(self, request, pk=None):
+        """Send a proposed, approved or failed run back: it is cancelled and a new run
+        over the same accounts, with the same parameters, computes them again (the
+        answer is the new run)."""
+        run = self.get_object()
+        again = services.rebalance_run_rerun(actor=request.user, run_id=run.pk)
+        again = self.get_queryset().get(pk=again.pk)
+        return Response(self.get_serializer(again).data, status=status.HTTP_201_CREATED)
+
     @extend_schema(request=cf.OrderEditSerializer, responses={200: s.RebalanceRunSerializer})
     @action(detail=True, methods=["post"], url_path=r"orders/(?P<order_id>[0-9]+)/quantity")
     @idempotent

@@ -62,6 +62,7 @@ EXPECTED_PATHS = {
     "/api/v1/rebalance-runs/{id}/approve/",
     "/api/v1/rebalance-runs/{id}/release/",
     "/api/v1/rebalance-runs/{id}/cancel/",
+    "/api/v1/rebalance-runs/{id}/rerun/",
     "/api/v1/rebalance-runs/{id}/orders/{order_id}/quantity/",
     "/api/v1/rebalance-runs/{id}/totals/",
     "/api/v1/cash-flows/",

@@ -929,6 +929,13 @@ CALLS = {
     "orchestration.services.rebalance_run_release": call(
         _runs("rebalance_run_release"), "rebalance.released", "orders.released"
     ),
+    "orchestration.services.rebalance_run_rerun": call(
+        _runs("rebalance_run_rerun"),
+        "rebalance.sent_back",
+        "rebalance.cancelled",
+        "orders.cancelled",
+        "rebalance.created",
+    ),
     "orchestration.services.rebalance_run_cancel": call(
         _runs("rebalance_run_cancel"), "rebalance.cancelled", "orders.cancelled"
     ),
