@@ -107,7 +107,8 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter(
         "wash_sale_days",
         "Wash-sale window (days)",
-        "No sale at a loss of a security bought within this many days; 0 turns it off.",
+        "No sale at a loss of a security bought within this many days, and no buy of one "
+        "sold at a loss within them; 0 turns it off.",
         30,
         minimum=0,
         maximum=365,

@@ -14,11 +14,13 @@ A small run computes its one chunk in the request; a large one on the workers'
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import math
 from decimal import Decimal
 
 import numpy as np
+import pandas as pd
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
@@ -26,7 +28,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from audit.services import audit_record, audit_record_many, audited_transaction
-from compliance.selectors import rebalance_restrictions_for
+from compliance.selectors import realised_sales, rebalance_restrictions_for
 from oms.roles import Action, require, sees_all_accounts
 from oms.state import check_transition
 from oms.tasking import enqueue_on_commit
@@ -250,15 +252,49 @@ def rebalance_chunk_execute(*, run_id: int, chunk: int) -> int:
     return written
 
 
+def _wash_sale_restrictions(book, days: int) -> pd.DataFrame:
+    """``do_not_buy`` rows for the (account, security) pairs of the book that realised a
+    loss within the last `days` days: every security an account holds or its model
+    targets (two queries, `compliance.selectors.realised_sales`). Also sets the book's
+    ``sales``, which the engine's checks read."""
+    empty = pd.DataFrame({"account": [], "security": [], "restriction": []}, dtype=object)
+    if not days or book.accounts.empty:
+        return empty
+    targets = book.accounts[["account", "model"]].merge(book.models, on="model")
+    pairs = set(zip(targets["account"], targets["security"], strict=True)) | set(
+        zip(book.holdings["account"], book.holdings["security"], strict=True)
+    )
+    since = timezone.now() - dt.timedelta(days=int(days))
+    base_of = dict(zip(book.accounts["account"], book.accounts["base_currency"], strict=True))
+    sales = pd.DataFrame(realised_sales(pairs, since=since, base_of=base_of, fx=FxTable.latest()))
+    book.sales = sales
+    if sales.empty:
+        return empty
+    losses = sales[sales["gain"] < 0].drop_duplicates(["account", "security"])
+    return pd.DataFrame(
+        {
+            "account": losses["account"].to_numpy(object),
+            "security": losses["security"].to_numpy(object),
+            "restriction": "do_not_buy",
+        }
+    )
+
+
 def _compute_chunk(run: RebalanceRun, chunk: int, pending: list[int]) -> int:
     loaded = load_projected_book(pending)
     book = loaded.book
     # Compliance's restricted lists are the run's do-not-buy (do-not-sell) lists: a run
     # never proposes what the pre-trade check would reject.
     restrictions = rebalance_restrictions_for(pending, timezone.localdate())
+    params = run.parameters
+    # A security the account sold at a loss inside the wash-sale window is not bought
+    # back: the run's do-not-buy for that account (the sales as compliance derives them).
+    restrictions = pd.concat(
+        [restrictions, _wash_sale_restrictions(book, params.get("wash_sale_days", 30))],
+        ignore_index=True,
+    )
     known = set(book.securities["security"])
     book.restrictions = restrictions[restrictions["security"].isin(known)].reset_index(drop=True)
-    params = run.parameters
     if params.get("min_trade_value"):
         book.accounts["min_trade_value"] = params["min_trade_value"]
     # The cash need: the run's own, plus each account's pending cash flows.
