@@ -73,6 +73,11 @@ class PortfolioFilter(filters.FilterSet):
         ],
     )
 
+    is_active = filters.BooleanFilter(
+        label="Status",
+        widget=forms.Select(choices=[("", "Any"), ("true", "Active"), ("false", "Closed")]),
+    )
+
     class Meta:
         model = Portfolio
         fields = ["base_currency", "model", "is_active"]
