@@ -99,41 +99,50 @@ def rebalance_run_create(
     for portfolio in portfolios:
         require(actor, Action.REBALANCE_RUN, portfolio)
     clean = parameters_check(parameters)
+    with audited_transaction():
+        run, inline = _run_open(actor, portfolios, clean, chunk_size)
+    return _run_start(run, inline)
+
+
+def _run_open(actor, portfolios: list[Portfolio], clean: dict, chunk_size: int | None):
+    """The run and its accounts, inside the caller's audited transaction; an account
+    already in an open run refused. ``(run, inline)``: whether to compute it at once."""
     ids = sorted({p.pk for p in portfolios})
     size = chunk_size or _chunk_size()
     inline = len(ids) <= settings.OMS_REBALANCE_INLINE_LIMIT
     chunks = math.ceil(len(ids) / size)
-    with audited_transaction():
-        _refuse_accounts_in_open_runs(ids)
-        run = RebalanceRun.objects.create(
-            created_by=actor, parameters=clean, accounts_total=len(ids), chunks_total=chunks
-        )
-        run.portfolios.set(ids)
-        try:
-            with transaction.atomic():
-                RunAccount.objects.bulk_create(
-                    [
-                        RunAccount(run=run, portfolio_id=pk, chunk=i // size)
-                        for i, pk in enumerate(ids)
-                    ],
-                    batch_size=5000,
-                )
-        except IntegrityError:
-            # Another run took one of the accounts since we looked: say which.
-            _refuse_accounts_in_open_runs(ids, excluding=run.pk)
-            raise
-        audit_record(
-            actor=actor,
-            kind="rebalance.created",
-            obj=run,
-            after={
-                "portfolios": sorted(p.code for p in portfolios),
-                "parameters": clean,
-                "chunks": chunks,
-            },
-        )
-        if not inline:
-            enqueue_on_commit("orchestration.tasks.execute_rebalance_run", run.pk)
+    _refuse_accounts_in_open_runs(ids)
+    run = RebalanceRun.objects.create(
+        created_by=actor, parameters=clean, accounts_total=len(ids), chunks_total=chunks
+    )
+    run.portfolios.set(ids)
+    try:
+        with transaction.atomic():
+            RunAccount.objects.bulk_create(
+                [RunAccount(run=run, portfolio_id=pk, chunk=i // size) for i, pk in enumerate(ids)],
+                batch_size=5000,
+            )
+    except IntegrityError:
+        # Another run took one of the accounts since we looked: say which.
+        _refuse_accounts_in_open_runs(ids, excluding=run.pk)
+        raise
+    audit_record(
+        actor=actor,
+        kind="rebalance.created",
+        obj=run,
+        after={
+            "portfolios": sorted(p.code for p in portfolios),
+            "parameters": clean,
+            "chunks": chunks,
+        },
+    )
+    if not inline:
+        enqueue_on_commit("orchestration.tasks.execute_rebalance_run", run.pk)
+    return run, inline
+
+
+def _run_start(run: RebalanceRun, inline: bool) -> RebalanceRun:
+    """Compute a small run at once, after the transaction that opened it."""
     if inline:
         # The engine may refuse the book (rebalance.BookError): the run is then kept as
         # failed, with the reason in run.error, for the caller to show.
@@ -684,28 +693,38 @@ def rebalance_raise_cash(
     require(actor, Action.REBALANCE_RUN, portfolio)
     clean = parameters_check({**(parameters or {}), "objective": "raise_cash"})
     _refuse_accounts_in_open_runs([portfolio.pk])
-    if amount in (None, ""):
-        pending = CashFlow.objects.filter(
-            portfolio=portfolio, status=CashFlow.Status.PENDING, kind=CashFlow.Kind.WITHDRAWAL
-        )
-        if not pending.exists() and not clean.get("cash_need"):
-            raise ValidationError(
-                {
-                    "amount": [
-                        f"Enter the amount to raise: {portfolio.code} has no pending withdrawal."
-                    ]
-                }
+    # The withdrawal and the run that raises it, together or not at all: a run of the
+    # account opened meanwhile refuses this one, and the withdrawal is not left behind
+    # for that other run (or the next) to raise unasked. The run's account is taken
+    # first, the account row (locked by cash_flow_create) after: a run opened at once
+    # waits on that one row, never on a lock this transaction takes after it.
+    with audited_transaction():
+        run, inline = _run_open(actor, [portfolio], clean, None)
+        if amount in (None, ""):
+            pending = CashFlow.objects.filter(
+                portfolio=portfolio,
+                status=CashFlow.Status.PENDING,
+                kind=CashFlow.Kind.WITHDRAWAL,
             )
-    else:
-        cash_flow_create(
-            actor=actor,
-            portfolio=portfolio,
-            kind=CashFlow.Kind.WITHDRAWAL,
-            currency=currency or portfolio.base_currency,
-            amount=amount,
-            note="Raise cash",
-        )
-    return rebalance_run_create(actor=actor, portfolios=[portfolio], parameters=clean)
+            if not pending.exists() and not clean.get("cash_need"):
+                raise ValidationError(
+                    {
+                        "amount": [
+                            f"Enter the amount to raise: {portfolio.code} has no pending "
+                            "withdrawal."
+                        ]
+                    }
+                )
+        else:
+            cash_flow_create(
+                actor=actor,
+                portfolio=portfolio,
+                kind=CashFlow.Kind.WITHDRAWAL,
+                currency=currency or portfolio.base_currency,
+                amount=amount,
+                note="Raise cash",
+            )
+    return _run_start(run, inline)
 
 
 def _cash_flows_used(run: RebalanceRun, actor, flow_ids: list[int]) -> None:

@@ -208,3 +208,59 @@ def test_a_flow_cancelled_while_the_run_computes_skips_its_account(pm, book, mon
     assert run.orders.filter(portfolio=acc2).exists()
     flow.refresh_from_db()
     assert flow.status == CashFlow.Status.CANCELLED and flow.run_id is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_raise_cash_and_a_run_started_meanwhile_leave_no_withdrawal_unasked(pm, book, monkeypatch):
+    """Raise cash enters a withdrawal and opens a run: together or not at all. Another
+    run of the account, started between the two (a second click, a colleague), used to
+    take the withdrawal just entered and raise it while the PM was told raise cash was
+    refused. Now one of the two runs is refused, and a refused raise enters nothing."""
+    import threading
+
+    from django.db import connection
+
+    from tests.conftest import service_missing
+
+    if connection.vendor != "postgresql":
+        service_missing("PostgreSQL: a second writer at once (SQLite serialises them)")
+    acc1, _ = book["accounts"]
+    real_create = services.cash_flow_create
+    elsewhere: list = []
+    done = threading.Event()
+    threads = []
+
+    def run_elsewhere():
+        try:
+            elsewhere.append(services.rebalance_run_create(actor=pm, portfolios=[acc1]))
+        except ValidationError as error:
+            elsewhere.append(error)
+        finally:
+            done.set()
+            connection.close()
+
+    def enter_then_someone_runs(**kwargs):
+        flow = real_create(**kwargs)
+        threads.append(threading.Thread(target=run_elsewhere))
+        threads[0].start()
+        done.wait(8)  # the other run finishes, or waits for this transaction
+        return flow
+
+    monkeypatch.setattr(services, "cash_flow_create", enter_then_someone_runs)
+    try:
+        raised = services.rebalance_raise_cash(actor=pm, portfolio=acc1, amount="25000")
+    except ValidationError as error:
+        raised = error
+    threads[0].join(30)
+    [other] = elsewhere
+    runs = list(RebalanceRun.objects.all())
+    assert len(runs) == 1, (raised, other)  # one of the two was refused
+    if isinstance(raised, ValidationError):
+        assert "open rebalance" in str(raised)
+        assert not CashFlow.objects.exists(), "the refused raise left its withdrawal"
+        assert other.summary["ACC1"]["cash_need"] == pytest.approx(0)
+    else:
+        assert "open rebalance" in str(other)
+        [flow] = CashFlow.objects.all()
+        assert flow.status == CashFlow.Status.IN_RUN and flow.run_id == raised.pk
+        assert raised.summary["ACC1"]["cash_need"] == pytest.approx(25000)
