@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from audit.services import audit_record, audit_record_many, audited_transaction
 from compliance.selectors import rebalance_restrictions_for
+from oms.bulk import update_rows
 from oms.roles import Action, require, sees_all_accounts
 from oms.state import check_transition
 from oms.tasking import enqueue_on_commit
@@ -765,20 +766,47 @@ def _cash_flows_end(run: RebalanceRun, actor, target: str) -> None:
             after={"cash_flows": [f.pk for f in flows], "status": CashFlow.Status.PENDING},
         )
         return
+    # The balances of every flow, created when missing and locked in one go, in pk
+    # order as fills lock them (holdings_book_fills); written with one statement.
+    accounts = sorted({f.portfolio_id for f in flows})
+    currencies = sorted({f.currency for f in flows})
+    CashBalance.objects.bulk_create(
+        [
+            CashBalance(portfolio_id=pk, currency=currency)
+            for pk, currency in sorted({(f.portfolio_id, f.currency) for f in flows})
+        ],
+        ignore_conflicts=True,
+    )
+    balances = {
+        (b.portfolio_id, b.currency): b
+        for b in CashBalance.objects.select_for_update()
+        .filter(portfolio_id__in=accounts, currency__in=currencies)
+        .order_by("pk")
+    }
     entries = []
     for flow in flows:
-        balance, _ = CashBalance.objects.select_for_update().get_or_create(
-            portfolio_id=flow.portfolio_id, currency=flow.currency
-        )
+        balance = balances[(flow.portfolio_id, flow.currency)]
         before = {"status": flow.status, "cash": str(balance.amount)}
         balance.amount -= flow.signed_need
-        balance.save(update_fields=["amount"])
         check_transition(flow, CashFlow.TRANSITIONS, CashFlow.Status.APPLIED)
         flow.status = CashFlow.Status.APPLIED
-        flow.save(update_fields=["status", "updated_at"])
         entries.append(
-            (flow, before, {"status": flow.status, "cash": str(balance.amount), "run": run.pk})
+            (
+                flow,
+                before,
+                {
+                    "status": flow.status,
+                    "currency": flow.currency,
+                    "cash": str(balance.amount),
+                    "run": run.pk,
+                },
+            )
         )
+    touched = {(f.portfolio_id, f.currency) for f in flows}
+    update_rows(CashBalance, [b for key, b in balances.items() if key in touched], ["amount"])
+    CashFlow.objects.filter(pk__in=[f.pk for f in flows]).update(
+        status=CashFlow.Status.APPLIED, updated_at=timezone.now()
+    )
     drift_mark_stale(portfolio_ids={f.portfolio_id for f in flows})  # their cash moved
     audit_record_many(actor=actor, kind="cash_flow.applied", entries=entries)
 

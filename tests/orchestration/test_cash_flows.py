@@ -264,3 +264,44 @@ def test_raise_cash_and_a_run_started_meanwhile_leave_no_withdrawal_unasked(pm, 
         [flow] = CashFlow.objects.all()
         assert flow.status == CashFlow.Status.IN_RUN and flow.run_id == raised.pk
         assert raised.summary["ACC1"]["cash_need"] == pytest.approx(25000)
+
+
+def _cash_queries(run_release):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        run_release()
+    tables = ("orchestration_cashflow", "portfolios_cashbalance")
+    return [q["sql"] for q in captured.captured_queries if any(t in q["sql"] for t in tables)]
+
+
+def test_releasing_a_run_books_its_cash_flows_in_a_fixed_number_of_queries(pm, book):
+    """A run's flows are booked together, whatever their number: balances created and
+    locked in one go (in pk order, as fills lock them), written in one statement."""
+    acc1, acc2 = book["accounts"]
+
+    def released(flows):
+        for account, currency, kind, amount in flows:
+            services.cash_flow_create(
+                actor=pm, portfolio=account, kind=kind, currency=currency, amount=amount
+            )
+        run = services.rebalance_run_create(actor=pm, portfolios=[acc1, acc2])
+        services.rebalance_run_approve(actor=pm, run_id=run.pk)
+        return _cash_queries(lambda: services.rebalance_run_release(actor=pm, run_id=run.pk))
+
+    one = released([(acc1, "USD", "deposit", "100")])
+    many = released(
+        [(acc1, "USD", "deposit", "100"), (acc1, "USD", "withdrawal", "40")]
+        + [(acc2, "USD", "deposit", "10"), (acc2, "EUR", "deposit", "20")]
+        + [(acc1, "EUR", "deposit", "5")] * 3
+    )
+    assert len(many) == len(one), many
+    # every flow booked on its own currency's cash, one after the other
+    assert cash_of(acc1) == Decimal("20000") + 100 + 100 - 40
+    assert cash_of(acc2, "EUR") == Decimal("20")
+    assert cash_of(acc1, "EUR") == Decimal("15")
+    assert CashFlow.objects.filter(status=CashFlow.Status.APPLIED).count() == 8
+    applied = AuditEvent.objects.filter(kind="cash_flow.applied").order_by("pk")
+    eur = [e.after["cash"] for e in applied if e.after.get("currency") == "EUR"]
+    assert eur == ["20.0000", "5.0000", "10.0000", "15.0000"]
