@@ -744,27 +744,44 @@ def _cash_flows_used(run: RebalanceRun, actor, flow_ids: list[int]) -> None:
     )
 
 
+#: The orders of a run that go nowhere: an account with only these trades nothing.
+_DEAD_ORDERS = (Order.Status.CANCELLED, Order.Status.REJECTED, Order.Status.EXPIRED)
+
+
 def _cash_flows_end(run: RebalanceRun, actor, target: str) -> None:
     """A released run books its cash flows on the accounts' cash (applied); a run
-    cancelled or failed gives them back (pending, for the next run)."""
+    cancelled or failed gives them back (pending, for the next run), and so does a
+    released run for an account whose every proposed order was left out (dropped, not
+    selected, refused): nothing was traded to raise or invest them."""
     flows = list(
-        CashFlow.objects.select_for_update()
-        .select_related("portfolio")
+        CashFlow.objects.select_for_update(of=("self",))
         .filter(run=run, status=CashFlow.Status.IN_RUN)
         .order_by("pk")
     )
     if not flows:
         return
-    if target != RebalanceRun.Status.RELEASED:
-        CashFlow.objects.filter(pk__in=[f.pk for f in flows]).update(
+    back = flows
+    if target == RebalanceRun.Status.RELEASED:
+        proposed = set(run.orders.values_list("portfolio_id", flat=True).distinct())
+        going = set(
+            run.orders.exclude(status__in=_DEAD_ORDERS)
+            .values_list("portfolio_id", flat=True)
+            .distinct()
+        )
+        left_out = proposed - going
+        back = [f for f in flows if f.portfolio_id in left_out]
+        flows = [f for f in flows if f.portfolio_id not in left_out]
+    if back:
+        CashFlow.objects.filter(pk__in=[f.pk for f in back]).update(
             status=CashFlow.Status.PENDING, run=None, updated_at=timezone.now()
         )
         audit_record(
             actor=actor,
             kind="cash_flows.returned",
             obj=run,
-            after={"cash_flows": [f.pk for f in flows], "status": CashFlow.Status.PENDING},
+            after={"cash_flows": [f.pk for f in back], "status": CashFlow.Status.PENDING},
         )
+    if not flows or target != RebalanceRun.Status.RELEASED:
         return
     # The balances of every flow, created when missing and locked in one go, in pk
     # order as fills lock them (holdings_book_fills); written with one statement.

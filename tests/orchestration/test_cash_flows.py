@@ -305,3 +305,32 @@ def test_releasing_a_run_books_its_cash_flows_in_a_fixed_number_of_queries(pm, b
     applied = AuditEvent.objects.filter(kind="cash_flow.applied").order_by("pk")
     eur = [e.after["cash"] for e in applied if e.after.get("currency") == "EUR"]
     assert eur == ["20.0000", "5.0000", "10.0000", "15.0000"]
+
+
+def test_a_withdrawal_whose_sells_were_all_left_out_goes_back_to_pending(pm, book):
+    """Approving a selection that leaves out every order of an account raises none of
+    its withdrawal: releasing the run used to book the withdrawal anyway (its cash
+    30,000 lower, under its floor, with nothing sold); it is given back for the next
+    run. The other account's flow, whose orders go, is booked."""
+    acc1, acc2 = book["accounts"]
+    withdrawal = services.cash_flow_create(
+        actor=pm, portfolio=acc1, kind="withdrawal", currency="USD", amount="30000"
+    )
+    deposit = services.cash_flow_create(
+        actor=pm, portfolio=acc2, kind="deposit", currency="USD", amount="1000"
+    )
+    run = services.rebalance_run_create(actor=pm, portfolios=[acc1, acc2])
+    assert run.orders.filter(portfolio=acc1).exists()
+    chosen = list(run.orders.filter(portfolio=acc2).values_list("pk", flat=True))
+    assert chosen
+    cash2 = cash_of(acc2)
+    services.rebalance_run_approve(actor=pm, run_id=run.pk, order_ids=chosen)
+    services.rebalance_run_release(actor=pm, run_id=run.pk)
+    withdrawal.refresh_from_db()
+    deposit.refresh_from_db()
+    assert withdrawal.status == CashFlow.Status.PENDING and withdrawal.run_id is None
+    assert cash_of(acc1) == Decimal("20000")
+    assert deposit.status == CashFlow.Status.APPLIED
+    assert cash_of(acc2) == cash2 + 1000
+    returned = AuditEvent.objects.get(kind="cash_flows.returned", object_id=str(run.pk))
+    assert returned.after["cash_flows"] == [withdrawal.pk]
