@@ -488,9 +488,25 @@ def rebalance_run_order_drop(*, actor, run_id: int, order_id: int) -> RebalanceR
         _ensure_run_owner(actor, run)
         if run.status != RebalanceRun.Status.PROPOSED:
             raise ValidationError("Only a proposed run's orders can be dropped.")
-        if not run.orders.filter(pk=order_id, status=Order.Status.DRAFT).exists():
+        order = (
+            run.orders.select_related("portfolio")
+            .filter(pk=order_id, status=Order.Status.DRAFT)
+            .first()
+        )
+        if order is None:
             raise ValidationError(f"Order {order_id} is not a proposed order of {run}.")
         run_orders_cancel(actor=actor, run=run, reason=f"Dropped from {run}", order_ids=[order_id])
+        # The what-if of the account without the order, as an edit measures it.
+        from portfolios.rebalance import BookError, what_if
+
+        account = order.portfolio
+        left = list(run.orders.filter(portfolio=account, status=Order.Status.DRAFT).order_by("pk"))
+        book, options, figures = _account_book(run, account)
+        try:
+            after = what_if(book, _account_trades(left), options)
+        except BookError as error:
+            raise ValidationError(str(error)) from None
+        _account_summary_store(run, account, after, figures)
     return run
 
 
@@ -848,6 +864,31 @@ def _account_trades(orders, edited: int | None = None, quantity: Decimal | None 
     return pd.DataFrame(rows, columns=["account", "security", "quantity"])
 
 
+def _account_book(run: RebalanceRun, account: Portfolio):
+    """The book an account of a proposed run is measured on again (as it stands, with
+    the run's cash need), the run's options, and the account's figures in the run."""
+    loaded = load_projected_book([account.pk])
+    if account.pk in loaded.skipped:
+        raise ValidationError(f"{account.code} cannot be valued: {loaded.skipped[account.pk]}.")
+    book = loaded.book
+    figures = run.summary.get(account.code, {})
+    book.accounts["cash_need"] = float(figures.get("cash_need") or 0.0)
+    return book, _run_options(run.parameters), figures
+
+
+def _account_summary_store(run: RebalanceRun, account: Portfolio, result, figures) -> dict:
+    """Keep an account's what-if measured again in the run's summary (its status as
+    the run found it)."""
+    [row] = result.accounts.to_dict("records")
+    row["status"] = figures.get("status", row["status"])
+    run.summary = {
+        **run.summary,
+        account.code: {k: _plain(v) for k, v in row.items() if k != "account"},
+    }
+    run.save(update_fields=["summary", "updated_at"])
+    return row
+
+
 def rebalance_run_order_edit(*, actor, run_id: int, order_id: int, quantity) -> RebalanceRun:
     """Change the quantity of one proposed order of a proposed run. The what-if of its
     account is measured again (weights, cash and drift after, gains) on the book as it
@@ -886,13 +927,7 @@ def rebalance_run_order_edit(*, actor, run_id: int, order_id: int, quantity) -> 
             .filter(portfolio=account, status=Order.Status.DRAFT)
             .order_by("pk")
         )
-        loaded = load_projected_book([account.pk])
-        if account.pk in loaded.skipped:
-            raise ValidationError(f"{account.code} cannot be valued: {loaded.skipped[account.pk]}.")
-        book = loaded.book
-        figures = run.summary.get(account.code, {})
-        book.accounts["cash_need"] = float(figures.get("cash_need") or 0.0)
-        options = _run_options(run.parameters)
+        book, options, figures = _account_book(run, account)
         try:
             before = what_if(book, _account_trades(orders), options)
             after = what_if(book, _account_trades(orders, order.pk, quantity), options)
@@ -919,13 +954,7 @@ def rebalance_run_order_edit(*, actor, run_id: int, order_id: int, quantity) -> 
         previous = order.quantity
         order.quantity = quantity
         order.save(update_fields=["quantity", "updated_at"])
-        [row] = after.accounts.to_dict("records")
-        row["status"] = figures.get("status", row["status"])
-        run.summary = {
-            **run.summary,
-            account.code: {k: _plain(v) for k, v in row.items() if k != "account"},
-        }
-        run.save(update_fields=["summary", "updated_at"])
+        row = _account_summary_store(run, account, after, figures)
         ProposalCheck.objects.filter(order__in=orders).delete()
         _store_verdicts(run, orders, pretrade.check(orders, stage="proposal", actor=actor))
         audit_record(

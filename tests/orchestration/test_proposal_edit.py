@@ -116,3 +116,35 @@ def test_short_and_long_term_gains_in_the_what_if(pm, proposed):
     assert figures["long_term_gain"] == pytest.approx(figures["realised_gain"])
     assert figures["short_term_gain"] == pytest.approx(0.0)
     assert figures["long_term_gain"] > 0
+
+
+def test_dropping_an_order_recomputes_its_account_s_what_if(pm, proposed):
+    """Drop, like edit, measures the account again: its cash, drift, trades and the
+    estimated gains (short and long term, the proposal's totals) were left as if the
+    dropped sell still went."""
+    run, orders = proposed
+    sell = orders[("sell", "AAA")]
+    before = dict(run.summary["ACC1"])
+    services.rebalance_run_order_drop(actor=pm, run_id=run.pk, order_id=sell.pk)
+    run.refresh_from_db()
+    after = run.summary["ACC1"]
+    value = float(sell.quantity) * 100
+    assert after["cash_after"] == pytest.approx(before["cash_after"] - value, abs=0.01)
+    assert after["sell_value"] == pytest.approx(before["sell_value"] - value, abs=0.01)
+    assert after["trades"] == before["trades"] - 1
+    gain = float(sell.quantity) * (100 - 30)  # its lots cost 30, bought 400 days ago
+    assert after["realised_gain"] == pytest.approx(before["realised_gain"] - gain, abs=0.01)
+    assert after["long_term_gain"] == pytest.approx(before["long_term_gain"] - gain, abs=0.01)
+    assert after["short_term_gain"] == pytest.approx(before["short_term_gain"], abs=0.01)
+    assert after["drift_after"] > before["drift_after"]
+    assert after["status"] == before["status"]
+
+
+def test_dropping_every_order_of_an_account_leaves_its_what_if_without_trades(pm, proposed):
+    run, orders = proposed
+    for order in orders.values():
+        services.rebalance_run_order_drop(actor=pm, run_id=run.pk, order_id=order.pk)
+    run.refresh_from_db()
+    after = run.summary["ACC1"]
+    assert after["trades"] == 0 and after["buy_value"] == 0 and after["sell_value"] == 0
+    assert after["drift_after"] == pytest.approx(after["drift_before"])
