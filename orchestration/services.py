@@ -955,6 +955,8 @@ def rebalance_run_order_edit(*, actor, run_id: int, order_id: int, quantity) -> 
         order.quantity = quantity
         order.save(update_fields=["quantity", "updated_at"])
         row = _account_summary_store(run, account, after, figures)
+        # the check judges the order as it now is, not as it was read before the edit
+        orders = [order if o.pk == order.pk else o for o in orders]
         ProposalCheck.objects.filter(order__in=orders).delete()
         _store_verdicts(run, orders, pretrade.check(orders, stage="proposal", actor=actor))
         audit_record(

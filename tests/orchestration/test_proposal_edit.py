@@ -148,3 +148,26 @@ def test_dropping_every_order_of_an_account_leaves_its_what_if_without_trades(pm
     after = run.summary["ACC1"]
     assert after["trades"] == 0 and after["buy_value"] == 0 and after["sell_value"] == 0
     assert after["drift_after"] == pytest.approx(after["drift_before"])
+
+
+def test_the_check_again_sees_the_edited_quantity(pm, proposed):
+    """The pre-trade check asked again after an edit judges the new quantity: it was
+    handed the account's orders as read before the edit, the edited one at its old
+    quantity, and its verdict stored as the new quantity's."""
+    run, orders = proposed
+    buy = next(o for (side, _), o in orders.items() if side == "buy")
+    seen = {}
+
+    def checker(batch, *, stage, actor):
+        seen.update({o.pk: o.quantity for o in batch})
+        return {o.pk: pretrade.Verdict("approved", (), (), "") for o in batch}
+
+    previous = pretrade.registered()
+    pretrade.register(checker)
+    try:
+        services.rebalance_run_order_edit(
+            actor=pm, run_id=run.pk, order_id=buy.pk, quantity=buy.quantity + 1
+        )
+    finally:
+        pretrade.register(previous)
+    assert seen[buy.pk] == buy.quantity + 1
