@@ -665,7 +665,7 @@ def cash_flows_import(*, actor, text: str) -> list[CashFlow]:
     return flows
 
 
-def cash_flow_cancel(*, actor, cash_flow_id: int) -> CashFlow:
+def cash_flow_cancel(*, actor, cash_flow_id: int, reason: str = "") -> CashFlow:
     """Cancel a pending cash flow (one a run holds is given back when the run ends)."""
     with audited_transaction():
         flow = (
@@ -692,6 +692,7 @@ def cash_flow_cancel(*, actor, cash_flow_id: int) -> CashFlow:
             obj=flow,
             before=before,
             after={"status": flow.status},
+            reason=reason,
         )
     return flow
 
@@ -715,6 +716,7 @@ def rebalance_raise_cash(
     # for that other run (or the next) to raise unasked. The run's account is taken
     # first, the account row (locked by cash_flow_create) after: a run opened at once
     # waits on that one row, never on a lock this transaction takes after it.
+    entered = None
     with audited_transaction():
         run, inline = _run_open(actor, [portfolio], clean, None)
         if amount in (None, ""):
@@ -733,7 +735,7 @@ def rebalance_raise_cash(
                     }
                 )
         else:
-            cash_flow_create(
+            entered = cash_flow_create(
                 actor=actor,
                 portfolio=portfolio,
                 kind=CashFlow.Kind.WITHDRAWAL,
@@ -741,7 +743,20 @@ def rebalance_raise_cash(
                 amount=amount,
                 note="Raise cash",
             )
-    return _run_start(run, inline)
+    run = _run_start(run, inline)
+    taken = CashFlow.objects.filter(pk=getattr(entered, "pk", None)).exclude(
+        status=CashFlow.Status.PENDING
+    )
+    if entered is not None and inline and not taken.exists():
+        # The run did not take the withdrawal it was opened for (it failed, or skipped
+        # the account: more than it can free, no price): cancel it rather than leave it
+        # pending for every later run of the account to trip on.
+        why = run.error or run.skipped.get(portfolio.code) or "not raised"
+        with contextlib.suppress(ValidationError):  # taken meanwhile by another run
+            cash_flow_cancel(
+                actor=actor, cash_flow_id=entered.pk, reason=f"Not raised by {run}: {why}"[:500]
+            )
+    return run
 
 
 def _cash_flows_used(run: RebalanceRun, actor, flow_ids: list[int]) -> None:

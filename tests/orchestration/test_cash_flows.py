@@ -334,3 +334,20 @@ def test_a_withdrawal_whose_sells_were_all_left_out_goes_back_to_pending(pm, boo
     assert cash_of(acc2) == cash2 + 1000
     returned = AuditEvent.objects.get(kind="cash_flows.returned", object_id=str(run.pk))
     assert returned.after["cash_flows"] == [withdrawal.pk]
+
+
+def test_a_raise_that_cannot_be_met_leaves_no_withdrawal_behind(pm, book):
+    """Raise cash of more than the account can free: its run skips the account and says
+    why. The withdrawal the raise entered used to stay pending, so that every later run
+    of the account (the whole book's too) skipped it on that same shortfall until
+    someone found and cancelled it; it is cancelled with the raise."""
+    acc1, acc2 = book["accounts"]
+    run = services.rebalance_raise_cash(actor=pm, portfolio=acc1, amount="10000000")
+    assert "ACC1" in run.skipped
+    assert not CashFlow.objects.filter(status=CashFlow.Status.PENDING).exists()
+    [flow] = CashFlow.objects.all()
+    assert flow.status == CashFlow.Status.CANCELLED
+    assert AuditEvent.objects.filter(kind="cash_flow.cancelled", object_id=str(flow.pk)).exists()
+    services.rebalance_run_cancel(actor=pm, run_id=run.pk)
+    later = services.rebalance_run_create(actor=pm, portfolios=[acc1, acc2])
+    assert "ACC1" not in later.skipped
