@@ -100,6 +100,8 @@ def test_cancel_a_pending_cash_flow_and_not_one_in_a_run(pm, book):
         ({"currency": "US"}, "currency", "three-letter"),
         ({"currency": "JPY"}, "currency", "No FX rate from JPY"),
         ({"kind": "gift"}, "kind", "'deposit' or 'withdrawal'"),
+        # a note too long is refused, not cut to fit
+        ({"note": "x" * 201}, "note", "At most 200 characters"),
     ],
 )
 def test_bad_cash_flows_are_refused_and_nothing_saved(pm, book, values, field, words):
