@@ -464,11 +464,18 @@ def rebalance_run_approve(
             drafts = set(run.orders.filter(status=Order.Status.DRAFT).values_list("pk", flat=True))
             if not chosen or not chosen <= drafts:
                 raise ValidationError({"orders": ["Choose draft orders of this run to approve."]})
+            left_out = sorted(drafts - chosen)
             run_orders_cancel(
                 actor=actor,
                 run=run,
                 reason=f"Not selected for approval in Rebalance #{run.pk}",
-                order_ids=sorted(drafts - chosen),
+                order_ids=left_out,
+            )
+            # measured on the chosen orders while they are drafts (approved ones count
+            # in the projected book the what-if starts from)
+            _summaries_measure_again(
+                run,
+                set(Order.objects.filter(pk__in=left_out).values_list("portfolio_id", flat=True)),
             )
         run_orders_approve(actor=actor, run=run, order_ids=order_ids)
 
@@ -877,6 +884,37 @@ def _account_trades(orders, edited: int | None = None, quantity: Decimal | None 
             }
         )
     return pd.DataFrame(rows, columns=["account", "security", "quantity"])
+
+
+def _summaries_measure_again(run: RebalanceRun, account_ids) -> None:
+    """The what-if of these accounts of a proposed run measured again on their draft
+    orders (one book, one engine pass): cash and drift after, trades, gains. An account
+    that cannot be valued now keeps the figures the run found."""
+    from portfolios.rebalance import BookError, what_if
+
+    ids = sorted(account_ids)
+    if not ids:
+        return
+    book = load_projected_book(ids).book
+    in_book = book.accounts["account"].tolist()
+    if not in_book:
+        return
+    codes = dict(Portfolio.objects.filter(pk__in=in_book).values_list("pk", "code"))
+    book.accounts["cash_need"] = [
+        float(run.summary.get(codes[a], {}).get("cash_need") or 0.0) for a in in_book
+    ]
+    left = run.orders.filter(portfolio_id__in=in_book, status=Order.Status.DRAFT).order_by("pk")
+    try:
+        result = what_if(book, _account_trades(left), _run_options(run.parameters))
+    except BookError:
+        return
+    summary = dict(run.summary)
+    for row in result.accounts.to_dict("records"):
+        code = codes[row["account"]]
+        row["status"] = summary.get(code, {}).get("status", row["status"])
+        summary[code] = {k: _plain(v) for k, v in row.items() if k != "account"}
+    run.summary = summary
+    run.save(update_fields=["summary", "updated_at"])
 
 
 def _account_book(run: RebalanceRun, account: Portfolio):

@@ -171,3 +171,22 @@ def test_the_check_again_sees_the_edited_quantity(pm, proposed):
     finally:
         pretrade.register(previous)
     assert seen[buy.pk] == buy.quantity + 1
+
+
+def test_approving_a_selection_measures_the_accounts_that_lost_orders_again(pm, book):
+    """Orders left out of an approval are dropped: their accounts' what-if (cash,
+    drift, trades, estimated gains) is measured without them, as a drop does; an
+    account that kept all its orders keeps its figures."""
+    acc1, acc2 = book["accounts"]
+    run = services.rebalance_run_create(actor=pm, portfolios=[acc1, acc2])
+    sell = run.orders.get(portfolio=acc1, security__ticker="AAA", side="sell")
+    before = {code: dict(figures) for code, figures in run.summary.items()}
+    chosen = list(run.orders.exclude(pk=sell.pk).values_list("pk", flat=True))
+    services.rebalance_run_approve(actor=pm, run_id=run.pk, order_ids=chosen)
+    run.refresh_from_db()
+    value = float(sell.quantity) * 100
+    after = run.summary["ACC1"]
+    assert after["sell_value"] == pytest.approx(before["ACC1"]["sell_value"] - value, abs=0.01)
+    assert after["cash_after"] == pytest.approx(before["ACC1"]["cash_after"] - value, abs=0.01)
+    assert after["trades"] == before["ACC1"]["trades"] - 1
+    assert run.summary["ACC2"] == before["ACC2"]
