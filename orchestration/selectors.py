@@ -131,3 +131,18 @@ def proposal_totals(run: RebalanceRun) -> list[dict]:
             None if converted is None or previous is None else previous + converted
         )
     return list(totals.values())
+
+
+def cash_flows_in_runs(account_ids) -> list[tuple[int, str, float]]:
+    """The cash flows open runs hold for these accounts, signed as cash: a deposit the
+    run invests (> 0), a withdrawal it raises (< 0), in the flow's currency. Booked on
+    the cash balances when the run is released; the pre-trade check counts them till
+    then (`portfolios.selectors.cash_on_its_way`). One query."""
+    from .models import CashFlow
+
+    return [
+        (account, currency, float(amount) if kind == CashFlow.Kind.DEPOSIT else -float(amount))
+        for account, currency, kind, amount in CashFlow.objects.filter(
+            portfolio_id__in=list(account_ids), status=CashFlow.Status.IN_RUN
+        ).values_list("portfolio_id", "currency", "kind", "amount")
+    ]

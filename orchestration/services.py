@@ -322,11 +322,12 @@ def _compute_chunk(run: RebalanceRun, chunk: int, pending: list[int]) -> int:
             proposed=mine,
             audit_after={"chunk": chunk, "accounts": len(claimed)},
         )
-        _store_verdicts(run, orders, pretrade.check(orders, stage="proposal", actor=run.created_by))
         skipped = {a: r for a, r in reasons.items() if a in claimed}
+        # held by the run before the check, which counts the flows runs hold as cash
         _cash_flows_used(
             run, run.created_by, [f.pk for f in counted if f.portfolio_id not in skipped]
         )
+        _store_verdicts(run, orders, pretrade.check(orders, stage="proposal", actor=run.created_by))
         by_reason: dict[str, list[int]] = {}
         for account, reason in skipped.items():
             by_reason.setdefault(str(reason)[:500], []).append(account)
