@@ -4,6 +4,7 @@ from audit.admin import AuditedModelAdmin
 from oms.admin import ReadOnlyModelAdmin
 
 from .models import (
+    AccountDrift,
     CashBalance,
     FxRate,
     ModelPortfolio,
@@ -96,6 +97,16 @@ class PortfolioAdmin(AuditedModelAdmin):
 class CashBalanceAdmin(ReadOnlyModelAdmin):
     list_display = ["portfolio", "currency", "amount"]
     list_select_related = ["portfolio"]
+
+
+@admin.register(AccountDrift)
+class AccountDriftAdmin(ReadOnlyModelAdmin):
+    """Stored drift: derived figures the refresh keeps (portfolios.services.drift)."""
+
+    list_display = ["portfolio", "model", "drift", "max_abs_drift", "out_of_band", "computed_at"]
+    list_select_related = ["portfolio", "model"]
+    list_filter = ["out_of_band"]
+    search_fields = ["portfolio__code"]
 
 
 @admin.register(Position)

@@ -16,6 +16,7 @@ RESOURCES = [
     "quotes",
     "portfolios",
     "models",
+    "drift",
     "rebalance-runs",
     "cash-flows",
     "orders",

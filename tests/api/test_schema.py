@@ -102,6 +102,13 @@ EXPECTED_PATHS = {
     "/api/v1/alerts/{id}/assign/",
     "/api/v1/alerts/{id}/comment/",
     "/api/v1/alerts/{id}/resolve/",
+    "/api/v1/cash-flows/",
+    "/api/v1/cash-flows/import/",
+    "/api/v1/cash-flows/{id}/",
+    "/api/v1/cash-flows/{id}/cancel/",
+    "/api/v1/portfolios/{id}/raise-cash/",
+    "/api/v1/rebalance-runs/{id}/orders/{order_id}/quantity/",
+    "/api/v1/rebalance-runs/{id}/totals/",
 }
 
 
