@@ -68,9 +68,14 @@ def check_flow(
         errors["amount"] = f"Must be at most {MONEY_LIMIT:,.0f}."
     elif number != number.quantize(Decimal("0.01")):
         errors["amount"] = "At most two decimals."
+    note = note if isinstance(note, str) else ""
+    limit = CashFlow._meta.get_field("note").max_length
+    if len(note) > limit:
+        # kept whole or not at all, never cut
+        errors["note"] = f"At most {limit} characters (this is {len(note)})."
     if errors:
         return None, errors
-    return CleanFlow(kind=kind, currency=currency, amount=number, note=(note or "")[:200]), {}
+    return CleanFlow(kind=kind, currency=currency, amount=number, note=note), {}
 
 
 def read_csv(text: str) -> tuple[list[tuple[int, dict]], list[str]]:

@@ -161,8 +161,15 @@ def raise_cash(request: HttpRequest, pk: int) -> HttpResponse:
             except ValidationError as error:
                 add_service_errors(form, error)
             else:
+                skipped = run.skipped.get(portfolio.code)
                 if run.error:
                     messages.error(request, f"{run} failed: {run.error}")
+                elif skipped:
+                    messages.error(
+                        request,
+                        f"{run} cannot raise the cash in {portfolio.code}: {skipped}. "
+                        "A withdrawal entered here is cancelled.",
+                    )
                 else:
                     messages.success(request, f"{run} proposes the sells that raise the cash.")
                 return redirect(run)

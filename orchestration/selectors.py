@@ -146,7 +146,7 @@ def run_options(params: dict):
     )
 
 
-def _account_trades(orders, edited: int | None = None, quantity: Decimal | None = None):
+def account_trades(orders, edited: int | None = None, quantity: Decimal | None = None):
     import pandas as pd
 
     rows = []
@@ -177,10 +177,10 @@ def account_what_if(run: RebalanceRun, account, orders, *, edited=None, quantity
     figures = run.summary.get(account.code, {})
     book.accounts["cash_need"] = float(figures.get("cash_need") or 0.0)
     options = run_options(run.parameters)
-    before = what_if(book, _account_trades(orders), options)
+    before = what_if(book, account_trades(orders), options)
     if edited is None:
         return before, before
-    return before, what_if(book, _account_trades(orders, edited, quantity), options)
+    return before, what_if(book, account_trades(orders, edited, quantity), options)
 
 
 #: Which accounts a run covers, besides a hand-picked selection.
@@ -227,3 +227,18 @@ def accounts_in_scope(user, scope: str, *, model=None, selected: Iterable = ()):
             | Q(drift_figures__inputs_changed_at__gt=F("drift_figures__computed_at"))
         )
     raise ValueError(f"unknown scope {scope!r}")
+
+
+def cash_flows_in_runs(account_ids) -> list[tuple[int, str, float]]:
+    """The cash flows open runs hold for these accounts, signed as cash: a deposit the
+    run invests (> 0), a withdrawal it raises (< 0), in the flow's currency. Booked on
+    the cash balances when the run is released; the pre-trade check counts them till
+    then (`portfolios.selectors.cash_on_its_way`). One query."""
+    from .models import CashFlow
+
+    return [
+        (account, currency, float(amount) if kind == CashFlow.Kind.DEPOSIT else -float(amount))
+        for account, currency, kind, amount in CashFlow.objects.filter(
+            portfolio_id__in=list(account_ids), status=CashFlow.Status.IN_RUN
+        ).values_list("portfolio_id", "currency", "kind", "amount")
+    ]

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from audit.services import audit_record, audit_record_many, audited_transaction
 from compliance.selectors import realised_sales, rebalance_restrictions_for
+from oms.bulk import update_rows
 from oms.roles import Action, require, sees_all_accounts
 from oms.state import check_transition
 from oms.tasking import enqueue_on_commit
@@ -49,7 +50,7 @@ from trading.services.bulk import (
 from .cashflows import check_flow, needs_by_account, read_csv
 from .models import CashFlow, ProposalCheck, RunAccount
 from .parameters import parameters_check
-from .selectors import account_what_if, load_projected_book, run_options
+from .selectors import account_trades, account_what_if, load_projected_book, run_options
 
 #: Accounts per chunk of a run (each chunk is one transaction and one engine pass).
 DEFAULT_CHUNK_SIZE = 1000
@@ -101,41 +102,50 @@ def rebalance_run_create(
     for portfolio in portfolios:
         require(actor, Action.REBALANCE_RUN, portfolio)
     clean = parameters_check(parameters)
+    with audited_transaction():
+        run, inline = _run_open(actor, portfolios, clean, chunk_size)
+    return _run_start(run, inline)
+
+
+def _run_open(actor, portfolios: list[Portfolio], clean: dict, chunk_size: int | None):
+    """The run and its accounts, inside the caller's audited transaction; an account
+    already in an open run refused. ``(run, inline)``: whether to compute it at once."""
     ids = sorted({p.pk for p in portfolios})
     size = chunk_size or _chunk_size()
     inline = len(ids) <= settings.OMS_REBALANCE_INLINE_LIMIT
     chunks = math.ceil(len(ids) / size)
-    with audited_transaction():
-        _refuse_accounts_in_open_runs(ids)
-        run = RebalanceRun.objects.create(
-            created_by=actor, parameters=clean, accounts_total=len(ids), chunks_total=chunks
-        )
-        run.portfolios.set(ids)
-        try:
-            with transaction.atomic():
-                RunAccount.objects.bulk_create(
-                    [
-                        RunAccount(run=run, portfolio_id=pk, chunk=i // size)
-                        for i, pk in enumerate(ids)
-                    ],
-                    batch_size=5000,
-                )
-        except IntegrityError:
-            # Another run took one of the accounts since we looked: say which.
-            _refuse_accounts_in_open_runs(ids, excluding=run.pk)
-            raise
-        audit_record(
-            actor=actor,
-            kind="rebalance.created",
-            obj=run,
-            after={
-                "portfolios": sorted(p.code for p in portfolios),
-                "parameters": clean,
-                "chunks": chunks,
-            },
-        )
-        if not inline:
-            enqueue_on_commit("orchestration.tasks.execute_rebalance_run", run.pk)
+    _refuse_accounts_in_open_runs(ids)
+    run = RebalanceRun.objects.create(
+        created_by=actor, parameters=clean, accounts_total=len(ids), chunks_total=chunks
+    )
+    run.portfolios.set(ids)
+    try:
+        with transaction.atomic():
+            RunAccount.objects.bulk_create(
+                [RunAccount(run=run, portfolio_id=pk, chunk=i // size) for i, pk in enumerate(ids)],
+                batch_size=5000,
+            )
+    except IntegrityError:
+        # Another run took one of the accounts since we looked: say which.
+        _refuse_accounts_in_open_runs(ids, excluding=run.pk)
+        raise
+    audit_record(
+        actor=actor,
+        kind="rebalance.created",
+        obj=run,
+        after={
+            "portfolios": sorted(p.code for p in portfolios),
+            "parameters": clean,
+            "chunks": chunks,
+        },
+    )
+    if not inline:
+        enqueue_on_commit("orchestration.tasks.execute_rebalance_run", run.pk)
+    return run, inline
+
+
+def _run_start(run: RebalanceRun, inline: bool) -> RebalanceRun:
+    """Compute a small run at once, after the transaction that opened it."""
     if inline:
         # The engine may refuse the book (rebalance.BookError): the run is then kept as
         # failed, with the reason in run.error, for the caller to show.
@@ -348,11 +358,12 @@ def _compute_chunk(run: RebalanceRun, chunk: int, pending: list[int]) -> int:
             proposed=mine,
             audit_after={"chunk": chunk, "accounts": len(claimed)},
         )
-        _store_verdicts(run, orders, pretrade.check(orders, stage="proposal", actor=run.created_by))
         skipped = {a: r for a, r in reasons.items() if a in claimed}
+        # held by the run before the check, which counts the flows runs hold as cash
         _cash_flows_used(
             run, run.created_by, [f.pk for f in counted if f.portfolio_id not in skipped]
         )
+        _store_verdicts(run, orders, pretrade.check(orders, stage="proposal", actor=run.created_by))
         by_reason: dict[str, list[int]] = {}
         for account, reason in skipped.items():
             by_reason.setdefault(str(reason)[:500], []).append(account)
@@ -479,11 +490,18 @@ def rebalance_run_approve(
             drafts = set(run.orders.filter(status=Order.Status.DRAFT).values_list("pk", flat=True))
             if not chosen or not chosen <= drafts:
                 raise ValidationError({"orders": ["Choose draft orders of this run to approve."]})
+            left_out = sorted(drafts - chosen)
             run_orders_cancel(
                 actor=actor,
                 run=run,
                 reason=f"Not selected for approval in Rebalance #{run.pk}",
-                order_ids=sorted(drafts - chosen),
+                order_ids=left_out,
+            )
+            # measured on the chosen orders while they are drafts (approved ones count
+            # in the projected book the what-if starts from)
+            _summaries_measure_again(
+                run,
+                set(Order.objects.filter(pk__in=left_out).values_list("portfolio_id", flat=True)),
             )
         run_orders_approve(actor=actor, run=run, order_ids=order_ids)
 
@@ -742,7 +760,7 @@ def cash_flows_import(*, actor, text: str) -> list[CashFlow]:
     return flows
 
 
-def cash_flow_cancel(*, actor, cash_flow_id: int) -> CashFlow:
+def cash_flow_cancel(*, actor, cash_flow_id: int, reason: str = "") -> CashFlow:
     """Cancel a pending cash flow (one a run holds is given back when the run ends)."""
     with audited_transaction():
         flow = (
@@ -769,6 +787,7 @@ def cash_flow_cancel(*, actor, cash_flow_id: int) -> CashFlow:
             obj=flow,
             before=before,
             after={"status": flow.status},
+            reason=reason,
         )
     return flow
 
@@ -787,28 +806,52 @@ def rebalance_raise_cash(
     require(actor, Action.REBALANCE_RUN, portfolio)
     clean = parameters_check({**(parameters or {}), "objective": "raise_cash"})
     _refuse_accounts_in_open_runs([portfolio.pk])
-    if amount in (None, ""):
-        pending = CashFlow.objects.filter(
-            portfolio=portfolio, status=CashFlow.Status.PENDING, kind=CashFlow.Kind.WITHDRAWAL
-        )
-        if not pending.exists() and not clean.get("cash_need"):
-            raise ValidationError(
-                {
-                    "amount": [
-                        f"Enter the amount to raise: {portfolio.code} has no pending withdrawal."
-                    ]
-                }
+    # The withdrawal and the run that raises it, together or not at all: a run of the
+    # account opened meanwhile refuses this one, and the withdrawal is not left behind
+    # for that other run (or the next) to raise unasked. The run's account is taken
+    # first, the account row (locked by cash_flow_create) after: a run opened at once
+    # waits on that one row, never on a lock this transaction takes after it.
+    entered = None
+    with audited_transaction():
+        run, inline = _run_open(actor, [portfolio], clean, None)
+        if amount in (None, ""):
+            pending = CashFlow.objects.filter(
+                portfolio=portfolio,
+                status=CashFlow.Status.PENDING,
+                kind=CashFlow.Kind.WITHDRAWAL,
             )
-    else:
-        cash_flow_create(
-            actor=actor,
-            portfolio=portfolio,
-            kind=CashFlow.Kind.WITHDRAWAL,
-            currency=currency or portfolio.base_currency,
-            amount=amount,
-            note="Raise cash",
-        )
-    return rebalance_run_create(actor=actor, portfolios=[portfolio], parameters=clean)
+            if not pending.exists() and not clean.get("cash_need"):
+                raise ValidationError(
+                    {
+                        "amount": [
+                            f"Enter the amount to raise: {portfolio.code} has no pending "
+                            "withdrawal."
+                        ]
+                    }
+                )
+        else:
+            entered = cash_flow_create(
+                actor=actor,
+                portfolio=portfolio,
+                kind=CashFlow.Kind.WITHDRAWAL,
+                currency=currency or portfolio.base_currency,
+                amount=amount,
+                note="Raise cash",
+            )
+    run = _run_start(run, inline)
+    taken = CashFlow.objects.filter(pk=getattr(entered, "pk", None)).exclude(
+        status=CashFlow.Status.PENDING
+    )
+    if entered is not None and inline and not taken.exists():
+        # The run did not take the withdrawal it was opened for (it failed, or skipped
+        # the account: more than it can free, no price): cancel it rather than leave it
+        # pending for every later run of the account to trip on.
+        why = run.error or run.skipped.get(portfolio.code) or "not raised"
+        with contextlib.suppress(ValidationError):  # taken meanwhile by another run
+            cash_flow_cancel(
+                actor=actor, cash_flow_id=entered.pk, reason=f"Not raised by {run}: {why}"[:500]
+            )
+    return run
 
 
 def _cash_flows_used(run: RebalanceRun, actor, flow_ids: list[int]) -> None:
@@ -827,47 +870,135 @@ def _cash_flows_used(run: RebalanceRun, actor, flow_ids: list[int]) -> None:
     )
 
 
+#: The orders of a run that go nowhere: an account with only these trades nothing.
+_DEAD_ORDERS = (Order.Status.CANCELLED, Order.Status.REJECTED, Order.Status.EXPIRED)
+
+
 def _cash_flows_end(run: RebalanceRun, actor, target: str) -> None:
     """A released run books its cash flows on the accounts' cash (applied); a run
-    cancelled or failed gives them back (pending, for the next run)."""
+    cancelled or failed gives them back (pending, for the next run), and so does a
+    released run for an account whose every proposed order was left out (dropped, not
+    selected, refused): nothing was traded to raise or invest them."""
     flows = list(
-        CashFlow.objects.select_for_update()
-        .select_related("portfolio")
+        CashFlow.objects.select_for_update(of=("self",))
         .filter(run=run, status=CashFlow.Status.IN_RUN)
         .order_by("pk")
     )
     if not flows:
         return
-    if target != RebalanceRun.Status.RELEASED:
-        CashFlow.objects.filter(pk__in=[f.pk for f in flows]).update(
+    back = flows
+    if target == RebalanceRun.Status.RELEASED:
+        proposed = set(run.orders.values_list("portfolio_id", flat=True).distinct())
+        going = set(
+            run.orders.exclude(status__in=_DEAD_ORDERS)
+            .values_list("portfolio_id", flat=True)
+            .distinct()
+        )
+        left_out = proposed - going
+        back = [f for f in flows if f.portfolio_id in left_out]
+        flows = [f for f in flows if f.portfolio_id not in left_out]
+    if back:
+        CashFlow.objects.filter(pk__in=[f.pk for f in back]).update(
             status=CashFlow.Status.PENDING, run=None, updated_at=timezone.now()
         )
         audit_record(
             actor=actor,
             kind="cash_flows.returned",
             obj=run,
-            after={"cash_flows": [f.pk for f in flows], "status": CashFlow.Status.PENDING},
+            after={"cash_flows": [f.pk for f in back], "status": CashFlow.Status.PENDING},
         )
+    if not flows or target != RebalanceRun.Status.RELEASED:
         return
+    # The balances of every flow, created when missing and locked in one go, in pk
+    # order as fills lock them (holdings_book_fills); written with one statement.
+    accounts = sorted({f.portfolio_id for f in flows})
+    currencies = sorted({f.currency for f in flows})
+    CashBalance.objects.bulk_create(
+        [
+            CashBalance(portfolio_id=pk, currency=currency)
+            for pk, currency in sorted({(f.portfolio_id, f.currency) for f in flows})
+        ],
+        ignore_conflicts=True,
+    )
+    balances = {
+        (b.portfolio_id, b.currency): b
+        for b in CashBalance.objects.select_for_update()
+        .filter(portfolio_id__in=accounts, currency__in=currencies)
+        .order_by("pk")
+    }
     entries = []
     for flow in flows:
-        balance, _ = CashBalance.objects.select_for_update().get_or_create(
-            portfolio_id=flow.portfolio_id, currency=flow.currency
-        )
+        balance = balances[(flow.portfolio_id, flow.currency)]
         before = {"status": flow.status, "cash": str(balance.amount)}
         balance.amount -= flow.signed_need
-        balance.save(update_fields=["amount"])
         check_transition(flow, CashFlow.TRANSITIONS, CashFlow.Status.APPLIED)
         flow.status = CashFlow.Status.APPLIED
-        flow.save(update_fields=["status", "updated_at"])
         entries.append(
-            (flow, before, {"status": flow.status, "cash": str(balance.amount), "run": run.pk})
+            (
+                flow,
+                before,
+                {
+                    "status": flow.status,
+                    "currency": flow.currency,
+                    "cash": str(balance.amount),
+                    "run": run.pk,
+                },
+            )
         )
+    touched = {(f.portfolio_id, f.currency) for f in flows}
+    update_rows(CashBalance, [b for key, b in balances.items() if key in touched], ["amount"])
+    CashFlow.objects.filter(pk__in=[f.pk for f in flows]).update(
+        status=CashFlow.Status.APPLIED, updated_at=timezone.now()
+    )
     drift_mark_stale(portfolio_ids={f.portfolio_id for f in flows})  # their cash moved
     audit_record_many(actor=actor, kind="cash_flow.applied", entries=entries)
 
 
 # --- Proposal review: edit a proposed quantity ----------------------------------------------
+
+
+def _summaries_measure_again(run: RebalanceRun, account_ids) -> None:
+    """The what-if of these accounts of a proposed run measured again on their draft
+    orders (one book, one engine pass): cash and drift after, trades, gains. An account
+    that cannot be valued now keeps the figures the run found."""
+    from portfolios.rebalance import BookError, what_if
+
+    ids = sorted(account_ids)
+    if not ids:
+        return
+    book = load_projected_book(ids).book
+    in_book = book.accounts["account"].tolist()
+    if not in_book:
+        return
+    codes = dict(Portfolio.objects.filter(pk__in=in_book).values_list("pk", "code"))
+    book.accounts["cash_need"] = [
+        float(run.summary.get(codes[a], {}).get("cash_need") or 0.0) for a in in_book
+    ]
+    left = run.orders.filter(portfolio_id__in=in_book, status=Order.Status.DRAFT).order_by("pk")
+    try:
+        result = what_if(book, account_trades(left), run_options(run.parameters))
+    except BookError:
+        return
+    summary = dict(run.summary)
+    for row in result.accounts.to_dict("records"):
+        code = codes[row["account"]]
+        row["status"] = summary.get(code, {}).get("status", row["status"])
+        summary[code] = {k: _plain(v) for k, v in row.items() if k != "account"}
+    run.summary = summary
+    run.save(update_fields=["summary", "updated_at"])
+
+
+def _account_summary_store(run: RebalanceRun, account: Portfolio, result, figures) -> dict:
+    """Keep an account's what-if measured again in the run's summary (its status as
+    the run found it)."""
+    [row] = result.accounts.to_dict("records")
+    row["status"] = figures.get("status", row["status"])
+    run.summary = {
+        **run.summary,
+        account.code: {k: _plain(v) for k, v in row.items() if k != "account"},
+    }
+    run.save(update_fields=["summary", "updated_at"])
+    return row
 
 
 def rebalance_run_order_edit(*, actor, run_id: int, order_id: int, quantity) -> RebalanceRun:
@@ -934,13 +1065,9 @@ def rebalance_run_order_edit(*, actor, run_id: int, order_id: int, quantity) -> 
         previous = order.quantity
         order.quantity = quantity
         order.save(update_fields=["quantity", "updated_at"])
-        [row] = after.accounts.to_dict("records")
-        row["status"] = figures.get("status", row["status"])
-        run.summary = {
-            **run.summary,
-            account.code: {k: _plain(v) for k, v in row.items() if k != "account"},
-        }
-        run.save(update_fields=["summary", "updated_at"])
+        row = _account_summary_store(run, account, after, figures)
+        # the check judges the order as it now is, not as it was read before the edit
+        orders = [order if o.pk == order.pk else o for o in orders]
         ProposalCheck.objects.filter(order__in=orders).delete()
         _store_verdicts(run, orders, pretrade.check(orders, stage="proposal", actor=actor))
         audit_record(

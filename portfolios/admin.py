@@ -99,6 +99,16 @@ class CashBalanceAdmin(ReadOnlyModelAdmin):
     list_select_related = ["portfolio"]
 
 
+@admin.register(AccountDrift)
+class AccountDriftAdmin(ReadOnlyModelAdmin):
+    """Stored drift: derived figures the refresh keeps (portfolios.services.drift)."""
+
+    list_display = ["portfolio", "model", "drift", "max_abs_drift", "out_of_band", "computed_at"]
+    list_select_related = ["portfolio", "model"]
+    list_filter = ["out_of_band"]
+    search_fields = ["portfolio__code"]
+
+
 @admin.register(Position)
 class PositionAdmin(ReadOnlyModelAdmin):
     list_display = ["portfolio", "security", "quantity"]
@@ -110,16 +120,6 @@ class PositionAdmin(ReadOnlyModelAdmin):
 class TaxLotAdmin(ReadOnlyModelAdmin):
     list_display = ["portfolio", "security", "quantity", "unit_cost", "acquired_on"]
     list_select_related = ["portfolio", "security"]
-
-
-@admin.register(AccountDrift)
-class AccountDriftAdmin(ReadOnlyModelAdmin):
-    """Read-only: derived figures, written by portfolios.services.drift.drift_refresh."""
-
-    list_display = ["portfolio", "drift", "max_abs_drift", "out_of_band", "computed_at"]
-    list_select_related = ["portfolio"]
-    list_filter = ["out_of_band"]
-    search_fields = ["portfolio__code"]
 
 
 @admin.register(RebalanceRun)

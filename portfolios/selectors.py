@@ -507,3 +507,23 @@ def drift_page(accounts: QuerySet[Portfolio], count: int, number, per_page: int 
     rows = accounts.order_by().in_bulk(ids)
     page.object_list = [rows[pk] for pk in ids if pk in rows]
     return page
+
+
+# --- Cash on its way: what an upper layer holds for an account's cash ---------------------
+
+_CASH_ON_ITS_WAY: list = []
+
+
+def register_cash_on_its_way(provider) -> None:
+    """Let an upper layer say what cash of an account is committed but not yet booked:
+    ``provider(account_ids)`` gives ``(account, currency, amount)`` rows (> 0 cash coming
+    in, < 0 going out). orchestration registers its cash flows held by open runs, so
+    the pre-trade check counts a deposit a run invests and a withdrawal it raises."""
+    if provider not in _CASH_ON_ITS_WAY:
+        _CASH_ON_ITS_WAY.append(provider)
+
+
+def cash_on_its_way(account_ids) -> list[tuple[int, str, float]]:
+    """Every registered provider's rows for these accounts (one query each)."""
+    ids = list(account_ids)
+    return [row for provider in _CASH_ON_ITS_WAY for row in provider(ids)] if ids else []

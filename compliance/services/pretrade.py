@@ -27,7 +27,7 @@ from compliance.models import Override, PretradeResult, Rule
 from compliance.selectors import engine_book, realised_sales, rule_key, rules_in_force
 from portfolios.models import CashBalance, Portfolio, Position, Security
 from portfolios.quotes import average_daily_volume
-from portfolios.selectors import FxTable
+from portfolios.selectors import FxTable, cash_on_its_way
 from trading import pretrade
 from trading.models import Order
 
@@ -105,11 +105,16 @@ def build_book(
         .annotate(q=Cast("quantity", FloatField()))
         .values_list("portfolio_id", "security_id", "q")
     )
-    cash = list(
-        CashBalance.objects.filter(portfolio_id__in=account_ids)
+    cash_by: dict[tuple[int, str], float] = {}
+    for account, currency, amount in [
+        *CashBalance.objects.filter(portfolio_id__in=account_ids)
         .annotate(a=Cast("amount", FloatField()))
-        .values_list("portfolio_id", "currency", "a")
-    )
+        .values_list("portfolio_id", "currency", "a"),
+        # cash committed but not booked yet: a run's deposits and withdrawals
+        *cash_on_its_way(account_ids),
+    ]:
+        cash_by[(account, currency)] = cash_by.get((account, currency), 0.0) + amount
+    cash = [(account, currency, amount) for (account, currency), amount in cash_by.items()]
     live = [
         (pk, a, s, side, q, float(lp) if lp is not None else float("nan"), c)
         for pk, a, s, side, q, lp, c in Order.objects.filter(

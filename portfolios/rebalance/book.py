@@ -110,7 +110,10 @@ class Options:
     both off every position that is not exactly on target is out of band.
     ``lot_selection``: which tax lots a sell takes first: ``"fifo"`` (oldest),
     ``"hifo"`` (highest unit cost) or ``"min_tax"`` (lowest estimated tax per unit, using
-    ``short_term_rate`` / ``long_term_rate`` and ``long_term_days``).
+    ``short_term_rate`` / ``long_term_rate`` and the holding period).
+    ``long_term_days``: None (default), a lot is long term once held more than one
+    calendar year (the US rule: one sold on the anniversary of its purchase is still
+    short term); a number, once held more than that many days.
     ``gains_cap``: default cap on the net realised gain of an account in the run
     (base currency, >= 0); None means no cap.
     ``wash_sale_days``: the wash-sale window; 0 turns the rule off.
@@ -130,7 +133,7 @@ class Options:
     lot_selection: Literal["fifo", "hifo", "min_tax"] = "fifo"
     gains_cap: float | None = None
     wash_sale_days: int = 30
-    long_term_days: int = 365
+    long_term_days: int | None = None
     short_term_rate: float = 0.37
     long_term_rate: float = 0.20
     max_price_age_days: int | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,7 @@ class LotTable:
     unit_cost: np.ndarray  # base currency per unit
     blocked: np.ndarray  # loss lot of a security bought within the wash-sale window
     untracked: np.ndarray  # per row
-    long_term: np.ndarray | None = None  # held at least Options.long_term_days
+    long_term: np.ndarray | None = None  # held long term (`held_over_a_year`)
 
     def sellable(self, n_rows: int) -> np.ndarray:
         """Quantity each row may sell (unblocked lots + untracked)."""
@@ -67,27 +68,32 @@ def build_lots(book: Book, prep: Prepared, options: Options) -> LotTable | None:
     )
     unit_cost = cost / qty
     if "acquired" in lots.columns:
-        age = _days_before(prep.as_of, lots["acquired"].reset_index(drop=True))[keep]
+        acquired = lots["acquired"].reset_index(drop=True)
+        age = _days_before(prep.as_of, acquired)[keep]
     else:
+        acquired = None
         age = np.full(len(row), np.inf)
     age = np.where(np.isnan(age), np.inf, age)
+    if options.long_term_days is not None or acquired is None:
+        long_term = age > (options.long_term_days or 0)
+    else:
+        long_term = held_over_a_year(prep.as_of, acquired)[keep]
     gain_u = prep.p[row] - unit_cost
     if options.lot_selection == "fifo":
         key = -age
     elif options.lot_selection == "hifo":
         key = -unit_cost
     else:
-        rate = np.where(
-            age >= options.long_term_days, options.long_term_rate, options.short_term_rate
-        )
+        rate = np.where(long_term, options.long_term_rate, options.short_term_rate)
         key = gain_u * rate
     order = np.lexsort((key, row))
-    row, lot_id, qty, unit_cost, age = (
+    row, lot_id, qty, unit_cost, age, long_term = (
         row[order],
         lot_id[order],
         qty[order],
         unit_cost[order],
         age[order],
+        long_term[order],
     )
     gain_u = gain_u[order]
     blocked = np.zeros(len(row), dtype=bool)
@@ -98,8 +104,20 @@ def build_lots(book: Book, prep: Prepared, options: Options) -> LotTable | None:
         blocked = recent_row[row] & (gain_u < -EPS)
     covered = np.bincount(row, weights=qty, minlength=len(prep.h))
     untracked = np.maximum(prep.h - covered, 0.0)
-    long_term = age >= options.long_term_days
     return LotTable(row, lot_id, qty, unit_cost, blocked, untracked, long_term)
+
+
+def held_over_a_year(as_of: dt.date, acquired) -> np.ndarray:
+    """Whether a lot sold on `as_of` was held long term: more than one year, the US
+    rule (IRS Publication 550): the holding period starts the day after the lot was
+    bought, so one sold on the anniversary of its purchase is still short term, and a
+    year is a calendar year (366 days over a 29 February). A lot without a date counts
+    as long term."""
+    ts = pd.to_datetime(pd.Series(acquired), errors="coerce")
+    if getattr(ts.dt, "tz", None) is not None:
+        ts = ts.dt.tz_localize(None)
+    anniversary = ts.dt.normalize() + pd.DateOffset(years=1)
+    return (ts.isna() | (pd.Timestamp(as_of) > anniversary)).to_numpy(dtype=bool)
 
 
 def take_lots(table: LotTable, sell_qty: np.ndarray, p: np.ndarray):

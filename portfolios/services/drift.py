@@ -32,7 +32,8 @@ from django.utils import timezone
 
 from oms.numbers import WEIGHT_DIGITS, WEIGHT_PLACES, money, weight
 from oms.tasking import enqueue_on_commit
-from portfolios.models import AccountDrift, Portfolio, Security
+from portfolios.models import AccountDrift, ModelSleeve, ModelTarget, Portfolio, Security
+from portfolios.rebalance.sleeves import reachable
 
 #: Accounts per chunk: one load, one engine pass and one upsert (in batches) each.
 DRIFT_CHUNK = 2000
@@ -204,6 +205,22 @@ def _money(x) -> Decimal | None:
     return money(float(x)) if _finite(x) else None
 
 
+def _holders_of_models_targeting(security_ids: list[int]) -> set[int]:
+    """The models holding, through sleeves at any depth, a model that targets one of
+    these securities (one query when no model holds another, two otherwise)."""
+    held_by: dict[int, dict[int, float]] = {}
+    for holder, sleeve in ModelSleeve.objects.values_list("model_id", "sleeve_id"):
+        held_by.setdefault(sleeve, {})[holder] = 1.0
+    if not held_by:
+        return set()
+    direct = set(
+        ModelTarget.objects.filter(security_id__in=security_ids, model_id__in=list(held_by))
+        .values_list("model_id", flat=True)
+        .distinct()
+    )
+    return reachable(direct, held_by) - direct if direct else set()
+
+
 def drift_mark_stale(
     *,
     portfolio_ids: Iterable[int] = (),
@@ -240,6 +257,9 @@ def drift_mark_stale(
         if security_ids:
             holding = Portfolio.objects.filter(positions__security_id__in=security_ids).values("pk")
             which |= Q(portfolio_id__in=holding) | Q(model__targets__security_id__in=security_ids)
+            if holders := _holders_of_models_targeting(security_ids):
+                # a model of models targets what its sleeves target, at any depth
+                which |= Q(model_id__in=holders) | Q(portfolio__model_id__in=holders)
     not_yet = Q(inputs_changed_at__isnull=True) | Q(inputs_changed_at__lte=F("computed_at"))
     count = AccountDrift.objects.filter(which).filter(not_yet).update(inputs_changed_at=now)
     if refresh and (portfolio_ids or model_ids):

@@ -275,13 +275,14 @@ def test_a_batch_check_takes_a_fixed_number_of_queries(pm, compliance_officer, b
     with CaptureQueriesContext(connection) as queries:
         verdicts = pretrade.check(locked, stage="approve", actor=pm)
     assert len(verdicts) == count
-    # rules, their accounts, the accounts' models, accounts, holdings, cash, live orders,
+    # rules, their accounts, the accounts' models, accounts, holdings, cash, the cash
+    # flows runs hold (cash on its way), live orders,
     # securities with their prices, FX rates, the results stored (one insert, or as many
     # as the backend's limit on parameters per statement asks: SQLite's is low)
     fields = [f for f in PretradeResult._meta.concrete_fields if not f.primary_key]
     rows = count * 7
     inserts = -(-rows // (connection.ops.bulk_batch_size(fields, [None] * rows) or rows))
-    assert len(queries) == 9 + inserts
+    assert len(queries) == 10 + inserts
     if connection.vendor == "postgresql":
         assert inserts == 1
     assert PretradeResult.objects.filter(order__in=orders).count() == count * 7

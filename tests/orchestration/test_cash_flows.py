@@ -100,6 +100,8 @@ def test_cancel_a_pending_cash_flow_and_not_one_in_a_run(pm, book):
         ({"currency": "US"}, "currency", "three-letter"),
         ({"currency": "JPY"}, "currency", "No FX rate from JPY"),
         ({"kind": "gift"}, "kind", "'deposit' or 'withdrawal'"),
+        # a note too long is refused, not cut to fit
+        ({"note": "x" * 201}, "note", "At most 200 characters"),
     ],
 )
 def test_bad_cash_flows_are_refused_and_nothing_saved(pm, book, values, field, words):
@@ -208,3 +210,146 @@ def test_a_flow_cancelled_while_the_run_computes_skips_its_account(pm, book, mon
     assert run.orders.filter(portfolio=acc2).exists()
     flow.refresh_from_db()
     assert flow.status == CashFlow.Status.CANCELLED and flow.run_id is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_raise_cash_and_a_run_started_meanwhile_leave_no_withdrawal_unasked(pm, book, monkeypatch):
+    """Raise cash enters a withdrawal and opens a run: together or not at all. Another
+    run of the account, started between the two (a second click, a colleague), used to
+    take the withdrawal just entered and raise it while the PM was told raise cash was
+    refused. Now one of the two runs is refused, and a refused raise enters nothing."""
+    import threading
+
+    from django.db import connection
+
+    from tests.conftest import service_missing
+
+    if connection.vendor != "postgresql":
+        service_missing("PostgreSQL: a second writer at once (SQLite serialises them)")
+    acc1, _ = book["accounts"]
+    real_create = services.cash_flow_create
+    elsewhere: list = []
+    done = threading.Event()
+    threads = []
+
+    def run_elsewhere():
+        try:
+            elsewhere.append(services.rebalance_run_create(actor=pm, portfolios=[acc1]))
+        except ValidationError as error:
+            elsewhere.append(error)
+        finally:
+            done.set()
+            connection.close()
+
+    def enter_then_someone_runs(**kwargs):
+        flow = real_create(**kwargs)
+        threads.append(threading.Thread(target=run_elsewhere))
+        threads[0].start()
+        done.wait(8)  # the other run finishes, or waits for this transaction
+        return flow
+
+    monkeypatch.setattr(services, "cash_flow_create", enter_then_someone_runs)
+    try:
+        raised = services.rebalance_raise_cash(actor=pm, portfolio=acc1, amount="25000")
+    except ValidationError as error:
+        raised = error
+    threads[0].join(30)
+    [other] = elsewhere
+    runs = list(RebalanceRun.objects.all())
+    assert len(runs) == 1, (raised, other)  # one of the two was refused
+    if isinstance(raised, ValidationError):
+        assert "open rebalance" in str(raised)
+        assert not CashFlow.objects.exists(), "the refused raise left its withdrawal"
+        assert other.summary["ACC1"]["cash_need"] == pytest.approx(0)
+    else:
+        assert "open rebalance" in str(other)
+        [flow] = CashFlow.objects.all()
+        assert flow.status == CashFlow.Status.IN_RUN and flow.run_id == raised.pk
+        assert raised.summary["ACC1"]["cash_need"] == pytest.approx(25000)
+
+
+def _cash_queries(run_release):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        run_release()
+    tables = ("orchestration_cashflow", "portfolios_cashbalance")
+    return [q["sql"] for q in captured.captured_queries if any(t in q["sql"] for t in tables)]
+
+
+def test_releasing_a_run_books_its_cash_flows_in_a_fixed_number_of_queries(pm, book):
+    """A run's flows are booked together, whatever their number: balances created and
+    locked in one go (in pk order, as fills lock them), written in one statement."""
+    acc1, acc2 = book["accounts"]
+
+    def released(flows):
+        for account, currency, kind, amount in flows:
+            services.cash_flow_create(
+                actor=pm, portfolio=account, kind=kind, currency=currency, amount=amount
+            )
+        run = services.rebalance_run_create(actor=pm, portfolios=[acc1, acc2])
+        services.rebalance_run_approve(actor=pm, run_id=run.pk)
+        return _cash_queries(lambda: services.rebalance_run_release(actor=pm, run_id=run.pk))
+
+    one = released([(acc1, "USD", "deposit", "100")])
+    many = released(
+        [(acc1, "USD", "deposit", "100"), (acc1, "USD", "withdrawal", "40")]
+        + [(acc2, "USD", "deposit", "10"), (acc2, "EUR", "deposit", "20")]
+        + [(acc1, "EUR", "deposit", "5")] * 3
+    )
+    assert len(many) == len(one), many
+    # every flow booked on its own currency's cash, one after the other
+    assert cash_of(acc1) == Decimal("20000") + 100 + 100 - 40
+    assert cash_of(acc2, "EUR") == Decimal("20")
+    assert cash_of(acc1, "EUR") == Decimal("15")
+    assert CashFlow.objects.filter(status=CashFlow.Status.APPLIED).count() == 8
+    applied = AuditEvent.objects.filter(kind="cash_flow.applied").order_by("pk")
+    eur = [e.after["cash"] for e in applied if e.after.get("currency") == "EUR"]
+    assert eur == ["20.0000", "5.0000", "10.0000", "15.0000"]
+
+
+def test_a_withdrawal_whose_sells_were_all_left_out_goes_back_to_pending(pm, book):
+    """Approving a selection that leaves out every order of an account raises none of
+    its withdrawal: releasing the run used to book the withdrawal anyway (its cash
+    30,000 lower, under its floor, with nothing sold); it is given back for the next
+    run. The other account's flow, whose orders go, is booked."""
+    acc1, acc2 = book["accounts"]
+    withdrawal = services.cash_flow_create(
+        actor=pm, portfolio=acc1, kind="withdrawal", currency="USD", amount="30000"
+    )
+    deposit = services.cash_flow_create(
+        actor=pm, portfolio=acc2, kind="deposit", currency="USD", amount="1000"
+    )
+    run = services.rebalance_run_create(actor=pm, portfolios=[acc1, acc2])
+    assert run.orders.filter(portfolio=acc1).exists()
+    chosen = list(run.orders.filter(portfolio=acc2).values_list("pk", flat=True))
+    assert chosen
+    cash2 = cash_of(acc2)
+    services.rebalance_run_approve(actor=pm, run_id=run.pk, order_ids=chosen)
+    services.rebalance_run_release(actor=pm, run_id=run.pk)
+    withdrawal.refresh_from_db()
+    deposit.refresh_from_db()
+    assert withdrawal.status == CashFlow.Status.PENDING and withdrawal.run_id is None
+    assert cash_of(acc1) == Decimal("20000")
+    assert deposit.status == CashFlow.Status.APPLIED
+    assert cash_of(acc2) == cash2 + 1000
+    returned = AuditEvent.objects.get(kind="cash_flows.returned", object_id=str(run.pk))
+    assert returned.after["cash_flows"] == [withdrawal.pk]
+
+
+def test_a_raise_that_cannot_be_met_leaves_no_withdrawal_behind(pm, book):
+    """Raise cash of more than the account can free: its run skips the account and says
+    why. The withdrawal the raise entered used to stay pending, so that every later run
+    of the account (the whole book's too) skipped it on that same shortfall until
+    someone found and cancelled it; it is cancelled with the raise."""
+    acc1, acc2 = book["accounts"]
+    run = services.rebalance_raise_cash(actor=pm, portfolio=acc1, amount="10000000")
+    assert "ACC1" in run.skipped
+    assert not CashFlow.objects.filter(status=CashFlow.Status.PENDING).exists()
+    [flow] = CashFlow.objects.all()
+    assert flow.status == CashFlow.Status.CANCELLED
+    assert AuditEvent.objects.filter(kind="cash_flow.cancelled", object_id=str(flow.pk)).exists()
+    services.rebalance_run_cancel(actor=pm, run_id=run.pk)
+    later = services.rebalance_run_create(actor=pm, portfolios=[acc1, acc2])
+    assert "ACC1" not in later.skipped

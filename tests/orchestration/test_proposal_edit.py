@@ -138,3 +138,56 @@ def test_dropping_the_sell_that_funds_the_buys_is_refused(pm, proposed):
         services.rebalance_run_order_drop(actor=pm, run_id=run.pk, order_id=sell.pk)
     sell.refresh_from_db()
     assert sell.status == "draft"
+
+
+def test_dropping_every_order_of_an_account_leaves_its_what_if_without_trades(pm, proposed):
+    run, orders = proposed
+    # the buys first: dropping a sell that pays for them is refused (the cash floor)
+    for order in sorted(orders.values(), key=lambda o: o.side != "buy"):
+        services.rebalance_run_order_drop(actor=pm, run_id=run.pk, order_id=order.pk)
+    run.refresh_from_db()
+    after = run.summary["ACC1"]
+    assert after["trades"] == 0 and after["buy_value"] == 0 and after["sell_value"] == 0
+    assert after["drift_after"] == pytest.approx(after["drift_before"])
+
+
+def test_the_check_again_sees_the_edited_quantity(pm, proposed):
+    """The pre-trade check asked again after an edit judges the new quantity: it was
+    handed the account's orders as read before the edit, the edited one at its old
+    quantity, and its verdict stored as the new quantity's."""
+    run, orders = proposed
+    buy = next(o for (side, _), o in orders.items() if side == "buy")
+    seen = {}
+
+    def checker(batch, *, stage, actor):
+        seen.update({o.pk: o.quantity for o in batch})
+        return {o.pk: pretrade.Verdict("approved", (), (), "") for o in batch}
+
+    previous = pretrade.registered()
+    pretrade.register(checker)
+    try:
+        services.rebalance_run_order_edit(
+            actor=pm, run_id=run.pk, order_id=buy.pk, quantity=buy.quantity + 1
+        )
+    finally:
+        pretrade.register(previous)
+    assert seen[buy.pk] == buy.quantity + 1
+
+
+def test_approving_a_selection_measures_the_accounts_that_lost_orders_again(pm, book):
+    """Orders left out of an approval are dropped: their accounts' what-if (cash,
+    drift, trades, estimated gains) is measured without them, as a drop does; an
+    account that kept all its orders keeps its figures."""
+    acc1, acc2 = book["accounts"]
+    run = services.rebalance_run_create(actor=pm, portfolios=[acc1, acc2])
+    sell = run.orders.get(portfolio=acc1, security__ticker="AAA", side="sell")
+    before = {code: dict(figures) for code, figures in run.summary.items()}
+    chosen = list(run.orders.exclude(pk=sell.pk).values_list("pk", flat=True))
+    services.rebalance_run_approve(actor=pm, run_id=run.pk, order_ids=chosen)
+    run.refresh_from_db()
+    value = float(sell.quantity) * 100
+    after = run.summary["ACC1"]
+    assert after["sell_value"] == pytest.approx(before["ACC1"]["sell_value"] - value, abs=0.01)
+    assert after["cash_after"] == pytest.approx(before["ACC1"]["cash_after"] - value, abs=0.01)
+    assert after["trades"] == before["ACC1"]["trades"] - 1
+    assert run.summary["ACC2"] == before["ACC2"]

@@ -92,6 +92,16 @@ def test_raise_cash_page(pm, book, client_for):
     assert "raise cash only" in page
 
 
+def test_raise_cash_page_says_when_the_cash_cannot_be_raised(pm, book, client_for):
+    account = book["accounts"][0]
+    client = client_for(pm)
+    url = reverse("runs:raise-cash", args=[account.pk])
+    response = client.post(url, {"amount": "10000000", "currency": "USD"}, follow=True)
+    page = response.content.decode()
+    assert "cannot raise the cash in ACC1" in page
+    assert "withdrawal entered here is cancelled" in page
+
+
 def test_edit_a_quantity_on_the_run_page(pm, proposed_run, client_for):
     client = client_for(pm)
     sell = proposed_run.orders.get(security__ticker="AAA", side="sell")

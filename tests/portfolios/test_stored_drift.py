@@ -415,3 +415,27 @@ def test_the_api_lists_the_dashboard_rows_with_the_same_filters(
     bad = client.get("/api/v1/drift/", {"cash": "sideways"})
     assert bad.status_code == 400
     assert "cash" in str(bad.json())
+
+
+def test_a_new_price_marks_the_accounts_of_models_holding_it_through_a_sleeve(book, ops, pm):
+    """DDD is a target of Core, held by no account. ACC2 is on Outer, a model of models
+    whose one sleeve is Core: DDD's price is one of its inputs as much as ACC1's (on
+    Core itself). Without a price for DDD neither can be valued; when the price comes,
+    both must be marked, or ACC2 stays 'not valued' until someone edits its model."""
+    from portfolios.services.models import model_assign, model_create
+    from portfolios.services.reference import prices_create
+
+    acc1, acc2 = book["accounts"]
+    outer = model_create(
+        actor=pm, name="Outer", targets=[], sleeves=[{"model": book["model"], "weight": Decimal(1)}]
+    )
+    model_assign(actor=pm, model_id=outer.pk, portfolio_ids=[acc2.pk])
+    ddd = book["securities"]["DDD"]
+    Price.objects.filter(security=ddd).delete()
+    drift_refresh()
+    assert AccountDrift.objects.get(portfolio=acc2).drift is None  # not valued
+    prices_create(
+        actor=ops, prices=[{"security": ddd, "as_of": timezone.now().date(), "price": 40}]
+    )
+    assert AccountDrift.objects.get(portfolio=acc1).stale
+    assert AccountDrift.objects.get(portfolio=acc2).stale

@@ -162,3 +162,39 @@ def test_what_if_refuses_a_security_neither_held_nor_targeted():
     trades = pd.DataFrame([{"account": "A", "security": "ZZZ", "quantity": 1.0}])
     with pytest.raises(BookError, match="ZZZ"):
         what_if(book(need=0.0), trades)
+
+
+@pytest.mark.parametrize(
+    "acquired, sold, long_term",
+    [
+        # held more than one year is long term: the anniversary itself is not
+        (dt.date(2025, 6, 1), dt.date(2026, 6, 1), False),
+        (dt.date(2025, 6, 1), dt.date(2026, 6, 2), True),
+        # a year over a 29 February is 366 days
+        (dt.date(2024, 1, 15), dt.date(2025, 1, 15), False),
+        (dt.date(2024, 1, 15), dt.date(2025, 1, 16), True),
+        (dt.date(2023, 3, 1), dt.date(2024, 2, 29), False),
+    ],
+)
+def test_a_lot_is_long_term_only_when_held_more_than_a_year(acquired, sold, long_term):
+    lot = pd.DataFrame(
+        [
+            {
+                "account": "A",
+                "security": "AAA",
+                "lot": "one",
+                "quantity": 500,
+                "cost": 500 * 40.0,
+                "acquired": acquired,
+            }
+        ]
+    )
+    b = book(need=5_000.0, lots=lot)
+    b.as_of = sold
+    result = raise_cash(b, Options(lot_selection="fifo", wash_sale_days=0))
+    acc = result.accounts.set_index("account").loc["A"]
+    gain = 45 * 60.0  # 45 AAA at 100 bought at 40
+    assert acc["realised_gain"] == pytest.approx(gain)
+    assert acc["long_term_gain"] == pytest.approx(gain if long_term else 0.0)
+    assert acc["short_term_gain"] == pytest.approx(0.0 if long_term else gain)
+    assert list(result.lots["long_term"]) == [long_term]
