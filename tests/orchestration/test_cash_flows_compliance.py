@@ -39,8 +39,8 @@ def test_a_deposit_s_buys_are_not_an_overdraft(pm, compliance_officer, book):
 def test_a_withdrawal_a_run_holds_is_cash_the_check_does_not_count(pm, compliance_officer, book):
     """ACC1 holds 20,000 of cash; a withdrawal of 19,000 held by its run leaves 1,000:
     with the run's orders gone, a manual buy of 2,000 meanwhile is an overdraft."""
-    from trading.services.bulk import run_orders_cancel
     from trading.services import orders as order_services
+    from trading.services.bulk import run_orders_cancel
 
     rule_services.rule_create(
         actor=compliance_officer, name="Overdraft", kind="no_overdraft", params={}
