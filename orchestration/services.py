@@ -519,25 +519,9 @@ def rebalance_run_order_drop(*, actor, run_id: int, order_id: int) -> RebalanceR
     The account's what-if follows; a drop that would leave the account's cash below its
     floor (a sell that funds its buys) is refused."""
     with audited_transaction():
-        run = RebalanceRun.objects.select_for_update(of=("self",)).get(pk=run_id)
-        _ensure_run_owner(actor, run)
-        if run.status != RebalanceRun.Status.PROPOSED:
-            raise ValidationError("Only a proposed run's orders can be dropped.")
-        order = (
-            run.orders.select_for_update(of=("self",))
-            .select_related("portfolio", "security")
-            .filter(pk=order_id, status=Order.Status.DRAFT)
-            .first()
-        )
-        if order is None:
-            raise ValidationError(f"Order {order_id} is not a proposed order of {run}.")
+        run, order, orders = _proposed_order_locked(actor, run_id, order_id, "dropped")
         account = order.portfolio
-        orders = list(
-            run.orders.select_for_update(of=("self",))
-            .filter(portfolio=account, status=Order.Status.DRAFT)
-            .order_by("pk")
-        )
-        row = None
+        after = None
         try:
             before, after = account_what_if(
                 run, account, orders, edited=order.pk, quantity=Decimal(0)
@@ -553,17 +537,34 @@ def rebalance_run_order_drop(*, actor, run_id: int, order_id: int) -> RebalanceR
                     f"{order.security.ticker}) would break {account.code}'s cash floor: "
                     f"{low.iloc[0]['detail']}. Drop or reduce a buy first."
                 )
-            [row] = after.accounts.to_dict("records")
         run_orders_cancel(actor=actor, run=run, reason=f"Dropped from {run}", order_ids=[order_id])
-        if row is not None:
-            figures = run.summary.get(account.code, {})
-            row["status"] = figures.get("status", row["status"])
-            run.summary = {
-                **run.summary,
-                account.code: {k: _plain(v) for k, v in row.items() if k != "account"},
-            }
-            run.save(update_fields=["summary", "updated_at"])
+        if after is not None:
+            _account_summary_store(run, account, after, run.summary.get(account.code, {}))
     return run
+
+
+def _proposed_order_locked(actor, run_id: int, order_id: int, verb: str):
+    """The proposed run (locked, the actor's), its draft order `order_id` and the draft
+    orders of that order's account (locked, in pk order), for a drop or an edit."""
+    run = RebalanceRun.objects.select_for_update(of=("self",)).get(pk=run_id)
+    _ensure_run_owner(actor, run)
+    if run.status != RebalanceRun.Status.PROPOSED:
+        raise ValidationError(f"Only a proposed run's orders can be {verb}.")
+    order = (
+        run.orders.select_for_update(of=("self",))
+        .select_related("portfolio", "security")
+        .filter(pk=order_id, status=Order.Status.DRAFT)
+        .first()
+    )
+    if order is None:
+        raise ValidationError(f"Order {order_id} is not a proposed order of {run}.")
+    orders = list(
+        run.orders.select_for_update(of=("self",))
+        .select_related("portfolio", "security")
+        .filter(portfolio=order.portfolio, status=Order.Status.DRAFT)
+        .order_by("pk")
+    )
+    return run, order, orders
 
 
 def rebalance_run_release(*, actor, run_id: int) -> RebalanceRun:
@@ -1018,25 +1019,8 @@ def rebalance_run_order_edit(*, actor, run_id: int, order_id: int, quantity) -> 
     if quantity > Decimal("1e12") or quantity != quantity.quantize(Decimal("0.000001")):
         raise ValidationError({"quantity": ["At most 1e12, with at most six decimals."]})
     with audited_transaction():
-        run = RebalanceRun.objects.select_for_update(of=("self",)).get(pk=run_id)
-        _ensure_run_owner(actor, run)
-        if run.status != RebalanceRun.Status.PROPOSED:
-            raise ValidationError("Only a proposed run's orders can be edited.")
-        order = (
-            run.orders.select_for_update(of=("self",))
-            .select_related("portfolio", "security")
-            .filter(pk=order_id, status=Order.Status.DRAFT)
-            .first()
-        )
-        if order is None:
-            raise ValidationError(f"Order {order_id} is not a proposed order of {run}.")
+        run, order, orders = _proposed_order_locked(actor, run_id, order_id, "edited")
         account = order.portfolio
-        orders = list(
-            run.orders.select_for_update(of=("self",))
-            .select_related("portfolio", "security")
-            .filter(portfolio=account, status=Order.Status.DRAFT)
-            .order_by("pk")
-        )
         figures = run.summary.get(account.code, {})
         try:
             before, after = account_what_if(
