@@ -272,9 +272,13 @@ def test_the_explorer_hides_the_price_feed_s_flushes_unless_asked(compliance_off
     from portfolios.marketdata import Quote
     from portfolios.services import quotes
 
+    # what earlier tests left in this process: their bars, their tickers' ids
+    quotes.bars_discard()
+    quotes.reference_forget()
     for _ in range(3):
         quotes.quotes_apply([Quote("AAA", "XNAS", timezone.now(), 99, 101, 100)], source="feed")
         quotes.bars_flush(source="feed")
+    quotes.reference_forget()
     assert AuditEvent.objects.filter(kind="prices.flushed").count() == 3
     client = Client()
     client.force_login(compliance_officer)

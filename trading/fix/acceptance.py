@@ -69,6 +69,8 @@ class Step:
     line: int = 0
 
 
+#: Seconds between a scripted disconnect and what follows it (see run_scenario).
+RECONNECT_PAUSE = 0.25
 _PREFIX = re.compile(r"^([iIeE])(?:(\d+),)?(.*)$", re.S)
 
 
@@ -221,6 +223,12 @@ async def run_scenario(
                 if c is not None:
                     c.close()
                     conns.pop(step.conn)
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(c.writer.wait_closed(), timeout)
+                    # Give the acceptor the time to see the close before a reconnect's
+                    # logon: it refuses a logon for a session it still holds connected,
+                    # and on a loaded machine it can read the new socket first.
+                    await asyncio.sleep(RECONNECT_PAUSE)
             elif step.action == "send":
                 if c is None:
                     raise AssertionError(f"line {step.line}: send on a closed connection")
