@@ -243,6 +243,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "portfolios.tasks.drift_refresh_stale",
         "schedule": env.float("OMS_DRIFT_REFRESH_EVERY", default=60.0),
     },
+    # Withdrawals waiting for their run's sells are booked once the sells have ended
+    # (after each allocation too; this catches sells that ended with nothing filled).
+    "settle-withdrawals": {
+        "task": "orchestration.tasks.settle_withdrawals",
+        "schedule": env.float("OMS_SETTLE_WITHDRAWALS_EVERY", default=300.0),
+    },
 }
 CELERY_TIMEZONE = "UTC"
 

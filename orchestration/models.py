@@ -73,9 +73,12 @@ class CashFlow(models.Model):
     """A deposit to invest or a withdrawal to raise, for an account. A pending cash
     flow is used by the account's next rebalance run (a deposit is cash the run may
     invest, a withdrawal cash it must leave free: its cash need); that run holds it
-    (`in_run`) and books it on the account's cash when it is released (`applied`).
-    A run cancelled or failed gives it back (pending again); a pending one may be
-    cancelled."""
+    (`in_run`). Releasing the run books a deposit on the account's cash (`applied`),
+    and a withdrawal too when the run sells nothing for the account; a withdrawal
+    that the run's sells raise waits for them (`awaiting_sells`) and is booked once
+    they have all ended and been allocated, or given back (pending) when they raised
+    too little. A run cancelled or failed gives its flows back (pending again); a
+    pending one may be cancelled."""
 
     class Kind(models.TextChoices):
         DEPOSIT = "deposit", "Deposit"
@@ -84,12 +87,14 @@ class CashFlow(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         IN_RUN = "in_run", "In a run"
+        AWAITING_SELLS = "awaiting_sells", "Waiting for its sells"
         APPLIED = "applied", "Applied"
         CANCELLED = "cancelled", "Cancelled"
 
     TRANSITIONS = {
         Status.PENDING: frozenset({Status.IN_RUN, Status.CANCELLED}),
-        Status.IN_RUN: frozenset({Status.APPLIED, Status.PENDING}),
+        Status.IN_RUN: frozenset({Status.APPLIED, Status.PENDING, Status.AWAITING_SELLS}),
+        Status.AWAITING_SELLS: frozenset({Status.APPLIED, Status.PENDING}),
         Status.APPLIED: frozenset(),
         Status.CANCELLED: frozenset(),
     }
@@ -98,7 +103,7 @@ class CashFlow(models.Model):
     kind = models.CharField(max_length=10, choices=Kind.choices)
     currency = models.CharField(max_length=3)
     amount = money_field(help_text="Positive; the kind says which way the cash goes")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     run = models.ForeignKey(
         RebalanceRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="cash_flows"
     )

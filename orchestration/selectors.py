@@ -230,15 +230,17 @@ def accounts_in_scope(user, scope: str, *, model=None, selected: Iterable = ()):
 
 
 def cash_flows_in_runs(account_ids) -> list[tuple[int, str, float]]:
-    """The cash flows open runs hold for these accounts, signed as cash: a deposit the
-    run invests (> 0), a withdrawal it raises (< 0), in the flow's currency. Booked on
-    the cash balances when the run is released; the pre-trade check counts them till
-    then (`portfolios.selectors.cash_on_its_way`). One query."""
+    """The cash flows runs hold for these accounts and have not booked yet, signed as
+    cash: a deposit the run invests (> 0), a withdrawal it raises (< 0), in the flow's
+    currency; open runs' and withdrawals waiting for a released run's sells. The
+    pre-trade check counts them till they are booked on the cash balances
+    (`portfolios.selectors.cash_on_its_way`). One query."""
     from .models import CashFlow
 
     return [
         (account, currency, float(amount) if kind == CashFlow.Kind.DEPOSIT else -float(amount))
         for account, currency, kind, amount in CashFlow.objects.filter(
-            portfolio_id__in=list(account_ids), status=CashFlow.Status.IN_RUN
+            portfolio_id__in=list(account_ids),
+            status__in=(CashFlow.Status.IN_RUN, CashFlow.Status.AWAITING_SELLS),
         ).values_list("portfolio_id", "currency", "kind", "amount")
     ]

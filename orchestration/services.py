@@ -17,6 +17,7 @@ import contextlib
 import datetime as dt
 import json
 import math
+from collections.abc import Iterable
 from decimal import Decimal
 
 import numpy as np
@@ -24,7 +25,7 @@ import pandas as pd
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from audit.services import audit_record, audit_record_many, audited_transaction
@@ -38,7 +39,7 @@ from portfolios.rebalance import raise_cash, rebalance
 from portfolios.selectors import FxTable
 from portfolios.services.drift import drift_mark_stale
 from trading import pretrade
-from trading.models import Order
+from trading.models import Order, Side
 from trading.services.bulk import (
     ProposedOrder,
     run_orders_approve,
@@ -307,15 +308,22 @@ def _compute_chunk(run: RebalanceRun, chunk: int, pending: list[int]) -> int:
     book.restrictions = restrictions[restrictions["security"].isin(known)].reset_index(drop=True)
     if params.get("min_trade_value"):
         book.accounts["min_trade_value"] = params["min_trade_value"]
-    # The cash need: the run's own, plus each account's pending cash flows.
+    # The cash need: the run's own, plus each account's pending cash flows and the
+    # withdrawals still waiting for an earlier run's sells (whose proceeds the book
+    # projects: they are not this run's to invest).
     in_book = book.accounts["account"].tolist()
     flows = list(
         CashFlow.objects.filter(portfolio_id__in=in_book, status=CashFlow.Status.PENDING).order_by(
             "pk"
         )
     )
+    awaiting = CashFlow.objects.filter(
+        portfolio_id__in=in_book, status=CashFlow.Status.AWAITING_SELLS
+    ).order_by("pk")
     needs, flow_problems = needs_by_account(
-        flows, dict(zip(in_book, book.accounts["base_currency"], strict=True)), FxTable.latest()
+        [*flows, *awaiting],
+        dict(zip(in_book, book.accounts["base_currency"], strict=True)),
+        FxTable.latest(),
     )
     book.accounts["cash_need"] = [
         float(params.get("cash_need") or 0.0) + needs.get(account, 0.0) for account in in_book
@@ -876,10 +884,12 @@ _DEAD_ORDERS = (Order.Status.CANCELLED, Order.Status.REJECTED, Order.Status.EXPI
 
 
 def _cash_flows_end(run: RebalanceRun, actor, target: str) -> None:
-    """A released run books its cash flows on the accounts' cash (applied); a run
-    cancelled or failed gives them back (pending, for the next run), and so does a
-    released run for an account whose every proposed order was left out (dropped, not
-    selected, refused): nothing was traded to raise or invest them."""
+    """A released run books its deposits on the accounts' cash (applied), and its
+    withdrawals where it sells nothing for the account; a withdrawal that the run's
+    sells raise waits for them (`cash_flows_settle` books it once they are allocated).
+    A run cancelled or failed gives its flows back (pending, for the next run), and so
+    does a released run for an account whose every proposed order was left out
+    (dropped, not selected, refused): nothing was traded to raise or invest them."""
     flows = list(
         CashFlow.objects.select_for_update(of=("self",))
         .filter(run=run, status=CashFlow.Status.IN_RUN)
@@ -899,16 +909,64 @@ def _cash_flows_end(run: RebalanceRun, actor, target: str) -> None:
         back = [f for f in flows if f.portfolio_id in left_out]
         flows = [f for f in flows if f.portfolio_id not in left_out]
     if back:
-        CashFlow.objects.filter(pk__in=[f.pk for f in back]).update(
-            status=CashFlow.Status.PENDING, run=None, updated_at=timezone.now()
-        )
-        audit_record(
-            actor=actor,
-            kind="cash_flows.returned",
-            obj=run,
-            after={"cash_flows": [f.pk for f in back], "status": CashFlow.Status.PENDING},
-        )
+        _cash_flows_return(back, actor=actor, obj=run)
     if not flows or target != RebalanceRun.Status.RELEASED:
+        return
+    selling = _accounts_with_sells_on_their_way(
+        run.orders.filter(portfolio_id__in={f.portfolio_id for f in flows})
+    )
+    waiting = [f for f in flows if f.kind == CashFlow.Kind.WITHDRAWAL and f.portfolio_id in selling]
+    if waiting:
+        CashFlow.objects.filter(pk__in=[f.pk for f in waiting]).update(
+            status=CashFlow.Status.AWAITING_SELLS, updated_at=timezone.now()
+        )
+        audit_record_many(
+            actor=actor,
+            kind="cash_flow.awaiting_sells",
+            entries=[
+                (f, {"status": f.status}, {"status": CashFlow.Status.AWAITING_SELLS, "run": run.pk})
+                for f in waiting
+            ],
+        )
+    _cash_flows_book([f for f in flows if f not in waiting], actor=actor, run_id=run.pk)
+
+
+def _cash_flows_return(flows: list[CashFlow], *, actor, obj, reason: str = "") -> None:
+    """These flows (locked) back to pending, free for the next run; one event on ``obj``."""
+    CashFlow.objects.filter(pk__in=[f.pk for f in flows]).update(
+        status=CashFlow.Status.PENDING, run=None, updated_at=timezone.now()
+    )
+    audit_record(
+        actor=actor,
+        kind="cash_flows.returned",
+        obj=obj,
+        after={"cash_flows": [f.pk for f in flows], "status": CashFlow.Status.PENDING},
+        reason=reason,
+    )
+
+
+#: A sell still raising cash: on the desk, or ended with fills not yet allocated.
+_SELLS_ENDED_UNALLOCATED = (Order.Status.CANCELLED, Order.Status.EXPIRED, Order.Status.DONE_FOR_DAY)
+
+
+def _accounts_with_sells_on_their_way(orders) -> set[int]:
+    """The accounts of ``orders`` (a queryset) with a sell whose cash has not all come
+    in yet: approved or on the desk, filled and not yet allocated, or ended with fills
+    awaiting allocation. One query."""
+    return set(
+        orders.filter(side__in=(Side.SELL, Side.SELL_SHORT))
+        .filter(
+            Q(status__in=Order.COMMITTED_STATES | {Order.Status.FILLED})
+            | Q(status__in=_SELLS_ENDED_UNALLOCATED, filled_quantity__gt=0)
+        )
+        .values_list("portfolio_id", flat=True)
+        .distinct()
+    )
+
+
+def _cash_flows_book(flows: list[CashFlow], *, actor, run_id: int | None) -> None:
+    """Book these flows (locked, in a run) on their accounts' cash: applied."""
+    if not flows:
         return
     # The balances of every flow, created when missing and locked in one go, in pk
     # order as fills lock them (holdings_book_fills); written with one statement.
@@ -942,7 +1000,7 @@ def _cash_flows_end(run: RebalanceRun, actor, target: str) -> None:
                     "status": flow.status,
                     "currency": flow.currency,
                     "cash": str(balance.amount),
-                    "run": run.pk,
+                    "run": run_id,
                 },
             )
         )
@@ -953,6 +1011,67 @@ def _cash_flows_end(run: RebalanceRun, actor, target: str) -> None:
     )
     drift_mark_stale(portfolio_ids={f.portfolio_id for f in flows})  # their cash moved
     audit_record_many(actor=actor, kind="cash_flow.applied", entries=entries)
+
+
+def cash_flows_settle(*, portfolio_ids: Iterable[int] | None = None) -> dict[str, int]:
+    """Book the withdrawals waiting for their run's sells, for these accounts (all when
+    None), once every sell of the run for the account has ended and been allocated:
+    applied when the account's cash in the flow's currency covers it, otherwise given
+    back (pending, for the next run to raise) with the shortfall as the reason. Run after
+    each allocation (the post-trade seam) and by Celery beat for sells that ended with
+    nothing filled. Returns how many were applied and returned."""
+    with audited_transaction():
+        waiting = CashFlow.objects.select_for_update(of=("self",)).filter(
+            status=CashFlow.Status.AWAITING_SELLS
+        )
+        if portfolio_ids is not None:
+            waiting = waiting.filter(portfolio_id__in=list(portfolio_ids))
+        flows = list(waiting.order_by("pk"))
+        if not flows:
+            return {"applied": 0, "returned": 0}
+        busy = set()
+        for run_id in {f.run_id for f in flows}:
+            accounts = {f.portfolio_id for f in flows if f.run_id == run_id}
+            busy |= {
+                (run_id, pk)
+                for pk in _accounts_with_sells_on_their_way(
+                    Order.objects.filter(rebalance_run_id=run_id, portfolio_id__in=accounts)
+                )
+            }
+        ready = [f for f in flows if (f.run_id, f.portfolio_id) not in busy]
+        # Locked before the comparison, in pk order as fills lock them: an allocation
+        # committing meanwhile is waited for, not compared against stale cash.
+        cash = {
+            (b.portfolio_id, b.currency): b.amount
+            for b in CashBalance.objects.select_for_update()
+            .filter(
+                portfolio_id__in={f.portfolio_id for f in ready},
+                currency__in={f.currency for f in ready},
+            )
+            .order_by("pk")
+        }
+        book, short = [], []
+        for flow in ready:
+            key = (flow.portfolio_id, flow.currency)
+            have = cash.get(key, Decimal(0))
+            if have >= flow.amount:
+                cash[key] = have - flow.amount
+                book.append(flow)
+            else:
+                short.append((flow, have))
+        for run_id in sorted({f.run_id for f in book}):
+            _cash_flows_book([f for f in book if f.run_id == run_id], actor=None, run_id=run_id)
+        for flow, have in short:
+            _cash_flows_return(
+                [flow],
+                actor=None,
+                obj=flow,
+                reason=(
+                    f"its sells ended with {have:,.2f} {flow.currency} in cash, short of the "
+                    f"{flow.amount:,.2f} to withdraw: the next run raises it"
+                ),
+            )
+        return {"applied": len(book), "returned": len(short)}
 
 
 # --- Proposal review: edit a proposed quantity ----------------------------------------------

@@ -22,3 +22,10 @@ def execute_rebalance_chunk(run_id: int, chunk: int) -> None:
     """One chunk of a run; safe to run twice (the chunk claims its accounts)."""
     with origin("task", "execute_rebalance_chunk"):
         services.rebalance_chunk_execute(run_id=run_id, chunk=chunk)
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def settle_withdrawals(portfolio_ids: list[int] | None = None) -> dict[str, int]:
+    """Book the withdrawals whose run's sells have ended (these accounts, or all)."""
+    with origin("task", "settle_withdrawals"):
+        return services.cash_flows_settle(portfolio_ids=portfolio_ids)

@@ -27,7 +27,7 @@ from oms.numbers import WEIGHT_PLACES, ZERO
 from oms.roles import Action, require
 from portfolios import model_csv
 from portfolios.models import ModelPortfolio, ModelSleeve, ModelTarget, Portfolio, Security
-from portfolios.rebalance.sleeves import find_cycle
+from portfolios.rebalance.sleeves import find_cycle, reachable
 from portfolios.services.drift import drift_mark_stale
 
 #: Taken by every change to a model's composition: a cycle of sleeves could otherwise
@@ -186,12 +186,7 @@ def _holders(model_id: int) -> set[int]:
     held_by: dict[int, set[int]] = defaultdict(set)
     for holder, sleeve in ModelSleeve.objects.values_list("model_id", "sleeve_id"):
         held_by[sleeve].add(holder)
-    found, todo = {model_id}, [model_id]
-    while todo:
-        for holder in held_by[todo.pop()] - found:
-            found.add(holder)
-            todo.append(holder)
-    return found
+    return reachable({model_id}, held_by)
 
 
 def model_snapshot(model: ModelPortfolio) -> dict:

@@ -803,6 +803,19 @@ def _cash_flows(name):
             return lambda: runs.cash_flow_cancel(actor=w.pm, cash_flow_id=flow.pk)
         if name == "rebalance_raise_cash":
             return lambda: runs.rebalance_raise_cash(actor=w.pm, portfolio=account, amount="25000")
+        if name == "cash_flows_settle":
+            # a withdrawal waiting for its released run's sells, which end unfilled
+            from trading.services.orders import order_cancel
+
+            runs.cash_flow_create(
+                actor=w.pm, portfolio=account, kind="withdrawal", currency="USD", amount="30000"
+            )
+            run = runs.rebalance_run_create(actor=w.pm, portfolios=[account])
+            runs.rebalance_run_approve(actor=w.pm, run_id=run.pk)
+            runs.rebalance_run_release(actor=w.pm, run_id=run.pk)
+            for order in run.orders.filter(status="released"):
+                order_cancel(actor=w.trader, order_id=order.pk, reason="no longer wanted")
+            return lambda: runs.cash_flows_settle(portfolio_ids=[account.pk])
         run = w.run("proposed")
         order = run.orders.filter(side="sell").order_by("pk").first()
         return lambda: runs.rebalance_run_order_edit(
@@ -983,6 +996,9 @@ CALLS = {
         "rebalance.created",
         "orders.created",
         "cash_flows.in_run",
+    ),
+    "orchestration.services.cash_flows_settle": call(
+        _cash_flows("cash_flows_settle"), "cash_flows.returned"
     ),
     "orchestration.services.rebalance_run_order_edit": call(
         _cash_flows("rebalance_run_order_edit"), "orders.quantity_edited"

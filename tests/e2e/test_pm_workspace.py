@@ -81,7 +81,10 @@ def test_model_to_drift_to_withdrawal_to_run_to_blotter(
     expect(page.locator(".message-success").first).to_be_visible()
     run.refresh_from_db()
     assert run.status == RebalanceRun.Status.RELEASED
-    assert CashFlow.objects.get().status == CashFlow.Status.APPLIED
+    # The withdrawal waits for the sells that raise it (booked once they are allocated).
+    assert CashFlow.objects.get().status == CashFlow.Status.AWAITING_SELLS
+    page.goto(f"{live_server.url}/portfolios/runs/cash-flows/")
+    expect(page.locator("td", has_text="Waiting for its sells").first).to_be_visible()
     blocks = list(Block.objects.filter(orders__rebalance_run=run).distinct())
     assert blocks
 

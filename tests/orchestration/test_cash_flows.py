@@ -9,8 +9,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from audit.models import AuditEvent
 from orchestration import services
 from orchestration.models import CashFlow
-from portfolios.models import AccountDrift, CashBalance, RebalanceRun
+from orchestration.selectors import cash_flows_in_runs
+from portfolios.models import CashBalance, RebalanceRun
 from portfolios.services.drift import drift_refresh
+from trading.models import Order
+from trading.services import orders as order_services
+from trading.services import routes as route_services
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +23,21 @@ def cash_of(account, currency="USD"):
     return CashBalance.objects.get(portfolio=account, currency=currency).amount
 
 
-def test_a_withdrawal_is_raised_by_the_next_run_and_applied_on_release(pm, book):
+def _route_the_run(run, trader, broker, capture):
+    """Every block of the run's released orders to the (simulated) broker, filled and
+    allocated in the callbacks after each commit."""
+    for block_id in sorted(set(run.orders.exclude(block=None).values_list("block_id", flat=True))):
+        with capture(execute=True):
+            route_services.route_create(actor=trader, block_id=block_id, broker=broker)
+
+
+def test_a_withdrawal_is_raised_by_the_next_run_and_booked_when_its_sells_are_allocated(
+    pm, trader, book, eager_celery, django_capture_on_commit_callbacks
+):
+    """Releasing the run used to book the withdrawal at once, before any sell had
+    filled: the account's cash went to -10,000 USD ("the sells bring it back") and
+    stayed there if they never filled. The withdrawal now waits for the run's sells and
+    is booked from their proceeds once they are allocated."""
     acc1, _ = book["accounts"]
     flow = services.cash_flow_create(
         actor=pm, portfolio=acc1, kind="withdrawal", currency="USD", amount="30000"
@@ -38,11 +56,64 @@ def test_a_withdrawal_is_raised_by_the_next_run_and_applied_on_release(pm, book)
     drift_refresh(portfolio_ids=[acc1.pk])
     services.rebalance_run_release(actor=pm, run_id=run.pk)
     flow.refresh_from_db()
+    assert flow.status == CashFlow.Status.AWAITING_SELLS
+    assert cash_of(acc1) == Decimal("20000")  # nothing sold yet: nothing withdrawn
+    assert AuditEvent.objects.filter(
+        kind="cash_flow.awaiting_sells", object_id=str(flow.pk)
+    ).exists()
+    # still on its way out: the pre-trade check and the next run count it
+    assert cash_flows_in_runs([acc1.pk]) == [(acc1.pk, "USD", -30000.0)]
+    _route_the_run(run, trader, book["broker"], django_capture_on_commit_callbacks)
+    assert not run.orders.exclude(status=Order.Status.ALLOCATED).exists()
+    flow.refresh_from_db()
     assert flow.status == CashFlow.Status.APPLIED
-    assert AccountDrift.objects.get(portfolio=acc1).stale  # its cash moved
-    assert cash_of(acc1) == Decimal("20000") - Decimal("30000")  # the sells bring it back
     applied = AuditEvent.objects.get(kind="cash_flow.applied", object_id=str(flow.pk))
-    assert applied.before["cash"] == "20000.0000" and applied.after["status"] == "applied"
+    before = Decimal(applied.before["cash"])
+    assert before > Decimal("30000")  # the sells' proceeds came in first
+    assert cash_of(acc1) == before - Decimal("30000") >= Decimal("500")
+    assert applied.after["status"] == "applied" and applied.after["run"] == run.pk
+    assert cash_flows_in_runs([acc1.pk]) == []
+
+
+def test_a_withdrawal_whose_sells_end_unfilled_goes_back_to_pending(
+    pm, trader, book, eager_celery, django_capture_on_commit_callbacks
+):
+    """Sells cancelled with nothing filled raise nothing: the periodic settlement gives
+    the withdrawal back (pending, for the next run), saying why, and books nothing."""
+    acc1, _ = book["accounts"]
+    flow = services.cash_flow_create(
+        actor=pm, portfolio=acc1, kind="withdrawal", currency="USD", amount="30000"
+    )
+    run = services.rebalance_run_create(actor=pm, portfolios=[acc1])
+    services.rebalance_run_approve(actor=pm, run_id=run.pk)
+    services.rebalance_run_release(actor=pm, run_id=run.pk)
+    assert services.cash_flows_settle() == {"applied": 0, "returned": 0}  # sells still live
+    for order in run.orders.filter(status=Order.Status.RELEASED):
+        order_services.order_cancel(actor=trader, order_id=order.pk, reason="client changed mind")
+    assert services.cash_flows_settle() == {"applied": 0, "returned": 1}
+    flow.refresh_from_db()
+    assert flow.status == CashFlow.Status.PENDING and flow.run_id is None
+    assert cash_of(acc1) == Decimal("20000")
+    returned = AuditEvent.objects.get(kind="cash_flows.returned", object_id=str(flow.pk))
+    assert "short of the 30,000.00 to withdraw" in returned.reason
+    # the next run raises it again
+    again = services.rebalance_run_create(actor=pm, portfolios=[acc1])
+    assert again.summary["ACC1"]["cash_need"] == pytest.approx(30000)
+
+
+def test_a_withdrawal_waiting_for_sells_is_counted_by_the_next_run(pm, book):
+    """The released run's sells are projected into the next run's book; the withdrawal
+    they are raising is that book's cash need too, so the next run does not invest it."""
+    acc1, _ = book["accounts"]
+    services.cash_flow_create(
+        actor=pm, portfolio=acc1, kind="withdrawal", currency="USD", amount="30000"
+    )
+    run = services.rebalance_run_create(actor=pm, portfolios=[acc1])
+    services.rebalance_run_approve(actor=pm, run_id=run.pk)
+    services.rebalance_run_release(actor=pm, run_id=run.pk)
+    nxt = services.rebalance_run_create(actor=pm, portfolios=[acc1])
+    assert nxt.summary["ACC1"]["cash_need"] == pytest.approx(30000)
+    assert nxt.summary["ACC1"]["buy_value"] == pytest.approx(0, abs=1e-6)
 
 
 def test_a_deposit_is_invested_by_the_next_run(pm, book):
