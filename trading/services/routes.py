@@ -29,6 +29,7 @@ from oms.numbers import qty as round_qty
 from oms.roles import Action, require
 from oms.state import TransitionError, move
 from oms.tasking import enqueue, enqueue_on_commit
+from portfolios.models import AssetClass
 from trading import locks
 from trading.brokers import ReplaceTerms, RouteTicket, adapter_for, fixmap
 from trading.models import Block, Broker, OrderType, Route, TimeInForce
@@ -66,11 +67,19 @@ def _fmt(quantity: Decimal) -> str:
 
 
 def broker_terms_errors(
-    broker: Broker, *, order_type: str, time_in_force: str
+    broker: Broker, *, order_type: str, time_in_force: str, security=None
 ) -> dict[str, list[str]]:
     """What a broker does not take, by field: its capabilities are
-    ``Broker.settings["order_types"]`` and ``["time_in_force"]`` (every one when absent)."""
+    ``Broker.settings["order_types"]``, ``["time_in_force"]`` and ``["asset_classes"]``
+    (every one when absent; the asset class is checked when a security is given)."""
     errors: dict[str, list[str]] = {}
+    classes = broker.settings.get("asset_classes")
+    if security is not None and classes is not None and security.asset_class not in classes:
+        taken = ", ".join(AssetClass(c).label.lower() for c in classes if c in AssetClass.values)
+        errors["broker"] = [
+            f"{broker.code} does not trade {security.get_asset_class_display().lower()} "
+            f"({security.ticker}); it takes {taken or 'no asset class'}."
+        ]
     order_types = broker.settings.get("order_types")
     if order_types is not None and order_type not in order_types:
         errors["order_type"] = [
@@ -122,7 +131,10 @@ def route_create(*, actor, block_id: int, broker: Broker, quantity: Decimal | No
         if not broker.is_active:
             raise ValidationError({"broker": [f"Broker {broker.code} is not active."]})
         errors = broker_terms_errors(
-            broker, order_type=block.order_type, time_in_force=block.time_in_force
+            broker,
+            order_type=block.order_type,
+            time_in_force=block.time_in_force,
+            security=block.security,
         )
         if errors:
             raise ValidationError(errors)
