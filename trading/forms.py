@@ -61,12 +61,18 @@ class RouteReplaceForm(forms.Form):
     limit_price = forms.DecimalField(required=False, **input_limits("price"))
     stop_price = forms.DecimalField(required=False, **input_limits("price"))
     time_in_force = forms.ChoiceField(choices=TimeInForce.choices, required=False)
+    expire_at = forms.DateTimeField(
+        required=False,
+        label="Expires (UTC)",
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
+        help_text="For good till date",
+    )
     reason = forms.CharField(required=False, max_length=500)
 
     def changed_terms(self, route) -> dict:
         data = self.cleaned_data
         terms = {"reason": data.get("reason") or ""}
-        for name in ("quantity", "limit_price", "stop_price", "time_in_force"):
+        for name in ("quantity", "limit_price", "stop_price", "time_in_force", "expire_at"):
             value = data.get(name)
             if value not in (None, "") and value != getattr(route, name):
                 terms[name] = value

@@ -128,6 +128,7 @@
     document.getElementById("ticket-limit").value = amend ? row.dataset.amendLimit : "";
     document.getElementById("ticket-limit").disabled = !(amend && row.dataset.amendLimit);
     document.getElementById("ticket-tif").value = amend ? row.dataset.amendTif : "day";
+    document.getElementById("ticket-expire").value = amend ? (row.dataset.amendExpire || "") : "";
     document.getElementById("ticket-error").textContent = "";
     dialog.showModal();
     const first = amend ? quantity : document.getElementById("ticket-broker");
@@ -149,8 +150,9 @@
       const data = new FormData(form);
       const amend = dialog.dataset.kind === "amend";
       if (amend) data.delete("broker");
-      else { data.delete("limit_price"); data.delete("time_in_force"); }
+      else { data.delete("limit_price"); data.delete("time_in_force"); data.delete("expire_at"); }
       if (!data.get("limit_price")) data.delete("limit_price");
+      if (!data.get("expire_at")) data.delete("expire_at");
       const send = document.getElementById("ticket-send");
       send.disabled = true;
       try {

@@ -6,6 +6,7 @@ ClOrdID/OrigClOrdID; for the in-worker simulated broker the same states."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -282,6 +283,32 @@ def test_amend_from_the_block_page(
     assert "in whole units: 2.5 is not a whole number" in bad.content.decode()
     route.refresh_from_db()
     assert route.quantity == Decimal(15)
+
+
+def test_amend_to_good_till_date_from_the_block_page_takes_its_expiry(
+    pm, trader, book, client, eager_celery, django_capture_on_commit_callbacks
+):
+    """The block page's amend had no expiry field, so a day route could never be
+    amended to good till date there ("needs an expiry" whatever was chosen)."""
+    route = _resting_route(pm, trader, book, django_capture_on_commit_callbacks)
+    client.force_login(trader)
+    page = client.get(reverse("trading:block-detail", args=[route.block_id])).content.decode()
+    assert 'name="expire_at"' in page
+    url = reverse("trading:route-replace", args=[route.pk])
+    when = (timezone.now() + timedelta(days=3)).replace(second=0, microsecond=0)
+    no_date = client.post(url, {"time_in_force": "gtd"}, follow=True)
+    assert "A good-till-date order needs an expiry." in no_date.content.decode()
+    bad = client.post(url, {"time_in_force": "gtd", "expire_at": "next tuesday"}, follow=True)
+    assert "Expires (UTC): Enter a valid date/time." in bad.content.decode()
+    route.refresh_from_db()
+    assert (route.status, route.time_in_force) == (Route.Status.NEW, "day")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            url, {"time_in_force": "gtd", "expire_at": when.strftime("%Y-%m-%dT%H:%M")}
+        )
+    assert response.status_code == 302
+    route.refresh_from_db()
+    assert (route.status, route.time_in_force, route.expire_at) == (Route.Status.NEW, "gtd", when)
 
 
 # --- over FIX: the request is chained by ClOrdID/OrigClOrdID --------------------------
