@@ -5,10 +5,7 @@ changed."""
 from decimal import Decimal
 
 import pytest
-from django.test import Client
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from compliance.models import Alert, Override
@@ -17,24 +14,12 @@ from compliance.services import posttrade
 from compliance.services import rules as rule_services
 from oms.roles import Role
 from portfolios.models import Position
+from tests.clients import api_client, page_client
 from trading.models import Order
 from trading.services import orders as order_services
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1"
-
-
-def page_client(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def api_client(user) -> APIClient:
-    client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
 
 
 def _messages(response) -> list[str]:

@@ -3,12 +3,12 @@ those on a model, those out of band (by their stored drift); in the page and the
 never reaching another manager's accounts."""
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from portfolios.models import AccountDrift, ModelPortfolio, Portfolio, RebalanceRun
 from portfolios.services.drift import drift_refresh
+from tests.clients import page_client as page
 
 pytestmark = pytest.mark.django_db
 
@@ -20,12 +20,6 @@ def third(book, other_pm):
     return Portfolio.objects.create(
         code="ACC3", name="Theirs", manager=other_pm, model=acc1.model, base_currency="USD"
     )
-
-
-def page(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def run_accounts(run) -> list[str]:

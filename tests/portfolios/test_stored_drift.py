@@ -16,6 +16,7 @@ from audit.models import AuditEvent
 from portfolios.models import AccountDrift, CashBalance, Portfolio, Position, Price
 from portfolios.selectors import drift_by_account
 from portfolios.services.drift import drift_mark_stale, drift_refresh
+from tests.clients import api_client, page_client
 
 pytestmark = pytest.mark.django_db
 
@@ -31,28 +32,12 @@ def _empty_cache():
 
 @pytest.fixture
 def client_for():
-    from django.test import Client
-
-    def make(user) -> Client:
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return make
+    return page_client
 
 
 @pytest.fixture
 def api_client_for():
-    from rest_framework.authtoken.models import Token
-    from rest_framework.test import APIClient
-
-    def make(user) -> APIClient:
-        client = APIClient()
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-        return client
-
-    return make
+    return api_client
 
 
 def _more_accounts(book, pm, count: int, start: int = 10) -> list[Portfolio]:
