@@ -143,6 +143,30 @@ class RaiseCashForm(forms.Form):
     )
     currency = forms.CharField(max_length=10, required=False)
 
+    #: The run's tax options a raise takes (the same parameters as the rebalance form).
+    TAX_OPTIONS = ("lot_selection", "gains_cap", "wash_sale_days")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for parameter in PARAMETERS:
+            if parameter.name in self.TAX_OPTIONS:
+                self.fields[parameter.name] = _field(parameter)
+
+    def parameters(self) -> dict:
+        """The tax options given (blank ones left to the run's defaults)."""
+        data = self.cleaned_data
+        values = {}
+        for parameter in PARAMETERS:
+            value = data.get(parameter.name)
+            if parameter.name not in self.TAX_OPTIONS or value in (None, ""):
+                continue
+            if parameter.integer:
+                value = int(value)
+            elif not parameter.is_choice:
+                value = float(value)
+            values[parameter.name] = value
+        return values
+
 
 class OrderEditForm(forms.Form):
     quantity = forms.DecimalField(max_digits=24, decimal_places=6, label="Quantity")

@@ -157,6 +157,7 @@ def raise_cash(request: HttpRequest, pk: int) -> HttpResponse:
                     portfolio=portfolio,
                     amount=form.cleaned_data["amount"] or None,
                     currency=form.cleaned_data["currency"] or None,
+                    parameters=form.parameters(),
                 )
             except ValidationError as error:
                 add_service_errors(form, error)

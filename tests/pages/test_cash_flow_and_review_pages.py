@@ -102,6 +102,31 @@ def test_raise_cash_page_says_when_the_cash_cannot_be_raised(pm, book, client_fo
     assert "withdrawal entered here is cancelled" in page
 
 
+def test_raise_cash_page_takes_the_tax_options_and_keeps_the_gains_cap(pm, book, client_for):
+    """The page had no tax options and the raise ignored the gains cap (it sold 55 AAA,
+    bought at 30, for a gain of 3,850). With a cap of 0 it sells what realises no net
+    gain: losses (EEE at 10 and CCC at 20, bought at 30) offset any gain it takes."""
+    account = book["accounts"][0]
+    client = client_for(pm)
+    url = reverse("runs:raise-cash", args=[account.pk])
+    form = client.get(url).content.decode()
+    assert 'name="gains_cap"' in form and 'name="lot_selection"' in form
+    bad = client.post(url, {"amount": "25000", "gains_cap": "-5"})
+    assert bad.status_code == 422 and not RebalanceRun.objects.exists()
+    response = client.post(
+        url,
+        {"amount": "25000", "currency": "USD", "gains_cap": "0", "lot_selection": "hifo"},
+        follow=True,
+    )
+    assert "proposes the sells that raise the cash" in response.content.decode()
+    run = RebalanceRun.objects.get()
+    assert run.parameters["gains_cap"] == 0 and run.parameters["lot_selection"] == "hifo"
+    figures = run.summary["ACC1"]
+    assert figures["realised_gain"] <= 1e-6 and figures["cash_after"] >= 500 - 1e-6
+    sold = set(run.orders.values_list("security__ticker", flat=True))
+    assert sold and "AAA" not in sold  # the losses offset what gains (net within the cap)
+
+
 def test_edit_a_quantity_on_the_run_page(pm, proposed_run, client_for):
     client = client_for(pm)
     sell = proposed_run.orders.get(security__ticker="AAA", side="sell")

@@ -120,6 +120,39 @@ def test_raise_cash_takes_the_lots_the_run_chose_and_splits_gains_by_holding_per
     assert list(hifo.lots["long_term"]) == [False]
 
 
+def test_raise_cash_keeps_the_gains_cap():
+    """Raise cash ignored the run's gains cap: 45 AAA from the old lot realised 2,700
+    against a cap of 1,000. Now AAA sells only what the cap allows (16 at a gain of 60)
+    and the rest comes from positions that realise nothing (BBB, CCC: no lots, no gain)."""
+    uncapped = raise_cash(book(need=5_000.0, lots=lots_frame()), Options(lot_selection="fifo"))
+    assert uncapped.accounts.set_index("account").loc["A", "realised_gain"] == pytest.approx(2700)
+    result = raise_cash(
+        book(need=5_000.0, lots=lots_frame()), Options(lot_selection="fifo", gains_cap=1_000.0)
+    )
+    acc = result.accounts.set_index("account").loc["A"]
+    assert acc["status"] == "rebalanced"
+    assert acc["realised_gain"] <= 1_000.0 + 1e-6
+    assert acc["cash_after"] >= 500.0 - 1e-6
+    q = result.trades.set_index("security")["quantity"].to_dict()
+    assert q["AAA"] == -16  # 16 x 60 = 960 of gain; a 17th would pass the cap
+    assert (result.trades["side"] == "sell").all()
+    # an account's own cap counts too, and HIFO's cheaper gains need no cut
+    hifo = raise_cash(
+        book(need=5_000.0, lots=lots_frame()), Options(lot_selection="hifo", gains_cap=1_000.0)
+    )
+    assert hifo.trades.set_index("security")["quantity"].to_dict() == {"AAA": -45}
+
+
+def test_raise_cash_that_the_gains_cap_keeps_from_raising_says_so():
+    # 59,500 to raise; BBB and CCC free 49,000 without gains, AAA's lots all gain
+    result = raise_cash(
+        book(need=60_000.0, lots=lots_frame()), Options(lot_selection="fifo", gains_cap=0.0)
+    )
+    assert result.trades.empty
+    reason = result.skipped_reasons()["A"]
+    assert "within the gains cap of 0.00" in reason and "short by" in reason
+
+
 def test_rebalance_reports_short_and_long_term_gains_too():
     result = rebalance(book(need=0.0, lots=lots_frame()), Options(lot_selection="fifo"))
     acc = result.accounts.set_index("account").loc["A"]
