@@ -28,7 +28,6 @@ from django.db.models.base import ModelState
 from django.utils import timezone
 
 from audit.services import audit_record, audited_transaction
-from oms.bulk import update_rows
 from oms.numbers import MAX_QUANTITY, ZERO
 from oms.roles import Action, require, sees_all_accounts
 from oms.state import TransitionError
@@ -281,6 +280,10 @@ def run_orders_create(
     return orders
 
 
+#: Ids in one ``pk IN (...)`` (PostgreSQL takes at most 65,535 parameters a statement).
+_IDS_PER_UPDATE = 10_000
+
+
 def _run_orders(run, statuses, order_ids: Sequence[int] | None):
     orders = Order.objects.filter(rebalance_run=run, status__in=statuses)
     if order_ids is not None:
@@ -309,25 +312,30 @@ def run_orders_approve(*, actor, run, order_ids: Sequence[int] | None = None) ->
                 drafts, status=Order.Status.APPROVED, approved_by_id=actor.pk, updated_at=now
             )
         else:
-            locked = list(
-                drafts.select_for_update(of=("self",))
-                .select_related("portfolio", "security")
-                .order_by("pk")
-            )
+            # The checker reads the orders' own columns (their accounts and securities
+            # it loads itself, once for the batch): no related rows built per order.
+            locked = list(drafts.select_for_update().order_by("pk"))
             verdicts = pretrade.check(locked, stage="approve", actor=actor)
+            # The verdict in words stays on each order, as a single approval keeps it.
+            # Orders with the same verdict and words (every order that passes says
+            # "Passes") are written by one UPDATE: the statements grow with the
+            # different verdicts, not with the orders.
+            same: dict[tuple[str, str], list[int]] = {}
             for order in locked:
                 verdict = verdicts[order.pk]
                 # A verdict moves a draft only where an order may go from draft.
                 target = Order.Status(verdict.status)
                 _check_transition(Order.Status.DRAFT, target)
-                order.status = target
-                order.compliance_note = verdict.message[:1000]
-                order.updated_at = now
-                if order.status == Order.Status.APPROVED:
-                    order.approved_by_id = actor.pk
-                moved.setdefault(order.status, []).append(order.pk)
-            # The verdict in words stays on each order, as a single approval keeps it.
-            update_rows(Order, locked, ["status", "compliance_note", "approved_by", "updated_at"])
+                same.setdefault((target, verdict.message[:1000]), []).append(order.pk)
+                moved.setdefault(target, []).append(order.pk)
+            for (target, note), ids in same.items():
+                fields = {"status": target, "compliance_note": note, "updated_at": now}
+                if target == Order.Status.APPROVED:
+                    fields["approved_by_id"] = actor.pk
+                for start in range(0, len(ids), _IDS_PER_UPDATE):
+                    Order.objects.filter(pk__in=ids[start : start + _IDS_PER_UPDATE]).update(
+                        **fields
+                    )
         audit_record(
             actor=actor,
             kind="orders.approved",
