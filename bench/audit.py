@@ -303,13 +303,17 @@ def main() -> None:
         ),
         help="a PostgreSQL server (its maintenance database), as a superuser",
     )
+    parser.add_argument(
+        "--scratch-database", default=SCRATCH, help="the scratch database made on that server"
+    )
     args = parser.parse_args()
     import psycopg
 
+    scratch = args.scratch_database
     with psycopg.connect(args.database_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH}")
-        conn.execute(f"CREATE DATABASE {SCRATCH}")
-    url = args.database_url.rsplit("/", 1)[0] + f"/{SCRATCH}"
+        conn.execute(f"DROP DATABASE IF EXISTS {scratch}")
+        conn.execute(f"CREATE DATABASE {scratch}")
+    url = args.database_url.rsplit("/", 1)[0] + f"/{scratch}"
     _setup(url)
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
