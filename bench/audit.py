@@ -50,6 +50,7 @@ def _setup(url: str) -> None:
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("OMS_AUDIT_SEAL_KEY", "bench-audit-seal-key")
+    os.environ.setdefault("SECRET_KEY", "bench-only-key-signs-nothing")
     import django
 
     django.setup()
