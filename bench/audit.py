@@ -50,6 +50,7 @@ def _setup(url: str) -> None:
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("OMS_AUDIT_SEAL_KEY", "bench-audit-seal-key")
+    os.environ.setdefault("SECRET_KEY", "bench-only-key-signs-nothing")
     import django
 
     django.setup()
@@ -303,13 +304,17 @@ def main() -> None:
         ),
         help="a PostgreSQL server (its maintenance database), as a superuser",
     )
+    parser.add_argument(
+        "--scratch-database", default=SCRATCH, help="the scratch database made on that server"
+    )
     args = parser.parse_args()
     import psycopg
 
+    scratch = args.scratch_database
     with psycopg.connect(args.database_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH}")
-        conn.execute(f"CREATE DATABASE {SCRATCH}")
-    url = args.database_url.rsplit("/", 1)[0] + f"/{SCRATCH}"
+        conn.execute(f"DROP DATABASE IF EXISTS {scratch}")
+        conn.execute(f"CREATE DATABASE {scratch}")
+    url = args.database_url.rsplit("/", 1)[0] + f"/{scratch}"
     _setup(url)
     from django.contrib.auth import get_user_model
     from django.core.management import call_command

@@ -197,6 +197,23 @@ class RestrictedEntry(models.Model):
         return self.security.ticker if self.security_id else f"issuer {self.issuer}"
 
 
+class RuleBookStamp(models.Model):
+    """One row whose ``stamp`` changes whenever the rule book does: a trigger on the
+    rules, their chosen accounts, the restricted lists and their entries writes a new
+    random stamp in the transaction of any change (whoever makes it: a service, the
+    ORM, SQL). A process keeps the rule book it loaded under the stamp it read and
+    reloads when the stamp it reads differs (decision 37 of `docs/architecture.md`).
+    No row: the stamp is unknown and nothing is kept."""
+
+    stamp = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="rule_book_stamp_one_row")]
+
+    def __str__(self) -> str:
+        return self.stamp
+
+
 class PretradeResult(models.Model):
     """What one rule found of one order at one check, with the numbers that drove it and
     the version of the rule it used."""

@@ -7,10 +7,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
 from compliance import rules as engine
-from compliance.models import Override, PretradeResult, RestrictedList, Rule
+from compliance.models import Override, PretradeResult, RestrictedList, Rule, RuleBookStamp
 from compliance.rules.realised import Lot, Sale
 from compliance.rules.realised import realised_sales as replay_fifo
 from oms.roles import Action, can, sees_all_accounts
@@ -91,6 +91,55 @@ def engine_book(rules: Iterable[Rule], model_of: Mapping[int, int | None]) -> En
         lists={name: _engine_list(rl) for name, rl in lists.items()},
         by_id={r.pk: r for r in rules},
     )
+
+
+def rule_book_stamp() -> Subquery:
+    """The rule book's stamp as a subquery, to read with another query's rows (the
+    pre-trade check reads it with the accounts of its orders): no query of its own."""
+    return Subquery(RuleBookStamp.objects.filter(pk=1).values("stamp")[:1])
+
+
+def _read_stamp() -> str | None:
+    return RuleBookStamp.objects.filter(pk=1).values_list("stamp", flat=True).first()
+
+
+#: The engine's rule books this process built under one stamp (the last one read), by
+#: (day, stage, accounts with their models); decision 37.
+_KEPT: tuple[str | None, dict[tuple, EngineBook]] = (None, {})
+#: At most this many accounts in a book that is kept: a rebalance run's batch of
+#: thousands of accounts is built afresh (once per run: nothing to gain).
+_KEEP_ACCOUNTS = 16
+_KEEP_BOOKS = 256
+
+
+def engine_book_in_force(
+    day: dt.date, stage: str, model_of: Mapping[int, int | None], *, stamp: str | None
+) -> EngineBook:
+    """``engine_book(rules_in_force(day, stage), model_of)``, built once per process for
+    as long as the rule book's stamp stays ``stamp`` (read by the caller, in its
+    transaction, with `rule_book_stamp`).
+
+    Correct across processes because the stamp is written by a trigger in the
+    transaction of every change to the rule book's tables and is random, so never
+    reused (a rolled-back change leaves a stamp no one will read again). A book is kept
+    only when the stamp read again after loading it is still ``stamp``: nothing changed
+    in between, so the book loaded is the one of that stamp. Without a stamp (no row:
+    a database without the trigger, or a flushed one) nothing is kept."""
+    global _KEPT
+    key = (day, stage, tuple(sorted(model_of.items())))
+    kept_stamp, books = _KEPT
+    if stamp is not None and kept_stamp == stamp:
+        book = books.get(key)
+        if book is not None:
+            return book
+    book = engine_book(rules_in_force(day, stage), model_of)
+    if stamp is None or len(model_of) > _KEEP_ACCOUNTS or _read_stamp() != stamp:
+        return book
+    if kept_stamp != stamp or len(books) >= _KEEP_BOOKS:
+        books = {}
+        _KEPT = (stamp, books)
+    books[key] = book
+    return book
 
 
 def _engine_rule(rid, rule: Rule, params: dict, scope) -> engine.Rule:

@@ -24,7 +24,12 @@ from django.utils import timezone
 
 from compliance import rules as engine
 from compliance.models import Override, PretradeResult, Rule
-from compliance.selectors import engine_book, realised_sales, rule_key, rules_in_force
+from compliance.selectors import (
+    engine_book_in_force,
+    realised_sales,
+    rule_book_stamp,
+    rule_key,
+)
 from portfolios.models import CashBalance, Portfolio, Position, Security
 from portfolios.quotes import average_daily_volume
 from portfolios.selectors import FxTable, cash_on_its_way
@@ -83,6 +88,7 @@ def build_book(
     account_ids: Sequence[int] | None = None,
     adv_days: int | None = None,
     wash_days: int | None = None,
+    accounts: Sequence[tuple] | None = None,
 ) -> tuple[engine.Book, dict]:
     """The engine's book for the accounts of these orders (or these accounts, for a
     post-trade check with no order); also the securities by key (ticker, price) for the
@@ -91,14 +97,18 @@ def build_book(
     ``adv_days``: read the average daily volume of the ordered securities over that many
     days of bars (for ``max_adv_pct``; one query). ``wash_days``: read the sales realised
     in the accounts and securities bought within that many days (for ``wash_sale``; one
-    or two queries, `compliance.selectors.realised_sales`)."""
+    or two queries, `compliance.selectors.realised_sales`). ``accounts``: the accounts'
+    (key, base currency, long only) rows if the caller has read them already."""
     now = now or timezone.now()
     if account_ids is None:
         account_ids = sorted({o.portfolio_id for o in orders})
     order_ids = [o.pk for o in orders]
-    accounts = list(
-        Portfolio.objects.filter(pk__in=account_ids).values_list("pk", "base_currency", "long_only")
-    )
+    if accounts is None:
+        accounts = list(
+            Portfolio.objects.filter(pk__in=account_ids).values_list(
+                "pk", "base_currency", "long_only"
+            )
+        )
     holdings = list(
         Position.objects.filter(portfolio_id__in=account_ids)
         .exclude(quantity=0)
@@ -115,20 +125,24 @@ def build_book(
     ]:
         cash_by[(account, currency)] = cash_by.get((account, currency), 0.0) + amount
     cash = [(account, currency, amount) for (account, currency), amount in cash_by.items()]
+    live_orders = Order.objects.filter(
+        portfolio_id__in=account_ids, status__in=LIVE_STATES
+    ).exclude(pk__in=order_ids)
     live = [
         (pk, a, s, side, q, float(lp) if lp is not None else float("nan"), c)
-        for pk, a, s, side, q, lp, c in Order.objects.filter(
-            portfolio_id__in=account_ids, status__in=LIVE_STATES
-        )
-        .exclude(pk__in=order_ids)
-        .annotate(q=Cast("quantity", FloatField()))
-        .values_list("pk", "portfolio_id", "security_id", "side", "q", "limit_price", "created_at")
+        for pk, a, s, side, q, lp, c in live_orders.annotate(
+            q=Cast("quantity", FloatField())
+        ).values_list("pk", "portfolio_id", "security_id", "side", "q", "limit_price", "created_at")
     ]
-    security_ids = (
-        {s for _, s, _ in holdings} | {o.security_id for o in orders} | {r[2] for r in live}
-    )
+    # the securities held, ordered or in a live order, named by subqueries rather than
+    # by their keys: a list of five hundred keys costs more to send than to read back
+    held = Position.objects.filter(portfolio_id__in=account_ids).exclude(quantity=0)
     securities = list(
-        Security.objects.filter(pk__in=security_ids)
+        Security.objects.filter(
+            Q(pk__in=held.values("security_id"))
+            | Q(pk__in=live_orders.values("security_id"))
+            | Q(pk__in=sorted({o.security_id for o in orders}))
+        )
         .with_latest_price()
         .values_list(
             "pk",
@@ -232,15 +246,16 @@ def describe(rule: Rule | None, kind: str, status: str, value, limit, group: str
 def pretrade_check(orders: Sequence, *, stage: str, actor) -> dict[int, pretrade.Verdict]:
     """The verdict on each order, checked as one batch; stores the results."""
     now = timezone.now()
-    rules = rules_in_force(timezone.localdate(now), "pre")
-    if not rules:
-        return {o.pk: pretrade.APPROVED for o in orders}
-    model_of = dict(
-        Portfolio.objects.filter(pk__in={o.portfolio_id for o in orders}).values_list(
-            "pk", "model_id"
-        )
+    # the accounts with the rule book's stamp in one query: the rule book itself is
+    # loaded once per process and stamp (`engine_book_in_force`, decision 37)
+    rows = list(
+        Portfolio.objects.filter(pk__in={o.portfolio_id for o in orders})
+        .annotate(stamp=rule_book_stamp())
+        .values_list("pk", "base_currency", "long_only", "model_id", "stamp")
     )
-    ebook = engine_book(rules, model_of)
+    model_of = {pk: model for pk, _, _, model, _ in rows}
+    stamp = rows[0][4] if rows else None
+    ebook = engine_book_in_force(timezone.localdate(now), "pre", model_of, stamp=stamp)
     if not ebook.rules:
         return {o.pk: pretrade.APPROVED for o in orders}
     kinds = {r.kind for r in ebook.rules}
@@ -250,6 +265,7 @@ def pretrade_check(orders: Sequence, *, stage: str, actor) -> dict[int, pretrade
         now=now,
         adv_days=_adv_days() if "max_adv_pct" in kinds else None,
         wash_days=max(wash) if wash else None,
+        accounts=[(pk, base, long_only) for pk, base, long_only, _, _ in rows],
     )
     result = engine.check(book, ebook.rules, ebook.lists)
     skipped = {r["account"]: r["reason"] for r in result.records("skipped")}

@@ -259,8 +259,9 @@ def test_the_feeds_take_a_fixed_number_of_queries(
     with CaptureQueriesContext(connection) as queries:
         verdicts = pretrade.check(locked, stage="approve", actor=pm)
     assert len(verdicts) == count
-    # the eleven of every check (test_pretrade), plus the volumes, the sell allocations
-    # of the pairs that sold in the window, and their tax lots
+    # the eleven of a check that loads the rule book (test_pretrade: the rules were just
+    # written), plus the volumes, the sell allocations of the pairs that sold in the
+    # window, and their tax lots
     assert len(queries) == 14
     warned = {o.pk for o in locked if verdicts[o.pk].warned and "Wash" in verdicts[o.pk].warned}
     assert warned == {
