@@ -43,7 +43,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 from django.conf import settings
-from django.db.models import F, FloatField, Sum
+from django.db.models import F, FloatField, QuerySet, Sum
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -224,12 +224,19 @@ def _by_pair(pairs: pd.Series, board: FxBoard) -> tuple[pd.Series, pd.Series]:
 
 
 def book_valuation(
-    portfolio_ids: Iterable[int], *, currency: str | None = None, now: datetime | None = None
+    portfolio_ids: Iterable[int] | QuerySet[Portfolio],
+    *,
+    currency: str | None = None,
+    now: datetime | None = None,
 ) -> BookValuation:
-    """Value these accounts now (see the module): a fixed number of queries."""
+    """Value these accounts (ids, or a queryset of them) now (see the module), in a
+    fixed number of queries whatever their number."""
     now = now or timezone.now()
     currency = currency or firm_currency()
-    portfolio_ids = list(portfolio_ids)
+    if isinstance(portfolio_ids, QuerySet):
+        portfolio_ids = portfolio_ids.values("pk")  # a subquery: no query of its own
+    else:
+        portfolio_ids = list(portfolio_ids)
     accounts = pd.DataFrame(
         list(
             Portfolio.objects.filter(pk__in=portfolio_ids).values_list(
