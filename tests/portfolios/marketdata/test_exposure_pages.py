@@ -47,7 +47,8 @@ def test_the_firm_sees_every_account_with_stale_and_missing_marked(
     html = client.get("/portfolios/exposure/").content.decode()
     assert "Firm: NAV" in html and "37,450" in html  # every account
     assert '<span class="badge badge-stale" data-incomplete>incomplete</span>' in html
-    assert "1 position at a stale price, 1 with no price" in html
+    assert "1 position valued at a stale price or FX rate." in html
+    assert "1 position with no price or FX rate, not in the figures." in html
     assert 'data-flag="stale"' in html and 'data-flag="missing"' in html
     assert "js/exposure.js" in html and "vendor/plotly.min.js" in html and "cdn" not in html
     for dimension in ("asset_class", "currency", "sector", "country"):
