@@ -30,7 +30,8 @@ counted in ``cash_missing``). Every total that any of them touches says so
 Floats inside, rounded once to cents (``Decimal``) at the boundary (``rows``).
 
 Realised P&L (closed lots) is not here: it is to be joined per account from
-``portfolios.selectors.realised_pnl`` when that exists (see ``FIGURES``).
+``portfolios.selectors.realised_pnl`` when that exists (the place is marked in
+``book_valuation``).
 """
 
 from __future__ import annotations
@@ -386,6 +387,10 @@ def book_valuation(
         {"amount_base": "cash_base", "amount_firm": "cash_firm", "cash_missing": "cash_missing"},
     )
     accounts = accounts.join(held, on="account").join(money, on="account")
+    # Realised P&L goes here when portfolios.selectors.realised_pnl(ids, since=...)
+    # exists: join its per-account figures (base and firm) as "realised_pnl_base" and
+    # "realised_pnl_firm", and add "realised_pnl" to FIGURES; every level, the CSV
+    # and the API then carry it. Until then it is left out, not shown as zero.
     for suffix in ("base", "firm"):
         accounts[f"nav_{suffix}"] = accounts[f"market_value_{suffix}"] + accounts[f"cash_{suffix}"]
     for column in COUNTS:
