@@ -8,7 +8,7 @@
   const REFRESH_MS = 5000;
   const stateLabel = document.querySelector("[data-exposure-state]");
   const LAYOUT = {
-    margin: { l: 110, r: 16, t: 8, b: 32 },
+    margin: { l: 16, r: 16, t: 8, b: 32 },
     paper_bgcolor: "rgba(0,0,0,0)",
     plot_bgcolor: "rgba(0,0,0,0)",
     font: { size: 12 },
@@ -28,7 +28,8 @@
       marker: { color: chart.incomplete.slice().reverse().map((i) => (i ? "#d8a23b" : "#3b6fd8")) },
       hovertemplate: "%{y}: %{x:,.0f} (%{customdata:.2f}% of NAV)<extra></extra>",
     };
-    window.Plotly.react(div, [trace], Object.assign({}, LAYOUT, { xaxis: { tickformat: ",.0f" } }), CONFIG);
+    const layout = Object.assign({}, LAYOUT, { xaxis: { tickformat: ",.0f" }, yaxis: { automargin: true } });
+    window.Plotly.react(div, [trace], layout, CONFIG);
   }
 
   function drawAll(root) {
