@@ -434,3 +434,7 @@ OMS_QUOTE_REDIS_URL = env.str("OMS_QUOTE_REDIS_URL", default=REDIS_URL)
 OMS_PRICE_FEED_VENUES = env.list("OMS_PRICE_FEED_VENUES", default=["XNAS", "ARCX"])
 OMS_PRICE_FEED_TICK_RATE = env.float("OMS_PRICE_FEED_TICK_RATE", default=20.0)
 OMS_PRICE_FEED_VOLATILITY = env.float("OMS_PRICE_FEED_VOLATILITY", default=0.3)
+
+# The firm's base currency: the one currency model, manager and firm totals and the
+# exposure view are in (each account is also valued in its own base currency).
+OMS_BASE_CURRENCY = env.str("OMS_BASE_CURRENCY", default="USD").upper()

@@ -11,6 +11,7 @@ _NAV = [
     ("Accounts", "portfolios:portfolio-list", Action.PORTFOLIO_VIEW),
     ("Models", "portfolios:model-list", Action.MODEL_MANAGE),
     ("Drift", "portfolios:drift-dashboard", Action.PORTFOLIO_VIEW),
+    ("Exposure", "portfolios:exposure", Action.PORTFOLIO_VIEW),
     ("Rebalances", "runs:list", Action.REBALANCE_RUN),
     ("Orders", "trading:order-list", Action.ORDER_VIEW),
     ("Blotter", "trading:blotter", Action.BLOCK_VIEW),

@@ -245,3 +245,30 @@ class DriftFilter(filters.FilterSet):
         if not getattr(self.form, "cleaned_data", {}).get("sort"):
             qs = self.sort_by(qs, "sort", DEFAULT_DRIFT_SORT)
         return qs
+
+
+class ExposureFilter(filters.FilterSet):
+    """The accounts the exposure view (page and API) values: by manager, model and
+    base currency, within those the user may see."""
+
+    manager = filters.ModelChoiceFilter(
+        queryset=get_user_model()
+        .objects.filter(Exists(Portfolio.objects.filter(manager=OuterRef("pk"))))
+        .order_by("username"),
+        label="Manager",
+    )
+    model = filters.ModelChoiceFilter(queryset=ModelPortfolio.objects.all())
+    currency = filters.ChoiceFilter(
+        field_name="base_currency",
+        label="Base currency",
+        choices=lambda: [
+            (c, c)
+            for c in Portfolio.objects.order_by("base_currency")
+            .values_list("base_currency", flat=True)
+            .distinct()
+        ],
+    )
+
+    class Meta:
+        model = Portfolio
+        fields = ["manager", "model", "currency"]

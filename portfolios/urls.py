@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import drift_views, model_views, views
+from . import drift_views, exposure_views, model_views, views
 
 app_name = "portfolios"
 
@@ -18,4 +18,6 @@ urlpatterns = [
     path("quarantine/", views.quarantine, name="quarantine"),
     path("drift/", drift_views.drift_dashboard, name="drift-dashboard"),
     path("drift/<int:pk>/", drift_views.drift_account, name="drift-account"),
+    path("exposure/", exposure_views.exposure, name="exposure"),
+    path("exposure/<str:table>.csv", exposure_views.exposure_csv, name="exposure-csv"),
 ]

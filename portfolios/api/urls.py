@@ -2,7 +2,7 @@
 
 from rest_framework.routers import SimpleRouter
 
-from . import model_portfolios, quotes, views
+from . import exposure, model_portfolios, quotes, views
 
 router = SimpleRouter()
 router.register("securities", views.SecurityViewSet, basename="security")
@@ -11,5 +11,6 @@ router.register("quotes", quotes.QuoteViewSet, basename="quote")
 router.register("portfolios", views.PortfolioViewSet, basename="portfolio")
 router.register("models", model_portfolios.ModelPortfolioViewSet, basename="model")
 router.register("drift", views.DriftViewSet, basename="drift")
+router.register("exposure", exposure.ExposureViewSet, basename="exposure")
 
 urlpatterns = router.urls

@@ -57,6 +57,8 @@ EXPECTED_PATHS = {
     "/api/v1/models/{id}/copy/",
     "/api/v1/models/{id}/assign/",
     "/api/v1/drift/",
+    "/api/v1/exposure/totals/",
+    "/api/v1/exposure/breakdown/",
     "/api/v1/rebalance-runs/",
     "/api/v1/rebalance-runs/{id}/",
     "/api/v1/rebalance-runs/{id}/approve/",

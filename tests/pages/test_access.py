@@ -33,6 +33,7 @@ PAGES = {
     "portfolios:model-new": ((), expect(PM_ONLY | {"ops"})),
     "portfolios:model-edit": (("model",), expect(PM_ONLY | {"ops"})),
     "portfolios:model-assign": (("model",), expect(PM_ONLY | {"ops"})),
+    "portfolios:exposure": ((), expect(VIEWERS)),
     "runs:list": ((), expect(PM_ONLY)),
     "runs:create": ((), expect(PM_ONLY)),
     "runs:detail": (("run",), expect({"pm": 200, "other_pm": 404})),
@@ -114,13 +115,14 @@ def test_a_user_without_role_sees_the_no_role_page_and_no_navigation(outsider, c
 @pytest.mark.parametrize(
     ("who", "labels"),
     [
-        ("pm", ["Accounts", "Models", "Drift", "Rebalances", "Orders", "Rule book"]),
+        ("pm", ["Accounts", "Models", "Drift", "Exposure", "Rebalances", "Orders", "Rule book"]),
         ("trader", ["Orders", "Blotter", "Brokers", "Reconciliation", "Rule book"]),
         (
             "compliance",
             [
                 "Accounts",
                 "Drift",
+                "Exposure",
                 "Orders",
                 "Blotter",
                 "Brokers",
@@ -137,6 +139,7 @@ def test_a_user_without_role_sees_the_no_role_page_and_no_navigation(outsider, c
                 "Accounts",
                 "Models",
                 "Drift",
+                "Exposure",
                 "Orders",
                 "Blotter",
                 "Brokers",
