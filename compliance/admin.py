@@ -13,6 +13,7 @@ from .models import (
     RestrictedEntry,
     RestrictedList,
     Rule,
+    RuleBookStamp,
 )
 
 
@@ -60,3 +61,11 @@ class AlertAdmin(ReadOnlyModelAdmin):
 class AlertCommentAdmin(ReadOnlyModelAdmin):
     list_display = ["alert", "author", "created_at"]
     list_select_related = ["alert", "author"]
+
+
+@admin.register(RuleBookStamp)
+class RuleBookStampAdmin(ReadOnlyModelAdmin):
+    """The stamp a database trigger rewrites with every change to the rule book: shown
+    to tell whether the pre-trade check's kept book is current, never edited."""
+
+    list_display = ("id", "stamp")
