@@ -207,7 +207,10 @@ class Security(models.Model):
         # The terms a security's asset class needs, checked by the engine that uses them.
         from portfolios.terms import terms_errors
 
-        errors = terms_errors(self)
+        try:
+            errors = terms_errors(self)
+        except (TypeError, ArithmeticError):
+            return  # a field that is not a number or a date yet: clean_fields named it
         if errors:
             raise ValidationError(errors)
 

@@ -76,9 +76,9 @@ def test_the_demo_has_government_securities_and_its_funds_are_not_ones(demo):
 
 
 def test_the_demo_bonds_and_derivatives_are_valued_and_orderable(demo):
-    from portfolios.quotes import positions_valued
     from django.utils import timezone
 
+    from portfolios.quotes import positions_valued
     from portfolios.terms import unit_value
 
     account = Portfolio.objects.get(code="MULTI01")
