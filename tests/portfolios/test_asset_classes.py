@@ -447,3 +447,31 @@ def test_an_option_order_carries_its_maturity_strike_and_right(ops, book):
     assert len(fields[200]) == 8
     equity = dict(fixmap.instrument_fields(route_services._terms(book["securities"]["AAA"])))
     assert equity == {167: "CS"}
+
+
+def test_the_admin_form_names_a_missing_bond_term(ops, client):
+    ops.is_superuser = True  # the admin's add page is for a superuser
+    ops.save(update_fields=["is_superuser"])
+    client.force_login(ops)
+    form = {
+        "ticker": "ADM6",
+        "name": "Admin 6%",
+        "asset_class": "bond",
+        "currency": "USD",
+        "round_lot": "1000",
+        "min_quantity": "1000",
+        "tick_size": "0.01",
+        "multiplier": "1",
+        "is_active": "on",
+        "coupon_rate": "0.06",
+        "coupon_frequency": "2",
+        "day_count": "ACT/360",
+        "issue_date": "2024-01-15",
+    }
+    response = client.post("/admin/portfolios/security/add/", form)
+    assert response.status_code == 200
+    assert "A bond needs its maturity." in response.content.decode()
+    assert not Security.objects.filter(ticker="ADM6").exists()
+    response = client.post("/admin/portfolios/security/add/", form | {"maturity": "2029-01-15"})
+    assert response.status_code == 302
+    assert Security.objects.get(ticker="ADM6").multiplier == D("0.01")
