@@ -7,7 +7,7 @@ Deterministic (seeded), and loaded once: a second load finds it there and stops.
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
@@ -213,6 +213,7 @@ def load_demo_data(*, seed: int = 2026, accounts: int = 20, days: int = 30) -> d
         )
     models = _models(securities)
     portfolios = _accounts(users, models, securities, latest, rng, accounts, today)
+    _multi_asset_account(users["pm2"], securities, latest, today)
     _model_of_models(models)
 
     Broker.objects.get_or_create(
@@ -433,7 +434,150 @@ def _securities() -> dict[str, Security]:
         security, _ = Security.objects.get_or_create(ticker=row["ticker"], defaults=row)
         security._demo_price = px
         securities[security.ticker] = security
+    for row in _instruments(timezone.now().date()):
+        px = row.pop("_px")
+        underlying = row.pop("_underlying", None)
+        security = Security.objects.filter(ticker=row["ticker"]).first()
+        if security is None:
+            security = Security(**row, underlying=securities.get(underlying))
+            security.full_clean()  # the terms checked as the admin and the API check them
+            security.save()
+        security._demo_price = px
+        securities[security.ticker] = security
     return securities
+
+
+#: What the multi-asset account holds of the demo's bonds and derivatives: quantities
+#: in each one's own unit (face value, contracts).
+MULTI_ASSET_HOLDINGS = {
+    "T4.375-2034": Decimal(100_000),
+    "AAPL4.65-2046": Decimal(50_000),
+    "CL": Decimal(2),
+    "AAPL-CALL": Decimal(10),
+}
+
+
+def _multi_asset_account(manager, securities, latest, today) -> Portfolio:
+    """MULTI01, pm2's account without a model, holding a Treasury note, a corporate
+    note, crude oil futures and Apple calls, each valued by its own terms (a bond at
+    face x price / 100 plus accrued interest, a contract at price x multiplier)."""
+    account, created = Portfolio.objects.get_or_create(
+        code="MULTI01",
+        defaults={
+            "name": "Multi-asset 001",
+            "manager": manager,
+            "base_currency": "USD",
+            "cash_floor": Decimal(1000),
+        },
+    )
+    if not created:
+        return account
+    by_kind = {
+        s.asset_class: s for s in securities.values() if s.asset_class in ("future", "option")
+    }
+    held = {
+        "T4.375-2034": securities["T4.375-2034"],
+        "AAPL4.65-2046": securities["AAPL4.65-2046"],
+        "CL": by_kind["future"],
+        "AAPL-CALL": by_kind["option"],
+    }
+    for key, security in held.items():
+        quantity = MULTI_ASSET_HOLDINGS[key]
+        Position.objects.create(portfolio=account, security=security, quantity=quantity)
+        TaxLot.objects.create(
+            portfolio=account,
+            security=security,
+            quantity=quantity,
+            original_quantity=quantity,
+            unit_cost=latest[security.ticker],
+            acquired_on=today - timedelta(days=20),
+        )
+    CashBalance.objects.create(portfolio=account, currency="USD", amount=Decimal(250_000))
+    return account
+
+
+_MONTH_CODES = "FGHJKMNQUVXZ"  # the exchanges' futures month codes, January to December
+
+
+def _instruments(today: date) -> list[dict]:
+    """The demo's bonds and listed derivatives, ordered and valued by their own terms
+    (portfolios.terms): a US Treasury note and an Apple note (face value at % of par,
+    accrued interest), a NYMEX crude oil future about three months out (1,000 barrels a
+    contract) and an Apple call (100 shares a contract) about two months out. The
+    derivatives' dates follow today, so that the demo can always trade them."""
+    delivery = (today.replace(day=1) + timedelta(days=95)).replace(day=1)
+    # CL stops trading about three business days before the 25th of the month before
+    # delivery: the 20th of that month is near enough for the demo.
+    crude_expiry = (delivery - timedelta(days=1)).replace(day=20)
+    month = (today.replace(day=1) + timedelta(days=62)).replace(day=1)
+    friday = month + timedelta(days=(4 - month.weekday()) % 7 + 14)  # the third Friday
+    return [
+        {
+            "ticker": "T4.375-2034",
+            "name": "US Treasury 4.375% note due 15 May 2034",
+            "asset_class": AssetClass.BOND,
+            "currency": "USD",
+            "sector": "Government",
+            "issuer": "United States Treasury",
+            "country": "US",
+            "government": True,
+            "coupon_rate": Decimal("0.04375"),
+            "coupon_frequency": 2,
+            "day_count": "ACT/ACT ICMA",
+            "issue_date": date(2024, 5, 15),
+            "maturity": date(2034, 5, 15),
+            # $100 and multiples since April 2008 (Treasury press release, 21 March 2008)
+            "min_quantity": Decimal(100),
+            "round_lot": Decimal(100),
+            "_px": 99.2,
+        },
+        {
+            "ticker": "AAPL4.65-2046",
+            "name": "Apple Inc. 4.65% note due 23 February 2046",
+            "asset_class": AssetClass.BOND,
+            "currency": "USD",
+            "sector": "Information Technology",
+            "issuer": "Apple Inc.",
+            "country": "US",
+            "coupon_rate": Decimal("0.0465"),
+            "coupon_frequency": 2,
+            "day_count": "30/360 US",
+            "issue_date": date(2016, 2, 23),
+            "maturity": date(2046, 2, 23),
+            # "$2,000 and integral multiples of $1,000 in excess thereof"
+            "min_quantity": Decimal(2000),
+            "round_lot": Decimal(1000),
+            "_px": 92.5,
+        },
+        {
+            "ticker": f"CL{_MONTH_CODES[delivery.month - 1]}{delivery.year % 100:02d}",
+            "name": f"NYMEX light sweet crude oil {delivery:%b %Y}",
+            "asset_class": AssetClass.FUTURE,
+            "currency": "USD",
+            "sector": "Energy",
+            "issuer": "NYMEX",
+            "country": "US",
+            "multiplier": Decimal(1000),
+            "contract_unit": "1,000 barrels",
+            "expiry": crude_expiry,
+            "_px": 71.5,
+        },
+        {
+            "ticker": f"AAPL{friday:%y%m%d}C230",
+            "name": f"Apple call 230 {friday:%d %b %Y}",
+            "asset_class": AssetClass.OPTION,
+            "currency": "USD",
+            "sector": "Information Technology",
+            "issuer": "Apple Inc.",
+            "country": "US",
+            "multiplier": Decimal(100),
+            "option_right": "call",
+            "strike": Decimal(230),
+            "expiry": friday,
+            "_underlying": "AAPL",
+            "_px": 8.5,
+        },
+    ]
 
 
 def _prices(securities, rng, today, days) -> dict[str, Decimal]:

@@ -93,7 +93,11 @@ def proposal_totals(run: RebalanceRun) -> list[dict]:
         .annotate(
             quantity_total=Sum("quantity"),
             accounts=Count("portfolio", distinct=True),
-            value=Sum(F("quantity") * F("estimated_price"), output_field=DecimalField()),
+            # a contract's multiplier; a bond's 0.01 (clean value, accrued interest aside)
+            value=Sum(
+                F("quantity") * F("estimated_price") * F("security__multiplier"),
+                output_field=DecimalField(),
+            ),
         )
         .order_by("security__ticker", "side", "portfolio__base_currency")
     )

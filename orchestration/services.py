@@ -212,11 +212,14 @@ def rebalance_run_execute(*, run_id: int) -> RebalanceRun | None:
     return RebalanceRun.objects.get(pk=run_id)
 
 
-def _proposals(result):
-    """The engine's trades as plain proposed orders (Decimal at the boundary)."""
+def _proposals(result, book):
+    """The engine's trades as plain proposed orders (Decimal at the boundary), each
+    with its security's quoted price (the engine sized it on the unit's value, which
+    for a bond is a price in % of par over 100 plus accrued interest)."""
     trades = result.trades
     if trades.empty:
         return []
+    quote = dict(zip(book.securities["security"], book.securities["quote"], strict=True))
     quantity = trades["quantity"].to_numpy(dtype=float)
     return [
         ProposedOrder(
@@ -230,7 +233,7 @@ def _proposals(result):
             trades["account"].to_numpy(),
             trades["security"].to_numpy(),
             quantity,
-            trades["price"].to_numpy(dtype=float),
+            trades["security"].map(quote).to_numpy(dtype=float),
             strict=True,
         )
     ]
@@ -331,7 +334,7 @@ def _compute_chunk(run: RebalanceRun, chunk: int, pending: list[int]) -> int:
     engine = raise_cash if params.get("objective") == "raise_cash" else rebalance
     result = engine(book, run_options(params))
     codes = dict(Portfolio.objects.filter(pk__in=pending).values_list("pk", "code"))
-    proposed = [p for p in _proposals(result) if p.portfolio_id not in flow_problems]
+    proposed = [p for p in _proposals(result, book) if p.portfolio_id not in flow_problems]
     reasons = loaded.skipped | result.skipped_reasons() | flow_problems
     summary_rows = result.accounts.to_dict("records")
     with audited_transaction():

@@ -100,7 +100,9 @@ def _run_orders(run: RebalanceRun, params) -> tuple:
             orders = orders.filter(**{lookup: value})
             chosen[name] = value
     sort = params.get("sort") if params.get("sort") in ORDER_SORTS else "account"
-    orders = orders.annotate(est_value=F("quantity") * F("estimated_price"))
+    orders = orders.annotate(
+        est_value=F("quantity") * F("estimated_price") * F("security__multiplier")
+    )
     return orders.order_by(*ORDER_SORTS[sort]), chosen, sort
 
 

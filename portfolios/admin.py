@@ -36,6 +36,50 @@ class SecurityAdmin(AuditedModelAdmin):
     ]
     list_filter = ["asset_class", "currency", "sector", "government", "is_active"]
     search_fields = ["ticker", "name", "isin", "cusip", "figi"]
+    raw_id_fields = ["underlying"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "ticker",
+                    "name",
+                    "asset_class",
+                    "currency",
+                    ("isin", "cusip", "figi"),
+                    ("sector", "issuer", "country"),
+                    "government",
+                    "is_active",
+                ]
+            },
+        ),
+        (
+            "Trading terms",
+            {
+                "fields": [
+                    ("round_lot", "min_quantity", "fractional"),
+                    ("tick_size", "multiplier"),
+                    "settlement_cycle",
+                ],
+                "description": "A bond's minimum piece is its minimum quantity and its "
+                "increment its round lot, in face value; its multiplier is 0.01.",
+            },
+        ),
+        (
+            "Bond",
+            {
+                "fields": [
+                    ("coupon_rate", "coupon_frequency", "day_count"),
+                    ("issue_date", "first_coupon_date", "maturity"),
+                ]
+            },
+        ),
+        (
+            "Future or option",
+            {"fields": ["expiry", "contract_unit", "underlying", ("option_right", "strike")]},
+        ),
+        ("FX", {"fields": ["base_currency", "value_date"]}),
+    ]
 
 
 @admin.register(Price)

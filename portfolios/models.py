@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import OuterRef, Subquery
@@ -43,6 +44,52 @@ class AssetClass(models.TextChoices):
     ETF = "etf", "Exchange-traded fund"
     FIXED_INCOME = "fixed_income", "Fixed income"
     MONEY_MARKET = "money_market", "Money market"
+    # Priced and booked by their own terms (portfolios.terms, docs/instruments.md):
+    BOND = "bond", "Bond"
+    FUTURE = "future", "Future"
+    OPTION = "option", "Listed option"
+    FX_SPOT = "fx_spot", "FX spot"
+    FX_FORWARD = "fx_forward", "FX forward"
+
+
+class DayCount(models.TextChoices):
+    """The day counts the instrument engine knows (portfolios.instruments.DayCount)."""
+
+    THIRTY_360_US = "30/360 US", "30/360 US (SIFMA)"
+    THIRTY_360 = "30/360", "30/360 bond basis (ISDA)"
+    THIRTY_E_360 = "30E/360", "30E/360 Eurobond basis"
+    THIRTY_E_360_ISDA = "30E/360 ISDA", "30E/360 ISDA"
+    ACT_360 = "ACT/360", "ACT/360"
+    ACT_365F = "ACT/365F", "ACT/365 fixed"
+    ACT_ACT_ISDA = "ACT/ACT ISDA", "ACT/ACT ISDA"
+    ACT_ACT_ICMA = "ACT/ACT ICMA", "ACT/ACT ICMA"
+
+
+class CouponFrequency(models.IntegerChoices):
+    ZERO = 0, "Zero coupon"
+    ANNUAL = 1, "Annual"
+    SEMI_ANNUAL = 2, "Semi-annual"
+    QUARTERLY = 4, "Quarterly"
+    MONTHLY = 12, "Monthly"
+
+
+class OptionRight(models.TextChoices):
+    CALL = "call", "Call"
+    PUT = "put", "Put"
+
+
+class SettlementCycle(models.TextChoices):
+    """The engine's market cycles (portfolios.instruments.build.SETTLEMENT_CYCLES)."""
+
+    US_SECURITIES = "us_securities", "US securities (T+1 from 28 May 2024)"
+    US_TREASURIES = "us_treasuries", "US Treasuries (T+1)"
+    LISTED_DERIVATIVES_US = "listed_derivatives_us", "US listed derivatives (T+1)"
+    CANADA_SECURITIES = "canada_securities", "Canada (T+1)"
+    EU_SECURITIES = "eu_securities", "EU securities (T+2)"
+    UK_EQUITIES = "uk_equities", "UK equities (T+2)"
+    UK_GILTS = "uk_gilts", "UK gilts (T+1)"
+    JAPAN_EQUITIES = "japan_equities", "Japan equities (T+2)"
+    MONEY_MARKET_SAME_DAY = "money_market_same_day", "Money market fund (T+0)"
 
 
 class SecurityQuerySet(models.QuerySet):
@@ -89,6 +136,63 @@ class Security(models.Model):
     )
     fractional = models.BooleanField(default=False, help_text="Quantities below one lot allowed")
     is_active = models.BooleanField(default=True)
+    # Instrument terms (docs/instruments.md). Which of them a security needs depends on
+    # its asset class; portfolios.terms checks them and builds the engine's instrument.
+    # A bond's minimum piece is min_quantity and its increment round_lot, in face value;
+    # its multiplier is 0.01 (a price in % of par: one unit of face is worth price/100).
+    settlement_cycle = models.CharField(
+        max_length=30,
+        choices=SettlementCycle.choices,
+        blank=True,
+        help_text="Blank: the asset class's usual cycle in the US",
+    )
+    coupon_rate = models.DecimalField(
+        max_digits=12,
+        decimal_places=8,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(ZERO)],
+        help_text="Bonds: the annual coupon as a fraction (0.0425 for 4.25%)",
+    )
+    coupon_frequency = models.PositiveSmallIntegerField(
+        choices=CouponFrequency.choices, null=True, blank=True, help_text="Bonds"
+    )
+    day_count = models.CharField(
+        max_length=16, choices=DayCount.choices, blank=True, help_text="Bonds"
+    )
+    issue_date = models.DateField(
+        null=True, blank=True, help_text="Bonds: the date interest accrues from"
+    )
+    first_coupon_date = models.DateField(
+        null=True, blank=True, help_text="Bonds: only for an odd first coupon period"
+    )
+    maturity = models.DateField(null=True, blank=True, help_text="Bonds")
+    expiry = models.DateField(
+        null=True, blank=True, help_text="Futures and options: the last trading day"
+    )
+    contract_unit = models.CharField(
+        max_length=100, blank=True, help_text="Futures: what one contract is (1,000 barrels)"
+    )
+    underlying = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="derivatives",
+        help_text="Options (and futures on a security): what the contract is written on",
+    )
+    option_right = models.CharField(
+        "put or call", max_length=4, choices=OptionRight.choices, blank=True
+    )
+    strike = price_field(
+        null=True, blank=True, validators=[MinValueValidator(ZERO)], help_text="Options"
+    )
+    base_currency = models.CharField(
+        max_length=3,
+        blank=True,
+        help_text="FX: the pair's base currency (currency is the quote: EUR/USD is EUR, USD)",
+    )
+    value_date = models.DateField(null=True, blank=True, help_text="FX forwards")
 
     objects = SecurityQuerySet.as_manager()
 
@@ -98,6 +202,17 @@ class Security(models.Model):
 
     def __str__(self) -> str:
         return self.ticker
+
+    def clean(self) -> None:
+        # The terms a security's asset class needs, checked by the engine that uses them.
+        from portfolios.terms import terms_errors
+
+        try:
+            errors = terms_errors(self)
+        except (TypeError, ArithmeticError):
+            return  # a field that is not a number or a date yet: clean_fields named it
+        if errors:
+            raise ValidationError(errors)
 
 
 class Price(models.Model):

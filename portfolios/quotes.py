@@ -26,6 +26,7 @@ from django.utils import timezone
 from .marketdata import Freshness, cross_legs, freshness, fx_pair
 from .models import FxRate, Price, PriceBar, Security
 from .quotecache import consolidated, fx_pairs
+from .terms import accrued_per_unit, price_multiplier, unit_value
 
 PLACES = Decimal("0.00000001")
 
@@ -288,6 +289,13 @@ class ValuedPosition:
     value_base: Decimal | None = None
     unrealised: Decimal | None = None  # in base
     day_pnl: Decimal | None = None  # in base
+    multiplier: Decimal = Decimal(1)  # what a point of price is worth per unit
+    accrued_per_unit: Decimal = Decimal(0)  # a bond's, per unit of face, today
+
+    @property
+    def cost_value(self) -> Decimal:
+        """The open lots' cost in money (a bond's lots hold their price in % of par)."""
+        return self.cost * self.multiplier
 
     @property
     def max_age_seconds(self) -> int:
@@ -323,19 +331,24 @@ def positions_valued(portfolio, *, now: datetime | None = None) -> dict:
     rows = []
     totals = {"value_base": Decimal(0), "unrealised": Decimal(0), "day_pnl": Decimal(0)}
     stale, unvalued = [], []
+    today = timezone.localdate(now)
     for p in sorted(positions, key=lambda p: p.security.ticker):
         s = p.security
         fx = board.rate(s.currency, base)
         row = ValuedPosition(s, p.quantity, readings[s.pk], fx.rate, costs[s.pk], closes.get(s.pk))
+        row.multiplier = price_multiplier(s)
+        row.accrued_per_unit = accrued_per_unit(s, today)
         price = row.reading.price
         if price is not None and fx.rate is not None:
             rate = Decimal(repr(fx.rate))
-            row.value = _money(p.quantity * s.multiplier * price)
+            # One unit's worth (portfolios.terms): a bond's face at % of par plus its
+            # accrued interest; the P&L is on the clean value (accrued is income).
+            row.value = _money(p.quantity * unit_value(s, price, today))
             row.value_base = _money(row.value * rate)
-            row.unrealised = _money((row.value - row.cost * s.multiplier) * rate)
+            row.unrealised = _money((p.quantity * price - row.cost) * row.multiplier * rate)
             if row.previous_close is not None:
                 row.day_pnl = _money(
-                    p.quantity * s.multiplier * (price - row.previous_close) * rate
+                    p.quantity * row.multiplier * (price - row.previous_close) * rate
                 )
             totals["value_base"] += row.value_base
             totals["unrealised"] += row.unrealised

@@ -29,6 +29,7 @@ from .models import (
 )
 from .rebalance import Book
 from .rebalance.sleeves import flatten, reachable
+from .terms import TERMS_FIELDS, price_multiplier, unit_value
 
 
 def portfolios_visible_to(user) -> QuerySet[Portfolio]:
@@ -155,15 +156,7 @@ def load_book(
     securities = list(
         Security.objects.filter(pk__in=security_ids)
         .with_latest_price()
-        .values(
-            "pk",
-            "currency",
-            "round_lot",
-            "min_quantity",
-            "fractional",
-            "latest_price",
-            "latest_price_date",
-        )
+        .values("pk", *TERMS_FIELDS, "latest_price", "latest_price_date")
     )
     currency_of = {s["pk"]: s["currency"] for s in securities}
     # What share of a position's lots is still there once its pending sells are done.
@@ -172,18 +165,34 @@ def load_book(
         if q < 0 and held.get((a, s), 0.0) > 0:
             kept[(a, s)] = kept.get((a, s), 1.0) + q / held[(a, s)]
     kept = {key: min(max(share, 0.0), 1.0) for key, share in kept.items()}
-    price_of = {s["pk"]: float(s["latest_price"] or "nan") for s in securities}
+    today = timezone.now().date()
+    # The engine sees what one unit is worth (portfolios.terms.unit_value): a bond's
+    # unit is one of face, worth its price in % of par plus the interest accrued today.
+    price_of = {
+        s["pk"]: float(unit_value(s, s["latest_price"], today))
+        if s["latest_price"]
+        else float("nan")
+        for s in securities
+    }
     for a, s, q in pending:
         rate = fx.rate(currency_of[s], base_of[a])
         cash[a] -= q * price_of[s] * (rate if rate is not None else float("nan"))
-    lots = _lots_frame(portfolio_ids, kept, currency_of, base_of, fx)
-    today = timezone.now().date()
+    lots = _lots_frame(
+        portfolio_ids,
+        kept,
+        currency_of,
+        base_of,
+        fx,
+        {s["pk"]: float(price_multiplier(s)) for s in securities},
+    )
     stale_before = today - pd.Timedelta(days=settings.OMS_PRICE_STALE_DAYS)
     book = Book(
         securities=pd.DataFrame(
             {
                 "security": [s["pk"] for s in securities],
-                "price": [
+                "price": [price_of[s["pk"]] for s in securities],
+                # the quoted price, which proposed orders carry (the engine ignores it)
+                "quote": [
                     float(s["latest_price"]) if s["latest_price"] else float("nan")
                     for s in securities
                 ],
@@ -285,7 +294,9 @@ def _raw_rows(queryset) -> list[tuple]:
         return cursor.fetchall()
 
 
-def _lots_frame(portfolio_ids, kept, currency_of, base_of, fx: FxTable) -> pd.DataFrame:
+def _lots_frame(
+    portfolio_ids, kept, currency_of, base_of, fx: FxTable, multiplier_of: dict[int, float]
+) -> pd.DataFrame:
     """The tax lots as the engine's frame, costs in each account's base currency. Cast
     and multiplied in the database, converted per column: half a million lots would
     otherwise cost seconds of Decimal arithmetic."""
@@ -303,6 +314,8 @@ def _lots_frame(portfolio_ids, kept, currency_of, base_of, fx: FxTable) -> pd.Da
     pairs = frame["security"].map(currency_of) + "|" + frame["account"].map(base_of)
     rates = {pair: fx.rate(*pair.split("|")) for pair in pairs.unique()}
     frame["cost"] *= pairs.map({k: (v or float("nan")) for k, v in rates.items()}).to_numpy()
+    # A lot keeps its price per unit as quoted (a bond's in % of par): cost in money.
+    frame["cost"] *= frame["security"].map(multiplier_of).fillna(1.0).to_numpy()
     if kept:
         keys = pd.MultiIndex.from_frame(frame[["account", "security"]])
         share = pd.Series(kept).reindex(keys).fillna(1.0).to_numpy()
@@ -334,7 +347,11 @@ def drift_of_positions(portfolio_id: int) -> list[dict]:
     (none for an account that cannot be valued: drift_by_account says why)."""
     from .rebalance import compute_drift
 
-    positions = compute_drift(load_book([portfolio_id]).book).positions
+    book = load_book([portfolio_id]).book
+    positions = compute_drift(book).positions
+    # The engine's price is a unit's value; the page shows the quoted price.
+    quote = dict(zip(book.securities["security"], book.securities["quote"], strict=True))
+    positions["price_local"] = positions["security"].map(quote)
     return positions.sort_values("value", ascending=False).to_dict("records")
 
 

@@ -618,11 +618,19 @@ class Allocation(models.Model):
     quantity = quantity_field()
     price = price_field()
     gross_amount = money_field(
-        help_text="Quantity × price × multiplier, in the security's currency"
+        help_text="Quantity × price × multiplier, in the security's currency (a bond's "
+        "face × price / 100: the lot's cost)"
+    )
+    accrued_interest = money_field(
+        default=ZERO,
+        help_text="A bond's interest accrued to the settlement date, paid by the buyer on "
+        "top of the price (income, kept apart from the lot's cost)",
     )
     commission = money_field(default=ZERO, help_text="The block's commission, pro rata")
     net_amount = money_field(
-        default=ZERO, help_text="Cash paid (buy: gross + commission) or received (sell: − )"
+        default=ZERO,
+        help_text="Cash paid (buy: gross + accrued + commission) or received (sell: gross + "
+        "accrued − commission)",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

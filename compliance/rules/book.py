@@ -40,7 +40,10 @@ class Book:
         default False), ``investment_company`` (bool, default ``asset_class == "fund"``),
         ``adv`` (average daily volume, units; NaN: unknown), ``shares_outstanding``
         (voting securities outstanding, units; NaN: not a voting security),
-        ``multiplier`` (contract multiplier, default 1).
+        ``multiplier`` (what a point of price is worth per unit: the contract
+        multiplier, 0.01 for a bond quoted in % of par; default 1), ``accrued``
+        (interest accrued per unit, a bond's per unit of face; default 0). A unit is
+        worth ``price x multiplier + accrued`` (portfolios.terms.unit_value).
 
     ``accounts`` -- one row per account under check: ``account`` (id, required),
         ``base_currency`` (default ``base_currency``), ``long_only`` (default True).

@@ -456,6 +456,13 @@ def prepare(book: Book) -> Prepared:
     if not (multiplier > 0).all():
         i = int(np.flatnonzero(~(multiplier > 0))[0])
         raise CheckError(f"securities: multiplier of {sec_ids[i]} must be positive")
+    # Interest accrued per unit of quantity (a bond's, per unit of face; 0 for the rest):
+    # a unit is worth price x multiplier + accrued (portfolios.terms.unit_value).
+    accrued = sec.floats("accrued", 0.0)
+    if not (accrued >= 0).all():
+        i = int(np.flatnonzero(~(accrued >= 0))[0])
+        raise CheckError(f"securities: accrued interest of {sec_ids[i]} must not be negative")
+    local_unit = price * multiplier + accrued
     attr_codes = {"security": (np.arange(S), sec_ids, S)}
     for attr in ATTRIBUTES:
         attr_codes[attr] = _labels(sec.get(attr) if attr in sec else None, sec_ids)
@@ -567,7 +574,7 @@ def prepare(book: Book) -> Prepared:
     ):
         fx = _cross_rates(fx)
     pos_fx = fx[sec_currency[pos_sec], base[pos_acct]]
-    unit = price[pos_sec] * multiplier[pos_sec] * pos_fx
+    unit = local_unit[pos_sec] * pos_fx
     with np.errstate(invalid="ignore"):
         mv_before = qty_before * unit
         mv_after = qty_after * unit
@@ -584,8 +591,8 @@ def prepare(book: Book) -> Prepared:
     cash_acct = cash_keys // C
     cash_cur = cash_keys % C
     with np.errstate(invalid="ignore"):
-        l_flow = -l_signed * price[l_sec] * multiplier[l_sec]
-        o_flow = -o_signed * price[o_sec] * multiplier[o_sec]
+        l_flow = -l_signed * local_unit[l_sec]
+        o_flow = -o_signed * local_unit[o_sec]
     local_before = total(cinv_c, c_amount, K)
     if nl:
         local_before += total(cinv_l, l_flow, K)

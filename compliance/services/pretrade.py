@@ -33,6 +33,7 @@ from compliance.selectors import (
 from portfolios.models import CashBalance, Portfolio, Position, Security
 from portfolios.quotes import average_daily_volume
 from portfolios.selectors import FxTable, cash_on_its_way
+from portfolios.terms import TERMS_FIELDS, accrued_per_unit, price_multiplier
 from trading import pretrade
 from trading.models import Order
 
@@ -155,8 +156,12 @@ def build_book(
             "asset_class",
             "multiplier",
             "government",
+            *TERMS_FIELDS,
         )
     )
+    # One unit's worth (portfolios.terms.unit_value): price x multiplier + accrued.
+    on = now.date()
+    terms = [dict(zip(TERMS_FIELDS, s[10:], strict=True)) for s in securities]
     fx = FxTable.latest()
     adv: dict[int, float] = {}
     if adv_days and orders:
@@ -183,7 +188,8 @@ def build_book(
             "country": [s[6] for s in securities],
             "asset_class": [s[7] for s in securities],
             "investment_company": [s[7] == "etf" for s in securities],
-            "multiplier": [float(s[8]) for s in securities],
+            "multiplier": [float(price_multiplier(t)) for t in terms],
+            "accrued": [float(accrued_per_unit(t, on)) for t in terms],
             "government": [bool(s[9]) for s in securities],
             # NaN: no volume history (max_adv_pct then fails the order, never passes it)
             "adv": [adv.get(s[0], float("nan")) for s in securities],

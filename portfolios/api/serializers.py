@@ -43,6 +43,13 @@ class SecuritySerializer(serializers.ModelSerializer):
         max_digits=24, decimal_places=8, read_only=True, allow_null=True
     )
     latest_price_date = serializers.DateField(read_only=True, allow_null=True)
+    underlying = CodeField(
+        slug_field="ticker",
+        queryset=Security.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="Options: the ticker of the security the contract is written on",
+    )
 
     class Meta:
         model = Security

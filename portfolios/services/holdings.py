@@ -10,11 +10,19 @@ from datetime import date
 from decimal import Decimal
 
 from django.db.models import F
+from django.utils import timezone
 
 from oms.bulk import update_rows
-from oms.numbers import money
 from portfolios.models import CashBalance, Portfolio, Position, Security, TaxLot
 from portfolios.services.drift import drift_mark_stale
+from portfolios.terms import fill_cash
+
+
+def fill_amount(security: Security, quantity: Decimal, price: Decimal, on_date: date) -> Decimal:
+    """The cash a fill moves before commission (portfolios.terms.fill_cash): quantity x
+    price x multiplier, and a bond's accrued interest to its settlement date on top.
+    The lot's cost stays quantity x price: accrued interest is income, not basis."""
+    return fill_cash(security, quantity, price, on_date).total
 
 
 def _lock_position(portfolio: Portfolio, security: Security) -> Position:
@@ -51,7 +59,7 @@ def holdings_book_fill(
     cash = _lock_cash(portfolio, security.currency)
     before = _figures(position, cash)
     drift_mark_stale(portfolio_ids=[portfolio.pk])
-    amount = money(quantity * price * security.multiplier)
+    amount = fill_amount(security, quantity, price, on_date)
     if buying:
         if position.quantity >= 0:
             TaxLot.objects.create(
@@ -126,7 +134,7 @@ def holdings_book_fills(*, security: Security, fills: list[Fill], on_date: date)
         position = positions[fill.portfolio_id]
         balance = cash[fill.portfolio_id]
         before = _figures(position, balance)
-        amount = money(fill.quantity * fill.price * security.multiplier)
+        amount = fill_amount(security, fill.quantity, fill.price, on_date)
         if fill.buying:
             if position.quantity >= 0:
                 new_lots.append(
@@ -195,18 +203,20 @@ def holdings_reverse_fill(
     quantity: Decimal,
     price: Decimal,
     commission: Decimal = Decimal(0),
+    on_date: date | None = None,
 ) -> dict:
     """Undo a booked fill (a broker's trade bust): position and cash back by the
     same amounts, and the tax lots put back as they were: a bought lot shrinks
     (newest first), the lots a sell closed reopen (the last closed first, the
-    reverse of FIFO). Runs inside the caller's transaction."""
+    reverse of FIFO). ``on_date``: the day the fill was booked (a bond's accrued
+    interest ran to its settlement). Runs inside the caller's transaction."""
     if quantity <= 0:
         raise ValueError("reversed quantity must be positive")
     position = _lock_position(portfolio, security)
     cash = _lock_cash(portfolio, security.currency)
     before = _figures(position, cash)
     drift_mark_stale(portfolio_ids=[portfolio.pk])
-    amount = money(quantity * price * security.multiplier)
+    amount = fill_amount(security, quantity, price, on_date or timezone.localdate())
     lots = TaxLot.objects.select_for_update().filter(portfolio=portfolio, security=security)
     left = quantity
     if buying:

@@ -37,6 +37,21 @@ SECURITY_FIELDS = (
     "multiplier",
     "fractional",
     "is_active",
+    # instrument terms (portfolios.terms)
+    "settlement_cycle",
+    "coupon_rate",
+    "coupon_frequency",
+    "day_count",
+    "issue_date",
+    "first_coupon_date",
+    "maturity",
+    "expiry",
+    "contract_unit",
+    "underlying",
+    "option_right",
+    "strike",
+    "base_currency",
+    "value_date",
 )
 MAX_PRICES_PER_LOAD = 1000
 
@@ -55,7 +70,8 @@ def security_create(*, actor, ticker: str, name: str, **fields) -> Security:
             actor=actor,
             kind="security.created",
             obj=security,
-            after={name: getattr(security, name) for name in SECURITY_FIELDS},
+            after={name: getattr(security, name) for name in SECURITY_FIELDS}
+            | {"underlying": security.underlying.ticker if security.underlying else None},
         )
     return security
 

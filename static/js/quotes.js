@@ -1,6 +1,7 @@
 // Live prices on a page (see portfolios/services/quotes.py, topic "quotes"):
-// - a position row, <tr data-live-position data-ticker data-qty data-multiplier data-fx
-//   data-cost data-prev data-max-age data-at>, gets its price, value, value in base,
+// - a position row, <tr data-live-position data-ticker data-qty data-multiplier data-accrued
+//   data-fx data-cost data-prev data-max-age data-at>, gets its price, value (quantity x
+//   (price x multiplier + accrued interest per unit): portfolios/terms.py), value in base,
 //   unrealised and day P&L recomputed from each quote, and the table's totals;
 // - any <span data-quote="TICKER"> shows the ticker's latest price (the blotter).
 // A price older than its row's data-max-age seconds (default 900) is marked stale,
@@ -26,14 +27,16 @@
       tr.dataset.at = String(at);
       const qty = num(tr.dataset.qty), mult = num(tr.dataset.multiplier) || 1;
       const fx = num(tr.dataset.fx), cost = num(tr.dataset.cost), prev = num(tr.dataset.prev);
-      const value = qty * mult * price;
+      const accrued = num(tr.dataset.accrued) || 0;
+      const value = qty * (mult * price + accrued);
+      const clean = qty * mult * price;
       set(tr.querySelector('[data-col="price"]'), priceFmt.format(price));
       set(tr.querySelector('[data-col="value"]'), money.format(value));
       if (fx !== null) {
         tr.dataset.valueBase = String(value * fx);
-        tr.dataset.unrealised = String((value - cost * mult) * fx);
+        tr.dataset.unrealised = String((clean - cost * mult) * fx);
         set(tr.querySelector('[data-col="value-base"]'), money.format(value * fx));
-        set(tr.querySelector('[data-col="unrealised"]'), money.format((value - cost * mult) * fx));
+        set(tr.querySelector('[data-col="unrealised"]'), money.format((clean - cost * mult) * fx));
         if (prev !== null) {
           tr.dataset.dayPnl = String(qty * mult * (price - prev) * fx);
           set(tr.querySelector('[data-col="day-pnl"]'), money.format(qty * mult * (price - prev) * fx));

@@ -202,7 +202,7 @@ def test_bad_price_loads_are_refused_whole(rows, field, ops, book, client_for):
 def test_a_duplicate_ticker_is_refused(ops, book, client_for):
     response = client_for(ops).post(
         f"{API}/securities/",
-        {"ticker": "AAA", "name": "Again", "asset_class": "bond", "currency": "USD"},
+        {"ticker": "AAA", "name": "Again", "asset_class": "crypto", "currency": "USD"},
         format="json",
     )
     assert response.status_code == 400

@@ -53,7 +53,10 @@ def test_a_fat_finger_buy_is_rejected_before_approval(demo):
 
 
 def test_the_demo_rebalance_goes_through(demo):
-    run = run_services.rebalance_run_create(actor=demo, portfolios=list(Portfolio.objects.all()))
+    # every account of the demo PM (MULTI01, the multi-asset account, is pm2's)
+    run = run_services.rebalance_run_create(
+        actor=demo, portfolios=list(Portfolio.objects.filter(manager=demo))
+    )
     assert run.orders.count() > 20
     run_services.rebalance_run_approve(actor=demo, run_id=run.pk)
     assert set(run.orders.values_list("status", flat=True)) == {Order.Status.APPROVED}
@@ -67,6 +70,34 @@ def test_the_demo_rebalance_goes_through(demo):
 
 def test_the_demo_has_government_securities_and_its_funds_are_not_ones(demo):
     government = set(Security.objects.filter(government=True).values_list("ticker", flat=True))
-    assert government == {"UST10", "DBR34"}
+    assert government == {"UST10", "DBR34", "T4.375-2034"}
     # the Treasury ETFs are funds: a UCITS or 1940 Act test does not look through them
     assert not Security.objects.filter(ticker__in=["TLT", "SHY", "EUNH"], government=True)
+
+
+def test_the_demo_bonds_and_derivatives_are_valued_and_orderable(demo):
+    from django.utils import timezone
+
+    from portfolios.quotes import positions_valued
+    from portfolios.terms import unit_value
+
+    account = Portfolio.objects.get(code="MULTI01")
+    rows = {r.security.asset_class: r for r in positions_valued(account)["rows"]}
+    assert set(rows) == {"bond", "future", "option"}
+    for row in positions_valued(account)["rows"]:
+        price = row.reading.price
+        expected = row.quantity * unit_value(row.security, price, timezone.localdate())
+        assert row.value == expected.quantize(Decimal("0.01"))
+    treasury = next(r for r in positions_valued(account)["rows"] if r.security.government)
+    # 100,000 face: about 99,000 clean, plus interest accrued since the last coupon
+    assert treasury.value > treasury.quantity * treasury.reading.price / 100
+    # a PM can order each (the ACC001 account is the demo PM's)
+    for security in Security.objects.filter(asset_class__in=["bond", "future", "option"]):
+        quantity = max(security.min_quantity, security.round_lot)
+        order_services.order_create(
+            actor=demo,
+            portfolio=Portfolio.objects.get(code="ACC001"),
+            security=security,
+            side="buy",
+            quantity=quantity,
+        )

@@ -34,6 +34,9 @@ class RouteTicket:
     ends_at: datetime | None = None
     #: The broker's OrderID, once it answered.
     order_id: str = ""
+    #: FIX 4.4 Instrument fields beyond the Symbol (SecurityType, a bond's PriceType,
+    #: a derivative's maturity, strike, put or call): `fixmap.instrument_fields`.
+    instrument_fields: tuple[tuple[int, str], ...] = ()
 
     @property
     def orig_cl_ord_id(self) -> str:

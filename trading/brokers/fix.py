@@ -43,6 +43,7 @@ class FixBroker(BrokerAdapter):
             stop_price=ticket.stop_price,
             expire_at=ticket.expire_at,
         )
+        extras += ticket.instrument_fields
         self._enqueue(ticket, fixmap.new_order_single(ticket), extras)
 
     def cancel(self, ticket: RouteTicket, *, cl_ord_id: str) -> None:
@@ -55,6 +56,7 @@ class FixBroker(BrokerAdapter):
             stop_price=terms.stop_price,
             expire_at=terms.expire_at,
         )
+        extras += ticket.instrument_fields
         self._enqueue(ticket, fixmap.replace_request(ticket, terms), extras)
 
     def status(self, ticket: RouteTicket) -> None:

@@ -36,6 +36,70 @@ _STOP_TYPES = ("stop", "stop_limit")
 STOP_PX, EXPIRE_TIME = 99, 126
 
 
+#: FIX 4.4 Instrument and price fields an order carries beyond the typed message's
+SECURITY_TYPE, MATURITY_MONTH_YEAR, PUT_OR_CALL, STRIKE_PRICE = 167, 200, 201, 202
+CONTRACT_MULTIPLIER, COUPON_RATE, PRICE_TYPE, CFI_CODE, MATURITY_DATE = 231, 223, 423, 461, 541
+#: tag 423 PriceType 1: a percentage of par (a bond's clean price)
+PERCENTAGE_OF_PAR = "1"
+
+
+def security_type(terms: dict) -> str:
+    """Tag 167 SecurityType (FIX 4.4 values) of a security's terms
+    (``portfolios.terms.TERMS_FIELDS`` as plain data)."""
+    kind = terms.get("asset_class")
+    if kind == "bond":
+        currency = terms.get("currency")
+        if terms.get("government"):
+            if currency != "USD":
+                return "EUSOV"
+            issue, maturity = terms.get("issue_date"), terms.get("maturity")
+            # Treasury notes run 2 to 10 years, bonds 20 or 30
+            long = issue and maturity and (maturity.year - issue.year) > 10
+            return "TBOND" if long else "TNOTE"
+        return "EUCORP" if currency == "EUR" else "CORP"
+    return {
+        "future": "FUT",
+        "option": "OPT",
+        "fx_spot": "FOR",
+        "fx_forward": "FOR",
+        "money_market": "MF",
+    }.get(kind, "CS")
+
+
+def instrument_fields(terms: dict) -> tuple[tuple[int, str], ...]:
+    """The Instrument component of an order (FIX 4.4): SecurityType always; for a bond
+    its maturity, coupon and PriceType 1 (the price is a percentage of par); for a
+    future its MaturityMonthYear and ContractMultiplier; for an option those, the
+    StrikePrice, PutOrCall and its CFICode (ISO 10962: O, call C / put P, the rest X)."""
+    kind = terms.get("asset_class")
+    fields: list[tuple[int, str]] = [(SECURITY_TYPE, security_type(terms))]
+    if kind == "bond":
+        maturity = terms["maturity"]
+        fields += [
+            (MATURITY_MONTH_YEAR, maturity.strftime("%Y%m")),
+            (COUPON_RATE, format(terms["coupon_rate"].normalize(), "f")),
+            (PRICE_TYPE, PERCENTAGE_OF_PAR),
+            (MATURITY_DATE, maturity.strftime("%Y%m%d")),
+        ]
+    elif kind in ("future", "option"):
+        expiry = terms["expiry"]
+        # YYYYMMDD: a MONTHYEAR naming the day, as FIX 4.4 allows, for the exact contract
+        fields += [
+            (MATURITY_MONTH_YEAR, expiry.strftime("%Y%m%d")),
+            (CONTRACT_MULTIPLIER, format(terms["multiplier"].normalize(), "f")),
+        ]
+        if kind == "option":
+            call = terms["option_right"] == "call"
+            fields += [
+                (PUT_OR_CALL, "1" if call else "0"),
+                (STRIKE_PRICE, format(terms["strike"].normalize(), "f")),
+                (CFI_CODE, "OCXXXX" if call else "OPXXXX"),
+            ]
+        else:
+            fields.append((CFI_CODE, "FXXXXX"))
+    return tuple(sorted(fields))
+
+
 def new_order_single(ticket: RouteTicket) -> fixmsg.NewOrderSingle:
     return fixmsg.NewOrderSingle(
         cl_ord_id=ticket.cl_ord_id,

@@ -216,6 +216,7 @@ class Order:
     cl_ord_ids: list[str] = field(default_factory=list)  # every ClOrdID used on this order
     updated_at: datetime | None = None
     fill_scheduled: bool = field(default=False, compare=False)  # not persisted
+    security_type: str | None = None  # tag 167, echoed on every report
 
     @property
     def leaves(self) -> Decimal:
@@ -253,6 +254,7 @@ class Order:
             "price": d(self.price),
             "tif": self.tif,
             "account": self.account,
+            "security_type": self.security_type,
             "status": self.status,
             "fills_left": self.fills_left,
             "fills": [[e, str(q), str(px)] for e, q, px in self.fills],
@@ -291,6 +293,7 @@ class Order:
             price=d(r.get("price")),
             tif=r["tif"],
             account=r.get("account"),
+            security_type=r.get("security_type"),
             status=r["status"],
             fills_left=int(r.get("fills_left", 1)),
             fills=fills,
@@ -601,6 +604,7 @@ class SimulatedBroker(Application):
             (60, utc_timestamp(self.clock.utcnow())),
             (150, exec_type),
             (151, fd(o.leaves)),
+            (167, _wire(o.security_type)),
         )
         return [f for f in fields if f[1] is not None]
 
@@ -666,10 +670,15 @@ class SimulatedBroker(Application):
             account=get(1) or None,
             fills_left=max(1, self.config.partial_fills),
             cl_ord_ids=[cl_ord_id],
+            security_type=get(167) or None,
         )
         reason = None
         if o.qty <= 0:
             reason, text = 0, "Order quantity must be positive"
+        elif o.security_type == "OPT" and not (get(202) and get(201) in ("0", "1")):
+            reason, text = 0, "An option order needs its StrikePrice and PutOrCall"
+        elif o.security_type in ("FUT", "OPT") and not get(200):
+            reason, text = 0, "A derivative order needs its MaturityMonthYear"
         elif o.ord_type not in (OrdType.MARKET, OrdType.LIMIT):
             reason, text = 0, "Unsupported order type"
         elif o.ord_type == OrdType.LIMIT and (o.price is None or o.price <= 0):

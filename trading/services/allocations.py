@@ -16,9 +16,11 @@ from audit.services import audit_record, audit_record_many, audited_transaction,
 from oms.bulk import update_rows
 from oms.numbers import price as round_price
 from oms.state import move
+from portfolios import terms
+from portfolios.instruments import InstrumentError
 from portfolios.services.holdings import Fill, holdings_book_fills
 from trading import locks, posttrade
-from trading.allocation import allocate_pro_rata
+from trading.allocation import allocate_fill, allocate_pro_rata
 from trading.models import Allocation, Block, Order, Side
 
 from .blocks import block_changed
@@ -40,10 +42,7 @@ def block_allocate(*, block_id: int) -> list[Allocation]:
             )
         orders = locks.lock_block_orders(block)
         security = block.security
-        lot = Decimal("0.000001") if security.fractional else security.round_lot
-        split = allocate_pro_rata(
-            block.filled_quantity, {o.pk: o.quantity for o in orders}, lot=lot
-        )
+        split = allocation_split(block, orders)
         allocations = []
         today = timezone.now().date()
         commissions = split_commission(block.commission, split)
@@ -64,17 +63,18 @@ def block_allocate(*, block_id: int) -> list[Allocation]:
                 move(order, Order.Status.CANCELLED)  # nothing of it was filled
             if quantity > 0:
                 move(order, Order.Status.ALLOCATED)
-                gross = round_price(quantity * block.average_price * security.multiplier)
-                commission = commissions[order.pk]
                 allocations.append(
                     Allocation(
                         block=block,
                         order=order,
-                        quantity=quantity,
-                        price=block.average_price,
-                        gross_amount=gross,
-                        commission=commission,
-                        net_amount=gross + commission if buying else gross - commission,
+                        **allocation_amounts(
+                            security,
+                            quantity=quantity,
+                            price=block.average_price,
+                            commission=commissions[order.pk],
+                            buying=buying,
+                            on_date=today,
+                        ),
                     )
                 )
             order.updated_at = timezone.now()
@@ -124,6 +124,39 @@ def block_allocate(*, block_id: int) -> list[Allocation]:
         # the post-trade check of the accounts whose holdings moved (after commit)
         posttrade.allocated(a.order.portfolio_id for a in allocations)
     return allocations
+
+
+def allocation_split(block: Block, orders: list[Order]) -> dict:
+    """The block's filled quantity split across its orders, pro rata, in what the
+    security trades: round lots of shares; whole contracts; a bond's minimum piece and
+    increment, no account left below the piece (`trading.allocation.allocate_fill`)."""
+    security = block.security
+    requested = {o.pk: o.quantity for o in orders}
+    if security.asset_class in terms.ENGINE_KINDS:
+        try:
+            return allocate_fill(terms.instrument_of(security), block.filled_quantity, requested)
+        except InstrumentError as exc:
+            raise ValidationError(f"Block #{block.pk}: {exc}.") from None
+    lot = Decimal("0.000001") if security.fractional else security.round_lot
+    return allocate_pro_rata(block.filled_quantity, requested, lot=lot)
+
+
+def allocation_amounts(
+    security, *, quantity: Decimal, price: Decimal, commission: Decimal, buying: bool, on_date
+) -> dict:
+    """An allocation's money (portfolios.terms.fill_cash): the gross (the lot's cost),
+    a bond's accrued interest to settlement apart, and the net cash with commission."""
+    cash = terms.fill_cash(security, quantity, price, on_date)
+    gross = round_price(cash.principal)
+    paid = gross + cash.accrued
+    return {
+        "quantity": quantity,
+        "price": price,
+        "gross_amount": gross,
+        "accrued_interest": cash.accrued,
+        "commission": commission,
+        "net_amount": paid + commission if buying else paid - commission,
+    }
 
 
 _CENT = Decimal("0.01")

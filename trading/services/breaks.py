@@ -34,7 +34,6 @@ from oms.state import move
 from portfolios.models import CashBalance, Portfolio, Position, Security
 from portfolios.services.holdings import holdings_book_fill, holdings_reverse_fill
 from trading import locks
-from trading.allocation import allocate_pro_rata
 from trading.brokers import fixmap
 from trading.fix.codec import Message
 from trading.models import (
@@ -49,7 +48,7 @@ from trading.models import (
     StatementBreak,
 )
 
-from .allocations import split_commission
+from .allocations import allocation_amounts, allocation_split, split_commission
 from .blocks import block_changed, block_follow_routes
 
 _CORRECTION_PREFIX = "trade bust or correction"
@@ -232,6 +231,7 @@ def _reallocate(block: Block, actor) -> None:
             quantity=allocation.quantity,
             price=allocation.price,
             commission=allocation.commission,
+            on_date=timezone.localdate(allocation.created_at),
         )
         audit_record(
             actor=actor,
@@ -240,8 +240,7 @@ def _reallocate(block: Block, actor) -> None:
             before=reversed_["before"] | {"quantity": allocation.quantity},
             after=reversed_["after"],
         )
-    lot = Decimal("0.000001") if security.fractional else security.round_lot
-    split = allocate_pro_rata(block.filled_quantity, {o.pk: o.quantity for o in orders}, lot=lot)
+    split = allocation_split(block, orders)
     commissions = split_commission(block.commission, split)
     buying = Side(block.side).is_buy
     for order in orders:
@@ -266,15 +265,14 @@ def _reallocate(block: Block, actor) -> None:
                     after=after | {"allocation": None},
                 )
             continue
-        gross = round_price(quantity * block.average_price * security.multiplier)
-        commission = commissions[order.pk]
-        values = {
-            "quantity": quantity,
-            "price": block.average_price,
-            "gross_amount": gross,
-            "commission": commission,
-            "net_amount": gross + commission if buying else gross - commission,
-        }
+        values = allocation_amounts(
+            security,
+            quantity=quantity,
+            price=block.average_price,
+            commission=commissions[order.pk],
+            buying=buying,
+            on_date=timezone.now().date(),
+        )
         if allocation is None:
             Allocation.objects.create(block=block, order=order, **values)
         else:
@@ -288,7 +286,7 @@ def _reallocate(block: Block, actor) -> None:
             quantity=quantity,
             price=block.average_price,
             on_date=timezone.now().date(),
-            commission=commission,
+            commission=values["commission"],
         )
         audit_record(
             actor=actor,

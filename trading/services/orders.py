@@ -20,6 +20,8 @@ from oms.numbers import MAX_PRICE, MAX_QUANTITY, ZERO
 from oms.numbers import qty as round_qty
 from oms.roles import Action, require
 from oms.state import check_transition, move
+from portfolios import terms
+from portfolios.instruments import InstrumentError
 from portfolios.models import Portfolio, Position, Security
 from trading import locks, pretrade
 from trading.models import Block, Order, OrderType, Side, TimeInForce
@@ -60,6 +62,11 @@ def order_check(
             errors["quantity"].append(f"Below the minimum quantity of {security.min_quantity}.")
         if not security.fractional and quantity != quantity.to_integral_value():
             errors["quantity"].append(f"{security.ticker} trades in whole units only.")
+        elif security.asset_class in terms.ENGINE_KINDS:
+            # A bond's minimum piece and increment, whole contracts, expiry and maturity
+            # (the instrument's own rules, in its words).
+            for message in _instrument_errors(security, quantity):
+                errors["quantity"].append(message)
     needs_limit = order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
     needs_stop = order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
     if needs_limit and (limit_price is None or limit_price <= 0):
@@ -106,6 +113,18 @@ def order_check(
             )
     if errors:
         raise ValidationError(dict(errors))
+
+
+def _instrument_errors(security: Security, quantity: Decimal) -> list[str]:
+    if security.asset_class in ("fx_spot", "fx_forward"):
+        return [f"{security.ticker}: FX trades are not booked yet (two-currency settlement)."]
+    try:
+        instrument = terms.instrument_of(security)
+        instrument.check_quantity(quantity)
+        instrument.check_tradeable(timezone.localdate())
+    except InstrumentError as exc:
+        return [str(exc)[:1].upper() + str(exc)[1:] + "."]
+    return []
 
 
 def order_create(

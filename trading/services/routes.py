@@ -642,7 +642,27 @@ def route_ticket(route: Route) -> RouteTicket:
         status=route.status,
         ends_at=route.ends_at,
         order_id=route.broker_order_id,
+        instrument_fields=fixmap.instrument_fields(_terms(route.block.security)),
     )
+
+
+def _terms(security) -> dict:
+    """A security's terms as plain data for the FIX translation."""
+    return {name: getattr(security, name) for name in _FIX_TERMS}
+
+
+_FIX_TERMS = (
+    "asset_class",
+    "currency",
+    "government",
+    "issue_date",
+    "maturity",
+    "coupon_rate",
+    "expiry",
+    "multiplier",
+    "option_right",
+    "strike",
+)
 
 
 # --- Sending to the broker (the routing worker's part) -------------------------------
