@@ -9,7 +9,7 @@ from django import forms
 from oms.numbers import input_limits
 from portfolios.models import Security
 
-from .models import Broker, OrderType, Side, TimeInForce
+from .models import Broker, LotMethod, OrderType, Side, TimeInForce
 
 
 class OrderForm(forms.Form):
@@ -33,6 +33,12 @@ class OrderForm(forms.Form):
         help_text="Good-till-date orders only.",
     )
     notes = forms.CharField(required=False, max_length=500)
+    lot_method = forms.ChoiceField(
+        choices=LotMethod.choices,
+        initial=LotMethod.FIFO,
+        label="Tax lots sold",
+        help_text="Which tax lots a sell closes when it fills (sells only).",
+    )
 
     def __init__(self, *args, portfolios, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -232,6 +232,7 @@ def _reallocate(block: Block, actor) -> None:
             quantity=allocation.quantity,
             price=allocation.price,
             commission=allocation.commission,
+            allocation_id=allocation.pk,
         )
         audit_record(
             actor=actor,
@@ -276,7 +277,7 @@ def _reallocate(block: Block, actor) -> None:
             "net_amount": gross + commission if buying else gross - commission,
         }
         if allocation is None:
-            Allocation.objects.create(block=block, order=order, **values)
+            allocation = Allocation.objects.create(block=block, order=order, **values)
         else:
             for name, value in values.items():
                 setattr(allocation, name, value)
@@ -289,6 +290,9 @@ def _reallocate(block: Block, actor) -> None:
             price=block.average_price,
             on_date=timezone.now().date(),
             commission=commission,
+            lot_method=order.lot_method,
+            lots=order.lots or (),
+            allocation_id=allocation.pk,
         )
         audit_record(
             actor=actor,
