@@ -36,6 +36,7 @@ class OrderForm(forms.Form):
     lot_method = forms.ChoiceField(
         choices=LotMethod.choices,
         initial=LotMethod.FIFO,
+        required=False,
         label="Tax lots sold",
         help_text="Which tax lots a sell closes when it fills (sells only).",
     )
@@ -47,7 +48,9 @@ class OrderForm(forms.Form):
         self.fields["security"].label_from_instance = lambda s: f"{s.ticker} · {s.name}"
 
     def order_terms(self) -> dict:
-        return dict(self.cleaned_data)
+        terms = dict(self.cleaned_data)
+        terms["lot_method"] = terms.get("lot_method") or LotMethod.FIFO  # not given: fifo
+        return terms
 
 
 class RouteForm(forms.Form):

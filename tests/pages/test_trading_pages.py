@@ -349,3 +349,18 @@ def test_brokers_page_shows_each_fix_session_and_the_messages_not_applied(
     assert "trade bust" in html and "1/7" in html and "1/8" not in html
     assert [b.outbox_pending for b in response.context["brokers"] if b.code == "FIXA"] == [1]
     assert client_for(pm).get(reverse("trading:broker-list")).status_code == 403
+
+
+def test_the_ticket_takes_a_lot_method_for_a_sell_and_the_order_shows_it(pm, book, client_for):
+    client = client_for(pm)
+    data = order_data(book, side="sell", security=book["securities"]["AAA"].pk, lot_method="hifo")
+    response = client.post(reverse("trading:order-create"), data)
+    order = Order.objects.get()
+    assert response.status_code == 302 and order.lot_method == "hifo"
+    page = client.get(order.get_absolute_url())
+    assert "Highest cost first" in page.content.decode()
+    # a buy closes no lots: a lot method on it is a form error, nothing written
+    refused = client.post(reverse("trading:order-create"), order_data(book, lot_method="hifo"))
+    assert refused.status_code == 422
+    assert "sells only" in str(refused.context["form"].errors["lot_method"])
+    assert Order.objects.count() == 1
