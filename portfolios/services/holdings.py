@@ -98,6 +98,9 @@ def holdings_book_fill(
         LotClosing.objects.bulk_create(_closings(security, fill, taken, on_date))
         position.quantity -= quantity
         cash.amount += amount - commission
+        booked = _save(position, cash, before)
+        booked["after"]["lots_closed"] = _named(taken)
+        return booked
     return _save(position, cash, before)
 
 
@@ -186,7 +189,10 @@ def holdings_book_fills(*, security: Security, fills: list[Fill], on_date: date)
             closings += _closings(security, fill, taken, on_date)
             position.quantity -= fill.quantity
             balance.amount += amount - fill.commission
-        booked.append({"before": before, "after": _figures(position, balance)})
+        after = _figures(position, balance)
+        if not fill.buying:
+            after["lots_closed"] = _named(taken)
+        booked.append({"before": before, "after": after})
     update_rows(Position, list(positions.values()), ["quantity"])
     update_rows(CashBalance, list(cash.values()), ["amount"])
     update_rows(TaxLot, list(closed.values()), ["quantity"])
@@ -239,6 +245,11 @@ def _close_lots(open_lots: list[TaxLot], fill: Fill, on_date: date) -> list[tupl
                 break
             take(by_pk[pk], left)
     return taken
+
+
+def _named(taken: list[tuple]) -> list:
+    """The lots a sell closed, for its audit event: ``[[lot id, quantity], ...]``."""
+    return [[lot.pk, str(quantity)] for lot, quantity in taken]
 
 
 def _closings(security: Security, fill: Fill, taken: list[tuple], on_date: date) -> list:
@@ -302,6 +313,7 @@ def holdings_reverse_fill(
     amount = money(quantity * price * security.multiplier)
     lots = TaxLot.objects.select_for_update().filter(portfolio=portfolio, security=security)
     left = quantity
+    reopened = None
     if buying:
         for lot in lots.filter(quantity__gt=0).order_by("-acquired_on", "-pk"):
             if left <= 0:
@@ -312,7 +324,7 @@ def holdings_reverse_fill(
             left -= take
         position.quantity -= quantity
         cash.amount += amount + commission
-    elif not _reopen_closed(portfolio, allocation_id, quantity):
+    elif (reopened := _reopen_closed(portfolio, allocation_id, quantity)) is None:
         closed = lots.filter(quantity__lt=F("original_quantity")).order_by("-acquired_on", "-pk")
         for lot in closed:
             if left <= 0:
@@ -324,22 +336,28 @@ def holdings_reverse_fill(
     if not buying:
         position.quantity += quantity
         cash.amount -= amount - commission
-    return _save(position, cash, before)
+    reversed_ = _save(position, cash, before)
+    if reopened:
+        reversed_["after"]["lots_reopened"] = reopened
+    return reversed_
 
 
-def _reopen_closed(portfolio: Portfolio, allocation_id: int | None, quantity: Decimal) -> bool:
+def _reopen_closed(
+    portfolio: Portfolio, allocation_id: int | None, quantity: Decimal
+) -> list | None:
     """Reopen up to ``quantity`` of what the allocation's closings still hold (the
-    latest first) and offset each with a reversing row of the opposite sign. False
-    when no closing names the allocation (nothing done)."""
+    latest first) and offset each with a reversing row of the opposite sign; returns
+    the lots reopened (``[[lot id, quantity], ...]``). None when no closing names the
+    allocation (nothing done)."""
     if allocation_id is None:
-        return False
+        return None
     rows = list(
         LotClosing.objects.select_for_update()
         .filter(portfolio=portfolio, allocation_id=allocation_id)
         .order_by("pk")
     )
     if not rows:
-        return False
+        return None
     net = {row.pk: row.quantity for row in rows if row.reverses_id is None}
     for row in rows:
         if row.reverses_id is not None:
@@ -382,7 +400,7 @@ def _reopen_closed(portfolio: Portfolio, allocation_id: int | None, quantity: De
         )
     update_rows(TaxLot, list(lots.values()), ["quantity"])
     LotClosing.objects.bulk_create(reversing)
-    return True
+    return [[row.lot_id, str(-row.quantity)] for row in reversing]
 
 
 def _figures(position: Position, cash: CashBalance) -> dict:

@@ -335,6 +335,15 @@ def test_a_bust_reopens_the_lots_the_sale_closed_and_offsets_its_closings(fix_so
     assert _closed(acc1, aaa) == {}
     assert realised_pnl([acc1.pk])[acc1.pk].total == 0
     assert not Allocation.objects.filter(order=fix_sold["sell"]).exists()
+    # the trail names the lots: closed at allocation, reopened by the bust
+    from audit.models import AuditEvent
+
+    sell = str(fix_sold["sell"].pk)
+    allocated = AuditEvent.objects.get(kind="order.allocated", object_id=sell)
+    reversed_ = AuditEvent.objects.get(kind="allocation.reversed", object_id=sell)
+    named = {lot: Decimal(q) for lot, q in allocated.after["lots_closed"]}
+    assert named == closed
+    assert {lot: Decimal(q) for lot, q in reversed_.after["lots_reopened"]} == named
 
 
 # --- the wash-sale rule reads what was booked ------------------------------------------
