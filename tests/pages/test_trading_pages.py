@@ -364,3 +364,29 @@ def test_the_ticket_takes_a_lot_method_for_a_sell_and_the_order_shows_it(pm, boo
     assert refused.status_code == 422
     assert "sells only" in str(refused.context["form"].errors["lot_method"])
     assert Order.objects.count() == 1
+
+
+def test_an_allocated_sell_shows_the_lots_it_closed_and_what_each_realised(
+    pm, trader, book, client_for, eager_celery, django_capture_on_commit_callbacks
+):
+    order = order_services.order_create(
+        actor=pm,
+        portfolio=book["accounts"][0],
+        security=book["securities"]["AAA"],
+        side="sell",
+        quantity=Decimal(100),
+        lot_method="hifo",
+    )
+    order_services.orders_approve(actor=pm, order_ids=[order.pk])
+    order_services.orders_release(actor=pm, order_ids=[order.pk])
+    order.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        route_services.route_create(actor=trader, block_id=order.block_id, broker=book["broker"])
+    page = client_for(pm).get(order.get_absolute_url())
+    closings = page.context["closings"]
+    # the one lot of 600 at 30, sold at 100: 7,000 long term
+    assert [(c.quantity, c.realised_gain, c.term) for c in closings] == [
+        (Decimal(100), Decimal(7000), "long")
+    ]
+    html = page.content.decode()
+    assert 'id="lot-closings"' in html and "7,000.00" in html and "Highest cost first" in html
