@@ -7,15 +7,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Min, Q, QuerySet, Subquery, Sum
 
 from compliance import rules as engine
 from compliance.models import Override, PretradeResult, RestrictedList, Rule, RuleBookStamp
-from compliance.rules.realised import Lot, Sale
-from compliance.rules.realised import realised_sales as replay_fifo
 from oms.roles import Action, can, sees_all_accounts
-from portfolios.models import Portfolio, Security, TaxLot
-from trading.models import Allocation
+from portfolios.models import LotClosing, Portfolio, Security
 
 
 def rules_in_force(day: dt.date, stage: str = "pre") -> list[Rule]:
@@ -254,10 +251,6 @@ def alerts_visible_to(user) -> QuerySet:
     return qs.order_by("-opened_at", "-pk")
 
 
-#: The sides whose fills close tax lots (``portfolios.services.holdings``).
-SELLING_SIDES = ("sell", "sell_short")
-
-
 def realised_sales(
     pairs: Iterable[tuple[int, int]], *, since: dt.datetime, base_of: Mapping[int, str], fx
 ) -> dict[str, list]:
@@ -265,80 +258,36 @@ def realised_sales(
     each realised, in the account's base currency: the engine's ``sales`` table
     (``account``, ``security``, ``date``, ``gain``) for ``wash_sale``.
 
-    Nothing stores what a sale realised, so it is derived from what was booked: the sell
-    allocations and the tax lots of the pairs, replayed first in, first out as the
-    holdings service closed them (``compliance.rules.realised``). Two queries whatever
-    the number of pairs: the sell allocations of every pair that sold since ``since``
-    (its whole history, which the replay needs), then those pairs' lots; one when no
-    pair sold. ``fx`` is a ``portfolios.selectors.FxTable`` (the gain's currency is the
-    security's; without a rate it keeps its own, which keeps its sign)."""
+    Read from what the books stored when each sale was booked
+    (`portfolios.LotClosing`, one row per lot a sale closed, reversing rows offsetting
+    a busted sale): one query whatever the number of pairs, the rows of one sale (one
+    allocation) summed, a sale wholly reversed left out. A sale's date is when it was
+    first booked. ``fx`` is a ``portfolios.selectors.FxTable`` (the gain's currency is
+    the security's; without a rate it keeps its own, which keeps its sign)."""
     wanted = set(pairs)
-    if not wanted:
-        return {"account": [], "security": [], "date": [], "gain": []}
-    accounts = sorted({a for a, _ in wanted})
-    securities = sorted({s for _, s in wanted})
-    recent = Allocation.objects.filter(
-        order__portfolio_id=OuterRef("order__portfolio_id"),
-        order__security_id=OuterRef("order__security_id"),
-        order__side__in=SELLING_SIDES,
-        created_at__gte=since,
-    )
-    rows = [
-        r
-        for r in Allocation.objects.filter(
-            order__portfolio_id__in=accounts,
-            order__security_id__in=securities,
-            order__side__in=SELLING_SIDES,
-        )
-        .filter(Exists(recent))
-        .values_list(
-            "order__portfolio_id",
-            "order__security_id",
-            "created_at",
-            "pk",
-            "quantity",
-            "price",
-            "commission",
-            "order__security__multiplier",
-            "order__security__currency",
-        )
-        if (r[0], r[1]) in wanted
-    ]
     out: dict[str, list] = {"account": [], "security": [], "date": [], "gain": []}
-    if not rows:
+    if not wanted:
         return out
-    sold = {(r[0], r[1]) for r in rows}
-    currency = {(r[0], r[1]): r[8] for r in rows}
-    lots = [
-        Lot(a, s, acquired, pk, float(q), float(cost))
-        for a, s, acquired, pk, q, cost in TaxLot.objects.filter(
-            portfolio_id__in=sorted({a for a, _ in sold}),
-            security_id__in=sorted({s for _, s in sold}),
-        ).values_list(
-            "portfolio_id", "security_id", "acquired_on", "pk", "original_quantity", "unit_cost"
+    rows = (
+        LotClosing.objects.filter(
+            portfolio_id__in=sorted({a for a, _ in wanted}),
+            security_id__in=sorted({s for _, s in wanted}),
+            closed_on__gte=since.astimezone(dt.UTC).date() - dt.timedelta(days=1),
         )
-        if (a, s) in sold
-    ]
-    sales = [
-        Sale(
-            account=a,
-            security=s,
-            day=at.astimezone(dt.UTC).date(),
-            at=at,
-            key=pk,
-            quantity=float(q),
-            price=float(price),
-            commission=float(commission),
-            multiplier=float(multiplier),
-        )
-        for a, s, at, pk, q, price, commission, multiplier, _ in rows
-    ]
-    for sale, _, gain in replay_fifo(lots, sales):
-        if sale.at < since:
+        .order_by()
+        .values("portfolio_id", "security_id", "allocation_id", "security__currency")
+        .annotate(at=Min("created_at"), gain=Sum("realised_gain"), left=Sum("quantity"))
+        .filter(at__gte=since, left__gt=0)
+        .order_by("portfolio_id", "security_id", "at")
+    )
+    for row in rows:
+        account, security = row["portfolio_id"], row["security_id"]
+        if (account, security) not in wanted:
             continue
-        rate = fx.rate(currency[(sale.account, sale.security)], base_of[sale.account])
-        out["account"].append(sale.account)
-        out["security"].append(sale.security)
-        out["date"].append(sale.at)
+        rate = fx.rate(row["security__currency"], base_of[account])
+        gain = float(row["gain"])
+        out["account"].append(account)
+        out["security"].append(security)
+        out["date"].append(row["at"])
         out["gain"].append(gain * rate if rate is not None else gain)
     return out

@@ -31,6 +31,7 @@ from django.utils import timezone
 from audit.services import audit_record, audit_record_many, audited_transaction
 from compliance.selectors import realised_sales, rebalance_restrictions_for
 from oms.bulk import update_rows
+from oms.numbers import qty
 from oms.roles import Action, require, sees_all_accounts
 from oms.state import check_transition
 from oms.tasking import enqueue_on_commit
@@ -212,15 +213,20 @@ def rebalance_run_execute(*, run_id: int) -> RebalanceRun | None:
     return RebalanceRun.objects.get(pk=run_id)
 
 
-def _proposals(result, book):
+def _proposals(result, book, lot_method: str = "fifo"):
     """The engine's trades as plain proposed orders (Decimal at the boundary), each
     with its security's quoted price (the engine sized it on the unit's value, which
-    for a bond is a price in % of par over 100 plus accrued interest)."""
+    for a bond is a price in % of par over 100 plus accrued interest). A sell carries
+    the run's lot method and the lots the engine chose for it (their ids and
+    quantities, in the order it takes them), so that its fill closes those lots."""
     trades = result.trades
     if trades.empty:
         return []
     quote = dict(zip(book.securities["security"], book.securities["quote"], strict=True))
     quantity = trades["quantity"].to_numpy(dtype=float)
+    chosen = (
+        trades["lots"].to_numpy(dtype=object) if "lots" in trades.columns else [()] * len(trades)
+    )
     return [
         ProposedOrder(
             portfolio_id=int(account),
@@ -228,15 +234,28 @@ def _proposals(result, book):
             side="buy" if q > 0 else "sell",
             quantity=Decimal(repr(abs(float(q)))),
             estimated_price=Decimal(repr(float(price))) if np.isfinite(price) else None,
+            lot_method=lot_method,
+            lots=_order_lots(lots) if q < 0 else (),
         )
-        for account, security, q, price in zip(
+        for account, security, q, price, lots in zip(
             trades["account"].to_numpy(),
             trades["security"].to_numpy(),
             quantity,
             trades["security"].map(quote).to_numpy(dtype=float),
+            chosen,
             strict=True,
         )
     ]
+
+
+def _order_lots(lots) -> tuple:
+    """The engine's ``(lot id, quantity)`` of a sell as the order stores them: ids of
+    stored tax lots only (a lot the engine made up has none), quantities as strings."""
+    out = []
+    for lot, quantity in lots or ():
+        if isinstance(lot, (int, np.integer)) and quantity > 0:
+            out.append((int(lot), str(qty(Decimal(repr(float(quantity)))))))
+    return tuple(out)
 
 
 def rebalance_chunk_execute(*, run_id: int, chunk: int) -> int:
@@ -334,7 +353,10 @@ def _compute_chunk(run: RebalanceRun, chunk: int, pending: list[int]) -> int:
     engine = raise_cash if params.get("objective") == "raise_cash" else rebalance
     result = engine(book, run_options(params))
     codes = dict(Portfolio.objects.filter(pk__in=pending).values_list("pk", "code"))
-    proposed = [p for p in _proposals(result, book) if p.portfolio_id not in flow_problems]
+    lot_method = run_options(params).lot_selection
+    proposed = [
+        p for p in _proposals(result, book, lot_method) if p.portfolio_id not in flow_problems
+    ]
     reasons = loaded.skipped | result.skipped_reasons() | flow_problems
     summary_rows = result.accounts.to_dict("records")
     with audited_transaction():

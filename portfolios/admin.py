@@ -7,6 +7,7 @@ from .models import (
     AccountDrift,
     CashBalance,
     FxRate,
+    LotClosing,
     ModelPortfolio,
     ModelSleeve,
     ModelTarget,
@@ -164,6 +165,25 @@ class PositionAdmin(ReadOnlyModelAdmin):
 class TaxLotAdmin(ReadOnlyModelAdmin):
     list_display = ["portfolio", "security", "quantity", "unit_cost", "acquired_on"]
     list_select_related = ["portfolio", "security"]
+
+
+@admin.register(LotClosing)
+class LotClosingAdmin(ReadOnlyModelAdmin):
+    """What each sale took from a lot and realised (written by the booking, append-only)."""
+
+    list_display = [
+        "portfolio",
+        "security",
+        "closed_on",
+        "quantity",
+        "unit_cost",
+        "proceeds_per_unit",
+        "realised_gain",
+        "term",
+        "allocation_id",
+    ]
+    list_select_related = ["portfolio", "security"]
+    search_fields = ["portfolio__code", "security__ticker"]
 
 
 @admin.register(RebalanceRun)

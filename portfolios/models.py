@@ -399,6 +399,50 @@ class TaxLot(models.Model):
         return f"{self.portfolio} {self.security} {self.quantity}@{self.unit_cost}"
 
 
+class LotClosing(models.Model):
+    """What a sale took from one tax lot, and what it realised: written when the sale is
+    booked (`portfolios.services.holdings`), in the same transaction.
+
+    Append-only: a reversed sale (a broker's trade bust) adds a row of the opposite
+    sign that names the row it offsets (`reverses`), so the trail of what was realised
+    stays whole and the sums are right. ``allocation_id`` is the trading allocation
+    that booked the sale (a plain id: trading sits above portfolios)."""
+
+    class Term(models.TextChoices):
+        SHORT = "short", "Short term"
+        LONG = "long", "Long term"
+
+    lot = models.ForeignKey(TaxLot, on_delete=models.PROTECT, related_name="closings")
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="+")
+    security = models.ForeignKey(Security, on_delete=models.PROTECT, related_name="+")
+    allocation_id = models.BigIntegerField(
+        null=True, blank=True, db_index=True, help_text="The allocation that booked the sale"
+    )
+    quantity = quantity_field(help_text="Taken from the lot (negative on a reversing row)")
+    unit_cost = price_field()
+    proceeds_per_unit = price_field(help_text="The sale's price, in the security's currency")
+    commission = money_field(default=ZERO, help_text="The sale's commission, this lot's share")
+    realised_gain = money_field(
+        help_text="(proceeds − cost) × multiplier − commission, in the security's currency"
+    )
+    term = models.CharField(max_length=5, choices=Term.choices)
+    closed_on = models.DateField(help_text="The sale's trade date")
+    reverses = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["portfolio", "security", "closed_on", "pk"]
+        indexes = [
+            models.Index(fields=["portfolio", "security", "closed_on"]),
+            models.Index(fields=["portfolio", "closed_on"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lot} closed {self.quantity} on {self.closed_on}"
+
+
 class RebalanceRun(models.Model):
     """One rebalance of a set of accounts: its parameters, what-if and proposed orders."""
 

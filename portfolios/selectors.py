@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 
 import pandas as pd
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import Exists, F, FloatField, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, FloatField, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -18,6 +20,7 @@ from oms.roles import Action, can, sees_all_accounts
 from .models import (
     CashBalance,
     FxRate,
+    LotClosing,
     ModelPortfolio,
     ModelSleeve,
     ModelTarget,
@@ -30,6 +33,79 @@ from .models import (
 from .rebalance import Book
 from .rebalance.sleeves import flatten, reachable
 from .terms import TERMS_FIELDS, price_multiplier, unit_value
+
+
+@dataclass(frozen=True)
+class RealisedPnl:
+    """What an account's sales realised, in its base currency: short and long term
+    (a lot held more than a calendar year), each None when a gain is in a currency
+    with no FX rate into the base."""
+
+    currency: str
+    short_term: Decimal | None
+    long_term: Decimal | None
+
+    @property
+    def total(self) -> Decimal | None:
+        if self.short_term is None or self.long_term is None:
+            return None
+        return self.short_term + self.long_term
+
+
+def realised_pnl(
+    portfolio_ids: Iterable[int], since: dt.date | None = None
+) -> dict[int, RealisedPnl]:
+    """account id → its realised P&L (`RealisedPnl`, base currency) from the lots its
+    sales closed, as booked (`LotClosing`, busted sales offset), on or after the trade
+    date ``since`` (None: all). An account that realised nothing in that time is
+    absent: read it as zero. Gains are booked in the security's currency and converted
+    at the latest FX rate. One query (two when a gain is in a currency other than its
+    account's base), whatever the number of accounts."""
+    portfolio_ids = sorted(set(portfolio_ids))
+    if not portfolio_ids:
+        return {}
+    rows = LotClosing.objects.filter(portfolio_id__in=portfolio_ids)
+    if since is not None:
+        rows = rows.filter(closed_on__gte=since)
+    rows = list(
+        rows.order_by()
+        .values_list("portfolio_id", "portfolio__base_currency", "security__currency", "term")
+        .annotate(gain=Sum("realised_gain"))
+    )
+    fx = FxTable.latest() if any(base != ccy for _, base, ccy, _, _ in rows) else None
+    sums: dict[int, dict] = {}
+    for account, base, currency, term, gain in rows:
+        figures = sums.setdefault(
+            account, {"currency": base, "short": Decimal(0), "long": Decimal(0)}
+        )
+        key = "long" if term == LotClosing.Term.LONG else "short"
+        rate = 1.0 if fx is None else fx.rate(currency, base)
+        if rate is None or figures[key] is None:
+            figures[key] = None
+        else:
+            figures[key] += gain if rate == 1.0 else gain * Decimal(repr(rate))
+    cent = Decimal("0.01")
+    return {
+        account: RealisedPnl(
+            currency=f["currency"],
+            short_term=None if f["short"] is None else f["short"].quantize(cent),
+            long_term=None if f["long"] is None else f["long"].quantize(cent),
+        )
+        for account, f in sums.items()
+    }
+
+
+def account_realised(portfolio: Portfolio) -> dict:
+    """One account's realised P&L for its page and the API: ``currency`` (its base),
+    ``today`` (trades dated today, UTC, as sales are booked) and ``total`` (since the
+    books began), each a `RealisedPnl` (zero when nothing was realised). Two queries."""
+    zero = RealisedPnl(portfolio.base_currency, Decimal("0.00"), Decimal("0.00"))
+    today = timezone.now().date()
+    return {
+        "currency": portfolio.base_currency,
+        "today": realised_pnl([portfolio.pk], since=today).get(portfolio.pk, zero),
+        "total": realised_pnl([portfolio.pk]).get(portfolio.pk, zero),
+    }
 
 
 def portfolios_visible_to(user) -> QuerySet[Portfolio]:
@@ -306,9 +382,15 @@ def _lots_frame(
             quantity_float=Cast("quantity", FloatField()),
             cost_float=Cast(F("quantity") * F("unit_cost"), FloatField()),
         )
-        .values_list("portfolio_id", "security_id", "quantity_float", "cost_float", "acquired_on")
+        .values_list(
+            "portfolio_id", "security_id", "quantity_float", "cost_float", "acquired_on", "pk"
+        )
+        .order_by("portfolio_id", "security_id", "acquired_on", "pk")
     )
-    frame = pd.DataFrame(rows, columns=["account", "security", "quantity", "cost", "acquired"])
+    # "lot" is the tax lot's id: a run's sells name the lots they take (Order.lots)
+    frame = pd.DataFrame(
+        rows, columns=["account", "security", "quantity", "cost", "acquired", "lot"]
+    )
     if frame.empty:
         return frame
     pairs = frame["security"].map(currency_of) + "|" + frame["account"].map(base_of)

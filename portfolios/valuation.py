@@ -29,9 +29,14 @@ counted in ``cash_missing``). Every total that any of them touches says so
 
 Floats inside, rounded once to cents (``Decimal``) at the boundary (``rows``).
 
-Realised P&L (closed lots) is not here: it is to be joined per account from
-``portfolios.selectors.realised_pnl`` when that exists (the place is marked in
-``book_valuation``).
+- **realised P&L**: what the account's sales realised, from the lots they closed as
+  booked (``portfolios.selectors.realised_pnl``, all time), in the account's base and
+  converted to the firm's; a gain with no FX rate into the base cannot be counted and
+  adds to ``missing``.
+
+A bond's market value is its dirty value: face x price / 100 plus the interest accrued
+to today (``portfolios.terms.accrued_per_unit``, as the account page values it); its
+unrealised and day P&L are on the clean price (accrued interest is income, not basis).
 """
 
 from __future__ import annotations
@@ -51,10 +56,11 @@ from django.utils import timezone
 from .marketdata import Freshness
 from .models import AssetClass, CashBalance, Portfolio, Position, Security, TaxLot
 from .quotes import FxBoard, previous_closes, prices_for
-from .selectors import _raw_rows
+from .selectors import _raw_rows, realised_pnl
+from .terms import TERMS_FIELDS, accrued_per_unit
 
 #: The money figures of every level, in the order pages, CSV and the API give them.
-FIGURES = ("market_value", "cash", "nav", "unrealised_pnl", "day_pnl")
+FIGURES = ("market_value", "cash", "nav", "unrealised_pnl", "day_pnl", "realised_pnl")
 COUNTS = ("positions", "stale", "missing", "cash_missing")
 LEVELS = ("firm", "manager", "model", "account")
 DIMENSIONS = {
@@ -225,6 +231,20 @@ def _by_pair(pairs: pd.Series, board: FxBoard) -> tuple[pd.Series, pd.Series]:
     return rate.astype(float), stale.astype(bool)
 
 
+def _accrued(positions: pd.DataFrame, now: datetime) -> pd.Series:
+    """Interest accrued per unit of quantity today, per position: a bond's (its terms read
+    in one query, only when the book holds bonds), zero for every other kind."""
+    bonds = positions.loc[positions["asset_class"] == AssetClass.BOND, "security"].unique()
+    if not len(bonds):
+        return pd.Series(0.0, index=positions.index)
+    today = timezone.localdate(now)
+    per_unit = {
+        row["pk"]: float(accrued_per_unit(row, today))
+        for row in Security.objects.filter(pk__in=list(bonds)).values("pk", *TERMS_FIELDS)
+    }
+    return positions["security"].map(per_unit).fillna(0.0).astype(float)
+
+
 def book_valuation(
     portfolio_ids: Iterable[int] | QuerySet[Portfolio],
     *,
@@ -347,9 +367,10 @@ def book_valuation(
     )
     fx_firm, fx_firm_stale = _by_pair(positions["currency"] + "|" + currency, board)
     units = positions["quantity"] * positions["multiplier"]
-    value = units * positions["price"]
-    unrealised = value - positions["cost"] * positions["multiplier"]
+    clean = units * positions["price"]
+    unrealised = clean - positions["cost"] * positions["multiplier"]
     day = (units * (positions["price"] - positions["previous_close"])).fillna(0.0)
+    value = clean + positions["quantity"] * _accrued(positions, now)
     positions["value"] = value
     for suffix, rate in (("base", fx_base), ("firm", fx_firm)):
         positions[f"value_{suffix}"] = value * rate
@@ -389,10 +410,18 @@ def book_valuation(
         {"amount_base": "cash_base", "amount_firm": "cash_firm", "cash_missing": "cash_missing"},
     )
     accounts = accounts.join(held, on="account").join(money, on="account")
-    # Realised P&L goes here when portfolios.selectors.realised_pnl(ids, since=...)
-    # exists: join its per-account figures (base and firm) as "realised_pnl_base" and
-    # "realised_pnl_firm", and add "realised_pnl" to FIGURES; every level, the CSV
-    # and the API then carry it. Until then it is left out, not shown as zero.
+    realised = realised_pnl(accounts["account"].tolist())
+    total = {a: r.total for a, r in realised.items()}
+    accounts["realised_pnl_base"] = (
+        accounts["account"].map(lambda a: np.nan if total.get(a, 0) is None else total.get(a, 0))
+    ).astype(float)
+    to_firm, _ = _by_pair(accounts["base_currency"] + "|" + currency, board)
+    accounts["realised_pnl_firm"] = accounts["realised_pnl_base"] * to_firm.to_numpy()
+    uncounted = accounts["realised_pnl_firm"].isna()
+    accounts["missing"] = accounts["missing"] + uncounted.astype(int)
+    accounts[["realised_pnl_base", "realised_pnl_firm"]] = accounts[
+        ["realised_pnl_base", "realised_pnl_firm"]
+    ].fillna(0.0)
     for suffix in ("base", "firm"):
         accounts[f"nav_{suffix}"] = accounts[f"market_value_{suffix}"] + accounts[f"cash_{suffix}"]
     for column in COUNTS:

@@ -70,6 +70,7 @@ def portfolio_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "drift_error": drift_error,
         "positions": positions,
         "cash_balances": portfolio.cash_balances.all(),
+        "realised": selectors.account_realised(portfolio),
         "can_rebalance": may_act_for(request.user, Action.REBALANCE_RUN, portfolio),
         "can_create_order": may_act_for(request.user, Action.ORDER_CREATE, portfolio),
         "can_see_orders": can(request.user, Action.ORDER_VIEW),

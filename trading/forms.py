@@ -9,7 +9,7 @@ from django import forms
 from oms.numbers import input_limits
 from portfolios.models import Security
 
-from .models import Broker, OrderType, Side, TimeInForce
+from .models import Broker, LotMethod, OrderType, Side, TimeInForce
 
 
 class OrderForm(forms.Form):
@@ -33,6 +33,13 @@ class OrderForm(forms.Form):
         help_text="Good-till-date orders only.",
     )
     notes = forms.CharField(required=False, max_length=500)
+    lot_method = forms.ChoiceField(
+        choices=LotMethod.choices,
+        initial=LotMethod.FIFO,
+        required=False,
+        label="Tax lots sold",
+        help_text="Which tax lots a sell closes when it fills (sells only).",
+    )
 
     def __init__(self, *args, portfolios, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -41,7 +48,9 @@ class OrderForm(forms.Form):
         self.fields["security"].label_from_instance = lambda s: f"{s.ticker} · {s.name}"
 
     def order_terms(self) -> dict:
-        return dict(self.cleaned_data)
+        terms = dict(self.cleaned_data)
+        terms["lot_method"] = terms.get("lot_method") or LotMethod.FIFO  # not given: fifo
+        return terms
 
 
 class RouteForm(forms.Form):

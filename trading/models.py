@@ -44,6 +44,14 @@ class OrderType(models.TextChoices):
     STOP_LIMIT = "stop_limit", "Stop limit"
 
 
+class LotMethod(models.TextChoices):
+    """How a sell closes its account's tax lots (`portfolios.rebalance.LOT_SELECTION`)."""
+
+    FIFO = "fifo", "First in, first out"
+    HIFO = "hifo", "Highest cost first"
+    MIN_TAX = "min_tax", "Least tax"
+
+
 class TimeInForce(models.TextChoices):
     DAY = "day", "Day"
     GTC = "gtc", "Good till cancel"
@@ -301,6 +309,17 @@ class Order(models.Model):
     )
     block = models.ForeignKey(
         Block, null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+    )
+    lot_method = models.CharField(
+        max_length=10,
+        choices=LotMethod.choices,
+        default=LotMethod.FIFO,
+        help_text="Which tax lots a sell closes first",
+    )
+    lots = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Specific tax lots a sell closes first: [[lot id, quantity], ...]",
     )
     notes = models.CharField(max_length=500, blank=True)
     compliance_note = models.CharField(

@@ -27,6 +27,7 @@ from oms.views import (
     refusal_messages,
     service_step,
 )
+from portfolios.models import LotClosing
 from portfolios.selectors import portfolios_for_action
 
 from . import selectors
@@ -240,6 +241,11 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
     }
     if hasattr(order, "allocation"):
         context["allocation"] = order.allocation
+        context["closings"] = list(
+            LotClosing.objects.filter(allocation_id=order.allocation.pk)
+            .select_related("lot")
+            .order_by("pk")
+        )
     return render(request, "trading/order_detail.html", context)
 
 

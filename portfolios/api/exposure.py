@@ -33,6 +33,7 @@ class BaseFiguresSerializer(serializers.Serializer):
     nav = _money()
     unrealised_pnl = _money()
     day_pnl = _money()
+    realised_pnl = _money()
 
 
 class CountsSerializer(serializers.Serializer):
@@ -61,6 +62,7 @@ class ValuationTotalSerializer(CountsSerializer):
     nav = _money()
     unrealised_pnl = _money(help_text="Market value less the open tax lots' cost")
     day_pnl = _money(help_text="Against the previous close")
+    realised_pnl = _money(help_text="What the sales realised, from the tax lots they closed")
     manager = serializers.CharField(allow_null=True, help_text="An account's manager")
     model = serializers.CharField(allow_null=True, help_text="An account's model")
     base = BaseFiguresSerializer(allow_null=True, help_text="An account's figures in its base")

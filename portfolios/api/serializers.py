@@ -17,6 +17,7 @@ from portfolios.models import (
     Price,
     Security,
 )
+from portfolios.selectors import account_realised
 from portfolios.services.reference import SECURITY_FIELDS
 
 
@@ -153,11 +154,32 @@ class PortfolioSerializer(serializers.ModelSerializer):
         return DriftSerializer(row).data if row is not None else None
 
 
+class RealisedFiguresSerializer(serializers.Serializer):
+    """Realised P&L in the account's base currency (null: a gain with no FX rate)."""
+
+    short_term = serializers.DecimalField(max_digits=24, decimal_places=2, allow_null=True)
+    long_term = serializers.DecimalField(max_digits=24, decimal_places=2, allow_null=True)
+    total = serializers.DecimalField(max_digits=24, decimal_places=2, allow_null=True)
+
+
+class RealisedPnlSerializer(serializers.Serializer):
+    """What the account's sales realised, as booked: trades dated today and in total."""
+
+    currency = serializers.CharField()
+    today = RealisedFiguresSerializer()
+    total = RealisedFiguresSerializer()
+
+
 class PortfolioDetailSerializer(PortfolioSerializer):
     weights = serializers.SerializerMethodField()
+    realised_pnl = serializers.SerializerMethodField()
 
     class Meta(PortfolioSerializer.Meta):
-        fields = [*PortfolioSerializer.Meta.fields, "weights"]
+        fields = [*PortfolioSerializer.Meta.fields, "weights", "realised_pnl"]
+
+    @extend_schema_field(RealisedPnlSerializer)
+    def get_realised_pnl(self, portfolio) -> dict:
+        return RealisedPnlSerializer(account_realised(portfolio)).data
 
     @extend_schema_field(WeightSerializer(many=True))
     def get_weights(self, portfolio) -> list[dict]:

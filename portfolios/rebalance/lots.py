@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .book import Book, BookError, Options
+from .book import LOT_SELECTION, Book, BookError, Options
 from .prepare import Prepared, _col, _days_before
 from .solver import EPS, seg_cumsum
 
@@ -191,3 +191,51 @@ def _seg_cummax(values: np.ndarray, seg: np.ndarray) -> np.ndarray:
         idx = starts[counts > k] + k
         out[idx] = np.maximum(out[idx], out[idx - 1])
     return out
+
+
+def long_term_on(acquired: dt.date | None, sold_on: dt.date) -> bool:
+    """`held_over_a_year` for one lot: sold after the anniversary of its purchase (a
+    29 February's anniversary is the 28th). A lot without a date counts as long term."""
+    if acquired is None:
+        return True
+    try:
+        anniversary = acquired.replace(year=acquired.year + 1)
+    except ValueError:  # 29 February
+        anniversary = acquired.replace(year=acquired.year + 1, day=28)
+    return sold_on > anniversary
+
+
+def closing_order(
+    lots: list[tuple],
+    *,
+    method: str,
+    price: float,
+    sold_on: dt.date,
+    short_term_rate: float | None = None,
+    long_term_rate: float | None = None,
+) -> list:
+    """The order in which a sell closes an account's open lots of one security, the
+    rule `build_lots` sizes a run's sells with, so that what is booked is what the run
+    estimated: ``lots`` are ``(key, unit_cost, acquired)`` first in, first out (by
+    acquisition, then booking order); ``method`` is ``fifo`` (that order), ``hifo``
+    (highest unit cost first) or ``min_tax`` (least tax per unit first: the gain at
+    ``price`` times the short- or long-term rate). Ties keep first in, first out.
+    Returns the keys in closing order."""
+    if method not in LOT_SELECTION:
+        raise ValueError(f"lot method must be one of {', '.join(LOT_SELECTION)}, not {method!r}")
+    if method == "fifo":
+        return [lot[0] for lot in lots]
+    if method == "hifo":
+        ranked = sorted(range(len(lots)), key=lambda i: -float(lots[i][1]))
+    else:
+        defaults = Options()
+        short = defaults.short_term_rate if short_term_rate is None else short_term_rate
+        long_ = defaults.long_term_rate if long_term_rate is None else long_term_rate
+
+        def tax(i: int) -> float:
+            _, cost, acquired = lots[i]
+            rate = long_ if long_term_on(acquired, sold_on) else short
+            return (float(price) - float(cost)) * rate
+
+        ranked = sorted(range(len(lots)), key=tax)
+    return [lots[i][0] for i in ranked]

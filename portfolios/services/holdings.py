@@ -1,5 +1,11 @@
 """Holdings: positions, tax lots and cash, as allocated fills are booked.
 
+A sell closes the account's open lots of the security as its order says
+(`lot_method`: fifo, hifo or min_tax, the rule of `portfolios.rebalance.lots.
+closing_order`; and first the specific `lots` it names, as a rebalance run chose
+them), and each lot it takes is recorded with what it realised (`LotClosing`). A
+reversal reopens exactly the lots its allocation closed and offsets their rows.
+
 These run inside the caller's (audited) transaction: the allocation service
 locks, books and records the event in one go."""
 
@@ -13,7 +19,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from oms.bulk import update_rows
-from portfolios.models import CashBalance, Portfolio, Position, Security, TaxLot
+from oms.numbers import money
+from oms.numbers import qty as round_qty
+from portfolios.models import CashBalance, LotClosing, Portfolio, Position, Security, TaxLot
+from portfolios.rebalance.lots import closing_order, long_term_on
 from portfolios.services.drift import drift_mark_stale
 from portfolios.terms import fill_cash
 
@@ -48,11 +57,16 @@ def holdings_book_fill(
     price: Decimal,
     on_date: date,
     commission: Decimal = Decimal(0),
+    lot_method: str = "fifo",
+    lots: list | tuple = (),
+    allocation_id: int | None = None,
 ) -> dict:
-    """Book an allocated fill: position, tax lots (FIFO on sells) and cash in the
-    security's currency, net of the commission (a buy pays it on top, a sell
-    receives less). Runs inside the caller's transaction; returns the
-    before/after figures for the caller's audit event."""
+    """Book an allocated fill: position, tax lots and cash in the security's
+    currency, net of the commission (a buy pays it on top, a sell receives less). A
+    sell closes the specific ``lots`` first, then the rest by ``lot_method``, and
+    records each lot it closes (`LotClosing`, naming ``allocation_id``). Runs inside
+    the caller's transaction; returns the before/after figures for the caller's audit
+    event."""
     if quantity <= 0:
         raise ValueError("booked quantity must be positive")
     position = _lock_position(portfolio, security)
@@ -73,9 +87,29 @@ def holdings_book_fill(
         position.quantity += quantity
         cash.amount -= amount + commission
     else:
-        _close_lots_fifo(portfolio, security, quantity)
+        open_lots = list(
+            TaxLot.objects.select_for_update()
+            .filter(portfolio=portfolio, security=security, quantity__gt=0)
+            .order_by("acquired_on", "pk")
+        )
+        fill = Fill(
+            portfolio_id=portfolio.pk,
+            buying=False,
+            quantity=quantity,
+            price=price,
+            commission=commission,
+            allocation_id=allocation_id,
+            lot_method=lot_method,
+            lots=tuple(lots),
+        )
+        taken = _close_lots(open_lots, fill, on_date)
+        update_rows(TaxLot, [lot for lot, _ in taken], ["quantity"])
+        LotClosing.objects.bulk_create(_closings(security, fill, taken, on_date))
         position.quantity -= quantity
         cash.amount += amount - commission
+        booked = _save(position, cash, before)
+        booked["after"]["lots_closed"] = _named(taken)
+        return booked
     return _save(position, cash, before)
 
 
@@ -88,6 +122,12 @@ class Fill:
     quantity: Decimal
     price: Decimal
     commission: Decimal = Decimal(0)
+    #: the allocation that books it (named by the lot closings it writes)
+    allocation_id: int | None = None
+    #: how a sell closes lots: the specific ``lots`` ([lot id, quantity], ...) first,
+    #: then the rest by this method (``portfolios.rebalance.LOT_SELECTION``)
+    lot_method: str = "fifo"
+    lots: tuple = ()
 
 
 def holdings_book_fills(*, security: Security, fills: list[Fill], on_date: date) -> list[dict]:
@@ -97,7 +137,8 @@ def holdings_book_fills(*, security: Security, fills: list[Fill], on_date: date)
 
     Positions, then cash, then tax lots are locked in pk order in one statement each
     (missing positions and cash balances are created first); the changed rows are
-    written with one UPDATE each per table and the new lots with one INSERT. Runs
+    written with one UPDATE each per table, the new lots with one INSERT and the lot
+    closings of the sells with one more. Runs
     inside the caller's transaction; returns each fill's before/after figures, in
     order, for the caller's audit events."""
     if not fills:
@@ -129,6 +170,7 @@ def holdings_book_fills(*, security: Security, fills: list[Fill], on_date: date)
             open_lots[lot.portfolio_id].append(lot)
     new_lots: list[TaxLot] = []
     closed: dict[int, TaxLot] = {}
+    closings: list[LotClosing] = []
     booked = []
     for fill in fills:
         position = positions[fill.portfolio_id]
@@ -150,24 +192,23 @@ def holdings_book_fills(*, security: Security, fills: list[Fill], on_date: date)
             position.quantity += fill.quantity
             balance.amount -= amount + fill.commission
         else:
-            left = fill.quantity
-            for lot in open_lots[fill.portfolio_id]:
-                if left <= 0:
-                    break
-                if lot.quantity <= 0:
-                    continue
-                take = min(lot.quantity, left)
-                lot.quantity -= take
+            taken = _close_lots(open_lots[fill.portfolio_id], fill, on_date)
+            for lot, _ in taken:
                 closed[lot.pk] = lot
-                left -= take
+            closings += _closings(security, fill, taken, on_date)
             position.quantity -= fill.quantity
             balance.amount += amount - fill.commission
-        booked.append({"before": before, "after": _figures(position, balance)})
+        after = _figures(position, balance)
+        if not fill.buying:
+            after["lots_closed"] = _named(taken)
+        booked.append({"before": before, "after": after})
     update_rows(Position, list(positions.values()), ["quantity"])
     update_rows(CashBalance, list(cash.values()), ["amount"])
     update_rows(TaxLot, list(closed.values()), ["quantity"])
     if new_lots:
         TaxLot.objects.bulk_create(new_lots)
+    if closings:
+        LotClosing.objects.bulk_create(closings)
     return booked
 
 
@@ -179,20 +220,80 @@ def _lock_many(model, accounts: list[int], make, **key) -> dict:
     return {row.portfolio_id: row for row in rows.order_by("pk")}
 
 
-def _close_lots_fifo(portfolio: Portfolio, security: Security, quantity: Decimal) -> None:
-    left = quantity
-    lots = (
-        TaxLot.objects.select_for_update()
-        .filter(portfolio=portfolio, security=security, quantity__gt=0)
-        .order_by("acquired_on", "pk")
-    )
-    for lot in lots:
+def _close_lots(open_lots: list[TaxLot], fill: Fill, on_date: date) -> list[tuple]:
+    """Take ``fill.quantity`` from the open lots (first in, first out order; changed in
+    place): the fill's specific lots first, up to the quantity each names, then the
+    others in the order its lot method gives. Returns ``(lot, quantity taken)``; what
+    no lot covers went short and closes nothing."""
+    by_pk = {lot.pk: lot for lot in open_lots}
+    taken: list[tuple] = []
+    left = fill.quantity
+
+    def take(lot: TaxLot, most: Decimal) -> None:
+        nonlocal left
+        quantity = min(lot.quantity, left, most)
+        if quantity > 0:
+            lot.quantity -= quantity
+            left -= quantity
+            taken.append((lot, quantity))
+
+    for pk, quantity in fill.lots:
         if left <= 0:
             break
-        take = min(lot.quantity, left)
-        lot.quantity -= take
-        lot.save(update_fields=["quantity"])
-        left -= take
+        lot = by_pk.get(int(pk))
+        if lot is not None:
+            take(lot, round_qty(Decimal(str(quantity))))
+    if left > 0:
+        still_open = [
+            (lot.pk, lot.unit_cost, lot.acquired_on) for lot in open_lots if lot.quantity > 0
+        ]
+        for pk in closing_order(
+            still_open, method=fill.lot_method, price=float(fill.price), sold_on=on_date
+        ):
+            if left <= 0:
+                break
+            take(by_pk[pk], left)
+    return taken
+
+
+def _named(taken: list[tuple]) -> list:
+    """The lots a sell closed, for its audit event: ``[[lot id, quantity], ...]``."""
+    return [[lot.pk, str(quantity)] for lot, quantity in taken]
+
+
+def _closings(security: Security, fill: Fill, taken: list[tuple], on_date: date) -> list:
+    """A `LotClosing` per lot a sell took: its cost, the proceeds, its share of the
+    commission (the shares of the covered part add up, the last row takes the cents
+    left) and the gain it realised, in the security's currency."""
+    rows = []
+    covered = sum((quantity for _, quantity in taken), Decimal(0))
+    commission_left = money(fill.commission * covered / fill.quantity) if taken else Decimal(0)
+    for i, (lot, quantity) in enumerate(taken):
+        share = (
+            commission_left
+            if i == len(taken) - 1
+            else money(fill.commission * quantity / fill.quantity)
+        )
+        commission_left -= share
+        gain = money(quantity * (fill.price - lot.unit_cost) * security.multiplier) - share
+        rows.append(
+            LotClosing(
+                lot=lot,
+                portfolio_id=fill.portfolio_id,
+                security=security,
+                allocation_id=fill.allocation_id,
+                quantity=quantity,
+                unit_cost=lot.unit_cost,
+                proceeds_per_unit=fill.price,
+                commission=share,
+                realised_gain=gain,
+                term=LotClosing.Term.LONG
+                if long_term_on(lot.acquired_on, on_date)
+                else LotClosing.Term.SHORT,
+                closed_on=on_date,
+            )
+        )
+    return rows
 
 
 def holdings_reverse_fill(
@@ -203,13 +304,17 @@ def holdings_reverse_fill(
     quantity: Decimal,
     price: Decimal,
     commission: Decimal = Decimal(0),
+    allocation_id: int | None = None,
     on_date: date | None = None,
 ) -> dict:
     """Undo a booked fill (a broker's trade bust): position and cash back by the
     same amounts, and the tax lots put back as they were: a bought lot shrinks
-    (newest first), the lots a sell closed reopen (the last closed first, the
-    reverse of FIFO). ``on_date``: the day the fill was booked (a bond's accrued
-    interest ran to its settlement). Runs inside the caller's transaction."""
+    (newest first); a sell reopens exactly the lots its allocation closed (its
+    `LotClosing` rows, the last first) and writes a reversing row for each. A sell
+    booked before closings were recorded (none name its allocation) reopens the
+    closed lots newest first, as the books used to. ``on_date``: the day the fill was
+    booked (a bond's accrued interest ran to its settlement). Runs inside the
+    caller's transaction."""
     if quantity <= 0:
         raise ValueError("reversed quantity must be positive")
     position = _lock_position(portfolio, security)
@@ -219,6 +324,7 @@ def holdings_reverse_fill(
     amount = fill_amount(security, quantity, price, on_date or timezone.localdate())
     lots = TaxLot.objects.select_for_update().filter(portfolio=portfolio, security=security)
     left = quantity
+    reopened = None
     if buying:
         for lot in lots.filter(quantity__gt=0).order_by("-acquired_on", "-pk"):
             if left <= 0:
@@ -229,7 +335,7 @@ def holdings_reverse_fill(
             left -= take
         position.quantity -= quantity
         cash.amount += amount + commission
-    else:
+    elif (reopened := _reopen_closed(portfolio, allocation_id, quantity)) is None:
         closed = lots.filter(quantity__lt=F("original_quantity")).order_by("-acquired_on", "-pk")
         for lot in closed:
             if left <= 0:
@@ -238,9 +344,74 @@ def holdings_reverse_fill(
             lot.quantity += give
             lot.save(update_fields=["quantity"])
             left -= give
+    if not buying:
         position.quantity += quantity
         cash.amount -= amount - commission
-    return _save(position, cash, before)
+    reversed_ = _save(position, cash, before)
+    if reopened:
+        reversed_["after"]["lots_reopened"] = reopened
+    return reversed_
+
+
+def _reopen_closed(
+    portfolio: Portfolio, allocation_id: int | None, quantity: Decimal
+) -> list | None:
+    """Reopen up to ``quantity`` of what the allocation's closings still hold (the
+    latest first) and offset each with a reversing row of the opposite sign; returns
+    the lots reopened (``[[lot id, quantity], ...]``). None when no closing names the
+    allocation (nothing done)."""
+    if allocation_id is None:
+        return None
+    rows = list(
+        LotClosing.objects.select_for_update()
+        .filter(portfolio=portfolio, allocation_id=allocation_id)
+        .order_by("pk")
+    )
+    if not rows:
+        return None
+    net = {row.pk: row.quantity for row in rows if row.reverses_id is None}
+    for row in rows:
+        if row.reverses_id is not None:
+            net[row.reverses_id] = net.get(row.reverses_id, Decimal(0)) + row.quantity
+    still = [row for row in reversed(rows) if row.reverses_id is None and net[row.pk] > 0]
+    lots = {
+        lot.pk: lot
+        for lot in TaxLot.objects.select_for_update()
+        .filter(pk__in=sorted({row.lot_id for row in still}))
+        .order_by("pk")
+    }
+    left = quantity
+    reversing = []
+    for row in still:
+        if left <= 0:
+            break
+        give = min(net[row.pk], left)
+        left -= give
+        lot = lots[row.lot_id]
+        lot.quantity += give
+        part = give / row.quantity
+        commission = money(row.commission * part)
+        reversing.append(
+            LotClosing(
+                lot_id=row.lot_id,
+                portfolio_id=row.portfolio_id,
+                security_id=row.security_id,
+                allocation_id=row.allocation_id,
+                quantity=-give,
+                unit_cost=row.unit_cost,
+                proceeds_per_unit=row.proceeds_per_unit,
+                commission=-commission,
+                realised_gain=-(
+                    money(row.realised_gain * part) if give != row.quantity else row.realised_gain
+                ),
+                term=row.term,
+                closed_on=row.closed_on,
+                reverses=row,
+            )
+        )
+    update_rows(TaxLot, list(lots.values()), ["quantity"])
+    LotClosing.objects.bulk_create(reversing)
+    return [[row.lot_id, str(-row.quantity)] for row in reversing]
 
 
 def _figures(position: Position, cash: CashBalance) -> dict:

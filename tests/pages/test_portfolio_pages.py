@@ -96,6 +96,39 @@ def test_account_detail_shows_weights_against_the_model_and_cash(pm, book, clien
     assert b"Rebalance" in response.content
 
 
+def test_account_detail_shows_realised_pnl_today_and_in_total(pm, book, client_for):
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from portfolios.services.holdings import Fill, holdings_book_fills
+
+    account, aaa = book["accounts"][0], book["securities"]["AAA"]
+    today = timezone.now().date()
+    # the lot at 30 bought 400 days ago: 100 sold at 100 a week ago (7,000 long term)
+    # and 50 today at 20 (a loss of 500)
+    for quantity, price, day in ((100, 100, today - timedelta(days=7)), (50, 20, today)):
+        holdings_book_fills(
+            security=aaa,
+            fills=[
+                Fill(
+                    portfolio_id=account.pk,
+                    buying=False,
+                    quantity=Decimal(quantity),
+                    price=Decimal(price),
+                )
+            ],
+            on_date=day,
+        )
+    response = client_for(pm).get(account.get_absolute_url())
+    realised = response.context["realised"]
+    assert (realised["today"].long_term, realised["today"].total) == (-500, -500)
+    assert (realised["total"].short_term, realised["total"].total) == (0, 6500)
+    html = response.content.decode()
+    assert 'id="realised-pnl"' in html and "6,500.00" in html and "-500.00" in html
+
+
 def test_compliance_sees_the_account_without_the_rebalance_button(
     compliance_officer, book, client_for
 ):

@@ -349,3 +349,44 @@ def test_brokers_page_shows_each_fix_session_and_the_messages_not_applied(
     assert "trade bust" in html and "1/7" in html and "1/8" not in html
     assert [b.outbox_pending for b in response.context["brokers"] if b.code == "FIXA"] == [1]
     assert client_for(pm).get(reverse("trading:broker-list")).status_code == 403
+
+
+def test_the_ticket_takes_a_lot_method_for_a_sell_and_the_order_shows_it(pm, book, client_for):
+    client = client_for(pm)
+    data = order_data(book, side="sell", security=book["securities"]["AAA"].pk, lot_method="hifo")
+    response = client.post(reverse("trading:order-create"), data)
+    order = Order.objects.get()
+    assert response.status_code == 302 and order.lot_method == "hifo"
+    page = client.get(order.get_absolute_url())
+    assert "Highest cost first" in page.content.decode()
+    # a buy closes no lots: a lot method on it is a form error, nothing written
+    refused = client.post(reverse("trading:order-create"), order_data(book, lot_method="hifo"))
+    assert refused.status_code == 422
+    assert "sells only" in str(refused.context["form"].errors["lot_method"])
+    assert Order.objects.count() == 1
+
+
+def test_an_allocated_sell_shows_the_lots_it_closed_and_what_each_realised(
+    pm, trader, book, client_for, eager_celery, django_capture_on_commit_callbacks
+):
+    order = order_services.order_create(
+        actor=pm,
+        portfolio=book["accounts"][0],
+        security=book["securities"]["AAA"],
+        side="sell",
+        quantity=Decimal(100),
+        lot_method="hifo",
+    )
+    order_services.orders_approve(actor=pm, order_ids=[order.pk])
+    order_services.orders_release(actor=pm, order_ids=[order.pk])
+    order.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        route_services.route_create(actor=trader, block_id=order.block_id, broker=book["broker"])
+    page = client_for(pm).get(order.get_absolute_url())
+    closings = page.context["closings"]
+    # the one lot of 600 at 30, sold at 100: 7,000 long term
+    assert [(c.quantity, c.realised_gain, c.term) for c in closings] == [
+        (Decimal(100), Decimal(7000), "long")
+    ]
+    html = page.content.decode()
+    assert 'id="lot-closings"' in html and "7,000.00" in html and "Highest cost first" in html

@@ -6,15 +6,18 @@ thing is no use."""
 
 from __future__ import annotations
 
+import functools
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_record, audit_record_many, audit_seal, verify_audit_chain
-from portfolios.models import CashBalance, Portfolio, Position, TaxLot
+from portfolios.models import CashBalance, LotClosing, Portfolio, Position, TaxLot
 from trading.brokers import ExecutionReport
 from trading.models import Allocation, Block, Broker, Order, Route
 from trading.services import allocations as allocation_services
@@ -28,6 +31,10 @@ pytestmark = pytest.mark.django_db
 ROUTE_CREATE = 11
 FILL_APPLY = 15
 ALLOCATE = 17  # with the one UPDATE that marks the accounts' stored drift stale
+#: Allocating sells: no INSERT of new lots, but the open lots locked (one SELECT) and
+#: written (one UPDATE), and one INSERT of the lot closings (what each sale realised),
+#: whatever the number of orders and lots.
+ALLOCATE_SELLS = 19
 
 
 def _block(pm, book, *, orders: int, accounts: int, prefix: str = "X") -> Block:
@@ -56,7 +63,6 @@ def _block(pm, book, *, orders: int, accounts: int, prefix: str = "X") -> Block:
 
 
 def _report(route: Route, exec_id: str, exec_type: str, status: str, last=Decimal(0), px=None):
-    from django.utils import timezone
 
     return ExecutionReport(
         broker=route.broker.code,
@@ -92,8 +98,55 @@ def _holdings() -> dict:
     }
 
 
-def _chain(pm, trader, book, broker, *, orders: int, accounts: int, prefix: str) -> dict:
-    block = _block(pm, book, orders=orders, accounts=accounts, prefix=prefix)
+def _sell_block(pm, book, *, orders: int, accounts: int, prefix: str = "X") -> Block:
+    """A released block of ``orders`` sells of AAA over ``accounts`` new accounts, each
+    holding 1,000 in three lots (at 30, 120 and 80); the orders' lot methods cycle
+    through fifo, hifo and min_tax, and every fourth names a specific lot first."""
+    security = book["securities"]["AAA"]
+    today = timezone.now().date()
+    portfolios = [
+        Portfolio.objects.create(code=f"{prefix}{n:03d}", name=f"Seller {n}", manager=pm)
+        for n in range(accounts)
+    ]
+    Position.objects.bulk_create(
+        Position(portfolio=p, security=security, quantity=Decimal(1000)) for p in portfolios
+    )
+    lots = TaxLot.objects.bulk_create(
+        TaxLot(
+            portfolio=p,
+            security=security,
+            quantity=Decimal(q),
+            original_quantity=Decimal(q),
+            unit_cost=Decimal(cost),
+            acquired_on=today - timedelta(days=days),
+        )
+        for p in portfolios
+        for q, cost, days in ((400, 30, 700), (300, 120, 200), (300, 80, 90))
+    )
+    last_lot = {lot.portfolio_id: lot.pk for lot in lots}
+    made = Order.objects.bulk_create(
+        Order(
+            portfolio=portfolios[n % accounts],
+            security=security,
+            side="sell",
+            quantity=Decimal(100 * (1 + n % 3)),
+            status=Order.Status.APPROVED,
+            created_by=pm,
+            approved_by=pm,
+            time_in_force="gtc",
+            lot_method=("fifo", "hifo", "min_tax")[n % 3],
+            lots=[[last_lot[portfolios[n % accounts].pk], "50"]] if n % 4 == 0 else [],
+        )
+        for n in range(orders)
+    )
+    order_services.orders_release(actor=pm, order_ids=[o.pk for o in made])
+    return Block.objects.get(orders__pk=made[0].pk)
+
+
+def _chain(
+    pm, trader, book, broker, *, orders: int, accounts: int, prefix: str, make=_block
+) -> dict:
+    block = make(pm, book, orders=orders, accounts=accounts, prefix=prefix)
     route, routed = _counted(
         lambda: route_services.route_create(actor=trader, block_id=block.pk, broker=broker)
     )
@@ -152,6 +205,27 @@ def test_routing_filling_and_allocating_cost_the_same_for_3_or_40_orders(
     first, second = (events.get(object_id=str(o.pk)) for o in twice[:2])
     assert second.before["position"] == first.after["position"]
     assert AuditEvent.objects.filter(kind="order.status").count() >= 40
+
+
+def test_allocating_sells_costs_the_same_for_3_or_40_orders_and_closes_their_lots(
+    pm, trader, book, quiet_broker
+):
+    chain = functools.partial(_chain, pm, trader, book, quiet_broker, make=_sell_block)
+    chain(orders=2, accounts=2, prefix="W")  # warms caches
+    small = chain(orders=3, accounts=2, prefix="S")
+    large = chain(orders=40, accounts=25, prefix="L")
+    assert small["allocate"] == large["allocate"]
+    assert large["allocate"] <= ALLOCATE_SELLS, f"allocation takes {large['allocate']}"
+    # and each order closed its lots by its own method, the named lot first
+    for order in large["block"].orders.select_related("allocation"):
+        closings = LotClosing.objects.filter(allocation_id=order.allocation.pk).order_by("pk")
+        assert sum(c.quantity for c in closings) == order.quantity
+        costs = [c.unit_cost for c in closings]
+        if order.lots:
+            assert closings[0].lot_id == order.lots[0][0] and closings[0].quantity == 50
+            costs = costs[1:]
+        first = {"fifo": 30, "hifo": 120, "min_tax": 120}[order.lot_method]
+        assert costs[0] == first, (order.lot_method, costs)
 
 
 def test_orders_follow_their_block_in_one_update_with_one_event_each(

@@ -12,6 +12,7 @@ from trading.models import (
     Block,
     Broker,
     Execution,
+    LotMethod,
     Order,
     OrderType,
     Route,
@@ -55,6 +56,8 @@ class OrderSerializer(serializers.ModelSerializer):
             "rebalance_run",
             "block",
             "notes",
+            "lot_method",
+            "lots",
             "created_by",
             "approved_by",
             "released_by",
@@ -84,6 +87,11 @@ class OrderCreateSerializer(serializers.Serializer):
         required=False, allow_null=True, help_text="Good-till-date orders only"
     )
     notes = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    lot_method = serializers.ChoiceField(
+        choices=LotMethod.choices,
+        default=LotMethod.FIFO,
+        help_text="Which tax lots a sell closes when it fills (sells only)",
+    )
 
     def __init__(self, *args, portfolios=None, **kwargs):
         super().__init__(*args, **kwargs)

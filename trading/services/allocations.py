@@ -89,6 +89,9 @@ def block_allocate(*, block_id: int) -> list[Allocation]:
                     quantity=a.quantity,
                     price=a.price,
                     commission=a.commission,
+                    allocation_id=a.pk,
+                    lot_method=a.order.lot_method,
+                    lots=tuple(a.order.lots or ()),
                 )
                 for a in allocations
             ],

@@ -232,6 +232,7 @@ def _reallocate(block: Block, actor) -> None:
             price=allocation.price,
             commission=allocation.commission,
             on_date=timezone.localdate(allocation.created_at),
+            allocation_id=allocation.pk,
         )
         audit_record(
             actor=actor,
@@ -274,7 +275,7 @@ def _reallocate(block: Block, actor) -> None:
             on_date=timezone.now().date(),
         )
         if allocation is None:
-            Allocation.objects.create(block=block, order=order, **values)
+            allocation = Allocation.objects.create(block=block, order=order, **values)
         else:
             for name, value in values.items():
                 setattr(allocation, name, value)
@@ -287,6 +288,9 @@ def _reallocate(block: Block, actor) -> None:
             price=block.average_price,
             on_date=timezone.now().date(),
             commission=values["commission"],
+            lot_method=order.lot_method,
+            lots=order.lots or (),
+            allocation_id=allocation.pk,
         )
         audit_record(
             actor=actor,

@@ -17,6 +17,7 @@ checked once per batch, on the whole set, in SQL or numpy.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -33,7 +34,7 @@ from oms.roles import Action, require, sees_all_accounts
 from oms.state import TransitionError
 from portfolios.models import Portfolio, Position, Security
 from trading import pretrade
-from trading.models import Block, Order, OrderType, Side, TimeInForce
+from trading.models import Block, LotMethod, Order, OrderType, Side, TimeInForce
 
 from .blocks import block_changed
 
@@ -63,6 +64,10 @@ class ProposedOrder:
     side: str
     quantity: Decimal
     estimated_price: Decimal | None
+    #: how a sell closes tax lots: the specific ``lots`` ((lot id, quantity), ...)
+    #: first, then the rest by this method
+    lot_method: str = "fifo"
+    lots: tuple = ()
 
 
 def _check_transition(source: str, target: str) -> None:
@@ -89,6 +94,11 @@ def _check_proposed(proposed: Sequence[ProposedOrder]) -> None:
     """The terms of a batch, checked on the whole set: quantities, whole units, minimum
     quantities, active securities and accounts, and sells covered by what each account
     holds less what other sells have already committed (`order_check`, set-wise)."""
+    methods = {p.lot_method for p in proposed} - set(LotMethod.values)
+    if methods:
+        raise ValidationError(
+            f"Lot method {sorted(methods)[0]!r} is not one of {', '.join(LotMethod.values)}."
+        )
     security_ids = {p.security_id for p in proposed}
     portfolio_ids = {p.portfolio_id for p in proposed}
     securities = {
@@ -181,6 +191,8 @@ _COPY_COLUMNS = (
     "created_at",
     "updated_at",
     "compliance_note",
+    "lot_method",
+    "lots",
 )
 
 
@@ -194,12 +206,19 @@ def _copy_orders(ids, proposed, *, run_id: int, actor_id: int, notes: str, now) 
         write(
             f"{pk}\t{p.portfolio_id}\t{p.security_id}\t{p.side}\t{OrderType.MARKET}\t"
             f"{TimeInForce.DAY}\t{p.quantity}\t{Order.Status.DRAFT}\t0\t{price}\t{run_id}\t"
-            f"{notes}\t{actor_id}\t{stamp}\t{stamp}\t\n"
+            f"{notes}\t{actor_id}\t{stamp}\t{stamp}\t\t{p.lot_method}\t"
+            f"{_copy_json(p.lots)}\n"
         )
     table = connection.ops.quote_name(Order._meta.db_table)
     columns = ", ".join(_COPY_COLUMNS)
     with connection.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
         copy.write(buffer.getvalue())
+
+
+def _copy_json(lots) -> str:
+    """An order's lots as COPY text: JSON (ids and quantities as strings: no tab,
+    newline or backslash to escape)."""
+    return json.dumps([[int(pk), str(quantity)] for pk, quantity in lots])
 
 
 _ORDER_DEFAULTS: dict | None = None
@@ -246,6 +265,8 @@ def run_orders_create(
                 "estimated_price": p.estimated_price,
                 "rebalance_run_id": run.pk,
                 "notes": notes,
+                "lot_method": p.lot_method,
+                "lots": [[int(pk), str(quantity)] for pk, quantity in p.lots],
             }
 
         if connection.vendor == "postgresql":

@@ -24,7 +24,7 @@ from portfolios import terms
 from portfolios.instruments import InstrumentError
 from portfolios.models import Portfolio, Position, Security
 from trading import locks, pretrade
-from trading.models import Block, Order, OrderType, Side, TimeInForce
+from trading.models import Block, LotMethod, Order, OrderType, Side, TimeInForce
 
 from .blocks import block_changed
 
@@ -142,9 +142,19 @@ def order_create(
     notes: str = "",
     rebalance_run=None,
     estimated_price: Decimal | None = None,
+    lot_method: str = LotMethod.FIFO,
 ) -> Order:
-    """Create a draft order for one account."""
+    """Create a draft order for one account. ``lot_method`` says which tax lots a sell
+    closes when it fills (fifo, hifo, min_tax); a buy opens a lot and takes fifo."""
     require(actor, Action.ORDER_CREATE, portfolio)
+    if lot_method not in LotMethod.values:
+        raise ValidationError(
+            {"lot_method": f"{lot_method!r} is not one of {', '.join(LotMethod.values)}."}
+        )
+    if lot_method != LotMethod.FIFO and side in (Side.BUY, Side.BUY_TO_COVER):
+        raise ValidationError(
+            {"lot_method": "A buy closes no tax lots: the lot method applies to sells only."}
+        )
     terms = {
         "portfolio": portfolio,
         "security": security,
@@ -163,6 +173,7 @@ def order_create(
             notes=notes,
             rebalance_run=rebalance_run,
             estimated_price=estimated_price,
+            lot_method=lot_method,
             created_by=actor,
         )
         audit_record(
@@ -174,6 +185,7 @@ def order_create(
                 "portfolio": portfolio.code,
                 "security": security.ticker,
                 "rebalance_run": getattr(rebalance_run, "pk", None),
+                "lot_method": lot_method,
             },
         )
     return order
