@@ -250,6 +250,24 @@ def test_the_account_page_values_the_bond_with_its_accrued_interest(ops, book):
     assert row.unrealised == D("500.00")  # on the clean price: accrued is income
 
 
+def test_the_firm_totals_value_the_bond_as_its_account_page_does(ops, book):
+    """The exposure view's valuation counted a bond at its clean value (face x price /
+    100) while the account page added the accrued interest: the firm's NAV was not the
+    sum of the account pages."""
+    from portfolios.valuation import book_valuation
+
+    account = book["accounts"][0]
+    _hold(account, _bond(ops), FACE, D("99.0"))
+    valuation = book_valuation([account.pk])
+    bond = valuation.positions[valuation.positions["ticker"] == "ACME6"].iloc[0]
+    assert bond["value"] == pytest.approx(100_500.0)  # 99,500 clean + 1,000 accrued
+    page = positions_valued(account)
+    [row] = valuation.totals("account")
+    assert row["market_value"] == sum(r.value for r in page["rows"])
+    [by_class] = [r for r in valuation.exposure("asset_class") if r["label"] == "Bond"]
+    assert by_class["market_value"] == D("100500.00")
+
+
 def test_the_account_page_shows_a_future_and_an_option_at_their_multipliers(ops, book):
     account = book["accounts"][0]
     _hold(account, _crude(ops), D(2), D("70.00"))

@@ -32,11 +32,11 @@ def test_each_account_in_its_base_and_the_firms_currency(hand_book):
     rows = {r["code"]: r for r in book_valuation(ids(hand_book)).totals("account")}
     a1, a2, a3 = rows["A1"], rows["A2"], rows["A3"]
     assert figures(a1) == money(24200, 1600, 25800, 6200, 2200)
-    assert tuple(a1["base"].values()) == money(24200, 1600, 25800, 6200, 2200)
+    assert figures(a1["base"]) == money(24200, 1600, 25800, 6200, 2200)
     assert (a1["stale"], a1["missing"], a1["incomplete"]) == (0, 0, False)
 
     assert a2["base_currency"] == "EUR" and a2["currency"] == "USD"
-    assert tuple(a2["base"].values()) == money(6375, 2000, 8375, 1125, 541.67)
+    assert figures(a2["base"]) == money(6375, 2000, 8375, 1125, 541.67)
     assert figures(a2) == money(7650, 2400, 10050, 1350, 650)
     assert (a2["stale"], a2["missing"], a2["incomplete"]) == (1, 0, True)
 
@@ -149,4 +149,43 @@ def test_the_number_of_queries_does_not_grow_with_the_book(hand_book, pm):
                 unit_cost=1, acquired_on="2026-01-02",
             )  # fmt: skip
         CashBalance.objects.create(portfolio=account, currency="EUR", amount=1)
-    assert count() == small == 8  # accounts, positions, lots, cash, prices, closes, FX (2)
+    assert count() == small == 9  # accounts, positions, lots, cash, prices, closes, FX (2),
+    # realised (the lot closings)
+
+
+def test_realised_pnl_from_the_lots_sales_closed_is_in_every_level(hand_book):
+    """The firm, manager and model totals left realised P&L out. A1 (USD) sold 20 AAA
+    from its lot at 80 for 95: 300 USD short term; A2 (EUR) sold 10 DDD (EUR) bought at
+    45 for 50, booked long term: 50 EUR, 60 USD at the firm's 1.2. A busted
+    sale (a reversing row) nets to nothing."""
+    from datetime import date
+
+    from portfolios.models import LotClosing
+
+    a1, a2 = hand_book["accounts"]["A1"], hand_book["accounts"]["A2"]
+    aaa, ddd = hand_book["securities"]["AAA"], hand_book["securities"]["DDD"]
+
+    def closing(account, security, quantity, cost, price, term, **extra):
+        lot = TaxLot.objects.filter(portfolio=account, security=security).first()
+        return LotClosing.objects.create(
+            lot=lot, portfolio=account, security=security, quantity=quantity, unit_cost=cost,
+            proceeds_per_unit=price, realised_gain=quantity * (price - cost), term=term,
+            closed_on=date.today(), **extra,
+        )  # fmt: skip
+
+    closing(a1, aaa, 20, 80, 95, "short")
+    closing(a2, ddd, 10, 45, 50, "long")
+    busted = closing(a1, aaa, 5, 80, 100, "short")
+    closing(a1, aaa, -5, 80, 100, "short", reverses=busted)
+
+    valuation = book_valuation(ids(hand_book))
+    rows = {r["code"]: r for r in valuation.totals("account")}
+    assert rows["A1"]["realised_pnl"] == Decimal("300.00")
+    assert rows["A1"]["base"]["realised_pnl"] == Decimal("300.00")
+    assert rows["A2"]["base"]["realised_pnl"] == Decimal("50.00")
+    assert rows["A2"]["realised_pnl"] == Decimal("60.00")
+    assert rows["A3"]["realised_pnl"] == Decimal("0.00")
+    (firm,) = valuation.totals("firm")
+    assert firm["realised_pnl"] == Decimal("360.00")
+    models = {r["label"]: r["realised_pnl"] for r in valuation.totals("model")}
+    assert models == {"Core": Decimal("300.00"), "Income": Decimal("60.00")}
