@@ -1041,10 +1041,12 @@ def _cash_flows_book(flows: list[CashFlow], *, actor, run_id: int | None) -> Non
 def cash_flows_settle(*, portfolio_ids: Iterable[int] | None = None) -> dict[str, int]:
     """Book the withdrawals waiting for their run's sells, for these accounts (all when
     None), once every sell of the run for the account has ended and been allocated:
-    applied when the account's cash in the flow's currency covers it, otherwise given
-    back (pending, for the next run to raise) with the shortfall as the reason. Run after
-    each allocation (the post-trade seam) and by Celery beat for sells that ended with
-    nothing filled. Returns how many were applied and returned."""
+    applied, in the flow's own currency, when the account's cash in all its currencies,
+    valued in its base at the latest FX rates, covers it (a EUR withdrawal that USD
+    sells raised is booked: the desk converts); otherwise given back (pending, for the
+    next run to raise) with the shortfall as the reason. A flow whose run is gone waits
+    on nothing. Run after each allocation (the post-trade seam) and by Celery beat for
+    sells that ended with nothing filled. Returns how many were applied and returned."""
     with audited_transaction():
         waiting = CashFlow.objects.select_for_update(of=("self",)).filter(
             status=CashFlow.Status.AWAITING_SELLS
@@ -1055,7 +1057,7 @@ def cash_flows_settle(*, portfolio_ids: Iterable[int] | None = None) -> dict[str
         if not flows:
             return {"applied": 0, "returned": 0}
         busy = set()
-        for run_id in {f.run_id for f in flows}:
+        for run_id in {f.run_id for f in flows} - {None}:
             accounts = {f.portfolio_id for f in flows if f.run_id == run_id}
             busy |= {
                 (run_id, pk)
@@ -1064,36 +1066,43 @@ def cash_flows_settle(*, portfolio_ids: Iterable[int] | None = None) -> dict[str
                 )
             }
         ready = [f for f in flows if (f.run_id, f.portfolio_id) not in busy]
+        if not ready:
+            return {"applied": 0, "returned": 0}
+        accounts = {f.portfolio_id for f in ready}
+        base_of = dict(Portfolio.objects.filter(pk__in=accounts).values_list("pk", "base_currency"))
+        fx = FxTable.latest()
         # Locked before the comparison, in pk order as fills lock them: an allocation
         # committing meanwhile is waited for, not compared against stale cash.
-        cash = {
-            (b.portfolio_id, b.currency): b.amount
-            for b in CashBalance.objects.select_for_update()
-            .filter(
-                portfolio_id__in={f.portfolio_id for f in ready},
-                currency__in={f.currency for f in ready},
-            )
-            .order_by("pk")
-        }
+        available: dict[int, float] = dict.fromkeys(accounts, 0.0)
+        for balance in (
+            CashBalance.objects.select_for_update().filter(portfolio_id__in=accounts).order_by("pk")
+        ):
+            rate = fx.rate(balance.currency, base_of[balance.portfolio_id])
+            if rate is not None:
+                available[balance.portfolio_id] += float(balance.amount) * rate
         book, short = [], []
         for flow in ready:
-            key = (flow.portfolio_id, flow.currency)
-            have = cash.get(key, Decimal(0))
-            if have >= flow.amount:
-                cash[key] = have - flow.amount
+            base = base_of[flow.portfolio_id]
+            rate = fx.rate(flow.currency, base)
+            need = None if rate is None else float(flow.amount) * rate
+            if need is not None and available[flow.portfolio_id] >= need - 0.005:
+                available[flow.portfolio_id] -= need
                 book.append(flow)
             else:
-                short.append((flow, have))
-        for run_id in sorted({f.run_id for f in book}):
+                short.append((flow, base, available[flow.portfolio_id], need))
+        for run_id in {f.run_id for f in book}:
             _cash_flows_book([f for f in book if f.run_id == run_id], actor=None, run_id=run_id)
-        for flow, have in short:
+        for flow, base, have, need in short:
             _cash_flows_return(
                 [flow],
                 actor=None,
                 obj=flow,
                 reason=(
-                    f"its sells ended with {have:,.2f} {flow.currency} in cash, short of the "
-                    f"{flow.amount:,.2f} to withdraw: the next run raises it"
+                    f"no FX rate from {flow.currency} to {base} to book it: the next run raises it"
+                    if need is None
+                    else f"its sells ended with {have:,.2f} {base} in cash, short of the "
+                    f"{need:,.2f} {base} ({flow.amount:,.2f} {flow.currency}) to withdraw: "
+                    "the next run raises it"
                 ),
             )
         return {"applied": len(book), "returned": len(short)}

@@ -32,7 +32,7 @@ from .models import (
 )
 from .rebalance import Book
 from .rebalance.sleeves import flatten, reachable
-from .terms import TERMS_FIELDS, price_multiplier, unit_value
+from .terms import TERMS_FIELDS, accrued_per_unit, price_multiplier, unit_value
 
 
 @dataclass(frozen=True)
@@ -260,6 +260,7 @@ def load_book(
         base_of,
         fx,
         {s["pk"]: float(price_multiplier(s)) for s in securities},
+        {s["pk"]: float(accrued_per_unit(s, today)) for s in securities},
     )
     stale_before = today - pd.Timedelta(days=settings.OMS_PRICE_STALE_DAYS)
     book = Book(
@@ -371,11 +372,22 @@ def _raw_rows(queryset) -> list[tuple]:
 
 
 def _lots_frame(
-    portfolio_ids, kept, currency_of, base_of, fx: FxTable, multiplier_of: dict[int, float]
+    portfolio_ids,
+    kept,
+    currency_of,
+    base_of,
+    fx: FxTable,
+    multiplier_of: dict[int, float],
+    accrued_of: dict[int, float],
 ) -> pd.DataFrame:
     """The tax lots as the engine's frame, costs in each account's base currency. Cast
     and multiplied in the database, converted per column: half a million lots would
-    otherwise cost seconds of Decimal arithmetic."""
+    otherwise cost seconds of Decimal arithmetic.
+
+    A bond lot's cost carries the interest accrued today on its face (``accrued_of``, per
+    unit): the engine prices a unit with it (``unit_value``), and a gain it estimates
+    (price less cost) must be the clean gain the books realise, accrued interest being
+    income, not basis (`LotClosing`)."""
     rows = _raw_rows(
         TaxLot.objects.filter(portfolio_id__in=portfolio_ids, quantity__gt=0)
         .annotate(
@@ -395,9 +407,13 @@ def _lots_frame(
         return frame
     pairs = frame["security"].map(currency_of) + "|" + frame["account"].map(base_of)
     rates = {pair: fx.rate(*pair.split("|")) for pair in pairs.unique()}
-    frame["cost"] *= pairs.map({k: (v or float("nan")) for k, v in rates.items()}).to_numpy()
-    # A lot keeps its price per unit as quoted (a bond's in % of par): cost in money.
+    rate_of_row = pairs.map({k: (v or float("nan")) for k, v in rates.items()}).to_numpy()
+    frame["cost"] *= rate_of_row
+    # A lot keeps its price per unit as quoted (a bond's in % of par): cost in money,
+    # and a bond's accrued interest on top (in the security's currency, then converted).
     frame["cost"] *= frame["security"].map(multiplier_of).fillna(1.0).to_numpy()
+    accrued = frame["security"].map(accrued_of).fillna(0.0).to_numpy()
+    frame["cost"] += frame["quantity"].to_numpy() * accrued * rate_of_row
     if kept:
         keys = pd.MultiIndex.from_frame(frame[["account", "security"]])
         share = pd.Series(kept).reindex(keys).fillna(1.0).to_numpy()

@@ -95,10 +95,52 @@ def test_a_withdrawal_whose_sells_end_unfilled_goes_back_to_pending(
     assert flow.status == CashFlow.Status.PENDING and flow.run_id is None
     assert cash_of(acc1) == Decimal("20000")
     returned = AuditEvent.objects.get(kind="cash_flows.returned", object_id=str(flow.pk))
-    assert "short of the 30,000.00 to withdraw" in returned.reason
+    assert "short of the 30,000.00 USD (30,000.00 USD) to withdraw" in returned.reason
     # the next run raises it again
     again = services.rebalance_run_create(actor=pm, portfolios=[acc1])
     assert again.summary["ACC1"]["cash_need"] == pytest.approx(30000)
+
+
+def test_a_withdrawal_in_another_currency_is_booked_from_the_sells_in_the_base(
+    pm, trader, book, eager_celery, django_capture_on_commit_callbacks
+):
+    """A EUR withdrawal from a USD account: the run raises its value in USD (at 1.1), so
+    the EUR balance never covered it and the settlement handed it back for ever (each
+    run raising it again). It is booked in EUR once the account's cash, valued in its
+    base, covers it; the desk converts."""
+    acc1, _ = book["accounts"]
+    flow = services.cash_flow_create(
+        actor=pm, portfolio=acc1, kind="withdrawal", currency="EUR", amount="20000"
+    )
+    run = services.rebalance_run_create(actor=pm, portfolios=[acc1])
+    assert run.summary["ACC1"]["cash_need"] == pytest.approx(22000)
+    services.rebalance_run_approve(actor=pm, run_id=run.pk)
+    services.rebalance_run_release(actor=pm, run_id=run.pk)
+    _route_the_run(run, trader, book["broker"], django_capture_on_commit_callbacks)
+    flow.refresh_from_db()
+    assert flow.status == CashFlow.Status.APPLIED
+    applied = AuditEvent.objects.get(kind="cash_flow.applied", object_id=str(flow.pk))
+    eur = CashBalance.objects.get(portfolio=acc1, currency="EUR").amount
+    assert applied.after["currency"] == "EUR"
+    assert eur == Decimal(applied.before["cash"]) - Decimal("20000")  # in its own currency
+    assert cash_of(acc1) + eur * Decimal("1.1") >= Decimal("500")  # covered in the base
+
+
+def test_a_waiting_withdrawal_whose_run_is_gone_waits_on_no_other_order(pm, book):
+    """`CashFlow.run` is nulled when its run goes: the settlement looked for the sells of
+    "no run", which are every hand-entered order of the account."""
+    acc1, _ = book["accounts"]
+    flow = services.cash_flow_create(
+        actor=pm, portfolio=acc1, kind="withdrawal", currency="USD", amount="1000"
+    )
+    CashFlow.objects.filter(pk=flow.pk).update(status=CashFlow.Status.AWAITING_SELLS, run=None)
+    manual = order_services.order_create(
+        actor=pm, portfolio=acc1, security=book["securities"]["AAA"], side="sell",
+        quantity=Decimal(10),
+    )  # fmt: skip
+    order_services.orders_approve(actor=pm, order_ids=[manual.pk])
+    assert services.cash_flows_settle() == {"applied": 1, "returned": 0}
+    assert cash_of(acc1) == Decimal("19000")
 
 
 def test_a_withdrawal_waiting_for_sells_is_counted_by_the_next_run(pm, book):

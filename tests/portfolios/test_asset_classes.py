@@ -24,6 +24,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -292,6 +293,44 @@ def test_drift_and_the_rebalancer_see_a_unit_of_face_at_its_dirty_value(ops, boo
     assert value == pytest.approx(100_500)
     lots = frames.lots[frames.lots["security"] == bond.pk]
     assert lots["cost"].sum() == pytest.approx(99_000)
+
+
+def test_the_rebalancer_estimates_a_bonds_gain_on_the_clean_price_as_it_is_booked(ops, book):
+    """The engine priced a unit of face with its accrued interest but costed the lot
+    without it, so it estimated 1,000 of gain (the accrued interest) on a bond sold at
+    what it cost, where the books realise nothing; a gains cap of 0 then refused a sale
+    that realises nothing."""
+    from portfolios.models import LotClosing
+    from portfolios.rebalance import Options, raise_cash
+    from portfolios.selectors import load_book
+    from portfolios.services.holdings import holdings_book_fill
+
+    account = book["accounts"][0]
+    bond = _bond(ops, price="99.5")
+    _hold(account, bond, FACE, D("99.5"))  # bought at the price it is at now
+    frames = load_book([account.pk]).book
+    lots = frames.lots[frames.lots["security"] == bond.pk]
+    unit = frames.securities.set_index("security").loc[bond.pk, "price"]
+    assert float(FACE) * unit - lots["cost"].sum() == pytest.approx(0.0, abs=1e-6)
+    # raising cash by selling it realises nothing, so a cap of 0 does not stop it
+    frames.accounts["cash_need"] = 90_000.0
+    frames.restrictions = pd.DataFrame(
+        [
+            {"account": account.pk, "security": s, "restriction": "do_not_sell"}
+            for s in frames.securities["security"]
+            if s != bond.pk
+        ]
+    )
+    result = raise_cash(frames, Options(gains_cap=0.0))
+    assert result.skipped_reasons() == {}
+    assert result.accounts.set_index("account").loc[account.pk, "realised_gain"] == (
+        pytest.approx(0.0, abs=1e-6)
+    )
+    holdings_book_fill(
+        portfolio=account, security=bond, buying=False, quantity=FACE, price=D("99.5"),
+        on_date=timezone.now().date(), allocation_id=None,
+    )  # fmt: skip
+    assert [c.realised_gain for c in LotClosing.objects.all()] == [D("0.00")]
 
 
 def test_a_run_buys_the_bond_in_face_value_in_whole_increments(ops, pm, book):

@@ -151,6 +151,23 @@ def test_a_correction_changes_the_fill_and_the_average_price(allocated, ops):
     }
 
 
+def test_a_correction_days_later_rebooks_on_the_trade_day(allocated, ops):
+    """A correction applied a week after the allocation rebooked the fills on the day of
+    the correction: the new tax lots were dated then (and a bond's accrued interest ran
+    to that day's settlement), so a second correction reversed at the first day what
+    was booked at the later one. They are booked again on the allocation's own day."""
+    from datetime import timedelta
+
+    week_ago = timezone.now() - timedelta(days=7)
+    Allocation.objects.update(created_at=week_ago)
+    inbox = _kept(allocated, {150: "G", 19: "F2", 32: "50", 31: "101"})
+    break_services.correction_apply(actor=ops, inbox_id=inbox.pk)
+    bought = TaxLot.objects.filter(security__ticker="AAA", unit_cost=Decimal("100.5"))
+    assert sorted(bought.values_list("acquired_on", flat=True)) == [
+        timezone.localdate(week_ago)
+    ] * 2
+
+
 def test_a_bust_naming_no_fill_of_ours_must_be_dismissed_with_a_reason(allocated, ops):
     inbox = _kept(allocated, {150: "H", 19: "NOPE"})
     with pytest.raises(ValidationError, match="No fill 'NOPE'"):

@@ -244,9 +244,19 @@ def _reallocate(block: Block, actor) -> None:
     split = allocation_split(block, orders)
     commissions = split_commission(block.commission, split)
     buying = Side(block.side).is_buy
+    # Booked again on the day each allocation was first booked, as it was reversed (a
+    # new one: the block's first allocation day): the trade's date (a bond's accrued
+    # interest to settlement, the lots' closing date) does not move to the day a broker
+    # corrected it.
+    trade_day = (
+        min(timezone.localdate(a.created_at) for a in existing.values())
+        if existing
+        else timezone.localdate()
+    )
     for order in orders:
         quantity = split[order.pk]
         allocation = existing.get(order.pk)
+        booked_on = timezone.localdate(allocation.created_at) if allocation else trade_day
         before = snapshot(order, Order.AUDIT_FIELDS)
         order.filled_quantity = quantity
         order.average_price = block.average_price if quantity else None
@@ -272,7 +282,7 @@ def _reallocate(block: Block, actor) -> None:
             price=block.average_price,
             commission=commissions[order.pk],
             buying=buying,
-            on_date=timezone.now().date(),
+            on_date=booked_on,
         )
         if allocation is None:
             allocation = Allocation.objects.create(block=block, order=order, **values)
@@ -286,7 +296,7 @@ def _reallocate(block: Block, actor) -> None:
             buying=Side(order.side).is_buy,
             quantity=quantity,
             price=block.average_price,
-            on_date=timezone.now().date(),
+            on_date=booked_on,
             commission=values["commission"],
             lot_method=order.lot_method,
             lots=order.lots or (),
