@@ -163,9 +163,9 @@ def test_a_correction_days_later_rebooks_on_the_trade_day(allocated, ops):
     inbox = _kept(allocated, {150: "G", 19: "F2", 32: "50", 31: "101"})
     break_services.correction_apply(actor=ops, inbox_id=inbox.pk)
     bought = TaxLot.objects.filter(security__ticker="AAA", unit_cost=Decimal("100.5"))
-    assert sorted(bought.values_list("acquired_on", flat=True)) == [
-        timezone.localdate(week_ago)
-    ] * 2
+    assert (
+        sorted(bought.values_list("acquired_on", flat=True)) == [timezone.localdate(week_ago)] * 2
+    )
 
 
 def test_a_bust_naming_no_fill_of_ours_must_be_dismissed_with_a_reason(allocated, ops):
