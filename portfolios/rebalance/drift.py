@@ -98,7 +98,10 @@ def drift_from_prepared(prep: Prepared) -> DriftResult:
             "drift": np.where(ok, drift, np.nan),
             "max_abs_drift": np.where(ok, mx, np.nan),
             "out_of_band": acc_out & ok,
-            "reason": prep.reason,
+            # object, so that None stays None: a column of strings and None would be
+            # read as text with NaN for None (pandas' string inference), a NaN reason
+            # that every account then seemed to have
+            "reason": pd.Series(list(prep.reason), dtype=object),
         }
     )
     return DriftResult(positions=positions, accounts=accounts)

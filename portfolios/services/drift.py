@@ -146,7 +146,7 @@ def _compute(ids: list[int]) -> list[AccountDrift]:
     rows = []
     for record in result.accounts.to_dict("records"):
         pk = int(record["account"])
-        reason = record["reason"] or ""
+        reason = record["reason"] if isinstance(record["reason"], str) else ""
         max_abs = _number(record["max_abs_drift"])
         security, signed = largest.get(pk, (None, None))
         cash_drift = (

@@ -95,6 +95,19 @@ def test_an_account_that_cannot_be_valued_is_stored_with_its_reason(book, pm):
     assert stored.drift is None and stored.out_of_band is False
 
 
+def test_an_account_without_a_model_leaves_the_others_valued(book, pm):
+    """One account with no model among them (the demo's multi-asset account) and every
+    account was stored "not valued" with the reason "nan": the engine's reasons, None
+    and a text, became a text column whose missing values are NaN."""
+    loose = Portfolio.objects.create(code="LOOSE", name="No model", manager=pm)
+    CashBalance.objects.create(portfolio=loose, currency="USD", amount=Decimal(1000))
+    assert drift_refresh().not_valued == 1
+    stored = {d.portfolio.code: d for d in AccountDrift.objects.select_related("portfolio")}
+    assert stored["LOOSE"].drift is None and stored["LOOSE"].reason
+    for code in ("ACC1", "ACC2"):
+        assert stored[code].reason == "" and stored[code].drift is not None
+
+
 def test_the_refresh_is_set_based_and_records_no_business_event(book, pm):
     """Derived figures: the refresh writes only the drift table, with a number of
     statements that does not grow with the accounts, and appends no audit event."""
