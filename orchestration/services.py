@@ -941,6 +941,8 @@ def _cash_flows_end(run: RebalanceRun, actor, target: str) -> None:
         run.orders.filter(portfolio_id__in={f.portfolio_id for f in flows})
     )
     waiting = [f for f in flows if f.kind == CashFlow.Kind.WITHDRAWAL and f.portfolio_id in selling]
+    for flow in waiting:
+        check_transition(flow, CashFlow.TRANSITIONS, CashFlow.Status.AWAITING_SELLS)
     if waiting:
         CashFlow.objects.filter(pk__in=[f.pk for f in waiting]).update(
             status=CashFlow.Status.AWAITING_SELLS, updated_at=timezone.now()
@@ -958,6 +960,8 @@ def _cash_flows_end(run: RebalanceRun, actor, target: str) -> None:
 
 def _cash_flows_return(flows: list[CashFlow], *, actor, obj, reason: str = "") -> None:
     """These flows (locked) back to pending, free for the next run; one event on ``obj``."""
+    for flow in flows:
+        check_transition(flow, CashFlow.TRANSITIONS, CashFlow.Status.PENDING)
     CashFlow.objects.filter(pk__in=[f.pk for f in flows]).update(
         status=CashFlow.Status.PENDING, run=None, updated_at=timezone.now()
     )
