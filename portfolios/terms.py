@@ -39,6 +39,7 @@ from portfolios.instruments.money import round_cash
 __all__ = [
     "BOND_MULTIPLIER",
     "ENGINE_KINDS",
+    "INSTRUMENT_FIELDS",
     "TERMS_FIELDS",
     "FillCash",
     "accrued_per_unit",
@@ -57,8 +58,27 @@ BOND_MULTIPLIER = Decimal("0.01")
 # shares: whole lots of round_lot, at least min_quantity, valued at quantity x price.
 ENGINE_KINDS = {"bond", "future", "option", "fx_spot", "fx_forward"}
 
-# The columns a row needs for the engine; ``underlying__ticker`` and
-# ``underlying__asset_class`` join the underlying in the same query.
+#: The instrument terms a ``Security`` row stores beside its reference data (its fields,
+#: in the order forms and the API give them; ``underlying`` is a foreign key).
+INSTRUMENT_FIELDS = (
+    "settlement_cycle",
+    "coupon_rate",
+    "coupon_frequency",
+    "day_count",
+    "issue_date",
+    "first_coupon_date",
+    "maturity",
+    "expiry",
+    "contract_unit",
+    "underlying",
+    "option_right",
+    "strike",
+    "base_currency",
+    "value_date",
+)
+
+# The columns a row needs for the engine: the reference data it reads, then the
+# instrument terms, the underlying joined in the same query (its ticker and kind).
 TERMS_FIELDS = (
     "ticker",
     "asset_class",
@@ -70,21 +90,9 @@ TERMS_FIELDS = (
     "tick_size",
     "multiplier",
     "fractional",
-    "settlement_cycle",
-    "coupon_rate",
-    "coupon_frequency",
-    "day_count",
-    "issue_date",
-    "first_coupon_date",
-    "maturity",
-    "expiry",
-    "contract_unit",
+    *(f for f in INSTRUMENT_FIELDS if f != "underlying"),
     "underlying__ticker",
     "underlying__asset_class",
-    "option_right",
-    "strike",
-    "base_currency",
-    "value_date",
 )
 
 # What each kind must have, by field, in the words of the form.

@@ -18,6 +18,7 @@ from audit.services import audit_record, audited_transaction
 from oms.roles import Action, require
 from portfolios.models import Price, Security
 from portfolios.services.drift import drift_mark_stale
+from portfolios.terms import INSTRUMENT_FIELDS
 
 SECURITY_FIELDS = (
     "ticker",
@@ -37,21 +38,7 @@ SECURITY_FIELDS = (
     "multiplier",
     "fractional",
     "is_active",
-    # instrument terms (portfolios.terms)
-    "settlement_cycle",
-    "coupon_rate",
-    "coupon_frequency",
-    "day_count",
-    "issue_date",
-    "first_coupon_date",
-    "maturity",
-    "expiry",
-    "contract_unit",
-    "underlying",
-    "option_right",
-    "strike",
-    "base_currency",
-    "value_date",
+    *INSTRUMENT_FIELDS,
 )
 MAX_PRICES_PER_LOAD = 1000
 
