@@ -2,8 +2,6 @@
 in a fixed, small number of queries once the book is loaded, and every change to the
 rule book, through a service or not, seen by the very next check."""
 
-from decimal import Decimal
-
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -12,23 +10,11 @@ from django.utils import timezone
 from compliance import selectors
 from compliance.models import RestrictedEntry, RestrictedList, Rule, RuleBookStamp
 from compliance.services import rules as rule_services
+from tests.compliance.test_pretrade import _approve, _order
 from trading import locks
 from trading.models import Order
-from trading.services import orders as order_services
 
 pytestmark = pytest.mark.django_db
-
-
-def _order(pm, account, security, quantity, side="buy"):
-    return order_services.order_create(
-        actor=pm, portfolio=account, security=security, side=side, quantity=Decimal(quantity)
-    )
-
-
-def _approve(pm, order):
-    order_services.orders_approve(actor=pm, order_ids=[order.pk])
-    order.refresh_from_db()
-    return order
 
 
 def _stamp():
