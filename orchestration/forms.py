@@ -46,6 +46,15 @@ def _field(parameter: Parameter) -> forms.Field:
     )
 
 
+def _typed(parameter: Parameter, value):
+    """A form's value of a run parameter as the service takes it; blank: its default."""
+    if parameter.is_choice:
+        return value or parameter.default
+    if value is None:
+        return parameter.default
+    return int(value) if parameter.integer else float(value)
+
+
 class RebalanceForm(forms.Form):
     """The accounts to rebalance (ticked, or a scope: all, out of band, a model's) and
     the run's parameters."""
@@ -101,17 +110,7 @@ class RebalanceForm(forms.Form):
 
     def parameters(self) -> dict:
         data = self.cleaned_data
-        values = {}
-        for parameter in PARAMETERS:
-            value = data[parameter.name]
-            if parameter.is_choice:
-                value = value or parameter.default
-            elif parameter.integer:
-                value = parameter.default if value is None else int(value)
-            elif not parameter.is_choice:
-                value = parameter.default if value is None else float(value)
-            values[parameter.name] = value
-        return values
+        return {p.name: _typed(p, data[p.name]) for p in PARAMETERS}
 
 
 class CashFlowForm(forms.Form):
@@ -155,17 +154,11 @@ class RaiseCashForm(forms.Form):
     def parameters(self) -> dict:
         """The tax options given (blank ones left to the run's defaults)."""
         data = self.cleaned_data
-        values = {}
-        for parameter in PARAMETERS:
-            value = data.get(parameter.name)
-            if parameter.name not in self.TAX_OPTIONS or value in (None, ""):
-                continue
-            if parameter.integer:
-                value = int(value)
-            elif not parameter.is_choice:
-                value = float(value)
-            values[parameter.name] = value
-        return values
+        return {
+            p.name: _typed(p, data[p.name])
+            for p in PARAMETERS
+            if p.name in self.TAX_OPTIONS and data.get(p.name) not in (None, "")
+        }
 
 
 class OrderEditForm(forms.Form):
