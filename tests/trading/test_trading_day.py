@@ -22,6 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from portfolios.models import TaxLot
 from trading.brokers import ExecutionReport
 from trading.models import Block, Broker, FixOutbox, FixSession, Order, Route
 from trading.services import day_end, trading_day
@@ -121,14 +122,14 @@ def _block(pm, book, limit="50", quantities=("10", "10")) -> Block:
     return Block.objects.get(orders__pk=ids[0])
 
 
-def _report(route, exec_id, exec_type, ord_status, last=0, price="50"):
+def _report(route, exec_id, exec_type, ord_status, last=0, price="50", at=None):
     return ExecutionReport(
         broker=route.broker.code,
         cl_ord_id=route.cl_ord_id,
         exec_id=exec_id,
         exec_type=exec_type,
         ord_status=ord_status,
-        transact_time=timezone.now(),
+        transact_time=at or timezone.now(),
         last_quantity=Decimal(last),
         last_price=Decimal(price) if last else None,
         order_id="BO-1",
@@ -183,6 +184,33 @@ def test_a_partly_filled_day_block_is_allocated_at_the_close(
     assert orders[Decimal(60)].allocation.quantity == Decimal(18)  # 60% of 30
     assert orders[Decimal(40)].allocation.quantity == Decimal(12)
     assert {o.status for o in orders.values()} == {Order.Status.ALLOCATED}
+
+
+@pytest.mark.django_db
+def test_a_block_allocated_days_after_its_fills_books_them_on_their_trading_day(
+    pm, trader, book, eager_celery, django_capture_on_commit_callbacks
+):
+    # a block filled partly two days ago and allocated only now (its day ended late): the
+    # lots opened are that day's purchase (the holding period and wash-sale window start
+    # then), not the day the allocation ran
+    block = _block(pm, book, quantities=("60", "40"))
+    held_before = set(TaxLot.objects.values_list("pk", flat=True))
+    route = route_services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
+    route_services.route_claim_for_sending(route.pk)
+    filled_at = timezone.now() - timedelta(days=2)
+    execution_services.execution_apply(_report(route, "N", "new", "new"))
+    execution_services.execution_apply(
+        _report(route, "F", "trade", "partially_filled", 30, at=filled_at)
+    )
+    Route.objects.filter(pk=route.pk).update(ends_at=timezone.now() - timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        day_end.routes_sweep_status()
+    block.refresh_from_db()
+    assert block.status == Block.Status.ALLOCATED
+    lots = TaxLot.objects.exclude(pk__in=held_before)
+    assert len(lots) == 2
+    assert {lot.acquired_on for lot in lots} == {trading_day.trading_day(filled_at)}
+    assert trading_day.trading_day(filled_at) != timezone.now().date()
 
 
 @pytest.mark.django_db

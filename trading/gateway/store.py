@@ -12,12 +12,9 @@ from django.db.models import Max
 
 from trading.fix.store import MessageStore
 from trading.models import FixMessage, FixSession
-from trading.services.trading_day import DayBoundary
+from trading.services.trading_day import session_day
 
-
-def session_day(fix_session: FixSession) -> DayBoundary:
-    """Where the session's trading day ends (its own, not midnight UTC)."""
-    return DayBoundary(fix_session.day_ends_at, fix_session.time_zone)
+__all__ = ["DatabaseStore", "session_day"]
 
 
 class DatabaseStore(MessageStore):

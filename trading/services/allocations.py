@@ -7,6 +7,7 @@ lots and cash is the holdings service's (`portfolios.services.holdings`).
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -21,9 +22,10 @@ from portfolios.instruments import InstrumentError
 from portfolios.services.holdings import Fill, holdings_book_fills
 from trading import locks, posttrade
 from trading.allocation import allocate_fill, allocate_pro_rata
-from trading.models import Allocation, Block, Order, Side
+from trading.models import Allocation, Block, Execution, Order, Side
 
 from .blocks import block_changed
+from .trading_day import broker_day, trading_day
 
 
 def block_allocate(*, block_id: int) -> list[Allocation]:
@@ -44,7 +46,7 @@ def block_allocate(*, block_id: int) -> list[Allocation]:
         security = block.security
         split = allocation_split(block, orders)
         allocations = []
-        today = timezone.now().date()
+        today = _trade_date(block)
         commissions = split_commission(block.commission, split)
         buying = Side(block.side).is_buy
         befores = {}
@@ -127,6 +129,21 @@ def block_allocate(*, block_id: int) -> list[Allocation]:
         # the post-trade check of the accounts whose holdings moved (after commit)
         posttrade.allocated(a.order.portfolio_id for a in allocations)
     return allocations
+
+
+def _trade_date(block: Block) -> date:
+    """The trade date the allocation books: the trading day of the block's last fill, by
+    the day of the broker that filled it, whenever the allocation itself runs (a block
+    that ends at a later close, or is allocated after an outage, keeps its fills' day)."""
+    last = (
+        Execution.objects.filter(route__block=block, exec_type=Execution.ExecType.TRADE)
+        .select_related("route__broker__fix_session")
+        .order_by("-transact_time", "-pk")
+        .first()
+    )
+    if last is None:  # filled through corrections only: nothing dates it better than now
+        return timezone.now().date()
+    return trading_day(last.transact_time, broker_day(last.route.broker))
 
 
 def allocation_split(block: Block, orders: list[Order]) -> dict:

@@ -64,6 +64,18 @@ class DayBoundary:
 UTC_MIDNIGHT = DayBoundary()
 
 
+def session_day(fix_session) -> DayBoundary:
+    """Where a FIX session's trading day ends (its own, not midnight UTC)."""
+    return DayBoundary(fix_session.day_ends_at, fix_session.time_zone)
+
+
+def broker_day(broker) -> DayBoundary:
+    """Where a broker's trading day ends: its FIX session's, else midnight UTC (the
+    in-worker simulated broker has no session)."""
+    fix_session = getattr(broker, "fix_session", None)  # a missing one is an AttributeError
+    return session_day(fix_session) if fix_session is not None else UTC_MIDNIGHT
+
+
 def trading_day(moment: datetime, boundary: DayBoundary = UTC_MIDNIGHT) -> date:
     """The trading day a moment belongs to, on the given day boundary."""
     local = moment.astimezone(ZoneInfo(boundary.zone))
