@@ -651,6 +651,10 @@ class Allocation(models.Model):
         help_text="Cash paid (buy: gross + accrued + commission) or received (sell: gross + "
         "accrued − commission)",
     )
+    trade_date = models.DateField(
+        help_text="The trading day of the block's last fill, by its broker's day: the lots' "
+        "purchase or sale date, the day settlement counts from (not the day it was booked)"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

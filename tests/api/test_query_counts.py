@@ -93,7 +93,12 @@ def busy(book, pm, trader):
             transact_time=timezone.now(),
         )
         Allocation.objects.create(
-            block=block, order=order, quantity=10, price=Decimal(10), gross_amount=100
+            block=block,
+            order=order,
+            quantity=10,
+            price=Decimal(10),
+            gross_amount=100,
+            trade_date=timezone.localdate(),
         )
         model = ModelPortfolio.objects.create(name=f"Model {n}", owner=pm)
         for security in securities[:3]:

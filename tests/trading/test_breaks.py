@@ -159,7 +159,7 @@ def test_a_correction_days_later_rebooks_on_the_trade_day(allocated, ops):
     from datetime import timedelta
 
     week_ago = timezone.now() - timedelta(days=7)
-    Allocation.objects.update(created_at=week_ago)
+    Allocation.objects.update(created_at=week_ago, trade_date=timezone.localdate(week_ago))
     inbox = _kept(allocated, {150: "G", 19: "F2", 32: "50", 31: "101"})
     break_services.correction_apply(actor=ops, inbox_id=inbox.pk)
     bought = TaxLot.objects.filter(security__ticker="AAA", unit_cost=Decimal("100.5"))

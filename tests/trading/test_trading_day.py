@@ -24,7 +24,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from portfolios.models import TaxLot
 from trading.brokers import ExecutionReport
-from trading.models import Block, Broker, FixOutbox, FixSession, Order, Route
+from trading.models import Allocation, Block, Broker, FixOutbox, FixSession, Order, Route
 from trading.services import day_end, trading_day
 from trading.services import executions as execution_services
 from trading.services import orders as order_services
@@ -210,6 +210,9 @@ def test_a_block_allocated_days_after_its_fills_books_them_on_their_trading_day(
     lots = TaxLot.objects.exclude(pk__in=held_before)
     assert len(lots) == 2
     assert {lot.acquired_on for lot in lots} == {trading_day.trading_day(filled_at)}
+    assert {a.trade_date for a in Allocation.objects.filter(block=block)} == {
+        trading_day.trading_day(filled_at)
+    }
     assert trading_day.trading_day(filled_at) != timezone.now().date()
 
 

@@ -266,6 +266,7 @@ class AllocationSerializer(serializers.ModelSerializer):
             "gross_amount",
             "commission",
             "net_amount",
+            "trade_date",
             "created_at",
         ]
 

@@ -46,7 +46,7 @@ def block_allocate(*, block_id: int) -> list[Allocation]:
         security = block.security
         split = allocation_split(block, orders)
         allocations = []
-        today = _trade_date(block)
+        today = trade_date(block)
         commissions = split_commission(block.commission, split)
         buying = Side(block.side).is_buy
         befores = {}
@@ -69,6 +69,7 @@ def block_allocate(*, block_id: int) -> list[Allocation]:
                     Allocation(
                         block=block,
                         order=order,
+                        trade_date=today,
                         **allocation_amounts(
                             security,
                             quantity=quantity,
@@ -131,7 +132,7 @@ def block_allocate(*, block_id: int) -> list[Allocation]:
     return allocations
 
 
-def _trade_date(block: Block) -> date:
+def trade_date(block: Block) -> date:
     """The trade date the allocation books: the trading day of the block's last fill, by
     the day of the broker that filled it, whenever the allocation itself runs (a block
     that ends at a later close, or is allocated after an outage, keeps its fills' day)."""

@@ -48,7 +48,7 @@ from trading.models import (
     StatementBreak,
 )
 
-from .allocations import allocation_amounts, allocation_split, split_commission
+from .allocations import allocation_amounts, allocation_split, split_commission, trade_date
 from .blocks import block_changed, block_follow_routes
 
 _CORRECTION_PREFIX = "trade bust or correction"
@@ -231,7 +231,7 @@ def _reallocate(block: Block, actor) -> None:
             quantity=allocation.quantity,
             price=allocation.price,
             commission=allocation.commission,
-            on_date=timezone.localdate(allocation.created_at),
+            on_date=allocation.trade_date,
             allocation_id=allocation.pk,
         )
         audit_record(
@@ -248,15 +248,11 @@ def _reallocate(block: Block, actor) -> None:
     # new one: the block's first allocation day): the trade's date (a bond's accrued
     # interest to settlement, the lots' closing date) does not move to the day a broker
     # corrected it.
-    trade_day = (
-        min(timezone.localdate(a.created_at) for a in existing.values())
-        if existing
-        else timezone.localdate()
-    )
+    trade_day = min(a.trade_date for a in existing.values()) if existing else trade_date(block)
     for order in orders:
         quantity = split[order.pk]
         allocation = existing.get(order.pk)
-        booked_on = timezone.localdate(allocation.created_at) if allocation else trade_day
+        booked_on = allocation.trade_date if allocation else trade_day
         before = snapshot(order, Order.AUDIT_FIELDS)
         order.filled_quantity = quantity
         order.average_price = block.average_price if quantity else None
@@ -285,7 +281,9 @@ def _reallocate(block: Block, actor) -> None:
             on_date=booked_on,
         )
         if allocation is None:
-            allocation = Allocation.objects.create(block=block, order=order, **values)
+            allocation = Allocation.objects.create(
+                block=block, order=order, trade_date=booked_on, **values
+            )
         else:
             for name, value in values.items():
                 setattr(allocation, name, value)
