@@ -12,7 +12,7 @@ locks, books and records the event in one go."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from django.db.models import F
@@ -294,6 +294,57 @@ def _closings(security: Security, fill: Fill, taken: list[tuple], on_date: date)
             )
         )
     return rows
+
+
+def holdings_backfill_closings(
+    *,
+    security: Security,
+    portfolio_id: int,
+    sells: list[tuple[Fill, date, datetime]],
+    store: bool = True,
+) -> tuple[list[LotClosing], str]:
+    """The closings of sells booked before closings were recorded, found by replaying
+    them (in the order given, each on its trade date; the moment each was booked dates
+    its rows, as for a sell booked now) over the account's lots of the
+    security from their original quantities, first in, first out as the books then
+    closed them, through the same rules as a sell booked today (`_close_lots`,
+    `_closings`), and stored (unless not ``store``) when the replay reproduces the books.
+    Returns the rows and ``""``, or no rows and the reason it does not (a lot it leaves
+    at another quantity than the one held: a bust or a hand edit changed them since),
+    and then nothing is stored. Lots are read, never changed: the sells closed them
+    already. Locks the lots; runs inside the caller's transaction."""
+    lots = list(
+        TaxLot.objects.select_for_update()
+        .filter(portfolio_id=portfolio_id, security=security)
+        .order_by("acquired_on", "pk")
+    )
+    replayed = {
+        lot.pk: TaxLot(
+            pk=lot.pk,
+            portfolio_id=lot.portfolio_id,
+            security=security,
+            quantity=lot.original_quantity,
+            original_quantity=lot.original_quantity,
+            unit_cost=lot.unit_cost,
+            acquired_on=lot.acquired_on,
+        )
+        for lot in lots
+    }
+    closings: list[LotClosing] = []
+    for fill, on_date, _ in sells:
+        held = [lot for lot in replayed.values() if lot.acquired_on <= on_date]
+        closings += _closings(security, fill, _close_lots(held, fill, on_date), on_date)
+    for lot in lots:
+        if replayed[lot.pk].quantity != lot.quantity:
+            return [], (
+                f"replayed first in, first out, the lot bought on {lot.acquired_on} would hold "
+                f"{replayed[lot.pk].quantity} where the books hold {lot.quantity}"
+            )
+    if store and closings:
+        LotClosing.objects.bulk_create(closings)
+        for fill, _, booked_at in sells:  # auto_now_add dated them now
+            LotClosing.objects.filter(allocation_id=fill.allocation_id).update(created_at=booked_at)
+    return closings, ""
 
 
 def holdings_reverse_fill(

@@ -71,6 +71,9 @@ NO_STATE_CHANGE = {
     "trading.services.routes.routes_resend_unsent": "enqueues route_send for lost tasks",
     "trading.services.blocks.allocate_when_ended": "enqueues block_allocate after commit",
     "trading.services.trading_day.trading_day": "pure: the trading day of a moment",
+    "trading.services.trading_day.session_day": "pure: where a FIX session's day ends",
+    "trading.services.trading_day.broker_day": "pure: where a broker's trading day ends",
+    "trading.services.allocations.trade_date": "reads the trading day of a block's last fill",
     "trading.services.trading_day.day_order_over": "pure: whether a day order is over",
     "trading.services.trading_day.check_may_send": "pure: refuses a stale day order",
     "trading.services.trading_day.known_exchange": "pure: whether a calendar knows a MIC",
@@ -122,6 +125,10 @@ AUDITED_BY_CALLER = {
     "portfolios.services.holdings.holdings_book_fill": (
         "trading.services.breaks.correction_apply",
         {"order.reallocated"},
+    ),
+    "portfolios.services.holdings.holdings_backfill_closings": (
+        "trading.services.allocations.allocations_backfill_closings",
+        {"lots.closings_backfilled"},
     ),
     "portfolios.services.holdings.holdings_reverse_fill": (
         "trading.services.breaks.correction_apply",
@@ -542,6 +549,32 @@ def _executions(name):
     return prepare
 
 
+def _backfill(w, s):
+    """A sale allocated as before closings were stored: its closings deleted."""
+    from portfolios.models import LotClosing
+    from trading.services import allocations
+    from trading.services import orders as o
+    from trading.services import routes as r
+
+    order = o.order_create(
+        actor=w.pm,
+        portfolio=w.book["accounts"][0],
+        security=w.book["securities"]["AAA"],
+        side="sell",
+        quantity=Decimal("10"),
+    )
+    o.orders_approve(actor=w.pm, order_ids=[order.pk])
+    o.orders_release(actor=w.pm, order_ids=[order.pk])
+    order.refresh_from_db()
+    route = r.route_create(actor=w.trader, block_id=order.block_id, broker=w.broker)
+    r.route_claim_for_sending(route.pk)
+    w.apply(route, "new", "new")
+    w.apply(route, "trade", "filled", last=route.quantity, cum=route.quantity)
+    allocations.block_allocate(block_id=order.block_id)
+    LotClosing.objects.all().delete()
+    return lambda: allocations.allocations_backfill_closings(actor=w.ops)
+
+
 def _blocks(name):
     def prepare(w, s):
         from trading.services import allocations, blocks
@@ -891,6 +924,9 @@ CALLS = {
     ),
     "trading.services.allocations.block_allocate": call(
         _blocks("block_allocate"), "order.allocated", "block.allocated"
+    ),
+    "trading.services.allocations.allocations_backfill_closings": call(
+        _backfill, "lots.closings_backfilled"
     ),
     "trading.services.blocks.block_done_for_day": call(
         _blocks("block_done_for_day"), "block.done_for_day"

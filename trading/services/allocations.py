@@ -7,10 +7,12 @@ lots and cash is the holdings service's (`portfolios.services.holdings`).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from audit.services import audit_record, audit_record_many, audited_transaction, snapshot
@@ -19,7 +21,8 @@ from oms.numbers import price as round_price
 from oms.state import move
 from portfolios import terms
 from portfolios.instruments import InstrumentError
-from portfolios.services.holdings import Fill, holdings_book_fills
+from portfolios.models import LotClosing
+from portfolios.services.holdings import Fill, holdings_backfill_closings, holdings_book_fills
 from trading import locks, posttrade
 from trading.allocation import allocate_fill, allocate_pro_rata
 from trading.models import Allocation, Block, Execution, Order, Side
@@ -198,3 +201,80 @@ def split_commission(total: Decimal, split: dict) -> dict:
     for key in sorted(split, key=lambda k: (-(exact[k] - shares[k]), k))[: max(left, 0)]:
         shares[key] += _CENT
     return shares
+
+
+def allocations_backfill_closings(*, actor=None, store: bool = True) -> list[dict]:
+    """Record the tax lots closed by sells allocated before closings were recorded, so
+    that realised P&L and the wash-sale rule see them: for each account and security
+    none of whose sells has closings, the sells are replayed in trade-date order, first
+    in, first out as the books closed them then (`holdings_backfill_closings`), and the
+    closings stored when the replay reproduces the lots held, with one audit event per
+    account and security (in a transaction of its own). Idempotent: a pair done has
+    closings and is passed over. With ``store`` False nothing is written.
+
+    Returns one entry per pair looked at: ``account``, ``security``, ``sales``,
+    ``closings``, ``realised`` (in the security's currency) and ``reason`` (why it was
+    left alone, else "")."""
+    sells = (
+        Allocation.objects.filter(order__side__in=[Side.SELL, Side.SELL_SHORT])
+        .annotate(closed=Exists(LotClosing.objects.filter(allocation_id=OuterRef("pk"))))
+        .select_related("order__portfolio", "block__security")
+        .order_by("order__portfolio_id", "block__security_id", "trade_date", "created_at", "pk")
+    )
+    pairs: dict[tuple[int, int], list[Allocation]] = defaultdict(list)
+    for allocation in sells:
+        pairs[allocation.order.portfolio_id, allocation.block.security_id].append(allocation)
+    results = []
+    for rows in pairs.values():
+        if all(a.closed for a in rows):
+            continue
+        portfolio, security = rows[0].order.portfolio, rows[0].block.security
+        entry = {"account": portfolio.code, "security": security.ticker, "sales": len(rows)}
+        if any(a.closed for a in rows):
+            results.append(
+                entry
+                | {
+                    "closings": 0,
+                    "realised": Decimal(0),
+                    "reason": "some of its sales "
+                    "were booked with their closings: replaying the others alone would not "
+                    "reproduce the lots",
+                }
+            )
+            continue
+        with audited_transaction():
+            closings, reason = holdings_backfill_closings(
+                security=security,
+                portfolio_id=portfolio.pk,
+                sells=[
+                    (
+                        Fill(
+                            portfolio_id=portfolio.pk,
+                            buying=False,
+                            quantity=a.quantity,
+                            price=a.price,
+                            commission=a.commission,
+                            allocation_id=a.pk,
+                        ),
+                        a.trade_date,
+                        a.created_at,
+                    )
+                    for a in rows
+                ],
+                store=store,
+            )
+            realised = sum((c.realised_gain for c in closings), Decimal(0))
+            if closings and store:
+                audit_record(
+                    actor=actor,
+                    kind="lots.closings_backfilled",
+                    obj=portfolio,
+                    after={
+                        "security": security.ticker,
+                        "allocations": [a.pk for a in rows],
+                        "closings": len(closings),
+                        "realised_gain": str(realised),
+                    },
+                )
+        results.append(entry | {"closings": len(closings), "realised": realised, "reason": reason})
+    return results
