@@ -49,14 +49,7 @@ class PortfolioRebalanceViewSet(OMSViewSet):
         run = services.rebalance_run_create(
             actor=request.user, portfolios=[portfolio], parameters=parameters
         )
-        if run.status == RebalanceRun.Status.FAILED:
-            # The engine refused the book as it stands: the run is kept, failed, with why.
-            return Response(
-                {"detail": f"The rebalance failed: {run.error}", "run": run.pk},
-                status=status.HTTP_422_UNPROCESSABLE_ENTITY,
-            )
-        run = runs_with_orders(rebalance_runs_visible_to(request.user)).get(pk=run.pk)
-        return Response(s.RebalanceRunSerializer(run).data, status=status.HTTP_201_CREATED)
+        return _run_answer(request, run, "The rebalance failed")
 
     @extend_schema(request=cf.RaiseCashSerializer, responses={201: s.RebalanceRunSerializer})
     @action(detail=True, methods=["post"], url_path="raise-cash")
@@ -74,13 +67,19 @@ class PortfolioRebalanceViewSet(OMSViewSet):
             currency=currency,
             parameters=data,
         )
-        if run.status == RebalanceRun.Status.FAILED:
-            return Response(
-                {"detail": f"The run failed: {run.error}", "run": run.pk},
-                status=status.HTTP_422_UNPROCESSABLE_ENTITY,
-            )
-        run = runs_with_orders(rebalance_runs_visible_to(request.user)).get(pk=run.pk)
-        return Response(s.RebalanceRunSerializer(run).data, status=status.HTTP_201_CREATED)
+        return _run_answer(request, run, "The run failed")
+
+
+def _run_answer(request, run: RebalanceRun, failed: str) -> Response:
+    """A new run over one account: 201 with the run, or 422 saying why it failed (the
+    engine refused the book as it stands: the run is kept, failed, with why)."""
+    if run.status == RebalanceRun.Status.FAILED:
+        return Response(
+            {"detail": f"{failed}: {run.error}", "run": run.pk},
+            status=status.HTTP_422_UNPROCESSABLE_ENTITY,
+        )
+    run = runs_with_orders(rebalance_runs_visible_to(request.user)).get(pk=run.pk)
+    return Response(s.RebalanceRunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
 def runs_with_orders(runs):
