@@ -20,6 +20,7 @@ from compliance.services import posttrade as posttrade_services
 from compliance.services import rules as rule_services
 from oms.api.base import OMSViewSet
 from oms.api.idempotency import idempotent
+from oms.filters import IdFilter
 from oms.roles import Action
 
 from . import serializers as s
@@ -157,7 +158,7 @@ class RestrictedListViewSet(*READ, OMSViewSet):
 
 
 class PretradeResultFilter(filters.FilterSet):
-    order = filters.NumberFilter(field_name="order_id")
+    order = IdFilter(field_name="order_id")
     status = filters.ChoiceFilter(choices=PretradeResult.Status.choices)
     stage = filters.CharFilter()
 
@@ -181,7 +182,7 @@ class PretradeResultViewSet(*READ, OMSViewSet):
 
 class OverrideFilter(filters.FilterSet):
     status = filters.ChoiceFilter(choices=Override.Status.choices)
-    order = filters.NumberFilter(field_name="order_id")
+    order = IdFilter(field_name="order_id")
 
     class Meta:
         model = Override
