@@ -9,6 +9,7 @@ from django import forms
 
 from compliance import rules as engine
 from compliance.models import RestrictedList, Rule, RuleKind, Severity
+from compliance.services.rules import rule_terms
 from portfolios.models import ModelPortfolio, Portfolio
 
 #: Kinds whose limit is typed as a percent (a share of NAV, of daily volume, of price).
@@ -81,27 +82,18 @@ class RuleForm(forms.Form):
 
     @classmethod
     def initial_for(cls, rule: Rule) -> dict:
-        params = rule.params or {}
+        terms = rule_terms(rule)
+        params = terms.pop("params") or {}
         limit = params.get("limit")
         if limit is not None and rule.kind in PERCENT_KINDS:
             limit = Decimal(repr(limit)) * 100
-        return {
-            "name": rule.name,
-            "description": rule.description,
-            "kind": rule.kind,
-            "severity": rule.severity,
+        return terms | {
             "limit": limit,
             "group_by": params.get("group_by", ""),
             "lists": params.get("list", []),
             "sides": params.get("sides", []),
             "days": params.get("days"),
             "minutes": params.get("minutes"),
-            "scope": rule.scope,
-            "accounts": list(rule.accounts.all()),
-            "model": rule.model,
-            "when": rule.when,
-            "active_from": rule.active_from,
-            "active_to": rule.active_to,
         }
 
     def rule_terms(self) -> dict:

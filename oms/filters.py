@@ -28,3 +28,16 @@ class UTCIsoDateTimeField(IsoDateTimeField):
 
 class UTCIsoDateTimeFilter(filters.IsoDateTimeFilter):
     field_class = UTCIsoDateTimeField
+
+
+class IdFilter(filters.NumberFilter):
+    """An object's id: a whole number that an id column can hold. Anything else is a
+    400 naming the filter, never a database error (SQLite refuses an integer beyond
+    64 bits with an OverflowError: a 500)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("min_value", -(2**63))
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(*args, **kwargs)

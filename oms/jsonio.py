@@ -11,9 +11,11 @@ importable without Django.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -42,6 +44,35 @@ def write_answer(answer: Any, path: str | None, indent: int) -> None:
             fh.write(text + "\n")
     else:
         sys.stdout.write(text + "\n")
+
+
+def command_line(prog: str, description: str, source: str, source_help: str):
+    """An engine's command line: its JSON input (`source`: a path, or - for standard
+    input), ``-o`` to write the answer to a file, ``--indent``."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument(source, help=source_help)
+    parser.add_argument("-o", "--output", help="write the JSON here instead of standard output")
+    parser.add_argument("--indent", type=int, default=2, help="JSON indent (0: one line)")
+    return parser
+
+
+def answer_or_error(
+    path: str,
+    work: Callable[[str], Any],
+    errors: tuple[type[Exception], ...],
+    output: str | None,
+    indent: int,
+) -> int:
+    """Read the input at `path`, compute the answer (`work(text)`) and write it: exit
+    status 0; 2, with the message on standard error, when the input cannot be read or
+    is bad (`work` raised one of `errors`)."""
+    try:
+        answer = work(read_source(path))
+    except (InputError, *errors) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    write_answer(answer, output, indent)
+    return 0
 
 
 class Fields:
@@ -85,3 +116,30 @@ class Fields:
         if minimum is not None and value < minimum:
             raise self.error(f"{what} must not be negative ({value})")
         return float(value)
+
+    def keyed(
+        self,
+        items: Any,
+        what: str,
+        noun: str,
+        field: str,
+        *,
+        key: Callable[[Any, str], Any] | None = None,
+    ) -> Iterator[tuple[Any, dict]]:
+        """The objects of the list `items` (the document's `what`), each with its key,
+        the value of its `field`: ``(key, object)``. A missing key ("security #2 has
+        no ticker") and a key listed twice ("security AAA is listed twice") are
+        refused; `key(value, "security #2")` reads the key instead, when given."""
+        seen: set = set()
+        for i, item in enumerate(self.list(items, what)):
+            place = f"{noun} #{i + 1}"
+            item = self.obj(item, place)
+            value = item.get(field)
+            if key is not None:
+                value = key(value, place)
+            elif value is None or value == "":
+                raise self.error(f"{place} has no {field}")
+            if value in seen:
+                raise self.error(f"{noun} {value} is listed twice")
+            seen.add(value)
+            yield value, item

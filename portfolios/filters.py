@@ -42,6 +42,31 @@ class PriceFilter(filters.FilterSet):
 
 
 #: Sort keys of the accounts list: the account's code, or one of its drift figures.
+def _base_currencies() -> list[tuple[str, str]]:
+    """The accounts' base currencies, as the choices of a filter (read when shown)."""
+    return [
+        (c, c)
+        for c in Portfolio.objects.order_by("base_currency")
+        .values_list("base_currency", flat=True)
+        .distinct()
+    ]
+
+
+def _sort_filter(keys, directions: tuple[str, str]) -> filters.ChoiceFilter:
+    """A `sort` choice of each key, ascending ("key") and descending ("-key"), in the
+    order `directions` gives (the first is offered first)."""
+    return filters.ChoiceFilter(
+        method="sort_by",
+        label="Sort by",
+        empty_label=None,
+        choices=[
+            (f"{direction}{key}", f"{key} ({'descending' if direction else 'ascending'})")
+            for key in keys
+            for direction in directions
+        ],
+    )
+
+
 ACCOUNT_SORTS = {"code": None, "value": "value", "cash": "cash_weight", "drift": "drift"}
 DEFAULT_ACCOUNT_SORT = "-drift"
 
@@ -62,16 +87,7 @@ class PortfolioFilter(filters.FilterSet):
         label="Out of band only",
         widget=forms.CheckboxInput,  # "1", "true" or "on" (a ticked box) mean yes
     )
-    sort = filters.ChoiceFilter(
-        method="sort_by",
-        label="Sort by",
-        empty_label=None,
-        choices=[
-            (f"{direction}{key}", f"{key} ({'descending' if direction else 'ascending'})")
-            for key in ACCOUNT_SORTS
-            for direction in ("", "-")
-        ],
-    )
+    sort = _sort_filter(ACCOUNT_SORTS, ("", "-"))
 
     is_active = filters.BooleanFilter(
         label="Status",
@@ -176,14 +192,7 @@ class DriftFilter(filters.FilterSet):
         label="Manager",
     )
     currency = filters.ChoiceFilter(
-        field_name="base_currency",
-        label="Base currency",
-        choices=lambda: [
-            (c, c)
-            for c in Portfolio.objects.order_by("base_currency")
-            .values_list("base_currency", flat=True)
-            .distinct()
-        ],
+        field_name="base_currency", label="Base currency", choices=_base_currencies
     )
     out_of_band = filters.ChoiceFilter(
         method="band",
@@ -200,16 +209,7 @@ class DriftFilter(filters.FilterSet):
     stale = filters.BooleanFilter(
         method="only_stale", label="Stale figures only", widget=forms.CheckboxInput
     )
-    sort = filters.ChoiceFilter(
-        method="sort_by",
-        label="Sort by",
-        empty_label=None,
-        choices=[
-            (f"{direction}{key}", f"{key} ({'descending' if direction else 'ascending'})")
-            for key in DRIFT_SORTS
-            for direction in ("-", "")
-        ],
-    )
+    sort = _sort_filter(DRIFT_SORTS, ("-", ""))
 
     class Meta:
         model = Portfolio
@@ -259,14 +259,7 @@ class ExposureFilter(filters.FilterSet):
     )
     model = filters.ModelChoiceFilter(queryset=ModelPortfolio.objects.all())
     currency = filters.ChoiceFilter(
-        field_name="base_currency",
-        label="Base currency",
-        choices=lambda: [
-            (c, c)
-            for c in Portfolio.objects.order_by("base_currency")
-            .values_list("base_currency", flat=True)
-            .distinct()
-        ],
+        field_name="base_currency", label="Base currency", choices=_base_currencies
     )
 
     class Meta:

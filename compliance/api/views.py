@@ -20,6 +20,7 @@ from compliance.services import posttrade as posttrade_services
 from compliance.services import rules as rule_services
 from oms.api.base import OMSViewSet
 from oms.api.idempotency import idempotent
+from oms.filters import IdFilter
 from oms.roles import Action
 
 from . import serializers as s
@@ -71,19 +72,14 @@ class RuleViewSet(*READ, OMSViewSet):
     def visible_to(self, user):
         return selectors.rules_visible_to(user)
 
-    def _render(self, rule, code=status.HTTP_200_OK) -> Response:
-        return Response(self.get_serializer(self.get_queryset().get(pk=rule.pk)).data, code)
-
     @extend_schema(request=s.RuleWriteSerializer, responses={201: s.RuleSerializer})
     @idempotent
     def create(self, request):
         """Add a rule (its parameters checked by the rule engine)."""
-        data = s.RuleWriteSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        terms = dict(data.validated_data)
+        terms = dict(self.parsed(s.RuleWriteSerializer))
         terms.pop("reason", None)
         rule = rule_services.rule_create(actor=request.user, **terms)
-        return self._render(rule, status.HTTP_201_CREATED)
+        return self.rendered(rule, status.HTTP_201_CREATED)
 
     @extend_schema(request=s.RuleWriteSerializer, responses={200: s.RuleSerializer})
     @action(detail=True, methods=["post"])
@@ -91,14 +87,12 @@ class RuleViewSet(*READ, OMSViewSet):
     def change(self, request, pk=None):
         """Change a rule: what is not given keeps its value; the version goes up."""
         rule = self.get_object()
-        data = s.RuleWriteSerializer(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        terms = dict(data.validated_data)
+        terms = dict(self.parsed(s.RuleWriteSerializer, partial=True))
         reason = terms.pop("reason", "")
         rule = rule_services.rule_update(
             actor=request.user, rule_id=rule.pk, reason=reason, **terms
         )
-        return self._render(rule)
+        return self.rendered(rule)
 
     @extend_schema(request=None, responses={200: s.RuleSerializer})
     @action(detail=True, methods=["post"])
@@ -107,7 +101,7 @@ class RuleViewSet(*READ, OMSViewSet):
         """Stop checking a rule (its stored results keep naming it)."""
         rule = self.get_object()
         rule = rule_services.rule_set_active(actor=request.user, rule_id=rule.pk, active=False)
-        return self._render(rule)
+        return self.rendered(rule)
 
 
 class RestrictedListViewSet(*READ, OMSViewSet):
@@ -123,18 +117,13 @@ class RestrictedListViewSet(*READ, OMSViewSet):
     def visible_to(self, user):
         return selectors.restricted_lists_visible_to(user)
 
-    def _render(self, rlist, code=status.HTTP_200_OK) -> Response:
-        return Response(self.get_serializer(self.get_queryset().get(pk=rlist.pk)).data, code)
-
     @extend_schema(
         request=s.RestrictedListWriteSerializer, responses={201: s.RestrictedListSerializer}
     )
     @idempotent
     def create(self, request):
         """A new restricted list with its tickers and issuers."""
-        data = s.RestrictedListWriteSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
+        v = self.parsed(s.RestrictedListWriteSerializer)
         rlist = rule_services.restricted_list_create(
             actor=request.user,
             name=v.get("name", ""),
@@ -145,7 +134,7 @@ class RestrictedListViewSet(*READ, OMSViewSet):
             description=v.get("description", ""),
             reason=v.get("reason", ""),
         )
-        return self._render(rlist, status.HTTP_201_CREATED)
+        return self.rendered(rlist, status.HTTP_201_CREATED)
 
     @extend_schema(
         request=s.RestrictedListWriteSerializer, responses={200: s.RestrictedListSerializer}
@@ -155,9 +144,7 @@ class RestrictedListViewSet(*READ, OMSViewSet):
     def change(self, request, pk=None):
         """Replace a list's tickers or issuers, its description, or whether it is active."""
         rlist = self.get_object()
-        data = s.RestrictedListWriteSerializer(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
+        v = self.parsed(s.RestrictedListWriteSerializer, partial=True)
         rlist = rule_services.restricted_list_update(
             actor=request.user,
             list_id=rlist.pk,
@@ -167,11 +154,11 @@ class RestrictedListViewSet(*READ, OMSViewSet):
             is_active=v.get("is_active"),
             reason=v.get("reason", ""),
         )
-        return self._render(rlist)
+        return self.rendered(rlist)
 
 
 class PretradeResultFilter(filters.FilterSet):
-    order = filters.NumberFilter(field_name="order_id")
+    order = IdFilter(field_name="order_id")
     status = filters.ChoiceFilter(choices=PretradeResult.Status.choices)
     stage = filters.CharFilter()
 
@@ -195,7 +182,7 @@ class PretradeResultViewSet(*READ, OMSViewSet):
 
 class OverrideFilter(filters.FilterSet):
     status = filters.ChoiceFilter(choices=Override.Status.choices)
-    order = filters.NumberFilter(field_name="order_id")
+    order = IdFilter(field_name="order_id")
 
     class Meta:
         model = Override
@@ -219,14 +206,6 @@ class OverrideViewSet(*READ, OMSViewSet):
     def visible_to(self, user):
         return selectors.overrides_visible_to(user)
 
-    def _render(self, override, code=status.HTTP_200_OK) -> Response:
-        return Response(
-            self.get_serializer(
-                Override.objects.prefetch_related("rules").get(pk=override.pk)
-            ).data,
-            code,
-        )
-
     @extend_schema(request=s.OverrideRequestSerializer, responses={201: s.OverrideSerializer})
     @idempotent
     def create(self, request):
@@ -235,9 +214,7 @@ class OverrideViewSet(*READ, OMSViewSet):
 
         from trading.selectors import orders_visible_to
 
-        data = s.OverrideRequestSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
+        v = self.parsed(s.OverrideRequestSerializer)
         if not orders_visible_to(request.user).filter(pk=v["order"]).exists():
             raise ValidationError({"order": [f"No order {v['order']}."]})
         override = override_services.override_request(
@@ -246,36 +223,34 @@ class OverrideViewSet(*READ, OMSViewSet):
             justification=v["justification"],
             expires_at=v.get("expires_at"),
         )
-        return self._render(override, status.HTTP_201_CREATED)
+        return self.rendered(override, status.HTTP_201_CREATED)
 
     @extend_schema(request=s.OverrideDecisionSerializer, responses={200: s.OverrideSerializer})
     @action(detail=True, methods=["post"])
     @idempotent
     def approve(self, request, pk=None):
         """Approve: the order is approved (never by the requester)."""
-        override = self.get_object()
-        data = s.OverrideDecisionSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        override_services.override_approve(
-            actor=request.user,
-            override_id=override.pk,
-            note=data.validated_data.get("note", ""),
-            expires_at=data.validated_data.get("expires_at"),
+        return self.acted(
+            s.OverrideDecisionSerializer,
+            lambda override, v: override_services.override_approve(
+                actor=request.user,
+                override_id=override.pk,
+                note=v.get("note", ""),
+                expires_at=v.get("expires_at"),
+            ),
         )
-        return self._render(override)
 
     @extend_schema(request=s.OverrideDecisionSerializer, responses={200: s.OverrideSerializer})
     @action(detail=True, methods=["post"])
     @idempotent
     def reject(self, request, pk=None):
         """Reject, with a note: the order is rejected (never by the requester)."""
-        override = self.get_object()
-        data = s.OverrideDecisionSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        override_services.override_reject(
-            actor=request.user, override_id=override.pk, note=data.validated_data.get("note", "")
+        return self.acted(
+            s.OverrideDecisionSerializer,
+            lambda override, v: override_services.override_reject(
+                actor=request.user, override_id=override.pk, note=v.get("note", "")
+            ),
         )
-        return self._render(override)
 
 
 class AlertFilter(filters.FilterSet):
@@ -304,20 +279,13 @@ class AlertViewSet(*READ, OMSViewSet):
     def visible_to(self, user):
         return selectors.alerts_visible_to(user)
 
-    def _act(self, request, act) -> Response:
-        alert = self.get_object()
-        data = s.AlertActionSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        act(alert, data.validated_data)
-        return Response(self.get_serializer(self.get_queryset().get(pk=alert.pk)).data)
-
     @extend_schema(request=s.AlertActionSerializer, responses={200: s.AlertSerializer})
     @action(detail=True, methods=["post"])
     @idempotent
     def assign(self, request, pk=None):
         """Give the alert to a compliance officer (``assignee``: a username; default you)."""
-        return self._act(
-            request,
+        return self.acted(
+            s.AlertActionSerializer,
             lambda alert, v: posttrade_services.alert_assign(
                 actor=request.user, alert_id=alert.pk, assignee=v.get("assignee", request.user)
             ),
@@ -328,8 +296,8 @@ class AlertViewSet(*READ, OMSViewSet):
     @idempotent
     def comment(self, request, pk=None):
         """Add a comment (``text``)."""
-        return self._act(
-            request,
+        return self.acted(
+            s.AlertActionSerializer,
             lambda alert, v: posttrade_services.alert_comment(
                 actor=request.user, alert_id=alert.pk, text=v.get("text", "")
             ),
@@ -340,8 +308,8 @@ class AlertViewSet(*READ, OMSViewSet):
     @idempotent
     def resolve(self, request, pk=None):
         """Close the alert, saying how it was resolved (``text``)."""
-        return self._act(
-            request,
+        return self.acted(
+            s.AlertActionSerializer,
             lambda alert, v: posttrade_services.alert_resolve(
                 actor=request.user, alert_id=alert.pk, resolution=v.get("text", "")
             ),

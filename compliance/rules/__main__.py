@@ -7,10 +7,9 @@ account, security or order at fault).
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from oms.jsonio import InputError, read_source, write_answer
+from oms.jsonio import answer_or_error, command_line
 
 from .book import CheckError
 from .engine import check
@@ -18,34 +17,26 @@ from .jsoncheck import load_check, result_to_json
 from .rule import RuleError
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m compliance.rules",
-        description="Check the orders of a JSON file against its rules "
-        "(see docs/compliance.md for the format).",
-    )
-    parser.add_argument("check", help="the JSON check, or - for standard input")
-    parser.add_argument("-o", "--output", help="write the JSON here instead of standard output")
-    parser.add_argument("--indent", type=int, default=2, help="JSON indent (0: one line)")
-    args = parser.parse_args(argv)
-    try:
-        text = read_source(args.check)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        parsed = load_check(text)
-        result = check(parsed.book, parsed.rules, parsed.restricted_lists)
-    except (CheckError, RuleError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+def _answer(text: str) -> dict:
+    parsed = load_check(text)
+    result = check(parsed.book, parsed.rules, parsed.restricted_lists)
     if len(result.skipped):
         # every price and rate is in the file: an account that cannot be valued is bad input
         row = result.skipped.iloc[0]
-        print(f"error: account {row['account']} cannot be valued: {row['reason']}", file=sys.stderr)
-        return 2
-    write_answer(result_to_json(parsed, result), args.output, args.indent)
-    return 0
+        raise CheckError(f"account {row['account']} cannot be valued: {row['reason']}")
+    return result_to_json(parsed, result)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = command_line(
+        "python -m compliance.rules",
+        "Check the orders of a JSON file against its rules "
+        "(see docs/compliance.md for the format).",
+        "check",
+        "the JSON check, or - for standard input",
+    )
+    args = parser.parse_args(argv)
+    return answer_or_error(args.check, _answer, (CheckError, RuleError), args.output, args.indent)
 
 
 if __name__ == "__main__":

@@ -162,6 +162,16 @@ def _scope_mask(prep: Prepared, rule: Rule, valued: np.ndarray, cache: dict) -> 
     return mask
 
 
+def require_known_lists(rule: Rule, lists) -> None:
+    """A restricted-list rule names only lists there are (`lists`: by name)."""
+    if rule.kind == "restricted":
+        for name in rule.params["list"]:
+            if name not in lists:
+                raise RuleError(
+                    f"rule {rule.id}: unknown restricted list {name!r}", rule=rule.id, field="list"
+                )
+
+
 def check(
     book: Book | Prepared,
     rules: Iterable[Rule],
@@ -178,14 +188,7 @@ def check(
     for rule in rules:
         if not isinstance(rule, Rule):
             raise RuleError(f"not a Rule: {rule!r}")
-        if rule.kind == "restricted":
-            for name in rule.params["list"]:
-                if name not in lists:
-                    raise RuleError(
-                        f"rule {rule.id}: unknown restricted list {name!r}",
-                        rule=rule.id,
-                        field="list",
-                    )
+        require_known_lists(rule, lists)
     prep = book if isinstance(book, Prepared) else prepare(book)
     A = prep.n_accounts
     valued = np.ones(A, dtype=bool)

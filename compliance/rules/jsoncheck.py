@@ -16,7 +16,7 @@ import pandas as pd
 from oms.jsonio import Fields
 
 from .book import Book, CheckError
-from .engine import CheckResult
+from .engine import CheckResult, require_known_lists
 from .rule import SIDES, RestrictedList, Rule, RuleError
 
 __all__ = ["Check", "check_from_json", "load_check", "result_to_json"]
@@ -60,6 +60,12 @@ def _bool(value: Any, what: str, default: bool) -> bool:
 def _id(value: Any, what: str) -> Any:
     if value is None or value == "" or isinstance(value, bool | dict | list | float):
         raise CheckError(f"{what} has no id")
+    return value
+
+
+def _ticker(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise CheckError(f"{what} has no ticker")
     return value
 
 
@@ -153,13 +159,9 @@ def check_from_json(data: Any) -> Check:
 
     sec_rows = []
     tickers: set = set()
-    for i, s in enumerate(_list(data["securities"], '"securities"')):
-        s = _obj(s, f"security #{i + 1}")
-        ticker = s.get("ticker")
-        if not isinstance(ticker, str) or not ticker:
-            raise CheckError(f"security #{i + 1} has no ticker")
-        if ticker in tickers:
-            raise CheckError(f"security {ticker} is listed twice")
+    for ticker, s in _fields.keyed(
+        data["securities"], '"securities"', "security", "ticker", key=_ticker
+    ):
         tickers.add(ticker)
         if "price" not in s:
             raise CheckError(f"security {ticker} has no price")
@@ -191,11 +193,7 @@ def check_from_json(data: Any) -> Check:
 
     acct_rows, cash_rows, hold_rows, sale_rows = [], [], [], []
     ids: set = set()
-    for i, a in enumerate(_list(data["accounts"], '"accounts"')):
-        a = _obj(a, f"account #{i + 1}")
-        acc = _id(a.get("id"), f"account #{i + 1}")
-        if acc in ids:
-            raise CheckError(f"account {acc} is listed twice")
+    for acc, a in _fields.keyed(data["accounts"], '"accounts"', "account", "id", key=_id):
         ids.add(acc)
         where = f"account {acc}"
         acct_rows.append(
@@ -254,14 +252,7 @@ def check_from_json(data: Any) -> Check:
                 raise RuleError(
                     f"rule {rule.id}: unknown account {acc} in scope", rule=rule.id, field="scope"
                 )
-        if rule.kind == "restricted":
-            for name in rule.params["list"]:
-                if name not in lists:
-                    raise RuleError(
-                        f"rule {rule.id}: unknown restricted list {name!r}",
-                        rule=rule.id,
-                        field="list",
-                    )
+        require_known_lists(rule, lists)
         rules.append(rule)
 
     orders = _orders(_list(data.get("orders"), '"orders"'), "order", ids, tickers, True)

@@ -249,6 +249,24 @@ def describe(rule: Rule | None, kind: str, status: str, value, limit, group: str
     return f"{name}{where}: {_figure(value, kind)} {word} the limit of {_figure(limit, kind)}"
 
 
+def _result(order_id, rule, r, stage: str, status: str, passive: bool, words: str, now):
+    """What a rule found of an order (`r`: the engine's row), as it is stored."""
+    return PretradeResult(
+        order_id=order_id,
+        rule=rule,
+        rule_version=r["version"],
+        stage=stage,
+        severity=r["severity"],
+        status=status,
+        value=_num(r["value"]),
+        limit=_num(r["limit"]),
+        group=str(r["group"] or "")[:200],
+        passive=passive,
+        message=words[:500],
+        checked_at=now,
+    )
+
+
 def pretrade_check(orders: Sequence, *, stage: str, actor) -> dict[int, pretrade.Verdict]:
     """The verdict on each order, checked as one batch; stores the results."""
     now = timezone.now()
@@ -315,22 +333,7 @@ def pretrade_check(orders: Sequence, *, stage: str, actor) -> dict[int, pretrade
             words = describe(rule, r["kind"], r["status"], r["value"], r["limit"], r["group"])
             if r["status"] != "pass":
                 failed_words.append(words)
-            stored.append(
-                PretradeResult(
-                    order_id=order_id,
-                    rule=rule,
-                    rule_version=r["version"],
-                    stage=stage,
-                    severity=r["severity"],
-                    status=r["status"],
-                    value=_num(r["value"]),
-                    limit=_num(r["limit"]),
-                    group=str(r["group"] or "")[:200],
-                    passive=False,
-                    message=words[:500],
-                    checked_at=now,
-                )
-            )
+            stored.append(_result(order_id, rule, r, stage, r["status"], False, words, now))
         for r in by_account.get(account, ()):
             if r["rule"] in seen or engine.KINDS[r["kind"]].level == "order":
                 continue
@@ -345,22 +348,7 @@ def pretrade_check(orders: Sequence, *, stage: str, actor) -> dict[int, pretrade
             if r["passive"]:
                 words = f"{rule.name}: already in breach ({_figure(_num(r['value']), r['kind'])}),"
                 words += " not made worse"
-            stored.append(
-                PretradeResult(
-                    order_id=order_id,
-                    rule=rule,
-                    rule_version=r["version"],
-                    stage=stage,
-                    severity=r["severity"],
-                    status=status,
-                    value=_num(r["value"]),
-                    limit=_num(r["limit"]),
-                    group=str(r["group"] or "")[:200],
-                    passive=bool(r["passive"]),
-                    message=words[:500],
-                    checked_at=now,
-                )
-            )
+            stored.append(_result(order_id, rule, r, stage, status, bool(r["passive"]), words, now))
         names = lambda ids: tuple(  # noqa: E731
             dict.fromkeys(ebook.by_id[rule_key(i)].name for i in ids)
         )

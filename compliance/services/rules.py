@@ -102,6 +102,12 @@ def rule_check(
     return {"params": _plain_params(dict(built.params)), "severity": built.severity}
 
 
+def rule_terms(rule: Rule) -> dict:
+    """A rule's terms (`RULE_FIELDS`) as `rule_check` reads them (and its form starts from)."""
+    terms = {name: getattr(rule, name) for name in RULE_FIELDS if name != "accounts"}
+    return terms | {"accounts": list(rule.accounts.all())}
+
+
 def _rule_snapshot(rule: Rule) -> dict:
     data = snapshot(rule, Rule.AUDIT_FIELDS)
     data["accounts"] = sorted(rule.accounts.values_list("code", flat=True)) if rule.pk else []
@@ -125,39 +131,43 @@ def rule_create(
 ) -> Rule:
     """Add a rule to the rule book (version 1)."""
     require(actor, Action.RULE_MANAGE)
-    accounts = list(accounts)
-    clean = rule_check(
-        name=name,
-        kind=kind,
-        params=params,
-        severity=severity,
-        scope=scope,
-        accounts=accounts,
-        model=model,
-        when=when,
-        active_from=active_from,
-        active_to=active_to,
-    )
+    values = {
+        "name": name,
+        "kind": kind,
+        "params": params,
+        "severity": severity,
+        "scope": scope,
+        "accounts": list(accounts),
+        "model": model,
+        "when": when,
+        "active_from": active_from,
+        "active_to": active_to,
+    }
+    clean = rule_check(**values)
     with audited_transaction():
-        if Rule.objects.filter(name=name.strip()).exists():
-            raise ValidationError({"name": [f"A rule named {name.strip()!r} exists already."]})
-        rule = Rule.objects.create(
-            name=name.strip(),
-            description=description,
-            kind=kind,
-            params=clean["params"],
-            severity=clean["severity"],
-            scope=scope,
-            model=model if scope == Rule.Scope.MODEL else None,
-            when=when,
-            active_from=active_from,
-            active_to=active_to,
-            created_by=actor,
-        )
-        if scope == Rule.Scope.ACCOUNTS:
-            rule.accounts.set(accounts)
+        rule = Rule(description=description, created_by=actor)
+        _rule_write(rule, values, clean)
         audit_record(actor=actor, kind="rule.created", obj=rule, after=_rule_snapshot(rule))
     return rule
+
+
+def _rule_write(rule: Rule, values: dict, clean: dict) -> None:
+    """Give the rule its checked values (`clean`: the engine's parameters and severity)
+    and save it with its accounts; a name another rule has is refused."""
+    name = values["name"].strip()
+    if Rule.objects.filter(name=name).exclude(pk=rule.pk).exists():
+        raise ValidationError({"name": [f"A rule named {name!r} exists already."]})
+    rule.name = name
+    rule.kind = values["kind"]
+    rule.params = clean["params"]
+    rule.severity = clean["severity"]
+    rule.scope = values["scope"]
+    rule.model = values["model"] if rule.scope == Rule.Scope.MODEL else None
+    rule.when = values["when"]
+    rule.active_from = values["active_from"]
+    rule.active_to = values["active_to"]
+    rule.save()
+    rule.accounts.set(values["accounts"] if rule.scope == Rule.Scope.ACCOUNTS else [])
 
 
 def rule_update(*, actor, rule_id: int, reason: str = "", **changes) -> Rule:
@@ -169,37 +179,13 @@ def rule_update(*, actor, rule_id: int, reason: str = "", **changes) -> Rule:
     with audited_transaction():
         rule = Rule.objects.select_for_update(of=("self",)).get(pk=rule_id)
         before = _rule_snapshot(rule)
-        values = {
-            "name": rule.name,
-            "kind": rule.kind,
-            "params": rule.params,
-            "severity": rule.severity,
-            "scope": rule.scope,
-            "accounts": list(rule.accounts.all()),
-            "model": rule.model,
-            "when": rule.when,
-            "active_from": rule.active_from,
-            "active_to": rule.active_to,
-        } | changes
+        values = rule_terms(rule) | changes
         if "kind" in changes and "params" not in changes and changes["kind"] != rule.kind:
             values["params"] = {}
         clean = rule_check(**values)
-        name = values["name"].strip()
-        if Rule.objects.filter(name=name).exclude(pk=rule.pk).exists():
-            raise ValidationError({"name": [f"A rule named {name!r} exists already."]})
-        rule.name = name
-        rule.description = changes.get("description", rule.description)
-        rule.kind = values["kind"]
-        rule.params = clean["params"]
-        rule.severity = clean["severity"]
-        rule.scope = values["scope"]
-        rule.model = values["model"] if rule.scope == Rule.Scope.MODEL else None
-        rule.when = values["when"]
-        rule.active_from = values["active_from"]
-        rule.active_to = values["active_to"]
+        rule.description = values["description"]
         rule.version += 1
-        rule.save()
-        rule.accounts.set(values["accounts"] if rule.scope == Rule.Scope.ACCOUNTS else [])
+        _rule_write(rule, values, clean)
         audit_record(
             actor=actor,
             kind="rule.changed",

@@ -16,9 +16,10 @@ from drf_spectacular.extensions import (
 )
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, inline_serializer
-from rest_framework import serializers, viewsets
+from rest_framework import serializers, status, viewsets
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.response import Response
 
 from oms.roles import Action, can, refusal
 
@@ -165,6 +166,30 @@ class OMSViewSet(viewsets.GenericViewSet):
     def visible_to(self, user):
         """What this user may see; a viewset scoped by user overrides it with a selector."""
         return self.queryset.all()
+
+    def parsed(self, serializer_class, *, partial: bool = False, **kwargs) -> dict:
+        """The request's body read by `serializer_class`: its validated data (a 400
+        naming each bad field otherwise)."""
+        serializer = serializer_class(
+            data=self.request.data,
+            partial=partial,
+            context=self.get_serializer_context(),
+            **kwargs,
+        )
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def acted(self, serializer_class, act) -> Response:
+        """A step on the detail object: the body read by `serializer_class`, then
+        `act(obj, data)` (a service call), then the object rendered."""
+        obj = self.get_object()
+        act(obj, self.parsed(serializer_class))
+        return self.rendered(obj)
+
+    def rendered(self, obj, code: int = status.HTTP_200_OK) -> Response:
+        """The object as this viewset shows it, read again through what the user may
+        see (so that a write's answer is the same as a GET's)."""
+        return Response(self.get_serializer(self.get_queryset().get(pk=obj.pk)).data, code)
 
 
 class CodeField(serializers.SlugRelatedField):

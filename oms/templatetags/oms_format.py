@@ -6,6 +6,7 @@ thousands separated, right-aligned by the stylesheet, a dash for a missing value
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -36,50 +37,59 @@ def _number(value) -> Decimal | None:
 
 
 @register.filter
-def money(value, places: int = 2) -> str:
+def fields(form, names: str) -> list:
+    """The form's bound fields named in `names` (space-separated), in that order: one
+    column of a form page (templates/form_page.html)."""
+    return [form[name] for name in names.split()]
+
+
+def _figure(format_number):
+    """A filter of a figure: a dash for what is not a number, else
+    `format_number(number, ...)` of the value as a Decimal."""
+
+    @functools.wraps(format_number)
+    def figure(value, *args) -> str:
+        number = _number(value)
+        return DASH if number is None else format_number(number, *args)
+
+    return figure
+
+
+@register.filter
+@_figure
+def money(number: Decimal, places: int = 2) -> str:
     """1234567.891 → 1,234,567.89"""
-    number = _number(value)
-    if number is None:
-        return DASH
     return f"{number:,.{int(places)}f}"
 
 
 @register.filter
-def qty(value) -> str:
+@_figure
+def qty(number: Decimal) -> str:
     """A quantity without trailing zeros: 1200.000000 → 1,200; 0.500000 → 0.5"""
-    number = _number(value)
-    if number is None:
-        return DASH
     text = f"{number:,.6f}".rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
 
 
 @register.filter
-def price(value) -> str:
+@_figure
+def price(number: Decimal) -> str:
     """A price with two to six decimals: 101.50000000 → 101.50; 0.12345 → 0.12345"""
-    number = _number(value)
-    if number is None:
-        return DASH
     text = f"{number:,.6f}".rstrip("0")
     whole, _, decimals = text.partition(".")
     return f"{whole}.{decimals.ljust(2, '0')}"
 
 
 @register.filter
-def pct(value, places: int = 2) -> str:
+@_figure
+def pct(number: Decimal, places: int = 2) -> str:
     """A weight as a percentage: 0.1234 → 12.34%"""
-    number = _number(value)
-    if number is None:
-        return DASH
     return f"{number * 100:,.{int(places)}f}%"
 
 
 @register.filter
-def pct_signed(value, places: int = 2) -> str:
+@_figure
+def pct_signed(number: Decimal, places: int = 2) -> str:
     """A drift as a signed percentage: 0.0123 → +1.23%, -0.0123 → −1.23%"""
-    number = _number(value)
-    if number is None:
-        return DASH
     text = f"{abs(number) * 100:,.{int(places)}f}%"
     if round(number * 100, int(places)) == 0:
         return text

@@ -90,9 +90,7 @@ class CashFlowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OMSViewS
     @idempotent
     def create(self, request):
         """Enter a deposit or a withdrawal: the account's next rebalance uses it."""
-        serializer = CashFlowCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = dict(serializer.validated_data)
+        data = dict(self.parsed(CashFlowCreateSerializer))
         code = data.pop("portfolio")
         portfolio = portfolios_visible_to(request.user).filter(code=code).first()
         if portfolio is None:
@@ -106,10 +104,9 @@ class CashFlowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OMSViewS
     def import_csv(self, request):
         """Enter the cash flows of a CSV (account, currency, amount, kind): all, or none
         when a line is wrong (each bad line named)."""
-        serializer = CashFlowImportSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        upload = serializer.validated_data.get("file")
-        text = csv_text(upload) if upload else serializer.validated_data.get("text", "")
+        data = self.parsed(CashFlowImportSerializer)
+        upload = data.get("file")
+        text = csv_text(upload) if upload else data.get("text", "")
         flows = services.cash_flows_import(actor=request.user, text=text)
         return Response(CashFlowSerializer(flows, many=True).data, status=status.HTTP_201_CREATED)
 

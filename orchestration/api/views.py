@@ -45,19 +45,11 @@ class PortfolioRebalanceViewSet(OMSViewSet):
     def rebalance(self, request, pk=None):
         """Rebalance this account to its model: a run with its proposed orders."""
         portfolio = self.get_object()
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        parameters = self.parsed(s.RebalanceRequestSerializer)
         run = services.rebalance_run_create(
-            actor=request.user, portfolios=[portfolio], parameters=serializer.validated_data
+            actor=request.user, portfolios=[portfolio], parameters=parameters
         )
-        if run.status == RebalanceRun.Status.FAILED:
-            # The engine refused the book as it stands: the run is kept, failed, with why.
-            return Response(
-                {"detail": f"The rebalance failed: {run.error}", "run": run.pk},
-                status=status.HTTP_422_UNPROCESSABLE_ENTITY,
-            )
-        run = runs_with_orders(rebalance_runs_visible_to(request.user)).get(pk=run.pk)
-        return Response(s.RebalanceRunSerializer(run).data, status=status.HTTP_201_CREATED)
+        return _run_answer(request, run, "The rebalance failed")
 
     @extend_schema(request=cf.RaiseCashSerializer, responses={201: s.RebalanceRunSerializer})
     @action(detail=True, methods=["post"], url_path="raise-cash")
@@ -66,9 +58,7 @@ class PortfolioRebalanceViewSet(OMSViewSet):
         """Raise cash in this account: a run that only sells, what drifts most first,
         tax-aware, to free `amount` (entered as a withdrawal) or the pending withdrawals."""
         portfolio = self.get_object()
-        serializer = cf.RaiseCashSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = dict(serializer.validated_data)
+        data = dict(self.parsed(cf.RaiseCashSerializer))
         amount, currency = data.pop("amount", None), data.pop("currency", None)
         run = services.rebalance_raise_cash(
             actor=request.user,
@@ -77,13 +67,19 @@ class PortfolioRebalanceViewSet(OMSViewSet):
             currency=currency,
             parameters=data,
         )
-        if run.status == RebalanceRun.Status.FAILED:
-            return Response(
-                {"detail": f"The run failed: {run.error}", "run": run.pk},
-                status=status.HTTP_422_UNPROCESSABLE_ENTITY,
-            )
-        run = runs_with_orders(rebalance_runs_visible_to(request.user)).get(pk=run.pk)
-        return Response(s.RebalanceRunSerializer(run).data, status=status.HTTP_201_CREATED)
+        return _run_answer(request, run, "The run failed")
+
+
+def _run_answer(request, run: RebalanceRun, failed: str) -> Response:
+    """A new run over one account: 201 with the run, or 422 saying why it failed (the
+    engine refused the book as it stands: the run is kept, failed, with why)."""
+    if run.status == RebalanceRun.Status.FAILED:
+        return Response(
+            {"detail": f"{failed}: {run.error}", "run": run.pk},
+            status=status.HTTP_422_UNPROCESSABLE_ENTITY,
+        )
+    run = runs_with_orders(rebalance_runs_visible_to(request.user)).get(pk=run.pk)
+    return Response(s.RebalanceRunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
 def runs_with_orders(runs):
@@ -123,9 +119,7 @@ class RebalanceRunViewSet(*READ, OMSViewSet):
         """Rebalance a selection of accounts: a run over all of them. A run of up to
         OMS_REBALANCE_INLINE_LIMIT accounts comes back proposed; a larger one running,
         its progress in the run (poll GET /rebalance-runs/{id}/)."""
-        serializer = s.RunCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = dict(serializer.validated_data)
+        data = dict(self.parsed(s.RunCreateSerializer))
         scope = data.pop("scope")
         codes = list(dict.fromkeys(data.pop("portfolios", [])))
         model_name = data.pop("model", None)
@@ -146,13 +140,12 @@ class RebalanceRunViewSet(*READ, OMSViewSet):
             if not found:
                 raise ValidationError({"scope": [empty_scope_message(scope, model)]})
         run = services.rebalance_run_create(actor=request.user, portfolios=found, parameters=data)
-        run = self.get_queryset().get(pk=run.pk)
-        return Response(self.get_serializer(run).data, status=status.HTTP_201_CREATED)
+        return self.rendered(run, status.HTTP_201_CREATED)
 
     def _transition(self, service) -> Response:
         run = self.get_object()
         service(actor=self.request.user, run_id=run.pk)
-        return Response(self.get_serializer(self.get_queryset().get(pk=run.pk)).data)
+        return self.rendered(run)
 
     @extend_schema(request=s.RunApproveSerializer, responses={200: s.RebalanceRunSerializer})
     @action(detail=True, methods=["post"])
@@ -160,12 +153,10 @@ class RebalanceRunViewSet(*READ, OMSViewSet):
     def approve(self, request, pk=None):
         """Approve a proposed run: its draft orders become approved. With `orders`,
         only those are approved and the run's other drafts are dropped."""
-        serializer = s.RunApproveSerializer(data=request.data or {})
-        serializer.is_valid(raise_exception=True)
-        chosen = serializer.validated_data.get("orders")
+        chosen = self.parsed(s.RunApproveSerializer).get("orders")
         run = self.get_object()
         services.rebalance_run_approve(actor=request.user, run_id=run.pk, order_ids=chosen)
-        return Response(self.get_serializer(self.get_queryset().get(pk=run.pk)).data)
+        return self.rendered(run)
 
     @extend_schema(request=None, responses={200: s.RebalanceRunSerializer})
     @action(detail=True, methods=["post"])
@@ -190,8 +181,7 @@ class RebalanceRunViewSet(*READ, OMSViewSet):
         answer is the new run)."""
         run = self.get_object()
         again = services.rebalance_run_rerun(actor=request.user, run_id=run.pk)
-        again = self.get_queryset().get(pk=again.pk)
-        return Response(self.get_serializer(again).data, status=status.HTTP_201_CREATED)
+        return self.rendered(again, status.HTTP_201_CREATED)
 
     @extend_schema(request=cf.OrderEditSerializer, responses={200: s.RebalanceRunSerializer})
     @action(detail=True, methods=["post"], url_path=r"orders/(?P<order_id>[0-9]+)/quantity")
@@ -199,16 +189,12 @@ class RebalanceRunViewSet(*READ, OMSViewSet):
     def edit_order(self, request, pk=None, order_id=None):
         """Change a proposed order's quantity: the what-if of its account and the
         pre-trade check are done again; an edit that breaks a rule is refused (400)."""
-        serializer = cf.OrderEditSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        quantity = self.parsed(cf.OrderEditSerializer)["quantity"]
         run = self.get_object()
         services.rebalance_run_order_edit(
-            actor=request.user,
-            run_id=run.pk,
-            order_id=int(order_id),
-            quantity=serializer.validated_data["quantity"],
+            actor=request.user, run_id=run.pk, order_id=int(order_id), quantity=quantity
         )
-        return Response(self.get_serializer(self.get_queryset().get(pk=run.pk)).data)
+        return self.rendered(run)
 
     @extend_schema(responses={200: cf.TotalsSerializer})
     @action(detail=True, methods=["get"])

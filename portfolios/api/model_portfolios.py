@@ -209,10 +209,6 @@ class ModelPortfolioViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OM
             response.accepted_media_type = "application/json"
         return response
 
-    def _detail(self, model, code=status.HTTP_200_OK) -> Response:
-        model = self.get_queryset().get(pk=model.pk)
-        return Response(ModelPortfolioSerializer(model).data, status=code)
-
     @extend_schema(
         request=ModelPortfolioCreateSerializer,
         responses={201: ModelPortfolioSerializer},
@@ -235,10 +231,10 @@ class ModelPortfolioViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OM
     @idempotent
     def create(self, request):
         """Add a model portfolio with its target weights (and sleeves)."""
-        serializer = ModelPortfolioCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        model = model_services.model_create(actor=request.user, **serializer.validated_data)
-        return self._detail(model, status.HTTP_201_CREATED)
+        model = model_services.model_create(
+            actor=request.user, **self.parsed(ModelPortfolioCreateSerializer)
+        )
+        return self.rendered(model, status.HTTP_201_CREATED)
 
     @extend_schema(
         request=ModelTargetsUpdateSerializer,
@@ -260,12 +256,10 @@ class ModelPortfolioViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OM
         """Replace the model's targets, sleeves and cash weight (and bands, when
         given): they add up to exactly 1, or nothing changes."""
         model = self.get_object()
-        serializer = ModelTargetsUpdateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
         model = model_services.model_update(
-            actor=request.user, model_id=model.pk, **serializer.validated_data
+            actor=request.user, model_id=model.pk, **self.parsed(ModelTargetsUpdateSerializer)
         )
-        return self._detail(model)
+        return self.rendered(model)
 
     @extend_schema(request=ModelCopySerializer, responses={201: ModelPortfolioSerializer})
     @action(detail=True, methods=["post"])
@@ -273,12 +267,10 @@ class ModelPortfolioViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OM
     def copy(self, request, pk=None):
         """A new model with this one's targets, sleeves, cash and bands."""
         model = self.get_object()
-        serializer = ModelCopySerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
         copy = model_services.model_copy(
-            actor=request.user, model_id=model.pk, **serializer.validated_data
+            actor=request.user, model_id=model.pk, **self.parsed(ModelCopySerializer)
         )
-        return self._detail(copy, status.HTTP_201_CREATED)
+        return self.rendered(copy, status.HTTP_201_CREATED)
 
     @extend_schema(
         request=ModelAssignSerializer,
@@ -294,12 +286,9 @@ class ModelPortfolioViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OM
     def assign(self, request, pk=None):
         """Put these accounts on this model (a portfolio manager: accounts they manage)."""
         model = self.get_object()
-        serializer = ModelAssignSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        chosen = self.parsed(ModelAssignSerializer)["portfolios"]
         portfolios = model_services.model_assign(
-            actor=request.user,
-            model_id=model.pk,
-            portfolio_ids=[p.pk for p in serializer.validated_data["portfolios"]],
+            actor=request.user, model_id=model.pk, portfolio_ids=[p.pk for p in chosen]
         )
         body = {"model": model.name, "portfolios": [p.code for p in portfolios]}
         return Response(ModelAssignedSerializer(body).data)
@@ -343,4 +332,4 @@ class ModelPortfolioViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OM
         model = model_services.model_targets_import(
             actor=request.user, model_id=model.pk, text=text
         )
-        return self._detail(model)
+        return self.rendered(model)

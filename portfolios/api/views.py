@@ -52,11 +52,10 @@ class SecurityViewSet(*READ, OMSViewSet):
 
     @idempotent
     def create(self, request):
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        security = reference.security_create(actor=request.user, **serializer.validated_data)
-        security = self.get_queryset().get(pk=security.pk)
-        return Response(self.get_serializer(security).data, status=status.HTTP_201_CREATED)
+        security = reference.security_create(
+            actor=request.user, **self.parsed(s.SecuritySerializer)
+        )
+        return self.rendered(security, status.HTTP_201_CREATED)
 
 
 class PriceViewSet(mixins.ListModelMixin, OMSViewSet):

@@ -6,26 +6,38 @@ success, 2 when the book is bad (the message names the account or security), 1 o
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
-from oms.jsonio import InputError, read_source, write_answer
+from oms.jsonio import answer_or_error, command_line
 
 from .book import BookError
 from .engine import rebalance
 from .jsonbook import load_book, options_from_json, result_to_json
 
 
+def _overrides(items: list[str]) -> dict:
+    """The ``--option NAME=VALUE`` overrides: a value is JSON, or else a string."""
+    overrides = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise BookError(f"--option {item!r} is not NAME=VALUE")
+        try:
+            overrides[name] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[name] = value
+    return overrides
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m portfolios.rebalance",
-        description="Rebalance every account of a book kept in a JSON file "
+    parser = command_line(
+        "python -m portfolios.rebalance",
+        "Rebalance every account of a book kept in a JSON file "
         "(see docs/rebalancing.md for the format).",
+        "book",
+        "the JSON book, or - for standard input",
     )
-    parser.add_argument("book", help="the JSON book, or - for standard input")
-    parser.add_argument("-o", "--output", help="write the JSON here instead of standard output")
-    parser.add_argument("--indent", type=int, default=2, help="JSON indent (0: one line)")
     parser.add_argument(
         "--option",
         action="append",
@@ -34,30 +46,14 @@ def main(argv: list[str] | None = None) -> int:
         help="override an option of the book, e.g. --option trade_to=band_edge",
     )
     args = parser.parse_args(argv)
-    try:
-        text = read_source(args.book)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
+
+    def answer(text: str) -> dict:
         book, options = load_book(text)
         if args.option:
-            overrides = {}
-            for item in args.option:
-                name, sep, value = item.partition("=")
-                if not sep:
-                    raise BookError(f"--option {item!r} is not NAME=VALUE")
-                try:
-                    overrides[name] = json.loads(value)
-                except json.JSONDecodeError:
-                    overrides[name] = value
-            options = options_from_json(overrides, options)
-        result = rebalance(book, options)
-    except BookError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    write_answer(result_to_json(book, result, options), args.output, args.indent)
-    return 0
+            options = options_from_json(_overrides(args.option), options)
+        return result_to_json(book, rebalance(book, options), options)
+
+    return answer_or_error(args.book, answer, (BookError,), args.output, args.indent)
 
 
 if __name__ == "__main__":

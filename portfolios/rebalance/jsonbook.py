@@ -99,15 +99,7 @@ def book_from_json(data: Any) -> tuple[Book, Options]:
 
     # securities
     sec_rows = []
-    seen: set = set()
-    for i, s in enumerate(_list(data["securities"], '"securities"')):
-        s = _obj(s, f"security #{i + 1}")
-        ticker = s.get("ticker")
-        if ticker is None or ticker == "":
-            raise BookError(f"security #{i + 1} has no ticker")
-        if ticker in seen:
-            raise BookError(f"security {ticker} is listed twice")
-        seen.add(ticker)
+    for ticker, s in _fields.keyed(data["securities"], '"securities"', "security", "ticker"):
         price = _num(s.get("price"), f"price of {ticker}", allow_none=True)
         lot = _num(s.get("lot", 1), f"lot of {ticker}")
         if lot <= 0:
@@ -137,13 +129,7 @@ def book_from_json(data: Any) -> tuple[Book, Options]:
     # models
     model_rows, cash_rows = [], []
     names: set = set()
-    for i, m in enumerate(_list(data["models"], '"models"')):
-        m = _obj(m, f"model #{i + 1}")
-        name = m.get("name")
-        if name is None or name == "":
-            raise BookError(f"model #{i + 1} has no name")
-        if name in names:
-            raise BookError(f"model {name} is listed twice")
+    for name, m in _fields.keyed(data["models"], '"models"', "model", "name"):
         names.add(name)
         cash = _num(m.get("cash", 0.0), f"cash weight of model {name}")
         targets = _obj(m.get("targets", {}), f"targets of model {name}")
@@ -189,15 +175,7 @@ def book_from_json(data: Any) -> tuple[Book, Options]:
 
     # accounts
     acct_rows, hold_rows, lot_rows, sale_rows = [], [], [], []
-    ids: set = set()
-    for i, a in enumerate(_list(data["accounts"], '"accounts"')):
-        a = _obj(a, f"account #{i + 1}")
-        acc = a.get("id")
-        if acc is None or acc == "":
-            raise BookError(f"account #{i + 1} has no id")
-        if acc in ids:
-            raise BookError(f"account {acc} is listed twice")
-        ids.add(acc)
+    for acc, a in _fields.keyed(data["accounts"], '"accounts"', "account", "id"):
         where = f"account {acc}"
         model = a.get("model")
         if model is not None and model not in names:

@@ -73,28 +73,23 @@ def model_targets_errors(
         errors.append("A model needs at least one target.")
     if cash_weight is not None and cash_weight < 0:
         errors.append(f"The cash weight ({_pct(cash_weight)}) must be zero or more.")
-    seen: dict[int, str] = {}
-    for number, target in enumerate(targets):
-        security, weight = target["security"], target["weight"]
-        prefix = _prefix(target, number)
-        if weight is None or weight <= 0:
-            shown = "" if weight is None else f" ({_pct(weight)})"
-            errors.append(f"{prefix}the weight of {security}{shown} must be positive.")
-        if security.pk in seen:
-            errors.append(f"{prefix}{security} is already a target (on {seen[security.pk]}).")
-        elif not security.is_active:
-            errors.append(f"{prefix}{security} is not active.")
-        seen.setdefault(security.pk, _prefix(target, number).rstrip(": ").lower())
-    held: dict[int, str] = {}
-    for number, sleeve in enumerate(sleeves):
-        model, weight = sleeve["model"], sleeve["weight"]
-        prefix = _prefix(sleeve, number)
-        if weight is None or weight <= 0:
-            shown = "" if weight is None else f" ({_pct(weight)})"
-            errors.append(f"{prefix}the weight of sleeve {model}{shown} must be positive.")
-        if model.pk in held:
-            errors.append(f"{prefix}{model} is already a sleeve (on {held[model.pk]}).")
-        held.setdefault(model.pk, prefix.rstrip(": ").lower())
+    # A target names a security, a sleeve a model: each once, at a positive weight.
+    for items, key, noun, named in (
+        (targets, "security", "target", ""),
+        (sleeves, "model", "sleeve", "sleeve "),
+    ):
+        seen: dict[int, str] = {}
+        for number, item in enumerate(items):
+            held, weight = item[key], item["weight"]
+            prefix = _prefix(item, number)
+            if weight is None or weight <= 0:
+                shown = "" if weight is None else f" ({_pct(weight)})"
+                errors.append(f"{prefix}the weight of {named}{held}{shown} must be positive.")
+            if held.pk in seen:
+                errors.append(f"{prefix}{held} is already a {noun} (on {seen[held.pk]}).")
+            elif key == "security" and not held.is_active:
+                errors.append(f"{prefix}{held} is not active.")
+            seen.setdefault(held.pk, prefix.rstrip(": ").lower())
     for items, key in ((targets, "security"), (sleeves, "model")):
         for number, item in enumerate(items):
             if _too_precise(item["weight"]):
@@ -193,21 +188,11 @@ def model_snapshot(model: ModelPortfolio) -> dict:
     """The model as the audit trail records it: its settings and targets as lists."""
     targets = ModelTarget.objects.filter(model=model).select_related("security")
     sleeves = ModelSleeve.objects.filter(model=model).select_related("sleeve")
-    return {
-        "name": model.name,
-        "description": model.description,
-        "cash_weight": model.cash_weight,
-        "band_absolute": model.band_absolute,
-        "band_relative": model.band_relative,
-        "targets": [
-            {"security": t.security.ticker, "weight": t.weight}
-            for t in sorted(targets, key=lambda t: (-t.weight, t.security.ticker))
-        ],
-        "sleeves": [
-            {"model": s.sleeve.name, "weight": s.weight}
-            for s in sorted(sleeves, key=lambda s: (-s.weight, s.sleeve.name))
-        ],
-    }
+    return _as_snapshot(
+        model,
+        [{"security": t.security, "weight": t.weight} for t in targets],
+        [{"model": s.sleeve, "weight": s.weight} for s in sleeves],
+    )
 
 
 def _as_snapshot(model: ModelPortfolio, targets: list[dict], sleeves: list[dict]) -> dict:

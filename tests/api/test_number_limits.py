@@ -109,3 +109,14 @@ def test_order_figures_beyond_the_trade_limits_are_400s(field, value, pm, book, 
         if field == "quantity"
         else "Must be less than 1,000,000,000."
     ]
+
+
+@pytest.mark.parametrize("value", ["-1.0052880376504286e+209", "1e30", "99999999999999999999999"])
+@pytest.mark.parametrize("path", ["overrides", "pretrade-results"])
+def test_an_order_id_filter_beyond_an_id_column_is_a_400(
+    path, value, compliance_officer, client_for
+):
+    """Schemathesis found it on SQLite: an id beyond 64 bits reached the database (500)."""
+    response = client_for(compliance_officer).get(f"{API}/{path}/", {"order": value})
+    assert response.status_code == 400, response.content
+    assert "order" in response.json()

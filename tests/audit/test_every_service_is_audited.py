@@ -96,6 +96,7 @@ NO_STATE_CHANGE = {
     "audit.services.snapshot": "reads fields for an event's before and after",
     "audit.services.audited_transaction": "the transaction the services open",
     "compliance.services.rules.rule_check": "validates a rule (reads the lists it names)",
+    "compliance.services.rules.rule_terms": "reads a rule's terms (for the check and the form)",
     "compliance.services.pretrade.build_book": "reads the engine's book of the accounts",
     "compliance.services.pretrade.describe": "pure: a result in words",
     "compliance.services.pretrade.override_in_force": "reads the overrides in force",

@@ -30,11 +30,9 @@ from . import serializers as s
 READ = (mixins.ListModelMixin, mixins.RetrieveModelMixin)
 
 
-def _reason(request) -> str:
+def _reason(view) -> str:
     """The optional reason a person gave for a step (validated: a 400 when it is not text)."""
-    serializer = s.ReasonSerializer(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data.get("reason", "")
+    return view.parsed(s.ReasonSerializer).get("reason", "")
 
 
 class OrderViewSet(*READ, OMSViewSet):
@@ -55,9 +53,6 @@ class OrderViewSet(*READ, OMSViewSet):
 
     def visible_to(self, user):
         return orders_visible_to(user)
-
-    def _render(self, order, code=status.HTTP_200_OK) -> Response:
-        return Response(self.get_serializer(self.get_queryset().get(pk=order.pk)).data, code)
 
     @extend_schema(
         request=s.OrderCreateSerializer,
@@ -87,12 +82,9 @@ class OrderViewSet(*READ, OMSViewSet):
     @idempotent
     def create(self, request):
         """Create a draft order."""
-        serializer = s.OrderCreateSerializer(
-            data=request.data, portfolios=portfolios_visible_to(request.user)
-        )
-        serializer.is_valid(raise_exception=True)
-        order = order_services.order_create(actor=request.user, **serializer.validated_data)
-        return self._render(order, status.HTTP_201_CREATED)
+        terms = self.parsed(s.OrderCreateSerializer, portfolios=portfolios_visible_to(request.user))
+        order = order_services.order_create(actor=request.user, **terms)
+        return self.rendered(order, status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: s.OrderSerializer})
     @action(detail=True, methods=["post"])
@@ -101,7 +93,7 @@ class OrderViewSet(*READ, OMSViewSet):
         """Approve a draft order for release to the desk."""
         order = self.get_object()
         order_services.orders_approve(actor=request.user, order_ids=[order.pk])
-        return self._render(order)
+        return self.rendered(order)
 
     @extend_schema(request=None, responses={200: s.OrderSerializer})
     @action(detail=True, methods=["post"])
@@ -110,7 +102,7 @@ class OrderViewSet(*READ, OMSViewSet):
         """Release an approved order to the trading desk: it joins a block."""
         order = self.get_object()
         order_services.orders_release(actor=request.user, order_ids=[order.pk])
-        return self._render(order)
+        return self.rendered(order)
 
     @extend_schema(request=s.ReasonSerializer, responses={200: s.OrderSerializer})
     @action(detail=True, methods=["post"])
@@ -121,9 +113,9 @@ class OrderViewSet(*READ, OMSViewSet):
         order_services.order_cancel(
             actor=request.user,
             order_id=order.pk,
-            reason=_reason(request),
+            reason=_reason(self),
         )
-        return self._render(order)
+        return self.rendered(order)
 
 
 class BlockViewSet(*READ, OMSViewSet):
@@ -147,13 +139,12 @@ class BlockViewSet(*READ, OMSViewSet):
     def route(self, request, pk=None):
         """Route all or part of the block to a broker; the routing worker sends it."""
         block = self.get_object()
-        serializer = s.RouteRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        data = self.parsed(s.RouteRequestSerializer)
         route = route_services.route_create(
             actor=request.user,
             block_id=block.pk,
-            broker=serializer.validated_data["broker"],
-            quantity=serializer.validated_data.get("quantity"),
+            broker=data["broker"],
+            quantity=data.get("quantity"),
         )
         route = routes_with_broker().get(pk=route.pk)
         return Response(s.RouteSerializer(route).data, status=status.HTTP_201_CREATED)
@@ -168,9 +159,9 @@ class BlockViewSet(*READ, OMSViewSet):
         block_services.block_done_for_day(
             actor=request.user,
             block_id=block.pk,
-            reason=_reason(request),
+            reason=_reason(self),
         )
-        return Response(self.get_serializer(self.get_queryset().get(pk=block.pk)).data)
+        return self.rendered(block)
 
 
 class RouteViewSet(*READ, OMSViewSet):
@@ -197,7 +188,7 @@ class RouteViewSet(*READ, OMSViewSet):
         route_services.route_cancel(
             actor=request.user,
             route_id=route.pk,
-            reason=_reason(request),
+            reason=_reason(self),
         )
         return Response(s.RouteSerializer(routes_with_broker().get(pk=route.pk)).data)
 
@@ -211,9 +202,7 @@ class RouteViewSet(*READ, OMSViewSet):
         (below what filled, beyond the block, off the tick, not taken by the
         broker); 409 when the route cannot be amended now."""
         route = self.get_object()
-        serializer = s.RouteReplaceSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = self.parsed(s.RouteReplaceSerializer)
         route_services.route_replace(
             actor=request.user,
             route_id=route.pk,
