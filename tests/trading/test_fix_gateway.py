@@ -452,7 +452,7 @@ def test_the_same_inbound_message_twice_is_applied_once(
 #: costs beyond its reports (the commit, the next target number written once) does not
 #: grow with the reports in it, and each acknowledgement costs the same.
 READ = 3  # BEGIN, the next target number, COMMIT
-ACK = 19  # three savepoints, the inbox row read and written, the route found, applied
+ACK = 17  # two savepoints, the inbox row read and written, the route found, applied
 
 
 def _acks_in_one_read(app, routes, first_seq: int) -> list[str]:

@@ -249,7 +249,10 @@ class GatewayApplication(Application):
             self.store.advance_target_with(seq + 1)
         error = ""
         try:
-            with origin("fix", str(session.sid)), transaction.atomic():
+            # No savepoint of its own: what writes here is `execution_apply`, whose
+            # transaction is one (a report it refuses rolls back to before it); the
+            # rest only reads and translates.
+            with origin("fix", str(session.sid)):
                 self._apply(msg, session, seq)
         except UNAVAILABLE:
             raise  # not the message's fault: have it again after reconnecting
