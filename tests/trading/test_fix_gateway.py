@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditEvent
 from audit.services import verify_audit_chain
@@ -445,6 +446,84 @@ def test_the_same_inbound_message_twice_is_applied_once(
     assert FixInbox.objects.filter(seq_num=5).count() == 1
     assert Execution.objects.filter(route=route).count() == 1
     assert Route.objects.get(pk=route.pk).status == Route.Status.NEW
+
+
+#: A read from the broker's socket is stored and applied in one transaction: what it
+#: costs beyond its reports (the commit, the next target number written once) does not
+#: grow with the reports in it, and each acknowledgement costs the same.
+READ = 3  # BEGIN, the next target number, COMMIT
+ACK = 17  # two savepoints, the inbox row read and written, the route found, applied
+
+
+def _acks_in_one_read(app, routes, first_seq: int) -> list[str]:
+    session = _Sent()
+    with CaptureQueriesContext(connection) as queries, app.reading(session):
+        for n, route in enumerate(routes):
+            seq = first_seq + n
+            app.from_app(_er(seq, {11: route.cl_ord_id, 17: f"A{seq}"}), session)
+            app.store.set_next_target(seq + 1)  # as the session does once it returns
+    return [q["sql"] for q in queries.captured_queries]
+
+
+def test_the_reports_of_one_read_are_applied_in_one_transaction(
+    pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks
+):
+    routes = [
+        _route(
+            trader,
+            _released_block(pm, book, limit_price=Decimal(100 + n)),
+            fix_broker,
+            django_capture_on_commit_callbacks,
+        )
+        for n in range(7)
+    ]
+    fs = fix_broker.fix_session
+    app = GatewayApplication(fs, DatabaseStore(fs))
+    app.store.set_next_target(1)
+    _acks_in_one_read(app, routes[:1], 1)  # warms caches
+    one = _acks_in_one_read(app, routes[1:2], 2)
+    five = _acks_in_one_read(app, routes[2:], 3)
+    for statements in (one, five):
+        assert statements.count("COMMIT") == 1
+        assert sum("next_target_seq" in sql for sql in statements) == 1
+    assert len(one) == READ + ACK, len(one)
+    assert len(five) == READ + 5 * ACK, len(five)
+    # each report applied as alone: its inbox row, its execution, its route acknowledged
+    assert FixSession.objects.get(pk=fs.pk).next_target_seq == 8
+    assert FixInbox.objects.filter(status=FixInbox.Status.APPLIED).count() == 7
+    for route in routes:
+        route.refresh_from_db()
+        assert route.status == Route.Status.NEW
+        assert Execution.objects.filter(route=route, exec_type="new").count() == 1
+    assert AuditEvent.objects.filter(kind="execution.new").count() == 7
+
+
+def test_a_read_that_does_not_commit_consumes_none_of_its_messages(
+    pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks
+):
+    from django.db import transaction
+
+    route = _route(
+        trader, _released_block(pm, book), fix_broker, django_capture_on_commit_callbacks
+    )
+    fs = fix_broker.fix_session
+    app = GatewayApplication(fs, DatabaseStore(fs))
+    app.store.set_next_target(5)
+    session = _Sent()
+    with app.reading(session):
+        app.from_app(_er(5, {11: route.cl_ord_id}), session)
+        app.store.set_next_target(6)
+        transaction.set_rollback(True)  # as when a savepoint cannot be rolled back
+    # nothing stored, the numbers read back: the broker has the message again
+    assert app.store.next_target == 5 and app.database_unavailable
+    assert FixSession.objects.get(pk=fs.pk).next_target_seq == 5
+    assert not FixInbox.objects.exists()
+    assert not Execution.objects.filter(route=route).exists()
+    # and had again, it is applied once
+    app.database_unavailable = False
+    with app.reading(session):
+        app.from_app(_er(5, {11: route.cl_ord_id}), session)
+    assert Execution.objects.filter(route=route).count() == 1
 
 
 @pytest.mark.parametrize(

@@ -269,3 +269,78 @@ def test_many_events_in_one_statement_are_the_events_of_one_by_one(pm):
     while audit_seal():
         pass
     assert verify_audit_chain().ok
+
+
+#: Releasing orders: the orders locked, the pre-trade check, the blocks locked and the
+#: missing ones created, the orders and the blocks written, their events, whatever the
+#: number of orders and of the blocks they join.
+RELEASE = 16
+
+
+def _approved(pm, book, *, orders: int, accounts: int, tickers: list[str], prefix: str):
+    portfolios = [
+        Portfolio.objects.create(code=f"{prefix}{n:03d}", name=f"Extra {n}", manager=pm)
+        for n in range(accounts)
+    ]
+    return Order.objects.bulk_create(
+        Order(
+            portfolio=portfolios[n % accounts],
+            security=book["securities"][tickers[n % len(tickers)]],
+            side="buy",
+            quantity=Decimal(10 * (1 + n % 3)),
+            status=Order.Status.APPROVED,
+            created_by=pm,
+            approved_by=pm,
+            time_in_force="gtc",
+        )
+        for n in range(orders)
+    )
+
+
+def test_releasing_costs_the_same_for_17_or_60_orders_into_1_or_3_blocks(pm, book):
+    def release(made):
+        return _counted(
+            lambda: order_services.orders_release(actor=pm, order_ids=[o.pk for o in made])
+        )[1]
+
+    # (more than 16 accounts each time: the pre-trade check keeps no rule book for so
+    # many, so that it costs the same each time)
+    release(_approved(pm, book, orders=17, accounts=17, tickers=["EEE"], prefix="W"))  # warms
+    # one of the large release's blocks is open already (the warm-up's): it grows
+    small = release(_approved(pm, book, orders=17, accounts=17, tickers=["AAA"], prefix="S"))
+    large_orders = _approved(
+        pm, book, orders=60, accounts=30, tickers=["BBB", "EEE", "DDD"], prefix="L"
+    )
+    large = release(large_orders)
+    assert small == large, f"{small} vs {large} statements"
+    assert large <= RELEASE, f"releasing takes {large} statements (pinned {RELEASE})"
+    # and the results are those of releasing order by order
+    blocks = {b.security.ticker: b for b in Block.objects.select_related("security")}
+    assert set(blocks) == {"AAA", "BBB", "DDD", "EEE"}
+    for block in blocks.values():
+        orders = list(block.orders.all())
+        assert {o.status for o in orders} == {Order.Status.RELEASED}
+        assert {o.released_by_id for o in orders} == {pm.pk}
+        assert block.quantity == sum(o.quantity for o in orders)
+        assert block.status == Block.Status.OPEN
+    eee = [o for o in large_orders if o.security_id == blocks["EEE"].security_id]
+    assert blocks["EEE"].orders.count() == 17 + len(eee)
+    released = AuditEvent.objects.filter(
+        kind="order.released", object_id__in=[str(o.pk) for o in large_orders]
+    )
+    assert released.count() == 60
+    event = released.get(object_id=str(large_orders[0].pk))
+    assert (event.before, event.after, event.actor_id) == (
+        {"status": "approved"},
+        {"status": "released", "block": blocks["BBB"].pk},
+        pm.pk,
+    )
+    warm = sum(Decimal(10 * (1 + n % 3)) for n in range(17))
+    grown = AuditEvent.objects.filter(kind="block.orders_added", object_id=str(blocks["EEE"].pk))
+    assert [
+        (Decimal(e.before["quantity"]), Decimal(e.after["quantity"]), e.after["orders"])
+        for e in grown.order_by("pk")
+    ] == [
+        (0, warm, [o.pk for o in blocks["EEE"].orders.order_by("pk")][:17]),
+        (warm, warm + sum(o.quantity for o in eee), [o.pk for o in eee]),
+    ]

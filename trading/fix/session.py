@@ -33,6 +33,7 @@ with its status, ``OrderClient`` ignores an ExecID it has processed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -149,6 +150,12 @@ class Application:
 
     def from_app(self, msg: Message, session: Session) -> None:
         raise UnsupportedMessageType()
+
+    def reading(self, session: Session) -> contextlib.AbstractContextManager:
+        """A scope around the messages of one read from the socket (the transport
+        enters it): an application that stores what it receives may store a read's
+        messages together (the FIX gateway: one transaction). Nothing by default."""
+        return contextlib.nullcontext()
 
 
 ADMIN = frozenset({"0", "1", "2", "3", "4", "5", "A"})

@@ -47,6 +47,7 @@ class Connection(asyncio.Protocol):
         self._pending_bytes = 0
         self._reading = False
         self._held = 0
+        self._close_when_released = False
 
     # -- the session's transport protocol (send / close) ----------------------
     def send(self, data: bytes) -> None:
@@ -75,7 +76,11 @@ class Connection(asyncio.Protocol):
             raise
         finally:
             self._held -= 1
-            if not self._held and self._pending and not self._reading:
+            if not self._held and self._close_when_released:
+                # closed while held: what the block kept goes out first, then the close
+                self._close_when_released = False
+                self.close()
+            elif not self._held and self._pending and not self._reading:
                 self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
@@ -87,6 +92,11 @@ class Connection(asyncio.Protocol):
                 self.transport.write(data)
 
     def close(self) -> None:
+        if not self.closed and self._held:
+            # inside a held block (a transaction not yet committed): its bytes are not
+            # dropped for the close, nor sent before the block ends; the close waits
+            self._close_when_released = True
+            return
         if not self.closed:
             self._flush()
             self.closed = True
@@ -104,16 +114,24 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._reading = True
         try:
-            for frame in self._framer.feed(data):
-                if not self._frame(frame):
-                    self.close()
-                    break
+            frames = self._framer.feed(data)
+            with self._read_scope():
+                for frame in frames:
+                    if not self._frame(frame):
+                        self.close()
+                        break
         except Exception:
             log.exception("%s: connection failed", self.session.sid if self.session else "FIX")
             self.close()
         finally:
             self._reading = False
             self._flush()
+
+    def _read_scope(self) -> contextlib.AbstractContextManager:
+        """The session's application's scope for one read (`Application.reading`)."""
+        s = self.session
+        reading = getattr(getattr(s, "app", None), "reading", None)
+        return reading(s) if reading is not None else contextlib.nullcontext()
 
     def eof_received(self) -> bool:
         return False  # close our side too

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator
 
 from django.db import InterfaceError, OperationalError, models, transaction
 from django.db.models import F
@@ -52,6 +53,10 @@ def inbox_settle(inbox: FixInbox, error: str) -> None:
         inbox.save(force_insert=True)
     else:
         inbox.save(update_fields=["status", "applied_at", "error"])
+
+
+class _ReadNotStored(Exception):
+    """The transaction of a read rolled back without an error of its own."""
 
 
 class GatewayApplication(Application):
@@ -160,6 +165,46 @@ class GatewayApplication(Application):
 
     # --- Inbound: store, then apply ----------------------------------------------------
 
+    @contextlib.contextmanager
+    def reading(self, session: Session) -> Iterator[None]:
+        """The messages of one read from the socket are stored and applied in one
+        transaction (each in a savepoint of its own, as `_receive` says), with the
+        next target number written once: one commit per read, not per message.
+        Nothing the session sends meanwhile reaches the socket before that commit.
+
+        If the transaction does not commit (the database went away mid-read), none
+        of the read's messages is consumed: the sequence numbers are read back, the
+        session disconnects and the gateway waits for the database; the broker
+        resends them after the next logon, and the inbox and the ExecIDs keep each
+        applied once."""
+        transport = getattr(session, "transport", None)
+        held = transport.held() if hasattr(transport, "held") else contextlib.nullcontext()
+        stored = False
+        try:
+            with held, transaction.atomic(), self.store.receiving():
+                yield
+                if transaction.get_rollback():
+                    # a savepoint that could not be rolled back (the connection broke):
+                    # the whole read rolls back, and what it sent is dropped with it
+                    raise _ReadNotStored()
+            stored = True
+        except _ReadNotStored:
+            log.error(
+                "%s: a read's messages were not stored; had again after reconnecting", session.sid
+            )
+        except UNAVAILABLE:
+            log.exception("%s: database unavailable at the end of a read", session.sid)
+        finally:
+            if not stored:
+                self._read_lost(session)
+
+    def _read_lost(self, session: Session) -> None:
+        with contextlib.suppress(*UNAVAILABLE):
+            self.store.reload()
+        self.database_unavailable = True  # the gateway waits for the database
+        if getattr(session, "transport", None) is not None:
+            session.disconnect("Messages of the last read not stored")
+
     def from_app(self, msg: Message, session: Session) -> None:
         """Store, then apply. If the database cannot take the message, the
         session disconnects without consuming its sequence number and the
@@ -173,7 +218,7 @@ class GatewayApplication(Application):
 
     def _receive(self, msg: Message, session: Session) -> None:
         """Store the message in the inbox, apply it and settle its inbox row, in one
-        transaction: one commit per message, not three. What is applied and the
+        transaction (a savepoint of the read's, `reading`). What is applied and the
         inbox row that says so commit together; a message that fails to apply is
         rolled back to before its application (a savepoint) and kept in the inbox,
         not applied, with why. Anything we send meanwhile (a DontKnowTrade) leaves
@@ -204,7 +249,10 @@ class GatewayApplication(Application):
             self.store.advance_target_with(seq + 1)
         error = ""
         try:
-            with origin("fix", str(session.sid)), transaction.atomic():
+            # No savepoint of its own: what writes here is `execution_apply`, whose
+            # transaction is one (a report it refuses rolls back to before it); the
+            # rest only reads and translates.
+            with origin("fix", str(session.sid)):
                 self._apply(msg, session, seq)
         except UNAVAILABLE:
             raise  # not the message's fault: have it again after reconnecting

@@ -27,14 +27,36 @@ class DatabaseStore(MessageStore):
         self.pk = fix_session.pk
         self._batch: list[FixMessage] | None = None
         self._target_written: int | None = None
+        self._receiving = False
         self.reload()
+
+    @contextlib.contextmanager
+    def receiving(self) -> Iterator[None]:
+        """Inside the caller's transaction (the gateway's, for the messages of one
+        read): the next target number the session sets while the block runs is
+        written once, at its end, still before that transaction commits, instead of
+        once per message. If the block raises, nothing of it is written (and the
+        caller, whose transaction rolls back, reloads the numbers)."""
+        if not transaction.get_connection().in_atomic_block:
+            raise RuntimeError("the store receives inside the receiver's transaction")
+        self._receiving = True
+        start = self.next_target
+        try:
+            yield
+            if self.next_target != start:
+                FixSession.objects.filter(pk=self.pk).update(next_target_seq=self.next_target)
+        finally:
+            self._receiving = False
 
     def advance_target_with(self, n: int) -> None:
         """Inside the transaction that stores a received message: the next target
         number ``n`` is written with it, so that the session's `set_next_target(n)`
         just after that commits has nothing left to write (one commit per message,
         not two). If the transaction rolls back, the session sets nothing either
-        (the message was not consumed), and a later write is not skipped."""
+        (the message was not consumed), and a later write is not skipped. While
+        `receiving`, the number is written at the end of the read instead."""
+        if self._receiving:
+            return
         FixSession.objects.filter(pk=self.pk).update(next_target_seq=n)
         self._target_written = None
         transaction.on_commit(lambda: setattr(self, "_target_written", n))
@@ -73,7 +95,9 @@ class DatabaseStore(MessageStore):
         self.next_sender = n
 
     def set_next_target(self, n: int) -> None:
-        if self._target_written != n:  # else committed with the message it follows
+        if self._receiving:  # written once, at the end of the read
+            pass
+        elif self._target_written != n:  # else committed with the message it follows
             FixSession.objects.filter(pk=self.pk).update(next_target_seq=n)
         self._target_written = None
         self.next_target = n

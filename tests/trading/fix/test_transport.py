@@ -461,3 +461,44 @@ def test_a_pause_while_the_connection_is_being_made_keeps_it_from_logging_on():
         return state
 
     assert asyncio.run(go()) == (False, False, 0)
+
+
+class _Socket:
+    """A stand-in asyncio transport: keeps what is written and whether it was closed."""
+
+    def __init__(self):
+        self.written: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        assert not self.closed, "written after the close"
+        self.written.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name, default=None):
+        return default
+
+
+def test_a_close_while_held_waits_for_the_block_and_keeps_what_it_wrote():
+    """A gateway holds a read's answers until its transaction commits; a disconnect in
+    that read (a Logout answered, say) closes the socket after them, not before."""
+    from trading.fix.transport import Connection
+
+    async def scenario():
+        kept, dropped = Connection(), Connection()
+        for connection in (kept, dropped):
+            connection.transport = _Socket()
+        with kept.held():
+            kept.send(b"logout")
+            kept.close()
+            assert kept.transport.written == [] and not kept.transport.closed
+        assert kept.transport.written == [b"logout"] and kept.transport.closed
+        with pytest.raises(RuntimeError), dropped.held():  # rolled back: nothing leaves
+            dropped.send(b"logout")
+            dropped.close()
+            raise RuntimeError
+        assert dropped.transport.written == [] and dropped.transport.closed
+
+    asyncio.run(scenario())
