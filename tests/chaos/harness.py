@@ -314,7 +314,8 @@ class Chaos:
         """Every check, each problem naming its order or route."""
         from django.db.models import Count, Sum
 
-        from audit.services import verify_audit_chain
+        from audit.models import AuditEvent
+        from audit.services import audit_seal, verify_audit_chain
         from portfolios.models import CashBalance, Position
         from trading.fix.codec import decode
         from trading.models import Allocation, Block, Execution, FixMessage, FixOutbox, Order, Route
@@ -406,9 +407,19 @@ class Chaos:
             problems.append(f"order #{order.pk} is {order.status}")
         result.checks.append("positions = start + allocations; cash = start - allocations (net)")
 
+        # Seal what the run appended (no sealer process runs beside it), then verify the
+        # whole trail: a chain of no events would verify vacuously.
+        while audit_seal():
+            pass
         report = verify_audit_chain()
         if not report.ok:
             problems.append(f"audit chain broken at event #{report.first_broken_id}")
+        appended = AuditEvent.objects.count()
+        if report.checked != appended or not appended:
+            problems.append(
+                f"audit chain covers {report.checked} of {appended} events "
+                f"({report.awaiting} awaiting their seal)"
+            )
         result.checks.append(f"audit chain of {report.checked} events verifies")
 
     def ask_everything(self, timeout: float) -> None:
