@@ -69,7 +69,7 @@ def portfolio_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "account": drift.get(portfolio.pk),
         "drift_error": drift_error,
         "positions": positions,
-        "cash_balances": portfolio.cash_balances.all(),
+        "cash_balances": selectors.account_cash(portfolio),
         "realised": selectors.account_realised(portfolio),
         "can_rebalance": may_act_for(request.user, Action.REBALANCE_RUN, portfolio),
         "can_create_order": may_act_for(request.user, Action.ORDER_CREATE, portfolio),
