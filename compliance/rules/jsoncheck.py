@@ -176,6 +176,7 @@ def check_from_json(data: Any) -> Check:
                 s.get("shares_outstanding"), f"shares_outstanding of {ticker}", allow_none=True
             ),
             "multiplier": mult,
+            "currency_trade": _bool(s.get("currency_trade"), f"currency_trade of {ticker}", False),
         }
         for attr in ("issuer", "sector", "country", "asset_class"):
             value = s.get(attr)
@@ -291,6 +292,7 @@ def check_from_json(data: Any) -> Check:
                 "adv",
                 "shares_outstanding",
                 "multiplier",
+                "currency_trade",
             ],
         ),
         accounts=frame(acct_rows, ["account", "base_currency", "long_only"]),

@@ -58,6 +58,7 @@ class Prepared:
     sec_currency: np.ndarray
     government: np.ndarray
     fund: np.ndarray
+    currency_trade: np.ndarray  # FX spot or forward: the position is a currency amount
     adv: np.ndarray
     shares_outstanding: np.ndarray
     attr_codes: dict  # attribute -> (code per security, label per code, number of real labels)
@@ -473,6 +474,7 @@ def prepare(book: Book) -> Prepared:
         fund = sec.get("asset_class") == "fund"
     else:
         fund = np.zeros(S, dtype=bool)
+    currency_trade = sec.bools("currency_trade", False)
     adv = sec.floats("adv", np.nan)
     so = sec.floats("shares_outstanding", np.nan)
 
@@ -664,6 +666,7 @@ def prepare(book: Book) -> Prepared:
         sec_currency=sec_currency,
         government=government,
         fund=fund,
+        currency_trade=currency_trade,
         adv=adv,
         shares_outstanding=so,
         attr_codes=attr_codes,

@@ -33,7 +33,7 @@ from compliance.selectors import (
 from portfolios.models import CashBalance, Portfolio, Position, Security
 from portfolios.quotes import average_daily_volume
 from portfolios.selectors import FxTable, cash_on_its_way
-from portfolios.terms import TERMS_FIELDS, accrued_per_unit, price_multiplier
+from portfolios.terms import FX_KINDS, TERMS_FIELDS, accrued_per_unit, price_multiplier
 from trading import pretrade
 from trading.models import Order
 
@@ -188,6 +188,7 @@ def build_book(
             "country": [s[6] for s in securities],
             "asset_class": [s[7] for s in securities],
             "investment_company": [s[7] == "etf" for s in securities],
+            "currency_trade": [s[7] in FX_KINDS for s in securities],
             "multiplier": [float(price_multiplier(t)) for t in terms],
             "accrued": [float(accrued_per_unit(t, on)) for t in terms],
             "government": [bool(s[9]) for s in securities],

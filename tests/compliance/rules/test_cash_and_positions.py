@@ -131,6 +131,20 @@ def test_no_short_sells_down_to_zero_but_not_below():
     assert order(answer, "O1")["failed"] == ["NS"]
 
 
+def test_no_short_leaves_a_currency_sold_forward_out():
+    # selling EUR/USD forward in a long-only account is a trade in cash, not a short sale
+    data = base_check(rules=[NO_SHORT], orders=[sell("O1", "EURUSD", 50_000)])
+    data["securities"].append(
+        {"ticker": "EURUSD", "price": 1.09, "asset_class": "fx_forward", "currency_trade": True}
+    )
+    _, answer = run(data)
+    assert account_result(answer, "ACC1", "NS")["status"] == "pass"
+    assert order(answer, "O1")["status"] == "approved"
+    data["securities"][-1]["currency_trade"] = False  # the same sale as a security: short
+    _, answer = run(data)
+    assert order(answer, "O1")["failed"] == ["NS"]
+
+
 def test_no_short_counts_the_other_live_orders():
     # the probing of the issue: two sells of the whole holding, each checked alone
     data = base_check(
