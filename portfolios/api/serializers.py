@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from oms.api.base import CodeField
-from oms.numbers import input_limits
+from oms.numbers import FIGURE_DIGITS, MONEY_PLACES, input_limits
 from portfolios.models import (
     Portfolio,
     Position,
@@ -75,15 +75,21 @@ class PositionSerializer(serializers.ModelSerializer):
         fields = ["security", "quantity"]
 
 
+def _money(**kwargs) -> serializers.DecimalField:
+    return serializers.DecimalField(
+        max_digits=FIGURE_DIGITS, decimal_places=MONEY_PLACES, read_only=True, **kwargs
+    )
+
+
 class CashBalanceSerializer(serializers.Serializer):
     """One currency of an account's cash (``portfolios.selectors.CashLine``): ``amount``
     on trade date, of which ``settled`` is in the account and ``unsettled`` still to
     change hands (value dates after today; ``next_value_date`` the first)."""
 
     currency = serializers.CharField(read_only=True)
-    amount = serializers.DecimalField(max_digits=24, decimal_places=2, read_only=True)
-    settled = serializers.DecimalField(max_digits=24, decimal_places=2, read_only=True)
-    unsettled = serializers.DecimalField(max_digits=24, decimal_places=2, read_only=True)
+    amount = _money(help_text="On trade date: what drift, the rebalancer and compliance use")
+    settled = _money(help_text="In the account now: amount less unsettled")
+    unsettled = _money(help_text="Still to change hands: movements with a later value date")
     next_value_date = serializers.DateField(read_only=True, allow_null=True)
 
 

@@ -318,15 +318,15 @@ def test_the_account_page_and_the_api_show_settled_and_unsettled_cash(ops, pm, b
     client = api_client(pm)
     body = client.get(f"/api/v1/portfolios/{account.pk}/").json()
     cash = {line["currency"]: line for line in body["cash"]}
-    assert cash["EUR"]["amount"] == "1000.00" and cash["EUR"]["settled"] == "0.00"
-    assert cash["EUR"]["unsettled"] == "1000.00"
-    assert cash["USD"]["settled"] == f"{usd:.2f}"
+    assert cash["EUR"]["amount"] == "1000.0000" and cash["EUR"]["settled"] == "0.0000"
+    assert cash["EUR"]["unsettled"] == "1000.0000"
+    assert cash["USD"]["settled"] == f"{usd:.4f}"
     assert cash["USD"]["next_value_date"] == str(
         terms.settlement_date(eurusd, timezone.localdate())
     )
     listed = client.get("/api/v1/portfolios/").json()["results"]
     [row] = [r for r in listed if r["id"] == account.pk]
-    assert {line["currency"]: line["unsettled"] for line in row["cash"]}["USD"] == "-1092.50"
+    assert {line["currency"]: line["unsettled"] for line in row["cash"]}["USD"] == "-1092.5000"
 
 
 # --- 5. Bad input ----------------------------------------------------------------------------

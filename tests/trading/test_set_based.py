@@ -30,11 +30,13 @@ pytestmark = pytest.mark.django_db
 #: Statements of each step, whatever the number of orders in the block (PostgreSQL).
 ROUTE_CREATE = 11
 FILL_APPLY = 15
-ALLOCATE = 17  # with the one UPDATE that marks the accounts' stored drift stale
+#: Allocating: with the one UPDATE that marks the accounts' stored drift stale and the
+#: one INSERT of the fills' cash movements (the settlement ledger, decision 41).
+ALLOCATE = 18
 #: Allocating sells: no INSERT of new lots, but the open lots locked (one SELECT) and
 #: written (one UPDATE), and one INSERT of the lot closings (what each sale realised),
-#: whatever the number of orders and lots.
-ALLOCATE_SELLS = 19
+#: whatever the number of orders and lots; and the cash movements' INSERT.
+ALLOCATE_SELLS = 20
 
 
 def _block(pm, book, *, orders: int, accounts: int, prefix: str = "X") -> Block:
