@@ -44,7 +44,7 @@ def fill_amount(security: Security, quantity: Decimal, price: Decimal, on_date: 
     return fill_cash(security, quantity, price, on_date).total
 
 
-def settles_on(security: Security, on_date: date) -> date:
+def _settles_on(security: Security, on_date: date) -> date:
     """The day a trade in `security` on `on_date` settles: its market's cycle
     (``portfolios.terms.settlement_date``). A trade the cycle cannot date (before the
     cycle's first day, or outside the span the holiday calendar knows) is taken as
@@ -127,7 +127,7 @@ def holdings_book_fill(
         portfolio_id=portfolio.pk,
         signed=signed,
         on_date=on_date,
-        settles=settles_on(security, on_date),
+        settles=_settles_on(security, on_date),
         allocation_id=allocation_id,
     ).save()
     if buying:
@@ -205,7 +205,7 @@ def holdings_book_fills(*, security: Security, fills: list[Fill], on_date: date)
         return _book_fx_fills(security, fills, on_date)
     accounts = sorted({fill.portfolio_id for fill in fills})
     drift_mark_stale(portfolio_ids=accounts)
-    settles = settles_on(security, on_date)
+    settles = _settles_on(security, on_date)
     movements: list[CashMovement] = []
     positions = _lock_many(
         Position,

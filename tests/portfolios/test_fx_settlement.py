@@ -391,3 +391,51 @@ def test_an_fx_sell_needs_no_position_in_the_pair(ops, pm, book):
         actor=pm, portfolio=book["accounts"][0], security=eurusd, side="sell", quantity=D(5000)
     )
     assert order.status == Order.Status.DRAFT
+
+
+# --- 6. A forward's value until its value date ------------------------------------------------
+
+
+def test_an_open_forward_is_worth_its_legs_at_spot_plus_its_forward_points(ops, book):
+    """Bought 100,000 EUR forward at 1.1000; the outright for its date is now 1.1045 and
+    spot 1.1000 (the book's EUR/USD rate): the engine values it at 100,000 x (1.1045 -
+    1.1000) = 450 dollars. The legs (+100,000 EUR, -110,000 USD) are cash worth 0 at spot;
+    the forward adds its points, 450, so the firm's figures match the engine's."""
+    from portfolios.instruments import joint_calendar
+    from portfolios.valuation import book_valuation
+
+    today = timezone.localdate()
+    both = joint_calendar(terms.currency_calendar("EUR"), terms.currency_calendar("USD"))
+    forward = reference.security_create(
+        actor=ops,
+        ticker="EURUSD-3M",
+        name="EUR/USD outright",
+        asset_class="fx_forward",
+        currency="USD",
+        base_currency="EUR",
+        value_date=both.roll(today + timedelta(days=91)),
+        tick_size=D("0.0001"),
+        min_quantity=D("0.01"),
+        fractional=True,
+    )
+    Price.objects.create(security=forward, as_of=today, price=D("1.1045"))
+    account = book["accounts"][0]
+    before = book_valuation([account.pk]).totals("account")[0]
+    holdings_book_fill(
+        portfolio=account,
+        security=forward,
+        buying=True,
+        quantity=D(100_000),
+        price=D("1.1000"),
+        on_date=today,
+    )
+    engine = terms.instrument_of(forward).value(D(100_000), D("1.1045"), cost=D(110_000))
+    assert engine.market_value == D(450)
+    after = book_valuation([account.pk]).totals("account")[0]
+    assert after["nav"] - before["nav"] == D(450)
+    assert after["cash"] == before["cash"]  # the legs at spot: +110,000 - 110,000
+    assert after["unrealised_pnl"] - before["unrealised_pnl"] == D(450)
+    exposure = {
+        r["key"]: r["market_value"] for r in book_valuation([account.pk]).exposure("currency")
+    }
+    assert exposure["EUR"] == D(110_000)  # the euros bought, at spot
