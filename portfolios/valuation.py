@@ -57,7 +57,7 @@ from .marketdata import Freshness
 from .models import AssetClass, CashBalance, CashMovement, Portfolio, Position, Security, TaxLot
 from .quotes import FxBoard, previous_closes, prices_for
 from .selectors import _raw_rows, realised_pnl
-from .terms import TERMS_FIELDS, accrued_per_unit
+from .terms import TERMS_FIELDS, accrued_per_unit, instrument_of
 
 #: The money figures of every level, in the order pages, CSV and the API give them.
 FIGURES = ("market_value", "cash", "nav", "unrealised_pnl", "day_pnl", "realised_pnl")
@@ -294,6 +294,55 @@ def _open_forwards(portfolio_ids, now: datetime) -> pd.DataFrame:
     for row in open_:
         row["contract_cost"] = -row.pop("quote_amount")
     return pd.DataFrame(open_, columns=[*POSITION_COLUMNS, "base", "contract_cost"])
+
+
+@dataclass(frozen=True)
+class OpenForward:
+    """An FX forward an account has dealt and not settled, as its page shows it:
+    ``quantity`` of the base currency (> 0 bought), at ``contract_rate``, for
+    ``value_date``; ``outright`` today's price for that date and ``value`` what the
+    engine makes of it, quantity x (outright - contract rate), in the quote currency
+    (None without a price)."""
+
+    security: Security
+    quantity: Decimal
+    contract_rate: Decimal
+    outright: Decimal | None
+    stale: bool
+    value: Decimal | None
+
+
+def open_forwards(portfolio: Portfolio, *, now: datetime | None = None) -> list[OpenForward]:
+    """The account's open FX forwards, valued by the engine (``FxForward.value``) at
+    their latest price (three queries at most)."""
+    now = now or timezone.now()
+    rows = _open_forwards([portfolio.pk], now)
+    if rows.empty:
+        return []
+    securities = Security.objects.in_bulk(rows["security"].tolist())
+    readings = prices_for(securities.values(), now=now)
+    found = []
+    for row in rows.itertuples(index=False):
+        security = securities[row.security]
+        quantity = Decimal(repr(row.quantity)).quantize(CENT)
+        cost = Decimal(repr(row.contract_cost)).quantize(CENT)
+        reading = readings.get(security.pk)
+        outright = reading.price if reading is not None else None
+        value = None
+        if outright is not None:
+            value = instrument_of(security).value(quantity, outright, cost=cost).market_value
+            value = value.quantize(CENT)
+        found.append(
+            OpenForward(
+                security=security,
+                quantity=quantity,
+                contract_rate=(cost / quantity).quantize(Decimal("0.000001")),
+                outright=outright,
+                stale=bool(reading is not None and reading.stale),
+                value=value,
+            )
+        )
+    return sorted(found, key=lambda f: (f.security.value_date, f.security.ticker))
 
 
 def _accrued(positions: pd.DataFrame, now: datetime) -> pd.Series:

@@ -396,7 +396,7 @@ def test_an_fx_sell_needs_no_position_in_the_pair(ops, pm, book):
 # --- 6. A forward's value until its value date ------------------------------------------------
 
 
-def test_an_open_forward_is_worth_its_legs_at_spot_plus_its_forward_points(ops, book):
+def test_an_open_forward_is_worth_its_legs_at_spot_plus_its_forward_points(ops, pm, book):
     """Bought 100,000 EUR forward at 1.1000; the outright for its date is now 1.1045 and
     spot 1.1000 (the book's EUR/USD rate): the engine values it at 100,000 x (1.1045 -
     1.1000) = 450 dollars. The legs (+100,000 EUR, -110,000 USD) are cash worth 0 at spot;
@@ -439,3 +439,8 @@ def test_an_open_forward_is_worth_its_legs_at_spot_plus_its_forward_points(ops, 
         r["key"]: r["market_value"] for r in book_valuation([account.pk]).exposure("currency")
     }
     assert exposure["EUR"] == D(110_000)  # the euros bought, at spot
+    # the account page lists it with the engine's value
+    page = page_client(pm).get(reverse("portfolios:portfolio-detail", args=[account.pk]))
+    [shown] = page.context["open_forwards"]
+    assert (shown.quantity, shown.contract_rate, shown.value) == (D(100_000), D("1.1"), D(450))
+    assert 'id="fx-forwards"' in page.content.decode()
