@@ -444,3 +444,30 @@ def test_an_open_forward_is_worth_its_legs_at_spot_plus_its_forward_points(ops, 
     [shown] = page.context["open_forwards"]
     assert (shown.quantity, shown.contract_rate, shown.value) == (D(100_000), D("1.1"), D(450))
     assert 'id="fx-forwards"' in page.content.decode()
+
+
+def test_the_order_ticket_shows_a_bad_rate_and_a_past_forward_on_their_fields(ops, pm, book):
+    eurusd = fx_spot(ops)
+    past = fx_forward(ops, timezone.localdate() - timedelta(days=1))
+    client = page_client(pm)
+    ticket = {"portfolio": book["accounts"][0].pk, "side": "buy", "quantity": "1000"}
+    response = client.post(
+        reverse("trading:order-create"),
+        ticket
+        | {
+            "security": eurusd.pk,
+            "order_type": "limit",
+            "limit_price": "0",
+            "time_in_force": "day",
+        },
+    )
+    assert response.status_code == 422
+    form = response.context["form"]
+    assert form.errors["limit_price"] == ["The rate is USD per EUR: it must be positive."]
+    response = client.post(
+        reverse("trading:order-create"),
+        ticket | {"security": past.pk, "order_type": "market", "time_in_force": "day"},
+    )
+    assert response.status_code == 422
+    assert "cannot be traded on" in response.context["form"].errors["security"][0]
+    assert not Order.objects.exists()
