@@ -471,3 +471,62 @@ def test_the_order_ticket_shows_a_bad_rate_and_a_past_forward_on_their_fields(op
     assert response.status_code == 422
     assert "cannot be traded on" in response.context["form"].errors["security"][0]
     assert not Order.objects.exists()
+
+
+def test_a_broker_bust_of_an_fx_fill_offsets_its_legs_and_rebooks_the_rest(
+    ops, pm, trader, book, eager_celery, django_capture_on_commit_callbacks
+):
+    """Bought 20,000 EUR over FIX in two fills of 10,000 (F1 at 1.0900, F2 at 1.0950),
+    allocated at 1.0925; the broker busts F2: the legs at 1.0925 are offset and 10,000
+    EUR are booked again at 1.0900 (10,900 dollars), on the same value date."""
+    from tests.trading.test_breaks import _kept
+    from trading.brokers import ExecutionReport
+    from trading.models import Broker, FixSession
+    from trading.services import breaks as break_services
+    from trading.services import executions as execution_services
+
+    eurusd = fx_spot(ops)
+    account = book["accounts"][0]
+    usd = _cash(account, "USD")
+    broker = Broker.objects.create(code="FIXB", name="FIX broker", adapter=Broker.Adapter.FIX)
+    session = FixSession.objects.create(
+        broker=broker, sender_comp_id="OMS", target_comp_id="BROKER", port=1
+    )
+    order = _order(pm, account, eurusd, side="buy", quantity=D(20_000))
+    with django_capture_on_commit_callbacks(execute=True):
+        route = route_services.route_create(actor=trader, block_id=order.block_id, broker=broker)
+    with django_capture_on_commit_callbacks(execute=True):
+        for exec_id, rate, status in (
+            ("F1", "1.09", "partially_filled"),
+            ("F2", "1.095", "filled"),
+        ):
+            execution_services.execution_apply(
+                ExecutionReport(
+                    broker="FIXB",
+                    cl_ord_id=route.cl_ord_id,
+                    exec_id=exec_id,
+                    exec_type="trade",
+                    ord_status=status,
+                    transact_time=timezone.now(),
+                    last_quantity=D(10_000),
+                    last_price=D(rate),
+                )
+            )
+    assert _cash(account, "USD") == usd - D(21_850)  # 20,000 x 1.0925
+    inbox = _kept(
+        {"route": route, "session": session}, {150: "H", 19: "F2", 32: "10000", 31: "1.095"}
+    )
+    break_services.correction_apply(actor=ops, inbox_id=inbox.pk)
+    assert _cash(account, "EUR") == D(10_000)
+    assert _cash(account, "USD") == usd - D(10_900)
+    rows = CashMovement.objects.filter(security=eurusd).order_by("pk")
+    assert [(r.currency, r.amount, r.reverses_id is not None) for r in rows] == [
+        ("EUR", D(20_000), False),
+        ("USD", D(-21_850), False),
+        ("EUR", D(-20_000), True),
+        ("USD", D(21_850), True),
+        ("EUR", D(10_000), False),
+        ("USD", D(-10_900), False),
+    ]
+    assert len({r.value_date for r in rows}) == 1
+    assert not Position.objects.filter(security=eurusd).exists()
