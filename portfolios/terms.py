@@ -34,7 +34,7 @@ from django.conf import settings
 from portfolios.instruments import Booking, Fill, HolidayCalendar, Instrument, InstrumentError
 from portfolios.instruments.bonds import Bond
 from portfolios.instruments.build import build_instrument
-from portfolios.instruments.money import round_cash
+from portfolios.instruments.money import ZERO, round_cash
 
 __all__ = [
     "BOND_MULTIPLIER",
@@ -427,6 +427,9 @@ def fill_cash(row, quantity: Decimal, price: Decimal, trade_date: dt.date) -> Fi
 
     kind = _get(row, "asset_class")
     principal = money(quantity * price * price_multiplier(row))
+    if kind in FX_KINDS:
+        # the quote leg, to the quote currency's minor unit as the engine books it
+        return FillCash(money(round_cash(quantity * price, _get(row, "currency"))), ZERO, None)
     if kind != "bond":
         return FillCash(principal, Decimal(0), None)
     settles = settlement_date(row, trade_date)

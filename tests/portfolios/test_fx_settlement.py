@@ -282,6 +282,7 @@ def test_an_fx_spot_order_is_blocked_routed_filled_and_allocated_in_two_currenci
     assert Block.objects.get(pk=order.block_id).status == Block.Status.ALLOCATED
     allocation = Allocation.objects.get(order=order)
     assert allocation.price == D("1.0925")
+    assert allocation.gross_amount == D("10925.55")  # the dollar leg
     today = timezone.localdate()
     value_date = terms.settlement_date(eurusd, today)
     assert value_date > today  # spot: two days, weekends and holidays skipped
