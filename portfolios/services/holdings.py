@@ -6,6 +6,11 @@ closing_order`; and first the specific `lots` it names, as a rebalance run chose
 them), and each lot it takes is recorded with what it realised (`LotClosing`). A
 reversal reopens exactly the lots its allocation closed and offsets their rows.
 
+Cash moves on trade date (`CashBalance.amount`), and each booking also writes what it
+moves with its value date to the settlement ledger (`CashMovement`: a trade's net cash
+on its market's cycle, an FX trade's two legs on its value date), which a reversal
+offsets row by row. An FX fill books no position or lot (decision 41).
+
 These run inside the caller's (audited) transaction: the allocation service
 locks, books and records the event in one go."""
 
