@@ -177,6 +177,7 @@ def check_from_json(data: Any) -> Check:
             ),
             "multiplier": mult,
             "currency_trade": _bool(s.get("currency_trade"), f"currency_trade of {ticker}", False),
+            "base_currency": _str(s.get("base_currency"), f"base_currency of {ticker}") or None,
         }
         for attr in ("issuer", "sector", "country", "asset_class"):
             value = s.get(attr)
@@ -293,6 +294,7 @@ def check_from_json(data: Any) -> Check:
                 "shares_outstanding",
                 "multiplier",
                 "currency_trade",
+                "base_currency",
             ],
         ),
         accounts=frame(acct_rows, ["account", "base_currency", "long_only"]),
