@@ -531,3 +531,28 @@ def test_a_broker_bust_of_an_fx_fill_offsets_its_legs_and_rebooks_the_rest(
     ]
     assert len({r.value_date for r in rows}) == 1
     assert not Position.objects.filter(security=eurusd).exists()
+
+
+def test_a_forward_past_its_value_date_is_not_routed_and_its_working_route_still_has_a_ticket(
+    ops, pm, trader, book
+):
+    """A forward ordered before its value date, whose date has passed by the time it is
+    routed, is refused in words; a route already with the broker keeps its SettlDate (the
+    contract's value date) so that it can still be cancelled or looked up."""
+    from portfolios.instruments import joint_calendar
+
+    today = timezone.localdate()
+    both = joint_calendar(terms.currency_calendar("GBP"), terms.currency_calendar("USD"))
+    cable = fx_forward(ops, both.roll(today + timedelta(days=30)))
+    order = _order(pm, book["accounts"][0], cable, side="buy", quantity=D(1000))
+    route = route_services.route_create(
+        actor=trader, block_id=order.block_id, broker=book["broker"], quantity=D(400)
+    )
+    past = today - timedelta(days=1)
+    Security.objects.filter(pk=cable.pk).update(value_date=past)  # the days go by
+    route.block.security.refresh_from_db()
+    fields = dict(route_services.route_ticket(route).instrument_fields)
+    assert fields[64] == past.strftime("%Y%m%d")
+    with pytest.raises(ValidationError) as refused:
+        route_services.route_create(actor=trader, block_id=order.block_id, broker=book["broker"])
+    assert "cannot be traded" in str(refused.value.message_dict)

@@ -30,6 +30,7 @@ from oms.roles import Action, require
 from oms.state import TransitionError, move
 from oms.tasking import enqueue, enqueue_on_commit
 from portfolios import terms as portfolio_terms
+from portfolios.instruments import InstrumentError
 from portfolios.models import AssetClass
 from trading import locks
 from trading.brokers import ReplaceTerms, RouteTicket, adapter_for, fixmap
@@ -143,6 +144,7 @@ def route_create(*, actor, block_id: int, broker: Broker, quantity: Decimal | No
         if errors:
             raise ValidationError(errors)
         security = block.security
+        _check_fx_tradeable(security)
         unit = trading_unit(security, broker)
         available = block.quantity - block.routed_quantity
         if quantity is None:
@@ -650,11 +652,27 @@ def route_ticket(route: Route) -> RouteTicket:
     )
 
 
+def _check_fx_tradeable(security) -> None:
+    """An FX trade routed today must have a value date today: a forward whose date has
+    passed since it was ordered is refused in words, not sent to fail at the broker."""
+    if not portfolio_terms.is_fx(security):
+        return
+    try:
+        portfolio_terms.settlement_date(security, timezone.localdate())
+    except InstrumentError as exc:
+        text = str(exc)
+        raise ValidationError({"security": [text[:1].upper() + text[1:] + "."]}) from exc
+
+
 def _terms(security) -> dict:
     """A security's terms as plain data for the FIX translation; an FX trade's value
     date (a spot's from today's trade date) for its SettlDate."""
     data = {name: getattr(security, name) for name in _FIX_TERMS}
-    if portfolio_terms.is_fx(security):
+    if security.asset_class == AssetClass.FX_FORWARD:
+        # the contract's own date: a working route's cancel or status after it still
+        # names it (the date is checked when the order is taken and routed)
+        data["value_date"] = security.value_date
+    elif portfolio_terms.is_fx(security):
         data["value_date"] = portfolio_terms.settlement_date(security, timezone.localdate())
     return data
 
