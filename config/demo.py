@@ -20,6 +20,9 @@ from compliance.services.rules import restricted_list_create, rule_create
 from oms.numbers import money
 from oms.numbers import price as round_price
 from oms.roles import Role
+from portfolios import terms
+from portfolios.instruments import CurrencyPair
+from portfolios.instruments.settlement import fx_forward_value_date
 from portfolios.models import (
     AssetClass,
     CashBalance,
@@ -211,6 +214,7 @@ def load_demo_data(*, seed: int = 2026, accounts: int = 20, days: int = 30) -> d
             as_of=day,
             defaults={"rate": Decimal(str(round(EUR_USD * (1 + rng.uniform(-0.01, 0.01)), 6)))},
         )
+    _fx_prices(securities, today, days)
     models = _models(securities)
     portfolios = _accounts(users, models, securities, latest, rng, accounts, today)
     _multi_asset_account(users["pm2"], securities, latest, today)
@@ -577,6 +581,45 @@ def _instruments(today: date) -> list[dict]:
             "_underlying": "AAPL",
             "_px": 8.5,
         },
+        *_fx_instruments(today),
+    ]
+
+
+#: Forward points of the demo's three-month EUR/USD outright (points of 0.0001): the
+#: dollar's rates above the euro's put the euro at a premium forward.
+EUR_USD_3M_POINTS = 45
+
+
+def _fx_instruments(today: date) -> list[dict]:
+    """EUR/USD spot and a three-month outright for MULTI01 to trade: the quantity is an
+    amount of euros, the price the rate in dollars per euro; the forward's value date is
+    three months after today's spot date on the euro's and the dollar's calendars."""
+    pair = CurrencyPair("EUR", "USD")
+    calendars = {c: terms.currency_calendar(c) for c in ("EUR", "USD")}
+    value_date = fx_forward_value_date(pair.base, pair.quote, today, "3M", calendars)
+    fx = {
+        "asset_class": AssetClass.FX_SPOT,
+        "currency": "USD",
+        "base_currency": "EUR",
+        "sector": "",
+        "issuer": "",
+        "country": "",
+        "tick_size": Decimal("0.00001"),
+        "min_quantity": Decimal("0.01"),
+        "round_lot": Decimal("0.01"),
+        "fractional": True,
+        "_px": 0,
+    }
+    return [
+        fx | {"ticker": "EURUSD", "name": "EUR/USD spot"},
+        fx
+        | {
+            "ticker": f"EURUSD-{value_date:%Y%m%d}",
+            "name": f"EUR/USD outright for value {value_date:%d %b %Y}",
+            "asset_class": AssetClass.FX_FORWARD,
+            "value_date": value_date,
+            "_px": EUR_USD_3M_POINTS,
+        },
     ]
 
 
@@ -584,6 +627,8 @@ def _prices(securities, rng, today, days) -> dict[str, Decimal]:
     latest = {}
     new = []
     for ticker, security in securities.items():
+        if security.asset_class in terms.FX_KINDS:
+            continue  # priced from the day's FX rates (_fx_prices)
         px = security._demo_price
         path = []
         for _ in range(days):
@@ -601,6 +646,33 @@ def _prices(securities, rng, today, days) -> dict[str, Decimal]:
         latest[ticker] = round_price(round(path[-1], 2))
     Price.objects.bulk_create(new, ignore_conflicts=True)
     return latest
+
+
+def _fx_prices(securities, today, days) -> None:
+    """The EUR/USD spot's price each day is that day's EUR/USD rate in five places (so
+    that the spot trades at the rate cash is converted at), the outright's that plus its
+    forward points (``_demo_price``, in points of 0.0001)."""
+    rates = dict(
+        FxRate.objects.filter(
+            currency="EUR", quote="USD", as_of__gt=today - timedelta(days=days)
+        ).values_list("as_of", "rate")
+    )
+    Price.objects.bulk_create(
+        [
+            Price(
+                security=security,
+                as_of=day,
+                price=round_price(
+                    rate.quantize(Decimal("0.00001")) + Decimal(security._demo_price) / 10_000
+                ),
+                source="demo",
+            )
+            for security in securities.values()
+            if security.asset_class in terms.FX_KINDS
+            for day, rate in rates.items()
+        ],
+        ignore_conflicts=True,
+    )
 
 
 def _models(securities) -> dict[str, ModelPortfolio]:

@@ -443,6 +443,42 @@ class LotClosing(models.Model):
         return f"{self.lot} closed {self.quantity} on {self.closed_on}"
 
 
+class CashMovement(models.Model):
+    """One cash leg of a booked fill, in one currency, with the day it settles: the
+    settlement ledger beside the trade-date balance (`CashBalance.amount`, which moved
+    by the same amount when the fill was booked).
+
+    Written by `portfolios.services.holdings` in the transaction that books the fill:
+    a share trade's net amount on its market's cycle, a bond's principal plus accrued
+    interest, an FX trade's two legs on its value date. Append-only like `LotClosing`:
+    a bust adds a row of the opposite sign naming the row it offsets (`reverses`).
+    Nothing moves it later: a movement is settled once its value date has come
+    (`portfolios.selectors.cash_settlement`). ``allocation_id`` is the trading
+    allocation that booked it (a plain id: trading sits above portfolios)."""
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="+")
+    currency = models.CharField(max_length=3)
+    amount = money_field(help_text="Signed: received > 0, paid < 0")
+    value_date = models.DateField(help_text="The day the cash changes hands")
+    trade_date = models.DateField()
+    security = models.ForeignKey(Security, on_delete=models.PROTECT, related_name="+")
+    allocation_id = models.BigIntegerField(
+        null=True, blank=True, db_index=True, help_text="The allocation that booked it"
+    )
+    reason = models.CharField(max_length=24, help_text="principal, fx_leg, ...")
+    reverses = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["portfolio", "value_date", "pk"]
+        indexes = [models.Index(fields=["portfolio", "value_date"])]
+
+    def __str__(self) -> str:
+        return f"{self.portfolio} {self.currency} {self.amount} value {self.value_date}"
+
+
 class RebalanceRun(models.Model):
     """One rebalance of a set of accounts: its parameters, what-if and proposed orders."""
 

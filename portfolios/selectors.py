@@ -11,7 +11,7 @@ import pandas as pd
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import Exists, F, FloatField, OuterRef, Q, QuerySet, Sum
+from django.db.models import Exists, F, FloatField, Min, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -19,6 +19,7 @@ from oms.roles import Action, can, sees_all_accounts
 
 from .models import (
     CashBalance,
+    CashMovement,
     FxRate,
     LotClosing,
     ModelPortfolio,
@@ -622,6 +623,56 @@ def drift_page(accounts: QuerySet[Portfolio], count: int, number, per_page: int 
     rows = accounts.order_by().in_bulk(ids)
     page.object_list = [rows[pk] for pk in ids if pk in rows]
     return page
+
+
+# --- Settled and unsettled cash ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CashLine:
+    """One currency of an account's cash: ``amount`` on trade date (what the books,
+    drift, the rebalancer and compliance use), of which ``unsettled`` still has to change
+    hands (movements whose value date is after today: > 0 coming in, < 0 going out) and
+    ``settled`` is in the account now; ``next_value_date`` the first of those days."""
+
+    currency: str
+    amount: Decimal
+    settled: Decimal
+    unsettled: Decimal
+    next_value_date: dt.date | None
+
+
+def cash_unsettled(
+    account_ids: Iterable[int], on: dt.date | None = None
+) -> dict[tuple[int, str], tuple[Decimal, dt.date]]:
+    """``(account, currency) -> (unsettled amount, first value date)`` of the movements
+    that settle after `on` (today), in one query. A movement is settled on its value date:
+    nothing has to move it (decision 41)."""
+    on = on or timezone.localdate()
+    rows = (
+        CashMovement.objects.filter(portfolio_id__in=list(account_ids), value_date__gt=on)
+        .values("portfolio_id", "currency")
+        .annotate(total=Sum("amount"), first=Min("value_date"))
+        .order_by()
+    )
+    return {(r["portfolio_id"], r["currency"]): (r["total"], r["first"]) for r in rows}
+
+
+def cash_lines(balances: Iterable[CashBalance], unsettled: dict) -> list[CashLine]:
+    """The balances with their settled and unsettled parts (`cash_unsettled`'s rows;
+    booking a movement always writes its currency's balance row)."""
+    lines = []
+    for balance in balances:
+        amount, first = unsettled.get((balance.portfolio_id, balance.currency), (Decimal(0), None))
+        lines.append(
+            CashLine(balance.currency, balance.amount, balance.amount - amount, amount, first)
+        )
+    return lines
+
+
+def account_cash(portfolio: Portfolio, on: dt.date | None = None) -> list[CashLine]:
+    """An account's cash per currency, settled and unsettled apart (two queries)."""
+    return cash_lines(portfolio.cash_balances.all(), cash_unsettled([portfolio.pk], on))
 
 
 # --- Cash on its way: what an upper layer holds for an account's cash ---------------------

@@ -31,21 +31,26 @@ from decimal import Decimal
 
 from django.conf import settings
 
-from portfolios.instruments import HolidayCalendar, Instrument, InstrumentError
+from portfolios.instruments import Booking, Fill, HolidayCalendar, Instrument, InstrumentError
 from portfolios.instruments.bonds import Bond
 from portfolios.instruments.build import build_instrument
-from portfolios.instruments.money import round_cash
+from portfolios.instruments.money import ZERO, round_cash
 
 __all__ = [
     "BOND_MULTIPLIER",
+    "CURRENCY_EXCHANGE",
     "ENGINE_KINDS",
+    "FX_KINDS",
     "INSTRUMENT_FIELDS",
     "TERMS_FIELDS",
     "FillCash",
     "accrued_per_unit",
     "calendars_for",
+    "currency_calendar",
     "fill_cash",
+    "fx_booking",
     "instrument_of",
+    "is_fx",
     "price_multiplier",
     "settlement_date",
     "terms_errors",
@@ -57,6 +62,8 @@ BOND_MULTIPLIER = Decimal("0.01")
 # The asset classes with terms of their own; the others (equities, ETFs, funds) are
 # shares: whole lots of round_lot, at least min_quantity, valued at quantity x price.
 ENGINE_KINDS = {"bond", "future", "option", "fx_spot", "fx_forward"}
+#: FX spot and forwards: two cash legs on the value date, no position (decision 41)
+FX_KINDS = {"fx_spot", "fx_forward"}
 
 #: The instrument terms a ``Security`` row stores beside its reference data (its fields,
 #: in the order forms and the API give them; ``underlying`` is a foreign key).
@@ -328,8 +335,42 @@ def _holiday_calendar(mic: str) -> HolidayCalendar:
     return HolidayCalendar(mic, holidays, first_day=first, last_day=last)
 
 
+#: The exchange whose days stand for a currency's settlement days (FX value dates):
+#: the main exchange of the currency's home market. An approximation of the payment
+#: system's calendar (the NYSE shuts on Good Friday, Fedwire does not; Fedwire shuts on
+#: Columbus Day, the NYSE does not). A currency not listed settles on weekdays.
+CURRENCY_EXCHANGE = {
+    "USD": "XNYS",
+    "EUR": "XFRA",
+    "GBP": "XLON",
+    "JPY": "XTKS",
+    "CAD": "XTSE",
+    "CHF": "XSWX",
+    "AUD": "XASX",
+    "HKD": "XHKG",
+}
+
+
+@functools.lru_cache(maxsize=64)
+def currency_calendar(currency: str) -> HolidayCalendar:
+    """The settlement days of `currency`, as a calendar named by its code (the FX engine
+    looks them up so): its home exchange's days (:data:`CURRENCY_EXCHANGE`), else
+    weekdays."""
+    mic = CURRENCY_EXCHANGE.get(currency)
+    if mic is None:
+        return HolidayCalendar.weekends_only(currency)
+    days = _holiday_calendar(mic)
+    return HolidayCalendar(
+        currency, days.holidays, first_day=days.first_day, last_day=days.last_day
+    )
+
+
 def calendars_for(instrument: Instrument) -> dict[str, HolidayCalendar]:
-    """The holiday calendars the instrument's settlement needs, by name."""
+    """The holiday calendars the instrument's settlement needs, by name: the security's
+    exchange; for FX each currency of the pair and USD (spot dates count USD days)."""
+    pair = getattr(instrument, "pair", None)
+    if pair is not None:
+        return {c: currency_calendar(c) for c in {pair.base, pair.quote, "USD"}}
     name = getattr(instrument, "settlement_calendar", None)
     return {name: _holiday_calendar(name)} if name else {}
 
@@ -358,6 +399,26 @@ class FillCash:
         return self.principal + self.accrued
 
 
+def is_fx(row) -> bool:
+    """True for an FX spot or forward: a trade in it books two cash legs, no position."""
+    return _get(row, "asset_class") in FX_KINDS
+
+
+def fx_booking(row, *, buying: bool, quantity, price, trade_date: dt.date) -> Booking:
+    """The engine's booking of an FX fill (two legs on the value date: a buy receives
+    `quantity` of the base currency and pays quantity x rate of the quote currency,
+    rounded to its minor unit). :class:`InstrumentError` for a bad rate or a forward
+    traded after its value date."""
+    instrument = instrument_of(row)
+    fill = Fill(
+        side="buy" if buying else "sell",
+        quantity=quantity,
+        price=price,
+        trade_date=trade_date,
+    )
+    return instrument.book_fill(fill, calendars_for(instrument))
+
+
 def fill_cash(row, quantity: Decimal, price: Decimal, trade_date: dt.date) -> FillCash:
     """What a fill of `quantity` at `price` traded on `trade_date` pays or receives. The
     principal is rounded to the money places of the books as before; a bond's accrued
@@ -366,6 +427,9 @@ def fill_cash(row, quantity: Decimal, price: Decimal, trade_date: dt.date) -> Fi
 
     kind = _get(row, "asset_class")
     principal = money(quantity * price * price_multiplier(row))
+    if kind in FX_KINDS:
+        # the quote leg, to the quote currency's minor unit as the engine books it
+        return FillCash(money(round_cash(quantity * price, _get(row, "currency"))), ZERO, None)
     if kind != "bond":
         return FillCash(principal, Decimal(0), None)
     settles = settlement_date(row, trade_date)

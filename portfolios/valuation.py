@@ -54,10 +54,10 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from .marketdata import Freshness
-from .models import AssetClass, CashBalance, Portfolio, Position, Security, TaxLot
+from .models import AssetClass, CashBalance, CashMovement, Portfolio, Position, Security, TaxLot
 from .quotes import FxBoard, previous_closes, prices_for
 from .selectors import _raw_rows, realised_pnl
-from .terms import TERMS_FIELDS, accrued_per_unit
+from .terms import TERMS_FIELDS, accrued_per_unit, instrument_of
 
 #: The money figures of every level, in the order pages, CSV and the API give them.
 FIGURES = ("market_value", "cash", "nav", "unrealised_pnl", "day_pnl", "realised_pnl")
@@ -231,6 +231,120 @@ def _by_pair(pairs: pd.Series, board: FxBoard) -> tuple[pd.Series, pd.Series]:
     return rate.astype(float), stale.astype(bool)
 
 
+POSITION_COLUMNS = [
+    "account",
+    "security",
+    "quantity",
+    "multiplier",
+    "ticker",
+    "asset_class",
+    "currency",
+    "sector",
+    "country",
+]
+
+
+def _open_forwards(portfolio_ids, now: datetime) -> pd.DataFrame:
+    """The FX forwards the accounts have dealt and not yet settled, one row per account
+    and forward, as position rows (one query): ``quantity`` the net base amount,
+    ``contract_cost`` the contract rate (quote paid per unit of base), ``base`` its base
+    currency. Its legs stay in the cash; the row carries what the legs at spot leave
+    out."""
+    legs = (
+        CashMovement.objects.filter(
+            portfolio_id__in=portfolio_ids,
+            value_date__gt=timezone.localdate(now),
+            security__asset_class=AssetClass.FX_FORWARD,
+            reason="fx_leg",
+        )
+        .values(
+            "portfolio_id",
+            "security_id",
+            "currency",
+            "security__base_currency",
+            "security__currency",
+            "security__ticker",
+        )
+        .annotate(total=Sum("amount"))
+        .order_by()
+    )
+    rows: dict[tuple[int, int], dict] = {}
+    for leg in legs:
+        row = rows.setdefault(
+            (leg["portfolio_id"], leg["security_id"]),
+            {
+                "account": leg["portfolio_id"],
+                "security": leg["security_id"],
+                "quantity": 0.0,
+                "quote_amount": 0.0,
+                "multiplier": 1.0,
+                "ticker": leg["security__ticker"],
+                "asset_class": AssetClass.FX_FORWARD.value,
+                "currency": leg["security__currency"],
+                "sector": "",
+                "country": "",
+                "base": leg["security__base_currency"],
+            },
+        )
+        if leg["currency"] == leg["security__base_currency"]:
+            row["quantity"] += float(leg["total"])
+        else:
+            row["quote_amount"] += float(leg["total"])
+    open_ = [r for r in rows.values() if r["quantity"]]
+    for row in open_:
+        row["contract_cost"] = -row.pop("quote_amount")
+    return pd.DataFrame(open_, columns=[*POSITION_COLUMNS, "base", "contract_cost"])
+
+
+@dataclass(frozen=True)
+class OpenForward:
+    """An FX forward an account has dealt and not settled, as its page shows it:
+    ``quantity`` of the base currency (> 0 bought), at ``contract_rate``, for
+    ``value_date``; ``outright`` today's price for that date and ``value`` what the
+    engine makes of it, quantity x (outright - contract rate), in the quote currency
+    (None without a price)."""
+
+    security: Security
+    quantity: Decimal
+    contract_rate: Decimal
+    outright: Decimal | None
+    stale: bool
+    value: Decimal | None
+
+
+def open_forwards(portfolio: Portfolio, *, now: datetime | None = None) -> list[OpenForward]:
+    """The account's open FX forwards, valued by the engine (``FxForward.value``) at
+    their latest price (three queries at most)."""
+    now = now or timezone.now()
+    rows = _open_forwards([portfolio.pk], now)
+    if rows.empty:
+        return []
+    securities = Security.objects.in_bulk(rows["security"].tolist())
+    readings = prices_for(securities.values(), now=now)
+    found = []
+    for row in rows.itertuples(index=False):
+        security = securities[row.security]
+        quantity = Decimal(repr(row.quantity)).quantize(CENT)
+        cost = Decimal(repr(row.contract_cost)).quantize(CENT)
+        reading = readings.get(security.pk)
+        outright = reading.price if reading is not None else None
+        value = None
+        if outright is not None:
+            value = instrument_of(security).value(quantity, outright, cost=cost).market_value
+            value = value.quantize(CENT)
+        found.append(
+            OpenForward(
+                security=security,
+                quantity=quantity,
+                contract_rate=(cost / quantity).quantize(Decimal("0.000001")),
+                outright=outright,
+                stale=bool(reading is not None and reading.stale),
+                value=value,
+            )
+        )
+    return sorted(found, key=lambda f: (f.security.value_date, f.security.ticker))
+
+
 def _accrued(positions: pd.DataFrame, now: datetime) -> pd.Series:
     """Interest accrued per unit of quantity today, per position: a bond's (its terms read
     in one query, only when the book holds bonds), zero for every other kind."""
@@ -318,6 +432,11 @@ def book_valuation(
             "country",
         ],
     )
+    forwards = _open_forwards(portfolio_ids, now)
+    if forwards.empty:
+        positions = positions.assign(base=None, contract_cost=np.nan)
+    else:
+        positions = pd.concat([positions, forwards], ignore_index=True)
     costs = pd.DataFrame(
         _raw_rows(
             TaxLot.objects.filter(portfolio_id__in=portfolio_ids, quantity__gt=0)
@@ -352,7 +471,8 @@ def book_valuation(
     positions["sector"] = positions["sector"].replace("", UNCLASSIFIED)
     positions["country"] = positions["country"].replace("", UNCLASSIFIED)
     positions = positions.merge(costs, on=["account", "security"], how="left")
-    positions["cost"] = positions["cost"].fillna(0.0)
+    # an open forward's cost is what it pays or receives at its contract rate, q x K
+    positions["cost"] = positions["cost"].fillna(positions["contract_cost"]).fillna(0.0)
     price = {pk: (float(r.price) if r.price is not None else np.nan) for pk, r in readings.items()}
     positions["price"] = positions["security"].map(price).astype(float)
     positions["price_stale"] = (
@@ -371,6 +491,16 @@ def book_valuation(
     unrealised = clean - positions["cost"] * positions["multiplier"]
     day = (units * (positions["price"] - positions["previous_close"])).fillna(0.0)
     value = clean + positions["quantity"] * _accrued(positions, now)
+    # An open forward's legs are cash, valued at spot with the rest of the cash; what it
+    # adds is its forward points to the value date, q x (F - S), so that legs + points
+    # make the engine's value q x (F - K) (docs/instruments.md, decision 41).
+    forward = positions["base"].notna()
+    if forward.any():
+        spot, spot_stale = _by_pair(
+            positions["base"].where(forward, "") + "|" + positions["currency"], board
+        )
+        value = value - (positions["quantity"] * spot).where(forward, 0.0)
+        fx_base_stale = fx_base_stale | (spot_stale & forward)
     positions["value"] = value
     for suffix, rate in (("base", fx_base), ("firm", fx_firm)):
         positions[f"value_{suffix}"] = value * rate

@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, render
 from oms.roles import Action, can, may_act_for, require
 from oms.views import action_required, paginate, partial_or_page
 
-from . import quotes, selectors
+from . import quotes, selectors, valuation
 from .filters import DEFAULT_ACCOUNT_SORT, PortfolioFilter
 from .models import Security
 
@@ -69,7 +69,8 @@ def portfolio_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "account": drift.get(portfolio.pk),
         "drift_error": drift_error,
         "positions": positions,
-        "cash_balances": portfolio.cash_balances.all(),
+        "cash_balances": selectors.account_cash(portfolio),
+        "open_forwards": valuation.open_forwards(portfolio),
         "realised": selectors.account_realised(portfolio),
         "can_rebalance": may_act_for(request.user, Action.REBALANCE_RUN, portfolio),
         "can_create_order": may_act_for(request.user, Action.ORDER_CREATE, portfolio),

@@ -44,6 +44,12 @@ class Book:
         multiplier, 0.01 for a bond quoted in % of par; default 1), ``accrued``
         (interest accrued per unit, a bond's per unit of face; default 0). A unit is
         worth ``price x multiplier + accrued`` (portfolios.terms.unit_value).
+        ``currency_trade`` (bool, default False): an FX spot or forward, whose quantity is
+        an amount of its ``base_currency`` (required then) at a rate in ``currency``: an
+        order in it moves two cash legs (+/- quantity of the base currency, -/+ quantity x
+        price of ``currency``) and no position of any worth; selling one is not a short
+        sale (``no_short`` leaves it out), and the base leg it pays counts for
+        ``no_overdraft``.
 
     ``accounts`` -- one row per account under check: ``account`` (id, required),
         ``base_currency`` (default ``base_currency``), ``long_only`` (default True).

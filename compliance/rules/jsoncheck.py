@@ -178,6 +178,8 @@ def check_from_json(data: Any) -> Check:
                 s.get("shares_outstanding"), f"shares_outstanding of {ticker}", allow_none=True
             ),
             "multiplier": mult,
+            "currency_trade": _bool(s.get("currency_trade"), f"currency_trade of {ticker}", False),
+            "base_currency": _str(s.get("base_currency"), f"base_currency of {ticker}") or None,
         }
         for attr in ("issuer", "sector", "country", "asset_class"):
             value = s.get(attr)
@@ -282,6 +284,8 @@ def check_from_json(data: Any) -> Check:
                 "adv",
                 "shares_outstanding",
                 "multiplier",
+                "currency_trade",
+                "base_currency",
             ],
         ),
         accounts=frame(acct_rows, ["account", "base_currency", "long_only"]),

@@ -394,7 +394,8 @@ def _floor(prep, key, acct_rows, code, labels, vb, va, tol):
 
 def measure_no_overdraft(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> Outcome:
     """The lowest cash balance after, currency by currency in base currency; laid on the
-    buys settling in a currency actively left negative."""
+    buys settling in a currency actively left negative, and on the currency trades
+    (FX spot or forward) selling a base currency so left."""
     tol = RELATIVE_TOLERANCE * prep.gross[prep.cash_acct]
     value, before, group, breach, active, active_r = _floor(
         prep,
@@ -408,8 +409,12 @@ def measure_no_overdraft(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> 
     )
     orders = _empty_orders()
     if active.any():
-        o = np.flatnonzero(scope[prep.ord_acct] & _buys(prep) & active_r[prep.ord_cash])
-        k = prep.ord_cash[o]
+        # a buy pays its currency; a currency trade sold pays its base currency
+        buys = _buys(prep)
+        sold = ~buys & prep.currency_trade[prep.ord_sec]
+        row = np.where(sold, prep.ord_base_cash, prep.ord_cash)
+        o = np.flatnonzero(scope[prep.ord_acct] & (buys | sold) & active_r[row])
+        k = row[o]
         orders = {
             "order": o,
             "order_status": np.full(len(o), _fail_code(rule), dtype=np.int8),
@@ -421,20 +426,23 @@ def measure_no_overdraft(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> 
 
 def measure_no_short(prep: Prepared, rule: Rule, scope: np.ndarray, ctx) -> Outcome:
     """The lowest position after in a long-only account; every sell is measured by the
-    position it leaves, and fails when that is actively short."""
+    position it leaves, and fails when that is actively short. A currency trade (FX spot
+    or forward, ``currency_trade``) is no security sold short: selling a currency is a
+    trade in cash, and is left out."""
     scope = scope & prep.long_only  # binds the long-only accounts of its scope only
     tol = RELATIVE_TOLERANCE * prep.qty_gross
+    cash_like = prep.currency_trade[prep.pos_sec]
     value, before, group, breach, active, active_r = _floor(
         prep,
         "positions",
         prep.pos_acct,
         prep.pos_sec,
         prep.sec_ids,
-        prep.qty_before,
-        prep.qty_after,
+        np.where(cash_like, 0.0, prep.qty_before),
+        np.where(cash_like, 0.0, prep.qty_after),
         tol,
     )
-    o = np.flatnonzero(scope[prep.ord_acct] & ~_buys(prep))
+    o = np.flatnonzero(scope[prep.ord_acct] & ~_buys(prep) & ~prep.currency_trade[prep.ord_sec])
     pos = prep.ord_pos[o]
     orders = {
         "order": o,

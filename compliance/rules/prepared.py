@@ -58,6 +58,7 @@ class Prepared:
     sec_currency: np.ndarray
     government: np.ndarray
     fund: np.ndarray
+    currency_trade: np.ndarray  # FX spot or forward: the position is a currency amount
     adv: np.ndarray
     shares_outstanding: np.ndarray
     attr_codes: dict  # attribute -> (code per security, label per code, number of real labels)
@@ -99,6 +100,7 @@ class Prepared:
     ord_created: np.ndarray  # int64 ns UTC
     ord_pos: np.ndarray  # position row of the order
     ord_cash: np.ndarray  # cash row of the order's currency
+    ord_base_cash: np.ndarray  # a currency trade's base-currency cash row (else ord_cash)
     # other live orders (L), for duplicate_order
     live_acct: np.ndarray
     live_sec: np.ndarray
@@ -473,6 +475,19 @@ def prepare(book: Book) -> Prepared:
         fund = sec.get("asset_class") == "fund"
     else:
         fund = np.zeros(S, dtype=bool)
+    currency_trade = sec.bools("currency_trade", False)
+    # A currency trade's quantity is an amount of its base currency: a buy receives it in
+    # cash (and pays quantity x price of `currency`); it is no security held (decision 41).
+    base_raw = sec.strings("base_currency", "")
+    lacking = currency_trade & ((base_raw == "") | pd.isna(base_raw))
+    if lacking.any():
+        i = int(np.flatnonzero(lacking)[0])
+        raise CheckError(f"securities: {sec_ids[i]} is a currency trade without a base_currency")
+    sec_base = np.where(
+        currency_trade,
+        _currency_codes(currencies, np.where(currency_trade, base_raw, base_currency)),
+        sec_currency,
+    )
     adv = sec.floats("adv", np.nan)
     so = sec.floats("shares_outstanding", np.nan)
 
@@ -567,36 +582,51 @@ def prepare(book: Book) -> Prepared:
         np.isnan(fx[sec_currency[pos_sec], base[pos_acct]]).any()
         or np.isnan(
             fx[
-                np.concatenate([c_cur, l_cur, o_cur]),
-                base[np.concatenate([c_acct, l_acct, o_acct])],
+                np.concatenate([c_cur, l_cur, o_cur, sec_base[l_sec], sec_base[o_sec]]),
+                base[np.concatenate([c_acct, l_acct, o_acct, l_acct, o_acct])],
             ]
         ).any()
     ):
         fx = _cross_rates(fx)
     pos_fx = fx[sec_currency[pos_sec], base[pos_acct]]
-    unit = local_unit[pos_sec] * pos_fx
+    # a currency trade's "position" is worth nothing: its legs are the cash rows below
+    unit = np.where(currency_trade[pos_sec], 0.0, local_unit[pos_sec] * pos_fx)
     with np.errstate(invalid="ignore"):
         mv_before = qty_before * unit
         mv_after = qty_after * unit
 
     # cash rows: every currency held, traded, and the base currency
     C = len(currencies)
+    l_base, o_base = sec_base[l_sec], sec_base[o_sec]
     ckeys = np.concatenate(
-        [c_acct * C + c_cur, np.arange(A) * C + base, l_acct * C + l_cur, o_acct * C + o_cur]
+        [
+            c_acct * C + c_cur,
+            np.arange(A) * C + base,
+            l_acct * C + l_cur,
+            o_acct * C + o_cur,
+            l_acct * C + l_base,
+            o_acct * C + o_base,
+        ]
     )
     cash_keys, cinv = unique_inverse(ckeys, A * C)
     K = len(cash_keys)
-    nc = len(c_acct)
-    cinv_c, cinv_l, cinv_o = cinv[:nc], cinv[nc + A : nc + A + nl], cinv[nc + A + nl :]
+    nc, no = len(c_acct), len(o_acct)
+    cinv_c = cinv[:nc]
+    cinv_l = cinv[nc + A : nc + A + nl]
+    cinv_o = cinv[nc + A + nl : nc + A + nl + no]
+    cinv_lb = cinv[nc + A + nl + no : nc + A + nl + no + nl]
+    cinv_ob = cinv[nc + A + nl + no + nl :]
     cash_acct = cash_keys // C
     cash_cur = cash_keys % C
     with np.errstate(invalid="ignore"):
         l_flow = -l_signed * local_unit[l_sec]
         o_flow = -o_signed * local_unit[o_sec]
+    l_base_flow = np.where(currency_trade[l_sec], l_signed, 0.0)
+    o_base_flow = np.where(currency_trade[o_sec], o_signed, 0.0)
     local_before = total(cinv_c, c_amount, K)
     if nl:
-        local_before += total(cinv_l, l_flow, K)
-    local_after = local_before + total(cinv_o, o_flow, K)
+        local_before += total(cinv_l, l_flow, K) + total(cinv_lb, l_base_flow, K)
+    local_after = local_before + total(cinv_o, o_flow, K) + total(cinv_ob, o_base_flow, K)
     cash_fx = fx[cash_cur, base[cash_acct]]
     cash_before = local_before * cash_fx
     cash_after = local_after * cash_fx
@@ -664,6 +694,7 @@ def prepare(book: Book) -> Prepared:
         sec_currency=sec_currency,
         government=government,
         fund=fund,
+        currency_trade=currency_trade,
         adv=adv,
         shares_outstanding=so,
         attr_codes=attr_codes,
@@ -699,6 +730,7 @@ def prepare(book: Book) -> Prepared:
         ord_created=o_created,
         ord_pos=inv_o,
         ord_cash=cinv_o,
+        ord_base_cash=cinv_ob,
         live_acct=l_acct,
         live_sec=l_sec,
         live_side=l_side,

@@ -33,7 +33,7 @@ from compliance.selectors import (
 from portfolios.models import CashBalance, Portfolio, Position, Security
 from portfolios.quotes import average_daily_volume
 from portfolios.selectors import FxTable, cash_on_its_way
-from portfolios.terms import TERMS_FIELDS, accrued_per_unit, price_multiplier
+from portfolios.terms import FX_KINDS, TERMS_FIELDS, accrued_per_unit, price_multiplier
 from trading import pretrade
 from trading.models import Order
 
@@ -176,7 +176,12 @@ def build_book(
             sales = realised_sales(
                 bought, since=since, base_of={a[0]: a[1] for a in accounts}, fx=fx
             )
-    currencies = {s[3] for s in securities} | {c for _, c, _ in cash}
+    # an FX trade's base currency is a cash leg of its own (the engine's currency_trade)
+    fx_bases = [
+        t.get("base_currency") if s[7] in FX_KINDS else None
+        for s, t in zip(securities, terms, strict=True)
+    ]
+    currencies = {s[3] for s in securities} | {c for _, c, _ in cash} | {b for b in fx_bases if b}
     bases = {b for _, b, _ in accounts}
     book = engine.Book(
         securities={
@@ -188,6 +193,8 @@ def build_book(
             "country": [s[6] for s in securities],
             "asset_class": [s[7] for s in securities],
             "investment_company": [s[7] == "etf" for s in securities],
+            "currency_trade": [s[7] in FX_KINDS for s in securities],
+            "base_currency": fx_bases,
             "multiplier": [float(price_multiplier(t)) for t in terms],
             "accrued": [float(accrued_per_unit(t, on)) for t in terms],
             "government": [bool(s[9]) for s in securities],

@@ -9,15 +9,14 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from oms.api.base import CodeField
-from oms.numbers import input_limits
+from oms.numbers import FIGURE_DIGITS, MONEY_PLACES, input_limits
 from portfolios.models import (
-    CashBalance,
     Portfolio,
     Position,
     Price,
     Security,
 )
-from portfolios.selectors import account_realised
+from portfolios.selectors import account_realised, cash_lines, cash_unsettled
 from portfolios.services.reference import SECURITY_FIELDS
 
 
@@ -76,10 +75,22 @@ class PositionSerializer(serializers.ModelSerializer):
         fields = ["security", "quantity"]
 
 
-class CashBalanceSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = CashBalance
-        fields = ["currency", "amount"]
+def _money(**kwargs) -> serializers.DecimalField:
+    return serializers.DecimalField(
+        max_digits=FIGURE_DIGITS, decimal_places=MONEY_PLACES, read_only=True, **kwargs
+    )
+
+
+class CashBalanceSerializer(serializers.Serializer):
+    """One currency of an account's cash (``portfolios.selectors.CashLine``): ``amount``
+    on trade date, of which ``settled`` is in the account and ``unsettled`` still to
+    change hands (value dates after today; ``next_value_date`` the first)."""
+
+    currency = serializers.CharField(read_only=True)
+    amount = _money(help_text="On trade date: what drift, the rebalancer and compliance use")
+    settled = _money(help_text="In the account now: amount less unsettled")
+    unsettled = _money(help_text="Still to change hands: movements with a later value date")
+    next_value_date = serializers.DateField(read_only=True, allow_null=True)
 
 
 def _figure(**kwargs) -> serializers.FloatField:
@@ -126,7 +137,7 @@ class PortfolioSerializer(serializers.ModelSerializer):
     model = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
     model_id = serializers.IntegerField(read_only=True, allow_null=True)
     positions = PositionSerializer(many=True, read_only=True)
-    cash = CashBalanceSerializer(source="cash_balances", many=True, read_only=True)
+    cash = serializers.SerializerMethodField()
     drift = serializers.SerializerMethodField()
 
     class Meta:
@@ -147,6 +158,16 @@ class PortfolioSerializer(serializers.ModelSerializer):
             "cash",
             "drift",
         ]
+
+    @extend_schema_field(CashBalanceSerializer(many=True))
+    def get_cash(self, portfolio) -> list:
+        # the view puts every listed account's unsettled movements in the context
+        # (`portfolios.selectors.cash_unsettled`, one query for the page)
+        unsettled = self.context.get("unsettled")
+        if unsettled is None:
+            unsettled = cash_unsettled([portfolio.pk])
+        lines = cash_lines(portfolio.cash_balances.all(), unsettled)
+        return CashBalanceSerializer(lines, many=True).data
 
     @extend_schema_field(DriftSerializer(allow_null=True))
     def get_drift(self, portfolio) -> dict | None:

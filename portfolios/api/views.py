@@ -25,6 +25,7 @@ from portfolios.models import (
     Security,
 )
 from portfolios.selectors import (
+    cash_unsettled,
     drift_by_account,
     drift_of_positions,
     drift_rows_visible_to,
@@ -125,7 +126,8 @@ class PortfolioViewSet(*READ, OMSViewSet):
             raise ValidationError(filterset.errors)
         page = self.paginate_queryset(filterset.qs)
         drift = filterset.drift_of(page)
-        serializer = self.get_serializer(page, many=True, context=self._context(drift=drift))
+        context = self._context(drift=drift, unsettled=cash_unsettled([p.pk for p in page]))
+        serializer = self.get_serializer(page, many=True, context=context)
         return self.get_paginated_response(serializer.data)
 
     def retrieve(self, request, pk=None):

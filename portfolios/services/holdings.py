@@ -6,6 +6,11 @@ closing_order`; and first the specific `lots` it names, as a rebalance run chose
 them), and each lot it takes is recorded with what it realised (`LotClosing`). A
 reversal reopens exactly the lots its allocation closed and offsets their rows.
 
+Cash moves on trade date (`CashBalance.amount`), and each booking also writes what it
+moves with its value date to the settlement ledger (`CashMovement`: a trade's net cash
+on its market's cycle, an FX trade's two legs on its value date), which a reversal
+offsets row by row. An FX fill books no position or lot (decision 41).
+
 These run inside the caller's (audited) transaction: the allocation service
 locks, books and records the event in one go."""
 
@@ -21,7 +26,17 @@ from django.utils import timezone
 from oms.bulk import update_rows
 from oms.numbers import money
 from oms.numbers import qty as round_qty
-from portfolios.models import CashBalance, LotClosing, Portfolio, Position, Security, TaxLot
+from portfolios import terms
+from portfolios.instruments import InstrumentError
+from portfolios.models import (
+    CashBalance,
+    CashMovement,
+    LotClosing,
+    Portfolio,
+    Position,
+    Security,
+    TaxLot,
+)
 from portfolios.rebalance.lots import closing_order, long_term_on
 from portfolios.services.drift import drift_mark_stale
 from portfolios.terms import fill_cash
@@ -32,6 +47,40 @@ def fill_amount(security: Security, quantity: Decimal, price: Decimal, on_date: 
     price x multiplier, and a bond's accrued interest to its settlement date on top.
     The lot's cost stays quantity x price: accrued interest is income, not basis."""
     return fill_cash(security, quantity, price, on_date).total
+
+
+def _settles_on(security: Security, on_date: date) -> date:
+    """The day a trade in `security` on `on_date` settles: its market's cycle
+    (``portfolios.terms.settlement_date``). A trade the cycle cannot date (before the
+    cycle's first day, or outside the span the holiday calendar knows) is taken as
+    settled on its trade date, as the books held it before the ledger."""
+    try:
+        return terms.settlement_date(security, on_date)
+    except InstrumentError:
+        return on_date
+
+
+def _trade_movement(
+    security: Security,
+    *,
+    portfolio_id: int,
+    signed: Decimal,
+    on_date: date,
+    settles: date,
+    allocation_id: int | None,
+) -> CashMovement:
+    """The settlement-ledger row of a security trade: its signed net cash (principal,
+    accrued interest and commission), on its settlement date."""
+    return CashMovement(
+        portfolio_id=portfolio_id,
+        currency=security.currency,
+        amount=signed,
+        value_date=settles,
+        trade_date=on_date,
+        security=security,
+        allocation_id=allocation_id,
+        reason="trade",
+    )
 
 
 def _lock_position(portfolio: Portfolio, security: Security) -> Position:
@@ -69,11 +118,23 @@ def holdings_book_fill(
     event."""
     if quantity <= 0:
         raise ValueError("booked quantity must be positive")
+    if terms.is_fx(security):
+        fill = Fill(portfolio.pk, buying, quantity, price, commission, allocation_id)
+        return _book_fx_fills(security, [fill], on_date)[0]
     position = _lock_position(portfolio, security)
     cash = _lock_cash(portfolio, security.currency)
     before = _figures(position, cash)
     drift_mark_stale(portfolio_ids=[portfolio.pk])
     amount = fill_amount(security, quantity, price, on_date)
+    signed = -(amount + commission) if buying else amount - commission
+    _trade_movement(
+        security,
+        portfolio_id=portfolio.pk,
+        signed=signed,
+        on_date=on_date,
+        settles=_settles_on(security, on_date),
+        allocation_id=allocation_id,
+    ).save()
     if buying:
         if position.quantity >= 0:
             TaxLot.objects.create(
@@ -145,8 +206,12 @@ def holdings_book_fills(*, security: Security, fills: list[Fill], on_date: date)
         return []
     if any(fill.quantity <= 0 for fill in fills):
         raise ValueError("booked quantity must be positive")
+    if terms.is_fx(security):
+        return _book_fx_fills(security, fills, on_date)
     accounts = sorted({fill.portfolio_id for fill in fills})
     drift_mark_stale(portfolio_ids=accounts)
+    settles = _settles_on(security, on_date)
+    movements: list[CashMovement] = []
     positions = _lock_many(
         Position,
         accounts,
@@ -190,14 +255,25 @@ def holdings_book_fills(*, security: Security, fills: list[Fill], on_date: date)
                     )
                 )
             position.quantity += fill.quantity
-            balance.amount -= amount + fill.commission
+            signed = -(amount + fill.commission)
         else:
             taken = _close_lots(open_lots[fill.portfolio_id], fill, on_date)
             for lot, _ in taken:
                 closed[lot.pk] = lot
             closings += _closings(security, fill, taken, on_date)
             position.quantity -= fill.quantity
-            balance.amount += amount - fill.commission
+            signed = amount - fill.commission
+        balance.amount += signed
+        movements.append(
+            _trade_movement(
+                security,
+                portfolio_id=fill.portfolio_id,
+                signed=signed,
+                on_date=on_date,
+                settles=settles,
+                allocation_id=fill.allocation_id,
+            )
+        )
         after = _figures(position, balance)
         if not fill.buying:
             after["lots_closed"] = _named(taken)
@@ -209,7 +285,68 @@ def holdings_book_fills(*, security: Security, fills: list[Fill], on_date: date)
         TaxLot.objects.bulk_create(new_lots)
     if closings:
         LotClosing.objects.bulk_create(closings)
+    CashMovement.objects.bulk_create(movements)
     return booked
+
+
+def _book_fx_fills(security: Security, fills: list[Fill], on_date: date) -> list[dict]:
+    """Book FX fills: no position, no lot; each fill's two legs (the engine's booking,
+    ``portfolios.terms.fx_booking``) move the account's trade-date cash in both
+    currencies now and are written to the settlement ledger on the value date. A
+    commission is paid in the quote currency, on the value date too. Balances are
+    locked per currency (alphabetical), accounts in pk order."""
+    accounts = sorted({fill.portfolio_id for fill in fills})
+    drift_mark_stale(portfolio_ids=accounts)
+    base, quote = security.base_currency, security.currency
+    balances = {
+        currency: _lock_many(
+            CashBalance,
+            accounts,
+            lambda pk, c=currency: CashBalance(portfolio_id=pk, currency=c),
+            currency=currency,
+        )
+        for currency in sorted((base, quote))
+    }
+    movements: list[CashMovement] = []
+    booked = []
+    for fill in fills:
+        legs = _fx_legs(security, fill, on_date)
+        before = _fx_figures(balances, fill.portfolio_id)
+        for currency, amount, value_date, reason in legs:
+            balances[currency][fill.portfolio_id].amount += amount
+            movements.append(
+                CashMovement(
+                    portfolio_id=fill.portfolio_id,
+                    currency=currency,
+                    amount=amount,
+                    value_date=value_date,
+                    trade_date=on_date,
+                    security=security,
+                    allocation_id=fill.allocation_id,
+                    reason=reason,
+                )
+            )
+        booked.append({"before": before, "after": _fx_figures(balances, fill.portfolio_id)})
+    for rows in balances.values():
+        update_rows(CashBalance, list(rows.values()), ["amount"])
+    CashMovement.objects.bulk_create(movements)
+    return booked
+
+
+def _fx_legs(security: Security, fill: Fill, on_date: date) -> list[tuple]:
+    """``(currency, signed amount, value date, reason)`` of an FX fill: the engine's two
+    legs and the commission (quote currency), in the books' money places."""
+    booking = terms.fx_booking(
+        security, buying=fill.buying, quantity=fill.quantity, price=fill.price, trade_date=on_date
+    )
+    legs = [(m.currency, money(m.amount), m.value_date, m.reason) for m in booking.cash]
+    if fill.commission:
+        legs.append((security.currency, -fill.commission, booking.settlement_date, "commission"))
+    return legs
+
+
+def _fx_figures(balances: dict, portfolio_id: int) -> dict:
+    return {"cash": {c: rows[portfolio_id].amount for c, rows in balances.items()}}
 
 
 def _lock_many(model, accounts: list[int], make, **key) -> dict:
@@ -368,10 +505,18 @@ def holdings_reverse_fill(
     caller's transaction."""
     if quantity <= 0:
         raise ValueError("reversed quantity must be positive")
+    if terms.is_fx(security):
+        return _reverse_fx(
+            portfolio,
+            security,
+            Fill(portfolio.pk, buying, quantity, price, commission, allocation_id),
+            on_date or timezone.localdate(),
+        )
     position = _lock_position(portfolio, security)
     cash = _lock_cash(portfolio, security.currency)
     before = _figures(position, cash)
     drift_mark_stale(portfolio_ids=[portfolio.pk])
+    _reverse_movements(portfolio, allocation_id)
     amount = fill_amount(security, quantity, price, on_date or timezone.localdate())
     lots = TaxLot.objects.select_for_update().filter(portfolio=portfolio, security=security)
     left = quantity
@@ -402,6 +547,56 @@ def holdings_reverse_fill(
     if reopened:
         reversed_["after"]["lots_reopened"] = reopened
     return reversed_
+
+
+def _reverse_movements(portfolio: Portfolio, allocation_id: int | None) -> list[CashMovement]:
+    """Offset the settlement-ledger rows the allocation booked and no row offsets yet,
+    each with a row of the opposite sign on the same value date; returns the new rows.
+    Nothing when the allocation booked none (booked before the ledger)."""
+    if allocation_id is None:
+        return []
+    rows = list(
+        CashMovement.objects.select_for_update()
+        .filter(portfolio=portfolio, allocation_id=allocation_id)
+        .order_by("pk")
+    )
+    offset = {row.reverses_id for row in rows if row.reverses_id is not None}
+    reversing = [
+        CashMovement(
+            portfolio_id=row.portfolio_id,
+            currency=row.currency,
+            amount=-row.amount,
+            value_date=row.value_date,
+            trade_date=row.trade_date,
+            security_id=row.security_id,
+            allocation_id=row.allocation_id,
+            reason=row.reason,
+            reverses=row,
+        )
+        for row in rows
+        if row.reverses_id is None and row.pk not in offset
+    ]
+    return CashMovement.objects.bulk_create(reversing)
+
+
+def _reverse_fx(portfolio: Portfolio, security: Security, fill: Fill, on_date: date) -> dict:
+    """Undo a booked FX fill: the legs its allocation wrote are offset and the
+    trade-date cash moves back by them (a fill booked before the ledger: by the legs
+    the engine gives again)."""
+    currencies = sorted((security.base_currency, security.currency))
+    balances = {c: {portfolio.pk: _lock_cash(portfolio, c)} for c in currencies}
+    before = _fx_figures(balances, portfolio.pk)
+    drift_mark_stale(portfolio_ids=[portfolio.pk])
+    reversing = _reverse_movements(portfolio, fill.allocation_id)
+    if reversing:
+        legs = [(row.currency, row.amount) for row in reversing]
+    else:
+        legs = [(c, -amount) for c, amount, _, _ in _fx_legs(security, fill, on_date)]
+    for currency, amount in legs:
+        balances[currency][portfolio.pk].amount += amount
+    for rows in balances.values():
+        rows[portfolio.pk].save(update_fields=["amount"])
+    return {"before": before, "after": _fx_figures(balances, portfolio.pk)}
 
 
 def _reopen_closed(

@@ -88,7 +88,15 @@ def test_portfolios_are_those_the_user_may_see(pm, other_pm, compliance_officer,
         "BBB": "100.000000",
         "EEE": "500.000000",
     }
-    assert acc1["cash"] == [{"currency": "USD", "amount": "20000.0000"}]
+    assert acc1["cash"] == [
+        {
+            "currency": "USD",
+            "amount": "20000.0000",
+            "settled": "20000.0000",
+            "unsettled": "0.0000",
+            "next_value_date": None,
+        }
+    ]
     assert acc1["drift"]["value"] == pytest.approx(60000 + 5000 + 5000 + 20000)
     assert acc1["drift"]["cash_target"] == pytest.approx(0.05)
     assert acc1["drift"]["out_of_band"] is True

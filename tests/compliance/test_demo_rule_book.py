@@ -101,3 +101,29 @@ def test_the_demo_bonds_and_derivatives_are_valued_and_orderable(demo):
             side="buy",
             quantity=quantity,
         )
+
+
+def test_pm2_can_order_the_demo_fx_spot_and_forward_and_the_rule_book_checks_them(demo):
+    """MULTI01 trades EUR/USD spot and a three-month outright (decision 41): the
+    pre-trade check runs on each (a euro amount at its rate in dollars) and approves it."""
+    pm2 = get_user_model().objects.get(username="pm2")
+    account = Portfolio.objects.get(code="MULTI01")
+    fx = (
+        Security.objects.with_latest_price()
+        .filter(asset_class__in=["fx_spot", "fx_forward"])
+        .order_by("ticker")
+    )
+    assert [s.asset_class for s in fx] == ["fx_spot", "fx_forward"]
+    assert all(s.base_currency == "EUR" and s.currency == "USD" for s in fx)
+    spot, forward = fx
+    assert forward.latest_price - spot.latest_price == Decimal("0.0045")  # 45 points
+    orders = [
+        order_services.order_create(
+            actor=pm2, portfolio=account, security=security, side=side, quantity=Decimal(50_000)
+        )
+        for security, side in ((spot, "buy"), (forward, "sell"))
+    ]
+    order_services.orders_approve(actor=pm2, order_ids=[o.pk for o in orders])
+    for order in orders:
+        order.refresh_from_db()
+        assert order.status == Order.Status.APPROVED, order.compliance_note

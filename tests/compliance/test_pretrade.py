@@ -9,6 +9,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from compliance.models import PretradeResult
@@ -306,3 +307,37 @@ def test_restricted_lists_feed_the_rebalancers_do_not_buy_list(pm, compliance_of
     assert not run.orders.filter(security__ticker="BBB", side="buy").exists()
     # selling what is restricted for buys stays allowed
     assert run.orders.filter(security__ticker="BBB", side="sell").exists()
+
+
+def test_no_overdraft_counts_the_base_currency_an_fx_sale_pays(pm, ops, compliance_officer, book):
+    """Selling EUR/USD pays euros (decision 41: two cash legs): an account without them
+    is overdrawn in EUR, one holding them is not."""
+    from portfolios.models import CashBalance, Price
+    from portfolios.services import reference
+
+    eurusd = reference.security_create(
+        actor=ops,
+        ticker="EURUSD",
+        name="EUR/USD spot",
+        asset_class="fx_spot",
+        currency="USD",
+        base_currency="EUR",
+        tick_size=Decimal("0.0001"),
+        min_quantity=Decimal("0.01"),
+        fractional=True,
+    )
+    Price.objects.create(security=eurusd, as_of=timezone.localdate(), price=Decimal("1.1"))
+    rule_services.rule_create(
+        actor=compliance_officer, name="Overdraft", kind="no_overdraft", params={}
+    )
+    account = book["accounts"][0]
+    assert not CashBalance.objects.filter(portfolio=account, currency="EUR", amount__gt=0)
+    order = _approve(pm, _order(pm, account, eurusd, 50_000, side="sell"))
+    assert order.status == Order.Status.REJECTED
+    assert "EUR" in order.compliance_note
+    CashBalance.objects.update_or_create(
+        portfolio=account, currency="EUR", defaults={"amount": Decimal(60_000)}
+    )
+    assert _approve(pm, _order(pm, account, eurusd, 50_000, side="sell")).status == (
+        Order.Status.APPROVED
+    )

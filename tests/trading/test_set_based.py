@@ -30,11 +30,14 @@ pytestmark = pytest.mark.django_db
 #: Statements of each step, whatever the number of orders in the block (PostgreSQL).
 ROUTE_CREATE = 11
 FILL_APPLY = 15
-ALLOCATE = 18  # with the UPDATE marking stored drift stale and the SELECT of the fills' day
+#: Allocating: with the one UPDATE that marks the accounts' stored drift stale, the one
+#: INSERT of the fills' cash movements (the settlement ledger) and the SELECT of the
+#: fills' trading day.
+ALLOCATE = 19
 #: Allocating sells: no INSERT of new lots, but the open lots locked (one SELECT) and
 #: written (one UPDATE), and one INSERT of the lot closings (what each sale realised),
-#: whatever the number of orders and lots.
-ALLOCATE_SELLS = 20
+#: whatever the number of orders and lots; and the cash movements' INSERT.
+ALLOCATE_SELLS = 21
 
 
 def _block(pm, book, *, orders: int, accounts: int, prefix: str = "X") -> Block:

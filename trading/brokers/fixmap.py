@@ -41,6 +41,10 @@ SECURITY_TYPE, MATURITY_MONTH_YEAR, PUT_OR_CALL, STRIKE_PRICE = 167, 200, 201, 2
 CONTRACT_MULTIPLIER, COUPON_RATE, PRICE_TYPE, CFI_CODE, MATURITY_DATE = 231, 223, 423, 461, 541
 #: tag 423 PriceType 1: a percentage of par (a bond's clean price)
 PERCENTAGE_OF_PAR = "1"
+#: FX (FIX 4.4): Currency (15) the dealt currency, the pair's base; SettlType (63) 0
+#: regular (spot) or 6 future (a forward, on SettlDate); SettlDate (64) the value date
+CURRENCY, SETTL_TYPE, SETTL_DATE = 15, 63, 64
+SETTL_REGULAR, SETTL_FUTURE = "0", "6"
 
 
 def security_type(terms: dict) -> str:
@@ -70,7 +74,8 @@ def instrument_fields(terms: dict) -> tuple[tuple[int, str], ...]:
     """The Instrument component of an order (FIX 4.4): SecurityType always; for a bond
     its maturity, coupon and PriceType 1 (the price is a percentage of par); for a
     future its MaturityMonthYear and ContractMultiplier; for an option those, the
-    StrikePrice, PutOrCall and its CFICode (ISO 10962: O, call C / put P, the rest X)."""
+    StrikePrice, PutOrCall and its CFICode (ISO 10962: O, call C / put P, the rest X);
+    for FX the base Currency, SettlType and SettlDate (the value date)."""
     kind = terms.get("asset_class")
     fields: list[tuple[int, str]] = [(SECURITY_TYPE, security_type(terms))]
     if kind == "bond":
@@ -97,6 +102,14 @@ def instrument_fields(terms: dict) -> tuple[tuple[int, str], ...]:
             ]
         else:
             fields.append((CFI_CODE, "FXXXXX"))
+    elif kind in ("fx_spot", "fx_forward"):
+        # SecurityType FOR: FIX 4.4 has no FXSPOT/FXFWD (FIX 5.0 SP2 added them); spot
+        # and forward are told apart by SettlType, the value date goes in SettlDate.
+        fields += [
+            (CURRENCY, terms["base_currency"]),
+            (SETTL_TYPE, SETTL_FUTURE if kind == "fx_forward" else SETTL_REGULAR),
+            (SETTL_DATE, terms["value_date"].strftime("%Y%m%d")),
+        ]
     return tuple(sorted(fields))
 
 

@@ -33,7 +33,7 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -679,6 +679,8 @@ class SimulatedBroker(Application):
             reason, text = 0, "An option order needs its StrikePrice and PutOrCall"
         elif o.security_type in ("FUT", "OPT") and not get(200):
             reason, text = 0, "A derivative order needs its MaturityMonthYear"
+        elif o.security_type == "FOR" and not (get(15) and _is_local_date(get(64))):
+            reason, text = 0, "An FX order needs its Currency and its value date in SettlDate"
         elif o.ord_type not in (OrdType.MARKET, OrdType.LIMIT):
             reason, text = 0, "Unsupported order type"
         elif o.ord_type == OrdType.LIMIT and (o.price is None or o.price <= 0):
@@ -1193,3 +1195,13 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _is_local_date(value: str | None) -> bool:
+    """A FIX LocalMktDate (YYYYMMDD)."""
+    text = value or ""
+    try:
+        date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+    except ValueError:
+        return False
+    return len(text) == 8 and text.isdigit()

@@ -62,7 +62,11 @@ def order_check(
     else:
         if quantity < security.min_quantity:
             errors["quantity"].append(f"Below the minimum quantity of {security.min_quantity}.")
-        if not security.fractional and quantity != quantity.to_integral_value():
+        if terms.is_fx(security):
+            # a base-currency amount in its minor unit; a forward past its value date
+            for field, message in _fx_errors(security, side, quantity):
+                errors[field].append(message)
+        elif not security.fractional and quantity != quantity.to_integral_value():
             errors["quantity"].append(f"{security.ticker} trades in whole units only.")
         elif security.asset_class in terms.ENGINE_KINDS:
             # A bond's minimum piece and increment, whole contracts, expiry and maturity
@@ -71,7 +75,11 @@ def order_check(
                 errors["quantity"].append(message)
     needs_limit = order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
     needs_stop = order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
-    if needs_limit and (limit_price is None or limit_price <= 0):
+    if needs_limit and terms.is_fx(security) and limit_price is not None and limit_price <= 0:
+        errors["limit_price"].append(
+            f"The rate is {security.currency} per {security.base_currency}: it must be positive."
+        )
+    elif needs_limit and (limit_price is None or limit_price <= 0):
         errors["limit_price"].append("A limit order needs a positive limit price.")
     if not needs_limit and limit_price is not None:
         errors["limit_price"].append("Only limit and stop-limit orders take a limit price.")
@@ -91,9 +99,9 @@ def order_check(
             errors["expire_at"].append("The expiry must be in the future.")
     elif expire_at is not None:
         errors["expire_at"].append("Only good-till-date orders take an expiry.")
-    if side == Side.SELL_SHORT and portfolio.long_only:
+    if side == Side.SELL_SHORT and portfolio.long_only and not terms.is_fx(security):
         errors["side"].append(f"Account {portfolio.code} is long-only: no short sales.")
-    if side == Side.SELL and quantity and quantity > 0:
+    if side == Side.SELL and quantity and quantity > 0 and not terms.is_fx(security):
         held = (
             Position.objects.filter(portfolio=portfolio, security=security)
             .values_list("quantity", flat=True)
@@ -117,15 +125,37 @@ def order_check(
         raise ValidationError(dict(errors))
 
 
+def _sentence(exc: InstrumentError) -> str:
+    return str(exc)[:1].upper() + str(exc)[1:] + "."
+
+
+def _fx_errors(security: Security, side: str, quantity: Decimal) -> list[tuple[str, str]]:
+    """An FX order buys or sells an amount of the pair's base currency (in its minor
+    unit) for value on the spot date or the forward's value date, which must be a day
+    both currencies settle and not already past (decision 41)."""
+    errors = []
+    if side in (Side.SELL_SHORT, Side.BUY_TO_COVER):
+        errors.append(("side", f"{security.ticker} is bought or sold: a currency is not shorted."))
+    try:
+        instrument = terms.instrument_of(security)
+        instrument.check_quantity(quantity)
+    except InstrumentError as exc:
+        errors.append(("quantity", _sentence(exc)))
+        return errors
+    try:
+        instrument.settlement_date(timezone.localdate(), terms.calendars_for(instrument))
+    except InstrumentError as exc:
+        errors.append(("security", _sentence(exc)))
+    return errors
+
+
 def _instrument_errors(security: Security, quantity: Decimal) -> list[str]:
-    if security.asset_class in ("fx_spot", "fx_forward"):
-        return [f"{security.ticker}: FX trades are not booked yet (two-currency settlement)."]
     try:
         instrument = terms.instrument_of(security)
         instrument.check_quantity(quantity)
         instrument.check_tradeable(timezone.localdate())
     except InstrumentError as exc:
-        return [str(exc)[:1].upper() + str(exc)[1:] + "."]
+        return [_sentence(exc)]
     return []
 
 

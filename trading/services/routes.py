@@ -29,6 +29,8 @@ from oms.numbers import qty as round_qty
 from oms.roles import Action, require
 from oms.state import TransitionError, move
 from oms.tasking import enqueue, enqueue_on_commit
+from portfolios import terms as portfolio_terms
+from portfolios.instruments import InstrumentError
 from portfolios.models import AssetClass
 from trading import locks
 from trading.brokers import ReplaceTerms, RouteTicket, adapter_for, fixmap
@@ -56,7 +58,10 @@ _MICRO = Decimal("0.000001")
 def trading_unit(security, broker: Broker) -> Decimal:
     """The step in which a route's quantity goes to the broker: whole units,
     unless the security trades in fractions and the broker takes them
-    (``Broker.settings["fractional"]``)."""
+    (``Broker.settings["fractional"]``); an FX amount in the base currency's minor unit
+    (cents of a euro, whole yen), as every FX dealer takes it."""
+    if portfolio_terms.is_fx(security):
+        return portfolio_terms.instrument_of(security).quantity_rule().step
     if security.fractional and broker.settings.get("fractional"):
         return _MICRO
     return _WHOLE
@@ -139,6 +144,7 @@ def route_create(*, actor, block_id: int, broker: Broker, quantity: Decimal | No
         if errors:
             raise ValidationError(errors)
         security = block.security
+        _check_fx_tradeable(security)
         unit = trading_unit(security, broker)
         available = block.quantity - block.routed_quantity
         if quantity is None:
@@ -646,9 +652,29 @@ def route_ticket(route: Route) -> RouteTicket:
     )
 
 
+def _check_fx_tradeable(security) -> None:
+    """An FX trade routed today must have a value date today: a forward whose date has
+    passed since it was ordered is refused in words, not sent to fail at the broker."""
+    if not portfolio_terms.is_fx(security):
+        return
+    try:
+        portfolio_terms.settlement_date(security, timezone.localdate())
+    except InstrumentError as exc:
+        text = str(exc)
+        raise ValidationError({"security": [text[:1].upper() + text[1:] + "."]}) from exc
+
+
 def _terms(security) -> dict:
-    """A security's terms as plain data for the FIX translation."""
-    return {name: getattr(security, name) for name in _FIX_TERMS}
+    """A security's terms as plain data for the FIX translation; an FX trade's value
+    date (a spot's from today's trade date) for its SettlDate."""
+    data = {name: getattr(security, name) for name in _FIX_TERMS}
+    if security.asset_class == AssetClass.FX_FORWARD:
+        # the contract's own date: a working route's cancel or status after it still
+        # names it (the date is checked when the order is taken and routed)
+        data["value_date"] = security.value_date
+    elif portfolio_terms.is_fx(security):
+        data["value_date"] = portfolio_terms.settlement_date(security, timezone.localdate())
+    return data
 
 
 _FIX_TERMS = (
@@ -662,6 +688,7 @@ _FIX_TERMS = (
     "multiplier",
     "option_right",
     "strike",
+    "base_currency",
 )
 
 

@@ -131,6 +131,26 @@ def test_no_short_sells_down_to_zero_but_not_below():
     assert order(answer, "O1")["failed"] == ["NS"]
 
 
+def test_no_short_leaves_a_currency_sold_forward_out():
+    # selling EUR/USD forward in a long-only account is a trade in cash, not a short sale
+    data = base_check(rules=[NO_SHORT], orders=[sell("O1", "EURUSD", 50_000)])
+    data["securities"].append(
+        {
+            "ticker": "EURUSD",
+            "price": 1.09,
+            "asset_class": "fx_forward",
+            "currency_trade": True,
+            "base_currency": "EUR",
+        }
+    )
+    _, answer = run(data)
+    assert account_result(answer, "ACC1", "NS")["status"] == "pass"
+    assert order(answer, "O1")["status"] == "approved"
+    data["securities"][-1]["currency_trade"] = False  # the same sale as a security: short
+    _, answer = run(data)
+    assert order(answer, "O1")["failed"] == ["NS"]
+
+
 def test_no_short_counts_the_other_live_orders():
     # the probing of the issue: two sells of the whole holding, each checked alone
     data = base_check(
@@ -165,3 +185,40 @@ def test_no_short_a_short_held_before_is_passive_and_selling_more_is_active():
     _, answer = run(data)
     assert account_result(answer, "ACC1", "NS")["status"] == "fail"
     assert order(answer, "O1")["failed"] == ["NS"]
+
+
+EURUSD = {
+    "ticker": "EURUSD",
+    "price": 1.09,
+    "currency": "USD",
+    "base_currency": "EUR",
+    "asset_class": "fx_spot",
+    "currency_trade": True,
+}
+
+
+def test_no_overdraft_sees_the_base_leg_of_a_currency_sold():
+    # selling 5,000 EUR/USD with no euro in the account leaves EUR -5,000: an overdraft
+    data = base_check(rules=[OVERDRAFT], orders=[sell("O1", "EURUSD", 5000)])
+    data["securities"].append(dict(EURUSD))
+    _, answer = run(data)
+    r = account_result(answer, "ACC1", "OD")
+    assert r["status"] == "fail"
+    assert r["value"] == pytest.approx(-5000 * 1.08)
+    assert r["group"] == "EUR"
+    assert order(answer, "O1")["failed"] == ["OD"]
+    # with the euros in the account the sale passes
+    data["accounts"][0]["cash"]["EUR"] = 6000.0
+    _, answer = run(data)
+    assert account_result(answer, "ACC1", "OD")["status"] == "pass"
+    assert order(answer, "O1")["status"] == "approved"
+
+
+def test_a_currency_bought_is_cash_in_its_base_currency_not_a_security():
+    # buying 5,000 EUR/USD: USD 9,000 - 5,450 and EUR 5,000 (5,400 USD): 8,950 of the
+    # 10,000 NAV (an order moves no NAV) is still cash, none of it a security
+    data = base_check(rules=[MIN_CASH], orders=[buy("O1", "EURUSD", 5000)])
+    data["securities"].append(dict(EURUSD))
+    _, answer = run(data)
+    r = account_result(answer, "ACC1", "C")
+    assert r["value"] == pytest.approx((3550 + 5400) / 10_000)

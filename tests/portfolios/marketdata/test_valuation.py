@@ -149,8 +149,8 @@ def test_the_number_of_queries_does_not_grow_with_the_book(hand_book, pm):
                 unit_cost=1, acquired_on="2026-01-02",
             )  # fmt: skip
         CashBalance.objects.create(portfolio=account, currency="EUR", amount=1)
-    assert count() == small == 9  # accounts, positions, lots, cash, prices, closes, FX (2),
-    # realised (the lot closings)
+    assert count() == small == 10  # accounts, positions, open FX forwards' legs, lots,
+    # cash, prices, closes, FX (2), realised (the lot closings)
 
 
 def test_realised_pnl_from_the_lots_sales_closed_is_in_every_level(hand_book):

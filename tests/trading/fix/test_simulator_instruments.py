@@ -63,3 +63,38 @@ def test_an_option_without_its_strike_is_refused_and_with_it_fills():
     _send_with(peer, nos(cl="c2", qty=5, sym="AAPL270115C230"), fields)
     new, fill = reports(t)
     assert fill.ord_status == OrdStatus.FILLED and fill.last_qty == 5
+
+
+FORWARD = {
+    "asset_class": "fx_forward",
+    "currency": "USD",
+    "base_currency": "EUR",
+    "value_date": date(2027, 3, 4),
+}
+
+
+def test_an_fx_forward_without_its_value_date_is_refused_and_with_it_fills_at_the_rate():
+    # FIX 4.4: SecurityType FOR, the dealt currency in Currency (15), SettlType (63) 6
+    # "Future" for an outright, its value date in SettlDate (64)
+    fields = fixmap.instrument_fields(FORWARD)
+    assert dict(fields) == {15: "EUR", 63: "6", 64: "20270304", 167: "FOR"}
+    spot = dict(fixmap.instrument_fields(FORWARD | {"asset_class": "fx_spot"}))
+    assert spot[63] == "0"  # regular: the spot date
+    b, _, t, peer, _ = broker()
+    b.set_price("EURUSD-20270304", Decimal("1.09408"))
+    _send_with(
+        peer,
+        nos(cl="c1", qty="250000.50", sym="EURUSD-20270304"),
+        [f for f in fields if f[0] != 64],
+    )
+    [rejected] = reports(t)
+    assert rejected.exec_type == ExecType.REJECTED and "SettlDate" in rejected.text
+    # a SettlDate that is no LocalMktDate is refused by the session (Reject, RefTagID 64)
+    malformed = [(64, "2027-03-04") if tag == 64 else (tag, v) for tag, v in fields]
+    _send_with(peer, nos(cl="c2", qty="250000.50", sym="EURUSD-20270304"), malformed)
+    [reject] = t.take()
+    assert (reject.msg_type, reject.get(371)) == ("3", "64")
+    _send_with(peer, nos(cl="c3", qty="250000.50", sym="EURUSD-20270304"), fields)
+    new, fill = reports(t)
+    assert fill.ord_status == OrdStatus.FILLED
+    assert (fill.last_qty, fill.last_px) == (Decimal("250000.50"), Decimal("1.09408"))
