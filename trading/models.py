@@ -85,6 +85,17 @@ class Broker(models.Model):
 class Block(models.Model):
     """Released orders for one security and side (and terms), traded as one."""
 
+    #: The terms released orders share to join one open block (fields of both models).
+    TERMS = (
+        "security_id",
+        "side",
+        "order_type",
+        "limit_price",
+        "stop_price",
+        "time_in_force",
+        "expire_at",
+    )
+
     class Status(models.TextChoices):
         OPEN = "open", "Open"
         WORKING = "working", "Working"
@@ -364,6 +375,16 @@ class Order(models.Model):
 
 class Route(models.Model):
     """One order message chain to one broker for (part of) a block. States follow FIX OrdStatus."""
+
+    #: What a cancel/replace request in flight holds until the broker answers.
+    PENDING_FIELDS = (
+        "pending_cl_ord_id",
+        "pending_quantity",
+        "pending_limit_price",
+        "pending_stop_price",
+        "pending_time_in_force",
+        "pending_expire_at",
+    )
 
     class Status(models.TextChoices):
         PENDING_NEW = "pending_new", "Pending new"

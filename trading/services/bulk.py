@@ -412,17 +412,6 @@ def run_orders_cancel(
     return ids
 
 
-_BLOCK_TERMS = (
-    "security_id",
-    "side",
-    "order_type",
-    "limit_price",
-    "stop_price",
-    "time_in_force",
-    "expire_at",
-)
-
-
 def run_orders_release(*, actor, run) -> dict[int, list[int]]:
     """Release a run's approved orders to the desk in one transaction: the orders join
     the open block of their security, side and terms (as `orders_release` does), blocks
@@ -459,7 +448,7 @@ def run_orders_release(*, actor, run) -> dict[int, list[int]]:
                 )
         groups = list(
             approved.order_by()
-            .values(*_BLOCK_TERMS)
+            .values(*Block.TERMS)
             .annotate(total=Sum("quantity"))
             .order_by("security_id", "side")
         )
@@ -468,27 +457,27 @@ def run_orders_release(*, actor, run) -> dict[int, list[int]]:
             return {}
         key_filter = Q()
         for group in groups:
-            key_filter |= Q(**{name: group[name] for name in _BLOCK_TERMS})
+            key_filter |= Q(**{name: group[name] for name in Block.TERMS})
         blocks: dict[tuple, Block] = {}
         for block in (
             Block.objects.select_for_update(of=("self",))
             .filter(key_filter, status=Block.Status.OPEN, filled_quantity=0)
             .order_by("pk")
         ):
-            blocks.setdefault(tuple(getattr(block, n) for n in _BLOCK_TERMS), block)
+            blocks.setdefault(tuple(getattr(block, n) for n in Block.TERMS), block)
         before = {block.pk: block.quantity for block in blocks.values()}
         for group in groups:
-            key = tuple(group[name] for name in _BLOCK_TERMS)
+            key = tuple(group[name] for name in Block.TERMS)
             if key not in blocks:
-                blocks[key] = Block.objects.create(**{n: group[n] for n in _BLOCK_TERMS})
+                blocks[key] = Block.objects.create(**{n: group[n] for n in Block.TERMS})
                 before[blocks[key].pk] = ZERO
         now = timezone.now()
         for group in groups:
-            block = blocks[tuple(group[name] for name in _BLOCK_TERMS)]
+            block = blocks[tuple(group[name] for name in Block.TERMS)]
             block.quantity += group["total"]
             block.updated_at = now
         Block.objects.bulk_update(
-            [blocks[tuple(g[n] for n in _BLOCK_TERMS)] for g in groups],
+            [blocks[tuple(g[n] for n in Block.TERMS)] for g in groups],
             ["quantity", "updated_at"],
         )
         released = _release_into_blocks(run, actor, groups, blocks, now)
@@ -522,9 +511,9 @@ def _release_into_blocks(run, actor, groups, blocks, now) -> dict[int, list[int]
     released: dict[int, list[int]] = {}
     if connection.vendor != "postgresql":
         for group in groups:
-            block = blocks[tuple(group[name] for name in _BLOCK_TERMS)]
+            block = blocks[tuple(group[name] for name in Block.TERMS)]
             orders = _run_orders(run, [Order.Status.APPROVED], None).filter(
-                **{name: group[name] for name in _BLOCK_TERMS}
+                **{name: group[name] for name in Block.TERMS}
             )
             ids = list(orders.values_list("pk", flat=True))
             Order.objects.filter(pk__in=ids).update(
@@ -544,7 +533,7 @@ def _release_into_blocks(run, actor, groups, blocks, now) -> dict[int, list[int]
     }
     unnest = ", ".join(f"%s::{kind}[]" for kind in columns.values())
     params: list = [[group[name] for group in groups] for name in columns]
-    params.append([blocks[tuple(g[n] for n in _BLOCK_TERMS)].pk for g in groups])
+    params.append([blocks[tuple(g[n] for n in Block.TERMS)].pk for g in groups])
     match = " AND ".join(f"o.{name} IS NOT DISTINCT FROM m.{name}" for name in columns)
     sql = (
         f"UPDATE {table} o SET status = %s, block_id = m.block_id, released_by_id = %s, "

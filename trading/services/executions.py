@@ -86,14 +86,6 @@ class BookingRefused(ValueError):
 
 #: Pending states a report may leave the route in while the request is in flight.
 _PENDING = frozenset({Route.Status.PENDING_CANCEL, Route.Status.PENDING_REPLACE})
-_PENDING_FIELDS = (
-    "pending_cl_ord_id",
-    "pending_quantity",
-    "pending_limit_price",
-    "pending_stop_price",
-    "pending_time_in_force",
-    "pending_expire_at",
-)
 
 
 def _n(quantity: Decimal) -> str:
@@ -108,9 +100,9 @@ def _progress(route: Route) -> str:
 
 
 def _clear_pending(route: Route, fields: set) -> None:
-    for name in _PENDING_FIELDS:
+    for name in Route.PENDING_FIELDS:
         setattr(route, name, "" if name.endswith(("cl_ord_id", "time_in_force")) else None)
-    fields.update(_PENDING_FIELDS)
+    fields.update(Route.PENDING_FIELDS)
 
 
 def _end_anew(route: Route, fields: set) -> None:

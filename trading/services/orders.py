@@ -310,19 +310,8 @@ def _ensure_found(orders: list[Order], order_ids: list[int]) -> None:
         raise Order.DoesNotExist(f"No order {sorted(missing)[0]}.")
 
 
-_BLOCK_TERMS = (
-    "security_id",
-    "side",
-    "order_type",
-    "limit_price",
-    "stop_price",
-    "time_in_force",
-    "expire_at",
-)
-
-
 def _block_key(order: Order) -> tuple:
-    return tuple(getattr(order, name) for name in _BLOCK_TERMS)
+    return tuple(getattr(order, name) for name in Block.TERMS)
 
 
 def _open_blocks_for(groups: dict[tuple, list[Order]]) -> dict[tuple, Block]:
@@ -335,7 +324,7 @@ def _open_blocks_for(groups: dict[tuple, list[Order]]) -> dict[tuple, Block]:
         return found
     match = Q()
     for key in keys:
-        match |= Q(**dict(zip(_BLOCK_TERMS, key, strict=True)))
+        match |= Q(**dict(zip(Block.TERMS, key, strict=True)))
     for block in (
         Block.objects.select_for_update(of=("self",))
         .select_related("security")
@@ -347,7 +336,7 @@ def _open_blocks_for(groups: dict[tuple, list[Order]]) -> dict[tuple, Block]:
     if missing:
         made = Block.objects.bulk_create(
             # the security is the orders' (loaded with them): a block's name shows it
-            Block(**dict(zip(_BLOCK_TERMS, key, strict=True)), security=groups[key][0].security)
+            Block(**dict(zip(Block.TERMS, key, strict=True)), security=groups[key][0].security)
             for key in missing
         )
         found |= dict(zip(missing, made, strict=True))

@@ -402,7 +402,7 @@ def route_replace(
         route.pending_time_in_force = terms.time_in_force
         route.pending_expire_at = terms.expire_at
         route.save(
-            update_fields=[*_PENDING_FIELDS, "status", "status_before_pending", "updated_at"]
+            update_fields=[*Route.PENDING_FIELDS, "status", "status_before_pending", "updated_at"]
         )
         _hold(block, route, held_before)
         block.save(update_fields=["routed_quantity", "updated_at"])
@@ -429,16 +429,6 @@ def route_replace(
             enqueue_on_commit("trading.tasks.route_replace_send", route.pk)
         block_changed(block.pk)
     return route
-
-
-_PENDING_FIELDS = (
-    "pending_cl_ord_id",
-    "pending_quantity",
-    "pending_limit_price",
-    "pending_stop_price",
-    "pending_time_in_force",
-    "pending_expire_at",
-)
 
 
 def pending_terms(route: Route) -> dict:
