@@ -102,7 +102,7 @@ def main() -> int:
     from django.db.models import Max, Min
     from django.utils import timezone
 
-    from config.celery import app
+    from config.celery import app, worker_command
     from oms.roles import Role
     from portfolios.models import CashBalance, Portfolio, Price, Security
     from tests.chaos.harness import Process, free_port
@@ -167,22 +167,7 @@ def main() -> int:
         ),
         "worker": Process(
             "worker",
-            [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--queues",
-                ",".join(settings.OMS_QUEUES),
-                "--concurrency",
-                "2",
-                "--loglevel",
-                "WARNING",
-                "--without-gossip",
-                "--without-mingle",
-            ],
+            worker_command(python),
             env,
             work / "worker.log",
         ),

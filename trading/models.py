@@ -85,6 +85,9 @@ class Broker(models.Model):
 class Block(models.Model):
     """Released orders for one security and side (and terms), traded as one."""
 
+    #: What the block's routes and fills move (a report, a bust, a correction).
+    FIGURE_FIELDS = ("routed_quantity", "filled_quantity", "average_price", "commission")
+
     #: The terms released orders share to join one open block (fields of both models).
     TERMS = (
         "security_id",

@@ -110,6 +110,8 @@ class Chaos:
     """The chain on real processes, with faults."""
 
     def __init__(self, workdir: Path, database_url: str, redis_url: str, seed: int = 11):
+        from config.celery import worker_command
+
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.rng = random.Random(seed)
@@ -127,24 +129,7 @@ class Chaos:
         self.processes = {
             "worker": Process(
                 "worker",
-                [
-                    python,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "config",
-                    "worker",
-                    "--queues",
-                    "default,rebalance,routing,executions,reconciliation",
-                    "--concurrency",
-                    "2",
-                    "--loglevel",
-                    "WARNING",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--hostname",
-                    f"chaos-{os.getpid()}@%h",
-                ],
+                worker_command(python, hostname=f"chaos-{os.getpid()}@%h"),
                 env,
                 self.workdir / "worker.log",
             ),

@@ -60,7 +60,7 @@ def celery_worker_process(real_services, django_db_setup, tmp_path_factory):
     run by it against the test database while a later test flushes it: a
     `route_send` the worker ran during such a flush deadlocked the flush's
     TRUNCATE and failed the test that had sent it."""
-    from config.celery import app
+    from config.celery import app, worker_command
 
     with app.connection_for_write() as conn:
         for queue in settings.OMS_QUEUES:  # nothing left over from an earlier run
@@ -74,24 +74,7 @@ def celery_worker_process(real_services, django_db_setup, tmp_path_factory):
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--queues",
-                ",".join(settings.OMS_QUEUES),
-                "--concurrency",
-                "2",
-                "--loglevel",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "--hostname",
-                f"test-{os.getpid()}@%h",
-            ],
+            worker_command(sys.executable, loglevel="INFO", hostname=f"test-{os.getpid()}@%h"),
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -78,15 +78,7 @@ def block_follow_routes(block: Block, *, actor_name: str | None, before: dict, a
     if block.status not in Block.OPEN_STATES:
         # Filled, allocated or closed: a late report (an acknowledgement that arrives
         # after the fills, say) is recorded on its route but moves the block no more.
-        block.save(
-            update_fields=[
-                "routed_quantity",
-                "filled_quantity",
-                "average_price",
-                "commission",
-                "updated_at",
-            ]
-        )
+        block.save(update_fields=[*Block.FIGURE_FIELDS, "updated_at"])
         block_changed(block.pk)
         return
     live = block.routes.exclude(status__in=Route.TERMINAL_STATES).exists()
@@ -102,16 +94,7 @@ def block_follow_routes(block: Block, *, actor_name: str | None, before: dict, a
         target = Block.Status.OPEN  # every route ended unfilled: the block can be routed again
     if target != block.status:
         move(block, target)
-    block.save(
-        update_fields=[
-            "status",
-            "routed_quantity",
-            "filled_quantity",
-            "average_price",
-            "commission",
-            "updated_at",
-        ]
-    )
+    block.save(update_fields=["status", *Block.FIGURE_FIELDS, "updated_at"])
     after = snapshot(block, Block.AUDIT_FIELDS)
     if after != before:
         audit_record(

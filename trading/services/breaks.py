@@ -177,15 +177,7 @@ def correction_apply(*, actor, inbox_id: int) -> Execution:
             transact_time=timezone.now(),
         )
         route.save(update_fields=["filled_quantity", "average_price", "commission", "updated_at"])
-        block.save(
-            update_fields=[
-                "routed_quantity",
-                "filled_quantity",
-                "average_price",
-                "commission",
-                "updated_at",
-            ]
-        )
+        block.save(update_fields=[*Block.FIGURE_FIELDS, "updated_at"])
         audit_record(
             actor=actor,
             kind="execution.busted" if bust else "execution.corrected",
