@@ -6,6 +6,7 @@ from oms.admin import ReadOnlyModelAdmin
 from .models import (
     AccountDrift,
     CashBalance,
+    CashMovement,
     FxRate,
     LotClosing,
     ModelPortfolio,
@@ -182,6 +183,25 @@ class LotClosingAdmin(ReadOnlyModelAdmin):
         "term",
         "allocation_id",
     ]
+    list_select_related = ["portfolio", "security"]
+    search_fields = ["portfolio__code", "security__ticker"]
+
+
+@admin.register(CashMovement)
+class CashMovementAdmin(ReadOnlyModelAdmin):
+    """Each booking's cash with its value date (written by the booking, append-only)."""
+
+    list_display = [
+        "portfolio",
+        "currency",
+        "amount",
+        "value_date",
+        "trade_date",
+        "security",
+        "reason",
+        "allocation_id",
+    ]
+    list_filter = ["currency", "reason"]
     list_select_related = ["portfolio", "security"]
     search_fields = ["portfolio__code", "security__ticker"]
 

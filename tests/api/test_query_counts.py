@@ -112,7 +112,7 @@ def busy(book, pm, trader):
 PINS = [
     ("securities", "pm", 4),
     ("prices", "pm", 4),
-    ("portfolios", "pm", 14),
+    ("portfolios", "pm", 15),  # and the unsettled cash of the page (one grouped query)
     ("models", "pm", 6),  # targets and sleeves prefetched
     ("rebalance-runs", "pm", 6),
     ("orders", "pm", 4),
