@@ -343,6 +343,29 @@ class Instrument:
             )
         return fill.settlement_date
 
+    def _booking(
+        self,
+        fill: Fill,
+        *,
+        settles: dt.date,
+        position_change: Decimal,
+        cost_change: Decimal,
+        cash: tuple[CashMovement, ...],
+        realised: Decimal | None = None,
+    ) -> Booking:
+        """This instrument's booking of `fill`, settling on `settles`."""
+        return Booking(
+            symbol=self.symbol,
+            kind=self.kind,
+            side=fill.side,
+            trade_date=fill.trade_date,
+            settlement_date=settles,
+            position_change=position_change,
+            cost_change=cost_change,
+            cash=cash,
+            realised=realised,
+        )
+
     def _realised(self, fill: Fill, cost_change: Decimal, closes: Closing | None) -> Decimal | None:
         if closes is None:
             return None
@@ -378,12 +401,9 @@ class Instrument:
         settles = self._settle(fill, calendars)
         principal = round_cash(quantity * price * multiplier, self.currency)
         cost_change = fill.side.sign * principal
-        return Booking(
-            symbol=self.symbol,
-            kind=self.kind,
-            side=fill.side,
-            trade_date=fill.trade_date,
-            settlement_date=settles,
+        return self._booking(
+            fill,
+            settles=settles,
             position_change=fill.side.sign * quantity,
             cost_change=cost_change,
             cash=(CashMovement(self.currency, -cost_change, settles, reason),),
