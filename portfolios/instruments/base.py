@@ -343,27 +343,16 @@ class Instrument:
             )
         return fill.settlement_date
 
-    def _booking(
-        self,
-        fill: Fill,
-        *,
-        settles: dt.date,
-        position_change: Decimal,
-        cost_change: Decimal,
-        cash: tuple[CashMovement, ...],
-        realised: Decimal | None = None,
-    ) -> Booking:
-        """This instrument's booking of `fill`, settling on `settles`."""
+    def _booking(self, fill: Fill, *, settles: dt.date, **figures) -> Booking:
+        """This instrument's booking of `fill`, settling on `settles`; `figures` are the
+        rest of the :class:`Booking`: position_change, cost_change, cash, realised."""
         return Booking(
             symbol=self.symbol,
             kind=self.kind,
             side=fill.side,
             trade_date=fill.trade_date,
             settlement_date=settles,
-            position_change=position_change,
-            cost_change=cost_change,
-            cash=cash,
-            realised=realised,
+            **figures,
         )
 
     def _realised(self, fill: Fill, cost_change: Decimal, closes: Closing | None) -> Decimal | None:
