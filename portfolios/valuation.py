@@ -420,17 +420,7 @@ def book_valuation(
                 "security__country",
             )
         ),
-        columns=[
-            "account",
-            "security",
-            "quantity",
-            "multiplier",
-            "ticker",
-            "asset_class",
-            "currency",
-            "sector",
-            "country",
-        ],
+        columns=POSITION_COLUMNS,
     )
     forwards = _open_forwards(portfolio_ids, now)
     if forwards.empty:

@@ -343,6 +343,18 @@ class Instrument:
             )
         return fill.settlement_date
 
+    def _booking(self, fill: Fill, *, settles: dt.date, **figures) -> Booking:
+        """This instrument's booking of `fill`, settling on `settles`; `figures` are the
+        rest of the :class:`Booking`: position_change, cost_change, cash, realised."""
+        return Booking(
+            symbol=self.symbol,
+            kind=self.kind,
+            side=fill.side,
+            trade_date=fill.trade_date,
+            settlement_date=settles,
+            **figures,
+        )
+
     def _realised(self, fill: Fill, cost_change: Decimal, closes: Closing | None) -> Decimal | None:
         if closes is None:
             return None
@@ -378,12 +390,9 @@ class Instrument:
         settles = self._settle(fill, calendars)
         principal = round_cash(quantity * price * multiplier, self.currency)
         cost_change = fill.side.sign * principal
-        return Booking(
-            symbol=self.symbol,
-            kind=self.kind,
-            side=fill.side,
-            trade_date=fill.trade_date,
-            settlement_date=settles,
+        return self._booking(
+            fill,
+            settles=settles,
             position_change=fill.side.sign * quantity,
             cost_change=cost_change,
             cash=(CashMovement(self.currency, -cost_change, settles, reason),),

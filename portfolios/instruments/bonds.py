@@ -356,12 +356,9 @@ class Bond(Instrument):
         if accrued:
             cash.append(CashMovement(self.currency, -sign * accrued, settles, "accrued_interest"))
         cost_change = sign * principal
-        return Booking(
-            symbol=self.symbol,
-            kind=self.kind,
-            side=fill.side,
-            trade_date=fill.trade_date,
-            settlement_date=settles,
+        return self._booking(
+            fill,
+            settles=settles,
             position_change=sign * face,
             cost_change=cost_change,
             cash=tuple(cash),

@@ -137,12 +137,9 @@ class Future(_Contract):
         cash = ()
         if realised:
             cash = (CashMovement(self.currency, realised, settles, "realised_variation"),)
-        return Booking(
-            symbol=self.symbol,
-            kind=self.kind,
-            side=fill.side,
-            trade_date=fill.trade_date,
-            settlement_date=settles,
+        return self._booking(
+            fill,
+            settles=settles,
             position_change=fill.side.sign * contracts,
             cost_change=cost_change,
             cash=cash,

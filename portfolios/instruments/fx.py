@@ -124,12 +124,9 @@ class _FxTrade(Instrument):
         value_date = self._settle(fill, calendars)
         sign = fill.side.sign
         quote_amount = round_cash(amount * rate, self.pair.quote)
-        return Booking(
-            symbol=self.symbol,
-            kind=self.kind,
-            side=fill.side,
-            trade_date=fill.trade_date,
-            settlement_date=value_date,
+        return self._booking(
+            fill,
+            settles=value_date,
             position_change=ZERO,
             cost_change=ZERO,
             cash=(

@@ -35,6 +35,15 @@ def _reason(view) -> str:
     return view.parsed(s.ReasonSerializer).get("reason", "")
 
 
+def _step_with_reason(view, service, id_name: str) -> Response:
+    """Take one step on the object the URL names, with the reason given: `service` is
+    called with the actor, that object's id as `id_name`, and the reason; the answer is
+    the object as a GET shows it."""
+    obj = view.get_object()
+    service(actor=view.request.user, reason=_reason(view), **{id_name: obj.pk})
+    return view.rendered(obj)
+
+
 class OrderViewSet(*READ, OMSViewSet):
     """Orders, one account and one security each. Portfolio managers see the orders of
     the accounts they manage; the desk, compliance and operations see all."""
@@ -109,13 +118,7 @@ class OrderViewSet(*READ, OMSViewSet):
     @idempotent
     def cancel(self, request, pk=None):
         """Cancel an order that has not reached a broker."""
-        order = self.get_object()
-        order_services.order_cancel(
-            actor=request.user,
-            order_id=order.pk,
-            reason=_reason(self),
-        )
-        return self.rendered(order)
+        return _step_with_reason(self, order_services.order_cancel, "order_id")
 
 
 class BlockViewSet(*READ, OMSViewSet):
@@ -155,13 +158,7 @@ class BlockViewSet(*READ, OMSViewSet):
     def done_for_day(self, request, pk=None):
         """End a partly filled block for the day once its routes have ended: what
         filled is allocated to the account orders. 400 while a route still works."""
-        block = self.get_object()
-        block_services.block_done_for_day(
-            actor=request.user,
-            block_id=block.pk,
-            reason=_reason(self),
-        )
-        return self.rendered(block)
+        return _step_with_reason(self, block_services.block_done_for_day, "block_id")
 
 
 class RouteViewSet(*READ, OMSViewSet):
