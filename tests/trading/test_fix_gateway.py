@@ -228,6 +228,22 @@ def test_database_store_keeps_sequence_numbers_and_messages_across_instances(fix
     assert FixMessage.objects.filter(session=fs).count() == 2  # the record stays
 
 
+def test_a_reset_inside_a_read_leaves_the_stored_target_number_right(fix_broker):
+    # a read whose messages reset the numbers (a Logon with ResetSeqNumFlag) and then
+    # consume as many as the session held before: the number the read ends on is the
+    # one stored, not the 1 the reset wrote
+    from django.db import transaction
+
+    fs = fix_broker.fix_session
+    store = DatabaseStore(fs)
+    store.incr_target()  # 2: the session logged on
+    with transaction.atomic(), store.receiving():
+        store.reset()  # the broker's Logon 141=Y: both numbers back to 1
+        store.incr_target()  # and that Logon consumed: 2 again
+    assert store.next_target == 2
+    assert DatabaseStore(fs).next_target == 2
+
+
 def test_a_second_gateway_for_the_same_session_is_refused(fix_broker):
     from django.db import connection, connections
 

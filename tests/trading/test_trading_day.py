@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
@@ -65,6 +65,26 @@ def test_a_session_day_ends_at_its_own_time_not_midnight_utc():
     )
     with pytest.raises(ValueError, match="unknown time zone"):
         DayBoundary(time(17), "Mars/Olympus")
+
+
+def test_a_session_day_rolled_on_a_friday_evening_is_mondays():
+    # 17:30 New York on Friday 20 November 2026 is after the session's day ended: the
+    # next trading day is Monday the 23rd, not Saturday (a fill then books Monday's
+    # trade date, and a day order entered then is Monday's)
+    assert trading_day.trading_day(_utc(2026, 11, 20, 22, 30), NY).isoformat() == "2026-11-23"
+    # Saturday and Sunday evenings roll to Monday too (an FX session opens Sunday 17:00)
+    assert trading_day.trading_day(_utc(2026, 11, 21, 22, 30), NY).isoformat() == "2026-11-23"
+    assert trading_day.trading_day(_utc(2026, 11, 22, 22, 30), NY).isoformat() == "2026-11-23"
+    # before the roll, the day is the local date, whatever it is; midnight UTC never rolls
+    assert trading_day.trading_day(_utc(2026, 11, 20, 21, 59), NY).isoformat() == "2026-11-20"
+    assert trading_day.trading_day(_utc(2026, 11, 21, 12, 0)).isoformat() == "2026-11-21"
+    # a day order entered after Friday's roll is Monday's: it may go out on Monday
+    trading_day.check_may_send(
+        time_in_force="day",
+        queued_at=_utc(2026, 11, 20, 22, 30),
+        now=_utc(2026, 11, 23, 14, 0),
+        boundary=NY,
+    )
 
 
 def test_day_orders_end_at_the_close_with_holidays_and_early_closes():
@@ -214,6 +234,34 @@ def test_a_block_allocated_days_after_its_fills_books_them_on_their_trading_day(
         trading_day.trading_day(filled_at)
     }
     assert trading_day.trading_day(filled_at) != timezone.now().date()
+
+
+@pytest.mark.django_db
+def test_a_fill_after_fridays_roll_books_mondays_trade_date(
+    pm, trader, book, eager_celery, django_capture_on_commit_callbacks
+):
+    # the broker's session day ends at 17:00 New York: a fill at 17:30 on Friday 20
+    # November 2026 is Monday the 23rd's trade, not Saturday's (no market settles a
+    # Saturday trade; the lots' purchase date and the settlement count from Monday)
+    FixSession.objects.create(
+        broker=book["broker"], sender_comp_id="OMS", target_comp_id="BROKER", port=1
+    )
+    block = _block(pm, book, quantities=("60", "40"))
+    held_before = set(TaxLot.objects.values_list("pk", flat=True))
+    route = route_services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
+    route_services.route_claim_for_sending(route.pk)
+    execution_services.execution_apply(_report(route, "N", "new", "new"))
+    execution_services.execution_apply(
+        _report(route, "F", "trade", "partially_filled", 30, at=_utc(2026, 11, 20, 22, 30))
+    )
+    Route.objects.filter(pk=route.pk).update(ends_at=timezone.now() - timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        day_end.routes_sweep_status()
+    block.refresh_from_db()
+    assert block.status == Block.Status.ALLOCATED
+    monday = date(2026, 11, 23)
+    assert {a.trade_date for a in Allocation.objects.filter(block=block)} == {monday}
+    assert {lot.acquired_on for lot in TaxLot.objects.exclude(pk__in=held_before)} == {monday}
 
 
 @pytest.mark.django_db

@@ -28,6 +28,7 @@ class DatabaseStore(MessageStore):
         self._batch: list[FixMessage] | None = None
         self._target_written: int | None = None
         self._receiving = False
+        self._target_stored: int | None = None
         self.reload()
 
     @contextlib.contextmanager
@@ -40,10 +41,11 @@ class DatabaseStore(MessageStore):
         if not transaction.get_connection().in_atomic_block:
             raise RuntimeError("the store receives inside the receiver's transaction")
         self._receiving = True
-        start = self.next_target
+        # what the row holds: the number now, or 1 once a reset inside the read wrote it
+        self._target_stored = self.next_target
         try:
             yield
-            if self.next_target != start:
+            if self.next_target != self._target_stored:
                 FixSession.objects.filter(pk=self.pk).update(next_target_seq=self.next_target)
         finally:
             self._receiving = False
@@ -86,7 +88,7 @@ class DatabaseStore(MessageStore):
             pk=self.pk
         )
         self.next_sender = row["next_sender_seq"]
-        self.next_target = row["next_target_seq"]
+        self.next_target = self._target_stored = row["next_target_seq"]
         self.generation = row["generation"]
 
     def set_next_sender(self, n: int) -> None:
@@ -146,3 +148,4 @@ class DatabaseStore(MessageStore):
         self.generation = row.generation
         self.next_sender = self.next_target = 1
         self._target_written = None
+        self._target_stored = 1

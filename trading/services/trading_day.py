@@ -77,11 +77,16 @@ def broker_day(broker) -> DayBoundary:
 
 
 def trading_day(moment: datetime, boundary: DayBoundary = UTC_MIDNIGHT) -> date:
-    """The trading day a moment belongs to, on the given day boundary."""
+    """The trading day a moment belongs to, on the given day boundary. A moment at or
+    after the day's end belongs to the next weekday: Friday's (or the weekend's) roll
+    starts Monday's trading day, not Saturday's (an FX session opens Sunday 17:00 New
+    York for Monday)."""
     local = moment.astimezone(ZoneInfo(boundary.zone))
     day = local.date()
     if boundary.ends_at != time(0) and local.time() >= boundary.ends_at:
         day += timedelta(days=1)
+        while day.weekday() >= 5:  # Saturday, Sunday
+            day += timedelta(days=1)
     return day
 
 
