@@ -1027,6 +1027,16 @@ async def run_simulator(acc: Acceptor, broker: SimulatedBroker, price_tick: floa
         task.cancel()
 
 
+def _is_local_date(value: str | None) -> bool:
+    """A FIX LocalMktDate (YYYYMMDD)."""
+    text = value or ""
+    try:
+        date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+    except ValueError:
+        return False
+    return len(text) == 8 and text.isdigit()
+
+
 def _parse_time(s: str) -> time:
     try:
         return time.fromisoformat(s)
@@ -1195,13 +1205,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-def _is_local_date(value: str | None) -> bool:
-    """A FIX LocalMktDate (YYYYMMDD)."""
-    text = value or ""
-    try:
-        date(int(text[:4]), int(text[4:6]), int(text[6:8]))
-    except ValueError:
-        return False
-    return len(text) == 8 and text.isdigit()
