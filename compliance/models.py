@@ -254,6 +254,13 @@ class Override(models.Model):
         APPROVED = "approved", "Approved"
         REJECTED = "rejected", "Rejected"
 
+    #: A request is decided once, by someone other than the requester.
+    TRANSITIONS = {
+        Status.REQUESTED: frozenset({Status.APPROVED, Status.REJECTED}),
+        Status.APPROVED: frozenset(),
+        Status.REJECTED: frozenset(),
+    }
+
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="overrides")
     rules = models.ManyToManyField(Rule, blank=True, related_name="overrides")
     status = models.CharField(
@@ -309,6 +316,10 @@ class Alert(models.Model):
     class Status(models.TextChoices):
         OPEN = "open", "Open"
         RESOLVED = "resolved", "Resolved"
+
+    #: A resolved alert stays resolved: a later check that finds the breach again opens
+    #: a new one.
+    TRANSITIONS = {Status.OPEN: frozenset({Status.RESOLVED}), Status.RESOLVED: frozenset()}
 
     portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="alerts")
     rule = models.ForeignKey(Rule, on_delete=models.PROTECT, related_name="alerts")

@@ -10,6 +10,7 @@ from itertools import product
 
 import pytest
 
+from compliance.models import Alert, Override
 from oms.state import TransitionError, check_transition, terminal_states
 from orchestration.models import CashFlow
 from portfolios.models import RebalanceRun
@@ -23,6 +24,8 @@ MACHINES = {
     "route": (Route, Route.Status.PENDING_NEW),
     "rebalance_run": (RebalanceRun, RebalanceRun.Status.DRAFT),
     "cash_flow": (CashFlow, CashFlow.Status.PENDING),
+    "override": (Override, Override.Status.REQUESTED),
+    "alert": (Alert, Alert.Status.OPEN),
 }
 
 
@@ -146,3 +149,25 @@ class TestServicesRefuseForbiddenMoves:
             route_services.route_create(
                 actor=trader, block_id=order.block_id, broker=book["broker"]
             )
+
+
+#: Models with a status that is not a state machine: a verdict written once (a
+#: check's result), or a row claimed set-based in one statement from one state.
+NOT_MACHINES = {
+    "compliance.PretradeResult": "a rule's verdict on an order, written once",
+    "orchestration.ProposalCheck": "the pre-trade verdict a run stored, written once",
+    "orchestration.RunAccount": "claimed from pending by its chunk, in one statement",
+}
+
+
+def test_every_model_with_a_status_has_a_transition_map():
+    from django.apps import apps
+
+    missing = [
+        model._meta.label
+        for model in apps.get_models()
+        if "status" in {f.name for f in model._meta.fields}
+        and not hasattr(model, "TRANSITIONS")
+        and model._meta.label not in NOT_MACHINES
+    ]
+    assert missing == []

@@ -19,6 +19,7 @@ from audit.services import audit_record, audited_transaction, snapshot
 from compliance.models import Override, PretradeResult, Rule
 from compliance.selectors import latest_results
 from oms.roles import Action, require
+from oms.state import move
 from trading import locks
 from trading.models import Order
 from trading.services.orders import order_compliance_decided
@@ -116,7 +117,7 @@ def _decide(*, actor, override_id: int, approve: bool, note: str, expires_at=Non
                 raise ValidationError({"expires_at": ["The expiry must be in the future."]})
             override.expires_at = expires_at
         before = snapshot(override, Override.AUDIT_FIELDS)
-        override.status = Override.Status.APPROVED if approve else Override.Status.REJECTED
+        move(override, Override.Status.APPROVED if approve else Override.Status.REJECTED)
         override.decided_by = actor
         override.decided_at = now
         override.decision_note = (note or "")[:500]

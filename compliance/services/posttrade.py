@@ -16,6 +16,7 @@ from compliance.models import Alert, AlertComment
 from compliance.selectors import engine_book, rule_key, rules_in_force
 from compliance.services.pretrade import build_book, describe
 from oms.roles import Action, can, require
+from oms.state import move
 from portfolios.models import Portfolio
 
 
@@ -64,7 +65,9 @@ def posttrade_check(*, portfolio_ids: Iterable[int] | None = None, source: str) 
             if row["kind"] == "no_short" and row["group"] is not None:
                 row["group"] = securities.get(row["group"], (row["group"], None))[0]
             key = (row["account"], rule.pk)
-            words = describe(rule, row["kind"], "fail", row["value"], row["limit"], row["group"])
+            words = describe(
+                rule, row["kind"], "fail", row["value"], row["limit"], row["group"], account_row=row
+            )
             alert = existing.get(key)
             if alert is not None:
                 before = snapshot(alert, _REFRESHED)
@@ -182,7 +185,7 @@ def alert_resolve(*, actor, alert_id: int, resolution: str) -> Alert:
         if alert.status != Alert.Status.OPEN:
             raise ValidationError(f"Alert {alert.pk} is resolved already.")
         before = snapshot(alert, ("status",))
-        alert.status = Alert.Status.RESOLVED
+        move(alert, Alert.Status.RESOLVED)
         alert.resolved_by = actor
         alert.resolved_at = timezone.now()
         alert.resolution = resolution

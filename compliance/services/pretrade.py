@@ -24,6 +24,8 @@ from django.utils import timezone
 
 from compliance import rules as engine
 from compliance.models import Override, PretradeResult, Rule
+from compliance.rules.measures import RELATIVE_TOLERANCE
+from compliance.rules.rule import UCITS_AGGREGATE, UCITS_ISSUER, UCITS_THRESHOLD
 from compliance.selectors import (
     engine_book_in_force,
     realised_sales,
@@ -231,11 +233,25 @@ def _figure(value: float | None, kind: str) -> str:
     return f"{value:,.2f}"
 
 
-def describe(rule: Rule | None, kind: str, status: str, value, limit, group: str) -> str:
-    """A result in words, as the order page and the refusals show it."""
+def describe(
+    rule: Rule | None,
+    kind: str,
+    status: str,
+    value,
+    limit,
+    group: str,
+    *,
+    account_row: dict | None = None,
+    order_level: bool = False,
+) -> str:
+    """A result in words, as the order page and the refusals show it. `account_row`:
+    the rule's account-level row (``ucits_5_10_40`` reads its largest issuer and its
+    40% sum there); `order_level`: `value` is the order's own measure."""
     name = rule.name if rule else kind
     if status == "pass":
         return f"{name}: passes"
+    if kind == "ucits_5_10_40":
+        return _describe_ucits(name, value, group, account_row or {}, order_level)
     if kind == "restricted":
         return f"{name}: on the restricted list"
     if kind == "wash_sale" and value is not None:
@@ -254,6 +270,32 @@ def describe(rule: Rule | None, kind: str, status: str, value, limit, group: str
     lower_bound = kind in ("min_cash", "no_overdraft", "no_short", "diversified_fund")
     word = "below" if lower_bound else "over"
     return f"{name}{where}: {_figure(value, kind)} {word} the limit of {_figure(limit, kind)}"
+
+
+def _describe_ucits(name: str, value, group: str, account: dict, order_level: bool) -> str:
+    """Which leg of 5/10/40 fails: an issuer above 10%, or the issuers above 5% summing
+    to more than 40% (an order row's value is its issuer's weight after; an account
+    row's value is the sum, its ``max_issuer`` the largest issuer, its group that one)."""
+    pct = lambda v: _figure(v, "ucits_5_10_40")  # noqa: E731
+    total = _num(account.get("value"))
+    largest = value if order_level else _num(account.get("max_issuer"))
+    issuer = group or "one issuer"
+    after = " after" if order_level else ""
+    sum_leg = (
+        f"the issuers above {UCITS_THRESHOLD:.0%} sum to {pct(total)}, over the limit of "
+        f"{UCITS_AGGREGATE:.2%}"
+    )
+    if largest is not None and largest > UCITS_ISSUER + RELATIVE_TOLERANCE:
+        legs = [
+            f"{issuer} at {pct(largest)}{after}, over the limit of {UCITS_ISSUER:.2%} for one issuer"
+        ]
+        if not order_level and total is not None and total > UCITS_AGGREGATE + RELATIVE_TOLERANCE:
+            legs.append(sum_leg)
+        return f"{name}: " + "; ".join(legs)
+    if order_level:
+        # blamed as one of the issuers above 5% while their sum breaches 40%
+        return f"{name}: {issuer} at {pct(value)} after, and {sum_leg}"
+    return f"{name}: {sum_leg}"
 
 
 def _result(order_id, rule, r, stage: str, status: str, passive: bool, words: str, now):
@@ -332,12 +374,22 @@ def pretrade_check(orders: Sequence, *, stage: str, actor) -> dict[int, pretrade
             continue
         seen: set[int] = set()
         failed_words: list[str] = []
+        account_rows = {a["rule"]: a for a in by_account.get(account, ())}
         for r in by_order.get(order_id, ()):
             rule = ebook.by_id[rule_key(r["rule"])]
             seen.add(r["rule"])
             if r["kind"] in _PER_SECURITY:
                 r["group"] = securities.get(security_of[order_id], ("?", None))[0]
-            words = describe(rule, r["kind"], r["status"], r["value"], r["limit"], r["group"])
+            words = describe(
+                rule,
+                r["kind"],
+                r["status"],
+                r["value"],
+                r["limit"],
+                r["group"],
+                account_row=account_rows.get(r["rule"]),
+                order_level=True,
+            )
             if r["status"] != "pass":
                 failed_words.append(words)
             stored.append(_result(order_id, rule, r, stage, r["status"], False, words, now))
@@ -351,7 +403,9 @@ def pretrade_check(orders: Sequence, *, stage: str, actor) -> dict[int, pretrade
             if status == "fail":
                 # an active breach not laid on this order: this order does not move it
                 status = "pass"
-            words = describe(rule, r["kind"], status, r["value"], r["limit"], r["group"])
+            words = describe(
+                rule, r["kind"], status, r["value"], r["limit"], r["group"], account_row=r
+            )
             if r["passive"]:
                 words = f"{rule.name}: already in breach ({_figure(_num(r['value']), r['kind'])}),"
                 words += " not made worse"

@@ -167,11 +167,17 @@ class OMSViewSet(viewsets.GenericViewSet):
         """What this user may see; a viewset scoped by user overrides it with a selector."""
         return self.queryset.all()
 
-    def parsed(self, serializer_class, *, partial: bool = False, **kwargs) -> dict:
+    def parsed(
+        self, serializer_class, *, partial: bool = False, optional: bool = False, **kwargs
+    ) -> dict:
         """The request's body read by `serializer_class`: its validated data (a 400
-        naming each bad field otherwise)."""
+        naming each bad field otherwise). `optional`: the body may be left out, and a
+        JSON ``null`` says the same."""
+        data = self.request.data
+        if optional and data is None:
+            data = {}
         serializer = serializer_class(
-            data=self.request.data,
+            data=data,
             partial=partial,
             context=self.get_serializer_context(),
             **kwargs,

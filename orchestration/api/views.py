@@ -153,7 +153,7 @@ class RebalanceRunViewSet(*READ, OMSViewSet):
     def approve(self, request, pk=None):
         """Approve a proposed run: its draft orders become approved. With `orders`,
         only those are approved and the run's other drafts are dropped."""
-        chosen = self.parsed(s.RunApproveSerializer).get("orders")
+        chosen = self.parsed(s.RunApproveSerializer, optional=True).get("orders")
         run = self.get_object()
         services.rebalance_run_approve(actor=request.user, run_id=run.pk, order_ids=chosen)
         return self.rendered(run)

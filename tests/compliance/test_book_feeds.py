@@ -206,6 +206,86 @@ def test_ucits_leaves_government_securities_out(pm, compliance_officer, book, go
         assert result.value == pytest.approx(61000 / 90000)
 
 
+def _five_issuers_at_8pct(pm, book):
+    """An account of NAV 100,000: five issuers at 8,000 each (the 40% sum exactly, no
+    issuer above 10%) and 60,000 cash."""
+    from portfolios.models import CashBalance, Portfolio, Position, Price
+
+    fff = Security.objects.create(ticker="FFF", name="FFF Corp", currency="USD")
+    Price.objects.create(security=fff, as_of=timezone.now().date(), price=Decimal(10))
+    holdings = {"AAA": 80, "BBB": 160, "CCC": 400, "EEE": 800}
+    account = Portfolio.objects.create(code="UCI", name="UCITS fund", manager=pm)
+    for ticker, quantity in holdings.items():
+        Position.objects.create(
+            portfolio=account, security=book["securities"][ticker], quantity=quantity
+        )
+    Position.objects.create(portfolio=account, security=fff, quantity=800)
+    CashBalance.objects.create(portfolio=account, currency="USD", amount=Decimal(60000))
+    for security in Security.objects.all():
+        Security.objects.filter(pk=security.pk).update(issuer=f"{security.ticker} Issuer")
+    return account
+
+
+def test_ucits_words_name_the_ten_percent_leg(pm, compliance_officer, book):
+    # ACC1: NAV 90,000; AAA 61,000 after the buy (67.8% in one issuer); the issuers
+    # above 5% sum to 78.9%: the order is blamed as the issuer above 10%
+    Security.objects.filter(ticker="AAA").update(issuer="AAA Issuer")
+    rule = _rule(compliance_officer, "UCITS", "ucits_5_10_40", severity="hard")
+    order = _approve(pm, _order(pm, book["accounts"][0], book["securities"]["AAA"], 10))
+    result = PretradeResult.objects.get(order=order, rule=rule)
+    assert result.message == (
+        "UCITS: AAA Issuer at 67.78% after, over the limit of 10.00% for one issuer"
+    )
+
+
+def test_ucits_words_name_the_forty_percent_leg(pm, compliance_officer, book):
+    account = _five_issuers_at_8pct(pm, book)
+    rule = _rule(compliance_officer, "UCITS", "ucits_5_10_40", severity="hard")
+    # AAA to 9,000: no issuer above 10%, the issuers above 5% sum to 41%
+    order = _approve(pm, _order(pm, account, book["securities"]["AAA"], 10))
+    assert order.status == Order.Status.REJECTED
+    result = PretradeResult.objects.get(order=order, rule=rule)
+    assert result.value == pytest.approx(0.09)
+    assert result.message == (
+        "UCITS: AAA Issuer at 9.00% after, and the issuers above 5% sum to 41.00%, "
+        "over the limit of 40.00%"
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        # one issuer at 16,000 of 108,000 (14.8%); the six above 5%: 48,000 (44.4%)
+        (
+            {"AAA": 80},
+            "UCITS: AAA Issuer at 14.81%, over the limit of 10.00% for one issuer; "
+            "the issuers above 5% sum to 44.44%, over the limit of 40.00%",
+        ),
+        # a sixth issuer at 8,000 of 108,000: 44.4%, none above 10% (7.4% each)
+        (
+            {"DDD": 200},
+            "UCITS: the issuers above 5% sum to 44.44%, over the limit of 40.00%",
+        ),
+    ],
+)
+def test_ucits_alert_words_name_the_leg_that_fails(pm, compliance_officer, book, extra, words):
+    from compliance.models import Alert
+    from compliance.services import posttrade
+    from portfolios.models import FxRate, Position
+
+    account = _five_issuers_at_8pct(pm, book)
+    FxRate.objects.update(rate=Decimal(1))  # DDD: 200 x 40 EUR = 8,000 USD
+    for ticker, quantity in extra.items():
+        position, _ = Position.objects.get_or_create(
+            portfolio=account, security=book["securities"][ticker]
+        )
+        Position.objects.filter(pk=position.pk).update(quantity=position.quantity + quantity)
+    _rule(compliance_officer, "UCITS", "ucits_5_10_40", severity="hard")
+    posttrade.posttrade_check(portfolio_ids=[account.pk], source="nightly")
+    alert = Alert.objects.get(portfolio=account)
+    assert alert.message == words
+
+
 @pytest.mark.parametrize("government", [False, True])
 def test_diversified_fund_counts_government_securities(pm, compliance_officer, book, government):
     Security.objects.filter(ticker="AAA").update(government=government)

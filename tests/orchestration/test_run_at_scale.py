@@ -286,6 +286,36 @@ def test_approve_a_selection_drops_the_rest_and_one_order_can_be_dropped(pm, boo
     assert [e.after["count"] for e in cancelled] == [1, len(rest)]
 
 
+@pytest.mark.parametrize("body", ["", "null", "{}"])
+def test_approve_takes_no_body_a_null_body_or_an_empty_object(pm, book, body):
+    """The body of an approve is optional (without `orders`, the whole run): a JSON
+    null says the same as none."""
+    from rest_framework.test import APIClient
+
+    run = run_services.rebalance_run_create(actor=pm, portfolios=book["accounts"])
+    api = APIClient()
+    api.force_authenticate(pm)
+    answer = api.post(
+        f"/api/v1/rebalance-runs/{run.pk}/approve/", body, content_type="application/json"
+    )
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["status"] == "approved"
+
+
+def test_approve_refuses_a_body_that_is_not_an_object(pm, book):
+    from rest_framework.test import APIClient
+
+    run = run_services.rebalance_run_create(actor=pm, portfolios=book["accounts"])
+    api = APIClient()
+    api.force_authenticate(pm)
+    answer = api.post(
+        f"/api/v1/rebalance-runs/{run.pk}/approve/", "[1, 2]", content_type="application/json"
+    )
+    assert answer.status_code == 400
+    run.refresh_from_db()
+    assert run.status == RebalanceRun.Status.PROPOSED
+
+
 def test_the_bulk_copy_names_every_column_the_database_requires():
     """A NOT NULL column of trading_order with no database default that the COPY leaves
     out fails every run on PostgreSQL (compliance_note did): name each such column."""
