@@ -40,11 +40,13 @@ def main() -> int:
 
     from config.celery import app
     from tests.chaos.harness import Chaos, simulator_keeps_its_book
+    from tests.scratchdb import flush_past_the_trail_triggers
 
     if not simulator_keeps_its_book():
         parser.error("this checkout's FIX simulator has no --state: a broker must keep its book")
     call_command("migrate", verbosity=0)
-    call_command("flush", interactive=False, verbosity=0)
+    with flush_past_the_trail_triggers():  # the trail refuses TRUNCATE otherwise
+        call_command("flush", interactive=False, verbosity=0)
     with app.connection_for_write() as conn:
         for queue in settings.OMS_QUEUES:
             conn.default_channel.queue_purge(queue)

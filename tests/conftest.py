@@ -43,21 +43,11 @@ def service_missing(reason: str) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _flush_empties_the_audit_trail():
-    """The audit trail refuses TRUNCATE (docs/audit.md), and a transactional test's
-    flush empties every table with TRUNCATE. The suite runs as a superuser, which may
-    turn triggers off for the flush's own transaction (session_replication_role,
-    a setting that an application role that is not a superuser cannot change)."""
-    from django.db.backends.postgresql.operations import DatabaseOperations
+    """A transactional test's flush empties the audit trail too (tests/scratchdb.py)."""
+    from tests.scratchdb import flush_past_the_trail_triggers
 
-    flush = DatabaseOperations.sql_flush
-
-    def sql_flush(self, style, tables, **options):
-        statements = flush(self, style, tables, **options)
-        return ["SET LOCAL session_replication_role = replica", *statements] if statements else []
-
-    DatabaseOperations.sql_flush = sql_flush
-    yield
-    DatabaseOperations.sql_flush = flush
+    with flush_past_the_trail_triggers():
+        yield
 
 
 @pytest.fixture(autouse=True)
