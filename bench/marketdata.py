@@ -164,7 +164,9 @@ def main() -> None:
 
     client = redis.Redis.from_url(args.redis_url)
     subscription = client.pubsub()
-    subscription.subscribe("oms:push:quotes")
+    from oms import push
+
+    subscription.subscribe(push.channel("quotes"))
     subscription.get_message(timeout=1)
     delays: list[float] = []
     index = {t: i for i, t in enumerate(tickers)}

@@ -30,6 +30,7 @@ The browser side is ``static/js/push.js`` (``OMS.push.subscribe(topic, fn)``).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -72,7 +73,17 @@ def topic(name: str) -> Topic | None:
 
 
 def channel(name: str) -> str:
-    return CHANNEL_PREFIX + name
+    """The Redis channel of a topic, named for the database of ``OMS_PUSH_REDIS_URL``:
+    Redis pub/sub ignores database numbers, so deployments that share a server on
+    databases of their own would otherwise hear each other's changes."""
+    return f"{CHANNEL_PREFIX}{_database(settings.OMS_PUSH_REDIS_URL)}:{name}"
+
+
+@functools.lru_cache(maxsize=8)
+def _database(url: str) -> int:
+    from redis.connection import parse_url
+
+    return int(parse_url(url).get("db", 0)) if url else 0
 
 
 def streaming() -> bool:

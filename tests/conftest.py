@@ -75,10 +75,29 @@ def _test_settings(settings):
     # The quote service remembers tickers' ids and holds unflushed bars in the process:
     # an earlier test's (its rows gone) must not reach this test's database (a bar of a
     # security deleted since failed a foreign key on PostgreSQL).
+    from portfolios import quotecache
     from portfolios.services import quotes
 
     quotes.bars_discard()
     quotes.reference_forget()
+    # Nor may its latest quotes: an EUR/USD an earlier test quoted valued this test's
+    # euros at that rate, not at the rate this test's book gives.
+    empty_quote_store(quotecache.store())
+
+
+def empty_quote_store(store) -> None:
+    """Forget every latest quote of `store` (Redis: the quote keys; Django's cache, the
+    embedded default, is the process's own: all of it)."""
+    from portfolios import quotecache
+
+    if isinstance(store, quotecache.RedisQuoteStore):
+        keys = list(store.client.scan_iter(match=quotecache.KEY + "*", count=1000))
+        if keys:
+            store.client.delete(*keys)
+    else:
+        from django.core.cache import cache
+
+        cache.clear()
 
 
 @pytest.fixture

@@ -105,3 +105,36 @@ def test_the_stream_tells_a_wsgi_page_to_poll(trader, client, settings):
     client.force_login(trader)
     response = client.get(reverse("push:stream"), {"topic": "blotter"})
     assert response.status_code == 409 and response.json()["poll"] is True
+
+
+def test_deployments_on_other_redis_databases_do_not_hear_each_other(settings):
+    """Redis pub/sub ignores the database number ("Pub/Sub has no relation to the key
+    space ... including database numbers", redis.io/docs, Pub/Sub): two deployments on
+    one Redis server, each on its own database, must not hear each other's changes (a
+    test run beside a bench on this machine fetched another run's blocks)."""
+    if not settings.REDIS_URL:
+        from tests.conftest import service_missing
+
+        service_missing("REDIS_URL is not set")
+    import redis
+
+    base = settings.REDIS_URL.rsplit("/", 1)[0]
+    ours, theirs = f"{base}/14", f"{base}/15"
+    settings.OMS_PUSH_REDIS_URL = ours
+    listener = redis.Redis.from_url(ours).pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(push.channel("blotter"))
+    try:
+        settings.OMS_PUSH_REDIS_URL = theirs
+        redis.Redis.from_url(theirs).publish(push.channel("blotter"), '{"block": 196}')
+        settings.OMS_PUSH_REDIS_URL = ours
+        redis.Redis.from_url(ours).publish(push.channel("blotter"), '{"block": 1150}')
+        heard = []
+        for _ in range(20):
+            message = listener.get_message(timeout=0.1)
+            if message:
+                heard.append(message["data"])
+            if heard:
+                break
+        assert heard == [b'{"block": 1150}']
+    finally:
+        listener.close()

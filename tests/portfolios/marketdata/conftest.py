@@ -1,6 +1,6 @@
 import pytest
 
-from tests.conftest import service_missing
+from tests.conftest import empty_quote_store, service_missing
 
 
 @pytest.fixture(params=["redis", "django-cache"])
@@ -17,19 +17,9 @@ def quote_store(request, settings):
     else:
         settings.OMS_QUOTE_REDIS_URL = ""
     store = quotecache.store()
-    if request.param == "redis":
-        keys = list(store.client.scan_iter(match=quotecache.KEY + "*", count=1000))
-        if keys:
-            store.client.delete(*keys)
-    else:
-        from django.core.cache import cache
-
-        cache.clear()
+    empty_quote_store(store)
     quotes.bars_discard()
     quotes.reference_forget()
     yield store
     quotes.bars_discard()
-    if request.param == "redis":
-        keys = list(store.client.scan_iter(match=quotecache.KEY + "*", count=1000))
-        if keys:
-            store.client.delete(*keys)
+    empty_quote_store(store)

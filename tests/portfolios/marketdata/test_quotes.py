@@ -245,7 +245,9 @@ def test_the_quotes_topic_is_published_on_redis(
     settings.OMS_PUSH_REDIS_URL = settings.REDIS_URL
     client = redis.Redis.from_url(settings.REDIS_URL)
     subscription = client.pubsub()
-    subscription.subscribe("oms:push:quotes")
+    from oms import push
+
+    subscription.subscribe(push.channel("quotes"))
     subscription.get_message(timeout=1)  # the subscribe confirmation
     with django_capture_on_commit_callbacks(execute=True):
         services.quotes_apply([tick("AAA", 100.5)], source="test")
