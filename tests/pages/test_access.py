@@ -145,6 +145,7 @@ def test_a_user_without_role_sees_the_no_role_page_and_no_navigation(outsider, c
                 "Brokers",
                 "Reconciliation",
                 "Quarantine",
+                "Life cycle",
                 "Rule book",
                 "Audit trail",
             ],

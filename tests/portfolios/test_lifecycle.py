@@ -449,3 +449,80 @@ def test_a_future_is_closed_at_its_final_settlement_price(ops):
     assert _realised(acc, gold) == D("-4620.00")  # Hull, Table 2.1
     movement = CashMovement.objects.get(portfolio=acc, reason="final_settlement")
     assert movement.value_date == date(2024, 6, 24)  # T+1
+
+
+# --- the operations page and the API ------------------------------------------------
+
+
+def test_operations_book_a_day_from_the_page_and_see_what_is_due(client, ops, pm, treasury):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    acc = _account("ACC1")
+    _hold(acc, treasury, 1_000_000, "101.50", acquired=date(2020, 7, 2))
+    today = timezone.now().date()
+    soon = reference.security_create(
+        actor=ops,
+        ticker="SOON",
+        name="A note maturing soon",
+        asset_class="bond",
+        currency="USD",
+        country="US",
+        coupon_rate=D("0.05"),
+        coupon_frequency=1,
+        day_count="30/360 US",
+        issue_date=today - timedelta(days=700),
+        maturity=today + timedelta(days=15),
+        min_quantity=D(1000),
+        round_lot=D(1000),
+    )
+    _hold(acc, soon, 10_000, "100", acquired=today - timedelta(days=300))
+
+    client.force_login(pm)
+    page = client.get("/portfolios/lifecycle/")
+    assert page.status_code == 200
+    assert b"SOON" in page.content  # due in the next 30 days: its coupon and redemption
+    assert b"Book the day" not in page.content  # a PM sees, does not book
+    assert client.post("/portfolios/lifecycle/", {"date": "2020-09-01"}).status_code == 403
+
+    client.force_login(ops)
+    answer = client.post("/portfolios/lifecycle/", {"date": "2020-09-01"}, follow=True)
+    assert b"2020-09-01: 1 event(s) booked, 0 refused." in answer.content
+    assert b"40,000.00 USD" in answer.content
+    refused = client.post("/portfolios/lifecycle/", {"date": "soon"}, follow=True)
+    assert b"Give the day to book as YYYY-MM-DD." in refused.content
+    ahead = client.post("/portfolios/lifecycle/", {"date": str(today + timedelta(days=1))})
+    assert ahead.status_code == 302
+    assert LifecycleEvent.objects.count() == 1
+
+
+def test_the_page_costs_the_same_queries_whatever_was_booked(
+    client, ops, treasury, django_assert_num_queries
+):
+    """Session and user, the pending and upcoming reads (no bond or contract due), the
+    booked page's count and rows: 7, for one event booked or three."""
+    acc = _account("ACC1")
+    _hold(acc, treasury, 1_000_000, "101.50", acquired=date(2020, 7, 2))
+    lifecycle_book(on=date(2020, 9, 1))
+    client.force_login(ops)
+    with django_assert_num_queries(7):
+        assert client.get("/portfolios/lifecycle/").status_code == 200
+    lifecycle_book(on=date(2021, 9, 1), since=date(2021, 3, 1))
+    assert LifecycleEvent.objects.count() == 3
+    with django_assert_num_queries(7):
+        assert b"2021-09-01" in client.get("/portfolios/lifecycle/").content
+
+
+def test_the_api_lists_the_events_of_the_accounts_you_may_see(client, ops, pm, other_pm, treasury):
+    acc = _account("ACC1")
+    _hold(acc, treasury, 1_000_000, "101.50", acquired=date(2020, 7, 2))
+    lifecycle_book(on=date(2020, 9, 1))
+    client.force_login(pm)
+    rows = client.get("/api/v1/lifecycle-events/?outcome=paid").json()["results"]
+    assert [(r["portfolio"], r["security"], r["event"], D(r["amount"])) for r in rows] == [
+        ("ACC1", "T 8 09/01/29", "coupon", D(40000))
+    ]
+    assert client.get("/api/v1/lifecycle-events/?outcome=expired").json()["results"] == []
+    client.force_login(other_pm)
+    assert client.get("/api/v1/lifecycle-events/").json()["results"] == []
