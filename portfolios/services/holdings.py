@@ -148,11 +148,6 @@ def holdings_book_fill(
         position.quantity += quantity
         cash.amount -= amount + commission
     else:
-        open_lots = list(
-            TaxLot.objects.select_for_update()
-            .filter(portfolio=portfolio, security=security, quantity__gt=0)
-            .order_by("acquired_on", "pk")
-        )
         fill = Fill(
             portfolio_id=portfolio.pk,
             buying=False,
@@ -163,9 +158,7 @@ def holdings_book_fill(
             lot_method=lot_method,
             lots=tuple(lots),
         )
-        taken = _close_lots(open_lots, fill, on_date)
-        update_rows(TaxLot, [lot for lot, _ in taken], ["quantity"])
-        LotClosing.objects.bulk_create(_closings(security, fill, taken, on_date))
+        taken = _take_open_lots(portfolio, security, fill, on_date)
         position.quantity -= quantity
         cash.amount += amount - commission
         booked = _save(position, cash, before)
@@ -390,6 +383,36 @@ def _close_lots(open_lots: list[TaxLot], fill: Fill, on_date: date) -> list[tupl
             if left <= 0:
                 break
             take(by_pk[pk], left)
+    return taken
+
+
+def _take_open_lots(
+    portfolio: Portfolio,
+    security: Security,
+    fill: Fill,
+    on_date: date,
+    *,
+    event=None,
+    at_cost: bool = False,
+) -> list[tuple]:
+    """Close ``fill.quantity`` of the account's open lots of `security` (locked, first
+    in, first out order, then the fill's own choice: `_close_lots`) and store a
+    `LotClosing` for each (naming the life-cycle ``event``, if any; ``at_cost``: closed
+    at the lot's own cost, realising nothing). Returns ``(lot, quantity taken)``."""
+    open_lots = list(
+        TaxLot.objects.select_for_update()
+        .filter(portfolio=portfolio, security=security, quantity__gt=0)
+        .order_by("acquired_on", "pk")
+    )
+    taken = _close_lots(open_lots, fill, on_date)
+    closings = _closings(security, fill, taken, on_date)
+    for closing in closings:
+        closing.event = event
+        if at_cost:
+            closing.proceeds_per_unit = closing.unit_cost
+            closing.realised_gain = Decimal(0)
+    update_rows(TaxLot, [lot for lot, _ in taken], ["quantity"])
+    LotClosing.objects.bulk_create(closings)
     return taken
 
 
@@ -701,21 +724,8 @@ def holdings_close_position(
     quantity = position.quantity
     taken: list[tuple] = []
     if quantity > 0:
-        open_lots = list(
-            TaxLot.objects.select_for_update()
-            .filter(portfolio=portfolio, security=security, quantity__gt=0)
-            .order_by("acquired_on", "pk")
-        )
         fill = Fill(portfolio_id=portfolio.pk, buying=False, quantity=quantity, price=price)
-        taken = _close_lots(open_lots, fill, on_date)
-        closings = _closings(security, fill, taken, on_date)
-        for closing in closings:
-            closing.event = event
-            if at_cost:
-                closing.proceeds_per_unit = closing.unit_cost
-                closing.realised_gain = Decimal(0)
-        update_rows(TaxLot, [lot for lot, _ in taken], ["quantity"])
-        LotClosing.objects.bulk_create(closings)
+        taken = _take_open_lots(portfolio, security, fill, on_date, event=event, at_cost=at_cost)
     amount = Decimal(0) if at_cost else money(quantity * price * terms.price_multiplier(security))
     position.quantity = Decimal(0)
     cash.amount += amount
@@ -783,23 +793,13 @@ def holdings_deliver(
             )
         position.quantity += quantity
     else:
-        open_lots = list(
-            TaxLot.objects.select_for_update()
-            .filter(portfolio=portfolio, security=security, quantity__gt=0)
-            .order_by("acquired_on", "pk")
-        )
         fill = Fill(
             portfolio_id=portfolio.pk,
             buying=False,
             quantity=quantity,
             price=price if proceeds is None else proceeds,
         )
-        taken = _close_lots(open_lots, fill, on_date)
-        closings = _closings(security, fill, taken, on_date)
-        for closing in closings:
-            closing.event = event
-        update_rows(TaxLot, [lot for lot, _ in taken], ["quantity"])
-        LotClosing.objects.bulk_create(closings)
+        taken = _take_open_lots(portfolio, security, fill, on_date, event=event)
         position.quantity -= quantity
     cash.amount += signed
     CashMovement.objects.create(
