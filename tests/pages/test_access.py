@@ -34,6 +34,7 @@ PAGES = {
     "portfolios:model-edit": (("model",), expect(PM_ONLY | {"ops"})),
     "portfolios:model-assign": (("model",), expect(PM_ONLY | {"ops"})),
     "portfolios:exposure": ((), expect(VIEWERS)),
+    "portfolios:lifecycle": ((), expect(VIEWERS)),
     "runs:list": ((), expect(PM_ONLY)),
     "runs:create": ((), expect(PM_ONLY)),
     "runs:detail": (("run",), expect({"pm": 200, "other_pm": 404})),

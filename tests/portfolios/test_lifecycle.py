@@ -526,3 +526,36 @@ def test_the_api_lists_the_events_of_the_accounts_you_may_see(client, ops, pm, o
     assert client.get("/api/v1/lifecycle-events/?outcome=expired").json()["results"] == []
     client.force_login(other_pm)
     assert client.get("/api/v1/lifecycle-events/").json()["results"] == []
+
+
+def test_beat_books_today_and_the_days_a_run_missed(ops, settings):
+    """The daily task (beat, after the close) books today's events and the week's before."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from portfolios.tasks import book_lifecycle_events
+
+    entry = settings.CELERY_BEAT_SCHEDULE["book-lifecycle-events"]
+    assert entry["task"] == "portfolios.tasks.book_lifecycle_events"
+    today = timezone.now().date()
+    note = reference.security_create(
+        actor=ops,
+        ticker="DUE",
+        name="A note that matured three days ago",
+        asset_class="bond",
+        currency="USD",
+        country="US",
+        coupon_rate=D("0.05"),
+        coupon_frequency=1,
+        day_count="30/360 US",
+        issue_date=today - timedelta(days=3 + 365 * 2),
+        maturity=today - timedelta(days=3),
+        min_quantity=D(1000),
+        round_lot=D(1000),
+    )
+    acc = _account("ACC1", cash="0")
+    _hold(acc, note, 10_000, "100", acquired=today - timedelta(days=300))
+    assert book_lifecycle_events() == 2  # its last coupon and its redemption
+    assert _cash(acc) == D("10500.00")
+    assert book_lifecycle_events() == 0
