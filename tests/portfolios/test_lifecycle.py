@@ -559,3 +559,48 @@ def test_beat_books_today_and_the_days_a_run_missed(ops, settings):
     assert book_lifecycle_events() == 2  # its last coupon and its redemption
     assert _cash(acc) == D("10500.00")
     assert book_lifecycle_events() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_at_once_book_the_coupon_once(treasury, monkeypatch):
+    """Both runs find the coupon due and plan it together (held at a barrier); the
+    holding's lock makes the second wait for the first and then find it booked."""
+    import contextlib
+    import threading
+
+    from django.db import connection
+
+    from portfolios.services import lifecycle
+    from tests.conftest import service_missing
+
+    if connection.vendor != "postgresql":
+        service_missing("PostgreSQL: writers at once (SQLite serialises them)")
+    acc = _account("ACC1")
+    _hold(acc, treasury, 1_000_000, "101.50", acquired=date(2020, 7, 2))
+    cash = _cash(acc)
+    real = lifecycle.lifecycle_plan
+    both_planned = threading.Barrier(2, timeout=1.5)
+
+    def plan_then_wait(due):
+        plan = real(due)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_planned.wait()
+        return plan
+
+    monkeypatch.setattr(lifecycle, "lifecycle_plan", plan_then_wait)
+    booked: list[int] = []
+
+    def run():
+        try:
+            booked.append(len(lifecycle.lifecycle_book(on=date(2020, 9, 1)).booked))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(booked) == [0, 1]
+    assert LifecycleEvent.objects.count() == 1
+    assert _cash(acc) - cash == D("40000.00")
