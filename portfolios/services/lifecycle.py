@@ -83,8 +83,10 @@ from portfolios.services.holdings import (
 
 __all__ = [
     "Due",
+    "LifecycleRefused",
     "LifecycleRun",
     "Plan",
+    "face_on_record",
     "lifecycle_book",
     "lifecycle_book_event",
     "lifecycle_due",
