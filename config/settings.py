@@ -7,6 +7,7 @@ is what `make demo` and a quick `make test` use.
 """
 
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import environ
@@ -412,6 +413,19 @@ CELERY_BEAT_SCHEDULE["compliance-posttrade-nightly"] = {
     "task": "compliance.tasks.posttrade_nightly",
     "schedule": crontab(hour=env.int("OMS_POSTTRADE_NIGHTLY_HOUR", default=22), minute=30),
 }
+
+# --- Life-cycle events (docs/instruments.md): coupons, maturities, expiries -----------
+# Booked every day after the close (before the nightly post-trade check), catching up
+# the days before it missed (a run books nothing twice); an option in the money by at
+# least the threshold (in the underlying's price: OCC Rule 805's $0.01) is exercised;
+# a final settlement or underlying price older than the age limit (days) is refused.
+CELERY_BEAT_SCHEDULE["book-lifecycle-events"] = {
+    "task": "portfolios.tasks.book_lifecycle_events",
+    "schedule": crontab(hour=env.int("OMS_LIFECYCLE_HOUR", default=22), minute=0),
+}
+OMS_LIFECYCLE_CATCH_UP_DAYS = env.int("OMS_LIFECYCLE_CATCH_UP_DAYS", default=7)
+OMS_LIFECYCLE_PRICE_MAX_AGE_DAYS = env.int("OMS_LIFECYCLE_PRICE_MAX_AGE_DAYS", default=4)
+OMS_OPTION_EXERCISE_THRESHOLD = Decimal(env.str("OMS_OPTION_EXERCISE_THRESHOLD", default="0.01"))
 
 # Market data (docs/marketdata.md): how old a price may be, per asset class (and "fx"),
 # before it is stale (seconds; OMS_QUOTE_MAX_AGE="equity=60,fx=30" overrides some);

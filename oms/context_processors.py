@@ -18,6 +18,7 @@ _NAV = [
     ("Brokers", "trading:broker-list", Action.EXECUTION_VIEW),
     ("Reconciliation", "trading:reconciliation", Action.EXECUTION_VIEW),
     ("Quarantine", "portfolios:quarantine", Action.REFERENCE_MANAGE),
+    ("Life cycle", "portfolios:lifecycle", Action.REFERENCE_MANAGE),
     ("Rule book", "compliance:rule-list", Action.COMPLIANCE_VIEW),
     ("Overrides", "compliance:override-queue", Action.OVERRIDE_DECIDE),
     ("Alerts", "compliance:alert-list", Action.ALERT_MANAGE),

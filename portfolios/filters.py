@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, Value, When
 
 from . import selectors
-from .models import ModelPortfolio, Portfolio, Price, Security
+from .models import LifecycleEvent, ModelPortfolio, Portfolio, Price, Security
 
 
 class SecurityFilter(filters.FilterSet):
@@ -39,6 +39,19 @@ class PriceFilter(filters.FilterSet):
     class Meta:
         model = Price
         fields = ["security", "as_of"]
+
+
+class LifecycleEventFilter(filters.FilterSet):
+    """The booked life-cycle events (the operations page and /api/v1/lifecycle-events/)."""
+
+    account = filters.CharFilter(field_name="portfolio__code", label="Account")
+    security = filters.CharFilter(field_name="security__ticker", label="Ticker")
+    since = filters.DateFilter(field_name="event_date", lookup_expr="gte", label="From")
+    until = filters.DateFilter(field_name="event_date", lookup_expr="lte", label="To")
+
+    class Meta:
+        model = LifecycleEvent
+        fields = ["event", "outcome", "account", "security", "since", "until"]
 
 
 #: Sort keys of the accounts list: the account's code, or one of its drift figures.

@@ -430,6 +430,14 @@ class LotClosing(models.Model):
     reverses = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by"
     )
+    event = models.ForeignKey(
+        "LifecycleEvent",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The redemption, settlement, exercise or expiry that closed it",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -469,6 +477,14 @@ class CashMovement(models.Model):
     reverses = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by"
     )
+    event = models.ForeignKey(
+        "LifecycleEvent",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The coupon, redemption, settlement or exercise that moved it",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -477,6 +493,63 @@ class CashMovement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.portfolio} {self.currency} {self.amount} value {self.value_date}"
+
+
+class LifecycleEvent(models.Model):
+    """What an instrument's life did to one holding, booked once: a bond's coupon or
+    its redemption at maturity, a future's final settlement, an option's exercise,
+    assignment, cash settlement or worthless expiry (`portfolios.services.lifecycle`).
+
+    One row per holding and event, held by the database (``lifecycle_event_unique``:
+    account, security, event and its date), so booking a day twice books nothing
+    twice. The cash it moved is in the settlement ledger (`CashMovement.event`), the
+    lots it closed in `LotClosing.event`; ``details`` keeps the figures it used."""
+
+    class Event(models.TextChoices):
+        COUPON = "coupon", "Coupon"
+        MATURITY = "maturity", "Maturity"
+        EXPIRY = "expiry", "Expiry"
+
+    class Outcome(models.TextChoices):
+        PAID = "paid", "Coupon paid"
+        REDEEMED = "redeemed", "Redeemed at par"
+        SETTLED = "settled", "Final settlement"
+        EXERCISED = "exercised", "Exercised"
+        ASSIGNED = "assigned", "Assigned"
+        CASH_SETTLED = "cash_settled", "Cash settled"
+        EXPIRED = "expired", "Expired worthless"
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="+")
+    security = models.ForeignKey(Security, on_delete=models.PROTECT, related_name="+")
+    event = models.CharField(max_length=10, choices=Event.choices)
+    event_date = models.DateField(help_text="The coupon date, maturity or expiry")
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    quantity = quantity_field(
+        help_text="The holding the event applied to (signed; a coupon's: face on the record date)"
+    )
+    price = price_field(
+        null=True,
+        blank=True,
+        help_text="Coupon per 100, redemption price, final settlement or underlying price",
+    )
+    currency = models.CharField(max_length=3)
+    amount = money_field(help_text="The cash it moved, signed: received > 0, paid < 0")
+    value_date = models.DateField(help_text="The day its cash changes hands")
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-event_date", "portfolio", "security", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["portfolio", "security", "event", "event_date"],
+                name="lifecycle_event_unique",
+            )
+        ]
+        indexes = [models.Index(fields=["event_date"], name="lifecycle_event_date")]
+
+    def __str__(self) -> str:
+        return f"{self.portfolio} {self.security} {self.event} {self.event_date}: {self.outcome}"
 
 
 class RebalanceRun(models.Model):

@@ -693,3 +693,13 @@ def cash_on_its_way(account_ids) -> list[tuple[int, str, float]]:
     """Every registered provider's rows for these accounts (one query each)."""
     ids = list(account_ids)
     return [row for provider in _CASH_ON_ITS_WAY for row in provider(ids)] if ids else []
+
+
+def lifecycle_events_visible_to(user) -> QuerySet:
+    """The booked life-cycle events of the accounts the user may see, newest first."""
+    from .models import LifecycleEvent
+
+    events = LifecycleEvent.objects.select_related("portfolio", "security")
+    if sees_all_accounts(user, Action.PORTFOLIO_VIEW):
+        return events
+    return events.filter(portfolio__manager=user)

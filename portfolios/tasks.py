@@ -28,3 +28,20 @@ def drift_refresh_stale() -> int:
     from .services.drift import drift_refresh
 
     return drift_refresh(portfolio_ids=drift_stale_ids()).accounts
+
+
+@shared_task
+def book_lifecycle_events() -> int:
+    """The daily booking of coupons, maturities and expiries (Celery beat, after the
+    close): today's events and those of the days before that a run missed
+    (``OMS_LIFECYCLE_CATCH_UP_DAYS``); a run books nothing twice."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from .services.lifecycle import lifecycle_book
+
+    today = timezone.now().date()
+    since = today - timedelta(days=settings.OMS_LIFECYCLE_CATCH_UP_DAYS)
+    return len(lifecycle_book(on=today, since=since).booked)

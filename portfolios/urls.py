@@ -16,6 +16,7 @@ urlpatterns = [
     path("models/<int:pk>/copy/", model_views.model_copy, name="model-copy"),
     path("models/<int:pk>/assign/", model_views.model_assign, name="model-assign"),
     path("quarantine/", views.quarantine, name="quarantine"),
+    path("lifecycle/", views.lifecycle, name="lifecycle"),
     path("drift/", drift_views.drift_dashboard, name="drift-dashboard"),
     path("drift/<int:pk>/", drift_views.drift_account, name="drift-account"),
     path("exposure/", exposure_views.exposure, name="exposure"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from oms.roles import Action, can, may_act_for, require
+from oms.roles import Action, can, may_act_for, require, sees_all_accounts
 from oms.views import action_required, paginate, partial_or_page
 
 from . import quotes, selectors, valuation
@@ -130,3 +130,82 @@ def quarantine(request: HttpRequest) -> HttpResponse:
         "may_decide": may_decide,
     }
     return render(request, "portfolios/quarantine.html", context)
+
+
+@action_required(Action.PORTFOLIO_VIEW)
+def lifecycle(request: HttpRequest) -> HttpResponse:
+    """Life-cycle events: what was booked (coupons, redemptions, final settlements,
+    exercises, expiries), what is due and not booked (with why, when the books cannot),
+    and what falls due next; operations book a day's events again by hand."""
+    import datetime as dt
+
+    from django.conf import settings
+    from django.contrib import messages
+    from django.shortcuts import redirect
+    from django.utils import timezone
+
+    from .filters import LifecycleEventFilter
+    from .models import Portfolio
+    from .services import lifecycle as lifecycle_services
+
+    may_book = can(request.user, Action.REFERENCE_MANAGE)
+    if request.method == "POST":
+        require(request.user, Action.REFERENCE_MANAGE)
+        try:
+            day = dt.date.fromisoformat(request.POST.get("date", ""))
+        except ValueError:
+            messages.error(request, "Give the day to book as YYYY-MM-DD.")
+            return redirect("portfolios:lifecycle")
+        if day > timezone.now().date():
+            messages.error(request, "A day that has not come yet cannot be booked.")
+            return redirect("portfolios:lifecycle")
+        run = lifecycle_services.lifecycle_book(on=day, actor=request.user)
+        messages.success(
+            request, f"{day}: {len(run.booked)} event(s) booked, {len(run.refused)} refused."
+        )
+        for _, reason in run.refused:
+            messages.error(request, reason)
+        return redirect("portfolios:lifecycle")
+    today = timezone.now().date()
+    visible = selectors.portfolios_visible_to(request.user)
+    ids = None if sees_all_accounts(request.user) else list(visible.values_list("pk", flat=True))
+    since = today - dt.timedelta(days=settings.OMS_LIFECYCLE_CATCH_UP_DAYS)
+    pending = _planned(lifecycle_services.lifecycle_due(on=today, since=since, portfolio_ids=ids))
+    upcoming = _planned(
+        lifecycle_services.lifecycle_due(
+            on=today + dt.timedelta(days=30), since=today + dt.timedelta(days=1), portfolio_ids=ids
+        )
+    )
+    codes = dict(
+        Portfolio.objects.filter(
+            pk__in={row["due"].portfolio_id for row in pending + upcoming}
+        ).values_list("pk", "code")
+    )
+    for row in pending + upcoming:
+        row["account"] = codes.get(row["due"].portfolio_id)
+    filterset = LifecycleEventFilter(
+        request.GET, queryset=selectors.lifecycle_events_visible_to(request.user)
+    )
+    context = {
+        "filterset": filterset,
+        "booked": paginate(request, filterset.qs),
+        "pending": pending,
+        "upcoming": upcoming,
+        "today": today,
+        "catch_up_days": settings.OMS_LIFECYCLE_CATCH_UP_DAYS,
+        "may_book": may_book,
+    }
+    return render(request, "portfolios/lifecycle.html", context)
+
+
+def _planned(due: list) -> list[dict]:
+    """Each due event with what booking it would do, or why it cannot be booked."""
+    from .services.lifecycle import LifecycleRefused, lifecycle_plan
+
+    rows = []
+    for item in due:
+        try:
+            rows.append({"due": item, "plan": lifecycle_plan(item), "refused": ""})
+        except LifecycleRefused as exc:
+            rows.append({"due": item, "plan": None, "refused": str(exc)})
+    return rows

@@ -11,6 +11,7 @@ from rest_framework import serializers
 from oms.api.base import CodeField
 from oms.numbers import FIGURE_DIGITS, MONEY_PLACES, input_limits
 from portfolios.models import (
+    LifecycleEvent,
     Portfolio,
     Position,
     Price,
@@ -65,6 +66,32 @@ class PriceSerializer(serializers.ModelSerializer):
         fields = ["id", "security", "as_of", "price", "source"]
         # Duplicates are the service's to find (in the load and in the database).
         validators: list = []
+
+
+class LifecycleEventSerializer(serializers.ModelSerializer):
+    """A booked life-cycle event of one holding (portfolios.services.lifecycle)."""
+
+    portfolio = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    security = serializers.SlugRelatedField(slug_field="ticker", read_only=True)
+
+    class Meta:
+        model = LifecycleEvent
+        fields = [
+            "id",
+            "portfolio",
+            "security",
+            "event",
+            "event_date",
+            "outcome",
+            "quantity",
+            "price",
+            "currency",
+            "amount",
+            "value_date",
+            "details",
+            "created_at",
+        ]
+        read_only_fields = fields
 
 
 class PositionSerializer(serializers.ModelSerializer):

@@ -12,5 +12,6 @@ router.register("portfolios", views.PortfolioViewSet, basename="portfolio")
 router.register("models", model_portfolios.ModelPortfolioViewSet, basename="model")
 router.register("drift", views.DriftViewSet, basename="drift")
 router.register("exposure", exposure.ExposureViewSet, basename="exposure")
+router.register("lifecycle-events", views.LifecycleEventViewSet, basename="lifecycle-event")
 
 urlpatterns = router.urls

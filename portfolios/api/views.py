@@ -14,11 +14,13 @@ from oms.api.parsers import JSONParser
 from oms.roles import Action
 from portfolios.filters import (
     DriftFilter,
+    LifecycleEventFilter,
     PortfolioFilter,
     PriceFilter,
     SecurityFilter,
 )
 from portfolios.models import (
+    LifecycleEvent,
     Portfolio,
     Position,
     Price,
@@ -29,6 +31,7 @@ from portfolios.selectors import (
     drift_by_account,
     drift_of_positions,
     drift_rows_visible_to,
+    lifecycle_events_visible_to,
     portfolios_visible_to,
 )
 from portfolios.services import reference
@@ -96,6 +99,21 @@ class PriceViewSet(mixins.ListModelMixin, OMSViewSet):
         created = reference.prices_create(actor=request.user, prices=serializer.validated_data)
         prices = self.get_queryset().filter(pk__in=[p.pk for p in created]).order_by("pk")
         return Response(self.get_serializer(prices, many=True).data, status=status.HTTP_201_CREATED)
+
+
+class LifecycleEventViewSet(*READ, OMSViewSet):
+    """Booked life-cycle events: coupons, redemptions, futures' final settlements,
+    options' exercise, assignment, cash settlement and expiry, one per holding and
+    event, of the accounts you may see; filter by event, outcome, account, security and
+    date (since, until)."""
+
+    serializer_class = s.LifecycleEventSerializer
+    filterset_class = LifecycleEventFilter
+    read_action = Action.PORTFOLIO_VIEW
+    queryset = LifecycleEvent.objects.all()
+
+    def visible_to(self, user):
+        return lifecycle_events_visible_to(user)
 
 
 class PortfolioViewSet(*READ, OMSViewSet):

@@ -148,11 +148,6 @@ def holdings_book_fill(
         position.quantity += quantity
         cash.amount -= amount + commission
     else:
-        open_lots = list(
-            TaxLot.objects.select_for_update()
-            .filter(portfolio=portfolio, security=security, quantity__gt=0)
-            .order_by("acquired_on", "pk")
-        )
         fill = Fill(
             portfolio_id=portfolio.pk,
             buying=False,
@@ -163,9 +158,7 @@ def holdings_book_fill(
             lot_method=lot_method,
             lots=tuple(lots),
         )
-        taken = _close_lots(open_lots, fill, on_date)
-        update_rows(TaxLot, [lot for lot, _ in taken], ["quantity"])
-        LotClosing.objects.bulk_create(_closings(security, fill, taken, on_date))
+        taken = _take_open_lots(portfolio, security, fill, on_date)
         position.quantity -= quantity
         cash.amount += amount - commission
         booked = _save(position, cash, before)
@@ -390,6 +383,36 @@ def _close_lots(open_lots: list[TaxLot], fill: Fill, on_date: date) -> list[tupl
             if left <= 0:
                 break
             take(by_pk[pk], left)
+    return taken
+
+
+def _take_open_lots(
+    portfolio: Portfolio,
+    security: Security,
+    fill: Fill,
+    on_date: date,
+    *,
+    event=None,
+    at_cost: bool = False,
+) -> list[tuple]:
+    """Close ``fill.quantity`` of the account's open lots of `security` (locked, first
+    in, first out order, then the fill's own choice: `_close_lots`) and store a
+    `LotClosing` for each (naming the life-cycle ``event``, if any; ``at_cost``: closed
+    at the lot's own cost, realising nothing). Returns ``(lot, quantity taken)``."""
+    open_lots = list(
+        TaxLot.objects.select_for_update()
+        .filter(portfolio=portfolio, security=security, quantity__gt=0)
+        .order_by("acquired_on", "pk")
+    )
+    taken = _close_lots(open_lots, fill, on_date)
+    closings = _closings(security, fill, taken, on_date)
+    for closing in closings:
+        closing.event = event
+        if at_cost:
+            closing.proceeds_per_unit = closing.unit_cost
+            closing.realised_gain = Decimal(0)
+    update_rows(TaxLot, [lot for lot, _ in taken], ["quantity"])
+    LotClosing.objects.bulk_create(closings)
     return taken
 
 
@@ -669,3 +692,159 @@ def _save(position: Position, cash: CashBalance, before: dict) -> dict:
     position.save(update_fields=["quantity"])
     cash.save(update_fields=["amount"])
     return {"before": before, "after": _figures(position, cash)}
+
+
+# --- life-cycle events (portfolios.services.lifecycle) ------------------------------
+
+
+def holdings_close_position(
+    *,
+    portfolio: Portfolio,
+    security: Security,
+    price: Decimal,
+    on_date: date,
+    value_date: date,
+    reason: str,
+    event=None,
+    at_cost: bool = False,
+) -> dict:
+    """Close the whole position in `security` at `price` (a bond redeemed at 100, a future
+    at its final settlement, an option at its intrinsic value or at zero): a long
+    position's open lots are closed first in, first out, each with its `LotClosing`
+    (naming ``event``), and cash moves by quantity x price x multiplier (paid for a
+    short, which holds no lots), on ``value_date`` in the settlement ledger.
+    ``at_cost``: the lots are closed at their own cost with no cash (an exercised
+    option, whose premium goes into the underlying's cost or proceeds). Returns the
+    before/after figures and ``closed``: the ``(quantity, unit cost)`` of each lot
+    taken. Runs inside the caller's (audited) transaction."""
+    position = _lock_position(portfolio, security)
+    cash = _lock_cash(portfolio, security.currency)
+    before = _figures(position, cash)
+    drift_mark_stale(portfolio_ids=[portfolio.pk])
+    quantity = position.quantity
+    taken: list[tuple] = []
+    if quantity > 0:
+        fill = Fill(portfolio_id=portfolio.pk, buying=False, quantity=quantity, price=price)
+        taken = _take_open_lots(portfolio, security, fill, on_date, event=event, at_cost=at_cost)
+    amount = Decimal(0) if at_cost else money(quantity * price * terms.price_multiplier(security))
+    position.quantity = Decimal(0)
+    cash.amount += amount
+    if amount:
+        CashMovement.objects.create(
+            portfolio=portfolio,
+            currency=security.currency,
+            amount=amount,
+            value_date=value_date,
+            trade_date=on_date,
+            security=security,
+            reason=reason,
+            event=event,
+        )
+    booked = _save(position, cash, before)
+    booked["after"]["lots_closed"] = _named(taken)
+    booked["closed"] = [(q, lot.unit_cost) for lot, q in taken]
+    booked["amount"] = amount
+    return booked
+
+
+def holdings_deliver(
+    *,
+    portfolio: Portfolio,
+    security: Security,
+    buying: bool,
+    quantity: Decimal,
+    price: Decimal,
+    on_date: date,
+    value_date: date,
+    reason: str,
+    event=None,
+    lot_costs: list[tuple[Decimal, Decimal]] | None = None,
+    proceeds: Decimal | None = None,
+) -> dict:
+    """Book a delivery of `quantity` units of `security` at `price` (the underlying of an
+    exercised or assigned option, at the strike): cash quantity x price x multiplier on
+    ``value_date``. A buy opens lots (``lot_costs``: ``(quantity, unit cost)`` each, the
+    strike plus the premium paid; one lot at `price` by default) unless it covers a
+    short; a sell closes lots first in, first out at ``proceeds`` per unit (the strike
+    less the premium paid; `price` by default), what no lot covers going short. Runs
+    inside the caller's (audited) transaction; the before/after figures."""
+    if quantity <= 0:
+        raise ValueError("delivered quantity must be positive")
+    position = _lock_position(portfolio, security)
+    cash = _lock_cash(portfolio, security.currency)
+    before = _figures(position, cash)
+    drift_mark_stale(portfolio_ids=[portfolio.pk])
+    amount = money(quantity * price * terms.price_multiplier(security))
+    signed = -amount if buying else amount
+    taken: list[tuple] = []
+    if buying:
+        if position.quantity >= 0:
+            TaxLot.objects.bulk_create(
+                TaxLot(
+                    portfolio=portfolio,
+                    security=security,
+                    quantity=q,
+                    original_quantity=q,
+                    unit_cost=cost,
+                    acquired_on=on_date,
+                )
+                for q, cost in (lot_costs or [(quantity, price)])
+                if q > 0
+            )
+        position.quantity += quantity
+    else:
+        fill = Fill(
+            portfolio_id=portfolio.pk,
+            buying=False,
+            quantity=quantity,
+            price=price if proceeds is None else proceeds,
+        )
+        taken = _take_open_lots(portfolio, security, fill, on_date, event=event)
+        position.quantity -= quantity
+    cash.amount += signed
+    CashMovement.objects.create(
+        portfolio=portfolio,
+        currency=security.currency,
+        amount=signed,
+        value_date=value_date,
+        trade_date=on_date,
+        security=security,
+        reason=reason,
+        event=event,
+    )
+    booked = _save(position, cash, before)
+    if taken:
+        booked["after"]["lots_closed"] = _named(taken)
+    booked["amount"] = signed
+    return booked
+
+
+def holdings_credit(
+    *,
+    portfolio: Portfolio,
+    security: Security,
+    amount: Decimal,
+    on_date: date,
+    value_date: date,
+    reason: str,
+    event=None,
+) -> dict:
+    """Move `amount` (signed) of the security's currency into the account's cash with
+    no change of position (a bond's coupon), in the settlement ledger on ``value_date``.
+    Runs inside the caller's (audited) transaction; the before/after of the cash."""
+    cash = _lock_cash(portfolio, security.currency)
+    before = {"cash": cash.amount, "cash_currency": cash.currency}
+    drift_mark_stale(portfolio_ids=[portfolio.pk])
+    cash.amount += amount
+    cash.save(update_fields=["amount"])
+    CashMovement.objects.create(
+        portfolio=portfolio,
+        currency=security.currency,
+        amount=amount,
+        value_date=value_date,
+        trade_date=on_date,
+        security=security,
+        reason=reason,
+        event=event,
+    )
+    return {"before": before, "after": {"cash": cash.amount, "cash_currency": cash.currency}}

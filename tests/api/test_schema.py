@@ -59,6 +59,8 @@ EXPECTED_PATHS = {
     "/api/v1/drift/",
     "/api/v1/exposure/totals/",
     "/api/v1/exposure/breakdown/",
+    "/api/v1/lifecycle-events/",
+    "/api/v1/lifecycle-events/{id}/",
     "/api/v1/rebalance-runs/",
     "/api/v1/rebalance-runs/{id}/",
     "/api/v1/rebalance-runs/{id}/approve/",

@@ -88,6 +88,9 @@ NO_STATE_CHANGE = {
     "trading.services.allocations.allocation_split": "pure: a block's fill split per order",
     "trading.services.allocations.allocation_amounts": "pure: an allocation's money",
     "portfolios.services.holdings.fill_amount": "pure: the cash a fill moves",
+    "portfolios.services.lifecycle.lifecycle_due": "reads the events due on the holdings",
+    "portfolios.services.lifecycle.lifecycle_plan": "reads what booking an event would do",
+    "portfolios.services.lifecycle.face_on_record": "reads a bond's face on a record date",
     "trading.services.blocks.block_changed": "announces a change after commit; writes none",
     "trading.services.breaks.trade_corrections": "reads the busts and corrections kept",
     "trading.services.day_end.routes_to_ask": "reads the routes the sweep asks about",
@@ -130,6 +133,19 @@ AUDITED_BY_CALLER = {
     "portfolios.services.holdings.holdings_backfill_closings": (
         "trading.services.allocations.allocations_backfill_closings",
         {"lots.closings_backfilled"},
+    ),
+    # A life-cycle event moves the holdings inside the transaction that records it.
+    "portfolios.services.holdings.holdings_credit": (
+        "portfolios.services.lifecycle.lifecycle_book",
+        {"lifecycle.paid"},
+    ),
+    "portfolios.services.holdings.holdings_close_position": (
+        "portfolios.services.lifecycle.lifecycle_book_event",
+        {"lifecycle.exercised"},
+    ),
+    "portfolios.services.holdings.holdings_deliver": (
+        "portfolios.services.lifecycle.lifecycle_book_event",
+        {"lifecycle.exercised"},
     ),
     "portfolios.services.holdings.holdings_reverse_fill": (
         "trading.services.breaks.correction_apply",
@@ -811,6 +827,67 @@ def _quotes(name):
     return prepare
 
 
+def _lifecycle(name):
+    """Life-cycle events: ACC1 holds a Treasury over its coupon date, or a call in the
+    money at its expiry (the underlying's closing price loaded)."""
+
+    def prepare(w, s):
+        from datetime import date
+
+        from portfolios.models import Position, Price, TaxLot
+        from portfolios.services import lifecycle, reference
+
+        account = w.book["accounts"][0]
+        if name == "lifecycle_book":  # a Treasury coupon
+            security = reference.security_create(
+                actor=w.ops,
+                ticker="T 8 09/01/29",
+                name="Treasury",
+                asset_class="bond",
+                currency="USD",
+                government=True,
+                coupon_rate=Decimal("0.08"),
+                coupon_frequency=2,
+                day_count="ACT/ACT ICMA",
+                issue_date=date(2019, 3, 1),
+                maturity=date(2029, 9, 1),
+                min_quantity=Decimal(100),
+                round_lot=Decimal(100),
+            )
+            day, quantity, cost = date(2020, 9, 1), Decimal(1000), Decimal(100)
+        else:  # a call on AAA in the money at expiry: exercised
+            day, quantity, cost = date(2024, 6, 21), Decimal(1), Decimal(5)
+            aaa = w.book["securities"]["AAA"]
+            security = reference.security_create(
+                actor=w.ops,
+                ticker="AAA-C90",
+                name="AAA call 90",
+                asset_class="option",
+                currency="USD",
+                multiplier=Decimal(100),
+                underlying=aaa,
+                option_right="call",
+                strike=Decimal(90),
+                expiry=day,
+            )
+            Price.objects.create(security=aaa, as_of=day, price=Decimal(100))
+        Position.objects.create(portfolio=account, security=security, quantity=quantity)
+        TaxLot.objects.create(
+            portfolio=account,
+            security=security,
+            quantity=quantity,
+            original_quantity=quantity,
+            unit_cost=cost,
+            acquired_on=date(2020, 1, 2),
+        )
+        if name == "lifecycle_book":
+            return lambda: lifecycle.lifecycle_book(on=day)
+        [due] = lifecycle.lifecycle_due(on=day)
+        return lambda: lifecycle.lifecycle_book_event(due=due)
+
+    return prepare
+
+
 def _run_order_drop(w, s):
     from orchestration import services as runs
 
@@ -1042,6 +1119,12 @@ CALLS = {
     ),
     "orchestration.services.rebalance_run_order_edit": call(
         _cash_flows("rebalance_run_order_edit"), "orders.quantity_edited"
+    ),
+    "portfolios.services.lifecycle.lifecycle_book": call(
+        _lifecycle("lifecycle_book"), "lifecycle.paid"
+    ),
+    "portfolios.services.lifecycle.lifecycle_book_event": call(
+        _lifecycle("lifecycle_book_event"), "lifecycle.exercised"
     ),
     "portfolios.services.quotes.quotes_apply": call(_quotes("quotes_apply"), "quote.quarantined"),
     "portfolios.services.quotes.bars_flush": call(_quotes("bars_flush"), "prices.flushed"),

@@ -1,0 +1,574 @@
+"""Instruments' life-cycle events, booked: a bond's coupons and its redemption at
+maturity, a future's final settlement, a listed option's exercise, assignment, cash
+settlement or worthless expiry (docs/instruments.md, *Life-cycle events*).
+
+For a day (or a span of days: the beat task catches up the days it missed) the service
+finds what falls due on the holdings (`lifecycle_due`), works out what each event does
+(`lifecycle_plan`: the figures, or why the books cannot do it) and books each event in
+its own transaction (`lifecycle_book_event`): the holding is locked, the event row is
+written (one per account, security, event and date, held by the database, so a day
+booked twice books nothing twice), the holdings service moves positions, lots and cash
+(`portfolios.services.holdings`: `LotClosing` and `CashMovement` rows name the event)
+and the audit event is appended, all or nothing.
+
+Conventions (each in the docs):
+
+- **Coupon record date**: the face held *settled* at the end of the day before the
+  coupon date, i.e. the position less the trades that settle on or after it. That is
+  the convention the accrued interest already follows (accrued to the settlement date,
+  zero on a coupon date): a buyer whose trade settles on the coupon date paid no
+  accrued interest and does not get the coupon; its seller, who was paid none, does.
+  Short positions hold no lots, so their face is the position as it stands.
+- **Coupon amount**: face x the engine's coupon for the period
+  (``Bond.coupon_per_100``: coupon_rate / frequency for a regular period under
+  ACT/ACT ICMA and 30/360, the odd period's fraction otherwise), rounded once to the
+  currency's minor unit, paid on the coupon date rolled to the next business day of
+  the bond's settlement calendar (accrual does not move, the payment does).
+- **Redemption** at par (100) of the face held at maturity: the lots are closed at 100,
+  the gain against their cost realised (`LotClosing`).
+- **Futures** are held fully paid (decision 39): at expiry the position is closed at
+  the final settlement price, the future's last price on or before its expiry
+  (``Price``), on the contract's settlement cycle, as a sale (or a buy to cover) at
+  that price would be.
+- **Options**: an option in the money by at least ``OMS_OPTION_EXERCISE_THRESHOLD``
+  (0.01 of the underlying's price: OCC Rule 805(d), *exercise by exception*, which
+  exercises expiring equity options in the money by $0.01 or more unless the holder
+  instructs otherwise) at the underlying's last price on or before expiry is exercised:
+  a long call buys the underlying at the strike, a long put sells it; a short one is
+  assigned the opposite. The deliverable is contracts x multiplier / the underlying's
+  multiplier (100 shares; one future). A long holder's premium follows the US tax
+  rule (IRS Publication 550, *Options*): added to the cost of what a call buys,
+  taken off the proceeds of what a put sells, the option's lots closed with no gain.
+  Shorts hold no lots (the books record no cost for a short), so an assignment books
+  the underlying at the strike only. An option on a currency (an FX underlying)
+  settles its intrinsic value in cash. Out of the money (or below the threshold) it
+  expires worthless: its lots are closed at zero and the premium is realised as a loss.
+- What the terms do not support is refused with the reason and nothing booked: an
+  option whose underlying is a bond or another option, whose underlying trades in
+  another currency than its strike, or with no price of the underlying (or of the
+  future) within ``OMS_LIFECYCLE_PRICE_MAX_AGE_DAYS`` of the expiry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError
+from django.db.models import Q
+
+from audit.services import audit_record, audited_transaction
+from oms.numbers import money
+from portfolios import terms
+from portfolios.instruments import InstrumentError
+from portfolios.instruments.money import round_cash
+from portfolios.models import (
+    AssetClass,
+    LifecycleEvent,
+    LotClosing,
+    Portfolio,
+    Position,
+    Price,
+    Security,
+    TaxLot,
+)
+from portfolios.services.holdings import (
+    holdings_close_position,
+    holdings_credit,
+    holdings_deliver,
+)
+
+__all__ = [
+    "Due",
+    "LifecycleRefused",
+    "LifecycleRun",
+    "Plan",
+    "face_on_record",
+    "lifecycle_book",
+    "lifecycle_book_event",
+    "lifecycle_due",
+    "lifecycle_plan",
+]
+
+log = logging.getLogger(__name__)
+
+Event, Outcome = LifecycleEvent.Event, LifecycleEvent.Outcome
+HUNDRED = Decimal(100)
+#: How far back a trade can have been done and still settle on or after a coupon date
+#: (calendar days: the longest cycle is T+2, over a long weekend and holidays).
+_SETTLEMENT_WINDOW = dt.timedelta(days=10)
+#: Underlyings an option on which is exercised by delivering them.
+_DELIVERABLE = {
+    AssetClass.EQUITY,
+    AssetClass.ETF,
+    AssetClass.FIXED_INCOME,
+    AssetClass.MONEY_MARKET,
+    AssetClass.FUTURE,
+}
+
+
+class LifecycleRefused(ValueError):
+    """The books cannot book this event as the instrument's terms stand; the message
+    says why, in the desk's words."""
+
+
+@dataclass(frozen=True)
+class Due:
+    """An event that falls due on a holding: ``quantity`` is the holding it applies to
+    (a coupon's face on the record date; the position, for the others)."""
+
+    portfolio_id: int
+    security: Security
+    event: str
+    event_date: dt.date
+    quantity: Decimal
+
+    @property
+    def key(self) -> tuple:
+        return (self.portfolio_id, self.security.pk, self.event, self.event_date)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What booking a due event does: its outcome, the price it uses, the cash of the
+    instrument itself (signed, in its currency) and, for a delivery, the underlying's
+    side, quantity and cash."""
+
+    due: Due
+    outcome: str
+    price: Decimal | None
+    amount: Decimal
+    value_date: dt.date
+    details: dict = field(default_factory=dict)
+
+
+@dataclass
+class LifecycleRun:
+    """What a run found and did: the events booked (or, dry, planned), those refused
+    with why, and how many were booked already."""
+
+    on: dt.date
+    since: dt.date
+    booked: list = field(default_factory=list)
+    planned: list = field(default_factory=list)
+    refused: list = field(default_factory=list)
+
+
+# --- what falls due ---------------------------------------------------------------
+
+
+def lifecycle_due(
+    *,
+    on: dt.date,
+    since: dt.date | None = None,
+    portfolio_ids=None,
+    include_booked: bool = False,
+) -> list[Due]:
+    """The events dated from `since` (default `on`) to `on` on the accounts' holdings
+    (all accounts, or ``portfolio_ids``), not booked yet (unless ``include_booked``), in
+    date order: coupons and maturities of the bonds held, expiries of the futures and
+    options held."""
+    since = since or on
+    securities = list(
+        Security.objects.filter(
+            Q(asset_class=AssetClass.BOND, maturity__gte=since, issue_date__lt=on)
+            | Q(
+                asset_class__in=(AssetClass.FUTURE, AssetClass.OPTION),
+                expiry__gte=since,
+                expiry__lte=on,
+            )
+        ).select_related("underlying")
+    )
+    if not securities:
+        return []
+    dates: dict[int, list[tuple[str, dt.date]]] = {}
+    for security in securities:
+        events = _events_of(security, since, on)
+        if events:
+            dates[security.pk] = events
+    if not dates:
+        return []
+    by_pk = {s.pk: s for s in securities}
+    positions = Position.objects.filter(security_id__in=sorted(dates))
+    if portfolio_ids is not None:
+        positions = positions.filter(portfolio_id__in=list(portfolio_ids))
+    held = list(positions.values_list("portfolio_id", "security_id", "quantity"))
+    booked = set()
+    if not include_booked:
+        booked = set(
+            LifecycleEvent.objects.filter(
+                security_id__in=sorted(dates), event_date__gte=since, event_date__lte=on
+            ).values_list("portfolio_id", "security_id", "event", "event_date")
+        )
+    due = []
+    for portfolio_id, security_id, quantity in held:
+        security = by_pk[security_id]
+        for event, day in dates[security_id]:
+            if (portfolio_id, security_id, event, day) in booked:
+                continue
+            if event == Event.COUPON:
+                quantity_due = face_on_record(portfolio_id, security, day)
+            else:
+                quantity_due = quantity
+            if quantity_due:
+                due.append(Due(portfolio_id, security, event, day, quantity_due))
+    due.sort(key=lambda d: (d.event_date, d.security.ticker, d.portfolio_id, d.event))
+    return due
+
+
+def _events_of(security: Security, since: dt.date, on: dt.date) -> list[tuple[str, dt.date]]:
+    """The events of `security` dated in [since, on]: a bond's coupon dates (not a
+    zero-coupon bond's) and its maturity, a contract's expiry."""
+    if security.asset_class != AssetClass.BOND:
+        return [(Event.EXPIRY, security.expiry)]
+    try:
+        bond = terms.instrument_of(security)
+    except InstrumentError:
+        return []
+    events = []
+    if bond.frequency:
+        events += [(Event.COUPON, d) for d in bond.coupon_dates if since <= d <= on]
+    if since <= bond.maturity <= on:
+        events.append((Event.MATURITY, bond.maturity))
+    return events
+
+
+def face_on_record(portfolio_id: int, security: Security, coupon_date: dt.date) -> Decimal:
+    """The face the account held settled at the end of the day before `coupon_date`:
+    its position less what it bought that settles on or after the coupon date, plus
+    what it sold that does (the lots bought and the closings of the sales, by the
+    security's settlement cycle). Later trades are taken off too, so a day booked late
+    pays what was held then."""
+    position = (
+        Position.objects.filter(portfolio_id=portfolio_id, security=security)
+        .values_list("quantity", flat=True)
+        .first()
+    ) or Decimal(0)
+    start = coupon_date - _SETTLEMENT_WINDOW
+    late_lots = {
+        pk: quantity
+        for pk, quantity, acquired in TaxLot.objects.filter(
+            portfolio_id=portfolio_id, security=security, acquired_on__gte=start
+        ).values_list("pk", "quantity", "acquired_on")
+        if _settles(security, acquired) >= coupon_date
+    }
+    held = position - sum(late_lots.values(), Decimal(0))
+    for quantity, closed in (
+        LotClosing.objects.filter(
+            portfolio_id=portfolio_id, security=security, closed_on__gte=start
+        )
+        .exclude(lot_id__in=list(late_lots))
+        .values_list("quantity", "closed_on")
+    ):
+        if _settles(security, closed) >= coupon_date:
+            held += quantity
+    return held
+
+
+def _settles(security: Security, trade_date: dt.date) -> dt.date:
+    try:
+        return terms.settlement_date(security, trade_date)
+    except InstrumentError:
+        return trade_date
+
+
+def _pay_date(security: Security, day: dt.date) -> dt.date:
+    """`day` rolled to the next business day of the security's settlement calendar (a
+    day the calendar does not know stays as it is)."""
+    instrument = terms.instrument_of(security)
+    name = getattr(instrument, "settlement_calendar", None)
+    try:
+        calendar = terms.calendars_for(instrument)[name]
+        return calendar.roll(day)
+    except (InstrumentError, KeyError):
+        return day
+
+
+def _last_price(security: Security, on: dt.date) -> tuple[Decimal, dt.date]:
+    """The last price of `security` on or before `on`, no older than the limit."""
+    oldest = on - dt.timedelta(days=settings.OMS_LIFECYCLE_PRICE_MAX_AGE_DAYS)
+    row = (
+        Price.objects.filter(security=security, as_of__lte=on, as_of__gte=oldest)
+        .order_by("-as_of")
+        .values_list("price", "as_of")
+        .first()
+    )
+    if row is None:
+        raise LifecycleRefused(
+            f"No price of {security.ticker} on {on.isoformat()} or in the "
+            f"{settings.OMS_LIFECYCLE_PRICE_MAX_AGE_DAYS} days before: load its closing price "
+            "and book the day again."
+        )
+    return row
+
+
+# --- what an event does -------------------------------------------------------------
+
+
+def lifecycle_plan(due: Due) -> Plan:
+    """What booking `due` would do (reads only), or :class:`LifecycleRefused`."""
+    security = due.security
+    if due.event == Event.COUPON:
+        bond = terms.instrument_of(security)
+        period = next(p for p in bond.periods if p.end == due.event_date)
+        per_100 = bond.coupon_per_100(period)
+        amount = money(round_cash(due.quantity * per_100 / HUNDRED, security.currency))
+        return Plan(
+            due,
+            Outcome.PAID,
+            per_100,
+            amount,
+            _pay_date(security, due.event_date),
+            {"period": [period.start.isoformat(), period.end.isoformat()]},
+        )
+    if due.event == Event.MATURITY:
+        return Plan(
+            due,
+            Outcome.REDEEMED,
+            HUNDRED,
+            money(due.quantity * HUNDRED * terms.price_multiplier(security)),
+            _pay_date(security, due.event_date),
+        )
+    if security.asset_class == AssetClass.FUTURE:
+        price, as_of = _last_price(security, due.event_date)
+        return Plan(
+            due,
+            Outcome.SETTLED,
+            price,
+            money(due.quantity * price * terms.price_multiplier(security)),
+            _settles(security, due.event_date),
+            {"price_date": as_of.isoformat()},
+        )
+    return _option_plan(due)
+
+
+def _option_plan(due: Due) -> Plan:
+    option = due.security
+    underlying = option.underlying
+    if underlying is None:
+        raise LifecycleRefused(f"{option.ticker} has no underlying security to exercise into.")
+    spot, as_of = _last_price(underlying, due.event_date)
+    strike = option.strike
+    intrinsic = spot - strike if option.option_right == "call" else strike - spot
+    details = {
+        "underlying": underlying.ticker,
+        "underlying_price": str(spot),
+        "price_date": as_of.isoformat(),
+        "strike": str(strike),
+        "right": option.option_right,
+        "threshold": str(settings.OMS_OPTION_EXERCISE_THRESHOLD),
+    }
+    if intrinsic < settings.OMS_OPTION_EXERCISE_THRESHOLD:
+        return Plan(due, Outcome.EXPIRED, spot, Decimal(0), due.event_date, details)
+    if underlying.asset_class in terms.FX_KINDS:
+        amount = money(due.quantity * intrinsic * terms.price_multiplier(option))
+        details["intrinsic"] = str(intrinsic)
+        return Plan(
+            due, Outcome.CASH_SETTLED, spot, amount, _settles(option, due.event_date), details
+        )
+    if underlying.asset_class not in _DELIVERABLE:
+        raise LifecycleRefused(
+            f"{option.ticker} is in the money but the books cannot exercise an option on "
+            f"{underlying.ticker}, a {underlying.get_asset_class_display().lower()}: book its "
+            "exercise by hand."
+        )
+    if underlying.currency != option.currency:
+        raise LifecycleRefused(
+            f"{option.ticker} is in the money but its strike is in {option.currency} and "
+            f"{underlying.ticker} trades in {underlying.currency}: book its exercise by hand."
+        )
+    delivered = (
+        abs(due.quantity) * terms.price_multiplier(option) / terms.price_multiplier(underlying)
+    )
+    long = due.quantity > 0
+    buying = (option.option_right == "call") == long
+    details |= {
+        "deliver": str(delivered),
+        "side": "buy" if buying else "sell",
+        "intrinsic": str(intrinsic),
+    }
+    amount = money(delivered * strike * terms.price_multiplier(underlying))
+    return Plan(
+        due,
+        Outcome.EXERCISED if long else Outcome.ASSIGNED,
+        spot,
+        -amount if buying else amount,
+        _settles(underlying, due.event_date),
+        details,
+    )
+
+
+# --- booking ------------------------------------------------------------------------
+
+
+def lifecycle_book(
+    *, on: dt.date, since: dt.date | None = None, actor=None, dry_run: bool = False
+) -> LifecycleRun:
+    """Book every event due from `since` (default `on`) to `on` that is not booked yet,
+    each in its own transaction (`lifecycle_book_event`); one that cannot be booked is
+    refused with why and the others go on. ``dry_run``: plan only, write nothing."""
+    run = LifecycleRun(on=on, since=since or on)
+    for due in lifecycle_due(on=on, since=since):
+        try:
+            plan = lifecycle_plan(due)
+        except LifecycleRefused as exc:
+            run.refused.append((due, str(exc)))
+            log.warning("life-cycle event not booked: %s", exc)
+            continue
+        if dry_run:
+            run.planned.append(plan)
+            continue
+        try:
+            event = lifecycle_book_event(due=due, actor=actor)
+        except LifecycleRefused as exc:
+            run.refused.append((due, str(exc)))
+            continue
+        if event is not None:
+            run.booked.append(event)
+    return run
+
+
+def lifecycle_book_event(*, due: Due, actor=None) -> LifecycleEvent | None:
+    """Book one due event: lock the holding (and an option's underlying position), skip
+    it when it is booked already, plan it again on the locked books, write the event,
+    move the holdings and record ``lifecycle.<outcome>``, in one transaction. None when
+    there was nothing (left) to book."""
+    portfolio = Portfolio.objects.get(pk=due.portfolio_id)
+    security = due.security
+    try:
+        with audited_transaction():
+            locked = [security.pk]
+            if security.asset_class == AssetClass.OPTION and security.underlying_id:
+                locked.append(security.underlying_id)
+            # the holdings the event moves, in pk order (the underlying's if it is held)
+            list(
+                Position.objects.select_for_update()
+                .filter(portfolio=portfolio, security_id__in=locked)
+                .order_by("pk")
+            )
+            if LifecycleEvent.objects.filter(
+                portfolio=portfolio,
+                security=security,
+                event=due.event,
+                event_date=due.event_date,
+            ).exists():
+                return None
+            quantity = _quantity_now(due)
+            if not quantity:
+                return None
+            plan = lifecycle_plan(
+                Due(due.portfolio_id, security, due.event, due.event_date, quantity)
+            )
+            event = LifecycleEvent.objects.create(
+                portfolio=portfolio,
+                security=security,
+                event=due.event,
+                event_date=due.event_date,
+                outcome=plan.outcome,
+                quantity=quantity,
+                price=plan.price,
+                currency=security.currency,
+                amount=plan.amount,
+                value_date=plan.value_date,
+                details=_jsonable(plan.details),
+            )
+            booked = _apply(plan, event, portfolio)
+            audit_record(
+                actor=actor,
+                kind=f"lifecycle.{plan.outcome}",
+                obj=event,
+                before=booked["before"],
+                after=booked["after"]
+                | {
+                    "event": due.event,
+                    "event_date": due.event_date,
+                    "quantity": quantity,
+                    "price": plan.price,
+                    "amount": plan.amount,
+                    "value_date": plan.value_date,
+                },
+            )
+            return event
+    except IntegrityError:  # a concurrent run booked it first
+        return None
+
+
+def _quantity_now(due: Due) -> Decimal:
+    if due.event == Event.COUPON:
+        return face_on_record(due.portfolio_id, due.security, due.event_date)
+    return (
+        Position.objects.filter(portfolio_id=due.portfolio_id, security=due.security)
+        .values_list("quantity", flat=True)
+        .first()
+    ) or Decimal(0)
+
+
+def _apply(plan: Plan, event: LifecycleEvent, portfolio: Portfolio) -> dict:
+    due, security = plan.due, plan.due.security
+    common = {"portfolio": portfolio, "on_date": due.event_date, "event": event}
+    if plan.outcome == Outcome.PAID:
+        return holdings_credit(
+            security=security,
+            amount=plan.amount,
+            value_date=plan.value_date,
+            reason="coupon",
+            **common,
+        )
+    if plan.outcome in (Outcome.REDEEMED, Outcome.SETTLED, Outcome.CASH_SETTLED, Outcome.EXPIRED):
+        price = {
+            Outcome.REDEEMED: HUNDRED,
+            Outcome.SETTLED: plan.price,
+            Outcome.CASH_SETTLED: Decimal(plan.details.get("intrinsic", 0)),
+            Outcome.EXPIRED: Decimal(0),
+        }[plan.outcome]
+        reason = {
+            Outcome.REDEEMED: "redemption",
+            Outcome.SETTLED: "final_settlement",
+            Outcome.CASH_SETTLED: "cash_settlement",
+            Outcome.EXPIRED: "expiry",
+        }[plan.outcome]
+        return holdings_close_position(
+            security=security, price=price, value_date=plan.value_date, reason=reason, **common
+        )
+    # exercised or assigned: the option's lots at their cost, the underlying delivered
+    closed = holdings_close_position(
+        security=security,
+        price=Decimal(0),
+        value_date=plan.value_date,
+        reason="exercise",
+        at_cost=True,
+        **common,
+    )
+    strike = security.strike
+    delivered = Decimal(plan.details["deliver"])
+    buying = plan.details["side"] == "buy"
+    ratio = delivered / abs(due.quantity)
+    lots = closed["closed"]
+    lot_costs = proceeds = None
+    if lots and buying:  # a long call: the premium paid is part of what the shares cost
+        lot_costs = [(q * ratio, strike + cost) for q, cost in lots]
+    elif lots:  # a long put: the premium paid comes off what the shares sold for
+        held = sum((q for q, _ in lots), Decimal(0))
+        proceeds = strike - sum((q * cost for q, cost in lots), Decimal(0)) / held
+    delivery = holdings_deliver(
+        security=security.underlying,
+        buying=buying,
+        quantity=delivered,
+        price=strike,
+        value_date=plan.value_date,
+        reason="exercise" if plan.outcome == Outcome.EXERCISED else "assignment",
+        lot_costs=lot_costs,
+        proceeds=proceeds,
+        **common,
+    )
+    return {
+        "before": closed["before"] | {"underlying": delivery["before"]},
+        "after": closed["after"] | {"underlying": delivery["after"]},
+    }
+
+
+def _jsonable(details: dict) -> dict:
+    return {k: (str(v) if isinstance(v, Decimal | dt.date) else v) for k, v in details.items()}
