@@ -264,17 +264,17 @@ def _copy_json(lots) -> str:
 _ORDER_DEFAULTS: dict | None = None
 
 
-def _loaded_orders(rows, **common) -> list[Order]:
+def _loaded_orders(rows, *, defaults: bool = True, **common) -> list[Order]:
     """Order instances for rows just written (or read) as if read from the database,
     without Model.__init__ (which costs more than the COPY of the row itself): each
-    row a dict of column values, over `common` (values every row shares) and the
-    fields' defaults."""
+    row a dict of column values, over `common` (values every row shares) and, with
+    `defaults`, the fields' defaults (without, a field the row lacks is deferred)."""
     global _ORDER_DEFAULTS
     if _ORDER_DEFAULTS is None:
         _ORDER_DEFAULTS = {
             field.attname: field.get_default() for field in Order._meta.concrete_fields
         }
-    base = {**_ORDER_DEFAULTS, **common}
+    base = {**(_ORDER_DEFAULTS if defaults else {}), **common}
     new, state_of = Order.__new__, ModelState
     orders = []
     for values in rows:
@@ -422,19 +422,37 @@ def _accounts_of(orders):
     return orders.order_by().values("portfolio_id")
 
 
-#: The columns of an order as `_orders_locked` reads them (every concrete field).
-def _order_columns() -> list:
-    return list(Order._meta.concrete_fields)
+#: What `_orders_locked` reads of an order: its terms, state and run (what a check
+#: judges). The rest (who created it, its notes and lots, the time stamps) is deferred,
+#: as ``QuerySet.only`` defers it: read from the database if a checker asks for it.
+_LOCKED_FIELDS = (
+    "id",
+    "portfolio_id",
+    "security_id",
+    "side",
+    "order_type",
+    "time_in_force",
+    "expire_at",
+    "quantity",
+    "limit_price",
+    "stop_price",
+    "status",
+    "filled_quantity",
+    "estimated_price",
+    "rebalance_run_id",
+    "block_id",
+    "lot_method",
+)
 
 
 def _orders_locked(queryset) -> list[Order]:
     """The orders of `queryset` locked (``FOR UPDATE``), in id order, as Order instances
-    read from the driver's rows without ``Model.__init__`` (on PostgreSQL): every
-    column, converted where the field converts (the JSON of ``lots``). Tens of
-    thousands of model instances cost seconds; these cost a tuple each."""
+    read from the driver's rows without ``Model.__init__`` (on PostgreSQL), with the
+    fields of `_LOCKED_FIELDS` (the others deferred). Tens of thousands of model
+    instances cost seconds; these cost a tuple each."""
     if connection.vendor != "postgresql":
         return list(queryset.select_for_update(of=("self",)).order_by("pk"))
-    fields = _order_columns()
+    fields = [Order._meta.get_field(name.removesuffix("_id")) for name in _LOCKED_FIELDS]
     where, params = queryset.values("pk").query.sql_with_params()
     table = connection.ops.quote_name(Order._meta.db_table)
     names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
@@ -454,7 +472,7 @@ def _orders_locked(queryset) -> list[Order]:
             found[field.attname] = field.from_db_value(row[i], None, connection)
         return found
 
-    return _loaded_orders(values(row) for row in rows)
+    return _loaded_orders((values(row) for row in rows), defaults=False)
 
 
 def _update_ids(ids: Sequence[int], fields: dict) -> None:
