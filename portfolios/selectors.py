@@ -389,9 +389,10 @@ def _rows_frame(
             frame[name] = pd.to_datetime(frame[name])
         return frame
     buffer = io.BytesIO()
+    query = connection.ops.compose_sql(pg_sql, pg_params)  # COPY takes no parameters
     with (
         connection.cursor() as cursor,
-        cursor.copy(f"COPY ({pg_sql}) TO STDOUT (FORMAT csv)", pg_params) as copy,
+        cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy,
     ):
         for data in copy:
             buffer.write(data)
