@@ -5,16 +5,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('orchestration', '0003_cashflow_awaiting_sells'),
-        ('portfolios', '0009_cash_movements'),
+        ("orchestration", "0003_cashflow_awaiting_sells"),
+        ("portfolios", "0009_cash_movements"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='proposalcheck',
-            name='run',
-            field=models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='portfolios.rebalancerun'),
+            model_name="proposalcheck",
+            name="run",
+            field=models.ForeignKey(
+                db_constraint=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="portfolios.rebalancerun",
+            ),
         ),
     ]

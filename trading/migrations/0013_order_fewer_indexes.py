@@ -6,36 +6,75 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('portfolios', '0009_cash_movements'),
-        ('trading', '0012_allocation_trade_date'),
+        ("portfolios", "0009_cash_movements"),
+        ("trading", "0012_allocation_trade_date"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='order',
-            name='approved_by',
-            field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="order",
+            name="approved_by",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AlterField(
-            model_name='order',
-            name='created_by',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="order",
+            name="created_by",
+            field=models.ForeignKey(
+                db_constraint=False,
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AlterField(
-            model_name='order',
-            name='released_by',
-            field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="order",
+            name="released_by",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AlterField(
-            model_name='order',
-            name='status',
-            field=models.CharField(choices=[('draft', 'Draft'), ('pending_compliance', 'Pending compliance'), ('needs_override', 'Needs override'), ('rejected', 'Rejected'), ('approved', 'Approved'), ('released', 'Released'), ('working', 'Working'), ('partially_filled', 'Partially filled'), ('filled', 'Filled'), ('cancelled', 'Cancelled'), ('expired', 'Expired'), ('done_for_day', 'Done for day'), ('allocated', 'Allocated')], default='draft', max_length=20),
+            model_name="order",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("draft", "Draft"),
+                    ("pending_compliance", "Pending compliance"),
+                    ("needs_override", "Needs override"),
+                    ("rejected", "Rejected"),
+                    ("approved", "Approved"),
+                    ("released", "Released"),
+                    ("working", "Working"),
+                    ("partially_filled", "Partially filled"),
+                    ("filled", "Filled"),
+                    ("cancelled", "Cancelled"),
+                    ("expired", "Expired"),
+                    ("done_for_day", "Done for day"),
+                    ("allocated", "Allocated"),
+                ],
+                default="draft",
+                max_length=20,
+            ),
         ),
         migrations.AddIndex(
-            model_name='order',
-            index=models.Index(fields=['status'], name='order_status'),
+            model_name="order",
+            index=models.Index(fields=["status"], name="order_status"),
         ),
     ]
