@@ -251,6 +251,25 @@ def alerts_visible_to(user) -> QuerySet:
     return qs.order_by("-opened_at", "-pk")
 
 
+def _closed_on_or_after(since: dt.datetime) -> dt.date:
+    """The first closing date a sale booked at or after `since` may carry."""
+    return since.astimezone(dt.UTC).date() - dt.timedelta(days=1)
+
+
+def accounts_with_sales_since(account_ids: Iterable[int], *, since: dt.datetime) -> set[int]:
+    """The accounts among these with a lot closed since `since` (those in which
+    `realised_sales` may find a sale): one query, over the accounts alone, so that a
+    run over the whole book asks `realised_sales` about the pairs of those only."""
+    return set(
+        LotClosing.objects.filter(
+            portfolio_id__in=list(account_ids), closed_on__gte=_closed_on_or_after(since)
+        )
+        .order_by()
+        .values_list("portfolio_id", flat=True)
+        .distinct()
+    )
+
+
 def realised_sales(
     pairs: Iterable[tuple[int, int]], *, since: dt.datetime, base_of: Mapping[int, str], fx
 ) -> dict[str, list]:
@@ -272,7 +291,7 @@ def realised_sales(
         LotClosing.objects.filter(
             portfolio_id__in=sorted({a for a, _ in wanted}),
             security_id__in=sorted({s for _, s in wanted}),
-            closed_on__gte=since.astimezone(dt.UTC).date() - dt.timedelta(days=1),
+            closed_on__gte=_closed_on_or_after(since),
         )
         .order_by()
         .values("portfolio_id", "security_id", "allocation_id", "security__currency")

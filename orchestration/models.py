@@ -57,7 +57,11 @@ class ProposalCheck(models.Model):
     order = models.OneToOneField(
         Order, on_delete=models.CASCADE, primary_key=True, related_name="proposal_check"
     )
-    run = models.ForeignKey(RebalanceRun, on_delete=models.CASCADE, related_name="+")
+    # the order's own run (its order's constraint holds the order, and so its run):
+    # no constraint of its own, checked for every order of a run at commit (decision 44)
+    run = models.ForeignKey(
+        RebalanceRun, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
     status = models.CharField(max_length=20, choices=Status.choices)
     message = models.CharField(max_length=500, blank=True)
     failed = models.JSONField(default=list, blank=True)

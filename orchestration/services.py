@@ -29,7 +29,11 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from audit.services import audit_record, audit_record_many, audited_transaction
-from compliance.selectors import realised_sales, rebalance_restrictions_for
+from compliance.selectors import (
+    accounts_with_sales_since,
+    realised_sales,
+    rebalance_restrictions_for,
+)
 from oms.bulk import update_rows
 from oms.numbers import qty
 from oms.roles import Action, require, sees_all_accounts
@@ -120,13 +124,9 @@ def _run_open(actor, portfolios: list[Portfolio], clean: dict, chunk_size: int |
     run = RebalanceRun.objects.create(
         created_by=actor, parameters=clean, accounts_total=len(ids), chunks_total=chunks
     )
-    run.portfolios.set(ids)
     try:
         with transaction.atomic():
-            RunAccount.objects.bulk_create(
-                [RunAccount(run=run, portfolio_id=pk, chunk=i // size) for i, pk in enumerate(ids)],
-                batch_size=5000,
-            )
+            _run_accounts_insert(run, ids, size)
     except IntegrityError:
         # Another run took one of the accounts since we looked: say which.
         _refuse_accounts_in_open_runs(ids, excluding=run.pk)
@@ -144,6 +144,34 @@ def _run_open(actor, portfolios: list[Portfolio], clean: dict, chunk_size: int |
     if not inline:
         enqueue_on_commit("orchestration.tasks.execute_rebalance_run", run.pk)
     return run, inline
+
+
+def _run_accounts_insert(run: RebalanceRun, ids: list[int], size: int) -> None:
+    """The run's accounts (`RunAccount`, the i-th in chunk i // size) and its
+    ``portfolios``: on PostgreSQL one ``INSERT ... SELECT FROM unnest`` each, the ids one
+    array parameter (no model instance per account); the ORM's bulk insert elsewhere."""
+    if connection.vendor != "postgresql":
+        run.portfolios.set(ids)
+        RunAccount.objects.bulk_create(
+            [RunAccount(run=run, portfolio_id=pk, chunk=i // size) for i, pk in enumerate(ids)],
+            batch_size=5000,
+        )
+        return
+    m2m = RebalanceRun._meta.get_field("portfolios")
+    through = m2m.remote_field.through._meta.db_table
+    accounts = RunAccount._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {through} ({m2m.m2m_column_name()}, {m2m.m2m_reverse_name()})"
+            " SELECT %s, pk FROM unnest(%s::bigint[]) AS t(pk)",
+            [run.pk, ids],
+        )
+        cursor.execute(
+            f"INSERT INTO {accounts} (run_id, portfolio_id, chunk, status, reason, is_open)"
+            " SELECT %s, pk, (n - 1) / %s, %s, '', true"
+            " FROM unnest(%s::bigint[]) WITH ORDINALITY AS t(pk, n)",
+            [run.pk, size, RunAccount.Status.PENDING, ids],
+        )
 
 
 def _run_start(run: RebalanceRun, inline: bool) -> RebalanceRun:
@@ -222,26 +250,31 @@ def _proposals(result, book, lot_method: str = "fifo"):
     trades = result.trades
     if trades.empty:
         return []
-    quote = dict(zip(book.securities["security"], book.securities["quote"], strict=True))
+    # each security's price as a Decimal once, not once per order
+    quote = {
+        int(security): Decimal(repr(float(price))) if np.isfinite(price) else None
+        for security, price in zip(
+            book.securities["security"], book.securities["quote"].astype(float), strict=True
+        )
+    }
     quantity = trades["quantity"].to_numpy(dtype=float)
     chosen = (
         trades["lots"].to_numpy(dtype=object) if "lots" in trades.columns else [()] * len(trades)
     )
     return [
         ProposedOrder(
-            portfolio_id=int(account),
-            security_id=int(security),
+            portfolio_id=account,
+            security_id=security,
             side="buy" if q > 0 else "sell",
-            quantity=Decimal(repr(abs(float(q)))),
-            estimated_price=Decimal(repr(float(price))) if np.isfinite(price) else None,
+            quantity=Decimal(repr(abs(q))),
+            estimated_price=quote.get(security),
             lot_method=lot_method,
             lots=_order_lots(lots) if q < 0 else (),
         )
-        for account, security, q, price, lots in zip(
-            trades["account"].to_numpy(),
-            trades["security"].to_numpy(),
-            quantity,
-            trades["security"].map(quote).to_numpy(dtype=float),
+        for account, security, q, lots in zip(
+            trades["account"].astype("int64").tolist(),
+            trades["security"].astype("int64").tolist(),
+            quantity.tolist(),
             chosen,
             strict=True,
         )
@@ -288,16 +321,20 @@ def rebalance_chunk_execute(*, run_id: int, chunk: int) -> int:
 def _wash_sale_restrictions(book, days: int) -> pd.DataFrame:
     """``do_not_buy`` rows for the (account, security) pairs of the book that realised a
     loss within the last `days` days: every security an account holds or its model
-    targets (two queries, `compliance.selectors.realised_sales`). Also sets the book's
-    ``sales``, which the engine's checks read."""
+    targets (`compliance.selectors.realised_sales`, asked only about the accounts that
+    sold anything since: one query finds them, one more their sales when there are any).
+    Also sets the book's ``sales``, which the engine's checks read."""
     empty = pd.DataFrame({"account": [], "security": [], "restriction": []}, dtype=object)
     if not days or book.accounts.empty:
         return empty
-    targets = book.accounts[["account", "model"]].merge(book.models, on="model")
-    pairs = set(zip(targets["account"], targets["security"], strict=True)) | set(
-        zip(book.holdings["account"], book.holdings["security"], strict=True)
-    )
     since = timezone.now() - dt.timedelta(days=int(days))
+    sold = accounts_with_sales_since(book.accounts["account"].tolist(), since=since)
+    accounts = book.accounts[book.accounts["account"].isin(sold)]
+    holdings = book.holdings[book.holdings["account"].isin(sold)]
+    targets = accounts[["account", "model"]].merge(book.models, on="model")
+    pairs = set(zip(targets["account"], targets["security"], strict=True)) | set(
+        zip(holdings["account"], holdings["security"], strict=True)
+    )
     base_of = dict(zip(book.accounts["account"], book.accounts["base_currency"], strict=True))
     sales = pd.DataFrame(realised_sales(pairs, since=since, base_of=base_of, fx=FxTable.latest()))
     book.sales = sales
@@ -428,13 +465,20 @@ def _store_verdicts(run: RebalanceRun, orders, verdicts: dict) -> None:
     if not orders:
         return
     if connection.vendor == "postgresql":
-        lines = []
-        for order in orders:
-            verdict = verdicts[order.pk]
-            message = verdict.message[:500].replace("\\", "\\\\").replace("\t", " ")
-            message = message.replace("\n", " ")
-            failed = _json_list(verdict.failed)
-            lines.append(f"{order.pk}\t{run.pk}\t{verdict.status}\t{message}\t{failed}\n")
+        # the columns after the order's id, written once per different verdict (every
+        # order that passes shares one)
+        written: dict[tuple, str] = {}
+
+        def columns(verdict) -> str:
+            key = (verdict.status, verdict.message, tuple(verdict.failed))
+            if key not in written:
+                message = verdict.message[:500].replace("\\", "\\\\").replace("\t", " ")
+                message = message.replace("\n", " ")
+                failed = _json_list(verdict.failed)
+                written[key] = f"\t{run.pk}\t{verdict.status}\t{message}\t{failed}\n"
+            return written[key]
+
+        lines = [f"{order.pk}{columns(verdicts[order.pk])}" for order in orders]
         table = connection.ops.quote_name(ProposalCheck._meta.db_table)
         with (
             connection.cursor() as cursor,

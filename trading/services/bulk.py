@@ -16,11 +16,10 @@ checked once per batch, on the whole set, in SQL or numpy.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
@@ -55,9 +54,9 @@ def in_ranges(pk: int, ranges) -> bool:
     return any(first <= pk <= last for first, last in ranges)
 
 
-@dataclass(frozen=True)
-class ProposedOrder:
-    """One order a run proposes: plain data, not yet a row."""
+class ProposedOrder(NamedTuple):
+    """One order a run proposes: plain data, not yet a row (a tuple: a run builds tens
+    of thousands of them, which a frozen dataclass's checked assignments slow down)."""
 
     portfolio_id: int
     security_id: int
@@ -75,10 +74,13 @@ def _check_transition(source: str, target: str) -> None:
         raise TransitionError(f"An order cannot go from {source} to {target}.")
 
 
-def _require_accounts(actor, action: Action, portfolio_ids: set[int]) -> None:
-    """The actor may take `action` on every one of these accounts (one query)."""
+def _require_accounts(actor, action: Action, portfolio_ids) -> None:
+    """The actor may take `action` on every one of these accounts (one query at most):
+    `portfolio_ids` a set of ids or a queryset of them (a subquery, never fetched)."""
     require(actor, action)
-    if sees_all_accounts(actor, action) or not portfolio_ids:
+    if sees_all_accounts(actor, action):
+        return
+    if isinstance(portfolio_ids, (set, frozenset, list, tuple)) and not portfolio_ids:
         return
     foreign = (
         Portfolio.objects.filter(pk__in=portfolio_ids)
@@ -114,7 +116,9 @@ def _check_proposed(proposed: Sequence[ProposedOrder]) -> None:
     sells = [p for p in proposed if p.side == Side.SELL]
     held: dict[tuple[int, int], Decimal] = {}
     committed: dict[tuple[int, int], Decimal] = {}
-    if sells:
+    if sells and connection.vendor == "postgresql":
+        held, committed = _held_and_committed({(p.portfolio_id, p.security_id) for p in sells})
+    elif sells:
         sell_accounts = {p.portfolio_id for p in sells}
         sell_securities = {p.security_id for p in sells}
         for portfolio_id, security_id, quantity in Position.objects.filter(
@@ -165,13 +169,48 @@ def _check_proposed(proposed: Sequence[ProposedOrder]) -> None:
             raise ValidationError(f"Account {where}, {p.side} {ticker}: {problem}.")
 
 
-def _next_order_ids(count: int) -> list[int]:
+def _held_and_committed(pairs: set[tuple[int, int]]) -> tuple[dict, dict]:
+    """What each (account, security) of `pairs` holds, and what its sells already on
+    their way (committed) hold of it: two queries joined to the pairs themselves (two
+    array parameters), not the accounts by the securities."""
+    accounts, securities = zip(*sorted(pairs), strict=True)
+    wanted = "unnest(%s::bigint[], %s::bigint[]) AS w(a, s)"
+    held: dict[tuple[int, int], Decimal] = {}
+    committed: dict[tuple[int, int], Decimal] = {}
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            f"SELECT p.portfolio_id, p.security_id, p.quantity FROM {Position._meta.db_table} p"
+            f" JOIN {wanted} ON p.portfolio_id = w.a AND p.security_id = w.s",
+            [list(accounts), list(securities)],
+        )
+        for account, security, quantity in cursor.fetchall():
+            held[(account, security)] = quantity
+        cursor.execute(
+            f"SELECT o.portfolio_id, o.security_id, SUM(o.quantity) FROM {Order._meta.db_table} o"
+            f" JOIN {wanted} ON o.portfolio_id = w.a AND o.security_id = w.s"
+            " WHERE o.side = %s AND o.status = ANY(%s::text[])"
+            " GROUP BY o.portfolio_id, o.security_id",
+            [list(accounts), list(securities), Side.SELL, sorted(Order.COMMITTED_STATES)],
+        )
+        for account, security, total in cursor.fetchall():
+            committed[(account, security)] = total
+    return held, committed
+
+
+def _next_order_ids(count: int) -> list[int]:
+    """`count` ids from the orders' sequence, in one statement: their first, last and
+    count when they came out consecutive (as they do unless another writer takes ids
+    from the sequence at the same moment), every one of them otherwise."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT min(id), max(id), count(*), CASE WHEN max(id) - min(id) + 1 = count(*)"
+            " THEN NULL ELSE array_agg(id ORDER BY id) END FROM (SELECT"
+            " nextval(pg_get_serial_sequence(%s, 'id')) AS id FROM generate_series(1, %s)) s",
             [Order._meta.db_table, count],
         )
-        return [row[0] for row in cursor.fetchall()]
+        first, last, got, scattered = cursor.fetchone()
+    assert got == count
+    return list(range(first, last + 1)) if scattered is None else list(scattered)
 
 
 _COPY_COLUMNS = (
@@ -199,20 +238,21 @@ _COPY_COLUMNS = (
 def _copy_orders(ids, proposed, *, run_id: int, actor_id: int, notes: str, now) -> None:
     """COPY the rows into the orders table (PostgreSQL): one statement, no ORM objects."""
     stamp = now.isoformat()
-    buffer = io.StringIO()
-    write = buffer.write
-    for pk, p in zip(ids, proposed, strict=True):
-        price = "\\N" if p.estimated_price is None else str(p.estimated_price)
-        write(
-            f"{pk}\t{p.portfolio_id}\t{p.security_id}\t{p.side}\t{OrderType.MARKET}\t"
-            f"{TimeInForce.DAY}\t{p.quantity}\t{Order.Status.DRAFT}\t0\t{price}\t{run_id}\t"
-            f"{notes}\t{actor_id}\t{stamp}\t{stamp}\t\t{p.lot_method}\t"
-            f"{_copy_json(p.lots)}\n"
-        )
+    # the columns every row shares, written once
+    middle = f"\t{OrderType.MARKET.value}\t{TimeInForce.DAY.value}\t"
+    tail = f"\t{Order.Status.DRAFT.value}\t0\t"
+    after = f"\t{run_id}\t{notes}\t{actor_id}\t{stamp}\t{stamp}\t\t"
+    null = "\\N"
+    lines = [
+        f"{pk}\t{p.portfolio_id}\t{p.security_id}\t{p.side}{middle}{p.quantity}{tail}"
+        f"{null if p.estimated_price is None else p.estimated_price}{after}{p.lot_method}\t"
+        f"{_copy_json(p.lots) if p.lots else '[]'}\n"
+        for pk, p in zip(ids, proposed, strict=True)
+    ]
     table = connection.ops.quote_name(Order._meta.db_table)
     columns = ", ".join(_COPY_COLUMNS)
     with connection.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-        copy.write(buffer.getvalue())
+        copy.write("".join(lines))
 
 
 def _copy_json(lots) -> str:
@@ -224,21 +264,27 @@ def _copy_json(lots) -> str:
 _ORDER_DEFAULTS: dict | None = None
 
 
-def _loaded_order(**values) -> Order:
-    """An Order instance for a row just written by COPY, as if read from the database,
-    without Model.__init__ (which costs more than the COPY of the row itself)."""
+def _loaded_orders(rows, *, defaults: bool = True, **common) -> list[Order]:
+    """Order instances for rows just written (or read) as if read from the database,
+    without Model.__init__ (which costs more than the COPY of the row itself): each
+    row a dict of column values, over `common` (values every row shares) and, with
+    `defaults`, the fields' defaults (without, a field the row lacks is deferred)."""
     global _ORDER_DEFAULTS
     if _ORDER_DEFAULTS is None:
         _ORDER_DEFAULTS = {
             field.attname: field.get_default() for field in Order._meta.concrete_fields
         }
-    order = Order.__new__(Order)
-    order.__dict__.update(_ORDER_DEFAULTS)
-    order.__dict__.update(values)
-    order._state = ModelState()
-    order._state.adding = False
-    order._state.db = "default"
-    return order
+    base = {**(_ORDER_DEFAULTS if defaults else {}), **common}
+    new, state_of = Order.__new__, ModelState
+    orders = []
+    for values in rows:
+        order = new(Order)
+        state = state_of()
+        state.adding = False
+        state.db = "default"
+        order.__dict__ = {**base, **values, "_state": state}
+        orders.append(order)
+    return orders
 
 
 def run_orders_create(
@@ -263,28 +309,36 @@ def run_orders_create(
                 "side": p.side,
                 "quantity": p.quantity,
                 "estimated_price": p.estimated_price,
-                "rebalance_run_id": run.pk,
-                "notes": notes,
                 "lot_method": p.lot_method,
                 "lots": [[int(pk), str(quantity)] for pk, quantity in p.lots],
             }
 
+        common = {"rebalance_run_id": run.pk, "notes": notes}
         if connection.vendor == "postgresql":
             ids = _next_order_ids(len(proposed))
             _copy_orders(ids, proposed, run_id=run.pk, actor_id=actor.pk, notes=notes, now=now)
-            orders = [
-                _loaded_order(
-                    id=pk,
-                    **terms(p),
-                    created_by_id=actor.pk,
-                    created_at=now,
-                    updated_at=now,
-                )
-                for pk, p in zip(ids, proposed, strict=True)
-            ]
+            orders = _loaded_orders(
+                (
+                    {
+                        "id": pk,
+                        "portfolio_id": p.portfolio_id,
+                        "security_id": p.security_id,
+                        "side": p.side,
+                        "quantity": p.quantity,
+                        "estimated_price": p.estimated_price,
+                        "lot_method": p.lot_method,
+                        "lots": [[int(lot), str(q)] for lot, q in p.lots] if p.lots else [],
+                    }
+                    for pk, p in zip(ids, proposed, strict=True)
+                ),
+                **common,
+                created_by_id=actor.pk,
+                created_at=now,
+                updated_at=now,
+            )
         else:  # the embedded SQLite demo: the ORM's multi-row insert
             orders = Order.objects.bulk_create(
-                [Order(**terms(p), created_by=actor) for p in proposed],
+                [Order(**terms(p), **common, created_by=actor) for p in proposed],
                 batch_size=500,
             )
         audit_record(
@@ -323,9 +377,7 @@ def run_orders_approve(*, actor, run, order_ids: Sequence[int] | None = None) ->
     _check_transition(Order.Status.DRAFT, Order.Status.APPROVED)
     with audited_transaction():
         drafts = _run_orders(run, [Order.Status.DRAFT], order_ids)
-        _require_accounts(
-            actor, Action.ORDER_APPROVE, set(drafts.values_list("portfolio_id", flat=True))
-        )
+        _require_accounts(actor, Action.ORDER_APPROVE, _accounts_of(drafts))
         moved: dict[str, list[int]] = {}
         now = timezone.now()
         if pretrade.registered() is None:
@@ -335,12 +387,12 @@ def run_orders_approve(*, actor, run, order_ids: Sequence[int] | None = None) ->
         else:
             # The checker reads the orders' own columns (their accounts and securities
             # it loads itself, once for the batch): no related rows built per order.
-            locked = list(drafts.select_for_update().order_by("pk"))
+            locked = _orders_locked(drafts)
             verdicts = pretrade.check(locked, stage="approve", actor=actor)
             # The verdict in words stays on each order, as a single approval keeps it.
             # Orders with the same verdict and words (every order that passes says
-            # "Passes") are written by one UPDATE: the statements grow with the
-            # different verdicts, not with the orders.
+            # "Passes") are written by one UPDATE (their ids one array parameter): the
+            # statements grow with the different verdicts, not with the orders.
             same: dict[tuple[str, str], list[int]] = {}
             for order in locked:
                 verdict = verdicts[order.pk]
@@ -353,10 +405,7 @@ def run_orders_approve(*, actor, run, order_ids: Sequence[int] | None = None) ->
                 fields = {"status": target, "compliance_note": note, "updated_at": now}
                 if target == Order.Status.APPROVED:
                     fields["approved_by_id"] = actor.pk
-                for start in range(0, len(ids), _IDS_PER_UPDATE):
-                    Order.objects.filter(pk__in=ids[start : start + _IDS_PER_UPDATE]).update(
-                        **fields
-                    )
+                _update_ids(ids, fields)
         audit_record(
             actor=actor,
             kind="orders.approved",
@@ -366,6 +415,80 @@ def run_orders_approve(*, actor, run, order_ids: Sequence[int] | None = None) ->
             | {"count": sum(len(ids) for ids in moved.values())},
         )
     return moved
+
+
+def _accounts_of(orders):
+    """The accounts of these orders as a subquery (for `_require_accounts`)."""
+    return orders.order_by().values("portfolio_id")
+
+
+#: What `_orders_locked` reads of an order: its terms, state and run (what a check
+#: judges). The rest (who created it, its notes and lots, the time stamps) is deferred,
+#: as ``QuerySet.only`` defers it: read from the database if a checker asks for it.
+_LOCKED_FIELDS = (
+    "id",
+    "portfolio_id",
+    "security_id",
+    "side",
+    "order_type",
+    "time_in_force",
+    "expire_at",
+    "quantity",
+    "limit_price",
+    "stop_price",
+    "status",
+    "filled_quantity",
+    "estimated_price",
+    "rebalance_run_id",
+    "block_id",
+    "lot_method",
+)
+
+
+def _orders_locked(queryset) -> list[Order]:
+    """The orders of `queryset` locked (``FOR UPDATE``), in id order, as Order instances
+    read from the driver's rows without ``Model.__init__`` (on PostgreSQL), with the
+    fields of `_LOCKED_FIELDS` (the others deferred). Tens of thousands of model
+    instances cost seconds; these cost a tuple each."""
+    if connection.vendor != "postgresql":
+        return list(queryset.select_for_update(of=("self",)).order_by("pk"))
+    fields = [Order._meta.get_field(name.removesuffix("_id")) for name in _LOCKED_FIELDS]
+    where, params = queryset.values("pk").query.sql_with_params()
+    table = connection.ops.quote_name(Order._meta.db_table)
+    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    convert = [
+        (i, f) for i, f in enumerate(fields) if getattr(f, "from_db_value", None) is not None
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {names} FROM {table} WHERE id IN ({where}) ORDER BY id FOR UPDATE", params
+        )
+        rows = cursor.fetchall()
+    attnames = [f.attname for f in fields]
+
+    def values(row) -> dict:
+        found = dict(zip(attnames, row, strict=True))
+        for i, field in convert:
+            found[field.attname] = field.from_db_value(row[i], None, connection)
+        return found
+
+    return _loaded_orders((values(row) for row in rows), defaults=False)
+
+
+def _update_ids(ids: Sequence[int], fields: dict) -> None:
+    """UPDATE these orders' `fields`: one statement on PostgreSQL (the ids one array
+    parameter), batches of ids elsewhere."""
+    if connection.vendor != "postgresql":
+        for start in range(0, len(ids), _IDS_PER_UPDATE):
+            Order.objects.filter(pk__in=ids[start : start + _IDS_PER_UPDATE]).update(**fields)
+        return
+    table = connection.ops.quote_name(Order._meta.db_table)
+    sets = ", ".join(f"{connection.ops.quote_name(name)} = %s" for name in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {sets} WHERE id = ANY(%s::bigint[])",
+            [*fields.values(), list(ids)],
+        )
 
 
 def _update_returning(queryset, **fields) -> list[int]:
@@ -396,9 +519,7 @@ def run_orders_cancel(
         _check_transition(source, Order.Status.CANCELLED)
     with audited_transaction():
         open_orders = _run_orders(run, [Order.Status.DRAFT, Order.Status.APPROVED], order_ids)
-        _require_accounts(
-            actor, Action.ORDER_CANCEL, set(open_orders.values_list("portfolio_id", flat=True))
-        )
+        _require_accounts(actor, Action.ORDER_CANCEL, _accounts_of(open_orders))
         ids = _update_returning(
             open_orders, status=Order.Status.CANCELLED, updated_at=timezone.now()
         )
@@ -422,9 +543,7 @@ def run_orders_release(*, actor, run) -> dict[int, list[int]]:
     _check_transition(Order.Status.APPROVED, Order.Status.RELEASED)
     with audited_transaction():
         approved = _run_orders(run, [Order.Status.APPROVED], None)
-        _require_accounts(
-            actor, Action.ORDER_RELEASE, set(approved.values_list("portfolio_id", flat=True))
-        )
+        _require_accounts(actor, Action.ORDER_RELEASE, _accounts_of(approved))
         if pretrade.registered() is None:
             list(approved.select_for_update(of=("self",)).values_list("pk", flat=True))
         else:
