@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     manager = accounts.first().manager
     client = Client()
     client.force_login(manager)
-    cookie = f"sessionid={client.cookies['sessionid'].value}"
+    cookie = f"sessionid={client.cookies['sessionid'].value}"  # and csrftoken, below
 
     port = _free_port()
     server = subprocess.Popen(
@@ -135,6 +135,21 @@ def main(argv: list[str] | None = None) -> int:
             return took
 
         warm = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        warm.request("GET", "/portfolios/drift/", headers={"Cookie": cookie})
+        first = warm.getresponse()
+        first.read()
+        # as a browser does: send back the CSRF cookie the first page set (the page
+        # carries its token, so an answer is kept per browser: see drift_views)
+        csrf = next(
+            (
+                value.split(";", 1)[0]
+                for name, value in first.getheaders()
+                if name.lower() == "set-cookie" and value.startswith("csrftoken=")
+            ),
+            None,
+        )
+        if csrf:
+            cookie = f"{cookie}; {csrf}"
         for _ in range(args.workers * 2):
             one(warm)
         warm.close()

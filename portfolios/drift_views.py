@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 
+from django.contrib.messages import get_messages
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
@@ -35,22 +37,57 @@ RESULTS = "portfolios/partials/drift_results.html"
 def drift_dashboard(request: HttpRequest) -> HttpResponse:
     """Accounts by drift: filters, sort, totals, the histogram; a page of rows.
 
-    The results are rendered from the stored figures and kept (DRIFT_RESULTS_SECONDS)
-    under a key naming the user, the query and the figures' version, so that many
-    managers watching (and the page's own poll) cost one small query each."""
+    What it answers (the whole page, or the results alone to an HTMX swap or the
+    page's poll) is kept (DRIFT_RESULTS_SECONDS) under a key naming the user, the
+    query and the figures' version, so that many managers watching (and the page's
+    own poll) cost the login's queries and one small query each, and no rendering.
+    The results alone are kept apart too (a page with other filters or sort around
+    the same results, the poll after the page)."""
     data = request.GET.copy()
     data.setdefault("sort", DEFAULT_DRIFT_SORT)
-    filterset = DriftFilter(data, queryset=selectors.drift_rows_visible_to(request.user))
+    partial = bool(
+        getattr(request, "htmx", None) and request.htmx.target and not request.htmx.boosted
+    )
     version = selectors.drift_version()
-    key = selectors.drift_cache_key("results", request.user, sorted(data.lists()), version)
-    results = cache.get(key)
+    key = _answer_key(request, data, version, partial)
+    # A message waiting is shown once: the page that shows it is neither served from
+    # the cache nor kept.
+    waiting = bool(len(get_messages(request)))
+    if key is not None and not waiting:
+        body = cache.get(key)
+        if body is not None:
+            if not partial:
+                get_token(request)  # renews the CSRF cookie, as rendering the page does
+            return HttpResponse(body)
+    filterset = DriftFilter(data, queryset=selectors.drift_rows_visible_to(request.user))
+    results_key = selectors.drift_cache_key("results", request.user, sorted(data.lists()), version)
+    results = cache.get(results_key)
     if results is None:
         results = render_to_string(RESULTS, _results(request, filterset, data, version), request)
-        cache.set(key, results, DRIFT_RESULTS_SECONDS)
-    if getattr(request, "htmx", None) and request.htmx.target and not request.htmx.boosted:
-        return HttpResponse(results)
-    context = {"filterset": filterset, "sort": data["sort"], "results": mark_safe(results)}
-    return render(request, "portfolios/drift_dashboard.html", context)
+        cache.set(results_key, results, DRIFT_RESULTS_SECONDS)
+    if partial:
+        response = HttpResponse(results)
+    else:
+        context = {"filterset": filterset, "sort": data["sort"], "results": mark_safe(results)}
+        response = render(request, "portfolios/drift_dashboard.html", context)
+    key = _answer_key(request, data, version, partial)  # a first visit's CSRF secret is new
+    if key is not None and not waiting and response.status_code == 200:
+        cache.set(key, response.content, DRIFT_RESULTS_SECONDS)
+    return response
+
+
+def _answer_key(request, data, version, partial: bool) -> str | None:
+    """The cache key of a whole answer. The page carries the CSRF token of this
+    browser's secret (the cookie): it is part of the key, and a browser with none yet
+    is not served from the cache; the results alone carry no token."""
+    secret = None
+    if not partial:
+        secret = request.META.get("CSRF_COOKIE")
+        if not secret:
+            return None
+    return selectors.drift_cache_key(
+        "answer", request.user, (sorted(data.lists()), partial, secret), version
+    )
 
 
 def _results(request, filterset, data, version) -> dict:

@@ -738,6 +738,10 @@ class AccountDrift(models.Model):
         indexes = [
             models.Index(fields=["drift"], name="drift_by_drift"),
             models.Index(fields=["max_abs_drift"], name="drift_by_largest"),
+            # the dashboard's version (portfolios.selectors.drift_version): two index
+            # reads, not a scan of every account's figures on each request
+            models.Index(fields=["computed_at"], name="drift_by_computed"),
+            models.Index(fields=["inputs_changed_at"], name="drift_by_marked"),
         ]
 
     def __str__(self) -> str:

@@ -30,8 +30,10 @@ def _p(text: str) -> float | None:
     return float(text) if text else None
 
 
-def encode_quote(q: Quote) -> str:
-    return f"{_f(q.bid)}|{_f(q.ask)}|{_f(q.last)}|{q.size!r}|{q.at.timestamp()!r}"
+def encode_quote(q: Quote, stamp: float | None = None) -> str:
+    """``stamp``: ``q.at`` in epoch seconds, when the caller has it already."""
+    at = q.at.timestamp() if stamp is None else stamp
+    return f"{_f(q.bid)}|{_f(q.ask)}|{_f(q.last)}|{q.size!r}|{at!r}"
 
 
 def decode_quote(symbol: str, venue: str, text: str) -> Quote:

@@ -14,8 +14,8 @@ A pure library (the standard library only, no Django); the writes are
 
 from .bars import Bar, BarAggregator, bar_start
 from .base import Batch, MarketDataAdapter, Quote, RowError, fx_pair, is_fx
-from .checks import Limits, quote_problem
-from .consolidate import Consolidated, consolidate
+from .checks import NOT_FINITE, SIZE_NOT_FINITE, Limits, quote_problem
+from .consolidate import Consolidated, consolidate, consolidate_rows
 from .csvfile import CsvFileError, CsvPrices
 from .freshness import Freshness, freshness
 from .fx import cross_legs, cross_rate
@@ -25,6 +25,8 @@ from .simulated import SimulatedFeed
 
 __all__ = [
     "MAX_QUOTES_PER_POST",
+    "NOT_FINITE",
+    "SIZE_NOT_FINITE",
     "Bar",
     "BarAggregator",
     "Batch",
@@ -41,6 +43,7 @@ __all__ = [
     "SimulatedFeed",
     "bar_start",
     "consolidate",
+    "consolidate_rows",
     "cross_legs",
     "cross_rate",
     "freshness",

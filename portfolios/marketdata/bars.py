@@ -60,22 +60,29 @@ class BarAggregator:
         if seconds <= 0:
             raise ValueError("a bar lasts at least one second")
         self.seconds = seconds
-        self._bars: dict[tuple[str, datetime], Bar] = {}
+        self._bars: dict[tuple[str, int], Bar] = {}
+        self._starts: dict[int, datetime] = {}  # interval number -> its start
 
-    def add(self, quote: Quote) -> None:
+    def add(self, quote: Quote, stamp: float | None = None) -> None:
+        """Add a quote's reference price to its bar (``stamp``: ``quote.at`` in epoch
+        seconds, when the caller has it already)."""
         price = quote.reference
         if price is None:
             return
-        start = bar_start(quote.at, self.seconds)
-        key = (quote.symbol, start)
+        at = quote.at
+        number = int(at.timestamp() if stamp is None else stamp) // self.seconds
+        key = (quote.symbol, number)
         bar = self._bars.get(key)
         if bar is None:
+            start = self._starts.get(number)
+            if start is None:
+                start = self._starts[number] = datetime.fromtimestamp(number * self.seconds, tz=UTC)
             self._bars[key] = Bar(
                 quote.symbol, start, self.seconds, price, price, price, price,
-                quote.size, 1, quote.at, quote.at,
+                quote.size, 1, at, at,
             )  # fmt: skip
         else:
-            bar.add(price, quote.size, quote.at)
+            bar.add(price, quote.size, at)
 
     def __len__(self) -> int:
         return len(self._bars)
@@ -83,4 +90,6 @@ class BarAggregator:
     def drain(self) -> list[Bar]:
         bars = list(self._bars.values())
         self._bars.clear()
+        if len(self._starts) > 64:
+            self._starts.clear()
         return bars

@@ -25,6 +25,12 @@ class Limits:
     future_skew: timedelta = timedelta(seconds=5)
 
 
+#: The reasons of a quote with a figure that is not a number (NaN, infinite): the
+#: quarantine cannot keep such a figure (it stores none) and the quote is never released.
+NOT_FINITE = "a price that is not a finite number"
+SIZE_NOT_FINITE = "a size that is not a finite number"
+
+
 def _fmt(x: float) -> str:
     return f"{x:.10g}"
 
@@ -44,7 +50,7 @@ def quote_problem(
             continue
         present = True
         if not isfinite(value):
-            return "a price that is not a finite number"
+            return NOT_FINITE
         if value <= 0:
             if value < 0:
                 return f"negative {name} {_fmt(value)}"
@@ -53,7 +59,7 @@ def quote_problem(
     if not present:
         return "no price"
     if not isfinite(quote.size):
-        return "a size that is not a finite number"
+        return SIZE_NOT_FINITE
     if quote.bid is not None and quote.ask is not None and quote.bid > quote.ask:
         return f"bid {_fmt(quote.bid)} above ask {_fmt(quote.ask)} on {quote.venue}"
     if quote.at > now + limits.future_skew:

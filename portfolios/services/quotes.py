@@ -27,7 +27,8 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from math import isfinite
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -40,6 +41,8 @@ from oms import push
 from oms.roles import Action, require
 from oms.state import move
 from portfolios.marketdata import (
+    NOT_FINITE,
+    SIZE_NOT_FINITE,
     Bar,
     BarAggregator,
     Consolidated,
@@ -48,7 +51,7 @@ from portfolios.marketdata import (
     Limits,
     Quote,
     RowError,
-    consolidate,
+    consolidate_rows,
     fx_pair,
     is_fx,
     quote_problem,
@@ -57,8 +60,6 @@ from portfolios.models import FxRate, Price, PriceBar, QuarantinedQuote, Securit
 from portfolios.quotecache import (
     BEST,
     FX_PAIRS,
-    decode_best,
-    decode_quote,
     encode_best,
     encode_quote,
     store,
@@ -167,19 +168,27 @@ def quotes_apply(
     result = Applied()
     if not quotes:
         return result
-    known = reference({q.symbol for q in quotes})
+    symbols = {q.symbol for q in quotes}
+    known = reference(symbols)
     rules = limits()
-    entries = store().read({q.symbol for q in quotes})
-    venues: dict[str, dict[str, Quote]] = {}
+    entries = store().read(symbols)
+    # Per instrument, what each venue says as plain rows (venue, bid, ask, last, epoch
+    # seconds) and the text the store holds: a venue no tick of the batch moved is
+    # written back as it was read, never decoded into objects and encoded again.
+    venues: dict[str, dict[str, tuple]] = {}
+    texts: dict[str, dict[str, str]] = {}
     previous: dict[str, float | None] = {}
     # An instrument the store does not know yet is measured from its latest price in
     # the database (a first quote of $1 for a $100 stock is a jump too).
-    stored = _stored_prices(
-        {q.symbol for q in quotes if BEST not in entries.get(q.symbol, {})}, known, now
-    )
+    stored = _stored_prices({s for s in symbols if BEST not in entries.get(s, {})}, known, now)
+    future = now + rules.future_skew
+    jump = rules.jump_limit
+    stamps: dict[datetime, float] = {}  # a batch's ticks mostly share a moment
     touched: dict[str, None] = {}
-    accepted: list[Quote] = []
+    quote_of: dict[tuple[str, str], Quote] = {}  # (symbol, venue) -> the batch's newest
+    accepted: list[tuple[Quote, float]] = []
     held: list[tuple[int, Quote, str]] = []
+    ignored = 0
     for number, q in enumerate(quotes):
         symbol = q.symbol
         info = known.get(symbol)
@@ -188,43 +197,69 @@ def quotes_apply(
         state = venues.get(symbol)
         if state is None:
             entry = entries.get(symbol, {})
-            state = venues[symbol] = {
-                v: decode_quote(symbol, v, text) for v, text in entry.items() if v != BEST
-            }
-            previous[symbol] = (
-                decode_best(symbol, entry[BEST]).price if BEST in entry else stored.get(symbol)
-            )
+            texts[symbol] = {v: text for v, text in entry.items() if v != BEST}
+            state = venues[symbol] = {v: _venue_row(v, text) for v, text in texts[symbol].items()}
+            previous[symbol] = _best_price(entry[BEST]) if BEST in entry else stored.get(symbol)
+        at = q.at
+        stamp = stamps.get(at)
+        if stamp is None:
+            stamp = stamps[at] = at.timestamp()
+        bid, ask, last = q.bid, q.ask, q.last
         if not force:
-            problem = quote_problem(
-                q,
-                previous=previous[symbol],
-                zero_allowed=info is not None and info[1] in ZERO_ALLOWED,
-                now=now,
-                limits=rules,
-            )
-            if problem:
-                held.append((row_numbers[number] if row_numbers else number, q, problem))
-                continue
-        accepted.append(q)
+            # The common tick (three positive finite prices, not crossed, not ahead of
+            # the clock, within the jump limit) passes here; anything else is judged by
+            # quote_problem, the one statement of the rules, which gives the reason.
+            prior = previous[symbol]
+            if not (
+                bid is not None
+                and ask is not None
+                and last is not None
+                and 0.0 < bid <= ask < _INF
+                and 0.0 < last < _INF
+                and -_INF < q.size < _INF
+                and at <= future
+                and (not prior or prior < 0 or abs(last / prior - 1) <= jump)
+            ):
+                problem = quote_problem(
+                    q,
+                    previous=prior,
+                    zero_allowed=info is not None and info[1] in ZERO_ALLOWED,
+                    now=now,
+                    limits=rules,
+                )
+                if problem:
+                    held.append((row_numbers[number] if row_numbers else number, q, problem))
+                    continue
+        accepted.append((q, stamp))
         old = state.get(q.venue)
-        if old is not None and q.at < old.at:
-            result.ignored += 1
+        if old is not None and stamp < old[4]:
+            ignored += 1
             continue
-        state[q.venue] = q
+        state[q.venue] = (q.venue, bid, ask, last, stamp)
+        texts[symbol][q.venue] = None  # encoded below, once per batch
         touched[symbol] = None
         reference_price = q.reference
-        if reference_price is not None and (old is None or q.at >= old.at):
+        if reference_price is not None:
             previous[symbol] = reference_price
+        quote_of[symbol, q.venue] = q
     if held and refuse_problems:
         raise QuotesRefused(held)
+    moments = {stamp: at for at, stamp in stamps.items()}  # a batch's moments as they came
+
+    def moment(stamp: float) -> datetime:
+        return moments.get(stamp) or datetime.fromtimestamp(stamp, UTC)
+
     writes: dict[str, dict[str, str]] = {}
     for symbol in touched:
         state = venues[symbol]
-        best = consolidate(symbol, state.values())
+        best = consolidate_rows(symbol, state.values(), moment)
         if best is None:
             continue
         result.consolidated[symbol] = best
-        fields = {v: encode_quote(q) for v, q in state.items()}
+        fields = texts[symbol]
+        for venue, text in fields.items():
+            if text is None:
+                fields[venue] = encode_quote(quote_of[symbol, venue], state[venue][4])
         fields[BEST] = encode_best(best)
         writes[symbol] = fields
     pairs = [s for s in writes if is_fx(s)]
@@ -234,14 +269,38 @@ def quotes_apply(
         store().write(writes)
     with _bars_lock:
         bars = _aggregator()
-        for q in accepted:
-            bars.add(q)
-    result.accepted = len(accepted) - result.ignored
+        for q, stamp in accepted:
+            bars.add(q, stamp)
+    result.ignored = ignored
+    result.accepted = len(accepted) - ignored
     if held:
         result.quarantined = _quarantine(held, known, source)
     if publish and result.consolidated:
         publish_quotes(result.consolidated)
     return result
+
+
+_INF = float("inf")
+
+
+def _venue_row(venue: str, text: str) -> tuple:
+    """A venue's stored quote (portfolios.quotecache.encode_quote) as a plain row."""
+    bid, ask, last, _size, at = text.split("|")
+    return (venue, _number(bid), _number(ask), _number(last), float(at))
+
+
+def _number(text: str) -> float | None:
+    return float(text) if text else None
+
+
+def _best_price(text: str) -> float | None:
+    """The price of a stored consolidated quote (Consolidated.price) without building it."""
+    bid, _, ask, _, last, _, _ = text.split("|")
+    if last:
+        return float(last)
+    if bid and ask:
+        return (float(bid) + float(ask)) / 2
+    return _number(bid or ask)
 
 
 def _stored_prices(symbols: set[str], known, now: datetime) -> dict[str, float]:
@@ -314,10 +373,11 @@ def _quarantine(held, known, source: str) -> list[QuarantinedQuote]:
             venue=q.venue,
             source=source[:50],
             quoted_at=q.at,
-            bid=_price(q.bid),
-            ask=_price(q.ask),
-            last=_price(q.last),
-            size=q.size,
+            # a figure that is not a number is not kept (the reason says so)
+            bid=_price(q.bid) if _finite(q.bid) else None,
+            ask=_price(q.ask) if _finite(q.ask) else None,
+            last=_price(q.last) if _finite(q.last) else None,
+            size=q.size if _finite(q.size) else 0,
             reason=reason,
         )
         for _, q, reason in held
@@ -334,6 +394,10 @@ def _quarantine(held, known, source: str) -> list[QuarantinedQuote]:
                 reason=row.reason,
             )
     return rows
+
+
+def _finite(x: float | None) -> bool:
+    return x is not None and isfinite(x)
 
 
 def _price(x: float | None):
@@ -391,23 +455,50 @@ _FX_CONFLICT = "ON CONFLICT (currency, quote, as_of) DO UPDATE SET rate = exclud
 
 
 def _upsert(cursor, table: str, alias: str, columns, conflict: str, rows: list[tuple]) -> None:
-    """Insert or merge rows. On PostgreSQL one statement whatever the number of rows
-    (each column sent as one array, unnested): a feed flushes thousands of bars a
-    second, and a statement per row, or a statement with a placeholder per value,
-    is most of that time. Elsewhere (the embedded SQLite) one statement per row."""
+    """Insert or merge rows. On PostgreSQL the rows are COPYed (as text, one write)
+    into a temporary table and merged from it in one statement: a feed flushes
+    thousands of bars a second, and a statement per row, a placeholder per value, or
+    even one array per column (psycopg dumping every value) is most of that time.
+    Elsewhere (the embedded SQLite) one statement per row."""
     if not rows:
         return
     names = ", ".join(name for name, _ in columns)
     head = f"INSERT INTO {table} AS {alias} ({names}) "
     if connection.vendor == "postgresql":
-        arrays = ", ".join(f"%s::{kind}[]" for _, kind in columns)
+        staging = f"oms_upsert_{table}"
+        kinds = ", ".join(f"{name} {kind}" for name, kind in columns)
+        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ({kinds})")
+        with cursor.cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+            copy.write("".join(_copy_line(row) for row in rows))
+        # Emptied by the statement that merges it: between two flushes it holds nothing
+        # (a rolled-back flush takes its COPY back with it).
         cursor.execute(
-            f"{head}SELECT * FROM unnest({arrays}) {conflict}",
-            [list(column) for column in zip(*rows, strict=True)],
+            f"WITH moved AS (DELETE FROM {staging} RETURNING {names}) "
+            f"{head}SELECT {names} FROM moved {conflict}"
         )
     else:
         marks = ", ".join(["%s"] * len(columns))
         cursor.executemany(f"{head}VALUES ({marks}) {conflict}", rows)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_value(value) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    return str(value)
+
+
+def _copy_line(row: tuple) -> str:
+    """One row in COPY's text format."""
+    return "\t".join([_copy_value(v) for v in row]) + "\n"
 
 
 _daily_pending: dict[str, Bar] = {}  # the latest bar of each instrument not yet in Price
@@ -645,6 +736,8 @@ def quarantine_release(*, actor, quarantine_id: int, reason: str) -> Quarantined
     be released: discard it."""
     require(actor, Action.REFERENCE_MANAGE)
     row = QuarantinedQuote.objects.get(pk=quarantine_id)
+    if row.reason in (NOT_FINITE, SIZE_NOT_FINITE):
+        raise ValidationError(f"This quote cannot be released ({row.reason}); discard it.")
     quote = _as_quote(row)
     problem = quote_problem(
         quote,

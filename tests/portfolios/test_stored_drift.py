@@ -327,7 +327,7 @@ def test_the_dashboard_s_queries_do_not_follow_the_accounts(
 
 
 def test_the_same_query_again_is_served_from_the_cache_until_the_figures_change(
-    book, pm, client_for, django_assert_max_num_queries
+    book, pm, client_for, django_assert_num_queries
 ):
     from portfolios.services.holdings import holdings_book_fill
 
@@ -335,9 +335,11 @@ def test_the_same_query_again_is_served_from_the_cache_until_the_figures_change(
     client = client_for(pm)
     url = reverse("portfolios:drift-dashboard")
     first = client.get(url)
-    # session, user, roles, the figures' version, and the filter form's three choice lists
-    with django_assert_max_num_queries(7):
+    # the session, the user, their roles and the figures' version: the answer is kept
+    # whole (no rendering, no filter form and its three choice lists)
+    with django_assert_num_queries(4):
         again = client.get(url)
+    assert again.content == first.content
     assert _codes(again) == _codes(first) and len(_codes(first)) == 2
     with transaction.atomic():
         holdings_book_fill(
@@ -352,6 +354,75 @@ def test_the_same_query_again_is_served_from_the_cache_until_the_figures_change(
     assert marked.content.count(b"data-stale") == 1  # the mark changed the version
     drift_refresh()
     assert client.get(url).content.count(b"data-stale") == 0
+
+
+def test_the_poll_is_answered_from_the_cache_too(book, pm, client_for, django_assert_num_queries):
+    drift_refresh()
+    client = client_for(pm)
+    url = reverse("portfolios:drift-dashboard")
+    poll = {"HX-Request": "true", "HX-Target": "results"}
+    client.get(url)  # the page: the results alone are kept too
+    with django_assert_num_queries(4):  # the session, the user, their roles, the version
+        first = client.get(url, headers=poll)
+    assert b"<html" not in first.content and len(_codes(first)) == 2
+    with django_assert_num_queries(4):
+        assert client.get(url, headers=poll).content == first.content
+
+
+def _page_token(response) -> str:
+    import re
+
+    return re.search(rb'"X-CSRFToken": "([^"]+)"', response.content).group(1).decode()
+
+
+def test_a_kept_page_is_served_only_to_the_browser_whose_csrf_token_it_carries(
+    book, pm, client_for
+):
+    from django.middleware.csrf import _does_token_match
+
+    drift_refresh()
+    url = reverse("portfolios:drift-dashboard")
+    here, there = client_for(pm), client_for(pm)  # one manager, two browsers
+    for client in (here, there, here, there):
+        response = client.get(url)
+        secret = client.cookies["csrftoken"].value
+        assert _does_token_match(_page_token(response), secret)
+    assert len(_codes(response)) == 2
+
+
+def test_a_kept_page_is_never_another_user_s(book, pm, other_pm, client_for):
+    eur = Portfolio.objects.create(
+        code="EUR1", name="Euro", manager=other_pm, model=book["model"], base_currency="EUR"
+    )
+    CashBalance.objects.create(portfolio=eur, currency="EUR", amount=Decimal(1000))
+    drift_refresh()
+    url = reverse("portfolios:drift-dashboard")
+    mine, theirs = client_for(pm), client_for(other_pm)
+    for _ in range(2):  # the second time from the cache
+        assert set(_codes(mine.get(url))) == {"ACC1", "ACC2"}
+        assert set(_codes(theirs.get(url))) == {"EUR1"}
+        assert set(
+            _codes(mine.get(url, headers={"HX-Request": "true", "HX-Target": "results"}))
+        ) == {"ACC1", "ACC2"}
+
+
+def test_a_message_waiting_is_shown_not_lost_behind_a_kept_page(book, pm, client_for):
+    from django.contrib.messages import constants
+    from django.contrib.messages.storage.base import Message
+    from django.contrib.messages.storage.cookie import CookieStorage
+    from django.http import HttpRequest
+
+    drift_refresh()
+    url = reverse("portfolios:drift-dashboard")
+    client = client_for(pm)
+    client.get(url)
+    assert b"A message for you" not in client.get(url).content  # kept
+    storage = CookieStorage(HttpRequest())
+    client.cookies[storage.cookie_name] = storage._encode(
+        [Message(constants.SUCCESS, "A message for you")]
+    )
+    assert b"A message for you" in client.get(url).content
+    assert b"A message for you" not in client.get(url).content  # shown once
 
 
 def test_the_dashboard_answers_htmx_with_its_results_only(book, pm, client_for):

@@ -69,6 +69,14 @@ def test_an_older_quote_from_a_venue_does_not_replace_its_newer_one(book, quote_
             "160 is 60% from the last accepted 100 (the limit is 25%)",
         ),
         (Quote("AAA", "XNAS", None, 101.0, 100.5, None), "bid 101 above ask 100.5 on XNAS"),
+        # what the service's quick pass over ordinary ticks must not let through
+        (Quote("AAA", "XNAS", None, 99.9, 100.1, float("nan")), "a price that is not a finite"),
+        (Quote("AAA", "XNAS", None, 99.9, float("inf"), 100.0), "a price that is not a finite"),
+        (Quote("AAA", "XNAS", None, 101.0, 100.5, 100.7), "bid 101 above ask 100.5 on XNAS"),
+        (Quote("AAA", "XNAS", None, 99.9, 100.1, 100.0, float("nan")), "a size that is not"),
+        (Quote("AAA", "XNAS", None, 0.0, 100.1, 100.0), "bid of zero, and AAA cannot"),
+        (Quote("AAA", "XNAS", None, 129.9, 130.1, 130.0), "130 is 30% from the last accepted"),
+        (Quote("AAA", "XNAS", None, 69.9, 70.1, 70.0), "70 is 30% from the last accepted"),
     ],
 )
 def test_a_quote_that_fails_the_checks_is_quarantined_with_its_reason_and_never_applied(
@@ -77,7 +85,9 @@ def test_a_quote_that_fails_the_checks_is_quarantined_with_its_reason_and_never_
     services.quotes_apply([tick("AAA", 100.0)], source="test")
     before = selectors.price_for(book["securities"]["AAA"])
     if quote.at is None:
-        quote = Quote(quote.symbol, quote.venue, timezone.now(), quote.bid, quote.ask, quote.last)
+        quote = Quote(
+            quote.symbol, quote.venue, timezone.now(), quote.bid, quote.ask, quote.last, quote.size
+        )
     applied = services.quotes_apply([quote], source="probe")
     assert applied.accepted == 0
     (held,) = applied.quarantined
@@ -91,6 +101,89 @@ def test_a_quote_that_fails_the_checks_is_quarantined_with_its_reason_and_never_
     assert not Price.objects.filter(
         security=book["securities"]["AAA"], as_of__gt=timezone.now().date()
     ).exists()
+
+
+def test_a_quote_that_is_not_a_number_is_held_without_its_figure_and_never_released(
+    book, quote_store, ops
+):
+    services.quotes_apply([tick("AAA", 100.0)], source="test")
+    bad = Quote("AAA", "XNAS", timezone.now(), 99.9, 100.1, float("nan"))
+    (held,) = services.quotes_apply([bad], source="feed").quarantined
+    held.refresh_from_db()
+    assert (held.bid, held.last) == (Decimal("99.9"), None)
+    with pytest.raises(ValidationError, match="cannot be released"):
+        services.quarantine_release(actor=ops, quarantine_id=held.pk, reason="looks fine")
+    held.refresh_from_db()
+    assert held.status == QuarantinedQuote.Status.HELD
+
+
+def test_a_quote_dated_just_past_the_allowed_skew_is_quarantined(book, quote_store, settings):
+    settings.OMS_QUOTE_FUTURE_SKEW_SECONDS = 5
+    now = timezone.now()
+    ahead = tick("AAA", 100.0, at=now + timedelta(seconds=5, microseconds=1))
+    (held,) = services.quotes_apply([ahead], source="probe", now=now).quarantined
+    assert "in the future" in held.reason
+    on_time = tick("AAA", 100.0, at=now + timedelta(seconds=5))
+    assert services.quotes_apply([on_time], source="probe", now=now).accepted == 1
+
+
+def test_the_jump_is_measured_from_the_batch_s_own_earlier_tick(book, quote_store):
+    services.quotes_apply([tick("AAA", 100.0)], source="test")
+    applied = services.quotes_apply(
+        [tick("AAA", 120.0), tick("AAA", 145.0, venue="ARCX"), tick("AAA", 190.0)],
+        source="test",
+    )  # 100 -> 120 (20%), 120 -> 145 (21%), 145 -> 190 (31%: held)
+    assert applied.accepted == 2
+    (held,) = applied.quarantined
+    assert held.reason.startswith("190 is 31% from the last accepted 145")
+
+
+def test_a_venue_the_batch_did_not_move_is_kept_as_it_was(book, quote_store):
+    from portfolios import quotecache
+
+    now = timezone.now()
+    services.quotes_apply(
+        [tick("AAA", 100.0, venue="XNAS", bid=99.98, ask=100.03, at=now, size=300)],
+        source="test",
+    )
+    (xnas,) = quotecache.venues("AAA")
+    services.quotes_apply([tick("AAA", 100.2, venue="ARCX", at=now)], source="test")
+    arcx, kept = quotecache.venues("AAA")
+    assert kept == xnas and arcx.venue == "ARCX" and arcx.last == 100.2
+    best = quotecache.consolidated(["AAA"])["AAA"]
+    assert (best.bid, best.bid_venue, best.ask, best.ask_venue) == (100.15, "ARCX", 100.03, "XNAS")
+    assert (best.last, best.last_venue) == (100.2, "ARCX")
+    assert abs(best.at - now) < timedelta(milliseconds=1)
+
+
+def test_a_batch_of_instruments_the_store_knows_makes_no_query(
+    book, quote_store, django_assert_num_queries
+):
+    services.quotes_apply([tick("AAA", 100.0), tick("BBB", 50.0)], source="test")
+    batch = [tick("AAA", 100.5), tick("BBB", 50.2, venue="ARCX"), tick("AAA", 100.4)]
+    with django_assert_num_queries(0):  # the store, the checks, the bars in memory
+        applied = services.quotes_apply(batch, source="test")
+    assert applied.accepted == 3 and applied.consolidated["AAA"].at == batch[2].at
+
+
+def test_a_flush_is_the_same_statements_whatever_the_number_of_bars(book, quote_store):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    start = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=10)
+    counts = []
+    for minutes in (1, 5):
+        services.quotes_apply(
+            [tick("AAA", 100.0 + m / 10, at=start + timedelta(minutes=m)) for m in range(minutes)]
+            + [tick("BBB", 50.0, at=start)],
+            source="test",
+        )
+        with CaptureQueriesContext(connection) as queries:
+            assert services.bars_flush() == minutes + 1
+        counts.append(len(queries.captured_queries))
+        start += timedelta(minutes=5)
+    assert counts[0] == counts[1]
+    assert PriceBar.objects.filter(symbol="AAA").count() == 6
 
 
 def test_the_jump_limit_is_a_setting(book, quote_store, settings):
