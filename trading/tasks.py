@@ -20,6 +20,13 @@ def route_send(route_id: int) -> None:
 
 
 @shared_task(**RETRY)
+def route_send_many(route_ids: list[int]) -> None:
+    """Named route_* to go on the routing queue (CELERY_TASK_ROUTES)."""
+    with origin("task", "route_send_many"):
+        routes.routes_send(route_ids)
+
+
+@shared_task(**RETRY)
 def route_cancel_send(route_id: int) -> None:
     with origin("task", "route_cancel_send"):
         routes.route_cancel_send(route_id)
