@@ -50,6 +50,12 @@ def allocate_block(block_id: int) -> None:
         allocations.block_allocate(block_id=block_id)
 
 
+@shared_task(**RETRY)
+def allocate_blocks(block_ids: list[int]) -> None:
+    with origin("task", "allocate_blocks"):
+        allocations.blocks_allocate(block_ids=block_ids)
+
+
 @shared_task
 def resend_unsent_routes(older_than_seconds: float = 30.0) -> int:
     with origin("task", "resend_unsent_routes"):

@@ -70,6 +70,7 @@ NO_STATE_CHANGE = {
     "trading.services.routes.route_ticket": "reads a route into the broker's ticket",
     "trading.services.routes.routes_resend_unsent": "enqueues route_send for lost tasks",
     "trading.services.blocks.allocate_when_ended": "enqueues block_allocate after commit",
+    "trading.services.blocks.allocate_all_when_ended": "enqueues blocks_allocate after commit",
     "trading.services.trading_day.trading_day": "pure: the trading day of a moment",
     "trading.services.blocks.block_status_by_routes": "pure: a block's status by its routes",
     "trading.services.trading_day.session_day": "pure: where a FIX session's day ends",
@@ -600,6 +601,9 @@ def _blocks(name):
         if name == "block_allocate":
             block = w.filled_block()
             return lambda: allocations.block_allocate(block_id=block.pk)
+        if name == "blocks_allocate":
+            block = w.filled_block()
+            return lambda: allocations.blocks_allocate(block_ids=[block.pk])
         block = w.filled_block(partly=True)
         return lambda: blocks.block_done_for_day(actor=w.trader, block_id=block.pk)
 
@@ -952,6 +956,9 @@ CALLS = {
     ),
     "trading.services.allocations.block_allocate": call(
         _blocks("block_allocate"), "order.allocated", "block.allocated"
+    ),
+    "trading.services.allocations.blocks_allocate": call(
+        _blocks("blocks_allocate"), "order.allocated", "block.allocated"
     ),
     "trading.services.allocations.allocations_backfill_closings": call(
         _backfill, "lots.closings_backfilled"

@@ -561,3 +561,57 @@ def test_applying_many_reports_refuses_them_all_when_one_would_overfill(
     assert AuditEvent.objects.count() == events
     assert not Route.objects.get(pk=routes[0].pk).executions.exists()
     assert Block.objects.get(pk=routes[0].block_id).filled_quantity == 0
+
+
+def test_the_blocks_one_read_fills_are_allocated_by_one_task(
+    pm, trader, book, quiet_broker, django_capture_on_commit_callbacks, eager_celery
+):
+    from oms import tasking
+
+    queued = []
+    real = tasking.enqueue
+
+    def spy(name, *args, **kwargs):
+        queued.append(name)
+        return real(name, *args, **kwargs)
+
+    routes = route_services.routes_create(
+        actor=trader, block_ids=[b.pk for b in _blocks(pm, book, 3)], broker=quiet_broker
+    )
+    routes = list(Route.objects.select_related("broker").filter(pk__in=[r.pk for r in routes]))
+    fills = [_report(r, f"F{r.pk}", "trade", "filled", r.quantity, Decimal(100)) for r in routes]
+    tasking.enqueue = spy
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            execution_services.executions_apply(fills)
+    finally:
+        tasking.enqueue = real
+    assert queued.count("trading.tasks.allocate_blocks") == 1
+    assert "trading.tasks.allocate_block" not in queued
+    for route in routes:
+        block = Block.objects.get(pk=route.block_id)
+        assert block.status == Block.Status.ALLOCATED
+        assert Allocation.objects.filter(block=block).count() == 3
+
+
+def test_allocating_several_blocks_tries_them_all_and_raises_what_failed(
+    pm, trader, book, quiet_broker
+):
+    from django.core.exceptions import ValidationError
+
+    working, filled = route_services.routes_create(
+        actor=trader, block_ids=[b.pk for b in _blocks(pm, book, 2)], broker=quiet_broker
+    )
+    filled = Route.objects.select_related("broker").get(pk=filled.pk)
+    working = Route.objects.select_related("broker").get(pk=working.pk)
+    execution_services.executions_apply(
+        [
+            _report(working, "P1", "trade", "partially_filled", Decimal(10), Decimal(100)),
+            _report(filled, "F1", "trade", "filled", filled.quantity, Decimal(100)),
+        ]
+    )
+    # the first is still trading: it is raised, once the second has been allocated
+    with pytest.raises(ValidationError, match="still partially filled"):
+        allocation_services.blocks_allocate(block_ids=[working.block_id, filled.block_id])
+    assert Block.objects.get(pk=filled.block_id).status == Block.Status.ALLOCATED
+    assert Block.objects.get(pk=working.block_id).status == Block.Status.PARTIALLY_FILLED

@@ -45,6 +45,16 @@ def allocate_when_ended(block: Block) -> None:
         enqueue_on_commit("trading.tasks.allocate_block", block.pk)
 
 
+def allocate_all_when_ended(blocks) -> None:
+    """`allocate_when_ended` for several blocks: one task allocates those that ended
+    with fills, each block in a transaction of its own (`allocations.blocks_allocate`)."""
+    ended = [b.pk for b in blocks if b.status in Block.ALLOCATABLE_STATES and b.filled_quantity > 0]
+    if len(ended) == 1:
+        enqueue_on_commit("trading.tasks.allocate_block", ended[0])
+    elif ended:
+        enqueue_on_commit("trading.tasks.allocate_blocks", ended)
+
+
 def block_done_for_day(*, actor, block_id: int, reason: str = "") -> Block:
     """A trader ends a partly filled block for the day: nothing more is routed,
     and what filled is allocated. Every route must have ended first (cancel the

@@ -30,7 +30,7 @@ from trading.selectors import exchange_of
 from . import trading_day
 from .blocks import (
     DAY_OVER,
-    allocate_when_ended,
+    allocate_all_when_ended,
     block_changed,
     block_follow_routes,
     block_status_by_routes,
@@ -205,8 +205,8 @@ def executions_apply(reports: Sequence[ExecutionReport]) -> list[Execution | Non
         audit_record_each(actor=None, actor_name=actor_name, events=events)
         followed = [blocks[pk] for pk in follow]
         orders_follow_blocks(followed, actor=None, actor_name=actor_name, statuses=follow)
+        allocate_all_when_ended(list(changed_blocks.values()))
         for block in changed_blocks.values():
-            allocate_when_ended(block)
             block_changed(block.pk)
     return results
 
