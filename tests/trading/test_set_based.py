@@ -365,7 +365,9 @@ ROUTES_SEND = 8
 EXECUTIONS_APPLY = 14
 
 
-def _blocks(pm, book, count: int, *, orders: int = 3, start: int = 0) -> list[Block]:
+def _blocks(
+    pm, book, count: int, *, orders: int = 3, start: int = 0, tif: str = "gtc"
+) -> list[Block]:
     """``count`` released blocks of AAA (a limit price each), ``orders`` orders each."""
     security = book["securities"]["AAA"]
     made = Order.objects.bulk_create(
@@ -379,7 +381,7 @@ def _blocks(pm, book, count: int, *, orders: int = 3, start: int = 0) -> list[Bl
             status=Order.Status.APPROVED,
             created_by=pm,
             approved_by=pm,
-            time_in_force="gtc",
+            time_in_force=tif,
         )
         for b in range(count)
         for n in range(orders)
@@ -615,3 +617,39 @@ def test_allocating_several_blocks_tries_them_all_and_raises_what_failed(
         allocation_services.blocks_allocate(block_ids=[working.block_id, filled.block_id])
     assert Block.objects.get(pk=filled.block_id).status == Block.Status.ALLOCATED
     assert Block.objects.get(pk=working.block_id).status == Block.Status.PARTIALLY_FILLED
+
+
+def test_a_day_block_partly_filled_then_ended_in_one_read_leaves_its_orders_as_one_by_one(
+    pm, trader, book, quiet_broker
+):
+    """Fill, then the broker ends the day: the block is done for the day, and its orders
+    show the fill (partially filled) as when each report is applied alone."""
+
+    def routed(start):
+        [route] = route_services.routes_create(
+            actor=trader,
+            block_ids=[b.pk for b in _blocks(pm, book, 1, start=start, tif="day")],
+            broker=quiet_broker,
+        )
+        return Route.objects.select_related("broker").get(pk=route.pk)
+
+    def reports(route):
+        return [
+            _report(route, f"F{route.pk}", "trade", "partially_filled", Decimal(30), 100),
+            ExecutionReport(
+                **{
+                    **_report(route, f"E{route.pk}", "expired", "expired").__dict__,
+                    "cumulative_quantity": Decimal(30),
+                    "leaves_quantity": Decimal(0),
+                }
+            ),
+        ]
+
+    together, alone = routed(0), routed(10)
+    execution_services.executions_apply(reports(together))
+    for report in reports(alone):
+        execution_services.execution_apply(report)
+    for route in (together, alone):
+        block = Block.objects.get(pk=route.block_id)
+        assert block.status == Block.Status.DONE_FOR_DAY
+        assert set(block.orders.values_list("status", flat=True)) == {Order.Status.PARTIALLY_FILLED}

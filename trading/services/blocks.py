@@ -138,6 +138,10 @@ _ORDER_STATUS_FOR_BLOCK = {
 }
 
 
+#: The block statuses its account orders follow (the others leave them as they are).
+ORDERS_FOLLOW = frozenset(_ORDER_STATUS_FOR_BLOCK)
+
+
 def orders_follow_block(block: Block, *, actor, actor_name: str | None = None) -> None:
     orders_follow_blocks([block], actor=actor, actor_name=actor_name)
 

@@ -30,6 +30,7 @@ from trading.selectors import exchange_of
 from . import trading_day
 from .blocks import (
     DAY_OVER,
+    ORDERS_FOLLOW,
     allocate_all_when_ended,
     block_changed,
     block_follow_routes,
@@ -163,6 +164,7 @@ def executions_apply(reports: Sequence[ExecutionReport]) -> list[Execution | Non
         changed_routes: dict[int, Route] = {}
         changed_blocks: dict[int, Block] = {}
         follow: dict[int, str] = {}
+        followed: dict[int, Block] = {}  # the blocks that followed their routes
         for report in reports:
             route = routes[refs[report.cl_ord_id].pk]
             block = blocks[route.block_id]
@@ -196,16 +198,19 @@ def executions_apply(reports: Sequence[ExecutionReport]) -> list[Execution | Non
             after = snapshot(block, Block.AUDIT_FIELDS)
             if after != block_before:
                 events.append(("block.updated", block, block_before, after, ""))
-            follow[block.pk] = block.status
+            followed[block.pk] = block
+            if block.status in ORDERS_FOLLOW:
+                follow[block.pk] = block.status  # the last status its orders are to show
         Execution.objects.bulk_create(executions)
         update_rows(Route, list(changed_routes.values()), sorted(route_fields))
         update_rows(
             Block, list(changed_blocks.values()), ["status", *Block.FIGURE_FIELDS, "updated_at"]
         )
         audit_record_each(actor=None, actor_name=actor_name, events=events)
-        followed = [blocks[pk] for pk in follow]
-        orders_follow_blocks(followed, actor=None, actor_name=actor_name, statuses=follow)
-        allocate_all_when_ended(list(changed_blocks.values()))
+        orders_follow_blocks(
+            [blocks[pk] for pk in follow], actor=None, actor_name=actor_name, statuses=follow
+        )
+        allocate_all_when_ended(list(followed.values()))
         for block in changed_blocks.values():
             block_changed(block.pk)
     return results
