@@ -184,8 +184,9 @@ class GatewayApplication(Application):
     @contextlib.contextmanager
     def reading(self, session: Session) -> Iterator[None]:
         """The messages of one read from the socket are stored and applied in one
-        transaction (each in a savepoint of its own, as `_receive` says), with the
-        next target number written once: one commit per read, not per message.
+        transaction, at the end of the read (`_apply_read`: together when they can
+        be, else each in a savepoint of its own, as `_receive` says), with the next
+        target number written once: one commit per read, not per message.
         Nothing the session sends meanwhile reaches the socket before that commit.
 
         If the transaction does not commit (the database went away mid-read), none
