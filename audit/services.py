@@ -117,6 +117,21 @@ def audit_record_many(
     return _append(actor=actor, kind=kind, entries=entries, reason=reason, actor_name=actor_name)
 
 
+def audit_record_each(
+    *,
+    actor,
+    events: Iterable[tuple[str, object, dict | None, dict | None, str]],
+    actor_name: str | None = None,
+) -> list[AuditEvent]:
+    """Append one event per ``(kind, obj, before, after, reason)`` of ``events``, by one
+    actor: the events `audit_record` would append one by one, of whatever kinds, in
+    that order, in a single INSERT (per thousand). For a service that applies several
+    changes of different kinds at once (the execution reports of one read: a route's
+    report, its block's update, the next report) and keeps their order. Must run
+    inside the caller's transaction."""
+    return _append(actor=actor, kind=None, entries=events, reason="", actor_name=actor_name)
+
+
 def _append(*, actor, kind, entries, reason, actor_name) -> list[AuditEvent]:
     if not connection.in_atomic_block:
         raise RuntimeError("audit_record must run inside the transaction of the change it records")
@@ -126,20 +141,24 @@ def _append(*, actor, kind, entries, reason, actor_name) -> list[AuditEvent]:
     origin = str(current_origin())[:100]
     events = []
     rows = []
-    for obj, before, after in entries:
+    for entry in entries:
+        if kind is None:
+            event_kind, obj, before, after, event_reason = entry
+        else:
+            (obj, before, after), event_kind, event_reason = entry, kind, reason
         stored_before = json.dumps(before or {}, cls=DjangoJSONEncoder)
         stored_after = json.dumps(after or {}, cls=DjangoJSONEncoder)
         event = AuditEvent(
             occurred_at=occurred_at,
             actor_id=actor.pk if known else None,
             actor_name=name,
-            kind=kind,
+            kind=event_kind,
             object_type=obj._meta.label_lower if hasattr(obj, "_meta") else type(obj).__name__,
             object_id=str(obj.pk),
             object_repr=str(obj)[:200],
             before=json.loads(stored_before),
             after=json.loads(stored_after),
-            reason=reason,
+            reason=event_reason,
             origin=origin,
         )
         if known:

@@ -6,7 +6,8 @@ empties first (DATABASE_URL must name a database with "bench" in its name):
 
 1. **Throughput.** N approved orders (written in bulk beforehand, not timed)
    across the accounts and securities are released (blocks form per security),
-   every block is routed to the FIX simulator through the gateway, and the
+   every block is routed to the FIX simulator through the gateway (together, as
+   the desk routes a selection: `routes_create`), and the
    clock stops when every block is filled and allocated. Prints orders per
    second end to end and the time spent in each stage.
 2. **Acknowledgement latency** at a steady rate (default 200 routes a second,
@@ -211,8 +212,9 @@ def main() -> int:
             order_services.orders_release(actor=pm, order_ids=ids[start : start + 1000])
         t_released = time.monotonic()
         blocks = list(Block.objects.values_list("pk", flat=True))
-        for block_id in blocks:
-            route_services.route_create(actor=trader, block_id=block_id, broker=broker)
+        # the desk routes the blocks together (the blotter's "route selected"): one
+        # transaction, the routes sent SEND_BATCH to a task
+        route_services.routes_create(actor=trader, block_ids=blocks, broker=broker)
         t_routed = time.monotonic()
         deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline:

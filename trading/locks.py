@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.db.models import Q
+
 from .models import Block, Order, Route
 
 
@@ -44,3 +46,42 @@ def lock_block_orders(block: Block, *, only_not: str | None = None) -> list[Orde
     if only_not is not None:
         orders = orders.exclude(status=only_not)
     return list(orders.order_by("pk"))
+
+
+def lock_blocks_orders(target_by_block: dict[int, str]) -> list[Order]:
+    """The orders of several blocks, locked in one statement (in pk order); of each
+    block only those not already in the status given for it."""
+    if not target_by_block:
+        return []
+    blocks_by_target: dict[str, list[int]] = {}
+    for block_id, target in target_by_block.items():
+        blocks_by_target.setdefault(target, []).append(block_id)
+    wanted = Q()
+    for target, block_ids in blocks_by_target.items():
+        wanted |= Q(block_id__in=block_ids) & ~Q(status=target)
+    return list(
+        Order.objects.select_for_update(of=("self",))
+        .select_related("portfolio", "security")
+        .filter(wanted)
+        .order_by("pk")
+    )
+
+
+def lock_blocks(pks: Iterable[int]) -> list[Block]:
+    """Blocks locked in one statement, in pk order."""
+    return list(
+        Block.objects.select_for_update(of=("self",))
+        .select_related("security")
+        .filter(pk__in=list(pks))
+        .order_by("pk")
+    )
+
+
+def lock_routes(pks: Iterable[int]) -> list[Route]:
+    """Routes locked in one statement, in pk order."""
+    return list(
+        Route.objects.select_for_update(of=("self",))
+        .select_related("broker")
+        .filter(pk__in=list(pks))
+        .order_by("pk")
+    )

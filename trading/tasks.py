@@ -20,6 +20,13 @@ def route_send(route_id: int) -> None:
 
 
 @shared_task(**RETRY)
+def route_send_many(route_ids: list[int]) -> None:
+    """Named route_* to go on the routing queue (CELERY_TASK_ROUTES)."""
+    with origin("task", "route_send_many"):
+        routes.routes_send(route_ids)
+
+
+@shared_task(**RETRY)
 def route_cancel_send(route_id: int) -> None:
     with origin("task", "route_cancel_send"):
         routes.route_cancel_send(route_id)
@@ -41,6 +48,12 @@ def route_status_send(route_id: int) -> None:
 def allocate_block(block_id: int) -> None:
     with origin("task", "allocate_block"):
         allocations.block_allocate(block_id=block_id)
+
+
+@shared_task(**RETRY)
+def allocate_blocks(block_ids: list[int]) -> None:
+    with origin("task", "allocate_blocks"):
+        allocations.blocks_allocate(block_ids=block_ids)
 
 
 @shared_task

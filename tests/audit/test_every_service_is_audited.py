@@ -70,7 +70,9 @@ NO_STATE_CHANGE = {
     "trading.services.routes.route_ticket": "reads a route into the broker's ticket",
     "trading.services.routes.routes_resend_unsent": "enqueues route_send for lost tasks",
     "trading.services.blocks.allocate_when_ended": "enqueues block_allocate after commit",
+    "trading.services.blocks.allocate_all_when_ended": "enqueues blocks_allocate after commit",
     "trading.services.trading_day.trading_day": "pure: the trading day of a moment",
+    "trading.services.blocks.block_status_by_routes": "pure: a block's status by its routes",
     "trading.services.trading_day.session_day": "pure: where a FIX session's day ends",
     "trading.services.trading_day.broker_day": "pure: where a broker's trading day ends",
     "trading.services.allocations.trade_date": "reads the trading day of a block's last fill",
@@ -165,6 +167,10 @@ AUDITED_BY_CALLER = {
         "trading.services.executions.execution_apply",
         {"order.status"},
     ),
+    "trading.services.blocks.orders_follow_blocks": (
+        "trading.services.routes.routes_create",
+        {"order.status"},
+    ),
     # The checker stores a PretradeResult per order and rule, inside the transaction of
     # the order service that asked (`trading.pretrade.check`) and moves the orders: its
     # approve records them (order.approved, .needs_override, .rejected), its release
@@ -206,6 +212,7 @@ AUDITED_BY_CALLER = {
 THE_TRAIL_ITSELF = {
     "audit.services.audit_record": "appends the event every service calls it for",
     "audit.services.audit_record_many": "appends one event per changed row, in one statement",
+    "audit.services.audit_record_each": "appends events of several kinds, in order, in one statement",
     "audit.services.audit_seal": "chains events into the trail (seals are the trail)",
     "audit.services.audit_checkpoint": "signs the trail's head (checkpoints are the trail)",
     "audit.services.checkpoint_export": "copies a checkpoint to the auditor's file",
@@ -512,6 +519,15 @@ def _routes(name):
         if name == "route_create":
             block = w.block()
             return lambda: r.route_create(actor=w.trader, block_id=block.pk, broker=w.broker)
+        if name == "routes_create":
+            block = w.block()
+            return lambda: r.routes_create(actor=w.trader, block_ids=[block.pk], broker=w.broker)
+        if name == "routes_send_fix":
+            route = w.route(broker=w.fix_broker)
+            return lambda: r.routes_send([route.pk])
+        if name == "routes_send":
+            route = w.route()
+            return lambda: r.routes_send([route.pk])
         if name == "route_cancel_unsent":
             route = w.route()
             return lambda: r.route_cancel(actor=w.trader, route_id=route.pk, reason="wrong size")
@@ -561,6 +577,8 @@ def _executions(name):
 
         route = w.route(acknowledged=True)
         report = w.report(route, "trade", "partially_filled", last=3, cum=3)
+        if name == "executions_apply":
+            return lambda: e.executions_apply([report])
         return lambda: getattr(e, name)(report)
 
     return prepare
@@ -599,6 +617,9 @@ def _blocks(name):
         if name == "block_allocate":
             block = w.filled_block()
             return lambda: allocations.block_allocate(block_id=block.pk)
+        if name == "blocks_allocate":
+            block = w.filled_block()
+            return lambda: allocations.blocks_allocate(block_ids=[block.pk])
         block = w.filled_block(partly=True)
         return lambda: blocks.block_done_for_day(actor=w.trader, block_id=block.pk)
 
@@ -961,6 +982,13 @@ CALLS = {
     "trading.services.routes.route_create": call(
         _routes("route_create"), "route.created", "block.routed", "order.status"
     ),
+    "trading.services.routes.routes_create": call(
+        _routes("routes_create"), "route.created", "block.routed", "order.status"
+    ),
+    # A FIX broker's routes are claimed and queued together; the others as route_send.
+    "trading.services.routes.routes_send": call(
+        _routes("routes_send"), "route.sent", "execution.new", "execution.trade"
+    ),
     "trading.services.routes.route_claim_for_sending": call(
         _routes("route_claim_for_sending"), "route.sent"
     ),
@@ -997,11 +1025,17 @@ CALLS = {
     "trading.services.executions.execution_apply": call(
         _executions("execution_apply"), "execution.trade", "block.updated", "order.status"
     ),
+    "trading.services.executions.executions_apply": call(
+        _executions("executions_apply"), "execution.trade", "block.updated", "order.status"
+    ),
     "trading.services.executions.apply_in_order": call(
         _executions("apply_in_order"), "execution.trade"
     ),
     "trading.services.allocations.block_allocate": call(
         _blocks("block_allocate"), "order.allocated", "block.allocated"
+    ),
+    "trading.services.allocations.blocks_allocate": call(
+        _blocks("blocks_allocate"), "order.allocated", "block.allocated"
     ),
     "trading.services.allocations.allocations_backfill_closings": call(
         _backfill, "lots.closings_backfilled"
@@ -1143,6 +1177,10 @@ CALLS = {
 }
 #: A second call of route_cancel: a route not yet sent is cancelled here and now.
 EXTRA_CALLS = {
+    "routes_send of a FIX broker's routes claims and queues them together": (
+        "trading.services.routes.routes_send",
+        call(_routes("routes_send_fix"), "route.sent"),
+    ),
     "route_cancel before it is sent": (
         "trading.services.routes.route_cancel",
         call(_routes("route_cancel_unsent"), "route.cancelled", "block.updated"),
@@ -1220,7 +1258,8 @@ def _service_transaction(floor: int):
 
 @pytest.fixture
 def spied(monkeypatch):
-    """Each event appended (by audit_record, or one per entry of audit_record_many),
+    """Each event appended (by audit_record, or one per entry of audit_record_many or
+    audit_record_each),
     with the transaction opened below the test's own (the service's) that it ran
     in, None outside one."""
     import audit.services
@@ -1228,6 +1267,7 @@ def spied(monkeypatch):
     seen: list[tuple[str, object]] = []
     real = audit.services.audit_record
     real_many = audit.services.audit_record_many
+    real_each = audit.services.audit_record_each
     floor: list[int] = [len(connection.atomic_blocks)]
 
     def spy(**kwargs):
@@ -1240,7 +1280,15 @@ def spied(monkeypatch):
         seen.extend((kwargs["kind"], inside) for _ in events)
         return events
 
+    def spy_each(**kwargs):
+        events = real_each(**kwargs)
+        inside = _service_transaction(floor[0])
+        seen.extend((event.kind, inside) for event in events)
+        return events
+
     for module in services_modules():
+        if getattr(module, "audit_record_each", None) is real_each:
+            monkeypatch.setattr(module, "audit_record_each", spy_each)
         if getattr(module, "audit_record", None) is real:
             monkeypatch.setattr(module, "audit_record", spy)
         if getattr(module, "audit_record_many", None) is real_many:

@@ -347,3 +347,309 @@ def test_releasing_costs_the_same_for_17_or_60_orders_into_1_or_3_blocks(pm, boo
         (0, warm, [o.pk for o in blocks["EEE"].orders.order_by("pk")][:17]),
         (warm, warm + sum(o.quantity for o in eee), [o.pk for o in eee]),
     ]
+
+
+# --- Many blocks, routes and reports at once -------------------------------------------
+
+#: `routes_create`, whatever the number of blocks: the blocks locked, the routes
+#: inserted, the blocks written, their orders locked and written, three INSERTs of
+#: events, and the transaction.
+ROUTES_CREATE = 11
+#: `routes_send` of a FIX broker's routes, whatever their number: the routes read, the
+#: broker's session, the claim (lock, UPDATE), the events, the outbox INSERT, and the
+#: transaction.
+ROUTES_SEND = 8
+#: `executions_apply`, whatever the number of reports: the routes found, blocks and
+#: routes locked, ExecIDs and the blocks' routes read, the executions inserted, routes
+#: and blocks written, the events, the orders locked and written, and the transaction.
+EXECUTIONS_APPLY = 14
+
+
+def _blocks(
+    pm, book, count: int, *, orders: int = 3, start: int = 0, tif: str = "gtc"
+) -> list[Block]:
+    """``count`` released blocks of AAA (a limit price each), ``orders`` orders each."""
+    security = book["securities"]["AAA"]
+    made = Order.objects.bulk_create(
+        Order(
+            portfolio=book["accounts"][n % len(book["accounts"])],
+            security=security,
+            side="buy",
+            quantity=Decimal(100),
+            order_type="limit",
+            limit_price=Decimal(200 + start + b),
+            status=Order.Status.APPROVED,
+            created_by=pm,
+            approved_by=pm,
+            time_in_force=tif,
+        )
+        for b in range(count)
+        for n in range(orders)
+    )
+    order_services.orders_release(actor=pm, order_ids=[o.pk for o in made])
+    return list(Block.objects.filter(orders__pk__in=[o.pk for o in made]).distinct().order_by("pk"))
+
+
+@pytest.fixture
+def session_broker(book):
+    from trading.models import FixSession
+
+    broker = Broker.objects.create(code="SB", name="Session", adapter=Broker.Adapter.FIX)
+    FixSession.objects.create(broker=broker, sender_comp_id="OMS", target_comp_id="SB", port=1)
+    return Broker.objects.select_related("fix_session").get(pk=broker.pk)
+
+
+def test_routing_many_blocks_at_once_costs_the_same_for_1_or_6(pm, trader, book, quiet_broker):
+    route_services.routes_create(
+        actor=trader, block_ids=[b.pk for b in _blocks(pm, book, 1)], broker=quiet_broker
+    )  # warms caches
+    one = _blocks(pm, book, 1, start=10)
+    six = _blocks(pm, book, 6, start=20)
+    _, n_one = _counted(
+        lambda: route_services.routes_create(
+            actor=trader, block_ids=[b.pk for b in one], broker=quiet_broker
+        )
+    )
+    before = AuditEvent.objects.count()
+    routes, n_six = _counted(
+        lambda: route_services.routes_create(
+            actor=trader, block_ids=[b.pk for b in six], broker=quiet_broker
+        )
+    )
+    assert n_one == n_six <= ROUTES_CREATE, (n_one, n_six)
+    # as route_create one by one: the whole of each block routed, its orders working
+    assert sorted(r.block_id for r in routes) == [b.pk for b in six]
+    for block in six:
+        block.refresh_from_db()
+        assert block.status == Block.Status.WORKING and block.routed_quantity == block.quantity
+        assert {o.status for o in block.orders.all()} == {Order.Status.WORKING}
+    kinds = list(AuditEvent.objects.filter(pk__gt=0).order_by("pk").values_list("kind", flat=True))
+    new = kinds[before:]
+    assert new.count("route.created") == 6 and new.count("block.routed") == 6
+    assert new.count("order.status") == 18
+
+
+def test_routing_many_blocks_refuses_them_all_when_one_cannot_go(pm, trader, book, quiet_broker):
+    from django.core.exceptions import ValidationError
+
+    blocks = _blocks(pm, book, 3)
+    route_services.route_create(actor=trader, block_id=blocks[1].pk, broker=quiet_broker)
+    events = AuditEvent.objects.count()
+    with pytest.raises(ValidationError, match=f"Block #{blocks[1].pk}"):
+        route_services.routes_create(
+            actor=trader, block_ids=[b.pk for b in blocks], broker=quiet_broker
+        )
+    assert Route.objects.filter(block__in=[blocks[0], blocks[2]]).count() == 0
+    assert AuditEvent.objects.count() == events
+    assert Block.objects.get(pk=blocks[0].pk).status == Block.Status.OPEN
+
+
+def test_sending_many_routes_to_a_fix_broker_costs_the_same_for_1_or_5(
+    pm, trader, book, session_broker
+):
+    from trading.models import FixOutbox
+
+    def routed(count, start):
+        return route_services.routes_create(
+            actor=trader,
+            block_ids=[b.pk for b in _blocks(pm, book, count, start=start)],
+            broker=session_broker,
+        )
+
+    route_services.routes_send([r.pk for r in routed(1, 0)])  # warms caches
+    one, five = routed(1, 10), routed(5, 20)
+    _, n_one = _counted(lambda: route_services.routes_send([r.pk for r in one]))
+    _, n_five = _counted(lambda: route_services.routes_send([r.pk for r in five]))
+    assert n_one == n_five <= ROUTES_SEND, (n_one, n_five)
+    for route in five:
+        route.refresh_from_db()
+        assert route.sent_at is not None
+        [row] = FixOutbox.objects.filter(route=route)
+        assert row.msg_type == "D" and ["11", route.cl_ord_id] in [
+            [str(t), v] for t, v in row.fields
+        ]
+    assert AuditEvent.objects.filter(kind="route.sent").count() == 7
+    # a second delivery of the task sends nothing again
+    route_services.routes_send([r.pk for r in five])
+    assert FixOutbox.objects.filter(route__in=five).count() == 5
+    assert AuditEvent.objects.filter(kind="route.sent").count() == 7
+
+
+def _acked_and_filled(routes, prefix="") -> list[ExecutionReport]:
+    reports = []
+    for route in routes:
+        reports.append(_report(route, f"{prefix}A{route.pk}", "new", "new"))
+        half = route.quantity / 2
+        fill = _report(route, f"{prefix}F{route.pk}", "trade", "partially_filled", half, 100)
+        reports.append(fill)
+        rest = _report(route, f"{prefix}G{route.pk}", "trade", "filled", half, Decimal(102))
+        reports.append(ExecutionReport(**{**rest.__dict__, "cumulative_quantity": route.quantity}))
+    return reports
+
+
+def test_applying_many_reports_at_once_costs_the_same_and_books_as_one_by_one(
+    pm, trader, book, quiet_broker
+):
+    def routed(count, start):
+        routes = route_services.routes_create(
+            actor=trader,
+            block_ids=[b.pk for b in _blocks(pm, book, count, start=start)],
+            broker=quiet_broker,
+        )
+        return list(Route.objects.select_related("broker").filter(pk__in=[r.pk for r in routes]))
+
+    execution_services.executions_apply(_acked_and_filled(routed(1, 0)))  # warms caches
+    two, six, alone = routed(2, 10), routed(6, 20), routed(6, 40)
+    _, n_two = _counted(lambda: execution_services.executions_apply(_acked_and_filled(two)))
+    _, n_six = _counted(lambda: execution_services.executions_apply(_acked_and_filled(six)))
+    assert n_two == n_six <= EXECUTIONS_APPLY, (n_two, n_six)
+    for report in _acked_and_filled(alone):
+        execution_services.execution_apply(report)
+
+    def figures(routes):
+        out = []
+        for route in routes:
+            route.refresh_from_db()
+            block = Block.objects.get(pk=route.block_id)
+            out.append(
+                (
+                    route.status,
+                    route.filled_quantity,
+                    route.average_price,
+                    block.status,
+                    block.filled_quantity,
+                    block.average_price,
+                    block.routed_quantity,
+                    sorted(block.orders.values_list("status", flat=True)),
+                    route.executions.count(),
+                    sorted(
+                        AuditEvent.objects.filter(
+                            object_type="trading.route", object_id=str(route.pk)
+                        ).values_list("kind", flat=True)
+                    ),
+                    sorted(
+                        AuditEvent.objects.filter(
+                            object_type="trading.block", object_id=str(block.pk)
+                        ).values_list("kind", flat=True)
+                    ),
+                )
+            )
+        return out
+
+    assert figures(six) == figures(alone)
+    assert {f[3] for f in figures(six)} == {Block.Status.FILLED}
+    # applied again: nothing changes, each reported as already applied
+    events = AuditEvent.objects.count()
+    assert execution_services.executions_apply(_acked_and_filled(six)) == [None] * 18
+    assert AuditEvent.objects.count() == events
+
+
+def test_applying_many_reports_refuses_them_all_when_one_would_overfill(
+    pm, trader, book, quiet_broker
+):
+    routes = route_services.routes_create(
+        actor=trader, block_ids=[b.pk for b in _blocks(pm, book, 2)], broker=quiet_broker
+    )
+    routes = list(Route.objects.select_related("broker").filter(pk__in=[r.pk for r in routes]))
+    good = _report(routes[0], "OK1", "trade", "filled", routes[0].quantity, Decimal(100))
+    # the second fill takes the route past its quantity
+    over = [
+        _report(routes[1], f"O{n}", "trade", "partially_filled", routes[1].quantity, 100)
+        for n in range(2)
+    ]
+    events = AuditEvent.objects.count()
+    with pytest.raises(execution_services.BookingRefused):
+        execution_services.executions_apply([good, *over])
+    assert AuditEvent.objects.count() == events
+    assert not Route.objects.get(pk=routes[0].pk).executions.exists()
+    assert Block.objects.get(pk=routes[0].block_id).filled_quantity == 0
+
+
+def test_the_blocks_one_read_fills_are_allocated_by_one_task(
+    pm, trader, book, quiet_broker, django_capture_on_commit_callbacks, eager_celery
+):
+    from oms import tasking
+
+    queued = []
+    real = tasking.enqueue
+
+    def spy(name, *args, **kwargs):
+        queued.append(name)
+        return real(name, *args, **kwargs)
+
+    routes = route_services.routes_create(
+        actor=trader, block_ids=[b.pk for b in _blocks(pm, book, 3)], broker=quiet_broker
+    )
+    routes = list(Route.objects.select_related("broker").filter(pk__in=[r.pk for r in routes]))
+    fills = [_report(r, f"F{r.pk}", "trade", "filled", r.quantity, Decimal(100)) for r in routes]
+    tasking.enqueue = spy
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            execution_services.executions_apply(fills)
+    finally:
+        tasking.enqueue = real
+    assert queued.count("trading.tasks.allocate_blocks") == 1
+    assert "trading.tasks.allocate_block" not in queued
+    for route in routes:
+        block = Block.objects.get(pk=route.block_id)
+        assert block.status == Block.Status.ALLOCATED
+        assert Allocation.objects.filter(block=block).count() == 3
+
+
+def test_allocating_several_blocks_tries_them_all_and_raises_what_failed(
+    pm, trader, book, quiet_broker
+):
+    from django.core.exceptions import ValidationError
+
+    working, filled = route_services.routes_create(
+        actor=trader, block_ids=[b.pk for b in _blocks(pm, book, 2)], broker=quiet_broker
+    )
+    filled = Route.objects.select_related("broker").get(pk=filled.pk)
+    working = Route.objects.select_related("broker").get(pk=working.pk)
+    execution_services.executions_apply(
+        [
+            _report(working, "P1", "trade", "partially_filled", Decimal(10), Decimal(100)),
+            _report(filled, "F1", "trade", "filled", filled.quantity, Decimal(100)),
+        ]
+    )
+    # the first is still trading: it is raised, once the second has been allocated
+    with pytest.raises(ValidationError, match="still partially filled"):
+        allocation_services.blocks_allocate(block_ids=[working.block_id, filled.block_id])
+    assert Block.objects.get(pk=filled.block_id).status == Block.Status.ALLOCATED
+    assert Block.objects.get(pk=working.block_id).status == Block.Status.PARTIALLY_FILLED
+
+
+def test_a_day_block_partly_filled_then_ended_in_one_read_leaves_its_orders_as_one_by_one(
+    pm, trader, book, quiet_broker
+):
+    """Fill, then the broker ends the day: the block is done for the day, and its orders
+    show the fill (partially filled) as when each report is applied alone."""
+
+    def routed(start):
+        [route] = route_services.routes_create(
+            actor=trader,
+            block_ids=[b.pk for b in _blocks(pm, book, 1, start=start, tif="day")],
+            broker=quiet_broker,
+        )
+        return Route.objects.select_related("broker").get(pk=route.pk)
+
+    def reports(route):
+        return [
+            _report(route, f"F{route.pk}", "trade", "partially_filled", Decimal(30), 100),
+            ExecutionReport(
+                **{
+                    **_report(route, f"E{route.pk}", "expired", "expired").__dict__,
+                    "cumulative_quantity": Decimal(30),
+                    "leaves_quantity": Decimal(0),
+                }
+            ),
+        ]
+
+    together, alone = routed(0), routed(10)
+    execution_services.executions_apply(reports(together))
+    for report in reports(alone):
+        execution_services.execution_apply(report)
+    for route in (together, alone):
+        block = Block.objects.get(pk=route.block_id)
+        assert block.status == Block.Status.DONE_FOR_DAY
+        assert set(block.orders.values_list("status", flat=True)) == {Order.Status.PARTIALLY_FILLED}

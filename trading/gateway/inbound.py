@@ -21,7 +21,7 @@ from trading.fix.codec import Message, parse_utc_timestamp
 from trading.fix.session import Application, ApplicationUnavailable, DoNotSend, Session
 from trading.models import FixInbox, FixOutbox, FixSession, Route
 from trading.services import trading_day
-from trading.services.executions import execution_apply
+from trading.services.executions import execution_apply, executions_apply
 from trading.services.routes import route_mark_unconfirmed, route_ticket
 
 from .store import DatabaseStore, session_day
@@ -40,6 +40,20 @@ def route_named_by(msg: Message) -> str:
         if candidate in found:
             return candidate
     raise fixmap.NotOurs(f"no route with ClOrdID {msg.get(41) or msg.get(11)!r}")
+
+
+def routes_named_by(msgs: list[Message]) -> list[str]:
+    """`route_named_by` for the messages of one read, in one query."""
+    candidates = [fixmap.cl_ord_id_candidates(msg) for msg in msgs]
+    wanted = {candidate for each in candidates for candidate in each}
+    found = set(Route.objects.filter(cl_ord_id__in=wanted).values_list("cl_ord_id", flat=True))
+    named = []
+    for msg, each in zip(msgs, candidates, strict=True):
+        mine = next((candidate for candidate in each if candidate in found), None)
+        if mine is None:
+            raise fixmap.NotOurs(f"no route with ClOrdID {msg.get(41) or msg.get(11)!r}")
+        named.append(mine)
+    return named
 
 
 def inbox_settle(inbox: FixInbox, error: str) -> None:
@@ -68,6 +82,8 @@ class GatewayApplication(Application):
         self.store = store
         self.database_unavailable = False
         self.generation_seen = store.generation
+        #: the application messages of the read in progress, applied at its end
+        self._deferred: list[Message] | None = None
 
     # --- Session events -------------------------------------------------------------
 
@@ -168,8 +184,9 @@ class GatewayApplication(Application):
     @contextlib.contextmanager
     def reading(self, session: Session) -> Iterator[None]:
         """The messages of one read from the socket are stored and applied in one
-        transaction (each in a savepoint of its own, as `_receive` says), with the
-        next target number written once: one commit per read, not per message.
+        transaction, at the end of the read (`_apply_read`: together when they can
+        be, else each in a savepoint of its own, as `_receive` says), with the next
+        target number written once: one commit per read, not per message.
         Nothing the session sends meanwhile reaches the socket before that commit.
 
         If the transaction does not commit (the database went away mid-read), none
@@ -182,7 +199,13 @@ class GatewayApplication(Application):
         stored = False
         try:
             with held, transaction.atomic(), self.store.receiving():
-                yield
+                self._deferred = []
+                try:
+                    yield
+                    if not transaction.get_rollback():
+                        self._apply_read(session)
+                finally:
+                    self._deferred = None
                 if transaction.get_rollback():
                     # a savepoint that could not be rolled back (the connection broke):
                     # the whole read rolls back, and what it sent is dropped with it
@@ -223,10 +246,83 @@ class GatewayApplication(Application):
         rolled back to before its application (a savepoint) and kept in the inbox,
         not applied, with why. Anything we send meanwhile (a DontKnowTrade) leaves
         only once that transaction has committed, as the outbox's messages do."""
+        if self._deferred is not None:
+            self._deferred.append(msg)  # stored and applied with the read's others, at its end
+            return
         transport = getattr(session, "transport", None)
         held = transport.held() if hasattr(transport, "held") else contextlib.nullcontext()
         with held, transaction.atomic():
             self._store_and_apply(msg, session)
+
+    def _apply_read(self, session: Session) -> None:
+        """The application messages of one read, at its end, inside its transaction:
+        execution reports and cancel rejects together when they can be
+        (`_apply_together`), else each on its own as `_receive` does, in order."""
+        msgs, self._deferred = self._deferred or [], None
+        if len(msgs) > 1 and self._apply_together(msgs, session):
+            return
+        for msg in msgs:
+            with transaction.atomic():
+                self._store_and_apply(msg, session)
+
+    def _apply_together(self, msgs: list[Message], session: Session) -> bool:
+        """Store and apply the execution reports (and cancel rejects) of one read in a
+        fixed number of statements (`executions_apply`, one INSERT of their inbox rows),
+        in a savepoint. False, with nothing written, when they cannot all go together:
+        another kind of message, a number stored already (a resend), a report not
+        ours or one that the services refuse; the caller then applies them one by
+        one, which keeps each refused message in the inbox with why."""
+        if any(msg.msg_type not in ("8", "9") for msg in msgs):
+            return False
+        seqs = [msg.get_int(34) or 0 for msg in msgs]
+        if len(set(seqs)) != len(seqs) or (
+            FixInbox.objects.filter(
+                session_id=self.fix_session.pk, generation=self.store.generation, seq_num__in=seqs
+            ).exists()
+        ):
+            return False
+        try:
+            named = routes_named_by(msgs)
+            reports = [
+                fixmap.report_from_execution_report(
+                    msg, broker_code=self.broker_code, cl_ord_id=cl_ord_id
+                )
+                if msg.msg_type == "8"
+                else fixmap.report_from_cancel_reject(
+                    msg,
+                    broker_code=self.broker_code,
+                    cl_ord_id=cl_ord_id,
+                    ref=f"{self.fix_session.pk}-{self.store.generation}-{seq}",
+                )
+                for msg, cl_ord_id, seq in zip(msgs, named, seqs, strict=True)
+            ]
+        except UNAVAILABLE:
+            raise
+        except Exception:
+            return False  # one by one: each says what is wrong with it
+        applied_at = timezone.now()
+        rows = []
+        for msg, seq in zip(msgs, seqs, strict=True):
+            inbox = FixInbox(
+                session_id=self.fix_session.pk,
+                generation=self.store.generation,
+                seq_num=seq,
+                msg_type=msg.msg_type,
+                raw=msg.encode(sort_header=False),
+            )
+            move(inbox, FixInbox.Status.APPLIED)
+            inbox.applied_at = applied_at
+            rows.append(inbox)
+        try:
+            with transaction.atomic(), origin("fix", str(session.sid)):
+                executions_apply(reports)
+                FixInbox.objects.bulk_create(rows)
+        except UNAVAILABLE:
+            raise
+        except Exception as exc:
+            log.info("%s: a read's reports applied one by one: %s", session.sid, exc)
+            return False
+        return True
 
     def _store_and_apply(self, msg: Message, session: Session) -> None:
         seq = msg.get_int(34) or 0

@@ -135,6 +135,23 @@ def block_allocate(*, block_id: int) -> list[Allocation]:
     return allocations
 
 
+def blocks_allocate(*, block_ids) -> int:
+    """`block_allocate` for each of several blocks (those one read of reports
+    filled), each in a transaction of its own, all of them tried: a block that
+    cannot be allocated does not hold back the others, and the first error is
+    raised once they have been tried (a retry allocates nothing twice: a block
+    allocated already is left alone). Returns how many were allocated."""
+    allocated, failed = 0, None
+    for block_id in block_ids:
+        try:
+            allocated += bool(block_allocate(block_id=block_id))
+        except Exception as exc:
+            failed = failed or exc
+    if failed is not None:
+        raise failed
+    return allocated
+
+
 def trade_date(block: Block) -> date:
     """The trade date the allocation books: the trading day of the block's last fill, by
     the day of the broker that filled it, whenever the allocation itself runs (a block

@@ -45,6 +45,16 @@ def allocate_when_ended(block: Block) -> None:
         enqueue_on_commit("trading.tasks.allocate_block", block.pk)
 
 
+def allocate_all_when_ended(blocks) -> None:
+    """`allocate_when_ended` for several blocks: one task allocates those that ended
+    with fills, each block in a transaction of its own (`allocations.blocks_allocate`)."""
+    ended = [b.pk for b in blocks if b.status in Block.ALLOCATABLE_STATES and b.filled_quantity > 0]
+    if len(ended) == 1:
+        enqueue_on_commit("trading.tasks.allocate_block", ended[0])
+    elif ended:
+        enqueue_on_commit("trading.tasks.allocate_blocks", ended)
+
+
 def block_done_for_day(*, actor, block_id: int, reason: str = "") -> Block:
     """A trader ends a partly filled block for the day: nothing more is routed,
     and what filled is allocated. Every route must have ended first (cancel the
@@ -74,6 +84,25 @@ def block_done_for_day(*, actor, block_id: int, reason: str = "") -> Block:
     return block
 
 
+def block_status_by_routes(block: Block, *, live: bool, day_over) -> str:
+    """The status an open block's figures and routes give it: ``live`` whether a route
+    of it is still live, ``day_over()`` whether a day route of it ended with the
+    broker's day (asked only when it matters)."""
+    if block.filled_quantity >= block.quantity:
+        return Block.Status.FILLED
+    if block.filled_quantity > 0 and not live and day_over():
+        return Block.Status.DONE_FOR_DAY  # allocated with what filled
+    if block.filled_quantity > 0:
+        return Block.Status.PARTIALLY_FILLED
+    if live or block.routed_quantity > 0:
+        return Block.Status.WORKING
+    return Block.Status.OPEN  # every route ended unfilled: the block can be routed again
+
+
+#: Route ends that mean the broker's trading day is over for a day order (public).
+DAY_OVER = _DAY_OVER
+
+
 def block_follow_routes(block: Block, *, actor_name: str | None, before: dict, actor=None) -> None:
     if block.status not in Block.OPEN_STATES:
         # Filled, allocated or closed: a late report (an acknowledgement that arrives
@@ -82,16 +111,7 @@ def block_follow_routes(block: Block, *, actor_name: str | None, before: dict, a
         block_changed(block.pk)
         return
     live = block.routes.exclude(status__in=Route.TERMINAL_STATES).exists()
-    if block.filled_quantity >= block.quantity:
-        target = Block.Status.FILLED
-    elif block.filled_quantity > 0 and not live and _day_over_at_broker(block):
-        target = Block.Status.DONE_FOR_DAY  # allocated with what filled
-    elif block.filled_quantity > 0:
-        target = Block.Status.PARTIALLY_FILLED
-    elif live or block.routed_quantity > 0:
-        target = Block.Status.WORKING
-    else:
-        target = Block.Status.OPEN  # every route ended unfilled: the block can be routed again
+    target = block_status_by_routes(block, live=live, day_over=lambda: _day_over_at_broker(block))
     if target != block.status:
         move(block, target)
     block.save(update_fields=["status", *Block.FIGURE_FIELDS, "updated_at"])
@@ -118,32 +138,56 @@ _ORDER_STATUS_FOR_BLOCK = {
 }
 
 
-def orders_follow_block(block: Block, *, actor, actor_name: str | None = None) -> None:
-    """Account orders show the progress of their block until allocation.
+#: The block statuses its account orders follow (the others leave them as they are).
+ORDERS_FOLLOW = frozenset(_ORDER_STATUS_FOR_BLOCK)
 
-    Set-based: the block's orders are locked in one statement, each one's move is
+
+def orders_follow_block(block: Block, *, actor, actor_name: str | None = None) -> None:
+    orders_follow_blocks([block], actor=actor, actor_name=actor_name)
+
+
+def orders_follow_blocks(
+    blocks, *, actor, actor_name: str | None = None, statuses: dict[int, str] | None = None
+) -> None:
+    """Account orders show the progress of their blocks until allocation.
+
+    Set-based, for one block or many: the blocks' orders are locked in one statement, each one's move is
     checked against the order's map, the moved ones are written in one UPDATE
     (they all end in one status) and their events appended in one INSERT, so the
     cost does not grow with the number of orders in the block."""
-    target = _ORDER_STATUS_FOR_BLOCK.get(block.status)
-    if target is None:
+    # ``statuses``: the block status each block's orders follow, when not its own now
+    # (the last one a batch of reports left them to follow)
+    statuses = statuses or {}
+    targets = {}
+    for block in blocks:
+        status = statuses.get(block.pk, block.status)
+        if status in _ORDER_STATUS_FOR_BLOCK:
+            targets[block.pk] = (block, _ORDER_STATUS_FOR_BLOCK[status])
+    if not targets:
         return
     moved: list[tuple[Order, dict, dict]] = []
-    for order in locks.lock_block_orders(block, only_not=target):
+    by_target: dict[str, list[int]] = {}
+    for order in locks.lock_blocks_orders({pk: target for pk, (_, target) in targets.items()}):
+        block, target = targets[order.block_id]
         before = {"status": order.status}
         if target not in Order.TRANSITIONS[order.status] and order.status == Order.Status.RELEASED:
             move(order, Order.Status.WORKING)  # a late fill on a block that was open again
         move(order, target)
+        by_target.setdefault(target, []).append(order.pk)
         moved.append(
             (
                 order,
                 before,
-                {"status": order.status, "block": block.pk, "block_status": block.status},
+                {
+                    "status": order.status,
+                    "block": block.pk,
+                    "block_status": statuses.get(block.pk, block.status),
+                },
             )
         )
     if not moved:
         return
-    Order.objects.filter(pk__in=[order.pk for order, _, _ in moved]).update(
-        status=target, updated_at=timezone.now()
-    )
+    now = timezone.now()
+    for target, pks in by_target.items():
+        Order.objects.filter(pk__in=pks).update(status=target, updated_at=now)
     audit_record_many(actor=actor, actor_name=actor_name, kind="order.status", entries=moved)

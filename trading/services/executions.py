@@ -10,22 +10,33 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from decimal import Decimal
 
 from django.db import IntegrityError, OperationalError
 from django.utils import timezone
 
-from audit.services import audit_record, audited_transaction, snapshot
+from audit.services import audit_record, audit_record_each, audited_transaction, snapshot
+from oms.bulk import update_rows
 from oms.numbers import ZERO, money
 from oms.numbers import price as round_price
 from oms.numbers import qty as round_qty
+from oms.state import move
 from trading import locks
 from trading.brokers import ExecutionReport
-from trading.models import Block, Execution, Route
+from trading.models import Block, Execution, Route, TimeInForce
 from trading.selectors import exchange_of
 
 from . import trading_day
-from .blocks import block_follow_routes
+from .blocks import (
+    DAY_OVER,
+    ORDERS_FOLLOW,
+    allocate_all_when_ended,
+    block_changed,
+    block_follow_routes,
+    block_status_by_routes,
+    orders_follow_blocks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +51,7 @@ _ORD_STATUSES = set(Route.Status.values)
 def execution_apply(report: ExecutionReport) -> Execution | None:
     """Apply one execution report. The same report (route, ExecID) applied twice
     changes nothing the second time and returns None."""
-    if report.exec_type not in _EXEC_TYPES or report.ord_status not in _ORD_STATUSES:
-        raise ValueError(f"unknown exec type {report.exec_type!r} or status {report.ord_status!r}")
+    _check_known(report)
     try:
         with audited_transaction():
             route_ref = Route.objects.select_related("broker").get(cl_ord_id=report.cl_ord_id)
@@ -53,20 +63,8 @@ def execution_apply(report: ExecutionReport) -> Execution | None:
             route = locks.lock_route(route_ref.pk)
             if Execution.objects.filter(route=route, exec_id=report.exec_id).exists():
                 return None
-            execution = Execution.objects.create(
-                route=route,
-                broker=route.broker,
-                exec_id=report.exec_id,
-                exec_type=report.exec_type,
-                ord_status=report.ord_status,
-                last_quantity=round_qty(report.last_quantity),
-                last_price=report.last_price,
-                cumulative_quantity=round_qty(report.cumulative_quantity),
-                average_price=report.average_price,
-                leaves_quantity=round_qty(report.leaves_quantity),
-                text=report.text[:500],
-                transact_time=report.transact_time,
-            )
+            execution = _execution(route, report)
+            execution.save(force_insert=True)
             _apply_to_route_and_block(route, block, execution, report)
             return execution
     except IntegrityError:
@@ -76,6 +74,146 @@ def execution_apply(report: ExecutionReport) -> Execution | None:
         ).exists():
             return None
         raise
+
+
+def _check_known(report: ExecutionReport) -> None:
+    if report.exec_type not in _EXEC_TYPES or report.ord_status not in _ORD_STATUSES:
+        raise ValueError(f"unknown exec type {report.exec_type!r} or status {report.ord_status!r}")
+
+
+def _execution(route: Route, report: ExecutionReport) -> Execution:
+    return Execution(
+        route=route,
+        broker=route.broker,
+        exec_id=report.exec_id,
+        exec_type=report.exec_type,
+        ord_status=report.ord_status,
+        last_quantity=round_qty(report.last_quantity),
+        last_price=report.last_price,
+        cumulative_quantity=round_qty(report.cumulative_quantity),
+        average_price=report.average_price,
+        leaves_quantity=round_qty(report.leaves_quantity),
+        text=report.text[:500],
+        transact_time=report.transact_time,
+    )
+
+
+def executions_apply(reports: Sequence[ExecutionReport]) -> list[Execution | None]:
+    """Apply several reports of one broker at once, in their order: what
+    `execution_apply` does for each in turn, set-based, in one transaction.
+
+    The blocks are locked in one statement, then the routes in one (the lock order
+    of `trading.locks`); the ExecIDs already booked and the statuses of the blocks'
+    other routes are read in one each; each report is then applied in memory, to the
+    route and block as the reports before it left them, with the same checks and
+    transitions as alone (no fill booked twice, a block never filled or held past
+    its quantity); the executions are inserted in one statement, the routes and the
+    blocks written in one each, the events (one per report, one per block update, in
+    the order `execution_apply` would append them) in one INSERT, and the blocks'
+    orders follow in three (`orders_follow_blocks`, to the last status a report left
+    each block in). A report already applied returns None in its place.
+
+    All or nothing: a report that would be refused alone (`BookingRefused`, an
+    unknown route or status) refuses the call and nothing of it is written; the
+    caller applies the reports one by one instead, to keep the good ones and say
+    which one was refused (the FIX gateway does)."""
+    if not reports:
+        return []
+    for report in reports:
+        _check_known(report)
+    brokers = {report.broker for report in reports}
+    if len(brokers) != 1:
+        raise ValueError("reports of one broker at a time")
+    [broker_code] = brokers
+    actor_name = f"broker:{broker_code}"
+    with audited_transaction():
+        refs = {
+            route.cl_ord_id: route
+            for route in Route.objects.filter(
+                cl_ord_id__in={report.cl_ord_id for report in reports}
+            ).only("pk", "block_id", "cl_ord_id")
+        }
+        unknown = {report.cl_ord_id for report in reports} - set(refs)
+        if unknown:
+            raise Route.DoesNotExist(f"no route {sorted(unknown)[0]!r}")
+        blocks = {
+            block.pk: block for block in locks.lock_blocks({r.block_id for r in refs.values()})
+        }
+        routes = {route.pk: route for route in locks.lock_routes(r.pk for r in refs.values())}
+        for route in routes.values():
+            if route.broker.code != broker_code:
+                raise ValueError(f"report from {broker_code} for a route to {route.broker.code}")
+        booked = set(
+            Execution.objects.filter(
+                route_id__in=list(routes), exec_id__in={report.exec_id for report in reports}
+            ).values_list("route_id", "exec_id")
+        )
+        # every route of the blocks, as the reports leave them: is one still live, did a
+        # day route end with the broker's day
+        states = {
+            pk: (block_id, status, tif)
+            for pk, block_id, status, tif in Route.objects.filter(
+                block_id__in=list(blocks)
+            ).values_list("pk", "block_id", "status", "time_in_force")
+        }
+        now = timezone.now()
+        results: list[Execution | None] = []
+        executions: list[Execution] = []
+        events: list[tuple] = []
+        route_fields: set[str] = set()
+        changed_routes: dict[int, Route] = {}
+        changed_blocks: dict[int, Block] = {}
+        follow: dict[int, str] = {}
+        followed: dict[int, Block] = {}  # the blocks that followed their routes
+        for report in reports:
+            route = routes[refs[report.cl_ord_id].pk]
+            block = blocks[route.block_id]
+            if (route.pk, report.exec_id) in booked:
+                results.append(None)
+                continue
+            booked.add((route.pk, report.exec_id))
+            execution = _execution(route, report)
+            fields, event, block_before = _advance(route, block, execution, report)
+            executions.append(execution)
+            results.append(execution)
+            route.updated_at = block.updated_at = now
+            route_fields |= fields
+            changed_routes[route.pk] = route
+            changed_blocks[block.pk] = block
+            events.append(event)
+            states[route.pk] = (block.pk, route.status, route.time_in_force)
+            if block.status not in Block.OPEN_STATES:
+                continue  # a late report: recorded on its route, moves the block no more
+            mine = [(status, tif) for b, status, tif in states.values() if b == block.pk]
+            target = block_status_by_routes(
+                block,
+                live=any(status not in Route.TERMINAL_STATES for status, _ in mine),
+                day_over=lambda mine=mine, block=block: (
+                    block.time_in_force == TimeInForce.DAY
+                    and any(s in DAY_OVER and tif == TimeInForce.DAY for s, tif in mine)
+                ),
+            )
+            if target != block.status:
+                move(block, target)
+            after = snapshot(block, Block.AUDIT_FIELDS)
+            if after != block_before:
+                events.append(("block.updated", block, block_before, after, ""))
+            followed[block.pk] = block
+            if block.status in ORDERS_FOLLOW:
+                follow[block.pk] = block.status  # the last status its orders are to show
+        Execution.objects.bulk_create(executions)
+        update_rows(Route, list(changed_routes.values()), sorted(route_fields))
+        update_rows(
+            Block, list(changed_blocks.values()), ["status", *Block.FIGURE_FIELDS, "updated_at"]
+        )
+        audit_record_each(actor=None, actor_name=actor_name, events=events)
+        orders_follow_blocks(
+            [blocks[pk] for pk in follow], actor=None, actor_name=actor_name, statuses=follow
+        )
+        allocate_all_when_ended(list(followed.values()))
+        for block in changed_blocks.values():
+            block_changed(block.pk)
+    return results
 
 
 class BookingRefused(ValueError):
@@ -145,7 +283,29 @@ def _apply_replace(route: Route, execution: Execution, report, fields: set) -> N
 
 
 def _apply_to_route_and_block(route: Route, block: Block, execution: Execution, report) -> None:
+    fields, (kind, _, before, after, reason), block_before = _advance(
+        route, block, execution, report
+    )
+    if execution.commission:
+        execution.save(update_fields=["commission"])
+    route.save(update_fields=sorted(fields))
     actor_name = f"broker:{route.broker.code}"
+    audit_record(
+        actor=None,
+        actor_name=actor_name,
+        kind=kind,
+        obj=route,
+        before=before,
+        after=after,
+        reason=reason,
+    )
+    block_follow_routes(block, actor_name=actor_name, before=block_before)
+
+
+def _advance(route: Route, block: Block, execution: Execution, report):
+    """A report's effect on its (locked) route and block, in memory: the route's
+    changed fields, its event as ``(kind, route, before, after, reason)``, and the
+    block's figures before. Refuses (`BookingRefused`) what would book too much."""
     route_before = snapshot(route, Route.AUDIT_FIELDS)
     block_before = snapshot(block, Block.AUDIT_FIELDS)
     held_before = route.reserved_quantity
@@ -214,23 +374,23 @@ def _apply_to_route_and_block(route: Route, block: Block, execution: Execution, 
     if execution.text:
         route.text = execution.text
         fields.add("text")
-    route.save(update_fields=sorted(fields))
-    audit_record(
-        actor=None,
-        actor_name=actor_name,
-        kind=f"execution.{execution.exec_type}",
-        obj=route,
-        before=route_before,
-        after=snapshot(route, Route.AUDIT_FIELDS)
-        | {
-            "exec_id": execution.exec_id,
-            "last_quantity": execution.last_quantity,
-            "last_price": execution.last_price,
-            "commission": execution.commission,
-        },
-        reason=execution.text,
+    return (
+        fields,
+        (
+            f"execution.{execution.exec_type}",
+            route,
+            route_before,
+            snapshot(route, Route.AUDIT_FIELDS)
+            | {
+                "exec_id": execution.exec_id,
+                "last_quantity": execution.last_quantity,
+                "last_price": execution.last_price,
+                "commission": execution.commission,
+            },
+            execution.text,
+        ),
+        block_before,
     )
-    block_follow_routes(block, actor_name=actor_name, before=block_before)
 
 
 def _book_fill(route: Route, block: Block, execution: Execution) -> None:
@@ -265,8 +425,6 @@ def _book_fill(route: Route, block: Block, execution: Execution) -> None:
             block.pk,
         )
     execution.commission = fill_commission(route, execution, block.security.multiplier)
-    if execution.commission:
-        execution.save(update_fields=["commission"])
     route.average_price = _weighted(route.filled_quantity, route.average_price, execution)
     route.filled_quantity += last
     route.commission += execution.commission

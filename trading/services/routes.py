@@ -23,7 +23,8 @@ from django.core.exceptions import ValidationError
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
-from audit.services import audit_record, audited_transaction, snapshot
+from audit.services import audit_record, audit_record_many, audited_transaction, snapshot
+from oms.bulk import update_rows
 from oms.numbers import price as round_price
 from oms.numbers import qty as round_qty
 from oms.roles import Action, require
@@ -38,7 +39,7 @@ from trading.models import Block, Broker, OrderType, Route, TimeInForce
 from trading.selectors import exchange_of
 
 from . import trading_day
-from .blocks import block_changed, block_follow_routes, orders_follow_block
+from .blocks import block_changed, block_follow_routes, orders_follow_block, orders_follow_blocks
 from .executions import apply_in_order
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,85 @@ def _hold(block: Block, route: Route, held_before: Decimal) -> None:
     block.routed_quantity += route.reserved_quantity - held_before
 
 
+def _routable_quantity(block: Block, broker: Broker, quantity: Decimal | None) -> Decimal:
+    """What of a locked block may go to a broker (its open quantity when none is
+    given, rounded down to how the broker takes the security); refused in words
+    when the block is not open, the broker does not take its terms, or the
+    quantity is off."""
+    if block.status not in Block.OPEN_STATES:
+        raise TransitionError(
+            block,
+            block.status,
+            Block.Status.WORKING,
+            f"Block #{block.pk} is {block.get_status_display().lower()}: it cannot be routed.",
+        )
+    if not broker.is_active:
+        raise ValidationError({"broker": [f"Broker {broker.code} is not active."]})
+    errors = broker_terms_errors(
+        broker,
+        order_type=block.order_type,
+        time_in_force=block.time_in_force,
+        security=block.security,
+    )
+    if errors:
+        raise ValidationError(errors)
+    security = block.security
+    _check_fx_tradeable(security)
+    unit = trading_unit(security, broker)
+    available = block.quantity - block.routed_quantity
+    if quantity is None:
+        quantity = (available / unit).to_integral_value(ROUND_FLOOR) * unit
+        if quantity <= 0 < available:
+            raise ValidationError(
+                {
+                    "quantity": [
+                        f"Only {_fmt(available)} of {security.ticker} is left, less than "
+                        f"one unit {broker.code} takes."
+                    ]
+                }
+            )
+    else:
+        quantity = round_qty(quantity)
+    if quantity <= 0:
+        raise ValidationError(
+            {
+                "quantity": ["Nothing left to route: the whole block is with brokers."]
+                if available <= 0
+                else ["Quantity must be positive."]
+            }
+        )
+    if quantity % unit != 0:
+        raise ValidationError(
+            {
+                "quantity": [
+                    f"{security.ticker} goes to {broker.code} in whole units: "
+                    f"{_fmt(quantity)} is not a whole number."
+                ]
+            }
+        )
+    if quantity > available:
+        raise ValidationError(
+            {"quantity": [f"Only {_fmt(available)} of the block is left to route."]}
+        )
+    return quantity
+
+
+def _new_route(block: Block, broker: Broker, quantity: Decimal, actor) -> Route:
+    return Route(
+        block=block,
+        broker=broker,
+        cl_ord_id=_new_cl_ord_id(),
+        quantity=quantity,
+        order_type=block.order_type,
+        limit_price=block.limit_price,
+        stop_price=block.stop_price,
+        time_in_force=block.time_in_force,
+        expire_at=block.expire_at,
+        ends_at=_ends_at(block.security, block.time_in_force, block.expire_at),
+        created_by=actor,
+    )
+
+
 def route_create(*, actor, block_id: int, broker: Broker, quantity: Decimal | None = None) -> Route:
     """Route all or part of a block to a broker; the routing worker sends it after commit.
 
@@ -126,74 +206,9 @@ def route_create(*, actor, block_id: int, broker: Broker, quantity: Decimal | No
     require(actor, Action.BLOCK_ROUTE)
     with audited_transaction():
         block = locks.lock_block(block_id)
-        if block.status not in Block.OPEN_STATES:
-            raise TransitionError(
-                block,
-                block.status,
-                Block.Status.WORKING,
-                f"Block #{block.pk} is {block.get_status_display().lower()}: it cannot be routed.",
-            )
-        if not broker.is_active:
-            raise ValidationError({"broker": [f"Broker {broker.code} is not active."]})
-        errors = broker_terms_errors(
-            broker,
-            order_type=block.order_type,
-            time_in_force=block.time_in_force,
-            security=block.security,
-        )
-        if errors:
-            raise ValidationError(errors)
-        security = block.security
-        _check_fx_tradeable(security)
-        unit = trading_unit(security, broker)
-        available = block.quantity - block.routed_quantity
-        if quantity is None:
-            quantity = (available / unit).to_integral_value(ROUND_FLOOR) * unit
-            if quantity <= 0 < available:
-                raise ValidationError(
-                    {
-                        "quantity": [
-                            f"Only {_fmt(available)} of {security.ticker} is left, less than "
-                            f"one unit {broker.code} takes."
-                        ]
-                    }
-                )
-        else:
-            quantity = round_qty(quantity)
-        if quantity <= 0:
-            raise ValidationError(
-                {
-                    "quantity": ["Nothing left to route: the whole block is with brokers."]
-                    if available <= 0
-                    else ["Quantity must be positive."]
-                }
-            )
-        if quantity % unit != 0:
-            raise ValidationError(
-                {
-                    "quantity": [
-                        f"{security.ticker} goes to {broker.code} in whole units: "
-                        f"{_fmt(quantity)} is not a whole number."
-                    ]
-                }
-            )
-        if quantity > available:
-            raise ValidationError(
-                {"quantity": [f"Only {_fmt(available)} of the block is left to route."]}
-            )
-        route = Route.objects.create(
-            block=block,
-            broker=broker,
-            cl_ord_id=_new_cl_ord_id(),
-            quantity=quantity,
-            order_type=block.order_type,
-            limit_price=block.limit_price,
-            stop_price=block.stop_price,
-            time_in_force=block.time_in_force,
-            expire_at=block.expire_at,
-            ends_at=_ends_at(security, block.time_in_force, block.expire_at),
-            created_by=actor,
-        )
+        quantity = _routable_quantity(block, broker, quantity)
+        route = _new_route(block, broker, quantity, actor)
+        route.save(force_insert=True)
         block_before = snapshot(block, Block.AUDIT_FIELDS)
         block.routed_quantity += quantity
         fields = ["routed_quantity", "updated_at"]
@@ -223,6 +238,81 @@ def route_create(*, actor, block_id: int, broker: Broker, quantity: Decimal | No
         enqueue_on_commit("trading.tasks.route_send", route.pk)
         block_changed(block.pk)
     return route
+
+
+#: Routes a send task carries (`routes_send`): one claim, one outbox INSERT each.
+SEND_BATCH = 200
+
+
+def routes_create(*, actor, block_ids, broker: Broker) -> list[Route]:
+    """Route what is left of each of several blocks to one broker, at once: the
+    desk's "route these" (the blotter's selection, a program). Each block is
+    checked as `route_create` checks it (open, terms the broker takes, whole
+    units); one that cannot be routed refuses the whole call, naming the block,
+    and nothing is written. Set-based: the blocks are locked in one statement, the
+    routes inserted in one, the blocks written in one, their orders follow in
+    three (`orders_follow_blocks`), and the events (one `route.created` per route,
+    one `block.routed` per block) appended in one INSERT per kind; the routing
+    worker sends them after commit, up to `SEND_BATCH` a task (`routes_send`)."""
+    require(actor, Action.BLOCK_ROUTE)
+    wanted = sorted(set(block_ids))
+    if not wanted:
+        return []
+    with audited_transaction():
+        blocks = locks.lock_blocks(wanted)
+        missing = set(wanted) - {block.pk for block in blocks}
+        if missing:
+            raise ValidationError(
+                f"No block #{', #'.join(str(pk) for pk in sorted(missing))} to route."
+            )
+        routes = []
+        befores = {}
+        for block in blocks:
+            try:
+                quantity = _routable_quantity(block, broker, None)
+            except ValidationError as exc:
+                raise ValidationError(
+                    f"Block #{block.pk} ({block.security.ticker}): " + " ".join(exc.messages)
+                ) from None
+            routes.append(_new_route(block, broker, quantity, actor))
+            befores[block.pk] = snapshot(block, Block.AUDIT_FIELDS)
+            block.routed_quantity += quantity
+            if block.status == Block.Status.OPEN:
+                move(block, Block.Status.WORKING)
+            block.updated_at = timezone.now()
+        Route.objects.bulk_create(routes)
+        update_rows(Block, blocks, ["routed_quantity", "status", "updated_at"])
+        orders_follow_blocks(blocks, actor=actor)
+        audit_record_many(
+            actor=actor,
+            kind="route.created",
+            entries=[
+                (
+                    route,
+                    None,
+                    {
+                        "block": route.block_id,
+                        "broker": broker.code,
+                        "quantity": route.quantity,
+                        "cl_ord_id": route.cl_ord_id,
+                    },
+                )
+                for route in routes
+            ],
+        )
+        audit_record_many(
+            actor=actor,
+            kind="block.routed",
+            entries=[
+                (block, befores[block.pk], snapshot(block, Block.AUDIT_FIELDS)) for block in blocks
+            ],
+        )
+        ids = [route.pk for route in routes]
+        for start in range(0, len(ids), SEND_BATCH):
+            enqueue_on_commit("trading.tasks.route_send_many", ids[start : start + SEND_BATCH])
+        for block in blocks:
+            block_changed(block.pk)
+    return routes
 
 
 def route_claim_for_sending(route_id: int) -> bool:
@@ -722,6 +812,87 @@ def route_send(route_id: int) -> None:
         # (a retry would find the route claimed and send nothing).
         log.exception("sending route %s failed", route.cl_ord_id)
         route_mark_unconfirmed(route_id, f"send failed: {exc}")
+
+
+def routes_send(route_ids) -> None:
+    """`route_send` for several routes at once (the task `routes_create` queues).
+
+    The routes of a broker reached through the database (FIX) are claimed and
+    queued together in one transaction: locked where still unclaimed (one
+    statement; a route claimed meanwhile by another delivery is skipped), their
+    ``sent_at`` written in one, their outbox messages inserted in one and their
+    ``route.sent`` events appended in one, so that a worker that dies midway
+    leaves none of them claimed and the task sends them again. A route that cannot
+    be made into a message is ended (`route_not_sent`) and the others still go.
+    Every other route (another adapter, a stale day order) goes through
+    `route_send`, one at a time, as before."""
+    routes = list(
+        Route.objects.select_related("broker", "block__security")
+        .filter(pk__in=list(route_ids), sent_at__isnull=True)
+        .order_by("pk")
+    )
+    one_by_one = []
+    by_broker: dict[int, tuple[object, list[Route]]] = {}
+    now = timezone.now()
+    for route in routes:
+        if trading_day.day_order_over(
+            time_in_force=route.time_in_force, entered_at=route.created_at, now=now
+        ):
+            one_by_one.append(route.pk)
+            continue
+        if route.broker_id not in by_broker:
+            try:
+                adapter = adapter_for(route.broker, apply_in_order)
+            except ValueError:
+                adapter = None
+            by_broker[route.broker_id] = (adapter, [])
+        adapter, batch = by_broker[route.broker_id]
+        if adapter is None or not getattr(adapter, "queues_in_database", False):
+            one_by_one.append(route.pk)
+        else:
+            batch.append(route)
+    for adapter, batch in by_broker.values():
+        if batch:
+            _queue_many(adapter, batch)
+    for route_id in one_by_one:
+        route_send(route_id)
+
+
+def _queue_many(adapter, routes: list[Route]) -> None:
+    tickets = {}
+    unsendable = {}
+    for route in routes:
+        try:
+            tickets[route.pk] = route_ticket(route)
+        except Exception as exc:
+            log.exception("queueing route %s failed", route.cl_ord_id)
+            unsendable[route.pk] = f"could not be queued for the broker: {exc}"
+    with audited_transaction():
+        unclaimed = set(
+            Route.objects.select_for_update(of=("self",))
+            .filter(pk__in=list(tickets), sent_at__isnull=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        claimed = [route for route in routes if route.pk in unclaimed]
+        if claimed:
+            sent_at = timezone.now()
+            Route.objects.filter(pk__in=[route.pk for route in claimed]).update(sent_at=sent_at)
+            for route in claimed:
+                route.sent_at = sent_at
+            code = routes[0].broker.code
+            audit_record_many(
+                actor=None,
+                actor_name=f"broker:{code}",
+                kind="route.sent",
+                entries=[
+                    (route, None, {"cl_ord_id": route.cl_ord_id, "sent_at": sent_at})
+                    for route in claimed
+                ],
+            )
+            adapter.send_many([(route, tickets[route.pk]) for route in claimed])
+    for route_id, reason in unsendable.items():
+        route_not_sent(route_id, reason)
 
 
 def _queue(adapter, route: Route) -> None:
