@@ -8,6 +8,7 @@ from .models import (
     CashBalance,
     CashMovement,
     FxRate,
+    LifecycleEvent,
     LotClosing,
     ModelPortfolio,
     ModelSleeve,
@@ -237,3 +238,22 @@ class QuarantinedQuoteAdmin(ReadOnlyModelAdmin):
     ]
     list_filter = ["status", "source"]
     search_fields = ["symbol", "reason"]
+
+
+@admin.register(LifecycleEvent)
+class LifecycleEventAdmin(ReadOnlyModelAdmin):
+    """Coupons, redemptions, futures settled and options exercised or expired, as the
+    life-cycle service booked them (once per holding and event)."""
+
+    list_display = [
+        "portfolio",
+        "security",
+        "event",
+        "event_date",
+        "outcome",
+        "currency",
+        "value_date",
+    ]
+    list_filter = ["event", "outcome"]
+    list_select_related = ["portfolio", "security"]
+    search_fields = ["portfolio__code", "security__ticker"]

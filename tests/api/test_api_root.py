@@ -9,7 +9,8 @@ from django.urls import reverse
 pytestmark = pytest.mark.django_db
 
 # What GET /api/v1/ listed, in this order, when one router held every resource (and
-# the quotes of market data, after prices).
+# the quotes of market data, after prices; the life-cycle events of instruments, after
+# drift).
 RESOURCES = [
     "securities",
     "prices",
@@ -17,6 +18,7 @@ RESOURCES = [
     "portfolios",
     "models",
     "drift",
+    "lifecycle-events",
     "rebalance-runs",
     "cash-flows",
     "orders",
