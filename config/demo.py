@@ -458,12 +458,13 @@ MULTI_ASSET_HOLDINGS = {
     "AAPL4.65-2046": Decimal(50_000),
     "CL": Decimal(2),
     "AAPL-CALL": Decimal(10),
+    "AAPL-WEEKLY": Decimal(2),
 }
 
 
 def _multi_asset_account(manager, securities, latest, today) -> Portfolio:
     """MULTI01, pm2's account without a model, holding a Treasury note, a corporate
-    note, crude oil futures and Apple calls, each valued by its own terms (a bond at
+    note, crude oil futures and Apple calls (one expiring next week), each valued by its own terms (a bond at
     face x price / 100 plus accrued interest, a contract at price x multiplier)."""
     account, created = Portfolio.objects.get_or_create(
         code="MULTI01",
@@ -476,14 +477,16 @@ def _multi_asset_account(manager, securities, latest, today) -> Portfolio:
     )
     if not created:
         return account
-    by_kind = {
-        s.asset_class: s for s in securities.values() if s.asset_class in ("future", "option")
-    }
+    [future] = [s for s in securities.values() if s.asset_class == "future"]
+    calls = sorted(
+        (s for s in securities.values() if s.asset_class == "option"), key=lambda s: s.expiry
+    )
     held = {
         "T4.375-2034": securities["T4.375-2034"],
         "AAPL4.65-2046": securities["AAPL4.65-2046"],
-        "CL": by_kind["future"],
-        "AAPL-CALL": by_kind["option"],
+        "CL": future,
+        "AAPL-WEEKLY": calls[0],
+        "AAPL-CALL": calls[-1],
     }
     for key, security in held.items():
         quantity = MULTI_ASSET_HOLDINGS[key]
@@ -505,16 +508,20 @@ _MONTH_CODES = "FGHJKMNQUVXZ"  # the exchanges' futures month codes, January to 
 
 def _instruments(today: date) -> list[dict]:
     """The demo's bonds and listed derivatives, ordered and valued by their own terms
-    (portfolios.terms): a US Treasury note and an Apple note (face value at % of par,
-    accrued interest), a NYMEX crude oil future about three months out (1,000 barrels a
-    contract) and an Apple call (100 shares a contract) about two months out. The
-    derivatives' dates follow today, so that the demo can always trade them."""
+        (portfolios.terms): a US Treasury note and an Apple note (face value at % of par,
+        accrued interest), a NYMEX crude oil future about three months out (1,000 barrels a
+        contract), an Apple call (100 shares a contract) about two months out and a weekly one
+    in the money that expires next week. The
+        derivatives' dates follow today, so that the demo can always trade them."""
     delivery = (today.replace(day=1) + timedelta(days=95)).replace(day=1)
     # CL stops trading about three business days before the 25th of the month before
     # delivery: the 20th of that month is near enough for the demo.
     crude_expiry = (delivery - timedelta(days=1)).replace(day=20)
     month = (today.replace(day=1) + timedelta(days=62)).replace(day=1)
     friday = month + timedelta(days=(4 - month.weekday()) % 7 + 14)  # the third Friday
+    # a weekly Apple call in the money that expires next week: the life-cycle page
+    # shows it due, and the day after its expiry it is exercised into shares
+    near = today + timedelta(days=(4 - today.weekday()) % 7 + 7)
     return [
         {
             "ticker": "T4.375-2034",
@@ -580,6 +587,21 @@ def _instruments(today: date) -> list[dict]:
             "expiry": friday,
             "_underlying": "AAPL",
             "_px": 8.5,
+        },
+        {
+            "ticker": f"AAPL{near:%y%m%d}C200",
+            "name": f"Apple call 200 {near:%d %b %Y} (weekly)",
+            "asset_class": AssetClass.OPTION,
+            "currency": "USD",
+            "sector": "Information Technology",
+            "issuer": "Apple Inc.",
+            "country": "US",
+            "multiplier": Decimal(100),
+            "option_right": "call",
+            "strike": Decimal(200),
+            "expiry": near,
+            "_underlying": "AAPL",
+            "_px": 29.0,
         },
         *_fx_instruments(today),
     ]

@@ -141,6 +141,7 @@ def lifecycle(request: HttpRequest) -> HttpResponse:
 
     from django.conf import settings
     from django.contrib import messages
+    from django.core.exceptions import ValidationError
     from django.shortcuts import redirect
     from django.utils import timezone
 
@@ -156,10 +157,11 @@ def lifecycle(request: HttpRequest) -> HttpResponse:
         except ValueError:
             messages.error(request, "Give the day to book as YYYY-MM-DD.")
             return redirect("portfolios:lifecycle")
-        if day > timezone.now().date():
-            messages.error(request, "A day that has not come yet cannot be booked.")
+        try:
+            run = lifecycle_services.lifecycle_book(on=day, actor=request.user)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
             return redirect("portfolios:lifecycle")
-        run = lifecycle_services.lifecycle_book(on=day, actor=request.user)
         messages.success(
             request, f"{day}: {len(run.booked)} event(s) booked, {len(run.refused)} refused."
         )

@@ -57,8 +57,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 from django.db.models import Q
+from django.utils import timezone
 
 from audit.services import audit_record, audited_transaction
 from oms.numbers import money
@@ -409,7 +411,14 @@ def lifecycle_book(
 ) -> LifecycleRun:
     """Book every event due from `since` (default `on`) to `on` that is not booked yet,
     each in its own transaction (`lifecycle_book_event`); one that cannot be booked is
-    refused with why and the others go on. ``dry_run``: plan only, write nothing."""
+    refused with why and the others go on. ``dry_run``: plan only, write nothing (a day
+    to come may be planned; only a day that has come may be booked: a coupon booked
+    ahead of its date would pay it early)."""
+    if not dry_run and on > timezone.now().date():
+        raise ValidationError(
+            f"{on.isoformat()} has not come yet: a day is booked on or after it "
+            "(a dry run shows what it would book)."
+        )
     run = LifecycleRun(on=on, since=since or on)
     for due in lifecycle_due(on=on, since=since):
         try:

@@ -32,6 +32,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from portfolios.models import (
@@ -186,6 +187,37 @@ def test_a_dry_run_books_nothing(treasury, capsys):
     call_command("book_lifecycle_events", "--date", "2020-09-01")
     assert "1 event(s) booked" in capsys.readouterr().out
     assert LifecycleEvent.objects.count() == 1
+
+
+def _next_coupon_date() -> date:
+    """The treasury's next coupon date (1 March, 1 September) after today."""
+    today = timezone.now().date()
+    return min(
+        d
+        for year in (today.year, today.year + 1)
+        for d in (date(year, 3, 1), date(year, 9, 1))
+        if d > today
+    )
+
+
+def test_a_day_to_come_is_planned_but_never_booked(treasury, capsys):
+    """A coupon booked ahead of its date would pay it early: the service refuses a day
+    that has not come (the page, the command and beat all book through it)."""
+    from django.core.exceptions import ValidationError
+    from django.core.management.base import CommandError
+
+    acc1 = _account("ACC1")
+    _hold(acc1, treasury, 1_000_000, "101.50", acquired=date(2020, 7, 2))
+    cash = _cash(acc1)
+    coupon = _next_coupon_date()
+    with pytest.raises(ValidationError, match="has not come yet"):
+        lifecycle_book(on=coupon)
+    with pytest.raises(CommandError, match="has not come yet"):
+        call_command("book_lifecycle_events", "--date", coupon.isoformat())
+    call_command("book_lifecycle_events", "--date", coupon.isoformat(), "--dry-run")
+    assert f"would book {coupon.isoformat()} T 8 09/01/29" in capsys.readouterr().out
+    assert LifecycleEvent.objects.count() == 0
+    assert _cash(acc1) == cash
 
 
 def test_the_command_refuses_a_date_it_cannot_read():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
@@ -44,7 +45,10 @@ class Command(BaseCommand):
         since = _day(options["since"]) if options["since"] else on
         if since > on:
             raise CommandError("--since must not be after --date.")
-        run = lifecycle_book(on=on, since=since, dry_run=options["dry_run"])
+        try:
+            run = lifecycle_book(on=on, since=since, dry_run=options["dry_run"])
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from exc
         for plan in run.planned:
             due = plan.due
             self.stdout.write(
