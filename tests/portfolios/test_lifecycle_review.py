@@ -1,0 +1,90 @@
+"""Review of the life-cycle events (portfolios.services.lifecycle): faults found.
+
+- A currency option in the money by less than 0.01 of its pair's rate (0.5 cent on
+  EUR/USD at 1.085 against a 1.08 strike: 50 pips, about 0.46%) was let expire
+  worthless: OCC Rule 805(d)'s $0.01 is a threshold for equity options' dollar
+  prices, and a cash-settled option costs nothing to exercise, so the holder loses
+  2 x 125,000 x 0.005 = 1,250.00.
+- A sale through zero (a long sold beyond its lots, the rest going short) that settles
+  on or after the coupon date added back only the lots it closed: the face held
+  settled on the record date came out as the position left after the sale plus the
+  lots, not the position before the sale.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from portfolios.models import Price
+from portfolios.services import reference
+from portfolios.services.holdings import holdings_book_fill
+from portfolios.services.lifecycle import face_on_record, lifecycle_book
+
+from .test_lifecycle import EXPIRY, _account, _cash, _hold, treasury  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+D = Decimal
+
+
+@pytest.fixture(autouse=True)
+def _manager(pm):
+    from . import test_lifecycle
+
+    test_lifecycle.MANAGER = pm
+
+
+def test_a_currency_option_half_a_cent_in_the_money_is_cash_settled_not_lost(ops):
+    pair = reference.security_create(
+        actor=ops,
+        ticker="EURUSD",
+        name="EUR/USD spot",
+        asset_class="fx_spot",
+        currency="USD",
+        base_currency="EUR",
+    )
+    call = reference.security_create(
+        actor=ops,
+        ticker="EUR-C1.08",
+        name="EUR call 1.08",
+        asset_class="option",
+        currency="USD",
+        country="US",
+        multiplier=D(125000),
+        underlying=pair,
+        option_right="call",
+        strike=D("1.08"),
+        expiry=EXPIRY,
+    )
+    acc = _account("ACC1", cash="0")
+    _hold(acc, call, 2, "0.0030")
+    Price.objects.create(security=pair, as_of=EXPIRY, price=D("1.0850"))
+
+    [event] = lifecycle_book(on=EXPIRY).booked
+
+    # 2 x 125,000 x (1.085 - 1.08) = 1,250.00
+    assert (event.outcome, event.amount) == ("cash_settled", D("1250.00"))
+    assert _cash(acc) == D("1250.00")
+
+
+def test_a_sale_through_zero_settling_on_the_coupon_date_leaves_the_face_on_record(
+    treasury,  # noqa: F811
+):
+    """ACC1 held 300,000 settled and sold 500,000 on Monday 31 August 2020 (T+1: it
+    settles on the coupon date, 1 September): on the record date it held 300,000, and
+    the coupon is 300,000 x 8% / 2 = 12,000.00."""
+    acc = _account("ACC1")
+    fill = {"security": treasury, "price": D("101.50")}
+    holdings_book_fill(
+        portfolio=acc, buying=True, quantity=D(300_000), on_date=date(2020, 7, 2), **fill
+    )
+    holdings_book_fill(
+        portfolio=acc, buying=False, quantity=D(500_000), on_date=date(2020, 8, 31), **fill
+    )
+
+    assert face_on_record(acc.pk, treasury, date(2020, 9, 1)) == D(300_000)
+    [event] = lifecycle_book(on=date(2020, 9, 1)).booked
+    assert event.amount == D("12000.00")
