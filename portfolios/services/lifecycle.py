@@ -33,7 +33,8 @@ Conventions (each in the docs):
 - **Options**: an option in the money by at least ``OMS_OPTION_EXERCISE_THRESHOLD``
   (0.01 of the underlying's price: OCC Rule 805(d), *exercise by exception*, which
   exercises expiring equity options in the money by $0.01 or more unless the holder
-  instructs otherwise) at the underlying's last price on or before expiry is exercised:
+  instructs otherwise) at the underlying's last price on or before expiry is exercised
+  (a currency option, cash settled, from any amount in the money):
   a long call buys the underlying at the strike, a long put sells it; a short one is
   assigned the opposite. The deliverable is contracts x multiplier / the underlying's
   multiplier (100 shares; one future). A long holder's premium follows the US tax
@@ -361,9 +362,15 @@ def _option_plan(due: Due) -> Plan:
         "right": option.option_right,
         "threshold": str(settings.OMS_OPTION_EXERCISE_THRESHOLD),
     }
-    if intrinsic < settings.OMS_OPTION_EXERCISE_THRESHOLD:
+    cash_settled = underlying.asset_class in terms.FX_KINDS
+    # OCC Rule 805(d)'s cent is a threshold of equity options' dollar prices: a
+    # currency option is cash settled, costs nothing to exercise and is worth its
+    # intrinsic value however small (0.01 on EUR/USD is a hundred pips).
+    if intrinsic <= 0 or (
+        not cash_settled and intrinsic < settings.OMS_OPTION_EXERCISE_THRESHOLD
+    ):
         return Plan(due, Outcome.EXPIRED, spot, Decimal(0), due.event_date, details)
-    if underlying.asset_class in terms.FX_KINDS:
+    if cash_settled:
         amount = money(due.quantity * intrinsic * terms.price_multiplier(option))
         details["intrinsic"] = str(intrinsic)
         return Plan(
