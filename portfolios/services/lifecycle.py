@@ -366,9 +366,7 @@ def _option_plan(due: Due) -> Plan:
     # OCC Rule 805(d)'s cent is a threshold of equity options' dollar prices: a
     # currency option is cash settled, costs nothing to exercise and is worth its
     # intrinsic value however small (0.01 on EUR/USD is a hundred pips).
-    if intrinsic <= 0 or (
-        not cash_settled and intrinsic < settings.OMS_OPTION_EXERCISE_THRESHOLD
-    ):
+    if intrinsic <= 0 or (not cash_settled and intrinsic < settings.OMS_OPTION_EXERCISE_THRESHOLD):
         return Plan(due, Outcome.EXPIRED, spot, Decimal(0), due.event_date, details)
     if cash_settled:
         amount = money(due.quantity * intrinsic * terms.price_multiplier(option))
