@@ -88,3 +88,40 @@ def test_a_sale_through_zero_settling_on_the_coupon_date_leaves_the_face_on_reco
     assert face_on_record(acc.pk, treasury, date(2020, 9, 1)) == D(300_000)
     [event] = lifecycle_book(on=date(2020, 9, 1)).booked
     assert event.amount == D("12000.00")
+
+
+def test_the_command_refuses_a_day_that_has_not_come(ops):
+    """The page refuses to book a day after today; the command (and the service under
+    both) booked it: an option expiring next week exercised at today's price, a bond
+    redeemed before its maturity."""
+    import datetime as dt
+
+    from django.core.management import CommandError, call_command
+    from django.utils import timezone
+
+    from portfolios.models import LifecycleEvent
+
+    today = timezone.now().date()
+    xyz = reference.security_create(
+        actor=ops, ticker="XYZ", name="XYZ Corp", asset_class="equity", currency="USD"
+    )
+    call = reference.security_create(
+        actor=ops,
+        ticker="XYZ-C100",
+        name="XYZ call 100",
+        asset_class="option",
+        currency="USD",
+        country="US",
+        multiplier=D(100),
+        underlying=xyz,
+        option_right="call",
+        strike=D("100"),
+        expiry=today + dt.timedelta(days=7),
+    )
+    acc = _account("ACC1")
+    _hold(acc, call, 1, "5", acquired=today)
+    Price.objects.create(security=xyz, as_of=today, price=D("115"))
+
+    with pytest.raises(CommandError, match="not come"):
+        call_command("book_lifecycle_events", "--date", str(today + dt.timedelta(days=7)))
+    assert not LifecycleEvent.objects.exists()
