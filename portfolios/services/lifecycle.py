@@ -414,7 +414,16 @@ def lifecycle_book(
 ) -> LifecycleRun:
     """Book every event due from `since` (default `on`) to `on` that is not booked yet,
     each in its own transaction (`lifecycle_book_event`); one that cannot be booked is
-    refused with why and the others go on. ``dry_run``: plan only, write nothing."""
+    refused with why and the others go on. ``dry_run``: plan only, write nothing. A day
+    after today is refused (:class:`LifecycleRefused`) unless dry: an expiry not come
+    yet would be exercised at today's price, a bond redeemed before its maturity."""
+    from django.utils import timezone
+
+    if not dry_run and on > timezone.now().date():
+        raise LifecycleRefused(
+            f"{on.isoformat()} has not come yet: a day is booked once it has (a dry run "
+            "says what it would book)."
+        )
     run = LifecycleRun(on=on, since=since or on)
     for due in lifecycle_due(on=on, since=since):
         try:

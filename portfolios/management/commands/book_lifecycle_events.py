@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from portfolios.instruments.money import round_cash
-from portfolios.services.lifecycle import lifecycle_book
+from portfolios.services.lifecycle import LifecycleRefused, lifecycle_book
 
 
 def _cash(amount, currency: str) -> str:
@@ -44,7 +44,10 @@ class Command(BaseCommand):
         since = _day(options["since"]) if options["since"] else on
         if since > on:
             raise CommandError("--since must not be after --date.")
-        run = lifecycle_book(on=on, since=since, dry_run=options["dry_run"])
+        try:
+            run = lifecycle_book(on=on, since=since, dry_run=options["dry_run"])
+        except LifecycleRefused as exc:
+            raise CommandError(str(exc)) from None
         for plan in run.planned:
             due = plan.due
             self.stdout.write(
