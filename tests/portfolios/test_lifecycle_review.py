@@ -125,3 +125,46 @@ def test_the_command_refuses_a_day_that_has_not_come(ops):
     with pytest.raises(CommandError, match="not come"):
         call_command("book_lifecycle_events", "--date", str(today + dt.timedelta(days=7)))
     assert not LifecycleEvent.objects.exists()
+
+
+def test_an_option_on_a_future_expiring_with_it_leaves_no_position_in_the_expired_future(ops):
+    """A quarterly option on a future expires with it (the E-mini S&P's quarterly
+    options do). The day's events were booked in ticker order: the future ("ESM4") was
+    settled first, then the call ("ESM4-C5000") exercised into one more ESM4 at the
+    strike, a position in a contract that has expired and whose expiry is booked for the
+    account already, so that no run ever settles it."""
+    from portfolios.models import Position
+
+    future = reference.security_create(
+        actor=ops,
+        ticker="ESM4",
+        name="E-mini S&P 500 Jun 2024",
+        asset_class="future",
+        currency="USD",
+        country="US",
+        multiplier=D(50),
+        contract_unit="$50 x index",
+        expiry=EXPIRY,
+    )
+    call = reference.security_create(
+        actor=ops,
+        ticker="ESM4-C5000",
+        name="ESM4 call 5000",
+        asset_class="option",
+        currency="USD",
+        country="US",
+        multiplier=D(50),
+        underlying=future,
+        option_right="call",
+        strike=D("5000"),
+        expiry=EXPIRY,
+    )
+    acc = _account("ACC1")
+    _hold(acc, future, 1, "5000")
+    _hold(acc, call, 1, "20")
+    Price.objects.create(security=future, as_of=EXPIRY, price=D("5100"))
+
+    lifecycle_book(on=EXPIRY)
+    lifecycle_book(on=EXPIRY + __import__("datetime").timedelta(days=1), since=EXPIRY)
+
+    assert Position.objects.get(portfolio=acc, security=future).quantity == 0
