@@ -216,7 +216,17 @@ def lifecycle_due(
                 quantity_due = quantity
             if quantity_due:
                 due.append(Due(portfolio_id, security, event, day, quantity_due))
-    due.sort(key=lambda d: (d.event_date, d.security.ticker, d.portfolio_id, d.event))
+    # Options first on their day: what an exercise delivers (a future expiring with its
+    # option) is then settled by the same day's events, never left after them.
+    due.sort(
+        key=lambda d: (
+            d.event_date,
+            d.security.asset_class != AssetClass.OPTION,
+            d.security.ticker,
+            d.portfolio_id,
+            d.event,
+        )
+    )
     return due
 
 
@@ -425,7 +435,24 @@ def lifecycle_book(
             "says what it would book)."
         )
     run = LifecycleRun(on=on, since=since or on)
-    for due in lifecycle_due(on=on, since=since):
+    seen: set[tuple] = set()
+    dues = lifecycle_due(on=on, since=since)
+    while dues:
+        delivered = _book_dues(run, dues, seen, actor=actor, dry_run=dry_run)
+        # An exercise that delivered a contract falling due in the span (a future
+        # expiring with its option) into an account that did not hold it: its event
+        # is due now too.
+        dues = (
+            [d for d in lifecycle_due(on=on, since=since) if d.key not in seen] if delivered else []
+        )
+    return run
+
+
+def _book_dues(run: LifecycleRun, dues: list[Due], seen: set, *, actor, dry_run: bool) -> bool:
+    """Book (or plan) `dues` into `run`; whether an exercise or assignment delivered."""
+    delivered = False
+    for due in dues:
+        seen.add(due.key)
         try:
             plan = lifecycle_plan(due)
         except LifecycleRefused as exc:
@@ -442,7 +469,8 @@ def lifecycle_book(
             continue
         if event is not None:
             run.booked.append(event)
-    return run
+            delivered |= event.outcome in (Outcome.EXERCISED, Outcome.ASSIGNED)
+    return delivered
 
 
 def lifecycle_book_event(*, due: Due, actor=None) -> LifecycleEvent | None:
