@@ -33,7 +33,8 @@ Conventions (each in the docs):
 - **Options**: an option in the money by at least ``OMS_OPTION_EXERCISE_THRESHOLD``
   (0.01 of the underlying's price: OCC Rule 805(d), *exercise by exception*, which
   exercises expiring equity options in the money by $0.01 or more unless the holder
-  instructs otherwise) at the underlying's last price on or before expiry is exercised:
+  instructs otherwise) at the underlying's last price on or before expiry is exercised
+  (a currency option, cash settled, from any amount in the money):
   a long call buys the underlying at the strike, a long put sells it; a short one is
   assigned the opposite. The deliverable is contracts x multiplier / the underlying's
   multiplier (100 shares; one future). A long holder's premium follows the US tax
@@ -217,7 +218,17 @@ def lifecycle_due(
                 quantity_due = quantity
             if quantity_due:
                 due.append(Due(portfolio_id, security, event, day, quantity_due))
-    due.sort(key=lambda d: (d.event_date, d.security.ticker, d.portfolio_id, d.event))
+    # Options first on their day: what an exercise delivers (a future expiring with its
+    # option) is then settled by the same day's events, never left after them.
+    due.sort(
+        key=lambda d: (
+            d.event_date,
+            d.security.asset_class != AssetClass.OPTION,
+            d.security.ticker,
+            d.portfolio_id,
+            d.event,
+        )
+    )
     return due
 
 
@@ -363,9 +374,13 @@ def _option_plan(due: Due) -> Plan:
         "right": option.option_right,
         "threshold": str(settings.OMS_OPTION_EXERCISE_THRESHOLD),
     }
-    if intrinsic < settings.OMS_OPTION_EXERCISE_THRESHOLD:
+    cash_settled = underlying.asset_class in terms.FX_KINDS
+    # OCC Rule 805(d)'s cent is a threshold of equity options' dollar prices: a
+    # currency option is cash settled, costs nothing to exercise and is worth its
+    # intrinsic value however small (0.01 on EUR/USD is a hundred pips).
+    if intrinsic <= 0 or (not cash_settled and intrinsic < settings.OMS_OPTION_EXERCISE_THRESHOLD):
         return Plan(due, Outcome.EXPIRED, spot, Decimal(0), due.event_date, details)
-    if underlying.asset_class in terms.FX_KINDS:
+    if cash_settled:
         amount = money(due.quantity * intrinsic * terms.price_multiplier(option))
         details["intrinsic"] = str(intrinsic)
         return Plan(
@@ -420,7 +435,24 @@ def lifecycle_book(
             "(a dry run shows what it would book)."
         )
     run = LifecycleRun(on=on, since=since or on)
-    for due in lifecycle_due(on=on, since=since):
+    seen: set[tuple] = set()
+    dues = lifecycle_due(on=on, since=since)
+    while dues:
+        delivered = _book_dues(run, dues, seen, actor=actor, dry_run=dry_run)
+        # An exercise that delivered a contract falling due in the span (a future
+        # expiring with its option) into an account that did not hold it: its event
+        # is due now too.
+        dues = (
+            [d for d in lifecycle_due(on=on, since=since) if d.key not in seen] if delivered else []
+        )
+    return run
+
+
+def _book_dues(run: LifecycleRun, dues: list[Due], seen: set, *, actor, dry_run: bool) -> bool:
+    """Book (or plan) `dues` into `run`; whether an exercise or assignment delivered."""
+    delivered = False
+    for due in dues:
+        seen.add(due.key)
         try:
             plan = lifecycle_plan(due)
         except LifecycleRefused as exc:
@@ -437,7 +469,8 @@ def lifecycle_book(
             continue
         if event is not None:
             run.booked.append(event)
-    return run
+            delivered |= event.outcome in (Outcome.EXERCISED, Outcome.ASSIGNED)
+    return delivered
 
 
 def lifecycle_book_event(*, due: Due, actor=None) -> LifecycleEvent | None:

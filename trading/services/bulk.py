@@ -382,12 +382,16 @@ def run_orders_approve(*, actor, run, order_ids: Sequence[int] | None = None) ->
         now = timezone.now()
         if pretrade.registered() is None:
             moved[Order.Status.APPROVED] = _update_returning(
-                drafts, status=Order.Status.APPROVED, approved_by_id=actor.pk, updated_at=now
+                drafts,
+                [Order.Status.DRAFT],
+                status=Order.Status.APPROVED,
+                approved_by_id=actor.pk,
+                updated_at=now,
             )
         else:
             # The checker reads the orders' own columns (their accounts and securities
             # it loads itself, once for the batch): no related rows built per order.
-            locked = _orders_locked(drafts)
+            locked = _orders_locked(drafts, [Order.Status.DRAFT])
             verdicts = pretrade.check(locked, stage="approve", actor=actor)
             # The verdict in words stays on each order, as a single approval keeps it.
             # Orders with the same verdict and words (every order that passes says
@@ -445,11 +449,16 @@ _LOCKED_FIELDS = (
 )
 
 
-def _orders_locked(queryset) -> list[Order]:
+def _orders_locked(queryset, statuses) -> list[Order]:
     """The orders of `queryset` locked (``FOR UPDATE``), in id order, as Order instances
     read from the driver's rows without ``Model.__init__`` (on PostgreSQL), with the
     fields of `_LOCKED_FIELDS` (the others deferred). Tens of thousands of model
-    instances cost seconds; these cost a tuple each."""
+    instances cost seconds; these cost a tuple each.
+
+    `statuses` (those the queryset asks for) are asked again of the locking statement
+    itself: PostgreSQL re-checks a row changed while the lock was awaited against the
+    statement's own condition only, not a subquery's, and an order cancelled meanwhile
+    would come back locked (and be approved by id)."""
     if connection.vendor != "postgresql":
         return list(queryset.select_for_update(of=("self",)).order_by("pk"))
     fields = [Order._meta.get_field(name.removesuffix("_id")) for name in _LOCKED_FIELDS]
@@ -461,7 +470,9 @@ def _orders_locked(queryset) -> list[Order]:
     ]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {names} FROM {table} WHERE id IN ({where}) ORDER BY id FOR UPDATE", params
+            f"SELECT {names} FROM {table} WHERE id IN ({where})"
+            " AND status = ANY(%s::text[]) ORDER BY id FOR UPDATE",
+            [*params, [str(s) for s in statuses]],
         )
         rows = cursor.fetchall()
     attnames = [f.attname for f in fields]
@@ -491,8 +502,11 @@ def _update_ids(ids: Sequence[int], fields: dict) -> None:
         )
 
 
-def _update_returning(queryset, **fields) -> list[int]:
-    """UPDATE the rows of `queryset` and return their ids, in one statement."""
+def _update_returning(queryset, statuses, **fields) -> list[int]:
+    """UPDATE the rows of `queryset` and return their ids, in one statement. `statuses`
+    (those the queryset asks for) are asked again of the UPDATE itself: a row changed
+    while the UPDATE waited for it is re-checked against the statement's own condition
+    only (`_orders_locked`)."""
     if connection.vendor != "postgresql":
         ids = list(queryset.values_list("pk", flat=True))
         Order.objects.filter(pk__in=ids).update(**fields)
@@ -502,8 +516,9 @@ def _update_returning(queryset, **fields) -> list[int]:
     sets = ", ".join(f"{connection.ops.quote_name(name)} = %s" for name in fields)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET {sets} WHERE id IN ({where}) RETURNING id",
-            [*fields.values(), *params],
+            f"UPDATE {table} SET {sets} WHERE id IN ({where})"
+            " AND status = ANY(%s::text[]) RETURNING id",
+            [*fields.values(), *params, [str(s) for s in statuses]],
         )
         return sorted(row[0] for row in cursor.fetchall())
 
@@ -521,7 +536,10 @@ def run_orders_cancel(
         open_orders = _run_orders(run, [Order.Status.DRAFT, Order.Status.APPROVED], order_ids)
         _require_accounts(actor, Action.ORDER_CANCEL, _accounts_of(open_orders))
         ids = _update_returning(
-            open_orders, status=Order.Status.CANCELLED, updated_at=timezone.now()
+            open_orders,
+            [Order.Status.DRAFT, Order.Status.APPROVED],
+            status=Order.Status.CANCELLED,
+            updated_at=timezone.now(),
         )
         audit_record(
             actor=actor,
