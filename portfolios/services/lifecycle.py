@@ -534,8 +534,13 @@ def lifecycle_book_event(*, due: Due, actor=None) -> LifecycleEvent | None:
                 },
             )
             return event
-    except IntegrityError:  # a concurrent run booked it first
-        return None
+    except IntegrityError:
+        booked = LifecycleEvent.objects.filter(
+            portfolio=portfolio, security=security, event=due.event, event_date=due.event_date
+        ).exists()
+        if booked:  # a concurrent run booked it first
+            return None
+        raise  # another integrity failure: not a duplicate, so not silently "not booked"
 
 
 def _quantity_now(due: Due) -> Decimal:

@@ -636,3 +636,20 @@ def test_two_runs_at_once_book_the_coupon_once(treasury, monkeypatch):
     assert sorted(booked) == [0, 1]
     assert LifecycleEvent.objects.count() == 1
     assert _cash(acc) - cash == D("40000.00")
+
+
+def test_an_integrity_failure_that_is_not_a_duplicate_is_raised_not_dropped(treasury, monkeypatch):
+    """Only a duplicate event (a concurrent run booked it first) is skipped quietly;
+    any other refusal of the database is raised, not reported as nothing to book."""
+    from django.db import IntegrityError
+
+    acc1 = _account("ACC1")
+    _hold(acc1, treasury, 1_000_000, "101.50", acquired=date(2020, 7, 2))
+
+    def refuse(**kwargs):
+        raise IntegrityError("a check constraint refused the row")
+
+    monkeypatch.setattr(LifecycleEvent.objects, "create", refuse)
+    with pytest.raises(IntegrityError, match="check constraint"):
+        lifecycle_book(on=date(2020, 9, 1))
+    assert LifecycleEvent.objects.count() == 0
