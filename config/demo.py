@@ -225,7 +225,9 @@ def load_demo_data(*, seed: int = 2026, accounts: int = 20, days: int = 30) -> d
         defaults={
             "name": "Simulated broker",
             "adapter": Broker.Adapter.SIMULATED,
-            "settings": {"partial_fills": 2},
+            # it takes the fractional shares the demo's fractional ETFs trade in (the
+            # FIX simulator, like many brokers, takes whole shares only)
+            "settings": {"partial_fills": 2, "fractional": True},
         },
     )
     _fix_broker()

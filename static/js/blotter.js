@@ -124,7 +124,10 @@
       : "#" + row.dataset.block + " · " + row.dataset.side + " " + row.dataset.ticker +
         " · " + row.dataset.unrouted + " left to route";
     const quantity = document.getElementById("ticket-quantity");
-    quantity.value = amend ? row.dataset.amendQuantity : row.dataset.unrouted;
+    // A route left blank takes what is left in the units the chosen broker takes (a
+    // fractional block goes to a whole-unit broker rounded down), so it is not filled in.
+    quantity.value = amend ? row.dataset.amendQuantity : "";
+    quantity.placeholder = amend ? "" : "all that is left (" + row.dataset.unrouted + ")";
     document.getElementById("ticket-limit").value = amend ? row.dataset.amendLimit : "";
     document.getElementById("ticket-limit").disabled = !(amend && row.dataset.amendLimit);
     document.getElementById("ticket-tif").value = amend ? row.dataset.amendTif : "day";
