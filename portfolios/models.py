@@ -467,6 +467,12 @@ class CashMovement(models.Model):
     portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="+")
     currency = models.CharField(max_length=3)
     amount = money_field(help_text="Signed: received > 0, paid < 0")
+    quantity = quantity_field(
+        null=True,
+        blank=True,
+        help_text="A trade's units, signed: bought > 0, sold < 0 (they change hands on the "
+        "value date too); empty for other rows and trades booked before it was kept",
+    )
     value_date = models.DateField(help_text="The day the cash changes hands")
     trade_date = models.DateField()
     security = models.ForeignKey(Security, on_delete=models.PROTECT, related_name="+")

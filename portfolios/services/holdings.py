@@ -65,16 +65,18 @@ def _trade_movement(
     *,
     portfolio_id: int,
     signed: Decimal,
+    quantity: Decimal,
     on_date: date,
     settles: date,
     allocation_id: int | None,
 ) -> CashMovement:
     """The settlement-ledger row of a security trade: its signed net cash (principal,
-    accrued interest and commission), on its settlement date."""
+    accrued interest and commission) and its signed units, on its settlement date."""
     return CashMovement(
         portfolio_id=portfolio_id,
         currency=security.currency,
         amount=signed,
+        quantity=quantity,
         value_date=settles,
         trade_date=on_date,
         security=security,
@@ -131,6 +133,7 @@ def holdings_book_fill(
         security,
         portfolio_id=portfolio.pk,
         signed=signed,
+        quantity=quantity if buying else -quantity,
         on_date=on_date,
         settles=_settles_on(security, on_date),
         allocation_id=allocation_id,
@@ -262,6 +265,7 @@ def holdings_book_fills(*, security: Security, fills: list[Fill], on_date: date)
                 security,
                 portfolio_id=fill.portfolio_id,
                 signed=signed,
+                quantity=fill.quantity if fill.buying else -fill.quantity,
                 on_date=on_date,
                 settles=settles,
                 allocation_id=fill.allocation_id,
@@ -589,6 +593,7 @@ def _reverse_movements(portfolio: Portfolio, allocation_id: int | None) -> list[
             portfolio_id=row.portfolio_id,
             currency=row.currency,
             amount=-row.amount,
+            quantity=None if row.quantity is None else -row.quantity,
             value_date=row.value_date,
             trade_date=row.trade_date,
             security_id=row.security_id,

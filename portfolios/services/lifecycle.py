@@ -70,6 +70,7 @@ from portfolios.instruments import InstrumentError
 from portfolios.instruments.money import round_cash
 from portfolios.models import (
     AssetClass,
+    CashMovement,
     LifecycleEvent,
     LotClosing,
     Portfolio,
@@ -260,6 +261,20 @@ def face_on_record(portfolio_id: int, security: Security, coupon_date: dt.date) 
         .values_list("quantity", flat=True)
         .first()
     ) or Decimal(0)
+    # Each trade's ledger row carries its units and its settlement date: the face on
+    # record is the position less every trade settling on or after the coupon date
+    # (buys, sales, a sale through zero or a buy covering a short alike).
+    unsettled = list(
+        CashMovement.objects.filter(
+            portfolio_id=portfolio_id,
+            security=security,
+            reason="trade",
+            value_date__gte=coupon_date,
+        ).values_list("quantity", flat=True)
+    )
+    if None not in unsettled:
+        return position - sum(unsettled, Decimal(0))
+    # Trades booked before the ledger kept their units: by their lots and closings.
     start = coupon_date - _SETTLEMENT_WINDOW
     late_lots = {
         pk: quantity

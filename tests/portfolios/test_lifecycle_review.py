@@ -70,12 +70,6 @@ def test_a_currency_option_half_a_cent_in_the_money_is_cash_settled_not_lost(ops
     assert _cash(acc) == D("1250.00")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known fault, not fixed: the face on record adds back only the lots a late-"
-    "settling sale closed, not the short it opened (the fill's quantity is trading's); "
-    "docs/instruments.md, Life-cycle events",
-)
 def test_a_sale_through_zero_settling_on_the_coupon_date_leaves_the_face_on_record(
     treasury,  # noqa: F811
 ):
@@ -175,3 +169,46 @@ def test_an_option_on_a_future_expiring_with_it_leaves_no_position_in_the_expire
 
     for account in (acc, only_the_call):
         assert Position.objects.get(portfolio=account, security=future).quantity == 0
+
+
+def test_a_buy_covering_a_short_settling_on_the_coupon_date_leaves_the_short_on_record(
+    treasury,  # noqa: F811
+):
+    """Short 200,000 settled, covered on Monday 31 August 2020 (settling on the coupon
+    date): on the record date the account was still short 200,000, not flat or long."""
+    acc = _account("ACC1")
+    fill = {"security": treasury, "price": D("101.50")}
+    holdings_book_fill(
+        portfolio=acc, buying=False, quantity=D(200_000), on_date=date(2020, 7, 2), **fill
+    )
+    holdings_book_fill(
+        portfolio=acc, buying=True, quantity=D(200_000), on_date=date(2020, 8, 31), **fill
+    )
+    assert face_on_record(acc.pk, treasury, date(2020, 9, 1)) == D(-200_000)
+
+
+def test_a_trade_busted_before_the_coupon_counts_for_nothing_on_record(treasury):  # noqa: F811
+    from portfolios.services.holdings import holdings_reverse_fill
+
+    acc = _account("ACC1")
+    fill = {"security": treasury, "price": D("101.50")}
+    holdings_book_fill(
+        portfolio=acc, buying=True, quantity=D(300_000), on_date=date(2020, 7, 2), **fill
+    )
+    holdings_book_fill(
+        portfolio=acc,
+        buying=True,
+        quantity=D(100_000),
+        on_date=date(2020, 8, 31),
+        allocation_id=77,
+        **fill,
+    )
+    holdings_reverse_fill(
+        portfolio=acc,
+        buying=True,
+        quantity=D(100_000),
+        on_date=date(2020, 8, 31),
+        allocation_id=77,
+        **fill,
+    )
+    assert face_on_record(acc.pk, treasury, date(2020, 9, 1)) == D(300_000)
