@@ -60,18 +60,21 @@ def _settles_on(security: Security, on_date: date) -> date:
         return on_date
 
 
-def _trade_movement(
+def _ledger_row(
     security: Security,
     *,
     portfolio_id: int,
     signed: Decimal,
-    quantity: Decimal,
     on_date: date,
     settles: date,
-    allocation_id: int | None,
+    reason: str = "trade",
+    quantity: Decimal | None = None,
+    allocation_id: int | None = None,
+    event=None,
 ) -> CashMovement:
-    """The settlement-ledger row of a security trade: its signed net cash (principal,
-    accrued interest and commission) and its signed units, on its settlement date."""
+    """A settlement-ledger row in the security's currency, on its settlement date: a
+    trade's signed net cash (principal, accrued interest and commission) with its signed
+    units, or a life-cycle event's cash (``reason``, ``event``)."""
     return CashMovement(
         portfolio_id=portfolio_id,
         currency=security.currency,
@@ -81,7 +84,8 @@ def _trade_movement(
         trade_date=on_date,
         security=security,
         allocation_id=allocation_id,
-        reason="trade",
+        reason=reason,
+        event=event,
     )
 
 
@@ -129,7 +133,7 @@ def holdings_book_fill(
     drift_mark_stale(portfolio_ids=[portfolio.pk])
     amount = fill_amount(security, quantity, price, on_date)
     signed = -(amount + commission) if buying else amount - commission
-    _trade_movement(
+    _ledger_row(
         security,
         portfolio_id=portfolio.pk,
         signed=signed,
@@ -261,7 +265,7 @@ def holdings_book_fills(*, security: Security, fills: list[Fill], on_date: date)
             signed = amount - fill.commission
         balance.amount += signed
         movements.append(
-            _trade_movement(
+            _ledger_row(
                 security,
                 portfolio_id=fill.portfolio_id,
                 signed=signed,
@@ -735,16 +739,15 @@ def holdings_close_position(
     position.quantity = Decimal(0)
     cash.amount += amount
     if amount:
-        CashMovement.objects.create(
-            portfolio=portfolio,
-            currency=security.currency,
-            amount=amount,
-            value_date=value_date,
-            trade_date=on_date,
-            security=security,
+        _ledger_row(
+            security,
+            portfolio_id=portfolio.pk,
+            signed=amount,
+            on_date=on_date,
+            settles=value_date,
             reason=reason,
             event=event,
-        )
+        ).save()
     booked = _save(position, cash, before)
     booked["after"]["lots_closed"] = _named(taken)
     booked["closed"] = [(q, lot.unit_cost) for lot, q in taken]
@@ -807,16 +810,15 @@ def holdings_deliver(
         taken = _take_open_lots(portfolio, security, fill, on_date, event=event)
         position.quantity -= quantity
     cash.amount += signed
-    CashMovement.objects.create(
-        portfolio=portfolio,
-        currency=security.currency,
-        amount=signed,
-        value_date=value_date,
-        trade_date=on_date,
-        security=security,
+    _ledger_row(
+        security,
+        portfolio_id=portfolio.pk,
+        signed=signed,
+        on_date=on_date,
+        settles=value_date,
         reason=reason,
         event=event,
-    )
+    ).save()
     booked = _save(position, cash, before)
     if taken:
         booked["after"]["lots_closed"] = _named(taken)
@@ -842,14 +844,13 @@ def holdings_credit(
     drift_mark_stale(portfolio_ids=[portfolio.pk])
     cash.amount += amount
     cash.save(update_fields=["amount"])
-    CashMovement.objects.create(
-        portfolio=portfolio,
-        currency=security.currency,
-        amount=amount,
-        value_date=value_date,
-        trade_date=on_date,
-        security=security,
+    _ledger_row(
+        security,
+        portfolio_id=portfolio.pk,
+        signed=amount,
+        on_date=on_date,
+        settles=value_date,
         reason=reason,
         event=event,
-    )
+    ).save()
     return {"before": before, "after": {"cash": cash.amount, "cash_currency": cash.currency}}

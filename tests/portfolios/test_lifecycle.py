@@ -384,7 +384,9 @@ def test_an_option_is_exercised_from_a_cent_in_the_money(ops, xyz, close, outcom
     assert event.outcome == outcome
 
 
-def test_a_currency_option_settles_its_intrinsic_value_in_cash(ops):
+def euro_call(ops):
+    """EUR/USD spot and a euro call struck at 1.08 on it (125,000 euros a contract, as
+    the CME's euro FX options), expiring on EXPIRY."""
     pair = reference.security_create(
         actor=ops,
         ticker="EURUSD",
@@ -406,6 +408,11 @@ def test_a_currency_option_settles_its_intrinsic_value_in_cash(ops):
         strike=D("1.08"),
         expiry=EXPIRY,
     )
+    return pair, call
+
+
+def test_a_currency_option_settles_its_intrinsic_value_in_cash(ops):
+    pair, call = euro_call(ops)
     acc = _account("ACC1", cash="0")
     _hold(acc, call, 2, "0.0050")
     Price.objects.create(security=pair, as_of=EXPIRY, price=D("1.0900"))

@@ -23,7 +23,7 @@ from portfolios.services import reference
 from portfolios.services.holdings import holdings_book_fill
 from portfolios.services.lifecycle import face_on_record, lifecycle_book
 
-from .test_lifecycle import EXPIRY, _account, _cash, _hold, treasury  # noqa: F401
+from .test_lifecycle import EXPIRY, _account, _cash, _hold, euro_call, treasury  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -38,27 +38,7 @@ def _manager(pm):
 
 
 def test_a_currency_option_half_a_cent_in_the_money_is_cash_settled_not_lost(ops):
-    pair = reference.security_create(
-        actor=ops,
-        ticker="EURUSD",
-        name="EUR/USD spot",
-        asset_class="fx_spot",
-        currency="USD",
-        base_currency="EUR",
-    )
-    call = reference.security_create(
-        actor=ops,
-        ticker="EUR-C1.08",
-        name="EUR call 1.08",
-        asset_class="option",
-        currency="USD",
-        country="US",
-        multiplier=D(125000),
-        underlying=pair,
-        option_right="call",
-        strike=D("1.08"),
-        expiry=EXPIRY,
-    )
+    pair, call = euro_call(ops)
     acc = _account("ACC1", cash="0")
     _hold(acc, call, 2, "0.0030")
     Price.objects.create(security=pair, as_of=EXPIRY, price=D("1.0850"))
