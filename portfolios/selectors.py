@@ -635,19 +635,19 @@ DRIFT_SUMMARY_SECONDS = 30
 
 def drift_version() -> tuple:
     """What changes when any stored figure does: the last refresh (which also writes
-    an account's first figures) and the last mark. Two reads of an index each
-    (drift_by_computed, drift_by_marked), whatever the number of accounts: every
-    answer of the dashboard asks it. What changes no stored figure (an account
-    deleted, or edited in the admin without a mark) shows once the kept answer
-    expires (DRIFT_RESULTS_SECONDS)."""
-    from django.db.models import Max
+    an account's first figures), the last mark, and the number of accounts with
+    figures (an account deleted takes its row with it). One aggregate over the table's
+    indexes (drift_by_computed, drift_by_marked), asked by every answer of the
+    dashboard. What changes no stored figure (an account edited in the admin without a
+    mark) shows once the kept answer expires (DRIFT_RESULTS_SECONDS)."""
+    from django.db.models import Count, Max
 
     from .models import AccountDrift
 
     row = AccountDrift.objects.aggregate(
-        computed=Max("computed_at"), marked=Max("inputs_changed_at")
+        computed=Max("computed_at"), marked=Max("inputs_changed_at"), rows=Count("pk")
     )
-    return (row["computed"], row["marked"])
+    return (row["computed"], row["marked"], row["rows"])
 
 
 def drift_cache_key(kind: str, user, items, version: tuple) -> str:

@@ -302,7 +302,9 @@ class OpenForward:
     ``quantity`` of the base currency (> 0 bought), at ``contract_rate``, for
     ``value_date``; ``outright`` today's price for that date and ``value`` what the
     engine makes of it, quantity x (outright - contract rate), in the quote currency
-    (None without a price)."""
+    (None without a price). ``points_base`` is what the forward adds to the account's
+    value beside its legs, which are cash at spot: quantity x (outright - spot), in the
+    account's base currency (None without a price or a rate)."""
 
     security: Security
     quantity: Decimal
@@ -310,17 +312,20 @@ class OpenForward:
     outright: Decimal | None
     stale: bool
     value: Decimal | None
+    points_base: Decimal | None = None
 
 
 def open_forwards(portfolio: Portfolio, *, now: datetime | None = None) -> list[OpenForward]:
     """The account's open FX forwards, valued by the engine (``FxForward.value``) at
-    their latest price (three queries at most)."""
+    their latest price, with their points against the FX board's spot (a fixed number
+    of queries)."""
     now = now or timezone.now()
     rows = _open_forwards([portfolio.pk], now)
     if rows.empty:
         return []
     securities = Security.objects.in_bulk(rows["security"].tolist())
     readings = prices_for(securities.values(), now=now)
+    board = FxBoard.load(now=now)
     found = []
     for row in rows.itertuples(index=False):
         security = securities[row.security]
@@ -328,10 +333,15 @@ def open_forwards(portfolio: Portfolio, *, now: datetime | None = None) -> list[
         cost = Decimal(repr(row.contract_cost)).quantize(CENT)
         reading = readings.get(security.pk)
         outright = reading.price if reading is not None else None
-        value = None
+        value = points_base = None
         if outright is not None:
             value = instrument_of(security).value(quantity, outright, cost=cost).market_value
             value = value.quantize(CENT)
+            spot = board.rate(security.base_currency, security.currency).rate
+            to_base = board.rate(security.currency, portfolio.base_currency).rate
+            if spot is not None and to_base is not None:
+                points = quantity * (outright - Decimal(repr(spot)))
+                points_base = (points * Decimal(repr(to_base))).quantize(CENT)
         found.append(
             OpenForward(
                 security=security,
@@ -340,6 +350,7 @@ def open_forwards(portfolio: Portfolio, *, now: datetime | None = None) -> list[
                 outright=outright,
                 stale=bool(reading is not None and reading.stale),
                 value=value,
+                points_base=points_base,
             )
         )
     return sorted(found, key=lambda f: (f.security.value_date, f.security.ticker))

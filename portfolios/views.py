@@ -5,6 +5,8 @@ Thin views: parse input, call one service (or read through a selector), render.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
@@ -63,14 +65,24 @@ def portfolio_detail(request: HttpRequest, pk: int) -> HttpResponse:
         securities = Security.objects.in_bulk({row["security"] for row in positions})
         for row in positions:
             row["security"] = securities.get(row["security"])
+    account = drift.get(portfolio.pk)
+    forwards = valuation.open_forwards(portfolio)
+    # An open forward's legs are in the cash at spot: what it adds to the account's
+    # value is its points (decision 41), as the firm's figures count it.
+    points = [f.points_base for f in forwards if f.points_base is not None]
+    value = None
+    if account is not None and account.get("value") is not None:
+        value = Decimal(str(account["value"])) + sum(points, Decimal(0))
     context = {
         "portfolio": portfolio,
         "live": quotes.positions_valued(portfolio),
-        "account": drift.get(portfolio.pk),
+        "account": account,
+        "account_value": value,
+        "forward_points": sum(points, Decimal(0)) if points else None,
         "drift_error": drift_error,
         "positions": positions,
         "cash_balances": selectors.account_cash(portfolio),
-        "open_forwards": valuation.open_forwards(portfolio),
+        "open_forwards": forwards,
         "realised": selectors.account_realised(portfolio),
         "can_rebalance": may_act_for(request.user, Action.REBALANCE_RUN, portfolio),
         "can_create_order": may_act_for(request.user, Action.ORDER_CREATE, portfolio),
@@ -202,12 +214,12 @@ def lifecycle(request: HttpRequest) -> HttpResponse:
 
 def _planned(due: list) -> list[dict]:
     """Each due event with what booking it would do, or why it cannot be booked."""
-    from .services.lifecycle import LifecycleRefused, lifecycle_plan
+    from .services.lifecycle import LifecycleRefused, lifecycle_plans
 
     rows = []
-    for item in due:
-        try:
-            rows.append({"due": item, "plan": lifecycle_plan(item), "refused": ""})
-        except LifecycleRefused as exc:
-            rows.append({"due": item, "plan": None, "refused": str(exc)})
+    for item, plan in zip(due, lifecycle_plans(due), strict=True):
+        if isinstance(plan, LifecycleRefused):
+            rows.append({"due": item, "plan": None, "refused": str(plan)})
+        else:
+            rows.append({"due": item, "plan": plan, "refused": ""})
     return rows

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -95,6 +96,7 @@ __all__ = [
     "lifecycle_book_event",
     "lifecycle_due",
     "lifecycle_plan",
+    "lifecycle_plans",
 ]
 
 log = logging.getLogger(__name__)
@@ -207,18 +209,21 @@ def lifecycle_due(
                 security_id__in=sorted(dates), event_date__gte=since, event_date__lte=on
             ).values_list("portfolio_id", "security_id", "event", "event_date")
         )
+    wanted = [
+        (portfolio_id, by_pk[security_id], event, day, quantity)
+        for portfolio_id, security_id, quantity in held
+        for event, day in dates[security_id]
+        if (portfolio_id, security_id, event, day) not in booked
+    ]
+    faces = _faces_on_record(
+        [(p, s, day, quantity) for p, s, event, day, quantity in wanted if event == Event.COUPON]
+    )
     due = []
-    for portfolio_id, security_id, quantity in held:
-        security = by_pk[security_id]
-        for event, day in dates[security_id]:
-            if (portfolio_id, security_id, event, day) in booked:
-                continue
-            if event == Event.COUPON:
-                quantity_due = face_on_record(portfolio_id, security, day)
-            else:
-                quantity_due = quantity
-            if quantity_due:
-                due.append(Due(portfolio_id, security, event, day, quantity_due))
+    for portfolio_id, security, event, day, quantity in wanted:
+        coupon = event == Event.COUPON
+        quantity_due = faces[portfolio_id, security.pk, day] if coupon else quantity
+        if quantity_due:
+            due.append(Due(portfolio_id, security, event, day, quantity_due))
     # Options first on their day: what an exercise delivers (a future expiring with its
     # option) is then settled by the same day's events, never left after them.
     due.sort(
@@ -248,6 +253,34 @@ def _events_of(security: Security, since: dt.date, on: dt.date) -> list[tuple[st
     if since <= bond.maturity <= on:
         events.append((Event.MATURITY, bond.maturity))
     return events
+
+
+def _faces_on_record(
+    holdings: list[tuple[int, Security, dt.date, Decimal]],
+) -> dict[tuple[int, int, dt.date], Decimal]:
+    """`face_on_record` of many holdings (account, bond, coupon date, position now) in
+    one query of their trades' ledger rows, keyed by (account id, security id, coupon
+    date); a holding with trades booked before the ledger kept their units is read on
+    its own (`face_on_record`)."""
+    if not holdings:
+        return {}
+    trades: dict[tuple[int, int], list[tuple[dt.date, Decimal | None]]] = defaultdict(list)
+    for portfolio_id, security_id, value_date, quantity in CashMovement.objects.filter(
+        portfolio_id__in={h[0] for h in holdings},
+        security_id__in={h[1].pk for h in holdings},
+        reason="trade",
+        value_date__gte=min(h[2] for h in holdings),
+    ).values_list("portfolio_id", "security_id", "value_date", "quantity"):
+        trades[portfolio_id, security_id].append((value_date, quantity))
+    faces = {}
+    for portfolio_id, security, coupon_date, position in holdings:
+        unsettled = [q for day, q in trades[portfolio_id, security.pk] if day >= coupon_date]
+        key = (portfolio_id, security.pk, coupon_date)
+        if None in unsettled:
+            faces[key] = face_on_record(portfolio_id, security, coupon_date)
+        else:
+            faces[key] = position - sum(unsettled, Decimal(0))
+    return faces
 
 
 def face_on_record(portfolio_id: int, security: Security, coupon_date: dt.date) -> Decimal:
@@ -315,15 +348,66 @@ def _pay_date(security: Security, day: dt.date) -> dt.date:
         return day
 
 
-def _last_price(security: Security, on: dt.date) -> tuple[Decimal, dt.date]:
+class _Closes:
+    """The closing prices a plan reads: from the database one security at a time, or
+    from those of many securities loaded at once (`_Closes.of`)."""
+
+    def __init__(self, loaded: dict[int, list[tuple[Decimal, dt.date]]] | None = None):
+        self.loaded = loaded  # security id -> (price, as_of), latest first
+
+    @classmethod
+    def of(cls, dues: list[Due]) -> _Closes:
+        """The prices the plans of `dues` read (their contracts' and the options'
+        underlyings', over the days those plans look back), in one query."""
+        wanted = [
+            (
+                d.security.underlying_id
+                if d.security.asset_class == AssetClass.OPTION
+                else d.security.pk,
+                d.event_date,
+            )
+            for d in dues
+            if d.security.asset_class in (AssetClass.FUTURE, AssetClass.OPTION)
+        ]
+        loaded: dict[int, list[tuple[Decimal, dt.date]]] = defaultdict(list)
+        wanted = [(pk, day) for pk, day in wanted if pk is not None]
+        if wanted:
+            days = [day for _, day in wanted]
+            for security_id, price, as_of in (
+                Price.objects.filter(
+                    security_id__in={pk for pk, _ in wanted},
+                    as_of__lte=max(days),
+                    as_of__gte=min(days) - _price_max_age(),
+                )
+                .order_by("security_id", "-as_of")
+                .values_list("security_id", "price", "as_of")
+            ):
+                loaded[security_id].append((price, as_of))
+        return cls(loaded)
+
+    def last(self, security: Security, on: dt.date) -> tuple[Decimal, dt.date] | None:
+        oldest = on - _price_max_age()
+        if self.loaded is not None:
+            return next(
+                ((p, d) for p, d in self.loaded.get(security.pk, ()) if oldest <= d <= on), None
+            )
+        return (
+            Price.objects.filter(security=security, as_of__lte=on, as_of__gte=oldest)
+            .order_by("-as_of")
+            .values_list("price", "as_of")
+            .first()
+        )
+
+
+def _price_max_age() -> dt.timedelta:
+    return dt.timedelta(days=settings.OMS_LIFECYCLE_PRICE_MAX_AGE_DAYS)
+
+
+def _last_price(
+    security: Security, on: dt.date, closes: _Closes | None = None
+) -> tuple[Decimal, dt.date]:
     """The last price of `security` on or before `on`, no older than the limit."""
-    oldest = on - dt.timedelta(days=settings.OMS_LIFECYCLE_PRICE_MAX_AGE_DAYS)
-    row = (
-        Price.objects.filter(security=security, as_of__lte=on, as_of__gte=oldest)
-        .order_by("-as_of")
-        .values_list("price", "as_of")
-        .first()
-    )
+    row = (closes or _Closes()).last(security, on)
     if row is None:
         raise LifecycleRefused(
             f"No price of {security.ticker} on {on.isoformat()} or in the "
@@ -336,7 +420,20 @@ def _last_price(security: Security, on: dt.date) -> tuple[Decimal, dt.date]:
 # --- what an event does -------------------------------------------------------------
 
 
-def lifecycle_plan(due: Due) -> Plan:
+def lifecycle_plans(dues: list[Due]) -> list[Plan | LifecycleRefused]:
+    """`lifecycle_plan` of each of `dues`, in order, with the prices they read loaded in
+    one query (a page of what is due costs the same whatever its length)."""
+    closes = _Closes.of(dues)
+    plans: list[Plan | LifecycleRefused] = []
+    for due in dues:
+        try:
+            plans.append(lifecycle_plan(due, closes=closes))
+        except LifecycleRefused as exc:
+            plans.append(exc)
+    return plans
+
+
+def lifecycle_plan(due: Due, *, closes: _Closes | None = None) -> Plan:
     """What booking `due` would do (reads only), or :class:`LifecycleRefused`."""
     security = due.security
     if due.event == Event.COUPON:
@@ -361,7 +458,7 @@ def lifecycle_plan(due: Due) -> Plan:
             _pay_date(security, due.event_date),
         )
     if security.asset_class == AssetClass.FUTURE:
-        price, as_of = _last_price(security, due.event_date)
+        price, as_of = _last_price(security, due.event_date, closes)
         return Plan(
             due,
             Outcome.SETTLED,
@@ -370,15 +467,15 @@ def lifecycle_plan(due: Due) -> Plan:
             _settles(security, due.event_date),
             {"price_date": as_of.isoformat()},
         )
-    return _option_plan(due)
+    return _option_plan(due, closes)
 
 
-def _option_plan(due: Due) -> Plan:
+def _option_plan(due: Due, closes: _Closes | None) -> Plan:
     option = due.security
     underlying = option.underlying
     if underlying is None:
         raise LifecycleRefused(f"{option.ticker} has no underlying security to exercise into.")
-    spot, as_of = _last_price(underlying, due.event_date)
+    spot, as_of = _last_price(underlying, due.event_date, closes)
     strike = option.strike
     intrinsic = spot - strike if option.option_right == "call" else strike - spot
     details = {

@@ -92,6 +92,7 @@ NO_STATE_CHANGE = {
     "portfolios.services.holdings.fill_amount": "pure: the cash a fill moves",
     "portfolios.services.lifecycle.lifecycle_due": "reads the events due on the holdings",
     "portfolios.services.lifecycle.lifecycle_plan": "reads what booking an event would do",
+    "portfolios.services.lifecycle.lifecycle_plans": "reads what booking many events would do",
     "portfolios.services.lifecycle.face_on_record": "reads a bond's face on a record date",
     "trading.services.blocks.block_changed": "announces a change after commit; writes none",
     "trading.services.breaks.trade_corrections": "reads the busts and corrections kept",

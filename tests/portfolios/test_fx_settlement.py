@@ -445,6 +445,12 @@ def test_an_open_forward_is_worth_its_legs_at_spot_plus_its_forward_points(ops, 
     [shown] = page.context["open_forwards"]
     assert (shown.quantity, shown.contract_rate, shown.value) == (D(100_000), D("1.1"), D(450))
     assert 'id="fx-forwards"' in page.content.decode()
+    # and its value card counts the points beside the legs, as the firm's figures do
+    assert shown.points_base == D(450)
+    assert page.context["forward_points"] == D(450)
+    legs_at_spot = D(str(page.context["account"]["value"]))
+    assert page.context["account_value"] == legs_at_spot + D(450)
+    assert "incl. FX forward points 450.00" in page.content.decode()
 
 
 def test_the_order_ticket_shows_a_bad_rate_and_a_past_forward_on_their_fields(ops, pm, book):

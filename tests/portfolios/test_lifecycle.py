@@ -493,15 +493,12 @@ def test_a_future_is_closed_at_its_final_settlement_price(ops):
 # --- the operations page and the API ------------------------------------------------
 
 
-def test_operations_book_a_day_from_the_page_and_see_what_is_due(client, ops, pm, treasury):
+def _note_maturing_soon(ops, today):
+    """A 5% annual note maturing in 15 days: its last coupon and its redemption fall due
+    in the next 30."""
     from datetime import timedelta
 
-    from django.utils import timezone
-
-    acc = _account("ACC1")
-    _hold(acc, treasury, 1_000_000, "101.50", acquired=date(2020, 7, 2))
-    today = timezone.now().date()
-    soon = reference.security_create(
+    return reference.security_create(
         actor=ops,
         ticker="SOON",
         name="A note maturing soon",
@@ -516,6 +513,17 @@ def test_operations_book_a_day_from_the_page_and_see_what_is_due(client, ops, pm
         min_quantity=D(1000),
         round_lot=D(1000),
     )
+
+
+def test_operations_book_a_day_from_the_page_and_see_what_is_due(client, ops, pm, treasury):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    acc = _account("ACC1")
+    _hold(acc, treasury, 1_000_000, "101.50", acquired=date(2020, 7, 2))
+    today = timezone.now().date()
+    soon = _note_maturing_soon(ops, today)
     _hold(acc, soon, 10_000, "100", acquired=today - timedelta(days=300))
 
     client.force_login(pm)
@@ -660,3 +668,43 @@ def test_an_integrity_failure_that_is_not_a_duplicate_is_raised_not_dropped(trea
     with pytest.raises(IntegrityError, match="check constraint"):
         lifecycle_book(on=date(2020, 9, 1))
     assert LifecycleEvent.objects.count() == 0
+
+
+def test_the_page_costs_the_same_queries_whatever_falls_due(
+    client, ops, treasury, django_assert_num_queries
+):
+    """What is due in the next 30 days on many holdings (each account's face on the
+    record date, each contract's last price) is read set-based: the page costs as many
+    queries for one account holding a bond and a future as for four."""
+    from datetime import timedelta
+
+    today = timezone.now().date()
+    soon = _note_maturing_soon(ops, today)
+    gold = reference.security_create(
+        actor=ops,
+        ticker="GCSOON",
+        name="Gold expiring soon",
+        asset_class="future",
+        currency="USD",
+        country="US",
+        multiplier=D(100),
+        contract_unit="100 troy ounces",
+        expiry=today + timedelta(days=10),
+    )
+    Price.objects.create(security=gold, as_of=today, price=D("2300"))
+
+    def hold(code):
+        acc = _account(code)
+        _hold(acc, soon, 10_000, "100", acquired=today - timedelta(days=300))
+        _hold(acc, gold, 2, "2250", acquired=today - timedelta(days=30))
+
+    hold("ACC1")
+    client.force_login(ops)
+    with django_assert_num_queries(11):
+        page = client.get("/portfolios/lifecycle/")
+    assert page.content.count(b"SOON") >= 2  # its coupon and its redemption
+    for code in ("ACC2", "ACC3", "ACC4"):
+        hold(code)
+    with django_assert_num_queries(11):
+        page = client.get("/portfolios/lifecycle/")
+    assert page.content.count(b"ACC4") == 3  # coupon, redemption, final settlement

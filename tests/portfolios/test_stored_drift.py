@@ -356,6 +356,18 @@ def test_the_same_query_again_is_served_from_the_cache_until_the_figures_change(
     assert client.get(url).content.count(b"data-stale") == 0
 
 
+def test_an_account_gone_is_gone_from_the_kept_answer(book, pm, client_for):
+    """Deleting an account writes no figure (its row goes with it): the version counts
+    the stored rows, so the kept answer is not served with the account still on it."""
+    drift_refresh()
+    client = client_for(pm)
+    url = reverse("portfolios:drift-dashboard")
+    assert len(_codes(client.get(url))) == 2
+    gone = book["accounts"][0]
+    Portfolio.objects.filter(pk=gone.pk).delete()
+    assert gone.code not in _codes(client.get(url))
+
+
 def test_the_poll_is_answered_from_the_cache_too(book, pm, client_for, django_assert_num_queries):
     drift_refresh()
     client = client_for(pm)
