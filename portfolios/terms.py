@@ -335,10 +335,10 @@ def _holiday_calendar(mic: str) -> HolidayCalendar:
     return HolidayCalendar(mic, holidays, first_day=first, last_day=last)
 
 
-#: The exchange whose days stand for a currency's settlement days (FX value dates):
-#: the main exchange of the currency's home market. An approximation of the payment
-#: system's calendar (the NYSE shuts on Good Friday, Fedwire does not; Fedwire shuts on
-#: Columbus Day, the NYSE does not). A currency not listed settles on weekdays.
+#: The exchange whose days stand for a currency's settlement days (FX value dates) when
+#: its payment system's rules are not kept (``portfolios.payment_days``: USD and EUR
+#: are): the main exchange of the currency's home market, an approximation of the
+#: payment system's calendar. A currency in neither settles on weekdays.
 CURRENCY_EXCHANGE = {
     "USD": "XNYS",
     "EUR": "XFRA",
@@ -354,8 +354,13 @@ CURRENCY_EXCHANGE = {
 @functools.lru_cache(maxsize=64)
 def currency_calendar(currency: str) -> HolidayCalendar:
     """The settlement days of `currency`, as a calendar named by its code (the FX engine
-    looks them up so): its home exchange's days (:data:`CURRENCY_EXCHANGE`), else
-    weekdays."""
+    looks them up so): its payment system's (Fedwire, TARGET: ``payment_days``), else
+    its home exchange's days (:data:`CURRENCY_EXCHANGE`), else weekdays."""
+    from portfolios.payment_days import payment_calendar
+
+    system = payment_calendar(currency)
+    if system is not None:
+        return system
     mic = CURRENCY_EXCHANGE.get(currency)
     if mic is None:
         return HolidayCalendar.weekends_only(currency)
