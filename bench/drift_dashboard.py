@@ -31,7 +31,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-PREFIX = "RB"  # bench/rebalance_run.py's accounts, models and securities
 
 
 def _free_port() -> int:
@@ -71,25 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
-    from django.core.management import call_command
     from django.test import Client
 
+    from bench.rebalance_run import PREFIX, ensure_book
     from portfolios.models import Portfolio
     from portfolios.services.drift import drift_refresh
 
-    call_command("migrate", verbosity=0)
-    have = Portfolio.objects.filter(code__startswith=PREFIX).count()
-    if have < args.accounts:
-        if have:
-            ap.error(f"the database holds {have} bench accounts: use a fresh database")
-        t0 = time.perf_counter()
-        builder = ROOT / "bench" / "rebalance_run.py"
-        subprocess.run(
-            [sys.executable, str(builder), "--build", "--accounts", str(args.accounts)]
-            + ["--positions", str(args.positions)],
-            check=True,
-        )
-        print(f"book built in {time.perf_counter() - t0:.1f}s (child process)")
+    build_args = ["--accounts", str(args.accounts), "--positions", str(args.positions)]
+    ensure_book(ap, args.accounts, build_args)
     accounts = Portfolio.objects.filter(code__startswith=PREFIX, is_active=True)
     ids = list(accounts.values_list("pk", flat=True))
     t0 = time.perf_counter()

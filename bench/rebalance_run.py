@@ -202,6 +202,25 @@ def build(accounts: int, positions: int, seed: int) -> None:
     print(f"built: {len(acct_pk)} accounts, {len(rows)} positions and tax lots")
 
 
+def ensure_book(ap: argparse.ArgumentParser, accounts: int, build_args: list[str]) -> None:
+    """Migrate, then build the book of `accounts` accounts in a child process (its
+    `build_args` are this script's) unless the database holds it already; a database
+    that holds part of one is refused. The drift dashboard's bench builds it here too."""
+    from django.core.management import call_command
+
+    from portfolios.models import Portfolio
+
+    call_command("migrate", verbosity=0)
+    have = Portfolio.objects.filter(code__startswith=PREFIX).count()
+    if have >= accounts:
+        return
+    if have:
+        ap.error(f"the database holds {have} bench accounts: use a fresh database")
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, __file__, "--build", *build_args], check=True)
+    print(f"book built in {time.perf_counter() - t0:.1f}s (child process)")
+
+
 def measure(args) -> dict:
     from django.conf import settings
 
@@ -307,18 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.build:
         build(args.accounts, args.positions, args.seed)
         return 0
-    from django.core.management import call_command
-
-    from portfolios.models import Portfolio
-
-    call_command("migrate", verbosity=0)
-    have = Portfolio.objects.filter(code__startswith=PREFIX).count()
-    if have < args.accounts:
-        if have:
-            ap.error(f"the database holds {have} bench accounts: use a fresh database")
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, __file__, "--build", *(argv or sys.argv[1:])], check=True)
-        print(f"book built in {time.perf_counter() - t0:.1f}s (child process)")
+    ensure_book(ap, args.accounts, argv or sys.argv[1:])
     figures = measure(args)
     print(f"accounts {figures['accounts']}, orders proposed {figures['orders']}")
     print(f"  load     {figures['load_s']:8.3f} s")

@@ -44,7 +44,30 @@ class RuleKind(models.TextChoices):
 assert set(RuleKind.values) == set(KINDS)
 
 
-class Rule(models.Model):
+class RuleBookEntry(models.Model):
+    """What the rule book's entries (rules and restricted lists) share: a unique name,
+    who wrote it, a switch rather than a deletion, and a version that every change bumps
+    (`compliance.services.rules`)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.CharField(max_length=500, blank=True)
+    is_active = models.BooleanField(default=True)
+    version = models.PositiveIntegerField(default=1)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Rule(RuleBookEntry):
     """One rule of the rule book: a kind with its parameters, a severity, the accounts it
     binds and when it is checked. Every change bumps `version`; each stored result names
     the version it was measured with."""
@@ -75,8 +98,6 @@ class Rule(models.Model):
         "version",
     )
 
-    name = models.CharField(max_length=100, unique=True)
-    description = models.CharField(max_length=500, blank=True)
     kind = models.CharField(max_length=30, choices=RuleKind.choices)
     params = models.JSONField(default=dict, blank=True)
     severity = models.CharField(max_length=10, choices=Severity.choices)
@@ -88,16 +109,8 @@ class Rule(models.Model):
     when = models.CharField(max_length=4, choices=When.choices, default=When.BOTH)
     active_from = models.DateField(null=True, blank=True)
     active_to = models.DateField(null=True, blank=True)
-    is_active = models.BooleanField(default=True)
-    version = models.PositiveIntegerField(default=1)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
-    class Meta:
-        ordering = ["name"]
+    class Meta(RuleBookEntry.Meta):
         constraints = [
             models.CheckConstraint(
                 condition=~Q(scope="model") | Q(model__isnull=False), name="rule_model_scope"
@@ -110,15 +123,12 @@ class Rule(models.Model):
             ),
         ]
 
-    def __str__(self) -> str:
-        return self.name
-
     @property
     def limit(self):
         return (self.params or {}).get("limit")
 
 
-class RestrictedList(models.Model):
+class RestrictedList(RuleBookEntry):
     """Securities (by ticker) and issuers (by name) that restricted rules refuse, kept by
     compliance: firm-wide, or for one account. They also feed the rebalancer's do-not-buy
     lists, so that a run never proposes what compliance would reject."""
@@ -127,8 +137,6 @@ class RestrictedList(models.Model):
         FIRM = "firm", "Firm"
         ACCOUNT = "account", "Account"
 
-    name = models.CharField(max_length=100, unique=True)
-    description = models.CharField(max_length=500, blank=True)
     level = models.CharField(max_length=10, choices=Level.choices, default=Level.FIRM)
     portfolio = models.ForeignKey(
         Portfolio,
@@ -138,16 +146,8 @@ class RestrictedList(models.Model):
         related_name="restricted_lists",
         help_text="For an account-level list",
     )
-    is_active = models.BooleanField(default=True)
-    version = models.PositiveIntegerField(default=1)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
-    class Meta:
-        ordering = ["name"]
+    class Meta(RuleBookEntry.Meta):
         constraints = [
             models.CheckConstraint(
                 condition=(Q(level="firm") & Q(portfolio__isnull=True))
@@ -155,9 +155,6 @@ class RestrictedList(models.Model):
                 name="restricted_list_level_account",
             )
         ]
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class RestrictedEntry(models.Model):

@@ -575,38 +575,29 @@ def _instruments(today: date) -> list[dict]:
             "expiry": crude_expiry,
             "_px": 71.5,
         },
-        {
-            "ticker": f"AAPL{friday:%y%m%d}C230",
-            "name": f"Apple call 230 {friday:%d %b %Y}",
-            "asset_class": AssetClass.OPTION,
-            "currency": "USD",
-            "sector": "Information Technology",
-            "issuer": "Apple Inc.",
-            "country": "US",
-            "multiplier": Decimal(100),
-            "option_right": "call",
-            "strike": Decimal(230),
-            "expiry": friday,
-            "_underlying": "AAPL",
-            "_px": 8.5,
-        },
-        {
-            "ticker": f"AAPL{near:%y%m%d}C200",
-            "name": f"Apple call 200 {near:%d %b %Y} (weekly)",
-            "asset_class": AssetClass.OPTION,
-            "currency": "USD",
-            "sector": "Information Technology",
-            "issuer": "Apple Inc.",
-            "country": "US",
-            "multiplier": Decimal(100),
-            "option_right": "call",
-            "strike": Decimal(200),
-            "expiry": near,
-            "_underlying": "AAPL",
-            "_px": 29.0,
-        },
+        _apple_call(friday, 230, 8.5),
+        _apple_call(near, 200, 29.0, " (weekly)"),
         *_fx_instruments(today),
     ]
+
+
+def _apple_call(expiry: date, strike: int, px: float, kind: str = "") -> dict:
+    """A listed call on the Apple shares the demo holds: 100 shares a contract."""
+    return {
+        "ticker": f"AAPL{expiry:%y%m%d}C{strike}",
+        "name": f"Apple call {strike} {expiry:%d %b %Y}{kind}",
+        "asset_class": AssetClass.OPTION,
+        "currency": "USD",
+        "sector": "Information Technology",
+        "issuer": "Apple Inc.",
+        "country": "US",
+        "multiplier": Decimal(100),
+        "option_right": "call",
+        "strike": Decimal(strike),
+        "expiry": expiry,
+        "_underlying": "AAPL",
+        "_px": px,
+    }
 
 
 #: Forward points of the demo's three-month EUR/USD outright (points of 0.0001): the

@@ -399,6 +399,26 @@ class TaxLot(models.Model):
         return f"{self.portfolio} {self.security} {self.quantity}@{self.unit_cost}"
 
 
+# The holdings' two append-only ledgers (`LotClosing`, `CashMovement`) are put right
+# alike: a bust adds a row of the opposite sign that names the row it offsets, and a
+# row that a life-cycle event booked names that event.
+def reverses_field() -> models.ForeignKey:
+    return models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by"
+    )
+
+
+def lifecycle_event_field(help_text: str) -> models.ForeignKey:
+    return models.ForeignKey(
+        "LifecycleEvent",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text=help_text,
+    )
+
+
 class LotClosing(models.Model):
     """What a sale took from one tax lot, and what it realised: written when the sale is
     booked (`portfolios.services.holdings`), in the same transaction.
@@ -427,17 +447,8 @@ class LotClosing(models.Model):
     )
     term = models.CharField(max_length=5, choices=Term.choices)
     closed_on = models.DateField(help_text="The sale's trade date")
-    reverses = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by"
-    )
-    event = models.ForeignKey(
-        "LifecycleEvent",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        help_text="The redemption, settlement, exercise or expiry that closed it",
-    )
+    reverses = reverses_field()
+    event = lifecycle_event_field("The redemption, settlement, exercise or expiry that closed it")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -480,17 +491,8 @@ class CashMovement(models.Model):
         null=True, blank=True, db_index=True, help_text="The allocation that booked it"
     )
     reason = models.CharField(max_length=24, help_text="principal, fx_leg, ...")
-    reverses = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by"
-    )
-    event = models.ForeignKey(
-        "LifecycleEvent",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        help_text="The coupon, redemption, settlement or exercise that moved it",
-    )
+    reverses = reverses_field()
+    event = lifecycle_event_field("The coupon, redemption, settlement or exercise that moved it")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

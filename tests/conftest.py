@@ -140,6 +140,16 @@ def ops(make_user):
 
 
 @pytest.fixture
+def superuser_client(ops, client):
+    """A page client signed in as operations made superuser: who uses the admin."""
+    ops.is_superuser = True
+    ops.is_staff = True
+    ops.save(update_fields=["is_superuser", "is_staff"])
+    client.force_login(ops)
+    return client
+
+
+@pytest.fixture
 def outsider(make_user):
     return make_user("outsider")
 

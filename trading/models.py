@@ -62,6 +62,30 @@ class TimeInForce(models.TextChoices):
     GTD = "gtd", "Good till date"
 
 
+# An order's terms stand on the order, its block and each route, alike on all three.
+def order_type_field() -> models.CharField:
+    return models.CharField(max_length=20, choices=OrderType.choices, default=OrderType.MARKET)
+
+
+def time_in_force_field() -> models.CharField:
+    return models.CharField(max_length=10, choices=TimeInForce.choices, default=TimeInForce.DAY)
+
+
+def signature_field(**kwargs) -> models.ForeignKey:
+    """Who took a step on an order (created, approved, released it): never searched by,
+    and users are deactivated, never deleted (Django's PROTECT still refuses it), so no
+    index and no database constraint, which every one of a run's orders would otherwise
+    pay for when it is written and again when it is approved (decision 44)."""
+    return models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+        **kwargs,
+    )
+
+
 class Broker(models.Model):
     """A counterparty orders are routed to, and the adapter that reaches it."""
 
@@ -157,14 +181,10 @@ class Block(models.Model):
 
     security = models.ForeignKey(Security, on_delete=models.PROTECT, related_name="blocks")
     side = models.CharField(max_length=20, choices=Side.choices)
-    order_type = models.CharField(
-        max_length=20, choices=OrderType.choices, default=OrderType.MARKET
-    )
+    order_type = order_type_field()
     limit_price = price_field(null=True, blank=True)
     stop_price = price_field(null=True, blank=True)
-    time_in_force = models.CharField(
-        max_length=10, choices=TimeInForce.choices, default=TimeInForce.DAY
-    )
+    time_in_force = time_in_force_field()
     expire_at = models.DateTimeField(null=True, blank=True, help_text="Good-till-date blocks")
     status = models.CharField(
         max_length=20, choices=Status.choices, default=Status.OPEN, db_index=True
@@ -298,16 +318,22 @@ class Order(models.Model):
     # shares that another sell cannot use.
     COMMITTED_STATES = frozenset({Status.APPROVED}) | DESK_STATES
     AUDIT_FIELDS = ("status", "quantity", "filled_quantity", "average_price", "block_id")
+    #: What an order asks for, in the order the API shows it (a bulk check reads them too).
+    TERM_FIELDS = (
+        "side",
+        "order_type",
+        "time_in_force",
+        "expire_at",
+        "quantity",
+        "limit_price",
+        "stop_price",
+    )
 
     portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="orders")
     security = models.ForeignKey(Security, on_delete=models.PROTECT, related_name="orders")
     side = models.CharField(max_length=20, choices=Side.choices)
-    order_type = models.CharField(
-        max_length=20, choices=OrderType.choices, default=OrderType.MARKET
-    )
-    time_in_force = models.CharField(
-        max_length=10, choices=TimeInForce.choices, default=TimeInForce.DAY
-    )
+    order_type = order_type_field()
+    time_in_force = time_in_force_field()
     expire_at = models.DateTimeField(null=True, blank=True, help_text="For good-till-date orders")
     quantity = quantity_field(validators=[MinValueValidator(ZERO)])
     limit_price = price_field(null=True, blank=True)
@@ -338,35 +364,9 @@ class Order(models.Model):
     compliance_note = models.CharField(
         max_length=1000, blank=True, help_text="The last pre-trade check's verdict, in words"
     )
-    # Who created, approved and released an order is never searched by, and users are
-    # deactivated, never deleted (Django's PROTECT still refuses it): no index and no
-    # database constraint each, which every one of a run's orders would otherwise pay
-    # for when it is written and again when it is approved (decision 44).
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
-    approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
-    released_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
+    created_by = signature_field()
+    approved_by = signature_field(null=True, blank=True)
+    released_by = signature_field(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -424,6 +424,13 @@ class Route(models.Model):
         UNCONFIRMED = "unconfirmed", "Unconfirmed"
 
     S = Status
+    # What a broker may report of an order it holds, whatever was last asked of it; a
+    # disconnect leaves it unconfirmed.
+    _AT_BROKER = frozenset(
+        {S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.EXPIRED, S.DONE_FOR_DAY, S.UNCONFIRMED}
+    )
+    # What a trader may ask of an order the broker holds.
+    _REQUESTS = frozenset({S.PENDING_CANCEL, S.PENDING_REPLACE})
     TRANSITIONS = {
         S.PENDING_NEW: frozenset(
             {
@@ -436,87 +443,23 @@ class Route(models.Model):
                 S.UNCONFIRMED,
             }
         ),
-        S.NEW: frozenset(
-            {
-                S.PARTIALLY_FILLED,
-                S.FILLED,
-                S.PENDING_CANCEL,
-                S.PENDING_REPLACE,
-                S.CANCELLED,
-                S.EXPIRED,
-                S.DONE_FOR_DAY,
-                S.UNCONFIRMED,
-            }
-        ),
-        S.PARTIALLY_FILLED: frozenset(
-            {
-                S.FILLED,
-                S.PENDING_CANCEL,
-                S.PENDING_REPLACE,
-                S.CANCELLED,
-                S.EXPIRED,
-                S.DONE_FOR_DAY,
-                S.UNCONFIRMED,
-            }
-        ),
+        S.NEW: _AT_BROKER | _REQUESTS,
+        S.PARTIALLY_FILLED: (_AT_BROKER - {S.PARTIALLY_FILLED}) | _REQUESTS,
         # A fill after a cancel request is legal; a cancel reject restores the prior state.
-        S.PENDING_CANCEL: frozenset(
-            {
-                S.CANCELLED,
-                S.NEW,
-                S.PARTIALLY_FILLED,
-                S.FILLED,
-                S.EXPIRED,
-                S.DONE_FOR_DAY,
-                S.UNCONFIRMED,
-            }
-        ),
+        S.PENDING_CANCEL: _AT_BROKER | {S.NEW},
         # A fill while the replace is pending is booked; a replace reject restores
         # the state before it; the broker may also end the order meanwhile.
-        S.PENDING_REPLACE: frozenset(
-            {
-                S.REPLACED,
-                S.NEW,
-                S.PARTIALLY_FILLED,
-                S.FILLED,
-                S.CANCELLED,
-                S.EXPIRED,
-                S.DONE_FOR_DAY,
-                S.UNCONFIRMED,
-            }
-        ),
-        S.REPLACED: frozenset(
-            {
-                S.NEW,
-                S.PARTIALLY_FILLED,
-                S.FILLED,
-                S.PENDING_CANCEL,
-                S.PENDING_REPLACE,
-                S.CANCELLED,
-                S.EXPIRED,
-                S.DONE_FOR_DAY,
-                S.UNCONFIRMED,
-            }
-        ),
+        S.PENDING_REPLACE: _AT_BROKER | {S.REPLACED, S.NEW},
+        S.REPLACED: _AT_BROKER | _REQUESTS | {S.NEW},
         # Sent, outcome unknown after a disconnect: only the broker's answer settles it.
-        S.UNCONFIRMED: frozenset(
-            {
-                S.NEW,
-                S.PARTIALLY_FILLED,
-                S.FILLED,
-                S.CANCELLED,
-                S.REJECTED,
-                S.EXPIRED,
-                S.DONE_FOR_DAY,
-            }
-        ),
+        S.UNCONFIRMED: (_AT_BROKER - {S.UNCONFIRMED}) | {S.NEW, S.REJECTED},
         S.FILLED: frozenset(),
         S.CANCELLED: frozenset(),
         S.REJECTED: frozenset(),
         S.EXPIRED: frozenset(),
         S.DONE_FOR_DAY: frozenset(),
     }
-    del S
+    del S, _AT_BROKER, _REQUESTS
     TERMINAL_STATES = frozenset(state for state, targets in TRANSITIONS.items() if not targets)
     # States a trader may ask to cancel from (those that pending cancel may follow).
     CANCELLABLE_STATES = frozenset(
@@ -548,14 +491,10 @@ class Route(models.Model):
     )
     status_before_pending = models.CharField(max_length=20, choices=Status.choices, blank=True)
     quantity = quantity_field(validators=[MinValueValidator(ZERO)])
-    order_type = models.CharField(
-        max_length=20, choices=OrderType.choices, default=OrderType.MARKET
-    )
+    order_type = order_type_field()
     limit_price = price_field(null=True, blank=True)
     stop_price = price_field(null=True, blank=True)
-    time_in_force = models.CharField(
-        max_length=10, choices=TimeInForce.choices, default=TimeInForce.DAY
-    )
+    time_in_force = time_in_force_field()
     expire_at = models.DateTimeField(null=True, blank=True, help_text="Good-till-date routes")
     ends_at = models.DateTimeField(
         null=True,

@@ -9,26 +9,21 @@ from django.core.exceptions import ObjectDoesNotExist
 from rest_framework import serializers
 
 from portfolios.models import RebalanceRun
-from trading.models import Order
+from trading.api.serializers import OrderHeadSerializer
 
 from ..parameters import PARAMETERS, Parameter
 from ..selectors import SCOPES
 
 
-class RunOrderSerializer(serializers.ModelSerializer):
-    portfolio = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    security = serializers.SlugRelatedField(slug_field="ticker", read_only=True)
+class RunOrderSerializer(OrderHeadSerializer):
     check = serializers.SerializerMethodField(
         help_text="The pre-trade verdict when the run was proposed: approved, "
         "needs_override or rejected (null for an order proposed before checks were kept)"
     )
 
-    class Meta:
-        model = Order
+    class Meta(OrderHeadSerializer.Meta):
         fields = [
-            "id",
-            "portfolio",
-            "security",
+            *OrderHeadSerializer.Meta.fields,
             "side",
             "quantity",
             "estimated_price",

@@ -37,15 +37,12 @@ def test_read_only_in_the_admin(model, ops, rf):
     assert not model_admin.has_delete_permission(request)
 
 
-def test_operations_browse_the_audit_trail_in_the_admin(ops, client, make_order):
-    ops.is_superuser = True
-    ops.save(update_fields=["is_superuser"])
+def test_operations_browse_the_audit_trail_in_the_admin(superuser_client, make_order):
     make_order()
-    client.force_login(ops)
-    response = client.get("/admin/audit/auditevent/")
+    response = superuser_client.get("/admin/audit/auditevent/")
     assert response.status_code == 200
     assert b"order.created" in response.content
-    assert client.get("/admin/oms/idempotencykey/").status_code == 200
+    assert superuser_client.get("/admin/oms/idempotencykey/").status_code == 200
 
 
 # --- Changes made in the admin are checked and audited -------------------------------
@@ -73,14 +70,6 @@ def _model_form(model, targets, cash_weight="0.05"):
         if security.pk in existing:
             data[f"targets-{i}-id"] = str(existing[security.pk])
     return data
-
-
-@pytest.fixture
-def superuser_client(ops, client):
-    ops.is_superuser = True
-    ops.save(update_fields=["is_superuser"])
-    client.force_login(ops)
-    return client
 
 
 def test_the_admin_shows_a_model_but_its_targets_change_only_through_the_service(

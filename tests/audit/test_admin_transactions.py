@@ -19,15 +19,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def admin_client(ops, client):
-    ops.is_superuser = True
-    ops.is_staff = True
-    ops.save(update_fields=["is_superuser", "is_staff"])
-    client.force_login(ops)
-    return client
-
-
-@pytest.fixture
 def chain_locks(monkeypatch):
     """Each audited transaction the admin opens, counted."""
     calls: list[int] = []
@@ -59,25 +50,25 @@ def _pages(book, trader) -> list[str]:
     ]
 
 
-def test_admin_pages_that_only_show_take_no_audit_lock(admin_client, book, trader, chain_locks):
+def test_admin_pages_that_only_show_take_no_audit_lock(superuser_client, book, trader, chain_locks):
     for url in _pages(book, trader):
-        response = admin_client.get(url)
+        response = superuser_client.get(url)
         assert response.status_code == 200, url
         assert chain_locks == [], f"GET {url} opened an audited transaction"
 
 
 def test_an_admin_change_still_writes_under_the_lock_with_its_event(
-    admin_client, book, chain_locks
+    superuser_client, book, chain_locks
 ):
     security = book["securities"]["AAA"]
-    page = admin_client.get(f"/admin/portfolios/security/{security.pk}/change/")
+    page = superuser_client.get(f"/admin/portfolios/security/{security.pk}/change/")
     data = {
         name: value
         for name, value in page.context["adminform"].form.initial.items()
         if value is not None
     }
     data["name"] = "AAA Holdings"
-    response = admin_client.post(f"/admin/portfolios/security/{security.pk}/change/", data)
+    response = superuser_client.post(f"/admin/portfolios/security/{security.pk}/change/", data)
     assert response.status_code == 302, response.content[:2000]
     assert chain_locks, "the change was written outside an audited transaction"
     event = AuditEvent.objects.get(kind="security.changed")

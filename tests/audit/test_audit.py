@@ -19,28 +19,10 @@ from audit.models import GENESIS_HASH, AppendOnlyError, AuditCheckpoint, AuditEv
 from audit.services import audit_checkpoint, audit_record, audit_seal, audited_transaction
 from audit.verification import kept_checkpoints, verify_audit_chain
 from oms.context import origin
+from tests.audit.trail import record, rehash_from, seal_all, sealed_ids
 from trading.services import orders as order_services
 
 pytestmark = pytest.mark.django_db
-
-
-def record(actor, count: int = 1, **after) -> list[AuditEvent]:
-    with audited_transaction():
-        return [
-            audit_record(actor=actor, kind="test.event", obj=actor, after={"i": i} | after)
-            for i in range(count)
-        ]
-
-
-def seal_all() -> int:
-    sealed = 0
-    while count := audit_seal():
-        sealed += count
-    return sealed
-
-
-def event_ids() -> list[int]:
-    return list(AuditSeal.objects.order_by("position").values_list("event_id", flat=True))
 
 
 @contextlib.contextmanager
@@ -110,7 +92,7 @@ def test_a_batch_bigger_than_a_round_is_sealed_over_several_rounds(pm):
     record(pm, 7)
     assert [audit_seal(batch_size=3) for _ in range(4)] == [3, 3, 1, 0]
     assert list(AuditSeal.objects.values_list("position", flat=True)) == list(range(1, 8))
-    assert event_ids() == sorted(event_ids())
+    assert sealed_ids() == sorted(sealed_ids())
     assert verify_audit_chain().ok
 
 
@@ -180,7 +162,7 @@ def test_a_pm_s_minus_zero_through_the_api_verifies(pm, book, settings):
 def test_verification_names_every_changed_event_not_only_the_first(pm):
     record(pm, 6)
     seal_all()
-    ids = event_ids()
+    ids = sealed_ids()
     with past_the_trigger() as cursor:
         for pk in (ids[1], ids[4]):
             cursor.execute("UPDATE compliance_auditevent SET reason = 'edited' WHERE id = %s", [pk])
@@ -194,7 +176,7 @@ def test_verification_names_every_changed_event_not_only_the_first(pm):
 def test_verification_names_a_deleted_event_and_a_changed_seal(pm):
     record(pm, 6)
     seal_all()
-    ids = event_ids()
+    ids = sealed_ids()
     with past_the_trigger() as cursor:
         cursor.execute("DELETE FROM compliance_auditevent WHERE id = %s", [ids[1]])
         cursor.execute("UPDATE audit_auditseal SET hash = %s WHERE position = 4", ["f" * 64])
@@ -211,11 +193,11 @@ def test_verification_names_the_newest_events_deleted_without_their_seals(pm):
     record(pm, 4)
     seal_all()
     with past_the_trigger() as cursor:
-        for pk in event_ids()[2:]:
+        for pk in sealed_ids()[2:]:
             cursor.execute("DELETE FROM compliance_auditevent WHERE id = %s", [pk])
     report = verify_audit_chain()
     assert report.checked == 2
-    ids = event_ids()
+    ids = sealed_ids()
     assert findings(report) == [
         f"Positions 3–4 are missing from the chain: events #{ids[2]}, #{ids[3]} were deleted"
     ]
@@ -224,7 +206,7 @@ def test_verification_names_the_newest_events_deleted_without_their_seals(pm):
 def test_verification_names_an_event_inserted_into_the_chain(pm):
     record(pm, 4)
     seal_all()
-    ids = event_ids()
+    ids = sealed_ids()
     [forged] = record(pm, forged=True)
     stored = AuditEvent.objects.filter(pk=forged.pk).values_list(StoredEvent(), flat=True).get()
     before = AuditSeal.objects.get(position=2).hash
@@ -281,7 +263,7 @@ def test_cutting_the_newest_events_off_is_named_by_the_checkpoint(pm):
     checkpoint = audit_checkpoint()
     assert checkpoint.position == 5
     assert audit_checkpoint() is None  # the head has not moved
-    ids = event_ids()
+    ids = sealed_ids()
     with past_the_trigger() as cursor:
         cursor.execute("DELETE FROM audit_auditseal WHERE position > 3")
         for pk in ids[3:]:
@@ -306,7 +288,7 @@ def test_a_tail_cut_with_its_checkpoints_is_named_by_the_checkpoints_an_auditor_
     assert "Kept in" in capsys.readouterr().out
     [line] = kept_checkpoints(kept)
     assert line.position == 4
-    last = event_ids()[-1]
+    last = sealed_ids()[-1]
     with past_the_trigger() as cursor:
         cursor.execute("DELETE FROM audit_auditcheckpoint")
         cursor.execute("DELETE FROM audit_auditseal WHERE position = 4")
@@ -329,20 +311,12 @@ def test_recomputing_every_hash_from_a_point_on_is_named_by_the_checkpoints(pm):
     record(pm, 3)
     seal_all()
     late = audit_checkpoint()
-    ids = event_ids()
+    ids = sealed_ids()
     with past_the_trigger() as cursor:
         cursor.execute(
             "UPDATE compliance_auditevent SET reason = 'rewritten' WHERE id = %s", [ids[4]]
         )
-        previous = AuditSeal.objects.get(position=4).hash
-        rows = AuditSeal.objects.filter(position__gte=5).order_by("position")
-        for position, stored in rows.values_list("position", StoredEvent("event__")):
-            digest = seal_hash(position, previous, stored)
-            cursor.execute(
-                "UPDATE audit_auditseal SET previous_hash = %s, hash = %s WHERE position = %s",
-                [previous, digest, position],
-            )
-            previous = digest
+        rehash_from(cursor, 5)
     report = verify_audit_chain()
     assert findings(report) == [
         f"The chain at position 6 is not what checkpoint #{late.pk} signed on "
@@ -422,7 +396,7 @@ def test_verify_audit_prints_ok_and_the_chain_s_state(pm, capsys):
 def test_verify_audit_exits_1_naming_every_finding(pm, capsys):
     record(pm, 3)
     seal_all()
-    ids = event_ids()
+    ids = sealed_ids()
     with past_the_trigger() as cursor:
         cursor.execute("UPDATE compliance_auditevent SET reason = 'x'")
     with pytest.raises(SystemExit) as exit_:

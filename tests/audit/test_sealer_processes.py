@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from audit.models import AuditCheckpoint, AuditEvent, AuditSeal
 from audit.services import audit_record, audit_seal, audited_transaction, verify_audit_chain
+from tests.audit.trail import in_thread
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("postgresql")]
 
@@ -177,19 +178,6 @@ def test_verifying_while_writers_and_the_sealer_run_finds_nothing_wrong(pm, sett
     stop = threading.Event()
     errors: list[BaseException] = []
 
-    def guarded(target):
-        def run() -> None:
-            try:
-                target()
-            except BaseException as exc:
-                errors.append(exc)
-            finally:
-                connection.close()
-
-        thread = threading.Thread(target=run)
-        thread.start()
-        return thread
-
     writers_stop = threading.Event()
 
     def writer() -> None:
@@ -199,8 +187,8 @@ def test_verifying_while_writers_and_the_sealer_run_finds_nothing_wrong(pm, sett
                     audit_record(actor=pm, kind="test.w", obj=pm)
                 time.sleep(0.005)
 
-    writers = [guarded(writer) for _ in range(4)]
-    sealer = guarded(lambda: run_sealer(stop=stop, every=0.05, checkpoint_every=0))
+    writers = [in_thread(writer, errors) for _ in range(4)]
+    sealer = in_thread(lambda: run_sealer(stop=stop, every=0.05, checkpoint_every=0), errors)
     reports = []
     try:
         for _ in range(15):
@@ -229,16 +217,7 @@ def test_a_tail_cut_under_a_running_sealer_is_signed_by_it_before_the_next_check
     stop = threading.Event()
     errors: list[BaseException] = []
 
-    def sealer() -> None:
-        try:
-            run_sealer(stop=stop, every=0.05, checkpoint_every=3600)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=sealer)
-    thread.start()
+    thread = in_thread(lambda: run_sealer(stop=stop, every=0.05, checkpoint_every=3600), errors)
     try:
         for _ in range(5):
             with audited_transaction():

@@ -11,33 +11,16 @@ import random
 import threading
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from audit.models import AuditCheckpoint, AuditEvent, AuditSeal
 from audit.sealer import run_sealer
 from audit.services import audit_record, audit_seal, audited_transaction, verify_audit_chain
+from tests.audit.trail import in_thread, sealed_ids
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WAIT = 30  # seconds a thread waits for its cue before the test gives up on it
-
-
-def _thread(target, errors: list) -> threading.Thread:
-    def run() -> None:
-        try:
-            target()
-        except BaseException as exc:  # reported by the test, not lost in the thread
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
-
-
-def _chain() -> list[int]:
-    return list(AuditSeal.objects.order_by("position").values_list("event_id", flat=True))
 
 
 def test_an_event_that_commits_after_later_ones_is_sealed_not_skipped(postgresql, pm):
@@ -51,7 +34,7 @@ def test_an_event_that_commits_after_later_ones_is_sealed_not_skipped(postgresql
             commit.wait(WAIT)
 
     errors: list = []
-    thread = _thread(slow_writer, errors)
+    thread = in_thread(slow_writer, errors)
     assert appended.wait(WAIT)
     with audited_transaction():
         late = audit_record(actor=pm, kind="test.late", obj=pm)
@@ -59,7 +42,7 @@ def test_an_event_that_commits_after_later_ones_is_sealed_not_skipped(postgresql
     assert first.pk < late.pk  # the lower id is still uncommitted
 
     assert audit_seal() == 1
-    assert _chain() == [late.pk]
+    assert sealed_ids() == [late.pk]
     # The mark the next round starts from stays at or below the open transaction.
     seal = AuditSeal.objects.get()
     assert seal.horizon <= AuditEvent.objects.get(pk=late.pk).xact
@@ -69,7 +52,7 @@ def test_an_event_that_commits_after_later_ones_is_sealed_not_skipped(postgresql
     thread.join(WAIT)
     assert not errors
     assert audit_seal() == 1
-    assert _chain() == [late.pk, first.pk]
+    assert sealed_ids() == [late.pk, first.pk]
     report = verify_audit_chain()
     assert report.ok and report.checked == 2 and report.awaiting == 0
 
@@ -105,8 +88,8 @@ def test_concurrent_writers_and_two_sealers_seal_every_committed_event_once(post
         while not done.is_set():
             audit_seal(batch_size=7)  # small rounds: full batches, often
 
-    sealers = [_thread(sealer, errors) for _ in range(2)]
-    threads = [_thread(lambda s=s: writer(s), errors) for s in range(writers)]
+    sealers = [in_thread(sealer, errors) for _ in range(2)]
+    threads = [in_thread(lambda s=s: writer(s), errors) for s in range(writers)]
     for thread in threads:
         thread.join(WAIT * 4)
     done.set()
@@ -116,7 +99,7 @@ def test_concurrent_writers_and_two_sealers_seal_every_committed_event_once(post
     while audit_seal():
         pass
 
-    chain = _chain()
+    chain = sealed_ids()
     assert sorted(chain) == sorted(committed)  # every committed event, once
     assert set(AuditEvent.objects.values_list("pk", flat=True)) == set(committed)
     positions = list(AuditSeal.objects.order_by("position").values_list("position", flat=True))
@@ -133,7 +116,7 @@ def test_the_sealer_process_chains_and_signs_what_commits(pm):
     stop = threading.Event()
     errors: list = []
     sealed: list[int] = []
-    thread = _thread(
+    thread = in_thread(
         lambda: sealed.append(run_sealer(stop=stop, every=0.05, checkpoint_every=0)), errors
     )
     try:

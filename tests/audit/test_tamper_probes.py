@@ -12,38 +12,18 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from audit.chain import StoredEvent, seal_hash
-from audit.models import AuditEvent, AuditSeal
+from audit.models import AuditEvent
 from audit.services import (
     audit_checkpoint,
     audit_record,
-    audit_seal,
     audited_transaction,
     verify_audit_chain,
 )
+from tests.audit.trail import record, rehash_from, seal_all, sealed_ids
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("postgresql")]
 
 TABLES = ("compliance_auditevent", "audit_auditseal", "audit_auditcheckpoint")
-
-
-def record(actor, count: int = 1, **after) -> list[AuditEvent]:
-    with audited_transaction():
-        return [
-            audit_record(actor=actor, kind="test.event", obj=actor, after={"i": i} | after)
-            for i in range(count)
-        ]
-
-
-def seal_all() -> int:
-    sealed = 0
-    while count := audit_seal():
-        sealed += count
-    return sealed
-
-
-def chain() -> list[int]:
-    return list(AuditSeal.objects.order_by("position").values_list("event_id", flat=True))
 
 
 @contextlib.contextmanager
@@ -100,7 +80,7 @@ def trail(pm, kept):
     seal_all()
     audit_checkpoint()
     kept()
-    return chain()
+    return sealed_ids()
 
 
 # --- Values the database writes back otherwise ---------------------------------------------
@@ -266,15 +246,7 @@ def test_cutting_the_tail_and_sealing_on_is_named(trail, pm, kept, capsys):
 def test_a_rehash_from_a_point_on_is_named(trail, pm, kept, capsys, client, compliance_officer):
     with triggers_off() as cursor:
         cursor.execute("UPDATE compliance_auditevent SET reason = 'r' WHERE id = %s", [trail[4]])
-        previous = AuditSeal.objects.get(position=4).hash
-        rows = AuditSeal.objects.filter(position__gte=5).order_by("position")
-        for position, stored in rows.values_list("position", StoredEvent("event__")):
-            digest = seal_hash(position, previous, stored)
-            cursor.execute(
-                "UPDATE audit_auditseal SET previous_hash = %s, hash = %s WHERE position = %s",
-                [previous, digest, position],
-            )
-            previous = digest
+        rehash_from(cursor, 5)
     assert "is not what" in verify_page(client, compliance_officer)
     with triggers_off() as cursor:
         cursor.execute("DELETE FROM audit_auditcheckpoint")

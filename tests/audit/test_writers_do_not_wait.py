@@ -23,27 +23,12 @@ from audit.services import audit_record, audited_transaction
 from orchestration import services as run_services
 from portfolios.models import RebalanceRun
 from portfolios.services.reference import security_create
+from tests.audit.trail import in_thread
 from trading.services.orders import order_create
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("postgresql")]
 
 WAIT = 30  # seconds a thread waits for its cue before the test gives up on it
-
-
-def _in_thread(target) -> tuple[threading.Thread, list[BaseException]]:
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            target()
-        except BaseException as exc:  # reported by the test, not lost in the thread
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, errors
 
 
 def _fail_instead_of_waiting_for_a_lock() -> None:
@@ -60,7 +45,8 @@ def test_an_audited_write_completes_while_another_audited_transaction_is_open(pm
             opened.set()
             finish.wait(WAIT)
 
-    thread, errors = _in_thread(long_business_transaction)
+    errors: list[BaseException] = []
+    thread = in_thread(long_business_transaction, errors)
     try:
         assert opened.wait(WAIT)
         _fail_instead_of_waiting_for_a_lock()
@@ -103,7 +89,8 @@ def test_an_inline_rebalance_under_an_idempotency_key_stalls_no_other_writer(
             )
         )
 
-    thread, errors = _in_thread(rebalance_through_the_api)
+    errors: list[BaseException] = []
+    thread = in_thread(rebalance_through_the_api, errors)
     try:
         assert in_engine.wait(WAIT)
         _fail_instead_of_waiting_for_a_lock()

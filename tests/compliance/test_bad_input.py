@@ -2,8 +2,6 @@
 refusal in the user's words (a 4xx, or the page's message), never a 500, and nothing
 changed."""
 
-from decimal import Decimal
-
 import pytest
 from django.urls import reverse
 
@@ -27,22 +25,9 @@ def _messages(response) -> list[str]:
 
 
 @pytest.fixture
-def requested(pm, compliance_officer, book):
+def requested(pm, over_soft_limit):
     """An override requested by the PM for an order failing a soft limit."""
-    rule_services.rule_create(
-        actor=compliance_officer,
-        name="Issuer 60%",
-        kind="max_weight",
-        params={"group_by": "issuer", "limit": 0.60},
-        severity="soft",
-    )
-    order = order_services.order_create(
-        actor=pm,
-        portfolio=book["accounts"][0],
-        security=book["securities"]["AAA"],
-        side="buy",
-        quantity=Decimal(40),
-    )
+    order = over_soft_limit
     order_services.orders_approve(actor=pm, order_ids=[order.pk])
     return override_services.override_request(
         actor=pm, order_id=order.pk, justification="The client asked for it in writing."
@@ -83,19 +68,12 @@ def test_a_note_too_long_is_refused_not_dropped(compliance_officer, requested, d
     assert requested.status == Override.Status.REQUESTED
 
 
-def test_the_requester_is_refused_in_words(make_user, book, compliance_officer):
+def test_the_requester_is_refused_in_words(make_user, book, soft_issuer_limit):
     both = make_user("both", Role.COMPLIANCE)
     both.groups.add(*make_user("pmx", Role.PORTFOLIO_MANAGER).groups.all())
     account = book["accounts"][0]
     account.manager = both
     account.save(update_fields=["manager"])
-    rule_services.rule_create(
-        actor=compliance_officer,
-        name="Issuer 60%",
-        kind="max_weight",
-        params={"group_by": "issuer", "limit": 0.60},
-        severity="soft",
-    )
     order = order_services.order_create(
         actor=both, portfolio=account, security=book["securities"]["AAA"], side="buy", quantity=40
     )

@@ -15,6 +15,7 @@ from compliance.models import PretradeResult
 from compliance.services import rules as rule_services
 from portfolios.models import LotClosing, PriceBar, Security
 from portfolios.services import reference
+from tests.desk import approved, new_order
 from trading import pretrade
 from trading.models import Allocation, Block, Order
 from trading.services import orders as order_services
@@ -23,21 +24,9 @@ from trading.services import routes as route_services
 pytestmark = pytest.mark.django_db
 
 
-def _order(pm, account, security, quantity, side="buy"):
-    return order_services.order_create(
-        actor=pm, portfolio=account, security=security, side=side, quantity=Decimal(quantity)
-    )
-
-
-def _approve(pm, order):
-    order_services.orders_approve(actor=pm, order_ids=[order.pk])
-    order.refresh_from_db()
-    return order
-
-
 def _trade(pm, trader, book, account, ticker, quantity, side, capture):
     """Trade an order through the desk to the simulated broker, filled and allocated."""
-    order = _approve(pm, _order(pm, account, book["securities"][ticker], quantity, side))
+    order = approved(pm, new_order(pm, account, book["securities"][ticker], quantity, side))
     order_services.orders_release(actor=pm, order_ids=[order.pk])
     order.refresh_from_db()
     with capture(execute=True):
@@ -66,7 +55,7 @@ def test_a_buy_after_a_sale_at_a_loss_is_warned_and_goes_through(
     acc1 = book["accounts"][0]
     # EEE was bought at 30 and is at 10: selling 100 realises a loss of 2,000
     _trade(pm, trader, book, acc1, "EEE", 100, "sell", django_capture_on_commit_callbacks)
-    order = _approve(pm, _order(pm, acc1, book["securities"]["EEE"], 10))
+    order = approved(pm, new_order(pm, acc1, book["securities"]["EEE"], 10))
     assert order.status == Order.Status.APPROVED  # a warning blocks nothing
     [result] = PretradeResult.objects.filter(order=order, rule=wash_rule)
     assert (result.status, result.value, result.limit) == ("warn", 0.0, 30.0)
@@ -76,7 +65,7 @@ def test_a_buy_after_a_sale_at_a_loss_is_warned_and_goes_through(
     )
     assert "Wash sale" in order.compliance_note
     # the other account sold nothing: its buy of EEE passes
-    other = _approve(pm, _order(pm, book["accounts"][1], book["securities"]["EEE"], 10))
+    other = approved(pm, new_order(pm, book["accounts"][1], book["securities"]["EEE"], 10))
     assert PretradeResult.objects.get(order=other, rule=wash_rule).status == "pass"
 
 
@@ -86,7 +75,7 @@ def test_a_sale_at_a_gain_or_outside_the_window_is_no_wash_sale(
     acc1 = book["accounts"][0]
     # AAA was bought at 30 and is at 100: a gain
     _trade(pm, trader, book, acc1, "AAA", 50, "sell", django_capture_on_commit_callbacks)
-    order = _approve(pm, _order(pm, acc1, book["securities"]["AAA"], 5))
+    order = approved(pm, new_order(pm, acc1, book["securities"]["AAA"], 5))
     assert PretradeResult.objects.get(order=order, rule=wash_rule).status == "pass"
     # a loss 31 days ago is outside a 30-day window (the booking is dated back)
     sale = _trade(pm, trader, book, acc1, "EEE", 100, "sell", django_capture_on_commit_callbacks)
@@ -95,7 +84,7 @@ def test_a_sale_at_a_gain_or_outside_the_window_is_no_wash_sale(
     LotClosing.objects.filter(allocation_id=sale.allocation.pk).update(
         created_at=back, closed_on=back.date()
     )
-    order = _approve(pm, _order(pm, acc1, book["securities"]["EEE"], 5))
+    order = approved(pm, new_order(pm, acc1, book["securities"]["EEE"], 5))
     assert PretradeResult.objects.get(order=order, rule=wash_rule).status == "pass"
 
 
@@ -119,12 +108,12 @@ def test_the_loss_is_measured_against_the_lots_the_sale_closed_first_in_first_ou
     Position.objects.filter(portfolio=acc1, security__ticker="BBB").update(quantity=200)
     # the first sale closes the old lot (a gain of 2,000): no wash sale
     _trade(pm, trader, book, acc1, "BBB", 100, "sell", django_capture_on_commit_callbacks)
-    order = _approve(pm, _order(pm, acc1, book["securities"]["BBB"], 1))
+    order = approved(pm, new_order(pm, acc1, book["securities"]["BBB"], 1))
     assert PretradeResult.objects.get(order=order, rule=wash_rule).status == "pass"
     order_services.order_cancel(actor=pm, order_id=order.pk, reason="test")
     # the second closes the lot at 80 (a loss of 3,000): a wash sale
     _trade(pm, trader, book, acc1, "BBB", 50, "sell", django_capture_on_commit_callbacks)
-    order = _approve(pm, _order(pm, acc1, book["securities"]["BBB"], 1))
+    order = approved(pm, new_order(pm, acc1, book["securities"]["BBB"], 1))
     assert PretradeResult.objects.get(order=order, rule=wash_rule).status == "warn"
 
 
@@ -163,7 +152,7 @@ def test_max_adv_pct_reads_the_average_daily_volume_from_the_bars(
     # two days of 600 and 1,400 (ADV 1,000); a bar older than the window does not count
     _bars(aaa, [(1, 600), (2, 1400), (40, 1_000_000)])
     rule = _rule(compliance_officer, "ADV 10%", "max_adv_pct", {"limit": 0.10}, "hard")
-    order = _approve(pm, _order(pm, book["accounts"][0], aaa, quantity))
+    order = approved(pm, new_order(pm, book["accounts"][0], aaa, quantity))
     assert order.status == status
     result = PretradeResult.objects.get(order=order, rule=rule)
     assert result.value == pytest.approx(quantity / 1000)
@@ -174,7 +163,7 @@ def test_a_security_without_volume_history_fails_max_adv_pct_and_says_why(
 ):
     _bars(book["securities"]["AAA"], [(1, 1000)])
     rule = _rule(compliance_officer, "ADV 10%", "max_adv_pct", {"limit": 0.10}, "soft")
-    order = _approve(pm, _order(pm, book["accounts"][0], book["securities"]["BBB"], 1))
+    order = approved(pm, new_order(pm, book["accounts"][0], book["securities"]["BBB"], 1))
     assert order.status == Order.Status.NEEDS_OVERRIDE
     result = PretradeResult.objects.get(order=order, rule=rule)
     assert (result.status, result.value, result.group) == ("fail", None, "BBB")
@@ -193,7 +182,7 @@ def test_ucits_leaves_government_securities_out(pm, compliance_officer, book, go
     # ACC1: NAV 90,000; AAA 60,000 (66.7%), BBB and EEE 5,000 each (5.6%), cash 20,000
     Security.objects.filter(ticker="AAA").update(government=government)
     rule = _rule(compliance_officer, "UCITS", "ucits_5_10_40", severity="hard")
-    order = _approve(pm, _order(pm, book["accounts"][0], book["securities"]["AAA"], 10))
+    order = approved(pm, new_order(pm, book["accounts"][0], book["securities"]["AAA"], 10))
     result = PretradeResult.objects.get(order=order, rule=rule)
     if government:
         # left out: BBB and EEE are the issuers above 5%, 11.1% together
@@ -231,7 +220,7 @@ def test_ucits_words_name_the_ten_percent_leg(pm, compliance_officer, book):
     # above 5% sum to 78.9%: the order is blamed as the issuer above 10%
     Security.objects.filter(ticker="AAA").update(issuer="AAA Issuer")
     rule = _rule(compliance_officer, "UCITS", "ucits_5_10_40", severity="hard")
-    order = _approve(pm, _order(pm, book["accounts"][0], book["securities"]["AAA"], 10))
+    order = approved(pm, new_order(pm, book["accounts"][0], book["securities"]["AAA"], 10))
     result = PretradeResult.objects.get(order=order, rule=rule)
     assert result.message == (
         "UCITS: AAA Issuer at 67.78% after, over the limit of 10.00% for one issuer"
@@ -242,7 +231,7 @@ def test_ucits_words_name_the_forty_percent_leg(pm, compliance_officer, book):
     account = _five_issuers_at_8pct(pm, book)
     rule = _rule(compliance_officer, "UCITS", "ucits_5_10_40", severity="hard")
     # AAA to 9,000: no issuer above 10%, the issuers above 5% sum to 41%
-    order = _approve(pm, _order(pm, account, book["securities"]["AAA"], 10))
+    order = approved(pm, new_order(pm, account, book["securities"]["AAA"], 10))
     assert order.status == Order.Status.REJECTED
     result = PretradeResult.objects.get(order=order, rule=rule)
     assert result.value == pytest.approx(0.09)
@@ -290,7 +279,7 @@ def test_ucits_alert_words_name_the_leg_that_fails(pm, compliance_officer, book,
 def test_diversified_fund_counts_government_securities(pm, compliance_officer, book, government):
     Security.objects.filter(ticker="AAA").update(government=government)
     rule = _rule(compliance_officer, "1940 Act", "diversified_fund", severity="hard")
-    order = _approve(pm, _order(pm, book["accounts"][0], book["securities"]["AAA"], 10))
+    order = approved(pm, new_order(pm, book["accounts"][0], book["securities"]["AAA"], 10))
     result = PretradeResult.objects.get(order=order, rule=rule)
     if government:
         # cash 19,000 and AAA 61,000 qualify: 88.9% of 90,000
@@ -333,7 +322,7 @@ def test_the_feeds_take_a_fixed_number_of_queries(
     # and 20) and where none was
     cycle = [(acc1, "EEE"), (acc2, "CCC"), (acc1, "AAA"), (acc2, "EEE")]
     orders = [
-        _order(pm, cycle[i % 4][0], book["securities"][cycle[i % 4][1]], 1) for i in range(count)
+        new_order(pm, cycle[i % 4][0], book["securities"][cycle[i % 4][1]], 1) for i in range(count)
     ]
     locked = list(
         Order.objects.select_related("portfolio", "security").filter(pk__in=[o.pk for o in orders])

@@ -22,22 +22,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def held(pm, compliance_officer, book):
+def held(pm, over_soft_limit):
     """An order of ACC1 that fails a soft issuer limit: it needs an override."""
-    rule_services.rule_create(
-        actor=compliance_officer,
-        name="Issuer 60%",
-        kind="max_weight",
-        params={"group_by": "issuer", "limit": 0.60},
-        severity="soft",
-    )
-    order = order_services.order_create(
-        actor=pm,
-        portfolio=book["accounts"][0],
-        security=book["securities"]["AAA"],
-        side="buy",
-        quantity=Decimal(40),
-    )
+    order = over_soft_limit
     order_services.orders_approve(actor=pm, order_ids=[order.pk])
     order.refresh_from_db()
     assert order.status == Order.Status.NEEDS_OVERRIDE

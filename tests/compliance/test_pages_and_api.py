@@ -169,28 +169,10 @@ def test_the_api_creates_edits_and_refuses_rules_in_words(compliance_officer, bo
     assert client.post(f"{API}/rules/{rule_id}/deactivate/").json()["is_active"] is False
 
 
-def _held_order(pm, compliance_officer, book) -> Order:
-    rule_services.rule_create(
-        actor=compliance_officer,
-        name="Issuer 60%",
-        kind="max_weight",
-        params={"group_by": "issuer", "limit": 0.60},
-        severity="soft",
-    )
-    order = order_services.order_create(
-        actor=pm,
-        portfolio=book["accounts"][0],
-        security=book["securities"]["AAA"],
-        side="buy",
-        quantity=Decimal(40),
-    )
-    return order
-
-
 def test_the_ticket_shows_the_check_and_the_override_goes_through_the_queue(
-    pm, compliance_officer, book
+    pm, compliance_officer, over_soft_limit
 ):
-    order = _held_order(pm, compliance_officer, book)
+    order = over_soft_limit
     pm_client = page_client(pm)
     response = pm_client.post(reverse("trading:order-approve", args=[order.pk]), follow=True)
     assert "Needs an override: Issuer 60%" in response.content.decode()
@@ -220,9 +202,9 @@ def test_the_ticket_shows_the_check_and_the_override_goes_through_the_queue(
 
 
 def test_the_api_shows_results_and_decides_overrides_with_four_eyes(
-    pm, compliance_officer, make_user, book
+    pm, compliance_officer, make_user, book, over_soft_limit
 ):
-    order = _held_order(pm, compliance_officer, book)
+    order = over_soft_limit
     approved = api_client(pm).post(f"{API}/orders/{order.pk}/approve/")
     assert approved.status_code == 200
     assert approved.json()["status"] == "needs_override"

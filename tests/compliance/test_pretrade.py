@@ -16,6 +16,7 @@ from compliance.models import PretradeResult
 from compliance.services import pretrade as pretrade_service
 from compliance.services import rules as rule_services
 from portfolios.models import Security
+from tests.desk import approved, new_order
 from trading import pretrade
 from trading.models import Order
 from trading.services import orders as order_services
@@ -23,24 +24,12 @@ from trading.services import orders as order_services
 pytestmark = pytest.mark.django_db
 
 
-def _order(pm, account, security, quantity, side="buy"):
-    return order_services.order_create(
-        actor=pm, portfolio=account, security=security, side=side, quantity=Decimal(quantity)
-    )
-
-
-def _approve(pm, order):
-    order_services.orders_approve(actor=pm, order_ids=[order.pk])
-    order.refresh_from_db()
-    return order
-
-
 def test_the_compliance_checker_is_registered():
     assert pretrade.registered() is pretrade_service.checker
 
 
 def test_without_rules_every_order_passes_and_nothing_is_stored(pm, book):
-    order = _approve(pm, _order(pm, book["accounts"][0], book["securities"]["AAA"], 10))
+    order = approved(pm, new_order(pm, book["accounts"][0], book["securities"]["AAA"], 10))
     assert order.status == Order.Status.APPROVED
     assert not PretradeResult.objects.exists()
 
@@ -51,17 +40,11 @@ def test_without_rules_every_order_passes_and_nothing_is_stored(pm, book):
     ids=["under", "at", "over"],
 )
 def test_max_order_notional_under_at_and_over_the_limit(
-    pm, compliance_officer, book, quantity, status
+    pm, compliance_officer, book, quantity, status, order_value_limit
 ):
     # AAA is at 100 USD: 10 of it is exactly the limit of 1,000.
-    rule = rule_services.rule_create(
-        actor=compliance_officer,
-        name="Order value",
-        kind="max_order_notional",
-        params={"limit": 1000},
-        severity="hard",
-    )
-    order = _approve(pm, _order(pm, book["accounts"][0], book["securities"]["AAA"], quantity))
+    rule = order_value_limit(1000)
+    order = approved(pm, new_order(pm, book["accounts"][0], book["securities"]["AAA"], quantity))
     assert order.status == status
     [result] = PretradeResult.objects.filter(order=order)
     assert (result.rule, result.rule_version, result.stage) == (rule, 1, "approve")
@@ -92,13 +75,13 @@ def test_a_soft_issuer_limit_needs_an_override(pm, compliance_officer, book):
         severity="soft",
     )
     # ACC1: NAV 90,000, AAA 60,000 (66.7%); 40 more AAA is 64,000 of 90,000 = 71.1%.
-    order = _approve(pm, _order(pm, acc1, book["securities"]["AAA"], 40))
+    order = approved(pm, new_order(pm, acc1, book["securities"]["AAA"], 40))
     assert order.status == Order.Status.NEEDS_OVERRIDE
     [result] = PretradeResult.objects.filter(order=order)
     assert result.status == "fail" and result.group == "Acme"
     assert result.value == pytest.approx(64000 / 90000)
     # 30 more is 63,000 / 90,000 = 70% exactly: at the limit, it passes.
-    order = _approve(pm, _order(pm, book["accounts"][1], book["securities"]["AAA"], 1))
+    order = approved(pm, new_order(pm, book["accounts"][1], book["securities"]["AAA"], 1))
     assert order.status == Order.Status.APPROVED
 
 
@@ -115,10 +98,10 @@ def test_a_restricted_security_and_issuer_are_rejected_on_buys_only(pm, complian
         params={"list": ["Firm"]},
         severity="hard",
     )
-    buy_bbb = _approve(pm, _order(pm, acc1, book["securities"]["BBB"], 1))
-    buy_eee = _approve(pm, _order(pm, acc1, book["securities"]["EEE"], 1))
-    sell_bbb = _approve(pm, _order(pm, acc1, book["securities"]["BBB"], 1, side="sell"))
-    buy_aaa = _approve(pm, _order(pm, acc1, book["securities"]["AAA"], 1))
+    buy_bbb = approved(pm, new_order(pm, acc1, book["securities"]["BBB"], 1))
+    buy_eee = approved(pm, new_order(pm, acc1, book["securities"]["EEE"], 1))
+    sell_bbb = approved(pm, new_order(pm, acc1, book["securities"]["BBB"], 1, side="sell"))
+    buy_aaa = approved(pm, new_order(pm, acc1, book["securities"]["AAA"], 1))
     assert [o.status for o in (buy_bbb, buy_eee, sell_bbb, buy_aaa)] == [
         "rejected",
         "rejected",
@@ -140,22 +123,16 @@ def test_an_account_level_list_binds_its_account_only(pm, compliance_officer, bo
         params={"list": ["ACC1 own"]},
         severity="hard",
     )
-    assert _approve(pm, _order(pm, acc1, book["securities"]["AAA"], 1)).status == "rejected"
-    assert _approve(pm, _order(pm, acc2, book["securities"]["AAA"], 1)).status == "approved"
+    assert approved(pm, new_order(pm, acc1, book["securities"]["AAA"], 1)).status == "rejected"
+    assert approved(pm, new_order(pm, acc2, book["securities"]["AAA"], 1)).status == "approved"
 
 
-def test_a_missing_price_does_not_pass_silently(pm, compliance_officer, book):
+def test_a_missing_price_does_not_pass_silently(pm, compliance_officer, book, order_value_limit):
     naked = Security.objects.create(
         ticker="NOPX", name="No price Corp", asset_class="equity", currency="USD"
     )
-    rule_services.rule_create(
-        actor=compliance_officer,
-        name="Order value",
-        kind="max_order_notional",
-        params={"limit": 1_000_000},
-        severity="hard",
-    )
-    order = _approve(pm, _order(pm, book["accounts"][0], naked, 1))
+    order_value_limit(1_000_000)
+    order = approved(pm, new_order(pm, book["accounts"][0], naked, 1))
     assert order.status == Order.Status.NEEDS_OVERRIDE
     assert "no price for NOPX" in order.compliance_note
     with pytest.raises(ValidationError, match="awaits a compliance override"):
@@ -167,10 +144,10 @@ def test_other_live_orders_count_in_the_portfolio_after(pm, compliance_officer, 
     each approved and released on its own."""
     acc1 = book["accounts"][0]
     rule_services.rule_create(actor=compliance_officer, name="Long only", kind="no_short")
-    first = _order(pm, acc1, book["securities"]["AAA"], 600, side="sell")
-    second = _order(pm, acc1, book["securities"]["AAA"], 600, side="sell")
-    _approve(pm, first)
-    _approve(pm, second)
+    first = new_order(pm, acc1, book["securities"]["AAA"], 600, side="sell")
+    second = new_order(pm, acc1, book["securities"]["AAA"], 600, side="sell")
+    approved(pm, first)
+    approved(pm, second)
     statuses = sorted(
         Order.objects.filter(pk__in=[first.pk, second.pk]).values_list("status", flat=True)
     )
@@ -178,15 +155,9 @@ def test_other_live_orders_count_in_the_portfolio_after(pm, compliance_officer, 
     assert "rejected" in statuses
 
 
-def test_a_rejected_order_cannot_be_released(pm, compliance_officer, book):
-    rule_services.rule_create(
-        actor=compliance_officer,
-        name="Order value",
-        kind="max_order_notional",
-        params={"limit": 100},
-        severity="hard",
-    )
-    order = _approve(pm, _order(pm, book["accounts"][0], book["securities"]["AAA"], 5))
+def test_a_rejected_order_cannot_be_released(pm, compliance_officer, book, order_value_limit):
+    order_value_limit(100)
+    order = approved(pm, new_order(pm, book["accounts"][0], book["securities"]["AAA"], 5))
     assert order.status == "rejected"
     with pytest.raises(ValidationError, match="was rejected by compliance and cannot be released"):
         order_services.orders_release(actor=pm, order_ids=[order.pk])
@@ -194,17 +165,11 @@ def test_a_rejected_order_cannot_be_released(pm, compliance_officer, book):
     assert order.status == "rejected" and order.block is None
 
 
-def test_release_checks_again(pm, compliance_officer, book):
+def test_release_checks_again(pm, compliance_officer, book, order_value_limit):
     """A rule added between approval and release stops the release, in words."""
-    order = _approve(pm, _order(pm, book["accounts"][0], book["securities"]["AAA"], 5))
+    order = approved(pm, new_order(pm, book["accounts"][0], book["securities"]["AAA"], 5))
     assert order.status == "approved"
-    rule_services.rule_create(
-        actor=compliance_officer,
-        name="Order value",
-        kind="max_order_notional",
-        params={"limit": 100},
-        severity="hard",
-    )
+    order_value_limit(100)
     with pytest.raises(ValidationError, match=r"cannot be released: Rejected: Order value"):
         order_services.orders_release(actor=pm, order_ids=[order.pk])
     order.refresh_from_db()
@@ -221,14 +186,14 @@ def test_a_rule_out_of_its_dates_or_inactive_is_not_checked(pm, compliance_offic
         params={"limit": 100},
         active_from=timezone.localdate() + timedelta(days=1),
     )
-    assert _approve(pm, _order(pm, book["accounts"][0], book["securities"]["AAA"], 5)).status == (
-        "approved"
-    )
+    assert approved(
+        pm, new_order(pm, book["accounts"][0], book["securities"]["AAA"], 5)
+    ).status == ("approved")
     rule_services.rule_update(actor=compliance_officer, rule_id=rule.pk, active_from=None)
     rule_services.rule_set_active(actor=compliance_officer, rule_id=rule.pk, active=False)
-    assert _approve(pm, _order(pm, book["accounts"][0], book["securities"]["AAA"], 5)).status == (
-        "approved"
-    )
+    assert approved(
+        pm, new_order(pm, book["accounts"][0], book["securities"]["AAA"], 5)
+    ).status == ("approved")
     rule.refresh_from_db()
     assert rule.version == 3
 
@@ -243,9 +208,9 @@ def test_model_scope_binds_the_accounts_of_the_model(pm, compliance_officer, boo
         model=book["model"],
     )
     # both accounts follow the Core model
-    assert _approve(pm, _order(pm, book["accounts"][1], book["securities"]["AAA"], 5)).status == (
-        "rejected"
-    )
+    assert approved(
+        pm, new_order(pm, book["accounts"][1], book["securities"]["AAA"], 5)
+    ).status == ("rejected")
 
 
 def _rules(compliance_officer):
@@ -268,7 +233,7 @@ def test_a_batch_check_takes_a_fixed_number_of_queries(pm, compliance_officer, b
     _rules(compliance_officer)
     acc1, acc2 = book["accounts"]
     orders = [
-        _order(pm, acc1 if i % 2 else acc2, book["securities"]["AAA"], 1) for i in range(count)
+        new_order(pm, acc1 if i % 2 else acc2, book["securities"]["AAA"], 1) for i in range(count)
     ]
     locked = list(
         Order.objects.select_related("portfolio", "security").filter(pk__in=[o.pk for o in orders])
@@ -332,12 +297,12 @@ def test_no_overdraft_counts_the_base_currency_an_fx_sale_pays(pm, ops, complian
     )
     account = book["accounts"][0]
     assert not CashBalance.objects.filter(portfolio=account, currency="EUR", amount__gt=0)
-    order = _approve(pm, _order(pm, account, eurusd, 50_000, side="sell"))
+    order = approved(pm, new_order(pm, account, eurusd, 50_000, side="sell"))
     assert order.status == Order.Status.REJECTED
     assert "EUR" in order.compliance_note
     CashBalance.objects.update_or_create(
         portfolio=account, currency="EUR", defaults={"amount": Decimal(60_000)}
     )
-    assert _approve(pm, _order(pm, account, eurusd, 50_000, side="sell")).status == (
+    assert approved(pm, new_order(pm, account, eurusd, 50_000, side="sell")).status == (
         Order.Status.APPROVED
     )

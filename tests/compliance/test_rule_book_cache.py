@@ -10,7 +10,7 @@ from django.utils import timezone
 from compliance import selectors
 from compliance.models import RestrictedEntry, RestrictedList, Rule, RuleBookStamp
 from compliance.services import rules as rule_services
-from tests.compliance.test_pretrade import _approve, _order
+from tests.desk import approved, new_order
 from trading import locks
 from trading.models import Order
 
@@ -48,8 +48,8 @@ def test_a_single_order_check_takes_eight_queries_once_the_rule_book_is_loaded(
 ):
     _rule_book(compliance_officer)
     acc1 = book["accounts"][0]
-    first = _order(pm, acc1, book["securities"]["AAA"], 1, side="sell")
-    second = _order(pm, acc1, book["securities"]["AAA"], 2, side="sell")
+    first = new_order(pm, acc1, book["securities"]["AAA"], 1, side="sell")
+    second = new_order(pm, acc1, book["securities"]["AAA"], 2, side="sell")
     from trading import pretrade
 
     with transaction.atomic():
@@ -74,8 +74,8 @@ def test_a_buy_reads_the_realised_sales_too(
 ):
     _rule_book(compliance_officer)
     acc1 = book["accounts"][0]
-    _approve(pm, _order(pm, acc1, book["securities"]["AAA"], 1))
-    order = _order(pm, acc1, book["securities"]["AAA"], 1)
+    approved(pm, new_order(pm, acc1, book["securities"]["AAA"], 1))
+    order = new_order(pm, acc1, book["securities"]["AAA"], 1)
     from trading import pretrade
 
     with transaction.atomic():
@@ -84,21 +84,17 @@ def test_a_buy_reads_the_realised_sales_too(
             pretrade.check([locked], stage="approve", actor=pm)
 
 
-def test_a_rule_changed_through_its_service_is_checked_at_once(pm, compliance_officer, book):
+def test_a_rule_changed_through_its_service_is_checked_at_once(
+    pm, compliance_officer, book, order_value_limit
+):
     acc1 = book["accounts"][0]
-    rule = rule_services.rule_create(
-        actor=compliance_officer,
-        name="Order value",
-        kind="max_order_notional",
-        params={"limit": 1000},
-        severity="hard",
-    )
+    rule = order_value_limit(1000)
     aaa = book["securities"]["AAA"]  # at 100 USD
-    assert _approve(pm, _order(pm, acc1, aaa, 5)).status == Order.Status.APPROVED
+    assert approved(pm, new_order(pm, acc1, aaa, 5)).status == Order.Status.APPROVED
     rule_services.rule_update(actor=compliance_officer, rule_id=rule.pk, params={"limit": 400})
-    assert _approve(pm, _order(pm, acc1, aaa, 5)).status == Order.Status.REJECTED
+    assert approved(pm, new_order(pm, acc1, aaa, 5)).status == Order.Status.REJECTED
     rule_services.rule_set_active(actor=compliance_officer, rule_id=rule.pk, active=False)
-    assert _approve(pm, _order(pm, acc1, aaa, 5)).status == Order.Status.APPROVED
+    assert approved(pm, new_order(pm, acc1, aaa, 5)).status == Order.Status.APPROVED
 
 
 def test_a_change_that_bypasses_the_services_is_checked_at_once(pm, compliance_officer, book):
@@ -113,20 +109,20 @@ def test_a_change_that_bypasses_the_services_is_checked_at_once(pm, compliance_o
         params={"list": ["Firm"]},
         severity="hard",
     )
-    assert _approve(pm, _order(pm, acc1, bbb, 1)).status == Order.Status.APPROVED
+    assert approved(pm, new_order(pm, acc1, bbb, 1)).status == Order.Status.APPROVED
     firm = RestrictedList.objects.get(name="Firm")
     RestrictedEntry.objects.create(restricted_list=firm, security=bbb)
-    assert _approve(pm, _order(pm, acc1, bbb, 1)).status == Order.Status.REJECTED
+    assert approved(pm, new_order(pm, acc1, bbb, 1)).status == Order.Status.REJECTED
     # the rule's scope narrowed to the other account, through its chosen accounts
     Rule.objects.filter(pk=rule.pk).update(scope=Rule.Scope.ACCOUNTS)
     Rule.objects.get(pk=rule.pk).accounts.add(acc2)
-    assert _approve(pm, _order(pm, acc1, bbb, 1)).status == Order.Status.APPROVED
-    assert _approve(pm, _order(pm, acc2, bbb, 1)).status == Order.Status.REJECTED
+    assert approved(pm, new_order(pm, acc1, bbb, 1)).status == Order.Status.APPROVED
+    assert approved(pm, new_order(pm, acc2, bbb, 1)).status == Order.Status.REJECTED
     Rule.objects.get(pk=rule.pk).accounts.clear()
     Rule.objects.filter(pk=rule.pk).update(scope=Rule.Scope.ALL)
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM compliance_restrictedentry")
-    assert _approve(pm, _order(pm, acc1, bbb, 1)).status == Order.Status.APPROVED
+    assert approved(pm, new_order(pm, acc1, bbb, 1)).status == Order.Status.APPROVED
 
 
 def test_every_write_to_the_rule_book_changes_the_stamp_and_a_rolled_back_one_is_never_reused(

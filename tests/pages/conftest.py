@@ -3,8 +3,6 @@ orders in every stage (a proposed run, released orders in a block)."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
 from django.test import Client
 
@@ -29,23 +27,9 @@ def client_for(db):
 @pytest.fixture
 def released_block(pm, book):
     """Two accounts' orders for AAA, approved and released: one open block."""
-    from trading.services import orders as order_services
+    from tests.desk import released_block
 
-    orders = [
-        order_services.order_create(
-            actor=pm,
-            portfolio=account,
-            security=book["securities"]["AAA"],
-            side="buy",
-            quantity=Decimal(quantity),
-        )
-        for account, quantity in zip(book["accounts"], ("100", "50"), strict=True)
-    ]
-    ids = [order.pk for order in orders]
-    order_services.orders_approve(actor=pm, order_ids=ids)
-    order_services.orders_release(actor=pm, order_ids=ids)
-    orders[0].refresh_from_db()
-    return orders[0].block
+    return released_block(pm, book, "100", "50")
 
 
 @pytest.fixture

@@ -179,11 +179,8 @@ def test_a_pm_cannot_assign_another_managers_account(pm, other_pm, book, client_
     assert theirs.model is None
 
 
-def test_the_admin_no_longer_edits_what_the_page_does(book, ops, client):
-    ops.is_superuser = True
-    ops.save(update_fields=["is_superuser"])
-    client.force_login(ops)
-    page = client.get(f"/admin/portfolios/modelportfolio/{book['model'].pk}/change/")
+def test_the_admin_no_longer_edits_what_the_page_does(book, superuser_client):
+    page = superuser_client.get(f"/admin/portfolios/modelportfolio/{book['model'].pk}/change/")
     assert page.status_code == 200
     assert b'name="targets-0-weight"' not in page.content
 

@@ -32,6 +32,7 @@ from portfolios.selectors import account_cash
 from portfolios.services import reference
 from portfolios.services.holdings import holdings_book_fill, holdings_reverse_fill
 from tests.clients import api_client, page_client
+from tests.desk import broker_report
 from trading.models import Allocation, Block, Order
 from trading.services import orders as order_services
 from trading.services import routes as route_services
@@ -487,7 +488,6 @@ def test_a_broker_bust_of_an_fx_fill_offsets_its_legs_and_rebooks_the_rest(
     allocated at 1.0925; the broker busts F2: the legs at 1.0925 are offset and 10,000
     EUR are booked again at 1.0900 (10,900 dollars), on the same value date."""
     from tests.trading.test_breaks import _kept
-    from trading.brokers import ExecutionReport
     from trading.models import Broker, FixSession
     from trading.services import breaks as break_services
     from trading.services import executions as execution_services
@@ -508,16 +508,7 @@ def test_a_broker_bust_of_an_fx_fill_offsets_its_legs_and_rebooks_the_rest(
             ("F2", "1.095", "filled"),
         ):
             execution_services.execution_apply(
-                ExecutionReport(
-                    broker="FIXB",
-                    cl_ord_id=route.cl_ord_id,
-                    exec_id=exec_id,
-                    exec_type="trade",
-                    ord_status=status,
-                    transact_time=timezone.now(),
-                    last_quantity=D(10_000),
-                    last_price=D(rate),
-                )
+                broker_report(route, exec_id, "trade", status, last=10_000, price=rate)
             )
     assert _cash(account, "USD") == usd - D(21_850)  # 20,000 x 1.0925
     inbox = _kept(

@@ -10,47 +10,17 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
 from portfolios.models import Position
-from trading.brokers import ExecutionReport
+from tests.desk import broker_report, released_block
 from trading.models import Allocation, Block, Order, Route
 from trading.services import blocks as block_services
 from trading.services import executions as execution_services
-from trading.services import orders as order_services
 from trading.services import routes as route_services
 
 pytestmark = pytest.mark.django_db
 
 
-def _released_block(pm, book, quantities=("60", "40")) -> Block:
-    orders = [
-        order_services.order_create(
-            actor=pm,
-            portfolio=book["accounts"][i],
-            security=book["securities"]["AAA"],
-            side="buy",
-            quantity=Decimal(q),
-        )
-        for i, q in enumerate(quantities)
-    ]
-    ids = [o.pk for o in orders]
-    order_services.orders_approve(actor=pm, order_ids=ids)
-    order_services.orders_release(actor=pm, order_ids=ids)
-    return Block.objects.get(orders__pk=ids[0])
-
-
-def _report(route, n, exec_type, ord_status, last=0, cum=0, price="100"):
-    return ExecutionReport(
-        broker=route.broker.code,
-        cl_ord_id=route.cl_ord_id,
-        exec_id=f"T{n}",
-        exec_type=exec_type,
-        ord_status=ord_status,
-        transact_time=timezone.now(),
-        last_quantity=Decimal(last),
-        last_price=Decimal(price) if last else None,
-        cumulative_quantity=Decimal(cum),
-        average_price=Decimal(price) if cum else None,
-        leaves_quantity=Decimal(0),
-    )
+def _report(route, n, *args, **kwargs):
+    return broker_report(route, f"T{n}", *args, **kwargs)
 
 
 def _partly_fill(route, quantity):
@@ -63,7 +33,7 @@ def _partly_fill(route, quantity):
 def test_a_day_route_the_broker_expires_ends_the_block_for_the_day_and_allocates_it(
     pm, trader, book, eager_celery, django_capture_on_commit_callbacks
 ):
-    block = _released_block(pm, book)
+    block = released_block(pm, book, "60", "40")
     route = route_services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
     _partly_fill(route, 50)
     with django_capture_on_commit_callbacks(execute=True):
@@ -82,7 +52,7 @@ def test_a_day_route_the_broker_expires_ends_the_block_for_the_day_and_allocates
 def test_a_trader_ends_a_partly_filled_block_for_the_day_and_it_is_allocated(
     pm, trader, book, eager_celery, django_capture_on_commit_callbacks
 ):
-    block = _released_block(pm, book)
+    block = released_block(pm, book, "60", "40")
     route = route_services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
     _partly_fill(route, 50)
     execution_services.execution_apply(_report(route, 3, "canceled", "cancelled", cum=50))
@@ -98,7 +68,7 @@ def test_a_trader_ends_a_partly_filled_block_for_the_day_and_it_is_allocated(
 
 
 def test_a_block_with_a_live_route_cannot_be_ended_for_the_day(pm, trader, book):
-    block = _released_block(pm, book)
+    block = released_block(pm, book, "60", "40")
     route = route_services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
     _partly_fill(route, 50)
     with pytest.raises(ValidationError, match="still working"):
@@ -107,7 +77,7 @@ def test_a_block_with_a_live_route_cannot_be_ended_for_the_day(pm, trader, book)
 
 
 def test_only_a_trader_ends_a_block_for_the_day(pm, book):
-    block = _released_block(pm, book)
+    block = released_block(pm, book, "60", "40")
     with pytest.raises(PermissionDenied):
         block_services.block_done_for_day(actor=pm, block_id=block.pk)
 
@@ -117,7 +87,7 @@ def test_the_block_page_and_the_api_end_a_block_for_the_day(pm, trader, book, ea
     from django.urls import reverse
     from rest_framework.test import APIClient
 
-    block = _released_block(pm, book)
+    block = released_block(pm, book, "60", "40")
     route = route_services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
     _partly_fill(route, 50)
     execution_services.execution_apply(_report(route, 3, "canceled", "cancelled", cum=50))
@@ -142,7 +112,7 @@ def test_a_day_route_whose_send_was_lost_yesterday_is_not_sent_today(
     earlier trading day must not go out: it is rejected and its quantity freed."""
     from datetime import timedelta
 
-    block = _released_block(pm, book)
+    block = released_block(pm, book, "60", "40")
     route = route_services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
     Route.objects.filter(pk=route.pk).update(created_at=timezone.now() - timedelta(days=1))
     route_services.route_send(route.pk)

@@ -19,12 +19,12 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.services import verify_audit_chain
 from portfolios.models import CashBalance, Position, TaxLot
-from trading.brokers import ExecutionReport, fixmap
+from tests.desk import broker_report, released_block
+from trading.brokers import fixmap
 from trading.fix.codec import Message
 from trading.models import Allocation, Block, Broker, FixInbox, FixSession, Statement
 from trading.services import breaks as break_services
 from trading.services import executions as execution_services
-from trading.services import orders as order_services
 from trading.services import routes as route_services
 
 pytestmark = pytest.mark.django_db
@@ -38,35 +38,13 @@ def allocated(pm, trader, book, eager_celery, django_capture_on_commit_callbacks
     session = FixSession.objects.create(
         broker=broker, sender_comp_id="OMS", target_comp_id="BROKER", port=1
     )
-    orders = [
-        order_services.order_create(
-            actor=pm,
-            portfolio=account,
-            security=book["securities"]["AAA"],
-            side="buy",
-            quantity=Decimal(q),
-        )
-        for account, q in zip(book["accounts"], ("60", "40"), strict=True)
-    ]
-    ids = [o.pk for o in orders]
-    order_services.orders_approve(actor=pm, order_ids=ids)
-    order_services.orders_release(actor=pm, order_ids=ids)
-    block = Block.objects.get(orders__pk=ids[0])
+    block = released_block(pm, book, "60", "40")
     with django_capture_on_commit_callbacks(execute=True):
         route = route_services.route_create(actor=trader, block_id=block.pk, broker=broker)
     with django_capture_on_commit_callbacks(execute=True):
         for exec_id, price, status in (("F1", "100", "partially_filled"), ("F2", "102", "filled")):
             execution_services.execution_apply(
-                ExecutionReport(
-                    broker="FIXB",
-                    cl_ord_id=route.cl_ord_id,
-                    exec_id=exec_id,
-                    exec_type="trade",
-                    ord_status=status,
-                    transact_time=timezone.now(),
-                    last_quantity=Decimal(50),
-                    last_price=Decimal(price),
-                )
+                broker_report(route, exec_id, "trade", status, last=50, price=price)
             )
     block.refresh_from_db()
     assert block.status == Block.Status.ALLOCATED and block.average_price == Decimal(101)

@@ -12,24 +12,15 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
+from tests.desk import released_block
 from trading.models import Block, Broker, Route
-from trading.services import orders as order_services
 from trading.services import routes as route_services
 
 pytestmark = pytest.mark.django_db
 
 
 def _block(pm, book, ticker: str) -> Block:
-    order = order_services.order_create(
-        actor=pm,
-        portfolio=book["accounts"][0],
-        security=book["securities"][ticker],
-        side="buy",
-        quantity=Decimal(10),
-    )
-    order_services.orders_approve(actor=pm, order_ids=[order.pk])
-    order_services.orders_release(actor=pm, order_ids=[order.pk])
-    return Block.objects.get(orders__pk=order.pk)
+    return released_block(pm, book, "10", ticker=ticker)
 
 
 @pytest.fixture

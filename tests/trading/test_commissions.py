@@ -12,8 +12,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from portfolios.models import CashBalance
+from tests.desk import released_block
 from trading.models import Allocation, Block, Execution
-from trading.services import orders as order_services
 from trading.services import routes as route_services
 from trading.services.allocations import split_commission
 
@@ -26,20 +26,7 @@ def test_a_commission_is_charged_per_fill_allocated_pro_rata_and_booked_net(
     broker = book["broker"]
     broker.settings |= {"commission": {"per_share": "0.01", "bps": "5", "minimum": "10"}}
     broker.save()
-    orders = [
-        order_services.order_create(
-            actor=pm,
-            portfolio=account,
-            security=book["securities"]["AAA"],  # trades at 100
-            side="buy",
-            quantity=Decimal(q),
-        )
-        for account, q in zip(book["accounts"], ("60", "40"), strict=True)
-    ]
-    ids = [o.pk for o in orders]
-    order_services.orders_approve(actor=pm, order_ids=ids)
-    order_services.orders_release(actor=pm, order_ids=ids)
-    block = Block.objects.get(orders__pk=ids[0])
+    block = released_block(pm, book, "60", "40")  # AAA trades at 100
     with django_capture_on_commit_callbacks(execute=True):
         route = route_services.route_create(actor=trader, block_id=block.pk, broker=broker)
     # two fills of 50 at 100: each 50 x 0.01 + 5 bp of 5,000 = 3.00; the first

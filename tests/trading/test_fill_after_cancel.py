@@ -17,32 +17,19 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from tests.desk import broker_report, released_block
 from trading.brokers import ExecutionReport
 from trading.brokers.simulated import SimulatedBroker
 from trading.models import Block, Broker, Execution, Route
 from trading.selectors import latest_price_by_ticker, simulated_book_order
 from trading.services import executions as execution_services
-from trading.services import orders as order_services
 from trading.services import routes as route_services
 
 pytestmark = pytest.mark.django_db
 
 
 def _block(pm, book, quantity="500", ticker="AAA") -> Block:
-    orders = [
-        order_services.order_create(
-            actor=pm,
-            portfolio=account,
-            security=book["securities"][ticker],
-            side="buy",
-            quantity=Decimal(quantity),
-        )
-        for account in book["accounts"]
-    ]
-    ids = [o.pk for o in orders]
-    order_services.orders_approve(actor=pm, order_ids=ids)
-    order_services.orders_release(actor=pm, order_ids=ids)
-    return Block.objects.get(orders__pk=ids[0])
+    return released_block(pm, book, quantity, quantity, ticker=ticker)
 
 
 def test_the_simulated_broker_fills_no_more_once_it_has_cancelled(pm, trader, book):
@@ -95,16 +82,7 @@ def test_the_simulated_broker_fills_no_more_once_it_has_cancelled(pm, trader, bo
 
 
 def _fill(route, exec_id, last, price="100"):
-    return ExecutionReport(
-        broker=route.broker.code,
-        cl_ord_id=route.cl_ord_id,
-        exec_id=exec_id,
-        exec_type="trade",
-        ord_status="partially_filled",
-        transact_time=timezone.now(),
-        last_quantity=Decimal(last),
-        last_price=Decimal(price),
-    )
+    return broker_report(route, exec_id, "trade", "partially_filled", last, price=price)
 
 
 def _cancelled_route(pm, trader, book, quantity):

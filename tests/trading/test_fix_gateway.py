@@ -18,6 +18,10 @@ from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditEvent
 from audit.services import verify_audit_chain
+
+# The gateway commits on its own connection (the ORM inside an event loop uses
+# another one), so these tests run on a database that really commits.
+from tests.desk import released_block
 from trading.brokers import ReplaceTerms, adapter_for, fixmap
 from trading.brokers.fix import FixBroker
 from trading.fix.codec import Message, decode
@@ -37,11 +41,8 @@ from trading.models import (
 )
 from trading.selectors import latest_price_by_ticker
 from trading.services import executions as execution_services
-from trading.services import orders as order_services
 from trading.services import routes as route_services
 
-# The gateway commits on its own connection (the ORM inside an event loop uses
-# another one), so these tests run on a database that really commits.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -67,23 +68,11 @@ def report_from_execution_report(msg, broker_code):
 
 
 def _released_block(pm, book, ticker="AAA", quantity="150", limit_price=None) -> Block:
-    orders = [
-        order_services.order_create(
-            actor=pm,
-            portfolio=account,
-            security=book["securities"][ticker],
-            side="buy",
-            quantity=Decimal(quantity) / 2,
-            order_type="limit" if limit_price else "market",
-            limit_price=limit_price,
-        )
-        for account in book["accounts"]
-    ]
-    ids = [o.pk for o in orders]
-    order_services.orders_approve(actor=pm, order_ids=ids)
-    order_services.orders_release(actor=pm, order_ids=ids)
-    orders[0].refresh_from_db()
-    return orders[0].block
+    half = str(Decimal(quantity) / 2)
+    order_type = "limit" if limit_price else "market"
+    return released_block(
+        pm, book, half, half, ticker=ticker, order_type=order_type, limit_price=limit_price
+    )
 
 
 def _route(trader, block, broker, capture) -> Route:

@@ -22,16 +22,9 @@ def session():
     )
 
 
-@pytest.fixture
-def admin_client(ops, client):
-    ops.is_superuser = True
-    ops.is_staff = True
-    ops.save(update_fields=["is_superuser", "is_staff"])
-    client.force_login(ops)
-    return client
-
-
-def test_an_admin_edit_keeps_what_the_gateway_wrote_meanwhile(admin_client, session, monkeypatch):
+def test_an_admin_edit_keeps_what_the_gateway_wrote_meanwhile(
+    superuser_client, session, monkeypatch
+):
     url = f"/admin/trading/fixsession/{session.pk}/change/"
     data = {
         "broker": session.broker_id,
@@ -55,7 +48,7 @@ def test_an_admin_edit_keeps_what_the_gateway_wrote_meanwhile(admin_client, sess
         return obj
 
     monkeypatch.setattr(AuditedModelAdmin, "get_object", gateway_sends_while_the_admin_saves)
-    response = admin_client.post(url, data)
+    response = superuser_client.post(url, data)
     assert response.status_code == 302, response.content[:2000]
     session.refresh_from_db()
     assert session.host == "10.0.0.7"
@@ -67,7 +60,7 @@ def test_an_admin_edit_keeps_what_the_gateway_wrote_meanwhile(admin_client, sess
     assert "next_sender_seq" not in event.after and "logged_on" not in event.after
 
 
-def test_an_unknown_time_zone_is_a_form_error(admin_client, session):
+def test_an_unknown_time_zone_is_a_form_error(superuser_client, session):
     url = f"/admin/trading/fixsession/{session.pk}/change/"
     data = {
         "broker": session.broker_id,
@@ -80,7 +73,7 @@ def test_an_unknown_time_zone_is_a_form_error(admin_client, session):
         "day_ends_at": "17:00:00",
         "time_zone": "Mars/Olympus_Mons",
     }
-    response = admin_client.post(url, data)
+    response = superuser_client.post(url, data)
     assert response.status_code == 200
     assert b"is not a time zone" in response.content
     session.refresh_from_db()

@@ -2,16 +2,15 @@
 order does not lock the security, broker or account joined to read it."""
 
 import threading
-from decimal import Decimal
 
 import pytest
 from django.db import connection, connections, transaction
 
 from portfolios.models import Portfolio, Security
 from tests.conftest import service_missing
+from tests.desk import released_block
 from trading import locks
 from trading.models import Broker
-from trading.services import orders as order_services
 from trading.services import routes as route_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,16 +39,7 @@ def _locked_elsewhere(model, pk) -> bool:
 def test_locking_trading_rows_leaves_the_joined_rows_free(pm, trader, book):
     if connection.vendor != "postgresql":
         service_missing("PostgreSQL (DATABASE_URL): row locks")
-    order = order_services.order_create(
-        actor=pm,
-        portfolio=book["accounts"][0],
-        security=book["securities"]["AAA"],
-        side="buy",
-        quantity=Decimal(10),
-    )
-    order_services.orders_approve(actor=pm, order_ids=[order.pk])
-    order_services.orders_release(actor=pm, order_ids=[order.pk])
-    order.refresh_from_db()
+    order = released_block(pm, book, "10").orders.get()
     route = route_services.route_create(
         actor=trader, block_id=order.block_id, broker=book["broker"]
     )

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from oms import push
+from tests.desk import released_block
 from trading.models import Block
 from trading.services import orders as order_services
 from trading.services import routes as route_services
@@ -80,16 +81,7 @@ def test_one_poll_per_page_replays_what_changed(pm, trader, book, client):
     url = reverse("push:poll")
     first = client.get(url, {"topic": "blotter"}).json()
     assert first["events"] == [] and first["cursor"]
-    order = order_services.order_create(
-        actor=pm,
-        portfolio=book["accounts"][0],
-        security=book["securities"]["AAA"],
-        side="buy",
-        quantity=Decimal(10),
-    )
-    order_services.orders_approve(actor=pm, order_ids=[order.pk])
-    order_services.orders_release(actor=pm, order_ids=[order.pk])
-    block = Block.objects.get()
+    block = released_block(pm, book, "10")
     answer = client.get(url, {"topic": "blotter", "cursor": first["cursor"]}).json()
     assert answer["events"] == [{"block": block.pk, "v": block.updated_at.isoformat()}]
     # a cursor from well after the change replays nothing

@@ -14,8 +14,8 @@ from rest_framework.test import APIClient
 from audit.models import AuditEvent
 from audit.services import verify_audit_chain
 from oms.state import TransitionError
+from tests.desk import released_block
 from trading.models import Block, Order, Route
-from trading.services import orders as order_services
 from trading.services import routes as route_services
 from trading.tasks import route_send
 
@@ -23,22 +23,8 @@ pytestmark = pytest.mark.django_db
 
 
 def _block(pm, book, order_type="limit", limit_price="50") -> Block:
-    orders = [
-        order_services.order_create(
-            actor=pm,
-            portfolio=account,
-            security=book["securities"]["AAA"],
-            side="buy",
-            quantity=Decimal(10),
-            order_type=order_type,
-            limit_price=Decimal(limit_price) if order_type == "limit" else None,
-        )
-        for account in book["accounts"]
-    ]
-    ids = [o.pk for o in orders]
-    order_services.orders_approve(actor=pm, order_ids=ids)
-    order_services.orders_release(actor=pm, order_ids=ids)
-    return Block.objects.get(orders__pk=ids[0])
+    limit = Decimal(limit_price) if order_type == "limit" else None
+    return released_block(pm, book, "10", "10", order_type=order_type, limit_price=limit)
 
 
 def test_a_resting_order_is_cancelled_by_the_broker_and_the_block_can_be_routed_again(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -19,7 +20,7 @@ from rest_framework.test import APIClient
 from audit.models import AuditEvent
 from audit.services import verify_audit_chain
 from oms.state import TransitionError
-from trading.brokers import ExecutionReport
+from tests.desk import broker_report, released_block
 from trading.models import Block, Broker, FixOutbox, FixSession, Route
 from trading.services import executions as execution_services
 from trading.services import orders as order_services
@@ -29,38 +30,12 @@ pytestmark = pytest.mark.django_db
 
 
 def _block(pm, book, quantity="10", order_type="limit", limit_price="50") -> Block:
-    orders = [
-        order_services.order_create(
-            actor=pm,
-            portfolio=account,
-            security=book["securities"]["AAA"],
-            side="buy",
-            quantity=Decimal(quantity),
-            order_type=order_type,
-            limit_price=Decimal(limit_price) if order_type == "limit" else None,
-        )
-        for account in book["accounts"]
-    ]
-    ids = [o.pk for o in orders]
-    order_services.orders_approve(actor=pm, order_ids=ids)
-    order_services.orders_release(actor=pm, order_ids=ids)
-    return Block.objects.get(orders__pk=ids[0])
+    limit = Decimal(limit_price) if order_type == "limit" else None
+    return released_block(pm, book, quantity, quantity, order_type=order_type, limit_price=limit)
 
 
-def _report(route, exec_id, exec_type, ord_status, last=0, cum=0, price="50", **extra):
-    return ExecutionReport(
-        broker=route.broker.code,
-        cl_ord_id=route.cl_ord_id,
-        exec_id=exec_id,
-        exec_type=exec_type,
-        ord_status=ord_status,
-        transact_time=timezone.now(),
-        last_quantity=Decimal(last),
-        last_price=Decimal(price) if last else None,
-        cumulative_quantity=Decimal(cum),
-        average_price=Decimal(price) if cum else None,
-        **extra,
-    )
+# The resting limit orders' reports: fills at their limit, 50.
+_report = partial(broker_report, price="50")
 
 
 def _resting_route(pm, trader, book, capture, quantity=Decimal(12)) -> Route:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from functools import partial
 
 import pytest
 from django.urls import reverse
@@ -23,11 +24,10 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from portfolios.models import TaxLot
-from trading.brokers import ExecutionReport
+from tests.desk import broker_report, released_block
 from trading.models import Allocation, Block, Broker, FixOutbox, FixSession, Order, Route
 from trading.services import day_end, trading_day
 from trading.services import executions as execution_services
-from trading.services import orders as order_services
 from trading.services import routes as route_services
 from trading.services.trading_day import DayBoundary
 
@@ -124,36 +124,11 @@ def test_the_trading_day_rules_import_without_django():
 
 
 def _block(pm, book, limit="50", quantities=("10", "10")) -> Block:
-    orders = [
-        order_services.order_create(
-            actor=pm,
-            portfolio=book["accounts"][i],
-            security=book["securities"]["AAA"],
-            side="buy",
-            quantity=Decimal(q),
-            order_type="limit",
-            limit_price=Decimal(limit),
-        )
-        for i, q in enumerate(quantities)
-    ]
-    ids = [o.pk for o in orders]
-    order_services.orders_approve(actor=pm, order_ids=ids)
-    order_services.orders_release(actor=pm, order_ids=ids)
-    return Block.objects.get(orders__pk=ids[0])
+    return released_block(pm, book, *quantities, order_type="limit", limit_price=Decimal(limit))
 
 
-def _report(route, exec_id, exec_type, ord_status, last=0, price="50", at=None):
-    return ExecutionReport(
-        broker=route.broker.code,
-        cl_ord_id=route.cl_ord_id,
-        exec_id=exec_id,
-        exec_type=exec_type,
-        ord_status=ord_status,
-        transact_time=at or timezone.now(),
-        last_quantity=Decimal(last),
-        last_price=Decimal(price) if last else None,
-        order_id="BO-1",
-    )
+# The limit orders' reports (fills at their limit, 50), for the broker's order BO-1.
+_report = partial(broker_report, price="50", order_id="BO-1")
 
 
 @pytest.mark.django_db
@@ -272,7 +247,9 @@ def test_a_route_left_half_filled_by_a_dead_worker_is_filled_on_when_swept(
     route = route_services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
     route_services.route_claim_for_sending(route.pk)
     execution_services.execution_apply(_report(route, "N", "new", "new"))
-    execution_services.execution_apply(_report(route, "F", "trade", "partially_filled", 5, "100"))
+    execution_services.execution_apply(
+        _report(route, "F", "trade", "partially_filled", 5, price="100")
+    )
     # the worker died here; the task's redelivery finds the route claimed
     route_services.route_send(route.pk)
     assert Route.objects.get(pk=route.pk).filled_quantity == Decimal(5)

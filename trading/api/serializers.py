@@ -23,9 +23,19 @@ from trading.models import (
 QTY = {"max_digits": FIGURE_DIGITS, "decimal_places": QTY_PLACES}
 
 
-class OrderSerializer(serializers.ModelSerializer):
+# What every representation of an order starts with: its id, its account by code and its
+# security by ticker (the order list's and a rebalance run's orders). A comment, not a
+# docstring: the schema would give it to each subclass as its description.
+class OrderHeadSerializer(serializers.ModelSerializer):
     portfolio = serializers.SlugRelatedField(slug_field="code", read_only=True)
     security = serializers.SlugRelatedField(slug_field="ticker", read_only=True)
+
+    class Meta:
+        model = Order
+        fields = ["id", "portfolio", "security"]
+
+
+class OrderSerializer(OrderHeadSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     # Null until the order is approved, released.
     approved_by = serializers.SlugRelatedField(
@@ -35,19 +45,10 @@ class OrderSerializer(serializers.ModelSerializer):
         slug_field="username", read_only=True, allow_null=True
     )
 
-    class Meta:
-        model = Order
+    class Meta(OrderHeadSerializer.Meta):
         fields = [
-            "id",
-            "portfolio",
-            "security",
-            "side",
-            "order_type",
-            "time_in_force",
-            "expire_at",
-            "quantity",
-            "limit_price",
-            "stop_price",
+            *OrderHeadSerializer.Meta.fields,
+            *Order.TERM_FIELDS,
             "status",
             "compliance_note",
             "filled_quantity",

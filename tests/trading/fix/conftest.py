@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import socket
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +17,7 @@ from trading.fix.session import Application, Session, SessionSettings
 from trading.fix.store import MemoryStore
 
 REQUIRE_SERVICES = os.environ.get("OMS_REQUIRE_SERVICES") == "1"
+REPO = Path(__file__).resolve().parents[3]
 
 
 def require(condition: bool, reason: str) -> None:
@@ -27,6 +32,35 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+async def start_listener(*argv: str) -> tuple[asyncio.subprocess.Process, int]:
+    """Start ``python <argv>`` (an acceptor: the simulator, the echo acceptor, ...) from
+    the repository, without Django settings, and wait for its "ready on 127.0.0.1:PORT"
+    line: the process and that port (``--port 0`` lets the OS pick a free one, no race
+    with other listeners). Stop it with ``terminate()`` and ``await wait()``."""
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env["PYTHONPATH"] = str(REPO)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *argv,
+        env=env,
+        cwd=str(REPO),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        m = re.search(rb"ready on 127\.0\.0\.1:(\d+)", line)
+        if m is None:
+            err = await proc.stderr.read()
+            raise AssertionError(f"{argv} did not start: {line!r} {err[-2000:]!r}")
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    return proc, int(m.group(1))
 
 
 class FakeTransport:

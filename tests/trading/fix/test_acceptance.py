@@ -16,9 +16,6 @@ The scenario files are read from ``$OMS_FIX_ACCEPTANCE_DIR`` (default
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -34,7 +31,7 @@ from trading.fix.acceptance import (
 )
 from trading.fix.echo_acceptor import build_echo_acceptor
 
-from .conftest import free_port, require
+from .conftest import free_port, require, start_listener
 
 REPO = Path(__file__).resolve().parents[3]
 DIR = acceptance_dir()
@@ -62,27 +59,8 @@ async def _inprocess(path: Path, formats):
 
 
 async def _cli_group(files: list[Path], formats):
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    env["PYTHONPATH"] = str(REPO)
-    # --port 0: the OS picks a free port, printed on the ready line (no race with other listeners)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "trading.fix.echo_acceptor",
-        "--port",
-        "0",
-        env=env,
-        cwd=str(REPO),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc, port = await start_listener("-m", "trading.fix.echo_acceptor", "--port", "0")
     try:
-        line = await asyncio.wait_for(proc.stdout.readline(), 30)
-        m = re.search(rb"ready on 127\.0\.0\.1:(\d+)", line)
-        if m is None:
-            err = await proc.stderr.read()
-            raise AssertionError(f"echo_acceptor did not start: {line!r} {err[-2000:]!r}")
-        port = int(m.group(1))
         return [await run_scenario(f, port, formats=formats, timeout=15) for f in files]
     finally:
         if proc.returncode is None:
@@ -183,21 +161,9 @@ def test_echo_acceptor_cli_with_fixed_port():
 
     async def go():
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-        env["PYTHONPATH"] = str(REPO)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "trading.fix.echo_acceptor",
-            "--port",
-            str(port),
-            env=env,
-            cwd=str(REPO),
-            stdout=asyncio.subprocess.PIPE,
-        )
+        proc, ready = await start_listener("-m", "trading.fix.echo_acceptor", "--port", str(port))
         try:
-            line = await asyncio.wait_for(proc.stdout.readline(), 30)
-            assert b"ready" in line and str(port).encode() in line, line
+            assert ready == port
             return await run_scenario(DIR / "fix44" / "1a_ValidLogonWithCorrectMsgSeqNum.def", port)
         finally:
             proc.terminate()

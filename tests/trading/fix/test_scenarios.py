@@ -19,9 +19,6 @@ NewSeqNo) and their siblings.  These files pin them.  They are not guesses:
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,42 +26,16 @@ import pytest
 from trading.fix.acceptance import load_formats, run_scenario
 from trading.fix.echo_acceptor import build_echo_acceptor
 
-from .conftest import require
+from .conftest import require, start_listener
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[2]
 FILES = sorted((HERE / "scenarios").glob("fix4[24]/*.def"))
 NAMES = [f"{p.parent.name}/{p.name}" for p in FILES]
 FORMATS = load_formats(None)
 
 
-async def _process(*argv: str) -> tuple[asyncio.subprocess.Process, int]:
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    env["PYTHONPATH"] = str(REPO)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *argv,
-        env=env,
-        cwd=str(REPO),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        line = await asyncio.wait_for(proc.stdout.readline(), 30)
-        m = re.search(rb"ready on 127\.0\.0\.1:(\d+)", line)
-        if m is None:
-            err = await proc.stderr.read()
-            raise AssertionError(f"{argv} did not start: {line!r} {err[-2000:]!r}")
-    except BaseException:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        raise
-    return proc, int(m.group(1))
-
-
 async def _one_process(*argv: str):
-    proc, port = await _process(*argv)
+    proc, port = await start_listener(*argv)
     try:
         return {
             f"{f.parent.name}/{f.name}": await run_scenario(f, port, formats=FORMATS, timeout=10)

@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import signal
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -37,7 +35,7 @@ from trading.fix.session import Session, SessionSettings
 from trading.fix.simulator import BrokerConfig, SimulatedBroker
 from trading.fix.transport import Initiator
 
-from .conftest import Peer
+from .conftest import Peer, start_listener
 from .test_simulator import ValidatingTransport, nos, send
 from .test_simulator_matrices import Later, cancel, limit
 
@@ -151,10 +149,7 @@ def test_book_file_is_compacted_atomically_and_forgets_what_ended_long_ago(tmp_p
 
 
 async def _start(state: Path, prices: Path) -> tuple[asyncio.subprocess.Process, int]:
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    env["PYTHONPATH"] = str(REPO)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
+    return await start_listener(
         "-m",
         "trading.fix.simulator",
         "--port",
@@ -173,20 +168,7 @@ async def _start(state: Path, prices: Path) -> tuple[asyncio.subprocess.Process,
         "4",
         "--fill-interval-ms",
         "400",
-        env=env,
-        cwd=str(REPO),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
-    try:
-        line = await asyncio.wait_for(proc.stdout.readline(), 30)
-        m = re.search(rb"ready on 127\.0\.0\.1:(\d+)", line)
-        assert m, (line, await proc.stderr.read())
-    except BaseException:
-        proc.kill()
-        await proc.wait()
-        raise
-    return proc, int(m.group(1))
 
 
 async def _client(port: int):

@@ -14,6 +14,8 @@ from trading.fix.simulator import build_simulator
 from trading.fix.store import FileStore, MemoryStore
 from trading.fix.transport import Initiator, backoff_delays
 
+from .conftest import start_listener
+
 
 class Client(Application):
     def __init__(self):
@@ -134,18 +136,8 @@ def test_reconnect_and_resend_after_connection_drop(tmp_path):
 
 
 def test_simulator_cli_runs_standalone():
-    import os
-    import re
-    import sys
-    from pathlib import Path
-
-    repo = Path(__file__).resolve().parents[3]
-
     async def go():
-        env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-        env["PYTHONPATH"] = str(repo)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
+        proc, port = await start_listener(
             "-m",
             "trading.fix.simulator",
             "--port",
@@ -156,13 +148,8 @@ def test_simulator_cli_runs_standalone():
             "2",
             "--latency-ms",
             "1",
-            env=env,
-            cwd=str(repo),
-            stdout=asyncio.subprocess.PIPE,
         )
         try:
-            line = await asyncio.wait_for(proc.stdout.readline(), 30)
-            port = int(re.search(rb"ready on 127\.0\.0\.1:(\d+)", line).group(1))
             ini, app = client(port, "DEMO")
             await ini.start()
             await ini.wait_logged_on()
