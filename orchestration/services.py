@@ -395,7 +395,6 @@ def _compute_chunk(run: RebalanceRun, chunk: int, pending: list[int]) -> int:
         p for p in _proposals(result, book, lot_method) if p.portfolio_id not in flow_problems
     ]
     reasons = loaded.skipped | result.skipped_reasons() | flow_problems
-    summary_rows = result.accounts.to_dict("records")
     with audited_transaction():
         run = RebalanceRun.objects.select_for_update(of=("self",)).get(pk=run.pk)
         if run.status != RebalanceRun.Status.RUNNING:
@@ -444,20 +443,26 @@ def _compute_chunk(run: RebalanceRun, chunk: int, pending: list[int]) -> int:
         RunAccount.objects.filter(run=run, portfolio_id__in=list(claimed - set(skipped))).update(
             status=RunAccount.Status.DONE
         )
-        summary = {
-            codes[row["account"]]: {k: _plain(v) for k, v in row.items() if k != "account"}
-            for row in summary_rows
-            if row["account"] in claimed and row["account"] not in skipped
-        }
-        run.summary = {**run.summary, **summary}
-        run.skipped = {**run.skipped, **{codes[a]: str(r) for a, r in skipped.items()}}
-        run.save(update_fields=["summary", "skipped", "updated_at"])
+        _chunk_summary_store(run, result.accounts, codes, claimed, skipped)
         RebalanceRun.objects.filter(pk=run.pk).update(
             accounts_done=F("accounts_done") + len(claimed),
             accounts_skipped=F("accounts_skipped") + len(skipped),
             orders_proposed=F("orders_proposed") + len(orders),
         )
     return len(orders)
+
+
+def _chunk_summary_store(run: RebalanceRun, accounts, codes: dict, claimed, skipped: dict) -> None:
+    """Add the what-if of the chunk's accounts it claimed and did not skip (`accounts`,
+    the engine's frame) and its skipped accounts to the run's."""
+    summary = {
+        codes[row["account"]]: {k: _plain(v) for k, v in row.items() if k != "account"}
+        for row in accounts.to_dict("records")
+        if row["account"] in claimed and row["account"] not in skipped
+    }
+    run.summary = {**run.summary, **summary}
+    run.skipped = {**run.skipped, **{codes[a]: str(r) for a, r in skipped.items()}}
+    run.save(update_fields=["summary", "skipped", "updated_at"])
 
 
 def _store_verdicts(run: RebalanceRun, orders, verdicts: dict) -> None:
