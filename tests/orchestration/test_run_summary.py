@@ -21,9 +21,7 @@ from .test_run_at_scale import clone_accounts
 def _reference(frame: pd.DataFrame, codes: dict, keep) -> dict:
     """The summary as the run built it row by row (``to_dict`` and `_plain` per value)."""
     return {
-        codes[row["account"]]: {
-            k: run_services._plain(v) for k, v in row.items() if k != "account"
-        }
+        codes[row["account"]]: {k: run_services._plain(v) for k, v in row.items() if k != "account"}
         for row in frame.to_dict("records")
         if row["account"] in keep
     }
@@ -94,3 +92,75 @@ def test_a_chunk_neither_reads_nor_sends_again_what_the_run_kept_before(pm, book
         assert code not in sql, sql  # the first chunk's account is not sent again
     run.refresh_from_db()
     assert len(run.summary) == 2 and run.summary[code] == first[code]
+
+
+def _proposals_one_by_one(result, book, lot_method):
+    """The proposed orders as the run made them, one Decimal per order and lot."""
+    from decimal import Decimal
+
+    from oms.numbers import qty
+    from trading.services.bulk import ProposedOrder
+
+    quote = {
+        int(s): Decimal(repr(float(p))) if np.isfinite(p) else None
+        for s, p in zip(book.securities["security"], book.securities["quote"], strict=True)
+    }
+
+    def lots_of(lots):
+        return tuple(
+            (int(lot), str(qty(Decimal(repr(float(q))))))
+            for lot, q in lots or ()
+            if isinstance(lot, (int, np.integer)) and q > 0
+        )
+
+    return [
+        ProposedOrder(
+            portfolio_id=a,
+            security_id=s,
+            side="buy" if q > 0 else "sell",
+            quantity=Decimal(repr(abs(q))),
+            estimated_price=quote.get(s),
+            lot_method=lot_method,
+            lots=lots_of(lots) if q < 0 else (),
+        )
+        for a, s, q, lots in zip(
+            result.trades["account"],
+            result.trades["security"],
+            result.trades["quantity"].tolist(),
+            result.trades["lots"],
+            strict=True,
+        )
+    ]
+
+
+def test_the_proposed_orders_are_the_engines_trades_as_before():
+    from types import SimpleNamespace
+
+    trades = pd.DataFrame(
+        {
+            "account": [1, 1, 2, 2, 3, 3],
+            "security": [10, 11, 10, 12, 11, 12],
+            "quantity": [100.0, -25.5, 100.0, -0.1 - 0.2, -300.0, 7.0],
+            "lots": pd.Series(
+                [
+                    (),
+                    ((5, 20.0), (6, 5.5)),
+                    (),
+                    ((7, 0.30000000000000004),),
+                    ((8, 300.0), ("made-up", 1.0), (9, 0.0)),
+                    (),
+                ],
+                dtype=object,
+            ),
+        }
+    )
+    book = SimpleNamespace(
+        securities=pd.DataFrame({"security": [10, 11, 12], "quote": [12.34, math.nan, 0.1]})
+    )
+    result = SimpleNamespace(trades=trades)
+    got = run_services._proposals(result, book, "hifo")
+    expected = _proposals_one_by_one(result, book, "hifo")
+    assert got == expected
+    assert [str(p.quantity) for p in got] == [str(p.quantity) for p in expected]
+    assert got[1].lots == ((5, "20.000000"), (6, "5.500000"))
+    assert got[4].lots == ((8, "300.000000"),)
