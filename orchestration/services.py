@@ -270,49 +270,33 @@ def _proposals(result, book, lot_method: str = "fifo"):
     chosen = (
         trades["lots"].to_numpy(dtype=object) if "lots" in trades.columns else [()] * len(trades)
     )
-    # Quantities repeat (whole lots): each distinct one made a Decimal (and a lot's a
-    # string) once, not once per order.
-    decimal: dict[float, Decimal] = {}
-    text: dict[float, str] = {}
-    proposed = []
-    for account, security, q, lots in zip(
-        trades["account"].astype("int64").tolist(),
-        trades["security"].astype("int64").tolist(),
-        quantity.tolist(),
-        chosen,
-        strict=True,
-    ):
-        size = abs(q)
-        amount = decimal.get(size)
-        if amount is None:
-            amount = decimal[size] = Decimal(repr(size))
-        proposed.append(
-            ProposedOrder(
-                account,
-                security,
-                "buy" if q > 0 else "sell",
-                amount,
-                quote.get(security),
-                lot_method,
-                _order_lots(lots, text) if q < 0 else (),
-            )
+    return [
+        ProposedOrder(
+            portfolio_id=account,
+            security_id=security,
+            side="buy" if q > 0 else "sell",
+            quantity=Decimal(repr(abs(q))),
+            estimated_price=quote.get(security),
+            lot_method=lot_method,
+            lots=_order_lots(lots) if q < 0 else (),
         )
-    return proposed
+        for account, security, q, lots in zip(
+            trades["account"].astype("int64").tolist(),
+            trades["security"].astype("int64").tolist(),
+            quantity.tolist(),
+            chosen,
+            strict=True,
+        )
+    ]
 
 
-def _order_lots(lots, text: dict | None = None) -> tuple:
+def _order_lots(lots) -> tuple:
     """The engine's ``(lot id, quantity)`` of a sell as the order stores them: ids of
-    stored tax lots only (a lot the engine made up has none), quantities as strings
-    (`text` keeps those already made, by the engine's quantity)."""
-    text = {} if text is None else text
+    stored tax lots only (a lot the engine made up has none), quantities as strings."""
     out = []
     for lot, quantity in lots or ():
         if isinstance(lot, (int, np.integer)) and quantity > 0:
-            size = float(quantity)
-            shown = text.get(size)
-            if shown is None:
-                shown = text[size] = str(qty(Decimal(repr(size))))
-            out.append((int(lot), shown))
+            out.append((int(lot), str(qty(Decimal(repr(float(quantity)))))))
     return tuple(out)
 
 
