@@ -7,12 +7,17 @@ Builds (once, in a child process, kept for the next time) a synthetic book of
 --accounts accounts holding about --positions securities each (one tax lot per
 position), 5 models of about 100 securities, then times:
 
-- load: the projected book read from the database (`load_projected_book`);
-- engine: `portfolios.rebalance.rebalance`;
-- persist: the proposed orders written (`run_orders_create`, COPY);
-- check: the pre-trade check on the batch and its verdicts kept;
+- the stages of the run, each measured inside it (wall time, and the bench process's
+  CPU time beside it: the rest of a stage's wall time is PostgreSQL's, or waiting for a
+  core): start (the run and its accounts written, `_run_open`), load (the projected
+  book, `load_projected_book`), restrictions (restricted lists and wash sales), engine
+  (`portfolios.rebalance.rebalance`), proposals (the engine's trades as proposed
+  orders), persist (`run_orders_create`: COPY, the batch's terms checked, one audit
+  event), check (the pre-trade check on the batch and its verdicts kept), summary (the
+  run's what-if per account built and written), commit (the chunk's COMMIT: PostgreSQL
+  checking the new rows' keys), and other (the rest: claims, cash flows, progress);
 - run: the whole run, from `rebalance_run_create` to a proposed run with its orders
-  in the database (the four above are its parts, measured inside it);
+  in the database;
 - approve: `rebalance_run_approve` of the whole proposal;
 - naive: `order_create` one order at a time (each with its own audit event) on a
   sample of the run's trades, extrapolated to all of them, and its ratio to the run.
@@ -37,6 +42,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PREFIX = "RB"  # the bench's accounts, models and securities are named with it
+#: The run's stages, in the order a chunk goes through them.
+STAGES = {
+    "start": "the run and its accounts written",
+    "load": "the projected book read",
+    "restrictions": "restricted lists and wash sales",
+    "engine": "the rebalance",
+    "proposals": "the engine's trades as proposed orders",
+    "persist": "COPY of the orders, their terms checked, one audit event",
+    "check": "the pre-trade check on the batch + verdicts kept",
+    "summary": "the what-if per account built and written on the run",
+    "commit": "COMMIT (PostgreSQL checking the new rows' keys)",
+    "other": "the rest (claims, cash flows, progress, reads of the run)",
+}
+
+
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def _setup() -> None:
@@ -223,6 +245,7 @@ def ensure_book(ap: argparse.ArgumentParser, accounts: int, build_args: list[str
 
 def measure(args) -> dict:
     from django.conf import settings
+    from django.db import connection
 
     from orchestration import services
     from portfolios.models import Portfolio, RebalanceRun
@@ -242,29 +265,45 @@ def measure(args) -> dict:
     ).order_by("pk"):
         services.rebalance_run_cancel(actor=pm, run_id=run.pk)
 
-    spent: dict[str, float] = {"load": 0.0, "engine": 0.0, "persist": 0.0, "check": 0.0}
+    spent: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+    cpu: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+    inside: list[str] = []  # the stage being timed (a stage inside another counts once)
 
     def timed(name, fn):
         def wrapper(*a, **k):
-            t0 = time.perf_counter()
+            if inside:
+                return fn(*a, **k)
+            inside.append(name)
+            t0, c0 = time.perf_counter(), time.process_time()
             try:
                 return fn(*a, **k)
             finally:
                 spent[name] += time.perf_counter() - t0
+                cpu[name] += time.process_time() - c0
+                inside.pop()
 
         return wrapper
 
+    services._run_open = timed("start", services._run_open)
     services.load_projected_book = timed("load", services.load_projected_book)
+    services.rebalance_restrictions_for = timed("restrictions", services.rebalance_restrictions_for)
+    services._wash_sale_restrictions = timed("restrictions", services._wash_sale_restrictions)
     services.rebalance = timed("engine", services.rebalance)
+    services._proposals = timed("proposals", services._proposals)
     services.run_orders_create = timed("persist", services.run_orders_create)
     services.pretrade.check = timed("check", services.pretrade.check)
     services._store_verdicts = timed("check", services._store_verdicts)
+    services._chunk_summary_store = timed("summary", services._chunk_summary_store)
+    connection._commit = timed("commit", connection._commit)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     run = services.rebalance_run_create(
         actor=pm, portfolios=accounts, chunk_size=args.chunk or len(accounts)
     )
-    whole = time.perf_counter() - t0
+    whole, whole_cpu = time.perf_counter() - t0, time.process_time() - c0
+    spent["other"] = whole - sum(spent.values())
+    cpu["other"] = whole_cpu - sum(cpu.values())
+    del connection._commit  # the approval and the naive way commit untimed
     if run.status != RebalanceRun.Status.PROPOSED:
         raise SystemExit(f"the run did not propose: {run.status} {run.error}")
     orders = run.orders_proposed
@@ -296,11 +335,11 @@ def measure(args) -> dict:
         "accounts": len(accounts),
         "orders": orders,
         "chunks": run.chunks_total,
-        "load_s": round(spent["load"], 3),
-        "engine_s": round(spent["engine"], 3),
-        "persist_s": round(spent["persist"], 3),
-        "check_s": round(spent["check"], 3),
+        **{f"{stage}_s": round(spent[stage], 3) for stage in STAGES},
+        "stages_cpu_s": {stage: round(cpu[stage], 3) for stage in STAGES},
         "run_s": round(whole, 3),
+        "run_cpu_s": round(whole_cpu, 3),
+        "loadavg": _loadavg(),
         "approve_s": round(approve, 3),
         "peak_rss_mib": round(peak, 1),
         "naive_per_order_ms": round(naive_each * 1000, 3),
@@ -327,13 +366,19 @@ def main(argv: list[str] | None = None) -> int:
         build(args.accounts, args.positions, args.seed)
         return 0
     ensure_book(ap, args.accounts, argv or sys.argv[1:])
+    before_load = _loadavg()
     figures = measure(args)
     print(f"accounts {figures['accounts']}, orders proposed {figures['orders']}")
-    print(f"  load     {figures['load_s']:8.3f} s")
-    print(f"  engine   {figures['engine_s']:8.3f} s")
-    print(f"  persist  {figures['persist_s']:8.3f} s  (COPY, one audit event)")
-    print(f"  check    {figures['check_s']:8.3f} s  (pre-trade seam on the batch + verdicts kept)")
-    print(f"  run      {figures['run_s']:8.3f} s  request -> proposed, orders in the database")
+    print(f"  load average {figures['loadavg']} (before {before_load})")
+    for stage in STAGES:
+        print(
+            f"  {stage:<12} {figures[stage + '_s']:7.3f} s"
+            f"  (CPU here {figures['stages_cpu_s'][stage]:6.3f} s)  {STAGES[stage]}"
+        )
+    print(
+        f"  run          {figures['run_s']:7.3f} s  (CPU here {figures['run_cpu_s']:6.3f} s)"
+        "  request -> proposed, orders in the database"
+    )
     print(f"  approve  {figures['approve_s']:8.3f} s  the whole proposal, one action")
     print(f"  peak RSS {figures['peak_rss_mib']:8.1f} MiB")
     print(

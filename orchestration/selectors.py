@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from django.db.models import Case, Count, DecimalField, F, Q, Sum, When
+from django.db import connection
+from django.db.models import BooleanField, Case, Count, DecimalField, F, Q, Sum, When
+from django.db.models.expressions import RawSQL
 
 from audit.models import AuditEvent
 from portfolios.models import RebalanceRun
@@ -20,12 +22,25 @@ PENDING_STATES = Order.COMMITTED_STATES | {Order.Status.FILLED}
 ENDED_UNALLOCATED = (Order.Status.CANCELLED, Order.Status.EXPIRED, Order.Status.DONE_FOR_DAY)
 
 
+def ids_in(model, field: str, ids: Iterable[int]):
+    """A filter: `field` of `model` is one of `ids`. On PostgreSQL the ids are one array
+    parameter (``= ANY(%s)``): an ``IN`` list of the ten thousand accounts of a run is
+    ten thousand parameters for the ORM to compile and the driver to bind, at every
+    query that names them."""
+    ids = list(ids)
+    if connection.vendor != "postgresql":
+        return Q(**{f"{field}__in": ids})
+    quote = connection.ops.quote_name
+    column = f"{quote(model._meta.db_table)}.{quote(model._meta.get_field(field).column)}"
+    return RawSQL(f"{column} = ANY(%s::bigint[])", (ids,), output_field=BooleanField())
+
+
 def pending_quantities(portfolio_ids: Iterable[int]) -> list[tuple[int, int, float]]:
     """``(account, security, signed quantity)`` the desk will still add to (buys) or
     take from (sells) these accounts' positions, in one query."""
     portfolio_ids = list(portfolio_ids)
     rows = (
-        Order.objects.filter(portfolio_id__in=portfolio_ids)
+        Order.objects.filter(ids_in(Order, "portfolio_id", portfolio_ids))
         .filter(
             Q(status__in=PENDING_STATES) | Q(status__in=ENDED_UNALLOCATED, filled_quantity__gt=0)
         )

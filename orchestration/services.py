@@ -25,7 +25,8 @@ import pandas as pd
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, JSONField, Q, Value
+from django.db.models.expressions import CombinedExpression
 from django.utils import timezone
 
 from audit.services import audit_record, audit_record_many, audited_transaction
@@ -56,10 +57,17 @@ from trading.services.bulk import (
 from .cashflows import check_flow, needs_by_account, read_csv
 from .models import CashFlow, ProposalCheck, RunAccount
 from .parameters import parameters_check
-from .selectors import account_trades, account_what_if, load_projected_book, run_options
+from .selectors import account_trades, account_what_if, ids_in, load_projected_book, run_options
 
 #: Accounts per chunk of a run (each chunk is one transaction and one engine pass).
 DEFAULT_CHUNK_SIZE = 1000
+
+
+def _runs():
+    """Runs read by the steps that compute them, without the what-if per account and the
+    skipped accounts (read when asked for): a chunk adds to them in the database, and
+    over the whole book they are megabytes of JSON to read back at each step."""
+    return RebalanceRun.objects.defer("summary", "skipped")
 
 
 def _chunk_size() -> int:
@@ -69,7 +77,7 @@ def _chunk_size() -> int:
 def _refuse_accounts_in_open_runs(portfolio_ids, *, excluding: int | None = None) -> None:
     """An account in an open run may enter no other: name the run it is in."""
     taken = (
-        RunAccount.objects.filter(portfolio_id__in=list(portfolio_ids), is_open=True)
+        RunAccount.objects.filter(ids_in(RunAccount, "portfolio_id", portfolio_ids), is_open=True)
         .exclude(run_id=excluding)
         .select_related("portfolio", "run")
         .order_by("portfolio__code")
@@ -211,7 +219,8 @@ def rebalance_run_start(*, run_id: int, inline: bool = False) -> RebalanceRun | 
     task per chunk, after commit. Idempotent: only a draft run is claimed."""
     with audited_transaction():
         run = (
-            RebalanceRun.objects.select_for_update(of=("self",))
+            _runs()
+            .select_for_update(of=("self",))
             .select_related("created_by")
             .filter(pk=run_id)
             .first()
@@ -235,10 +244,10 @@ def rebalance_run_execute(*, run_id: int) -> RebalanceRun | None:
     """Compute a draft run in this process, chunk after chunk."""
     run = rebalance_run_start(run_id=run_id, inline=True)
     if run is None:
-        return RebalanceRun.objects.filter(pk=run_id).first()
+        return _runs().filter(pk=run_id).first()
     for chunk in range(run.chunks_total):
         rebalance_chunk_execute(run_id=run_id, chunk=chunk)
-    return RebalanceRun.objects.get(pk=run_id)
+    return _runs().get(pk=run_id)
 
 
 def _proposals(result, book, lot_method: str = "fifo"):
@@ -298,7 +307,7 @@ def rebalance_chunk_execute(*, run_id: int, chunk: int) -> int:
     their orders, so a chunk run again (a retry, a worker that died after commit)
     finds its accounts done and writes nothing. A run cancelled meanwhile writes
     nothing. The chunk that leaves no account pending proposes the run."""
-    run = RebalanceRun.objects.select_related("created_by").filter(pk=run_id).first()
+    run = _runs().select_related("created_by").filter(pk=run_id).first()
     if run is None or run.status != RebalanceRun.Status.RUNNING:
         return 0
     pending = list(
@@ -372,12 +381,12 @@ def _compute_chunk(run: RebalanceRun, chunk: int, pending: list[int]) -> int:
     # projects: they are not this run's to invest).
     in_book = book.accounts["account"].tolist()
     flows = list(
-        CashFlow.objects.filter(portfolio_id__in=in_book, status=CashFlow.Status.PENDING).order_by(
-            "pk"
-        )
+        CashFlow.objects.filter(
+            ids_in(CashFlow, "portfolio_id", in_book), status=CashFlow.Status.PENDING
+        ).order_by("pk")
     )
     awaiting = CashFlow.objects.filter(
-        portfolio_id__in=in_book, status=CashFlow.Status.AWAITING_SELLS
+        ids_in(CashFlow, "portfolio_id", in_book), status=CashFlow.Status.AWAITING_SELLS
     ).order_by("pk")
     needs, flow_problems = needs_by_account(
         [*flows, *awaiting],
@@ -389,15 +398,16 @@ def _compute_chunk(run: RebalanceRun, chunk: int, pending: list[int]) -> int:
     ]
     engine = raise_cash if params.get("objective") == "raise_cash" else rebalance
     result = engine(book, run_options(params))
-    codes = dict(Portfolio.objects.filter(pk__in=pending).values_list("pk", "code"))
+    codes = dict(
+        Portfolio.objects.filter(ids_in(Portfolio, "id", pending)).values_list("pk", "code")
+    )
     lot_method = run_options(params).lot_selection
     proposed = [
         p for p in _proposals(result, book, lot_method) if p.portfolio_id not in flow_problems
     ]
     reasons = loaded.skipped | result.skipped_reasons() | flow_problems
-    summary_rows = result.accounts.to_dict("records")
     with audited_transaction():
-        run = RebalanceRun.objects.select_for_update(of=("self",)).get(pk=run.pk)
+        run = _runs().select_for_update(of=("self",)).get(pk=run.pk)
         if run.status != RebalanceRun.Status.RUNNING:
             return 0  # cancelled (or failed) while the engine ran
         claimed = set(
@@ -438,26 +448,73 @@ def _compute_chunk(run: RebalanceRun, chunk: int, pending: list[int]) -> int:
         for account, reason in skipped.items():
             by_reason.setdefault(str(reason)[:500], []).append(account)
         for reason, accounts in by_reason.items():
-            RunAccount.objects.filter(run=run, portfolio_id__in=accounts).update(
+            RunAccount.objects.filter(ids_in(RunAccount, "portfolio_id", accounts), run=run).update(
                 status=RunAccount.Status.SKIPPED, reason=reason
             )
-        RunAccount.objects.filter(run=run, portfolio_id__in=list(claimed - set(skipped))).update(
-            status=RunAccount.Status.DONE
-        )
-        summary = {
-            codes[row["account"]]: {k: _plain(v) for k, v in row.items() if k != "account"}
-            for row in summary_rows
-            if row["account"] in claimed and row["account"] not in skipped
-        }
-        run.summary = {**run.summary, **summary}
-        run.skipped = {**run.skipped, **{codes[a]: str(r) for a, r in skipped.items()}}
-        run.save(update_fields=["summary", "skipped", "updated_at"])
+        RunAccount.objects.filter(
+            ids_in(RunAccount, "portfolio_id", claimed - set(skipped)), run=run
+        ).update(status=RunAccount.Status.DONE)
+        _chunk_summary_store(run, result.accounts, codes, claimed, skipped)
         RebalanceRun.objects.filter(pk=run.pk).update(
             accounts_done=F("accounts_done") + len(claimed),
             accounts_skipped=F("accounts_skipped") + len(skipped),
             orders_proposed=F("orders_proposed") + len(orders),
         )
     return len(orders)
+
+
+def _chunk_summary_store(run: RebalanceRun, accounts, codes: dict, claimed, skipped: dict) -> None:
+    """Add the what-if of the chunk's accounts it claimed and did not skip (`accounts`,
+    the engine's frame) and its skipped accounts to the run's. On PostgreSQL the UPDATE
+    merges them into what the run holds (jsonb ``||``): the chunks before are neither
+    read back nor sent again, so a run over the whole book in chunks does not grow with
+    the square of its accounts."""
+    summary = _summary_rows(accounts, codes, set(claimed) - set(skipped))
+    lost = {codes[a]: str(r) for a, r in skipped.items()}
+    if connection.vendor != "postgresql":
+        run.summary = {**run.summary, **summary}
+        run.skipped = {**run.skipped, **lost}
+        run.save(update_fields=["summary", "skipped", "updated_at"])
+        return
+
+    def merged(name: str, added: dict):
+        return CombinedExpression(
+            F(name), "||", Value(added, output_field=JSONField()), output_field=JSONField()
+        )
+
+    RebalanceRun.objects.filter(pk=run.pk).update(
+        summary=merged("summary", summary),
+        skipped=merged("skipped", lost),
+        updated_at=timezone.now(),
+    )
+
+
+def _summary_rows(accounts: pd.DataFrame, codes: dict, keep) -> dict:
+    """``{account code: {figure: value}}`` for the accounts of the engine's frame in
+    `keep`, each value as `_plain` makes it of the frame's rows (``to_dict``), built a
+    column at a time: no dict of Python objects per row before the one kept."""
+    chosen = accounts[accounts["account"].isin(list(keep))]
+    names = [name for name in chosen.columns if name != "account"]
+    columns = [_plain_column(chosen[name]) for name in names]
+    return {
+        codes[account]: dict(zip(names, values, strict=True))
+        for account, *values in zip(chosen["account"].tolist(), *columns, strict=True)
+    }
+
+
+def _plain_column(column: pd.Series) -> list:
+    """`_plain` of each value of a column, as ``DataFrame.to_dict`` hands them out (numpy
+    scalars as Python ones): floats rounded and NaN as None, integers as floats, bools
+    kept, anything else value by value."""
+    kind = column.dtype.kind
+    values = column.tolist()
+    if kind == "f":
+        return [None if v != v else round(v, 6) for v in values]
+    if kind in "iu":
+        return [round(float(v), 6) for v in values]
+    if kind == "b":
+        return values
+    return [_plain(v.item() if isinstance(v, np.generic) else v) for v in values]
 
 
 def _store_verdicts(run: RebalanceRun, orders, verdicts: dict) -> None:
@@ -510,11 +567,7 @@ def _json_list(names) -> str:
 def _propose_when_done(run_id: int) -> None:
     """Propose a running run once none of its accounts is pending."""
     with audited_transaction():
-        run = (
-            RebalanceRun.objects.select_for_update(of=("self",))
-            .select_related("created_by")
-            .get(pk=run_id)
-        )
+        run = _runs().select_for_update(of=("self",)).select_related("created_by").get(pk=run_id)
         if run.status != RebalanceRun.Status.RUNNING:
             return
         if RunAccount.objects.filter(run=run, status=RunAccount.Status.PENDING).exists():
@@ -530,7 +583,7 @@ def _propose_when_done(run_id: int) -> None:
 
 def _run_fail(run_id: int, exc: Exception) -> None:
     with audited_transaction():
-        run = RebalanceRun.objects.select_for_update(of=("self",)).get(pk=run_id)
+        run = _runs().select_for_update(of=("self",)).get(pk=run_id)
         if run.status == RebalanceRun.Status.RUNNING:
             _run_set_status(
                 run,
