@@ -85,3 +85,13 @@ def lock_routes(pks: Iterable[int]) -> list[Route]:
         .filter(pk__in=list(pks))
         .order_by("pk")
     )
+
+
+def lock_orders_of_blocks(block_ids: Iterable[int]) -> list[Order]:
+    """Every order of several blocks, locked in one statement (in pk order)."""
+    return list(
+        Order.objects.select_for_update(of=("self",))
+        .select_related("portfolio", "security")
+        .filter(block_id__in=list(block_ids))
+        .order_by("pk")
+    )

@@ -16,11 +16,11 @@ locks, books and records the event in one go."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from oms.bulk import update_rows
@@ -71,13 +71,15 @@ def _ledger_row(
     quantity: Decimal | None = None,
     allocation_id: int | None = None,
     event=None,
+    currency: str | None = None,
 ) -> CashMovement:
     """A settlement-ledger row in the security's currency, on its settlement date: a
     trade's signed net cash (principal, accrued interest and commission) with its signed
-    units, or a life-cycle event's cash (``reason``, ``event``)."""
+    units, or a life-cycle event's cash (``reason``, ``event``), or an FX trade's leg in
+    ``currency``."""
     return CashMovement(
         portfolio_id=portfolio_id,
-        currency=security.currency,
+        currency=currency or security.currency,
         amount=signed,
         quantity=quantity,
         value_date=settles,
@@ -126,7 +128,7 @@ def holdings_book_fill(
         raise ValueError("booked quantity must be positive")
     if terms.is_fx(security):
         fill = Fill(portfolio.pk, buying, quantity, price, commission, allocation_id)
-        return _book_fx_fills(security, [fill], on_date)[0]
+        return holdings_book_fills(security=security, fills=[fill], on_date=on_date)[0]
     position = _lock_position(portfolio, security)
     cash = _lock_cash(portfolio, security.currency)
     before = _figures(position, cash)
@@ -191,61 +193,105 @@ class Fill:
     lots: tuple = ()
 
 
+@dataclass(frozen=True)
+class Booking:
+    """The allocated fills of one security on one trade date (`holdings_book_many`)."""
+
+    security: Security
+    fills: list[Fill]
+    on_date: date
+
+
 def holdings_book_fills(*, security: Security, fills: list[Fill], on_date: date) -> list[dict]:
     """Book many allocated fills of one security at once: each exactly as
     `holdings_book_fill` books it, in the order given (two fills of one account see
-    each other), with a number of statements that does not grow with the fills.
+    each other), with a number of statements that does not grow with the fills
+    (`holdings_book_many`, with one booking). Runs inside the caller's transaction;
+    returns each fill's before/after figures, in order, for the caller's audit events."""
+    return holdings_book_many(bookings=[Booking(security, list(fills), on_date)])[0]
 
-    Positions, then cash, then tax lots are locked in pk order in one statement each
-    (missing positions and cash balances are created first); the changed rows are
-    written with one UPDATE each per table, the new lots with one INSERT and the lot
-    closings of the sells with one more. Runs
-    inside the caller's transaction; returns each fill's before/after figures, in
-    order, for the caller's audit events."""
-    if not fills:
-        return []
-    if any(fill.quantity <= 0 for fill in fills):
+
+def holdings_book_many(*, bookings: list[Booking]) -> list[list[dict]]:
+    """Book the fills of several securities at once (the blocks of one allocation):
+    booking after booking and fill after fill in the order given, each exactly as
+    `holdings_book_fill` books it (an account in two bookings sees the first in the
+    second: its cash, and its position and lots of a security booked twice), with a
+    number of statements that grows with neither the fills nor the bookings.
+
+    **Lock order**, each in one statement, in pk order (the missing rows created
+    first): the positions of every (account, security) pair booked, then the cash
+    balances of every (account, currency) pair (an FX fill's two currencies; no
+    position), then the open tax lots of the pairs that sell. Every writer of holdings
+    takes positions before cash (`holdings_book_fill`, the life-cycle bookings, the
+    reversal of a bust), and a pair's lots only under its position's lock, so that two
+    allocations over the same accounts wait for each other rather than deadlock. The
+    changed rows are written with one UPDATE per table, the new lots, the lot closings
+    and the settlement-ledger rows with one INSERT each. Runs inside the caller's
+    transaction; returns, per booking, each fill's before/after figures in order, for
+    the caller's audit events."""
+    booked: list[list[dict]] = [[] for _ in bookings]
+    live = [(n, booking) for n, booking in enumerate(bookings) if booking.fills]
+    if not live:
+        return booked
+    if any(fill.quantity <= 0 for _, booking in live for fill in booking.fills):
         raise ValueError("booked quantity must be positive")
-    if terms.is_fx(security):
-        return _book_fx_fills(security, fills, on_date)
-    accounts = sorted({fill.portfolio_id for fill in fills})
-    drift_mark_stale(portfolio_ids=accounts)
-    settles = _settles_on(security, on_date)
-    movements: list[CashMovement] = []
-    positions = _lock_many(
-        Position,
-        accounts,
-        lambda pk: Position(portfolio_id=pk, security=security),
-        security=security,
+    held: dict[int, set[int]] = {}  # security -> accounts (no FX: it holds no position)
+    paying: dict[str, set[int]] = {}  # currency -> accounts
+    selling: dict[int, set[int]] = {}  # security -> accounts that sell it
+    for _, booking in live:
+        security = booking.security
+        accounts = {fill.portfolio_id for fill in booking.fills}
+        fx = terms.is_fx(security)
+        for currency in (security.base_currency, security.currency) if fx else (security.currency,):
+            paying.setdefault(currency, set()).update(accounts)
+        if not fx:
+            held.setdefault(security.pk, set()).update(accounts)
+            sellers = {fill.portfolio_id for fill in booking.fills if not fill.buying}
+            if sellers:
+                selling.setdefault(security.pk, set()).update(sellers)
+    drift_mark_stale(portfolio_ids=set().union(*paying.values()))
+    book = _Book(
+        positions=_lock_pairs(Position, "security_id", held),
+        cash=_lock_pairs(CashBalance, "currency", paying),
+        open_lots=_lock_open_lots(selling),
     )
-    cash = _lock_many(
-        CashBalance,
-        accounts,
-        lambda pk: CashBalance(portfolio_id=pk, currency=security.currency),
-        currency=security.currency,
-    )
-    selling = sorted({fill.portfolio_id for fill in fills if not fill.buying})
-    open_lots: dict[int, list[TaxLot]] = {pk: [] for pk in selling}
-    if selling:
-        for lot in (
-            TaxLot.objects.select_for_update()
-            .filter(portfolio_id__in=selling, security=security, quantity__gt=0)
-            .order_by("acquired_on", "pk")
-        ):
-            open_lots[lot.portfolio_id].append(lot)
-    new_lots: list[TaxLot] = []
-    closed: dict[int, TaxLot] = {}
-    closings: list[LotClosing] = []
-    booked = []
-    for fill in fills:
-        position = positions[fill.portfolio_id]
-        balance = cash[fill.portfolio_id]
-        before = _figures(position, balance)
-        amount = fill_amount(security, fill.quantity, fill.price, on_date)
-        if fill.buying:
-            if position.quantity >= 0:
-                new_lots.append(
-                    TaxLot(
+    for n, booking in live:
+        if terms.is_fx(booking.security):
+            booked[n] = book.fx(booking)
+        else:
+            booked[n] = book.fills(booking)
+    book.write()
+    return booked
+
+
+@dataclass
+class _Book:
+    """The locked holdings of one `holdings_book_many`, changed in memory fill by fill
+    and written once."""
+
+    positions: dict  # (account, security id) -> Position
+    cash: dict  # (account, currency) -> CashBalance
+    open_lots: dict  # (account, security id) -> open TaxLots, first in, first out
+    new_lots: list = field(default_factory=list)
+    closed: dict = field(default_factory=dict)  # pk -> a stored lot a sell took from
+    closings: list = field(default_factory=list)
+    movements: list = field(default_factory=list)
+    #: each sell's after-figures and the lots it took, named once new lots have pks
+    sold: list = field(default_factory=list)
+
+    def fills(self, booking: Booking) -> list[dict]:
+        security, on_date = booking.security, booking.on_date
+        settles = _settles_on(security, on_date)
+        booked = []
+        for fill in booking.fills:
+            pair = (fill.portfolio_id, security.pk)
+            position = self.positions[pair]
+            balance = self.cash[fill.portfolio_id, security.currency]
+            before = _figures(position, balance)
+            amount = fill_amount(security, fill.quantity, fill.price, on_date)
+            if fill.buying:
+                if position.quantity >= 0:
+                    lot = TaxLot(
                         portfolio_id=fill.portfolio_id,
                         security=security,
                         quantity=fill.quantity,
@@ -253,85 +299,79 @@ def holdings_book_fills(*, security: Security, fills: list[Fill], on_date: date)
                         unit_cost=fill.price,
                         acquired_on=on_date,
                     )
-                )
-            position.quantity += fill.quantity
-            signed = -(amount + fill.commission)
-        else:
-            taken = _close_lots(open_lots[fill.portfolio_id], fill, on_date)
-            for lot, _ in taken:
-                closed[lot.pk] = lot
-            closings += _closings(security, fill, taken, on_date)
-            position.quantity -= fill.quantity
-            signed = amount - fill.commission
-        balance.amount += signed
-        movements.append(
-            _ledger_row(
-                security,
-                portfolio_id=fill.portfolio_id,
-                signed=signed,
-                quantity=fill.quantity if fill.buying else -fill.quantity,
-                on_date=on_date,
-                settles=settles,
-                allocation_id=fill.allocation_id,
-            )
-        )
-        after = _figures(position, balance)
-        if not fill.buying:
-            after["lots_closed"] = _named(taken)
-        booked.append({"before": before, "after": after})
-    update_rows(Position, list(positions.values()), ["quantity"])
-    update_rows(CashBalance, list(cash.values()), ["amount"])
-    update_rows(TaxLot, list(closed.values()), ["quantity"])
-    if new_lots:
-        TaxLot.objects.bulk_create(new_lots)
-    if closings:
-        LotClosing.objects.bulk_create(closings)
-    CashMovement.objects.bulk_create(movements)
-    return booked
-
-
-def _book_fx_fills(security: Security, fills: list[Fill], on_date: date) -> list[dict]:
-    """Book FX fills: no position, no lot; each fill's two legs (the engine's booking,
-    ``portfolios.terms.fx_booking``) move the account's trade-date cash in both
-    currencies now and are written to the settlement ledger on the value date. A
-    commission is paid in the quote currency, on the value date too. Balances are
-    locked per currency (alphabetical), accounts in pk order."""
-    accounts = sorted({fill.portfolio_id for fill in fills})
-    drift_mark_stale(portfolio_ids=accounts)
-    base, quote = security.base_currency, security.currency
-    balances = {
-        currency: _lock_many(
-            CashBalance,
-            accounts,
-            lambda pk, c=currency: CashBalance(portfolio_id=pk, currency=c),
-            currency=currency,
-        )
-        for currency in sorted((base, quote))
-    }
-    movements: list[CashMovement] = []
-    booked = []
-    for fill in fills:
-        legs = _fx_legs(security, fill, on_date)
-        before = _fx_figures(balances, fill.portfolio_id)
-        for currency, amount, value_date, reason in legs:
-            balances[currency][fill.portfolio_id].amount += amount
-            movements.append(
-                CashMovement(
+                    self.new_lots.append(lot)
+                    if pair in self.open_lots:  # a later sell of this booking may take it
+                        self.open_lots[pair].append(lot)
+                        self.open_lots[pair].sort(key=_first_in)
+                position.quantity += fill.quantity
+                signed = -(amount + fill.commission)
+            else:
+                taken = _close_lots(self.open_lots[pair], fill, on_date)
+                self.closed.update((lot.pk, lot) for lot, _ in taken if lot.pk is not None)
+                self.closings += _closings(security, fill, taken, on_date)
+                position.quantity -= fill.quantity
+                signed = amount - fill.commission
+            balance.amount += signed
+            self.movements.append(
+                _ledger_row(
+                    security,
                     portfolio_id=fill.portfolio_id,
-                    currency=currency,
-                    amount=amount,
-                    value_date=value_date,
-                    trade_date=on_date,
-                    security=security,
+                    signed=signed,
+                    quantity=fill.quantity if fill.buying else -fill.quantity,
+                    on_date=on_date,
+                    settles=settles,
                     allocation_id=fill.allocation_id,
-                    reason=reason,
                 )
             )
-        booked.append({"before": before, "after": _fx_figures(balances, fill.portfolio_id)})
-    for rows in balances.values():
-        update_rows(CashBalance, list(rows.values()), ["amount"])
-    CashMovement.objects.bulk_create(movements)
-    return booked
+            after = _figures(position, balance)
+            if not fill.buying:
+                self.sold.append((after, taken))
+            booked.append({"before": before, "after": after})
+        return booked
+
+    def fx(self, booking: Booking) -> list[dict]:
+        """An FX booking: no position, no lot; each fill's two legs (the engine's
+        booking, ``portfolios.terms.fx_booking``) move the account's trade-date cash in
+        both currencies now and are written to the settlement ledger on the value date.
+        A commission is paid in the quote currency, on the value date too."""
+        security, on_date = booking.security, booking.on_date
+        currencies = sorted((security.base_currency, security.currency))
+        booked = []
+        for fill in booking.fills:
+            before = _fx_figures(self.cash, currencies, fill.portfolio_id)
+            for currency, amount, value_date, reason in _fx_legs(security, fill, on_date):
+                self.cash[fill.portfolio_id, currency].amount += amount
+                self.movements.append(
+                    _ledger_row(
+                        security,
+                        portfolio_id=fill.portfolio_id,
+                        signed=amount,
+                        on_date=on_date,
+                        settles=value_date,
+                        reason=reason,
+                        allocation_id=fill.allocation_id,
+                        currency=currency,
+                    )
+                )
+            booked.append(
+                {"before": before, "after": _fx_figures(self.cash, currencies, fill.portfolio_id)}
+            )
+        return booked
+
+    def write(self) -> None:
+        update_rows(Position, list(self.positions.values()), ["quantity"])
+        update_rows(CashBalance, list(self.cash.values()), ["amount"])
+        update_rows(TaxLot, list(self.closed.values()), ["quantity"])
+        # a lot bought and partly sold in one go is inserted as the sell left it
+        TaxLot.objects.bulk_create(self.new_lots, batch_size=_ROWS_PER_INSERT)
+        LotClosing.objects.bulk_create(self.closings, batch_size=_ROWS_PER_INSERT)
+        CashMovement.objects.bulk_create(self.movements, batch_size=_ROWS_PER_INSERT)
+        for after, taken in self.sold:
+            after["lots_closed"] = _named(taken)
+
+
+#: Rows per INSERT at most (PostgreSQL takes at most 65,535 parameters in one).
+_ROWS_PER_INSERT = 1000
 
 
 def _fx_legs(security: Security, fill: Fill, on_date: date) -> list[tuple]:
@@ -346,16 +386,57 @@ def _fx_legs(security: Security, fill: Fill, on_date: date) -> list[tuple]:
     return legs
 
 
-def _fx_figures(balances: dict, portfolio_id: int) -> dict:
-    return {"cash": {c: rows[portfolio_id].amount for c, rows in balances.items()}}
+def _fx_figures(cash: dict, currencies: list[str], portfolio_id: int) -> dict:
+    return {"cash": {c: cash[portfolio_id, c].amount for c in currencies}}
 
 
-def _lock_many(model, accounts: list[int], make, **key) -> dict:
-    """One row of ``model`` per account (matching ``key``), locked in pk order;
-    the missing ones are created first (a concurrent creator is waited for)."""
-    model.objects.bulk_create([make(pk) for pk in accounts], ignore_conflicts=True)
-    rows = model.objects.select_for_update().filter(portfolio_id__in=accounts, **key)
-    return {row.portfolio_id: row for row in rows.order_by("pk")}
+def _first_in(lot: TaxLot) -> tuple:
+    """First in, first out: by acquisition, then booking order (a lot not stored yet
+    after every stored one, in the order it was bought)."""
+    return (lot.acquired_on, lot.pk is None, lot.pk or 0)
+
+
+def _lock_pairs(model, column: str, wanted: dict) -> dict:
+    """The rows of ``model`` for each account of ``wanted[key]`` with ``column`` = key
+    (a position per security, a cash balance per currency), locked in pk order in one
+    statement; the missing ones are created first (a concurrent creator is waited
+    for). Keyed by ``(account, key)``."""
+    if not wanted:
+        return {}
+    model.objects.bulk_create(
+        [
+            model(portfolio_id=pk, **{column: key})
+            for key, accounts in sorted(wanted.items())
+            for pk in sorted(accounts)
+        ],
+        ignore_conflicts=True,
+        batch_size=_ROWS_PER_INSERT,
+    )
+    match = Q()
+    for key, accounts in wanted.items():
+        match |= Q(portfolio_id__in=sorted(accounts), **{column: key})
+    rows = model.objects.select_for_update().filter(match).order_by("pk")
+    return {(row.portfolio_id, getattr(row, column)): row for row in rows}
+
+
+def _lock_open_lots(selling: dict) -> dict:
+    """The open lots of the (account, security) pairs that sell, locked in one
+    statement, first in, first out per pair."""
+    open_lots: dict = {
+        (pk, security): [] for security, accounts in selling.items() for pk in accounts
+    }
+    if not selling:
+        return open_lots
+    match = Q()
+    for security, accounts in selling.items():
+        match |= Q(portfolio_id__in=sorted(accounts), security_id=security)
+    for lot in (
+        TaxLot.objects.select_for_update()
+        .filter(match, quantity__gt=0)
+        .order_by("acquired_on", "pk")
+    ):
+        open_lots[lot.portfolio_id, lot.security_id].append(lot)
+    return open_lots
 
 
 def _close_lots(open_lots: list[TaxLot], fill: Fill, on_date: date) -> list[tuple]:
@@ -363,7 +444,7 @@ def _close_lots(open_lots: list[TaxLot], fill: Fill, on_date: date) -> list[tupl
     place): the fill's specific lots first, up to the quantity each names, then the
     others in the order its lot method gives. Returns ``(lot, quantity taken)``; what
     no lot covers went short and closes nothing."""
-    by_pk = {lot.pk: lot for lot in open_lots}
+    by_pk = {lot.pk: lot for lot in open_lots if lot.pk is not None}
     taken: list[tuple] = []
     left = fill.quantity
 
@@ -382,15 +463,18 @@ def _close_lots(open_lots: list[TaxLot], fill: Fill, on_date: date) -> list[tupl
         if lot is not None:
             take(lot, round_qty(Decimal(str(quantity))))
     if left > 0:
+        # keyed by place, not pk: a lot bought earlier in the same booking has none yet
         still_open = [
-            (lot.pk, lot.unit_cost, lot.acquired_on) for lot in open_lots if lot.quantity > 0
+            (n, lot.unit_cost, lot.acquired_on)
+            for n, lot in enumerate(open_lots)
+            if lot.quantity > 0
         ]
-        for pk in closing_order(
+        for n in closing_order(
             still_open, method=fill.lot_method, price=float(fill.price), sold_on=on_date
         ):
             if left <= 0:
                 break
-            take(by_pk[pk], left)
+            take(open_lots[n], left)
     return taken
 
 
@@ -616,8 +700,8 @@ def _reverse_fx(portfolio: Portfolio, security: Security, fill: Fill, on_date: d
     trade-date cash moves back by them (a fill booked before the ledger: by the legs
     the engine gives again)."""
     currencies = sorted((security.base_currency, security.currency))
-    balances = {c: {portfolio.pk: _lock_cash(portfolio, c)} for c in currencies}
-    before = _fx_figures(balances, portfolio.pk)
+    cash = {(portfolio.pk, c): _lock_cash(portfolio, c) for c in currencies}
+    before = _fx_figures(cash, currencies, portfolio.pk)
     drift_mark_stale(portfolio_ids=[portfolio.pk])
     reversing = _reverse_movements(portfolio, fill.allocation_id)
     if reversing:
@@ -625,10 +709,10 @@ def _reverse_fx(portfolio: Portfolio, security: Security, fill: Fill, on_date: d
     else:
         legs = [(c, -amount) for c, amount, _, _ in _fx_legs(security, fill, on_date)]
     for currency, amount in legs:
-        balances[currency][portfolio.pk].amount += amount
-    for rows in balances.values():
-        rows[portfolio.pk].save(update_fields=["amount"])
-    return {"before": before, "after": _fx_figures(balances, portfolio.pk)}
+        cash[portfolio.pk, currency].amount += amount
+    for row in cash.values():
+        row.save(update_fields=["amount"])
+    return {"before": before, "after": _fx_figures(cash, currencies, portfolio.pk)}
 
 
 def _reopen_closed(
@@ -706,6 +790,19 @@ def _save(position: Position, cash: CashBalance, before: dict) -> dict:
 # --- life-cycle events (portfolios.services.lifecycle) ------------------------------
 
 
+def _event_cash(security, portfolio, signed, on_date, value_date, reason, event) -> None:
+    """A life-cycle event's cash in the settlement ledger, on its value date."""
+    _ledger_row(
+        security,
+        portfolio_id=portfolio.pk,
+        signed=signed,
+        on_date=on_date,
+        settles=value_date,
+        reason=reason,
+        event=event,
+    ).save()
+
+
 def holdings_close_position(
     *,
     portfolio: Portfolio,
@@ -739,15 +836,7 @@ def holdings_close_position(
     position.quantity = Decimal(0)
     cash.amount += amount
     if amount:
-        _ledger_row(
-            security,
-            portfolio_id=portfolio.pk,
-            signed=amount,
-            on_date=on_date,
-            settles=value_date,
-            reason=reason,
-            event=event,
-        ).save()
+        _event_cash(security, portfolio, amount, on_date, value_date, reason, event)
     booked = _save(position, cash, before)
     booked["after"]["lots_closed"] = _named(taken)
     booked["closed"] = [(q, lot.unit_cost) for lot, q in taken]
@@ -810,15 +899,7 @@ def holdings_deliver(
         taken = _take_open_lots(portfolio, security, fill, on_date, event=event)
         position.quantity -= quantity
     cash.amount += signed
-    _ledger_row(
-        security,
-        portfolio_id=portfolio.pk,
-        signed=signed,
-        on_date=on_date,
-        settles=value_date,
-        reason=reason,
-        event=event,
-    ).save()
+    _event_cash(security, portfolio, signed, on_date, value_date, reason, event)
     booked = _save(position, cash, before)
     if taken:
         booked["after"]["lots_closed"] = _named(taken)
@@ -844,13 +925,5 @@ def holdings_credit(
     drift_mark_stale(portfolio_ids=[portfolio.pk])
     cash.amount += amount
     cash.save(update_fields=["amount"])
-    _ledger_row(
-        security,
-        portfolio_id=portfolio.pk,
-        signed=amount,
-        on_date=on_date,
-        settles=value_date,
-        reason=reason,
-        event=event,
-    ).save()
+    _event_cash(security, portfolio, amount, on_date, value_date, reason, event)
     return {"before": before, "after": {"cash": cash.amount, "cash_currency": cash.currency}}

@@ -127,6 +127,11 @@ AUDITED_BY_CALLER = {
         "trading.services.allocations.block_allocate",
         {"order.allocated"},
     ),
+    # Allocating several blocks books every account and security of them at once.
+    "portfolios.services.holdings.holdings_book_many": (
+        "trading.services.allocations.blocks_allocate",
+        {"order.allocated"},
+    ),
     # Allocation books with holdings_book_fills; a correction re-books each account's
     # share of the corrected fills one by one.
     "portfolios.services.holdings.holdings_book_fill": (

@@ -101,20 +101,14 @@ def _holdings() -> dict:
     }
 
 
-def _sell_block(pm, book, *, orders: int, accounts: int, prefix: str = "X") -> Block:
-    """A released block of ``orders`` sells of AAA over ``accounts`` new accounts, each
-    holding 1,000 in three lots (at 30, 120 and 80); the orders' lot methods cycle
-    through fifo, hifo and min_tax, and every fourth names a specific lot first."""
-    security = book["securities"]["AAA"]
+def _held(portfolios, security, lots) -> list[TaxLot]:
+    """Each account holds 1,000 of ``security`` in ``lots``: (quantity, unit cost, days
+    ago it was bought) each."""
     today = timezone.now().date()
-    portfolios = [
-        Portfolio.objects.create(code=f"{prefix}{n:03d}", name=f"Seller {n}", manager=pm)
-        for n in range(accounts)
-    ]
     Position.objects.bulk_create(
         Position(portfolio=p, security=security, quantity=Decimal(1000)) for p in portfolios
     )
-    lots = TaxLot.objects.bulk_create(
+    return TaxLot.objects.bulk_create(
         TaxLot(
             portfolio=p,
             security=security,
@@ -124,8 +118,20 @@ def _sell_block(pm, book, *, orders: int, accounts: int, prefix: str = "X") -> B
             acquired_on=today - timedelta(days=days),
         )
         for p in portfolios
-        for q, cost, days in ((400, 30, 700), (300, 120, 200), (300, 80, 90))
+        for q, cost, days in lots
     )
+
+
+def _sell_block(pm, book, *, orders: int, accounts: int, prefix: str = "X") -> Block:
+    """A released block of ``orders`` sells of AAA over ``accounts`` new accounts, each
+    holding 1,000 in three lots (at 30, 120 and 80); the orders' lot methods cycle
+    through fifo, hifo and min_tax, and every fourth names a specific lot first."""
+    security = book["securities"]["AAA"]
+    portfolios = [
+        Portfolio.objects.create(code=f"{prefix}{n:03d}", name=f"Seller {n}", manager=pm)
+        for n in range(accounts)
+    ]
+    lots = _held(portfolios, security, ((400, 30, 700), (300, 120, 200), (300, 80, 90)))
     last_lot = {lot.portfolio_id: lot.pk for lot in lots}
     made = Order.objects.bulk_create(
         Order(
@@ -653,3 +659,212 @@ def test_a_day_block_partly_filled_then_ended_in_one_read_leaves_its_orders_as_o
         block = Block.objects.get(pk=route.block_id)
         assert block.status == Block.Status.DONE_FOR_DAY
         assert set(block.orders.values_list("status", flat=True)) == {Order.Status.PARTIALLY_FILLED}
+
+
+# --- Many blocks allocated at once ------------------------------------------------------
+
+#: `blocks_allocate`, whatever the number of blocks and orders: the blocks locked, their
+#: orders locked, their last fills read, the allocations inserted, the accounts' drift
+#: marked stale, positions and cash created and locked (two statements each), the
+#: sellers' open lots locked, positions, cash and lots written, the new lots, the lot
+#: closings and the cash movements inserted, the orders and the blocks written, every
+#: event in one INSERT, and the transaction.
+BLOCKS_ALLOCATE = 21
+
+
+def _desk(pm, trader, book, broker, *, pairs: int, prefix: str) -> list[Block]:
+    """``pairs`` pairs of blocks over three accounts of their own, each account in every
+    block (the first with two orders in each): a buy of AAA, filled 150 at 100 then 250
+    at 101 (every second pair's a day order filled 35 of 400, then expired by the broker:
+    done for the day), and a sale of BBB filled at 55, which each account holds 1,000 of
+    in two lots (the orders close them first in, first out or highest cost first).
+    Routed and reported on; returns the blocks, not yet allocated."""
+    aaa, bbb = book["securities"]["AAA"], book["securities"]["BBB"]
+    accounts = [
+        Portfolio.objects.create(code=f"{prefix}{n}", name=f"Desk {prefix}{n}", manager=pm)
+        for n in range(3)
+    ]
+    CashBalance.objects.bulk_create(
+        CashBalance(portfolio=a, currency="USD", amount=Decimal(1_000_000)) for a in accounts
+    )
+    _held(accounts, bbb, ((400, 30, 700), (600, 60, 30)))
+    made = []
+    for k in range(pairs):
+        for security, side, tif in ((aaa, "buy", ("gtc", "day")[k % 2]), (bbb, "sell", "gtc")):
+            made += Order.objects.bulk_create(
+                Order(
+                    portfolio=accounts[n % 3],
+                    security=security,
+                    side=side,
+                    quantity=Decimal(100),
+                    order_type="limit",
+                    limit_price=Decimal(200 + k) if side == "buy" else Decimal(1 + k),
+                    status=Order.Status.APPROVED,
+                    created_by=pm,
+                    approved_by=pm,
+                    time_in_force=tif,
+                    lot_method=("fifo", "hifo")[n % 2],
+                )
+                for n in range(4)
+            )
+    order_services.orders_release(actor=pm, order_ids=[o.pk for o in made])
+    blocks = list(Block.objects.filter(orders__pk__in=[o.pk for o in made]).distinct())
+    routes = route_services.routes_create(
+        actor=trader, block_ids=[b.pk for b in blocks], broker=broker
+    )
+    reports = []
+    for route in Route.objects.select_related("broker", "block").filter(
+        pk__in=[r.pk for r in routes]
+    ):
+        if route.block.side == "sell":
+            fills = [(route.quantity, Decimal(55))]
+        elif route.time_in_force == "day":
+            fills = [(Decimal(35), Decimal(100))]
+        else:
+            fills = [(Decimal(150), Decimal(100)), (route.quantity - 150, Decimal(101))]
+        done = Decimal(0)
+        for n, (quantity, px) in enumerate(fills):
+            done += quantity
+            status = "filled" if done == route.quantity else "partially_filled"
+            report = _report(route, f"F{n}-{route.pk}", "trade", status, quantity, px)
+            reports.append(
+                ExecutionReport(
+                    **{
+                        **report.__dict__,
+                        "cumulative_quantity": done,
+                        "leaves_quantity": route.quantity - done,
+                    }
+                )
+            )
+        if done < route.quantity:
+            ended = _report(route, f"E-{route.pk}", "expired", "expired")
+            reports.append(
+                ExecutionReport(
+                    **{**ended.__dict__, "cumulative_quantity": done, "leaves_quantity": 0}
+                )
+            )
+    execution_services.executions_apply(reports)
+    blocks = list(Block.objects.filter(pk__in=[b.pk for b in blocks]).order_by("pk"))
+    assert {b.status for b in blocks} <= {Block.Status.FILLED, Block.Status.DONE_FOR_DAY}
+    return blocks
+
+
+def _books(blocks: list[Block]) -> dict:
+    """What allocating ``blocks`` booked, named by place (the accounts by code, orders
+    and blocks in pk order), so that two desks made alike compare equal."""
+    orders = list(Order.objects.filter(block__in=blocks).select_related("portfolio").order_by("pk"))
+    accounts = sorted({o.portfolio for o in orders}, key=lambda a: a.code)
+    place = {a.pk: n for n, a in enumerate(accounts)}
+    lot_place = {}
+    for lot in TaxLot.objects.filter(portfolio__in=accounts).order_by("portfolio__code", "pk"):
+        lot_place[lot.pk] = (place[lot.portfolio_id], len(lot_place))
+    events = AuditEvent.objects.filter(
+        kind="order.allocated", object_id__in=[str(o.pk) for o in orders]
+    ).order_by("pk")
+    order_place = {str(o.pk): n for n, o in enumerate(orders)}
+
+    def figures(side: dict) -> tuple:
+        closed = [(lot_place[int(pk)], q) for pk, q in side.get("lots_closed", [])]
+        return (side.get("status"), side.get("position"), side.get("cash"), closed)
+
+    return {
+        "blocks": [
+            (b.status, b.filled_quantity)
+            for b in Block.objects.filter(pk__in=[b.pk for b in blocks]).order_by("pk")
+        ],
+        "orders": [(o.status, o.filled_quantity, o.average_price) for o in orders],
+        "allocations": [
+            (
+                order_place[str(a.order_id)],
+                a.quantity,
+                a.price,
+                a.gross_amount,
+                a.commission,
+                a.net_amount,
+                a.trade_date,
+            )
+            for a in Allocation.objects.filter(block__in=blocks).order_by("order_id")
+        ],
+        "positions": sorted(
+            (place[p.portfolio_id], p.security.ticker, p.quantity)
+            for p in Position.objects.filter(portfolio__in=accounts).select_related("security")
+        ),
+        "cash": sorted(
+            (place[c.portfolio_id], c.currency, c.amount)
+            for c in CashBalance.objects.filter(portfolio__in=accounts)
+        ),
+        "lots": [
+            (lot_place[lot.pk], lot.security_id, lot.quantity, lot.unit_cost, lot.acquired_on)
+            for lot in TaxLot.objects.filter(portfolio__in=accounts).order_by("pk")
+        ],
+        "closings": [
+            (lot_place[c.lot_id], c.quantity, c.unit_cost, c.realised_gain, c.term)
+            for c in LotClosing.objects.filter(portfolio__in=accounts).order_by("pk")
+        ],
+        "events": [(order_place[e.object_id], figures(e.before), figures(e.after)) for e in events],
+    }
+
+
+def test_allocating_many_blocks_costs_the_same_for_2_or_6(pm, trader, book, quiet_broker):
+    desk = functools.partial(_desk, pm, trader, book, quiet_broker)
+    allocation_services.blocks_allocate(
+        block_ids=[b.pk for b in desk(pairs=1, prefix="W")]
+    )  # warms caches
+    two, six = desk(pairs=1, prefix="S"), desk(pairs=3, prefix="L")
+    done, n_two = _counted(
+        lambda: allocation_services.blocks_allocate(block_ids=[b.pk for b in two])
+    )
+    assert done == 2
+    done, n_six = _counted(
+        lambda: allocation_services.blocks_allocate(block_ids=[b.pk for b in six])
+    )
+    assert done == 6
+    assert n_two == n_six <= BLOCKS_ALLOCATE, (n_two, n_six)
+    assert {b.status for b in Block.objects.filter(pk__in=[b.pk for b in six])} == {
+        Block.Status.ALLOCATED
+    }
+
+
+def test_many_blocks_allocated_at_once_book_what_one_by_one_books(pm, trader, book, quiet_broker):
+    desk = functools.partial(_desk, pm, trader, book, quiet_broker, pairs=2)
+    together, alone = desk(prefix="T"), desk(prefix="A")
+    assert allocation_services.blocks_allocate(block_ids=[b.pk for b in together]) == 4
+    for block in alone:
+        allocation_services.block_allocate(block_id=block.pk)
+    booked = _books(together)
+    assert booked == _books(alone)
+
+    # and what it books is the allocation rule's, to the share and the cent
+    mine = Block.objects.filter(pk__in=[b.pk for b in together], side="buy")
+    partly, filled = mine.get(time_in_force="day"), mine.get(time_in_force="gtc")
+    assert (partly.filled_quantity, filled.average_price) == (35, Decimal("100.625"))
+    split = sorted(Allocation.objects.filter(block=partly).values_list("order_id", "quantity"))
+    assert [q for _, q in split] == [9, 9, 9, 8]  # 35 in whole shares, the residual in order
+    assert set(partly.orders.values_list("status", flat=True)) == {Order.Status.ALLOCATED}
+    bought = Allocation.objects.filter(block=filled)
+    assert {(a.quantity, a.gross_amount, a.net_amount) for a in bought} == {
+        (100, Decimal("10062.50"), Decimal("10062.50"))
+    }
+    first = Portfolio.objects.get(code="T0")
+    allocated = Allocation.objects.filter(order__portfolio=first, block__in=together)
+    assert CashBalance.objects.get(portfolio=first, currency="USD").amount == Decimal(
+        1_000_000
+    ) - sum(a.net_amount for a in allocated if a.order.side == "buy") + sum(
+        a.net_amount for a in allocated if a.order.side == "sell"
+    )
+    # the account in every block: each booking's "before" is the one before's "after"
+    events = AuditEvent.objects.filter(
+        kind="order.allocated",
+        object_id__in=[str(a.order_id) for a in allocated],
+    ).order_by("pk")
+    assert len(events) == 8
+    for earlier, later in zip(events, events[1:], strict=False):
+        assert later.before["cash"] == earlier.after["cash"]
+    # the sells closed lots first in, first out (fifo) or dearest first (hifo)
+    for allocation in allocated.filter(order__side="sell").select_related("order"):
+        costs = list(
+            LotClosing.objects.filter(allocation_id=allocation.pk)
+            .order_by("pk")
+            .values_list("unit_cost", flat=True)
+        )
+        assert costs[0] == {"fifo": 30, "hifo": 60}[allocation.order.lot_method]

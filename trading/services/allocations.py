@@ -3,32 +3,48 @@
 The split itself is the pure engine's (`trading.allocation`: pro rata,
 lot-rounded, a deterministic rule for the residual); booking positions, tax
 lots and cash is the holdings service's (`portfolios.services.holdings`).
+
+Set-based across blocks: `blocks_allocate` allocates every block it is given in
+one transaction with a number of statements that grows with neither the blocks
+nor their orders; `block_allocate` is the same for one block. Locks, in the house
+order (`trading/locks.py`): the blocks, then their orders (each in pk order, one
+statement each), then the holdings (`holdings_book_many`: positions, then cash,
+then the lots of the accounts that sell).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
-from audit.services import audit_record, audit_record_many, audited_transaction, snapshot
+from audit.services import audit_record, audit_record_each, audited_transaction, snapshot
 from oms.bulk import update_rows
 from oms.numbers import price as round_price
 from oms.state import move
 from portfolios import terms
 from portfolios.instruments import InstrumentError
 from portfolios.models import LotClosing
-from portfolios.services.holdings import Fill, holdings_backfill_closings, holdings_book_fills
+from portfolios.services.holdings import (
+    Booking,
+    Fill,
+    holdings_backfill_closings,
+    holdings_book_many,
+)
 from trading import locks, posttrade
 from trading.allocation import allocate_fill, allocate_pro_rata
 from trading.models import Allocation, Block, Execution, Order, Side
 
 from .blocks import block_changed
 from .trading_day import broker_day, trading_day
+
+log = logging.getLogger(__name__)
 
 
 def block_allocate(*, block_id: int) -> list[Allocation]:
@@ -38,109 +54,48 @@ def block_allocate(*, block_id: int) -> list[Allocation]:
     Idempotent: a block already allocated is left alone.
     """
     with audited_transaction():
-        block = locks.lock_block(block_id)
-        if block.status == Block.Status.ALLOCATED or block.filled_quantity == 0:
-            return []
-        if block.status not in Block.ALLOCATABLE_STATES:
-            raise ValidationError(
-                f"Block #{block.pk} is still {block.get_status_display().lower()}."
-            )
-        orders = locks.lock_block_orders(block)
-        security = block.security
-        split = allocation_split(block, orders)
-        allocations = []
-        today = trade_date(block)
-        commissions = split_commission(block.commission, split)
-        buying = Side(block.side).is_buy
-        befores = {}
-        for order in orders:
-            quantity = split[order.pk]
-            befores[order.pk] = snapshot(order, Order.AUDIT_FIELDS)
-            if quantity > 0:
-                order.filled_quantity = quantity
-                order.average_price = block.average_price
-            if quantity == order.quantity:
-                if order.status != Order.Status.FILLED:
-                    move(order, Order.Status.FILLED)
-            elif block.status == Block.Status.DONE_FOR_DAY:
-                move(order, Order.Status.DONE_FOR_DAY)  # partly filled, or not at all
-            elif order.status in (Order.Status.WORKING, Order.Status.RELEASED):
-                move(order, Order.Status.CANCELLED)  # nothing of it was filled
-            if quantity > 0:
-                move(order, Order.Status.ALLOCATED)
-                allocations.append(
-                    Allocation(
-                        block=block,
-                        order=order,
-                        trade_date=today,
-                        **allocation_amounts(
-                            security,
-                            quantity=quantity,
-                            price=block.average_price,
-                            commission=commissions[order.pk],
-                            buying=buying,
-                            on_date=today,
-                        ),
-                    )
-                )
-            order.updated_at = timezone.now()
-        # Set-based from here: one statement per table whatever the number of orders.
-        Allocation.objects.bulk_create(allocations)
-        booked = holdings_book_fills(
-            security=security,
-            fills=[
-                Fill(
-                    portfolio_id=a.order.portfolio_id,
-                    buying=Side(a.order.side).is_buy,
-                    quantity=a.quantity,
-                    price=a.price,
-                    commission=a.commission,
-                    allocation_id=a.pk,
-                    lot_method=a.order.lot_method,
-                    lots=tuple(a.order.lots or ()),
-                )
-                for a in allocations
-            ],
-            on_date=today,
-        )
-        booked_for = {a.order.pk: b for a, b in zip(allocations, booked, strict=True)}
-        update_rows(Order, orders, ["status", "filled_quantity", "average_price", "updated_at"])
-        audit_record_many(
-            actor=None,
-            kind="order.allocated",
-            entries=[
-                (
-                    order,
-                    befores[order.pk] | booked_for.get(order.pk, {}).get("before", {}),
-                    snapshot(order, Order.AUDIT_FIELDS)
-                    | booked_for.get(order.pk, {}).get("after", {}),
-                )
-                for order in orders
-            ],
-        )
-        block_before = snapshot(block, Block.AUDIT_FIELDS)
-        move(block, Block.Status.ALLOCATED)
-        block.save(update_fields=["status", "updated_at"])
-        audit_record(
-            actor=None,
-            kind="block.allocated",
-            obj=block,
-            before=block_before,
-            after=snapshot(block, Block.AUDIT_FIELDS)
-            | {"allocations": {o: str(q) for o, q in split.items()}},
-        )
-        block_changed(block.pk)
-        # the post-trade check of the accounts whose holdings moved (after commit)
-        posttrade.allocated(a.order.portfolio_id for a in allocations)
-    return allocations
+        blocks = locks.lock_blocks([block_id])
+        if not blocks:
+            raise Block.DoesNotExist(f"No block #{block_id}.")
+        allocated, refused = _allocate(blocks)
+        if refused:
+            raise refused[block_id]
+    return allocated.get(block_id, [])
 
 
 def blocks_allocate(*, block_ids) -> int:
-    """`block_allocate` for each of several blocks (those one read of reports
-    filled), each in a transaction of its own, all of them tried: a block that
-    cannot be allocated does not hold back the others, and the first error is
-    raised once they have been tried (a retry allocates nothing twice: a block
-    allocated already is left alone). Returns how many were allocated."""
+    """Allocate several blocks (those one read of reports filled) at once, as
+    `block_allocate` allocates each: in one transaction, set-based (the blocks
+    locked in one statement, their orders in one, their last fills read in one, the
+    allocations inserted in one, the holdings of every account and security booked
+    together by `holdings_book_many`, the orders and the blocks written in one
+    statement each and every event appended in one INSERT), so that the statements
+    grow with neither the blocks nor their orders. The results are those of
+    allocating the blocks one by one in pk order (an account in two blocks books the
+    second on what the first left).
+
+    All of them are tried: a block that cannot be allocated (still trading, a split
+    its security cannot take) is left out and the others are allocated; the first
+    error is raised once they are committed (a retry allocates nothing twice: a
+    block allocated already is left alone). Should the batch fail for any other
+    reason, each block is tried again in a transaction of its own, so that one block
+    never holds back the others. Returns how many were allocated."""
+    wanted = list(dict.fromkeys(block_ids))
+    if not wanted:
+        return 0
+    try:
+        with audited_transaction():
+            allocated, refused = _allocate(locks.lock_blocks(wanted))
+    except Exception:
+        log.exception("allocating %d blocks together failed: one by one", len(wanted))
+        return _allocate_one_by_one(wanted)
+    for block_id in wanted:
+        if block_id in refused:
+            raise refused[block_id]
+    return len(allocated)
+
+
+def _allocate_one_by_one(block_ids: list[int]) -> int:
     allocated, failed = 0, None
     for block_id in block_ids:
         try:
@@ -152,19 +107,169 @@ def blocks_allocate(*, block_ids) -> int:
     return allocated
 
 
+@dataclass
+class _Plan:
+    """One block's allocation, worked out in memory before anything is written."""
+
+    block: Block
+    orders: list[Order]
+    on_date: date
+    split: dict
+    befores: dict = field(default_factory=dict)
+    allocations: list[Allocation] = field(default_factory=list)
+
+
+def _allocate(blocks: list[Block]) -> tuple[dict[int, list[Allocation]], dict[int, Exception]]:
+    """Allocate the locked ``blocks`` (in pk order) that are ready; returns the
+    allocations of each block allocated, and why each block refused was refused
+    (nothing of it written)."""
+    refused: dict[int, Exception] = {}
+    ready = []
+    for block in blocks:
+        if block.status == Block.Status.ALLOCATED or block.filled_quantity == 0:
+            continue
+        if block.status not in Block.ALLOCATABLE_STATES:
+            refused[block.pk] = ValidationError(
+                f"Block #{block.pk} is still {block.get_status_display().lower()}."
+            )
+            continue
+        ready.append(block)
+    if not ready:
+        return {}, refused
+    orders: dict[int, list[Order]] = defaultdict(list)
+    for order in locks.lock_orders_of_blocks([block.pk for block in ready]):
+        orders[order.block_id].append(order)
+    dates = _trade_dates(ready)
+    plans = []
+    for block in ready:
+        try:
+            plans.append(_plan(block, orders[block.pk], dates[block.pk]))
+        except Exception as exc:  # this block's own fault: the others still go
+            refused[block.pk] = exc
+    if not plans:
+        return {}, refused
+    allocations = [a for plan in plans for a in plan.allocations]
+    Allocation.objects.bulk_create(allocations, batch_size=_ROWS_PER_INSERT)
+    booked = holdings_book_many(
+        bookings=[
+            Booking(
+                plan.block.security,
+                [
+                    Fill(
+                        portfolio_id=a.order.portfolio_id,
+                        buying=Side(a.order.side).is_buy,
+                        quantity=a.quantity,
+                        price=a.price,
+                        commission=a.commission,
+                        allocation_id=a.pk,
+                        lot_method=a.order.lot_method,
+                        lots=tuple(a.order.lots or ()),
+                    )
+                    for a in plan.allocations
+                ],
+                plan.on_date,
+            )
+            for plan in plans
+        ]
+    )
+    update_rows(
+        Order,
+        [order for plan in plans for order in plan.orders],
+        ["status", "filled_quantity", "average_price", "updated_at"],
+    )
+    now = timezone.now()
+    events = []
+    for plan, fills in zip(plans, booked, strict=True):
+        booked_for = {a.order.pk: b for a, b in zip(plan.allocations, fills, strict=True)}
+        for order in plan.orders:
+            figures = booked_for.get(order.pk, {})
+            before = plan.befores[order.pk] | figures.get("before", {})
+            after = snapshot(order, Order.AUDIT_FIELDS) | figures.get("after", {})
+            events.append(("order.allocated", order, before, after, ""))
+        block = plan.block
+        block_before = snapshot(block, Block.AUDIT_FIELDS)
+        move(block, Block.Status.ALLOCATED)
+        block.updated_at = now
+        after = snapshot(block, Block.AUDIT_FIELDS) | {
+            "allocations": {o: str(q) for o, q in plan.split.items()}
+        }
+        events.append(("block.allocated", block, block_before, after, ""))
+    update_rows(Block, [plan.block for plan in plans], ["status", "updated_at"])
+    audit_record_each(actor=None, events=events)
+    for plan in plans:
+        block_changed(plan.block.pk)
+    # the post-trade check of the accounts whose holdings moved (after commit)
+    posttrade.allocated(a.order.portfolio_id for a in allocations)
+    return {plan.block.pk: plan.allocations for plan in plans}, refused
+
+
+#: Rows per INSERT at most (PostgreSQL takes at most 65,535 parameters in one).
+_ROWS_PER_INSERT = 1000
+
+
+def _plan(block: Block, orders: list[Order], today: date) -> _Plan:
+    """The block's split, its orders moved (in memory) and its allocations made."""
+    security = block.security
+    plan = _Plan(block, orders, today, allocation_split(block, orders))
+    commissions = split_commission(block.commission, plan.split)
+    buying = Side(block.side).is_buy
+    now = timezone.now()
+    for order in orders:
+        quantity = plan.split[order.pk]
+        plan.befores[order.pk] = snapshot(order, Order.AUDIT_FIELDS)
+        if quantity > 0:
+            order.filled_quantity = quantity
+            order.average_price = block.average_price
+        if quantity == order.quantity:
+            if order.status != Order.Status.FILLED:
+                move(order, Order.Status.FILLED)
+        elif block.status == Block.Status.DONE_FOR_DAY:
+            move(order, Order.Status.DONE_FOR_DAY)  # partly filled, or not at all
+        elif order.status in (Order.Status.WORKING, Order.Status.RELEASED):
+            move(order, Order.Status.CANCELLED)  # nothing of it was filled
+        if quantity > 0:
+            move(order, Order.Status.ALLOCATED)
+            plan.allocations.append(
+                Allocation(
+                    block=block,
+                    order=order,
+                    trade_date=today,
+                    **allocation_amounts(
+                        security,
+                        quantity=quantity,
+                        price=block.average_price,
+                        commission=commissions[order.pk],
+                        buying=buying,
+                        on_date=today,
+                    ),
+                )
+            )
+        order.updated_at = now
+    return plan
+
+
 def trade_date(block: Block) -> date:
     """The trade date the allocation books: the trading day of the block's last fill, by
     the day of the broker that filled it, whenever the allocation itself runs (a block
     that ends at a later close, or is allocated after an outage, keeps its fills' day)."""
+    return _trade_dates([block])[block.pk]
+
+
+def _trade_dates(blocks: list[Block]) -> dict[int, date]:
+    """`trade_date` of each of several blocks, in one statement."""
     last = (
-        Execution.objects.filter(route__block=block, exec_type=Execution.ExecType.TRADE)
-        .select_related("route__broker__fix_session")
+        Execution.objects.filter(route__block=OuterRef("pk"), exec_type=Execution.ExecType.TRADE)
         .order_by("-transact_time", "-pk")
-        .first()
+        .values("pk")[:1]
     )
-    if last is None:  # filled through corrections only: nothing dates it better than now
-        return timezone.now().date()
-    return trading_day(last.transact_time, broker_day(last.route.broker))
+    lasts = Execution.objects.filter(
+        pk__in=Block.objects.filter(pk__in=[b.pk for b in blocks]).values(last=Subquery(last))
+    ).select_related("route__broker__fix_session")
+    days = {
+        e.route.block_id: trading_day(e.transact_time, broker_day(e.route.broker)) for e in lasts
+    }
+    # filled through corrections only: nothing dates it better than now
+    return {block.pk: days.get(block.pk) or timezone.now().date() for block in blocks}
 
 
 def allocation_split(block: Block, orders: list[Order]) -> dict:
