@@ -19,8 +19,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import FloatField, Q
-from django.db.models.functions import Cast
+from django.db.models import Q
 from django.utils import timezone
 
 from compliance import rules as engine
@@ -117,7 +116,7 @@ def _positions_with_prices(
         f" FROM {Position._meta.db_table} WHERE portfolio_id IN {_in(accounts)}"
         " AND quantity <> 0"
     )
-    live_sql = (
+    live_sql = (  # the securities of the other live orders (`_live_orders`)
         f"SELECT security_id FROM {Order._meta.db_table} WHERE portfolio_id IN {_in(accounts)}"
         f" AND status IN {_in(LIVE_STATES)}" + (f" AND id NOT IN {_in(orders)}" if orders else "")
     )
@@ -148,6 +147,34 @@ def _positions_with_prices(
     ticker = {row[0]: row[1] for row in securities}
     holdings.sort(key=lambda h: (h[0], ticker[h[1]]))
     return securities, holdings
+
+
+def _live_orders(account_ids: Sequence[int], order_ids: Sequence[int]) -> list[tuple]:
+    """The accounts' other live orders, as the engine's order rows (`_ORDER_COLUMNS`)."""
+    accounts, orders = list(account_ids), list(order_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, portfolio_id, security_id, side, CAST(quantity AS double precision),"
+            f" CAST(limit_price AS double precision), created_at FROM {Order._meta.db_table}"
+            f" WHERE portfolio_id IN {_in(accounts)} AND status IN {_in(LIVE_STATES)}"
+            + (f" AND id NOT IN {_in(orders)}" if orders else "")
+            + " ORDER BY created_at DESC, id DESC",
+            [*accounts, *LIVE_STATES, *orders],
+        )
+        rows = cursor.fetchall()
+    nan = float("nan")
+    return [
+        (pk, a, s, side, q, nan if lp is None else lp, _aware(c))
+        for pk, a, s, side, q, lp, c in rows
+    ]
+
+
+def _aware(value) -> datetime:
+    """A timestamp read with plain SQL, as the ORM gives it: aware, in UTC (SQLite's
+    driver gives it naive)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _cash(account_ids: Sequence[int]) -> list[tuple]:
@@ -204,9 +231,6 @@ def build_book(
             )
         )
     order_ids = [o.pk for o in orders]
-    live_orders = Order.objects.filter(
-        portfolio_id__in=account_ids, status__in=LIVE_STATES
-    ).exclude(pk__in=order_ids)
     securities, holdings = _positions_with_prices(
         account_ids, order_ids, sorted({o.security_id for o in orders}), on=timezone.now().date()
     )
@@ -218,12 +242,7 @@ def build_book(
     ]:
         cash_by[(account, currency)] = cash_by.get((account, currency), 0.0) + amount
     cash = [(account, currency, amount) for (account, currency), amount in cash_by.items()]
-    live = [
-        (pk, a, s, side, q, float(lp) if lp is not None else float("nan"), c)
-        for pk, a, s, side, q, lp, c in live_orders.annotate(
-            q=Cast("quantity", FloatField())
-        ).values_list("pk", "portfolio_id", "security_id", "side", "q", "limit_price", "created_at")
-    ]
+    live = _live_orders(account_ids, order_ids)
     # One unit's worth (portfolios.terms.unit_value): price x multiplier + accrued.
     on = now.date()
     terms = _terms(securities)
