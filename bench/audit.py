@@ -17,7 +17,10 @@ commits. Two ways are measured in the same run:
   second, as `manage.py seal_audit --loop` runs it) chains it after commit;
 - ``ceiling``, the same transaction sent straight through psycopg without Django
   (nor a sealer): what the machine and the database can do at most, to read the
-  other two against on a shared machine.
+  other two against on a shared machine;
+- ``unsealed``, the writers of ``sealed`` with no sealer running: ``sealed`` less
+  this is what sealing costs the writers (the sealer's share of the machine), and
+  this less ``ceiling`` what Django and ``audit_record`` cost them.
 
 For ``sealed`` it also prints how long events waited for their seal (from being
 recorded to being sealed). Then it tops the trail up to ``--verify-events`` sealed
@@ -330,7 +333,7 @@ def main() -> None:
 
     load_before = os.getloadavg()
     figures: dict = {"writers": args.writers, "cpus": os.cpu_count()}
-    for mode in ("chain-lock", "ceiling", "sealed"):
+    for mode in ("chain-lock", "ceiling", "unsealed", "sealed"):
         result = run_writers(url, mode, args.writers, args.seconds, users)
         figures[mode] = result
         line = f"{mode:>10}: {result['per_second']:>6,} appends/s ({result['appends']:,} in {result['seconds']} s, {args.writers} writers)"

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
 
 from django.conf import settings
-from django.db.models import FloatField, Q
-from django.db.models.functions import Cast
+from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 
 from compliance import rules as engine
@@ -32,7 +32,7 @@ from compliance.selectors import (
     rule_book_stamp,
     rule_key,
 )
-from portfolios.models import CashBalance, Portfolio, Position, Security
+from portfolios.models import CashBalance, Portfolio, Position, Price, Security
 from portfolios.quotes import average_daily_volume
 from portfolios.selectors import FxTable, cash_on_its_way
 from portfolios.terms import FX_KINDS, TERMS_FIELDS, accrued_per_unit, price_multiplier
@@ -84,6 +84,125 @@ def _columns(rows: list[tuple], names: Sequence[str]) -> dict[str, list]:
     return {name: [row[i] for row in rows] for i, name in enumerate(names)}
 
 
+#: A check over at most this many accounts reads their positions with the securities'
+#: rows (one statement); a larger batch reads them apart, so that each security's row
+#: is not repeated for every account holding it.
+_JOINED_ACCOUNTS = 16
+
+#: The columns of a security the book reads, after its key; price is the latest one.
+_SECURITY_COLUMNS = (
+    "s.ticker, (SELECT CAST(p.price AS double precision) FROM {price} p"
+    " WHERE p.security_id = s.id AND p.as_of <= %s ORDER BY p.as_of DESC LIMIT 1),"
+    " s.currency, s.issuer, s.sector, s.country, s.asset_class,"
+    " CAST(s.multiplier AS double precision), s.government"
+)
+
+
+def _in(values: Sequence) -> str:
+    return "(" + ", ".join(["%s"] * len(values)) + ")" if values else "(NULL)"
+
+
+def _positions_with_prices(
+    account_ids: Sequence[int], order_ids: Sequence[int], ordered: Sequence[int], *, on
+) -> tuple[list[tuple], list[tuple]]:
+    """The securities held in these accounts, in their other live orders or ordered, each
+    with its latest price (dated on or before ``on``), and the accounts' positions
+    (account, security, quantity): one statement for a check of a few accounts, two for
+    a batch. Plain SQL: the ORM's building of this statement and its reading of five
+    hundred rows cost more than the database's answer."""
+    accounts, orders = list(account_ids), list(order_ids)
+    held_sql = (
+        f"SELECT portfolio_id, security_id, CAST(quantity AS double precision) AS q"
+        f" FROM {Position._meta.db_table} WHERE portfolio_id IN {_in(accounts)}"
+        " AND quantity <> 0"
+    )
+    live_sql = (  # the securities of the other live orders (`_live_orders`)
+        f"SELECT security_id FROM {Order._meta.db_table} WHERE portfolio_id IN {_in(accounts)}"
+        f" AND status IN {_in(LIVE_STATES)}" + (f" AND id NOT IN {_in(orders)}" if orders else "")
+    )
+    columns = _SECURITY_COLUMNS.format(price=Price._meta.db_table)
+    joined = len(accounts) <= _JOINED_ACCOUNTS
+    sql = (
+        f"WITH held AS ({held_sql}) SELECT s.id, {columns}, "
+        + ("held.portfolio_id, held.q" if joined else "NULL, NULL")
+        + f" FROM {Security._meta.db_table} s"
+        + (" LEFT JOIN held ON held.security_id = s.id" if joined else "")
+        + f" WHERE s.id IN (SELECT security_id FROM held) OR s.id IN ({live_sql})"
+        + f" OR s.id IN {_in(ordered)} ORDER BY s.ticker"
+    )
+    params = [*accounts, on, *accounts, *LIVE_STATES, *orders, *ordered]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+        if not joined:
+            cursor.execute(held_sql, accounts)
+            holdings = cursor.fetchall()
+    securities: list[tuple] = []
+    if joined:
+        holdings = [(row[-2], row[0], row[-1]) for row in rows if row[-2] is not None]
+    for row in rows:
+        if not securities or securities[-1][0] != row[0]:
+            securities.append(row[:-2])
+    # in the order the ORM read them: securities by ticker, positions by account, ticker
+    ticker = {row[0]: row[1] for row in securities}
+    holdings.sort(key=lambda h: (h[0], ticker[h[1]]))
+    return securities, holdings
+
+
+def _live_orders(account_ids: Sequence[int], order_ids: Sequence[int]) -> list[tuple]:
+    """The accounts' other live orders, as the engine's order rows (`_ORDER_COLUMNS`)."""
+    accounts, orders = list(account_ids), list(order_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, portfolio_id, security_id, side, CAST(quantity AS double precision),"
+            f" CAST(limit_price AS double precision), created_at FROM {Order._meta.db_table}"
+            f" WHERE portfolio_id IN {_in(accounts)} AND status IN {_in(LIVE_STATES)}"
+            + (f" AND id NOT IN {_in(orders)}" if orders else "")
+            + " ORDER BY created_at DESC, id DESC",
+            [*accounts, *LIVE_STATES, *orders],
+        )
+        rows = cursor.fetchall()
+    nan = float("nan")
+    return [
+        (pk, a, s, side, q, nan if lp is None else lp, _aware(c))
+        for pk, a, s, side, q, lp, c in rows
+    ]
+
+
+def _aware(value) -> datetime:
+    """A timestamp read with plain SQL, as the ORM gives it: aware, in UTC (SQLite's
+    driver gives it naive)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _cash(account_ids: Sequence[int]) -> list[tuple]:
+    """The accounts' cash balances (account, currency, amount)."""
+    accounts = list(account_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT portfolio_id, currency, CAST(amount AS double precision)"
+            f" FROM {CashBalance._meta.db_table} WHERE portfolio_id IN {_in(accounts)}"
+            " ORDER BY portfolio_id, currency",
+            accounts,
+        )
+        return cursor.fetchall()
+
+
+def _terms(securities: Sequence[tuple]) -> dict[int, dict]:
+    """The instrument terms of the bonds and FX trades among these securities (every
+    other kind is worth its price times its multiplier, with nothing accrued): one
+    query when there are any, none otherwise."""
+    wanted = [s[0] for s in securities if s[7] == "bond" or s[7] in FX_KINDS]
+    if not wanted:
+        return {}
+    return {
+        row[0]: dict(zip(TERMS_FIELDS, row[1:], strict=True))
+        for row in Security.objects.filter(pk__in=wanted).values_list("pk", *TERMS_FIELDS)
+    }
+
+
 def build_book(
     orders: Sequence,
     *,
@@ -105,65 +224,28 @@ def build_book(
     now = now or timezone.now()
     if account_ids is None:
         account_ids = sorted({o.portfolio_id for o in orders})
-    order_ids = [o.pk for o in orders]
     if accounts is None:
         accounts = list(
             Portfolio.objects.filter(pk__in=account_ids).values_list(
                 "pk", "base_currency", "long_only"
             )
         )
-    holdings = list(
-        Position.objects.filter(portfolio_id__in=account_ids)
-        .exclude(quantity=0)
-        .annotate(q=Cast("quantity", FloatField()))
-        .values_list("portfolio_id", "security_id", "q")
+    order_ids = [o.pk for o in orders]
+    securities, holdings = _positions_with_prices(
+        account_ids, order_ids, sorted({o.security_id for o in orders}), on=timezone.now().date()
     )
     cash_by: dict[tuple[int, str], float] = {}
     for account, currency, amount in [
-        *CashBalance.objects.filter(portfolio_id__in=account_ids)
-        .annotate(a=Cast("amount", FloatField()))
-        .values_list("portfolio_id", "currency", "a"),
+        *_cash(account_ids),
         # cash committed but not booked yet: a run's deposits and withdrawals
         *cash_on_its_way(account_ids),
     ]:
         cash_by[(account, currency)] = cash_by.get((account, currency), 0.0) + amount
     cash = [(account, currency, amount) for (account, currency), amount in cash_by.items()]
-    live_orders = Order.objects.filter(
-        portfolio_id__in=account_ids, status__in=LIVE_STATES
-    ).exclude(pk__in=order_ids)
-    live = [
-        (pk, a, s, side, q, float(lp) if lp is not None else float("nan"), c)
-        for pk, a, s, side, q, lp, c in live_orders.annotate(
-            q=Cast("quantity", FloatField())
-        ).values_list("pk", "portfolio_id", "security_id", "side", "q", "limit_price", "created_at")
-    ]
-    # the securities held, ordered or in a live order, named by subqueries rather than
-    # by their keys: a list of five hundred keys costs more to send than to read back
-    held = Position.objects.filter(portfolio_id__in=account_ids).exclude(quantity=0)
-    securities = list(
-        Security.objects.filter(
-            Q(pk__in=held.values("security_id"))
-            | Q(pk__in=live_orders.values("security_id"))
-            | Q(pk__in=sorted({o.security_id for o in orders}))
-        )
-        .with_latest_price()
-        .values_list(
-            "pk",
-            "ticker",
-            "latest_price",
-            "currency",
-            "issuer",
-            "sector",
-            "country",
-            "asset_class",
-            "multiplier",
-            "government",
-            *TERMS_FIELDS,
-        )
-    )
+    live = _live_orders(account_ids, order_ids)
     # One unit's worth (portfolios.terms.unit_value): price x multiplier + accrued.
     on = now.date()
-    terms = [dict(zip(TERMS_FIELDS, s[10:], strict=True)) for s in securities]
+    terms = _terms(securities)
     fx = FxTable.latest()
     adv: dict[int, float] = {}
     if adv_days and orders:
@@ -179,16 +261,13 @@ def build_book(
                 bought, since=since, base_of={a[0]: a[1] for a in accounts}, fx=fx
             )
     # an FX trade's base currency is a cash leg of its own (the engine's currency_trade)
-    fx_bases = [
-        t.get("base_currency") if s[7] in FX_KINDS else None
-        for s, t in zip(securities, terms, strict=True)
-    ]
+    fx_bases = [terms[s[0]].get("base_currency") if s[7] in FX_KINDS else None for s in securities]
     currencies = {s[3] for s in securities} | {c for _, c, _ in cash} | {b for b in fx_bases if b}
     bases = {b for _, b, _ in accounts}
     book = engine.Book(
         securities={
             "security": [s[0] for s in securities],
-            "price": [float(s[2]) if s[2] is not None else float("nan") for s in securities],
+            "price": [s[2] if s[2] is not None else float("nan") for s in securities],
             "currency": [s[3] for s in securities],
             "issuer": [s[4] for s in securities],
             "sector": [s[5] for s in securities],
@@ -197,8 +276,13 @@ def build_book(
             "investment_company": [s[7] == "etf" for s in securities],
             "currency_trade": [s[7] in FX_KINDS for s in securities],
             "base_currency": fx_bases,
-            "multiplier": [float(price_multiplier(t)) for t in terms],
-            "accrued": [float(accrued_per_unit(t, on)) for t in terms],
+            "multiplier": [
+                float(price_multiplier(terms[s[0]])) if s[0] in terms else s[8] for s in securities
+            ],
+            "accrued": [
+                float(accrued_per_unit(terms[s[0]], on)) if s[0] in terms else 0.0
+                for s in securities
+            ],
             "government": [bool(s[9]) for s in securities],
             # NaN: no volume history (max_adv_pct then fails the order, never passes it)
             "adv": [adv.get(s[0], float("nan")) for s in securities],
@@ -298,22 +382,65 @@ def _describe_ucits(name: str, value, group: str, account: dict, order_level: bo
     return f"{name}: {sum_leg}"
 
 
+#: The columns of a stored result, in the order `_result` gives them.
+_RESULT_COLUMNS = (
+    "order_id",
+    "rule_id",
+    "rule_version",
+    "stage",
+    "severity",
+    "status",
+    "value",
+    '"limit"',
+    '"group"',
+    "passive",
+    "message",
+    "checked_at",
+)
+#: Results per INSERT at most (12 parameters each; PostgreSQL allows 65,535).
+_RESULTS_PER_INSERT = 2000
+
+
 def _result(order_id, rule, r, stage: str, status: str, passive: bool, words: str, now):
-    """What a rule found of an order (`r`: the engine's row), as it is stored."""
-    return PretradeResult(
-        order_id=order_id,
-        rule=rule,
-        rule_version=r["version"],
-        stage=stage,
-        severity=r["severity"],
-        status=status,
-        value=_num(r["value"]),
-        limit=_num(r["limit"]),
-        group=str(r["group"] or "")[:200],
-        passive=passive,
-        message=words[:500],
-        checked_at=now,
+    """What a rule found of an order (`r`: the engine's row), as it is stored: a row of
+    `PretradeResult` in the order of `_RESULT_COLUMNS`."""
+    return (
+        order_id,
+        rule.pk,
+        r["version"],
+        stage,
+        r["severity"],
+        status,
+        _num(r["value"]),
+        _num(r["limit"]),
+        str(r["group"] or "")[:200],
+        passive,
+        words[:500],
+        now,
     )
+
+
+def _store_results(rows: list[tuple]) -> None:
+    """Append the results (rows of `_result`): a few plain INSERTs whatever their
+    number, without a model instance per row (the ORM's bulk_create cost more than the
+    rest of the check's writing)."""
+    table = connection.ops.quote_name(PretradeResult._meta.db_table)
+    one = "(" + ", ".join(["%s"] * len(_RESULT_COLUMNS)) + ")"
+    # as many rows per statement as the backend takes parameters (SQLite's limit is low)
+    per = connection.ops.bulk_batch_size(_RESULT_COLUMNS, rows) or len(rows)
+    per = max(1, min(per, _RESULTS_PER_INSERT))
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), per):
+            chunk = rows[start : start + per]
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(_RESULT_COLUMNS)}) VALUES "
+                + ", ".join([one] * len(chunk)),
+                [
+                    value
+                    for row in chunk
+                    for value in (*row[:-1], connection.ops.adapt_datetimefield_value(row[-1]))
+                ],
+            )
 
 
 def pretrade_check(orders: Sequence, *, stage: str, actor) -> dict[int, pretrade.Verdict]:
@@ -349,7 +476,7 @@ def pretrade_check(orders: Sequence, *, stage: str, actor) -> dict[int, pretrade
     for row in result.records("account_results"):
         by_account[row["account"]].append(row)
     verdicts: dict[int, pretrade.Verdict] = {}
-    stored: list[PretradeResult] = []
+    stored: list[tuple] = []
     security_of = {o.pk: o.security_id for o in orders}
     for row in result.records("orders"):
         order_id, account = row["order"], row["account"]
@@ -363,13 +490,8 @@ def pretrade_check(orders: Sequence, *, stage: str, actor) -> dict[int, pretrade
                 "needs_override", message=message, details={"unchecked": True}
             )
             stored.append(
-                PretradeResult(
-                    order_id=order_id,
-                    stage=stage,
-                    status=PretradeResult.Status.FAIL,
-                    message=message[:500],
-                    checked_at=now,
-                )
+                (order_id, None, None, stage, "", PretradeResult.Status.FAIL.value)
+                + (None, None, "", False, message[:500], now)
             )
             continue
         seen: set[int] = set()
@@ -425,7 +547,7 @@ def pretrade_check(orders: Sequence, *, stage: str, actor) -> dict[int, pretrade
             message=message[:1000],
             details={"rules": sorted({rule_key(i) for i in row["failed"]})},
         )
-    PretradeResult.objects.bulk_create(stored, batch_size=2000)
+    _store_results(stored)
     return verdicts
 
 
