@@ -228,7 +228,7 @@ def holdings_book_many(*, bookings: list[Booking]) -> list[list[dict]]:
     changed rows are written with one UPDATE per table, the new lots, the lot closings
     and the settlement-ledger rows with one INSERT each. Runs inside the caller's
     transaction; returns, per booking, each fill's before/after figures in order, for
-    the caller's audit events."""
+    the caller's audit events. The accounts' stored drift is marked stale last."""
     booked: list[list[dict]] = [[] for _ in bookings]
     live = [(n, booking) for n, booking in enumerate(bookings) if booking.fills]
     if not live:
@@ -249,12 +249,14 @@ def holdings_book_many(*, bookings: list[Booking]) -> list[list[dict]]:
             sellers = {fill.portfolio_id for fill in booking.fills if not fill.buying}
             if sellers:
                 selling.setdefault(security.pk, set()).update(sellers)
-    drift_mark_stale(portfolio_ids=set().union(*paying.values()))
     book = _Book(
         positions=_lock_pairs(Position, "security_id", held),
         cash=_lock_pairs(CashBalance, "currency", paying),
         open_lots=_lock_open_lots(selling),
     )
+    # after the holdings, as every writer of holdings marks them: the UPDATE locks the
+    # accounts' stored drift, which taken first would deadlock with a single booking
+    drift_mark_stale(portfolio_ids=set().union(*paying.values()))
     for n, booking in live:
         if terms.is_fx(booking.security):
             booked[n] = book.fx(booking)

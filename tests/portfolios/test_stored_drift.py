@@ -520,3 +520,60 @@ def test_a_new_price_marks_the_accounts_of_models_holding_it_through_a_sleeve(bo
     )
     assert AccountDrift.objects.get(portfolio=acc1).stale
     assert AccountDrift.objects.get(portfolio=acc2).stale
+
+
+def _lock_order(book_it) -> list[str]:
+    """The order in which ``book_it`` takes its row locks on positions, cash and stored
+    drift (a SELECT ... FOR UPDATE, or the UPDATE that marks drift stale)."""
+    from django.test.utils import CaptureQueriesContext
+
+    tables = {
+        Position._meta.db_table: "positions",
+        CashBalance._meta.db_table: "cash",
+        AccountDrift._meta.db_table: "drift",
+    }
+    taken: list[str] = []
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        book_it()
+    for query in queries.captured_queries:
+        sql = query["sql"]
+        for table, name in tables.items():
+            head = sql.split(" WHERE ")[0]
+            locks = sql.startswith("SELECT") and "FOR UPDATE" in sql
+            marks = sql.startswith("UPDATE") and name == "drift"
+            if f'"{table}"' in head and (locks or marks) and name not in taken:
+                taken.append(name)
+    return taken
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["one fill", "many fills"])
+def test_booking_fills_locks_holdings_before_marking_drift(book, many):
+    """Every writer of holdings takes an account's position, then its cash, then its
+    stored drift row (the UPDATE that marks it stale locks it): a writer that marked the
+    drift first would deadlock with one that holds the position and marks it next."""
+    from portfolios.services.holdings import Fill, holdings_book_fill, holdings_book_fills
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL (DATABASE_URL)")
+    drift_refresh()
+    acc1 = book["accounts"][0]
+    security, today = book["securities"]["BBB"], timezone.now().date()
+
+    def book_it():
+        if many:
+            holdings_book_fills(
+                security=security,
+                fills=[Fill(acc1.pk, True, Decimal(100), Decimal(50), Decimal(0))],
+                on_date=today,
+            )
+        else:
+            holdings_book_fill(
+                portfolio=acc1,
+                security=security,
+                buying=True,
+                quantity=Decimal(100),
+                price=Decimal(50),
+                on_date=today,
+            )
+
+    assert _lock_order(book_it) == ["positions", "cash", "drift"]
