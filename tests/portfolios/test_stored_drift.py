@@ -17,6 +17,7 @@ from portfolios.models import AccountDrift, CashBalance, Portfolio, Position, Pr
 from portfolios.selectors import drift_by_account
 from portfolios.services.drift import drift_mark_stale, drift_refresh
 from tests.clients import api_client, page_client
+from tests.conftest import service_missing
 
 pytestmark = pytest.mark.django_db
 
@@ -554,7 +555,7 @@ def test_booking_fills_locks_holdings_before_marking_drift(book, many):
     from portfolios.services.holdings import Fill, holdings_book_fill, holdings_book_fills
 
     if connection.vendor != "postgresql":
-        pytest.skip("row locks: PostgreSQL (DATABASE_URL)")
+        service_missing("PostgreSQL (DATABASE_URL): row locks")
     drift_refresh()
     acc1 = book["accounts"][0]
     security, today = book["securities"]["BBB"], timezone.now().date()
