@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import BooleanField, Case, Count, DecimalField, F, Q, Sum, When
-from django.db.models.expressions import RawSQL
+from django.db.models import Case, Count, DecimalField, F, Q, Sum, When
+from django.db.models.lookups import Lookup
 
 from audit.models import AuditEvent
 from portfolios.models import RebalanceRun
@@ -22,6 +22,18 @@ PENDING_STATES = Order.COMMITTED_STATES | {Order.Status.FILLED}
 ENDED_UNALLOCATED = (Order.Status.CANCELLED, Order.Status.EXPIRED, Order.Status.DONE_FOR_DAY)
 
 
+class _AnyOf(Lookup):
+    """``column = ANY(%s::bigint[])``: the ids as one array parameter. A lookup, so that
+    its column is named through the query's aliases (U0, ... in a subquery)."""
+
+    lookup_name = "any_of"
+    prepare_rhs = False  # the list is the parameter, not a value of the column
+
+    def as_sql(self, compiler, connection):
+        lhs, params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(%s::bigint[])", (*params, list(self.rhs))
+
+
 def ids_in(model, field: str, ids: Iterable[int]):
     """A filter: `field` of `model` is one of `ids`. On PostgreSQL the ids are one array
     parameter (``= ANY(%s)``): an ``IN`` list of the ten thousand accounts of a run is
@@ -30,9 +42,8 @@ def ids_in(model, field: str, ids: Iterable[int]):
     ids = list(ids)
     if connection.vendor != "postgresql":
         return Q(**{f"{field}__in": ids})
-    quote = connection.ops.quote_name
-    column = f"{quote(model._meta.db_table)}.{quote(model._meta.get_field(field).column)}"
-    return RawSQL(f"{column} = ANY(%s::bigint[])", (ids,), output_field=BooleanField())
+    model._meta.get_field(field)  # a field of the model, named as a filter names it
+    return _AnyOf(F(field), ids)
 
 
 def pending_quantities(portfolio_ids: Iterable[int]) -> list[tuple[int, int, float]]:

@@ -95,3 +95,22 @@ def test_a_chunk_neither_reads_nor_sends_again_what_the_run_kept_before(pm, book
         assert code not in sql, sql  # the first chunk's account is not sent again
     run.refresh_from_db()
     assert len(run.summary) == 2 and run.summary[code] == first[code]
+
+
+@pytest.mark.django_db
+def test_ids_in_names_its_column_inside_a_subquery_too(book):
+    """`ids_in` filters by the column of the query it is in, whatever alias that query
+    gives its table: as a subquery (the ORM names its tables U0, U1, ...) too."""
+    from orchestration.selectors import ids_in
+    from portfolios.models import Portfolio, Position
+
+    account = book["accounts"][0]
+    held = Position.objects.filter(ids_in(Position, "portfolio_id", [account.pk]))
+    assert set(held.values_list("portfolio_id", flat=True)) == {account.pk}
+    holding = Portfolio.objects.filter(pk__in=held.values("portfolio_id"))
+    assert list(holding) == [account]
+    # and a table joined to itself: the outer accounts are not the inner ones
+    others = Portfolio.objects.exclude(
+        pk__in=Portfolio.objects.filter(ids_in(Portfolio, "id", [account.pk])).values("pk")
+    )
+    assert account not in others and others.exists()
