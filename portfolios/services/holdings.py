@@ -105,6 +105,13 @@ def _lock_cash(portfolio: Portfolio, currency: str) -> CashBalance:
     return cash
 
 
+def _beyond_short(position: Decimal, quantity: Decimal) -> Decimal:
+    """What of a buy of `quantity` opens a long holding, and so a tax lot: all of it on
+    a flat or long position, what goes beyond covering a short otherwise (a short holds
+    no lots)."""
+    return quantity - min(quantity, max(-position, Decimal(0)))
+
+
 def holdings_book_fill(
     *,
     portfolio: Portfolio,
@@ -145,12 +152,13 @@ def holdings_book_fill(
         allocation_id=allocation_id,
     ).save()
     if buying:
-        if position.quantity >= 0:
+        opened = _beyond_short(position.quantity, quantity)
+        if opened:
             TaxLot.objects.create(
                 portfolio=portfolio,
                 security=security,
-                quantity=quantity,
-                original_quantity=quantity,
+                quantity=opened,
+                original_quantity=opened,
                 unit_cost=price,
                 acquired_on=on_date,
             )
@@ -292,12 +300,13 @@ class _Book:
             before = _figures(position, balance)
             amount = fill_amount(security, fill.quantity, fill.price, on_date)
             if fill.buying:
-                if position.quantity >= 0:
+                opened = _beyond_short(position.quantity, fill.quantity)
+                if opened:
                     lot = TaxLot(
                         portfolio_id=fill.portfolio_id,
                         security=security,
-                        quantity=fill.quantity,
-                        original_quantity=fill.quantity,
+                        quantity=opened,
+                        original_quantity=opened,
                         unit_cost=fill.price,
                         acquired_on=on_date,
                     )
@@ -863,8 +872,8 @@ def holdings_deliver(
     """Book a delivery of `quantity` units of `security` at `price` (the underlying of an
     exercised or assigned option, at the strike): cash quantity x price x multiplier on
     ``value_date``. A buy opens lots (``lot_costs``: ``(quantity, unit cost)`` each, the
-    strike plus the premium paid; one lot at `price` by default) unless it covers a
-    short; a sell closes lots first in, first out at ``proceeds`` per unit (the strike
+    strike plus the premium paid; one lot at `price` by default) for what goes
+    beyond covering a short (the first units delivered cover it); a sell closes lots first in, first out at ``proceeds`` per unit (the strike
     less the premium paid; `price` by default), what no lot covers going short. Runs
     inside the caller's (audited) transaction; the before/after figures."""
     if quantity <= 0:
@@ -877,19 +886,24 @@ def holdings_deliver(
     signed = -amount if buying else amount
     taken: list[tuple] = []
     if buying:
-        if position.quantity >= 0:
-            TaxLot.objects.bulk_create(
-                TaxLot(
-                    portfolio=portfolio,
-                    security=security,
-                    quantity=q,
-                    original_quantity=q,
-                    unit_cost=cost,
-                    acquired_on=on_date,
-                )
-                for q, cost in (lot_costs or [(quantity, price)])
-                if q > 0
+        covered = quantity - _beyond_short(position.quantity, quantity)
+        opened = []
+        for q, cost in lot_costs or [(quantity, price)]:
+            closing = min(q, covered)  # the first units delivered close the short
+            covered -= closing
+            if q - closing > 0:
+                opened.append((q - closing, cost))
+        TaxLot.objects.bulk_create(
+            TaxLot(
+                portfolio=portfolio,
+                security=security,
+                quantity=q,
+                original_quantity=q,
+                unit_cost=cost,
+                acquired_on=on_date,
             )
+            for q, cost in opened
+        )
         position.quantity += quantity
     else:
         fill = Fill(
