@@ -356,6 +356,13 @@ def open_forwards(portfolio: Portfolio, *, now: datetime | None = None) -> list[
     return sorted(found, key=lambda f: (f.security.value_date, f.security.ticker))
 
 
+def forward_points(forwards: list[OpenForward]) -> Decimal | None:
+    """What open forwards add to their account's value beside their legs (cash at
+    spot): the sum of their points in base (decision 41), None when none is priced."""
+    points = [f.points_base for f in forwards if f.points_base is not None]
+    return sum(points, Decimal(0)) if points else None
+
+
 def _accrued(positions: pd.DataFrame, now: datetime) -> pd.Series:
     """Interest accrued per unit of quantity today, per position: a bond's (its terms read
     in one query, only when the book holds bonds), zero for every other kind."""

@@ -67,18 +67,16 @@ def portfolio_detail(request: HttpRequest, pk: int) -> HttpResponse:
             row["security"] = securities.get(row["security"])
     account = drift.get(portfolio.pk)
     forwards = valuation.open_forwards(portfolio)
-    # An open forward's legs are in the cash at spot: what it adds to the account's
-    # value is its points (decision 41), as the firm's figures count it.
-    points = [f.points_base for f in forwards if f.points_base is not None]
+    points = valuation.forward_points(forwards)
     value = None
     if account is not None and account.get("value") is not None:
-        value = Decimal(str(account["value"])) + sum(points, Decimal(0))
+        value = Decimal(str(account["value"])) + (points or 0)
     context = {
         "portfolio": portfolio,
         "live": quotes.positions_valued(portfolio),
         "account": account,
         "account_value": value,
-        "forward_points": sum(points, Decimal(0)) if points else None,
+        "forward_points": points,
         "drift_error": drift_error,
         "positions": positions,
         "cash_balances": selectors.account_cash(portfolio),

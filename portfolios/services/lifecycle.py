@@ -260,8 +260,11 @@ def _faces_on_record(
 ) -> dict[tuple[int, int, dt.date], Decimal]:
     """`face_on_record` of many holdings (account, bond, coupon date, position now) in
     one query of their trades' ledger rows, keyed by (account id, security id, coupon
-    date); a holding with trades booked before the ledger kept their units is read on
-    its own (`face_on_record`)."""
+    date). Each trade's ledger row carries its units and its settlement date: the face
+    on record is the position less every trade settling on or after the coupon date
+    (buys, sales, a sale through zero or a buy covering a short alike); a holding with
+    trades booked before the ledger kept their units is read by its lots
+    (`_face_by_lots`)."""
     if not holdings:
         return {}
     trades: dict[tuple[int, int], list[tuple[dt.date, Decimal | None]]] = defaultdict(list)
@@ -277,7 +280,7 @@ def _faces_on_record(
         unsettled = [q for day, q in trades[portfolio_id, security.pk] if day >= coupon_date]
         key = (portfolio_id, security.pk, coupon_date)
         if None in unsettled:
-            faces[key] = face_on_record(portfolio_id, security, coupon_date)
+            faces[key] = _face_by_lots(portfolio_id, security, coupon_date, position)
         else:
             faces[key] = position - sum(unsettled, Decimal(0))
     return faces
@@ -286,28 +289,23 @@ def _faces_on_record(
 def face_on_record(portfolio_id: int, security: Security, coupon_date: dt.date) -> Decimal:
     """The face the account held settled at the end of the day before `coupon_date`:
     its position less what it bought that settles on or after the coupon date, plus
-    what it sold that does (the lots bought and the closings of the sales, by the
-    security's settlement cycle). Later trades are taken off too, so a day booked late
-    pays what was held then."""
+    what it sold that does (`_faces_on_record`). Later trades are taken off too, so a
+    day booked late pays what was held then."""
     position = (
         Position.objects.filter(portfolio_id=portfolio_id, security=security)
         .values_list("quantity", flat=True)
         .first()
     ) or Decimal(0)
-    # Each trade's ledger row carries its units and its settlement date: the face on
-    # record is the position less every trade settling on or after the coupon date
-    # (buys, sales, a sale through zero or a buy covering a short alike).
-    unsettled = list(
-        CashMovement.objects.filter(
-            portfolio_id=portfolio_id,
-            security=security,
-            reason="trade",
-            value_date__gte=coupon_date,
-        ).values_list("quantity", flat=True)
-    )
-    if None not in unsettled:
-        return position - sum(unsettled, Decimal(0))
-    # Trades booked before the ledger kept their units: by their lots and closings.
+    faces = _faces_on_record([(portfolio_id, security, coupon_date, position)])
+    return faces[portfolio_id, security.pk, coupon_date]
+
+
+def _face_by_lots(
+    portfolio_id: int, security: Security, coupon_date: dt.date, position: Decimal
+) -> Decimal:
+    """The face on record of a holding whose trades were booked before the ledger kept
+    their units: the position less the lots bought, plus the closings of the sales,
+    that settle on or after the coupon date by the security's settlement cycle."""
     start = coupon_date - _SETTLEMENT_WINDOW
     late_lots = {
         pk: quantity

@@ -192,3 +192,23 @@ def test_a_trade_busted_before_the_coupon_counts_for_nothing_on_record(treasury)
         **fill,
     )
     assert face_on_record(acc.pk, treasury, date(2020, 9, 1)) == D(300_000)
+
+
+def test_trades_booked_before_the_ledger_kept_their_units_are_read_by_their_lots(
+    treasury,  # noqa: F811
+):
+    """ACC1 bought 300,000 in July and 200,000 on Monday 31 August (settling on the
+    coupon date); ledger rows from before the units were kept carry none: the face on
+    record comes from the lots, 300,000, alone and on the page's set-based read."""
+    from portfolios.models import CashMovement
+    from portfolios.services.lifecycle import lifecycle_due
+
+    acc = _account("ACC1")
+    fill = {"security": treasury, "price": D("101.50"), "portfolio": acc, "buying": True}
+    holdings_book_fill(quantity=D(300_000), on_date=date(2020, 7, 2), **fill)
+    holdings_book_fill(quantity=D(200_000), on_date=date(2020, 8, 31), **fill)
+    CashMovement.objects.filter(portfolio=acc, reason="trade").update(quantity=None)
+
+    assert face_on_record(acc.pk, treasury, date(2020, 9, 1)) == D(300_000)
+    [due] = lifecycle_due(on=date(2020, 9, 1))
+    assert due.quantity == D(300_000)
