@@ -872,10 +872,11 @@ def holdings_deliver(
     """Book a delivery of `quantity` units of `security` at `price` (the underlying of an
     exercised or assigned option, at the strike): cash quantity x price x multiplier on
     ``value_date``. A buy opens lots (``lot_costs``: ``(quantity, unit cost)`` each, the
-    strike plus the premium paid; one lot at `price` by default) for what goes
-    beyond covering a short (the first units delivered cover it); a sell closes lots first in, first out at ``proceeds`` per unit (the strike
-    less the premium paid; `price` by default), what no lot covers going short. Runs
-    inside the caller's (audited) transaction; the before/after figures."""
+    strike plus the premium paid; one lot at `price` by default) for what goes beyond
+    covering a short (the first units delivered cover it); a sell closes lots first
+    in, first out at ``proceeds`` per unit (the strike less the premium paid; `price`
+    by default), what no lot covers going short. Runs inside the caller's (audited)
+    transaction; the before/after figures."""
     if quantity <= 0:
         raise ValueError("delivered quantity must be positive")
     position = _lock_position(portfolio, security)
