@@ -17,17 +17,34 @@ from .models import (
 )
 
 
+# The fields every rule-book entry has from `RuleBookEntry`, which Django would list
+# first: on an entry's page they close it, after what the entry itself says.
+_ENTRY_RECORD = (
+    "Record",
+    {"fields": ["is_active", "version", "created_by", "created_at", "updated_at"]},
+)
+
+
 @admin.register(Rule)
 class RuleAdmin(ReadOnlyModelAdmin):
     list_display = ["name", "kind", "severity", "scope", "when", "is_active", "version"]
     list_filter = ["kind", "severity", "is_active"]
     search_fields = ["name"]
+    fieldsets = [
+        (None, {"fields": ["name", "description", "kind", "params", "severity"]}),
+        (
+            "Whom and when",
+            {"fields": ["scope", "accounts", "model", "when", "active_from", "active_to"]},
+        ),
+        _ENTRY_RECORD,
+    ]
 
 
 @admin.register(RestrictedList)
 class RestrictedListAdmin(ReadOnlyModelAdmin):
     list_display = ["name", "level", "portfolio", "is_active", "version"]
     list_select_related = ["portfolio"]
+    fieldsets = [(None, {"fields": ["name", "description", "level", "portfolio"]}), _ENTRY_RECORD]
 
 
 @admin.register(RestrictedEntry)

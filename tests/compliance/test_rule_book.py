@@ -126,3 +126,30 @@ def test_an_edited_list_is_what_the_rebalancer_avoids(compliance_officer, book):
         rule_services.restricted_list_update(
             actor=compliance_officer, list_id=rlist.pk, is_active=False
         )
+
+
+def _labels_in_order(page, labels: list[str]) -> None:
+    assert page.status_code == 200
+    text = page.content.decode()
+    where = [text.index(f">{label}:<") for label in labels]
+    assert where == sorted(where), dict(zip(labels, where, strict=True))
+
+
+def test_a_rule_reads_in_the_admin_from_what_it_measures_to_who_wrote_it(
+    superuser_client, soft_issuer_limit
+):
+    """The rule book's shared fields (name, switch, version, author) come from an abstract
+    parent, which Django would list first: the admin's page reads as a rule, what it
+    measures and how hard, whom and when it binds, then the record of who wrote it."""
+    page = superuser_client.get(f"/admin/compliance/rule/{soft_issuer_limit.pk}/change/")
+    _labels_in_order(
+        page, ["Name", "Kind", "Params", "Severity", "Scope", "Is active", "Version", "Created by"]
+    )
+
+
+def test_a_restricted_list_reads_in_the_admin_from_its_reach_to_who_wrote_it(
+    superuser_client, compliance_officer
+):
+    listed = rule_services.restricted_list_create(actor=compliance_officer, name="Watch list")
+    page = superuser_client.get(f"/admin/compliance/restrictedlist/{listed.pk}/change/")
+    _labels_in_order(page, ["Name", "Level", "Portfolio", "Is active", "Version", "Created by"])
