@@ -11,8 +11,10 @@ empties first (DATABASE_URL must name a database with "bench" in its name):
    clock stops when every block is filled and allocated. Prints orders per
    second end to end and the time spent in each stage.
 2. **Acknowledgement latency** at a steady rate (default 200 routes a second,
-   one order each): from the route's creation to its broker acknowledgement
-   applied, p50 and p99.
+   one order each, every route its own `route_create` call from one of
+   `--clients` processes): from the request to its broker acknowledgement
+   applied in the database, p50 and p99, and the time spent in each hop
+   (committed, claimed for sending, sent by the gateway, acknowledged).
 3. **Peak memory** of each process (VmHWM).
 
 Ends with one line of JSON. Audited writes append their events unchained in
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import resource
 import statistics
@@ -77,6 +80,31 @@ def _flush_past_the_trail_triggers() -> None:
     DatabaseOperations.sql_flush = sql_flush
 
 
+def _route_client(block_ids, began, rate, first, step, *, trader_id, broker_id, results) -> None:
+    """One of the steady section's clients: block ``first + k * step`` of the run is
+    routed (one `route_create`, a request of its own) at ``began + (first + k * step) /
+    rate``; puts back each route's request and commit times (wall clock, as the
+    database's timestamps) and how late each request started."""
+    from django.contrib.auth.models import User
+
+    from trading.models import Broker
+    from trading.services import routes as route_services
+
+    trader = User.objects.get(pk=trader_id)
+    broker = Broker.objects.select_related("fix_session").get(pk=broker_id)
+    times, late = {}, []
+    for k, block_id in enumerate(block_ids):
+        due = began + (first + k * step) / rate
+        pause = due - time.time()
+        if pause > 0:
+            time.sleep(pause)
+        asked_at = time.time()
+        late.append(max(asked_at - due, 0.0) * 1000)
+        route = route_services.route_create(actor=trader, block_id=block_id, broker=broker)
+        times[route.pk] = (asked_at, time.time())
+    results.put((times, late))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=10_000)
@@ -84,6 +112,9 @@ def main() -> int:
     parser.add_argument("--securities", type=int, default=500)
     parser.add_argument("--rate", type=float, default=200.0, help="routes a second (latency)")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--clients", type=int, default=4, help="processes routing at the steady rate (4)"
+    )
     parser.add_argument("--timeout", type=float, default=1800.0)
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "")
@@ -100,6 +131,7 @@ def main() -> int:
     from django.conf import settings
     from django.contrib.auth.models import Group, User
     from django.core.management import call_command
+    from django.db import connections
     from django.db.models import Max, Min
     from django.utils import timezone
 
@@ -107,7 +139,7 @@ def main() -> int:
     from oms.roles import Role
     from portfolios.models import CashBalance, Portfolio, Price, Security
     from tests.chaos.harness import Process, free_port
-    from trading.models import Block, Broker, Execution, FixSession, Order, Route
+    from trading.models import Block, Broker, Execution, FixOutbox, FixSession, Order, Route
     from trading.services import orders as order_services
     from trading.services import routes as route_services
 
@@ -272,39 +304,102 @@ def main() -> int:
         latency_blocks = list(
             Block.objects.filter(orders__pk__in=single_ids).values_list("pk", flat=True)
         )
-        began = time.monotonic()
-        latency_routes = []
-        for n, block_id in enumerate(latency_blocks):
-            due = began + n / args.rate
-            pause = due - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
-            latency_routes.append(
-                route_services.route_create(actor=trader, block_id=block_id, broker=broker).pk
+        # every route its own service call, as a desk's requests arrive: `--clients`
+        # processes (a web server's workers), route k due at k / rate, each process
+        # taking every clients-th one, so that the asked rate is kept even where one
+        # call takes longer than 1 / rate
+        connections.close_all()  # the clients open their own
+        schedule = multiprocessing.get_context("fork")
+        results = schedule.Queue()
+        began = time.time() + 0.5
+        clients = [
+            schedule.Process(
+                target=_route_client,
+                args=(latency_blocks[n :: args.clients], began, args.rate, n, args.clients),
+                kwargs={"trader_id": trader.pk, "broker_id": broker.pk, "results": results},
             )
-        achieved = len(latency_routes) / (time.monotonic() - began)
+            for n in range(args.clients)
+        ]
+        for client in clients:
+            client.start()
+        requested: dict[int, tuple[float, float]] = {}  # route: (requested, committed)
+        late = []
+        for _ in clients:
+            part, part_late = results.get(timeout=args.latency_seconds * 10 + 120)
+            requested |= part
+            late += part_late
+        for client in clients:
+            client.join()
+        latency_routes = list(requested)
+        last_committed = max((done for _, done in requested.values()), default=began)
+        achieved = len(latency_routes) / max(last_committed - began, 1e-9)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             acked = Execution.objects.filter(route_id__in=latency_routes, exec_type="new").count()
             if acked >= len(latency_routes):
                 break
             time.sleep(0.2)
-        created = dict(Route.objects.filter(pk__in=latency_routes).values_list("pk", "created_at"))
-        latencies = [
-            (received - created[route_id]).total_seconds() * 1000
+        # each hop, per route: requested (the client, before the call) -> committed
+        # (the call returned) -> claimed for sending (`sent_at`: the routing worker's
+        # task, or the creating transaction itself) -> sent by the gateway (the outbox
+        # row's `sent_at`) -> the acknowledgement applied (the execution's `received_at`,
+        # in the gateway's transaction)
+        claimed = {
+            pk: sent_at.timestamp() if sent_at else None
+            for pk, sent_at in Route.objects.filter(pk__in=latency_routes).values_list(
+                "pk", "sent_at"
+            )
+        }
+        on_wire = {
+            route_id: sent_at.timestamp()
+            for route_id, sent_at in FixOutbox.objects.filter(
+                route_id__in=latency_routes, msg_type="D", sent_at__isnull=False
+            ).values_list("route_id", "sent_at")
+        }
+        acked_at = {
+            route_id: received.timestamp()
             for route_id, received in Execution.objects.filter(
                 route_id__in=latency_routes, exec_type="new"
             ).values_list("route_id", "received_at")
-        ]
+        }
+        hops: dict[str, list[float]] = {
+            "request_to_committed": [],
+            "committed_to_claimed": [],
+            "claimed_to_sent": [],
+            "sent_to_acked": [],
+        }
+        latencies = []
+        for pk, (asked_at, done) in requested.items():
+            hops["request_to_committed"].append((done - asked_at) * 1000)
+            if pk in acked_at:
+                latencies.append((acked_at[pk] - asked_at) * 1000)
+            if claimed.get(pk) is not None:
+                hops["committed_to_claimed"].append(max(claimed[pk] - done, 0.0) * 1000)
+                if pk in on_wire:
+                    hops["claimed_to_sent"].append((on_wire[pk] - max(claimed[pk], done)) * 1000)
+            if pk in on_wire and pk in acked_at:
+                hops["sent_to_acked"].append((acked_at[pk] - on_wire[pk]) * 1000)
+
+        def _spread(values: list[float]) -> dict:
+            return {
+                "p50": round(_percentile(values, 0.50), 1),
+                "p99": round(_percentile(values, 0.99), 1),
+                "max": round(max(values), 1) if values else None,
+            }
+
         figures |= {
             "latency_routes": len(latency_routes),
+            "latency_clients": args.clients,
+            "latency_rate_asked": args.rate,
             "latency_rate_achieved": round(achieved, 1),
+            "latency_requests_late_ms": _spread(late),
             "ack_latency_ms": {
                 "p50": round(_percentile(latencies, 0.50), 1),
                 "p99": round(_percentile(latencies, 0.99), 1),
                 "mean": round(statistics.fmean(latencies), 1) if latencies else None,
                 "acked": len(latencies),
             },
+            "ack_hops_ms": {name: _spread(values) for name, values in hops.items()},
         }
 
         # --- 3. memory -------------------------------------------------------------------
@@ -324,9 +419,14 @@ def main() -> int:
         print(f"  {stage}: {seconds} s")
     lat = figures["ack_latency_ms"]
     print(
-        f"ack latency at {figures['latency_rate_achieved']} routes/s: "
+        f"ack latency at {figures['latency_rate_achieved']} routes/s "
+        f"(asked {args.rate}, {args.clients} clients): "
         f"p50 {lat['p50']} ms, p99 {lat['p99']} ms ({lat['acked']} acked)"
     )
+    for hop, spread in figures["ack_hops_ms"].items():
+        print(f"  {hop}: p50 {spread['p50']} ms, p99 {spread['p99']} ms, max {spread['max']} ms")
+    late = figures["latency_requests_late_ms"]
+    print(f"  requests started late: p50 {late['p50']} ms, p99 {late['p99']} ms")
     print(f"peak memory (MiB): {figures['peak_memory_mib']}")
     print(json.dumps(figures))
     return 0
