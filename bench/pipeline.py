@@ -58,6 +58,34 @@ def _tree_peak_mib(pid: int) -> float:
     return round(sum(_peak_kib(p) for p in [pid, *map(int, children)]) / 1024, 1)
 
 
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    children = subprocess.run(
+        ["pgrep", "-P", str(pid)], capture_output=True, text=True
+    ).stdout.split()
+    return sum(_cpu_seconds(p) for p in [pid, *map(int, children)])
+
+
+def _task_times(log: Path) -> dict:
+    """From a worker's INFO log: per task name, how many succeeded and their seconds."""
+    import re
+
+    done = re.compile(r"Task ([\w.]+)\[[^\]]+\] succeeded in ([0-9.]+)s")
+    totals: dict[str, list] = {}
+    for match in done.finditer(log.read_text(errors="replace")):
+        entry = totals.setdefault(match[1].rsplit(".", 1)[-1], [0, 0.0])
+        entry[0] += 1
+        entry[1] += float(match[2])
+    return {name: [n, round(seconds, 1)] for name, (n, seconds) in sorted(totals.items())}
+
+
 def _percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -102,7 +130,7 @@ def _route_client(block_ids, began, rate, first, step, *, trader_id, broker_id, 
         late.append(max(asked_at - due, 0.0) * 1000)
         route = route_services.route_create(actor=trader, block_id=block_id, broker=broker)
         times[route.pk] = (asked_at, time.time())
-    results.put((times, late))
+    results.put((times, late, _cpu_seconds(os.getpid())))
 
 
 def main() -> int:
@@ -112,6 +140,11 @@ def main() -> int:
     parser.add_argument("--securities", type=int, default=500)
     parser.add_argument("--rate", type=float, default=200.0, help="routes a second (latency)")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--task-times",
+        action="store_true",
+        help="run the worker at INFO and sum its tasks' times by name from its log",
+    )
     parser.add_argument(
         "--clients", type=int, default=4, help="processes routing at the steady rate (4)"
     )
@@ -200,7 +233,7 @@ def main() -> int:
         ),
         "worker": Process(
             "worker",
-            worker_command(python),
+            worker_command(python, loglevel="INFO" if args.task_times else "WARNING"),
             env,
             work / "worker.log",
         ),
@@ -239,6 +272,8 @@ def main() -> int:
             for n in range(args.orders)
         )
         ids = [o.pk for o in orders]
+        cpu_before = {name: _tree_cpu_seconds(p.popen.pid) for name, p in processes.items()}
+        cpu_before["bench"] = _cpu_seconds(os.getpid())
         t0 = time.monotonic()
         for start in range(0, len(ids), 1000):
             order_services.orders_release(actor=pm, order_ids=ids[start : start + 1000])
@@ -255,10 +290,16 @@ def main() -> int:
                 break
             time.sleep(0.2)
         t_done = time.monotonic()
+        cpu_throughput = {
+            name: round(_tree_cpu_seconds(p.popen.pid) - cpu_before[name], 1)
+            for name, p in processes.items()
+        } | {"bench": round(_cpu_seconds(os.getpid()) - cpu_before["bench"], 1)}
         allocated = Order.objects.filter(status=Order.Status.ALLOCATED).count()
         routes = Route.objects.aggregate(
             created=Min("created_at"), sent=Max("sent_at"), last=Max("updated_at")
         )
+        # the last new order the gateway sent (a route's own sent_at is its claim)
+        on_wire = FixOutbox.objects.filter(msg_type="D").aggregate(last=Max("sent_at"))["last"]
         acks = Execution.objects.filter(exec_type="new").aggregate(last=Max("received_at"))
         fills = Execution.objects.filter(exec_type="trade").aggregate(last=Max("received_at"))
         allocated_at = Block.objects.aggregate(last=Max("updated_at"))["last"]
@@ -271,7 +312,7 @@ def main() -> int:
             "stages_seconds": {
                 "release": round(t_released - t0, 2),
                 "route_create": round(t_routed - t_released, 2),
-                "last_sent_after_first_route": round((routes["sent"] - first).total_seconds(), 2),
+                "last_sent_after_first_route": round((on_wire - first).total_seconds(), 2),
                 "last_ack_after_first_route": round((acks["last"] - first).total_seconds(), 2),
                 "last_fill_after_first_route": round((fills["last"] - first).total_seconds(), 2),
                 "last_allocation_after_first_route": round(
@@ -309,6 +350,7 @@ def main() -> int:
         # taking every clients-th one, so that the asked rate is kept even where one
         # call takes longer than 1 / rate
         connections.close_all()  # the clients open their own
+        cpu_before = {name: _tree_cpu_seconds(p.popen.pid) for name, p in processes.items()}
         schedule = multiprocessing.get_context("fork")
         results = schedule.Queue()
         began = time.time() + 0.5
@@ -324,12 +366,17 @@ def main() -> int:
             client.start()
         requested: dict[int, tuple[float, float]] = {}  # route: (requested, committed)
         late = []
-        for _ in clients:
-            part, part_late = results.get(timeout=args.latency_seconds * 10 + 120)
+        parts = [results.get(timeout=args.latency_seconds * 10 + 120) for _ in clients]
+        for part, part_late, _ in parts:
             requested |= part
             late += part_late
         for client in clients:
             client.join()
+        # what the steady section cost each process (the clients: their own, summed)
+        cpu_steady = {
+            name: round(_tree_cpu_seconds(p.popen.pid) - cpu_before[name], 1)
+            for name, p in processes.items()
+        } | {"clients": round(sum(part[2] for part in parts), 1)}
         latency_routes = list(requested)
         last_committed = max((done for _, done in requested.values()), default=began)
         achieved = len(latency_routes) / max(last_committed - began, 1e-9)
@@ -400,6 +447,7 @@ def main() -> int:
                 "acked": len(latencies),
             },
             "ack_hops_ms": {name: _spread(values) for name, values in hops.items()},
+            "cpu_seconds": {"throughput": cpu_throughput, "steady": cpu_steady},
         }
 
         # --- 3. memory -------------------------------------------------------------------
@@ -409,6 +457,9 @@ def main() -> int:
     finally:
         for process in processes.values():
             process.stop()
+    if args.task_times:
+        figures["worker_tasks"] = _task_times(work / "worker.log")
+        print(f"worker tasks (count, seconds): {figures['worker_tasks']}")
     figures["cpus"] = os.cpu_count()
     figures["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(
@@ -427,6 +478,7 @@ def main() -> int:
         print(f"  {hop}: p50 {spread['p50']} ms, p99 {spread['p99']} ms, max {spread['max']} ms")
     late = figures["latency_requests_late_ms"]
     print(f"  requests started late: p50 {late['p50']} ms, p99 {late['p99']} ms")
+    print(f"CPU seconds by process: {figures['cpu_seconds']}")
     print(f"peak memory (MiB): {figures['peak_memory_mib']}")
     print(json.dumps(figures))
     return 0
