@@ -528,8 +528,17 @@ def _routes(name):
         if name == "routes_create":
             block = w.block()
             return lambda: r.routes_create(actor=w.trader, block_ids=[block.pk], broker=w.broker)
+        if name == "route_create_fix":
+            block, broker = w.block(), w.fix_broker
+            return lambda: r.route_create(actor=w.trader, block_id=block.pk, broker=broker)
         if name == "routes_send_fix":
-            route = w.route(broker=w.fix_broker)
+            # a route whose message could not be built when it was made: the worker's
+            from unittest import mock
+
+            from trading.brokers.fix import FixBroker
+
+            with mock.patch.object(FixBroker, "new_orders", side_effect=KeyError("not now")):
+                route = w.route(broker=w.fix_broker)
             return lambda: r.routes_send([route.pk])
         if name == "routes_send":
             route = w.route()
@@ -1183,6 +1192,16 @@ CALLS = {
 }
 #: A second call of route_cancel: a route not yet sent is cancelled here and now.
 EXTRA_CALLS = {
+    "route_create to a FIX broker claims and queues it in the same transaction": (
+        "trading.services.routes.route_create",
+        call(
+            _routes("route_create_fix"),
+            "route.created",
+            "block.routed",
+            "order.status",
+            "route.sent",
+        ),
+    ),
     "routes_send of a FIX broker's routes claims and queues them together": (
         "trading.services.routes.routes_send",
         call(_routes("routes_send_fix"), "route.sent"),

@@ -649,6 +649,31 @@ def test_a_route_to_a_fix_broker_without_a_session_is_rejected_and_freed(
     assert not FixOutbox.objects.exists()
 
 
+def test_a_route_to_a_fix_broker_is_in_its_outbox_when_its_creation_commits(
+    pm, trader, book, fix_broker, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    """No task between the desk and the gateway: the route is claimed and its new
+    order written to the session's outbox in the transaction that creates it."""
+    block = _released_block(pm, book)
+    route_services.route_create(
+        actor=trader, block_id=_released_block(pm, book, "BBB").pk, broker=fix_broker
+    )  # warms caches
+    # the block locked, its security read, the route inserted, the block written, its
+    # orders locked and written, three INSERTs of events (the orders'; the route's and
+    # the block's; the send's), the outbox row, and the transaction
+    with django_capture_on_commit_callbacks() as callbacks, django_assert_num_queries(11):
+        route = route_services.route_create(actor=trader, block_id=block.pk, broker=fix_broker)
+    [row] = FixOutbox.objects.filter(route=route)  # before anything ran after commit
+    assert (row.msg_type, row.status) == ("D", FixOutbox.Status.PENDING)
+    route.refresh_from_db()
+    assert route.sent_at is not None and route.status == Route.Status.PENDING_NEW
+    kinds = AuditEvent.objects.filter(object_id=str(route.pk), object_type="trading.route")
+    assert sorted(kinds.values_list("kind", flat=True)) == ["route.created", "route.sent"]
+    for callback in callbacks:  # the blotter's push; a late task would send nothing again
+        callback()
+    assert FixOutbox.objects.filter(route=route).count() == 1
+
+
 def test_the_claim_and_the_outbox_row_commit_together(
     pm, trader, book, fix_broker, eager_celery, django_capture_on_commit_callbacks, monkeypatch
 ):
@@ -656,6 +681,10 @@ def test_the_claim_and_the_outbox_row_commit_together(
         FixOutbox.objects.create(session=self.session, msg_type="D", fields=[])
         raise KeyError("no such side")  # after writing: the write must not stay
 
+    def cannot_build(self, routes_and_tickets):
+        raise KeyError("no such side")  # at creation: left to the routing worker
+
+    monkeypatch.setattr(FixBroker, "new_orders", cannot_build)
     monkeypatch.setattr(FixBroker, "send", broken_send)
     route = _route(
         trader, _released_block(pm, book), fix_broker, django_capture_on_commit_callbacks

@@ -361,6 +361,9 @@ def test_releasing_costs_the_same_for_17_or_60_orders_into_1_or_3_blocks(pm, boo
 #: inserted, the blocks written, their orders locked and written, three INSERTs of
 #: events, and the transaction.
 ROUTES_CREATE = 11
+#: `routes_create` to a FIX broker: the same, and the routes' outbox rows and their
+#: `route.sent` events inserted in the same transaction (one INSERT each): no task.
+ROUTES_CREATE_FIX = ROUTES_CREATE + 2
 #: `routes_send` of a FIX broker's routes, whatever their number: the routes read, the
 #: broker's session, the claim (lock, UPDATE), the events, the outbox INSERT, and the
 #: transaction.
@@ -450,17 +453,67 @@ def test_routing_many_blocks_refuses_them_all_when_one_cannot_go(pm, trader, boo
     assert Block.objects.get(pk=blocks[0].pk).status == Block.Status.OPEN
 
 
+def test_routing_many_blocks_to_a_fix_broker_queues_their_orders_as_it_commits(
+    pm, trader, book, session_broker, django_capture_on_commit_callbacks
+):
+    """The routes' new orders are in the session's outbox, claimed, in the transaction
+    that made them: the gateway sends them once it commits, with no task between."""
+    from trading.models import FixOutbox
+
+    def routed(count, start):
+        blocks = _blocks(pm, book, count, start=start)
+        return _counted(
+            lambda: route_services.routes_create(
+                actor=trader, block_ids=[b.pk for b in blocks], broker=session_broker
+            )
+        )
+
+    routed(1, 0)  # warms caches
+    _, n_one = routed(1, 10)
+    with django_capture_on_commit_callbacks() as callbacks:
+        six, n_six = routed(6, 20)
+    assert n_one == n_six <= ROUTES_CREATE_FIX, (n_one, n_six)
+    rows = {row.route_id: row for row in FixOutbox.objects.filter(route__in=six)}
+    for route in six:
+        route.refresh_from_db()
+        assert route.sent_at is not None and route.status == Route.Status.PENDING_NEW
+        assert rows[route.pk].msg_type == "D" and rows[route.pk].status == "pending"
+        assert ["11", route.cl_ord_id] in [[str(t), v] for t, v in rows[route.pk].fields]
+    assert (
+        AuditEvent.objects.filter(kind="route.sent", object_id__in=[str(r.pk) for r in six]).count()
+        == 6
+    )
+    for callback in callbacks:  # what runs after commit is the blotter's push, no send
+        callback()
+    assert FixOutbox.objects.filter(route__in=six).count() == 6
+
+
+def _left_to_the_worker(monkeypatch):
+    """Routes to a FIX broker made while their messages cannot be built go to the
+    routing worker (`routes_send`), which builds them (or says why not)."""
+
+    def cannot_build(self, routes_and_tickets):
+        raise KeyError("not now")
+
+    from trading.brokers.fix import FixBroker
+
+    monkeypatch.setattr(FixBroker, "new_orders", cannot_build)
+
+
 def test_sending_many_routes_to_a_fix_broker_costs_the_same_for_1_or_5(
-    pm, trader, book, session_broker
+    pm, trader, book, session_broker, monkeypatch
 ):
     from trading.models import FixOutbox
 
     def routed(count, start):
-        return route_services.routes_create(
-            actor=trader,
-            block_ids=[b.pk for b in _blocks(pm, book, count, start=start)],
-            broker=session_broker,
-        )
+        blocks = _blocks(pm, book, count, start=start)
+        with monkeypatch.context() as patch:
+            _left_to_the_worker(patch)
+            routes = route_services.routes_create(
+                actor=trader, block_ids=[b.pk for b in blocks], broker=session_broker
+            )
+        assert not FixOutbox.objects.filter(route__in=routes).exists()
+        return routes
 
     route_services.routes_send([r.pk for r in routed(1, 0)])  # warms caches
     one, five = routed(1, 10), routed(5, 20)

@@ -46,6 +46,12 @@ class FixBroker(BrokerAdapter):
     def send_many(self, routes_and_tickets) -> None:
         """The new orders of several routes (``(route, ticket)`` pairs, the routes
         claimed by the caller) in the outbox in one INSERT, in that order."""
+        self.send_built(self.new_orders(routes_and_tickets))
+
+    def new_orders(self, routes_and_tickets) -> list:
+        """The outbox rows (not written) of the new orders of ``(route, ticket)``
+        pairs, in that order: built before the routes are inserted, so that what
+        cannot be made into a message is known before anything is written."""
         from trading.models import FixOutbox
 
         rows = []
@@ -54,6 +60,13 @@ class FixBroker(BrokerAdapter):
             rows.append(
                 FixOutbox(session=self.session, route=route, msg_type=built.msg_type, fields=body)
             )
+        return rows
+
+    @staticmethod
+    def send_built(rows) -> None:
+        """Rows `new_orders` built, their routes inserted since, in one INSERT."""
+        from trading.models import FixOutbox
+
         FixOutbox.objects.bulk_create(rows)
 
     @staticmethod

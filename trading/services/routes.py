@@ -2,8 +2,10 @@
 cancel/replace request, a status request, and the ends of a route whose order
 never reached the broker.
 
-A route is created here and sent by the routing worker after commit
-(`route_send`); how the broker answers is the execution services' business.
+A route is created here; a route to a FIX broker is put in its session's outbox in
+the same transaction (the gateway sends it once that commits), any other is sent by
+the routing worker after commit (`route_send`); how the broker answers is the
+execution services' business.
 
 What a route holds of its block is `Route.reserved_quantity`: its quantity while
 live (or the larger one a pending replace asks for, so that nothing else can be
@@ -23,7 +25,13 @@ from django.core.exceptions import ValidationError
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
-from audit.services import audit_record, audit_record_many, audited_transaction, snapshot
+from audit.services import (
+    audit_record,
+    audit_record_each,
+    audit_record_many,
+    audited_transaction,
+    snapshot,
+)
 from oms.bulk import update_rows
 from oms.numbers import price as round_price
 from oms.numbers import qty as round_qty
@@ -208,6 +216,7 @@ def route_create(*, actor, block_id: int, broker: Broker, quantity: Decimal | No
         block = locks.lock_block(block_id)
         quantity = _routable_quantity(block, broker, quantity)
         route = _new_route(block, broker, quantity, actor)
+        outbox = _outbox_of(broker, [route])
         route.save(force_insert=True)
         block_before = snapshot(block, Block.AUDIT_FIELDS)
         block.routed_quantity += quantity
@@ -217,25 +226,23 @@ def route_create(*, actor, block_id: int, broker: Broker, quantity: Decimal | No
             fields.append("status")
         block.save(update_fields=fields)
         orders_follow_block(block, actor=actor)
-        audit_record(
+        created = {
+            "block": block.pk,
+            "broker": broker.code,
+            "quantity": quantity,
+            "cl_ord_id": route.cl_ord_id,
+        }
+        audit_record_each(
             actor=actor,
-            kind="route.created",
-            obj=route,
-            after={
-                "block": block.pk,
-                "broker": broker.code,
-                "quantity": quantity,
-                "cl_ord_id": route.cl_ord_id,
-            },
+            events=[
+                ("route.created", route, None, created, ""),
+                ("block.routed", block, block_before, snapshot(block, Block.AUDIT_FIELDS), ""),
+            ],
         )
-        audit_record(
-            actor=actor,
-            kind="block.routed",
-            obj=block,
-            before=block_before,
-            after=snapshot(block, Block.AUDIT_FIELDS),
-        )
-        enqueue_on_commit("trading.tasks.route_send", route.pk)
+        if outbox is not None:
+            _queue_created(outbox, [route])
+        else:
+            enqueue_on_commit("trading.tasks.route_send", route.pk)
         block_changed(block.pk)
     return route
 
@@ -280,6 +287,7 @@ def routes_create(*, actor, block_ids, broker: Broker) -> list[Route]:
             if block.status == Block.Status.OPEN:
                 move(block, Block.Status.WORKING)
             block.updated_at = timezone.now()
+        outbox = _outbox_of(broker, routes)
         Route.objects.bulk_create(routes)
         update_rows(Block, blocks, ["routed_quantity", "status", "updated_at"])
         orders_follow_blocks(blocks, actor=actor)
@@ -307,12 +315,56 @@ def routes_create(*, actor, block_ids, broker: Broker) -> list[Route]:
                 (block, befores[block.pk], snapshot(block, Block.AUDIT_FIELDS)) for block in blocks
             ],
         )
-        ids = [route.pk for route in routes]
-        for start in range(0, len(ids), SEND_BATCH):
-            enqueue_on_commit("trading.tasks.route_send_many", ids[start : start + SEND_BATCH])
+        if outbox is not None:
+            _queue_created(outbox, routes)
+        else:
+            ids = [route.pk for route in routes]
+            for start in range(0, len(ids), SEND_BATCH):
+                enqueue_on_commit("trading.tasks.route_send_many", ids[start : start + SEND_BATCH])
         for block in blocks:
             block_changed(block.pk)
     return routes
+
+
+def _outbox_of(broker: Broker, routes: list[Route]):
+    """For new routes (not yet inserted) to a broker reached through the database (a
+    FIX session's outbox): the adapter and the routes' outbox rows, built, and the
+    routes stamped sent, so that their INSERT claims them. None for any other broker
+    or if a route cannot be made into a message: the routing worker then sends it, or
+    says why not, as before. Decision 48 of docs/architecture.md."""
+    try:
+        adapter = adapter_for(broker, apply_in_order)
+    except ValueError:
+        return None
+    if not adapter.queues_in_database:
+        return None
+    try:
+        rows = adapter.new_orders([(route, route_ticket(route)) for route in routes])
+    except Exception:
+        log.exception("routes to %s left to the routing worker", broker.code)
+        return None
+    sent_at = timezone.now()
+    for route in routes:
+        route.sent_at = sent_at
+    return adapter, rows
+
+
+def _queue_created(outbox, routes: list[Route]) -> None:
+    """The new orders of routes inserted claimed (`_outbox_of`) go into the session's
+    outbox in the transaction that created them, with their ``route.sent`` events: the
+    gateway sends them once it commits, with no task and no worker in between, as a
+    cancel or a replace already goes. A transaction that rolls back leaves neither."""
+    adapter, rows = outbox
+    audit_record_many(
+        actor=None,
+        actor_name=f"broker:{routes[0].broker.code}",
+        kind="route.sent",
+        entries=[
+            (route, None, {"cl_ord_id": route.cl_ord_id, "sent_at": route.sent_at})
+            for route in routes
+        ],
+    )
+    adapter.send_built(rows)
 
 
 def route_claim_for_sending(route_id: int) -> bool:
