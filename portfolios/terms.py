@@ -424,10 +424,13 @@ def fx_booking(row, *, buying: bool, quantity, price, trade_date: dt.date) -> Bo
     return instrument.book_fill(fill, calendars_for(instrument))
 
 
-def fill_cash(row, quantity: Decimal, price: Decimal, trade_date: dt.date) -> FillCash:
+def fill_cash(
+    row, quantity: Decimal, price: Decimal, trade_date: dt.date, settles: dt.date | None = None
+) -> FillCash:
     """What a fill of `quantity` at `price` traded on `trade_date` pays or receives. The
     principal is rounded to the money places of the books as before; a bond's accrued
-    interest is rounded to the cent of its currency once (the engine's rule)."""
+    interest is rounded to the cent of its currency once (the engine's rule), and runs
+    to `settles` when the broker gave the settlement date, else to the market's cycle."""
     from oms.numbers import money
 
     kind = _get(row, "asset_class")
@@ -437,6 +440,6 @@ def fill_cash(row, quantity: Decimal, price: Decimal, trade_date: dt.date) -> Fi
         return FillCash(money(round_cash(quantity * price, _get(row, "currency"))), ZERO, None)
     if kind != "bond":
         return FillCash(principal, Decimal(0), None)
-    settles = settlement_date(row, trade_date)
+    settles = settles or settlement_date(row, trade_date)
     accrued = round_cash(quantity * accrued_per_unit(row, settles), _get(row, "currency"))
     return FillCash(principal, money(accrued), settles)
