@@ -336,7 +336,8 @@ def _holiday_calendar(mic: str) -> HolidayCalendar:
 
 
 #: The exchange whose days stand for a currency's settlement days (FX value dates) when
-#: its payment system's rules are not kept (``portfolios.payment_days``: USD and EUR
+#: its payment system's rules are not kept (``portfolios.payment_days``: USD, EUR, GBP,
+#: JPY, CHF and CAD
 #: are): the main exchange of the currency's home market, an approximation of the
 #: payment system's calendar. A currency in neither settles on weekdays.
 CURRENCY_EXCHANGE = {

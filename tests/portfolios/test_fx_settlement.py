@@ -454,6 +454,67 @@ def test_an_open_forward_is_worth_its_legs_at_spot_plus_its_forward_points(ops, 
     assert "incl. FX forward points 450.00" in page.content.decode()
 
 
+def test_the_value_card_adds_the_points_at_the_rates_its_stored_value_was_converted_at(
+    ops, pm, book
+):
+    """The card is the stored drift's value (converted at the daily FX table when the
+    drift was refreshed) plus the open forwards' points: both at those rates, even when
+    the live spot has moved since. A GBP account holding 100,000 EUR bought forward at
+    1.1000 against 110,000 USD: with the table's EUR/USD at 1.1000 and GBP/USD at 1.25,
+    the legs are worth 0 and the points 100,000 x (1.1045 - 1.1000) = 450 USD, 360 GBP;
+    a live EUR/USD of 1.1030 (which would give 150 USD of points, 120 GBP) changes
+    neither."""
+    from portfolios.instruments import joint_calendar
+    from portfolios.models import FxRate, Portfolio, PriceBar
+    from portfolios.services.drift import drift_refresh
+
+    today = timezone.localdate()
+    now = timezone.now()
+    both = joint_calendar(terms.currency_calendar("EUR"), terms.currency_calendar("USD"))
+    forward = reference.security_create(
+        actor=ops,
+        ticker="EURUSD-3M",
+        name="EUR/USD outright",
+        asset_class="fx_forward",
+        currency="USD",
+        base_currency="EUR",
+        value_date=both.roll(today + timedelta(days=91)),
+        tick_size=D("0.0001"),
+        min_quantity=D("0.01"),
+        fractional=True,
+    )
+    Price.objects.create(security=forward, as_of=today, price=D("1.1045"))
+    FxRate.objects.update_or_create(
+        currency="EUR", quote="USD", as_of=today, defaults={"rate": D("1.1000")}
+    )
+    FxRate.objects.update_or_create(
+        currency="GBP", quote="USD", as_of=today, defaults={"rate": D("1.25")}
+    )
+    account = book["accounts"][0]
+    Portfolio.objects.filter(pk=account.pk).update(base_currency="GBP")
+    account.refresh_from_db()
+    holdings_book_fill(
+        portfolio=account,
+        security=forward,
+        buying=True,
+        quantity=D(100_000),
+        price=D("1.1000"),
+        on_date=today,
+    )
+    drift_refresh(portfolio_ids=[account.pk])
+    PriceBar.objects.create(
+        symbol="EUR/USD", start=now - timedelta(seconds=30), seconds=60, open=D("1.1030"),
+        high=D("1.1030"), low=D("1.1030"), close=D("1.1030"), first_at=now - timedelta(seconds=5),
+        last_at=now - timedelta(seconds=5),
+    )  # fmt: skip
+    page = page_client(pm).get(reverse("portfolios:portfolio-detail", args=[account.pk]))
+    stored = D(str(page.context["account"]["value"]))
+    assert page.context["forward_points"] == D(360)
+    assert page.context["account_value"] == stored + D(360)
+    [shown] = page.context["open_forwards"]
+    assert shown.value == D(450)  # the engine's value, in dollars, as before
+
+
 def test_the_order_ticket_shows_a_bad_rate_and_a_past_forward_on_their_fields(ops, pm, book):
     eurusd = fx_spot(ops)
     past = fx_forward(ops, timezone.localdate() - timedelta(days=1))
