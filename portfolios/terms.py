@@ -410,17 +410,21 @@ def is_fx(row) -> bool:
     return _get(row, "asset_class") in FX_KINDS
 
 
-def fx_booking(row, *, buying: bool, quantity, price, trade_date: dt.date) -> Booking:
-    """The engine's booking of an FX fill (two legs on the value date: a buy receives
-    `quantity` of the base currency and pays quantity x rate of the quote currency,
-    rounded to its minor unit). :class:`InstrumentError` for a bad rate or a forward
-    traded after its value date."""
+def fx_booking(
+    row, *, buying: bool, quantity, price, trade_date: dt.date, settles: dt.date | None = None
+) -> Booking:
+    """The engine's booking of an FX fill (two legs on the value date, the broker's
+    `settles` when it gave one: a buy receives `quantity` of the base currency and pays
+    quantity x rate of the quote currency, rounded to its minor unit).
+    :class:`InstrumentError` for a bad rate, a forward traded after its value date or a
+    value date before the trade."""
     instrument = instrument_of(row)
     fill = Fill(
         side="buy" if buying else "sell",
         quantity=quantity,
         price=price,
         trade_date=trade_date,
+        settlement_date=settles,
     )
     return instrument.book_fill(fill, calendars_for(instrument))
 

@@ -406,12 +406,16 @@ def _fx_legs(
     legs and the commission (quote currency), in the books' money places, on the
     engine's value date or on ``settles``, the broker's, when it gave one."""
     booking = terms.fx_booking(
-        security, buying=fill.buying, quantity=fill.quantity, price=fill.price, trade_date=on_date
+        security,
+        buying=fill.buying,
+        quantity=fill.quantity,
+        price=fill.price,
+        trade_date=on_date,
+        settles=settles,
     )
-    legs = [(m.currency, money(m.amount), settles or m.value_date, m.reason) for m in booking.cash]
+    legs = [(m.currency, money(m.amount), m.value_date, m.reason) for m in booking.cash]
     if fill.commission:
-        value_date = settles or booking.settlement_date
-        legs.append((security.currency, -fill.commission, value_date, "commission"))
+        legs.append((security.currency, -fill.commission, booking.settlement_date, "commission"))
     return legs
 
 
