@@ -85,6 +85,16 @@ def _block(pm, book, security, quantity: str) -> Block:
     return Block.objects.get(orders__pk=ids[0])
 
 
+def _route_through_the_api(trader, blocks) -> APIClient:
+    """The trader routes each block to QFIX through the API; the client, to go on."""
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=trader).key}")
+    for block in blocks:
+        response = api.post(f"/api/v1/blocks/{block.pk}/route/", {"broker": "QFIX"}, format="json")
+        assert response.status_code == 201, response.content
+    return api
+
+
 def test_routes_reach_a_quickfix_broker_through_the_gateway_process(
     celery_worker_process, quickfix_broker, wait_for, pm, trader, book, tmp_path
 ):
@@ -121,13 +131,7 @@ def test_routes_reach_a_quickfix_broker_through_the_gateway_process(
         )
         assert second.returncode != 0 and "already runs" in second.stderr
 
-        api = APIClient()
-        api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=trader).key}")
-        for block in blocks.values():
-            response = api.post(
-                f"/api/v1/blocks/{block.pk}/route/", {"broker": "QFIX"}, format="json"
-            )
-            assert response.status_code == 201, response.content
+        api = _route_through_the_api(trader, blocks.values())
 
         def settled() -> bool:
             return all(
@@ -213,13 +217,7 @@ def test_a_quickfix_broker_s_settlement_date_is_booked_and_a_malformed_one_rejec
         assert wait_for(lambda: FixSession.objects.get(broker=broker).logged_on, 30), (
             log.read_text()
         )
-        api = APIClient()
-        api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=trader).key}")
-        for block in blocks.values():
-            response = api.post(
-                f"/api/v1/blocks/{block.pk}/route/", {"broker": "QFIX"}, format="json"
-            )
-            assert response.status_code == 201, response.content
+        _route_through_the_api(trader, blocks.values())
         assert wait_for(
             lambda: all(
                 Block.objects.get(pk=b.pk).status == Block.Status.ALLOCATED for b in blocks.values()

@@ -398,15 +398,10 @@ def test_an_fx_sell_needs_no_position_in_the_pair(ops, pm, book):
 # --- 6. A forward's value until its value date ------------------------------------------------
 
 
-def test_an_open_forward_is_worth_its_legs_at_spot_plus_its_forward_points(ops, pm, book):
-    """Bought 100,000 EUR forward at 1.1000; the outright for its date is now 1.1045 and
-    spot 1.1000 (the book's EUR/USD rate): the engine values it at 100,000 x (1.1045 -
-    1.1000) = 450 dollars. The legs (+100,000 EUR, -110,000 USD) are cash worth 0 at spot;
-    the forward adds its points, 450, so the firm's figures match the engine's."""
+def _eurusd_three_months(ops, today) -> Security:
+    """A EUR/USD outright for three months on (a day both settle), priced 1.1045 today."""
     from portfolios.instruments import joint_calendar
-    from portfolios.valuation import book_valuation
 
-    today = timezone.localdate()
     both = joint_calendar(terms.currency_calendar("EUR"), terms.currency_calendar("USD"))
     forward = reference.security_create(
         actor=ops,
@@ -421,6 +416,18 @@ def test_an_open_forward_is_worth_its_legs_at_spot_plus_its_forward_points(ops, 
         fractional=True,
     )
     Price.objects.create(security=forward, as_of=today, price=D("1.1045"))
+    return forward
+
+
+def test_an_open_forward_is_worth_its_legs_at_spot_plus_its_forward_points(ops, pm, book):
+    """Bought 100,000 EUR forward at 1.1000; the outright for its date is now 1.1045 and
+    spot 1.1000 (the book's EUR/USD rate): the engine values it at 100,000 x (1.1045 -
+    1.1000) = 450 dollars. The legs (+100,000 EUR, -110,000 USD) are cash worth 0 at spot;
+    the forward adds its points, 450, so the firm's figures match the engine's."""
+    from portfolios.valuation import book_valuation
+
+    today = timezone.localdate()
+    forward = _eurusd_three_months(ops, today)
     account = book["accounts"][0]
     before = book_valuation([account.pk]).totals("account")[0]
     holdings_book_fill(
@@ -464,26 +471,12 @@ def test_the_value_card_adds_the_points_at_the_rates_its_stored_value_was_conver
     the legs are worth 0 and the points 100,000 x (1.1045 - 1.1000) = 450 USD, 360 GBP;
     a live EUR/USD of 1.1030 (which would give 150 USD of points, 120 GBP) changes
     neither."""
-    from portfolios.instruments import joint_calendar
     from portfolios.models import FxRate, Portfolio, PriceBar
     from portfolios.services.drift import drift_refresh
 
     today = timezone.localdate()
     now = timezone.now()
-    both = joint_calendar(terms.currency_calendar("EUR"), terms.currency_calendar("USD"))
-    forward = reference.security_create(
-        actor=ops,
-        ticker="EURUSD-3M",
-        name="EUR/USD outright",
-        asset_class="fx_forward",
-        currency="USD",
-        base_currency="EUR",
-        value_date=both.roll(today + timedelta(days=91)),
-        tick_size=D("0.0001"),
-        min_quantity=D("0.01"),
-        fractional=True,
-    )
-    Price.objects.create(security=forward, as_of=today, price=D("1.1045"))
+    forward = _eurusd_three_months(ops, today)
     FxRate.objects.update_or_create(
         currency="EUR", quote="USD", as_of=today, defaults={"rate": D("1.1000")}
     )
