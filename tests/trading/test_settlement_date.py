@@ -36,11 +36,13 @@ FILLED_AT = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)  # a Friday afternoon
 OURS = date(2026, 11, 23)  # T+1: Monday
 
 
-def _er(begin: str, settl_date: str | None, **fields) -> Message:
+def _er(
+    begin: str, settl_date: str | None, exec_type: str = fixmsg.ExecType.TRADE, **fields
+) -> Message:
     report = fixmsg.ExecutionReport(
         order_id="O1",
         exec_id="E1",
-        exec_type=fixmsg.ExecType.TRADE,
+        exec_type=exec_type,
         ord_status=fixmsg.OrdStatus.FILLED,
         symbol="AAA",
         side="1",
@@ -90,6 +92,10 @@ def test_a_settlement_before_the_trade_is_refused_as_business():
         _er("FIX.4.4", "20261119"), broker_code="B", cl_ord_id="R1"
     )
     assert report.settlement_date == date(2026, 11, 19)
+    # a status report repeats an old fill's date whenever it is sent: not refused
+    status = _er("FIX.4.4", "20261101", fixmsg.ExecType.ORDER_STATUS)
+    report = fixmap.report_from_execution_report(status, broker_code="B", cl_ord_id="R1")
+    assert (report.exec_type, report.settlement_date) == ("order_status", date(2026, 11, 1))
 
 
 # --- booked ------------------------------------------------------------------------------

@@ -327,7 +327,8 @@ def report_from_execution_report(
     Mapped field by field rather than through the typed message, so that an
     absent AvgPx stays None, a bad number is named by its tag, and a missing
     TransactTime falls back to now. A SettlDate is read on every report (a malformed
-    one is :class:`IncorrectTagValue`, one before the trade :class:`BusinessRefusal`)."""
+    one is :class:`IncorrectTagValue`; a fill's before its trade
+    :class:`BusinessRefusal`)."""
     trans_type = msg.get(20)  # FIX 4.2 ExecTransType: 0 new, 1 cancel, 2 correct, 3 status
     if msg.get(150) in ("G", "H") or trans_type in ("1", "2"):
         raise TradeCorrection(
@@ -344,7 +345,11 @@ def report_from_execution_report(
         transact_time = parse_utc_timestamp(msg.get(60) or "")
     except ValueError:
         transact_time = datetime.now(UTC)
-    settles = _settles_after_trading(settlement_date_of(msg), transact_time)
+    settles = settlement_date_of(msg)
+    if exec_type == "trade":
+        # only a fill is dated by its TransactTime: a status report repeats an old
+        # fill's SettlDate at the time it is sent
+        settles = _settles_after_trading(settles, transact_time)
     return ExecutionReport(
         broker=broker_code,
         cl_ord_id=cl_ord_id,
