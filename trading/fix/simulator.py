@@ -418,6 +418,7 @@ class SimulatedBroker(Application):
         self.book_file = book_file
         self._stored: dict[str, dict[str, dict]] = book_file.load() if book_file else {}
         self._run = self._new_run()
+        self._settles: dict[tuple[str | None, date], str] = {}  # settlement_date's
         self._handlers = {
             "D": SimulatedBroker._new_order,
             "F": SimulatedBroker._cancel,
@@ -641,12 +642,18 @@ class SimulatedBroker(Application):
     def settlement_date(self, security_type: str | None) -> str:
         """SettlDate for a trade now in a security of `security_type` whose order named
         none: :data:`SETTLEMENT_DAYS` weekdays after today in ``session_tz``."""
-        day = self.clock.utcnow().astimezone(self.tz).date()
-        left = SETTLEMENT_DAYS.get(security_type or "", 1)
-        while left:
-            day += timedelta(days=1)
-            left -= day.weekday() < 5
-        return day.strftime("%Y%m%d")
+        today = self.clock.utcnow().astimezone(self.tz).date()
+        key = (security_type, today)
+        settles = self._settles.get(key)
+        if settles is None:  # once per kind and day: it is asked on every fill
+            day, left = today, SETTLEMENT_DAYS.get(security_type or "", 1)
+            while left:
+                day += timedelta(days=1)
+                left -= day.weekday() < 5
+            if len(self._settles) > 64:
+                self._settles.clear()
+            settles = self._settles[key] = day.strftime("%Y%m%d")
+        return settles
 
     def _next_close(self, now: datetime) -> datetime | None:
         """The first close (``session_end`` in ``session_tz``) after ``now``."""
