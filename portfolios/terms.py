@@ -336,7 +336,8 @@ def _holiday_calendar(mic: str) -> HolidayCalendar:
 
 
 #: The exchange whose days stand for a currency's settlement days (FX value dates) when
-#: its payment system's rules are not kept (``portfolios.payment_days``: USD and EUR
+#: its payment system's rules are not kept (``portfolios.payment_days``: USD, EUR, GBP,
+#: JPY, CHF and CAD
 #: are): the main exchange of the currency's home market, an approximation of the
 #: payment system's calendar. A currency in neither settles on weekdays.
 CURRENCY_EXCHANGE = {
@@ -409,25 +410,32 @@ def is_fx(row) -> bool:
     return _get(row, "asset_class") in FX_KINDS
 
 
-def fx_booking(row, *, buying: bool, quantity, price, trade_date: dt.date) -> Booking:
-    """The engine's booking of an FX fill (two legs on the value date: a buy receives
-    `quantity` of the base currency and pays quantity x rate of the quote currency,
-    rounded to its minor unit). :class:`InstrumentError` for a bad rate or a forward
-    traded after its value date."""
+def fx_booking(
+    row, *, buying: bool, quantity, price, trade_date: dt.date, settles: dt.date | None = None
+) -> Booking:
+    """The engine's booking of an FX fill (two legs on the value date, the broker's
+    `settles` when it gave one: a buy receives `quantity` of the base currency and pays
+    quantity x rate of the quote currency, rounded to its minor unit).
+    :class:`InstrumentError` for a bad rate, a forward traded after its value date or a
+    value date before the trade."""
     instrument = instrument_of(row)
     fill = Fill(
         side="buy" if buying else "sell",
         quantity=quantity,
         price=price,
         trade_date=trade_date,
+        settlement_date=settles,
     )
     return instrument.book_fill(fill, calendars_for(instrument))
 
 
-def fill_cash(row, quantity: Decimal, price: Decimal, trade_date: dt.date) -> FillCash:
+def fill_cash(
+    row, quantity: Decimal, price: Decimal, trade_date: dt.date, settles: dt.date | None = None
+) -> FillCash:
     """What a fill of `quantity` at `price` traded on `trade_date` pays or receives. The
     principal is rounded to the money places of the books as before; a bond's accrued
-    interest is rounded to the cent of its currency once (the engine's rule)."""
+    interest is rounded to the cent of its currency once (the engine's rule), and runs
+    to `settles` when the broker gave the settlement date, else to the market's cycle."""
     from oms.numbers import money
 
     kind = _get(row, "asset_class")
@@ -437,6 +445,6 @@ def fill_cash(row, quantity: Decimal, price: Decimal, trade_date: dt.date) -> Fi
         return FillCash(money(round_cash(quantity * price, _get(row, "currency"))), ZERO, None)
     if kind != "bond":
         return FillCash(principal, Decimal(0), None)
-    settles = settlement_date(row, trade_date)
+    settles = settles or settlement_date(row, trade_date)
     accrued = round_cash(quantity * accrued_per_unit(row, settles), _get(row, "currency"))
     return FillCash(principal, money(accrued), settles)

@@ -56,7 +56,7 @@ from django.utils import timezone
 from .marketdata import Freshness
 from .models import AssetClass, CashBalance, CashMovement, Portfolio, Position, Security, TaxLot
 from .quotes import FxBoard, previous_closes, prices_for
-from .selectors import _raw_rows, realised_pnl
+from .selectors import FxTable, _raw_rows, realised_pnl
 from .terms import TERMS_FIELDS, accrued_per_unit, instrument_of
 
 #: The money figures of every level, in the order pages, CSV and the API give them.
@@ -315,17 +315,28 @@ class OpenForward:
     points_base: Decimal | None = None
 
 
-def open_forwards(portfolio: Portfolio, *, now: datetime | None = None) -> list[OpenForward]:
+def open_forwards(
+    portfolio: Portfolio, *, now: datetime | None = None, drift_rates: bool = False
+) -> list[OpenForward]:
     """The account's open FX forwards, valued by the engine (``FxForward.value``) at
-    their latest price, with their points against the FX board's spot (a fixed number
-    of queries)."""
+    their latest price, with their points against spot and in the account's base at
+    the FX board's live rates, or with ``drift_rates`` at the daily FX table's (the
+    rates the stored drift converts at: `portfolios.selectors.FxTable`, so that the
+    account's value card adds both at the same rates). A fixed number of queries."""
     now = now or timezone.now()
     rows = _open_forwards([portfolio.pk], now)
     if rows.empty:
         return []
     securities = Security.objects.in_bulk(rows["security"].tolist())
     readings = prices_for(securities.values(), now=now)
-    board = FxBoard.load(now=now)
+    if drift_rates:
+        rate = FxTable.latest().rate
+    else:
+        board = FxBoard.load(now=now)
+
+        def rate(currency: str, quote: str) -> float | None:
+            return board.rate(currency, quote).rate
+
     found = []
     for row in rows.itertuples(index=False):
         security = securities[row.security]
@@ -337,8 +348,8 @@ def open_forwards(portfolio: Portfolio, *, now: datetime | None = None) -> list[
         if outright is not None:
             value = instrument_of(security).value(quantity, outright, cost=cost).market_value
             value = value.quantize(CENT)
-            spot = board.rate(security.base_currency, security.currency).rate
-            to_base = board.rate(security.currency, portfolio.base_currency).rate
+            spot = rate(security.base_currency, security.currency)
+            to_base = rate(security.currency, portfolio.base_currency)
             if spot is not None and to_base is not None:
                 points = quantity * (outright - Decimal(repr(spot)))
                 points_base = (points * Decimal(repr(to_base))).quantize(CENT)

@@ -66,7 +66,9 @@ def portfolio_detail(request: HttpRequest, pk: int) -> HttpResponse:
         for row in positions:
             row["security"] = securities.get(row["security"])
     account = drift.get(portfolio.pk)
-    forwards = valuation.open_forwards(portfolio)
+    # the forwards' points at the rates the stored value was converted at (the daily FX
+    # table the drift refresh reads), not the live spot beside it
+    forwards = valuation.open_forwards(portfolio, drift_rates=True)
     points = valuation.forward_points(forwards)
     value = None
     if account is not None and account.get("value") is not None:

@@ -598,6 +598,11 @@ class Execution(models.Model):
     commission = money_field(default=ZERO, help_text="Charged on this fill, per the schedule")
     text = models.CharField(max_length=500, blank=True)
     transact_time = models.DateTimeField()
+    settlement_date = models.DateField(
+        null=True,
+        blank=True,
+        help_text="SettlDate (64) as the broker reported it; empty when it gave none",
+    )
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -638,10 +643,30 @@ class Allocation(models.Model):
         help_text="The trading day of the block's last fill, by its broker's day: the lots' "
         "purchase or sale date, the day settlement counts from (not the day it was booked)"
     )
+    settlement_date = models.DateField(
+        null=True,
+        blank=True,
+        help_text="The day the cash and the security move: the broker's SettlDate on the "
+        "block's last fill when it gave one, else the market's cycle from the trade date",
+    )
+    computed_settlement_date = models.DateField(
+        null=True,
+        blank=True,
+        help_text="Our settlement date, kept only where the broker's differs from it (a "
+        "difference for operations to check: the broker's is the one booked)",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["block", "order"]
+        indexes = [
+            # the few the reconciliation page lists: where the broker's date differs
+            models.Index(
+                fields=["computed_settlement_date"],
+                name="alloc_settlement_differs",
+                condition=models.Q(computed_settlement_date__isnull=False),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.order} ← {self.quantity}@{self.price}"

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from oms.roles import Action, sees_all_accounts
 from portfolios.models import Price
 
-from .models import Block, Broker, Execution, FixInbox, FixOutbox, Order, Route
+from .models import Allocation, Block, Broker, Execution, FixInbox, FixOutbox, Order, Route
 
 
 def latest_price_by_ticker(ticker: str) -> Decimal | None:
@@ -93,6 +93,16 @@ def fix_messages_not_applied() -> QuerySet[FixInbox]:
         FixInbox.objects.exclude(status=FixInbox.Status.APPLIED)
         .select_related("session__broker")
         .order_by("-received_at", "-pk")
+    )
+
+
+def settlement_date_differences(limit: int = 100) -> QuerySet[Allocation]:
+    """The latest allocations booked on a broker's settlement date that differs from
+    ours (decision 48), newest first, for operations to check with the broker."""
+    return (
+        Allocation.objects.filter(computed_settlement_date__isnull=False)
+        .select_related("block__security", "order__portfolio")
+        .order_by("-pk")[:limit]
     )
 
 

@@ -79,6 +79,7 @@ def reconciliation_context(request: HttpRequest) -> dict:
     )
     return {
         "corrections": break_services.trade_corrections(),
+        "settlement_differences": selectors.settlement_date_differences(),
         "statement_breaks": breaks,
         "can_resolve": can(request.user, Action.BREAK_RESOLVE),
         "now": timezone.now(),

@@ -42,18 +42,26 @@ from portfolios.services.drift import drift_mark_stale
 from portfolios.terms import fill_cash
 
 
-def fill_amount(security: Security, quantity: Decimal, price: Decimal, on_date: date) -> Decimal:
+def fill_amount(
+    security: Security,
+    quantity: Decimal,
+    price: Decimal,
+    on_date: date,
+    settles: date | None = None,
+) -> Decimal:
     """The cash a fill moves before commission (portfolios.terms.fill_cash): quantity x
-    price x multiplier, and a bond's accrued interest to its settlement date on top.
-    The lot's cost stays quantity x price: accrued interest is income, not basis."""
-    return fill_cash(security, quantity, price, on_date).total
+    price x multiplier, and a bond's accrued interest to its settlement date (`settles`
+    when the broker gave it) on top. The lot's cost stays quantity x price: accrued
+    interest is income, not basis."""
+    return fill_cash(security, quantity, price, on_date, settles).total
 
 
-def _settles_on(security: Security, on_date: date) -> date:
-    """The day a trade in `security` on `on_date` settles: its market's cycle
-    (``portfolios.terms.settlement_date``). A trade the cycle cannot date (before the
-    cycle's first day, or outside the span the holiday calendar knows) is taken as
-    settled on its trade date, as the books held it before the ledger."""
+def settles_on(security: Security, on_date: date) -> date:
+    """The day a trade in `security` on `on_date` settles by our books: its market's
+    cycle (``portfolios.terms.settlement_date``). A trade the cycle cannot date (before
+    the cycle's first day, or outside the span the holiday calendar knows) is taken as
+    settled on its trade date, as the books held it before the ledger. A broker's own
+    settlement date, when it gave one, is booked instead (``settles`` of the bookings)."""
     try:
         return terms.settlement_date(security, on_date)
     except InstrumentError:
@@ -124,23 +132,25 @@ def holdings_book_fill(
     lot_method: str = "fifo",
     lots: list | tuple = (),
     allocation_id: int | None = None,
+    settles: date | None = None,
 ) -> dict:
     """Book an allocated fill: position, tax lots and cash in the security's
     currency, net of the commission (a buy pays it on top, a sell receives less). A
     sell closes the specific ``lots`` first, then the rest by ``lot_method``, and
-    records each lot it closes (`LotClosing`, naming ``allocation_id``). Runs inside
-    the caller's transaction; returns the before/after figures for the caller's audit
-    event."""
+    records each lot it closes (`LotClosing`, naming ``allocation_id``). The cash
+    settles on ``settles`` (the broker's date) when given, else on the market's cycle
+    (`settles_on`). Runs inside the caller's transaction; returns the before/after
+    figures for the caller's audit event."""
     if quantity <= 0:
         raise ValueError("booked quantity must be positive")
     if terms.is_fx(security):
         fill = Fill(portfolio.pk, buying, quantity, price, commission, allocation_id)
-        return holdings_book_fills(security=security, fills=[fill], on_date=on_date)[0]
+        return holdings_book_many(bookings=[Booking(security, [fill], on_date, settles)])[0][0]
     position = _lock_position(portfolio, security)
     cash = _lock_cash(portfolio, security.currency)
     before = _figures(position, cash)
     drift_mark_stale(portfolio_ids=[portfolio.pk])
-    amount = fill_amount(security, quantity, price, on_date)
+    amount = fill_amount(security, quantity, price, on_date, settles)
     signed = -(amount + commission) if buying else amount - commission
     _ledger_row(
         security,
@@ -148,7 +158,7 @@ def holdings_book_fill(
         signed=signed,
         quantity=quantity if buying else -quantity,
         on_date=on_date,
-        settles=_settles_on(security, on_date),
+        settles=settles or settles_on(security, on_date),
         allocation_id=allocation_id,
     ).save()
     if buying:
@@ -208,6 +218,9 @@ class Booking:
     security: Security
     fills: list[Fill]
     on_date: date
+    #: the broker's settlement date (SettlDate) when it gave one: the cash (an FX
+    #: trade's two legs) settles on it instead of on the market's cycle
+    settles: date | None = None
 
 
 def holdings_book_fills(*, security: Security, fills: list[Fill], on_date: date) -> list[dict]:
@@ -291,14 +304,14 @@ class _Book:
 
     def fills(self, booking: Booking) -> list[dict]:
         security, on_date = booking.security, booking.on_date
-        settles = _settles_on(security, on_date)
+        settles = booking.settles or settles_on(security, on_date)
         booked = []
         for fill in booking.fills:
             pair = (fill.portfolio_id, security.pk)
             position = self.positions[pair]
             balance = self.cash[fill.portfolio_id, security.currency]
             before = _figures(position, balance)
-            amount = fill_amount(security, fill.quantity, fill.price, on_date)
+            amount = fill_amount(security, fill.quantity, fill.price, on_date, booking.settles)
             if fill.buying:
                 opened = _beyond_short(position.quantity, fill.quantity)
                 if opened:
@@ -350,7 +363,8 @@ class _Book:
         booked = []
         for fill in booking.fills:
             before = _fx_figures(self.cash, currencies, fill.portfolio_id)
-            for currency, amount, value_date, reason in _fx_legs(security, fill, on_date):
+            legs = _fx_legs(security, fill, on_date, booking.settles)
+            for currency, amount, value_date, reason in legs:
                 self.cash[fill.portfolio_id, currency].amount += amount
                 self.movements.append(
                     _ledger_row(
@@ -385,11 +399,19 @@ class _Book:
 _ROWS_PER_INSERT = 1000
 
 
-def _fx_legs(security: Security, fill: Fill, on_date: date) -> list[tuple]:
+def _fx_legs(
+    security: Security, fill: Fill, on_date: date, settles: date | None = None
+) -> list[tuple]:
     """``(currency, signed amount, value date, reason)`` of an FX fill: the engine's two
-    legs and the commission (quote currency), in the books' money places."""
+    legs and the commission (quote currency), in the books' money places, on the
+    engine's value date or on ``settles``, the broker's, when it gave one."""
     booking = terms.fx_booking(
-        security, buying=fill.buying, quantity=fill.quantity, price=fill.price, trade_date=on_date
+        security,
+        buying=fill.buying,
+        quantity=fill.quantity,
+        price=fill.price,
+        trade_date=on_date,
+        settles=settles,
     )
     legs = [(m.currency, money(m.amount), m.value_date, m.reason) for m in booking.cash]
     if fill.commission:

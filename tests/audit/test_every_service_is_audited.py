@@ -90,6 +90,7 @@ NO_STATE_CHANGE = {
     "trading.services.allocations.allocation_split": "pure: a block's fill split per order",
     "trading.services.allocations.allocation_amounts": "pure: an allocation's money",
     "portfolios.services.holdings.fill_amount": "pure: the cash a fill moves",
+    "portfolios.services.holdings.settles_on": "pure: the day a trade settles by our cycle",
     "portfolios.services.lifecycle.lifecycle_due": "reads the events due on the holdings",
     "portfolios.services.lifecycle.lifecycle_plan": "reads what booking an event would do",
     "portfolios.services.lifecycle.lifecycle_plans": "reads what booking many events would do",

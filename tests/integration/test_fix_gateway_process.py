@@ -85,6 +85,16 @@ def _block(pm, book, security, quantity: str) -> Block:
     return Block.objects.get(orders__pk=ids[0])
 
 
+def _route_through_the_api(trader, blocks) -> APIClient:
+    """The trader routes each block to QFIX through the API; the client, to go on."""
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=trader).key}")
+    for block in blocks:
+        response = api.post(f"/api/v1/blocks/{block.pk}/route/", {"broker": "QFIX"}, format="json")
+        assert response.status_code == 201, response.content
+    return api
+
+
 def test_routes_reach_a_quickfix_broker_through_the_gateway_process(
     celery_worker_process, quickfix_broker, wait_for, pm, trader, book, tmp_path
 ):
@@ -121,13 +131,7 @@ def test_routes_reach_a_quickfix_broker_through_the_gateway_process(
         )
         assert second.returncode != 0 and "already runs" in second.stderr
 
-        api = APIClient()
-        api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=trader).key}")
-        for block in blocks.values():
-            response = api.post(
-                f"/api/v1/blocks/{block.pk}/route/", {"broker": "QFIX"}, format="json"
-            )
-            assert response.status_code == 201, response.content
+        api = _route_through_the_api(trader, blocks.values())
 
         def settled() -> bool:
             return all(
@@ -182,3 +186,59 @@ def test_routes_reach_a_quickfix_broker_through_the_gateway_process(
     assert not inbox.filter(applied_at__isnull=True).exists()
     fs = FixSession.objects.get(broker=broker)
     assert fs.logged_on is False and fs.next_sender_seq > 4
+
+
+def test_a_quickfix_broker_s_settlement_date_is_booked_and_a_malformed_one_rejected(
+    celery_worker_process, quickfix_broker, wait_for, pm, trader, book, tmp_path
+):
+    """QuickFIX fills SETL with its SettlDate five days on (never our T+1) and BADSETL
+    first with a SettlDate no calendar has, then right: the gateway rejects the bad one
+    with a session Reject naming tag 64, which QuickFIX takes, carries on, and the
+    blocks settle on the broker's date with ours kept beside it (decision 48)."""
+    from trading.models import Allocation
+
+    port, qf = quickfix_broker
+    theirs = timezone.now().date() + timedelta(days=5)
+    qf.settl_date = theirs.strftime("%Y%m%d")
+    broker = Broker.objects.create(code="QFIX", name="QuickFIX broker", adapter="fix")
+    FixSession.objects.create(
+        broker=broker, sender_comp_id="OMS", target_comp_id="QFB", port=port, heartbeat_interval=5
+    )
+    today = timezone.now().date()
+    blocks = {}
+    for ticker in ("SETL", "BADSETL"):
+        security = Security.objects.create(ticker=ticker, name=ticker, currency="USD")
+        Price.objects.create(security=security, as_of=today - timedelta(days=1), price=10)
+        blocks[ticker] = _block(pm, book, security, "10")
+
+    log = tmp_path / "gateway.log"
+    gateway = _gateway("QFIX", log)
+    try:
+        assert wait_for(lambda: FixSession.objects.get(broker=broker).logged_on, 30), (
+            log.read_text()
+        )
+        _route_through_the_api(trader, blocks.values())
+        assert wait_for(
+            lambda: all(
+                Block.objects.get(pk=b.pk).status == Block.Status.ALLOCATED for b in blocks.values()
+            ),
+            60,
+        ), log.read_text()
+        assert FixSession.objects.get(broker=broker).logged_on  # the Reject stopped nothing
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        assert gateway.wait(timeout=30) == 0, log.read_text()
+
+    for block in blocks.values():
+        booked = {
+            (a.settlement_date, a.computed_settlement_date is not None)
+            for a in Allocation.objects.filter(block=block)
+        }
+        assert booked == {(theirs, True)}
+        [fill] = Execution.objects.filter(route__block=block, exec_type="trade")
+        assert fill.settlement_date == theirs
+    rejects = [f for mt, f in qf.admin if mt == "3"]
+    assert [(f[371], f[372], f[373]) for f in rejects] == [("64", "8", "5")]
+    kept = FixInbox.objects.get(session__broker=broker, seq_num=int(rejects[0][45]))
+    assert kept.status == FixInbox.Status.NOT_APPLIED and "20260231" in kept.error
+    assert qf.rejects == [] and qf.errors == []

@@ -398,15 +398,10 @@ def test_an_fx_sell_needs_no_position_in_the_pair(ops, pm, book):
 # --- 6. A forward's value until its value date ------------------------------------------------
 
 
-def test_an_open_forward_is_worth_its_legs_at_spot_plus_its_forward_points(ops, pm, book):
-    """Bought 100,000 EUR forward at 1.1000; the outright for its date is now 1.1045 and
-    spot 1.1000 (the book's EUR/USD rate): the engine values it at 100,000 x (1.1045 -
-    1.1000) = 450 dollars. The legs (+100,000 EUR, -110,000 USD) are cash worth 0 at spot;
-    the forward adds its points, 450, so the firm's figures match the engine's."""
+def _eurusd_three_months(ops, today) -> Security:
+    """A EUR/USD outright for three months on (a day both settle), priced 1.1045 today."""
     from portfolios.instruments import joint_calendar
-    from portfolios.valuation import book_valuation
 
-    today = timezone.localdate()
     both = joint_calendar(terms.currency_calendar("EUR"), terms.currency_calendar("USD"))
     forward = reference.security_create(
         actor=ops,
@@ -421,6 +416,18 @@ def test_an_open_forward_is_worth_its_legs_at_spot_plus_its_forward_points(ops, 
         fractional=True,
     )
     Price.objects.create(security=forward, as_of=today, price=D("1.1045"))
+    return forward
+
+
+def test_an_open_forward_is_worth_its_legs_at_spot_plus_its_forward_points(ops, pm, book):
+    """Bought 100,000 EUR forward at 1.1000; the outright for its date is now 1.1045 and
+    spot 1.1000 (the book's EUR/USD rate): the engine values it at 100,000 x (1.1045 -
+    1.1000) = 450 dollars. The legs (+100,000 EUR, -110,000 USD) are cash worth 0 at spot;
+    the forward adds its points, 450, so the firm's figures match the engine's."""
+    from portfolios.valuation import book_valuation
+
+    today = timezone.localdate()
+    forward = _eurusd_three_months(ops, today)
     account = book["accounts"][0]
     before = book_valuation([account.pk]).totals("account")[0]
     holdings_book_fill(
@@ -452,6 +459,53 @@ def test_an_open_forward_is_worth_its_legs_at_spot_plus_its_forward_points(ops, 
     legs_at_spot = D(str(page.context["account"]["value"]))
     assert page.context["account_value"] == legs_at_spot + D(450)
     assert "incl. FX forward points 450.00" in page.content.decode()
+
+
+def test_the_value_card_adds_the_points_at_the_rates_its_stored_value_was_converted_at(
+    ops, pm, book
+):
+    """The card is the stored drift's value (converted at the daily FX table when the
+    drift was refreshed) plus the open forwards' points: both at those rates, even when
+    the live spot has moved since. A GBP account holding 100,000 EUR bought forward at
+    1.1000 against 110,000 USD: with the table's EUR/USD at 1.1000 and GBP/USD at 1.25,
+    the legs are worth 0 and the points 100,000 x (1.1045 - 1.1000) = 450 USD, 360 GBP;
+    a live EUR/USD of 1.1030 (which would give 150 USD of points, 120 GBP) changes
+    neither."""
+    from portfolios.models import FxRate, Portfolio, PriceBar
+    from portfolios.services.drift import drift_refresh
+
+    today = timezone.localdate()
+    now = timezone.now()
+    forward = _eurusd_three_months(ops, today)
+    FxRate.objects.update_or_create(
+        currency="EUR", quote="USD", as_of=today, defaults={"rate": D("1.1000")}
+    )
+    FxRate.objects.update_or_create(
+        currency="GBP", quote="USD", as_of=today, defaults={"rate": D("1.25")}
+    )
+    account = book["accounts"][0]
+    Portfolio.objects.filter(pk=account.pk).update(base_currency="GBP")
+    account.refresh_from_db()
+    holdings_book_fill(
+        portfolio=account,
+        security=forward,
+        buying=True,
+        quantity=D(100_000),
+        price=D("1.1000"),
+        on_date=today,
+    )
+    drift_refresh(portfolio_ids=[account.pk])
+    PriceBar.objects.create(
+        symbol="EUR/USD", start=now - timedelta(seconds=30), seconds=60, open=D("1.1030"),
+        high=D("1.1030"), low=D("1.1030"), close=D("1.1030"), first_at=now - timedelta(seconds=5),
+        last_at=now - timedelta(seconds=5),
+    )  # fmt: skip
+    page = page_client(pm).get(reverse("portfolios:portfolio-detail", args=[account.pk]))
+    stored = D(str(page.context["account"]["value"]))
+    assert page.context["forward_points"] == D(360)
+    assert page.context["account_value"] == stored + D(360)
+    [shown] = page.context["open_forwards"]
+    assert shown.value == D(450)  # the engine's value, in dollars, as before
 
 
 def test_the_order_ticket_shows_a_bad_rate_and_a_past_forward_on_their_fields(ops, pm, book):

@@ -14,6 +14,21 @@ Published calendars checked against:
   25 and 26 December; in 2024 Good Friday was 29 March and Easter Monday 1 April.
 - Easter Sundays (the Gregorian computus): 21 April 2019, 31 March 2024, 20 April
   2025, 25 April 2038 (the latest possible date), 23 March 2008 (near the earliest).
+- England and Wales bank holidays (gov.uk/bank-holidays), on which CHAPS is closed:
+  2002 (the Golden Jubilee: 3 and 4 June), 2020 (VE Day: Friday 8 May), 2022 (3 January
+  for New Year's Day on a Saturday; 2 and 3 June, the Platinum Jubilee; 19 September, the
+  state funeral; 26 and 27 December, Christmas on a Sunday), 2023 (8 May, the
+  coronation), 2024.
+- Japan's bank holidays (the Cabinet Office's national holidays, with 31 December to 3
+  January): 2019 (the enthronement: 30 April to 2 May, 22 October; SBI Shinsei's
+  published list), 2020 (the Olympic moves: 23 and 24 July, 10 August), 2024 (Sunday
+  holidays kept on 12 February, 6 May, 12 August, 23 September, 4 November), 2026 (22
+  September between two holidays).
+- The Swiss bank holidays of SIC (the SNB's list): 2024, Ascension on 9 May, Whit Monday
+  on 20 May; 1 May and 24 December open, though the SIX Swiss Exchange shuts.
+- Payments Canada's closing days: 2023 (2 January, 3 July, 2 October and 13 November
+  for holidays on a weekend) and 2024 (30 September, 11 November); Family Day (19
+  February 2024), a provincial holiday on which the Toronto exchange shuts, is open.
 """
 
 from __future__ import annotations
@@ -77,9 +92,83 @@ def test_a_date_outside_the_rules_span_is_refused_not_guessed():
 
 
 def test_other_currencies_keep_their_home_exchange_s_days():
-    assert payment_calendar("GBP") is None
-    gbp = terms.currency_calendar("GBP")
-    assert not gbp.is_business_day(date(2024, 8, 26))  # the summer bank holiday
+    assert payment_calendar("HKD") is None
+    hkd = terms.currency_calendar("HKD")
+    assert not hkd.is_business_day(date(2024, 2, 12))  # the Lunar New Year, by XHKG
+    assert terms.currency_calendar("SEK").is_business_day(date(2024, 6, 6))  # weekdays
+
+
+def _closed(currency: str, year: int) -> list[date]:
+    days = payment_calendar(currency).holidays
+    return sorted(d for d in days if d.year == year and d.weekday() < 5)
+
+
+def _dates(year: int, *month_days: tuple[int, int]) -> list[date]:
+    return [date(year, m, d) for m, d in month_days]
+
+
+@pytest.mark.parametrize(
+    ("year", "closed"),
+    [
+        (2002, [(1, 1), (3, 29), (4, 1), (5, 6), (6, 3), (6, 4), (8, 26), (12, 25), (12, 26)]),
+        (2020, [(1, 1), (4, 10), (4, 13), (5, 8), (5, 25), (8, 31), (12, 25), (12, 28)]),
+        (2022, [(1, 3), (4, 15), (4, 18), (5, 2), (6, 2), (6, 3), (8, 29), (9, 19), (12, 26),
+                (12, 27)]),
+        (2023, [(1, 2), (4, 7), (4, 10), (5, 1), (5, 8), (5, 29), (8, 28), (12, 25), (12, 26)]),
+        (2024, [(1, 1), (3, 29), (4, 1), (5, 6), (5, 27), (8, 26), (12, 25), (12, 26)]),
+    ],
+)  # fmt: skip
+def test_chaps_closes_on_the_bank_holidays_of_england_and_wales(year, closed):
+    assert _closed("GBP", year) == _dates(year, *closed)
+
+
+@pytest.mark.parametrize(
+    ("year", "closed"),
+    [
+        (2019, [(1, 1), (1, 2), (1, 3), (1, 14), (2, 11), (3, 21), (4, 29), (4, 30), (5, 1),
+                (5, 2), (5, 3), (5, 6), (7, 15), (8, 12), (9, 16), (9, 23), (10, 14), (10, 22),
+                (11, 4), (12, 31)]),
+        (2020, [(1, 1), (1, 2), (1, 3), (1, 13), (2, 11), (2, 24), (3, 20), (4, 29), (5, 4),
+                (5, 5), (5, 6), (7, 23), (7, 24), (8, 10), (9, 21), (9, 22), (11, 3), (11, 23),
+                (12, 31)]),
+        (2024, [(1, 1), (1, 2), (1, 3), (1, 8), (2, 12), (2, 23), (3, 20), (4, 29), (5, 3),
+                (5, 6), (7, 15), (8, 12), (9, 16), (9, 23), (10, 14), (11, 4), (12, 31)]),
+        (2026, [(1, 1), (1, 2), (1, 12), (2, 11), (2, 23), (3, 20), (4, 29), (5, 4), (5, 5),
+                (5, 6), (7, 20), (8, 11), (9, 21), (9, 22), (9, 23), (10, 12), (11, 3),
+                (11, 23), (12, 31)]),
+    ],
+)  # fmt: skip
+def test_boj_net_closes_on_japan_s_holidays_and_the_year_end(year, closed):
+    assert _closed("JPY", year) == _dates(year, *closed)
+
+
+def test_sic_closes_on_the_swiss_bank_holidays_not_the_exchange_s():
+    assert _closed("CHF", 2024) == _dates(
+        2024, (1, 1), (1, 2), (3, 29), (4, 1), (5, 9), (5, 20), (8, 1), (12, 25), (12, 26)
+    )
+    chf = payment_calendar("CHF")
+    for open_day in (date(2024, 5, 1), date(2024, 12, 24), date(2024, 12, 31)):
+        assert chf.is_business_day(open_day)  # the SIX Swiss Exchange shuts
+
+
+def test_lynx_closes_on_payments_canada_s_days():
+    assert _closed("CAD", 2023) == _dates(
+        2023, (1, 2), (4, 7), (5, 22), (7, 3), (8, 7), (9, 4), (10, 2), (10, 9), (11, 13),
+        (12, 25), (12, 26),
+    )  # fmt: skip
+    assert _closed("CAD", 2024) == _dates(
+        2024, (1, 1), (3, 29), (5, 20), (7, 1), (8, 5), (9, 2), (9, 30), (10, 14), (11, 11),
+        (12, 25), (12, 26),
+    )  # fmt: skip
+    assert payment_calendar("CAD").is_business_day(date(2024, 2, 19))  # Family Day
+    assert payment_calendar("CAD").is_business_day(date(2020, 9, 30))  # from 2021 only
+
+
+@pytest.mark.parametrize("currency", ["GBP", "JPY", "CHF", "CAD"])
+def test_a_date_outside_the_covered_years_is_refused_for_every_system(currency):
+    with pytest.raises(InstrumentError, match="covers 2002-01-01 to 2099-12-31"):
+        payment_calendar(currency).is_business_day(date(2001, 12, 31))
+    assert terms.currency_calendar(currency) is payment_calendar(currency)
 
 
 @pytest.mark.django_db

@@ -268,6 +268,8 @@ class AllocationSerializer(serializers.ModelSerializer):
             "commission",
             "net_amount",
             "trade_date",
+            "settlement_date",
+            "computed_settlement_date",
             "created_at",
         ]
 

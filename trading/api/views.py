@@ -230,7 +230,13 @@ class AllocationViewSet(*READ, OMSViewSet):
     """Fills booked to account orders, at the block's average price."""
 
     serializer_class = s.AllocationSerializer
-    filterset_fields = ["block", "order"]
+    #: ``computed_settlement_date__isnull=false``: the ones booked on a broker's
+    #: settlement date apart from ours (decision 48)
+    filterset_fields = {
+        "block": ["exact"],
+        "order": ["exact"],
+        "computed_settlement_date": ["isnull"],
+    }
     read_action = Action.ORDER_VIEW
 
     queryset = Allocation.objects.all()

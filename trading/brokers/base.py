@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 
@@ -81,6 +81,9 @@ class ExecutionReport:
     text: str = ""
     #: OrderQty as the broker has it (after a replace, the new quantity).
     order_quantity: Decimal | None = None
+    #: SettlDate (64; FutSettDate in FIX 4.2) as the broker gave it: the day the trade
+    #: settles by the broker's books, booked instead of ours when given.
+    settlement_date: date | None = None
 
 
 ReportSink = Callable[[ExecutionReport], object]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from trading.fix import messages as fixmsg
@@ -252,6 +252,63 @@ class TradeCorrection(ValueError):
     1/2): not booked automatically; kept in the inbox for operations."""
 
 
+class IncorrectTagValue(ValueError):
+    """A field the broker sent that cannot be read as its type says: answered with a
+    session Reject (35=3) naming the tag, SessionRejectReason 6 (incorrect data format)
+    or 5 (value incorrect for the tag), and kept in the inbox, not applied."""
+
+    def __init__(self, tag: int, reason: int, text: str):
+        super().__init__(text)
+        self.tag = tag
+        self.reason = reason
+
+
+class BusinessRefusal(ValueError):
+    """A report well formed field by field that the books cannot take as it says
+    (a trade settling before it was made): answered with a BusinessMessageReject
+    (35=j, ``reason`` BusinessRejectReason) and kept in the inbox, not applied."""
+
+    def __init__(self, reason: int, text: str):
+        super().__init__(text)
+        self.reason = reason
+
+
+#: SessionRejectReason: 5 value is incorrect (out of range) for this tag, 6 incorrect
+#: data format for value; BusinessRejectReason 0: other
+VALUE_IS_INCORRECT, INCORRECT_DATA_FORMAT, BUSINESS_OTHER = 5, 6, 0
+
+
+def settlement_date_of(msg: Message) -> date | None:
+    """SettlDate (64; FutSettDate in FIX 4.2), a LocalMktDate YYYYMMDD, or None when
+    the broker gave none. :class:`IncorrectTagValue` for one that is not eight digits
+    (reason 6) or names no day of the calendar, as 20260231 (reason 5: the session's
+    dictionary, like QuickFIX's, checks only the shape and lets it through)."""
+    value = msg.get(SETTL_DATE)
+    if not value:
+        return None
+    if len(value) != 8 or not value.isascii() or not value.isdigit():
+        raise IncorrectTagValue(
+            SETTL_DATE, INCORRECT_DATA_FORMAT, f"SettlDate {value!r} is not a date (YYYYMMDD)"
+        )
+    try:
+        return date(int(value[:4]), int(value[4:6]), int(value[6:]))
+    except ValueError:
+        raise IncorrectTagValue(
+            SETTL_DATE, VALUE_IS_INCORRECT, f"SettlDate {value!r} is no day of the calendar"
+        ) from None
+
+
+def _settles_after_trading(settles: date | None, transact_time: datetime) -> date | None:
+    """The broker's settlement date, refused when it is before the trade: earlier than
+    the day of TransactTime anywhere on Earth (its UTC day less one)."""
+    if settles is not None and settles < transact_time.date() - timedelta(days=1):
+        raise BusinessRefusal(
+            BUSINESS_OTHER,
+            f"SettlDate {settles:%Y%m%d} is before the trade ({transact_time:%Y%m%d})",
+        )
+    return settles
+
+
 def _decimal(msg: Message, tag: int) -> Decimal | None:
     value = msg.get(tag)
     if not value:
@@ -269,7 +326,9 @@ def report_from_execution_report(
 
     Mapped field by field rather than through the typed message, so that an
     absent AvgPx stays None, a bad number is named by its tag, and a missing
-    TransactTime falls back to now."""
+    TransactTime falls back to now. A SettlDate is read on every report (a malformed
+    one is :class:`IncorrectTagValue`; a fill's before its trade
+    :class:`BusinessRefusal`)."""
     trans_type = msg.get(20)  # FIX 4.2 ExecTransType: 0 new, 1 cancel, 2 correct, 3 status
     if msg.get(150) in ("G", "H") or trans_type in ("1", "2"):
         raise TradeCorrection(
@@ -286,6 +345,11 @@ def report_from_execution_report(
         transact_time = parse_utc_timestamp(msg.get(60) or "")
     except ValueError:
         transact_time = datetime.now(UTC)
+    settles = settlement_date_of(msg)
+    if exec_type == "trade":
+        # only a fill is dated by its TransactTime: a status report repeats an old
+        # fill's SettlDate at the time it is sent
+        settles = _settles_after_trading(settles, transact_time)
     return ExecutionReport(
         broker=broker_code,
         cl_ord_id=cl_ord_id,
@@ -301,6 +365,7 @@ def report_from_execution_report(
         order_id=msg.get(37) or "",
         text=msg.get(58) or "",
         order_quantity=_decimal(msg, 38),
+        settlement_date=settles,
     )
 
 

@@ -303,6 +303,8 @@ class ExecutionReport(AppMessage):
     account: str | None = _tag(1, None)
     text: str | None = _tag(58, None)
     transact_time: datetime | None = _tag(60, None, "time")
+    settl_date: str | None = _tag(64, None)  # SettlDate (FutSettDate in 4.2), YYYYMMDD
+    security_type: str | None = _tag(167, None)
     poss_dup: bool = False
     poss_resend: bool = False
 

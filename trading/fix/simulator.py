@@ -64,6 +64,13 @@ PriceSource = Callable[[str], Decimal | None]
 CENT = Decimal("0.01")
 # ExecutionReports that _exec builds without the typed layer (see _er_body)
 _FAST_EXEC_TYPES = frozenset({ExecType.NEW, ExecType.TRADE})
+#: Business days from trade to settlement by SecurityType, where the order names no
+#: SettlDate: T+1 for US shares, options, Treasuries and corporates (SEC Rule 15c6-1
+#: as amended, from 28 May 2024; FINRA Rule 11320), T+2 for European bonds (CSDR,
+#: Regulation (EU) No 909/2014, art. 5(2)) and FX spot. Weekdays only: the simulator
+#: keeps no holiday calendar, so on a holiday its date and the OMS's differ (and the
+#: OMS flags it, docs/fix.md).
+SETTLEMENT_DAYS = {"EUSOV": 2, "EUCORP": 2, "FOR": 2}
 _FAST_EXTRA = frozenset({"last_qty", "last_px"})
 
 
@@ -217,6 +224,8 @@ class Order:
     updated_at: datetime | None = None
     fill_scheduled: bool = field(default=False, compare=False)  # not persisted
     security_type: str | None = None  # tag 167, echoed on every report
+    settl_date: str | None = None  # tag 64 on the reports: the order's, or the cycle's
+    settl_asked: bool = False  # the order named its SettlDate (kept as it came)
 
     @property
     def leaves(self) -> Decimal:
@@ -255,6 +264,8 @@ class Order:
             "tif": self.tif,
             "account": self.account,
             "security_type": self.security_type,
+            "settl_date": self.settl_date,
+            "settl_asked": self.settl_asked,
             "status": self.status,
             "fills_left": self.fills_left,
             "fills": [[e, str(q), str(px)] for e, q, px in self.fills],
@@ -294,6 +305,8 @@ class Order:
             tif=r["tif"],
             account=r.get("account"),
             security_type=r.get("security_type"),
+            settl_date=r.get("settl_date"),
+            settl_asked=bool(r.get("settl_asked")),
             status=r["status"],
             fills_left=int(r.get("fills_left", 1)),
             fills=fills,
@@ -405,6 +418,7 @@ class SimulatedBroker(Application):
         self.book_file = book_file
         self._stored: dict[str, dict[str, dict]] = book_file.load() if book_file else {}
         self._run = self._new_run()
+        self._settles: dict[tuple[str | None, date], str] = {}  # settlement_date's
         self._handlers = {
             "D": SimulatedBroker._new_order,
             "F": SimulatedBroker._cancel,
@@ -557,6 +571,8 @@ class SimulatedBroker(Application):
                 time_in_force=o.tif,
                 account=o.account,
                 transact_time=self.clock.utcnow(),
+                settl_date=o.settl_date,
+                security_type=o.security_type,
                 **extra,
             )
 
@@ -602,6 +618,7 @@ class SimulatedBroker(Application):
             (55, _wire(o.symbol)),
             (59, _wire(o.tif)),
             (60, utc_timestamp(self.clock.utcnow())),
+            (64, _wire(o.settl_date)),
             (150, exec_type),
             (151, fd(o.leaves)),
             (167, _wire(o.security_type)),
@@ -621,6 +638,22 @@ class SimulatedBroker(Application):
                 log.exception("simulator action failed")
             return
         self.later(delay, lambda: handler(self, msg, session))
+
+    def settlement_date(self, security_type: str | None) -> str:
+        """SettlDate for a trade now in a security of `security_type` whose order named
+        none: :data:`SETTLEMENT_DAYS` weekdays after today in ``session_tz``."""
+        today = self.clock.utcnow().astimezone(self.tz).date()
+        key = (security_type, today)
+        settles = self._settles.get(key)
+        if settles is None:  # once per kind and day: it is asked on every fill
+            day, left = today, SETTLEMENT_DAYS.get(security_type or "", 1)
+            while left:
+                day += timedelta(days=1)
+                left -= day.weekday() < 5
+            if len(self._settles) > 64:
+                self._settles.clear()
+            settles = self._settles[key] = day.strftime("%Y%m%d")
+        return settles
 
     def _next_close(self, now: datetime) -> datetime | None:
         """The first close (``session_end`` in ``session_tz``) after ``now``."""
@@ -671,10 +704,14 @@ class SimulatedBroker(Application):
             fills_left=max(1, self.config.partial_fills),
             cl_ord_ids=[cl_ord_id],
             security_type=get(167) or None,
+            settl_date=get(64) or None,
+            settl_asked=bool(get(64)),
         )
         reason = None
         if o.qty <= 0:
             reason, text = 0, "Order quantity must be positive"
+        elif o.settl_asked and not _is_local_date(o.settl_date):
+            reason, text = 0, f"SettlDate {o.settl_date!r} is not a date"
         elif o.security_type == "OPT" and not (get(202) and get(201) in ("0", "1")):
             reason, text = 0, "An option order needs its StrikePrice and PutOrCall"
         elif o.security_type in ("FUT", "OPT") and not get(200):
@@ -694,6 +731,8 @@ class SimulatedBroker(Application):
             return
         if o.tif == TimeInForce.DAY and self.config.session_end is not None:
             o.expires_at = self._next_close(self.clock.utcnow())
+        if not o.settl_asked:
+            o.settl_date = self.settlement_date(o.security_type)
         self._exec(session, o, ExecType.NEW)
         self._try_fill(session, o)
 
@@ -726,6 +765,8 @@ class SimulatedBroker(Application):
         o.cum_qty += qty
         o.notional += qty * px
         o.status = OrdStatus.FILLED if o.cum_qty >= o.qty else OrdStatus.PARTIALLY_FILLED
+        if not o.settl_asked:  # a fill on a later day settles later
+            o.settl_date = self.settlement_date(o.security_type)
         self._exec(session, o, ExecType.TRADE, last_qty=qty, last_px=px)
         if o.open and o.leaves > 0:
             if o.tif == TimeInForce.IOC:

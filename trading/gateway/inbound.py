@@ -355,6 +355,16 @@ class GatewayApplication(Application):
         except fixmap.TradeCorrection as exc:
             error = str(exc)
             log.error("%s: message %s: %s", session.sid, seq, exc)
+        except fixmap.IncorrectTagValue as exc:
+            # a field we cannot read: the broker hears why (a session Reject naming the
+            # tag), the report is kept, not applied, and the gateway carries on
+            error = f"rejected: {exc}"
+            log.warning("%s: message %s: %s", session.sid, seq, exc)
+            session.generate_reject(msg, exc.reason, exc.tag)
+        except fixmap.BusinessRefusal as exc:
+            error = f"rejected: {exc}"
+            log.warning("%s: message %s: %s", session.sid, seq, exc)
+            session.generate_business_reject(msg, exc.reason, str(exc), msg.get(17))
         except fixmap.NotOurs as exc:
             error = str(exc)
             log.warning("%s: %s", session.sid, exc)

@@ -36,6 +36,7 @@ from portfolios.services.holdings import (
     Fill,
     holdings_backfill_closings,
     holdings_book_many,
+    settles_on,
 )
 from trading import locks, posttrade
 from trading.allocation import allocate_fill, allocate_pro_rata
@@ -115,6 +116,7 @@ class _Plan:
     orders: list[Order]
     on_date: date
     split: dict
+    days: FillDays
     befores: dict = field(default_factory=dict)
     allocations: list[Allocation] = field(default_factory=list)
 
@@ -139,11 +141,11 @@ def _allocate(blocks: list[Block]) -> tuple[dict[int, list[Allocation]], dict[in
     orders: dict[int, list[Order]] = defaultdict(list)
     for order in locks.lock_orders_of_blocks([block.pk for block in ready]):
         orders[order.block_id].append(order)
-    dates = _trade_dates(ready)
+    days = _fill_days(ready)
     plans = []
     for block in ready:
         try:
-            plans.append(_plan(block, orders[block.pk], dates[block.pk]))
+            plans.append(_plan(block, orders[block.pk], days[block.pk]))
         except Exception as exc:  # this block's own fault: the others still go
             refused[block.pk] = exc
     if not plans:
@@ -168,6 +170,7 @@ def _allocate(blocks: list[Block]) -> tuple[dict[int, list[Allocation]], dict[in
                     for a in plan.allocations
                 ],
                 plan.on_date,
+                plan.days.broker,
             )
             for plan in plans
         ]
@@ -190,9 +193,11 @@ def _allocate(blocks: list[Block]) -> tuple[dict[int, list[Allocation]], dict[in
         block_before = snapshot(block, Block.AUDIT_FIELDS)
         move(block, Block.Status.ALLOCATED)
         block.updated_at = now
-        after = snapshot(block, Block.AUDIT_FIELDS) | {
-            "allocations": {o: str(q) for o, q in plan.split.items()}
-        }
+        after = (
+            snapshot(block, Block.AUDIT_FIELDS)
+            | {"allocations": {o: str(q) for o, q in plan.split.items()}}
+            | plan.days.audit()
+        )
         events.append(("block.allocated", block, block_before, after, ""))
     update_rows(Block, [plan.block for plan in plans], ["status", "updated_at"])
     audit_record_each(actor=None, events=events)
@@ -207,10 +212,11 @@ def _allocate(blocks: list[Block]) -> tuple[dict[int, list[Allocation]], dict[in
 _ROWS_PER_INSERT = 1000
 
 
-def _plan(block: Block, orders: list[Order], today: date) -> _Plan:
+def _plan(block: Block, orders: list[Order], days: FillDays) -> _Plan:
     """The block's split, its orders moved (in memory) and its allocations made."""
     security = block.security
-    plan = _Plan(block, orders, today, allocation_split(block, orders))
+    today = days.trade_date
+    plan = _Plan(block, orders, today, allocation_split(block, orders), days)
     commissions = split_commission(block.commission, plan.split)
     buying = Side(block.side).is_buy
     now = timezone.now()
@@ -234,6 +240,8 @@ def _plan(block: Block, orders: list[Order], today: date) -> _Plan:
                     block=block,
                     order=order,
                     trade_date=today,
+                    settlement_date=days.settles,
+                    computed_settlement_date=days.differs,
                     **allocation_amounts(
                         security,
                         quantity=quantity,
@@ -241,6 +249,7 @@ def _plan(block: Block, orders: list[Order], today: date) -> _Plan:
                         commission=commissions[order.pk],
                         buying=buying,
                         on_date=today,
+                        settles=days.broker,
                     ),
                 )
             )
@@ -252,11 +261,39 @@ def trade_date(block: Block) -> date:
     """The trade date the allocation books: the trading day of the block's last fill, by
     the day of the broker that filled it, whenever the allocation itself runs (a block
     that ends at a later close, or is allocated after an outage, keeps its fills' day)."""
-    return _trade_dates([block])[block.pk]
+    return _fill_days([block])[block.pk].trade_date
 
 
-def _trade_dates(blocks: list[Block]) -> dict[int, date]:
-    """`trade_date` of each of several blocks, in one statement."""
+@dataclass(frozen=True)
+class FillDays:
+    """The days an allocation books: its ``trade_date`` (`trade_date`), our settlement
+    date from it (``ours``: `settles_on`) and the ``broker``'s SettlDate on the block's
+    last fill, if it gave one. It settles on the broker's; where that differs from ours,
+    ours is kept on the allocation for operations to see (decision 48)."""
+
+    trade_date: date
+    ours: date
+    broker: date | None = None
+
+    @property
+    def settles(self) -> date:
+        return self.broker or self.ours
+
+    @property
+    def differs(self) -> date | None:
+        """Our date where the broker's differs from it, else None."""
+        return self.ours if self.broker not in (None, self.ours) else None
+
+    def audit(self) -> dict:
+        """What the block's allocation event says of them."""
+        figures = {"trade_date": str(self.trade_date), "settlement_date": str(self.settles)}
+        if self.differs is not None:
+            figures["computed_settlement_date"] = str(self.differs)
+        return figures
+
+
+def _fill_days(blocks: list[Block]) -> dict[int, FillDays]:
+    """`FillDays` of each of several blocks, in one statement."""
     last = (
         Execution.objects.filter(route__block=OuterRef("pk"), exec_type=Execution.ExecType.TRADE)
         .order_by("-transact_time", "-pk")
@@ -265,11 +302,19 @@ def _trade_dates(blocks: list[Block]) -> dict[int, date]:
     lasts = Execution.objects.filter(
         pk__in=Block.objects.filter(pk__in=[b.pk for b in blocks]).values(last=Subquery(last))
     ).select_related("route__broker__fix_session")
-    days = {
-        e.route.block_id: trading_day(e.transact_time, broker_day(e.route.broker)) for e in lasts
-    }
-    # filled through corrections only: nothing dates it better than now
-    return {block.pk: days.get(block.pk) or timezone.now().date() for block in blocks}
+    last_of = {e.route.block_id: e for e in lasts}
+    days = {}
+    for block in blocks:
+        last = last_of.get(block.pk)
+        # filled through corrections only: nothing dates it better than now
+        on = (
+            trading_day(last.transact_time, broker_day(last.route.broker))
+            if last is not None
+            else timezone.now().date()
+        )
+        broker = last.settlement_date if last is not None else None
+        days[block.pk] = FillDays(on, settles_on(block.security, on), broker)
+    return days
 
 
 def allocation_split(block: Block, orders: list[Order]) -> dict:
@@ -288,11 +333,19 @@ def allocation_split(block: Block, orders: list[Order]) -> dict:
 
 
 def allocation_amounts(
-    security, *, quantity: Decimal, price: Decimal, commission: Decimal, buying: bool, on_date
+    security,
+    *,
+    quantity: Decimal,
+    price: Decimal,
+    commission: Decimal,
+    buying: bool,
+    on_date,
+    settles=None,
 ) -> dict:
     """An allocation's money (portfolios.terms.fill_cash): the gross (the lot's cost),
-    a bond's accrued interest to settlement apart, and the net cash with commission."""
-    cash = terms.fill_cash(security, quantity, price, on_date)
+    a bond's accrued interest to settlement (`settles` when the broker gave it) apart,
+    and the net cash with commission."""
+    cash = terms.fill_cash(security, quantity, price, on_date, settles)
     gross = round_price(cash.principal)
     paid = gross + cash.accrued
     return {

@@ -245,6 +245,12 @@ def _reallocate(block: Block, actor) -> None:
         quantity = split[order.pk]
         allocation = existing.get(order.pk)
         booked_on = allocation.trade_date if allocation else trade_day
+        # the broker's settlement date, where it set one apart from ours, stays booked
+        broker_settles = (
+            allocation.settlement_date
+            if allocation is not None and allocation.computed_settlement_date
+            else None
+        )
         before = snapshot(order, Order.AUDIT_FIELDS)
         order.filled_quantity = quantity
         order.average_price = block.average_price if quantity else None
@@ -271,6 +277,7 @@ def _reallocate(block: Block, actor) -> None:
             commission=commissions[order.pk],
             buying=buying,
             on_date=booked_on,
+            settles=broker_settles,
         )
         if allocation is None:
             allocation = Allocation.objects.create(
@@ -291,6 +298,7 @@ def _reallocate(block: Block, actor) -> None:
             lot_method=order.lot_method,
             lots=order.lots or (),
             allocation_id=allocation.pk,
+            settles=broker_settles,
         )
         audit_record(
             actor=actor,

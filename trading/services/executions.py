@@ -95,6 +95,7 @@ def _execution(route: Route, report: ExecutionReport) -> Execution:
         leaves_quantity=round_qty(report.leaves_quantity),
         text=report.text[:500],
         transact_time=report.transact_time,
+        settlement_date=report.settlement_date,
     )
 
 

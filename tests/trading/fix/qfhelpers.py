@@ -126,8 +126,11 @@ class QFBroker(_Base):
 
     Symbol ``REJ`` is rejected, ``REST`` rests (acknowledged only), ``DUP`` is
     filled with the fill ExecutionReport sent twice (same ExecID), ``GAP``
-    makes the broker skip an outgoing sequence number first; anything else
-    is acknowledged, half filled, then filled.
+    makes the broker skip an outgoing sequence number first; ``SETL`` is filled
+    at once with SettlDate (64) ``settl_date``, and ``BADSETL`` likewise after a
+    first fill whose SettlDate names no day of the calendar (20260231, which the
+    dictionary's shape check lets through); anything else is acknowledged, half
+    filled, then filled.
     """
 
     def __init__(self):
@@ -141,6 +144,7 @@ class QFBroker(_Base):
         self.ids = itertools.count(1)
         self.lock = threading.Lock()
         self.orders: dict[str, dict] = {}
+        self.settl_date = "20991231"
 
     @guarded
     def onCreate(self, sid):
@@ -161,7 +165,9 @@ class QFBroker(_Base):
 
     @guarded
     def fromAdmin(self, msg, sid):
-        self.admin.append((qf_get(msg.getHeader(), 35), {112: qf_get(msg, 112)}))
+        self.admin.append(
+            (qf_get(msg.getHeader(), 35), {t: qf_get(msg, t) for t in (112, 45, 371, 372, 373)})
+        )
 
     @guarded
     def toApp(self, msg, sid):
@@ -217,6 +223,12 @@ class QFBroker(_Base):
             s.setNextSenderMsgSeqNum(s.getExpectedSenderNum() + 2)
         self._er(begin, sid, o, "0", "0", leaves=f[38])
         if f[55] == "REST":
+            return
+        if f[55] in ("SETL", "BADSETL"):
+            fill = "F" if begin == "FIX.4.4" else "2"
+            if f[55] == "BADSETL":
+                self._er(begin, sid, o, fill, "2", cum=f[38], last=f[38], extra=[(64, "20260231")])
+            self._er(begin, sid, o, fill, "2", cum=f[38], last=f[38], extra=[(64, self.settl_date)])
             return
         half = qty / 2
         fill_type = "F" if begin == "FIX.4.4" else "1"
