@@ -98,7 +98,7 @@ def fix_messages_not_applied() -> QuerySet[FixInbox]:
 
 def settlement_date_differences(limit: int = 100) -> QuerySet[Allocation]:
     """The latest allocations booked on a broker's settlement date that differs from
-    ours (decision 48), newest first, for operations to check with the broker."""
+    ours (decision 49), newest first, for operations to check with the broker."""
     return (
         Allocation.objects.filter(computed_settlement_date__isnull=False)
         .select_related("block__security", "order__portfolio")

@@ -194,7 +194,7 @@ def test_a_quickfix_broker_s_settlement_date_is_booked_and_a_malformed_one_rejec
     """QuickFIX fills SETL with its SettlDate five days on (never our T+1) and BADSETL
     first with a SettlDate no calendar has, then right: the gateway rejects the bad one
     with a session Reject naming tag 64, which QuickFIX takes, carries on, and the
-    blocks settle on the broker's date with ours kept beside it (decision 48)."""
+    blocks settle on the broker's date with ours kept beside it (decision 49)."""
     from trading.models import Allocation
 
     port, qf = quickfix_broker

@@ -1,7 +1,7 @@
 """The broker's settlement date (SettlDate, tag 64; FutSettDate in FIX 4.2) on its
 execution reports: read, kept on the execution, booked (the cash movements' value date,
 an FX trade's two legs, a bond's accrued interest), ours kept beside it where the two
-differ, for operations on the reconciliation page (decision 48); a malformed one gets a
+differ, for operations on the reconciliation page (decision 49); a malformed one gets a
 FIX Reject and the gateway carries on.
 
 Dates: Friday 20 November 2026; a US share settles T+1 (SEC Rule 15c6-1 as amended,

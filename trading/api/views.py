@@ -231,7 +231,7 @@ class AllocationViewSet(*READ, OMSViewSet):
 
     serializer_class = s.AllocationSerializer
     #: ``computed_settlement_date__isnull=false``: the ones booked on a broker's
-    #: settlement date apart from ours (decision 48)
+    #: settlement date apart from ours (decision 49)
     filterset_fields = {
         "block": ["exact"],
         "order": ["exact"],

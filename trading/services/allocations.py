@@ -269,7 +269,7 @@ class FillDays:
     """The days an allocation books: its ``trade_date`` (`trade_date`), our settlement
     date from it (``ours``: `settles_on`) and the ``broker``'s SettlDate on the block's
     last fill, if it gave one. It settles on the broker's; where that differs from ours,
-    ours is kept on the allocation for operations to see (decision 48)."""
+    ours is kept on the allocation for operations to see (decision 49)."""
 
     trade_date: date
     ours: date
