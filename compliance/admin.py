@@ -16,7 +16,6 @@ from .models import (
     RuleBookStamp,
 )
 
-
 # The fields every rule-book entry has from `RuleBookEntry`, which Django would list
 # first: on an entry's page they close it, after what the entry itself says.
 _ENTRY_RECORD = (
