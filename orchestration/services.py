@@ -597,9 +597,10 @@ def _run_fail(run_id: int, exc: Exception) -> None:
 
 def _run_step(*, actor, run_id: int, target: str, kind: str, act) -> RebalanceRun:
     """Move a run to `target` and its orders with `act`, in one transaction: the run
-    and its orders move together or not at all."""
+    and its orders move together or not at all. The run's what-if per account (megabytes
+    of JSON over the whole book) is read only if `act` asks for it."""
     with audited_transaction():
-        run = RebalanceRun.objects.select_for_update(of=("self",)).get(pk=run_id)
+        run = _runs().select_for_update(of=("self",)).get(pk=run_id)
         _ensure_run_owner(actor, run)
         _run_set_status(run, target, actor=actor, kind=kind)
         act(run)

@@ -320,7 +320,9 @@ def _loaded_orders(rows, *, defaults: bool = True, **common) -> list[Order]:
     """Order instances for rows just written (or read) as if read from the database,
     without Model.__init__ (which costs more than the COPY of the row itself): each
     row a dict of column values, over `common` (values every row shares) and, with
-    `defaults`, the fields' defaults (without, a field the row lacks is deferred)."""
+    `defaults`, the fields' defaults (without, a field the row lacks is deferred).
+    Without defaults or `common`, each row's dict becomes its instance's own: pass
+    dicts of their own, as a generator of them does."""
     global _ORDER_DEFAULTS
     if _ORDER_DEFAULTS is None:
         _ORDER_DEFAULTS = {
@@ -334,7 +336,11 @@ def _loaded_orders(rows, *, defaults: bool = True, **common) -> list[Order]:
         state = state_of()
         state.adding = False
         state.db = "default"
-        order.__dict__ = {**base, **values, "_state": state}
+        if base:
+            order.__dict__ = {**base, **values, "_state": state}
+        else:
+            values["_state"] = state
+            order.__dict__ = values
         orders.append(order)
     return orders
 
@@ -525,6 +531,10 @@ def _orders_locked(queryset, statuses) -> list[Order]:
         )
         rows = cursor.fetchall()
     attnames = [f.attname for f in fields]
+    if not convert:  # the driver's values are the fields' own: one dict per row
+        return _loaded_orders(
+            (dict(zip(attnames, row, strict=True)) for row in rows), defaults=False
+        )
 
     def values(row) -> dict:
         found = dict(zip(attnames, row, strict=True))
