@@ -48,6 +48,7 @@ import io
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -415,6 +416,8 @@ def measure_workers(args) -> dict:
         )
         workers.append(subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=out))
         out.close()
+    # stopped (SIGTERM), the bench still stops its workers (the finally below)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     # every pool process (the one that computes chunks) and its samples: (chunks done, MiB)
     samples: dict[int, list[tuple[int, float]]] = {}
     owner: dict[int, int] = {}
@@ -429,8 +432,16 @@ def measure_workers(args) -> dict:
         run = services.rebalance_run_create(actor=pm, portfolios=accounts, chunk_size=size)
         asked = time.perf_counter() - t0
         last_print = 0.0
+        progress = (-1, 0.0)  # accounts done, when they last moved
         while True:
             run = RebalanceRun.objects.defer("summary", "skipped").get(pk=run.pk)
+            if run.accounts_done != progress[0]:
+                progress = (run.accounts_done, time.perf_counter())
+            elif time.perf_counter() - progress[1] > args.stall:
+                raise SystemExit(
+                    f"no chunk finished in {args.stall:.0f} s ({run.accounts_done} accounts "
+                    f"done): are the chunks' tasks still in the broker? See {logs}"
+                )
             chunks = run.accounts_done // size
             for n, worker in enumerate(workers):
                 for pid in [worker.pid, *_children(worker.pid)]:
@@ -519,6 +530,9 @@ def main(argv: list[str] | None = None) -> int:
         help="chunk the run on this many real Celery worker processes (0: in this process)",
     )
     ap.add_argument("--timeout", type=float, default=3600, help="seconds the workers' run may take")
+    ap.add_argument(
+        "--stall", type=float, default=300, help="give up when no chunk ends for this long"
+    )
     ap.add_argument("--build", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     url = os.environ.get("DATABASE_URL", "")

@@ -393,7 +393,9 @@ def _rows_frame(
     parses in C. Read row by row (``COPY ... TO STDOUT`` sends one message per row)
     half a million rows cost the client a Python call each, more than the parsing.
     The text is what COPY's CSV writes for numbers and dates (NULL an empty field);
-    `pg_sql` selects no text columns (they would need CSV quoting). Elsewhere (SQLite)
+    `pg_sql` selects no text columns (they would need CSV quoting). One value is at most
+    1 GB of text (PostgreSQL's limit): some fifteen million lots, hundreds of times a
+    run's chunk (`OMS_REBALANCE_CHUNK_SIZE`, 1,000 accounts). Elsewhere (SQLite)
     the driver's rows (`_raw_rows`). `floats` are read as floats (a whole quantity
     prints without a decimal point), `dates` parsed as dates."""
     if connection.vendor != "postgresql":
