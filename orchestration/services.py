@@ -35,7 +35,7 @@ from compliance.selectors import (
     realised_sales,
     rebalance_restrictions_for,
 )
-from oms.bulk import update_rows
+from oms.bulk import collector_paused, update_rows
 from oms.numbers import qty
 from oms.roles import Action, require, sees_all_accounts
 from oms.state import check_transition
@@ -319,7 +319,8 @@ def rebalance_chunk_execute(*, run_id: int, chunk: int) -> int:
         _propose_when_done(run_id)
         return 0
     try:
-        written = _compute_chunk(run, chunk, pending)
+        with collector_paused():
+            written = _compute_chunk(run, chunk, pending)
     except Exception as exc:
         _run_fail(run_id, exc)
         raise
@@ -636,13 +637,14 @@ def rebalance_run_approve(
             )
         run_orders_approve(actor=actor, run=run, order_ids=order_ids)
 
-    return _run_step(
-        actor=actor,
-        run_id=run_id,
-        target=RebalanceRun.Status.APPROVED,
-        kind="rebalance.approved",
-        act=act,
-    )
+    with collector_paused():  # the run's orders, read and checked: many objects, no cycle
+        return _run_step(
+            actor=actor,
+            run_id=run_id,
+            target=RebalanceRun.Status.APPROVED,
+            kind="rebalance.approved",
+            act=act,
+        )
 
 
 def rebalance_run_order_drop(*, actor, run_id: int, order_id: int) -> RebalanceRun:
