@@ -24,6 +24,20 @@ position), 5 models of about 100 securities, then times:
 
 Peak memory is the process's peak resident set (the book was built in a child). The
 drift dashboard's p95 over the same book is measured by `bench/drift_dashboard.py`.
+
+With ``--workers N`` the run is not computed in this process but chunked on Celery as
+production runs it: N real worker processes (``celery worker --concurrency 1`` each,
+on PostgreSQL and the Redis of REDIS_URL) take the chunks from the `rebalance` queue,
+this process only asks for the run and watches it, sampling each worker's resident
+set (its pool process, which computes the chunks) as the chunks go by. It prints the
+rate (accounts and orders a second, request to proposed) and each process's memory
+after its first chunk, at its peak and at the end, and whether it stayed flat (the
+peak of the run's last half no higher than that of its first half plus 10%, and under
+2 GiB). The approval and the naive way are not timed in this mode:
+
+    DATABASE_URL=postgres://.../oms_book100k REDIS_URL=redis://.../N SECRET_KEY=... \\
+        python bench/rebalance_run.py --accounts 100000 --workers 2
+
 Ends with one line of JSON. Not a test: figures depend on the machine.
 """
 
@@ -34,6 +48,7 @@ import io
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -349,6 +364,158 @@ def measure(args) -> dict:
     }
 
 
+def _rss_mib(pid: int) -> float | None:
+    """The resident set of a process now (None once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def measure_workers(args) -> dict:
+    """The run chunked on `args.workers` real Celery worker processes (see the module's
+    docstring): its rate and each worker process's memory as the chunks go by."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+
+    from config.celery import app, worker_command
+    from orchestration import services
+    from portfolios.models import Portfolio, RebalanceRun
+
+    if not os.environ.get("REDIS_URL"):
+        raise SystemExit("--workers needs REDIS_URL (the workers' broker)")
+    pm = get_user_model().objects.get(username=f"{PREFIX.lower()}-pm")
+    for run in RebalanceRun.objects.filter(
+        status__in=RebalanceRun.OPEN_STATES, created_by=pm
+    ).order_by("pk"):
+        services.rebalance_run_cancel(actor=pm, run_id=run.pk)
+    accounts = list(
+        Portfolio.objects.filter(code__startswith=PREFIX).order_by("pk")[: args.accounts]
+    )
+    with app.connection_for_write() as conn:
+        for queue in settings.OMS_QUEUES:
+            conn.default_channel.queue_purge(queue)
+    logs = Path(os.environ.get("TMPDIR", "/tmp")) / f"rebalance-run-workers-{os.getpid()}"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    workers = []
+    for n in range(args.workers):
+        out = (logs / f"worker{n}.log").open("ab")
+        argv = worker_command(
+            sys.executable, concurrency=1, hostname=f"rebalance{n}-{os.getpid()}@%h"
+        )
+        workers.append(subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=out))
+        out.close()
+    # stopped (SIGTERM), the bench still stops its workers (the finally below)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # every pool process (the one that computes chunks) and its samples: (chunks done, MiB)
+    samples: dict[int, list[tuple[int, float]]] = {}
+    owner: dict[int, int] = {}
+    try:
+        deadline = time.monotonic() + 120
+        while len(app.control.ping(timeout=1.0)) < args.workers:
+            if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
+                raise SystemExit(f"the workers did not start: see {logs}")
+        settings.OMS_REBALANCE_INLINE_LIMIT = 0  # on the workers, however small
+        size = args.chunk or services.DEFAULT_CHUNK_SIZE
+        t0 = time.perf_counter()
+        run = services.rebalance_run_create(actor=pm, portfolios=accounts, chunk_size=size)
+        asked = time.perf_counter() - t0
+        last_print = 0.0
+        progress = (-1, 0.0)  # accounts done, when they last moved
+        while True:
+            run = RebalanceRun.objects.defer("summary", "skipped").get(pk=run.pk)
+            if run.accounts_done != progress[0]:
+                progress = (run.accounts_done, time.perf_counter())
+            elif time.perf_counter() - progress[1] > args.stall:
+                raise SystemExit(
+                    f"no chunk finished in {args.stall:.0f} s ({run.accounts_done} accounts "
+                    f"done): are the chunks' tasks still in the broker? See {logs}"
+                )
+            chunks = run.accounts_done // size
+            for n, worker in enumerate(workers):
+                for pid in [worker.pid, *_children(worker.pid)]:
+                    rss = _rss_mib(pid)
+                    if rss is not None:
+                        samples.setdefault(pid, []).append((chunks, rss))
+                        owner[pid] = n
+            elapsed = time.perf_counter() - t0
+            if run.status not in (RebalanceRun.Status.DRAFT, RebalanceRun.Status.RUNNING):
+                break
+            if elapsed - last_print >= 10:
+                last_print = elapsed
+                print(
+                    f"  {elapsed:6.1f} s: {run.accounts_done} accounts done, "
+                    f"{run.orders_proposed} orders, load {_loadavg()}",
+                    flush=True,
+                )
+            if elapsed > args.timeout:
+                raise SystemExit(f"the run did not finish in {args.timeout} s")
+            time.sleep(0.5)
+        whole = time.perf_counter() - t0
+        if run.status != RebalanceRun.Status.PROPOSED:
+            raise SystemExit(f"the run did not propose: {run.status} {run.error}")
+        computed = (run.finished_at - run.started_at).total_seconds()
+        loadavg = _loadavg()
+        services.rebalance_run_cancel(actor=pm, run_id=run.pk)  # free the accounts again
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+    half = run.chunks_total / 2
+    processes = []
+    for pid, rows in sorted(samples.items()):
+        after_first = [mib for chunks, mib in rows if chunks >= 1] or [rows[-1][1]]
+        first_half = [mib for chunks, mib in rows if 1 <= chunks < half] or after_first
+        second_half = [mib for chunks, mib in rows if chunks >= half] or after_first
+        processes.append(
+            {
+                "worker": owner[pid],
+                "pid": pid,
+                "role": "main" if pid in {w.pid for w in workers} else "pool",
+                "after_first_chunk_mib": round(after_first[0], 1),
+                "peak_first_half_mib": round(max(first_half), 1),
+                "peak_second_half_mib": round(max(second_half), 1),
+                "peak_mib": round(max(mib for _, mib in rows), 1),
+                "end_mib": round(rows[-1][1], 1),
+                "flat": max(second_half) <= max(first_half) * 1.10
+                and max(mib for _, mib in rows) <= 2048,
+            }
+        )
+    return {
+        "mode": "workers",
+        "workers": args.workers,
+        "accounts": len(accounts),
+        "orders": run.orders_proposed,
+        "skipped": run.accounts_skipped,
+        "chunks": run.chunks_total,
+        "chunk_size": size,
+        "request_s": round(asked, 3),
+        "run_s": round(whole, 1),
+        "computed_s": round(computed, 1),
+        "accounts_per_s": round(len(accounts) / whole, 1),
+        "orders_per_s": round(run.orders_proposed / whole, 1),
+        "loadavg": loadavg,
+        "processes": processes,
+        "memory_flat": all(p["flat"] for p in processes),
+        "logs": str(logs),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--accounts", type=int, default=10_000)
@@ -356,6 +523,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--chunk", type=int, default=0, help="accounts per chunk (0: one chunk)")
     ap.add_argument("--naive", type=int, default=200, help="orders created the naive way")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="chunk the run on this many real Celery worker processes (0: in this process)",
+    )
+    ap.add_argument("--timeout", type=float, default=3600, help="seconds the workers' run may take")
+    ap.add_argument(
+        "--stall", type=float, default=300, help="give up when no chunk ends for this long"
+    )
     ap.add_argument("--build", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     url = os.environ.get("DATABASE_URL", "")
@@ -367,6 +544,31 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     ensure_book(ap, args.accounts, argv or sys.argv[1:])
     before_load = _loadavg()
+    if args.workers:
+        figures = measure_workers(args)
+        print(
+            f"accounts {figures['accounts']}, orders proposed {figures['orders']}, "
+            f"{figures['chunks']} chunks of {figures['chunk_size']} on {args.workers} workers"
+        )
+        print(f"  load average {figures['loadavg']} (before {before_load})")
+        print(
+            f"  run      {figures['run_s']:8.1f} s  request -> proposed "
+            f"({figures['computed_s']:.1f} s from the first chunk's start)"
+        )
+        print(
+            f"  rate     {figures['accounts_per_s']:8.1f} accounts/s, "
+            f"{figures['orders_per_s']:.1f} orders/s"
+        )
+        for p in figures["processes"]:
+            print(
+                f"  worker {p['worker']} {p['role']:<4} pid {p['pid']}: "
+                f"{p['after_first_chunk_mib']:.0f} MiB after its first chunk, peak "
+                f"{p['peak_first_half_mib']:.0f} / {p['peak_second_half_mib']:.0f} MiB in "
+                f"the run's first / second half, {p['end_mib']:.0f} MiB at the end"
+                f" ({'flat' if p['flat'] else 'NOT flat'})"
+            )
+        print(json.dumps(figures))
+        return 0
     figures = measure(args)
     print(f"accounts {figures['accounts']}, orders proposed {figures['orders']}")
     print(f"  load average {figures['loadavg']} (before {before_load})")

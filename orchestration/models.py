@@ -54,8 +54,15 @@ class ProposalCheck(models.Model):
         NEEDS_OVERRIDE = "needs_override", "Needs override"
         REJECTED = "rejected", "Rejected"
 
+    # written from the ids of the orders written in the same transaction, by the same
+    # service (`_store_verdicts`), and orders are never deleted but by Django's own
+    # cascade: no constraint, checked for every order of a run at commit (decision 51)
     order = models.OneToOneField(
-        Order, on_delete=models.CASCADE, primary_key=True, related_name="proposal_check"
+        Order,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="proposal_check",
+        db_constraint=False,
     )
     # the order's own run (its order's constraint holds the order, and so its run):
     # no constraint of its own, checked for every order of a run at commit (decision 44)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from django.db import connection
 from django.db.models import Case, Count, DecimalField, F, Q, Sum, When
-from django.db.models.lookups import Lookup
 
 from audit.models import AuditEvent
+from oms.bulk import ids_in
 from portfolios.models import RebalanceRun
 from portfolios.selectors import LoadedBook, load_book
 from trading.models import Order, Side
@@ -20,30 +19,6 @@ from trading.services.bulk import in_ranges
 PENDING_STATES = Order.COMMITTED_STATES | {Order.Status.FILLED}
 #: Orders that ended with fills not yet allocated: their filled quantity is on its way.
 ENDED_UNALLOCATED = (Order.Status.CANCELLED, Order.Status.EXPIRED, Order.Status.DONE_FOR_DAY)
-
-
-class _AnyOf(Lookup):
-    """``column = ANY(%s::bigint[])``: the ids as one array parameter. A lookup, so that
-    its column is named through the query's aliases (U0, ... in a subquery)."""
-
-    lookup_name = "any_of"
-    prepare_rhs = False  # the list is the parameter, not a value of the column
-
-    def as_sql(self, compiler, connection):
-        lhs, params = self.process_lhs(compiler, connection)
-        return f"{lhs} = ANY(%s::bigint[])", (*params, list(self.rhs))
-
-
-def ids_in(model, field: str, ids: Iterable[int]):
-    """A filter: `field` of `model` is one of `ids`. On PostgreSQL the ids are one array
-    parameter (``= ANY(%s)``): an ``IN`` list of the ten thousand accounts of a run is
-    ten thousand parameters for the ORM to compile and the driver to bind, at every
-    query that names them."""
-    ids = list(ids)
-    if connection.vendor != "postgresql":
-        return Q(**{f"{field}__in": ids})
-    model._meta.get_field(field)  # a field of the model, named as a filter names it
-    return _AnyOf(F(field), ids)
 
 
 def pending_quantities(portfolio_ids: Iterable[int]) -> list[tuple[int, int, float]]:

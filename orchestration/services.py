@@ -35,7 +35,7 @@ from compliance.selectors import (
     realised_sales,
     rebalance_restrictions_for,
 )
-from oms.bulk import update_rows
+from oms.bulk import collector_paused, update_rows
 from oms.numbers import qty
 from oms.roles import Action, require, sees_all_accounts
 from oms.state import check_transition
@@ -319,7 +319,8 @@ def rebalance_chunk_execute(*, run_id: int, chunk: int) -> int:
         _propose_when_done(run_id)
         return 0
     try:
-        written = _compute_chunk(run, chunk, pending)
+        with collector_paused():
+            written = _compute_chunk(run, chunk, pending)
     except Exception as exc:
         _run_fail(run_id, exc)
         raise
@@ -597,9 +598,10 @@ def _run_fail(run_id: int, exc: Exception) -> None:
 
 def _run_step(*, actor, run_id: int, target: str, kind: str, act) -> RebalanceRun:
     """Move a run to `target` and its orders with `act`, in one transaction: the run
-    and its orders move together or not at all."""
+    and its orders move together or not at all. The run's what-if per account (megabytes
+    of JSON over the whole book) is read only if `act` asks for it."""
     with audited_transaction():
-        run = RebalanceRun.objects.select_for_update(of=("self",)).get(pk=run_id)
+        run = _runs().select_for_update(of=("self",)).get(pk=run_id)
         _ensure_run_owner(actor, run)
         _run_set_status(run, target, actor=actor, kind=kind)
         act(run)
@@ -635,13 +637,14 @@ def rebalance_run_approve(
             )
         run_orders_approve(actor=actor, run=run, order_ids=order_ids)
 
-    return _run_step(
-        actor=actor,
-        run_id=run_id,
-        target=RebalanceRun.Status.APPROVED,
-        kind="rebalance.approved",
-        act=act,
-    )
+    with collector_paused():  # the run's orders, read and checked: many objects, no cycle
+        return _run_step(
+            actor=actor,
+            run_id=run_id,
+            target=RebalanceRun.Status.APPROVED,
+            kind="rebalance.approved",
+            act=act,
+        )
 
 
 def rebalance_run_order_drop(*, actor, run_id: int, order_id: int) -> RebalanceRun:

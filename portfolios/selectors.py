@@ -16,6 +16,7 @@ from django.db.models import Exists, F, FloatField, Min, OuterRef, Q, QuerySet, 
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from oms.bulk import ids_in
 from oms.roles import Action, can, sees_all_accounts
 
 from .models import (
@@ -192,7 +193,7 @@ def load_book(
     portfolio_ids = list(portfolio_ids)
     pending = [(a, s, float(q)) for a, s, q in pending if q]
     portfolios = list(
-        Portfolio.objects.filter(pk__in=portfolio_ids).values(
+        Portfolio.objects.filter(ids_in(Portfolio, "id", portfolio_ids)).values(
             "pk", "model_id", "base_currency", "cash_floor", "long_only"
         )
     )
@@ -201,7 +202,7 @@ def load_book(
     cash: dict[int, float] = dict.fromkeys(base_of, 0.0)
     skipped: dict[int, str] = {}
     for portfolio_id, currency, amount in CashBalance.objects.filter(
-        portfolio_id__in=portfolio_ids
+        ids_in(CashBalance, "portfolio_id", portfolio_ids)
     ).values_list("portfolio_id", "currency", "amount"):
         rate = fx.rate(currency, base_of[portfolio_id])
         if rate is None:
@@ -244,7 +245,7 @@ def load_book(
         )
     security_ids = {s for _, s, _ in targets} | set(holdings["security"].unique().tolist())
     securities = list(
-        Security.objects.filter(pk__in=security_ids)
+        Security.objects.filter(ids_in(Security, "id", security_ids))
         .with_latest_price()
         .values("pk", *TERMS_FIELDS, "latest_price", "latest_price_date")
     )
@@ -374,36 +375,51 @@ def model_flattened(model_id: int) -> dict:
 
 
 def _rows_frame(
-    queryset, columns: list[str], *, pg_sql: str, pg_params, floats=(), dates=()
+    queryset,
+    columns: list[str],
+    *,
+    pg_sql: str,
+    pg_params,
+    pg_order: str = "",
+    floats=(),
+    dates=(),
 ) -> pd.DataFrame:
     """The rows of a values_list queryset as a frame with these column names.
 
     On PostgreSQL the same rows are read by `pg_sql` (the query written with one
-    array parameter, ``= ANY(%s)``, rather than an IN list of ten thousand) through
-    ``COPY ... TO STDOUT`` in CSV, parsed by pandas in C: no Python object per value.
-    Elsewhere (SQLite) the driver's rows (`_raw_rows`). `floats` are read as floats
-    (a whole quantity prints without a decimal point), `dates` parsed as dates."""
+    array parameter, ``= ANY(%s)``, rather than an IN list of ten thousand), as ONE
+    value: the server joins them into CSV text (``string_agg``, in the order of
+    `pg_order`, the columns named ``c0``, ``c1``, ... by position), which pandas
+    parses in C. Read row by row (``COPY ... TO STDOUT`` sends one message per row)
+    half a million rows cost the client a Python call each, more than the parsing.
+    The text is what COPY's CSV writes for numbers and dates (NULL an empty field);
+    `pg_sql` selects no text columns (they would need CSV quoting). One value is at most
+    1 GB of text (PostgreSQL's limit): some fifteen million lots, hundreds of times a
+    run's chunk (`OMS_REBALANCE_CHUNK_SIZE`, 1,000 accounts). Elsewhere (SQLite)
+    the driver's rows (`_raw_rows`). `floats` are read as floats (a whole quantity
+    prints without a decimal point), `dates` parsed as dates."""
     if connection.vendor != "postgresql":
         frame = pd.DataFrame(_raw_rows(queryset), columns=columns)
         for name in dates:
             frame[name] = pd.to_datetime(frame[name])
         return frame
-    buffer = io.BytesIO()
-    query = connection.ops.compose_sql(pg_sql, pg_params)  # COPY takes no parameters
-    with (
-        connection.cursor() as cursor,
-        cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy,
-    ):
-        for data in copy:
-            buffer.write(data)
-    if not buffer.tell():
+    names = [f"c{n}" for n in range(len(columns))]
+    line = ", ',', ".join(names)
+    order = f" ORDER BY {pg_order}" if pg_order else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT string_agg(concat({line}), E'\\n'{order})"
+            f" FROM ({pg_sql}) AS t({', '.join(names)})",
+            pg_params,
+        )
+        text = cursor.fetchone()[0]
+    if not text:
         frame = pd.DataFrame({name: pd.Series([], dtype=object) for name in columns})
         for name in dates:
             frame[name] = pd.to_datetime(frame[name])
         return frame
-    buffer.seek(0)
     return pd.read_csv(
-        buffer,
+        io.StringIO(text),
         header=None,
         names=columns,
         dtype=dict.fromkeys(floats, "float64"),
@@ -456,9 +472,9 @@ def _lots_frame(
             "SELECT portfolio_id, security_id, quantity::float8, (quantity * unit_cost)::float8,"
             f" acquired_on, id FROM {TaxLot._meta.db_table}"
             " WHERE portfolio_id = ANY(%s::bigint[]) AND quantity > 0"
-            " ORDER BY portfolio_id, security_id, acquired_on, id"
         ),
         pg_params=[list(portfolio_ids)],
+        pg_order="c0, c1, c4, c5",  # portfolio_id, security_id, acquired_on, id
         floats=["quantity", "cost"],
         dates=["acquired"],
     )

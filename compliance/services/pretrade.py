@@ -32,6 +32,7 @@ from compliance.selectors import (
     rule_book_stamp,
     rule_key,
 )
+from oms.bulk import ids_in
 from portfolios.models import CashBalance, Portfolio, Position, Price, Security
 from portfolios.quotes import average_daily_volume
 from portfolios.selectors import FxTable, cash_on_its_way
@@ -449,7 +450,7 @@ def pretrade_check(orders: Sequence, *, stage: str, actor) -> dict[int, pretrade
     # the accounts with the rule book's stamp in one query: the rule book itself is
     # loaded once per process and stamp (`engine_book_in_force`, decision 37)
     rows = list(
-        Portfolio.objects.filter(pk__in={o.portfolio_id for o in orders})
+        Portfolio.objects.filter(ids_in(Portfolio, "id", {o.portfolio_id for o in orders}))
         .annotate(stamp=rule_book_stamp())
         .values_list("pk", "base_currency", "long_only", "model_id", "stamp")
     )

@@ -372,3 +372,123 @@ def test_the_bulk_copy_names_every_column_the_database_requires():
         if not field.null and field.db_default is models.NOT_PROVIDED and not field.primary_key
     }
     assert required - set(_COPY_COLUMNS) == set()
+
+
+def _batch(book, last):
+    """Many good orders of ACC1 and ACC2, then `last` (``(account, ticker, side,
+    quantity)``): the batch's terms are checked on the whole set, and the one order
+    that breaks them is still named."""
+    from trading.services.bulk import ProposedOrder
+
+    s, (acc1, acc2) = book["securities"], book["accounts"]
+    good = [
+        ProposedOrder(a.pk, s[t].pk, "buy", Decimal(q), Decimal("10"))
+        for a in (acc1, acc2)
+        for t, q in (("AAA", "3"), ("BBB", "7"), ("CCC", "2"))
+    ]
+    account, ticker, side, quantity = last
+    account = {"ACC1": acc1, "ACC2": acc2}[account]
+    return [*good, ProposedOrder(account.pk, s[ticker].pk, side, Decimal(quantity), None)]
+
+
+@pytest.mark.parametrize(
+    ("last", "named"),
+    [
+        (("ACC1", "AAA", "buy", "1.5"), "Account ACC1, buy AAA: AAA trades in whole units only."),
+        (("ACC2", "BBB", "buy", "0"), "Account ACC2, buy BBB: quantity 0 is not positive"),
+        (("ACC1", "BBB", "sell", "101"), "Account ACC1, sell BBB: sells 101 but holds 100"),
+        (("ACC2", "EEE", "buy", "4"), "Account ACC2, buy EEE: EEE is not active."),
+        (("ACC1", "DDD", "buy", "4"), "Account ACC1, buy DDD: 4 is below the minimum quantity 5"),
+    ],
+)
+def test_a_batch_that_breaks_a_rule_names_the_one_order_that_does(pm, book, last, named):
+    from django.core.exceptions import ValidationError
+
+    from trading.services.bulk import run_orders_create
+
+    book["securities"]["EEE"].is_active = False
+    book["securities"]["EEE"].save(update_fields=["is_active"])
+    book["securities"]["DDD"].min_quantity = Decimal("5")
+    book["securities"]["DDD"].save(update_fields=["min_quantity"])
+    run = RebalanceRun.objects.create(created_by=pm, parameters={})
+    with pytest.raises(ValidationError) as refused:
+        run_orders_create(actor=pm, run=run, proposed=_batch(book, last))
+    assert named in refused.value.messages[0]
+    assert not Order.objects.filter(rebalance_run=run).exists()
+
+
+def test_a_batch_that_keeps_every_rule_is_written(pm, book):
+    from trading.services.bulk import run_orders_create
+
+    run = RebalanceRun.objects.create(created_by=pm, parameters={})
+    orders = run_orders_create(
+        actor=pm, run=run, proposed=_batch(book, ("ACC1", "BBB", "sell", "100"))
+    )
+    assert Order.objects.filter(rebalance_run=run).count() == len(orders) == 7
+
+
+def test_the_book_read_as_one_value_is_the_rows_the_orm_reads(pm, book):
+    """On PostgreSQL the holdings and lots come as one CSV value from the server: the
+    same rows, in the lots' order, as the ORM's rows (SQLite reads those)."""
+    from portfolios.selectors import _raw_rows, load_book
+
+    acc1, acc2 = book["accounts"]
+    # a second lot of AAA in ACC1, older than the first: the lots go by date, then id
+    TaxLot.objects.create(
+        portfolio=acc1,
+        security=book["securities"]["AAA"],
+        quantity=Decimal("0.125"),
+        original_quantity=Decimal("1"),
+        unit_cost=Decimal("12.5"),
+        acquired_on=timezone.now().date() - timedelta(days=900),
+    )
+    lots = load_book([acc2.pk, acc1.pk]).book.lots
+    rows = _raw_rows(
+        TaxLot.objects.filter(portfolio__in=[acc1, acc2], quantity__gt=0)
+        .order_by("portfolio_id", "security_id", "acquired_on", "pk")
+        .values_list("portfolio_id", "security_id", "quantity", "acquired_on", "pk")
+    )
+    assert [(a, s, float(q), d, pk) for a, s, q, d, pk in rows] == [
+        (a, s, q, d.date(), pk)
+        for a, s, q, d, pk in lots[
+            ["account", "security", "quantity", "acquired", "lot"]
+        ].itertuples(index=False)
+    ]
+    assert lots["quantity"].dtype == "float64"
+
+
+def test_a_chunk_and_an_approval_build_their_orders_with_the_collector_paused(
+    pm, book, monkeypatch
+):
+    """The cyclic garbage collector walked every live object again and again while a
+    chunk built its orders (a third of a run's CPU): it is off inside, on after."""
+    import gc
+
+    seen = []
+    create, approve = run_services.run_orders_create, run_services.run_orders_approve
+
+    def spy(name, real):
+        def call(**kwargs):
+            seen.append((name, gc.isenabled()))
+            return real(**kwargs)
+
+        return call
+
+    monkeypatch.setattr(run_services, "run_orders_create", spy("create", create))
+    monkeypatch.setattr(run_services, "run_orders_approve", spy("approve", approve))
+    run = run_services.rebalance_run_create(actor=pm, portfolios=book["accounts"])
+    run_services.rebalance_run_approve(actor=pm, run_id=run.pk)
+    assert seen == [("create", False), ("approve", False)]
+    assert gc.isenabled()
+
+
+def test_a_chunk_that_fails_leaves_the_collector_on(pm, book, monkeypatch):
+    import gc
+
+    def broken(**kwargs):
+        raise ValueError("the book cannot be written")
+
+    monkeypatch.setattr(run_services, "run_orders_create", broken)
+    run = run_services.rebalance_run_create(actor=pm, portfolios=book["accounts"])
+    assert run.status == RebalanceRun.Status.FAILED
+    assert gc.isenabled()

@@ -28,6 +28,7 @@ from django.db.models.base import ModelState
 from django.utils import timezone
 
 from audit.services import audit_record, audited_transaction
+from oms.bulk import ids_in
 from oms.numbers import MAX_QUANTITY, ZERO
 from oms.roles import Action, require, sees_all_accounts
 from oms.state import TransitionError
@@ -105,13 +106,15 @@ def _check_proposed(proposed: Sequence[ProposedOrder]) -> None:
     portfolio_ids = {p.portfolio_id for p in proposed}
     securities = {
         s["pk"]: s
-        for s in Security.objects.filter(pk__in=security_ids).values(
+        for s in Security.objects.filter(ids_in(Security, "id", security_ids)).values(
             "pk", "ticker", "is_active", "fractional", "min_quantity"
         )
     }
     accounts = {
         p["pk"]: p
-        for p in Portfolio.objects.filter(pk__in=portfolio_ids).values("pk", "code", "is_active")
+        for p in Portfolio.objects.filter(ids_in(Portfolio, "id", portfolio_ids)).values(
+            "pk", "code", "is_active"
+        )
     }
     sells = [p for p in proposed if p.side == Side.SELL]
     held: dict[tuple[int, int], Decimal] = {}
@@ -140,6 +143,9 @@ def _check_proposed(proposed: Sequence[ProposedOrder]) -> None:
     for p in sells:
         key = (p.portfolio_id, p.security_id)
         wanted[key] = wanted.get(key, ZERO) + p.quantity
+    if _clean(proposed, securities, accounts, wanted, held, committed):
+        return
+    # One of them breaks a rule: find the first, order by order, to name it.
     for p in proposed:
         security, account = securities.get(p.security_id), accounts.get(p.portfolio_id)
         where = f"{account['code'] if account else p.portfolio_id}"
@@ -167,6 +173,38 @@ def _check_proposed(proposed: Sequence[ProposedOrder]) -> None:
                 )
         if problem:
             raise ValidationError(f"Account {where}, {p.side} {ticker}: {problem}.")
+
+
+def _clean(proposed, securities: dict, accounts: dict, wanted: dict, held, committed) -> bool:
+    """Whether every order of the batch passes `_check_proposed`'s rules, asked of the
+    whole set at once (each rule over the orders it can fail, the sells once per
+    account and security) rather than order by order: tens of thousands of orders
+    that pass cost a few passes over their quantities."""
+    if not proposed:
+        return True
+    if not set(accounts) >= {p.portfolio_id for p in proposed}:
+        return False
+    if not all(a["is_active"] for a in accounts.values()):
+        return False
+    if not set(securities) >= {p.security_id for p in proposed}:
+        return False
+    if not all(s["is_active"] for s in securities.values()):
+        return False
+    if not {p.side for p in proposed} <= {Side.BUY, Side.SELL}:
+        return False
+    quantities = [p.quantity for p in proposed]
+    if not (min(quantities) > ZERO and max(quantities) < MAX_QUANTITY):
+        return False
+    floor = {pk: s["min_quantity"] for pk, s in securities.items() if s["min_quantity"] > ZERO}
+    whole = {pk for pk, s in securities.items() if not s["fractional"]}
+    for p in proposed:
+        if p.security_id in floor and p.quantity < floor[p.security_id]:
+            return False
+        if p.security_id in whole and p.quantity != p.quantity.to_integral_value():
+            return False
+    return all(
+        total <= held.get(key, ZERO) - committed.get(key, ZERO) for key, total in wanted.items()
+    )
 
 
 def _held_and_committed(pairs: set[tuple[int, int]]) -> tuple[dict, dict]:
@@ -197,16 +235,28 @@ def _held_and_committed(pairs: set[tuple[int, int]]) -> tuple[dict, dict]:
     return held, committed
 
 
+#: The orders' id sequence (its name, once per process: it does not change).
+_ORDER_SEQUENCE: str | None = None
+
+
 def _next_order_ids(count: int) -> list[int]:
     """`count` ids from the orders' sequence, in one statement: their first, last and
     count when they came out consecutive (as they do unless another writer takes ids
-    from the sequence at the same moment), every one of them otherwise."""
+    from the sequence at the same moment), every one of them otherwise.
+
+    The sequence is named by a constant (``'...'::regclass``), looked up once: asked
+    through ``pg_get_serial_sequence`` in the statement, it was looked up again for each
+    of the ids, ten times the cost of drawing them."""
+    global _ORDER_SEQUENCE
     with connection.cursor() as cursor:
+        if _ORDER_SEQUENCE is None:
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [Order._meta.db_table])
+            _ORDER_SEQUENCE = cursor.fetchone()[0]
         cursor.execute(
             "SELECT min(id), max(id), count(*), CASE WHEN max(id) - min(id) + 1 = count(*)"
             " THEN NULL ELSE array_agg(id ORDER BY id) END FROM (SELECT"
-            " nextval(pg_get_serial_sequence(%s, 'id')) AS id FROM generate_series(1, %s)) s",
-            [Order._meta.db_table, count],
+            " nextval(%s::regclass) AS id FROM generate_series(1, %s)) s",
+            [_ORDER_SEQUENCE, count],
         )
         first, last, got, scattered = cursor.fetchone()
     assert got == count
@@ -235,8 +285,9 @@ _COPY_COLUMNS = (
 )
 
 
-def _copy_orders(ids, proposed, *, run_id: int, actor_id: int, notes: str, now) -> None:
-    """COPY the rows into the orders table (PostgreSQL): one statement, no ORM objects."""
+def _copy_orders(ids, proposed, lots, *, run_id: int, actor_id: int, notes: str, now) -> None:
+    """COPY the rows into the orders table (PostgreSQL): one statement, no ORM objects.
+    `lots`: each order's lots as it stores them (`_stored_lots`)."""
     stamp = now.isoformat()
     # the columns every row shares, written once
     middle = f"\t{OrderType.MARKET.value}\t{TimeInForce.DAY.value}\t"
@@ -246,8 +297,8 @@ def _copy_orders(ids, proposed, *, run_id: int, actor_id: int, notes: str, now) 
     lines = [
         f"{pk}\t{p.portfolio_id}\t{p.security_id}\t{p.side}{middle}{p.quantity}{tail}"
         f"{null if p.estimated_price is None else p.estimated_price}{after}{p.lot_method}\t"
-        f"{_copy_json(p.lots) if p.lots else '[]'}\n"
-        for pk, p in zip(ids, proposed, strict=True)
+        f"{json.dumps(taken) if taken else '[]'}\n"
+        for pk, p, taken in zip(ids, proposed, lots, strict=True)
     ]
     table = connection.ops.quote_name(Order._meta.db_table)
     columns = ", ".join(_COPY_COLUMNS)
@@ -255,10 +306,11 @@ def _copy_orders(ids, proposed, *, run_id: int, actor_id: int, notes: str, now) 
         copy.write("".join(lines))
 
 
-def _copy_json(lots) -> str:
-    """An order's lots as COPY text: JSON (ids and quantities as strings: no tab,
-    newline or backslash to escape)."""
-    return json.dumps([[int(pk), str(quantity)] for pk, quantity in lots])
+def _stored_lots(proposed) -> list[list]:
+    """Each order's lots as the order stores them, ``[[lot id, "quantity"], ...]`` (a
+    list of its own per order), built once for the COPY (as JSON: ids and quantities as
+    strings, no tab, newline or backslash to escape) and the instances."""
+    return [[[int(pk), str(q)] for pk, q in p.lots] if p.lots else [] for p in proposed]
 
 
 _ORDER_DEFAULTS: dict | None = None
@@ -268,7 +320,9 @@ def _loaded_orders(rows, *, defaults: bool = True, **common) -> list[Order]:
     """Order instances for rows just written (or read) as if read from the database,
     without Model.__init__ (which costs more than the COPY of the row itself): each
     row a dict of column values, over `common` (values every row shares) and, with
-    `defaults`, the fields' defaults (without, a field the row lacks is deferred)."""
+    `defaults`, the fields' defaults (without, a field the row lacks is deferred).
+    Without defaults or `common`, each row's dict becomes its instance's own: pass
+    dicts of their own, as a generator of them does."""
     global _ORDER_DEFAULTS
     if _ORDER_DEFAULTS is None:
         _ORDER_DEFAULTS = {
@@ -282,7 +336,11 @@ def _loaded_orders(rows, *, defaults: bool = True, **common) -> list[Order]:
         state = state_of()
         state.adding = False
         state.db = "default"
-        order.__dict__ = {**base, **values, "_state": state}
+        if base:
+            order.__dict__ = {**base, **values, "_state": state}
+        else:
+            values["_state"] = state
+            order.__dict__ = values
         orders.append(order)
     return orders
 
@@ -316,7 +374,10 @@ def run_orders_create(
         common = {"rebalance_run_id": run.pk, "notes": notes}
         if connection.vendor == "postgresql":
             ids = _next_order_ids(len(proposed))
-            _copy_orders(ids, proposed, run_id=run.pk, actor_id=actor.pk, notes=notes, now=now)
+            lots = _stored_lots(proposed)
+            _copy_orders(
+                ids, proposed, lots, run_id=run.pk, actor_id=actor.pk, notes=notes, now=now
+            )
             orders = _loaded_orders(
                 (
                     {
@@ -327,9 +388,9 @@ def run_orders_create(
                         "quantity": p.quantity,
                         "estimated_price": p.estimated_price,
                         "lot_method": p.lot_method,
-                        "lots": [[int(lot), str(q)] for lot, q in p.lots] if p.lots else [],
+                        "lots": taken,
                     }
-                    for pk, p in zip(ids, proposed, strict=True)
+                    for pk, p, taken in zip(ids, proposed, lots, strict=True)
                 ),
                 **common,
                 created_by_id=actor.pk,
@@ -470,6 +531,10 @@ def _orders_locked(queryset, statuses) -> list[Order]:
         )
         rows = cursor.fetchall()
     attnames = [f.attname for f in fields]
+    if not convert:  # the driver's values are the fields' own: one dict per row
+        return _loaded_orders(
+            (dict(zip(attnames, row, strict=True)) for row in rows), defaults=False
+        )
 
     def values(row) -> dict:
         found = dict(zip(attnames, row, strict=True))
