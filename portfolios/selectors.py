@@ -139,11 +139,21 @@ class FxTable:
 
     @classmethod
     def latest(cls) -> FxTable:
+        """The latest rate of each pair: one plain statement, which on PostgreSQL reads
+        one row per pair rather than the whole history (the pre-trade check asks on
+        every order)."""
+        table = FxRate._meta.db_table
+        latest = (
+            f"SELECT DISTINCT ON (currency, quote) currency, quote, rate FROM {table}"
+            " ORDER BY currency, quote, as_of DESC"
+            if connection.vendor == "postgresql"
+            else f"SELECT currency, quote, rate FROM {table} ORDER BY currency, quote, as_of DESC"
+        )
         rates: dict[tuple[str, str], float] = {}
-        for currency, quote, rate in FxRate.objects.order_by(
-            "currency", "quote", "-as_of"
-        ).values_list("currency", "quote", "rate"):
-            rates.setdefault((currency, quote), float(rate))
+        with connection.cursor() as cursor:
+            cursor.execute(latest)
+            for currency, quote, rate in cursor.fetchall():
+                rates.setdefault((currency, quote), float(rate))
         return cls(rates)
 
     def rate(self, currency: str, base: str) -> float | None:
