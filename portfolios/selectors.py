@@ -753,19 +753,34 @@ def account_cash(portfolio: Portfolio, on: dt.date | None = None) -> list[CashLi
 _CASH_ON_ITS_WAY: list = []
 
 
-def register_cash_on_its_way(provider) -> None:
+def register_cash_on_its_way(provider, *, statement=None) -> None:
     """Let an upper layer say what cash of an account is committed but not yet booked:
     ``provider(account_ids)`` gives ``(account, currency, amount)`` rows (> 0 cash coming
     in, < 0 going out). orchestration registers its cash flows held by open runs, so
-    the pre-trade check counts a deposit a run invests and a withdrawal it raises."""
-    if provider not in _CASH_ON_ITS_WAY:
-        _CASH_ON_ITS_WAY.append(provider)
+    the pre-trade check counts a deposit a run invests and a withdrawal it raises.
+
+    ``statement(account_ids)``: the same rows as one plain SELECT, ``(sql, params)``
+    of ``(seq, account, currency, amount)`` with ``seq`` their order (1, 2, ...), so
+    that a reader may ask for them in a statement of its own
+    (`cash_on_its_way_statements`: the pre-trade check reads them with the cash)."""
+    if all(p is not provider for p, _ in _CASH_ON_ITS_WAY):
+        _CASH_ON_ITS_WAY.append((provider, statement))
 
 
 def cash_on_its_way(account_ids) -> list[tuple[int, str, float]]:
     """Every registered provider's rows for these accounts (one query each)."""
     ids = list(account_ids)
-    return [row for provider in _CASH_ON_ITS_WAY for row in provider(ids)] if ids else []
+    return [row for provider, _ in _CASH_ON_ITS_WAY for row in provider(ids)] if ids else []
+
+
+def cash_on_its_way_statements(account_ids) -> list[tuple[str, list]] | None:
+    """Every registered provider's rows for these accounts as plain SELECTs (see
+    `register_cash_on_its_way`), in the providers' order; None when one of them has no
+    statement (then read them with `cash_on_its_way`)."""
+    ids = list(account_ids)
+    if any(statement is None for _, statement in _CASH_ON_ITS_WAY):
+        return None
+    return [statement(ids) for _, statement in _CASH_ON_ITS_WAY]
 
 
 def lifecycle_events_visible_to(user) -> QuerySet:

@@ -35,7 +35,7 @@ from compliance.selectors import (
 )
 from portfolios.models import CashBalance, Portfolio, Position, Price, Security
 from portfolios.quotes import average_daily_volume
-from portfolios.selectors import FxTable, cash_on_its_way
+from portfolios.selectors import FxTable, cash_on_its_way, cash_on_its_way_statements
 from portfolios.terms import FX_KINDS, TERMS_FIELDS, accrued_per_unit, price_multiplier
 from trading import pretrade
 from trading.models import Order
@@ -201,16 +201,26 @@ _MICROSECOND = timedelta(microseconds=1)
 
 
 def _cash(account_ids: Sequence[int]) -> list[tuple]:
-    """The accounts' cash balances (account, currency, amount)."""
+    """The accounts' cash balances (account, currency, amount), by account and currency,
+    then the cash committed but not booked yet (a run's deposits and withdrawals:
+    `cash_on_its_way`), in its providers' order: one statement when every provider
+    gives its rows as SQL, one more per provider otherwise."""
     accounts = list(account_ids)
+    balances = (
+        "SELECT 0, 0, portfolio_id, currency, CAST(amount AS double precision)"
+        f" FROM {CashBalance._meta.db_table} WHERE portfolio_id IN {_in(accounts)}"
+    )
+    statements = cash_on_its_way_statements(accounts) if accounts else []
+    parts, params = [balances], list(accounts)
+    for k, (sql, more) in enumerate(statements or (), 1):
+        parts.append(f"SELECT {k}, * FROM ({sql}) AS on_its_way_{k}")
+        params += more
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT portfolio_id, currency, CAST(amount AS double precision)"
-            f" FROM {CashBalance._meta.db_table} WHERE portfolio_id IN {_in(accounts)}"
-            " ORDER BY portfolio_id, currency",
-            accounts,
-        )
-        return cursor.fetchall()
+        cursor.execute(" UNION ALL ".join(parts) + " ORDER BY 1, 2, 3, 4", params)
+        rows = [row[2:] for row in cursor.fetchall()]
+    if statements is None:
+        rows += cash_on_its_way(accounts)
+    return rows
 
 
 def _terms(securities: Sequence[tuple]) -> dict[int, dict]:
@@ -261,11 +271,7 @@ def build_book(
         account_ids, order_ids, sorted({o.security_id for o in orders}), on=timezone.now().date()
     )
     cash_by: dict[tuple[int, str], float] = {}
-    for account, currency, amount in [
-        *_cash(account_ids),
-        # cash committed but not booked yet: a run's deposits and withdrawals
-        *cash_on_its_way(account_ids),
-    ]:
+    for account, currency, amount in _cash(account_ids):
         cash_by[(account, currency)] = cash_by.get((account, currency), 0.0) + amount
     cash = [(account, currency, amount) for (account, currency), amount in cash_by.items()]
     live = _live_orders(account_ids, order_ids, created=duplicates)
