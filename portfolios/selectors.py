@@ -169,13 +169,25 @@ class FxTable:
         return None
 
     def frame(self, currencies: Iterable[str], bases: Iterable[str]) -> pd.DataFrame:
-        rows = [
+        return pd.DataFrame(self._rows(currencies, bases), columns=["currency", "base", "rate"])
+
+    def columns(self, currencies: Iterable[str], bases: Iterable[str]) -> dict[str, list]:
+        """The rows of `frame` as columns, without a DataFrame (a single order's check
+        hands the engine column mappings)."""
+        rows = self._rows(currencies, bases)
+        return {
+            "currency": [c for c, _, _ in rows],
+            "base": [b for _, b, _ in rows],
+            "rate": [r for _, _, r in rows],
+        }
+
+    def _rows(self, currencies: Iterable[str], bases: Iterable[str]) -> list[tuple]:
+        return [
             (c, b, r)
             for c in set(currencies)
             for b in set(bases)
             if c != b and (r := self.rate(c, b)) is not None
         ]
-        return pd.DataFrame(rows, columns=["currency", "base", "rate"])
 
 
 @dataclass(frozen=True)

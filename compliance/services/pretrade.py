@@ -161,9 +161,7 @@ def _live_orders(
     read). Without it the engine takes them all as created now, which no other rule
     looks at."""
     accounts, orders = list(account_ids), list(order_ids)
-    when = ", NULL"
-    if created:
-        when = ", " + _MICROSECONDS.get(connection.vendor, "created_at")
+    when = ", " + _MICROSECONDS.get(connection.vendor, "created_at") if created else ""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT id, portfolio_id, security_id, side, CAST(quantity AS double precision),"
@@ -326,7 +324,7 @@ def build_book(
         },
         holdings=_columns(holdings, ("account", "security", "quantity")),
         cash=_columns(cash, ("account", "currency", "amount")),
-        fx=fx.frame(currencies, bases),
+        fx=fx.columns(currencies, bases),
         orders=_columns([_order_row(o) for o in orders], _ORDER_COLUMNS),
         live_orders=live,
         sales=sales,
