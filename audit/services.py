@@ -10,11 +10,10 @@ commit side by side. The sealer (`audit_seal`, run in a loop by
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 from django.conf import settings
@@ -64,16 +63,15 @@ def snapshot(obj, fields) -> dict:
     return {name: getattr(obj, name) for name in fields}
 
 
-@contextlib.contextmanager
-def audited_transaction() -> Iterator[None]:
+def audited_transaction() -> transaction.Atomic:
     """The transaction of a service that appends audit events: a plain atomic block.
 
     It takes no lock of the trail's: events are appended unchained and sealed
     after commit, so audited writes never wait for one another on the trail
-    (docs/audit.md). Kept as the one name every audited service opens.
+    (docs/audit.md). Kept as the one name every audited service opens; Django's own
+    block, not a generator wrapped round it (every audited write opens one).
     """
-    with transaction.atomic():
-        yield
+    return transaction.atomic()
 
 
 def audit_record(
@@ -132,69 +130,83 @@ def audit_record_each(
     return _append(actor=actor, kind=None, entries=events, reason="", actor_name=actor_name)
 
 
+#: One encoder for every event (``json.dumps(..., cls=...)`` builds one per call); its
+#: text is what the INSERT sends, encoded once.
+_encode = DjangoJSONEncoder().encode
+#: The columns of an event as `AuditEvent.from_db` takes them, in the model's order.
+_FIELDS = [f.attname for f in AuditEvent._meta.concrete_fields]
+
+
+def _stored(value: dict | None) -> tuple[str, dict]:
+    """A before or after as the trail stores it: the JSON text sent (encoded once), and
+    the value the database gives back for it (Decimals and dates as their text)."""
+    if not value:
+        return "{}", {}
+    text = _encode(value)
+    return text, json.loads(text)
+
+
 def _append(*, actor, kind, entries, reason, actor_name) -> list[AuditEvent]:
     if not connection.in_atomic_block:
         raise RuntimeError("audit_record must run inside the transaction of the change it records")
     known = bool(getattr(actor, "pk", None))
+    actor_id = actor.pk if known else None
     name = actor_name or (actor.get_username() if known else SYSTEM)
     occurred_at = timezone.now()
     origin = str(current_origin())[:100]
-    events = []
     rows = []
+    values = []
     for entry in entries:
         if kind is None:
             event_kind, obj, before, after, event_reason = entry
         else:
             (obj, before, after), event_kind, event_reason = entry, kind, reason
-        stored_before = json.dumps(before or {}, cls=DjangoJSONEncoder)
-        stored_after = json.dumps(after or {}, cls=DjangoJSONEncoder)
-        event = AuditEvent(
-            occurred_at=occurred_at,
-            actor_id=actor.pk if known else None,
-            actor_name=name,
-            kind=event_kind,
-            object_type=obj._meta.label_lower if hasattr(obj, "_meta") else type(obj).__name__,
-            object_id=str(obj.pk),
-            object_repr=str(obj)[:200],
-            before=json.loads(stored_before),
-            after=json.loads(stored_after),
-            reason=event_reason,
-            origin=origin,
+        stored_before, decoded_before = _stored(before)
+        stored_after, decoded_after = _stored(after)
+        meta = getattr(obj, "_meta", None)
+        row = (
+            actor_id,
+            name,
+            event_kind,
+            meta.label_lower if meta is not None else type(obj).__name__,
+            str(obj.pk),
+            str(obj)[:200],
+            stored_before,
+            stored_after,
+            event_reason,
+            origin,
         )
-        if known:
-            event.actor = actor
-        events.append(event)
-        rows.append(
-            (
-                event.actor_id,
-                event.actor_name,
-                event.kind,
-                event.object_type,
-                event.object_id,
-                event.object_repr,
-                stored_before,
-                stored_after,
-                event.reason,
-                event.origin,
-            )
-        )
+        rows.append(row)
+        values.append((decoded_before, decoded_after))
     # Plain INSERTs: this runs in every audited write of the system, and the ORM's
     # insert (save() is closed on the model anyway) costs more than the rest of it.
     at = connection.ops.adapt_datetimefield_value(occurred_at)
+    ids: list[int] = []
     with connection.cursor() as cursor:
         for start in range(0, len(rows), _EVENTS_PER_INSERT):
             chunk = rows[start : start + _EVENTS_PER_INSERT]
-            values = ", ".join([_EVENT_VALUES] * len(chunk))
             cursor.execute(
-                f"{_INSERT_EVENT} VALUES {values} RETURNING id",
+                _INSERT_ONE if len(chunk) == 1 else _insert(len(chunk)),
                 [value for row in chunk for value in (at, *row)],
             )
             # RETURNING gives the rows in the order of VALUES (PostgreSQL and SQLite)
-            ids = [row[0] for row in cursor.fetchall()]
-            for event, pk in zip(events[start : start + len(chunk)], ids, strict=True):
-                event.pk = pk
-                event._state.adding = False
+            ids.extend(row[0] for row in cursor.fetchall())
+    # The events as the ORM would read them back (no model __init__ with keywords per
+    # event; xact is set by the database's trigger and not read back).
+    db = connection.alias
+    events = []
+    for pk, row, (before, after) in zip(ids, rows, values, strict=True):
+        # in the model's order: the INSERT's columns with the decoded before and after
+        fields = (pk, occurred_at, *row[:6], before, after, *row[8:], None)
+        event = AuditEvent.from_db(db, _FIELDS, fields)
+        if known:
+            event.actor = actor
+        events.append(event)
     return events
+
+
+def _insert(n: int) -> str:
+    return f"{_INSERT_EVENT} VALUES {', '.join([_EVENT_VALUES] * n)} RETURNING id"
 
 
 _INSERT_EVENT = (
@@ -202,6 +214,7 @@ _INSERT_EVENT = (
     "object_type, object_id, object_repr, before, after, reason, origin)"
 )
 _EVENT_VALUES = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+_INSERT_ONE = f"{_INSERT_EVENT} VALUES {_EVENT_VALUES} RETURNING id"
 
 
 # --- The sealer ----------------------------------------------------------------------

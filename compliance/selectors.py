@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 
 import pandas as pd
-from django.db.models import Min, Q, QuerySet, Subquery, Sum
+from django.db import connection
+from django.db.models import Q, QuerySet
 
 from compliance import rules as engine
 from compliance.models import Override, PretradeResult, RestrictedList, Rule, RuleBookStamp
@@ -90,10 +92,10 @@ def engine_book(rules: Iterable[Rule], model_of: Mapping[int, int | None]) -> En
     )
 
 
-def rule_book_stamp() -> Subquery:
-    """The rule book's stamp as a subquery, to read with another query's rows (the
-    pre-trade check reads it with the accounts of its orders): no query of its own."""
-    return Subquery(RuleBookStamp.objects.filter(pk=1).values("stamp")[:1])
+#: The rule book's stamp as a scalar subquery of plain SQL, to read with another
+#: statement's rows (the pre-trade check reads it with the accounts of its orders): no
+#: query of its own.
+RULE_BOOK_STAMP_SQL = f"SELECT stamp FROM {RuleBookStamp._meta.db_table} WHERE id = 1"
 
 
 def _read_stamp() -> str | None:
@@ -114,7 +116,7 @@ def engine_book_in_force(
 ) -> EngineBook:
     """``engine_book(rules_in_force(day, stage), model_of)``, built once per process for
     as long as the rule book's stamp stays ``stamp`` (read by the caller, in its
-    transaction, with `rule_book_stamp`).
+    transaction, with `RULE_BOOK_STAMP_SQL`).
 
     Correct across processes because the stamp is written by a trigger in the
     transaction of every change to the rule book's tables and is random, so never
@@ -287,26 +289,54 @@ def realised_sales(
     out: dict[str, list] = {"account": [], "security": [], "date": [], "gain": []}
     if not wanted:
         return out
-    rows = (
-        LotClosing.objects.filter(
-            portfolio_id__in=sorted({a for a, _ in wanted}),
-            security_id__in=sorted({s for _, s in wanted}),
-            closed_on__gte=_closed_on_or_after(since),
+    accounts = sorted({a for a, _ in wanted})
+    securities = sorted({s for _, s in wanted})
+    ops = connection.ops
+    # Plain SQL: the ORM's building of this grouped statement cost more than the
+    # database's answer, on every buy under a wash-sale rule.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT c.portfolio_id, c.security_id, s.currency, MIN(c.created_at),"
+            f" SUM(c.realised_gain) FROM {LotClosing._meta.db_table} c"
+            f" JOIN {Security._meta.db_table} s ON s.id = c.security_id"
+            f" WHERE c.portfolio_id IN {_placeholders(accounts)}"
+            f" AND c.security_id IN {_placeholders(securities)} AND c.closed_on >= %s"
+            " GROUP BY c.portfolio_id, c.security_id, c.allocation_id, s.currency"
+            " HAVING MIN(c.created_at) >= %s AND SUM(c.quantity) > 0"
+            " ORDER BY c.portfolio_id, c.security_id, MIN(c.created_at)",
+            [
+                *accounts,
+                *securities,
+                ops.adapt_datefield_value(_closed_on_or_after(since)),
+                ops.adapt_datetimefield_value(since),
+            ],
         )
-        .order_by()
-        .values("portfolio_id", "security_id", "allocation_id", "security__currency")
-        .annotate(at=Min("created_at"), gain=Sum("realised_gain"), left=Sum("quantity"))
-        .filter(at__gte=since, left__gt=0)
-        .order_by("portfolio_id", "security_id", "at")
-    )
-    for row in rows:
-        account, security = row["portfolio_id"], row["security_id"]
+        rows = cursor.fetchall()
+    for account, security, currency, at, gain in rows:
         if (account, security) not in wanted:
             continue
-        rate = fx.rate(row["security__currency"], base_of[account])
-        gain = float(row["gain"])
+        rate = fx.rate(currency, base_of[account])
+        gain = float(_decimal(gain))
         out["account"].append(account)
         out["security"].append(security)
-        out["date"].append(row["at"])
+        out["date"].append(aware_utc(at))
         out["gain"].append(gain * rate if rate is not None else gain)
     return out
+
+
+def _placeholders(values) -> str:
+    return "(" + ", ".join(["%s"] * len(values)) + ")"
+
+
+def _decimal(value) -> Decimal:
+    """A sum of a NUMERIC column read with plain SQL, as the ORM gives it (SQLite's
+    driver gives a float or an int, the ORM a Decimal of its text)."""
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def aware_utc(value) -> dt.datetime:
+    """A timestamp read with plain SQL, as the ORM gives it: aware, in UTC (SQLite's
+    driver gives it as text)."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)

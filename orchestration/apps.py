@@ -10,9 +10,9 @@ class OrchestrationConfig(AppConfig):
         from trading import posttrade
 
         from . import tasks  # noqa: F401 (registers the app's tasks in every process)
-        from .selectors import cash_flows_in_runs
+        from .selectors import cash_flows_in_runs, cash_flows_statement
 
-        register_cash_on_its_way(cash_flows_in_runs)
+        register_cash_on_its_way(cash_flows_in_runs, statement=cash_flows_statement)
         posttrade.register(settle_after_allocation)
 
 

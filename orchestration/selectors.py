@@ -237,15 +237,37 @@ def accounts_in_scope(user, scope: str, *, model=None, selected: Iterable = ()):
 def cash_flows_in_runs(account_ids) -> list[tuple[int, str, float]]:
     """The cash flows runs hold for these accounts and have not booked yet, signed as
     cash: a deposit the run invests (> 0), a withdrawal it raises (< 0), in the flow's
-    currency; open runs' and withdrawals waiting for a released run's sells. The
-    pre-trade check counts them till they are booked on the cash balances
-    (`portfolios.selectors.cash_on_its_way`). One query."""
+    currency; open runs' and withdrawals waiting for a released run's sells, newest
+    first. The pre-trade check counts them till they are booked on the cash balances
+    (`portfolios.selectors.cash_on_its_way`; it reads `cash_flows_statement` with the
+    cash balances, in one statement). One query."""
+    ids = list(account_ids)
+    if not ids:
+        return []
+    sql, params = cash_flows_statement(ids)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} ORDER BY 1", params)
+        return [(account, currency, amount) for _, account, currency, amount in cursor.fetchall()]
+
+
+def cash_flows_statement(account_ids) -> tuple[str, list]:
+    """`cash_flows_in_runs` as one plain SELECT of ``(seq, account, currency, amount)``
+    (``seq``: newest first), for `portfolios.selectors.register_cash_on_its_way`. Plain
+    SQL: the pre-trade check asks on every order, and the ORM's building of the
+    statement cost more than the database's answer."""
     from .models import CashFlow
 
-    return [
-        (account, currency, float(amount) if kind == CashFlow.Kind.DEPOSIT else -float(amount))
-        for account, currency, kind, amount in CashFlow.objects.filter(
-            portfolio_id__in=list(account_ids),
-            status__in=(CashFlow.Status.IN_RUN, CashFlow.Status.AWAITING_SELLS),
-        ).values_list("portfolio_id", "currency", "kind", "amount")
-    ]
+    ids = list(account_ids)
+    amount = "CAST(amount AS double precision)"
+    return (
+        "SELECT ROW_NUMBER() OVER (ORDER BY created_at DESC, id DESC), portfolio_id, currency,"
+        f" CASE WHEN kind = %s THEN {amount} ELSE -{amount} END FROM {CashFlow._meta.db_table}"
+        f" WHERE portfolio_id IN ({', '.join(['%s'] * len(ids)) or 'NULL'})"
+        " AND status IN (%s, %s)",
+        [
+            CashFlow.Kind.DEPOSIT.value,
+            *ids,
+            CashFlow.Status.IN_RUN.value,
+            CashFlow.Status.AWAITING_SELLS.value,
+        ],
+    )

@@ -140,11 +140,21 @@ class FxTable:
 
     @classmethod
     def latest(cls) -> FxTable:
+        """The latest rate of each pair: one plain statement, which on PostgreSQL reads
+        one row per pair rather than the whole history (the pre-trade check asks on
+        every order)."""
+        table = FxRate._meta.db_table
+        latest = (
+            f"SELECT DISTINCT ON (currency, quote) currency, quote, rate FROM {table}"
+            " ORDER BY currency, quote, as_of DESC"
+            if connection.vendor == "postgresql"
+            else f"SELECT currency, quote, rate FROM {table} ORDER BY currency, quote, as_of DESC"
+        )
         rates: dict[tuple[str, str], float] = {}
-        for currency, quote, rate in FxRate.objects.order_by(
-            "currency", "quote", "-as_of"
-        ).values_list("currency", "quote", "rate"):
-            rates.setdefault((currency, quote), float(rate))
+        with connection.cursor() as cursor:
+            cursor.execute(latest)
+            for currency, quote, rate in cursor.fetchall():
+                rates.setdefault((currency, quote), float(rate))
         return cls(rates)
 
     def rate(self, currency: str, base: str) -> float | None:
@@ -160,13 +170,25 @@ class FxTable:
         return None
 
     def frame(self, currencies: Iterable[str], bases: Iterable[str]) -> pd.DataFrame:
-        rows = [
+        return pd.DataFrame(self._rows(currencies, bases), columns=["currency", "base", "rate"])
+
+    def columns(self, currencies: Iterable[str], bases: Iterable[str]) -> dict[str, list]:
+        """The rows of `frame` as columns, without a DataFrame (a single order's check
+        hands the engine column mappings)."""
+        rows = self._rows(currencies, bases)
+        return {
+            "currency": [c for c, _, _ in rows],
+            "base": [b for _, b, _ in rows],
+            "rate": [r for _, _, r in rows],
+        }
+
+    def _rows(self, currencies: Iterable[str], bases: Iterable[str]) -> list[tuple]:
+        return [
             (c, b, r)
             for c in set(currencies)
             for b in set(bases)
             if c != b and (r := self.rate(c, b)) is not None
         ]
-        return pd.DataFrame(rows, columns=["currency", "base", "rate"])
 
 
 @dataclass(frozen=True)
@@ -759,19 +781,34 @@ def account_cash(portfolio: Portfolio, on: dt.date | None = None) -> list[CashLi
 _CASH_ON_ITS_WAY: list = []
 
 
-def register_cash_on_its_way(provider) -> None:
+def register_cash_on_its_way(provider, *, statement=None) -> None:
     """Let an upper layer say what cash of an account is committed but not yet booked:
     ``provider(account_ids)`` gives ``(account, currency, amount)`` rows (> 0 cash coming
     in, < 0 going out). orchestration registers its cash flows held by open runs, so
-    the pre-trade check counts a deposit a run invests and a withdrawal it raises."""
-    if provider not in _CASH_ON_ITS_WAY:
-        _CASH_ON_ITS_WAY.append(provider)
+    the pre-trade check counts a deposit a run invests and a withdrawal it raises.
+
+    ``statement(account_ids)``: the same rows as one plain SELECT, ``(sql, params)``
+    of ``(seq, account, currency, amount)`` with ``seq`` their order (1, 2, ...), so
+    that a reader may ask for them in a statement of its own
+    (`cash_on_its_way_statements`: the pre-trade check reads them with the cash)."""
+    if all(p is not provider for p, _ in _CASH_ON_ITS_WAY):
+        _CASH_ON_ITS_WAY.append((provider, statement))
 
 
 def cash_on_its_way(account_ids) -> list[tuple[int, str, float]]:
     """Every registered provider's rows for these accounts (one query each)."""
     ids = list(account_ids)
-    return [row for provider in _CASH_ON_ITS_WAY for row in provider(ids)] if ids else []
+    return [row for provider, _ in _CASH_ON_ITS_WAY for row in provider(ids)] if ids else []
+
+
+def cash_on_its_way_statements(account_ids) -> list[tuple[str, list]] | None:
+    """Every registered provider's rows for these accounts as plain SELECTs (see
+    `register_cash_on_its_way`), in the providers' order; None when one of them has no
+    statement (then read them with `cash_on_its_way`)."""
+    ids = list(account_ids)
+    if any(statement is None for _, statement in _CASH_ON_ITS_WAY):
+        return None
+    return [statement(ids) for _, statement in _CASH_ON_ITS_WAY]
 
 
 def lifecycle_events_visible_to(user) -> QuerySet:

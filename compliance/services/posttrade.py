@@ -49,7 +49,7 @@ def posttrade_check(*, portfolio_ids: Iterable[int] | None = None, source: str) 
     account_rules = [r for r in ebook.rules if engine.KINDS[r.kind].level == "account"]
     if not account_rules:
         return []
-    book, securities = build_book([], now=now, account_ids=sorted(model_of))
+    book, securities = build_book([], now=now, account_ids=sorted(model_of), duplicates=False)
     result = engine.check(book, account_rules, ebook.lists)
     breaches = [r for r in result.records("account_results") if r["status"] != "pass"]
     opened: list[Alert] = []

@@ -17,9 +17,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
 
+import numpy as np
 from django.conf import settings
 from django.db import connection
-from django.db.models import Q
 from django.utils import timezone
 
 from compliance import rules as engine
@@ -27,15 +27,15 @@ from compliance.models import Override, PretradeResult, Rule
 from compliance.rules.measures import RELATIVE_TOLERANCE
 from compliance.rules.rule import UCITS_AGGREGATE, UCITS_ISSUER, UCITS_THRESHOLD
 from compliance.selectors import (
+    RULE_BOOK_STAMP_SQL,
+    aware_utc,
     engine_book_in_force,
     realised_sales,
-    rule_book_stamp,
     rule_key,
 )
-from oms.bulk import ids_in
 from portfolios.models import CashBalance, Portfolio, Position, Price, Security
 from portfolios.quotes import average_daily_volume
-from portfolios.selectors import FxTable, cash_on_its_way
+from portfolios.selectors import FxTable, cash_on_its_way, cash_on_its_way_statements
 from portfolios.terms import FX_KINDS, TERMS_FIELDS, accrued_per_unit, price_multiplier
 from trading import pretrade
 from trading.models import Order
@@ -150,13 +150,22 @@ def _positions_with_prices(
     return securities, holdings
 
 
-def _live_orders(account_ids: Sequence[int], order_ids: Sequence[int]) -> list[tuple]:
-    """The accounts' other live orders, as the engine's order rows (`_ORDER_COLUMNS`)."""
+def _live_orders(
+    account_ids: Sequence[int], order_ids: Sequence[int], *, created: bool
+) -> dict[str, Sequence]:
+    """The accounts' other live orders, as the engine's order columns (`_ORDER_COLUMNS`).
+
+    ``created``: with when each was created (only ``duplicate_order`` reads it), as
+    UTC microseconds worked out by the database, not one timestamp per row made into a
+    Python object and back (three hundred live orders cost more than the rest of the
+    read). Without it the engine takes them all as created now, which no other rule
+    looks at."""
     accounts, orders = list(account_ids), list(order_ids)
+    when = ", " + _MICROSECONDS.get(connection.vendor, "created_at") if created else ""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT id, portfolio_id, security_id, side, CAST(quantity AS double precision),"
-            f" CAST(limit_price AS double precision), created_at FROM {Order._meta.db_table}"
+            f" CAST(limit_price AS double precision){when} FROM {Order._meta.db_table}"
             f" WHERE portfolio_id IN {_in(accounts)} AND status IN {_in(LIVE_STATES)}"
             + (f" AND id NOT IN {_in(orders)}" if orders else "")
             + " ORDER BY created_at DESC, id DESC",
@@ -164,31 +173,52 @@ def _live_orders(account_ids: Sequence[int], order_ids: Sequence[int]) -> list[t
         )
         rows = cursor.fetchall()
     nan = float("nan")
-    return [
-        (pk, a, s, side, q, nan if lp is None else lp, _aware(c))
-        for pk, a, s, side, q, lp, c in rows
-    ]
+    columns: dict[str, Sequence] = {
+        "order": [r[0] for r in rows],
+        "account": [r[1] for r in rows],
+        "security": [r[2] for r in rows],
+        "side": [r[3] for r in rows],
+        "quantity": [r[4] for r in rows],
+        "limit_price": [nan if r[5] is None else r[5] for r in rows],
+    }
+    if created:
+        if connection.vendor in _MICROSECONDS:
+            micros = [r[6] for r in rows]
+        else:
+            micros = [(aware_utc(r[6]) - _EPOCH) // _MICROSECOND for r in rows]
+        columns["created_at"] = np.array(micros, dtype=np.int64).view("datetime64[us]")
+    return columns
 
 
-def _aware(value) -> datetime:
-    """A timestamp read with plain SQL, as the ORM gives it: aware, in UTC (SQLite's
-    driver gives it naive)."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+#: When an order was created, as UTC microseconds since 1970, in the database's words.
+_MICROSECONDS = {
+    "postgresql": "CAST(EXTRACT(EPOCH FROM created_at) * 1000000 AS bigint)",
+}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def _cash(account_ids: Sequence[int]) -> list[tuple]:
-    """The accounts' cash balances (account, currency, amount)."""
+    """The accounts' cash balances (account, currency, amount), by account and currency,
+    then the cash committed but not booked yet (a run's deposits and withdrawals:
+    `cash_on_its_way`), in its providers' order: one statement when every provider
+    gives its rows as SQL, one more per provider otherwise."""
     accounts = list(account_ids)
+    balances = (
+        "SELECT 0, 0, portfolio_id, currency, CAST(amount AS double precision)"
+        f" FROM {CashBalance._meta.db_table} WHERE portfolio_id IN {_in(accounts)}"
+    )
+    statements = cash_on_its_way_statements(accounts) if accounts else []
+    parts, params = [balances], list(accounts)
+    for k, (sql, more) in enumerate(statements or (), 1):
+        parts.append(f"SELECT {k}, * FROM ({sql}) AS on_its_way_{k}")
+        params += more
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT portfolio_id, currency, CAST(amount AS double precision)"
-            f" FROM {CashBalance._meta.db_table} WHERE portfolio_id IN {_in(accounts)}"
-            " ORDER BY portfolio_id, currency",
-            accounts,
-        )
-        return cursor.fetchall()
+        cursor.execute(" UNION ALL ".join(parts) + " ORDER BY 1, 2, 3, 4", params)
+        rows = [row[2:] for row in cursor.fetchall()]
+    if statements is None:
+        rows += cash_on_its_way(accounts)
+    return rows
 
 
 def _terms(securities: Sequence[tuple]) -> dict[int, dict]:
@@ -212,6 +242,7 @@ def build_book(
     adv_days: int | None = None,
     wash_days: int | None = None,
     accounts: Sequence[tuple] | None = None,
+    duplicates: bool = True,
 ) -> tuple[engine.Book, dict]:
     """The engine's book for the accounts of these orders (or these accounts, for a
     post-trade check with no order); also the securities by key (ticker, price) for the
@@ -221,7 +252,9 @@ def build_book(
     days of bars (for ``max_adv_pct``; one query). ``wash_days``: read the sales realised
     in the accounts and securities bought within that many days (for ``wash_sale``; one
     or two queries, `compliance.selectors.realised_sales`). ``accounts``: the accounts'
-    (key, base currency, long only) rows if the caller has read them already."""
+    (key, base currency, long only) rows if the caller has read them already.
+    ``duplicates``: read when the other live orders were created (``duplicate_order``
+    alone looks at it)."""
     now = now or timezone.now()
     if account_ids is None:
         account_ids = sorted({o.portfolio_id for o in orders})
@@ -236,14 +269,10 @@ def build_book(
         account_ids, order_ids, sorted({o.security_id for o in orders}), on=timezone.now().date()
     )
     cash_by: dict[tuple[int, str], float] = {}
-    for account, currency, amount in [
-        *_cash(account_ids),
-        # cash committed but not booked yet: a run's deposits and withdrawals
-        *cash_on_its_way(account_ids),
-    ]:
+    for account, currency, amount in _cash(account_ids):
         cash_by[(account, currency)] = cash_by.get((account, currency), 0.0) + amount
     cash = [(account, currency, amount) for (account, currency), amount in cash_by.items()]
-    live = _live_orders(account_ids, order_ids)
+    live = _live_orders(account_ids, order_ids, created=duplicates)
     # One unit's worth (portfolios.terms.unit_value): price x multiplier + accrued.
     on = now.date()
     terms = _terms(securities)
@@ -295,9 +324,9 @@ def build_book(
         },
         holdings=_columns(holdings, ("account", "security", "quantity")),
         cash=_columns(cash, ("account", "currency", "amount")),
-        fx=fx.frame(currencies, bases),
+        fx=fx.columns(currencies, bases),
         orders=_columns([_order_row(o) for o in orders], _ORDER_COLUMNS),
-        live_orders=_columns(live, _ORDER_COLUMNS),
+        live_orders=live,
         sales=sales,
         as_of=now,
     )
@@ -444,16 +473,27 @@ def _store_results(rows: list[tuple]) -> None:
             )
 
 
+def _accounts_with_stamp(account_ids: Sequence[int]) -> list[tuple]:
+    """The accounts (key, base currency, long only, model key, the rule book's stamp),
+    in the order of their codes: one plain statement (the ORM's building of it, with
+    the stamp's subquery, cost more than its answer)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, base_currency, long_only, model_id, ({RULE_BOOK_STAMP_SQL})"
+            f" FROM {Portfolio._meta.db_table} WHERE id IN {_in(account_ids)} ORDER BY code",
+            list(account_ids),
+        )
+        return [
+            (pk, base, bool(lo), model, stamp) for pk, base, lo, model, stamp in cursor.fetchall()
+        ]
+
+
 def pretrade_check(orders: Sequence, *, stage: str, actor) -> dict[int, pretrade.Verdict]:
     """The verdict on each order, checked as one batch; stores the results."""
     now = timezone.now()
     # the accounts with the rule book's stamp in one query: the rule book itself is
     # loaded once per process and stamp (`engine_book_in_force`, decision 37)
-    rows = list(
-        Portfolio.objects.filter(ids_in(Portfolio, "id", {o.portfolio_id for o in orders}))
-        .annotate(stamp=rule_book_stamp())
-        .values_list("pk", "base_currency", "long_only", "model_id", "stamp")
-    )
+    rows = _accounts_with_stamp(sorted({o.portfolio_id for o in orders}))
     model_of = {pk: model for pk, _, _, model, _ in rows}
     stamp = rows[0][4] if rows else None
     ebook = engine_book_in_force(timezone.localdate(now), "pre", model_of, stamp=stamp)
@@ -467,6 +507,7 @@ def pretrade_check(orders: Sequence, *, stage: str, actor) -> dict[int, pretrade
         adv_days=_adv_days() if "max_adv_pct" in kinds else None,
         wash_days=max(wash) if wash else None,
         accounts=[(pk, base, long_only) for pk, base, long_only, _, _ in rows],
+        duplicates="duplicate_order" in kinds,
     )
     result = engine.check(book, ebook.rules, ebook.lists)
     skipped = {r["account"]: r["reason"] for r in result.records("skipped")}
@@ -552,17 +593,31 @@ def pretrade_check(orders: Sequence, *, stage: str, actor) -> dict[int, pretrade
     return verdicts
 
 
-def override_in_force(order_ids: Sequence[int], now=None) -> dict[int, Override]:
-    """The approved, unexpired override of each of these orders (if any)."""
+def override_in_force(order_ids: Sequence[int], now=None) -> dict[int, tuple[int, set[int]]]:
+    """The approved, unexpired override of each of these orders (if any), as its key
+    and the keys of the rules it covers: one plain statement (the overrides with their
+    rules), the last decided winning."""
     now = now or timezone.now()
-    found: dict[int, Override] = {}
-    for override in (
-        Override.objects.filter(order_id__in=list(order_ids), status=Override.Status.APPROVED)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .prefetch_related("rules")
-        .order_by("decided_at")
-    ):
-        found[override.order_id] = override
+    ids = list(order_ids)
+    if not ids:
+        return {}
+    rules = Override.rules.through._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT o.id, o.order_id, r.rule_id FROM {Override._meta.db_table} o"
+            f" LEFT JOIN {rules} r ON r.override_id = o.id"
+            f" WHERE o.order_id IN {_in(ids)} AND o.status = %s"
+            " AND (o.expires_at IS NULL OR o.expires_at > %s)"
+            " ORDER BY o.decided_at, o.id",
+            [*ids, Override.Status.APPROVED.value, connection.ops.adapt_datetimefield_value(now)],
+        )
+        rows = cursor.fetchall()
+    found: dict[int, tuple[int, set[int]]] = {}
+    for pk, order_id, rule_id in rows:
+        if order_id not in found or found[order_id][0] != pk:
+            found[order_id] = (pk, set())
+        if rule_id is not None:
+            found[order_id][1].add(rule_id)
     return found
 
 
@@ -574,10 +629,9 @@ def checker(orders: Sequence, *, stage: str, actor) -> dict[int, pretrade.Verdic
     if held and stage != "proposal":
         overrides = override_in_force(held)
         for pk in held:
-            override = overrides.get(pk)
-            if override is None:
+            if pk not in overrides:
                 continue
-            covered = {r.pk for r in override.rules.all()}
+            override, covered = overrides[pk]
             wanted = set(verdicts[pk].details.get("rules", ()))
             if wanted <= covered or (verdicts[pk].details.get("unchecked") and not wanted):
                 v = verdicts[pk]
@@ -585,7 +639,7 @@ def checker(orders: Sequence, *, stage: str, actor) -> dict[int, pretrade.Verdic
                     "approved",
                     failed=v.failed,
                     warned=v.warned,
-                    message=f"Override {override.pk} in force: {v.message}",
-                    details=v.details | {"override": override.pk},
+                    message=f"Override {override} in force: {v.message}",
+                    details=v.details | {"override": override},
                 )
     return verdicts

@@ -330,10 +330,10 @@ def test_the_feeds_take_a_fixed_number_of_queries(
     with CaptureQueriesContext(connection) as queries:
         verdicts = pretrade.check(locked, stage="approve", actor=pm)
     assert len(verdicts) == count
-    # the ten of a check that loads the rule book (test_pretrade: the rules were just
+    # the nine of a check that loads the rule book (test_pretrade: the rules were just
     # written), plus the volumes and the lot closings booked in the window for the
     # pairs bought (one query, however many sales)
-    assert len(queries) == 12
+    assert len(queries) == 11
     warned = {o.pk for o in locked if verdicts[o.pk].warned and "Wash" in verdicts[o.pk].warned}
     assert warned == {
         o.pk
@@ -351,3 +351,36 @@ def test_the_rule_book_refuses_a_blocking_wash_sale_rule(compliance_officer):
         _rule(compliance_officer, "Wash", "wash_sale", {"days": 30}, "hard")
     assert "severity" in caught.value.message_dict
     assert not Rule.objects.exists()
+
+
+# --- duplicate_order -------------------------------------------------------------------
+
+
+def test_duplicate_order_measures_the_live_orders_created_at_to_the_microsecond(
+    pm, compliance_officer, book
+):
+    """The other live orders' created_at is read as microseconds worked out by the
+    database (and only under ``duplicate_order``): the gap measured is the one between
+    the stored timestamps, exactly, within the window and beyond it."""
+    rule = _rule(compliance_officer, "Duplicate", "duplicate_order", {"minutes": 5}, "soft")
+    acc1 = book["accounts"][0]
+    aaa = book["securities"]["AAA"]
+    earlier = new_order(pm, acc1, aaa, 1)
+    # many other live orders of the account, none of them a duplicate of the next one
+    for _ in range(70):
+        new_order(pm, acc1, book["securities"]["BBB"], 1, side="sell")
+    back = timezone.now() - timedelta(minutes=4, seconds=59, microseconds=123457)
+    Order.objects.filter(pk=earlier.pk).update(created_at=back)
+    order = approved(pm, new_order(pm, acc1, aaa, 2))
+    assert order.status == Order.Status.NEEDS_OVERRIDE
+    result = PretradeResult.objects.get(order=order, rule=rule)
+    gap = (order.created_at - Order.objects.get(pk=earlier.pk).created_at) / timedelta(minutes=1)
+    assert (result.status, result.value) == ("fail", gap)
+    # beyond the window: passes, with the gap it measured (the order held for an
+    # override is not live)
+    Order.objects.filter(pk=earlier.pk).update(created_at=back - timedelta(minutes=1))
+    later = approved(pm, new_order(pm, acc1, aaa, 3))
+    result = PretradeResult.objects.get(order=later, rule=rule)
+    gap = (later.created_at - Order.objects.get(pk=earlier.pk).created_at) / timedelta(minutes=1)
+    assert later.status == Order.Status.APPROVED
+    assert (result.status, result.value) == ("pass", gap)

@@ -244,13 +244,13 @@ def test_a_batch_check_takes_a_fixed_number_of_queries(pm, compliance_officer, b
     # the accounts with the rule book's stamp; the rule book, loaded once per stamp (its
     # rules, their accounts, the stamp read again; no list here: the rule book's own
     # test pins the check once loaded); the positions with their securities and prices
-    # (one statement), cash, the cash flows runs hold (cash on its way), live orders, FX
-    # rates, the results stored (one insert, or as many as the backend's limit on
-    # parameters per statement asks: SQLite's is low)
+    # (one statement), cash with the cash flows runs hold (cash on its way: one
+    # statement), live orders, FX rates, the results stored (one insert, or as many as
+    # the backend's limit on parameters per statement asks: SQLite's is low)
     fields = [f for f in PretradeResult._meta.concrete_fields if not f.primary_key]
     rows = count * 7
     inserts = -(-rows // (connection.ops.bulk_batch_size(fields, [None] * rows) or rows))
-    assert len(queries) == 9 + inserts
+    assert len(queries) == 8 + inserts
     if connection.vendor == "postgresql":
         assert inserts == 1
     assert PretradeResult.objects.filter(order__in=orders).count() == count * 7

@@ -43,7 +43,7 @@ def _rule_book(officer):
         )
 
 
-def test_a_single_order_check_takes_seven_queries_once_the_rule_book_is_loaded(
+def test_a_single_order_check_takes_six_queries_once_the_rule_book_is_loaded(
     pm, compliance_officer, book, django_assert_num_queries
 ):
     _rule_book(compliance_officer)
@@ -59,15 +59,15 @@ def test_a_single_order_check_takes_seven_queries_once_the_rule_book_is_loaded(
     with transaction.atomic():
         [locked] = locks.lock_orders([second.pk])
         # the accounts with the rule book's stamp, the positions with their securities
-        # and prices (one statement), cash, the cash flows runs hold, the other live
-        # orders, FX rates, and the results stored; the rule book and its lists come
-        # from the process
-        with django_assert_num_queries(7):
+        # and prices (one statement), cash with the cash flows runs hold (one
+        # statement), the other live orders, FX rates, and the results stored; the rule
+        # book and its lists come from the process
+        with django_assert_num_queries(6):
             verdicts = pretrade.check([locked], stage="approve", actor=pm)
     assert verdicts[second.pk].status == "approved"
     # loading the book: the rules, their accounts, the lists, their entries, and the
     # stamp read again to know that nothing changed meanwhile
-    assert len(cold) == 7 + 5
+    assert len(cold) == 6 + 5
 
 
 def test_a_buy_reads_the_realised_sales_too(
@@ -81,7 +81,7 @@ def test_a_buy_reads_the_realised_sales_too(
 
     with transaction.atomic():
         [locked] = locks.lock_orders([order.pk])
-        with django_assert_num_queries(8):
+        with django_assert_num_queries(7):  # and the sales realised
             pretrade.check([locked], stage="approve", actor=pm)
 
 
