@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import Case, Count, DecimalField, F, Q, Sum, When
 
 from audit.models import AuditEvent
