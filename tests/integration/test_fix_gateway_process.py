@@ -209,9 +209,7 @@ def test_a_new_route_and_its_cancel_go_without_waiting_for_the_gateways_poll(
             log.read_text()
         )
         route = route_services.route_create(actor=trader, block_id=block.pk, broker=broker)
-        assert wait_for(lambda: Route.objects.get(pk=route.pk).status == "new", 30), (
-            log.read_text()
-        )
+        assert wait_for(lambda: Route.objects.get(pk=route.pk).status == "new", 30), log.read_text()
         route_services.route_cancel(actor=trader, route_id=route.pk)
         assert wait_for(
             lambda: Route.objects.get(pk=route.pk).status == Route.Status.CANCELLED, 30

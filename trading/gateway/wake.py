@@ -56,11 +56,14 @@ class OutboxWake:
 
         params = connection.get_connection_params()
         params.pop("cursor_factory", None)
+        conn = None
         try:
             conn = psycopg.connect(**params, autocommit=True)
             conn.execute(f'LISTEN "{self.channel}"')
         except psycopg.Error as exc:
             log.warning("%s: not listening (%s); polling", self.channel, exc)
+            if conn is not None:
+                conn.close()
             return
         self._conn = conn
         self._fd = conn.pgconn.socket

@@ -28,17 +28,17 @@ DROP FUNCTION IF EXISTS trading_fixoutbox_notify();
 """
 
 
-def forward(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(FORWARD, params=None)
+def on_postgresql(sql: str):
+    """A migration step that runs ``sql`` on PostgreSQL and nothing elsewhere."""
 
+    def run(apps, schema_editor):
+        if schema_editor.connection.vendor == "postgresql":
+            schema_editor.execute(sql, params=None)
 
-def backward(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(BACKWARD, params=None)
+    return run
 
 
 class Migration(migrations.Migration):
     dependencies = [("trading", "0013_order_fewer_indexes")]
 
-    operations = [migrations.RunPython(forward, backward)]
+    operations = [migrations.RunPython(on_postgresql(FORWARD), on_postgresql(BACKWARD))]
