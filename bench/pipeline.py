@@ -148,6 +148,12 @@ def main() -> int:
     parser.add_argument(
         "--clients", type=int, default=4, help="processes routing at the steady rate (4)"
     )
+    parser.add_argument(
+        "--gateway-poll",
+        type=float,
+        default=0.2,
+        help="the gateway's --poll, seconds between outbox reads (production's 0.2)",
+    )
     parser.add_argument("--timeout", type=float, default=1800.0)
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "")
@@ -243,7 +249,7 @@ def main() -> int:
         ),
         "gateway": Process(
             "gateway",
-            [python, "manage.py", "fix_gateway", "BENCH", "--poll", "0.01"],
+            [python, "manage.py", "fix_gateway", "BENCH", "--poll", str(args.gateway_poll)],
             env,
             work / "gateway.log",
         ),
@@ -437,6 +443,7 @@ def main() -> int:
         figures |= {
             "latency_routes": len(latency_routes),
             "latency_clients": args.clients,
+            "gateway_poll": args.gateway_poll,
             "latency_rate_asked": args.rate,
             "latency_rate_achieved": round(achieved, 1),
             "latency_requests_late_ms": _spread(late),

@@ -56,11 +56,11 @@ def quickfix_broker(tmp_path):
         yield port, app
 
 
-def _gateway(code: str, log: Path) -> subprocess.Popen:
+def _gateway(code: str, log: Path, poll: float = 0.05) -> subprocess.Popen:
     env = os.environ | {"DATABASE_URL": _database_url(), "PYTHONUNBUFFERED": "1"}
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "manage.py", "fix_gateway", code, "--poll", "0.05", "-v", "2"],
+            [sys.executable, "manage.py", "fix_gateway", code, "--poll", str(poll), "-v", "2"],
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -186,6 +186,42 @@ def test_routes_reach_a_quickfix_broker_through_the_gateway_process(
     assert not inbox.filter(applied_at__isnull=True).exists()
     fs = FixSession.objects.get(broker=broker)
     assert fs.logged_on is False and fs.next_sender_seq > 4
+
+
+def test_a_new_route_and_its_cancel_go_without_waiting_for_the_gateways_poll(
+    celery_worker_process, quickfix_broker, wait_for, pm, trader, book, tmp_path
+):
+    """On PostgreSQL the outbox's trigger NOTIFYs the session's gateway when a row
+    commits (decision 53): with a poll of 5 minutes, the route is sent, acknowledged
+    and cancelled within the test's waits, which a poll never reached."""
+    from trading.services import routes as route_services
+
+    port, qf = quickfix_broker
+    broker = Broker.objects.create(code="QFIX", name="QuickFIX broker", adapter="fix")
+    FixSession.objects.create(
+        broker=broker, sender_comp_id="OMS", target_comp_id="QFB", port=port, heartbeat_interval=5
+    )
+    today = timezone.now().date()
+    security = Security.objects.create(ticker="REST", name="REST", currency="USD")
+    Price.objects.create(security=security, as_of=today - timedelta(days=1), price=10)
+    block = _block(pm, book, security, "5")
+
+    log = tmp_path / "gateway.log"
+    gateway = _gateway("QFIX", log, poll=300)
+    try:
+        assert wait_for(lambda: FixSession.objects.get(broker=broker).logged_on, 30), (
+            log.read_text()
+        )
+        route = route_services.route_create(actor=trader, block_id=block.pk, broker=broker)
+        assert wait_for(lambda: Route.objects.get(pk=route.pk).status == "new", 30), log.read_text()
+        route_services.route_cancel(actor=trader, route_id=route.pk)
+        assert wait_for(
+            lambda: Route.objects.get(pk=route.pk).status == Route.Status.CANCELLED, 30
+        ), log.read_text()
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        assert gateway.wait(timeout=30) == 0, log.read_text()
+    assert [mt for mt, _ in qf.received if mt in "DF"] == ["D", "F"]
 
 
 def test_a_quickfix_broker_s_settlement_date_is_booked_and_a_malformed_one_rejected(

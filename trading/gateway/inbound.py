@@ -84,12 +84,16 @@ class GatewayApplication(Application):
         self.generation_seen = store.generation
         #: the application messages of the read in progress, applied at its end
         self._deferred: list[Message] | None = None
+        #: set on logon, so that what waited in the outbox goes now, not at the next poll
+        self.on_logon_wake = None
 
     # --- Session events -------------------------------------------------------------
 
     def on_logon(self, session: Session) -> None:
         self._status(True, "")
         log.info("%s: logged on", session.sid)
+        if self.on_logon_wake is not None:
+            self.on_logon_wake.set()
         # After every logon, not only after a sequence reset, ask the broker where
         # each open order stands: a broker restarted with its book, a gateway
         # killed between storing and applying, a resend the broker answered with

@@ -1,7 +1,7 @@
 """The session's outbox, drained by its gateway.
 
-The routing worker writes a row for each message to a broker (`trading.brokers.fix`);
-the gateway sends the pending rows in order, each numbered, stored for resends
+Routing writes a row for each message to a broker (`trading.brokers.fix`), which on
+PostgreSQL wakes the gateway when it commits (`wake.py`); the gateway sends the pending rows in order, each numbered, stored for resends
 and marked sent in one database transaction, with nothing reaching the socket
 before that transaction commits. A row that can never be sent is set aside as
 failed (with why) and the route it was for is settled by the route services.

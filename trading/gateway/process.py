@@ -21,6 +21,7 @@ from .inbound import UNAVAILABLE, GatewayApplication
 from .lock import SessionLock
 from .outbox import Outbox
 from .store import DatabaseStore
+from .wake import OutboxWake
 
 log = logging.getLogger("trading.gateway")
 
@@ -54,6 +55,8 @@ class Gateway:
             self.session, host=fs.host, port=fs.port, reconnect_cap=reconnect_cap
         )
         self.outbox = Outbox(fix_session, self.store, self.session)
+        self.wake = OutboxWake(fix_session.pk)
+        self.app.on_logon_wake = self.wake.event
         self.sent = 0
         self.recoveries = 0  # times the database came back after an outage
 
@@ -64,7 +67,10 @@ class Gateway:
             raise ValueError(f"broker {code} is not reached over FIX")
         return cls(broker.fix_session, **kw)
 
-    def drain_outbox(self, limit: int = 200) -> int:
+    #: outbox rows sent in one transaction
+    BATCH = 200
+
+    def drain_outbox(self, limit: int = BATCH) -> int:
         """Send pending outbox rows in order (see `Outbox.drain`)."""
         sent = self.outbox.drain(limit)
         self.sent += sent
@@ -87,10 +93,12 @@ class Gateway:
                 await self.initiator.start()
                 try:
                     while not stop.is_set():
-                        self._step(lock)
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), self.poll)
+                        if self._step(lock):
+                            await asyncio.sleep(0)  # a full batch: more may be waiting
+                        else:
+                            await self._wait(stop)
                 finally:
+                    self.wake.close()
                     await self.initiator.stop()
                     if lock.held:  # not over the state of a gateway that took over
                         with contextlib.suppress(DatabaseError):
@@ -99,23 +107,39 @@ class Gateway:
             # the ORM inside the event loop has connections of its own
             connections.close_all()
 
-    def _step(self, lock: SessionLock) -> None:
+    async def _wait(self, stop: asyncio.Event) -> None:
+        """Until the poll interval is up, a row enters the outbox (on PostgreSQL,
+        decision 53) or the gateway is stopped, whichever comes first."""
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wake.event.wait())]
+        try:
+            await asyncio.wait(waits, timeout=self.poll, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    def _step(self, lock: SessionLock) -> bool:
+        """One turn: True when the outbox had more than one batch waiting."""
         self.initiator.restart_if_failed()
         if self.initiator.paused:
             self._recover(lock)
         elif self.app.database_unavailable:
             self._pause(lock, "the session could not store a message")
         else:
+            # listen before reading: a row committed after the read wakes the next wait
+            self.wake.listen()
+            self.wake.clear()
             try:
-                self.drain_outbox()
+                return self.drain_outbox() >= self.BATCH
             except UNAVAILABLE as exc:
                 self._pause(lock, exc)
+        return False
 
     def _pause(self, lock: SessionLock, why) -> None:
         log.error(
             "%s: database unavailable (%s); disconnecting until it is back", self.session.sid, why
         )
         self.initiator.pause("Database unavailable")
+        self.wake.close()
         self.app.database_unavailable = False
         connection.close()  # a broken connection is not reused; on PostgreSQL the lock goes too
         lock.connection_closed()

@@ -15,7 +15,7 @@ from trading.models import Broker
 
 class Command(BaseCommand):
     help = (
-        "Connect to a FIX broker and keep the session up: send what the routing worker "
+        "Connect to a FIX broker and keep the session up: send what routing "
         "puts in its outbox, apply the execution reports that come back. One process "
         "per broker session; a second one for the same session refuses to start."
     )
@@ -23,7 +23,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("broker", help="code of a broker whose adapter is FIX")
         parser.add_argument(
-            "--poll", type=float, default=0.2, help="seconds between outbox reads (0.2)"
+            "--poll",
+            type=float,
+            default=0.2,
+            help=(
+                "seconds between outbox reads when not woken (0.2); on PostgreSQL a row "
+                "committed to the outbox wakes the gateway at once"
+            ),
         )
 
     def handle(self, *args, broker: str, poll: float, **options):
