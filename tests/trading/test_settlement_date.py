@@ -47,6 +47,7 @@ def _er(
     settl_date: str | None,
     exec_type: str = fixmsg.ExecType.TRADE,
     at: datetime = FILLED_AT,
+    symbol: str = "AAA",
     **fields,
 ) -> Message:
     report = fixmsg.ExecutionReport(
@@ -54,7 +55,7 @@ def _er(
         exec_id="E1",
         exec_type=exec_type,
         ord_status=fixmsg.OrdStatus.FILLED,
-        symbol="AAA",
+        symbol=symbol,
         side="1",
         leaves_qty=D(0),
         cum_qty=D(10),
@@ -124,22 +125,9 @@ def test_a_settlement_before_the_trade_date_booked_is_refused_as_business():
 def test_an_fx_fill_settling_before_its_trade_date_is_refused_at_the_gateway():
     """The engine refuses an FX value date before the trade (`InstrumentError`), which
     would fail the block's whole allocation: the gateway refuses the report first."""
-    msg = fixmsg.ExecutionReport(
-        order_id="O1",
-        exec_id="F",
-        exec_type=fixmsg.ExecType.TRADE,
-        ord_status=fixmsg.OrdStatus.FILLED,
-        symbol="EURUSD",
-        side="1",
-        leaves_qty=D(0),
-        cum_qty=D(1_000_000),
-        avg_px=D("1.0925"),
-        cl_ord_id="R1",
-        last_qty=D(1_000_000),
-        last_px=D("1.0925"),
-        transact_time=datetime(2023, 6, 16, 15, 0, tzinfo=UTC),
-        settl_date=(DEALT - timedelta(days=1)).strftime("%Y%m%d"),
-    ).to_message("FIX.4.4")
+    dealt_at = datetime(2023, 6, 16, 15, 0, tzinfo=UTC)  # DEALT, 11:00 New York
+    before = (DEALT - timedelta(days=1)).strftime("%Y%m%d")
+    msg = _er("FIX.4.4", before, at=dealt_at, symbol="EURUSD")
     with pytest.raises(fixmap.BusinessRefusal, match="before the trade date 20230616"):
         fixmap.report_from_execution_report(msg, broker_code="B", cl_ord_id="R1")
 
@@ -147,18 +135,27 @@ def test_an_fx_fill_settling_before_its_trade_date_is_refused_at_the_gateway():
 # --- booked ------------------------------------------------------------------------------
 
 
-def _filled_block(pm, trader, book, settlement_date):
+def _filled_route(pm, trader, book, settlement_date, filled=100) -> Route:
+    """The book's 60 and 40 of AAA routed and ``filled`` (of 100) on FILLED_AT, the
+    broker settling on ``settlement_date``."""
     block = released_block(pm, book, "60", "40")
     route = route_services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
     route_services.route_claim_for_sending(route.pk)
     execution_services.execution_apply(broker_report(route, "N", "new", "new", at=FILLED_AT))
+    status = "filled" if filled == 100 else "partially_filled"
     execution_services.execution_apply(
         broker_report(
-            route, "F", "trade", "filled", 100, 100, at=FILLED_AT, settlement_date=settlement_date
+            route, "F", "trade", status, filled, filled, at=FILLED_AT,
+            settlement_date=settlement_date,
         )
-    )
-    allocation_services.block_allocate(block_id=block.pk)
-    return block, route
+    )  # fmt: skip
+    return route
+
+
+def _filled_block(pm, trader, book, settlement_date):
+    route = _filled_route(pm, trader, book, settlement_date)
+    allocation_services.block_allocate(block_id=route.block_id)
+    return route.block, route
 
 
 def _value_dates(block) -> set[date]:
@@ -410,15 +407,8 @@ def test_an_allocation_a_correction_makes_settles_as_its_block_s_others(
     pm, trader, ops, book, fix_broker
 ):
     theirs = date(2026, 11, 24)
-    block = released_block(pm, book, "60", "40")
-    route = route_services.route_create(actor=trader, block_id=block.pk, broker=book["broker"])
-    route_services.route_claim_for_sending(route.pk)
-    execution_services.execution_apply(broker_report(route, "N", "new", "new", at=FILLED_AT))
-    execution_services.execution_apply(
-        broker_report(
-            route, "F1", "trade", "partially_filled", 1, 1, at=FILLED_AT, settlement_date=theirs
-        )
-    )
+    route = _filled_route(pm, trader, book, theirs, filled=1)
+    block = route.block
     route_services.route_cancel(actor=trader, route_id=route.pk)
     execution_services.execution_apply(
         broker_report(route, "C", "canceled", "cancelled", 0, 1, at=FILLED_AT)
@@ -429,7 +419,7 @@ def test_an_allocation_a_correction_makes_settles_as_its_block_s_others(
     [first] = Allocation.objects.filter(block=block)  # one share: one account
     assert (first.settlement_date, first.computed_settlement_date) == (theirs, OURS)
     # the broker corrects the fill to 10: the other account gets its share, booked new
-    inbox = _correction(fix_broker, route, "F1", 8, f32="10", f31="100")
+    inbox = _correction(fix_broker, route, "F", 8, f32="10", f31="100")
     break_services.correction_apply(actor=ops, inbox_id=inbox.pk)
     allocations = Allocation.objects.filter(block=block)
     assert len(allocations) == 2
