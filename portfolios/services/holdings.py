@@ -24,7 +24,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from oms.bulk import update_rows
-from oms.numbers import money
+from oms.numbers import ZERO, money
 from oms.numbers import qty as round_qty
 from portfolios import terms
 from portfolios.instruments import InstrumentError
@@ -648,8 +648,10 @@ def holdings_reverse_fill(
     (newest first); a sell reopens exactly the lots its allocation closed (its
     `LotClosing` rows, the last first) and writes a reversing row for each. A sell
     booked before closings were recorded (none name its allocation) reopens the
-    closed lots newest first, as the books used to. ``on_date``: the day the fill was
-    booked (a bond's accrued interest ran to its settlement). Runs inside the
+    closed lots newest first, as the books used to. The cash comes back by the
+    settlement-ledger rows the allocation wrote, offset (a bond's accrued interest ran
+    to the settlement date booked, the broker's where it gave one); a fill booked before
+    the ledger by the amount again, ``on_date`` the day it was booked. Runs inside the
     caller's transaction."""
     if quantity <= 0:
         raise ValueError("reversed quantity must be positive")
@@ -664,8 +666,12 @@ def holdings_reverse_fill(
     cash = _lock_cash(portfolio, security.currency)
     before = _figures(position, cash)
     drift_mark_stale(portfolio_ids=[portfolio.pk])
-    _reverse_movements(portfolio, allocation_id)
-    amount = fill_amount(security, quantity, price, on_date or timezone.localdate())
+    reversing = _reverse_movements(portfolio, allocation_id)
+    if reversing:  # back exactly what the booking moved, whatever day it settled on
+        back = sum((row.amount for row in reversing if row.currency == cash.currency), ZERO)
+    else:  # booked before the ledger: the amount again, on our settlement date
+        amount = fill_amount(security, quantity, price, on_date or timezone.localdate())
+        back = amount + commission if buying else commission - amount
     lots = TaxLot.objects.select_for_update().filter(portfolio=portfolio, security=security)
     left = quantity
     reopened = None
@@ -678,7 +684,6 @@ def holdings_reverse_fill(
             lot.save(update_fields=["quantity"])
             left -= take
         position.quantity -= quantity
-        cash.amount += amount + commission
     elif (reopened := _reopen_closed(portfolio, allocation_id, quantity)) is None:
         closed = lots.filter(quantity__lt=F("original_quantity")).order_by("-acquired_on", "-pk")
         for lot in closed:
@@ -690,7 +695,7 @@ def holdings_reverse_fill(
             left -= give
     if not buying:
         position.quantity += quantity
-        cash.amount -= amount - commission
+    cash.amount += back
     reversed_ = _save(position, cash, before)
     if reopened:
         reversed_["after"]["lots_reopened"] = reopened

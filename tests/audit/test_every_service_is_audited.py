@@ -75,7 +75,7 @@ NO_STATE_CHANGE = {
     "trading.services.blocks.block_status_by_routes": "pure: a block's status by its routes",
     "trading.services.trading_day.session_day": "pure: where a FIX session's day ends",
     "trading.services.trading_day.broker_day": "pure: where a broker's trading day ends",
-    "trading.services.allocations.trade_date": "reads the trading day of a block's last fill",
+    "trading.services.allocations.fill_days": "reads the days of a block's last fill",
     "trading.services.trading_day.day_order_over": "pure: whether a day order is over",
     "trading.services.trading_day.check_may_send": "pure: refuses a stale day order",
     "trading.services.trading_day.known_exchange": "pure: whether a calendar knows a MIC",

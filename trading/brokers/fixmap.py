@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
 from trading.fix import messages as fixmsg
 from trading.fix.codec import Message, parse_utc_timestamp
+from trading.services.trading_day import UTC_MIDNIGHT, DayBoundary, trading_day
 
 from .base import ExecutionReport, ReplaceTerms, RouteTicket
 
@@ -298,13 +299,18 @@ def settlement_date_of(msg: Message) -> date | None:
         ) from None
 
 
-def _settles_after_trading(settles: date | None, transact_time: datetime) -> date | None:
-    """The broker's settlement date, refused when it is before the trade: earlier than
-    the day of TransactTime anywhere on Earth (its UTC day less one)."""
-    if settles is not None and settles < transact_time.date() - timedelta(days=1):
+def _settles_after_trading(
+    settles: date | None, transact_time: datetime, day: DayBoundary
+) -> date | None:
+    """The broker's settlement date, refused when it is before the trade date the
+    allocation will book: TransactTime's trading day by the session's day (`trading_day`,
+    the day `trading.services.allocations` books the fill on)."""
+    if settles is None:
+        return None
+    traded = trading_day(transact_time, day)
+    if settles < traded:
         raise BusinessRefusal(
-            BUSINESS_OTHER,
-            f"SettlDate {settles:%Y%m%d} is before the trade ({transact_time:%Y%m%d})",
+            BUSINESS_OTHER, f"SettlDate {settles:%Y%m%d} is before the trade date {traded:%Y%m%d}"
         )
     return settles
 
@@ -320,15 +326,15 @@ def _decimal(msg: Message, tag: int) -> Decimal | None:
 
 
 def report_from_execution_report(
-    msg: Message, *, broker_code: str, cl_ord_id: str
+    msg: Message, *, broker_code: str, cl_ord_id: str, day: DayBoundary = UTC_MIDNIGHT
 ) -> ExecutionReport:
     """An ExecutionReport (35=8) in our terms, for the route ``cl_ord_id``.
 
     Mapped field by field rather than through the typed message, so that an
     absent AvgPx stays None, a bad number is named by its tag, and a missing
     TransactTime falls back to now. A SettlDate is read on every report (a malformed
-    one is :class:`IncorrectTagValue`; a fill's before its trade
-    :class:`BusinessRefusal`)."""
+    one is :class:`IncorrectTagValue`; a fill's before its trade date, TransactTime's
+    trading day by the session's ``day``, :class:`BusinessRefusal`)."""
     trans_type = msg.get(20)  # FIX 4.2 ExecTransType: 0 new, 1 cancel, 2 correct, 3 status
     if msg.get(150) in ("G", "H") or trans_type in ("1", "2"):
         raise TradeCorrection(
@@ -349,7 +355,7 @@ def report_from_execution_report(
     if exec_type == "trade":
         # only a fill is dated by its TransactTime: a status report repeats an old
         # fill's SettlDate at the time it is sent
-        settles = _settles_after_trading(settles, transact_time)
+        settles = _settles_after_trading(settles, transact_time, day)
     return ExecutionReport(
         broker=broker_code,
         cl_ord_id=cl_ord_id,

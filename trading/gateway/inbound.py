@@ -87,6 +87,11 @@ class GatewayApplication(Application):
         #: set on logon, so that what waited in the outbox goes now, not at the next poll
         self.on_logon_wake = None
 
+    @property
+    def day(self):
+        """Where the session's trading day ends: a fill's trade date (decision 42) by it."""
+        return session_day(self.fix_session)
+
     # --- Session events -------------------------------------------------------------
 
     def on_logon(self, session: Session) -> None:
@@ -289,7 +294,7 @@ class GatewayApplication(Application):
             named = routes_named_by(msgs)
             reports = [
                 fixmap.report_from_execution_report(
-                    msg, broker_code=self.broker_code, cl_ord_id=cl_ord_id
+                    msg, broker_code=self.broker_code, cl_ord_id=cl_ord_id, day=self.day
                 )
                 if msg.msg_type == "8"
                 else fixmap.report_from_cancel_reject(
@@ -385,7 +390,7 @@ class GatewayApplication(Application):
         if mt == "8":
             execution_apply(
                 fixmap.report_from_execution_report(
-                    msg, broker_code=self.broker_code, cl_ord_id=route_named_by(msg)
+                    msg, broker_code=self.broker_code, cl_ord_id=route_named_by(msg), day=self.day
                 )
             )
         elif mt == "9":

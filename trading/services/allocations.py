@@ -257,16 +257,17 @@ def _plan(block: Block, orders: list[Order], days: FillDays) -> _Plan:
     return plan
 
 
-def trade_date(block: Block) -> date:
-    """The trade date the allocation books: the trading day of the block's last fill, by
-    the day of the broker that filled it, whenever the allocation itself runs (a block
-    that ends at a later close, or is allocated after an outage, keeps its fills' day)."""
-    return _fill_days([block])[block.pk].trade_date
+def fill_days(block: Block) -> FillDays:
+    """The days the block's allocation books (`FillDays`): the trading day of its last
+    fill, by the day of the broker that filled it, whenever the allocation itself runs
+    (a block that ends at a later close, or is allocated after an outage, keeps its
+    fills' day), and the settlement date from it."""
+    return _fill_days([block])[block.pk]
 
 
 @dataclass(frozen=True)
 class FillDays:
-    """The days an allocation books: its ``trade_date`` (`trade_date`), our settlement
+    """The days an allocation books: its ``trade_date`` (`fill_days`), our settlement
     date from it (``ours``: `settles_on`) and the ``broker``'s SettlDate on the block's
     last fill, if it gave one. It settles on the broker's; where that differs from ours,
     ours is kept on the allocation for operations to see (decision 49)."""

@@ -32,7 +32,7 @@ from oms.numbers import qty as round_qty
 from oms.roles import Action, require
 from oms.state import move
 from portfolios.models import CashBalance, Portfolio, Position, Security
-from portfolios.services.holdings import holdings_book_fill, holdings_reverse_fill
+from portfolios.services.holdings import holdings_book_fill, holdings_reverse_fill, settles_on
 from trading import locks
 from trading.brokers import fixmap
 from trading.fix.codec import Message
@@ -48,7 +48,13 @@ from trading.models import (
     StatementBreak,
 )
 
-from .allocations import allocation_amounts, allocation_split, split_commission, trade_date
+from .allocations import (
+    FillDays,
+    allocation_amounts,
+    allocation_split,
+    fill_days,
+    split_commission,
+)
 from .blocks import block_changed, block_follow_routes
 
 _CORRECTION_PREFIX = "trade bust or correction"
@@ -240,17 +246,27 @@ def _reallocate(block: Block, actor) -> None:
     # new one: the block's first allocation day): the trade's date (a bond's accrued
     # interest to settlement, the lots' closing date) does not move to the day a broker
     # corrected it.
-    trade_day = min(a.trade_date for a in existing.values()) if existing else trade_date(block)
+    # A new allocation (a correction gave the account its first share) settles as its
+    # block's others: on the broker's date where they keep one apart from ours, else on
+    # ours from its trade day; the block's first: as its allocation would (`FillDays`).
+    if existing:
+        trade_day = min(a.trade_date for a in existing.values())
+        kept = [a.settlement_date for a in existing.values() if a.computed_settlement_date]
+        block_broker = kept[0] if kept else None
+    else:
+        days = fill_days(block)
+        trade_day, block_broker = days.trade_date, days.broker
     for order in orders:
         quantity = split[order.pk]
         allocation = existing.get(order.pk)
         booked_on = allocation.trade_date if allocation else trade_day
         # the broker's settlement date, where it set one apart from ours, stays booked
-        broker_settles = (
-            allocation.settlement_date
-            if allocation is not None and allocation.computed_settlement_date
-            else None
-        )
+        if allocation is not None:
+            broker_settles = (
+                allocation.settlement_date if allocation.computed_settlement_date else None
+            )
+        else:
+            broker_settles = block_broker
         before = snapshot(order, Order.AUDIT_FIELDS)
         order.filled_quantity = quantity
         order.average_price = block.average_price if quantity else None
@@ -280,8 +296,14 @@ def _reallocate(block: Block, actor) -> None:
             settles=broker_settles,
         )
         if allocation is None:
+            new = FillDays(booked_on, settles_on(security, booked_on), broker_settles)
             allocation = Allocation.objects.create(
-                block=block, order=order, trade_date=booked_on, **values
+                block=block,
+                order=order,
+                trade_date=booked_on,
+                settlement_date=new.settles,
+                computed_settlement_date=new.differs,
+                **values,
             )
         else:
             for name, value in values.items():
