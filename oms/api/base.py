@@ -118,6 +118,11 @@ class OMSAutoSchema(AutoSchema):
             parameters.append(IDEMPOTENCY_PARAMETER)
         return parameters
 
+    def _get_paginator(self):
+        # Only a read of a list is paged; a POST that answers with a list (a load of
+        # prices) answers with the whole list, and is documented so.
+        return super()._get_paginator() if self.method == "GET" else None
+
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         errors = [
