@@ -246,6 +246,13 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Withdrawals waiting for their run's sells are booked once the sells have ended
     # (after each allocation too; this catches sells that ended with nothing filled).
+    # A rebalance run with no progress for OMS_REBALANCE_STALL_SECONDS (its chunks'
+    # tasks lost: a broker flushed or restarted, a worker killed) gets them again.
+    "recover-rebalance-runs": {
+        "task": "orchestration.tasks.recover_rebalance_runs",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},  # a sweep that waited in a busy queue is dropped
+    },
     "settle-withdrawals": {
         "task": "orchestration.tasks.settle_withdrawals",
         "schedule": env.float("OMS_SETTLE_WITHDRAWALS_EVERY", default=300.0),
@@ -360,6 +367,9 @@ OMS_PRICE_STALE_DAYS = env.int("OMS_PRICE_STALE_DAYS", default=7)
 OMS_SIMULATED_BROKER_LATENCY = env.float("OMS_SIMULATED_BROKER_LATENCY", default=0.2)
 # Runs of up to this many accounts are computed in the request; larger ones by the worker.
 OMS_REBALANCE_INLINE_LIMIT = env.int("OMS_REBALANCE_INLINE_LIMIT", default=50)
+# A running rebalance run whose chunks made no progress for this long has them sent
+# to the workers again (orchestration.services.rebalance_runs_recover).
+OMS_REBALANCE_STALL_SECONDS = env.float("OMS_REBALANCE_STALL_SECONDS", default=300.0)
 # The API remembers the answer to a POST with an Idempotency-Key for this many days.
 OMS_IDEMPOTENCY_KEY_DAYS = env.int("OMS_IDEMPOTENCY_KEY_DAYS", default=7)
 

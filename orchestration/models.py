@@ -136,3 +136,33 @@ class CashFlow(models.Model):
     def signed_need(self):
         """The cash the run must raise (> 0) or may invest (< 0), in `currency`."""
         return self.amount if self.kind == self.Kind.WITHDRAWAL else -self.amount
+
+
+class ChunkReissue(models.Model):
+    """A chunk of a running run sent to the workers again by the recovery sweep
+    (`rebalance_runs_recover`): its task was lost (a broker flushed or restarted, a
+    worker killed with the message unacknowledged) and the run made no progress for
+    the stall time. ``chunk`` is None when what was sent again is the run's start (a
+    draft whose start task was lost). The run's page and API list them; after
+    `MAX_REISSUES` of one chunk the next stall fails the run instead."""
+
+    run = models.ForeignKey(RebalanceRun, on_delete=models.CASCADE, related_name="reissues")
+    chunk = models.PositiveIntegerField(null=True, blank=True)
+    attempt = models.PositiveIntegerField(help_text="1 for the chunk's first reissue")
+    pending = models.PositiveIntegerField(help_text="Accounts of the chunk still pending")
+    reason = models.CharField(max_length=500)
+    reissued_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["run", "reissued_at", "chunk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "chunk", "attempt"],
+                name="chunk_reissue_once",
+                nulls_distinct=False,  # the start's reissues too
+            ),
+        ]
+
+    def __str__(self) -> str:
+        what = "start" if self.chunk is None else f"chunk {self.chunk}"
+        return f"{self.run} {what} reissue {self.attempt}"

@@ -25,7 +25,7 @@ import pandas as pd
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, JSONField, Q, Value
+from django.db.models import Count, F, JSONField, Max, Q, Value
 from django.db.models.expressions import CombinedExpression
 from django.utils import timezone
 
@@ -55,7 +55,7 @@ from trading.services.bulk import (
 )
 
 from .cashflows import check_flow, needs_by_account, read_csv
-from .models import CashFlow, ProposalCheck, RunAccount
+from .models import CashFlow, ChunkReissue, ProposalCheck, RunAccount
 from .parameters import parameters_check
 from .selectors import account_trades, account_what_if, ids_in, load_projected_book, run_options
 
@@ -483,6 +483,8 @@ def _chunk_summary_store(run: RebalanceRun, accounts, codes: dict, claimed, skip
             F(name), "||", Value(added, output_field=JSONField()), output_field=JSONField()
         )
 
+    # `updated_at` is a running run's heartbeat, written in each chunk's own transaction
+    # (this UPDATE, no other): the recovery sweep measures "no progress" from it
     RebalanceRun.objects.filter(pk=run.pk).update(
         summary=merged("summary", summary),
         skipped=merged("skipped", lost),
@@ -594,6 +596,144 @@ def _run_fail(run_id: int, exc: Exception) -> None:
                 error=f"{type(exc).__name__}: {exc}"[:2000],
                 finished_at=timezone.now(),
             )
+
+
+#: How many times the recovery sweep sends one chunk (or a run's start) to the workers
+#: again. A lost task is sent again; a chunk that still makes no progress after that
+#: many (the workers are down, or the chunk kills its worker) fails its run, with why.
+MAX_REISSUES = 3
+
+
+def _stall_seconds() -> float:
+    return float(settings.OMS_REBALANCE_STALL_SECONDS)
+
+
+def rebalance_runs_recover(*, stalled_for: float | None = None) -> dict[str, list[int]]:
+    """Recover the runs whose work was lost: a running run that made no progress for
+    `stalled_for` seconds (`OMS_REBALANCE_STALL_SECONDS` by default) gets a task again
+    for each chunk with pending accounts; one with none pending (its last chunk
+    committed, the proposal's step was lost) is proposed; a draft whose start was lost
+    is started again. Each reissue is recorded (`ChunkReissue`, one audit event per
+    run); a chunk already reissued `MAX_REISSUES` times fails its run instead, its
+    proposed orders cancelled. A reissued chunk that meets its original writes nothing
+    twice: a chunk claims its pending accounts in the transaction that writes their
+    orders. Runs Celery beat's sweep, the `recover_rebalance_runs` command and the
+    benchmark. Returns the run ids by what was done: reissued, proposed, failed."""
+    seconds = _stall_seconds() if stalled_for is None else max(0.0, float(stalled_for))
+    cutoff = timezone.now() - dt.timedelta(seconds=seconds)
+    stalled = list(
+        RebalanceRun.objects.filter(
+            status__in=(RebalanceRun.Status.DRAFT, RebalanceRun.Status.RUNNING),
+            updated_at__lt=cutoff,
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    done: dict[str, list[int]] = {"reissued": [], "proposed": [], "failed": []}
+    for run_id in stalled:
+        outcome = _run_recover(run_id, cutoff, seconds)
+        if outcome:
+            done[outcome].append(run_id)
+    return done
+
+
+def _run_recover(run_id: int, cutoff, seconds: float) -> str | None:
+    Status = RebalanceRun.Status
+    with audited_transaction():
+        # a run a chunk holds is committing progress: not stalled, and not waited for
+        run = (
+            _runs()
+            .select_for_update(of=("self",), skip_locked=True)
+            .select_related("created_by")
+            .filter(pk=run_id, status__in=(Status.DRAFT, Status.RUNNING), updated_at__lt=cutoff)
+            .first()
+        )
+        if run is None:
+            return None
+        now = timezone.now()
+        if run.status == Status.DRAFT:
+            pending: dict[int | None, int] = {None: run.accounts_total}
+        else:
+            pending = dict(
+                RunAccount.objects.filter(run=run, status=RunAccount.Status.PENDING)
+                .values("chunk")
+                .annotate(n=Count("pk"))
+                .values_list("chunk", "n")
+            )
+            if not pending:
+                _run_set_status(
+                    run, Status.PROPOSED, actor=run.created_by, kind="rebalance.proposed",
+                    finished_at=now,
+                )  # fmt: skip
+                return "proposed"
+        tried = dict(
+            ChunkReissue.objects.filter(run=run)
+            .values("chunk")
+            .annotate(n=Max("attempt"))
+            .values_list("chunk", "n")
+        )
+        chunks = sorted(pending, key=lambda c: -1 if c is None else c)
+        worn = [c for c in chunks if tried.get(c, 0) >= MAX_REISSUES]
+        if worn:
+            _run_fail_stalled(run, worn, sum(pending.values()), seconds, now)
+            return "failed"
+        reason = f"no progress for {seconds:.0f} s"
+        ChunkReissue.objects.bulk_create(
+            ChunkReissue(
+                run=run,
+                chunk=chunk,
+                attempt=tried.get(chunk, 0) + 1,
+                pending=pending[chunk],
+                reason=reason,
+                reissued_at=now,
+            )
+            for chunk in chunks
+        )
+        run.save(update_fields=["updated_at"])  # the reissued chunks' stall time starts now
+        audit_record(
+            actor=None,
+            kind="rebalance.reissued",
+            obj=run,
+            after={
+                "status": run.status,
+                "chunks": [c for c in chunks if c is not None],
+                "start": None in pending,
+                "attempts": {str(c): tried.get(c, 0) + 1 for c in chunks},
+                "pending": sum(pending.values()),
+            },
+            reason=reason,
+        )
+        for chunk in chunks:
+            if chunk is None:
+                enqueue_on_commit("orchestration.tasks.execute_rebalance_run", run.pk)
+            else:
+                enqueue_on_commit("orchestration.tasks.execute_rebalance_chunk", run.pk, chunk)
+    return "reissued"
+
+
+def _run_fail_stalled(run: RebalanceRun, worn: list, pending: int, seconds: float, now) -> None:
+    """Fail a run whose chunks `worn` made no progress after `MAX_REISSUES` reissues;
+    the orders its other chunks proposed are cancelled with it."""
+    if worn == [None]:
+        what = "Its start"
+    else:
+        named = ", ".join(str(c + 1) for c in worn if c is not None)
+        what = f"Chunk{'s' if len(worn) > 1 else ''} {named} of {run.chunks_total}"
+    error = (
+        f"{what} made no progress after being sent to the workers again {MAX_REISSUES} "
+        f"times ({seconds:.0f} s without progress each time): are the rebalance workers "
+        f"running and the broker reachable? {pending} account{'s' if pending != 1 else ''} "
+        "were not computed; send the run back for a re-run."
+    )
+    _run_set_status(
+        run,
+        RebalanceRun.Status.FAILED,
+        actor=run.created_by,
+        kind="rebalance.failed",
+        error=error,
+        finished_at=now,
+    )
+    run_orders_cancel(actor=run.created_by, run=run, reason=f"{run} failed: no progress")
 
 
 def _run_step(*, actor, run_id: int, target: str, kind: str, act) -> RebalanceRun:

@@ -24,6 +24,13 @@ def execute_rebalance_chunk(run_id: int, chunk: int) -> None:
         services.rebalance_chunk_execute(run_id=run_id, chunk=chunk)
 
 
+@shared_task
+def recover_rebalance_runs() -> dict[str, list[int]]:
+    """Celery beat: send again the lost work of runs that made no progress."""
+    with origin("task", "recover_rebalance_runs"):
+        return services.rebalance_runs_recover()
+
+
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
 def settle_withdrawals(portfolio_ids: list[int] | None = None) -> dict[str, int]:
     """Book the withdrawals whose run's sells have ended (these accounts, or all)."""

@@ -194,7 +194,7 @@ SUMMARY_PER_PAGE = 100
 
 def _progress(run: RebalanceRun) -> dict:
     """Accounts done, orders proposed, skipped, elapsed and the time left (estimated
-    from the rate so far)."""
+    from the rate so far), and the chunks sent to the workers again."""
     end = run.finished_at or timezone.now()
     elapsed = (end - run.started_at).total_seconds() if run.started_at else 0.0
     left = None
@@ -202,6 +202,8 @@ def _progress(run: RebalanceRun) -> dict:
         left = elapsed / run.accounts_done * (run.accounts_total - run.accounts_done)
     return {
         "run": run,
+        # what the recovery sweep sent to the workers again, and why (few rows)
+        "reissues": list(run.reissues.all()),
         "elapsed": elapsed,
         "left": left,
         "done_pct": (100.0 * run.accounts_done / run.accounts_total) if run.accounts_total else 0,

@@ -573,7 +573,8 @@ class RebalanceRun(models.Model):
         FAILED = "failed", "Failed"
 
     TRANSITIONS = {
-        Status.DRAFT: frozenset({Status.RUNNING, Status.CANCELLED}),
+        # A draft whose start the recovery sweep sent again in vain fails (orchestration).
+        Status.DRAFT: frozenset({Status.RUNNING, Status.CANCELLED, Status.FAILED}),
         # A large run computes in chunks on the workers: it may be cancelled meanwhile.
         Status.RUNNING: frozenset({Status.PROPOSED, Status.FAILED, Status.CANCELLED}),
         Status.PROPOSED: frozenset({Status.APPROVED, Status.CANCELLED}),

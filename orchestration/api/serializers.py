@@ -11,6 +11,7 @@ from rest_framework import serializers
 from portfolios.models import RebalanceRun
 from trading.api.serializers import OrderHeadSerializer
 
+from ..models import ChunkReissue
 from ..parameters import PARAMETERS, Parameter
 from ..selectors import SCOPES
 
@@ -38,10 +39,22 @@ class RunOrderSerializer(OrderHeadSerializer):
             return None
 
 
+class ChunkReissueSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ChunkReissue
+        fields = ["chunk", "attempt", "pending", "reason", "reissued_at"]
+        extra_kwargs = {"chunk": {"help_text": "The chunk's index from 0; null: the run's start"}}
+
+
 class RebalanceRunSerializer(serializers.ModelSerializer):
     portfolios = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     orders = RunOrderSerializer(many=True, read_only=True)
+    reissues = ChunkReissueSerializer(
+        many=True,
+        read_only=True,
+        help_text="Chunks the recovery sweep sent to the workers again (their tasks lost)",
+    )
     summary = serializers.JSONField(read_only=True, help_text="What-if per account code")
     skipped = serializers.JSONField(read_only=True, help_text="Account code → why it was skipped")
     parameters = serializers.JSONField(read_only=True)
@@ -66,6 +79,7 @@ class RebalanceRunSerializer(serializers.ModelSerializer):
             "created_by",
             "created_at",
             "updated_at",
+            "reissues",
             "orders",
         ]
 

@@ -85,6 +85,7 @@ def _run_answer(request, run: RebalanceRun, failed: str) -> Response:
 def runs_with_orders(runs):
     return runs.prefetch_related(
         "portfolios",
+        "reissues",
         Prefetch(
             "orders",
             queryset=Order.objects.select_related(

@@ -114,7 +114,7 @@ PINS = [
     ("prices", "pm", 4),
     ("portfolios", "pm", 15),  # and the unsettled cash of the page (one grouped query)
     ("models", "pm", 6),  # targets and sleeves prefetched
-    ("rebalance-runs", "pm", 6),
+    ("rebalance-runs", "pm", 7),  # and the chunks the recovery sweep reissued
     ("orders", "pm", 4),
     ("blocks", "trader", 7),
     ("routes", "trader", 4),

@@ -819,6 +819,9 @@ def _runs(name):
         if name == "rebalance_run_execute":
             run = w.draft_run(s)
             return lambda: runs.rebalance_run_execute(run_id=run.pk)
+        if name == "rebalance_runs_recover":
+            w.draft_run(s)  # its start task lost (never sent in the test's transaction)
+            return lambda: runs.rebalance_runs_recover(stalled_for=0)
         run = w.run("approved" if name == "rebalance_run_release" else "proposed")
         return lambda: getattr(runs, name)(actor=w.pm, run_id=run.pk)
 
@@ -1118,6 +1121,9 @@ CALLS = {
     ),
     "orchestration.services.rebalance_run_cancel": call(
         _runs("rebalance_run_cancel"), "rebalance.cancelled", "orders.cancelled"
+    ),
+    "orchestration.services.rebalance_runs_recover": call(
+        _runs("rebalance_runs_recover"), "rebalance.reissued"
     ),
     "compliance.services.rules.rule_create": call(_rules("rule_create"), "rule.created"),
     "compliance.services.rules.rule_update": call(_rules("rule_update"), "rule.changed"),
