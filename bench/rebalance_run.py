@@ -33,7 +33,11 @@ set (its pool process, which computes the chunks) as the chunks go by. It prints
 rate (accounts and orders a second, request to proposed) and each process's memory
 after its first chunk, at its peak and at the end, and whether it stayed flat (the
 peak of the run's last half no higher than that of its first half plus 10%, and under
-2 GiB). The approval and the naive way are not timed in this mode:
+2 GiB). When no chunk ends for ``--stall`` seconds (the chunks' tasks were lost: a
+broker flushed or restarted, a worker killed), the bench recovers the run as Celery
+beat's sweep would (`rebalance_runs_recover`: its pending chunks sent again), says so
+and counts them (``chunks_reissued``). The approval and the naive way are not timed in
+this mode:
 
     DATABASE_URL=postgres://.../oms_book100k REDIS_URL=redis://.../N SECRET_KEY=... \\
         python bench/rebalance_run.py --accounts 100000 --workers 2
@@ -433,15 +437,25 @@ def measure_workers(args) -> dict:
         asked = time.perf_counter() - t0
         last_print = 0.0
         progress = (-1, 0.0)  # accounts done, when they last moved
+        recovered = 0  # chunks the recovery sent to the workers again
         while True:
             run = RebalanceRun.objects.defer("summary", "skipped").get(pk=run.pk)
             if run.accounts_done != progress[0]:
                 progress = (run.accounts_done, time.perf_counter())
             elif time.perf_counter() - progress[1] > args.stall:
-                raise SystemExit(
-                    f"no chunk finished in {args.stall:.0f} s ({run.accounts_done} accounts "
-                    f"done): are the chunks' tasks still in the broker? See {logs}"
+                # the chunks' tasks were lost (a broker flushed or restarted, a worker
+                # killed): the recovery the beat runs, at once, sends them again
+                before = run.reissues.count()
+                done = services.rebalance_runs_recover(stalled_for=args.stall)
+                again = run.reissues.count() - before
+                print(
+                    f"  no chunk finished in {args.stall:.0f} s ({run.accounts_done} accounts "
+                    f"done): recovered, {again} chunk(s) sent to the workers again "
+                    f"{done}; see {logs}",
+                    flush=True,
                 )
+                recovered += again
+                progress = (run.accounts_done, time.perf_counter())
             chunks = run.accounts_done // size
             for n, worker in enumerate(workers):
                 for pid in [worker.pid, *_children(worker.pid)]:
@@ -504,6 +518,7 @@ def measure_workers(args) -> dict:
         "skipped": run.accounts_skipped,
         "chunks": run.chunks_total,
         "chunk_size": size,
+        "chunks_reissued": recovered,
         "request_s": round(asked, 3),
         "run_s": round(whole, 1),
         "computed_s": round(computed, 1),
@@ -531,7 +546,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--timeout", type=float, default=3600, help="seconds the workers' run may take")
     ap.add_argument(
-        "--stall", type=float, default=300, help="give up when no chunk ends for this long"
+        "--stall",
+        type=float,
+        default=300,
+        help="when no chunk ends for this long, send the run's pending chunks again "
+        "(the recovery beat runs; a chunk sent again 3 times fails the run)",
     )
     ap.add_argument("--build", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
