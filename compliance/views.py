@@ -17,6 +17,7 @@ from audit.models import AuditEvent
 from audit.selectors import chain_status, object_kind_name
 from audit.services import verify_audit_chain
 from oms.roles import Action, can, may_act_for
+from oms.state import TransitionError
 from oms.views import action_required, add_service_errors, paginate, partial_or_page
 from trading.models import Order
 from trading.selectors import orders_visible_to
@@ -383,6 +384,8 @@ def override_decide(request: HttpRequest, pk: int) -> HttpResponse:
         decide(actor=request.user, override_id=override.pk, note=note)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
+    except TransitionError as error:
+        messages.error(request, str(error))
     except PermissionDenied as error:
         messages.error(request, str(error))
     else:

@@ -91,14 +91,33 @@ def read_csv(text: str) -> tuple[list[tuple[int, dict]], list[str]]:
             f"Line 1: the header lacks {', '.join(missing)} "
             f"(the columns are {', '.join(CSV_COLUMNS)})."
         ]
+    columns = ", ".join(CSV_COLUMNS)
+    # every value is read or refused: a column or a field the import does not read
+    # would be dropped without a word
+    extra = [name for name in header if name not in CSV_COLUMNS]
+    if extra:
+        return [], [
+            f"Line 1: the header has {', '.join(extra)}, which "
+            f"{'is not a column' if len(extra) == 1 else 'are not columns'} of the import "
+            f"(the columns are {columns})."
+        ]
     reader.fieldnames = header
     rows = []
+    long_lines = []
     for row in reader:
         if reader.line_num > CSV_MAX_LINES:
             return [], [f"The file has more than {CSV_MAX_LINES:,} lines."]
+        if None in row:  # csv.DictReader's key for the fields beyond the header
+            long_lines.append(
+                f"Line {reader.line_num}: {len(header) + len(row[None])} fields, but the "
+                f"header names {len(header)} ({columns})."
+            )
+            continue
         if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
             continue
         rows.append((reader.line_num, row))
+    if long_lines:
+        return [], long_lines
     if not rows:
         return [], ["The file has a header but no cash flow."]
     return rows, []

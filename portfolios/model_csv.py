@@ -92,6 +92,12 @@ def parse(text: str) -> tuple[list[Row], list[str]]:
         if weight is None:
             errors.append(f"Line {line}: the weight {raw.strip()!r} is not a number.")
             continue
+        if weight > 1:  # no one line can hold more than the model (the sum would say so
+            # too, but as a figure of hundreds of digits for 1e400)
+            errors.append(
+                f"Line {line}: the weight {raw.strip()!r} is more than the whole model (100%)."
+            )
+            continue
         if name.upper() == CASH:
             if cash_line is not None:
                 errors.append(f"Line {line}: CASH is already given on line {cash_line}.")

@@ -205,8 +205,35 @@ class Security(models.Model):
 
     def clean(self) -> None:
         # The terms a security's asset class needs, checked by the engine that uses them.
+        from portfolios.instruments import InstrumentError
+        from portfolios.instruments.money import check_currency
         from portfolios.terms import terms_errors
 
+        errors: dict[str, list[str]] = {}
+        # A currency is its ISO code whatever the case it is typed in (as a cash flow's
+        # is): "usd" kept as such would match no FX rate, cash balance or account.
+        for name in ("currency", "base_currency"):
+            code = getattr(self, name)
+            if isinstance(code, str) and code.strip():
+                setattr(self, name, code.strip().upper())
+                try:
+                    check_currency(getattr(self, name), name.replace("_", " "))
+                except InstrumentError as exc:
+                    errors[name] = [str(exc).capitalize() + "."]
+        # Models, their CSV imports and the pages read a ticker whatever its case: a
+        # second security that differs from one only in case would be one name for two.
+        if isinstance(self.ticker, str) and self.ticker:
+            same = (
+                Security.objects.filter(ticker__iexact=self.ticker)
+                .exclude(ticker=self.ticker)
+                .exclude(pk=self.pk)
+                .values_list("ticker", flat=True)
+                .first()
+            )
+            if same is not None:
+                errors["ticker"] = [f"A security with the ticker {same} exists already."]
+        if errors:
+            raise ValidationError(errors)
         try:
             errors = terms_errors(self)
         except (TypeError, ArithmeticError):

@@ -447,6 +447,8 @@ def prepare(book: Book) -> Prepared:
     # securities
     sec = _Frame(book.securities, "securities")
     sec_ids = sec.objects("security")
+    # what a message calls a security: its `name` (a ticker) when the book gives one
+    sec_names = sec.objects("name") if "name" in sec else sec_ids
     S = len(sec_ids)
     securities = _Lookup(sec_ids, "security")
     price = sec.floats("price")
@@ -640,7 +642,7 @@ def prepare(book: Book) -> Prepared:
             s = pos_sec[p]
             a = pos_acct[p]
             if not np.isfinite(price[s]):
-                unvalued[a] = f"no price for {sec_ids[s]}"
+                unvalued[a] = f"no price for {sec_names[s]}"
             else:
                 unvalued[a] = (
                     f"no FX rate for {currency_names[sec_currency[s]]} "

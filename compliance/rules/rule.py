@@ -8,6 +8,7 @@ rule book pages refuse the same things with the same words. A bad rule raises
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,9 +164,16 @@ KINDS: dict[str, Kind] = {
 }
 
 
+#: A figure written as text, as the API takes every figure ("0.1", "-5", "2.5e-3").
+_DECIMAL_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def _number(value: Any, what: str, rule: Hashable, name: str) -> float:
+    given = value
+    if isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value.strip()):
+        value = float(value.strip())
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise RuleError(f"{what} must be a number, not {value!r}", rule=rule, field=name)
+        raise RuleError(f"{what} must be a number, not {given!r}", rule=rule, field=name)
     if value < 0:
         raise RuleError(f"{what} must not be negative ({value})", rule=rule, field=name)
     return float(value)

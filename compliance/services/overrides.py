@@ -19,7 +19,7 @@ from audit.services import audit_record, audited_transaction, snapshot
 from compliance.models import Override, PretradeResult, Rule
 from compliance.selectors import latest_results
 from oms.roles import Action, require
-from oms.state import move
+from oms.state import TransitionError, move
 from trading import locks
 from trading.models import Order
 from trading.services.orders import order_compliance_decided
@@ -95,8 +95,15 @@ def _decide(*, actor, override_id: int, approve: bool, note: str, expires_at=Non
             raise PermissionDenied(
                 "You asked for this override: another compliance officer must decide it."
             )
-        if override.status != Override.Status.REQUESTED:
-            raise ValidationError(f"Override {override.pk} was {override.status} already.")
+        target = Override.Status.APPROVED if approve else Override.Status.REJECTED
+        if target not in Override.TRANSITIONS[override.status]:
+            # a 409 in the API, as every state change its state does not allow
+            raise TransitionError(
+                override,
+                override.status,
+                target,
+                f"Override {override.pk} was {override.status} already.",
+            )
         now = timezone.now()
         # the order may have left needs override since the request (cancelled, or
         # expired at the close): nothing can be approved then, but a rejection closes the

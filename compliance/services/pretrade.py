@@ -297,6 +297,7 @@ def build_book(
     book = engine.Book(
         securities={
             "security": [s[0] for s in securities],
+            "name": [s[1] for s in securities],  # the ticker, for the engine's messages
             "price": [s[2] if s[2] is not None else float("nan") for s in securities],
             "currency": [s[3] for s in securities],
             "issuer": [s[4] for s in securities],

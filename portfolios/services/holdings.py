@@ -100,17 +100,37 @@ def _ledger_row(
 
 
 def _lock_position(portfolio: Portfolio, security: Security) -> Position:
-    position, _ = Position.objects.select_for_update().get_or_create(
-        portfolio=portfolio, security=security
-    )
-    return position
+    """The account's position in `security`, locked; created first when missing (a
+    concurrent creator is waited for, never a unique violation: `_lock_pairs`)."""
+    return _lock_pairs(Position, "security_id", {security.pk: {portfolio.pk}})[
+        portfolio.pk, security.pk
+    ]
 
 
 def _lock_cash(portfolio: Portfolio, currency: str) -> CashBalance:
-    cash, _ = CashBalance.objects.select_for_update().get_or_create(
-        portfolio=portfolio, currency=currency
+    """The account's cash in `currency`, locked; created first when missing."""
+    return _lock_pairs(CashBalance, "currency", {currency: {portfolio.pk}})[portfolio.pk, currency]
+
+
+def holdings_lock_positions(
+    *, portfolio_id: int, security_ids: list[int], create: tuple[int, ...] = ()
+) -> dict[int, Position]:
+    """Lock the account's positions in `security_ids` (those it holds) and in `create`
+    (created first when missing), in pk order in one statement, keyed by security: what
+    a writer that moves several holdings of one account (an exercise: the option and
+    the underlying it delivers) takes before any cash, as every writer of holdings
+    does (`holdings_book_many`). Runs inside the caller's transaction."""
+    if create:
+        Position.objects.bulk_create(
+            [Position(portfolio_id=portfolio_id, security_id=pk) for pk in sorted(create)],
+            ignore_conflicts=True,
+        )
+    rows = (
+        Position.objects.select_for_update()
+        .filter(portfolio_id=portfolio_id, security_id__in={*security_ids, *create})
+        .order_by("pk")
     )
-    return cash
+    return {row.security_id: row for row in rows}
 
 
 def _beyond_short(position: Decimal, quantity: Decimal) -> Decimal:
@@ -738,7 +758,8 @@ def _reverse_fx(portfolio: Portfolio, security: Security, fill: Fill, on_date: d
     trade-date cash moves back by them (a fill booked before the ledger: by the legs
     the engine gives again)."""
     currencies = sorted((security.base_currency, security.currency))
-    cash = {(portfolio.pk, c): _lock_cash(portfolio, c) for c in currencies}
+    # in pk order in one statement, as every writer of cash locks it
+    cash = _lock_pairs(CashBalance, "currency", {c: {portfolio.pk} for c in currencies})
     before = _fx_figures(cash, currencies, portfolio.pk)
     drift_mark_stale(portfolio_ids=[portfolio.pk])
     reversing = _reverse_movements(portfolio, fill.allocation_id)

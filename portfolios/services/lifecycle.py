@@ -84,6 +84,7 @@ from portfolios.services.holdings import (
     holdings_close_position,
     holdings_credit,
     holdings_deliver,
+    holdings_lock_positions,
 )
 
 __all__ = [
@@ -592,14 +593,14 @@ def lifecycle_book_event(*, due: Due, actor=None) -> LifecycleEvent | None:
     security = due.security
     try:
         with audited_transaction():
-            locked = [security.pk]
-            if security.asset_class == AssetClass.OPTION and security.underlying_id:
-                locked.append(security.underlying_id)
-            # the holdings the event moves, in pk order (the underlying's if it is held)
-            list(
-                Position.objects.select_for_update()
-                .filter(portfolio=portfolio, security_id__in=locked)
-                .order_by("pk")
+            # the positions the event moves, in pk order, before any cash (as every
+            # writer of holdings takes them): the option's and the underlying's, created
+            # first when an exercise delivers it into an account that does not hold it
+            # (a concurrent allocation of the underlying waits, rather than deadlock)
+            holdings_lock_positions(
+                portfolio_id=portfolio.pk,
+                security_ids=[security.pk],
+                create=_delivered_into(due),
             )
             if LifecycleEvent.objects.filter(
                 portfolio=portfolio,
@@ -651,6 +652,20 @@ def lifecycle_book_event(*, due: Due, actor=None) -> LifecycleEvent | None:
         if booked:  # a concurrent run booked it first
             return None
         raise  # another integrity failure: not a duplicate, so not silently "not booked"
+
+
+def _delivered_into(due: Due) -> tuple[int, ...]:
+    """The underlying an option's event delivers (exercised or assigned), by its plan on
+    the figures read before any lock: the event plans again on the locked books, and a
+    position created for nothing stays at zero."""
+    security = due.security
+    if security.asset_class != AssetClass.OPTION or not security.underlying_id:
+        return ()
+    try:
+        outcome = lifecycle_plan(due).outcome
+    except LifecycleRefused:
+        return ()
+    return (security.underlying_id,) if outcome in (Outcome.EXERCISED, Outcome.ASSIGNED) else ()
 
 
 def _quantity_now(due: Due) -> Decimal:

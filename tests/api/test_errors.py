@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from portfolios.models import Price
+from portfolios.models import Price, Security
 from trading.models import Order, Route
 
 from .utils import API, proposed_run
@@ -207,6 +207,49 @@ def test_a_duplicate_ticker_is_refused(ops, book, client_for):
     )
     assert response.status_code == 400
     assert set(response.json()) == {"ticker", "asset_class"}
+
+
+def test_a_ticker_that_differs_only_in_case_is_a_duplicate(ops, book, client_for):
+    """Models, CSV imports and the pages read a ticker whatever its case (``aaa`` is
+    AAA): a second security ``aaa`` beside AAA would be one name for two securities."""
+    response = client_for(ops).post(
+        f"{API}/securities/",
+        {"ticker": "aaa", "name": "Again", "asset_class": "equity", "currency": "USD"},
+        format="json",
+    )
+    assert response.status_code == 400, response.content
+    assert response.json() == {"ticker": ["A security with the ticker AAA exists already."]}
+    assert not Security.objects.filter(ticker="aaa").exists()
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"currency": "US"}, "currency"),
+        ({"currency": "U$D"}, "currency"),
+        ({"currency": "123"}, "currency"),
+        ({"asset_class": "fx_spot", "currency": "USD", "base_currency": "e1"}, "base_currency"),
+    ],
+)
+def test_a_currency_that_is_not_an_iso_code_is_refused(fields, field, ops, book, client_for):
+    body = {"ticker": "NEWCO", "name": "New Co", "asset_class": "equity"} | fields
+    response = client_for(ops).post(f"{API}/securities/", body, format="json")
+    assert response.status_code == 400, response.content
+    assert field in response.json()
+    assert not Security.objects.filter(ticker="NEWCO").exists()
+
+
+def test_a_lower_case_currency_is_read_as_its_code(ops, book, client_for):
+    """As a cash flow's currency is: ``usd`` is USD, not a currency of its own that no
+    FX rate, cash balance or account would ever match."""
+    response = client_for(ops).post(
+        f"{API}/securities/",
+        {"ticker": "NEWCO", "name": "New Co", "asset_class": "equity", "currency": "gbp"},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["currency"] == "GBP"
+    assert Security.objects.get(ticker="NEWCO").currency == "GBP"
 
 
 @pytest.mark.parametrize(

@@ -152,6 +152,19 @@ def test_the_csv_goes_out_and_comes_back(pm, book, client_for):
     assert composition(book["model"])[1][0] == ("AAA", Decimal("0.4"))
 
 
+@pytest.mark.parametrize("raw", ["1e400", "250%", "1.5"])
+def test_a_csv_weight_beyond_the_whole_model_is_named_on_its_line(raw, pm, book, client_for):
+    """Probing: ``AAA,1e400`` answered with the sum written out in 400 digits."""
+    before = composition(book["model"])
+    text = f"ticker,weight\nAAA,{raw}\nCASH,0.05\n"
+    response = client_for(pm).put(url(book["model"], "csv/"), text, content_type="text/csv")
+    assert response.status_code == 400
+    assert response.json() == {
+        "csv": [f"Line 2: the weight {raw!r} is more than the whole model (100%)."]
+    }
+    assert composition(book["model"]) == before
+
+
 def test_a_csv_with_bad_rows_is_a_400_naming_each_line(pm, book, client_for):
     before = composition(book["model"])
     text = "ticker,weight\nAAA,0.5\nZZZ,0.2\nBBB,lots\n"

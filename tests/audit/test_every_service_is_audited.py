@@ -156,6 +156,10 @@ AUDITED_BY_CALLER = {
         "portfolios.services.lifecycle.lifecycle_book_event",
         {"lifecycle.exercised"},
     ),
+    "portfolios.services.holdings.holdings_lock_positions": (
+        "portfolios.services.lifecycle.lifecycle_book_event",
+        {"lifecycle.exercised"},
+    ),
     "portfolios.services.holdings.holdings_reverse_fill": (
         "trading.services.breaks.correction_apply",
         {"allocation.reversed"},

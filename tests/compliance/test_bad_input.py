@@ -220,3 +220,26 @@ def test_a_request_whose_order_was_cancelled_can_be_closed_not_approved(
     assert event.after["order_status"] == "cancelled"
     queue = client.get(reverse("compliance:override-queue"))
     assert f"#{requested.pk}" not in queue.content.decode()
+
+
+@pytest.mark.parametrize(("first", "then"), [("approve", "approve"), ("approve", "reject")])
+def test_deciding_a_decided_override_is_a_conflict(compliance_officer, requested, first, then):
+    """A decision the override's state does not allow any more is a 409, as every
+    state change of the API is (README, *REST API*), and changes nothing."""
+    client = api_client(compliance_officer)
+    url = f"{API}/overrides/{requested.pk}"
+    assert client.post(f"{url}/{first}/", {"note": "Fine."}, format="json").status_code == 200
+    events = AuditEvent.objects.count()
+    again = client.post(f"{url}/{then}/", {"note": "Again."}, format="json")
+    assert again.status_code == 409, again.content
+    assert again.json() == {"detail": f"Override {requested.pk} was approved already."}
+    requested.refresh_from_db()
+    assert (requested.status, requested.decision_note) == ("approved", "Fine.")
+    assert AuditEvent.objects.count() == events
+    # and the page says the same in its message
+    page = page_client(compliance_officer).post(
+        reverse("compliance:override-decide", args=[requested.pk]),
+        {"decision": then, "note": "Again."},
+        follow=True,
+    )
+    assert _messages(page) == [f"Override {requested.pk} was approved already."]

@@ -169,6 +169,44 @@ def test_the_api_creates_edits_and_refuses_rules_in_words(compliance_officer, bo
     assert client.post(f"{API}/rules/{rule_id}/deactivate/").json()["is_active"] is False
 
 
+@pytest.mark.parametrize(
+    ("params", "stored"),
+    [
+        ({"group_by": "issuer", "limit": "0.1"}, {"group_by": "issuer", "limit": 0.1}),
+        ({"group_by": "issuer", "limit": " 0.25 "}, {"group_by": "issuer", "limit": 0.25}),
+    ],
+)
+def test_a_rule_limit_may_be_a_decimal_string_as_every_figure_of_the_api(
+    params, stored, compliance_officer, book
+):
+    """The API takes figures as decimal strings (docs/api.md): a rule's limit too."""
+    made = api_client(compliance_officer).post(
+        f"{API}/rules/", {"name": "W", "kind": "max_weight", "params": params}, format="json"
+    )
+    assert made.status_code == 201, made.content
+    assert made.json()["params"] == stored
+
+
+@pytest.mark.parametrize(
+    ("limit", "words"),
+    [
+        ("-0.1", "limit must not be negative (-0.1)"),
+        ("ten", "limit must be a number, not 'ten'"),
+        ("NaN", "limit must be a number, not 'NaN'"),
+        ("1e400", "limit must be a number, not '1e400'"),
+    ],
+)
+def test_a_rule_limit_string_that_is_no_number_is_refused(limit, words, compliance_officer, book):
+    bad = api_client(compliance_officer).post(
+        f"{API}/rules/",
+        {"name": "W", "kind": "max_weight", "params": {"group_by": "issuer", "limit": limit}},
+        format="json",
+    )
+    assert bad.status_code == 400
+    assert bad.json()["limit"] == [words]
+    assert not Rule.objects.filter(name="W").exists()
+
+
 def test_the_ticket_shows_the_check_and_the_override_goes_through_the_queue(
     pm, compliance_officer, over_soft_limit
 ):

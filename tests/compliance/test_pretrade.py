@@ -139,6 +139,24 @@ def test_a_missing_price_does_not_pass_silently(pm, compliance_officer, book, or
         order_services.orders_release(actor=pm, order_ids=[order.pk])
 
 
+def test_a_holding_without_a_price_is_named_by_its_ticker(
+    pm, compliance_officer, book, order_value_limit
+):
+    """Probing: an account held an unpriced security and every other order of it was
+    held for compliance with "no price for 61", the security's database key."""
+    naked = Security.objects.create(
+        ticker="NOPX", name="No price Corp", asset_class="equity", currency="USD"
+    )
+    account = book["accounts"][0]
+    account.positions.create(security=naked, quantity=10)
+    order_value_limit(1_000_000)
+    order = approved(pm, new_order(pm, account, book["securities"]["BBB"], 1))
+    assert order.status == Order.Status.NEEDS_OVERRIDE
+    assert order.compliance_note == (
+        "Could not be checked: no price for NOPX. Compliance must look at it."
+    )
+
+
 def test_other_live_orders_count_in_the_portfolio_after(pm, compliance_officer, book):
     """Probing sold a long-only account short with two draft sells of its whole holding,
     each approved and released on its own."""

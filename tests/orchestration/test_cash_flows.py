@@ -272,6 +272,29 @@ def test_csv_without_the_columns_is_refused(pm, book):
         services.cash_flows_import(actor=pm, text="account,currency,amount\nACC1,USD,1\n")
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # a value with no column is not dropped: the line is refused, with its number
+        (
+            "account,currency,amount,kind\nACC1,USD,10,deposit\nACC2,USD,1,000,deposit\n",
+            "Line 3: 5 fields, but the header names 4 (account, currency, amount, kind).",
+        ),
+        # a column the import does not read is not dropped either
+        (
+            "account,currency,amount,kind,note\nACC1,USD,10,deposit,for fees\n",
+            "Line 1: the header has note, which is not a column of the import "
+            "(the columns are account, currency, amount, kind).",
+        ),
+    ],
+)
+def test_csv_with_more_than_its_columns_is_refused_not_cut(text, message, pm, book):
+    with pytest.raises(ValidationError) as caught:
+        services.cash_flows_import(actor=pm, text=text)
+    assert caught.value.message_dict["file"] == [message]
+    assert not CashFlow.objects.exists()
+
+
 def test_raise_cash_sells_what_drifts_most_and_only_sells(pm, book):
     acc1, _ = book["accounts"]
     run = services.rebalance_raise_cash(actor=pm, portfolio=acc1, amount="25000")
