@@ -839,6 +839,28 @@ def _spy_new_orders(broker_app, received: list) -> None:
     broker_app._handlers["D"] = lambda self, msg, session: spy(msg, session)
 
 
+def _send_until_filled(fix_broker, routes, capture, *, prepare=None) -> tuple[Gateway, list]:
+    """A gateway runs against the simulator until every one of ``routes`` is filled;
+    with the ClOrdIDs of the new orders the simulator got, in arrival order."""
+    received = []
+
+    async def go():
+        acc, broker_app = _simulator()
+        _spy_new_orders(broker_app, received)
+        await acc.start()
+        try:
+            gateway = Gateway(_point_at(fix_broker, acc.port), poll=0.02)
+            if prepare is not None:
+                prepare(gateway)
+            await _run_until(gateway, lambda: all(_filled(r)() for r in routes))
+        finally:
+            await acc.stop()
+        return gateway
+
+    with capture(execute=True):
+        return asyncio.run(go()), received
+
+
 def _batches(monkeypatch) -> list[tuple[int, int]]:
     """Each outbox batch the gateway sends: (rows sent, statements it took)."""
     import trading.gateway.outbox as outbox_module
@@ -862,20 +884,7 @@ def test_a_burst_of_outbox_rows_goes_in_one_transaction_in_sequence_order(
 ):
     routes = _burst(pm, trader, book, fix_broker, django_capture_on_commit_callbacks, n)
     batches = _batches(monkeypatch)
-    received = []
-
-    async def go():
-        acc, broker_app = _simulator()
-        _spy_new_orders(broker_app, received)
-        await acc.start()
-        try:
-            gateway = Gateway(_point_at(fix_broker, acc.port), poll=0.02)
-            await _run_until(gateway, lambda: all(_filled(r)() for r in routes))
-        finally:
-            await acc.stop()
-
-    with django_capture_on_commit_callbacks(execute=True):
-        asyncio.run(go())
+    _, received = _send_until_filled(fix_broker, routes, django_capture_on_commit_callbacks)
     # one transaction for the burst, in a fixed number of statements whatever its size:
     # BEGIN, the rows locked, the messages stored, the next number, the rows marked, COMMIT
     assert [sent for sent, _ in batches if sent] == [n]
@@ -915,22 +924,13 @@ def test_a_burst_whose_commit_fails_after_its_send_is_sent_once_when_the_databas
         return real_update_rows(model, rows, fields)
 
     monkeypatch.setattr(outbox_module, "update_rows", update_rows)
-    received = []
 
-    async def go():
-        acc, broker_app = _simulator()
-        _spy_new_orders(broker_app, received)
-        await acc.start()
-        try:
-            gateway = Gateway(_point_at(fix_broker, acc.port), poll=0.02)
-            gateway.initiator.reconnect_base = 0.05
-            await _run_until(gateway, lambda: all(_filled(r)() for r in routes))
-        finally:
-            await acc.stop()
-        return gateway
+    def quick(gateway):
+        gateway.initiator.reconnect_base = 0.05
 
-    with django_capture_on_commit_callbacks(execute=True):
-        gateway = asyncio.run(go())
+    gateway, received = _send_until_filled(
+        fix_broker, routes, django_capture_on_commit_callbacks, prepare=quick
+    )
     assert failed == [4] and gateway.recoveries == 1
     assert received == [route.cl_ord_id for route in routes]  # nothing twice, none lost
     rows = list(FixOutbox.objects.filter(route__in=routes).order_by("pk"))
