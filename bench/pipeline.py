@@ -154,6 +154,17 @@ def main() -> int:
         default=0.2,
         help="the gateway's --poll, seconds between outbox reads (production's 0.2)",
     )
+    parser.add_argument(
+        "--gateway-gather",
+        type=float,
+        default=None,
+        help="the gateway's --gather, seconds a wake-up waits for more rows (its default)",
+    )
+    parser.add_argument(
+        "--profile-gateway",
+        metavar="PATH",
+        help="run the gateway under cProfile, its statistics written to PATH when it stops",
+    )
     parser.add_argument("--timeout", type=float, default=1800.0)
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "")
@@ -249,7 +260,16 @@ def main() -> int:
         ),
         "gateway": Process(
             "gateway",
-            [python, "manage.py", "fix_gateway", "BENCH", "--poll", str(args.gateway_poll)],
+            [
+                python,
+                *(["-m", "cProfile", "-o", args.profile_gateway] if args.profile_gateway else []),
+                "manage.py",
+                "fix_gateway",
+                "BENCH",
+                "--poll",
+                str(args.gateway_poll),
+                *([] if args.gateway_gather is None else ["--gather", str(args.gateway_gather)]),
+            ],
             env,
             work / "gateway.log",
         ),

@@ -42,18 +42,22 @@ def route_named_by(msg: Message) -> str:
     raise fixmap.NotOurs(f"no route with ClOrdID {msg.get(41) or msg.get(11)!r}")
 
 
-def routes_named_by(msgs: list[Message]) -> list[str]:
-    """`route_named_by` for the messages of one read, in one query."""
+def routes_named_by(msgs: list[Message]) -> tuple[list[str], dict[str, Route]]:
+    """`route_named_by` for the messages of one read, in one query; and the routes
+    found, by ClOrdID (their pk and block, for `executions_apply`)."""
     candidates = [fixmap.cl_ord_id_candidates(msg) for msg in msgs]
     wanted = {candidate for each in candidates for candidate in each}
-    found = set(Route.objects.filter(cl_ord_id__in=wanted).values_list("cl_ord_id", flat=True))
+    found = {
+        route.cl_ord_id: route
+        for route in Route.objects.filter(cl_ord_id__in=wanted).only("pk", "block_id", "cl_ord_id")
+    }
     named = []
     for msg, each in zip(msgs, candidates, strict=True):
         mine = next((candidate for candidate in each if candidate in found), None)
         if mine is None:
             raise fixmap.NotOurs(f"no route with ClOrdID {msg.get(41) or msg.get(11)!r}")
         named.append(mine)
-    return named
+    return named, found
 
 
 def inbox_settle(inbox: FixInbox, error: str) -> None:
@@ -280,18 +284,16 @@ class GatewayApplication(Application):
         in a savepoint. False, with nothing written, when they cannot all go together:
         another kind of message, a number stored already (a resend), a report not
         ours or one that the services refuse; the caller then applies them one by
-        one, which keeps each refused message in the inbox with why."""
+        one, which keeps each refused message in the inbox with why. A number
+        stored already is not looked up first: the inbox rows' INSERT, last in the
+        savepoint, refuses it (their unique number) and all of it rolls back."""
         if any(msg.msg_type not in ("8", "9") for msg in msgs):
             return False
         seqs = [msg.get_int(34) or 0 for msg in msgs]
-        if len(set(seqs)) != len(seqs) or (
-            FixInbox.objects.filter(
-                session_id=self.fix_session.pk, generation=self.store.generation, seq_num__in=seqs
-            ).exists()
-        ):
+        if len(set(seqs)) != len(seqs):
             return False
         try:
-            named = routes_named_by(msgs)
+            named, routes = routes_named_by(msgs)
             reports = [
                 fixmap.report_from_execution_report(
                     msg, broker_code=self.broker_code, cl_ord_id=cl_ord_id, day=self.day
@@ -324,7 +326,7 @@ class GatewayApplication(Application):
             rows.append(inbox)
         try:
             with transaction.atomic(), origin("fix", str(session.sid)):
-                executions_apply(reports)
+                executions_apply(reports, routes=routes)
                 FixInbox.objects.bulk_create(rows)
         except UNAVAILABLE:
             raise

@@ -29,9 +29,20 @@ log = logging.getLogger("trading.gateway")
 class Gateway:
     """Runs one FIX session: connect, keep connected, drain the outbox."""
 
-    def __init__(self, fix_session: FixSession, *, poll: float = 0.2, reconnect_cap: float = 30):
+    #: seconds a wake-up waits for the rows committed just after it (decision 54)
+    GATHER = 0.002
+
+    def __init__(
+        self,
+        fix_session: FixSession,
+        *,
+        poll: float = 0.2,
+        reconnect_cap: float = 30,
+        gather: float = GATHER,
+    ):
         self.fix_session = fix_session
         self.poll = poll
+        self.gather = gather
         self.store = DatabaseStore(fix_session)
         self.app = GatewayApplication(fix_session, self.store)
         fs = fix_session
@@ -58,6 +69,7 @@ class Gateway:
         self.wake = OutboxWake(fix_session.pk)
         self.app.on_logon_wake = self.wake.event
         self.sent = 0
+        self.gathers = 0  # wake-ups that waited `gather` for more rows
         self.recoveries = 0  # times the database came back after an outage
 
     @classmethod
@@ -109,13 +121,18 @@ class Gateway:
 
     async def _wait(self, stop: asyncio.Event) -> None:
         """Until the poll interval is up, a row enters the outbox (on PostgreSQL,
-        decision 53) or the gateway is stopped, whichever comes first."""
+        decision 53) or the gateway is stopped, whichever comes first. Woken by a
+        row, it waits `gather` seconds more, reading the socket meanwhile, so that
+        the rows committed just after it go in the same transaction (decision 54)."""
         waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wake.event.wait())]
         try:
             await asyncio.wait(waits, timeout=self.poll, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for w in waits:
                 w.cancel()
+        if self.gather > 0 and self.wake.event.is_set() and not stop.is_set():
+            self.gathers += 1
+            await asyncio.sleep(self.gather)
 
     def _step(self, lock: SessionLock) -> bool:
         """One turn: True when the outbox had more than one batch waiting."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 from django.db import IntegrityError, OperationalError
@@ -99,7 +99,9 @@ def _execution(route: Route, report: ExecutionReport) -> Execution:
     )
 
 
-def executions_apply(reports: Sequence[ExecutionReport]) -> list[Execution | None]:
+def executions_apply(
+    reports: Sequence[ExecutionReport], *, routes: Mapping[str, Route] | None = None
+) -> list[Execution | None]:
     """Apply several reports of one broker at once, in their order: what
     `execution_apply` does for each in turn, set-based, in one transaction.
 
@@ -117,7 +119,11 @@ def executions_apply(reports: Sequence[ExecutionReport]) -> list[Execution | Non
     All or nothing: a report that would be refused alone (`BookingRefused`, an
     unknown route or status) refuses the call and nothing of it is written; the
     caller applies the reports one by one instead, to keep the good ones and say
-    which one was refused (the FIX gateway does)."""
+    which one was refused (the FIX gateway does).
+
+    ``routes``: the reports' routes by ClOrdID (their pk and block_id), when the
+    caller has read them already (the gateway, naming the routes of a read); they
+    are locked here all the same."""
     if not reports:
         return []
     for report in reports:
@@ -128,13 +134,18 @@ def executions_apply(reports: Sequence[ExecutionReport]) -> list[Execution | Non
     [broker_code] = brokers
     actor_name = f"broker:{broker_code}"
     with audited_transaction():
-        refs = {
-            route.cl_ord_id: route
-            for route in Route.objects.filter(
-                cl_ord_id__in={report.cl_ord_id for report in reports}
-            ).only("pk", "block_id", "cl_ord_id")
-        }
-        unknown = {report.cl_ord_id for report in reports} - set(refs)
+        named = {report.cl_ord_id for report in reports}
+        refs = (
+            {name: routes[name] for name in named if name in routes}
+            if routes is not None
+            else {
+                route.cl_ord_id: route
+                for route in Route.objects.filter(cl_ord_id__in=named).only(
+                    "pk", "block_id", "cl_ord_id"
+                )
+            }
+        )
+        unknown = named - set(refs)
         if unknown:
             raise Route.DoesNotExist(f"no route {sorted(unknown)[0]!r}")
         blocks = {
@@ -151,12 +162,12 @@ def executions_apply(reports: Sequence[ExecutionReport]) -> list[Execution | Non
         )
         # every route of the blocks, as the reports leave them: is one still live, did a
         # day route end with the broker's day
-        states = {
-            pk: (block_id, status, tif)
-            for pk, block_id, status, tif in Route.objects.filter(
-                block_id__in=list(blocks)
-            ).values_list("pk", "block_id", "status", "time_in_force")
-        }
+        # (by block: a read of hundreds of reports asks this once per report)
+        states: dict[int, dict[int, tuple]] = {pk: {} for pk in blocks}
+        for pk, block_id, status, tif in Route.objects.filter(
+            block_id__in=list(blocks)
+        ).values_list("pk", "block_id", "status", "time_in_force"):
+            states[block_id][pk] = (status, tif)
         now = timezone.now()
         results: list[Execution | None] = []
         executions: list[Execution] = []
@@ -182,10 +193,10 @@ def executions_apply(reports: Sequence[ExecutionReport]) -> list[Execution | Non
             changed_routes[route.pk] = route
             changed_blocks[block.pk] = block
             events.append(event)
-            states[route.pk] = (block.pk, route.status, route.time_in_force)
+            states[block.pk][route.pk] = (route.status, route.time_in_force)
             if block.status not in Block.OPEN_STATES:
                 continue  # a late report: recorded on its route, moves the block no more
-            mine = [(status, tif) for b, status, tif in states.values() if b == block.pk]
+            mine = list(states[block.pk].values())
             target = block_status_by_routes(
                 block,
                 live=any(status not in Route.TERMINAL_STATES for status, _ in mine),

@@ -32,7 +32,17 @@ class Command(BaseCommand):
             ),
         )
 
-    def handle(self, *args, broker: str, poll: float, **options):
+        parser.add_argument(
+            "--gather",
+            type=float,
+            default=None,
+            help=(
+                "seconds a wake-up waits for the rows committed just after it, to send "
+                "them in one transaction (0.002; 0 sends each wake-up's rows at once)"
+            ),
+        )
+
+    def handle(self, *args, broker: str, poll: float, gather: float | None, **options):
         # The ORM is called from the gateway's event loop, its only thread.
         os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         from trading.gateway import Gateway, GatewayBusy
@@ -42,7 +52,9 @@ class Command(BaseCommand):
             format="%(asctime)s %(levelname)s %(name)s %(message)s",
         )
         try:
-            gateway = Gateway.for_broker(broker, poll=poll)
+            gateway = Gateway.for_broker(
+                broker, poll=poll, **({} if gather is None else {"gather": gather})
+            )
         except Broker.DoesNotExist:
             raise CommandError(f"no broker {broker!r}") from None
         except ValueError as exc:
