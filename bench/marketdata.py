@@ -291,6 +291,11 @@ def _account(tickers: list[str], positions: int) -> tuple[int, dict[str, int]]:
     return account.pk, held
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 @contextlib.contextmanager
 def _served(env: dict[str, str]):
     """The application under uvicorn on a free port, as the Procfile runs it."""
@@ -303,26 +308,25 @@ def _served(env: dict[str, str]):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    log = tempfile.TemporaryFile()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
-            if time.monotonic() > deadline or server.poll() is not None:
-                log.seek(0)
-                raise SystemExit("uvicorn did not start:\n" + log.read().decode()[-2000:])
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        log.close()
+    with tempfile.TemporaryFile() as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not _listening(port):
+                if time.monotonic() > deadline or server.poll() is not None:
+                    log.seek(0)
+                    raise SystemExit("uvicorn did not start:\n" + log.read().decode()[-2000:])
+                time.sleep(0.1)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
 
 
 #: In the page: each time a position row's cells change, note the row's price and

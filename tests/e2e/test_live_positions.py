@@ -11,12 +11,14 @@ from decimal import Decimal
 import pytest
 from django.core.cache import cache
 from django.utils import timezone
-
 from playwright.sync_api import expect
 
 from portfolios.marketdata import Quote
 from portfolios.services import quotes as quote_services
-from tests.e2e.test_blotter import _log_in, asgi_server  # noqa: F401 (a fixture)
+from tests.e2e import test_blotter
+from tests.e2e.test_blotter import _log_in
+
+asgi_server = test_blotter.asgi_server  # the fixture: uvicorn on the test database
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
