@@ -45,9 +45,7 @@ import argparse
 import contextlib
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -268,65 +266,28 @@ def _percentiles(delays: list[float]) -> tuple[float, float]:
 def _account(tickers: list[str], positions: int) -> tuple[int, dict[str, int]]:
     """A PM ("bench-pm", password "bench-pm") and an account of `positions` securities."""
     from django.contrib.auth.models import Group, User
+    from django.db import transaction
 
     from oms.roles import Role
-    from portfolios.models import Portfolio, Position, Security, TaxLot
+    from portfolios.models import Portfolio, Security
+    from portfolios.services.holdings import holdings_book_fill
 
     pm = User.objects.create_user("bench-pm", password="bench-pm")
     pm.groups.add(Group.objects.get_or_create(name=Role.PORTFOLIO_MANAGER.value)[0])
     account = Portfolio.objects.create(code="BENCH1", name="Bench account", manager=pm)
     held = {t: 10 + 7 * i for i, t in enumerate(tickers[:positions])}
     today = datetime.now(UTC).date()
-    for security in Security.objects.filter(ticker__in=held):
-        quantity = held[security.ticker]
-        Position.objects.create(portfolio=account, security=security, quantity=quantity)
-        TaxLot.objects.create(
-            portfolio=account,
-            security=security,
-            quantity=quantity,
-            original_quantity=quantity,
-            unit_cost=Decimal(15),
-            acquired_on=today,
-        )
+    with transaction.atomic():  # bought as the desk books a fill: position, lot, cash
+        for security in Security.objects.filter(ticker__in=held):
+            holdings_book_fill(
+                portfolio=account,
+                security=security,
+                buying=True,
+                quantity=Decimal(held[security.ticker]),
+                price=Decimal(15),
+                on_date=today,
+            )
     return account.pk, held
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-@contextlib.contextmanager
-def _served(env: dict[str, str]):
-    """The application under uvicorn on a free port, as the Procfile runs it."""
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-    )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with tempfile.TemporaryFile() as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while not _listening(port):
-                if time.monotonic() > deadline or server.poll() is not None:
-                    log.seek(0)
-                    raise SystemExit("uvicorn did not start:\n" + log.read().decode()[-2000:])
-                time.sleep(0.1)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
 
 
 #: In the page: each time a position row's cells change, note the row's price and
@@ -380,7 +341,10 @@ def page_delays(args, feed, tickers: list[str]) -> dict:
         "PYTHONUNBUFFERED": "1",
     }
     sent: dict[tuple[str, str], float] = {}  # (ticker, price as the page shows it) -> when
-    with _served(env) as url, sync_playwright() as playwright:
+    from tests.e2e.servers import asgi_served
+
+    log = Path(static) / "uvicorn.log"
+    with asgi_served(env, log) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=args.browser, args=["--headless", "--no-sandbox", "--disable-gpu"]
         )
