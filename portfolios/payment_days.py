@@ -1,6 +1,7 @@
 """The days the payment systems settle a currency: Fedwire for the US dollar, TARGET for
-the euro, CHAPS for sterling, BOJ-NET for the yen, SIC for the Swiss franc and Lynx for
-the Canadian dollar. FX value dates are the days both currencies' payment systems are
+the euro, CHAPS for sterling, BOJ-NET for the yen, SIC for the Swiss franc, Lynx for
+the Canadian dollar, RITS for the Australian dollar, RIX for the Swedish krona, Norges
+Bank's settlement system for the Norwegian krone and Kronos2 for the Danish krone. FX value dates are the days both currencies' payment systems are
 open, not their stock exchanges' (the NYSE shuts on Good Friday and Fedwire does not;
 Fedwire shuts on Columbus Day and Veterans Day and the NYSE does not; Frankfurt's
 exchange shuts on Christmas Eve and New Year's Eve and TARGET does not; the SIX Swiss
@@ -61,11 +62,49 @@ The rules, from the operators' published calendars:
   Reconciliation (30 September, from 2021: Bill C-5), Thanksgiving (second Monday of
   October), Remembrance Day (11 November), Christmas Day and Boxing Day. A holiday on
   a weekend is kept the next weekday that is not one (as CHAPS's Christmas).
+- RITS (the Reserve Bank of Australia's RITS is closed on the national public holidays,
+  as New South Wales keeps them: the RBA's "RITS holidays"): New Year's Day, Australia
+  Day (26 January), Good Friday, Easter Monday, Anzac Day (25 April), the King's (to
+  2022 the Queen's) Birthday (second Monday of June), Christmas Day and Boxing Day; and
+  22 September 2022, the National Day of Mourning for Queen Elizabeth II (the ASX shut
+  too). New Year's Day and Australia Day on a weekend are kept the Monday after,
+  Christmas and Boxing Day as CHAPS's; Anzac Day on a weekend is not moved (as New South
+  Wales), except 26 April 2010 (off a Sunday) and 26 April 2011 (off Easter Monday),
+  which New South Wales and the ASX kept. The NSW Bank Holiday (first Monday of August) and Labour Day are state days:
+  RITS is open.
+- RIX (Sveriges Riksbank: RIX is closed on Swedish public holidays, the Public Holidays
+  Act (1989:253), and on Midsummer Eve, Christmas Eve and New Year's Eve, which the
+  banks keep as holidays): New Year's Day, Epiphany (6 January), Good Friday, Easter
+  Monday, 1 May, Ascension Day, the National Day (6 June, from 2005; Whit Monday to
+  2004), Midsummer Eve (the Friday from 19 to 25 June), 24, 25, 26 and 31 December.
+  Nothing is moved off a weekend.
+- Norges Bank's settlement system (NBO: closed on the Norwegian public holidays of the
+  Public Holidays Act (lov om helligdager og helligdagsfred, 1995) and the Labour
+  Day and Constitution Day of 1947's act, and on Christmas Eve and New Year's Eve,
+  which Norges Bank keeps as bank holidays): New Year's Day, Maundy Thursday, Good
+  Friday, Easter Monday, 1 May, 17 May, Ascension Day, Whit Monday, 24, 25, 26 and 31
+  December. Nothing is moved off a weekend.
+- Kronos2 (Danmarks Nationalbank's closing days, the Danish banks' "banklukkedage"):
+  New Year's Day, Maundy Thursday, Good Friday, Easter Monday, General Prayer Day (the
+  fourth Friday after Easter, to 2023: abolished from 2024 by Act No. 212 of 2023), Ascension
+  Day and the Friday after it (from 2009, as the banks and Nasdaq Copenhagen), Whit
+  Monday, Constitution Day (5 June), 24, 25, 26 and 31 December. Nothing is moved off
+  a weekend.
+
+Written from the operators' rules as published up to 2024 without access to their pages
+here: the tests' whole years (RITS 2022-2024, RIX, NBO and Kronos2 2023-2024) should be
+confirmed against the operators' calendars, and the next years' too when they publish
+them (a one-off day, as 22 September 2022 was, is known only then).
 
 Rules give the days for as long as the law stands; the calendars cover 2002 to 2099
 and a new holiday (as Juneteenth was in 2021) is a change here, as a date outside them
 is refused rather than guessed. Every other currency settles on its home exchange's
-days (``portfolios.terms.CURRENCY_EXCHANGE``)."""
+days (``portfolios.terms.CURRENCY_EXCHANGE``): the Hong Kong dollar (CHATS keeps Hong
+Kong's general holidays, as HKEX does; their lunar days are a table per year, not a
+rule), the Singapore dollar (MEPS+ keeps Singapore's gazetted public holidays, as SGX
+does) and the New Zealand dollar (ESAS's days beside the exchange's, the Auckland and
+Wellington anniversary days, are to be confirmed with the Reserve Bank of New
+Zealand before they are ruled here)."""
 
 from __future__ import annotations
 
@@ -274,6 +313,85 @@ def _lynx_year(year: int) -> set[dt.date]:
     return days
 
 
+#: Australia: the days kept beside the rules (Anzac Day moved in 2010, off a Sunday, and
+#: in 2011, off Easter Monday; the National Day of Mourning of 2022)
+_RITS_ONE_OFF = {
+    2010: {dt.date(2010, 4, 26)},
+    2011: {dt.date(2011, 4, 26)},
+    2022: {dt.date(2022, 9, 22)},
+}
+
+
+def _rits_year(year: int) -> set[dt.date]:
+    easter = easter_sunday(year)
+    days = _next_weekdays([dt.date(year, 1, 1)]) | _next_weekdays([dt.date(year, 1, 26)])
+    days |= _next_weekdays([dt.date(year, 12, 25), dt.date(year, 12, 26)])
+    days |= {
+        easter - 2 * _DAY,  # Good Friday
+        easter + _DAY,  # Easter Monday
+        dt.date(year, 4, 25),  # Anzac Day (not moved off a weekend)
+        _nth_weekday(year, 6, 0, 2),  # the King's Birthday
+    }
+    days |= _RITS_ONE_OFF.get(year, set())
+    return days
+
+
+def _rix_year(year: int) -> set[dt.date]:
+    easter = easter_sunday(year)
+    june_19 = dt.date(year, 6, 19)
+    return {
+        dt.date(year, 1, 1),
+        dt.date(year, 1, 6),  # Epiphany
+        easter - 2 * _DAY,  # Good Friday
+        easter + _DAY,  # Easter Monday
+        dt.date(year, 5, 1),
+        easter + 39 * _DAY,  # Ascension Day
+        # the National Day from 2005, which took Whit Monday's place
+        dt.date(year, 6, 6) if year >= 2005 else easter + 50 * _DAY,
+        june_19 + dt.timedelta(days=(4 - june_19.weekday()) % 7),  # Midsummer Eve
+        *_year_end(year),
+    }
+
+
+def _year_end(year: int) -> tuple[dt.date, ...]:
+    """Christmas Eve, Christmas Day, Boxing Day and New Year's Eve."""
+    return tuple(dt.date(year, 12, day) for day in (24, 25, 26, 31))
+
+
+def _nbo_year(year: int) -> set[dt.date]:
+    easter = easter_sunday(year)
+    return {
+        dt.date(year, 1, 1),
+        easter - 3 * _DAY,  # Maundy Thursday
+        easter - 2 * _DAY,  # Good Friday
+        easter + _DAY,  # Easter Monday
+        dt.date(year, 5, 1),
+        dt.date(year, 5, 17),  # Constitution Day
+        easter + 39 * _DAY,  # Ascension Day
+        easter + 50 * _DAY,  # Whit Monday
+        *_year_end(year),
+    }
+
+
+def _kronos_year(year: int) -> set[dt.date]:
+    easter = easter_sunday(year)
+    days = {
+        dt.date(year, 1, 1),
+        easter - 3 * _DAY,  # Maundy Thursday
+        easter - 2 * _DAY,  # Good Friday
+        easter + _DAY,  # Easter Monday
+        easter + 39 * _DAY,  # Ascension Day
+        easter + 50 * _DAY,  # Whit Monday
+        dt.date(year, 6, 5),  # Constitution Day
+        *_year_end(year),
+    }
+    if year >= 2009:
+        days.add(easter + 40 * _DAY)  # the Friday after Ascension Day
+    if year <= 2023:
+        days.add(easter + 26 * _DAY)  # General Prayer Day
+    return days
+
+
 #: The currencies settled by a payment system whose closing days are ruled here.
 PAYMENT_SYSTEMS = {
     "USD": ("Fedwire", _fedwire_year),
@@ -282,10 +400,14 @@ PAYMENT_SYSTEMS = {
     "JPY": ("BOJ-NET", _boj_year),
     "CHF": ("SIC", _sic_year),
     "CAD": ("Lynx", _lynx_year),
+    "AUD": ("RITS", _rits_year),
+    "SEK": ("RIX", _rix_year),
+    "NOK": ("NBO", _nbo_year),
+    "DKK": ("Kronos2", _kronos_year),
 }
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=64)  # room for every system (each 98 years of days)
 def payment_calendar(currency: str) -> HolidayCalendar | None:
     """The settlement days of `currency` by its payment system's rules, as a calendar
     named by the currency's code, or None when no system's rules are kept here."""

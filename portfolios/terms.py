@@ -337,8 +337,7 @@ def _holiday_calendar(mic: str) -> HolidayCalendar:
 
 #: The exchange whose days stand for a currency's settlement days (FX value dates) when
 #: its payment system's rules are not kept (``portfolios.payment_days``: USD, EUR, GBP,
-#: JPY, CHF and CAD
-#: are): the main exchange of the currency's home market, an approximation of the
+#: JPY, CHF, CAD, AUD, SEK, NOK and DKK are; HKD, SGD and NZD are not): the main exchange of the currency's home market, an approximation of the
 #: payment system's calendar. A currency in neither settles on weekdays.
 CURRENCY_EXCHANGE = {
     "USD": "XNYS",
@@ -349,6 +348,11 @@ CURRENCY_EXCHANGE = {
     "CHF": "XSWX",
     "AUD": "XASX",
     "HKD": "XHKG",
+    "SGD": "XSES",
+    "NZD": "XNZE",
+    "SEK": "XSTO",
+    "NOK": "XOSL",
+    "DKK": "XCSE",
 }
 
 

@@ -263,19 +263,26 @@ def _faces_on_record(
     one query of their trades' ledger rows, keyed by (account id, security id, coupon
     date). Each trade's ledger row carries its units and its settlement date: the face
     on record is the position less every trade settling on or after the coupon date
-    (buys, sales, a sale through zero or a buy covering a short alike); a holding with
-    trades booked before the ledger kept their units is read by its lots
-    (`_face_by_lots`)."""
+    (buys, sales, a sale through zero or a buy covering a short alike; a trade and the
+    row reversing it count for nothing); a holding with standing trades booked before
+    the ledger kept their units is read by its lots (`_face_by_lots`; trading
+    migration 0016 gave most of them their units)."""
     if not holdings:
         return {}
     trades: dict[tuple[int, int], list[tuple[dt.date, Decimal | None]]] = defaultdict(list)
-    for portfolio_id, security_id, value_date, quantity in CashMovement.objects.filter(
-        portfolio_id__in={h[0] for h in holdings},
-        security_id__in={h[1].pk for h in holdings},
-        reason="trade",
-        value_date__gte=min(h[2] for h in holdings),
-    ).values_list("portfolio_id", "security_id", "value_date", "quantity"):
-        trades[portfolio_id, security_id].append((value_date, quantity))
+    rows = list(
+        CashMovement.objects.filter(
+            portfolio_id__in={h[0] for h in holdings},
+            security_id__in={h[1].pk for h in holdings},
+            reason="trade",
+            value_date__gte=min(h[2] for h in holdings),
+        ).values_list("pk", "reverses_id", "portfolio_id", "security_id", "value_date", "quantity")
+    )
+    # a row and the row reversing it (same value date) net to nothing, units kept or not
+    reversed_ids = {r[1] for r in rows if r[1] is not None}
+    for pk, reverses_id, portfolio_id, security_id, value_date, quantity in rows:
+        if pk not in reversed_ids and reverses_id is None:
+            trades[portfolio_id, security_id].append((value_date, quantity))
     faces = {}
     for portfolio_id, security, coupon_date, position in holdings:
         unsettled = [q for day, q in trades[portfolio_id, security.pk] if day >= coupon_date]

@@ -42,9 +42,23 @@
           set(tr.querySelector('[data-col="day-pnl"]'), money.format(qty * mult * (price - prev) * fx));
         }
       }
-      tr.classList.remove("flash"); void tr.offsetWidth; tr.classList.add("flash");
+      markStale(tr);
+      return true;
     }
     markStale(tr);
+    return false;
+  }
+
+  // A moved row flashes, at most once a second: a row quoted every tick would otherwise
+  // restart its animation (a forced layout per row) on every message and never settle.
+  const flashedAt = new WeakMap();
+  function flash(rows) {
+    const now = performance.now();
+    const due = rows.filter((tr) => !(now - (flashedAt.get(tr) ?? -Infinity) < 1000));
+    if (!due.length) return;
+    due.forEach((tr) => { tr.classList.remove("flash"); flashedAt.set(tr, now); });
+    void document.body.offsetWidth; // one layout restarts them all
+    due.forEach((tr) => tr.classList.add("flash"));
   }
 
   function markStale(tr) {
@@ -85,9 +99,11 @@
   function apply(q) {
     const touched = Object.keys(q);
     touched.forEach((ticker) => latest.set(ticker, q[ticker]));
+    const moved = [];
     document.querySelectorAll("tr[data-live-position]").forEach((tr) => {
-      if (tr.dataset.ticker in q) paintRow(tr);
+      if (tr.dataset.ticker in q && paintRow(tr)) moved.push(tr);
     });
+    flash(moved);
     touched.forEach(paintSpans);
     totals();
   }

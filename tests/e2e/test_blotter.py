@@ -11,9 +11,6 @@ stream refuses and the page falls back to its poll).
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -25,6 +22,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from tests.conftest import service_missing
+from tests.e2e.servers import asgi_served
 from trading.brokers import ExecutionReport
 from trading.models import Block, Route
 from trading.services import executions as execution_services
@@ -168,56 +166,15 @@ def asgi_server(tmp_path):
         service_missing("Redis: set REDIS_URL (the stream is fed by Redis pub/sub)")
     from tests.integration.conftest import _database_url
 
-    static = tmp_path / "static"
     env = os.environ | {
         "DATABASE_URL": _database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "OMS_PUSH_REDIS_URL": settings.REDIS_URL,
-        "STATIC_ROOT": str(static),
+        "STATIC_ROOT": str(tmp_path / "static"),
         "PYTHONUNBUFFERED": "1",
     }
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-    )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = (tmp_path / "uvicorn.log").open("wb")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "config.asgi:application",
-            "--port",
-            str(port),
-            "--timeout-graceful-shutdown",
-            "2",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+    with asgi_served(env, tmp_path / "uvicorn.log") as url:
+        yield url
 
 
 def test_over_the_stream_a_fill_shows_with_one_fetch_and_no_poll(

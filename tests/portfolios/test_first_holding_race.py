@@ -1,6 +1,6 @@
 """Two writers creating the same account's first holding at once: an option's exercise
 delivering the underlying into an account that does not hold it yet, while a fill of
-that underlying is allocated to the same account (decision 54).
+that underlying is allocated to the same account (decision 55).
 
 Both run on their own PostgreSQL connections. The exercise is held at the moment it
 delivers (it holds the option's position and the account's cash by then), until the

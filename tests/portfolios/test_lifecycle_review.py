@@ -212,3 +212,25 @@ def test_trades_booked_before_the_ledger_kept_their_units_are_read_by_their_lots
     assert face_on_record(acc.pk, treasury, date(2020, 9, 1)) == D(300_000)
     [due] = lifecycle_due(on=date(2020, 9, 1))
     assert due.quantity == D(300_000)
+
+
+def test_a_busted_trade_from_before_the_ledger_kept_units_does_not_send_the_face_to_the_lots(
+    treasury,  # noqa: F811
+):
+    """Long 300,000, sold 500,000 on Monday 31 August 2020 (units kept, settling on the
+    coupon date), and a buy of 100,000 that day booked before the ledger kept units and
+    busted (its row and the reversing row carry none): the pair counts for nothing, so
+    the face on record is the 300,000 held, not the lots' short-changed figure."""
+    from portfolios.models import CashMovement
+    from portfolios.services.holdings import holdings_reverse_fill
+
+    acc = _account("ACC1")
+    fill = {"security": treasury, "price": D("101.50"), "portfolio": acc}
+    holdings_book_fill(buying=True, quantity=D(300_000), on_date=date(2020, 7, 2), **fill)
+    busted = {"buying": True, "quantity": D(100_000), "on_date": date(2020, 8, 31)}
+    holdings_book_fill(allocation_id=77, **busted, **fill)
+    holdings_reverse_fill(allocation_id=77, **busted, **fill)
+    CashMovement.objects.filter(portfolio=acc, allocation_id=77).update(quantity=None)
+    holdings_book_fill(buying=False, quantity=D(500_000), on_date=date(2020, 8, 31), **fill)
+
+    assert face_on_record(acc.pk, treasury, date(2020, 9, 1)) == D(300_000)

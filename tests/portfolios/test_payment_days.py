@@ -29,6 +29,19 @@ Published calendars checked against:
 - Payments Canada's closing days: 2023 (2 January, 3 July, 2 October and 13 November
   for holidays on a weekend) and 2024 (30 September, 11 November); Family Day (19
   February 2024), a provincial holiday on which the Toronto exchange shuts, is open.
+- The RBA's RITS holidays: 2022 (3 January for New Year's Day on a Saturday; 22
+  September, the National Day of Mourning; 26 and 27 December, Christmas on a Sunday),
+  2023 (2 January), 2024; Anzac Day 2026 on a Saturday not moved; the NSW Bank Holiday
+  (5 August 2024) open.
+- The Riksbank's RIX closing days 2023 and 2024 (Midsummer Eve 23 June 2023, 21 June
+  2024; Epiphany 2023 on a Friday).
+- Norges Bank's closing days 2023 and 2024 (17 May, Maundy Thursday, 24 and 31 December).
+- Danmarks Nationalbank's closing days 2023 (General Prayer Day 5 May, its last) and
+  2024 (without it).
+These four lists are written from the rules the operators published, not read from
+their pages (none can be fetched here): to be confirmed against the operators'
+calendars. Each agrees, day for day over 2002-2027, with the exchange's calendar that
+exchange_calendars ships (XASX, XSTO, XOSL, XCSE), written by other hands.
 """
 
 from __future__ import annotations
@@ -92,10 +105,15 @@ def test_a_date_outside_the_rules_span_is_refused_not_guessed():
 
 
 def test_other_currencies_keep_their_home_exchange_s_days():
-    assert payment_calendar("HKD") is None
+    for currency in ("HKD", "SGD", "NZD"):
+        assert payment_calendar(currency) is None
     hkd = terms.currency_calendar("HKD")
     assert not hkd.is_business_day(date(2024, 2, 12))  # the Lunar New Year, by XHKG
-    assert terms.currency_calendar("SEK").is_business_day(date(2024, 6, 6))  # weekdays
+    sgd = terms.currency_calendar("SGD")
+    assert not sgd.is_business_day(date(2024, 2, 12))  # the Chinese New Year, by XSES
+    nzd = terms.currency_calendar("NZD")
+    assert not nzd.is_business_day(date(2024, 2, 6))  # Waitangi Day, by XNZE
+    assert terms.currency_calendar("ZAR").is_business_day(date(2024, 3, 21))  # weekdays
 
 
 def _closed(currency: str, year: int) -> list[date]:
@@ -164,7 +182,50 @@ def test_lynx_closes_on_payments_canada_s_days():
     assert payment_calendar("CAD").is_business_day(date(2020, 9, 30))  # from 2021 only
 
 
-@pytest.mark.parametrize("currency", ["GBP", "JPY", "CHF", "CAD"])
+@pytest.mark.parametrize(
+    ("year", "closed"),
+    [
+        (2022, [(1, 3), (1, 26), (4, 15), (4, 18), (4, 25), (6, 13), (9, 22), (12, 26),
+                (12, 27)]),
+        (2023, [(1, 2), (1, 26), (4, 7), (4, 10), (4, 25), (6, 12), (12, 25), (12, 26)]),
+        (2024, [(1, 1), (1, 26), (3, 29), (4, 1), (4, 25), (6, 10), (12, 25), (12, 26)]),
+    ],
+)  # fmt: skip
+def test_rits_closes_on_australia_s_national_holidays(year, closed):
+    assert _closed("AUD", year) == _dates(year, *closed)
+
+
+def test_rits_keeps_anzac_day_where_it_falls_and_the_state_days_open():
+    aud = payment_calendar("AUD")
+    assert aud.is_business_day(date(2026, 4, 27))  # Anzac Day 2026 a Saturday: not moved
+    assert aud.is_business_day(date(2024, 8, 5))  # the NSW Bank Holiday
+    assert aud.is_business_day(date(2024, 10, 7))  # NSW Labour Day
+    # the rules reach past the year ahead the exchange's calendar knows (a long forward)
+    assert not aud.is_business_day(date(2035, 1, 26))
+
+
+@pytest.mark.parametrize(
+    ("currency", "year", "closed"),
+    [
+        ("SEK", 2023, [(1, 6), (4, 7), (4, 10), (5, 1), (5, 18), (6, 6), (6, 23), (12, 25),
+                       (12, 26)]),
+        ("SEK", 2024, [(1, 1), (3, 29), (4, 1), (5, 1), (5, 9), (6, 6), (6, 21), (12, 24),
+                       (12, 25), (12, 26), (12, 31)]),
+        ("NOK", 2023, [(4, 6), (4, 7), (4, 10), (5, 1), (5, 17), (5, 18), (5, 29), (12, 25),
+                       (12, 26)]),
+        ("NOK", 2024, [(1, 1), (3, 28), (3, 29), (4, 1), (5, 1), (5, 9), (5, 17), (5, 20),
+                       (12, 24), (12, 25), (12, 26), (12, 31)]),
+        ("DKK", 2023, [(4, 6), (4, 7), (4, 10), (5, 5), (5, 18), (5, 19), (5, 29), (6, 5),
+                       (12, 25), (12, 26)]),
+        ("DKK", 2024, [(1, 1), (3, 28), (3, 29), (4, 1), (5, 9), (5, 10), (5, 20), (6, 5),
+                       (12, 24), (12, 25), (12, 26), (12, 31)]),
+    ],
+)  # fmt: skip
+def test_the_nordic_payment_systems_close_on_their_bank_holidays(currency, year, closed):
+    assert _closed(currency, year) == _dates(year, *closed)
+
+
+@pytest.mark.parametrize("currency", ["GBP", "JPY", "CHF", "CAD", "AUD", "SEK", "NOK", "DKK"])
 def test_a_date_outside_the_covered_years_is_refused_for_every_system(currency):
     with pytest.raises(InstrumentError, match="covers 2002-01-01 to 2099-12-31"):
         payment_calendar(currency).is_business_day(date(2001, 12, 31))
@@ -187,3 +248,22 @@ def test_eur_usd_spot_dates_follow_the_payment_systems(ops, dealt, spot):
     from .test_fx_settlement import fx_spot
 
     assert terms.settlement_date(fx_spot(ops), dealt) == spot
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("base", "dealt", "spot"),
+    [
+        # Midsummer Eve (Friday 21 June 2024): RIX shut, so spot is the Monday
+        ("SEK", date(2024, 6, 19), date(2024, 6, 24)),
+        # Constitution Day (Friday 17 May 2024): NBO shut; Whit Monday the 20th too
+        ("NOK", date(2024, 5, 15), date(2024, 5, 21)),
+        # Constitution Day (Wednesday 5 June 2024): Kronos2 shut
+        ("DKK", date(2024, 6, 3), date(2024, 6, 6)),
+    ],
+)
+def test_nordic_spot_dates_skip_their_payment_systems_holidays(ops, base, dealt, spot):
+    from .test_fx_settlement import fx_spot
+
+    pair = fx_spot(ops, ticker=f"{base}USD", base=base, quote="USD", rate="0.095")
+    assert terms.settlement_date(pair, dealt) == spot

@@ -29,7 +29,7 @@ log = logging.getLogger("trading.gateway")
 class Gateway:
     """Runs one FIX session: connect, keep connected, drain the outbox."""
 
-    #: seconds a wake-up waits for the rows committed just after it (decision 54)
+    #: seconds a wake-up waits for the rows committed just after it (decision 57)
     GATHER = 0.002
 
     def __init__(
@@ -123,7 +123,7 @@ class Gateway:
         """Until the poll interval is up, a row enters the outbox (on PostgreSQL,
         decision 53) or the gateway is stopped, whichever comes first. Woken by a
         row, it waits `gather` seconds more, reading the socket meanwhile, so that
-        the rows committed just after it go in the same transaction (decision 54)."""
+        the rows committed just after it go in the same transaction (decision 57)."""
         waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wake.event.wait())]
         try:
             await asyncio.wait(waits, timeout=self.poll, return_when=asyncio.FIRST_COMPLETED)
