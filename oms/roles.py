@@ -144,6 +144,29 @@ def may_act_for(user, action: Action, portfolio) -> bool:
     return sees_all_accounts(user, action) or portfolio.manager_id == user.pk
 
 
+def may_change_model(user, model) -> bool:
+    """A model with an owner drives its owner's accounts: it is changed by its owner or by
+    a role over every account (operations); a house model (no owner) by every model
+    manager. Reading, copying and following a model need no more than MODEL_MANAGE."""
+    if not can(user, Action.MODEL_MANAGE):
+        return False
+    return (
+        model.owner_id is None
+        or model.owner_id == user.pk
+        or sees_all_accounts(user, Action.MODEL_MANAGE)
+    )
+
+
+def require_model_change(user, model) -> None:
+    """Raise PermissionDenied, naming the owner, unless the user may change the model."""
+    require(user, Action.MODEL_MANAGE)
+    if not may_change_model(user, model):
+        raise PermissionDenied(
+            f"Model {model.name} is {model.owner.get_username()}'s: "
+            "only its owner or operations may change it."
+        )
+
+
 def refusal(action: Action) -> str:
     return f"Your role does not allow you to {ACTION_LABELS[action]}."
 

@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
-from oms.roles import Action, can
+from oms.roles import Action, can, may_change_model, require_model_change
 from oms.views import action_required, refusal_messages
 
 from . import selectors
@@ -49,6 +49,7 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "held_by": model.held_by.select_related("model"),
         "portfolios": selectors.portfolios_visible_to(request.user).filter(model=model),
         "can_manage": can(request.user, Action.MODEL_MANAGE),
+        "can_change": may_change_model(request.user, model),
         "copy_form": ModelCopyForm(initial={"name": f"{model.name} (copy)"}),
     }
     return render(request, "portfolios/model_detail.html", context)
@@ -73,6 +74,8 @@ def model_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     """Create a model or edit one: settings, and rows of securities and sleeves with
     their weights in percent; the total (cash included) must be exactly 100%."""
     model = get_object_or_404(ModelPortfolio, pk=pk) if pk else None
+    if model is not None:
+        require_model_change(request.user, model)
     if request.method != "POST":
         initial = (
             ModelSettingsForm.initial_of(model)

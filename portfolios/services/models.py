@@ -24,7 +24,7 @@ from django.db import connection
 
 from audit.services import audit_record, audit_record_many, audited_transaction
 from oms.numbers import WEIGHT_PLACES, ZERO
-from oms.roles import Action, require
+from oms.roles import Action, require, require_model_change
 from portfolios import model_csv
 from portfolios.models import ModelPortfolio, ModelSleeve, ModelTarget, Portfolio, Security
 from portfolios.rebalance.sleeves import find_cycle, reachable
@@ -306,6 +306,7 @@ def model_update(
     require(actor, Action.MODEL_MANAGE)
     with audited_transaction():
         model = ModelPortfolio.objects.select_for_update().get(pk=model_id)
+        require_model_change(actor, model)
         _lock_sleeve_graph()
         before = model_snapshot(model)
         model.cash_weight = cash_weight
@@ -345,7 +346,8 @@ def model_targets_import(*, actor, model_id: int, text: str) -> ModelPortfolio:
     """Replace a model's targets, sleeves and cash weight with those of a CSV file
     (portfolios.model_csv): every bad row named with its line, nothing applied
     unless the whole file is right. The bands stay as they are."""
-    require(actor, Action.MODEL_MANAGE)
+    # Whose model it is comes before what the file says (model_update checks again, locked).
+    require_model_change(actor, ModelPortfolio.objects.select_related("owner").get(pk=model_id))
     rows, errors = model_csv.parse(text)
     if errors:
         raise ValidationError({"csv": errors})

@@ -223,3 +223,35 @@ def test_only_model_managers_change_models(role, personas, book, client_for):
         == 403
     )
     assert client.get(url(model, "csv/")).status_code == 200  # reading is reference data
+
+
+def test_a_model_with_an_owner_is_changed_only_by_its_owner_or_operations(
+    pm, other_pm, ops, book, client_for
+):
+    """A PM's own model drives their accounts: another PM may read, copy and follow it,
+    but not change its targets (JSON or CSV); operations may. A house model (no owner)
+    stays open to every model manager."""
+    created = client_for(pm).post(
+        f"{API}/models/",
+        {"name": "Mine", "cash_weight": "0", "targets": [{"security": "AAA", "weight": "1"}]},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    mine = ModelPortfolio.objects.get(name="Mine")
+    before = composition(mine)
+    other = client_for(other_pm)
+    body = {"cash_weight": "0.5", "targets": [{"security": "BBB", "weight": "0.5"}]}
+    refused = other.put(url(mine, "targets/"), body, format="json")
+    assert refused.status_code == 403, refused.content
+    assert refused.json() == {
+        "detail": f"Model Mine is {pm.username}'s: only its owner or operations may change it."
+    }
+    csv = other.put(url(mine, "csv/"), "ticker,weight\nCASH,0.5\nBBB,0.5\n", content_type="text/csv")
+    assert csv.status_code == 403, csv.content
+    assert composition(mine) == before
+    assert not AuditEvent.objects.filter(kind="model.changed").exists()
+    assert other.post(url(mine, "copy/"), {"name": "Theirs"}, format="json").status_code == 201
+    assert client_for(ops).put(url(mine, "targets/"), body, format="json").status_code == 200
+    house = book["model"]
+    assert house.owner_id is None
+    assert other.put(url(house, "targets/"), body, format="json").status_code == 200

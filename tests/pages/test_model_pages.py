@@ -179,6 +179,28 @@ def test_a_pm_cannot_assign_another_managers_account(pm, other_pm, book, client_
     assert theirs.model is None
 
 
+def test_another_pms_model_offers_no_edit_and_refuses_one(pm, other_pm, book, client_for):
+    model = book["model"]
+    model.owner = pm
+    model.save(update_fields=["owner"])
+    before = composition(model)
+    other = client_for(other_pm)
+    detail = other.get(model.get_absolute_url())
+    assert detail.status_code == 200
+    assert reverse("portfolios:model-edit", args=[model.pk]).encode() not in detail.content
+    assert other.get(reverse("portfolios:model-edit", args=[model.pk])).status_code == 403
+    edited = other.post(
+        reverse("portfolios:model-edit", args=[model.pk]), form([("AAA", "95")])
+    )
+    assert edited.status_code == 403
+    csv = SimpleUploadedFile("t.csv", b"ticker,weight\nAAA,95%\nCASH,5%\n")
+    imported = other.post(reverse("portfolios:model-import", args=[model.pk]), {"file": csv})
+    assert imported.status_code == 403
+    assert composition(model) == before
+    own = client_for(pm).get(model.get_absolute_url())
+    assert reverse("portfolios:model-edit", args=[model.pk]).encode() in own.content
+
+
 def test_the_admin_no_longer_edits_what_the_page_does(book, superuser_client):
     page = superuser_client.get(f"/admin/portfolios/modelportfolio/{book['model'].pk}/change/")
     assert page.status_code == 200
