@@ -51,6 +51,8 @@ def security_create(*, actor, ticker: str, name: str, **fields) -> Security:
         raise ValidationError({name: ["Unknown field."] for name in sorted(unknown)})
     security = Security(ticker=ticker, name=name, **fields)
     security.full_clean()
+    if errors := _new_contract_errors(security):
+        raise ValidationError(errors)
     with audited_transaction():
         security.save(force_insert=True)
         audit_record(
@@ -61,6 +63,25 @@ def security_create(*, actor, ticker: str, name: str, **fields) -> Security:
             | {"underlying": security.underlying.ticker if security.underlying else None},
         )
     return security
+
+
+def _new_contract_errors(security: Security) -> dict[str, list[str]]:
+    """What an option being added gets wrong that the model's clean does not see: a
+    currency other than its underlying's (its exercise books the underlying at the
+    strike in one currency; a quanto would only be refused at expiry, "book its
+    exercise by hand"). A contract past its expiry may be added (the history of a book
+    taken on from elsewhere holds them); it cannot be ordered."""
+    underlying = security.underlying if security.underlying_id else None
+    if security.asset_class != "option" or underlying is None:
+        return {}
+    if underlying.currency == security.currency:
+        return {}
+    return {
+        "currency": [
+            f"An option on {underlying.ticker} is in its currency, "
+            f"{underlying.currency}, not {security.currency}."
+        ]
+    }
 
 
 def prices_create(*, actor, prices: list[dict]) -> list[Price]:

@@ -145,6 +145,28 @@ def test_an_option_without_a_strike_is_refused(ops, book):
     assert caught.value.message_dict == {"strike": ["An option needs its strike."]}
 
 
+def test_an_option_in_another_currency_than_its_underlying_is_refused(ops, book):
+    """Its exercise books the underlying at the strike in one currency: a quanto option
+    would only be refused at expiry ("book its exercise by hand"), so it is refused here."""
+    with pytest.raises(ValidationError) as caught:
+        reference.security_create(
+            actor=ops,
+            ticker="AAA-EUR-C",
+            name="AAA call in euros",
+            asset_class="option",
+            currency="EUR",
+            multiplier=D(100),
+            underlying=book["securities"]["AAA"],
+            option_right="call",
+            strike=D(100),
+            expiry=timezone.now().date() + timedelta(days=30),
+        )
+    assert caught.value.message_dict == {
+        "currency": ["An option on AAA is in its currency, USD, not EUR."]
+    }
+    assert not Security.objects.filter(ticker="AAA-EUR-C").exists()
+
+
 def test_terms_of_another_kind_and_a_wrong_bond_multiplier_are_refused(ops):
     with pytest.raises(ValidationError) as caught:
         reference.security_create(
