@@ -318,6 +318,11 @@ def service(args) -> dict:
     wall, cpu, queries = [], [], []
     from django.test.utils import CaptureQueriesContext
 
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
     gc.disable()
     for k, pk in enumerate(order_ids):
         with transaction.atomic():
@@ -328,14 +333,23 @@ def service(args) -> dict:
                 with CaptureQueriesContext(connection) as captured:
                     pretrade.check(orders, stage="approve", actor=pm)
                 queries.append(len(captured))
+                if k == 1 and args.explain:
+                    _explain(connection, captured.captured_queries)
             else:
+                if profiler is not None:
+                    profiler.enable()
                 t0, c0 = time.perf_counter(), time.thread_time()
                 pretrade.check(orders, stage="approve", actor=pm)
                 wall.append(time.perf_counter() - t0)
                 cpu.append(time.thread_time() - c0)
+                if profiler is not None:
+                    profiler.disable()
             stored = PretradeResult.objects.filter(order_id=pk).count()
             transaction.set_rollback(True)
     gc.enable()
+    if profiler is not None:
+        profiler.dump_stats(args.profile)
+        print(f"profile of the timed checks written to {args.profile}")
     connection.close()
     with psycopg.connect(args.database_url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {scratch}")
@@ -359,6 +373,23 @@ def service(args) -> dict:
         flush=True,
     )
     return out
+
+
+def _explain(connection, captured: list[dict]) -> None:
+    """Each statement of one check, with the database's own time for it (EXPLAIN
+    ANALYZE, run again on the same rows in a savepoint that is rolled back)."""
+    from django.db import transaction
+
+    print("statements of one check (EXPLAIN ANALYZE: planning + execution):")
+    # a round trip of several statements (oms.bulk.read_together) is explained one by one
+    for sql in (part for q in captured for part in q["sql"].split("; ")):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql)
+            [plan] = cursor.fetchone()[0]
+            transaction.set_rollback(True)
+        print(
+            f"  {plan['Planning Time']:.3f} + {plan['Execution Time']:.3f} ms: {sql[:150]}"
+        )
 
 
 # further sections (audit appends, chain verification) go here
@@ -387,6 +418,14 @@ def main(argv: list[str] | None = None) -> dict:
             "OMS_BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"
         ),
         help="service section: a PostgreSQL server (its maintenance database), as a superuser",
+    )
+    ap.add_argument(
+        "--profile", metavar="FILE", help="service section: cProfile the timed checks into FILE"
+    )
+    ap.add_argument(
+        "--explain",
+        action="store_true",
+        help="service section: print each statement of one check with EXPLAIN ANALYZE's times",
     )
     args = ap.parse_args(argv)
     figures: dict = {
