@@ -253,7 +253,7 @@ def _cash(rows: list[tuple], account_ids: Sequence[int], *, whole: bool) -> list
 
 @dataclass
 class BookRows:
-    """What a check reads of its accounts in one round trip (`read_book_rows`)."""
+    """What a check reads of its accounts in one round trip (`_read_book_rows`)."""
 
     accounts: list[tuple] | None  # (key, base currency, long only, model key, stamp)
     securities: list[tuple]
@@ -263,7 +263,7 @@ class BookRows:
     fx: FxTable
 
 
-def read_book_rows(
+def _read_book_rows(
     account_ids: Sequence[int],
     order_ids: Sequence[int],
     ordered: Sequence[int],
@@ -340,13 +340,13 @@ def build_book(
     or two queries, `compliance.selectors.realised_sales`). ``accounts``: the accounts'
     (key, base currency, long only) rows if the caller has read them already.
     ``duplicates``: read when the other live orders were created (``duplicate_order``
-    alone looks at it). ``rows``: what `read_book_rows` read of the accounts, if the
+    alone looks at it). ``rows``: what `_read_book_rows` read of the accounts, if the
     caller has read it already (with the accounts, or given ``accounts``)."""
     now = now or timezone.now()
     if account_ids is None:
         account_ids = sorted({o.portfolio_id for o in orders})
     if rows is None:
-        rows = read_book_rows(
+        rows = _read_book_rows(
             account_ids,
             [o.pk for o in orders],
             sorted({o.security_id for o in orders}),
@@ -608,7 +608,7 @@ def _check(
     # the accounts with the rule book's stamp, read with the rest of the book in one
     # round trip: the rule book itself is loaded once per process and stamp
     # (`engine_book_in_force`, decision 37)
-    read = read_book_rows(
+    read = _read_book_rows(
         account_ids,
         order_ids,
         sorted({o.security_id for o in orders}),
