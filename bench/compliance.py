@@ -16,8 +16,16 @@ Section ``engine`` (the only one so far; pick sections with --sections):
 Section ``service`` (``--sections service``): the single-order check through the
 registered Django service on PostgreSQL (a scratch database), 25 rules, a
 ``--single-positions`` account, ``--service-samples`` orders; p50/p99 wall and CPU, and
-the queries per check. Audit appends per second are in ``bench/audit.py``. Ends with one
-line of JSON.
+the queries per check. ``--profile FILE`` writes a cProfile of the timed checks;
+``--explain`` prints each statement of one check with PostgreSQL's planning and
+execution times (EXPLAIN ANALYZE, rolled back).
+
+Section ``service-batch``: the same rule book, then ONE check through the service of
+one draft order (``--batch-orders``) in each of ``--batch-accounts`` accounts of
+``--positions`` positions (a rebalance run's proposal), best of ``--repeat``: wall and
+CPU time, the statements and the time spent in them, the verdicts by status.
+
+Audit appends per second are in ``bench/audit.py``. Ends with one line of JSON.
 """
 
 from __future__ import annotations
