@@ -119,6 +119,11 @@ def _business_write(user) -> None:
         cursor.execute("UPDATE bench_business SET n = n + 1 WHERE id = %s", [user.pk])
 
 
+#: The parts of a writer's transaction that ``--phases`` times (the first statement
+#: sends the BEGIN: Django opens a transaction lazily).
+PHASES = ("business_write", "audit_record", "commit")
+
+
 def _writer(url: str, mode: str, user_id: int, ready, start, stop_at, results) -> None:
     _setup(url)
     from django.contrib.auth import get_user_model
@@ -126,6 +131,10 @@ def _writer(url: str, mode: str, user_id: int, ready, start, stop_at, results) -
 
     from audit.services import audit_record, audited_transaction
 
+    if mode.endswith("-ssb"):
+        # psycopg's server-side binding (DATABASES OPTIONS server_side_binding), for this
+        # process only: the project's settings are not changed by the bench
+        connection.settings_dict.setdefault("OPTIONS", {})["server_side_binding"] = True
     user = get_user_model().objects.get(pk=user_id)
     connection.ensure_connection()
     if mode == "ceiling":
@@ -134,21 +143,35 @@ def _writer(url: str, mode: str, user_id: int, ready, start, stop_at, results) -
     ready.put(user_id)
     start.wait()
     done = 0
+    # per phase: wall and the process's CPU (what is left of wall is the wait for the
+    # server, for locks, for the WAL's flush at commit, and for a core)
+    spent = {p: [0.0, 0.0] for p in PHASES}
+    clock, cpu = time.perf_counter, time.thread_time
+
+    def mark(phase, w0, c0):
+        spent[phase][0] += clock() - w0
+        spent[phase][1] += cpu() - c0
+        return clock(), cpu()
+
     while time.time() < stop_at.value:
         if mode == "chain-lock":
             with audited_transaction():
                 _old_append(user, done)
         else:
+            w, c = clock(), cpu()
             with audited_transaction():
                 _business_write(user)
+                w, c = mark("business_write", w, c)
                 audit_record(
                     actor=user,
                     kind="bench.append",
                     obj=user,
                     after={"n": done, "quantity": "100.000000"},
                 )
+                w, c = mark("audit_record", w, c)
+            mark("commit", w, c)
         done += 1
-    results.put(done)
+    results.put((done, spent))
     connection.close()
 
 
@@ -183,7 +206,7 @@ def _ceiling(url: str, user_id: int, ready, start, stop_at, results) -> None:
                     ],
                 )
             done += 1
-    results.put(done)
+    results.put((done, None))
 
 
 def _sealer(url: str, stop) -> None:
@@ -203,7 +226,7 @@ def run_writers(url: str, mode: str, writers: int, seconds: float, users: list[i
     stop_at = ctx.Value("d", 0.0)
     sealer_stop = ctx.Event()
     sealer = None
-    if mode == "sealed":
+    if mode.startswith("sealed"):
         sealer = ctx.Process(target=_sealer, args=(url, sealer_stop))
         sealer.start()
     procs = [
@@ -217,12 +240,23 @@ def run_writers(url: str, mode: str, writers: int, seconds: float, users: list[i
     began = time.time()
     stop_at.value = began + seconds
     start.set()
-    counts = [results.get(timeout=seconds + 120) for _ in procs]
+    answers = [results.get(timeout=seconds + 120) for _ in procs]
     elapsed = time.time() - began
     for proc in procs:
         proc.join()
+    counts = [done for done, _ in answers]
     figures = {"appends": sum(counts), "seconds": round(elapsed, 2)}
     figures["per_second"] = round(sum(counts) / elapsed)
+    timed = [spent for _, spent in answers if spent]
+    if timed and sum(counts):
+        # microseconds per append, over every writer: wall, and the writer's own CPU
+        figures["phases_us"] = {
+            phase: {
+                "wall": round(sum(t[phase][0] for t in timed) / sum(counts) * 1e6, 1),
+                "cpu": round(sum(t[phase][1] for t in timed) / sum(counts) * 1e6, 1),
+            }
+            for phase in PHASES
+        }
     if sealer is not None:
         from audit.models import AuditEvent
 
@@ -310,6 +344,13 @@ def main() -> None:
     parser.add_argument(
         "--scratch-database", default=SCRATCH, help="the scratch database made on that server"
     )
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["chain-lock", "ceiling", "unsealed", "sealed"],
+        choices=["chain-lock", "ceiling", "unsealed", "unsealed-ssb", "sealed", "sealed-ssb"],
+        help="what to run, in this order; -ssb: with psycopg's server-side binding",
+    )
     args = parser.parse_args()
     import psycopg
 
@@ -333,7 +374,7 @@ def main() -> None:
 
     load_before = os.getloadavg()
     figures: dict = {"writers": args.writers, "cpus": os.cpu_count()}
-    for mode in ("chain-lock", "ceiling", "unsealed", "sealed"):
+    for mode in args.modes:
         result = run_writers(url, mode, args.writers, args.seconds, users)
         figures[mode] = result
         line = f"{mode:>10}: {result['per_second']:>6,} appends/s ({result['appends']:,} in {result['seconds']} s, {args.writers} writers)"
@@ -343,7 +384,15 @@ def main() -> None:
                 f"{result['seal_delay_p99_s']} s, max {result['seal_delay_max_s']} s"
             )
         print(line, flush=True)
-        if mode != "sealed":
+        if "phases_us" in result:
+            print(
+                "            per append, wall/CPU µs: "
+                + ", ".join(
+                    f"{p} {v['wall']:.0f}/{v['cpu']:.0f}" for p, v in result["phases_us"].items()
+                ),
+                flush=True,
+            )
+        if mode != args.modes[-1]:
             empty_the_trail()
     from audit.verification import verify_audit_chain
 
@@ -364,9 +413,10 @@ def main() -> None:
         f" in {best:.3f} s, best of 3); sealing a backlog: {figures['seal_rate_per_second']:,}"
         " events/s"
     )
-    figures["speedup"] = round(
-        figures["sealed"]["per_second"] / figures["chain-lock"]["per_second"], 2
-    )
+    if "sealed" in figures and "chain-lock" in figures:
+        figures["speedup"] = round(
+            figures["sealed"]["per_second"] / figures["chain-lock"]["per_second"], 2
+        )
     figures["targets"] = {"appends_per_second": 3000, "verify_per_second": 100_000}
     figures["load_average"] = [round(x, 2) for x in load_before + os.getloadavg()]
     print(f"load average (1, 5, 15 min) before: {load_before}, after: {os.getloadavg()}")

@@ -16,8 +16,16 @@ Section ``engine`` (the only one so far; pick sections with --sections):
 Section ``service`` (``--sections service``): the single-order check through the
 registered Django service on PostgreSQL (a scratch database), 25 rules, a
 ``--single-positions`` account, ``--service-samples`` orders; p50/p99 wall and CPU, and
-the queries per check. Audit appends per second are in ``bench/audit.py``. Ends with one
-line of JSON.
+the queries per check. ``--profile FILE`` writes a cProfile of the timed checks;
+``--explain`` prints each statement of one check with PostgreSQL's planning and
+execution times (EXPLAIN ANALYZE, rolled back).
+
+Section ``service-batch``: the same rule book, then ONE check through the service of
+one draft order (``--batch-orders``) in each of ``--batch-accounts`` accounts of
+``--positions`` positions (a rebalance run's proposal), best of ``--repeat``: wall and
+CPU time, the statements and the time spent in them, the verdicts by status.
+
+Audit appends per second are in ``bench/audit.py``. Ends with one line of JSON.
 """
 
 from __future__ import annotations
@@ -196,14 +204,16 @@ def engine(args) -> dict:
 SERVICE_SCRATCH = "oms_bench_compliance"
 
 
-def service(args) -> dict:
+def service(args, batch: bool = False) -> dict:
     """The pre-trade check of one order through the service on PostgreSQL: the
     registered checker (``trading.pretrade.check``) with 25 active rules on an account
     of ``--single-positions`` positions, inside the transaction that locked the order,
     as ``orders_approve`` calls it: rules, book, one engine check, the results stored.
     Each sample is rolled back, so that every order is checked from the same book. A
     scratch database ``oms_bench_compliance`` is made on the server of
-    ``--database-url`` and dropped at the end."""
+    ``--database-url`` and dropped at the end. ``batch`` (section ``service-batch``):
+    the same rule book, then one check of all the orders of ``--batch-accounts``
+    accounts instead (`_service_batch`)."""
     import random
     from decimal import Decimal
 
@@ -303,6 +313,13 @@ def service(args) -> dict:
     ]
     for i, (kind, severity, params) in enumerate(specs, 1):
         rule_create(actor=officer, name=f"R{i:02d}", kind=kind, params=params, severity=severity)
+    if batch:
+        try:
+            return _service_batch(args, rng, pm, securities, len(specs))
+        finally:
+            connection.close()
+            with psycopg.connect(args.database_url, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {scratch}")
     samples = args.service_samples
     Order.objects.bulk_create(
         Order(
@@ -318,6 +335,11 @@ def service(args) -> dict:
     wall, cpu, queries = [], [], []
     from django.test.utils import CaptureQueriesContext
 
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
     gc.disable()
     for k, pk in enumerate(order_ids):
         with transaction.atomic():
@@ -328,14 +350,23 @@ def service(args) -> dict:
                 with CaptureQueriesContext(connection) as captured:
                     pretrade.check(orders, stage="approve", actor=pm)
                 queries.append(len(captured))
+                if k == 1 and args.explain:
+                    _explain(connection, captured.captured_queries)
             else:
+                if profiler is not None:
+                    profiler.enable()
                 t0, c0 = time.perf_counter(), time.thread_time()
                 pretrade.check(orders, stage="approve", actor=pm)
                 wall.append(time.perf_counter() - t0)
                 cpu.append(time.thread_time() - c0)
+                if profiler is not None:
+                    profiler.disable()
             stored = PretradeResult.objects.filter(order_id=pk).count()
             transaction.set_rollback(True)
     gc.enable()
+    if profiler is not None:
+        profiler.dump_stats(args.profile)
+        print(f"profile of the timed checks written to {args.profile}")
     connection.close()
     with psycopg.connect(args.database_url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {scratch}")
@@ -361,8 +392,120 @@ def service(args) -> dict:
     return out
 
 
+def _service_batch(args, rng, pm, securities, n_rules: int) -> dict:
+    """One pre-trade check of the orders of ``--batch-accounts`` accounts at once (a
+    rebalance run's proposal: ``trading.pretrade.check`` with stage ``proposal``), each
+    account holding ``--positions`` of the securities, with cash in USD and EUR and
+    ``--batch-orders`` draft orders; best of ``--repeat``, each rolled back. Prints the
+    wall and CPU time, the statements, and the time the database's answers took
+    (the client's wait included)."""
+    from decimal import Decimal
+
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from portfolios.models import CashBalance, Portfolio, Position
+    from trading import pretrade
+    from trading.models import Order
+
+    n, per = args.batch_accounts, args.positions
+    t0 = time.perf_counter()
+    accounts = Portfolio.objects.bulk_create(
+        (Portfolio(code=f"B{i:05d}", name=f"Batch {i}", manager=pm) for i in range(n)),
+        batch_size=5000,
+    )
+    Position.objects.bulk_create(
+        (
+            Position(portfolio=a, security=s, quantity=Decimal(rng.randint(10, 1000)))
+            for a in accounts
+            for s in rng.sample(securities, per)
+        ),
+        batch_size=5000,
+    )
+    CashBalance.objects.bulk_create(
+        (
+            CashBalance(portfolio=a, currency=c, amount=Decimal(amount))
+            for a in accounts
+            for c, amount in (("USD", 200_000), ("EUR", 20_000))
+        ),
+        batch_size=5000,
+    )
+    Order.objects.bulk_create(
+        (
+            Order(
+                portfolio=a,
+                security=rng.choice(securities),
+                side="buy" if k % 3 else "sell",
+                quantity=Decimal(rng.randint(1, 10)),
+                created_by=pm,
+            )
+            for a in accounts
+            for k in range(args.batch_orders)
+        ),
+        batch_size=5000,
+    )
+    built = time.perf_counter() - t0
+    orders = list(Order.objects.filter(portfolio__code__startswith="B").order_by("pk"))
+    best = best_cpu = float("inf")
+    statements = 0
+    sql_s = 0.0
+    for _ in range(args.repeat):
+        gc.collect()
+        with transaction.atomic():
+            with CaptureQueriesContext(connection) as captured:
+                c0, w0 = time.thread_time(), time.perf_counter()
+                verdicts = pretrade.check(orders, stage="proposal", actor=pm)
+                wall, cpu = time.perf_counter() - w0, time.thread_time() - c0
+            transaction.set_rollback(True)
+        if wall < best:
+            best, best_cpu = wall, cpu
+            statements = len(captured)
+            sql_s = sum(float(q["time"]) for q in captured.captured_queries)
+    statuses: dict = {}
+    for v in verdicts.values():
+        statuses[v.status] = statuses.get(v.status, 0) + 1
+    out = {
+        "accounts": n,
+        "positions_per_account": per,
+        "orders": len(orders),
+        "rules": n_rules,
+        "check_s": round(best, 3),
+        "cpu_s": round(best_cpu, 3),
+        "statements": statements,
+        "statements_s": round(sql_s, 3),
+        "statuses": statuses,
+    }
+    print(
+        f"service batch, {n} accounts of {per} positions, {len(orders)} orders, {n_rules} rules"
+        f" (built in {built:.1f}s):\n  check (best of {args.repeat}): {best:.3f}s wall,"
+        f" {best_cpu:.3f}s CPU; {statements} statements, {sql_s:.3f}s in them;"
+        f" statuses {statuses}",
+        flush=True,
+    )
+    return out
+
+
+def _explain(connection, captured: list[dict]) -> None:
+    """Each statement of one check, with the database's own time for it (EXPLAIN
+    ANALYZE, run again on the same rows in a savepoint that is rolled back)."""
+    from django.db import transaction
+
+    print("statements of one check (EXPLAIN ANALYZE: planning + execution):")
+    # a round trip of several statements (oms.bulk.read_together) is explained one by one
+    for sql in (part for q in captured for part in q["sql"].split("; ")):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql)
+            [plan] = cursor.fetchone()[0]
+            transaction.set_rollback(True)
+        print(f"  {plan['Planning Time']:.3f} + {plan['Execution Time']:.3f} ms: {sql[:150]}")
+
+
 # further sections (audit appends, chain verification) go here
-SECTIONS = {"engine": engine, "service": service}
+SECTIONS = {
+    "engine": engine,
+    "service": service,
+    "service-batch": lambda args: service(args, batch=True),
+}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -375,6 +518,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--positions", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument(
+        "--batch-accounts", type=int, default=10_000, help="accounts checked (service-batch)"
+    )
+    ap.add_argument(
+        "--batch-orders", type=int, default=1, help="orders per account (service-batch)"
+    )
     ap.add_argument("--service-samples", type=int, default=300, help="orders checked (service)")
     ap.add_argument(
         "--scratch-database",
@@ -387,6 +536,14 @@ def main(argv: list[str] | None = None) -> dict:
             "OMS_BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"
         ),
         help="service section: a PostgreSQL server (its maintenance database), as a superuser",
+    )
+    ap.add_argument(
+        "--profile", metavar="FILE", help="service section: cProfile the timed checks into FILE"
+    )
+    ap.add_argument(
+        "--explain",
+        action="store_true",
+        help="service section: print each statement of one check with EXPLAIN ANALYZE's times",
     )
     args = ap.parse_args(argv)
     figures: dict = {

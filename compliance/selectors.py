@@ -13,6 +13,7 @@ from django.db.models import Q, QuerySet
 
 from compliance import rules as engine
 from compliance.models import Override, PretradeResult, RestrictedList, Rule, RuleBookStamp
+from oms.bulk import sql_in
 from oms.roles import Action, can, sees_all_accounts
 from portfolios.models import LotClosing, Portfolio, Security
 
@@ -292,6 +293,8 @@ def realised_sales(
     accounts = sorted({a for a, _ in wanted})
     securities = sorted({s for _, s in wanted})
     ops = connection.ops
+    in_accounts, account_params = sql_in("c.portfolio_id", accounts)
+    in_securities, security_params = sql_in("c.security_id", securities)
     # Plain SQL: the ORM's building of this grouped statement cost more than the
     # database's answer, on every buy under a wash-sale rule.
     with connection.cursor() as cursor:
@@ -299,14 +302,13 @@ def realised_sales(
             f"SELECT c.portfolio_id, c.security_id, s.currency, MIN(c.created_at),"
             f" SUM(c.realised_gain) FROM {LotClosing._meta.db_table} c"
             f" JOIN {Security._meta.db_table} s ON s.id = c.security_id"
-            f" WHERE c.portfolio_id IN {_placeholders(accounts)}"
-            f" AND c.security_id IN {_placeholders(securities)} AND c.closed_on >= %s"
+            f" WHERE {in_accounts} AND {in_securities} AND c.closed_on >= %s"
             " GROUP BY c.portfolio_id, c.security_id, c.allocation_id, s.currency"
             " HAVING MIN(c.created_at) >= %s AND SUM(c.quantity) > 0"
             " ORDER BY c.portfolio_id, c.security_id, MIN(c.created_at)",
             [
-                *accounts,
-                *securities,
+                *account_params,
+                *security_params,
                 ops.adapt_datefield_value(_closed_on_or_after(since)),
                 ops.adapt_datetimefield_value(since),
             ],
@@ -322,10 +324,6 @@ def realised_sales(
         out["date"].append(aware_utc(at))
         out["gain"].append(gain * rate if rate is not None else gain)
     return out
-
-
-def _placeholders(values) -> str:
-    return "(" + ", ".join(["%s"] * len(values)) + ")"
 
 
 def _decimal(value) -> Decimal:

@@ -7,7 +7,9 @@ containers start a collection, and the collections of the older generations walk
 every object alive (a run's profile: a third of its CPU).
 
 ``ids_in`` filters on many ids with ONE array parameter on PostgreSQL (the ORM's
-``__in`` sends one parameter per id, which the driver and the server parse each time).
+``__in`` sends one parameter per id, which the driver and the server parse each time);
+``sql_in`` and ``sql_not_in`` are the same for plain SQL. ``read_together`` sends a few
+independent SELECTs in one round trip on PostgreSQL.
 
 Django's ``bulk_update`` builds one ``CASE WHEN pk = ... THEN ...`` per field and row,
 and resolving those expressions costs more than the statement itself (about 8 ms of
@@ -90,6 +92,63 @@ def ids_in(model, field: str, ids: Iterable[int]):
         return Q(**{f"{field}__in": ids})
     model._meta.get_field(field)  # a field of the model, named as a filter names it
     return _AnyOf(F(field), ids)
+
+
+def sql_in(column: str, values: Iterable, *, type: str = "bigint") -> tuple[str, list]:
+    """Plain SQL: ``column`` is one of ``values``, and its parameters. On PostgreSQL one
+    array parameter (``= ANY(%s::bigint[])``): the statement's text is the same whatever
+    the number of values, so the driver parses it once per process, not once per call
+    (a text of thousands of placeholders is never cached). Elsewhere an ``IN`` list."""
+    values = list(values)
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s::{type}[])", [values]
+    return f"{column} IN ({', '.join(['%s'] * len(values)) or 'NULL'})", values
+
+
+def sql_not_in(column: str, values: Iterable, *, type: str = "bigint") -> tuple[str, list]:
+    """Plain SQL: ``column`` is none of ``values`` (true of every row when there are
+    none), and its parameters; `sql_in`'s array on PostgreSQL (``<> ALL(%s)``)."""
+    values = list(values)
+    if connection.vendor == "postgresql":
+        return f"{column} <> ALL(%s::{type}[])", [values]
+    if not values:
+        return "1 = 1", []
+    return f"{column} NOT IN ({', '.join(['%s'] * len(values))})", values
+
+
+def one_round_trip() -> bool:
+    """Whether `read_together` sends its statements in one round trip here."""
+    # psycopg sends several statements in one execute with client-side binding only
+    # (Django's default); with server-side binding each is a statement of its own.
+    options = connection.settings_dict.get("OPTIONS") or {}
+    return connection.vendor == "postgresql" and not options.get("server_side_binding")
+
+
+def read_together(statements: Sequence[tuple[str, Sequence]]) -> list[list[tuple]]:
+    """The rows of each of ``statements`` (``(sql, params)``, independent of one another;
+    a statement without rows, such as an INSERT, gives ``[]``), in their order. On
+    PostgreSQL with client-side binding they go to the server as one text in ONE round
+    trip (psycopg reads each one's rows with ``nextset``): a single order's check sends
+    five small reads, and each round trip costs more than the server's work on it."""
+    out: list[list[tuple]] = []
+    with connection.cursor() as cursor:
+        if one_round_trip() and len(statements) > 1:
+            # each statement bound on its own (the driver keeps the parse of each text,
+            # not of a long joined one), then sent as one text without parameters
+            cursor.execute(
+                "; ".join(cursor.mogrify(sql, list(params)) for sql, params in statements)
+            )
+            while True:
+                out.append(cursor.fetchall() if cursor.description is not None else [])
+                if not cursor.nextset():
+                    break
+        else:
+            for sql, params in statements:
+                cursor.execute(sql, list(params))
+                out.append(cursor.fetchall() if cursor.description is not None else [])
+    if len(out) != len(statements):
+        raise RuntimeError(f"{len(statements)} statements gave {len(out)} results")
+    return out
 
 
 @contextlib.contextmanager

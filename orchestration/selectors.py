@@ -9,7 +9,7 @@ from django.db import connection
 from django.db.models import Case, Count, DecimalField, F, Q, Sum, When
 
 from audit.models import AuditEvent
-from oms.bulk import ids_in
+from oms.bulk import ids_in, sql_in
 from portfolios.models import RebalanceRun
 from portfolios.selectors import LoadedBook, load_book
 from trading.models import Order, Side
@@ -258,16 +258,15 @@ def cash_flows_statement(account_ids) -> tuple[str, list]:
     statement cost more than the database's answer."""
     from .models import CashFlow
 
-    ids = list(account_ids)
+    accounts, account_params = sql_in("portfolio_id", account_ids)
     amount = "CAST(amount AS double precision)"
     return (
         "SELECT ROW_NUMBER() OVER (ORDER BY created_at DESC, id DESC), portfolio_id, currency,"
         f" CASE WHEN kind = %s THEN {amount} ELSE -{amount} END FROM {CashFlow._meta.db_table}"
-        f" WHERE portfolio_id IN ({', '.join(['%s'] * len(ids)) or 'NULL'})"
-        " AND status IN (%s, %s)",
+        f" WHERE {accounts} AND status IN (%s, %s)",
         [
             CashFlow.Kind.DEPOSIT.value,
-            *ids,
+            *account_params,
             CashFlow.Status.IN_RUN.value,
             CashFlow.Status.AWAITING_SELLS.value,
         ],

@@ -140,21 +140,34 @@ class FxTable:
 
     @classmethod
     def latest(cls) -> FxTable:
-        """The latest rate of each pair: one plain statement, which on PostgreSQL reads
-        one row per pair rather than the whole history (the pre-trade check asks on
-        every order)."""
-        table = FxRate._meta.db_table
-        latest = (
-            f"SELECT DISTINCT ON (currency, quote) currency, quote, rate FROM {table}"
-            " ORDER BY currency, quote, as_of DESC"
-            if connection.vendor == "postgresql"
-            else f"SELECT currency, quote, rate FROM {table} ORDER BY currency, quote, as_of DESC"
-        )
-        rates: dict[tuple[str, str], float] = {}
+        """The latest rate of each pair: one plain statement (`latest_statement`)."""
+        sql, params = cls.latest_statement()
         with connection.cursor() as cursor:
-            cursor.execute(latest)
-            for currency, quote, rate in cursor.fetchall():
-                rates.setdefault((currency, quote), float(rate))
+            cursor.execute(sql, params)
+            return cls.from_rows(cursor.fetchall())
+
+    @staticmethod
+    def latest_statement() -> tuple[str, list]:
+        """The latest rate of each pair as one plain SELECT of (currency, quote, rate),
+        which on PostgreSQL reads one row per pair rather than the whole history (the
+        pre-trade check asks on every order, and reads it with its other rows):
+        `from_rows` makes the table of its rows."""
+        table = FxRate._meta.db_table
+        if connection.vendor == "postgresql":
+            sql = (
+                f"SELECT DISTINCT ON (currency, quote) currency, quote, rate FROM {table}"
+                " ORDER BY currency, quote, as_of DESC"
+            )
+        else:
+            sql = f"SELECT currency, quote, rate FROM {table} ORDER BY currency, quote, as_of DESC"
+        return sql, []
+
+    @classmethod
+    def from_rows(cls, rows) -> FxTable:
+        """The table of `latest_statement`'s rows (the first of each pair wins)."""
+        rates: dict[tuple[str, str], float] = {}
+        for currency, quote, rate in rows:
+            rates.setdefault((currency, quote), float(rate))
         return cls(rates)
 
     def rate(self, currency: str, base: str) -> float | None:

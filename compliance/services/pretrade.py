@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 import numpy as np
@@ -33,6 +34,7 @@ from compliance.selectors import (
     realised_sales,
     rule_key,
 )
+from oms.bulk import one_round_trip, read_together, sql_in, sql_not_in
 from portfolios.models import CashBalance, Portfolio, Position, Price, Security
 from portfolios.quotes import average_daily_volume
 from portfolios.selectors import FxTable, cash_on_its_way, cash_on_its_way_statements
@@ -99,48 +101,72 @@ _SECURITY_COLUMNS = (
 )
 
 
-def _in(values: Sequence) -> str:
-    return "(" + ", ".join(["%s"] * len(values)) + ")" if values else "(NULL)"
+def _live(account_ids: Sequence[int], order_ids: Sequence[int]) -> tuple[str, list]:
+    """Plain SQL: an order is another live order of these accounts (not one of
+    ``order_ids``), and its parameters."""
+    accounts, params = sql_in("portfolio_id", account_ids)
+    states, more = sql_in("status", [s.value for s in LIVE_STATES], type="text")
+    sql, params = f"{accounts} AND {states}", params + more
+    if order_ids:
+        others, more = sql_not_in("id", order_ids)
+        sql, params = f"{sql} AND {others}", params + more
+    return sql, params
 
 
-def _positions_with_prices(
+def _accounts_statement(account_ids: Sequence[int]) -> tuple[str, list]:
+    """The accounts (key, base currency, long only, model key, the rule book's stamp),
+    in the order of their codes (the ORM's building of it, with the stamp's subquery,
+    cost more than its answer)."""
+    where, params = sql_in("id", account_ids)
+    return (
+        f"SELECT id, base_currency, long_only, model_id, ({RULE_BOOK_STAMP_SQL})"
+        f" FROM {Portfolio._meta.db_table} WHERE {where} ORDER BY code",
+        params,
+    )
+
+
+def _positions_statements(
     account_ids: Sequence[int], order_ids: Sequence[int], ordered: Sequence[int], *, on
-) -> tuple[list[tuple], list[tuple]]:
+) -> list[tuple[str, list]]:
     """The securities held in these accounts, in their other live orders or ordered, each
-    with its latest price (dated on or before ``on``), and the accounts' positions
+    with its latest price (dated on or before ``on``), with the accounts' positions
     (account, security, quantity): one statement for a check of a few accounts, two for
-    a batch. Plain SQL: the ORM's building of this statement and its reading of five
-    hundred rows cost more than the database's answer."""
-    accounts, orders = list(account_ids), list(order_ids)
+    a batch (`_positions_with_prices` reads their rows). Plain SQL: the ORM's building
+    of this statement and its reading of five hundred rows cost more than the
+    database's answer."""
+    where, held_params = sql_in("portfolio_id", account_ids)
     held_sql = (
         f"SELECT portfolio_id, security_id, CAST(quantity AS double precision) AS q"
-        f" FROM {Position._meta.db_table} WHERE portfolio_id IN {_in(accounts)}"
-        " AND quantity <> 0"
+        f" FROM {Position._meta.db_table} WHERE {where} AND quantity <> 0"
     )
-    live_sql = (  # the securities of the other live orders (`_live_orders`)
-        f"SELECT security_id FROM {Order._meta.db_table} WHERE portfolio_id IN {_in(accounts)}"
-        f" AND status IN {_in(LIVE_STATES)}" + (f" AND id NOT IN {_in(orders)}" if orders else "")
-    )
+    live_sql, live_params = _live(account_ids, order_ids)
+    ordered_sql, ordered_params = sql_in("s.id", ordered)
     columns = _SECURITY_COLUMNS.format(price=Price._meta.db_table)
-    joined = len(accounts) <= _JOINED_ACCOUNTS
+    joined = len(account_ids) <= _JOINED_ACCOUNTS
     sql = (
         f"WITH held AS ({held_sql}) SELECT s.id, {columns}, "
         + ("held.portfolio_id, held.q" if joined else "NULL, NULL")
         + f" FROM {Security._meta.db_table} s"
         + (" LEFT JOIN held ON held.security_id = s.id" if joined else "")
-        + f" WHERE s.id IN (SELECT security_id FROM held) OR s.id IN ({live_sql})"
-        + f" OR s.id IN {_in(ordered)} ORDER BY s.ticker"
+        + " WHERE s.id IN (SELECT security_id FROM held)"
+        + f" OR s.id IN (SELECT security_id FROM {Order._meta.db_table} WHERE {live_sql})"
+        + f" OR {ordered_sql} ORDER BY s.ticker"
     )
-    params = [*accounts, on, *accounts, *LIVE_STATES, *orders, *ordered]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-        if not joined:
-            cursor.execute(held_sql, accounts)
-            holdings = cursor.fetchall()
+    statements = [(sql, [*held_params, on, *live_params, *ordered_params])]
+    if not joined:
+        statements.append((held_sql, held_params))
+    return statements
+
+
+def _positions_with_prices(rows: list[tuple], held: list[tuple] | None):
+    """The securities (key, then `_SECURITY_COLUMNS`) and the positions (account,
+    security, quantity) from the rows of `_positions_statements` (``held``: its second
+    statement's, for a batch)."""
     securities: list[tuple] = []
-    if joined:
+    if held is None:
         holdings = [(row[-2], row[0], row[-1]) for row in rows if row[-2] is not None]
+    else:
+        holdings = list(held)
     for row in rows:
         if not securities or securities[-1][0] != row[0]:
             securities.append(row[:-2])
@@ -150,28 +176,28 @@ def _positions_with_prices(
     return securities, holdings
 
 
-def _live_orders(
+def _live_statement(
     account_ids: Sequence[int], order_ids: Sequence[int], *, created: bool
-) -> dict[str, Sequence]:
-    """The accounts' other live orders, as the engine's order columns (`_ORDER_COLUMNS`).
-
-    ``created``: with when each was created (only ``duplicate_order`` reads it), as
-    UTC microseconds worked out by the database, not one timestamp per row made into a
+) -> tuple[str, list]:
+    """The accounts' other live orders (`_live_orders` reads their rows). ``created``:
+    with when each was created (only ``duplicate_order`` reads it), as UTC
+    microseconds worked out by the database, not one timestamp per row made into a
     Python object and back (three hundred live orders cost more than the rest of the
-    read). Without it the engine takes them all as created now, which no other rule
-    looks at."""
-    accounts, orders = list(account_ids), list(order_ids)
+    read)."""
     when = ", " + _MICROSECONDS.get(connection.vendor, "created_at") if created else ""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id, portfolio_id, security_id, side, CAST(quantity AS double precision),"
-            f" CAST(limit_price AS double precision){when} FROM {Order._meta.db_table}"
-            f" WHERE portfolio_id IN {_in(accounts)} AND status IN {_in(LIVE_STATES)}"
-            + (f" AND id NOT IN {_in(orders)}" if orders else "")
-            + " ORDER BY created_at DESC, id DESC",
-            [*accounts, *LIVE_STATES, *orders],
-        )
-        rows = cursor.fetchall()
+    live_sql, params = _live(account_ids, order_ids)
+    return (
+        f"SELECT id, portfolio_id, security_id, side, CAST(quantity AS double precision),"
+        f" CAST(limit_price AS double precision){when} FROM {Order._meta.db_table}"
+        f" WHERE {live_sql} ORDER BY created_at DESC, id DESC",
+        params,
+    )
+
+
+def _live_orders(rows: list[tuple], *, created: bool) -> dict[str, Sequence]:
+    """The other live orders as the engine's order columns (`_ORDER_COLUMNS`) from the
+    rows of `_live_statement`. Without ``created`` the engine takes them all as
+    created now, which no rule but ``duplicate_order`` looks at."""
     nan = float("nan")
     columns: dict[str, Sequence] = {
         "order": [r[0] for r in rows],
@@ -198,27 +224,86 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
-def _cash(account_ids: Sequence[int]) -> list[tuple]:
+def _cash_statement(account_ids: Sequence[int]) -> tuple[tuple[str, list], bool]:
     """The accounts' cash balances (account, currency, amount), by account and currency,
     then the cash committed but not booked yet (a run's deposits and withdrawals:
     `cash_on_its_way`), in its providers' order: one statement when every provider
-    gives its rows as SQL, one more per provider otherwise."""
-    accounts = list(account_ids)
+    gives its rows as SQL (the flag says whether it did; `_cash` reads the rest)."""
+    where, params = sql_in("portfolio_id", account_ids)
     balances = (
         "SELECT 0, 0, portfolio_id, currency, CAST(amount AS double precision)"
-        f" FROM {CashBalance._meta.db_table} WHERE portfolio_id IN {_in(accounts)}"
+        f" FROM {CashBalance._meta.db_table} WHERE {where}"
     )
-    statements = cash_on_its_way_statements(accounts) if accounts else []
-    parts, params = [balances], list(accounts)
+    statements = cash_on_its_way_statements(account_ids) if account_ids else []
+    parts = [balances]
     for k, (sql, more) in enumerate(statements or (), 1):
         parts.append(f"SELECT {k}, * FROM ({sql}) AS on_its_way_{k}")
-        params += more
-    with connection.cursor() as cursor:
-        cursor.execute(" UNION ALL ".join(parts) + " ORDER BY 1, 2, 3, 4", params)
-        rows = [row[2:] for row in cursor.fetchall()]
-    if statements is None:
-        rows += cash_on_its_way(accounts)
-    return rows
+        params = params + list(more)
+    return (" UNION ALL ".join(parts) + " ORDER BY 1, 2, 3, 4", params), statements is not None
+
+
+def _cash(rows: list[tuple], account_ids: Sequence[int], *, whole: bool) -> list[tuple]:
+    """The cash of `_cash_statement`'s rows, and what its providers without a statement
+    give (one more query each)."""
+    cash = [row[2:] for row in rows]
+    if not whole:
+        cash += cash_on_its_way(list(account_ids))
+    return cash
+
+
+@dataclass
+class BookRows:
+    """What a check reads of its accounts in one round trip (`_read_book_rows`)."""
+
+    accounts: list[tuple] | None  # (key, base currency, long only, model key, stamp)
+    securities: list[tuple]
+    holdings: list[tuple]
+    cash: list[tuple]
+    live: dict[str, Sequence]
+    fx: FxTable
+
+
+def _read_book_rows(
+    account_ids: Sequence[int],
+    order_ids: Sequence[int],
+    ordered: Sequence[int],
+    *,
+    on,
+    with_accounts: bool,
+    created: bool,
+) -> BookRows:
+    """The accounts with the rule book's stamp (``with_accounts``), their positions with
+    the securities' reference data and prices, their cash, their other live orders and
+    the FX rates: independent reads, sent together (`oms.bulk.read_together`: one round
+    trip on PostgreSQL)."""
+    accounts, orders = list(account_ids), list(order_ids)
+    positions = _positions_statements(accounts, orders, ordered, on=on)
+    cash_sql, whole = _cash_statement(accounts)
+    statements = [
+        *([_accounts_statement(accounts)] if with_accounts else []),
+        *positions,
+        cash_sql,
+        _live_statement(accounts, orders, created=created),
+        FxTable.latest_statement(),
+    ]
+    results = read_together(statements)
+    account_rows = results.pop(0) if with_accounts else None
+    security_rows = results.pop(0)
+    held = results.pop(0) if len(positions) > 1 else None
+    cash_rows, live_rows, fx_rows = results
+    securities, holdings = _positions_with_prices(security_rows, held)
+    return BookRows(
+        accounts=(
+            [(pk, base, bool(lo), model, stamp) for pk, base, lo, model, stamp in account_rows]
+            if account_rows is not None
+            else None
+        ),
+        securities=securities,
+        holdings=holdings,
+        cash=_cash(cash_rows, accounts, whole=whole),
+        live=_live_orders(live_rows, created=created),
+        fx=FxTable.from_rows(fx_rows),
+    )
 
 
 def _terms(securities: Sequence[tuple]) -> dict[int, dict]:
@@ -243,6 +328,7 @@ def build_book(
     wash_days: int | None = None,
     accounts: Sequence[tuple] | None = None,
     duplicates: bool = True,
+    rows: BookRows | None = None,
 ) -> tuple[engine.Book, dict]:
     """The engine's book for the accounts of these orders (or these accounts, for a
     post-trade check with no order); also the securities by key (ticker, price) for the
@@ -254,29 +340,32 @@ def build_book(
     or two queries, `compliance.selectors.realised_sales`). ``accounts``: the accounts'
     (key, base currency, long only) rows if the caller has read them already.
     ``duplicates``: read when the other live orders were created (``duplicate_order``
-    alone looks at it)."""
+    alone looks at it). ``rows``: what `_read_book_rows` read of the accounts, if the
+    caller has read it already (with the accounts, or given ``accounts``)."""
     now = now or timezone.now()
     if account_ids is None:
         account_ids = sorted({o.portfolio_id for o in orders})
-    if accounts is None:
-        accounts = list(
-            Portfolio.objects.filter(pk__in=account_ids).values_list(
-                "pk", "base_currency", "long_only"
-            )
+    if rows is None:
+        rows = _read_book_rows(
+            account_ids,
+            [o.pk for o in orders],
+            sorted({o.security_id for o in orders}),
+            on=timezone.now().date(),
+            with_accounts=accounts is None,
+            created=duplicates,
         )
-    order_ids = [o.pk for o in orders]
-    securities, holdings = _positions_with_prices(
-        account_ids, order_ids, sorted({o.security_id for o in orders}), on=timezone.now().date()
-    )
+    if accounts is None:
+        accounts = [a[:3] for a in rows.accounts]
+    securities, holdings = rows.securities, rows.holdings
     cash_by: dict[tuple[int, str], float] = {}
-    for account, currency, amount in _cash(account_ids):
+    for account, currency, amount in rows.cash:
         cash_by[(account, currency)] = cash_by.get((account, currency), 0.0) + amount
     cash = [(account, currency, amount) for (account, currency), amount in cash_by.items()]
-    live = _live_orders(account_ids, order_ids, created=duplicates)
+    live = rows.live
     # One unit's worth (portfolios.terms.unit_value): price x multiplier + accrued.
     on = now.date()
     terms = _terms(securities)
-    fx = FxTable.latest()
+    fx = rows.fx
     adv: dict[int, float] = {}
     if adv_days and orders:
         adv = average_daily_volume({o.security_id for o in orders}, days=adv_days, now=now)
@@ -451,64 +540,99 @@ def _result(order_id, rule, r, stage: str, status: str, passive: bool, words: st
     )
 
 
-def _store_results(rows: list[tuple]) -> None:
-    """Append the results (rows of `_result`): a few plain INSERTs whatever their
-    number, without a model instance per row (the ORM's bulk_create cost more than the
-    rest of the check's writing)."""
+#: The type of each column of `_RESULT_COLUMNS` but the last (the time of the check, one
+#: for all), as PostgreSQL's arrays of a result's values carry them.
+_RESULT_TYPES = (
+    "bigint",
+    "bigint",
+    "integer",
+    "text",
+    "text",
+    "text",
+    "double precision",
+    "double precision",
+    "text",
+    "boolean",
+    "text",
+)
+#: Results per INSERT on PostgreSQL (each column is one array parameter).
+_RESULTS_PER_ARRAY_INSERT = 50_000
+
+
+def _results_statements(rows: list[tuple]) -> list[tuple[str, list]]:
+    """The INSERTs that append the results (rows of `_result`, all of one check, so of
+    one time): a few whatever their number, without a model instance per row (the ORM's
+    bulk_create cost more than the rest of the check's writing). On PostgreSQL each
+    column is one array parameter (``INSERT ... SELECT FROM unnest(...)``): the same
+    text for every check, which the driver parses once, where a list of a few hundred
+    placeholders was parsed again at each check. Elsewhere as many rows of VALUES per
+    statement as the backend takes parameters (SQLite's limit is low)."""
+    if not rows:
+        return []
     table = connection.ops.quote_name(PretradeResult._meta.db_table)
+    columns = ", ".join(_RESULT_COLUMNS)
+    checked_at = connection.ops.adapt_datetimefield_value(rows[0][-1])
+    if connection.vendor == "postgresql":
+        arrays = ", ".join(f"%s::{t}[]" for t in _RESULT_TYPES)
+        sql = f"INSERT INTO {table} ({columns}) SELECT *, %s FROM unnest({arrays})"
+        return [
+            (sql, [checked_at, *(list(c) for c in zip(*chunk, strict=True))])
+            for start in range(0, len(rows), _RESULTS_PER_ARRAY_INSERT)
+            for chunk in [[row[:-1] for row in rows[start : start + _RESULTS_PER_ARRAY_INSERT]]]
+        ]
     one = "(" + ", ".join(["%s"] * len(_RESULT_COLUMNS)) + ")"
-    # as many rows per statement as the backend takes parameters (SQLite's limit is low)
     per = connection.ops.bulk_batch_size(_RESULT_COLUMNS, rows) or len(rows)
     per = max(1, min(per, _RESULTS_PER_INSERT))
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), per):
-            chunk = rows[start : start + per]
-            cursor.execute(
-                f"INSERT INTO {table} ({', '.join(_RESULT_COLUMNS)}) VALUES "
-                + ", ".join([one] * len(chunk)),
-                [
-                    value
-                    for row in chunk
-                    for value in (*row[:-1], connection.ops.adapt_datetimefield_value(row[-1]))
-                ],
-            )
-
-
-def _accounts_with_stamp(account_ids: Sequence[int]) -> list[tuple]:
-    """The accounts (key, base currency, long only, model key, the rule book's stamp),
-    in the order of their codes: one plain statement (the ORM's building of it, with
-    the stamp's subquery, cost more than its answer)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id, base_currency, long_only, model_id, ({RULE_BOOK_STAMP_SQL})"
-            f" FROM {Portfolio._meta.db_table} WHERE id IN {_in(account_ids)} ORDER BY code",
-            list(account_ids),
+    return [
+        (
+            f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([one] * len(chunk)),
+            [value for row in chunk for value in (*row[:-1], checked_at)],
         )
-        return [
-            (pk, base, bool(lo), model, stamp) for pk, base, lo, model, stamp in cursor.fetchall()
-        ]
+        for start in range(0, len(rows), per)
+        for chunk in [rows[start : start + per]]
+    ]
 
 
 def pretrade_check(orders: Sequence, *, stage: str, actor) -> dict[int, pretrade.Verdict]:
     """The verdict on each order, checked as one batch; stores the results."""
+    return _check(orders, stage=stage, overrides=False)[0]
+
+
+def _check(
+    orders: Sequence, *, stage: str, overrides: bool
+) -> tuple[dict[int, pretrade.Verdict], dict[int, tuple[int, set[int]]]]:
+    """`pretrade_check`, and with ``overrides`` the approved overrides in force of the
+    orders (`override_in_force`), read in the round trip that stores the results."""
     now = timezone.now()
-    # the accounts with the rule book's stamp in one query: the rule book itself is
-    # loaded once per process and stamp (`engine_book_in_force`, decision 37)
-    rows = _accounts_with_stamp(sorted({o.portfolio_id for o in orders}))
+    account_ids = sorted({o.portfolio_id for o in orders})
+    order_ids = [o.pk for o in orders]
+    # the accounts with the rule book's stamp, read with the rest of the book in one
+    # round trip: the rule book itself is loaded once per process and stamp
+    # (`engine_book_in_force`, decision 37)
+    read = _read_book_rows(
+        account_ids,
+        order_ids,
+        sorted({o.security_id for o in orders}),
+        on=now.date(),
+        with_accounts=True,
+        created=True,
+    )
+    rows = read.accounts
     model_of = {pk: model for pk, _, _, model, _ in rows}
     stamp = rows[0][4] if rows else None
     ebook = engine_book_in_force(timezone.localdate(now), "pre", model_of, stamp=stamp)
     if not ebook.rules:
-        return {o.pk: pretrade.APPROVED for o in orders}
+        return {o.pk: pretrade.APPROVED for o in orders}, {}
     kinds = {r.kind for r in ebook.rules}
     wash = [r.params["days"] for r in ebook.rules if r.kind == "wash_sale"]
     book, securities = build_book(
         orders,
         now=now,
+        account_ids=account_ids,
         adv_days=_adv_days() if "max_adv_pct" in kinds else None,
         wash_days=max(wash) if wash else None,
         accounts=[(pk, base, long_only) for pk, base, long_only, _, _ in rows],
-        duplicates="duplicate_order" in kinds,
+        rows=read,
     )
     result = engine.check(book, ebook.rules, ebook.lists)
     skipped = {r["account"]: r["reason"] for r in result.records("skipped")}
@@ -590,29 +714,38 @@ def pretrade_check(orders: Sequence, *, stage: str, actor) -> dict[int, pretrade
             message=message[:1000],
             details={"rules": sorted({rule_key(i) for i in row["failed"]})},
         )
-    _store_results(stored)
-    return verdicts
+    statements = _results_statements(stored)
+    if overrides:
+        statements.append(_overrides_statement(order_ids, now))
+    written = read_together(statements)
+    return verdicts, _overrides_from_rows(written[-1]) if overrides else {}
 
 
 def override_in_force(order_ids: Sequence[int], now=None) -> dict[int, tuple[int, set[int]]]:
     """The approved, unexpired override of each of these orders (if any), as its key
     and the keys of the rules it covers: one plain statement (the overrides with their
     rules), the last decided winning."""
-    now = now or timezone.now()
     ids = list(order_ids)
     if not ids:
         return {}
+    [rows] = read_together([_overrides_statement(ids, now or timezone.now())])
+    return _overrides_from_rows(rows)
+
+
+def _overrides_statement(order_ids: Sequence[int], now) -> tuple[str, list]:
     rules = Override.rules.through._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT o.id, o.order_id, r.rule_id FROM {Override._meta.db_table} o"
-            f" LEFT JOIN {rules} r ON r.override_id = o.id"
-            f" WHERE o.order_id IN {_in(ids)} AND o.status = %s"
-            " AND (o.expires_at IS NULL OR o.expires_at > %s)"
-            " ORDER BY o.decided_at, o.id",
-            [*ids, Override.Status.APPROVED.value, connection.ops.adapt_datetimefield_value(now)],
-        )
-        rows = cursor.fetchall()
+    orders, params = sql_in("o.order_id", order_ids)
+    return (
+        f"SELECT o.id, o.order_id, r.rule_id FROM {Override._meta.db_table} o"
+        f" LEFT JOIN {rules} r ON r.override_id = o.id"
+        f" WHERE {orders} AND o.status = %s"
+        " AND (o.expires_at IS NULL OR o.expires_at > %s)"
+        " ORDER BY o.decided_at, o.id",
+        [*params, Override.Status.APPROVED.value, connection.ops.adapt_datetimefield_value(now)],
+    )
+
+
+def _overrides_from_rows(rows: list[tuple]) -> dict[int, tuple[int, set[int]]]:
     found: dict[int, tuple[int, set[int]]] = {}
     for pk, order_id, rule_id in rows:
         if order_id not in found or found[order_id][0] != pk:
@@ -624,11 +757,16 @@ def override_in_force(order_ids: Sequence[int], now=None) -> dict[int, tuple[int
 
 def checker(orders: Sequence, *, stage: str, actor) -> dict[int, pretrade.Verdict]:
     """The checker registered with `trading.pretrade`: the check, where an approved
-    override in force lets through an order whose soft failures it covers."""
-    verdicts = pretrade_check(orders, stage=stage, actor=actor)
+    override in force lets through an order whose soft failures it covers (the
+    overrides of the orders read in the round trip that stores the results)."""
+    # where the overrides can be read in the round trip that stores the results, they
+    # are read for every order; otherwise with a statement of their own, for those held
+    together = stage != "proposal" and one_round_trip()
+    verdicts, overrides = _check(orders, stage=stage, overrides=together)
     held = [pk for pk, v in verdicts.items() if v.status == "needs_override"]
     if held and stage != "proposal":
-        overrides = override_in_force(held)
+        if not together:
+            overrides = override_in_force(held)
         for pk in held:
             if pk not in overrides:
                 continue
