@@ -246,7 +246,9 @@ def test_a_model_with_an_owner_is_changed_only_by_its_owner_or_operations(
     assert refused.json() == {
         "detail": f"Model Mine is {pm.username}'s: only its owner or operations may change it."
     }
-    csv = other.put(url(mine, "csv/"), "ticker,weight\nCASH,0.5\nBBB,0.5\n", content_type="text/csv")
+    csv = other.put(
+        url(mine, "csv/"), "ticker,weight\nCASH,0.5\nBBB,0.5\n", content_type="text/csv"
+    )
     assert csv.status_code == 403, csv.content
     assert composition(mine) == before
     assert not AuditEvent.objects.filter(kind="model.changed").exists()

@@ -189,9 +189,7 @@ def test_another_pms_model_offers_no_edit_and_refuses_one(pm, other_pm, book, cl
     assert detail.status_code == 200
     assert reverse("portfolios:model-edit", args=[model.pk]).encode() not in detail.content
     assert other.get(reverse("portfolios:model-edit", args=[model.pk])).status_code == 403
-    edited = other.post(
-        reverse("portfolios:model-edit", args=[model.pk]), form([("AAA", "95")])
-    )
+    edited = other.post(reverse("portfolios:model-edit", args=[model.pk]), form([("AAA", "95")]))
     assert edited.status_code == 403
     csv = SimpleUploadedFile("t.csv", b"ticker,weight\nAAA,95%\nCASH,5%\n")
     imported = other.post(reverse("portfolios:model-import", args=[model.pk]), {"file": csv})
